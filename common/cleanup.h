@@ -1,0 +1,36 @@
+/* Cleanup wrappers for the third-party types cric uses (jansson, nng,
+ * protobuf-c). Kept apart from macro.h so that code which needs none of these
+ * libraries does not include their headers. */
+#pragma once
+
+#include <jansson.h>
+#include <nng/nng.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "macro.h"
+
+/* jansson ships json_decrefp() itself (for json_auto_t). */
+#define _cleanup_json_ _cleanup_(json_decrefp)
+
+static inline void nng_msg_freep(nng_msg **m)
+{
+	if (*m)
+		nng_msg_free(*m);
+}
+#define _cleanup_nng_msg_ _cleanup_(nng_msg_freep)
+
+static inline void nng_aio_freep(nng_aio **a)
+{
+	if (*a)
+		nng_aio_free(*a);
+}
+#define _cleanup_nng_aio_ _cleanup_(nng_aio_freep)
+
+static inline void protobuf_c_message_freep(void *p)
+{
+	ProtobufCMessage **m = p;
+	if (*m)
+		protobuf_c_message_free_unpacked(*m, NULL);
+}
+/* For any generated message pointer: Foo *m _cleanup_pb_ = foo__unpack(...) */
+#define _cleanup_pb_ _cleanup_(protobuf_c_message_freep)

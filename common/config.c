@@ -1,0 +1,292 @@
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "fsutil.h"
+#include "log.h"
+
+#define CONFIG_MAX_BYTES (1024 * 1024)
+#define DROPIN_MAX 256
+
+static const char *const known_sections[] = {
+	"gateway", "imaged", "stored", "netd", "runtimed", "monitord",
+};
+
+static char *prefixed(const char *root, const char *path)
+{
+	if (!root || !*root)
+		return strdup(path);
+	return path_join(root, path);
+}
+
+static json_t *config_defaults(const char *root)
+{
+	_cleanup_free_ char *state = prefixed(root, "/var/lib/cric");
+	_cleanup_free_ char *run = prefixed(root, "/run/cric");
+	_cleanup_free_ char *cni = prefixed(root, "/etc/cni/net.d");
+	if (!state || !run || !cni)
+		return NULL;
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:s,"
+			 " s:{s:s, s:[s,s]}}",
+			 "state_dir", state, "run_dir", run, "ipc_dir", "",
+			 "cri_socket", "", "log_level", "info", "service_user", "",
+			 "workers", 16, "max_request_seconds", 600, "cgroup_manager",
+			 "cgroupfs", "cni", "conf_dir", cni, "bin_dirs", "/usr/lib/cni",
+			 "/opt/cni/bin");
+}
+
+static int merge_file(json_t *doc, const char *path, bool must_exist, struct cric_err *err)
+{
+	char jerr[256];
+	_cleanup_json_ json_t *add = NULL;
+	int r = json_load_path(path, CONFIG_MAX_BYTES, &add, jerr, sizeof(jerr));
+	if (r == -ENOENT && !must_exist)
+		return 0;
+	if (r < 0)
+		return err_set(err, r, "config \"%s\": %s", path, jerr);
+	if (!json_is_object(add))
+		return err_set(err, -EINVAL, "config \"%s\": top level must be an object",
+			       path);
+	if (json_object_update_recursive(doc, add) < 0)
+		return err_set(err, -ENOMEM, "config \"%s\": merge failed", path);
+	return 0;
+}
+
+static int dropin_filter(const struct dirent *d)
+{
+	size_t n = strlen(d->d_name);
+	return d->d_name[0] != '.' && n > 5 && strcmp(d->d_name + n - 5, ".json") == 0;
+}
+
+static int merge_dropins(json_t *doc, const char *dir, struct cric_err *err)
+{
+	struct dirent **list = NULL;
+	int n = scandir(dir, &list, dropin_filter, alphasort);
+	if (n < 0)
+		return errno == ENOENT ? 0 : err_set(err, -errno, "config dir \"%s\": %s",
+						     dir, strerror(errno));
+	int r = 0;
+	if (n > DROPIN_MAX)
+		r = err_set(err, -E2BIG, "config dir \"%s\": more than %d drop-ins", dir,
+			    DROPIN_MAX);
+	for (int i = 0; i < n; i++) {
+		if (r == 0) {
+			_cleanup_free_ char *p = path_join(dir, list[i]->d_name);
+			r = p ? merge_file(doc, p, true, err) : -ENOMEM;
+		}
+		free(list[i]);
+	}
+	free(list);
+	return r;
+}
+
+static int get_string(json_t *doc, const char *key, char **ret, struct cric_err *err)
+{
+	json_t *v = json_object_get(doc, key);
+	if (!json_is_string(v))
+		return err_set(err, -EINVAL, "config: \"%s\" must be a string", key);
+	*ret = strdup(json_string_value(v));
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int get_uint(json_t *doc, const char *key, unsigned min, unsigned max,
+		    unsigned *ret, struct cric_err *err)
+{
+	json_t *v = json_object_get(doc, key);
+	if (!json_is_integer(v) || json_integer_value(v) < min ||
+	    json_integer_value(v) > max)
+		return err_set(err, -EINVAL, "config: \"%s\" must be an integer in %u..%u",
+			       key, min, max);
+	*ret = (unsigned)json_integer_value(v);
+	return 0;
+}
+
+static int resolve_user(const char *name, uid_t *ret, struct cric_err *err)
+{
+	if (!*name) {
+		*ret = (uid_t)-1;
+		return 0;
+	}
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(name, &end, 10);
+	if (errno == 0 && *end == '\0' && v < UINT_MAX) {
+		*ret = (uid_t)v;
+		return 0;
+	}
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	if (getpwnam_r(name, &pw, buf, sizeof(buf), &res) != 0 || !res)
+		return err_set(err, -ENOENT, "config: service_user \"%s\" not found", name);
+	*ret = pw.pw_uid;
+	return 0;
+}
+
+static int parse_cni(struct cric_config *c, struct cric_err *err)
+{
+	json_t *cni = json_object_get(c->doc, "cni");
+	if (!json_is_object(cni))
+		return err_set(err, -EINVAL, "config: \"cni\" must be an object");
+	int r = get_string(cni, "conf_dir", &c->cni_conf_dir, err);
+	if (r < 0)
+		return err_prefix(err, r, "cni");
+	json_t *dirs = json_object_get(cni, "bin_dirs");
+	if (!json_is_array(dirs) || json_array_size(dirs) > 64)
+		return err_set(err, -EINVAL, "config: cni.bin_dirs must be an array of paths");
+	c->cni_bin_dirs = calloc(json_array_size(dirs) + 1, sizeof(char *));
+	if (!c->cni_bin_dirs)
+		return -ENOMEM;
+	size_t i;
+	json_t *d;
+	json_array_foreach(dirs, i, d)
+	{
+		if (!json_is_string(d) || json_string_value(d)[0] != '/')
+			return err_set(err, -EINVAL,
+				       "config: cni.bin_dirs[%zu] must be an absolute path", i);
+		if (!(c->cni_bin_dirs[i] = strdup(json_string_value(d))))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static void warn_unknown_keys(const json_t *doc)
+{
+	static const char *const known[] = {
+		"state_dir",	"run_dir",	 "ipc_dir",	"cri_socket",
+		"log_level",	"service_user",	 "workers",	"max_request_seconds",
+		"cgroup_manager", "cni",
+	};
+	const char *key;
+	json_t *v;
+	json_object_foreach((json_t *)doc, key, v)
+	{
+		bool ok = false;
+		for (size_t i = 0; i < ARRAY_SIZE(known) && !ok; i++)
+			ok = strcmp(key, known[i]) == 0;
+		for (size_t i = 0; i < ARRAY_SIZE(known_sections) && !ok; i++)
+			ok = strcmp(key, known_sections[i]) == 0 && json_is_object(v);
+		if (!ok)
+			log_warning("config: unknown key \"%s\", ignoring", key);
+	}
+}
+
+static int derive_path(char **field, const char *base, const char *name)
+{
+	if (**field)
+		return 0;
+	free(*field);
+	*field = path_join(base, name);
+	return *field ? 0 : -ENOMEM;
+}
+
+static int check_abs(const char *key, const char *path, struct cric_err *err)
+{
+	if (path[0] != '/' || strlen(path) >= 108 - 32)
+		return err_set(err, -EINVAL,
+			       "config: \"%s\" must be an absolute path shorter than 76 "
+			       "bytes (unix socket limits), got \"%s\"",
+			       key, path);
+	return 0;
+}
+
+int config_load(const char *root, const char *config_file, struct cric_config **ret,
+		struct cric_err *err)
+{
+	_cleanup_(config_freep) struct cric_config *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	if (root && *root && root[0] != '/')
+		return err_set(err, -EINVAL, "--root must be an absolute path, got \"%s\"",
+			       root);
+	c->root = strdup(root ? root : "");
+	c->config_file = config_file ? strdup(config_file)
+				     : prefixed(root, "/etc/cric/cric.json");
+	c->doc = config_defaults(root);
+	if (!c->root || !c->config_file || !c->doc)
+		return -ENOMEM;
+
+	int r = merge_file(c->doc, c->config_file, config_file != NULL, err);
+	if (r < 0)
+		return r;
+	_cleanup_free_ char *dir = strdup(c->config_file);
+	if (!dir)
+		return -ENOMEM;
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	_cleanup_free_ char *dropins = path_join(slash ? (*dir ? dir : "/") : ".", "cric.d");
+	if (!dropins)
+		return -ENOMEM;
+	r = merge_dropins(c->doc, dropins, err);
+	if (r < 0)
+		return r;
+
+	_cleanup_free_ char *user = NULL;
+	if ((r = get_string(c->doc, "state_dir", &c->state_dir, err)) < 0 ||
+	    (r = get_string(c->doc, "run_dir", &c->run_dir, err)) < 0 ||
+	    (r = get_string(c->doc, "ipc_dir", &c->ipc_dir, err)) < 0 ||
+	    (r = get_string(c->doc, "cri_socket", &c->cri_socket, err)) < 0 ||
+	    (r = get_string(c->doc, "log_level", &c->log_level, err)) < 0 ||
+	    (r = get_string(c->doc, "service_user", &user, err)) < 0 ||
+	    (r = get_string(c->doc, "cgroup_manager", &c->cgroup_manager, err)) < 0 ||
+	    (r = get_uint(c->doc, "workers", 1, 256, &c->workers, err)) < 0 ||
+	    (r = get_uint(c->doc, "max_request_seconds", 1, 86400,
+			  &c->max_request_seconds, err)) < 0 ||
+	    (r = parse_cni(c, err)) < 0 ||
+	    (r = resolve_user(user, &c->service_uid, err)) < 0)
+		return r;
+	if ((r = derive_path(&c->ipc_dir, c->run_dir, "ipc")) < 0 ||
+	    (r = derive_path(&c->cri_socket, c->run_dir, "cric.sock")) < 0)
+		return r;
+	if ((r = check_abs("state_dir", c->state_dir, err)) < 0 ||
+	    (r = check_abs("run_dir", c->run_dir, err)) < 0 ||
+	    (r = check_abs("ipc_dir", c->ipc_dir, err)) < 0 ||
+	    (r = check_abs("cri_socket", c->cri_socket, err)) < 0)
+		return r;
+	if (strcmp(c->cgroup_manager, "cgroupfs") != 0 &&
+	    strcmp(c->cgroup_manager, "systemd") != 0)
+		return err_set(err, -EINVAL,
+			       "config: cgroup_manager must be \"cgroupfs\" or \"systemd\", "
+			       "got \"%s\"",
+			       c->cgroup_manager);
+	if (log_level_from_name(c->log_level) < 0)
+		return err_set(err, -EINVAL, "config: unknown log_level \"%s\"", c->log_level);
+	warn_unknown_keys(c->doc);
+
+	*ret = TAKE_PTR(c);
+	return 0;
+}
+
+struct cric_config *config_free(struct cric_config *c)
+{
+	if (!c)
+		return NULL;
+	free(c->root);
+	free(c->config_file);
+	free(c->state_dir);
+	free(c->run_dir);
+	free(c->ipc_dir);
+	free(c->cri_socket);
+	free(c->log_level);
+	free(c->cgroup_manager);
+	free(c->cni_conf_dir);
+	strv_free(c->cni_bin_dirs);
+	json_decref(c->doc);
+	free(c);
+	return NULL;
+}
+
+char *config_ipc_url(const struct cric_config *c, const char *daemon)
+{
+	char *url = NULL;
+	if (asprintf(&url, "ipc://%s/%s.sock", c->ipc_dir, daemon) < 0)
+		return NULL;
+	return url;
+}

@@ -1,0 +1,46 @@
+/* Suite configuration: one JSON document shared by all daemons.
+ *
+ * Sources, later ones winning key by key (objects merge recursively):
+ *   1. built-in defaults, every path under --root if one is given;
+ *   2. the main file (default <root>/etc/cric/cric.json; optional unless
+ *      named explicitly with --config);
+ *   3. drop-ins <dir of main file>/cric.d/ *.json in lexical order.
+ *
+ * Known keys are type-checked (a wrong type fails the load with the file and
+ * key named); unknown keys log a warning and are ignored. Daemon-specific
+ * sections ("imaged", "runtimed", ...) stay available in config->doc.
+ */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "error.h"
+#include "macro.h"
+
+struct cric_config {
+	char *root;	    /* --root prefix, "" for none */
+	char *config_file;  /* the main file (may not exist) */
+	char *state_dir;    /* persistent: <state_dir>/<daemon>/ */
+	char *run_dir;	    /* volatile: <run_dir>/<daemon>/ */
+	char *ipc_dir;	    /* internal nng sockets */
+	char *cri_socket;   /* the CRI gRPC socket path */
+	char *log_level;
+	uid_t service_uid;  /* besides root, who may call the daemons; -1: none */
+	unsigned workers;   /* request workers per daemon */
+	unsigned max_request_seconds; /* cap on a call without deadline */
+	char *cgroup_manager;	      /* "cgroupfs" or "systemd" */
+	char *cni_conf_dir;
+	char **cni_bin_dirs;	      /* NULL-terminated */
+	json_t *doc;		      /* the merged document */
+};
+
+/* root may be NULL or "" (no prefix); config_file NULL for the default. */
+int config_load(const char *root, const char *config_file, struct cric_config **ret,
+		struct cric_err *err);
+struct cric_config *config_free(struct cric_config *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct cric_config *, config_free)
+
+/* "<ipc_dir>/<daemon>.sock" as an nng URL "ipc:///..."; malloc'd. */
+char *config_ipc_url(const struct cric_config *c, const char *daemon);

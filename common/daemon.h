@@ -1,0 +1,55 @@
+/* The shape every cric daemon shares (systemd's daemons: thin main.c).
+ *
+ * daemon_main() parses --root/--config/--log-level, loads the config, creates
+ * the daemon's directories (<state_dir>/<name>, <run_dir>/<name>, ipc_dir),
+ * drops to the declared capability set while the process is still single
+ * threaded, calls desc->init to build the daemon's manager, serves desc->methods
+ * on <ipc_dir>/<name>.sock, notifies systemd (READY=1), and then waits for
+ * signals: SIGHUP reloads the config (log level, then desc->reload), SIGTERM
+ * and SIGINT stop gracefully (requests in progress finish, desc->done runs).
+ * Returns the process exit status.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/capability.h>
+
+#include "config.h"
+#include "ipc.h"
+
+#ifndef CRIC_VERSION
+#define CRIC_VERSION "0.0.0-unknown"
+#endif
+
+struct cric_daemon_desc {
+	const char *name; /* "runtimed": unit, socket and directory name */
+	const cap_value_t *caps;
+	size_t n_caps;
+	bool all_caps;	   /* keep what we were given (runtimed, monitord) */
+	bool no_new_privs; /* for daemons that never exec anything privileged */
+	const struct cric_method *methods;
+	size_t n_methods;
+	/* Build the manager; *userdata goes to every handler. cfg stays valid
+	 * until done() returns. May be NULL. */
+	int (*init)(const struct cric_config *cfg, void **userdata, struct cric_err *err);
+	/* New config after SIGHUP; the daemon copies what it needs (cfg is
+	 * freed afterwards). Returning an error keeps the old settings. */
+	int (*reload)(void *userdata, const struct cric_config *cfg, struct cric_err *err);
+	void (*done)(void *userdata);
+};
+
+int daemon_main(const struct cric_daemon_desc *desc, int argc, char **argv);
+
+/* Parsed command line shared with cri-gateway's own main. */
+struct daemon_args {
+	const char *root;
+	const char *config;
+	const char *log_level;
+};
+/* Returns 1 to go on, 0 to exit successfully (--help/--version), <0 on error. */
+int daemon_parse_args(const char *name, int argc, char **argv, struct daemon_args *a);
+/* Block the signals daemon_wait_signals() handles, ignore SIGPIPE. Call
+ * before any thread is created. */
+void daemon_block_signals(void);
+/* Wait for SIGTERM/SIGINT (returns) or SIGHUP (calls on_hup, waits again). */
+void daemon_wait_signals(void (*on_hup)(void *arg), void *arg);

@@ -1,0 +1,155 @@
+/* The suite's messaging layer: nng req/rep over ipc:// sockets.
+ *
+ * Wire format: every request is a cric.internal.Envelope (method, request id,
+ * absolute deadline, payload bytes); every answer a cric.internal.Reply
+ * (gRPC status code, message, payload bytes). See proto/cric/internal.proto.
+ *
+ * Client (struct cric_client): one req socket dialing one daemon, with
+ * automatic reconnect. Calls are independent nng contexts, so any number may
+ * be in flight and none waits behind another. Contract:
+ *   - no connection to the daemon right now: the call fails at once with
+ *     -ENOTCONN (UNAVAILABLE), it is not queued until the deadline;
+ *   - the connection drops while calls are in flight (the daemon died): each
+ *     of them completes with CODE_UNAVAILABLE at once;
+ *   - the deadline passes: CODE_DEADLINE_EXCEEDED.
+ * Completion callbacks run on nng's threads: they must not block. They are
+ * called exactly once per call that cric_client_call_async() accepted (that
+ * returned 0), including when the client is closed.
+ *
+ * Server (struct cric_server): a rep socket listening on ipc:// with a socket
+ * file of mode 0600, a pool of worker threads each with its own context
+ * (a slow handler holds one worker; the others keep serving), a check of the
+ * peer's uid on every new connection (root or the configured service user,
+ * others are dropped), and "cric.Health" answered for every daemon.
+ */
+#pragma once
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+#define IPC_MAX_MESSAGE (16u * 1024 * 1024)
+#define IPC_METHOD_MAX 256
+#define IPC_REQUEST_ID_MAX 64
+#define HEALTH_METHOD "cric.Health"
+
+/* ---- results ---- */
+
+struct cric_result {
+	unsigned code; /* enum cric_code */
+	char *message; /* malloc'd, may be NULL when code == OK */
+	uint8_t *payload;
+	size_t len;
+};
+void cric_result_clear(struct cric_result *r);
+/* Fill r with code and a formatted message (payload left empty). */
+void cric_result_set(struct cric_result *r, unsigned code, const char *fmt, ...)
+	_printf_(3, 4);
+
+/* True when a unix socket file exists at path but nothing listens on it (a
+ * killed daemon's leftover), so it may be replaced. */
+bool unix_socket_is_stale(const char *path);
+
+int64_t now_unix_ns(void);
+/* Absolute deadline `ms` milliseconds from now. */
+int64_t deadline_in_ms(int64_t ms);
+
+/* ---- client ---- */
+
+struct cric_client;
+typedef void (*cric_client_cb)(void *arg, struct cric_result *res);
+
+/* name is the peer daemon's name, for messages ("runtimed"). */
+int cric_client_open(const char *name, const char *url, struct cric_client **ret,
+		     struct cric_err *err);
+/* Aborts calls in flight (their callbacks run with CODE_UNAVAILABLE), waits
+ * for their callbacks, frees. Accepts NULL. */
+void cric_client_close(struct cric_client *c);
+bool cric_client_connected(struct cric_client *c);
+const char *cric_client_name(const struct cric_client *c);
+
+/* Start a call. deadline_ns is absolute CLOCK_REALTIME, 0 for none (then
+ * max_ms applies). request_id may be NULL (one is generated). On success the
+ * callback owns nothing; it must take what it needs out of res (it is cleared
+ * after the callback returns). */
+int cric_client_call_async(struct cric_client *c, const char *method,
+			   const char *request_id, int64_t deadline_ns,
+			   const void *payload, size_t len, cric_client_cb cb, void *arg);
+
+/* Blocking call; fills res (caller clears it). Always returns with res set:
+ * transport failures become CODE_UNAVAILABLE / CODE_DEADLINE_EXCEEDED. */
+void cric_client_call(struct cric_client *c, const char *method, const char *request_id,
+		      int64_t deadline_ns, const void *payload, size_t len,
+		      struct cric_result *res);
+
+/* Blocking call with protobuf-c messages: packs req, unpacks the answer with
+ * out_desc into *out on CODE_OK. Returns the code; *out NULL on failure. */
+unsigned cric_client_call_pb(struct cric_client *c, const char *method,
+			     const char *request_id, int64_t deadline_ns,
+			     const ProtobufCMessage *req,
+			     const ProtobufCMessageDescriptor *out_desc,
+			     ProtobufCMessage **out, char **message);
+
+/* ---- server ---- */
+
+struct cric_call {
+	const char *daemon;
+	const char *method;
+	const char *request_id;
+	int64_t deadline_ns; /* absolute, 0 for none */
+};
+
+/* A handler returns 0 with *resp set to a heap-built message (freed by the
+ * server with protobuf_c_message_free_unpacked, so every string, array and
+ * submessage in it must be malloc'd or the descriptor's default), or a
+ * negative errno with err filled; the server maps it to a gRPC code. */
+typedef int (*cric_handler_fn)(void *userdata, const struct cric_call *call,
+			       const ProtobufCMessage *req, ProtobufCMessage **resp,
+			       struct cric_err *err);
+
+struct cric_method {
+	const char *name;
+	const ProtobufCMessageDescriptor *input;
+	cric_handler_fn fn;
+};
+
+struct cric_server_config {
+	const char *daemon;
+	const char *version;
+	const char *url;
+	uid_t allowed_uid; /* besides root; (uid_t)-1 for none */
+	unsigned workers;
+	const struct cric_method *methods;
+	size_t n_methods;
+	void *userdata;
+};
+
+struct cric_server;
+int cric_server_start(const struct cric_server_config *cfg, struct cric_server **ret,
+		      struct cric_err *err);
+/* Stop accepting, wait for handlers in progress, free. Accepts NULL. */
+void cric_server_stop(struct cric_server *s);
+
+/* ---- envelope codec (exposed for tests and fuzzers) ---- */
+
+struct cric_envelope {
+	char method[IPC_METHOD_MAX + 1];
+	char request_id[IPC_REQUEST_ID_MAX + 1];
+	int64_t deadline_ns;
+	const uint8_t *payload; /* points into the decoded message */
+	size_t len;
+	void *owner;		/* the unpacked protobuf message */
+};
+int envelope_pack(const char *method, const char *request_id, int64_t deadline_ns,
+		  const void *payload, size_t len, uint8_t **ret, size_t *ret_len);
+/* Decode and validate (method printable, request id a safe token). */
+int envelope_unpack(const uint8_t *data, size_t len, struct cric_envelope *env,
+		    struct cric_err *err);
+void envelope_done(struct cric_envelope *env);
+int reply_pack(unsigned code, const char *message, const void *payload, size_t len,
+	       uint8_t **ret, size_t *ret_len);
+int reply_unpack(const uint8_t *data, size_t len, struct cric_result *res);

@@ -1,0 +1,348 @@
+/* nng req client with per-call contexts; see ipc.h for the contract. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "cleanup.h"
+#include "ids.h"
+#include "ipc.h"
+#include "log.h"
+
+#define DEFAULT_CALL_MS (10 * 60 * 1000)
+
+struct pending {
+	struct cric_client *client;
+	nng_ctx ctx;
+	nng_aio *aio;
+	bool receiving;
+	bool lost; /* the connection dropped under this call */
+	int64_t deadline_ns;
+	cric_client_cb cb;
+	void *arg;
+	struct pending *prev, *next;
+};
+
+struct cric_client {
+	nng_socket sock;
+	char *name;
+	char *url;
+	pthread_mutex_t lock;
+	pthread_cond_t idle;
+	int pipes;
+	struct pending *calls;
+};
+
+static void pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	(void)p;
+	struct cric_client *c = arg;
+	pthread_mutex_lock(&c->lock);
+	if (ev == NNG_PIPE_EV_ADD_POST) {
+		c->pipes++;
+	} else if (ev == NNG_PIPE_EV_REM_POST) {
+		c->pipes--;
+		/* One pipe per daemon: when it is gone, so is the daemon that
+		 * held our requests. Fail them now instead of letting req
+		 * resend them to whoever comes next, at the deadline. */
+		if (c->pipes <= 0) {
+			c->pipes = 0;
+			for (struct pending *q = c->calls; q; q = q->next) {
+				q->lost = true;
+				nng_aio_abort(q->aio, NNG_ECONNRESET);
+			}
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+int cric_client_open(const char *name, const char *url, struct cric_client **ret,
+		     struct cric_err *err)
+{
+	struct cric_client *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->idle, NULL);
+	c->name = strdup(name);
+	c->url = strdup(url);
+	if (!c->name || !c->url) {
+		cric_client_close(c);
+		return -ENOMEM;
+	}
+	int rv = nng_req0_open(&c->sock);
+	if (rv != 0) {
+		free(c->name);
+		free(c->url);
+		free(c);
+		return err_set(err, -ENOMEM, "%s: open req socket: %s", name, nng_strerror(rv));
+	}
+	/* No resend: a lost connection fails the call (pipe_event). */
+	nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 20);
+	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 500);
+	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, IPC_MAX_MESSAGE + 4096);
+	nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, pipe_event, c);
+	nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_event, c);
+	/* Non-blocking: the daemon may start after us; the dialer retries. */
+	rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK);
+	if (rv != 0) {
+		cric_client_close(c);
+		return err_set(err, -EINVAL, "%s: dial %s: %s", name, url, nng_strerror(rv));
+	}
+	*ret = c;
+	return 0;
+}
+
+void cric_client_close(struct cric_client *c)
+{
+	if (!c)
+		return;
+	if (nng_socket_id(c->sock) > 0)
+		nng_close(c->sock); /* aborts every context's aio: NNG_ECLOSED */
+	pthread_mutex_lock(&c->lock);
+	while (c->calls)
+		pthread_cond_wait(&c->idle, &c->lock);
+	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->idle);
+	free(c->name);
+	free(c->url);
+	free(c);
+}
+
+bool cric_client_connected(struct cric_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	bool ok = c->pipes > 0;
+	pthread_mutex_unlock(&c->lock);
+	return ok;
+}
+
+const char *cric_client_name(const struct cric_client *c)
+{
+	return c->name;
+}
+
+static nng_duration remaining_ms(int64_t deadline_ns)
+{
+	int64_t left = (deadline_ns - now_unix_ns()) / 1000000;
+	if (left <= 0)
+		return 1;
+	return left > INT32_MAX ? INT32_MAX : (nng_duration)left;
+}
+
+/* Start the next operation and close the race with pipe_event: a call marked
+ * lost before its operation was queued is aborted here. */
+static void pending_start(struct pending *p, bool recv)
+{
+	nng_aio_set_timeout(p->aio, remaining_ms(p->deadline_ns));
+	if (recv)
+		nng_ctx_recv(p->ctx, p->aio);
+	else
+		nng_ctx_send(p->ctx, p->aio);
+	pthread_mutex_lock(&p->client->lock);
+	if (p->lost)
+		nng_aio_abort(p->aio, NNG_ECONNRESET);
+	pthread_mutex_unlock(&p->client->lock);
+}
+
+static void pending_finish(struct pending *p, struct cric_result *res)
+{
+	struct cric_client *c = p->client;
+	p->cb(p->arg, res);
+	cric_result_clear(res);
+
+	pthread_mutex_lock(&c->lock);
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		c->calls = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	if (!c->calls)
+		pthread_cond_broadcast(&c->idle);
+	pthread_mutex_unlock(&c->lock);
+
+	nng_ctx_close(p->ctx);
+	nng_aio_reap(p->aio); /* we are in its callback: free from elsewhere */
+	free(p);
+}
+
+static void pending_cb(void *arg)
+{
+	struct pending *p = arg;
+	struct cric_result res = { 0 };
+	int rv = nng_aio_result(p->aio);
+
+	if (rv == 0 && !p->receiving) {
+		p->receiving = true;
+		pending_start(p, true);
+		return;
+	}
+	if (rv == 0) {
+		nng_msg *msg = nng_aio_get_msg(p->aio);
+		if (reply_unpack(nng_msg_body(msg), nng_msg_len(msg), &res) < 0)
+			cric_result_set(&res, CODE_UNAVAILABLE, "%s: undecodable reply",
+					p->client->name);
+		nng_msg_free(msg);
+	} else {
+		if (!p->receiving) {
+			nng_msg *msg = nng_aio_get_msg(p->aio);
+			if (msg)
+				nng_msg_free(msg);
+		}
+		if (rv == NNG_ETIMEDOUT)
+			cric_result_set(&res, CODE_DEADLINE_EXCEEDED,
+					"%s did not answer before the deadline",
+					p->client->name);
+		else if (p->lost || rv == NNG_ECONNRESET)
+			cric_result_set(&res, CODE_UNAVAILABLE,
+					"%s went away during the call (connection lost)",
+					p->client->name);
+		else
+			cric_result_set(&res, CODE_UNAVAILABLE, "%s: %s", p->client->name,
+					nng_strerror(rv));
+	}
+	pending_finish(p, &res);
+}
+
+int cric_client_call_async(struct cric_client *c, const char *method,
+			   const char *request_id, int64_t deadline_ns,
+			   const void *payload, size_t len, cric_client_cb cb, void *arg)
+{
+	char rid[IPC_REQUEST_ID_MAX + 1];
+	if (!request_id || !*request_id) {
+		int r = id_random_hex(rid, sizeof(rid), 8);
+		if (r < 0)
+			return r;
+		request_id = rid;
+	}
+	if (deadline_ns <= 0)
+		deadline_ns = deadline_in_ms(DEFAULT_CALL_MS);
+	if (deadline_ns <= now_unix_ns())
+		return -ETIMEDOUT;
+
+	_cleanup_free_ uint8_t *buf = NULL;
+	size_t n;
+	int r = envelope_pack(method, request_id, deadline_ns, payload, len, &buf, &n);
+	if (r < 0)
+		return r;
+	_cleanup_nng_msg_ nng_msg *msg = NULL;
+	if (nng_msg_alloc(&msg, 0) != 0 || nng_msg_append(msg, buf, n) != 0)
+		return -ENOMEM;
+
+	_cleanup_free_ struct pending *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->client = c;
+	p->cb = cb;
+	p->arg = arg;
+	p->deadline_ns = deadline_ns;
+	if (nng_ctx_open(&p->ctx, c->sock) != 0)
+		return -ENOTCONN; /* socket closed */
+	if (nng_aio_alloc(&p->aio, pending_cb, p) != 0) {
+		nng_ctx_close(p->ctx);
+		return -ENOMEM;
+	}
+
+	pthread_mutex_lock(&c->lock);
+	if (c->pipes <= 0) {
+		pthread_mutex_unlock(&c->lock);
+		nng_aio_free(p->aio);
+		nng_ctx_close(p->ctx);
+		return -ENOTCONN;
+	}
+	p->next = c->calls;
+	if (c->calls)
+		c->calls->prev = p;
+	c->calls = p;
+	pthread_mutex_unlock(&c->lock);
+
+	nng_aio_set_msg(p->aio, TAKE_PTR(msg));
+	pending_start(TAKE_PTR(p), false);
+	return 0;
+}
+
+struct sync_call {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	struct cric_result res;
+};
+
+static void sync_cb(void *arg, struct cric_result *res)
+{
+	struct sync_call *s = arg;
+	pthread_mutex_lock(&s->lock);
+	s->res = *res;
+	memset(res, 0, sizeof(*res)); /* moved */
+	s->done = true;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void cric_client_call(struct cric_client *c, const char *method, const char *request_id,
+		      int64_t deadline_ns, const void *payload, size_t len,
+		      struct cric_result *res)
+{
+	struct sync_call s = { .lock = PTHREAD_MUTEX_INITIALIZER,
+			       .cond = PTHREAD_COND_INITIALIZER };
+	memset(res, 0, sizeof(*res));
+	int r = cric_client_call_async(c, method, request_id, deadline_ns, payload, len,
+				       sync_cb, &s);
+	if (r == -ENOTCONN) {
+		cric_result_set(res, CODE_UNAVAILABLE, "%s is not running (no connection to %s)",
+				c->name, c->url);
+		return;
+	}
+	if (r == -ETIMEDOUT) {
+		cric_result_set(res, CODE_DEADLINE_EXCEEDED, "deadline passed before calling %s",
+				c->name);
+		return;
+	}
+	if (r < 0) {
+		cric_result_set(res, grpc_code_from_errno(r), "call %s: %s", c->name,
+				strerror(-r));
+		return;
+	}
+	pthread_mutex_lock(&s.lock);
+	while (!s.done)
+		pthread_cond_wait(&s.cond, &s.lock);
+	pthread_mutex_unlock(&s.lock);
+	*res = s.res;
+}
+
+unsigned cric_client_call_pb(struct cric_client *c, const char *method,
+			     const char *request_id, int64_t deadline_ns,
+			     const ProtobufCMessage *req,
+			     const ProtobufCMessageDescriptor *out_desc,
+			     ProtobufCMessage **out, char **message)
+{
+	*out = NULL;
+	if (message)
+		*message = NULL;
+	size_t n = protobuf_c_message_get_packed_size(req);
+	_cleanup_free_ uint8_t *buf = malloc(n ? n : 1);
+	struct cric_result res = { 0 };
+	if (!buf) {
+		cric_result_set(&res, CODE_RESOURCE_EXHAUSTED, "out of memory");
+	} else {
+		protobuf_c_message_pack(req, buf);
+		cric_client_call(c, method, request_id, deadline_ns, buf, n, &res);
+	}
+	if (res.code == CODE_OK) {
+		*out = protobuf_c_message_unpack(out_desc, NULL, res.len, res.payload);
+		if (!*out)
+			cric_result_set(&res, CODE_INTERNAL, "%s: undecodable %s answer",
+					c->name, method);
+	}
+	unsigned code = res.code;
+	if (message && code != CODE_OK)
+		*message = TAKE_PTR(res.message);
+	cric_result_clear(&res);
+	return code;
+}

@@ -1,0 +1,268 @@
+/* nng rep server with a worker pool; see ipc.h for the contract. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "cleanup.h"
+#include "ipc.h"
+#include "log.h"
+#include "proto/cric/internal.pb-c.h"
+
+struct cric_server {
+	struct cric_server_config cfg;
+	char *daemon;
+	char *version;
+	nng_socket sock;
+	pthread_t *threads;
+	unsigned n_threads;
+	int64_t started_ns;
+};
+
+static void pipe_check_peer(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	(void)ev;
+	struct cric_server *s = arg;
+	uint64_t uid = (uint64_t)-1;
+	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) != 0) {
+		log_warning("connection without peer credentials, dropping it");
+		nng_pipe_close(p);
+		return;
+	}
+	if (uid == 0 || (s->cfg.allowed_uid != (uid_t)-1 && uid == s->cfg.allowed_uid))
+		return;
+	log_warning("connection from uid %llu refused: only root and the service user "
+		    "may call %s",
+		    (unsigned long long)uid, s->daemon);
+	nng_pipe_close(p);
+}
+
+static int health(void *userdata, const struct cric_call *call, const ProtobufCMessage *req,
+		  ProtobufCMessage **resp, struct cric_err *err)
+{
+	(void)call;
+	(void)req;
+	(void)err;
+	struct cric_server *s = userdata;
+	Cric__Internal__HealthResponse *h = malloc(sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	cric__internal__health_response__init(h);
+	h->daemon = strdup(s->daemon);
+	h->version = strdup(s->version);
+	h->pid = getpid();
+	h->started_at_unix_ns = s->started_ns;
+	if (!h->daemon || !h->version) {
+		protobuf_c_message_free_unpacked(&h->base, NULL);
+		return -ENOMEM;
+	}
+	*resp = &h->base;
+	return 0;
+}
+
+static const struct cric_method health_method = {
+	HEALTH_METHOD, &cric__internal__health_request__descriptor, health
+};
+
+static const struct cric_method *find_method(struct cric_server *s, const char *name,
+					     void **userdata)
+{
+	if (strcmp(name, HEALTH_METHOD) == 0) {
+		*userdata = s;
+		return &health_method;
+	}
+	*userdata = s->cfg.userdata;
+	for (size_t i = 0; i < s->cfg.n_methods; i++)
+		if (strcmp(s->cfg.methods[i].name, name) == 0)
+			return &s->cfg.methods[i];
+	return NULL;
+}
+
+/* Run one request; returns the packed Reply (never NULL unless OOM). */
+static int dispatch(struct cric_server *s, const uint8_t *data, size_t len, uint8_t **ret,
+		    size_t *ret_len)
+{
+	struct cric_err err = { { 0 } };
+	struct cric_envelope env;
+	int r = envelope_unpack(data, len, &env, &err);
+	if (r < 0) {
+		log_warning("bad request: %s", err.msg);
+		return reply_pack(CODE_INVALID_ARGUMENT, err.msg, NULL, 0, ret, ret_len);
+	}
+	struct log_ctx lctx = { .method = env.method, .request_id = env.request_id };
+	log_ctx_set(&lctx);
+
+	void *userdata;
+	const struct cric_method *m = find_method(s, env.method, &userdata);
+	unsigned code = CODE_OK;
+	_cleanup_free_ char *msg = NULL;
+	_cleanup_free_ uint8_t *out = NULL;
+	size_t out_len = 0;
+
+	if (!m) {
+		code = CODE_UNIMPLEMENTED;
+		if (asprintf(&msg, "%s is not implemented by cric's %s yet", env.method,
+			     s->daemon) < 0)
+			msg = NULL;
+	} else if (env.deadline_ns > 0 && env.deadline_ns <= now_unix_ns()) {
+		code = CODE_DEADLINE_EXCEEDED;
+		msg = strdup("deadline passed before the request was handled");
+	} else {
+		ProtobufCMessage *in = protobuf_c_message_unpack(m->input, NULL, env.len,
+								 env.payload);
+		if (!in) {
+			code = CODE_INVALID_ARGUMENT;
+			if (asprintf(&msg, "cannot decode %s request as %s", env.method,
+				     m->input->name) < 0)
+				msg = NULL;
+		} else {
+			struct cric_call call = { .daemon = s->daemon,
+						  .method = env.method,
+						  .request_id = env.request_id,
+						  .deadline_ns = env.deadline_ns };
+			ProtobufCMessage *resp = NULL;
+			r = m->fn(userdata, &call, in, &resp, &err);
+			protobuf_c_message_free_unpacked(in, NULL);
+			if (r < 0) {
+				code = grpc_code_from_errno(r);
+				msg = strdup(err.msg[0] ? err.msg : strerror(-r));
+				log_info("failed: %s (%s)", msg ? msg : "", grpc_code_name(code));
+			} else {
+				out_len = protobuf_c_message_get_packed_size(resp);
+				out = malloc(out_len ? out_len : 1);
+				if (out)
+					protobuf_c_message_pack(resp, out);
+				else
+					code = CODE_RESOURCE_EXHAUSTED;
+				protobuf_c_message_free_unpacked(resp, NULL);
+			}
+		}
+	}
+	log_debug("done: %s", grpc_code_name(code));
+	r = reply_pack(code, msg, code == CODE_OK ? out : NULL, code == CODE_OK ? out_len : 0,
+		       ret, ret_len);
+	envelope_done(&env);
+	log_ctx_set(NULL);
+	return r;
+}
+
+static void *worker(void *arg)
+{
+	struct cric_server *s = arg;
+	nng_ctx ctx;
+	nng_aio *aio = NULL;
+	if (nng_ctx_open(&ctx, s->sock) != 0)
+		return NULL;
+	if (nng_aio_alloc(&aio, NULL, NULL) != 0) {
+		nng_ctx_close(ctx);
+		return NULL;
+	}
+	for (;;) {
+		nng_ctx_recv(ctx, aio);
+		nng_aio_wait(aio);
+		int rv = nng_aio_result(aio);
+		if (rv == NNG_ECLOSED)
+			break;
+		if (rv != 0)
+			continue;
+		nng_msg *msg = nng_aio_get_msg(aio);
+		uint8_t *out = NULL;
+		size_t out_len = 0;
+		int r = dispatch(s, nng_msg_body(msg), nng_msg_len(msg), &out, &out_len);
+		nng_msg_free(msg);
+		if (r < 0)
+			continue; /* out of memory: the caller times out */
+		nng_msg *rep = NULL;
+		if (nng_msg_alloc(&rep, 0) != 0 || nng_msg_append(rep, out, out_len) != 0) {
+			free(out);
+			if (rep)
+				nng_msg_free(rep);
+			continue;
+		}
+		free(out);
+		nng_aio_set_msg(aio, rep);
+		nng_ctx_send(ctx, aio);
+		nng_aio_wait(aio);
+		if (nng_aio_result(aio) != 0)
+			nng_msg_free(rep);
+	}
+	nng_aio_free(aio);
+	nng_ctx_close(ctx);
+	return NULL;
+}
+
+static void server_free(struct cric_server *s)
+{
+	free(s->threads);
+	free(s->daemon);
+	free(s->version);
+	free(s);
+}
+
+int cric_server_start(const struct cric_server_config *cfg, struct cric_server **ret,
+		      struct cric_err *err)
+{
+	struct cric_server *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->cfg = *cfg;
+	s->daemon = strdup(cfg->daemon);
+	s->version = strdup(cfg->version);
+	s->threads = calloc(cfg->workers, sizeof(pthread_t));
+	s->started_ns = now_unix_ns();
+	if (!s->daemon || !s->version || !s->threads) {
+		server_free(s);
+		return -ENOMEM;
+	}
+	int rv = nng_rep0_open(&s->sock);
+	if (rv != 0) {
+		server_free(s);
+		return err_set(err, -ENOMEM, "open rep socket: %s", nng_strerror(rv));
+	}
+	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, IPC_MAX_MESSAGE + 4096);
+	nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, pipe_check_peer, s);
+
+	nng_listener l;
+	rv = nng_listener_create(&l, s->sock, cfg->url);
+	if (rv == 0)
+		rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0600);
+	if (rv == 0)
+		rv = nng_listener_start(l, 0);
+	if (rv == NNG_EADDRINUSE && strncmp(cfg->url, "ipc://", 6) == 0 &&
+	    unix_socket_is_stale(cfg->url + 6)) {
+		/* A socket file left by a killed daemon: ours to replace. */
+		log_info("removing stale socket \"%s\"", cfg->url + 6);
+		unlink(cfg->url + 6);
+		rv = nng_listener_start(l, 0);
+	}
+	if (rv != 0) {
+		nng_close(s->sock);
+		server_free(s);
+		return err_set(err, rv == NNG_EADDRINUSE ? -EADDRINUSE : -EIO, "listen on %s: %s",
+			       cfg->url, nng_strerror(rv));
+	}
+	for (unsigned i = 0; i < cfg->workers; i++) {
+		if (pthread_create(&s->threads[i], NULL, worker, s) != 0) {
+			s->n_threads = i;
+			cric_server_stop(s);
+			return err_set(err, -EAGAIN, "start worker threads");
+		}
+	}
+	s->n_threads = cfg->workers;
+	*ret = s;
+	return 0;
+}
+
+void cric_server_stop(struct cric_server *s)
+{
+	if (!s)
+		return;
+	nng_close(s->sock);
+	for (unsigned i = 0; i < s->n_threads; i++)
+		pthread_join(s->threads[i], NULL);
+	server_free(s);
+}

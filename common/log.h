@@ -1,0 +1,48 @@
+/* Logging to stderr with sd-daemon "<N>" priority prefixes, so that journald
+ * (which reads the prefix) stores each line at its level, and a plain log file
+ * stays greppable. Outside journald (JOURNAL_STREAM unset) each line also gets
+ * a UTC timestamp.
+ *
+ * Structured fields: a thread-local context (CRI method, request id, pod id,
+ * container id) set by the IPC dispatcher is appended to every line logged on
+ * that thread as key=value pairs, so library code needs no extra arguments.
+ *
+ * Thread-safe: each line is formatted into a buffer and written with a single
+ * write(2).
+ */
+#pragma once
+
+#include <stdarg.h>
+#include <syslog.h>
+
+#include "macro.h"
+
+void log_open(const char *ident);
+/* "debug", "info", "notice", "warning", "error" -> LOG_*; -EINVAL if unknown. */
+int log_level_from_name(const char *name);
+int log_set_level_name(const char *name);
+void log_set_level(int prio);
+int log_get_level(void);
+
+struct log_ctx {
+	const char *method;
+	const char *request_id;
+	const char *pod_id;
+	const char *container_id;
+};
+/* Replace this thread's context (pointers must outlive their use; NULL clears). */
+void log_ctx_set(const struct log_ctx *ctx);
+
+void log_msg(int prio, const char *fmt, ...) _printf_(2, 3);
+void log_vmsg(int prio, const char *fmt, va_list ap);
+
+/* Log and return the (negative errno) error r, for "return log_error_errno(...)" */
+int log_errno(int prio, int r, const char *fmt, ...) _printf_(3, 4);
+
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_notice(...) log_msg(LOG_NOTICE, __VA_ARGS__)
+#define log_warning(...) log_msg(LOG_WARNING, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)
+#define log_error_errno(r, ...) log_errno(LOG_ERR, (r), __VA_ARGS__)
+#define log_warning_errno(r, ...) log_errno(LOG_WARNING, (r), __VA_ARGS__)

@@ -1,0 +1,391 @@
+#include "gateway.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+
+#include "common/cleanup.h"
+#include "common/ids.h"
+#include "common/ipc.h"
+#include "common/log.h"
+#include "routes.h"
+
+/* grpc_server_request_call slots kept open: new calls never wait for one. */
+#define PENDING_ACCEPTS 32
+#define MAX_MESSAGE (16 * 1024 * 1024)
+
+enum tag_kind { TAG_NEW, TAG_RECV, TAG_CLOSE, TAG_SEND, TAG_SHUTDOWN };
+
+struct gw_call;
+struct tag {
+	enum tag_kind kind;
+	struct gw_call *call;
+};
+
+struct gateway {
+	grpc_server *server;
+	grpc_completion_queue *cq;
+	pthread_t cq_thread;
+	bool cq_thread_started;
+	struct route_table routes;
+	struct cric_client *clients[D_COUNT];
+	unsigned max_request_seconds;
+	struct tag shutdown_tag;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool shut_down;
+};
+
+struct gw_call {
+	struct gateway *gw;
+	atomic_int refs;
+	grpc_call *call;
+	grpc_call_details details;
+	grpc_metadata_array request_md;
+	grpc_byte_buffer *recv;
+	int cancelled;
+	char path[160];
+	char request_id[17];
+	const struct route *route;
+	gpr_timespec started;
+	grpc_byte_buffer *send;
+	grpc_slice status_details;
+	bool has_status_details;
+	unsigned code;
+	struct tag t_new, t_recv, t_close, t_send;
+};
+
+static void call_unref(struct gw_call *c)
+{
+	if (atomic_fetch_sub(&c->refs, 1) != 1)
+		return;
+	if (c->call)
+		grpc_call_unref(c->call);
+	grpc_call_details_destroy(&c->details);
+	grpc_metadata_array_destroy(&c->request_md);
+	if (c->recv)
+		grpc_byte_buffer_destroy(c->recv);
+	if (c->send)
+		grpc_byte_buffer_destroy(c->send);
+	if (c->has_status_details)
+		grpc_slice_unref(c->status_details);
+	free(c);
+}
+
+static int accept_one(struct gateway *gw)
+{
+	struct gw_call *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->gw = gw;
+	atomic_init(&c->refs, 1);
+	grpc_call_details_init(&c->details);
+	grpc_metadata_array_init(&c->request_md);
+	c->t_new = (struct tag){ TAG_NEW, c };
+	c->t_recv = (struct tag){ TAG_RECV, c };
+	c->t_close = (struct tag){ TAG_CLOSE, c };
+	c->t_send = (struct tag){ TAG_SEND, c };
+	grpc_call_error e = grpc_server_request_call(gw->server, &c->call, &c->details,
+						     &c->request_md, gw->cq, gw->cq, &c->t_new);
+	if (e != GRPC_CALL_OK) {
+		call_unref(c);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Send the answer and the status; consumes the caller's reference. */
+static void finish(struct gw_call *c, unsigned code, const char *message,
+		   const uint8_t *payload, size_t len)
+{
+	grpc_op ops[3];
+	memset(ops, 0, sizeof(ops));
+	size_t n = 0;
+
+	c->code = code;
+	ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+	if (code == CODE_OK) {
+		grpc_slice s = grpc_slice_from_copied_buffer((const char *)payload, len);
+		c->send = grpc_raw_byte_buffer_create(&s, 1);
+		grpc_slice_unref(s);
+		ops[n].op = GRPC_OP_SEND_MESSAGE;
+		ops[n++].data.send_message.send_message = c->send;
+	}
+	c->status_details = grpc_slice_from_copied_string(message ? message : "");
+	c->has_status_details = true;
+	ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+	ops[n].data.send_status_from_server.status = (grpc_status_code)code;
+	ops[n].data.send_status_from_server.status_details = &c->status_details;
+	ops[n++].data.send_status_from_server.trailing_metadata_count = 0;
+
+	if (code != CODE_OK)
+		log_info("%s req=%s: %s: %s", c->path, c->request_id, grpc_code_name(code),
+			 message ? message : "");
+	if (grpc_call_start_batch(c->call, ops, n, &c->t_send, NULL) != GRPC_CALL_OK) {
+		log_error("%s req=%s: cannot send the answer", c->path, c->request_id);
+		call_unref(c);
+	}
+}
+
+static void daemon_answered(void *arg, struct cric_result *res)
+{
+	struct gw_call *c = arg;
+	finish(c, res->code, res->message, res->payload, res->len);
+}
+
+static int64_t call_deadline_ns(struct gw_call *c)
+{
+	gpr_timespec d = gpr_convert_clock_type(c->details.deadline, GPR_CLOCK_REALTIME);
+	int64_t cap = deadline_in_ms((int64_t)c->gw->max_request_seconds * 1000);
+	if (gpr_time_cmp(d, gpr_inf_future(GPR_CLOCK_REALTIME)) == 0)
+		return cap;
+	int64_t ns = d.tv_sec * 1000000000LL + d.tv_nsec;
+	return ns < cap ? ns : cap;
+}
+
+static void received(struct gw_call *c, bool ok)
+{
+	if (!ok) {
+		call_unref(c); /* the client went away before sending */
+		return;
+	}
+	c->route = route_find(&c->gw->routes, c->path);
+	if (!c->route) {
+		finish(c, CODE_UNIMPLEMENTED, "unknown method", NULL, 0);
+		return;
+	}
+	if (!c->recv) {
+		finish(c, CODE_INVALID_ARGUMENT, "no request message", NULL, 0);
+		return;
+	}
+	grpc_byte_buffer_reader reader;
+	if (!grpc_byte_buffer_reader_init(&reader, c->recv)) {
+		finish(c, CODE_INVALID_ARGUMENT, "unreadable request message", NULL, 0);
+		return;
+	}
+	grpc_slice body = grpc_byte_buffer_reader_readall(&reader);
+	grpc_byte_buffer_reader_destroy(&reader);
+	const uint8_t *data = GRPC_SLICE_START_PTR(body);
+	size_t len = GRPC_SLICE_LENGTH(body);
+
+	ProtobufCMessage *m = protobuf_c_message_unpack(c->route->input, NULL, len, data);
+	if (!m) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "request is not a valid %s message",
+			 c->route->input->name);
+		finish(c, CODE_INVALID_ARGUMENT, msg, NULL, 0);
+	} else if (protobuf_c_message_free_unpacked(m, NULL), c->route->server_streaming) {
+		finish(c, CODE_UNIMPLEMENTED, "streaming calls are not implemented by cric yet",
+		       NULL, 0);
+	} else {
+		struct cric_client *cl = c->gw->clients[c->route->daemon];
+		int r = cric_client_call_async(cl, c->path, c->request_id, call_deadline_ns(c),
+					       data, len, daemon_answered, c);
+		if (r < 0) {
+			char msg[256];
+			unsigned code = CODE_UNAVAILABLE;
+			if (r == -ENOTCONN)
+				snprintf(msg, sizeof(msg), "cric %s is not running",
+					 cric_client_name(cl));
+			else if (r == -ETIMEDOUT)
+				code = CODE_DEADLINE_EXCEEDED,
+				snprintf(msg, sizeof(msg), "deadline passed before forwarding");
+			else
+				snprintf(msg, sizeof(msg), "cannot forward to %s: %s",
+					 cric_client_name(cl), strerror(-r));
+			finish(c, code, msg, NULL, 0);
+		}
+	}
+	grpc_slice_unref(body);
+}
+
+static void new_call(struct gw_call *c, bool ok)
+{
+	if (!ok) { /* shutting down */
+		call_unref(c);
+		return;
+	}
+	accept_one(c->gw);
+
+	size_t n = GRPC_SLICE_LENGTH(c->details.method);
+	if (n >= sizeof(c->path))
+		n = sizeof(c->path) - 1;
+	memcpy(c->path, GRPC_SLICE_START_PTR(c->details.method), n);
+	c->path[n] = '\0';
+	if (id_random_hex(c->request_id, sizeof(c->request_id), 8) < 0)
+		strcpy(c->request_id, "0");
+	c->started = gpr_now(GPR_CLOCK_MONOTONIC);
+
+	grpc_op close_op;
+	memset(&close_op, 0, sizeof(close_op));
+	close_op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	close_op.data.recv_close_on_server.cancelled = &c->cancelled;
+	atomic_fetch_add(&c->refs, 1);
+	if (grpc_call_start_batch(c->call, &close_op, 1, &c->t_close, NULL) != GRPC_CALL_OK)
+		call_unref(c);
+
+	grpc_op recv_op;
+	memset(&recv_op, 0, sizeof(recv_op));
+	recv_op.op = GRPC_OP_RECV_MESSAGE;
+	recv_op.data.recv_message.recv_message = &c->recv;
+	if (grpc_call_start_batch(c->call, &recv_op, 1, &c->t_recv, NULL) != GRPC_CALL_OK)
+		call_unref(c);
+}
+
+static void sent(struct gw_call *c, bool ok)
+{
+	gpr_timespec took = gpr_time_sub(gpr_now(GPR_CLOCK_MONOTONIC), c->started);
+	log_debug("%s req=%s %s in %.3f ms%s", c->path, c->request_id, grpc_code_name(c->code),
+		  gpr_timespec_to_micros(took) / 1000.0, ok ? "" : " (client gone)");
+	call_unref(c);
+}
+
+static void *cq_loop(void *arg)
+{
+	struct gateway *gw = arg;
+	for (;;) {
+		grpc_event ev = grpc_completion_queue_next(
+			gw->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		if (ev.type == GRPC_QUEUE_SHUTDOWN)
+			break;
+		if (ev.type != GRPC_OP_COMPLETE)
+			continue;
+		struct tag *t = ev.tag;
+		switch (t->kind) {
+		case TAG_NEW:
+			new_call(t->call, ev.success);
+			break;
+		case TAG_RECV:
+			received(t->call, ev.success);
+			break;
+		case TAG_CLOSE:
+			call_unref(t->call);
+			break;
+		case TAG_SEND:
+			sent(t->call, ev.success);
+			break;
+		case TAG_SHUTDOWN:
+			pthread_mutex_lock(&gw->lock);
+			gw->shut_down = true;
+			pthread_cond_broadcast(&gw->cond);
+			pthread_mutex_unlock(&gw->lock);
+			break;
+		}
+	}
+	return NULL;
+}
+
+static int bind_socket(struct gateway *gw, const char *path, struct cric_err *err)
+{
+	struct stat st;
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return err_set(err, -EEXIST, "\"%s\" exists and is not a socket", path);
+		if (!unix_socket_is_stale(path))
+			return err_set(err, -EADDRINUSE,
+				       "\"%s\" is in use: another cri-gateway is running", path);
+		unlink(path);
+	}
+	char addr[256];
+	snprintf(addr, sizeof(addr), "unix:%s", path);
+	grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+	int port = grpc_server_add_http2_port(gw->server, addr, creds);
+	grpc_server_credentials_release(creds);
+	if (port == 0)
+		return err_set(err, -EADDRNOTAVAIL, "cannot listen on \"%s\"", path);
+	return 0;
+}
+
+int gateway_start(const struct cric_config *cfg, struct gateway **ret, struct cric_err *err)
+{
+	struct gateway *gw = calloc(1, sizeof(*gw));
+	if (!gw)
+		return -ENOMEM;
+	pthread_mutex_init(&gw->lock, NULL);
+	pthread_cond_init(&gw->cond, NULL);
+	gw->max_request_seconds = cfg->max_request_seconds;
+	gw->shutdown_tag.kind = TAG_SHUTDOWN;
+
+	int r = routes_build(&gw->routes);
+	for (int d = 0; r == 0 && d < D_COUNT; d++) {
+		_cleanup_free_ char *url = config_ipc_url(cfg, daemon_names[d]);
+		r = url ? cric_client_open(daemon_names[d], url, &gw->clients[d], err) : -ENOMEM;
+	}
+	if (r < 0)
+		goto fail;
+
+	grpc_arg args[] = {
+		{ .type = GRPC_ARG_INTEGER,
+		  .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+		  .value.integer = MAX_MESSAGE },
+		{ .type = GRPC_ARG_INTEGER,
+		  .key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
+		  .value.integer = MAX_MESSAGE },
+	};
+	grpc_channel_args chargs = { .num_args = 2, .args = args };
+	gw->server = grpc_server_create(&chargs, NULL);
+	gw->cq = grpc_completion_queue_create_for_next(NULL);
+	grpc_server_register_completion_queue(gw->server, gw->cq, NULL);
+	if (pthread_create(&gw->cq_thread, NULL, cq_loop, gw) != 0) {
+		r = err_set(err, -EAGAIN, "cannot start the completion queue thread");
+		goto fail;
+	}
+	gw->cq_thread_started = true;
+	if ((r = bind_socket(gw, cfg->cri_socket, err)) < 0)
+		goto fail;
+	grpc_server_start(gw->server);
+	if (chmod(cfg->cri_socket, 0660) < 0) {
+		r = err_set(err, -errno, "chmod \"%s\": %s", cfg->cri_socket, strerror(errno));
+		goto fail;
+	}
+	for (int i = 0; i < PENDING_ACCEPTS; i++)
+		if ((r = accept_one(gw)) < 0) {
+			err_set(err, r, "cannot accept calls");
+			goto fail;
+		}
+	*ret = gw;
+	return 0;
+fail:
+	gateway_stop(gw);
+	return r;
+}
+
+void gateway_stop(struct gateway *gw)
+{
+	if (!gw)
+		return;
+	if (gw->server) {
+		grpc_server_shutdown_and_notify(gw->server, gw->cq, &gw->shutdown_tag);
+		grpc_server_cancel_all_calls(gw->server);
+		if (gw->cq_thread_started) {
+			pthread_mutex_lock(&gw->lock);
+			while (!gw->shut_down)
+				pthread_cond_wait(&gw->cond, &gw->lock);
+			pthread_mutex_unlock(&gw->lock);
+		}
+	}
+	/* Calls still waiting for a daemon complete (UNAVAILABLE) here; their
+	 * answers go to cancelled calls and drain through the queue. */
+	for (int d = 0; d < D_COUNT; d++)
+		cric_client_close(gw->clients[d]);
+	if (gw->server) {
+		grpc_server_destroy(gw->server);
+		grpc_completion_queue_shutdown(gw->cq);
+		if (gw->cq_thread_started)
+			pthread_join(gw->cq_thread, NULL);
+		grpc_completion_queue_destroy(gw->cq);
+	}
+	routes_free(&gw->routes);
+	pthread_mutex_destroy(&gw->lock);
+	pthread_cond_destroy(&gw->cond);
+	free(gw);
+}

@@ -1,0 +1,63 @@
+/* cric-gateway: the CRI gRPC endpoint. No capabilities, no network: it only
+ * owns the CRI socket and forwards calls to the daemons over nng. */
+#include <grpc/grpc.h>
+#include <systemd/sd-daemon.h>
+
+#include "common/caps.h"
+#include "common/daemon.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "gateway.h"
+
+int main(int argc, char **argv)
+{
+	struct daemon_args args;
+	struct cric_err err = { { 0 } };
+	_cleanup_(config_freep) struct cric_config *cfg = NULL;
+
+	log_open("cri-gateway");
+	int r = daemon_parse_args("gateway", argc, argv, &args);
+	if (r <= 0)
+		return r < 0 ? 2 : 0;
+	if (args.log_level && log_set_level_name(args.log_level) < 0) {
+		log_error("unknown log level \"%s\"", args.log_level);
+		return 2;
+	}
+	if ((r = config_load(args.root, args.config, &cfg, &err)) < 0) {
+		log_error("%s", err.msg);
+		return 1;
+	}
+	if (!args.log_level)
+		log_set_level_name(cfg->log_level);
+
+	daemon_block_signals();
+	if ((r = mkdir_p(cfg->run_dir, 0755)) < 0) {
+		log_error_errno(r, "create \"%s\"", cfg->run_dir);
+		return 1;
+	}
+	/* Before grpc_init(): capabilities are per thread. */
+	if ((r = caps_restrict(NULL, 0, false, true, &err)) < 0) {
+		log_error("%s", err.msg);
+		return 1;
+	}
+
+	grpc_init();
+	struct gateway *gw = NULL;
+	if ((r = gateway_start(cfg, &gw, &err)) < 0) {
+		log_error("%s", err.msg);
+		grpc_shutdown();
+		return 1;
+	}
+	log_info("cric cri-gateway %s serving CRI on unix://%s", CRIC_VERSION, cfg->cri_socket);
+	sd_notifyf(0, "READY=1\nSTATUS=serving CRI on %s", cfg->cri_socket);
+
+	/* Routes and daemon sockets are fixed at start; SIGHUP only re-reads
+	 * the log level. */
+	daemon_wait_signals(NULL, NULL);
+
+	sd_notify(0, "STOPPING=1");
+	gateway_stop(gw);
+	grpc_shutdown();
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,39 @@
+/* cric-runtimed: sandboxes and containers, OCI bundles, runc. Runs as root
+ * with the capabilities it was given: runc needs them. */
+#include "common/daemon.h"
+#include "cri.h"
+#include "runtime.h"
+
+static int init(const struct cric_config *cfg, void **userdata, struct cric_err *err)
+{
+	struct runtimed *rt;
+	int r = runtimed_new(cfg, &rt, err);
+	if (r < 0)
+		return r;
+	*userdata = rt;
+	return 0;
+}
+
+static int reload(void *userdata, const struct cric_config *cfg, struct cric_err *err)
+{
+	return runtimed_reload(userdata, cfg, err);
+}
+
+static void done(void *userdata)
+{
+	runtimed_free(userdata);
+}
+
+int main(int argc, char **argv)
+{
+	const struct cric_daemon_desc desc = {
+		.name = "runtimed",
+		.all_caps = true,
+		.methods = runtimed_methods,
+		.n_methods = runtimed_n_methods,
+		.init = init,
+		.reload = reload,
+		.done = done,
+	};
+	return daemon_main(&desc, argc, argv);
+}
