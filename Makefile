@@ -28,7 +28,7 @@ SANLDFLAGS := -fsanitize=address,undefined
 endif
 
 # GNU C predefines `linux`, which the generated CRI code uses as a field name.
-CPPFLAGS += -D_GNU_SOURCE -Ulinux -I. -I$(BUILD)/gen -DCRIC_VERSION='"$(FULL_VERSION)"'
+CPPFLAGS += -D_GNU_SOURCE -Ulinux -I. -I$(BUILD)/gen
 # Messages are bounded on purpose (snprintf into fixed buffers truncates), so
 # -Wformat-truncation is off; everything else is an error.
 CFLAGS += -std=gnu11 $(OPTFLAGS) -Wall -Wextra -Werror -Wshadow -Wformat=2 \
@@ -53,7 +53,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 
 all: $(BINS)
 
-.PHONY: all check check-unit check-integration check-asan install clean \
+.PHONY: all FORCE check check-unit check-integration check-asan install clean \
 	format format-check lint pyproto verify-units
 
 # --- generated code (not committed) ---
@@ -65,8 +65,17 @@ $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
+# The version header is rewritten only when the version changes, so a new
+# commit rebuilds just the files that print it.
+VERSION_H := $(BUILD)/gen/cric_version.h
+$(VERSION_H): FORCE
+	@mkdir -p $(dir $@)
+	@echo '#define CRIC_VERSION "$(FULL_VERSION)"' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+FORCE:
+
 # Everything may include generated headers: build them first.
-$(BUILD)/obj/%.o: %.c | $(GEN_H)
+$(BUILD)/obj/%.o: %.c | $(GEN_H) $(VERSION_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(if $(filter cri-gateway/%,$<),$(GRPC_CFLAGS)) -c -o $@ $<
 
@@ -85,13 +94,13 @@ $(BUILD)/bin/cric-$(1): $$($(1)_O) $(LIBCOMMON)
 endef
 $(foreach d,$(DAEMONS),$(eval $(call daemon_rule,$(d))))
 
-GATEWAY_LIB_O := $(filter-out $(BUILD)/obj/cri-gateway/main.o,$(gateway_O))
-$(BUILD)/bin/cricctl: $(BUILD)/obj/cri-gateway/cricctl.o $(GATEWAY_LIB_O) $(LIBCOMMON)
+CRICCTL_O := $(BUILD)/obj/cri-gateway/cricctl.o $(BUILD)/obj/cri-gateway/routes.o
+$(BUILD)/bin/cricctl: $(CRICCTL_O) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(GRPC_LIBS)
 
 # --- tests ---
-$(BUILD)/tests/%: tests/unit/%.c $(LIBCOMMON) | $(GEN_H)
+$(BUILD)/tests/%: tests/unit/%.c $(LIBCOMMON) | $(GEN_H) $(VERSION_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBCOMMON) $(LIBS) -lcmocka
 

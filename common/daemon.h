@@ -17,9 +17,7 @@
 #include "config.h"
 #include "ipc.h"
 
-#ifndef CRIC_VERSION
-#define CRIC_VERSION "0.0.0-unknown"
-#endif
+#include "cric_version.h" /* generated: CRIC_VERSION */
 
 struct cric_daemon_desc {
 	const char *name; /* "runtimed": unit, socket and directory name */

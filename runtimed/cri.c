@@ -8,6 +8,7 @@
 
 #include "common/cleanup.h"
 #include "common/pbutil.h"
+#include "cric_version.h"
 #include "proto/cri/api.pb-c.h"
 #include "runtime.h"
 

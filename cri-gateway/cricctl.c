@@ -1,0 +1,376 @@
+/* cricctl: a small CRI client for cric's own scripts and for people on a
+ * machine without crictl. It speaks the same gRPC protocol as the kubelet,
+ * through grpc C core, and asks each daemon's health over nng.
+ *
+ *   cricctl [--socket PATH | --root DIR] [--timeout SECONDS] COMMAND
+ *     version            Version
+ *     status [-v]        Status (conditions; -v adds the info map)
+ *     runtime-config     RuntimeConfig
+ *     wait [SECONDS]     retry Version until it answers (default 10 s)
+ *     health             ask every daemon for cric.Health over nng
+ *     remove-all         stop and remove every pod and container
+ *     socket             print the CRI socket path of this root/config
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+
+#include "common/cleanup.h"
+#include "common/config.h"
+#include "common/ipc.h"
+#include "proto/cri/api.pb-c.h"
+#include "proto/cric/internal.pb-c.h"
+#include "routes.h"
+
+struct ctl {
+	grpc_channel *ch;
+	grpc_completion_queue *cq;
+	int timeout_s;
+	const struct cric_config *cfg;
+};
+
+/* One unary call. Returns the gRPC status; *out set on OK. */
+static unsigned cri_call(struct ctl *c, const char *path, const ProtobufCMessage *req,
+			 const ProtobufCMessageDescriptor *out_desc, ProtobufCMessage **out,
+			 char *msg, size_t msglen)
+{
+	*out = NULL;
+	size_t n = protobuf_c_message_get_packed_size(req);
+	_cleanup_free_ uint8_t *buf = malloc(n ? n : 1);
+	if (!buf)
+		return CODE_RESOURCE_EXHAUSTED;
+	protobuf_c_message_pack(req, buf);
+
+	gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
+					     gpr_time_from_seconds(c->timeout_s, GPR_TIMESPAN));
+	grpc_slice method = grpc_slice_from_copied_string(path);
+	grpc_call *call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq,
+						   method, NULL, deadline, NULL);
+	grpc_slice_unref(method);
+
+	grpc_slice body = grpc_slice_from_copied_buffer((const char *)buf, n);
+	grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&body, 1);
+	grpc_slice_unref(body);
+	grpc_byte_buffer *recv = NULL;
+	grpc_metadata_array initial_md, trailing_md;
+	grpc_metadata_array_init(&initial_md);
+	grpc_metadata_array_init(&trailing_md);
+	grpc_status_code status = GRPC_STATUS_UNKNOWN;
+	grpc_slice details = grpc_empty_slice();
+
+	grpc_op ops[6];
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = send;
+	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial_md;
+	ops[4].op = GRPC_OP_RECV_MESSAGE;
+	ops[4].data.recv_message.recv_message = &recv;
+	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[5].data.recv_status_on_client.trailing_metadata = &trailing_md;
+	ops[5].data.recv_status_on_client.status = &status;
+	ops[5].data.recv_status_on_client.status_details = &details;
+
+	static int tag;
+	if (grpc_call_start_batch(call, ops, 6, &tag, NULL) == GRPC_CALL_OK)
+		grpc_completion_queue_pluck(c->cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+
+	snprintf(msg, msglen, "%.*s", (int)GRPC_SLICE_LENGTH(details),
+		 (const char *)GRPC_SLICE_START_PTR(details));
+	if (status == GRPC_STATUS_OK && recv) {
+		grpc_byte_buffer_reader r;
+		if (grpc_byte_buffer_reader_init(&r, recv)) {
+			grpc_slice all = grpc_byte_buffer_reader_readall(&r);
+			*out = protobuf_c_message_unpack(out_desc, NULL, GRPC_SLICE_LENGTH(all),
+							 GRPC_SLICE_START_PTR(all));
+			grpc_slice_unref(all);
+			grpc_byte_buffer_reader_destroy(&r);
+		}
+		if (!*out) {
+			status = GRPC_STATUS_INTERNAL;
+			snprintf(msg, msglen, "undecodable answer");
+		}
+	}
+	if (recv)
+		grpc_byte_buffer_destroy(recv);
+	grpc_byte_buffer_destroy(send);
+	grpc_slice_unref(details);
+	grpc_metadata_array_destroy(&initial_md);
+	grpc_metadata_array_destroy(&trailing_md);
+	grpc_call_unref(call);
+	return (unsigned)status;
+}
+
+static int fail(const char *what, unsigned code, const char *msg)
+{
+	fprintf(stderr, "cricctl: %s: %s: %s\n", what, grpc_code_name(code), msg);
+	return 1;
+}
+
+static int cmd_version(struct ctl *c)
+{
+	Runtime__V1__VersionRequest req = RUNTIME__V1__VERSION_REQUEST__INIT;
+	ProtobufCMessage *out;
+	char msg[1024];
+	unsigned code = cri_call(c, "/runtime.v1.RuntimeService/Version", &req.base,
+				 &runtime__v1__version_response__descriptor, &out, msg, sizeof(msg));
+	if (code != CODE_OK)
+		return fail("Version", code, msg);
+	Runtime__V1__VersionResponse *v = (Runtime__V1__VersionResponse *)out;
+	printf("Version:  %s\nRuntimeName:  %s\nRuntimeVersion:  %s\nRuntimeApiVersion:  %s\n",
+	       v->version, v->runtime_name, v->runtime_version, v->runtime_api_version);
+	protobuf_c_message_free_unpacked(out, NULL);
+	return 0;
+}
+
+static int cmd_status(struct ctl *c, bool verbose)
+{
+	Runtime__V1__StatusRequest req = RUNTIME__V1__STATUS_REQUEST__INIT;
+	req.verbose = verbose;
+	ProtobufCMessage *out;
+	char msg[1024];
+	unsigned code = cri_call(c, "/runtime.v1.RuntimeService/Status", &req.base,
+				 &runtime__v1__status_response__descriptor, &out, msg, sizeof(msg));
+	if (code != CODE_OK)
+		return fail("Status", code, msg);
+	Runtime__V1__StatusResponse *s = (Runtime__V1__StatusResponse *)out;
+	for (size_t i = 0; s->status && i < s->status->n_conditions; i++) {
+		Runtime__V1__RuntimeCondition *k = s->status->conditions[i];
+		printf("%-13s %-5s %s%s%s\n", k->type, k->status ? "true" : "false", k->reason,
+		       k->message[0] ? ": " : "", k->message);
+	}
+	for (size_t i = 0; i < s->n_runtime_handlers; i++)
+		printf("handler       \"%s\"\n", s->runtime_handlers[i]->name);
+	for (size_t i = 0; i < s->n_info; i++)
+		printf("info %s: %s\n", s->info[i]->key, s->info[i]->value);
+	protobuf_c_message_free_unpacked(out, NULL);
+	return 0;
+}
+
+static int cmd_runtime_config(struct ctl *c)
+{
+	Runtime__V1__RuntimeConfigRequest req = RUNTIME__V1__RUNTIME_CONFIG_REQUEST__INIT;
+	ProtobufCMessage *out;
+	char msg[1024];
+	unsigned code = cri_call(c, "/runtime.v1.RuntimeService/RuntimeConfig", &req.base,
+				 &runtime__v1__runtime_config_response__descriptor, &out, msg,
+				 sizeof(msg));
+	if (code != CODE_OK)
+		return fail("RuntimeConfig", code, msg);
+	Runtime__V1__RuntimeConfigResponse *r = (Runtime__V1__RuntimeConfigResponse *)out;
+	printf("cgroup driver: %s\n",
+	       r->linux && r->linux->cgroup_driver == RUNTIME__V1__CGROUP_DRIVER__SYSTEMD
+		       ? "systemd"
+		       : "cgroupfs");
+	protobuf_c_message_free_unpacked(out, NULL);
+	return 0;
+}
+
+static int cmd_wait(struct ctl *c, int seconds)
+{
+	Runtime__V1__VersionRequest req = RUNTIME__V1__VERSION_REQUEST__INIT;
+	char msg[1024] = "";
+	unsigned code = CODE_UNAVAILABLE;
+	int64_t until = deadline_in_ms((int64_t)seconds * 1000);
+	c->timeout_s = 2;
+	while (now_unix_ns() < until) {
+		ProtobufCMessage *out;
+		code = cri_call(c, "/runtime.v1.RuntimeService/Version", &req.base,
+				&runtime__v1__version_response__descriptor, &out, msg, sizeof(msg));
+		if (code == CODE_OK) {
+			protobuf_c_message_free_unpacked(out, NULL);
+			return 0;
+		}
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	return fail("wait for the CRI socket", code, msg);
+}
+
+static int cmd_health(struct ctl *c)
+{
+	int rc = 0;
+	for (int d = 0; d < D_COUNT; d++) {
+		_cleanup_free_ char *url = config_ipc_url(c->cfg, daemon_names[d]);
+		struct cric_client *cl = NULL;
+		struct cric_err err = { { 0 } };
+		if (!url || cric_client_open(daemon_names[d], url, &cl, &err) < 0) {
+			printf("%-9s error: %s\n", daemon_names[d], err.msg);
+			rc = 1;
+			continue;
+		}
+		/* Give the dialer a moment to connect before asking. */
+		for (int i = 0; i < 100 && !cric_client_connected(cl); i++) {
+			struct timespec ts = { 0, 10 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+		}
+		Cric__Internal__HealthRequest req = CRIC__INTERNAL__HEALTH_REQUEST__INIT;
+		ProtobufCMessage *out;
+		_cleanup_free_ char *msg = NULL;
+		unsigned code = cric_client_call_pb(cl, HEALTH_METHOD, NULL, deadline_in_ms(2000),
+						    &req.base,
+						    &cric__internal__health_response__descriptor,
+						    &out, &msg);
+		if (code == CODE_OK) {
+			Cric__Internal__HealthResponse *h = (Cric__Internal__HealthResponse *)out;
+			printf("%-9s ok    pid %-7lld version %s\n", h->daemon, (long long)h->pid,
+			       h->version);
+			protobuf_c_message_free_unpacked(out, NULL);
+		} else {
+			printf("%-9s DOWN  %s: %s\n", daemon_names[d], grpc_code_name(code),
+			       msg ? msg : "");
+			rc = 1;
+		}
+		cric_client_close(cl);
+	}
+	return rc;
+}
+
+/* Stop and remove every pod (which removes its containers), then any
+ * container left. UNIMPLEMENTED means this runtime has no pods yet. */
+static int cmd_remove_all(struct ctl *c)
+{
+	char msg[1024];
+	ProtobufCMessage *out;
+	Runtime__V1__ListPodSandboxRequest lreq = RUNTIME__V1__LIST_POD_SANDBOX_REQUEST__INIT;
+	unsigned code = cri_call(c, "/runtime.v1.RuntimeService/ListPodSandbox", &lreq.base,
+				 &runtime__v1__list_pod_sandbox_response__descriptor, &out, msg,
+				 sizeof(msg));
+	if (code == CODE_UNIMPLEMENTED) {
+		printf("no pods: this cric does not run pods yet\n");
+		return 0;
+	}
+	if (code != CODE_OK)
+		return fail("ListPodSandbox", code, msg);
+	int rc = 0;
+	Runtime__V1__ListPodSandboxResponse *l = (Runtime__V1__ListPodSandboxResponse *)out;
+	for (size_t i = 0; i < l->n_items; i++) {
+		const char *id = l->items[i]->id;
+		Runtime__V1__StopPodSandboxRequest sreq = RUNTIME__V1__STOP_POD_SANDBOX_REQUEST__INIT;
+		Runtime__V1__RemovePodSandboxRequest rreq =
+			RUNTIME__V1__REMOVE_POD_SANDBOX_REQUEST__INIT;
+		ProtobufCMessage *ignored;
+		sreq.pod_sandbox_id = rreq.pod_sandbox_id = (char *)id;
+		code = cri_call(c, "/runtime.v1.RuntimeService/StopPodSandbox", &sreq.base,
+				&runtime__v1__stop_pod_sandbox_response__descriptor, &ignored, msg,
+				sizeof(msg));
+		if (code == CODE_OK) {
+			protobuf_c_message_free_unpacked(ignored, NULL);
+			code = cri_call(c, "/runtime.v1.RuntimeService/RemovePodSandbox",
+					&rreq.base,
+					&runtime__v1__remove_pod_sandbox_response__descriptor,
+					&ignored, msg, sizeof(msg));
+		}
+		if (code == CODE_OK) {
+			protobuf_c_message_free_unpacked(ignored, NULL);
+			printf("removed pod %s\n", id);
+		} else {
+			rc = fail(id, code, msg);
+		}
+	}
+	protobuf_c_message_free_unpacked(out, NULL);
+	return rc;
+}
+
+static void usage(void)
+{
+	printf("Usage: cricctl [--socket PATH | --root DIR] [--timeout SECONDS] COMMAND\n"
+	       "Commands: version | status [-v] | runtime-config | wait [SECONDS] | health |\n"
+	       "          remove-all | socket\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "root", required_argument, NULL, 'r' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *sock = NULL, *root = NULL, *config = NULL;
+	struct ctl c = { .timeout_s = 10 };
+	int o;
+	while ((o = getopt_long(argc, argv, "+s:r:c:t:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 's':
+			sock = optarg;
+			break;
+		case 'r':
+			root = optarg;
+			break;
+		case 'c':
+			config = optarg;
+			break;
+		case 't':
+			c.timeout_s = atoi(optarg) > 0 ? atoi(optarg) : 10;
+			break;
+		case 'h':
+			usage();
+			return 0;
+		default:
+			usage();
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage();
+		return 2;
+	}
+	const char *cmd = argv[optind];
+	struct cric_err err = { { 0 } };
+	_cleanup_(config_freep) struct cric_config *cfg = NULL;
+	if (config_load(root, config, &cfg, &err) < 0) {
+		fprintf(stderr, "cricctl: %s\n", err.msg);
+		return 1;
+	}
+	c.cfg = cfg;
+	if (strcmp(cmd, "health") == 0)
+		return cmd_health(&c);
+	if (strcmp(cmd, "socket") == 0) {
+		printf("%s\n", sock ? sock : cfg->cri_socket);
+		return 0;
+	}
+
+	char target[512];
+	snprintf(target, sizeof(target), "unix:%s", sock ? sock : cfg->cri_socket);
+	grpc_init();
+	grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+	c.ch = grpc_channel_create(target, creds, NULL);
+	grpc_channel_credentials_release(creds);
+	c.cq = grpc_completion_queue_create_for_pluck(NULL);
+
+	int rc;
+	if (strcmp(cmd, "version") == 0)
+		rc = cmd_version(&c);
+	else if (strcmp(cmd, "status") == 0)
+		rc = cmd_status(&c, optind + 1 < argc && strcmp(argv[optind + 1], "-v") == 0);
+	else if (strcmp(cmd, "runtime-config") == 0)
+		rc = cmd_runtime_config(&c);
+	else if (strcmp(cmd, "wait") == 0)
+		rc = cmd_wait(&c, optind + 1 < argc ? atoi(argv[optind + 1]) : 10);
+	else if (strcmp(cmd, "remove-all") == 0)
+		rc = cmd_remove_all(&c);
+	else {
+		usage();
+		rc = 2;
+	}
+	grpc_completion_queue_shutdown(c.cq);
+	while (grpc_completion_queue_pluck(c.cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+		       .type != GRPC_QUEUE_SHUTDOWN)
+		;
+	grpc_completion_queue_destroy(c.cq);
+	grpc_channel_destroy(c.ch);
+	grpc_shutdown();
+	return rc;
+}
