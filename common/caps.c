@@ -36,7 +36,10 @@ int caps_restrict(const cap_value_t *keep, size_t n, bool all, bool no_new_privs
 		/* The bounding set first: dropping from it needs CAP_SETPCAP,
 		 * which the next step may remove from the effective set. */
 		for (cap_value_t c = 0; c < (cap_value_t)cap_max_bits(); c++) {
-			if (in_set(c, keep, n))
+			/* Already gone (e.g. a unit's CapabilityBoundingSet=):
+			 * nothing to do, and dropping it again would need
+			 * CAP_SETPCAP, which such a unit does not grant. */
+			if (in_set(c, keep, n) || cap_get_bound(c) == 0)
 				continue;
 			if (cap_drop_bound(c) < 0 && errno != EINVAL)
 				return err_set(err, -errno, "drop %s from bounding set: %s",

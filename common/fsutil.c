@@ -26,7 +26,7 @@ int mkdir_p(const char *path, mode_t mode)
 			continue;
 		char saved = *p;
 		*p = '\0';
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		if (mkdir(buf, saved == '\0' ? mode : 0755) < 0 && errno != EEXIST)
 			return -errno;
 		*p = saved;
 		if (saved == '\0')

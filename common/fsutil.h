@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* mkdir -p with mode for the directories it creates. */
+/* mkdir -p: missing parents are created 0755, the last component with mode. */
 int mkdir_p(const char *path, mode_t mode);
 
 /* Read a whole regular file of at most max bytes into a NUL-terminated
