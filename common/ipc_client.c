@@ -1,5 +1,6 @@
 /* nng req client with per-call contexts; see ipc.h for the contract. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,7 +15,12 @@
 
 #define DEFAULT_CALL_MS (10 * 60 * 1000)
 
+/* A call in flight. Two kinds of reference keep it alive: the operation
+ * under way (dropped when the final callback has run) and, briefly, the
+ * thread starting an operation (so that it may still look at the call after
+ * nng has already completed it on another thread). */
 struct pending {
+	atomic_int refs;
 	struct cric_client *client;
 	nng_ctx ctx;
 	nng_aio *aio;
@@ -33,7 +39,8 @@ struct cric_client {
 	pthread_mutex_t lock;
 	pthread_cond_t idle;
 	int pipes;
-	struct pending *calls;
+	struct pending *calls; /* calls whose callback has not run yet */
+	unsigned active;       /* calls not yet freed */
 };
 
 static void pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
@@ -104,7 +111,7 @@ void cric_client_close(struct cric_client *c)
 	if (nng_socket_id(c->sock) > 0)
 		nng_close(c->sock); /* aborts every context's aio: NNG_ECLOSED */
 	pthread_mutex_lock(&c->lock);
-	while (c->calls)
+	while (c->active > 0)
 		pthread_cond_wait(&c->idle, &c->lock);
 	pthread_mutex_unlock(&c->lock);
 	pthread_mutex_destroy(&c->lock);
@@ -135,10 +142,27 @@ static nng_duration remaining_ms(int64_t deadline_ns)
 	return left > INT32_MAX ? INT32_MAX : (nng_duration)left;
 }
 
+static void pending_unref(struct pending *p)
+{
+	if (atomic_fetch_sub(&p->refs, 1) != 1)
+		return;
+	struct cric_client *c = p->client;
+	nng_ctx_close(p->ctx);
+	nng_aio_reap(p->aio); /* maybe inside its own callback: free elsewhere */
+	free(p);
+	pthread_mutex_lock(&c->lock);
+	if (--c->active == 0)
+		pthread_cond_broadcast(&c->idle);
+	pthread_mutex_unlock(&c->lock); /* c may be freed from here on */
+}
+
 /* Start the next operation and close the race with pipe_event: a call marked
- * lost before its operation was queued is aborted here. */
+ * lost before its operation was queued is aborted here. The operation may
+ * complete (and drop its reference) on another thread before nng_ctx_*()
+ * returns, hence our own reference around it. */
 static void pending_start(struct pending *p, bool recv)
 {
+	atomic_fetch_add(&p->refs, 1);
 	nng_aio_set_timeout(p->aio, remaining_ms(p->deadline_ns));
 	if (recv)
 		nng_ctx_recv(p->ctx, p->aio);
@@ -148,6 +172,7 @@ static void pending_start(struct pending *p, bool recv)
 	if (p->lost)
 		nng_aio_abort(p->aio, NNG_ECONNRESET);
 	pthread_mutex_unlock(&p->client->lock);
+	pending_unref(p);
 }
 
 static void pending_finish(struct pending *p, struct cric_result *res)
@@ -163,13 +188,8 @@ static void pending_finish(struct pending *p, struct cric_result *res)
 		c->calls = p->next;
 	if (p->next)
 		p->next->prev = p->prev;
-	if (!c->calls)
-		pthread_cond_broadcast(&c->idle);
 	pthread_mutex_unlock(&c->lock);
-
-	nng_ctx_close(p->ctx);
-	nng_aio_reap(p->aio); /* we are in its callback: free from elsewhere */
-	free(p);
+	pending_unref(p); /* the operation's reference */
 }
 
 static void pending_cb(void *arg)
@@ -238,6 +258,7 @@ int cric_client_call_async(struct cric_client *c, const char *method,
 	_cleanup_free_ struct pending *p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
+	atomic_init(&p->refs, 1);
 	p->client = c;
 	p->cb = cb;
 	p->arg = arg;
@@ -260,6 +281,7 @@ int cric_client_call_async(struct cric_client *c, const char *method,
 	if (c->calls)
 		c->calls->prev = p;
 	c->calls = p;
+	c->active++;
 	pthread_mutex_unlock(&c->lock);
 
 	nng_aio_set_msg(p->aio, TAKE_PTR(msg));
