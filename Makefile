@@ -54,7 +54,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 all: $(BINS)
 
 .PHONY: all FORCE check check-unit check-integration check-asan install clean \
-	format format-check lint pyproto verify-units
+	format format-check lint pyproto verify-units fuzz
 
 # --- generated code (not committed) ---
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: %.proto
@@ -100,9 +100,30 @@ $(BUILD)/bin/cricctl: $(CRICCTL_O) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(GRPC_LIBS)
 
 # --- tests ---
-$(BUILD)/tests/%: tests/unit/%.c $(LIBCOMMON) | $(GEN_H) $(VERSION_H)
+# Unit tests link the common library; test-<daemon>-*.c also get that
+# daemon's objects except main.o (its library part).
+lib_objs_for = $(filter-out %/main.o,$($(1)_O))
+$(BUILD)/tests/%: tests/unit/%.c $(LIBCOMMON) $(foreach d,$(DAEMONS),$(call lib_objs_for,$(d))) | $(GEN_H) $(VERSION_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBCOMMON) $(LIBS) -lcmocka
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
+		$(foreach d,$(DAEMONS),$(if $(findstring test-$(d)-,$*),$(call lib_objs_for,$(d)))) \
+		$(LIBCOMMON) $(LIBS) -lcmocka
+
+# Fuzzers (libFuzzer, clang): every parser has one; `make fuzz` builds them
+# and runs each for FUZZ_SECONDS over its corpus in tests/fuzz/corpus/<name>/.
+FUZZ_SECONDS ?= 20
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz-*.c)
+FUZZERS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
+FUZZ_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -g -O1 -fsanitize=fuzzer,address,undefined \
+	-Ulinux -D_GNU_SOURCE -I. -Ibuild-fuzz/gen
+fuzz: $(FUZZERS)
+	@set -e; for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p build-fuzz/corpus/$$n; \
+		echo "== $$n"; $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 -artifact_prefix=build-fuzz/$$n- \
+		build-fuzz/corpus/$$n tests/fuzz/corpus/$$n; done
+build-fuzz/%: tests/fuzz/%.c FORCE
+	$(MAKE) BUILD=build-fuzz CC=clang OPTFLAGS="-g -O1 -fsanitize=fuzzer-no-link,address,undefined -Wno-unknown-warning-option" \
+		SANLDFLAGS= build-fuzz/libcric-common.a build-fuzz/obj/netd/cniconf.o
+	clang $(FUZZ_CFLAGS) -o $@ $< build-fuzz/obj/netd/cniconf.o build-fuzz/libcric-common.a $(LIBS)
 
 pyproto: $(BUILD)/py/.stamp
 $(BUILD)/py/.stamp: $(PROTOS)
@@ -150,6 +171,6 @@ lint: $(GEN_H)
 		common cri-gateway imaged stored netd runtimed monitord
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

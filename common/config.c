@@ -117,7 +117,7 @@ static int resolve_user(const char *name, uid_t *ret, struct cric_err *err)
 	char *end;
 	errno = 0;
 	unsigned long v = strtoul(name, &end, 10);
-	if (errno == 0 && *end == '\0' && v < UINT_MAX) {
+	if (name[0] >= '0' && name[0] <= '9' && errno == 0 && *end == '\0' && v < UINT_MAX) {
 		*ret = (uid_t)v;
 		return 0;
 	}
@@ -134,9 +134,10 @@ static int parse_cni(struct cric_config *c, struct cric_err *err)
 	json_t *cni = json_object_get(c->doc, "cni");
 	if (!json_is_object(cni))
 		return err_set(err, -EINVAL, "config: \"cni\" must be an object");
-	int r = get_string(cni, "conf_dir", &c->cni_conf_dir, err);
-	if (r < 0)
-		return err_prefix(err, r, "cni");
+	if (!json_is_string(json_object_get(cni, "conf_dir")))
+		return err_set(err, -EINVAL, "config: \"cni.conf_dir\" must be a string");
+	if (!(c->cni_conf_dir = strdup(json_string_value(json_object_get(cni, "conf_dir")))))
+		return -ENOMEM;
 	json_t *dirs = json_object_get(cni, "bin_dirs");
 	if (!json_is_array(dirs) || json_array_size(dirs) > 64)
 		return err_set(err, -EINVAL, "config: cni.bin_dirs must be an array of paths");

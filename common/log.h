@@ -34,7 +34,7 @@ struct log_ctx {
 void log_ctx_set(const struct log_ctx *ctx);
 
 void log_msg(int prio, const char *fmt, ...) _printf_(2, 3);
-void log_vmsg(int prio, const char *fmt, va_list ap);
+void log_vmsg(int prio, const char *fmt, va_list ap) _printf_(2, 0);
 
 /* Log and return the (negative errno) error r, for "return log_error_errno(...)" */
 int log_errno(int prio, int r, const char *fmt, ...) _printf_(3, 4);

@@ -29,6 +29,19 @@ static bool plugin_type_is_valid(const char *t)
 	return true;
 }
 
+/* CNI spec: network names match ^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$ (plugins such
+ * as host-local build paths from them). */
+static bool network_name_is_valid(const char *s)
+{
+	if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')))
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
+			return false;
+	return true;
+}
+
 static int add_plugin(struct cni_network *net, json_t *plugin, size_t idx, struct cric_err *err)
 {
 	const char *type = json_string_value(json_object_get(plugin, "type"));
@@ -56,7 +69,7 @@ int cni_network_parse(const char *content, size_t len, bool is_list, struct cni_
 	memset(&n, 0, sizeof(n));
 	const char *name = json_string_value(json_object_get(doc, "name"));
 	const char *version = json_string_value(json_object_get(doc, "cniVersion"));
-	if (!name || !*name || strlen(name) >= sizeof(n.name))
+	if (!name || strlen(name) >= sizeof(n.name) || !network_name_is_valid(name))
 		return err_set(err, -EINVAL, "missing or invalid \"name\"");
 	if (!version || !*version || strlen(version) >= sizeof(n.cni_version))
 		return err_set(err, -EINVAL, "missing or invalid \"cniVersion\"");
