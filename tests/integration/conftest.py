@@ -1,0 +1,190 @@
+"""Fixtures for cric's integration tests: a real suite under a temp root.
+
+Each test gets its own suite started by deploy/cric-up --root <tmp> (so
+several can exist side by side and nothing touches /run/cric or /var/lib/cric),
+talks CRI to the real gateway socket with grpcio, and on teardown the suite is
+stopped with deploy/cric-down and the root checked for leftovers.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import grpc
+import pytest
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("CRIC_BUILD", os.path.join(REPO, "build"))
+BIN = os.path.join(BUILD, "bin")
+sys.path.insert(0, os.path.join(BUILD, "py"))
+
+from proto.cri import api_pb2 as api  # noqa: E402  (generated at test time)
+
+DAEMONS = ["gateway", "imaged", "stored", "netd", "runtimed", "monitord"]
+
+
+def pid_running(pid):
+    """True for a live process; a zombie (exited, not yet reaped) is not."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+class CRI:
+    """A minimal CRI client over the real socket (no generated stubs needed)."""
+
+    def __init__(self, socket_path):
+        self.channel = grpc.insecure_channel("unix://" + socket_path)
+
+    def close(self):
+        self.channel.close()
+
+    def _callable(self, service, method, resp_cls, stream=False):
+        ser = lambda m: m if isinstance(m, bytes) else m.SerializeToString()
+        des = resp_cls.FromString if resp_cls else (lambda b: b)
+        make = self.channel.unary_stream if stream else self.channel.unary_unary
+        return make(f"/runtime.v1.{service}/{method}",
+                    request_serializer=ser, response_deserializer=des)
+
+    def call(self, method, req, resp_cls=None, timeout=10, service=None):
+        service = service or ("ImageService" if method in IMAGE_METHODS else "RuntimeService")
+        return self._callable(service, method, resp_cls)(req, timeout=timeout)
+
+    def future(self, method, req, resp_cls=None, timeout=10, service=None):
+        service = service or ("ImageService" if method in IMAGE_METHODS else "RuntimeService")
+        return self._callable(service, method, resp_cls).future(req, timeout=timeout)
+
+    def stream(self, method, req, resp_cls=None, timeout=10):
+        return self._callable("RuntimeService", method, resp_cls, stream=True)(req, timeout=timeout)
+
+    def version(self, timeout=10):
+        return self.call("Version", api.VersionRequest(), api.VersionResponse, timeout)
+
+    def status(self, verbose=False, timeout=10):
+        return self.call("Status", api.StatusRequest(verbose=verbose), api.StatusResponse, timeout)
+
+
+IMAGE_METHODS = {"ListImages", "ImageStatus", "PullImage", "RemoveImage", "ImageFsInfo"}
+
+
+class Suite:
+    def __init__(self, root):
+        self.root = root
+        self.socket = os.path.join(root, "run/cric/cric.sock")
+        self.ipc_dir = os.path.join(root, "run/cric/ipc")
+        self.cni_dir = os.path.join(root, "etc/cni/net.d")
+        self.config = os.path.join(root, "etc/cric/cric.json")
+        self.log_dir = os.path.join(root, "var/log/cric")
+        self.cri = None
+
+    def up(self, *extra, check=True):
+        r = subprocess.run([os.path.join(REPO, "deploy/cric-up"), "--root", self.root, *extra],
+                           capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, CRIC_BIN_DIR=BIN))
+        if check:
+            assert r.returncode == 0, f"cric-up failed:\n{r.stdout}\n{r.stderr}"
+            assert r.stdout.strip() == "unix://" + self.socket
+        if r.returncode == 0 and self.cri is None:
+            self.cri = CRI(self.socket)
+        return r
+
+    def down(self, *extra):
+        if self.cri:
+            self.cri.close()
+            self.cri = None
+        return subprocess.run([os.path.join(REPO, "deploy/cric-down"), "--root", self.root, *extra],
+                              capture_output=True, text=True, timeout=120,
+                              env=dict(os.environ, CRIC_BIN_DIR=BIN))
+
+    def pid(self, daemon):
+        with open(os.path.join(self.root, "run/cric/pids", daemon + ".pid")) as f:
+            return int(f.read())
+
+    def kill(self, daemon, sig=signal.SIGKILL):
+        pid = self.pid(daemon)
+        os.kill(pid, sig)
+        if sig == signal.SIGKILL:
+            wait_for(lambda: not pid_running(pid), what=f"{daemon} to die")
+        return pid
+
+    def log(self, daemon):
+        with open(os.path.join(self.log_dir, daemon + ".log")) as f:
+            return f.read()
+
+    def write_config(self, doc):
+        import json
+        os.makedirs(os.path.dirname(self.config), exist_ok=True)
+        with open(self.config, "w") as f:
+            json.dump(doc, f)
+
+    def ctl(self, *args, user=None):
+        cmd = [os.path.join(BIN, "cricctl"), "--root", self.root, *args]
+        if user is not None:
+            cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+
+
+def wait_for(pred, timeout=10.0, what="condition"):
+    """Poll pred() until true; bounded, fails with `what` on timeout."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def running_pids_under(root):
+    """PIDs of live cric processes whose command line names this root."""
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                cmd = f.read().split(b"\0")
+        except OSError:
+            continue
+        if cmd and os.path.basename(cmd[0]).startswith(b"cric-") and root.encode() in cmd \
+                and pid_running(int(p)):
+            out.append(int(p))
+    return out
+
+
+@pytest.fixture
+def suite_root():
+    root = tempfile.mkdtemp(prefix="cric-test-")
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def suite(suite_root):
+    """A started suite (empty CNI conf dir: NetworkReady false)."""
+    s = Suite(suite_root)
+    s.up()
+    yield s
+    r = s.down("--all")
+    assert r.returncode == 0, f"cric-down failed:\n{r.stdout}\n{r.stderr}"
+    assert running_pids_under(suite_root) == [], "daemons left running after cric-down"
+    with open("/proc/self/mountinfo") as f:
+        assert suite_root not in f.read(), "mounts left under the suite root"
+    assert_no_sanitizer_reports(s)
+
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def assert_no_sanitizer_reports(s):
+    """Under `make check-asan` the daemons are sanitized: any report fails."""
+    for d in DAEMONS:
+        path = os.path.join(s.log_dir, d + ".log")
+        if os.path.exists(path):
+            text = s.log(d)
+            for mark in SANITIZER_MARKS:
+                assert mark not in text, f"{d}: sanitizer report in its log:\n{text[-4000:]}"

@@ -1,0 +1,151 @@
+"""Version, Status, RuntimeConfig, routing and bad input through the real socket."""
+import json
+import os
+import re
+import subprocess
+
+import grpc
+import pytest
+
+from conftest import BIN, api
+
+# A CNI network in the test range (198.18.0.0/15), never written to /etc.
+CONFLIST = {
+    "cniVersion": "1.0.0",
+    "name": "cric-test",
+    "plugins": [
+        {"type": "bridge", "bridge": "crictest0", "isGateway": True,
+         "ipam": {"type": "host-local", "ranges": [[{"subnet": "198.19.7.0/24"}]]}},
+        {"type": "portmap", "capabilities": {"portMappings": True}},
+    ],
+}
+
+
+def conditions(status):
+    return {c.type: c for c in status.status.conditions}
+
+
+def test_version_exact_fields(suite):
+    v = suite.cri.version()
+    built = subprocess.run([os.path.join(BIN, "cric-runtimed"), "--version"],
+                           capture_output=True, text=True, check=True).stdout.split()[1]
+    assert v.version == "0.1.0"
+    assert v.runtime_name == "cric"
+    assert v.runtime_version == built
+    assert re.fullmatch(r"0\.1\.0(\+g[0-9a-f]{4,40})?", v.runtime_version)
+    assert v.runtime_api_version == "v1"
+
+
+def test_status_network_follows_cni_config(suite):
+    # No CNI config yet: runtime ready, network not.
+    st = suite.cri.status()
+    c = conditions(st)
+    assert set(c) == {"RuntimeReady", "NetworkReady"}
+    assert c["RuntimeReady"].status is True and c["RuntimeReady"].reason == ""
+    assert c["NetworkReady"].status is False
+    assert c["NetworkReady"].reason == "NetworkPluginNotReady"
+    assert suite.cni_dir in c["NetworkReady"].message
+
+    # An invalid file is skipped; a network whose plugin is missing is not ready
+    # and the message names the plugin.
+    os.makedirs(suite.cni_dir, exist_ok=True)
+    with open(os.path.join(suite.cni_dir, "00-broken.conflist"), "w") as f:
+        f.write("{ not json")
+    missing = dict(CONFLIST, plugins=[{"type": "no-such-plugin"}])
+    with open(os.path.join(suite.cni_dir, "10-missing.conflist"), "w") as f:
+        json.dump(missing, f)
+    c = conditions(suite.cri.status())
+    assert c["NetworkReady"].status is False
+    assert "no-such-plugin" in c["NetworkReady"].message
+
+    # A valid network with Debian's plugins: ready at once (no restart).
+    os.unlink(os.path.join(suite.cni_dir, "10-missing.conflist"))
+    with open(os.path.join(suite.cni_dir, "20-test.conflist"), "w") as f:
+        json.dump(CONFLIST, f)
+    st = suite.cri.status(verbose=True)
+    c = conditions(st)
+    assert c["NetworkReady"].status is True
+    assert c["NetworkReady"].reason == "" and c["NetworkReady"].message == ""
+    info = json.loads(st.info["config"])
+    assert info["cni_network"] == "cric-test"
+    assert info["cni_conf_file"] == os.path.join(suite.cni_dir, "20-test.conflist")
+    assert info["cgroup_manager"] == "cgroupfs"
+    assert [h.name for h in st.runtime_handlers] == ["", "runc"]
+
+    # And back to not ready when it goes away.
+    os.unlink(os.path.join(suite.cni_dir, "20-test.conflist"))
+    assert conditions(suite.cri.status())["NetworkReady"].status is False
+
+
+def test_runtime_config_reports_cgroup_driver(suite):
+    rc = suite.cri.call("RuntimeConfig", api.RuntimeConfigRequest(), api.RuntimeConfigResponse)
+    assert rc.linux.cgroup_driver == api.CGROUPFS
+
+
+# Every method is routed to its owner (DESIGN.md), which answers UNIMPLEMENTED
+# until its issue lands: the message names the daemon that answered.
+ROUTES = [
+    ("RunPodSandbox", api.RunPodSandboxRequest(), "runtimed"),
+    ("ListContainers", api.ListContainersRequest(), "runtimed"),
+    ("UpdateRuntimeConfig", api.UpdateRuntimeConfigRequest(), "runtimed"),
+    ("ExecSync", api.ExecSyncRequest(), "monitord"),
+    ("ContainerStats", api.ContainerStatsRequest(), "monitord"),
+    ("ListPodSandboxStats", api.ListPodSandboxStatsRequest(), "monitord"),
+    ("ListImages", api.ListImagesRequest(), "imaged"),
+    ("PullImage", api.PullImageRequest(), "imaged"),
+    ("ImageFsInfo", api.ImageFsInfoRequest(), "stored"),
+]
+
+
+@pytest.mark.parametrize("method,req,owner", ROUTES, ids=[r[0] for r in ROUTES])
+def test_unimplemented_calls_reach_their_owner(suite, method, req, owner):
+    with pytest.raises(grpc.RpcError) as e:
+        suite.cri.call(method, req)
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert f"cric's {owner}" in e.value.details()
+    assert method in e.value.details()
+
+
+def test_streaming_methods_answer_unimplemented(suite):
+    for method in ["GetContainerEvents", "StreamContainers", "StreamPodSandboxes"]:
+        with pytest.raises(grpc.RpcError) as e:
+            list(suite.cri.stream(method, b""))
+        assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED, method
+
+
+def test_garbage_request_is_invalid_argument_and_gateway_survives(suite):
+    for method in ["Version", "Status", "RunPodSandbox", "PullImage"]:
+        with pytest.raises(grpc.RpcError) as e:
+            suite.cri.call(method, b"\xff\xff\xff\xff\x0f")
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, method
+        assert "not a valid runtime.v1." in e.value.details()
+    # A field with the wrong wire type for its number is garbage too.
+    with pytest.raises(grpc.RpcError) as e:
+        suite.cri.call("Version", b"\x0d\x00\x00\x00\x00")
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert suite.cri.version().runtime_name == "cric"
+
+
+def test_unknown_method_is_unimplemented(suite):
+    with pytest.raises(grpc.RpcError) as e:
+        suite.cri.call("NoSuchMethod", api.VersionRequest())
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    with pytest.raises(grpc.RpcError) as e:
+        suite.cri.call("Version", api.VersionRequest(), service="NoSuchService")
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_cri_socket_mode(suite):
+    assert oct(os.stat(suite.socket).st_mode & 0o777) == "0o660"
+    for d in ["imaged", "stored", "netd", "runtimed", "monitord"]:
+        st = os.stat(os.path.join(suite.ipc_dir, d + ".sock"))
+        assert st.st_mode & 0o777 == 0o600, d
+
+
+def test_cricctl_against_the_suite(suite):
+    r = suite.ctl("version")
+    assert r.returncode == 0 and "RuntimeName:  cric" in r.stdout
+    r = suite.ctl("health")
+    assert r.returncode == 0, r.stdout + r.stderr
+    for d in ["imaged", "stored", "netd", "runtimed", "monitord"]:
+        assert re.search(rf"^{d}\s+ok\s+pid {suite.pid(d)}\b", r.stdout, re.M), r.stdout

@@ -1,0 +1,197 @@
+"""Daemon failures, concurrency and isolation of slow calls."""
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+
+from conftest import api, pid_running, wait_for
+
+
+def test_kill9_runtimed_unavailable_then_recovers_without_gateway_restart(suite):
+    gateway_pid = suite.pid("gateway")
+    assert suite.cri.version().runtime_name == "cric"
+    suite.kill("runtimed")
+
+    # Fails fast with UNAVAILABLE instead of waiting for the 30 s deadline.
+    start = time.monotonic()
+    with pytest.raises(grpc.RpcError) as e:
+        suite.cri.version(timeout=30)
+    took = time.monotonic() - start
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "runtimed is not running" in e.value.details()
+    assert took < 10, f"UNAVAILABLE took {took:.1f}s; it must not wait for the deadline"
+
+    # Other daemons are unaffected meanwhile.
+    with pytest.raises(grpc.RpcError) as e:
+        suite.cri.call("ListImages", api.ListImagesRequest())
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+    # cric-up restarts only the missing daemon; the gateway reconnects.
+    r = suite.up()
+    assert "started runtimed" in r.stderr and "gateway" not in r.stderr.split("started")[1]
+    assert suite.pid("gateway") == gateway_pid and pid_running(gateway_pid)
+    v = suite.cri.version()
+    assert v.runtime_name == "cric"
+
+
+def test_call_in_flight_when_daemon_dies_fails_fast(suite):
+    # imaged frozen: a call to it is in flight (received, never answered).
+    suite.kill("imaged", signal.SIGSTOP)
+    fut = suite.cri.future("ListImages", api.ListImagesRequest(), timeout=30)
+    time.sleep(0.3)  # let the request reach the frozen daemon's socket
+    assert not fut.done()
+    start = time.monotonic()
+    suite.kill("imaged", signal.SIGKILL)
+    with pytest.raises(grpc.RpcError) as e:
+        fut.result()
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert time.monotonic() - start < 10
+    suite.up()
+    with pytest.raises(grpc.RpcError) as e:
+        suite.cri.call("ListImages", api.ListImagesRequest())
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+@pytest.mark.parametrize("daemon,method,req", [
+    ("imaged", "ListImages", api.ListImagesRequest()),
+    ("stored", "ImageFsInfo", api.ImageFsInfoRequest()),
+    ("monitord", "ExecSync", api.ExecSyncRequest()),
+])
+def test_each_daemon_down_is_unavailable(suite, daemon, method, req):
+    suite.kill(daemon)
+    with pytest.raises(grpc.RpcError) as e:
+        suite.cri.call(method, req)
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert daemon in e.value.details()
+    assert suite.cri.version().runtime_name == "cric"
+
+
+def test_200_concurrent_versions(suite):
+    futures = [suite.cri.future("Version", api.VersionRequest(), api.VersionResponse, timeout=30)
+               for _ in range(200)]
+    results = [f.result() for f in futures]
+    assert len(results) == 200
+    assert all(r.runtime_name == "cric" and r.runtime_api_version == "v1" for r in results)
+
+    # Also from many client connections at once.
+    from conftest import CRI
+    def one(_):
+        c = CRI(suite.socket)
+        try:
+            return c.version(timeout=30).runtime_name
+        finally:
+            c.close()
+    with ThreadPoolExecutor(32) as pool:
+        assert list(pool.map(one, range(64))) == ["cric"] * 64
+
+
+def test_slow_daemon_does_not_block_other_calls(suite):
+    # imaged stops answering; its call waits, everything else goes on.
+    suite.kill("imaged", signal.SIGSTOP)
+    try:
+        slow = suite.cri.future("ListImages", api.ListImagesRequest(), timeout=3)
+        for _ in range(50):
+            assert suite.cri.version(timeout=5).runtime_name == "cric"
+        assert not slow.done(), "the slow call should still be waiting"
+        with pytest.raises(grpc.RpcError) as e:
+            slow.result()
+        assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    finally:
+        os.kill(suite.pid("imaged"), signal.SIGCONT)
+    with pytest.raises(grpc.RpcError) as e:
+        suite.cri.call("ListImages", api.ListImagesRequest())
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_slow_call_inside_a_daemon_does_not_block_its_other_calls(suite):
+    # Status in runtimed waits on a frozen netd; Version in runtimed does not.
+    suite.kill("netd", signal.SIGSTOP)
+    try:
+        slow = suite.cri.future("Status", api.StatusRequest(), api.StatusResponse, timeout=20)
+        time.sleep(0.2)
+        for _ in range(20):
+            assert suite.cri.version(timeout=5).runtime_name == "cric"
+        assert not slow.done()
+        st = slow.result()  # netd's own bound (3 s) ends it: not ready, says why
+        c = {x.type: x for x in st.status.conditions}
+        assert c["RuntimeReady"].status is True
+        assert c["NetworkReady"].status is False
+        assert "netd" in c["NetworkReady"].message
+    finally:
+        os.kill(suite.pid("netd"), signal.SIGCONT)
+    c = {x.type: x for x in suite.cri.status().status.conditions}
+    assert c["NetworkReady"].reason == "NetworkPluginNotReady"
+    assert "CNI" in c["NetworkReady"].message
+
+
+def test_deadline_shorter_than_daemon_reply(suite):
+    suite.kill("stored", signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        with pytest.raises(grpc.RpcError) as e:
+            suite.cri.call("ImageFsInfo", api.ImageFsInfoRequest(), timeout=0.5)
+        assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert time.monotonic() - start < 5
+    finally:
+        os.kill(suite.pid("stored"), signal.SIGCONT)
+
+
+def test_netd_restart_status_recovers(suite):
+    suite.kill("netd")
+    c = {x.type: x for x in suite.cri.status().status.conditions}
+    assert c["RuntimeReady"].status is True
+    assert c["NetworkReady"].status is False and "netd" in c["NetworkReady"].message
+    suite.up()
+    wait_for(lambda: "CNI" in {x.type: x for x in suite.cri.status().status.conditions}
+             ["NetworkReady"].message, what="runtimed to reach the new netd")
+
+
+def test_sighup_reloads_config(suite):
+    suite.write_config({"log_level": "debug"})
+    os.kill(suite.pid("runtimed"), signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in suite.log("runtimed"), what="reload")
+    suite.cri.version()
+    wait_for(lambda: "done: OK" in suite.log("runtimed"), what="debug logging after reload")
+
+    # A broken config on reload keeps the running one.
+    with open(suite.config, "w") as f:
+        f.write('{"workers": "many"}')
+    os.kill(suite.pid("runtimed"), signal.SIGHUP)
+    wait_for(lambda: "keeping the running configuration" in suite.log("runtimed"), what="reject")
+    assert suite.cri.version().runtime_name == "cric"
+    suite.write_config({})  # cric-down reads it too
+
+
+def test_bad_config_fails_start_with_clear_message(suite_root):
+    from conftest import Suite
+    s = Suite(suite_root)
+    s.write_config({"workers": "many"})
+    r = s.up(check=False)
+    try:
+        assert r.returncode != 0
+        assert '"workers" must be an integer' in r.stderr
+    finally:
+        s.down()
+
+
+def test_second_gateway_on_same_socket_refuses(suite):
+    import subprocess
+    from conftest import BIN
+    r = subprocess.run([os.path.join(BIN, "cric-gateway"), "--root", suite.root],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 1
+    assert "another cri-gateway is running" in r.stderr
+    assert suite.cri.version().runtime_name == "cric"
+
+
+def test_stale_sockets_after_kill9_are_replaced(suite):
+    for d in ["gateway", "imaged", "stored", "netd", "runtimed", "monitord"]:
+        suite.kill(d)
+    assert os.path.exists(suite.socket)  # left behind by kill -9
+    suite.cri.close()
+    suite.cri = None
+    suite.up()
+    assert suite.cri.version().runtime_name == "cric"
