@@ -1,7 +1,8 @@
 # cric: one GNU make build for the whole suite.
 #   make               build the six daemons and cricctl into $(BUILD)/bin
-#   make check         unit tests (cmocka) + integration tests (pytest, real daemons)
+#   make check         unit tests (cmocka), unit-file checks, integration tests (pytest)
 #   make check-asan    the same, built with AddressSanitizer + UBSan in build-asan/
+#   make demo          start a suite under /tmp/cric-demo and show it answering
 #   make install       PREFIX=/usr/local DESTDIR= (binaries, units, config, CNI config)
 #   make format-check  clang-format;  make lint  cppcheck
 
@@ -54,7 +55,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 all: $(BINS)
 
 .PHONY: all FORCE check check-unit check-integration check-asan install clean \
-	format format-check lint pyproto verify-units fuzz
+	format format-check lint pyproto check-units fuzz demo
 
 # --- generated code (not committed) ---
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: %.proto
@@ -131,7 +132,13 @@ $(BUILD)/py/.stamp: $(PROTOS)
 	protoc -I. --python_out=$(BUILD)/py $(PROTOS)
 	@touch $@
 
-check: check-unit check-integration
+check: check-unit check-units check-integration
+
+# systemd units: verify, and each daemon started under its unit's bounding
+# set and no_new_privs (PID 1 is not systemd on the test machines).
+check-units: all
+	tests/systemd/verify.sh $(abspath $(BUILD)/bin)
+	$(PYTHON) tests/systemd/startup.py $(abspath $(BUILD)/bin)
 
 check-unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; CRIC_TEST_TMP=$${TMPDIR:-/tmp} $$t; done
@@ -142,8 +149,16 @@ check-integration: all pyproto
 check-asan:
 	$(MAKE) BUILD=build-asan SAN=1 check
 
-verify-units: all
-	tests/systemd/verify.sh $(abspath $(BUILD)/bin)
+# --- demo: start a suite under DEMO_ROOT and show it answering CRI ---
+DEMO_ROOT ?= /tmp/cric-demo
+demo: all
+	deploy/cric-up --root $(DEMO_ROOT) --default-cni
+	$(BUILD)/bin/cricctl --root $(DEMO_ROOT) version
+	$(BUILD)/bin/cricctl --root $(DEMO_ROOT) status -v
+	$(BUILD)/bin/cricctl --root $(DEMO_ROOT) runtime-config
+	$(BUILD)/bin/cricctl --root $(DEMO_ROOT) health
+	@echo "cric is running under $(DEMO_ROOT); logs in $(DEMO_ROOT)/var/log/cric/."
+	@echo "Stop it with: deploy/cric-down --root $(DEMO_ROOT)"
 
 # --- install ---
 install: all
@@ -156,8 +171,10 @@ install: all
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$u); done
 	test -e $(DESTDIR)$(SYSCONFDIR)/cric/cric.json || \
 		install -m 0644 deploy/cric.json $(DESTDIR)$(SYSCONFDIR)/cric/cric.json
-	test -e $(DESTDIR)$(SYSCONFDIR)/cni/net.d/10-cric-bridge.conflist || \
-		install -m 0644 deploy/cni/10-cric-bridge.conflist $(DESTDIR)$(SYSCONFDIR)/cni/net.d/
+	install -d $(DESTDIR)$(PREFIX)/share/cric/cni
+	install -m 0644 deploy/cni/* $(DESTDIR)$(PREFIX)/share/cric/cni/
+	for f in deploy/cni/*; do test -e $(DESTDIR)$(SYSCONFDIR)/cni/net.d/$$(basename $$f) || \
+		install -m 0644 $$f $(DESTDIR)$(SYSCONFDIR)/cni/net.d/; done
 
 # --- hygiene ---
 SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
@@ -165,10 +182,16 @@ format:
 	clang-format -i $(SOURCES)
 format-check:
 	clang-format --dry-run -Werror $(SOURCES)
-lint: $(GEN_H)
-	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
-		-D_GNU_SOURCE -I. -I$(BUILD)/gen -Icommon --suppress=missingIncludeSystem \
-		common cri-gateway imaged stored netd runtimed monitord
+# clang's static analyzer. Its malloc checker does not model
+# __attribute__((cleanup)) and reports every scoped free as a leak, so it is
+# off here; leaks are caught by LeakSanitizer under check-asan instead.
+LINT_SRC = $(shell git ls-files 'common/*.c' 'cri-gateway/*.c' 'imaged/*.c' 'stored/*.c' \
+	'netd/*.c' 'runtimed/*.c' 'monitord/*.c' 2>/dev/null)
+lint: $(GEN_H) $(VERSION_H)
+	@set -e; out=$$(for f in $(LINT_SRC); do clang --analyze -Xanalyzer -analyzer-output=text \
+		-Xanalyzer -analyzer-disable-checker=unix.Malloc,deadcode.DeadStores \
+		$(CPPFLAGS) $(GRPC_CFLAGS) -std=gnu11 -o /dev/null $$f 2>&1; done); \
+		echo "$$out"; ! echo "$$out" | grep -q 'warning:'
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -13,7 +13,7 @@
 #include "log.h"
 
 #define CONFIG_MAX_BYTES (1024 * 1024)
-#define DROPIN_MAX 256
+#define DROPIN_MAX       256
 
 static const char *const known_sections[] = {
 	"gateway", "imaged", "stored", "netd", "runtimed", "monitord",
@@ -35,11 +35,10 @@ static json_t *config_defaults(const char *root)
 		return NULL;
 	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:s,"
 			 " s:{s:s, s:[s,s]}}",
-			 "state_dir", state, "run_dir", run, "ipc_dir", "",
-			 "cri_socket", "", "log_level", "info", "service_user", "",
-			 "workers", 16, "max_request_seconds", 600, "cgroup_manager",
-			 "cgroupfs", "cni", "conf_dir", cni, "bin_dirs", "/usr/lib/cni",
-			 "/opt/cni/bin");
+			 "state_dir", state, "run_dir", run, "ipc_dir", "", "cri_socket", "",
+			 "log_level", "info", "service_user", "", "workers", 16,
+			 "max_request_seconds", 600, "cgroup_manager", "cgroupfs", "cni",
+			 "conf_dir", cni, "bin_dirs", "/usr/lib/cni", "/opt/cni/bin");
 }
 
 static int merge_file(json_t *doc, const char *path, bool must_exist, struct cric_err *err)
@@ -52,8 +51,7 @@ static int merge_file(json_t *doc, const char *path, bool must_exist, struct cri
 	if (r < 0)
 		return err_set(err, r, "config \"%s\": %s", path, jerr);
 	if (!json_is_object(add))
-		return err_set(err, -EINVAL, "config \"%s\": top level must be an object",
-			       path);
+		return err_set(err, -EINVAL, "config \"%s\": top level must be an object", path);
 	if (json_object_update_recursive(doc, add) < 0)
 		return err_set(err, -ENOMEM, "config \"%s\": merge failed", path);
 	return 0;
@@ -70,8 +68,9 @@ static int merge_dropins(json_t *doc, const char *dir, struct cric_err *err)
 	struct dirent **list = NULL;
 	int n = scandir(dir, &list, dropin_filter, alphasort);
 	if (n < 0)
-		return errno == ENOENT ? 0 : err_set(err, -errno, "config dir \"%s\": %s",
-						     dir, strerror(errno));
+		return errno == ENOENT
+			   ? 0
+			   : err_set(err, -errno, "config dir \"%s\": %s", dir, strerror(errno));
 	int r = 0;
 	if (n > DROPIN_MAX)
 		r = err_set(err, -E2BIG, "config dir \"%s\": more than %d drop-ins", dir,
@@ -96,21 +95,20 @@ static int get_string(json_t *doc, const char *key, char **ret, struct cric_err 
 	return *ret ? 0 : -ENOMEM;
 }
 
-static int get_uint(json_t *doc, const char *key, unsigned min, unsigned max,
-		    unsigned *ret, struct cric_err *err)
+static int get_uint(json_t *doc, const char *key, unsigned min, unsigned max, unsigned *ret,
+		    struct cric_err *err)
 {
 	json_t *v = json_object_get(doc, key);
-	if (!json_is_integer(v) || json_integer_value(v) < min ||
-	    json_integer_value(v) > max)
-		return err_set(err, -EINVAL, "config: \"%s\" must be an integer in %u..%u",
-			       key, min, max);
+	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+		return err_set(err, -EINVAL, "config: \"%s\" must be an integer in %u..%u", key,
+			       min, max);
 	*ret = (unsigned)json_integer_value(v);
 	return 0;
 }
 
 static int resolve_user(const char *name, uid_t *ret, struct cric_err *err)
 {
-	if (!*name) {
+	if (!name || !*name) {
 		*ret = (uid_t)-1;
 		return 0;
 	}
@@ -146,8 +144,7 @@ static int parse_cni(struct cric_config *c, struct cric_err *err)
 		return -ENOMEM;
 	size_t i;
 	json_t *d;
-	json_array_foreach(dirs, i, d)
-	{
+	json_array_foreach (dirs, i, d) {
 		if (!json_is_string(d) || json_string_value(d)[0] != '/')
 			return err_set(err, -EINVAL,
 				       "config: cni.bin_dirs[%zu] must be an absolute path", i);
@@ -160,14 +157,13 @@ static int parse_cni(struct cric_config *c, struct cric_err *err)
 static void warn_unknown_keys(const json_t *doc)
 {
 	static const char *const known[] = {
-		"state_dir",	"run_dir",	 "ipc_dir",	"cri_socket",
-		"log_level",	"service_user",	 "workers",	"max_request_seconds",
+		"state_dir",      "run_dir",      "ipc_dir", "cri_socket",
+		"log_level",      "service_user", "workers", "max_request_seconds",
 		"cgroup_manager", "cni",
 	};
 	const char *key;
 	json_t *v;
-	json_object_foreach((json_t *)doc, key, v)
-	{
+	json_object_foreach ((json_t *)doc, key, v) {
 		bool ok = false;
 		for (size_t i = 0; i < ARRAY_SIZE(known) && !ok; i++)
 			ok = strcmp(key, known[i]) == 0;
@@ -180,7 +176,7 @@ static void warn_unknown_keys(const json_t *doc)
 
 static int derive_path(char **field, const char *base, const char *name)
 {
-	if (**field)
+	if (*field && **field)
 		return 0;
 	free(*field);
 	*field = path_join(base, name);
@@ -204,11 +200,9 @@ int config_load(const char *root, const char *config_file, struct cric_config **
 	if (!c)
 		return -ENOMEM;
 	if (root && *root && root[0] != '/')
-		return err_set(err, -EINVAL, "--root must be an absolute path, got \"%s\"",
-			       root);
+		return err_set(err, -EINVAL, "--root must be an absolute path, got \"%s\"", root);
 	c->root = strdup(root ? root : "");
-	c->config_file = config_file ? strdup(config_file)
-				     : prefixed(root, "/etc/cric/cric.json");
+	c->config_file = config_file ? strdup(config_file) : prefixed(root, "/etc/cric/cric.json");
 	c->doc = config_defaults(root);
 	if (!c->root || !c->config_file || !c->doc)
 		return -ENOMEM;
@@ -238,10 +232,9 @@ int config_load(const char *root, const char *config_file, struct cric_config **
 	    (r = get_string(c->doc, "service_user", &user, err)) < 0 ||
 	    (r = get_string(c->doc, "cgroup_manager", &c->cgroup_manager, err)) < 0 ||
 	    (r = get_uint(c->doc, "workers", 1, 256, &c->workers, err)) < 0 ||
-	    (r = get_uint(c->doc, "max_request_seconds", 1, 86400,
-			  &c->max_request_seconds, err)) < 0 ||
-	    (r = parse_cni(c, err)) < 0 ||
-	    (r = resolve_user(user, &c->service_uid, err)) < 0)
+	    (r = get_uint(c->doc, "max_request_seconds", 1, 86400, &c->max_request_seconds, err)) <
+		0 ||
+	    (r = parse_cni(c, err)) < 0 || (r = resolve_user(user, &c->service_uid, err)) < 0)
 		return r;
 	if ((r = derive_path(&c->ipc_dir, c->run_dir, "ipc")) < 0 ||
 	    (r = derive_path(&c->cri_socket, c->run_dir, "cric.sock")) < 0)
@@ -251,8 +244,7 @@ int config_load(const char *root, const char *config_file, struct cric_config **
 	    (r = check_abs("ipc_dir", c->ipc_dir, err)) < 0 ||
 	    (r = check_abs("cri_socket", c->cri_socket, err)) < 0)
 		return r;
-	if (strcmp(c->cgroup_manager, "cgroupfs") != 0 &&
-	    strcmp(c->cgroup_manager, "systemd") != 0)
+	if (strcmp(c->cgroup_manager, "cgroupfs") != 0 && strcmp(c->cgroup_manager, "systemd") != 0)
 		return err_set(err, -EINVAL,
 			       "config: cgroup_manager must be \"cgroupfs\" or \"systemd\", "
 			       "got \"%s\"",

@@ -20,20 +20,20 @@
 #include "macro.h"
 
 struct cric_config {
-	char *root;	    /* --root prefix, "" for none */
-	char *config_file;  /* the main file (may not exist) */
-	char *state_dir;    /* persistent: <state_dir>/<daemon>/ */
-	char *run_dir;	    /* volatile: <run_dir>/<daemon>/ */
-	char *ipc_dir;	    /* internal nng sockets */
-	char *cri_socket;   /* the CRI gRPC socket path */
+	char *root;        /* --root prefix, "" for none */
+	char *config_file; /* the main file (may not exist) */
+	char *state_dir;   /* persistent: <state_dir>/<daemon>/ */
+	char *run_dir;     /* volatile: <run_dir>/<daemon>/ */
+	char *ipc_dir;     /* internal nng sockets */
+	char *cri_socket;  /* the CRI gRPC socket path */
 	char *log_level;
-	uid_t service_uid;  /* besides root, who may call the daemons; -1: none */
-	unsigned workers;   /* request workers per daemon */
+	uid_t service_uid;            /* besides root, who may call the daemons; -1: none */
+	unsigned workers;             /* request workers per daemon */
 	unsigned max_request_seconds; /* cap on a call without deadline */
-	char *cgroup_manager;	      /* "cgroupfs" or "systemd" */
+	char *cgroup_manager;         /* "cgroupfs" or "systemd" */
 	char *cni_conf_dir;
-	char **cni_bin_dirs;	      /* NULL-terminated */
-	json_t *doc;		      /* the merged document */
+	char **cni_bin_dirs; /* NULL-terminated */
+	json_t *doc;         /* the merged document */
 };
 
 /* root may be NULL or "" (no prefix); config_file NULL for the default. */

@@ -23,7 +23,7 @@ struct cric_daemon_desc {
 	const char *name; /* "runtimed": unit, socket and directory name */
 	const cap_value_t *caps;
 	size_t n_caps;
-	bool all_caps;	   /* keep what we were given (runtimed, monitord) */
+	bool all_caps;     /* keep what we were given (runtimed, monitord) */
 	bool no_new_privs; /* for daemons that never exec anything privileged */
 	const struct cric_method *methods;
 	size_t n_methods;

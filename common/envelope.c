@@ -96,7 +96,7 @@ int envelope_unpack(const uint8_t *data, size_t len, struct cric_envelope *env,
 	if (len > IPC_MAX_MESSAGE)
 		return err_set(err, -E2BIG, "envelope of %zu bytes is too large", len);
 	_cleanup_pb_ Cric__Internal__Envelope *m =
-		cric__internal__envelope__unpack(NULL, len, data);
+	    cric__internal__envelope__unpack(NULL, len, data);
 	if (!m)
 		return err_set(err, -EBADMSG, "undecodable envelope");
 	if (!method_is_valid(m->method))
@@ -125,8 +125,8 @@ void envelope_done(struct cric_envelope *env)
 	env->len = 0;
 }
 
-int reply_pack(unsigned code, const char *message, const void *payload, size_t len,
-	       uint8_t **ret, size_t *ret_len)
+int reply_pack(unsigned code, const char *message, const void *payload, size_t len, uint8_t **ret,
+	       size_t *ret_len)
 {
 	Cric__Internal__Reply rep = CRIC__INTERNAL__REPLY__INIT;
 	rep.code = code;

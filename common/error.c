@@ -83,12 +83,23 @@ enum cric_code grpc_code_from_errno(int r)
 const char *grpc_code_name(unsigned code)
 {
 	static const char *const names[] = {
-		"OK",		     "CANCELLED",	  "UNKNOWN",
-		"INVALID_ARGUMENT",  "DEADLINE_EXCEEDED", "NOT_FOUND",
-		"ALREADY_EXISTS",    "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-		"FAILED_PRECONDITION", "ABORTED",	  "OUT_OF_RANGE",
-		"UNIMPLEMENTED",     "INTERNAL",	  "UNAVAILABLE",
-		"DATA_LOSS",	     "UNAUTHENTICATED",
+		"OK",
+		"CANCELLED",
+		"UNKNOWN",
+		"INVALID_ARGUMENT",
+		"DEADLINE_EXCEEDED",
+		"NOT_FOUND",
+		"ALREADY_EXISTS",
+		"PERMISSION_DENIED",
+		"RESOURCE_EXHAUSTED",
+		"FAILED_PRECONDITION",
+		"ABORTED",
+		"OUT_OF_RANGE",
+		"UNIMPLEMENTED",
+		"INTERNAL",
+		"UNAVAILABLE",
+		"DATA_LOSS",
+		"UNAUTHENTICATED",
 	};
 	return code < ARRAY_SIZE(names) ? names[code] : "UNKNOWN";
 }

@@ -160,7 +160,7 @@ int json_save_atomic(const char *path, const json_t *doc, mode_t mode)
 int json_load_path(const char *path, size_t max, json_t **ret, char *err, size_t errlen)
 {
 	_cleanup_free_ char *buf = NULL;
-	size_t len;
+	size_t len = 0;
 	int r = read_file(path, max, &buf, &len);
 	if (r < 0) {
 		if (err)
@@ -171,8 +171,8 @@ int json_load_path(const char *path, size_t max, json_t **ret, char *err, size_t
 	json_t *doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!doc) {
 		if (err)
-			snprintf(err, errlen, "line %d column %d: %s", jerr.line,
-				 jerr.column, jerr.text);
+			snprintf(err, errlen, "line %d column %d: %s", jerr.line, jerr.column,
+				 jerr.text);
 		return -EBADMSG;
 	}
 	*ret = doc;

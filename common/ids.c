@@ -47,8 +47,8 @@ bool id_is_safe_token(const char *s, size_t max)
 		if (n >= max)
 			return false;
 		char c = *p;
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-		      (c >= 'A' && c <= 'Z') || c == '_' || c == '.' || c == '-'))
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      c == '_' || c == '.' || c == '-'))
 			return false;
 	}
 	return true;

@@ -32,10 +32,10 @@
 
 #include "error.h"
 
-#define IPC_MAX_MESSAGE (16u * 1024 * 1024)
-#define IPC_METHOD_MAX 256
+#define IPC_MAX_MESSAGE    (16u * 1024 * 1024)
+#define IPC_METHOD_MAX     256
 #define IPC_REQUEST_ID_MAX 64
-#define HEALTH_METHOD "cric.Health"
+#define HEALTH_METHOD      "cric.Health"
 
 /* ---- results ---- */
 
@@ -47,8 +47,7 @@ struct cric_result {
 };
 void cric_result_clear(struct cric_result *r);
 /* Fill r with code and a formatted message (payload left empty). */
-void cric_result_set(struct cric_result *r, unsigned code, const char *fmt, ...)
-	_printf_(3, 4);
+void cric_result_set(struct cric_result *r, unsigned code, const char *fmt, ...) _printf_(3, 4);
 
 /* True when a unix socket file exists at path but nothing listens on it (a
  * killed daemon's leftover), so it may be replaced. */
@@ -76,9 +75,9 @@ const char *cric_client_name(const struct cric_client *c);
  * max_ms applies). request_id may be NULL (one is generated). On success the
  * callback owns nothing; it must take what it needs out of res (it is cleared
  * after the callback returns). */
-int cric_client_call_async(struct cric_client *c, const char *method,
-			   const char *request_id, int64_t deadline_ns,
-			   const void *payload, size_t len, cric_client_cb cb, void *arg);
+int cric_client_call_async(struct cric_client *c, const char *method, const char *request_id,
+			   int64_t deadline_ns, const void *payload, size_t len, cric_client_cb cb,
+			   void *arg);
 
 /* Blocking call; fills res (caller clears it). Always returns with res set:
  * transport failures become CODE_UNAVAILABLE / CODE_DEADLINE_EXCEEDED. */
@@ -88,11 +87,10 @@ void cric_client_call(struct cric_client *c, const char *method, const char *req
 
 /* Blocking call with protobuf-c messages: packs req, unpacks the answer with
  * out_desc into *out on CODE_OK. Returns the code; *out NULL on failure. */
-unsigned cric_client_call_pb(struct cric_client *c, const char *method,
-			     const char *request_id, int64_t deadline_ns,
-			     const ProtobufCMessage *req,
-			     const ProtobufCMessageDescriptor *out_desc,
-			     ProtobufCMessage **out, char **message);
+unsigned cric_client_call_pb(struct cric_client *c, const char *method, const char *request_id,
+			     int64_t deadline_ns, const ProtobufCMessage *req,
+			     const ProtobufCMessageDescriptor *out_desc, ProtobufCMessage **out,
+			     char **message);
 
 /* ---- server ---- */
 
@@ -142,7 +140,7 @@ struct cric_envelope {
 	int64_t deadline_ns;
 	const uint8_t *payload; /* points into the decoded message */
 	size_t len;
-	void *owner;		/* the unpacked protobuf message */
+	void *owner; /* the unpacked protobuf message */
 };
 int envelope_pack(const char *method, const char *request_id, int64_t deadline_ns,
 		  const void *payload, size_t len, uint8_t **ret, size_t *ret_len);
@@ -150,6 +148,6 @@ int envelope_pack(const char *method, const char *request_id, int64_t deadline_n
 int envelope_unpack(const uint8_t *data, size_t len, struct cric_envelope *env,
 		    struct cric_err *err);
 void envelope_done(struct cric_envelope *env);
-int reply_pack(unsigned code, const char *message, const void *payload, size_t len,
-	       uint8_t **ret, size_t *ret_len);
+int reply_pack(unsigned code, const char *message, const void *payload, size_t len, uint8_t **ret,
+	       size_t *ret_len);
 int reply_unpack(const uint8_t *data, size_t len, struct cric_result *res);

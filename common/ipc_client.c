@@ -217,8 +217,7 @@ static void pending_cb(void *arg)
 		}
 		if (rv == NNG_ETIMEDOUT)
 			cric_result_set(&res, CODE_DEADLINE_EXCEEDED,
-					"%s did not answer before the deadline",
-					p->client->name);
+					"%s did not answer before the deadline", p->client->name);
 		else if (p->lost || rv == NNG_ECONNRESET)
 			cric_result_set(&res, CODE_UNAVAILABLE,
 					"%s went away during the call (connection lost)",
@@ -230,9 +229,9 @@ static void pending_cb(void *arg)
 	pending_finish(p, &res);
 }
 
-int cric_client_call_async(struct cric_client *c, const char *method,
-			   const char *request_id, int64_t deadline_ns,
-			   const void *payload, size_t len, cric_client_cb cb, void *arg)
+int cric_client_call_async(struct cric_client *c, const char *method, const char *request_id,
+			   int64_t deadline_ns, const void *payload, size_t len, cric_client_cb cb,
+			   void *arg)
 {
 	char rid[IPC_REQUEST_ID_MAX + 1];
 	if (!request_id || !*request_id) {
@@ -308,14 +307,13 @@ static void sync_cb(void *arg, struct cric_result *res)
 }
 
 void cric_client_call(struct cric_client *c, const char *method, const char *request_id,
-		      int64_t deadline_ns, const void *payload, size_t len,
-		      struct cric_result *res)
+		      int64_t deadline_ns, const void *payload, size_t len, struct cric_result *res)
 {
 	struct sync_call s = { .lock = PTHREAD_MUTEX_INITIALIZER,
 			       .cond = PTHREAD_COND_INITIALIZER };
 	memset(res, 0, sizeof(*res));
-	int r = cric_client_call_async(c, method, request_id, deadline_ns, payload, len,
-				       sync_cb, &s);
+	int r =
+	    cric_client_call_async(c, method, request_id, deadline_ns, payload, len, sync_cb, &s);
 	if (r == -ENOTCONN) {
 		cric_result_set(res, CODE_UNAVAILABLE, "%s is not running (no connection to %s)",
 				c->name, c->url);
@@ -327,8 +325,7 @@ void cric_client_call(struct cric_client *c, const char *method, const char *req
 		return;
 	}
 	if (r < 0) {
-		cric_result_set(res, grpc_code_from_errno(r), "call %s: %s", c->name,
-				strerror(-r));
+		cric_result_set(res, grpc_code_from_errno(r), "call %s: %s", c->name, strerror(-r));
 		return;
 	}
 	pthread_mutex_lock(&s.lock);
@@ -338,11 +335,10 @@ void cric_client_call(struct cric_client *c, const char *method, const char *req
 	*res = s.res;
 }
 
-unsigned cric_client_call_pb(struct cric_client *c, const char *method,
-			     const char *request_id, int64_t deadline_ns,
-			     const ProtobufCMessage *req,
-			     const ProtobufCMessageDescriptor *out_desc,
-			     ProtobufCMessage **out, char **message)
+unsigned cric_client_call_pb(struct cric_client *c, const char *method, const char *request_id,
+			     int64_t deadline_ns, const ProtobufCMessage *req,
+			     const ProtobufCMessageDescriptor *out_desc, ProtobufCMessage **out,
+			     char **message)
 {
 	*out = NULL;
 	if (message)
@@ -359,8 +355,8 @@ unsigned cric_client_call_pb(struct cric_client *c, const char *method,
 	if (res.code == CODE_OK) {
 		*out = protobuf_c_message_unpack(out_desc, NULL, res.len, res.payload);
 		if (!*out)
-			cric_result_set(&res, CODE_INTERNAL, "%s: undecodable %s answer",
-					c->name, method);
+			cric_result_set(&res, CODE_INTERNAL, "%s: undecodable %s answer", c->name,
+					method);
 	}
 	unsigned code = res.code;
 	if (message && code != CODE_OK)

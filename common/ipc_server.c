@@ -64,9 +64,9 @@ static int health(void *userdata, const struct cric_call *call, const ProtobufCM
 	return 0;
 }
 
-static const struct cric_method health_method = {
-	HEALTH_METHOD, &cric__internal__health_request__descriptor, health
-};
+static const struct cric_method health_method = { HEALTH_METHOD,
+						  &cric__internal__health_request__descriptor,
+						  health };
 
 static const struct cric_method *find_method(struct cric_server *s, const char *name,
 					     void **userdata)
@@ -112,8 +112,8 @@ static int dispatch(struct cric_server *s, const uint8_t *data, size_t len, uint
 		code = CODE_DEADLINE_EXCEEDED;
 		msg = strdup("deadline passed before the request was handled");
 	} else {
-		ProtobufCMessage *in = protobuf_c_message_unpack(m->input, NULL, env.len,
-								 env.payload);
+		ProtobufCMessage *in =
+		    protobuf_c_message_unpack(m->input, NULL, env.len, env.payload);
 		if (!in) {
 			code = CODE_INVALID_ARGUMENT;
 			if (asprintf(&msg, "cannot decode %s request as %s", env.method,
@@ -143,8 +143,8 @@ static int dispatch(struct cric_server *s, const uint8_t *data, size_t len, uint
 		}
 	}
 	log_debug("done: %s", grpc_code_name(code));
-	r = reply_pack(code, msg, code == CODE_OK ? out : NULL, code == CODE_OK ? out_len : 0,
-		       ret, ret_len);
+	r = reply_pack(code, msg, code == CODE_OK ? out : NULL, code == CODE_OK ? out_len : 0, ret,
+		       ret_len);
 	envelope_done(&env);
 	log_ctx_set(NULL);
 	return r;

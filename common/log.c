@@ -13,8 +13,8 @@ static int log_timestamps = 1;
 static _Thread_local struct log_ctx log_tctx;
 
 static const char *const level_names[] = {
-	[LOG_ERR] = "error",   [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice",
-	[LOG_INFO] = "info",   [LOG_DEBUG] = "debug",
+	[LOG_ERR] = "error", [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice",
+	[LOG_INFO] = "info", [LOG_DEBUG] = "debug",
 };
 
 void log_open(const char *ident)
@@ -59,8 +59,7 @@ void log_ctx_set(const struct log_ctx *ctx)
 		memset(&log_tctx, 0, sizeof(log_tctx));
 }
 
-static size_t append(char *buf, size_t size, size_t n, const char *fmt, ...)
-	_printf_(4, 5);
+static size_t append(char *buf, size_t size, size_t n, const char *fmt, ...) _printf_(4, 5);
 static size_t append(char *buf, size_t size, size_t n, const char *fmt, ...)
 {
 	if (n >= size)
@@ -88,8 +87,8 @@ void log_vmsg(int prio, const char *fmt, va_list ap)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
 		n = append(buf, sizeof(buf), n, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ ",
-			   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-			   tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+			   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+			   tm.tm_sec, ts.tv_nsec / 1000000);
 	}
 	n = append(buf, sizeof(buf), n, "%s[%d]: ", log_ident, (int)getpid());
 	if (n < sizeof(buf)) {

@@ -11,23 +11,23 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define _unused_ __attribute__((unused))
+#define ARRAY_SIZE(a)  (sizeof(a) / sizeof((a)[0]))
+#define _unused_       __attribute__((unused))
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
-#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _cleanup_(f)   __attribute__((cleanup(f)))
 
-#define TAKE_PTR(p)                                                            \
-	({                                                                     \
-		__typeof__(p) _took = (p);                                     \
-		(p) = NULL;                                                    \
-		_took;                                                         \
+#define TAKE_PTR(p)                                                                                \
+	({                                                                                         \
+		__typeof__(p) _took = (p);                                                         \
+		(p) = NULL;                                                                        \
+		_took;                                                                             \
 	})
 
-#define TAKE_FD(fd)                                                            \
-	({                                                                     \
-		int _took = (fd);                                              \
-		(fd) = -1;                                                     \
-		_took;                                                         \
+#define TAKE_FD(fd)                                                                                \
+	({                                                                                         \
+		int _took = (fd);                                                                  \
+		(fd) = -1;                                                                         \
+		_took;                                                                             \
 	})
 
 static inline void freep(void *p)
@@ -47,11 +47,11 @@ static inline void closep(int *fd)
 #define _cleanup_close_ _cleanup_(closep)
 
 /* Declare a pointer-cleanup function for a type whose destructor takes T*. */
-#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                                \
-	static inline void func##p(type *p)                                    \
-	{                                                                      \
-		if (*p)                                                        \
-			func(*p);                                              \
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                                                    \
+	static inline void func##p(type *p)                                                        \
+	{                                                                                          \
+		if (*p)                                                                            \
+			func(*p);                                                                  \
 	}
 
 /* Free a NULL-terminated array of strings. Returns NULL. */

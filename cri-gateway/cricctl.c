@@ -86,9 +86,9 @@ static unsigned cri_call(struct ctl *c, const char *path, const ProtobufCMessage
 
 	snprintf(msg, msglen, "%.*s", (int)GRPC_SLICE_LENGTH(details),
 		 (const char *)GRPC_SLICE_START_PTR(details));
-	if (status == GRPC_STATUS_OK && recv) {
+	if (status == GRPC_STATUS_OK) {
 		grpc_byte_buffer_reader r;
-		if (grpc_byte_buffer_reader_init(&r, recv)) {
+		if (recv && grpc_byte_buffer_reader_init(&r, recv)) {
 			grpc_slice all = grpc_byte_buffer_reader_readall(&r);
 			*out = protobuf_c_message_unpack(out_desc, NULL, GRPC_SLICE_LENGTH(all),
 							 GRPC_SLICE_START_PTR(all));
@@ -121,8 +121,9 @@ static int cmd_version(struct ctl *c)
 	Runtime__V1__VersionRequest req = RUNTIME__V1__VERSION_REQUEST__INIT;
 	ProtobufCMessage *out;
 	char msg[1024];
-	unsigned code = cri_call(c, "/runtime.v1.RuntimeService/Version", &req.base,
-				 &runtime__v1__version_response__descriptor, &out, msg, sizeof(msg));
+	unsigned code =
+	    cri_call(c, "/runtime.v1.RuntimeService/Version", &req.base,
+		     &runtime__v1__version_response__descriptor, &out, msg, sizeof(msg));
 	if (code != CODE_OK)
 		return fail("Version", code, msg);
 	Runtime__V1__VersionResponse *v = (Runtime__V1__VersionResponse *)out;
@@ -161,16 +162,16 @@ static int cmd_runtime_config(struct ctl *c)
 	Runtime__V1__RuntimeConfigRequest req = RUNTIME__V1__RUNTIME_CONFIG_REQUEST__INIT;
 	ProtobufCMessage *out;
 	char msg[1024];
-	unsigned code = cri_call(c, "/runtime.v1.RuntimeService/RuntimeConfig", &req.base,
-				 &runtime__v1__runtime_config_response__descriptor, &out, msg,
-				 sizeof(msg));
+	unsigned code =
+	    cri_call(c, "/runtime.v1.RuntimeService/RuntimeConfig", &req.base,
+		     &runtime__v1__runtime_config_response__descriptor, &out, msg, sizeof(msg));
 	if (code != CODE_OK)
 		return fail("RuntimeConfig", code, msg);
 	Runtime__V1__RuntimeConfigResponse *r = (Runtime__V1__RuntimeConfigResponse *)out;
 	printf("cgroup driver: %s\n",
 	       r->linux && r->linux->cgroup_driver == RUNTIME__V1__CGROUP_DRIVER__SYSTEMD
-		       ? "systemd"
-		       : "cgroupfs");
+		   ? "systemd"
+		   : "cgroupfs");
 	protobuf_c_message_free_unpacked(out, NULL);
 	return 0;
 }
@@ -216,10 +217,9 @@ static int cmd_health(struct ctl *c)
 		Cric__Internal__HealthRequest req = CRIC__INTERNAL__HEALTH_REQUEST__INIT;
 		ProtobufCMessage *out;
 		_cleanup_free_ char *msg = NULL;
-		unsigned code = cric_client_call_pb(cl, HEALTH_METHOD, NULL, deadline_in_ms(2000),
-						    &req.base,
-						    &cric__internal__health_response__descriptor,
-						    &out, &msg);
+		unsigned code =
+		    cric_client_call_pb(cl, HEALTH_METHOD, NULL, deadline_in_ms(2000), &req.base,
+					&cric__internal__health_response__descriptor, &out, &msg);
 		if (code == CODE_OK) {
 			Cric__Internal__HealthResponse *h = (Cric__Internal__HealthResponse *)out;
 			printf("%-9s ok    pid %-7lld version %s\n", h->daemon, (long long)h->pid,
@@ -242,9 +242,9 @@ static int cmd_remove_all(struct ctl *c)
 	char msg[1024];
 	ProtobufCMessage *out;
 	Runtime__V1__ListPodSandboxRequest lreq = RUNTIME__V1__LIST_POD_SANDBOX_REQUEST__INIT;
-	unsigned code = cri_call(c, "/runtime.v1.RuntimeService/ListPodSandbox", &lreq.base,
-				 &runtime__v1__list_pod_sandbox_response__descriptor, &out, msg,
-				 sizeof(msg));
+	unsigned code =
+	    cri_call(c, "/runtime.v1.RuntimeService/ListPodSandbox", &lreq.base,
+		     &runtime__v1__list_pod_sandbox_response__descriptor, &out, msg, sizeof(msg));
 	if (code == CODE_UNIMPLEMENTED) {
 		printf("no pods: this cric does not run pods yet\n");
 		return 0;
@@ -255,9 +255,10 @@ static int cmd_remove_all(struct ctl *c)
 	Runtime__V1__ListPodSandboxResponse *l = (Runtime__V1__ListPodSandboxResponse *)out;
 	for (size_t i = 0; i < l->n_items; i++) {
 		const char *id = l->items[i]->id;
-		Runtime__V1__StopPodSandboxRequest sreq = RUNTIME__V1__STOP_POD_SANDBOX_REQUEST__INIT;
+		Runtime__V1__StopPodSandboxRequest sreq =
+		    RUNTIME__V1__STOP_POD_SANDBOX_REQUEST__INIT;
 		Runtime__V1__RemovePodSandboxRequest rreq =
-			RUNTIME__V1__REMOVE_POD_SANDBOX_REQUEST__INIT;
+		    RUNTIME__V1__REMOVE_POD_SANDBOX_REQUEST__INIT;
 		ProtobufCMessage *ignored;
 		sreq.pod_sandbox_id = rreq.pod_sandbox_id = (char *)id;
 		code = cri_call(c, "/runtime.v1.RuntimeService/StopPodSandbox", &sreq.base,
@@ -265,10 +266,10 @@ static int cmd_remove_all(struct ctl *c)
 				sizeof(msg));
 		if (code == CODE_OK) {
 			protobuf_c_message_free_unpacked(ignored, NULL);
-			code = cri_call(c, "/runtime.v1.RuntimeService/RemovePodSandbox",
-					&rreq.base,
-					&runtime__v1__remove_pod_sandbox_response__descriptor,
-					&ignored, msg, sizeof(msg));
+			code =
+			    cri_call(c, "/runtime.v1.RuntimeService/RemovePodSandbox", &rreq.base,
+				     &runtime__v1__remove_pod_sandbox_response__descriptor,
+				     &ignored, msg, sizeof(msg));
 		}
 		if (code == CODE_OK) {
 			protobuf_c_message_free_unpacked(ignored, NULL);
@@ -367,7 +368,7 @@ int main(int argc, char **argv)
 	}
 	grpc_completion_queue_shutdown(c.cq);
 	while (grpc_completion_queue_pluck(c.cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-		       .type != GRPC_QUEUE_SHUTDOWN)
+		   .type != GRPC_QUEUE_SHUTDOWN)
 		;
 	grpc_completion_queue_destroy(c.cq);
 	grpc_channel_destroy(c.ch);

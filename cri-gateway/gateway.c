@@ -21,7 +21,7 @@
 
 /* grpc_server_request_call slots kept open: new calls never wait for one. */
 #define PENDING_ACCEPTS 32
-#define MAX_MESSAGE (16 * 1024 * 1024)
+#define MAX_MESSAGE     (16 * 1024 * 1024)
 
 enum tag_kind { TAG_NEW, TAG_RECV, TAG_CLOSE, TAG_SEND, TAG_SHUTDOWN };
 
@@ -104,8 +104,8 @@ static int accept_one(struct gateway *gw)
 }
 
 /* Send the answer and the status; consumes the caller's reference. */
-static void finish(struct gw_call *c, unsigned code, const char *message,
-		   const uint8_t *payload, size_t len)
+static void finish(struct gw_call *c, unsigned code, const char *message, const uint8_t *payload,
+		   size_t len)
 {
 	grpc_op ops[3];
 	memset(ops, 0, sizeof(ops));
@@ -253,8 +253,8 @@ static void *cq_loop(void *arg)
 {
 	struct gateway *gw = arg;
 	for (;;) {
-		grpc_event ev = grpc_completion_queue_next(
-			gw->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		grpc_event ev =
+		    grpc_completion_queue_next(gw->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
 		if (ev.type != GRPC_OP_COMPLETE)

@@ -9,7 +9,7 @@
 #include "proto/cri/api.pb-c.h"
 
 const char *const daemon_names[D_COUNT] = {
-	[D_IMAGED] = "imaged",	   [D_STORED] = "stored",     [D_NETD] = "netd",
+	[D_IMAGED] = "imaged",     [D_STORED] = "stored",     [D_NETD] = "netd",
 	[D_RUNTIMED] = "runtimed", [D_MONITORD] = "monitord",
 };
 

@@ -82,8 +82,7 @@ int cni_network_parse(const char *content, size_t len, bool is_list, struct cni_
 			return err_set(err, -EINVAL, "\"plugins\" must be a non-empty array");
 		size_t i;
 		json_t *p;
-		json_array_foreach(plugins, i, p)
-		{
+		json_array_foreach (plugins, i, p) {
 			int r = add_plugin(&n, p, i, err);
 			if (r < 0)
 				return r;
@@ -104,16 +103,15 @@ static int conf_filter(const struct dirent *d)
 		has_suffix(d->d_name, ".json"));
 }
 
-static int check_plugins(const struct cni_network *net, char *const *bin_dirs,
-			 struct cric_err *err)
+static int check_plugins(const struct cni_network *net, char *const *bin_dirs, struct cric_err *err)
 {
 	for (unsigned i = 0; i < net->n_plugins; i++) {
 		bool found = false;
 		for (char *const *d = bin_dirs; *d && !found; d++) {
 			_cleanup_free_ char *p = path_join(*d, net->plugins[i]);
 			struct stat st;
-			found = p && stat(p, &st) == 0 && S_ISREG(st.st_mode) &&
-				access(p, X_OK) == 0;
+			found =
+			    p && stat(p, &st) == 0 && S_ISREG(st.st_mode) && access(p, X_OK) == 0;
 		}
 		if (!found) {
 			char dirs[1024] = "";
@@ -144,7 +142,8 @@ int cni_network_find(const char *conf_dir, char *const *bin_dirs, struct cni_net
 			_cleanup_free_ char *content = NULL;
 			size_t len;
 			struct cric_err perr = { { 0 } };
-			int k = path ? read_file(path, CNI_CONF_MAX_BYTES, &content, &len) : -ENOMEM;
+			int k =
+			    path ? read_file(path, CNI_CONF_MAX_BYTES, &content, &len) : -ENOMEM;
 			if (k < 0) {
 				log_warning("CNI config \"%s\": %s, ignoring", list[i]->d_name,
 					    strerror(-k));

@@ -10,7 +10,7 @@
 #include "common/error.h"
 
 #define CNI_CONF_MAX_BYTES (1024 * 1024)
-#define CNI_MAX_PLUGINS 32
+#define CNI_MAX_PLUGINS    32
 
 struct cni_network {
 	char file[4096];

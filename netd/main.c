@@ -71,7 +71,7 @@ static int network_status(void *ud, const struct cric_call *call, const Protobuf
 	pthread_mutex_unlock(&n->lock);
 
 	_cleanup_pb_ Cric__Internal__NetworkStatusResponse *ns =
-		pb_new(&cric__internal__network_status_response__descriptor);
+	    pb_new(&cric__internal__network_status_response__descriptor);
 	if (!ns)
 		return -ENOMEM;
 	ns->ready = r == 0;

@@ -20,7 +20,7 @@ static int version(void *ud, const struct cric_call *call, const ProtobufCMessag
 	(void)in;
 	(void)err;
 	_cleanup_pb_ Runtime__V1__VersionResponse *v =
-		pb_new(&runtime__v1__version_response__descriptor);
+	    pb_new(&runtime__v1__version_response__descriptor);
 	if (!v || pb_set_str(&v->version, KUBE_RUNTIME_API_VERSION) < 0 ||
 	    pb_set_str(&v->runtime_name, RUNTIME_NAME) < 0 ||
 	    pb_set_str(&v->runtime_version, CRIC_VERSION) < 0 ||
@@ -30,11 +30,11 @@ static int version(void *ud, const struct cric_call *call, const ProtobufCMessag
 	return 0;
 }
 
-static Runtime__V1__RuntimeCondition *condition(const char *type, bool ok,
-						const char *reason, const char *message)
+static Runtime__V1__RuntimeCondition *condition(const char *type, bool ok, const char *reason,
+						const char *message)
 {
 	_cleanup_pb_ Runtime__V1__RuntimeCondition *c =
-		pb_new(&runtime__v1__runtime_condition__descriptor);
+	    pb_new(&runtime__v1__runtime_condition__descriptor);
 	if (!c || pb_set_str(&c->type, type) < 0 || pb_set_str(&c->reason, ok ? "" : reason) < 0 ||
 	    pb_set_str(&c->message, ok ? "" : message) < 0)
 		return NULL;
@@ -45,7 +45,7 @@ static Runtime__V1__RuntimeCondition *condition(const char *type, bool ok,
 static Runtime__V1__RuntimeHandler *handler(const char *name)
 {
 	_cleanup_pb_ Runtime__V1__RuntimeHandler *h =
-		pb_new(&runtime__v1__runtime_handler__descriptor);
+	    pb_new(&runtime__v1__runtime_handler__descriptor);
 	if (!h || pb_set_str(&h->name, name) < 0 ||
 	    !(h->features = pb_new(&runtime__v1__runtime_handler_features__descriptor)))
 		return NULL;
@@ -56,7 +56,7 @@ static Runtime__V1__RuntimeHandler *handler(const char *name)
 static int info_entry(Runtime__V1__StatusResponse *s, const char *key, const char *value)
 {
 	Runtime__V1__StatusResponse__InfoEntry *e =
-		pb_new(&runtime__v1__status_response__info_entry__descriptor);
+	    pb_new(&runtime__v1__status_response__info_entry__descriptor);
 	if (!e)
 		return -ENOMEM;
 	s->info[s->n_info++] = e;
@@ -74,17 +74,16 @@ static int status(void *ud, const struct cric_call *call, const ProtobufCMessage
 	runtimed_status(ud, call, &st);
 
 	_cleanup_pb_ Runtime__V1__StatusResponse *s =
-		pb_new(&runtime__v1__status_response__descriptor);
+	    pb_new(&runtime__v1__status_response__descriptor);
 	if (!s || !(s->status = pb_new(&runtime__v1__runtime_status__descriptor)) ||
 	    !(s->status->conditions = calloc(2, sizeof(*s->status->conditions))) ||
 	    !(s->runtime_handlers = calloc(2, sizeof(*s->runtime_handlers))) ||
 	    !(s->features = pb_new(&runtime__v1__runtime_features__descriptor)))
 		return -ENOMEM;
 	if (!(s->status->conditions[s->status->n_conditions++] =
-		      condition("RuntimeReady", st.runtime_ready, "RuntimeNotReady", "")) ||
-	    !(s->status->conditions[s->status->n_conditions++] =
-		      condition("NetworkReady", st.network_ready, st.network_reason,
-				st.network_message)))
+		  condition("RuntimeReady", st.runtime_ready, "RuntimeNotReady", "")) ||
+	    !(s->status->conditions[s->status->n_conditions++] = condition(
+		  "NetworkReady", st.network_ready, st.network_reason, st.network_message)))
 		return -ENOMEM;
 	/* "" is the default handler (runc), listed by name as well. */
 	if (!(s->runtime_handlers[s->n_runtime_handlers++] = handler("")) ||
@@ -94,12 +93,12 @@ static int status(void *ud, const struct cric_call *call, const ProtobufCMessage
 	if (req->verbose) {
 		char cgm[16];
 		runtimed_cgroup_manager(ud, cgm, sizeof(cgm));
-		_cleanup_json_ json_t *doc = json_pack(
-			"{s:s, s:s, s:s, s:s, s:s}", "runtime", RUNTIME_NAME, "version",
-			CRIC_VERSION, "cgroup_manager", cgm, "cni_conf_file", st.cni_conf_file,
-			"cni_network", st.cni_network);
-		_cleanup_free_ char *json = doc ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS)
-						: NULL;
+		_cleanup_json_ json_t *doc =
+		    json_pack("{s:s, s:s, s:s, s:s, s:s}", "runtime", RUNTIME_NAME, "version",
+			      CRIC_VERSION, "cgroup_manager", cgm, "cni_conf_file",
+			      st.cni_conf_file, "cni_network", st.cni_network);
+		_cleanup_free_ char *json =
+		    doc ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 		if (!json || !(s->info = calloc(1, sizeof(*s->info))) ||
 		    info_entry(s, "config", json) < 0)
 			return -ENOMEM;
@@ -117,12 +116,12 @@ static int runtime_config(void *ud, const struct cric_call *call, const Protobuf
 	char cgm[16];
 	runtimed_cgroup_manager(ud, cgm, sizeof(cgm));
 	_cleanup_pb_ Runtime__V1__RuntimeConfigResponse *rc =
-		pb_new(&runtime__v1__runtime_config_response__descriptor);
+	    pb_new(&runtime__v1__runtime_config_response__descriptor);
 	if (!rc || !(rc->linux = pb_new(&runtime__v1__linux_runtime_configuration__descriptor)))
 		return -ENOMEM;
 	rc->linux->cgroup_driver = strcmp(cgm, "systemd") == 0
-					   ? RUNTIME__V1__CGROUP_DRIVER__SYSTEMD
-					   : RUNTIME__V1__CGROUP_DRIVER__CGROUPFS;
+				       ? RUNTIME__V1__CGROUP_DRIVER__SYSTEMD
+				       : RUNTIME__V1__CGROUP_DRIVER__CGROUPFS;
 	*out = &TAKE_PTR(rc)->base;
 	return 0;
 }

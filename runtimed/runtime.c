@@ -61,8 +61,7 @@ void runtimed_cgroup_manager(struct runtimed *rt, char *buf, size_t size)
 	pthread_mutex_unlock(&rt->lock);
 }
 
-void runtimed_status(struct runtimed *rt, const struct cric_call *call,
-		     struct runtime_status *st)
+void runtimed_status(struct runtimed *rt, const struct cric_call *call, struct runtime_status *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->runtime_ready = true;
@@ -74,19 +73,18 @@ void runtimed_status(struct runtimed *rt, const struct cric_call *call,
 	Cric__Internal__NetworkStatusRequest req = CRIC__INTERNAL__NETWORK_STATUS_REQUEST__INIT;
 	ProtobufCMessage *out = NULL;
 	_cleanup_free_ char *msg = NULL;
-	unsigned code = cric_client_call_pb(rt->netd, "cric.netd.NetworkStatus",
-					    call->request_id, deadline, &req.base,
-					    &cric__internal__network_status_response__descriptor,
-					    &out, &msg);
+	unsigned code = cric_client_call_pb(
+	    rt->netd, "cric.netd.NetworkStatus", call->request_id, deadline, &req.base,
+	    &cric__internal__network_status_response__descriptor, &out, &msg);
 	if (code != CODE_OK) {
 		snprintf(st->network_reason, sizeof(st->network_reason), "NetworkPluginNotReady");
-		snprintf(st->network_message, sizeof(st->network_message),
-			 "cannot ask netd: %s", msg ? msg : grpc_code_name(code));
+		snprintf(st->network_message, sizeof(st->network_message), "cannot ask netd: %s",
+			 msg ? msg : grpc_code_name(code));
 		log_warning("network status unknown: %s", st->network_message);
 		return;
 	}
 	_cleanup_pb_ Cric__Internal__NetworkStatusResponse *ns =
-		(Cric__Internal__NetworkStatusResponse *)out;
+	    (Cric__Internal__NetworkStatusResponse *)out;
 	st->network_ready = ns->ready;
 	snprintf(st->network_reason, sizeof(st->network_reason), "%s", ns->reason);
 	snprintf(st->network_message, sizeof(st->network_message), "%s", ns->message);

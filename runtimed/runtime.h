@@ -10,7 +10,7 @@
 #include "common/config.h"
 #include "common/ipc.h"
 
-#define RUNTIME_NAME "cric"
+#define RUNTIME_NAME        "cric"
 #define RUNTIME_API_VERSION "v1"
 /* The kubelet-facing "version" of VersionResponse (the API's own version). */
 #define KUBE_RUNTIME_API_VERSION "0.1.0"
@@ -32,7 +32,6 @@ int runtimed_reload(struct runtimed *rt, const struct cric_config *cfg, struct c
 
 /* Ask netd (bounded by the call's deadline) and combine with our own state.
  * Never fails: an unreachable netd means the network is not ready. */
-void runtimed_status(struct runtimed *rt, const struct cric_call *call,
-		     struct runtime_status *st);
+void runtimed_status(struct runtimed *rt, const struct cric_call *call, struct runtime_status *st);
 /* "cgroupfs" or "systemd" */
 void runtimed_cgroup_manager(struct runtimed *rt, char *buf, size_t size);

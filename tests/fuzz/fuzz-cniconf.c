@@ -28,8 +28,7 @@ static void check(const struct cni_network *n)
 		abort();
 	for (unsigned i = 0; i < n->n_plugins; i++) {
 		const char *t = n->plugins[i];
-		if (!terminated(t, sizeof(n->plugins[i])) || !t[0] || t[0] == '.' ||
-		    strchr(t, '/'))
+		if (!terminated(t, sizeof(n->plugins[i])) || !t[0] || t[0] == '.' || strchr(t, '/'))
 			abort();
 	}
 }
@@ -44,8 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		int r = cni_network_parse((const char *)data, size, is_list, &net, &err);
 		if (r == 0)
 			check(&net);
-		else if (r != -EINVAL || !terminated(err.msg, sizeof(err.msg)) ||
-			 !untouched(&net))
+		else if (r != -EINVAL || !terminated(err.msg, sizeof(err.msg)) || !untouched(&net))
 			abort(); /* the contract: -EINVAL, err filled, net untouched */
 	}
 	return 0;

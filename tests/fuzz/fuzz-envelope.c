@@ -26,14 +26,13 @@ static void fuzz_envelope(const uint8_t *data, size_t size)
 
 	if (envelope_unpack(data, size, &env, size % 2 ? &err : NULL) < 0)
 		return;
-	if (envelope_pack(env.method, env.request_id, env.deadline_ns, env.payload, env.len,
-			  &buf, &n) < 0)
+	if (envelope_pack(env.method, env.request_id, env.deadline_ns, env.payload, env.len, &buf,
+			  &n) < 0)
 		abort();
 	if (envelope_unpack(buf, n, &again, &err) < 0)
 		abort();
 	if (strcmp(env.method, again.method) != 0 ||
-	    strcmp(env.request_id, again.request_id) != 0 ||
-	    env.deadline_ns != again.deadline_ns ||
+	    strcmp(env.request_id, again.request_id) != 0 || env.deadline_ns != again.deadline_ns ||
 	    !bytes_equal(env.payload, env.len, again.payload, again.len))
 		abort();
 	if (envelope_pack(again.method, again.request_id, again.deadline_ns, again.payload,
