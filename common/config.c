@@ -185,7 +185,7 @@ static int derive_path(char **field, const char *base, const char *name)
 
 static int check_abs(const char *key, const char *path, struct cric_err *err)
 {
-	if (path[0] != '/' || strlen(path) >= 108 - 32)
+	if (!path || path[0] != '/' || strlen(path) >= 108 - 32)
 		return err_set(err, -EINVAL,
 			       "config: \"%s\" must be an absolute path shorter than 76 "
 			       "bytes (unix socket limits), got \"%s\"",
@@ -224,26 +224,43 @@ int config_load(const char *root, const char *config_file, struct cric_config **
 		return r;
 
 	_cleanup_free_ char *user = NULL;
-	if ((r = get_string(c->doc, "state_dir", &c->state_dir, err)) < 0 ||
-	    (r = get_string(c->doc, "run_dir", &c->run_dir, err)) < 0 ||
-	    (r = get_string(c->doc, "ipc_dir", &c->ipc_dir, err)) < 0 ||
-	    (r = get_string(c->doc, "cri_socket", &c->cri_socket, err)) < 0 ||
-	    (r = get_string(c->doc, "log_level", &c->log_level, err)) < 0 ||
-	    (r = get_string(c->doc, "service_user", &user, err)) < 0 ||
-	    (r = get_string(c->doc, "cgroup_manager", &c->cgroup_manager, err)) < 0 ||
-	    (r = get_uint(c->doc, "workers", 1, 256, &c->workers, err)) < 0 ||
-	    (r = get_uint(c->doc, "max_request_seconds", 1, 86400, &c->max_request_seconds, err)) <
-		0 ||
-	    (r = parse_cni(c, err)) < 0 || (r = resolve_user(user, &c->service_uid, err)) < 0)
+	const struct {
+		const char *key;
+		char **field;
+	} strings[] = {
+		{ "state_dir", &c->state_dir },
+		{ "run_dir", &c->run_dir },
+		{ "ipc_dir", &c->ipc_dir },
+		{ "cri_socket", &c->cri_socket },
+		{ "log_level", &c->log_level },
+		{ "service_user", &user },
+		{ "cgroup_manager", &c->cgroup_manager },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(strings); i++)
+		if ((r = get_string(c->doc, strings[i].key, strings[i].field, err)) < 0)
+			return r;
+	if ((r = get_uint(c->doc, "workers", 1, 256, &c->workers, err)) < 0)
+		return r;
+	if ((r = get_uint(c->doc, "max_request_seconds", 1, 86400, &c->max_request_seconds, err)) <
+	    0)
+		return r;
+	if ((r = parse_cni(c, err)) < 0 || (r = resolve_user(user, &c->service_uid, err)) < 0)
 		return r;
 	if ((r = derive_path(&c->ipc_dir, c->run_dir, "ipc")) < 0 ||
 	    (r = derive_path(&c->cri_socket, c->run_dir, "cric.sock")) < 0)
 		return r;
-	if ((r = check_abs("state_dir", c->state_dir, err)) < 0 ||
-	    (r = check_abs("run_dir", c->run_dir, err)) < 0 ||
-	    (r = check_abs("ipc_dir", c->ipc_dir, err)) < 0 ||
-	    (r = check_abs("cri_socket", c->cri_socket, err)) < 0)
-		return r;
+	const struct {
+		const char *key;
+		const char *path;
+	} paths[] = {
+		{ "state_dir", c->state_dir },
+		{ "run_dir", c->run_dir },
+		{ "ipc_dir", c->ipc_dir },
+		{ "cri_socket", c->cri_socket },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(paths); i++)
+		if ((r = check_abs(paths[i].key, paths[i].path, err)) < 0)
+			return r;
 	if (strcmp(c->cgroup_manager, "cgroupfs") != 0 && strcmp(c->cgroup_manager, "systemd") != 0)
 		return err_set(err, -EINVAL,
 			       "config: cgroup_manager must be \"cgroupfs\" or \"systemd\", "
