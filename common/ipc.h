@@ -7,8 +7,9 @@
  * Client (struct cric_client): one req socket dialing one daemon, with
  * automatic reconnect. Calls are independent nng contexts, so any number may
  * be in flight and none waits behind another. Contract:
- *   - no connection to the daemon right now: the call fails at once with
- *     -ENOTCONN (UNAVAILABLE), it is not queued until the deadline;
+ *   - no connection to the daemon right now: the call waits up to one second
+ *     for the (re)connection, then completes with CODE_UNAVAILABLE; it is
+ *     not queued until the deadline;
  *   - the connection drops while calls are in flight (the daemon died): each
  *     of them completes with CODE_UNAVAILABLE at once;
  *   - the deadline passes: CODE_DEADLINE_EXCEEDED.

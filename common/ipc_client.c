@@ -14,6 +14,10 @@
 #include "log.h"
 
 #define DEFAULT_CALL_MS (10 * 60 * 1000)
+/* A call made while the daemon is not connected waits this long for the
+ * connection (the dialer retries every 20-250 ms): a restarting daemon is
+ * bridged, a dead one is reported UNAVAILABLE long before any deadline. */
+#define CONNECT_GRACE_MS 1000
 
 /* A call in flight. Two kinds of reference keep it alive: the operation
  * under way (dropped when the final callback has run) and, briefly, the
@@ -25,7 +29,8 @@ struct pending {
 	nng_ctx ctx;
 	nng_aio *aio;
 	bool receiving;
-	bool lost; /* the connection dropped under this call */
+	bool lost;        /* the connection dropped under this call */
+	bool unconnected; /* no connection when the call was made */
 	int64_t deadline_ns;
 	cric_client_cb cb;
 	void *arg;
@@ -90,7 +95,7 @@ int cric_client_open(const char *name, const char *url, struct cric_client **ret
 	/* No resend: a lost connection fails the call (pipe_event). */
 	nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 20);
-	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 500);
+	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 250);
 	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, IPC_MAX_MESSAGE + 4096);
 	nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, pipe_event, c);
 	nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_event, c);
@@ -163,7 +168,10 @@ static void pending_unref(struct pending *p)
 static void pending_start(struct pending *p, bool recv)
 {
 	atomic_fetch_add(&p->refs, 1);
-	nng_aio_set_timeout(p->aio, remaining_ms(p->deadline_ns));
+	nng_duration timeout = remaining_ms(p->deadline_ns);
+	if (!recv && p->unconnected && timeout > CONNECT_GRACE_MS)
+		timeout = CONNECT_GRACE_MS;
+	nng_aio_set_timeout(p->aio, timeout);
 	if (recv)
 		nng_ctx_recv(p->ctx, p->aio);
 	else
@@ -215,7 +223,12 @@ static void pending_cb(void *arg)
 			if (msg)
 				nng_msg_free(msg);
 		}
-		if (rv == NNG_ETIMEDOUT)
+		if (rv == NNG_ETIMEDOUT && !p->receiving && p->unconnected &&
+		    now_unix_ns() < p->deadline_ns)
+			cric_result_set(&res, CODE_UNAVAILABLE,
+					"%s is not running (no connection to %s)", p->client->name,
+					p->client->url);
+		else if (rv == NNG_ETIMEDOUT)
 			cric_result_set(&res, CODE_DEADLINE_EXCEEDED,
 					"%s did not answer before the deadline", p->client->name);
 		else if (p->lost || rv == NNG_ECONNRESET)
@@ -270,12 +283,7 @@ int cric_client_call_async(struct cric_client *c, const char *method, const char
 	}
 
 	pthread_mutex_lock(&c->lock);
-	if (c->pipes <= 0) {
-		pthread_mutex_unlock(&c->lock);
-		nng_aio_free(p->aio);
-		nng_ctx_close(p->ctx);
-		return -ENOTCONN;
-	}
+	p->unconnected = c->pipes <= 0;
 	p->next = c->calls;
 	if (c->calls)
 		c->calls->prev = p;
