@@ -4,7 +4,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 
-#include "macro.h"
+#include "cleanup.h"
 
 static bool in_set(cap_value_t c, const cap_value_t *keep, size_t n)
 {
@@ -14,19 +14,13 @@ static bool in_set(cap_value_t c, const cap_value_t *keep, size_t n)
 	return false;
 }
 
-static void cap_freep(cap_t *c)
-{
-	if (*c)
-		cap_free(*c);
-}
-
 int caps_restrict(const cap_value_t *keep, size_t n, bool all, bool no_new_privs,
 		  struct cric_err *err)
 {
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 		return err_set(err, -errno, "clear ambient capabilities: %s", strerror(errno));
 
-	_cleanup_(cap_freep) cap_t cur = cap_get_proc();
+	_cleanup_cap_ cap_t cur = cap_get_proc();
 	if (!cur)
 		return err_set(err, -errno, "read capabilities: %s", strerror(errno));
 	if (cap_clear_flag(cur, CAP_INHERITABLE) < 0)

@@ -1,11 +1,13 @@
 /* Cleanup wrappers for the third-party types cric uses (jansson, nng,
- * protobuf-c). Kept apart from macro.h so that code which needs none of these
+ * protobuf-c, libcap; CURL, struct archive and scmp_filter_ctx join here with
+ * the code that uses them). Kept apart from macro.h so that code which needs none of these
  * libraries does not include their headers. */
 #pragma once
 
 #include <jansson.h>
 #include <nng/nng.h>
 #include <protobuf-c/protobuf-c.h>
+#include <sys/capability.h>
 
 #include "macro.h"
 
@@ -34,3 +36,10 @@ static inline void protobuf_c_message_freep(void *p)
 }
 /* For any generated message pointer: Foo *m _cleanup_pb_ = foo__unpack(...) */
 #define _cleanup_pb_ _cleanup_(protobuf_c_message_freep)
+
+static inline void cap_freep(cap_t *c)
+{
+	if (*c)
+		cap_free(*c);
+}
+#define _cleanup_cap_ _cleanup_(cap_freep)

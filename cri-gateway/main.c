@@ -9,6 +9,27 @@
 #include "common/log.h"
 #include "gateway.h"
 
+/* SIGHUP: re-read the config for the log level. The CRI socket, the daemon
+ * sockets and the routes are fixed at start (changing them means a restart,
+ * which the kubelet rides out). */
+static void reload(void *arg)
+{
+	const struct daemon_args *args = arg;
+	struct cric_err err = { { 0 } };
+	struct cric_config *cfg = NULL;
+
+	sd_notify(0, "RELOADING=1");
+	if (config_load(args->root, args->config, &cfg, &err) < 0) {
+		log_error("reload: %s; keeping the running configuration", err.msg);
+	} else {
+		log_set_level_name(args->log_level ? args->log_level : cfg->log_level);
+		log_info("configuration reloaded from \"%s\" (log level; sockets need a restart)",
+			 cfg->config_file);
+		config_free(cfg);
+	}
+	sd_notify(0, "READY=1");
+}
+
 int main(int argc, char **argv)
 {
 	struct daemon_args args;
@@ -51,9 +72,7 @@ int main(int argc, char **argv)
 	log_info("cric cri-gateway %s serving CRI on unix://%s", CRIC_VERSION, cfg->cri_socket);
 	sd_notifyf(0, "READY=1\nSTATUS=serving CRI on %s", cfg->cri_socket);
 
-	/* Routes and daemon sockets are fixed at start; SIGHUP only re-reads
-	 * the log level. */
-	daemon_wait_signals(NULL, NULL);
+	daemon_wait_signals(reload, &args);
 
 	sd_notify(0, "STOPPING=1");
 	gateway_stop(gw);

@@ -156,6 +156,11 @@ def test_sighup_reloads_config(suite):
     suite.cri.version()
     wait_for(lambda: "done: OK" in suite.log("runtimed"), what="debug logging after reload")
 
+    os.kill(suite.pid("gateway"), signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in suite.log("gateway"), what="gateway reload")
+    suite.cri.version()
+    wait_for(lambda: "Version req=" in suite.log("gateway"), what="gateway debug logging")
+
     # A broken config on reload keeps the running one.
     with open(suite.config, "w") as f:
         f.write('{"workers": "many"}')
