@@ -36,10 +36,13 @@ CFLAGS += -std=gnu11 $(OPTFLAGS) -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 	-Wno-format-truncation -Wno-missing-field-initializers -fstack-protector-strong -MMD -MP
 GRPC_CFLAGS := $(shell pkg-config --cflags grpc)
 GRPC_LIBS := $(shell pkg-config --libs grpc)
-LIBS := -lnng -lprotobuf-c -ljansson -lcap -lsystemd -lpthread
+# --as-needed: each binary keeps only the libraries it uses.
+LIBS := -Wl,--as-needed -lnng -lprotobuf-c -ljansson -lcap -lsystemd -larchive -lcurl -lcrypto \
+	-lpthread -Wl,--no-as-needed
 LDFLAGS += $(SANLDFLAGS) -Wl,-z,relro,-z,now
 
-PROTOS := proto/cri/api.proto proto/cric/internal.proto
+# Every .proto under proto/ (internal messages may live in one file per daemon).
+PROTOS := $(sort $(wildcard proto/cri/*.proto proto/cric/*.proto))
 GEN_C := $(patsubst %.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 GEN_H := $(GEN_C:.c=.h)
 GEN_O := $(patsubst $(BUILD)/gen/%.c,$(BUILD)/obj/gen/%.o,$(GEN_C))
