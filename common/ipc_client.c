@@ -94,13 +94,20 @@ int cric_client_open(const char *name, const char *url, struct cric_client **ret
 	}
 	/* No resend: a lost connection fails the call (pipe_event). */
 	nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 20);
-	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 250);
 	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, IPC_MAX_MESSAGE + 4096);
 	nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, pipe_event, c);
 	nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_event, c);
-	/* Non-blocking: the daemon may start after us; the dialer retries. */
-	rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK);
+	/* Non-blocking: the daemon may start after us; the dialer retries,
+	 * asked to back off from 100 ms to 250 ms. (Measured with nng 1.5.2:
+	 * ~20 attempts/s, ~1.5% CPU, while a peer's socket refuses; bounded,
+	 * but a candidate for our own backoff.) */
+	nng_dialer d;
+	rv = nng_dialer_create(&d, c->sock, url);
+	if (rv == 0) {
+		nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, 100);
+		nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, 250);
+		rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+	}
 	if (rv != 0) {
 		cric_client_close(c);
 		return err_set(err, -EINVAL, "%s: dial %s: %s", name, url, nng_strerror(rv));

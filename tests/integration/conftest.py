@@ -160,6 +160,10 @@ def running_pids_under(root):
 def suite_root():
     root = tempfile.mkdtemp(prefix="cric-test-")
     yield root
+    # Last resort: never leave daemons of this root running (nor delete the
+    # directory under them).
+    for pid in running_pids_under(root):
+        os.kill(pid, signal.SIGKILL)
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -167,7 +171,11 @@ def suite_root():
 def suite(suite_root):
     """A started suite (empty CNI conf dir: NetworkReady false)."""
     s = Suite(suite_root)
-    s.up()
+    try:
+        s.up()
+    except BaseException:
+        s.down()  # whatever did start must not outlive the test
+        raise
     yield s
     r = s.down("--all")
     assert r.returncode == 0, f"cric-down failed:\n{r.stdout}\n{r.stderr}"
