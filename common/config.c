@@ -41,6 +41,38 @@ static json_t *config_defaults(const char *root)
 			 "conf_dir", cni, "bin_dirs", "/usr/lib/cni", "/opt/cni/bin");
 }
 
+/* Type-check the known keys present in one file, so that an error names the
+ * file it came from (after merging, the origin is lost). Values are checked
+ * again, with ranges, on the merged document. */
+static int check_types(const json_t *doc, struct cric_err *err)
+{
+	static const char *const strings[] = {
+		"state_dir", "run_dir",      "ipc_dir",        "cri_socket",
+		"log_level", "service_user", "cgroup_manager",
+	};
+	static const char *const integers[] = { "workers", "max_request_seconds" };
+	for (size_t i = 0; i < ARRAY_SIZE(strings); i++) {
+		json_t *v = json_object_get(doc, strings[i]);
+		if (v && !json_is_string(v))
+			return err_set(err, -EINVAL, "\"%s\" must be a string", strings[i]);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(integers); i++) {
+		json_t *v = json_object_get(doc, integers[i]);
+		if (v && !json_is_integer(v))
+			return err_set(err, -EINVAL, "\"%s\" must be an integer", integers[i]);
+	}
+	json_t *cni = json_object_get(doc, "cni");
+	if (cni && !json_is_object(cni))
+		return err_set(err, -EINVAL, "\"cni\" must be an object");
+	if (cni && json_object_get(cni, "conf_dir") &&
+	    !json_is_string(json_object_get(cni, "conf_dir")))
+		return err_set(err, -EINVAL, "\"cni.conf_dir\" must be a string");
+	if (cni && json_object_get(cni, "bin_dirs") &&
+	    !json_is_array(json_object_get(cni, "bin_dirs")))
+		return err_set(err, -EINVAL, "\"cni.bin_dirs\" must be an array of paths");
+	return 0;
+}
+
 static int merge_file(json_t *doc, const char *path, bool must_exist, struct cric_err *err)
 {
 	char jerr[256];
@@ -52,6 +84,9 @@ static int merge_file(json_t *doc, const char *path, bool must_exist, struct cri
 		return err_set(err, r, "config \"%s\": %s", path, jerr);
 	if (!json_is_object(add))
 		return err_set(err, -EINVAL, "config \"%s\": top level must be an object", path);
+	r = check_types(add, err);
+	if (r < 0)
+		return err_prefix(err, r, "config \"%s\"", path);
 	if (json_object_update_recursive(doc, add) < 0)
 		return err_set(err, -ENOMEM, "config \"%s\": merge failed", path);
 	return 0;

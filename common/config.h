@@ -1,7 +1,10 @@
 /* Suite configuration: one JSON document shared by all daemons.
  *
  * Sources, later ones winning key by key (objects merge recursively):
- *   1. built-in defaults, every path under --root if one is given;
+ *   1. built-in defaults, with every path the suite owns (state, run dir,
+ *      sockets, config, CNI conf dir) under --root if one is given; the
+ *      CNI plugin bin dirs stay the system's (plugins are installed
+ *      binaries, not suite state);
  *   2. the main file (default <root>/etc/cric/cric.json; optional unless
  *      named explicitly with --config);
  *   3. drop-ins <dir of main file>/cric.d/ *.json in lexical order.

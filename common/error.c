@@ -35,6 +35,10 @@ int err_prefix(struct cric_err *e, int r, const char *fmt, ...)
 
 enum cric_code grpc_code_from_errno(int r)
 {
+	/* errno values are small; anything else (INT_MIN has no negation)
+	 * is an internal error. */
+	if (r < -4095 || r > 4095)
+		return CODE_INTERNAL;
 	switch (r < 0 ? -r : r) {
 	case 0:
 		return CODE_OK;

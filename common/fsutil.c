@@ -20,6 +20,9 @@ int mkdir_p(const char *path, mode_t mode)
 		return -ENAMETOOLONG;
 	char buf[PATH_MAX];
 	memcpy(buf, path, len + 1);
+	/* "a/b/" names b: it is the last component and gets mode. */
+	while (len > 1 && buf[len - 1] == '/')
+		buf[--len] = '\0';
 
 	for (char *p = buf + 1;; p++) {
 		if (*p != '/' && *p != '\0')
@@ -33,14 +36,16 @@ int mkdir_p(const char *path, mode_t mode)
 			break;
 	}
 	struct stat st;
-	if (stat(path, &st) < 0)
+	if (stat(buf, &st) < 0)
 		return -errno;
 	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
 int read_file(const char *path, size_t max, char **ret, size_t *ret_len)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO (or device) in place of a file must not block the
+	 * open; it is refused as not regular below. Regular files ignore it. */
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	struct stat st;
@@ -51,15 +56,17 @@ int read_file(const char *path, size_t max, char **ret, size_t *ret_len)
 	if ((size_t)st.st_size > max)
 		return -EFBIG;
 
-	size_t cap = (size_t)st.st_size + 1, len = 0;
+	/* +1 for the NUL, +1 so that a file of exactly its size reaches EOF
+	 * without growing (it may still grow while we read, up to max). */
+	size_t cap = (size_t)st.st_size + 2, len = 0;
 	_cleanup_free_ char *buf = malloc(cap);
 	if (!buf)
 		return -ENOMEM;
 	for (;;) {
 		if (len + 1 >= cap) {
-			if (cap > max)
+			if (cap >= max + 2)
 				return -EFBIG;
-			cap *= 2;
+			cap = cap > (max + 2) / 2 ? max + 2 : cap * 2;
 			char *nbuf = realloc(buf, cap);
 			if (!nbuf)
 				return -ENOMEM;

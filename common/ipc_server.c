@@ -1,8 +1,10 @@
 /* nng rep server with a worker pool; see ipc.h for the contract. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
@@ -13,13 +15,21 @@
 #include "log.h"
 #include "proto/cric/internal.pb-c.h"
 
+struct worker {
+	struct cric_server *server;
+	pthread_t thread;
+	nng_ctx ctx;
+	nng_aio *aio;
+};
+
 struct cric_server {
 	struct cric_server_config cfg;
 	char *daemon;
 	char *version;
 	nng_socket sock;
-	pthread_t *threads;
+	struct worker *workers;
 	unsigned n_threads;
+	atomic_bool stopping;
 	int64_t started_ns;
 };
 
@@ -152,24 +162,17 @@ static int dispatch(struct cric_server *s, const uint8_t *data, size_t len, uint
 
 static void *worker(void *arg)
 {
-	struct cric_server *s = arg;
-	nng_ctx ctx;
-	nng_aio *aio = NULL;
-	if (nng_ctx_open(&ctx, s->sock) != 0)
-		return NULL;
-	if (nng_aio_alloc(&aio, NULL, NULL) != 0) {
-		nng_ctx_close(ctx);
-		return NULL;
-	}
+	struct worker *w = arg;
+	struct cric_server *s = w->server;
 	for (;;) {
-		nng_ctx_recv(ctx, aio);
-		nng_aio_wait(aio);
-		int rv = nng_aio_result(aio);
-		if (rv == NNG_ECLOSED)
+		nng_ctx_recv(w->ctx, w->aio);
+		nng_aio_wait(w->aio);
+		int rv = nng_aio_result(w->aio);
+		if (atomic_load(&s->stopping) || rv == NNG_ECLOSED)
 			break;
 		if (rv != 0)
 			continue;
-		nng_msg *msg = nng_aio_get_msg(aio);
+		nng_msg *msg = nng_aio_get_msg(w->aio);
 		uint8_t *out = NULL;
 		size_t out_len = 0;
 		int r = dispatch(s, nng_msg_body(msg), nng_msg_len(msg), &out, &out_len);
@@ -184,20 +187,18 @@ static void *worker(void *arg)
 			continue;
 		}
 		free(out);
-		nng_aio_set_msg(aio, rep);
-		nng_ctx_send(ctx, aio);
-		nng_aio_wait(aio);
-		if (nng_aio_result(aio) != 0)
+		nng_aio_set_msg(w->aio, rep);
+		nng_ctx_send(w->ctx, w->aio);
+		nng_aio_wait(w->aio);
+		if (nng_aio_result(w->aio) != 0)
 			nng_msg_free(rep);
 	}
-	nng_aio_free(aio);
-	nng_ctx_close(ctx);
 	return NULL;
 }
 
 static void server_free(struct cric_server *s)
 {
-	free(s->threads);
+	free(s->workers);
 	free(s->daemon);
 	free(s->version);
 	free(s);
@@ -212,9 +213,9 @@ int cric_server_start(const struct cric_server_config *cfg, struct cric_server *
 	s->cfg = *cfg;
 	s->daemon = strdup(cfg->daemon);
 	s->version = strdup(cfg->version);
-	s->threads = calloc(cfg->workers, sizeof(pthread_t));
+	s->workers = calloc(cfg->workers, sizeof(struct worker));
 	s->started_ns = now_unix_ns();
-	if (!s->daemon || !s->version || !s->threads) {
+	if (!s->daemon || !s->version || !s->workers) {
 		server_free(s);
 		return -ENOMEM;
 	}
@@ -226,6 +227,15 @@ int cric_server_start(const struct cric_server_config *cfg, struct cric_server *
 	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, IPC_MAX_MESSAGE + 4096);
 	nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, pipe_check_peer, s);
 
+	/* nng replaces whatever is at the path; only ever replace a socket. */
+	struct stat st;
+	if (strncmp(cfg->url, "ipc://", 6) == 0 && lstat(cfg->url + 6, &st) == 0 &&
+	    !S_ISSOCK(st.st_mode)) {
+		nng_close(s->sock);
+		server_free(s);
+		return err_set(err, -EEXIST, "listen on %s: \"%s\" exists and is not a socket",
+			       cfg->url, cfg->url + 6);
+	}
 	nng_listener l;
 	rv = nng_listener_create(&l, s->sock, cfg->url);
 	if (rv == 0)
@@ -246,7 +256,15 @@ int cric_server_start(const struct cric_server_config *cfg, struct cric_server *
 			       cfg->url, nng_strerror(rv));
 	}
 	for (unsigned i = 0; i < cfg->workers; i++) {
-		if (pthread_create(&s->threads[i], NULL, worker, s) != 0) {
+		struct worker *w = &s->workers[i];
+		w->server = s;
+		if (nng_ctx_open(&w->ctx, s->sock) != 0 ||
+		    nng_aio_alloc(&w->aio, NULL, NULL) != 0 ||
+		    pthread_create(&w->thread, NULL, worker, w) != 0) {
+			if (w->aio)
+				nng_aio_free(w->aio);
+			if (nng_ctx_id(w->ctx) > 0)
+				nng_ctx_close(w->ctx);
 			s->n_threads = i;
 			cric_server_stop(s);
 			return err_set(err, -EAGAIN, "start worker threads");
@@ -261,8 +279,19 @@ void cric_server_stop(struct cric_server *s)
 {
 	if (!s)
 		return;
-	nng_close(s->sock);
+	/* Quiesce the workers before closing the socket: with nng 1.5.2,
+	 * nng_close() racing context operations that are still completing
+	 * hung about once in a few thousand stops (tests/unit/test-ipc.c).
+	 * nng_aio_stop() aborts a worker's pending receive (or a reply still
+	 * being sent) and makes its next operation fail at once. */
+	atomic_store(&s->stopping, true);
 	for (unsigned i = 0; i < s->n_threads; i++)
-		pthread_join(s->threads[i], NULL);
+		nng_aio_stop(s->workers[i].aio);
+	for (unsigned i = 0; i < s->n_threads; i++) {
+		pthread_join(s->workers[i].thread, NULL);
+		nng_ctx_close(s->workers[i].ctx);
+		nng_aio_free(s->workers[i].aio);
+	}
+	nng_close(s->sock);
 	server_free(s);
 }

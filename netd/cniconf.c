@@ -134,7 +134,7 @@ int cni_network_find(const char *conf_dir, char *const *bin_dirs, struct cni_net
 	if (n < 0)
 		return err_set(err, -ENOENT, "no CNI network config: cannot read \"%s\": %s",
 			       conf_dir, strerror(errno));
-	int r = err_set(err, -ENOENT, "no valid CNI network config found in \"%s\"", conf_dir);
+	int r = -ENOENT;
 	bool found = false;
 	for (int i = 0; i < n; i++) {
 		if (!found) {
@@ -160,5 +160,8 @@ int cni_network_find(const char *conf_dir, char *const *bin_dirs, struct cni_net
 		free(list[i]);
 	}
 	free(list);
+	if (!found)
+		return err_set(err, -ENOENT, "no valid CNI network config found in \"%s\"",
+			       conf_dir);
 	return r;
 }

@@ -69,6 +69,7 @@ def test_daemon_refuses_other_users(suite):
     assert r.returncode != 0
     assert "imaged    DOWN" in r.stdout, r.stdout
     assert "connection from uid 65534 refused" in suite.log("imaged")
-    # root still gets through
-    r = suite.ctl("health")
-    assert r.returncode == 0, r.stdout
+    # root still gets through (bounded wait: one call can be slow on a
+    # machine busy with other builds; the refusal above is what is tested)
+    from conftest import wait_for
+    wait_for(lambda: suite.ctl("health").returncode == 0, timeout=20, what="root's health call")

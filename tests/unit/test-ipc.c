@@ -1,0 +1,995 @@
+/* common/ipc.h: a real cric_server and cric_client over ipc:// in a temp dir.
+ *
+ * Every test runs in a process of its own (see run_isolated(): one that
+ * crashes cannot take the others down) and gets its own server ("testd",
+ * 4 workers) and a connected client. Synchronisation is by condition
+ * variables signalled from handlers and completion callbacks, always with a
+ * bounded wait; the only polling is for cric_client_connected(), in a
+ * bounded loop. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/ids.h"
+#include "common/ipc.h"
+#include "common/pbutil.h"
+#include "proto/cric/internal.pb-c.h"
+#include "testutil.h"
+
+/* A bug reported but not fixed yet (the stop/close race below): say so and
+ * mark the test SKIPPED, not passed, so the summary lists it. When the fix
+ * lands, make this testutil.h's KNOWN_BUG (a regression then fails). */
+#define OPEN_BUG(...)                                                                              \
+	do {                                                                                       \
+		print_message("OPEN BUG (%s:%d): ", __FILE__, __LINE__);                           \
+		print_message(__VA_ARGS__);                                                        \
+		print_message("\n");                                                               \
+		skip();                                                                            \
+	} while (0)
+
+#define SLOW_MS    300
+#define WAIT_MS    10000 /* upper bound for anything that should happen */
+#define WATCHDOG_S 60
+
+struct fixture {
+	char *dir;
+	char url[PATH_MAX];
+	struct cric_server *srv;
+	struct cric_client *cli;
+	int64_t started_ns;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int slow_entered;
+	int slow_left;
+	char seen_request_id[IPC_REQUEST_ID_MAX + 1];
+	int64_t seen_deadline;
+	char seen_daemon[32];
+};
+
+/* ---- handlers ---- */
+
+static int h_echo(void *userdata, const struct cric_call *call, const ProtobufCMessage *req,
+		  ProtobufCMessage **resp, struct cric_err *err)
+{
+	(void)err;
+	struct fixture *f = userdata;
+	const Cric__Internal__NetworkStatusResponse *in = (const void *)req;
+	pthread_mutex_lock(&f->lock);
+	snprintf(f->seen_request_id, sizeof(f->seen_request_id), "%s", call->request_id);
+	snprintf(f->seen_daemon, sizeof(f->seen_daemon), "%s", call->daemon);
+	f->seen_deadline = call->deadline_ns;
+	pthread_mutex_unlock(&f->lock);
+
+	Cric__Internal__NetworkStatusResponse *out =
+	    pb_new(&cric__internal__network_status_response__descriptor);
+	if (!out)
+		return -ENOMEM;
+	out->ready = in->ready;
+	if (pb_set_str(&out->reason, in->reason) < 0 ||
+	    pb_set_str(&out->message, in->message) < 0 ||
+	    pb_set_str(&out->conf_file, in->conf_file) < 0 ||
+	    pb_set_str(&out->network_name, in->network_name) < 0) {
+		protobuf_c_message_free_unpacked(&out->base, NULL);
+		return -ENOMEM;
+	}
+	*resp = &out->base;
+	return 0;
+}
+
+static int h_fail(void *userdata, const struct cric_call *call, const ProtobufCMessage *req,
+		  ProtobufCMessage **resp, struct cric_err *err)
+{
+	(void)userdata;
+	(void)call;
+	(void)req;
+	(void)resp;
+	return err_set(err, -ENOENT, "no such thing \"%s\"", "x");
+}
+
+static int h_fail_bare(void *userdata, const struct cric_call *call, const ProtobufCMessage *req,
+		       ProtobufCMessage **resp, struct cric_err *err)
+{
+	(void)userdata;
+	(void)call;
+	(void)req;
+	(void)resp;
+	(void)err;
+	return -EEXIST;
+}
+
+static int h_slow(void *userdata, const struct cric_call *call, const ProtobufCMessage *req,
+		  ProtobufCMessage **resp, struct cric_err *err)
+{
+	(void)call;
+	(void)req;
+	(void)err;
+	struct fixture *f = userdata;
+	pthread_mutex_lock(&f->lock);
+	f->slow_entered++;
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->lock);
+
+	sleep_ms(SLOW_MS); /* the handler's work, not synchronisation */
+
+	Cric__Internal__HealthResponse *out = pb_new(&cric__internal__health_response__descriptor);
+	if (!out)
+		return -ENOMEM;
+	if (pb_set_str(&out->daemon, "slow") < 0 || pb_set_str(&out->version, "") < 0) {
+		protobuf_c_message_free_unpacked(&out->base, NULL);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&f->lock);
+	f->slow_left++;
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->lock);
+	*resp = &out->base;
+	return 0;
+}
+
+static const struct cric_method methods[] = {
+	{ "test.Echo", &cric__internal__network_status_response__descriptor, h_echo },
+	{ "test.Fail", &cric__internal__health_request__descriptor, h_fail },
+	{ "test.FailBare", &cric__internal__health_request__descriptor, h_fail_bare },
+	{ "test.Slow", &cric__internal__health_request__descriptor, h_slow },
+};
+
+/* ---- fixture ---- */
+
+static int start_server(struct fixture *f, struct cric_server **ret, struct cric_err *err)
+{
+	struct cric_server_config cfg = {
+		.daemon = "testd",
+		.version = "1.2.3",
+		.url = f->url,
+		.allowed_uid = getuid() == 0 ? (uid_t)-1 : getuid(),
+		.workers = 4,
+		.methods = methods,
+		.n_methods = sizeof(methods) / sizeof(methods[0]),
+		.userdata = f,
+	};
+	return cric_server_start(&cfg, ret, err);
+}
+
+/* Poll (bounded) until the client's connection state is want. */
+static bool wait_connected(struct cric_client *c, bool want)
+{
+	int64_t end = mono_ms() + WAIT_MS;
+	while (cric_client_connected(c) != want) {
+		if (mono_ms() > end)
+			return false;
+		sleep_ms(5);
+	}
+	return true;
+}
+
+static int setup(void **state)
+{
+	/* Watchdog: a hung test (or a hang in cric_server_stop) kills the run
+	 * with SIGALRM instead of blocking it forever. */
+	alarm(WATCHDOG_S);
+	struct fixture *f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	pthread_mutex_init(&f->lock, NULL);
+	pthread_cond_init(&f->cond, NULL);
+	f->dir = tmpdir_make("ipc");
+	snprintf(f->url, sizeof(f->url), "ipc://%s/testd.sock", f->dir);
+	f->started_ns = now_unix_ns();
+	struct cric_err err = { { 0 } };
+	int r = start_server(f, &f->srv, &err);
+	if (r < 0)
+		print_message("cric_server_start: %d %s\n", r, err.msg);
+	assert_int_equal(r, 0);
+	r = cric_client_open("testd", f->url, &f->cli, &err);
+	if (r < 0)
+		print_message("cric_client_open: %d %s\n", r, err.msg);
+	assert_int_equal(r, 0);
+	assert_true(wait_connected(f->cli, true));
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	cric_client_close(f->cli);
+	cric_server_stop(f->srv);
+	tmpdir_remove(f->dir);
+	pthread_mutex_destroy(&f->lock);
+	pthread_cond_destroy(&f->cond);
+	free(f);
+	alarm(0);
+	return 0;
+}
+
+/* Wait (bounded) until *counter >= n under f->lock. */
+static bool wait_count(struct fixture *f, const int *counter, int n)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += WAIT_MS / 1000;
+	bool ok = true;
+	pthread_mutex_lock(&f->lock);
+	while (*counter < n && ok)
+		ok = pthread_cond_timedwait(&f->cond, &f->lock, &ts) == 0 || *counter >= n;
+	pthread_mutex_unlock(&f->lock);
+	return ok;
+}
+
+/* ---- an async call and its completion ---- */
+
+struct async_call {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int done; /* times the callback ran */
+	unsigned code;
+	char *message;
+	uint8_t *payload;
+	size_t len;
+	int64_t done_ms;
+};
+
+static void async_init(struct async_call *a)
+{
+	memset(a, 0, sizeof(*a));
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_cond_init(&a->cond, NULL);
+}
+
+static void async_cb(void *arg, struct cric_result *res)
+{
+	struct async_call *a = arg;
+	pthread_mutex_lock(&a->lock);
+	a->done++;
+	a->code = res->code;
+	a->message = TAKE_PTR(res->message);
+	a->payload = TAKE_PTR(res->payload);
+	a->len = res->len;
+	a->done_ms = mono_ms();
+	pthread_cond_broadcast(&a->cond);
+	pthread_mutex_unlock(&a->lock);
+}
+
+static bool async_wait(struct async_call *a)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += WAIT_MS / 1000;
+	pthread_mutex_lock(&a->lock);
+	while (!a->done && pthread_cond_timedwait(&a->cond, &a->lock, &ts) == 0)
+		;
+	bool done = a->done;
+	pthread_mutex_unlock(&a->lock);
+	return done;
+}
+
+static bool async_is_done(struct async_call *a)
+{
+	pthread_mutex_lock(&a->lock);
+	bool done = a->done;
+	pthread_mutex_unlock(&a->lock);
+	return done;
+}
+
+static void async_done(struct async_call *a)
+{
+	free(a->message);
+	free(a->payload);
+	pthread_mutex_destroy(&a->lock);
+	pthread_cond_destroy(&a->cond);
+}
+
+static void start_slow(struct fixture *f, struct async_call *a, int64_t deadline_ms)
+{
+	async_init(a);
+	Cric__Internal__HealthRequest req = CRIC__INTERNAL__HEALTH_REQUEST__INIT;
+	uint8_t buf[16];
+	size_t n = cric__internal__health_request__pack(&req, buf);
+	assert_int_equal(cric_client_call_async(f->cli, "test.Slow", NULL,
+						deadline_in_ms(deadline_ms), buf, n, async_cb, a),
+			 0);
+}
+
+static unsigned call_echo(struct fixture *f, const char *name, char **message)
+{
+	Cric__Internal__NetworkStatusResponse req = CRIC__INTERNAL__NETWORK_STATUS_RESPONSE__INIT;
+	req.ready = true;
+	req.network_name = (char *)name;
+	ProtobufCMessage *out = NULL;
+	unsigned code = cric_client_call_pb(
+	    f->cli, "test.Echo", NULL, deadline_in_ms(5000), &req.base,
+	    &cric__internal__network_status_response__descriptor, &out, message);
+	if (code == CODE_OK) {
+		Cric__Internal__NetworkStatusResponse *o = (void *)out;
+		assert_true(o->ready);
+		assert_string_equal(o->network_name, name);
+		protobuf_c_message_free_unpacked(out, NULL);
+	} else {
+		assert_null(out);
+	}
+	return code;
+}
+
+/* ---- tests ---- */
+
+static void test_echo(void **state)
+{
+	struct fixture *f = *state;
+	assert_string_equal(cric_client_name(f->cli), "testd");
+
+	Cric__Internal__NetworkStatusResponse req = CRIC__INTERNAL__NETWORK_STATUS_RESPONSE__INIT;
+	req.ready = true;
+	req.reason = "NetworkPluginNotReady";
+	req.message = "caf\xc3\xa9 \"quoted\"";
+	req.conf_file = "/etc/cni/net.d/10-cric.conflist";
+	req.network_name = "cric";
+	ProtobufCMessage *out = NULL;
+	char *msg = (char *)"untouched";
+	int64_t deadline = deadline_in_ms(5000);
+	unsigned code =
+	    cric_client_call_pb(f->cli, "test.Echo", "my-req.1", deadline, &req.base,
+				&cric__internal__network_status_response__descriptor, &out, &msg);
+	assert_int_equal(code, CODE_OK);
+	assert_null(msg);
+	assert_non_null(out);
+	Cric__Internal__NetworkStatusResponse *o = (void *)out;
+	assert_true(o->ready);
+	assert_string_equal(o->reason, req.reason);
+	assert_string_equal(o->message, req.message);
+	assert_string_equal(o->conf_file, req.conf_file);
+	assert_string_equal(o->network_name, req.network_name);
+	protobuf_c_message_free_unpacked(out, NULL);
+
+	/* The handler saw the request id, deadline and daemon name. */
+	pthread_mutex_lock(&f->lock);
+	assert_string_equal(f->seen_request_id, "my-req.1");
+	assert_int_equal(f->seen_deadline, deadline);
+	assert_string_equal(f->seen_daemon, "testd");
+	pthread_mutex_unlock(&f->lock);
+
+	/* Without a request id one is generated; without a deadline one applies. */
+	out = NULL;
+	code =
+	    cric_client_call_pb(f->cli, "test.Echo", NULL, 0, &req.base,
+				&cric__internal__network_status_response__descriptor, &out, NULL);
+	assert_int_equal(code, CODE_OK);
+	protobuf_c_message_free_unpacked(out, NULL);
+	pthread_mutex_lock(&f->lock);
+	assert_true(id_is_safe_token(f->seen_request_id, IPC_REQUEST_ID_MAX));
+	assert_true(f->seen_deadline > now_unix_ns());
+	pthread_mutex_unlock(&f->lock);
+
+	/* An empty message round-trips too. */
+	Cric__Internal__NetworkStatusResponse empty = CRIC__INTERNAL__NETWORK_STATUS_RESPONSE__INIT;
+	code =
+	    cric_client_call_pb(f->cli, "test.Echo", NULL, deadline_in_ms(5000), &empty.base,
+				&cric__internal__network_status_response__descriptor, &out, NULL);
+	assert_int_equal(code, CODE_OK);
+	assert_false(((Cric__Internal__NetworkStatusResponse *)out)->ready);
+	protobuf_c_message_free_unpacked(out, NULL);
+}
+
+static void test_unknown_method(void **state)
+{
+	struct fixture *f = *state;
+	Cric__Internal__HealthRequest req = CRIC__INTERNAL__HEALTH_REQUEST__INIT;
+	ProtobufCMessage *out = (ProtobufCMessage *)0x1;
+	char *msg = NULL;
+	unsigned code =
+	    cric_client_call_pb(f->cli, "test.Nope", NULL, deadline_in_ms(5000), &req.base,
+				&cric__internal__health_response__descriptor, &out, &msg);
+	assert_int_equal(code, CODE_UNIMPLEMENTED);
+	assert_null(out);
+	assert_non_null(msg);
+	assert_non_null(strstr(msg, "test.Nope"));
+	free(msg);
+}
+
+static void test_handler_errors(void **state)
+{
+	struct fixture *f = *state;
+	Cric__Internal__HealthRequest req = CRIC__INTERNAL__HEALTH_REQUEST__INIT;
+	ProtobufCMessage *out = NULL;
+	char *msg = NULL;
+	unsigned code =
+	    cric_client_call_pb(f->cli, "test.Fail", NULL, deadline_in_ms(5000), &req.base,
+				&cric__internal__health_response__descriptor, &out, &msg);
+	assert_int_equal(code, CODE_NOT_FOUND);
+	assert_null(out);
+	assert_string_equal(msg, "no such thing \"x\"");
+	free(msg);
+
+	/* No message from the handler: the errno's text. */
+	code = cric_client_call_pb(f->cli, "test.FailBare", NULL, deadline_in_ms(5000), &req.base,
+				   &cric__internal__health_response__descriptor, &out, &msg);
+	assert_int_equal(code, CODE_ALREADY_EXISTS);
+	assert_string_equal(msg, strerror(EEXIST));
+	free(msg);
+	/* message may be NULL. */
+	code = cric_client_call_pb(f->cli, "test.Fail", NULL, deadline_in_ms(5000), &req.base,
+				   &cric__internal__health_response__descriptor, &out, NULL);
+	assert_int_equal(code, CODE_NOT_FOUND);
+}
+
+static void test_undecodable_payload(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t junk[] = { 0x0a, 0xff, 0x01, 'x' }; /* string claiming 255 bytes */
+	struct cric_result res;
+	cric_client_call(f->cli, "test.Echo", NULL, deadline_in_ms(5000), junk, sizeof(junk), &res);
+	assert_int_equal(res.code, CODE_INVALID_ARGUMENT);
+	assert_non_null(res.message);
+	assert_non_null(strstr(res.message, "test.Echo"));
+	assert_int_equal(res.len, 0);
+	cric_result_clear(&res);
+
+	/* An answer that does not decode as the expected type is INTERNAL: the
+	 * echo's field 3 (message) is a string, HealthResponse's (pid) a varint. */
+	Cric__Internal__NetworkStatusResponse req = CRIC__INTERNAL__NETWORK_STATUS_RESPONSE__INIT;
+	req.message = "x";
+	ProtobufCMessage *out = NULL;
+	char *msg = NULL;
+	unsigned code =
+	    cric_client_call_pb(f->cli, "test.Echo", NULL, deadline_in_ms(5000), &req.base,
+				&cric__internal__health_response__descriptor, &out, &msg);
+	assert_int_equal(code, CODE_INTERNAL);
+	assert_null(out);
+	assert_non_null(msg);
+	free(msg);
+}
+
+static void test_health(void **state)
+{
+	struct fixture *f = *state;
+	Cric__Internal__HealthRequest req = CRIC__INTERNAL__HEALTH_REQUEST__INIT;
+	ProtobufCMessage *out = NULL;
+	unsigned code =
+	    cric_client_call_pb(f->cli, HEALTH_METHOD, NULL, deadline_in_ms(5000), &req.base,
+				&cric__internal__health_response__descriptor, &out, NULL);
+	assert_int_equal(code, CODE_OK);
+	Cric__Internal__HealthResponse *h = (void *)out;
+	assert_string_equal(h->daemon, "testd");
+	assert_string_equal(h->version, "1.2.3");
+	assert_int_equal(h->pid, getpid());
+	assert_true(h->started_at_unix_ns >= f->started_ns);
+	assert_true(h->started_at_unix_ns <= now_unix_ns());
+	protobuf_c_message_free_unpacked(out, NULL);
+}
+
+static void test_deadline_exceeded(void **state)
+{
+	struct fixture *f = *state;
+	Cric__Internal__HealthRequest req = CRIC__INTERNAL__HEALTH_REQUEST__INIT;
+	ProtobufCMessage *out = NULL;
+	char *msg = NULL;
+	int64_t t0 = mono_ms();
+	unsigned code =
+	    cric_client_call_pb(f->cli, "test.Slow", NULL, deadline_in_ms(100), &req.base,
+				&cric__internal__health_response__descriptor, &out, &msg);
+	int64_t took = mono_ms() - t0;
+	assert_int_equal(code, CODE_DEADLINE_EXCEEDED);
+	assert_null(out);
+	assert_non_null(msg);
+	free(msg);
+	/* At the deadline, not when the handler finally answers. */
+	print_message("deadline call took %lld ms\n", (long long)took);
+	assert_true(took >= 90);
+	assert_true(took < SLOW_MS);
+
+	/* A deadline already in the past: refused without a round trip. */
+	struct cric_result res;
+	cric_client_call(f->cli, "test.Echo", NULL, now_unix_ns() - 1000000, NULL, 0, &res);
+	assert_int_equal(res.code, CODE_DEADLINE_EXCEEDED);
+	cric_result_clear(&res);
+	struct async_call a;
+	async_init(&a);
+	assert_int_equal(
+	    cric_client_call_async(f->cli, "test.Echo", NULL, 1, NULL, 0, async_cb, &a),
+	    -ETIMEDOUT);
+	assert_int_equal(a.done, 0);
+	async_done(&a);
+
+	/* The slow handler's late answer is dropped; the worker serves again. */
+	assert_true(wait_count(f, &f->slow_left, 1));
+	assert_int_equal(call_echo(f, "after", NULL), CODE_OK);
+}
+
+static void test_fast_while_slow(void **state)
+{
+	struct fixture *f = *state;
+	struct async_call slow;
+	start_slow(f, &slow, 5000);
+	assert_true(wait_count(f, &f->slow_entered, 1));
+
+	int64_t t0 = mono_ms();
+	assert_int_equal(call_echo(f, "fast", NULL), CODE_OK);
+	int64_t took = mono_ms() - t0;
+	assert_false(async_is_done(&slow));
+	assert_true(took < SLOW_MS);
+
+	assert_true(async_wait(&slow));
+	assert_int_equal(slow.done, 1);
+	assert_int_equal(slow.code, CODE_OK);
+	Cric__Internal__HealthResponse *h =
+	    cric__internal__health_response__unpack(NULL, slow.len, slow.payload);
+	assert_non_null(h);
+	assert_string_equal(h->daemon, "slow");
+	cric__internal__health_response__free_unpacked(h, NULL);
+	async_done(&slow);
+}
+
+/* ipc.h: with no connection a call waits up to one second for the
+ * (re)connection, then completes UNAVAILABLE - well before its deadline. */
+#define GRACE_MS 1000
+
+static void test_no_server(void **state)
+{
+	struct fixture *f = *state;
+	char url[PATH_MAX + 16];
+	snprintf(url, sizeof(url), "ipc://%s/nobody.sock", f->dir);
+	struct cric_client *c = NULL;
+	struct cric_err err = { { 0 } };
+	assert_int_equal(cric_client_open("ghostd", url, &c, &err), 0);
+	assert_false(cric_client_connected(c));
+
+	int64_t t0 = mono_ms();
+	struct cric_result res;
+	cric_client_call(c, "test.Echo", NULL, deadline_in_ms(10000), NULL, 0, &res);
+	int64_t took = mono_ms() - t0;
+	print_message("call without a server took %lld ms\n", (long long)took);
+	assert_int_equal(res.code, CODE_UNAVAILABLE);
+	assert_non_null(res.message);
+	assert_non_null(strstr(res.message, "ghostd"));
+	cric_result_clear(&res);
+	assert_true(took >= GRACE_MS - 50);
+	assert_true(took < GRACE_MS + 1500);
+
+	/* Asynchronously: accepted, then one UNAVAILABLE callback. */
+	struct async_call a;
+	async_init(&a);
+	t0 = mono_ms();
+	assert_int_equal(cric_client_call_async(c, "test.Echo", NULL, deadline_in_ms(10000), NULL,
+						0, async_cb, &a),
+			 0);
+	assert_true(async_wait(&a));
+	assert_int_equal(a.done, 1);
+	assert_int_equal(a.code, CODE_UNAVAILABLE);
+	assert_true(a.done_ms - t0 < GRACE_MS + 1500);
+	async_done(&a);
+	cric_client_close(c);
+}
+
+/* ... and a daemon that comes back within that second is bridged. */
+static void test_call_bridges_restart(void **state)
+{
+	struct fixture *f = *state;
+	cric_server_stop(f->srv);
+	f->srv = NULL;
+	assert_true(wait_connected(f->cli, false));
+
+	struct async_call a;
+	async_init(&a);
+	Cric__Internal__NetworkStatusResponse req = CRIC__INTERNAL__NETWORK_STATUS_RESPONSE__INIT;
+	req.network_name = (char *)"bridged";
+	uint8_t buf[64];
+	size_t n = cric__internal__network_status_response__pack(&req, buf);
+	assert_int_equal(cric_client_call_async(f->cli, "test.Echo", NULL, deadline_in_ms(10000),
+						buf, n, async_cb, &a),
+			 0);
+	struct cric_err err = { { 0 } };
+	assert_int_equal(start_server(f, &f->srv, &err), 0);
+	assert_true(async_wait(&a));
+	if (a.code != CODE_OK)
+		print_message("bridged call: %u %s\n", a.code, a.message ? a.message : "");
+	assert_int_equal(a.code, CODE_OK);
+	Cric__Internal__NetworkStatusResponse *o =
+	    cric__internal__network_status_response__unpack(NULL, a.len, a.payload);
+	assert_non_null(o);
+	assert_string_equal(o->network_name, "bridged");
+	cric__internal__network_status_response__free_unpacked(o, NULL);
+	async_done(&a);
+}
+
+static void test_server_stop_in_flight(void **state)
+{
+	struct fixture *f = *state;
+	struct async_call slow;
+	start_slow(f, &slow, 10000);
+	assert_true(wait_count(f, &f->slow_entered, 1));
+
+	int64_t t0 = mono_ms();
+	cric_server_stop(f->srv); /* waits for the slow handler */
+	f->srv = NULL;
+	assert_true(async_wait(&slow));
+	int64_t took = slow.done_ms - t0;
+	print_message("in-flight call ended %lld ms after stop\n", (long long)took);
+	assert_int_equal(slow.done, 1);
+	assert_int_equal(slow.code, CODE_UNAVAILABLE);
+	assert_non_null(slow.message);
+	assert_true(took < 2000); /* its deadline was 10 s away */
+	async_done(&slow);
+	assert_true(wait_connected(f->cli, false));
+}
+
+static void test_reconnect(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(call_echo(f, "before", NULL), CODE_OK);
+
+	cric_server_stop(f->srv);
+	f->srv = NULL;
+	assert_true(wait_connected(f->cli, false));
+	char *msg = NULL;
+	int64_t t0 = mono_ms();
+	assert_int_equal(call_echo(f, "down", &msg), CODE_UNAVAILABLE);
+	assert_true(mono_ms() - t0 < GRACE_MS + 1500); /* not the 5 s deadline */
+	free(msg);
+
+	struct cric_err err = { { 0 } };
+	int r = start_server(f, &f->srv, &err);
+	if (r < 0)
+		print_message("restart: %s\n", err.msg);
+	assert_int_equal(r, 0);
+	assert_true(wait_connected(f->cli, true));
+	assert_int_equal(call_echo(f, "after", NULL), CODE_OK);
+
+	/* And once more. */
+	cric_server_stop(f->srv);
+	f->srv = NULL;
+	assert_true(wait_connected(f->cli, false));
+	assert_int_equal(start_server(f, &f->srv, &err), 0);
+	assert_true(wait_connected(f->cli, true));
+	assert_int_equal(call_echo(f, "again", NULL), CODE_OK);
+}
+
+#define N_ASYNC 64
+
+static void test_concurrent_async(void **state)
+{
+	struct fixture *f = *state;
+	struct async_call calls[N_ASYNC];
+	for (int i = 0; i < N_ASYNC; i++) {
+		async_init(&calls[i]);
+		char name[16];
+		snprintf(name, sizeof(name), "n%d", i);
+		Cric__Internal__NetworkStatusResponse req =
+		    CRIC__INTERNAL__NETWORK_STATUS_RESPONSE__INIT;
+		req.network_name = name;
+		uint8_t buf[64];
+		size_t n = cric__internal__network_status_response__pack(&req, buf);
+		assert_int_equal(cric_client_call_async(f->cli, "test.Echo", NULL,
+							deadline_in_ms(WAIT_MS), buf, n, async_cb,
+							&calls[i]),
+				 0);
+	}
+	for (int i = 0; i < N_ASYNC; i++) {
+		assert_true(async_wait(&calls[i]));
+		assert_int_equal(calls[i].done, 1);
+		assert_int_equal(calls[i].code, CODE_OK);
+		Cric__Internal__NetworkStatusResponse *o =
+		    cric__internal__network_status_response__unpack(NULL, calls[i].len,
+								    calls[i].payload);
+		assert_non_null(o);
+		char name[16];
+		snprintf(name, sizeof(name), "n%d", i);
+		/* Each answer went to its own call. */
+		assert_string_equal(o->network_name, name);
+		cric__internal__network_status_response__free_unpacked(o, NULL);
+		async_done(&calls[i]);
+	}
+}
+
+static void test_client_close_in_flight(void **state)
+{
+	struct fixture *f = *state;
+	struct async_call slow;
+	start_slow(f, &slow, 10000);
+	assert_true(wait_count(f, &f->slow_entered, 1));
+	cric_client_close(f->cli);
+	f->cli = NULL;
+	/* The callback ran, once, before close returned. */
+	assert_int_equal(slow.done, 1);
+	assert_int_equal(slow.code, CODE_UNAVAILABLE);
+	async_done(&slow);
+	cric_client_close(NULL);
+}
+
+static void test_socket_file(void **state)
+{
+	struct fixture *f = *state;
+	struct stat st;
+	assert_int_equal(stat(f->url + strlen("ipc://"), &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_false(unix_socket_is_stale(f->url + strlen("ipc://")));
+
+	/* A second server on the same live URL is refused. */
+	struct cric_server *s2 = (struct cric_server *)0x1;
+	struct cric_err err = { { 0 } };
+	assert_int_equal(start_server(f, &s2, &err), -EADDRINUSE);
+	assert_ptr_equal(s2, (struct cric_server *)0x1);
+	assert_non_null(strstr(err.msg, f->url));
+	/* ... and the first one still serves. */
+	assert_int_equal(call_echo(f, "still", NULL), CODE_OK);
+}
+
+static void test_stale_socket_replaced(void **state)
+{
+	struct fixture *f = *state;
+	cric_server_stop(f->srv);
+	f->srv = NULL;
+	assert_true(wait_connected(f->cli, false));
+
+	/* Leave a socket file nobody listens on, as a killed daemon would. */
+	const char *path = f->url + strlen("ipc://");
+	unlink(path);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(fd);
+	assert_true(unix_socket_is_stale(path));
+
+	struct cric_err err = { { 0 } };
+	int r = start_server(f, &f->srv, &err);
+	if (r < 0)
+		print_message("start over stale socket: %s\n", err.msg);
+	assert_int_equal(r, 0);
+	assert_true(wait_connected(f->cli, true));
+	assert_int_equal(call_echo(f, "fresh", NULL), CODE_OK);
+
+	/* Not stale: missing, too long a path. */
+	char p[PATH_MAX];
+	assert_false(unix_socket_is_stale(tpath(p, f->dir, "missing")));
+	char longp[200];
+	memset(longp, 'a', sizeof(longp) - 1);
+	longp[0] = '/';
+	longp[sizeof(longp) - 1] = '\0';
+	assert_false(unix_socket_is_stale(longp));
+}
+
+/* ipc.h: stale means "a unix socket file exists at path but nothing listens
+ * on it". A regular file there is not ours to delete: the server must refuse
+ * the path and leave the file alone. */
+static void test_regular_file_not_replaced(void **state)
+{
+	struct fixture *f = *state;
+	char p[PATH_MAX];
+	write_text(tpath(p, f->dir, "precious.sock"), "not a socket\n");
+	bool said_stale = unix_socket_is_stale(p);
+
+	char url[PATH_MAX + 16];
+	snprintf(url, sizeof(url), "ipc://%s", p);
+	struct cric_server_config cfg = {
+		.daemon = "x",
+		.version = "0",
+		.url = url,
+		.allowed_uid = (uid_t)-1,
+		.workers = 1,
+	};
+	struct cric_server *s = NULL;
+	struct cric_err err = { { 0 } };
+	int r = cric_server_start(&cfg, &s, &err);
+	cric_server_stop(s);
+	struct stat st;
+	bool kept = lstat(p, &st) == 0 && S_ISREG(st.st_mode);
+	if (said_stale || r == 0 || !kept)
+		KNOWN_BUG("a regular file at the socket path: unix_socket_is_stale() = %d, "
+			  "cric_server_start() = %d, file %s",
+			  said_stale, r, kept ? "kept" : "deleted and replaced by the socket");
+	assert_true(r < 0);
+	assert_true(kept);
+}
+
+static void test_bad_urls(void **state)
+{
+	struct fixture *f = *state;
+	struct cric_client *c = (struct cric_client *)0x1;
+	struct cric_err err = { { 0 } };
+	assert_int_equal(cric_client_open("x", "bogus://nowhere", &c, &err), -EINVAL);
+	assert_ptr_equal(c, (struct cric_client *)0x1);
+	assert_non_null(strstr(err.msg, "bogus://nowhere"));
+
+	char url[PATH_MAX + 32];
+	snprintf(url, sizeof(url), "ipc://%s/no/such/dir/s.sock", f->dir);
+	struct cric_server_config cfg = {
+		.daemon = "x",
+		.version = "0",
+		.url = url,
+		.allowed_uid = (uid_t)-1,
+		.workers = 1,
+	};
+	struct cric_server *s = (struct cric_server *)0x1;
+	assert_true(cric_server_start(&cfg, &s, &err) < 0);
+	assert_ptr_equal(s, (struct cric_server *)0x1);
+	assert_non_null(strstr(err.msg, url));
+}
+
+/* ---- shutting down right after a call ---- */
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	static const char msg[] = "HUNG: watchdog fired in a stop/close race\n";
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
+		_exit(99);
+	_exit(99); /* see run_isolated() */
+}
+
+/* ipc.h: stop "waits for handlers in progress, frees"; close "aborts calls
+ * in flight, waits for their callbacks, frees". Neither may crash or hang
+ * because a call has only just completed: rounds of start, open, one call,
+ * stop, close. (With nng 1.5.2, nng_close() racing a context call that is
+ * still finishing on another thread panics or hangs.) */
+static void test_stop_right_after_reply(void **state)
+{
+	(void)state;
+	char *dir = tmpdir_make("ipc-race");
+	char url[PATH_MAX + 16];
+	snprintf(url, sizeof(url), "ipc://%s/race.sock", dir);
+	signal(SIGALRM, on_alarm);
+	alarm(60);
+	for (int i = 0; i < 1000; i++) {
+		struct cric_server_config cfg = {
+			.daemon = "raced",
+			.version = "0",
+			.url = url,
+			.allowed_uid = getuid() == 0 ? (uid_t)-1 : getuid(),
+			.workers = 4,
+		};
+		struct cric_server *s = NULL;
+		struct cric_client *c = NULL;
+		assert_int_equal(cric_server_start(&cfg, &s, NULL), 0);
+		assert_int_equal(cric_client_open("raced", url, &c, NULL), 0);
+		assert_true(wait_connected(c, true));
+		Cric__Internal__HealthRequest req = CRIC__INTERNAL__HEALTH_REQUEST__INIT;
+		ProtobufCMessage *out = NULL;
+		assert_int_equal(
+		    cric_client_call_pb(c, HEALTH_METHOD, NULL, deadline_in_ms(5000), &req.base,
+					&cric__internal__health_response__descriptor, &out, NULL),
+		    CODE_OK);
+		protobuf_c_message_free_unpacked(out, NULL);
+		cric_server_stop(s);  /* its worker may still be inside nng_ctx_send() */
+		cric_client_close(c); /* nng may still be running the call's cleanup */
+	}
+	alarm(0);
+	signal(SIGALRM, SIG_DFL);
+	tmpdir_remove(dir);
+}
+
+/* ---- each test in a process of its own ---- */
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+static const struct CMUnitTest tests[] = {
+	T(test_echo),
+	T(test_unknown_method),
+	T(test_handler_errors),
+	T(test_undecodable_payload),
+	T(test_health),
+	T(test_deadline_exceeded),
+	T(test_fast_while_slow),
+	T(test_no_server),
+	T(test_call_bridges_restart),
+	T(test_server_stop_in_flight),
+	T(test_reconnect),
+	T(test_concurrent_async),
+	T(test_client_close_in_flight),
+	T(test_socket_file),
+	T(test_stale_socket_replaced),
+	T(test_regular_file_not_replaced),
+	T(test_bad_urls),
+	cmocka_unit_test(test_stop_right_after_reply),
+};
+#undef T
+#define N_TESTS (sizeof(tests) / sizeof(tests[0]))
+
+/* Run tests[idx] in a child (this binary exec'd with --one idx), relay its
+ * output indented, and judge how it ended. An nng panic, or a hang in the
+ * race test, is the reported stop/close race: the test is marked SKIPPED
+ * with KNOWN BUG rather than taking the whole run down. Anything else that
+ * is not a clean exit (assertion, sanitizer, leak, watchdog) fails. */
+static void run_isolated(void **state)
+{
+	size_t idx = (size_t)(uintptr_t)*state;
+	char arg[32];
+	snprintf(arg, sizeof(arg), "%zu", idx);
+	int fds[2];
+	assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(fds[1], STDOUT_FILENO);
+		dup2(fds[1], STDERR_FILENO);
+		alarm(WATCHDOG_S + 30); /* survives execl */
+		execl("/proc/self/exe", "test-ipc", "--one", arg, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	size_t len = 0, cap = 4096;
+	char *out = malloc(cap);
+	assert_non_null(out);
+	for (;;) {
+		if (cap - len < 1024) {
+			cap *= 2;
+			out = realloc(out, cap);
+			assert_non_null(out);
+		}
+		ssize_t n = read(fds[0], out + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	out[len] = '\0';
+	close(fds[0]);
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0)
+		assert_int_equal(errno, EINTR);
+	/* Relay what the child said, without cmocka's framing of its one test. */
+	static const char *const framing[] = { "[==========]", "[ RUN      ]", "[       OK ]",
+					       "[  PASSED  ]", "[  SKIPPED ]", " 1 SKIPPED" };
+	for (char *line = out, *nl; *line; line = nl + 1) {
+		nl = strchrnul(line, '\n');
+		int n = (int)(nl - line);
+		bool show = n > 0;
+		for (size_t i = 0; i < sizeof(framing) / sizeof(framing[0]) && show; i++)
+			show = strncmp(line, framing[i], strlen(framing[i])) != 0;
+		if (show)
+			print_message("    | %.*s\n", n, line);
+		if (!*nl)
+			break;
+	}
+	bool nng_panic = strstr(out, "panic: ") && strstr(out, "nng");
+	bool hung = strstr(out, "HUNG: ") != NULL;
+	bool skipped = strstr(out, "[  SKIPPED ]") != NULL;
+	free(out);
+
+	if ((WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT && nng_panic) ||
+	    (WIFEXITED(st) && WEXITSTATUS(st) == 99 && hung))
+		OPEN_BUG("%s: nng %s while a server stopped or a client closed right after "
+			 "a call (nng_close() races a context call still finishing)",
+			 tests[idx].name, nng_panic ? "panicked" : "hung");
+	if (WIFSIGNALED(st))
+		fail_msg("%s: killed by signal %d%s", tests[idx].name, WTERMSIG(st),
+			 WTERMSIG(st) == SIGALRM ? " (watchdog: hung)" : "");
+	assert_true(WIFEXITED(st));
+	if (WEXITSTATUS(st) != 0)
+		fail_msg("%s: exit status %d in its process (see its output above)",
+			 tests[idx].name, WEXITSTATUS(st));
+	if (skipped)
+		skip();
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && strcmp(argv[1], "--one") == 0) {
+		size_t idx = strtoul(argv[2], NULL, 10);
+		if (idx >= N_TESTS)
+			return 2;
+		return _cmocka_run_group_tests(tests[idx].name, &tests[idx], 1, NULL, NULL);
+	}
+	struct CMUnitTest isolated[N_TESTS];
+	for (size_t i = 0; i < N_TESTS; i++)
+		isolated[i] = (struct CMUnitTest){ .name = tests[i].name,
+						   .test_func = run_isolated,
+						   .initial_state = (void *)(uintptr_t)i };
+	return _cmocka_run_group_tests("ipc", isolated, N_TESTS, NULL, NULL);
+}
