@@ -104,6 +104,13 @@ $(BUILD)/bin/cricctl: $(CRICCTL_O) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(GRPC_LIBS)
 
 # --- tests ---
+# Test tools (tests/tools/*.c): small programs the integration tests run,
+# e.g. netd-call for netd's internal methods.
+TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c))
+$(BUILD)/tools/%: tests/tools/%.c $(LIBCOMMON) | $(GEN_H) $(VERSION_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBCOMMON) $(LIBS)
+
 # Unit tests link the common library; test-<daemon>-*.c also get that
 # daemon's objects except main.o (its library part).
 lib_objs_for = $(filter-out %/main.o,$($(1)_O))
@@ -118,6 +125,9 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIBCOMMON) $(foreach d,$(DAEMONS),$(call lib_
 FUZZ_SECONDS ?= 20
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz-*.c)
 FUZZERS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
+# Every daemon's library objects (all but main.o): the parsers live there.
+FUZZ_LIB_O := $(patsubst %.c,build-fuzz/obj/%.o,$(filter-out %/main.c,\
+	$(wildcard imaged/*.c stored/*.c netd/*.c runtimed/*.c monitord/*.c)))
 FUZZ_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -g -O1 -fsanitize=fuzzer,address,undefined \
 	-Ulinux -D_GNU_SOURCE -I. -Ibuild-fuzz/gen
 fuzz: $(FUZZERS)
@@ -126,8 +136,8 @@ fuzz: $(FUZZERS)
 		build-fuzz/corpus/$$n tests/fuzz/corpus/$$n; done
 build-fuzz/%: tests/fuzz/%.c FORCE
 	$(MAKE) BUILD=build-fuzz CC=clang OPTFLAGS="-g -O1 -fsanitize=fuzzer-no-link,address,undefined -Wno-unknown-warning-option" \
-		SANLDFLAGS= build-fuzz/libcric-common.a build-fuzz/obj/netd/cniconf.o
-	clang $(FUZZ_CFLAGS) -o $@ $< build-fuzz/obj/netd/cniconf.o build-fuzz/libcric-common.a $(LIBS)
+		SANLDFLAGS= build-fuzz/libcric-common.a $(FUZZ_LIB_O)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_O) build-fuzz/libcric-common.a $(LIBS)
 
 pyproto: $(BUILD)/py/.stamp
 $(BUILD)/py/.stamp: $(PROTOS)
@@ -146,7 +156,7 @@ check-units: all
 check-unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; CRIC_TEST_TMP=$${TMPDIR:-/tmp} $$t; done
 
-check-integration: all pyproto
+check-integration: all pyproto $(TOOLS)
 	CRIC_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -v -p no:cacheprovider $(PYTEST_ARGS) tests/integration
 
 check-asan:

@@ -8,38 +8,71 @@
 #include "cniconf.h"
 #include "common/cleanup.h"
 #include "common/daemon.h"
+#include "common/fsutil.h"
+#include "common/ids.h"
 #include "common/log.h"
 #include "common/pbutil.h"
+#include "pods.h"
 #include "proto/cric/internal.pb-c.h"
+#include "proto/cric/netd.pb-c.h"
+
+#define PLUGIN_TIMEOUT_KEY "cni_plugin_timeout_seconds"
 
 struct netd {
-	pthread_mutex_t lock;
+	pthread_mutex_t lock; /* guards the settings below */
 	char *conf_dir;
 	char **bin_dirs;
+	unsigned plugin_timeout_ms;
+	struct pods *pods;
 };
 
 static void netd_free(struct netd *n)
 {
 	if (!n)
 		return;
+	pods_free(n->pods);
 	free(n->conf_dir);
 	strv_free(n->bin_dirs);
 	pthread_mutex_destroy(&n->lock);
 	free(n);
 }
 
-static int netd_set_config(struct netd *n, const struct cric_config *cfg)
+static char **strv_copy(char *const *v)
 {
-	char *dir = strdup(cfg->cni_conf_dir);
 	size_t k = 0;
-	while (cfg->cni_bin_dirs[k])
+	while (v[k])
 		k++;
-	char **bins = calloc(k + 1, sizeof(char *));
-	for (size_t i = 0; bins && i < k; i++)
-		if (!(bins[i] = strdup(cfg->cni_bin_dirs[i]))) {
-			bins = strv_free(bins);
-			break;
-		}
+	char **c = calloc(k + 1, sizeof(char *));
+	for (size_t i = 0; c && i < k; i++)
+		if (!(c[i] = strdup(v[i])))
+			return strv_free(c);
+	return c;
+}
+
+/* "netd": {"cni_plugin_timeout_seconds": N}, 1..3600, default 60. */
+static int plugin_timeout_ms(const struct cric_config *cfg, unsigned *ret, struct cric_err *err)
+{
+	const json_t *v = json_object_get(json_object_get(cfg->doc, "netd"), PLUGIN_TIMEOUT_KEY);
+	if (!v) {
+		*ret = CNI_DEFAULT_TIMEOUT_MS;
+		return 0;
+	}
+	if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 3600)
+		return err_set(err, -EINVAL,
+			       "config \"%s\": \"netd.%s\" must be an integer from 1 to 3600",
+			       cfg->config_file, PLUGIN_TIMEOUT_KEY);
+	*ret = (unsigned)json_integer_value(v) * 1000;
+	return 0;
+}
+
+static int netd_set_config(struct netd *n, const struct cric_config *cfg, struct cric_err *err)
+{
+	unsigned timeout_ms = CNI_DEFAULT_TIMEOUT_MS;
+	int r = plugin_timeout_ms(cfg, &timeout_ms, err);
+	if (r < 0)
+		return r;
+	char *dir = strdup(cfg->cni_conf_dir);
+	char **bins = strv_copy(cfg->cni_bin_dirs);
 	if (!dir || !bins) {
 		free(dir);
 		strv_free(bins);
@@ -50,6 +83,7 @@ static int netd_set_config(struct netd *n, const struct cric_config *cfg)
 	strv_free(n->bin_dirs);
 	n->conf_dir = dir;
 	n->bin_dirs = bins;
+	n->plugin_timeout_ms = timeout_ms;
 	pthread_mutex_unlock(&n->lock);
 	return 0;
 }
@@ -84,16 +118,202 @@ static int network_status(void *ud, const struct cric_call *call, const Protobuf
 	return 0;
 }
 
+/* The CNI settings of this moment, copied: a reload may replace them while
+ * a call runs its plugins. */
+struct settings {
+	char *conf_dir;
+	char **bin_dirs;
+	struct cni_runtime rt;
+};
+
+static void settings_done(struct settings *s)
+{
+	free(s->conf_dir);
+	strv_free(s->bin_dirs);
+}
+
+static int settings_get(struct netd *n, struct settings *s)
+{
+	pthread_mutex_lock(&n->lock);
+	s->conf_dir = strdup(n->conf_dir);
+	s->bin_dirs = strv_copy(n->bin_dirs);
+	s->rt.timeout_ms = n->plugin_timeout_ms;
+	pthread_mutex_unlock(&n->lock);
+	s->rt.bin_dirs = s->bin_dirs;
+	return s->conf_dir && s->bin_dirs ? 0 : -ENOMEM;
+}
+
+/* Log lines of this call name the pod (a valid id only: it is input). The
+ * id is copied: the dispatcher still logs after the request is freed. */
+static void log_pod(const struct cric_call *call, const char *pod_id)
+{
+	static _Thread_local char id[65];
+	snprintf(id, sizeof(id), "%s", id_is_valid(pod_id) ? pod_id : "");
+	const struct log_ctx ctx = { .method = call->method,
+				     .request_id = call->request_id,
+				     .pod_id = id[0] ? id : NULL };
+	log_ctx_set(&ctx);
+}
+
+static Cric__Internal__NetdPodNetwork *network_to_pb(const struct pod_network *net)
+{
+	_cleanup_pb_ Cric__Internal__NetdPodNetwork *pb =
+	    pb_new(&cric__internal__netd_pod_network__descriptor);
+	if (!pb)
+		return NULL;
+	size_t k = 0;
+	while (net->ips[k])
+		k++;
+	if (k > 0 && !(pb->ips = calloc(k, sizeof(char *))))
+		return NULL;
+	for (; pb->n_ips < k; pb->n_ips++)
+		if (pb_set_str(&pb->ips[pb->n_ips], net->ips[pb->n_ips]) < 0)
+			return NULL;
+	pb->netns_present = net->netns_present;
+	if (pb_set_str(&pb->pod_id, net->pod_id) < 0 ||
+	    pb_set_str(&pb->netns_path, net->netns_path) < 0 ||
+	    pb_set_str(&pb->cni_result_json, net->result_json) < 0 ||
+	    pb_set_str(&pb->network_name, net->network_name) < 0 ||
+	    pb_set_str(&pb->cni_version, net->cni_version) < 0 ||
+	    pb_set_str(&pb->interface, net->ifname) < 0)
+		return NULL;
+	return TAKE_PTR(pb);
+}
+
+static int setup_pod_network(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			     ProtobufCMessage **out, struct cric_err *err)
+{
+	struct netd *n = ud;
+	const Cric__Internal__SetupPodNetworkRequest *req = (const void *)in;
+	log_pod(call, req->pod_id);
+
+	/* Bounded before anything is allocated for them. */
+	if (req->n_port_mappings > POD_MAX_PORTS)
+		return err_set(err, -EINVAL, "more than %d port mappings", POD_MAX_PORTS);
+	if (req->n_ip_ranges > POD_MAX_IP_RANGES)
+		return err_set(err, -EINVAL, "more than %d ip_ranges", POD_MAX_IP_RANGES);
+	struct pod_port_mapping ports[POD_MAX_PORTS];
+	for (size_t i = 0; i < req->n_port_mappings; i++) {
+		const Cric__Internal__NetdPortMapping *m = req->port_mappings[i];
+		ports[i] = (struct pod_port_mapping){ .protocol = m->protocol,
+						      .container_port = m->container_port,
+						      .host_port = m->host_port,
+						      .host_ip = m->host_ip };
+	}
+	struct pod_ip_range ranges[POD_MAX_IP_RANGES];
+	for (size_t i = 0; i < req->n_ip_ranges; i++) {
+		const Cric__Internal__NetdIPRange *r = req->ip_ranges[i];
+		ranges[i] = (struct pod_ip_range){ .subnet = r->subnet,
+						   .range_start = r->range_start,
+						   .range_end = r->range_end,
+						   .gateway = r->gateway };
+	}
+	struct pod_bandwidth bw;
+	if (req->bandwidth)
+		bw = (struct pod_bandwidth){ .ingress_rate = req->bandwidth->ingress_rate,
+					     .ingress_burst = req->bandwidth->ingress_burst,
+					     .egress_rate = req->bandwidth->egress_rate,
+					     .egress_burst = req->bandwidth->egress_burst };
+	struct pod_dns dns;
+	if (req->dns)
+		dns = (struct pod_dns){ .servers = (const char *const *)req->dns->servers,
+					.n_servers = req->dns->n_servers,
+					.searches = (const char *const *)req->dns->searches,
+					.n_searches = req->dns->n_searches,
+					.options = (const char *const *)req->dns->options,
+					.n_options = req->dns->n_options };
+	const struct pod_net_spec spec = {
+		.id = req->pod_id,
+		.name = req->name,
+		.namespace_ = req->namespace_,
+		.uid = req->uid,
+		.ports = ports,
+		.n_ports = req->n_port_mappings,
+		.bandwidth = req->bandwidth ? &bw : NULL,
+		.dns = req->dns ? &dns : NULL,
+		.ip_ranges = ranges,
+		.n_ip_ranges = req->n_ip_ranges,
+	};
+
+	_cleanup_(settings_done) struct settings s = { 0 };
+	_cleanup_(pod_network_freep) struct pod_network *net = NULL;
+	int r = settings_get(n, &s);
+	if (r == 0)
+		r = pods_setup(n->pods, &s.rt, s.conf_dir, &spec, &net, err);
+	if (r < 0)
+		return r;
+	_cleanup_pb_ Cric__Internal__SetupPodNetworkResponse *resp =
+	    pb_new(&cric__internal__setup_pod_network_response__descriptor);
+	if (!resp || !(resp->network = network_to_pb(net)))
+		return -ENOMEM;
+	*out = &TAKE_PTR(resp)->base;
+	return 0;
+}
+
+static int teardown_pod_network(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+				ProtobufCMessage **out, struct cric_err *err)
+{
+	struct netd *n = ud;
+	const Cric__Internal__TeardownPodNetworkRequest *req = (const void *)in;
+	log_pod(call, req->pod_id);
+
+	_cleanup_(settings_done) struct settings s = { 0 };
+	bool was_known = false;
+	int r = settings_get(n, &s);
+	if (r == 0)
+		r = pods_teardown(n->pods, &s.rt, req->pod_id, &was_known, err);
+	if (r < 0)
+		return r;
+	_cleanup_pb_ Cric__Internal__TeardownPodNetworkResponse *resp =
+	    pb_new(&cric__internal__teardown_pod_network_response__descriptor);
+	if (!resp)
+		return -ENOMEM;
+	resp->was_known = was_known;
+	*out = &TAKE_PTR(resp)->base;
+	return 0;
+}
+
+static int pod_network_status(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			      ProtobufCMessage **out, struct cric_err *err)
+{
+	struct netd *n = ud;
+	const Cric__Internal__PodNetworkStatusRequest *req = (const void *)in;
+	log_pod(call, req->pod_id);
+
+	_cleanup_(settings_done) struct settings s = { 0 };
+	_cleanup_(pod_network_freep) struct pod_network *net = NULL;
+	bool checked = false;
+	int r = settings_get(n, &s);
+	if (r == 0)
+		r = pods_status(n->pods, &s.rt, req->pod_id, req->check, &net, &checked, err);
+	if (r < 0)
+		return r;
+	_cleanup_pb_ Cric__Internal__PodNetworkStatusResponse *resp =
+	    pb_new(&cric__internal__pod_network_status_response__descriptor);
+	if (!resp || !(resp->network = network_to_pb(net)))
+		return -ENOMEM;
+	resp->checked = checked;
+	*out = &TAKE_PTR(resp)->base;
+	return 0;
+}
+
 static int init(const struct cric_config *cfg, void **userdata, struct cric_err *err)
 {
-	(void)err;
 	struct netd *n = calloc(1, sizeof(*n));
 	if (!n)
 		return -ENOMEM;
 	pthread_mutex_init(&n->lock, NULL);
-	if (netd_set_config(n, cfg) < 0) {
+	_cleanup_free_ char *state = path_join(cfg->state_dir, "netd");
+	_cleanup_free_ char *run = path_join(cfg->run_dir, "netd");
+	int r = state && run ? netd_set_config(n, cfg, err) : -ENOMEM;
+	if (r == 0) {
+		const struct cni_runtime rt = { .bin_dirs = n->bin_dirs,
+						.timeout_ms = n->plugin_timeout_ms };
+		r = pods_open(state, run, &rt, &n->pods, err);
+	}
+	if (r < 0) {
 		netd_free(n);
-		return -ENOMEM;
+		return r;
 	}
 	*userdata = n;
 	return 0;
@@ -101,8 +321,7 @@ static int init(const struct cric_config *cfg, void **userdata, struct cric_err 
 
 static int reload(void *userdata, const struct cric_config *cfg, struct cric_err *err)
 {
-	(void)err;
-	return netd_set_config(userdata, cfg);
+	return netd_set_config(userdata, cfg, err);
 }
 
 static void done(void *userdata)
@@ -113,6 +332,12 @@ static void done(void *userdata)
 static const struct cric_method methods[] = {
 	{ "cric.netd.NetworkStatus", &cric__internal__network_status_request__descriptor,
 	  network_status },
+	{ "cric.netd.SetupPodNetwork", &cric__internal__setup_pod_network_request__descriptor,
+	  setup_pod_network },
+	{ "cric.netd.TeardownPodNetwork", &cric__internal__teardown_pod_network_request__descriptor,
+	  teardown_pod_network },
+	{ "cric.netd.PodNetworkStatus", &cric__internal__pod_network_status_request__descriptor,
+	  pod_network_status },
 };
 
 static const cap_value_t netd_caps[] = { CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN };

@@ -1,0 +1,335 @@
+/* netd-call: call one of netd's internal methods over nng, for the
+ * integration tests (and for people poking at a running netd).
+ *
+ *   netd-call [--root DIR] [--config FILE] [--timeout SECONDS] METHOD [JSON]
+ *
+ * JSON (default "{}") is the request message with proto field names
+ * ("pod_id", "port_mappings": [{"host_port": 8080, ...}]); it is turned into
+ * the method's protobuf-c message through the generated descriptors. The
+ * answer is printed as one JSON line on stdout:
+ *   {"code": 0, "response": {...}}             on success
+ *   {"code": N, "codeName": "...", "message": "..."}   on failure
+ * Exit status: 0 when a call was made (whatever its code), 2 otherwise.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "common/config.h"
+#include "common/ipc.h"
+#include "common/log.h"
+#include "proto/cric/internal.pb-c.h"
+#include "proto/cric/netd.pb-c.h"
+
+static const struct {
+	const char *method;
+	const ProtobufCMessageDescriptor *in, *out;
+} methods[] = {
+	{ HEALTH_METHOD, &cric__internal__health_request__descriptor,
+	  &cric__internal__health_response__descriptor },
+	{ "cric.netd.NetworkStatus", &cric__internal__network_status_request__descriptor,
+	  &cric__internal__network_status_response__descriptor },
+	{ "cric.netd.SetupPodNetwork", &cric__internal__setup_pod_network_request__descriptor,
+	  &cric__internal__setup_pod_network_response__descriptor },
+	{ "cric.netd.TeardownPodNetwork", &cric__internal__teardown_pod_network_request__descriptor,
+	  &cric__internal__teardown_pod_network_response__descriptor },
+	{ "cric.netd.PodNetworkStatus", &cric__internal__pod_network_status_request__descriptor,
+	  &cric__internal__pod_network_status_response__descriptor },
+};
+
+static size_t elem_size(const ProtobufCFieldDescriptor *f)
+{
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+	case PROTOBUF_C_TYPE_ENUM:
+		return 4;
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return 8;
+	case PROTOBUF_C_TYPE_FLOAT:
+		return 4;
+	case PROTOBUF_C_TYPE_BOOL:
+		return sizeof(protobuf_c_boolean);
+	case PROTOBUF_C_TYPE_STRING:
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return sizeof(void *);
+	case PROTOBUF_C_TYPE_BYTES:
+		return sizeof(ProtobufCBinaryData);
+	}
+	return 0;
+}
+
+static int json_to_pb(const json_t *j, const ProtobufCMessageDescriptor *d, ProtobufCMessage **ret,
+		      char *why, size_t whylen);
+
+/* Set one value of field f at dst from v. */
+static int set_value(const ProtobufCFieldDescriptor *f, void *dst, const json_t *v, char *why,
+		     size_t whylen)
+{
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_STRING:
+		if (!json_is_string(v))
+			break;
+		return (*(char **)dst = strdup(json_string_value(v))) ? 0 : -ENOMEM;
+	case PROTOBUF_C_TYPE_BOOL:
+		if (!json_is_boolean(v))
+			break;
+		*(protobuf_c_boolean *)dst = json_is_true(v);
+		return 0;
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+	case PROTOBUF_C_TYPE_ENUM:
+		if (!json_is_integer(v))
+			break;
+		*(int32_t *)dst = (int32_t)json_integer_value(v);
+		return 0;
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		if (!json_is_integer(v))
+			break;
+		*(uint32_t *)dst = (uint32_t)json_integer_value(v);
+		return 0;
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+		if (!json_is_integer(v))
+			break;
+		*(int64_t *)dst = json_integer_value(v);
+		return 0;
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		if (!json_is_integer(v))
+			break;
+		*(uint64_t *)dst = (uint64_t)json_integer_value(v);
+		return 0;
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return json_to_pb(v, f->descriptor, (ProtobufCMessage **)dst, why, whylen);
+	default:
+		break;
+	}
+	snprintf(why, whylen, "field \"%s\": wrong JSON type or unsupported field type", f->name);
+	return -EINVAL;
+}
+
+static int json_to_pb(const json_t *j, const ProtobufCMessageDescriptor *d, ProtobufCMessage **ret,
+		      char *why, size_t whylen)
+{
+	if (!json_is_object(j)) {
+		snprintf(why, whylen, "%s: not a JSON object", d->name);
+		return -EINVAL;
+	}
+	ProtobufCMessage *m = calloc(1, d->sizeof_message);
+	if (!m)
+		return -ENOMEM;
+	d->message_init(m);
+	*ret = m; /* freed by the caller, also when partly filled */
+	const char *key;
+	json_t *v;
+	json_object_foreach ((json_t *)j, key, v) {
+		const ProtobufCFieldDescriptor *f =
+		    protobuf_c_message_descriptor_get_field_by_name(d, key);
+		if (!f) {
+			snprintf(why, whylen, "%s has no field \"%s\"", d->name, key);
+			return -EINVAL;
+		}
+		char *member = (char *)m + f->offset;
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			if (!json_is_array(v)) {
+				snprintf(why, whylen, "field \"%s\" must be an array", key);
+				return -EINVAL;
+			}
+			size_t n = json_array_size(v),
+			       *count = (size_t *)((char *)m + f->quantifier_offset);
+			char *arr = calloc(n ? n : 1, elem_size(f));
+			if (!arr)
+				return -ENOMEM;
+			*(void **)member = arr;
+			for (size_t i = 0; i < n; i++, (*count)++) {
+				int r = set_value(f, arr + i * elem_size(f), json_array_get(v, i),
+						  why, whylen);
+				if (r < 0)
+					return r;
+			}
+			continue;
+		}
+		int r = set_value(f, member, v, why, whylen);
+		if (r < 0)
+			return r;
+		if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset &&
+		    f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE)
+			*(protobuf_c_boolean *)((char *)m + f->quantifier_offset) = 1;
+	}
+	return 0;
+}
+
+static json_t *pb_to_json(const ProtobufCMessage *m);
+
+static json_t *value_to_json(const ProtobufCFieldDescriptor *f, const void *src)
+{
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_STRING:
+		return *(char *const *)src ? json_string(*(char *const *)src) : NULL;
+	case PROTOBUF_C_TYPE_BOOL:
+		return json_boolean(*(const protobuf_c_boolean *)src);
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+	case PROTOBUF_C_TYPE_ENUM:
+		return json_integer(*(const int32_t *)src);
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		return json_integer(*(const uint32_t *)src);
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+		return json_integer(*(const int64_t *)src);
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		return json_integer((json_int_t) * (const uint64_t *)src);
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return *(ProtobufCMessage *const *)src ? pb_to_json(*(ProtobufCMessage *const *)src)
+						       : NULL;
+	default:
+		return NULL;
+	}
+}
+
+static json_t *pb_to_json(const ProtobufCMessage *m)
+{
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+	json_t *o = json_object();
+	for (unsigned i = 0; o && i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		const char *member = (const char *)m + f->offset;
+		json_t *v;
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			size_t n = *(const size_t *)((const char *)m + f->quantifier_offset);
+			const char *arr = *(char *const *)member;
+			v = json_array();
+			for (size_t k = 0; v && k < n; k++)
+				json_array_append_new(v, value_to_json(f, arr + k * elem_size(f)));
+		} else {
+			v = value_to_json(f, member);
+		}
+		if (v)
+			json_object_set_new(o, f->name, v);
+	}
+	return o;
+}
+
+static void usage(void)
+{
+	fprintf(
+	    stderr,
+	    "usage: netd-call [--root DIR] [--config FILE] [--timeout SECONDS] METHOD [JSON]\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "root", required_argument, NULL, 'r' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ 0 },
+	};
+	const char *root = NULL, *config = NULL;
+	long timeout_s = 120;
+	int c;
+	while ((c = getopt_long(argc, argv, "r:c:t:", opts, NULL)) != -1) {
+		if (c == 'r')
+			root = optarg;
+		else if (c == 'c')
+			config = optarg;
+		else if (c == 't')
+			timeout_s = strtol(optarg, NULL, 10);
+		else
+			return usage(), 2;
+	}
+	if (optind >= argc || argc - optind > 2 || timeout_s <= 0)
+		return usage(), 2;
+	const char *method = argv[optind];
+	const char *body = optind + 1 < argc ? argv[optind + 1] : "{}";
+
+	size_t mi = 0;
+	while (mi < ARRAY_SIZE(methods) && strcmp(methods[mi].method, method) != 0)
+		mi++;
+	if (mi == ARRAY_SIZE(methods)) {
+		fprintf(stderr, "netd-call: unknown method \"%s\"\n", method);
+		return 2;
+	}
+
+	log_open("netd-call");
+	log_set_level(LOG_WARNING);
+	struct cric_err err = { { 0 } };
+	_cleanup_(config_freep) struct cric_config *cfg = NULL;
+	if (config_load(root, config, &cfg, &err) < 0) {
+		fprintf(stderr, "netd-call: %s\n", err.msg);
+		return 2;
+	}
+
+	json_error_t jerr;
+	_cleanup_json_ json_t *doc = json_loads(body, JSON_REJECT_DUPLICATES, &jerr);
+	if (!doc) {
+		fprintf(stderr, "netd-call: request JSON: %s\n", jerr.text);
+		return 2;
+	}
+	ProtobufCMessage *req = NULL;
+	char why[256] = "";
+	int r = json_to_pb(doc, methods[mi].in, &req, why, sizeof(why));
+	if (r < 0) {
+		if (req)
+			protobuf_c_message_free_unpacked(req, NULL);
+		fprintf(stderr, "netd-call: request: %s\n", why[0] ? why : strerror(-r));
+		return 2;
+	}
+	size_t len = protobuf_c_message_get_packed_size(req);
+	_cleanup_free_ uint8_t *buf = malloc(len ? len : 1);
+	if (!buf)
+		return 2;
+	protobuf_c_message_pack(req, buf);
+	protobuf_c_message_free_unpacked(req, NULL);
+
+	_cleanup_free_ char *url = config_ipc_url(cfg, "netd");
+	struct cric_client *client = NULL;
+	if (!url || cric_client_open("netd", url, &client, &err) < 0) {
+		fprintf(stderr, "netd-call: %s\n", err.msg);
+		return 2;
+	}
+	struct cric_result res;
+	cric_client_call(client, method, NULL, deadline_in_ms(timeout_s * 1000), buf, len, &res);
+
+	_cleanup_json_ json_t *outdoc = NULL;
+	if (res.code == CODE_OK) {
+		ProtobufCMessage *resp =
+		    protobuf_c_message_unpack(methods[mi].out, NULL, res.len, res.payload);
+		if (resp) {
+			outdoc = json_pack("{s:i, s:o}", "code", 0, "response", pb_to_json(resp));
+			protobuf_c_message_free_unpacked(resp, NULL);
+		} else {
+			cric_result_set(&res, CODE_INTERNAL, "undecodable answer");
+		}
+	}
+	if (res.code != CODE_OK)
+		outdoc =
+		    json_pack("{s:i, s:s, s:s}", "code", (int)res.code, "codeName",
+			      grpc_code_name(res.code), "message", res.message ? res.message : "");
+	cric_result_clear(&res);
+	cric_client_close(client);
+	_cleanup_free_ char *text = outdoc ? json_dumps(outdoc, JSON_COMPACT) : NULL;
+	if (!text)
+		return 2;
+	printf("%s\n", text);
+	return 0;
+}
