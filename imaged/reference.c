@@ -1,0 +1,393 @@
+#include "reference.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define streq(a, b) (strcmp((a), (b)) == 0)
+
+#define DOCKER_DOMAIN        "docker.io"
+#define DOCKER_LEGACY_DOMAIN "index.docker.io"
+#define DOCKER_API_HOST      "registry-1.docker.io"
+#define OFFICIAL_PREFIX      "library/"
+#define DEFAULT_TAG          "latest"
+/* Longest input looked at: a canonical string plus room for the longer
+ * spellings normalisation shortens ("index.docker.io/"). */
+#define INPUT_MAX (IMAGE_REF_STRING_MAX + 16)
+#define QUOTE_MAX 200
+
+/* A user-supplied string fit for a message: at most QUOTE_MAX bytes, bytes
+ * outside printable ASCII (and '"' and '\') shown as '?', "..." if cut. */
+static const char *quote(const char *s, size_t n, char buf[static QUOTE_MAX + 4])
+{
+	size_t i = 0;
+	for (; i < n && i < QUOTE_MAX; i++)
+		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\') ? s[i] : '?';
+	buf[i] = '\0';
+	if (i < n)
+		memcpy(buf + i, "...", 4);
+	return buf;
+}
+
+static int invalid(struct cric_err *err, const char *s, const char *fmt, ...) _printf_(3, 4);
+static int invalid(struct cric_err *err, const char *s, const char *fmt, ...)
+{
+	if (err) {
+		char reason[512], q[QUOTE_MAX + 4];
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(reason, sizeof(reason), fmt, ap);
+		va_end(ap);
+		err_set(err, -EINVAL, "invalid reference \"%s\": %s", quote(s, strlen(s), q),
+			reason);
+	}
+	return -EINVAL;
+}
+
+static bool is_lower_alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+static bool is_alnum(char c)
+{
+	return is_lower_alnum(c) || (c >= 'A' && c <= 'Z');
+}
+
+static bool is_word(char c)
+{
+	return is_alnum(c) || c == '_';
+}
+
+static bool is_hex_lower(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+static bool is_hex(char c)
+{
+	return is_hex_lower(c) || (c >= 'A' && c <= 'F');
+}
+
+static bool has_upper(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] >= 'A' && s[i] <= 'Z')
+			return true;
+	return false;
+}
+
+static bool is_hex64(const char *s, size_t n)
+{
+	if (n != 64)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!is_hex_lower(s[i]))
+			return false;
+	return true;
+}
+
+/* [a-z0-9]+ ( ( "." | "_" | "__" | "-"+ ) [a-z0-9]+ )* */
+static bool path_component_ok(const char *c, size_t n)
+{
+	size_t i = 0;
+	for (;;) {
+		size_t start = i;
+		while (i < n && is_lower_alnum(c[i]))
+			i++;
+		if (i == start)
+			return false;
+		if (i == n)
+			return true;
+		if (c[i] == '.') {
+			i++;
+		} else if (c[i] == '_') {
+			i++;
+			if (i < n && c[i] == '_')
+				i++;
+		} else if (c[i] == '-') {
+			while (i < n && c[i] == '-')
+				i++;
+		} else {
+			return false;
+		}
+	}
+}
+
+static bool path_ok(const char *p, size_t n)
+{
+	size_t start = 0;
+	for (size_t i = 0; i <= n; i++)
+		if (i == n || p[i] == '/') {
+			if (!path_component_ok(p + start, i - start))
+				return false;
+			start = i + 1;
+		}
+	return true;
+}
+
+/* host [":" port]; host is a DNS-style name (components of letters, digits
+ * and inner '-', joined by '.'; IPv4 fits) or "[" hex digits and ':' "]". */
+static bool domain_ok(const char *d, size_t n)
+{
+	size_t i = 0;
+	if (n > 0 && d[0] == '[') {
+		i = 1;
+		while (i < n && (is_hex(d[i]) || d[i] == ':'))
+			i++;
+		if (i == 1 || i >= n || d[i] != ']')
+			return false;
+		i++;
+	} else {
+		for (;;) {
+			size_t start = i;
+			while (i < n && (is_alnum(d[i]) || d[i] == '-'))
+				i++;
+			if (i == start || d[start] == '-' || d[i - 1] == '-')
+				return false;
+			if (i < n && d[i] == '.') {
+				i++;
+				continue;
+			}
+			break;
+		}
+	}
+	if (i == n)
+		return true;
+	if (d[i] != ':')
+		return false;
+	unsigned port = 0;
+	size_t digits = 0;
+	for (i++; i < n; i++, digits++) {
+		if (d[i] < '0' || d[i] > '9' || digits >= 5)
+			return false;
+		port = port * 10 + (unsigned)(d[i] - '0');
+	}
+	return digits > 0 && port >= 1 && port <= 65535;
+}
+
+/* [\w][\w.-]{0,127} */
+static bool tag_ok(const char *t, size_t n)
+{
+	if (n == 0 || n > IMAGE_REF_TAG_MAX || !is_word(t[0]))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!is_word(t[i]) && t[i] != '.' && t[i] != '-')
+			return false;
+	return true;
+}
+
+/* Digest algorithms as the grammars allow them: components of letters and
+ * digits joined by one of "+._-". */
+static bool algorithm_ok(const char *a, size_t n)
+{
+	if (n == 0 || !is_alnum(a[0]) || !is_alnum(a[n - 1]))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!is_alnum(a[i]) && (!strchr("+._-", a[i]) || !is_alnum(a[i - 1])))
+			return false;
+	return true;
+}
+
+int image_digest_validate(const char *s, struct cric_err *err)
+{
+	char q[QUOTE_MAX + 4];
+	if (!s)
+		s = "";
+	const char *colon = strchr(s, ':');
+	if (!colon || !algorithm_ok(s, (size_t)(colon - s)))
+		return err_set(err, -EINVAL, "invalid digest \"%s\": want <algorithm>:<hex>",
+			       quote(s, strlen(s), q));
+	if ((size_t)(colon - s) != 6 || strncmp(s, "sha256", 6) != 0)
+		return err_set(err, -EINVAL,
+			       "unsupported digest algorithm \"%s\" (only sha256 is supported)",
+			       quote(s, (size_t)(colon - s), q));
+	const char *hex = colon + 1;
+	size_t n = strlen(hex);
+	for (size_t i = 0; i < n; i++)
+		if (!is_hex_lower(hex[i]))
+			return err_set(
+			    err, -EINVAL, "invalid sha256 digest \"%s\": %s at position %zu",
+			    quote(s, strlen(s), q),
+			    is_hex(hex[i]) ? "upper case hex digit" : "not a hex digit", i + 1);
+	if (n != 64)
+		return err_set(err, -EINVAL,
+			       "invalid sha256 digest \"%s\": %zu hex digits instead of 64",
+			       quote(s, strlen(s), q), n);
+	return 0;
+}
+
+int image_id_parse(const char *s, char ret[static IMAGE_DIGEST_LEN + 1])
+{
+	if (!s)
+		return -EINVAL;
+	if (strncmp(s, "sha256:", 7) == 0 && is_hex64(s + 7, strlen(s + 7))) {
+		memcpy(ret, s, IMAGE_DIGEST_LEN + 1);
+		return 0;
+	}
+	if (is_hex64(s, strlen(s))) {
+		snprintf(ret, IMAGE_DIGEST_LEN + 1, "sha256:%s", s);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static bool is_domain_candidate(const char *first, size_t n)
+{
+	return (n == 9 && strncmp(first, "localhost", 9) == 0) || memchr(first, '.', n) ||
+	       memchr(first, ':', n) || has_upper(first, n);
+}
+
+int image_ref_parse(const char *s, const char *default_domain, struct image_ref *ret,
+		    struct cric_err *err)
+{
+	char q[QUOTE_MAX + 4];
+	if (!s || !*s)
+		return invalid(err, "", "empty reference");
+	size_t len = strlen(s);
+	if (len > INPUT_MAX)
+		return invalid(err, s, "longer than %d characters", INPUT_MAX);
+	if (is_hex64(s, len))
+		return invalid(err, s,
+			       "cannot specify 64-byte hexadecimal strings (an image id is not a "
+			       "reference)");
+
+	if (!default_domain)
+		default_domain = DOCKER_DOMAIN;
+	if (streq(default_domain, DOCKER_LEGACY_DOMAIN))
+		default_domain = DOCKER_DOMAIN;
+	size_t ddlen = strlen(default_domain);
+	if (ddlen >= IMAGE_REF_NAME_MAX || !domain_ok(default_domain, ddlen))
+		return err_set(err, -EINVAL, "invalid default registry \"%s\"",
+			       quote(default_domain, ddlen, q));
+	/* Else "<default>/x:tag" would not read back as the same name. */
+	if (!is_domain_candidate(default_domain, ddlen) || has_upper(default_domain, ddlen))
+		return err_set(
+		    err, -EINVAL,
+		    "invalid default registry \"%s\": a registry needs a '.' or a ':port' "
+		    "(or is localhost)",
+		    quote(default_domain, ddlen, q));
+
+	/* name [":" tag] ["@" digest] */
+	const char *at = strchr(s, '@');
+	size_t name_len = at ? (size_t)(at - s) : len;
+	const char *digest = at ? at + 1 : NULL;
+	if (digest) {
+		struct cric_err derr;
+		if (strchr(digest, '@'))
+			return invalid(err, s, "more than one '@'");
+		if (image_digest_validate(digest, &derr) < 0)
+			return invalid(err, s, "%s", derr.msg);
+	}
+	if (name_len == 0)
+		return invalid(err, s, "no repository name");
+
+	/* Where the domain ends: only a first element that looks like one. */
+	const char *domain = default_domain, *rest = s;
+	size_t domain_len = ddlen, rest_len = name_len;
+	const char *slash = memchr(s, '/', name_len);
+	if (slash && is_domain_candidate(s, (size_t)(slash - s))) {
+		domain = s;
+		domain_len = (size_t)(slash - s);
+		rest = slash + 1;
+		rest_len = name_len - domain_len - 1;
+		if (domain_len == strlen(DOCKER_LEGACY_DOMAIN) &&
+		    strncmp(domain, DOCKER_LEGACY_DOMAIN, domain_len) == 0) {
+			domain = DOCKER_DOMAIN;
+			domain_len = strlen(DOCKER_DOMAIN);
+		}
+		if (!domain_ok(domain, domain_len))
+			return invalid(err, s, "invalid registry domain \"%s\"",
+				       quote(domain, domain_len, q));
+	}
+
+	/* The path holds no ':', so the first one starts the tag. */
+	const char *colon = memchr(rest, ':', rest_len);
+	size_t path_len = colon ? (size_t)(colon - rest) : rest_len;
+	const char *tag = colon ? colon + 1 : NULL;
+	size_t tag_len = colon ? rest_len - path_len - 1 : 0;
+	if (path_len == 0)
+		return invalid(err, s, "no repository name");
+	if (has_upper(rest, path_len))
+		return invalid(err, s, "repository name \"%s\" must be lowercase",
+			       quote(rest, path_len, q));
+	if (!path_ok(rest, path_len))
+		return invalid(err, s,
+			       "invalid repository name \"%s\" (components of [a-z0-9] joined "
+			       "by '.', '_', '__' or '-', separated by '/')",
+			       quote(rest, path_len, q));
+	if (tag && !tag_ok(tag, tag_len))
+		return invalid(err, s,
+			       "invalid tag \"%s\" ([A-Za-z0-9_] then up to 127 of "
+			       "[A-Za-z0-9_.-])",
+			       quote(tag, tag_len, q));
+
+	bool official = domain_len == strlen(DOCKER_DOMAIN) &&
+			strncmp(domain, DOCKER_DOMAIN, domain_len) == 0 &&
+			!memchr(rest, '/', path_len);
+	size_t full = domain_len + 1 + (official ? strlen(OFFICIAL_PREFIX) : 0) + path_len;
+	if (full > IMAGE_REF_NAME_MAX)
+		return invalid(err, s, "repository name longer than %d characters",
+			       IMAGE_REF_NAME_MAX);
+
+	struct image_ref r;
+	memset(&r, 0, sizeof(r));
+	snprintf(r.domain, sizeof(r.domain), "%.*s", (int)domain_len, domain);
+	snprintf(r.path, sizeof(r.path), "%s%.*s", official ? OFFICIAL_PREFIX : "", (int)path_len,
+		 rest);
+	if (tag)
+		snprintf(r.tag, sizeof(r.tag), "%.*s", (int)tag_len, tag);
+	else if (!digest)
+		snprintf(r.tag, sizeof(r.tag), "%s", DEFAULT_TAG);
+	if (digest)
+		snprintf(r.digest, sizeof(r.digest), "%s", digest);
+	snprintf(r.name, sizeof(r.name), "%s/%s", r.domain, r.path);
+	snprintf(r.string, sizeof(r.string), "%s%s%s%s%s", r.name, r.tag[0] ? ":" : "", r.tag,
+		 r.digest[0] ? "@" : "", r.digest);
+	*ret = r;
+	return 0;
+}
+
+int image_ref_repo_tag(const struct image_ref *r, char buf[static IMAGE_REF_STRING_MAX + 1])
+{
+	if (!r->tag[0])
+		return -ENOENT;
+	snprintf(buf, IMAGE_REF_STRING_MAX + 1, "%s:%s", r->name, r->tag);
+	return 0;
+}
+
+int image_ref_repo_digest(const struct image_ref *r, const char *digest,
+			  char buf[static IMAGE_REF_STRING_MAX + 1], struct cric_err *err)
+{
+	int k = image_digest_validate(digest, err);
+	if (k < 0)
+		return k;
+	snprintf(buf, IMAGE_REF_STRING_MAX + 1, "%s@%s", r->name, digest);
+	return 0;
+}
+
+void image_ref_familiar(const struct image_ref *r, char buf[static IMAGE_REF_STRING_MAX + 1])
+{
+	const char *name = r->name;
+	if (streq(r->domain, DOCKER_DOMAIN)) {
+		const char *rest = r->path + strlen(OFFICIAL_PREFIX);
+		const char *slash = strchr(r->path, '/');
+		if (strncmp(r->path, OFFICIAL_PREFIX, strlen(OFFICIAL_PREFIX)) == 0 &&
+		    !strchr(rest, '/'))
+			name = rest;
+		/* Docker drops the domain even when the path's first element
+		 * then reads as one ("docker.io/a.b/c" -> "a.b/c"); keep it. */
+		else if (!slash || !is_domain_candidate(r->path, (size_t)(slash - r->path)))
+			name = r->path;
+	}
+	snprintf(buf, IMAGE_REF_STRING_MAX + 1, "%s%s%s%s%s", name, r->tag[0] ? ":" : "", r->tag,
+		 r->digest[0] ? "@" : "", r->digest);
+}
+
+const char *registry_api_host(const char *domain)
+{
+	if (streq(domain, DOCKER_DOMAIN) || streq(domain, DOCKER_LEGACY_DOMAIN))
+		return DOCKER_API_HOST;
+	return domain;
+}
