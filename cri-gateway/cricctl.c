@@ -209,8 +209,9 @@ static int cmd_health(struct ctl *c)
 			rc = 1;
 			continue;
 		}
-		/* Give the dialer a moment to connect before asking. */
-		for (int i = 0; i < 100 && !cric_client_connected(cl); i++) {
+		/* Give the dialer a moment to connect before asking (generous: a
+		 * health probe must not fail on a slow, busy machine). */
+		for (int i = 0; i < 300 && !cric_client_connected(cl); i++) {
 			struct timespec ts = { 0, 10 * 1000 * 1000 };
 			nanosleep(&ts, NULL);
 		}
@@ -218,7 +219,7 @@ static int cmd_health(struct ctl *c)
 		ProtobufCMessage *out;
 		_cleanup_free_ char *msg = NULL;
 		unsigned code =
-		    cric_client_call_pb(cl, HEALTH_METHOD, NULL, deadline_in_ms(2000), &req.base,
+		    cric_client_call_pb(cl, HEALTH_METHOD, NULL, deadline_in_ms(5000), &req.base,
 					&cric__internal__health_response__descriptor, &out, &msg);
 		if (code == CODE_OK) {
 			Cric__Internal__HealthResponse *h = (Cric__Internal__HealthResponse *)out;

@@ -72,4 +72,12 @@ def test_daemon_refuses_other_users(suite):
     # root still gets through (bounded wait: one call can be slow on a
     # machine busy with other builds; the refusal above is what is tested)
     from conftest import wait_for
-    wait_for(lambda: suite.ctl("health").returncode == 0, timeout=20, what="root's health call")
+    last = []
+    def root_ok():
+        last[:] = [suite.ctl("health")]
+        return last[0].returncode == 0
+    try:
+        wait_for(root_ok, timeout=40, what="root's health call")
+    except AssertionError:
+        raise AssertionError(f"root's health call kept failing:\n{last[0].stdout}{last[0].stderr}"
+                             f"\nimaged log:\n{suite.log('imaged')[-3000:]}")
