@@ -1,0 +1,448 @@
+/* Registry authentication: challenges, credentials, bearer tokens. */
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "common/cleanup.h"
+#include "imaged/auth.h"
+#include "imaged/registry.h"
+
+static inline void curl_easy_cleanupp(CURL **c)
+{
+	if (*c)
+		curl_easy_cleanup(*c);
+}
+#define _cleanup_curl_ _cleanup_(curl_easy_cleanupp)
+
+/* --- challenges --- */
+
+static const char *skip_ws(const char *p)
+{
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return p;
+}
+
+/* Copy a token or quoted-string value at *pp into out (size n). */
+static int parse_value(const char **pp, char *out, size_t n)
+{
+	const char *p = *pp;
+	size_t len = 0;
+
+	if (*p == '"') {
+		p++;
+		while (*p && *p != '"') {
+			if (*p == '\\' && p[1])
+				p++;
+			if (len + 1 >= n)
+				return -EINVAL;
+			out[len++] = *p++;
+		}
+		if (*p != '"')
+			return -EINVAL;
+		p++;
+	} else {
+		while (*p && *p != ',' && *p != ' ' && *p != '\t') {
+			if (len + 1 >= n)
+				return -EINVAL;
+			out[len++] = *p++;
+		}
+	}
+	out[len] = '\0';
+	*pp = p;
+	return 0;
+}
+
+int auth_challenge_parse(const char *header, struct auth_challenge *ret, struct cric_err *err)
+{
+	struct auth_challenge ch = { 0 };
+	const char *p = skip_ws(header);
+
+	if (strncasecmp(p, "bearer", 6) == 0 && (p[6] == ' ' || p[6] == '\t' || !p[6]))
+		ch.scheme = AUTH_SCHEME_BEARER, p += 6;
+	else if (strncasecmp(p, "basic", 5) == 0 && (p[5] == ' ' || p[5] == '\t' || !p[5]))
+		ch.scheme = AUTH_SCHEME_BASIC, p += 5;
+	else
+		return err_set(err, -EOPNOTSUPP, "unsupported authentication scheme");
+
+	for (;;) {
+		char key[32], value[AUTH_REALM_MAX + 1];
+		size_t klen = 0;
+
+		p = skip_ws(p);
+		while (*p == ',')
+			p = skip_ws(p + 1);
+		if (!*p)
+			break;
+		while (*p && *p != '=' && *p != ' ' && *p != ',') {
+			if (klen + 1 >= sizeof(key))
+				return err_set(err, -EINVAL, "malformed authentication challenge");
+			key[klen++] = (char)tolower((unsigned char)*p++);
+		}
+		key[klen] = '\0';
+		p = skip_ws(p);
+		if (*p != '=')
+			return err_set(err, -EINVAL, "malformed authentication challenge");
+		p = skip_ws(p + 1);
+		if (parse_value(&p, value, sizeof(value)) < 0)
+			return err_set(err, -EINVAL,
+				       "malformed or too long authentication challenge");
+
+		char *dst = NULL;
+		size_t dstn = 0;
+		if (strcmp(key, "realm") == 0)
+			dst = ch.realm, dstn = sizeof(ch.realm);
+		else if (strcmp(key, "service") == 0)
+			dst = ch.service, dstn = sizeof(ch.service);
+		else if (strcmp(key, "scope") == 0)
+			dst = ch.scope, dstn = sizeof(ch.scope);
+		if (dst) {
+			if (strlen(value) >= dstn)
+				return err_set(err, -EINVAL,
+					       "authentication challenge: %s too long", key);
+			strcpy(dst, value);
+		}
+	}
+	if (ch.scheme == AUTH_SCHEME_BEARER && !ch.realm[0])
+		return err_set(err, -EINVAL, "bearer challenge without realm");
+	*ret = ch;
+	return 0;
+}
+
+/* --- credentials --- */
+
+int auth_creds_userpass(const struct registry_creds *creds, char user[static AUTH_USER_MAX + 1],
+			char pass[static AUTH_PASSWORD_MAX + 1], struct cric_err *err)
+{
+	if (!creds)
+		return -ENOENT;
+	if (creds->username && creds->username[0]) {
+		const char *pw = creds->password ? creds->password : "";
+		if (strlen(creds->username) > AUTH_USER_MAX || strlen(pw) > AUTH_PASSWORD_MAX)
+			return err_set(err, -EINVAL, "credentials too long");
+		strcpy(user, creds->username);
+		strcpy(pass, pw);
+		return 0;
+	}
+	if (!creds->auth || !creds->auth[0])
+		return -ENOENT;
+
+	size_t len = strlen(creds->auth);
+	if (len % 4 != 0 || len > 4 * ((AUTH_USER_MAX + AUTH_PASSWORD_MAX + 2 + 2) / 3))
+		return err_set(err, -EINVAL, "malformed \"auth\" credentials (not base64)");
+	_cleanup_free_ unsigned char *buf = malloc(len / 4 * 3 + 1);
+	if (!buf)
+		return -ENOMEM;
+	int n = EVP_DecodeBlock(buf, (const unsigned char *)creds->auth, (int)len);
+	if (n < 0)
+		return err_set(err, -EINVAL, "malformed \"auth\" credentials (not base64)");
+	if (creds->auth[len - 1] == '=')
+		n--;
+	if (creds->auth[len - 2] == '=')
+		n--;
+	buf[n] = '\0';
+	if (memchr(buf, '\0', (size_t)n))
+		return err_set(err, -EINVAL, "malformed \"auth\" credentials");
+	char *colon = strchr((char *)buf, ':');
+	if (!colon || colon == (char *)buf)
+		return err_set(err, -EINVAL, "malformed \"auth\" credentials (no \"user:\")");
+	*colon = '\0';
+	if (strlen((char *)buf) > AUTH_USER_MAX || strlen(colon + 1) > AUTH_PASSWORD_MAX)
+		return err_set(err, -EINVAL, "credentials too long");
+	strcpy(user, (char *)buf);
+	strcpy(pass, colon + 1);
+	OPENSSL_cleanse(buf, (size_t)n);
+	return 0;
+}
+
+/* --- token fetch --- */
+
+struct body {
+	char *data;
+	size_t len;
+	bool too_big;
+};
+
+static size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct body *b = userdata;
+	size_t n = size * nmemb;
+
+	if (b->len + n > AUTH_TOKEN_MAX) {
+		b->too_big = true;
+		return 0;
+	}
+	char *d = realloc(b->data, b->len + n + 1);
+	if (!d)
+		return 0;
+	memcpy(d + b->len, ptr, n);
+	b->data = d;
+	b->len += n;
+	d[b->len] = '\0';
+	return n;
+}
+
+static int token_parse(const struct body *b, char **ret_token, long *ret_ttl, struct cric_err *err)
+{
+	json_error_t jerr;
+	_cleanup_json_ json_t *root = json_loadb(b->data ? b->data : "", b->len, 0, &jerr);
+	if (!json_is_object(root))
+		return err_set(err, -EPROTO, "token response is not a JSON object");
+	json_t *t = json_object_get(root, "token");
+	if (!json_is_string(t) || !json_string_length(t))
+		t = json_object_get(root, "access_token");
+	if (!json_is_string(t) || !json_string_length(t))
+		return err_set(err, -EPROTO, "token response without a token");
+	const char *tok = json_string_value(t);
+	for (const char *q = tok; *q; q++)
+		if (*q <= ' ' || *q > '~')
+			return err_set(err, -EPROTO, "token response with a malformed token");
+	long ttl = AUTH_DEFAULT_TTL;
+	json_t *e = json_object_get(root, "expires_in");
+	if (json_is_integer(e) && json_integer_value(e) > 0 && json_integer_value(e) < 86400 * 366)
+		ttl = (long)json_integer_value(e);
+	char *copy = strdup(tok);
+	if (!copy)
+		return -ENOMEM;
+	*ret_token = copy;
+	*ret_ttl = ttl;
+	return 0;
+}
+
+int auth_token_fetch(const struct auth_challenge *ch, const char *scope,
+		     const struct registry_creds *creds, const struct auth_fetch_opts *opts,
+		     char **ret_token, long *ret_ttl, struct cric_err *err)
+{
+	char user[AUTH_USER_MAX + 1] = "", pass[AUTH_PASSWORD_MAX + 1] = "";
+	_cleanup_curl_ CURL *curl = NULL;
+	_cleanup_free_ char *url = NULL, *post = NULL;
+	struct body b = { 0 };
+	int r;
+
+	if (ch->scheme != AUTH_SCHEME_BEARER)
+		return err_set(err, -EINVAL, "not a bearer challenge");
+	if (!scope)
+		scope = ch->scope;
+	if (strncmp(ch->realm, "https://", 8) != 0 &&
+	    !(opts->allow_http && strncmp(ch->realm, "http://", 7) == 0))
+		return err_set(err, -EPROTO, "token realm \"%s\" is not an https URL", ch->realm);
+
+	r = auth_creds_userpass(creds, user, pass, err);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	bool have_basic = r == 0;
+	bool refresh = creds && creds->identity_token && creds->identity_token[0];
+
+	curl = curl_easy_init();
+	if (!curl)
+		return -ENOMEM;
+	_cleanup_free_ char *esc_service = curl_easy_escape(curl, ch->service, 0);
+	_cleanup_free_ char *esc_scope = curl_easy_escape(curl, scope, 0);
+	if (!esc_service || !esc_scope)
+		return -ENOMEM;
+
+	if (refresh) {
+		_cleanup_free_ char *esc_tok = curl_easy_escape(curl, creds->identity_token, 0);
+		if (!esc_tok)
+			return -ENOMEM;
+		if (asprintf(&post,
+			     "grant_type=refresh_token&client_id=cric&service=%s&scope=%s"
+			     "&refresh_token=%s",
+			     esc_service, esc_scope, esc_tok) < 0)
+			return -ENOMEM;
+		OPENSSL_cleanse(esc_tok, strlen(esc_tok));
+		url = strdup(ch->realm);
+		if (!url)
+			return -ENOMEM;
+	} else {
+		const char *sep = strchr(ch->realm, '?') ? "&" : "?";
+		if (asprintf(&url, "%s%sservice=%s%s%s", ch->realm, sep, esc_service,
+			     scope[0] ? "&scope=" : "", scope[0] ? esc_scope : "") < 0)
+			return -ENOMEM;
+	}
+
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, opts->allow_http ? "http,https" : "https");
+	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, opts->connect_timeout_sec);
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, opts->low_speed_time_sec);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, body_write);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
+	if (opts->ca_file)
+		curl_easy_setopt(curl, CURLOPT_CAINFO, opts->ca_file);
+	if (refresh)
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, post);
+	else if (have_basic) {
+		curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		curl_easy_setopt(curl, CURLOPT_USERNAME, user);
+		curl_easy_setopt(curl, CURLOPT_PASSWORD, pass);
+	}
+
+	CURLcode cr = curl_easy_perform(curl);
+	OPENSSL_cleanse(pass, sizeof(pass));
+	if (post)
+		OPENSSL_cleanse(post, strlen(post));
+	if (cr != CURLE_OK) {
+		free(b.data);
+		if (b.too_big)
+			return err_set(err, -EPROTO, "token response over %d bytes",
+				       AUTH_TOKEN_MAX);
+		return err_set(err, registry_curl_errno(cr), "token server \"%s\": %s", ch->realm,
+			       curl_easy_strerror(cr));
+	}
+	long status = 0;
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status == 401 || status == 403) {
+		free(b.data);
+		return err_set(err, -EACCES, "token server \"%s\" refused the %s (HTTP %ld)",
+			       ch->realm,
+			       have_basic || refresh ? "credentials" : "anonymous request", status);
+	}
+	if (status != 200) {
+		free(b.data);
+		return err_set(err, -EPROTO, "token server \"%s\": HTTP %ld", ch->realm, status);
+	}
+	r = token_parse(&b, ret_token, ret_ttl, err);
+	if (b.data)
+		OPENSSL_cleanse(b.data, b.len);
+	free(b.data);
+	if (r < 0)
+		return err_prefix(err, r, "token server \"%s\"", ch->realm);
+	return 0;
+}
+
+/* --- cache --- */
+
+struct auth_cache_entry {
+	char *registry;
+	char *scope;
+	char *token;
+	struct timespec expires; /* CLOCK_MONOTONIC */
+	uint64_t stamp;          /* insertion order, to evict the oldest */
+};
+
+struct auth_cache {
+	pthread_mutex_t lock;
+	uint64_t next_stamp;
+	struct auth_cache_entry e[AUTH_CACHE_ENTRIES];
+};
+
+static void entry_clear(struct auth_cache_entry *e)
+{
+	free(e->registry);
+	if (e->token)
+		OPENSSL_cleanse(e->token, strlen(e->token));
+	free(e->token);
+	free(e->scope);
+	*e = (struct auth_cache_entry){ 0 };
+}
+
+struct auth_cache *auth_cache_new(void)
+{
+	struct auth_cache *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	pthread_mutex_init(&c->lock, NULL);
+	return c;
+}
+
+struct auth_cache *auth_cache_free(struct auth_cache *c)
+{
+	if (!c)
+		return NULL;
+	for (size_t i = 0; i < AUTH_CACHE_ENTRIES; i++)
+		entry_clear(&c->e[i]);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+	return NULL;
+}
+
+static bool expired(const struct timespec *t)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
+static struct auth_cache_entry *find(struct auth_cache *c, const char *registry, const char *scope)
+{
+	for (size_t i = 0; i < AUTH_CACHE_ENTRIES; i++) {
+		struct auth_cache_entry *e = &c->e[i];
+		if (e->token && strcmp(e->registry, registry) == 0 && strcmp(e->scope, scope) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+int auth_cache_get(struct auth_cache *c, const char *registry, const char *scope, char **ret)
+{
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&c->lock);
+	struct auth_cache_entry *e = find(c, registry, scope);
+	if (e && expired(&e->expires))
+		entry_clear(e);
+	else if (e) {
+		char *t = strdup(e->token);
+		if (t) {
+			*ret = t;
+			r = 0;
+		} else
+			r = -ENOMEM;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int auth_cache_put(struct auth_cache *c, const char *registry, const char *scope, const char *token,
+		   long ttl)
+{
+	if (ttl <= 5)
+		return 0;
+	struct auth_cache_entry n = { 0 };
+	n.registry = strdup(registry);
+	n.scope = strdup(scope);
+	n.token = strdup(token);
+	if (!n.registry || !n.scope || !n.token) {
+		entry_clear(&n);
+		return -ENOMEM;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &n.expires);
+	n.expires.tv_sec += ttl - 5; /* a margin for the request in flight */
+
+	pthread_mutex_lock(&c->lock);
+	struct auth_cache_entry *slot = find(c, registry, scope);
+	for (size_t i = 0; !slot && i < AUTH_CACHE_ENTRIES; i++)
+		if (!c->e[i].token || expired(&c->e[i].expires))
+			slot = &c->e[i];
+	if (!slot) {
+		slot = &c->e[0];
+		for (size_t i = 1; i < AUTH_CACHE_ENTRIES; i++)
+			if (c->e[i].stamp < slot->stamp)
+				slot = &c->e[i];
+	}
+	entry_clear(slot);
+	n.stamp = c->next_stamp++;
+	*slot = n;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+void auth_cache_drop(struct auth_cache *c, const char *registry, const char *scope)
+{
+	pthread_mutex_lock(&c->lock);
+	struct auth_cache_entry *e = find(c, registry, scope);
+	if (e)
+		entry_clear(e);
+	pthread_mutex_unlock(&c->lock);
+}

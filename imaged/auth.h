@@ -1,0 +1,101 @@
+/* Registry authentication: credentials, WWW-Authenticate challenges, the
+ * bearer-token flow of the distribution spec (docs/spec/auth/token.md) and a
+ * cache of tokens per (registry, scope).
+ *
+ * Flow (driven by registry.c): a request goes out anonymously, or with a
+ * cached token; a 401 carries "WWW-Authenticate: Bearer realm=...,
+ * service=..., scope=..." (or "Basic realm=..."). For Bearer the token is
+ * fetched from the realm with auth_token_fetch() (basic credentials when the
+ * caller has a username/password, an OAuth2 refresh-token POST for an
+ * identity token, anonymous otherwise) and cached until it expires; for Basic
+ * the request is retried with the username/password.
+ *
+ * Secrets (passwords, tokens) never appear in an error message. Nothing here
+ * logs. Errors: a negative errno, err (optional) filled only on failure,
+ * outputs written only on success.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "common/error.h"
+#include "common/macro.h"
+
+#define AUTH_USER_MAX      255
+#define AUTH_PASSWORD_MAX  4095
+#define AUTH_TOKEN_MAX     (16 * 1024) /* a token response body, and one token */
+#define AUTH_REALM_MAX     1023
+#define AUTH_FIELD_MAX     511
+#define AUTH_DEFAULT_TTL   60  /* seconds, when the token server does not say */
+#define AUTH_CACHE_ENTRIES 128 /* tokens cached per client */
+
+/* What PullImageRequest.auth carries (CRI AuthConfig). All optional, owned by
+ * the caller. username/password win over auth (base64 "user:password");
+ * registry_token is sent as a bearer token as is; identity_token is an
+ * OAuth2 refresh token exchanged at the realm for an access token. */
+struct registry_creds {
+	const char *username;
+	const char *password;
+	const char *auth;
+	const char *identity_token;
+	const char *registry_token;
+};
+
+enum auth_scheme {
+	AUTH_SCHEME_BASIC = 1,
+	AUTH_SCHEME_BEARER,
+};
+
+struct auth_challenge {
+	enum auth_scheme scheme;
+	char realm[AUTH_REALM_MAX + 1];
+	char service[AUTH_FIELD_MAX + 1]; /* "" when absent */
+	char scope[AUTH_FIELD_MAX + 1];   /* "" when absent */
+};
+
+/* Parse one WWW-Authenticate header value ("Bearer realm=\"...\",
+ * service=\"...\",scope=\"...\"" or "Basic realm=\"...\""), scheme names
+ * case-insensitively, quoted or token values. A Bearer challenge needs a realm.
+ * -EOPNOTSUPP for other schemes, -EINVAL if malformed or too long. */
+int auth_challenge_parse(const char *header, struct auth_challenge *ret, struct cric_err *err);
+
+/* The username and password of creds: username/password if set, else the
+ * decoded "auth" field. -ENOENT when creds hold neither; -EINVAL for a
+ * malformed "auth" (the message never includes it). */
+int auth_creds_userpass(const struct registry_creds *creds, char user[static AUTH_USER_MAX + 1],
+			char pass[static AUTH_PASSWORD_MAX + 1], struct cric_err *err);
+
+struct auth_fetch_opts {
+	long connect_timeout_sec;
+	long low_speed_time_sec;
+	bool allow_http;     /* the realm may be plain http (insecure registries) */
+	const char *ca_file; /* NULL: the system's CAs */
+};
+
+/* Get a token from ch's realm (ch->scheme must be Bearer) for scope (NULL: the
+ * challenge's). ret_token is malloc'd; ret_ttl in seconds (AUTH_DEFAULT_TTL
+ * when the server does not say). Blocks on the network.
+ *  -EACCES     the token server refused the credentials (401/403)
+ *  -EPROTO     a response that is not a token
+ *  -ETIMEDOUT, -ECONNREFUSED, -EIO: transport failures */
+int auth_token_fetch(const struct auth_challenge *ch, const char *scope,
+		     const struct registry_creds *creds, const struct auth_fetch_opts *opts,
+		     char **ret_token, long *ret_ttl, struct cric_err *err);
+
+/* Tokens per (registry, scope). Thread-safe; bounded (oldest entries go). */
+struct auth_cache;
+/* NULL on OOM. */
+struct auth_cache *auth_cache_new(void);
+struct auth_cache *auth_cache_free(struct auth_cache *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct auth_cache *, auth_cache_free)
+#define _cleanup_auth_cache_ _cleanup_(auth_cache_freep)
+
+/* A malloc'd copy of the unexpired token in ret; -ENOENT if none. */
+int auth_cache_get(struct auth_cache *c, const char *registry, const char *scope, char **ret);
+/* Store token for ttl seconds (a token expiring within 5 s is not stored). */
+int auth_cache_put(struct auth_cache *c, const char *registry, const char *scope, const char *token,
+		   long ttl);
+/* Forget the token of (registry, scope), e.g. after the registry refused it. */
+void auth_cache_drop(struct auth_cache *c, const char *registry, const char *scope);

@@ -1,0 +1,817 @@
+/* Registry HTTP API v2 client: manifests and blobs over libcurl. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "common/cleanup.h"
+#include "imaged/auth.h"
+#include "imaged/manifest.h"
+#include "imaged/registry.h"
+
+static inline void curl_easy_cleanupp(CURL **c)
+{
+	if (*c)
+		curl_easy_cleanup(*c);
+}
+#define _cleanup_curl_ _cleanup_(curl_easy_cleanupp)
+
+static inline void curl_slist_free_allp(struct curl_slist **l)
+{
+	curl_slist_free_all(*l);
+}
+#define _cleanup_curl_slist_ _cleanup_(curl_slist_free_allp)
+
+static inline void evp_md_ctx_freep(EVP_MD_CTX **c)
+{
+	EVP_MD_CTX_free(*c);
+}
+#define _cleanup_evp_md_ctx_ _cleanup_(evp_md_ctx_freep)
+
+#define ERRBODY_MAX 4096
+
+struct registry_client {
+	unsigned connect_timeout_sec;
+	unsigned low_speed_time_sec;
+	unsigned max_retries;
+	unsigned retry_delay_ms;
+	char **insecure;
+	char *ca_file;
+	char *user_agent;
+	struct auth_cache *cache;
+};
+
+int registry_curl_errno(int code)
+{
+	switch ((CURLcode)code) {
+	case CURLE_OK:
+		return 0;
+	case CURLE_COULDNT_CONNECT:
+		return -ECONNREFUSED;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return -EHOSTUNREACH;
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_PARTIAL_FILE:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_GOT_NOTHING:
+		return -ECONNRESET;
+	case CURLE_OUT_OF_MEMORY:
+		return -ENOMEM;
+	case CURLE_TOO_MANY_REDIRECTS:
+		return -ELOOP;
+	case CURLE_UNSUPPORTED_PROTOCOL:
+		return -EPROTONOSUPPORT;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CACERT_BADFILE:
+		return -EPROTO;
+	default:
+		return -EIO;
+	}
+}
+
+/* --- client --- */
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result;
+
+static void curl_init_once(void)
+{
+	curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int registry_client_new(const struct registry_client_opts *opts, struct registry_client **ret,
+			struct cric_err *err)
+{
+	static const struct registry_client_opts defaults = { .max_retries = -1 };
+	if (!opts)
+		opts = &defaults;
+
+	pthread_once(&curl_once, curl_init_once);
+	if (curl_init_result != CURLE_OK)
+		return err_set(err, -EIO, "initialise libcurl: %s",
+			       curl_easy_strerror(curl_init_result));
+
+	struct registry_client *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->connect_timeout_sec = opts->connect_timeout_sec ?: REGISTRY_DEFAULT_CONNECT_TIMEOUT;
+	c->low_speed_time_sec = opts->low_speed_time_sec ?: REGISTRY_DEFAULT_LOW_SPEED_TIME;
+	c->max_retries =
+	    opts->max_retries < 0 ? REGISTRY_DEFAULT_RETRIES : (unsigned)opts->max_retries;
+	c->retry_delay_ms = opts->retry_delay_ms ?: 100;
+	c->cache = auth_cache_new();
+	size_t n = 0;
+	while (opts->insecure && opts->insecure[n])
+		n++;
+	c->insecure = calloc(n + 1, sizeof(char *));
+	c->user_agent = strdup(opts->user_agent ?: "cric");
+	c->ca_file = opts->ca_file ? strdup(opts->ca_file) : NULL;
+	bool oom = !c->cache || !c->insecure || !c->user_agent || (opts->ca_file && !c->ca_file);
+	for (size_t i = 0; !oom && i < n; i++)
+		oom = !(c->insecure[i] = strdup(opts->insecure[i]));
+	if (oom) {
+		registry_client_free(c);
+		return -ENOMEM;
+	}
+	*ret = c;
+	return 0;
+}
+
+struct registry_client *registry_client_free(struct registry_client *c)
+{
+	if (!c)
+		return NULL;
+	strv_free(c->insecure);
+	free(c->ca_file);
+	free(c->user_agent);
+	auth_cache_free(c->cache);
+	free(c);
+	return NULL;
+}
+
+/* localhost, 127.0.0.0/8 or [::1], with or without a port. */
+static bool domain_is_loopback(const char *domain)
+{
+	char host[IMAGE_REF_NAME_MAX + 1];
+	const char *end;
+
+	if (domain[0] == '[') {
+		end = strchr(domain, ']');
+		if (!end)
+			return false;
+		domain++;
+	} else {
+		end = strchr(domain, ':');
+		if (!end)
+			end = domain + strlen(domain);
+	}
+	if ((size_t)(end - domain) >= sizeof(host))
+		return false;
+	memcpy(host, domain, (size_t)(end - domain));
+	host[end - domain] = '\0';
+
+	if (strcasecmp(host, "localhost") == 0)
+		return true;
+	struct in_addr a4;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	struct in6_addr a6;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return memcmp(&a6, &in6addr_loopback, sizeof(a6)) == 0;
+	return false;
+}
+
+bool registry_is_insecure(const struct registry_client *c, const char *domain)
+{
+	for (char **i = c->insecure; i && *i; i++)
+		if (strcmp(*i, domain) == 0)
+			return true;
+	return domain_is_loopback(domain);
+}
+
+/* --- one transfer --- */
+
+enum sink {
+	SINK_MEMORY,
+	SINK_FILE,
+};
+
+struct xfer {
+	/* request */
+	char url[2048];
+	const char *accept;
+	bool insecure;
+
+	/* response headers, reset at each status line (redirects, 401s) */
+	long status;
+	char content_type[256];
+	char docker_digest[IMAGE_DIGEST_LEN + 2];
+	char www_authenticate[2048];
+	int64_t range_start; /* Content-Range's first byte, -1 if none */
+	bool started;        /* body bytes of this response were seen */
+
+	/* body of a non-2xx response, for the message */
+	char errbody[ERRBODY_MAX + 1];
+	size_t errlen;
+
+	enum sink sink;
+	/* SINK_MEMORY */
+	char *buf;
+	size_t len, max;
+	/* SINK_FILE */
+	int fd;
+	uint64_t off, limit;
+	EVP_MD_CTX *md;
+	const struct registry_blob_opts *bopts;
+
+	/* why the write callback stopped the transfer */
+	int stop;
+};
+
+static void xfer_reset_response(struct xfer *x)
+{
+	x->status = 0;
+	x->content_type[0] = '\0';
+	x->docker_digest[0] = '\0';
+	x->www_authenticate[0] = '\0';
+	x->range_start = -1;
+	x->started = false;
+	x->errlen = 0;
+	x->errbody[0] = '\0';
+}
+
+static void copy_header_value(char *dst, size_t n, const char *v, size_t vlen)
+{
+	if (vlen >= n)
+		vlen = n - 1;
+	memcpy(dst, v, vlen);
+	dst[vlen] = '\0';
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct xfer *x = userdata;
+	size_t n = size * nmemb, len = n;
+
+	while (len > 0 && (ptr[len - 1] == '\r' || ptr[len - 1] == '\n'))
+		len--;
+	if (len >= 5 && strncmp(ptr, "HTTP/", 5) == 0) {
+		xfer_reset_response(x);
+		const char *sp = memchr(ptr, ' ', len);
+		if (sp)
+			x->status = strtol(sp + 1, NULL, 10);
+		return n;
+	}
+	const char *colon = memchr(ptr, ':', len);
+	if (!colon)
+		return n;
+	size_t klen = (size_t)(colon - ptr);
+	const char *v = colon + 1;
+	while (v < ptr + len && (*v == ' ' || *v == '\t'))
+		v++;
+	size_t vlen = (size_t)(ptr + len - v);
+
+#define IS(name) (klen == strlen(name) && strncasecmp(ptr, name, klen) == 0)
+	if (IS("Content-Type"))
+		copy_header_value(x->content_type, sizeof(x->content_type), v, vlen);
+	else if (IS("Docker-Content-Digest"))
+		copy_header_value(x->docker_digest, sizeof(x->docker_digest), v, vlen);
+	else if (IS("WWW-Authenticate") && !x->www_authenticate[0])
+		copy_header_value(x->www_authenticate, sizeof(x->www_authenticate), v, vlen);
+	else if (IS("Content-Range")) {
+		char tmp[128];
+		copy_header_value(tmp, sizeof(tmp), v, vlen);
+		unsigned long long start;
+		if (sscanf(tmp, "bytes %llu-", &start) == 1)
+			x->range_start = (int64_t)start;
+	}
+#undef IS
+	return n;
+}
+
+static size_t sink_memory(struct xfer *x, const char *ptr, size_t n)
+{
+	if (x->len + n > x->max) {
+		x->stop = -E2BIG;
+		return 0;
+	}
+	char *d = realloc(x->buf, x->len + n + 1);
+	if (!d) {
+		x->stop = -ENOMEM;
+		return 0;
+	}
+	memcpy(d + x->len, ptr, n);
+	x->buf = d;
+	x->len += n;
+	d[x->len] = '\0';
+	return n;
+}
+
+static size_t sink_file(struct xfer *x, const char *ptr, size_t n)
+{
+	if (!x->started) {
+		x->started = true;
+		if (x->status == 206 && x->range_start != (int64_t)x->off) {
+			x->stop = -EPROTO;
+			return 0;
+		}
+		if (x->status == 200 && x->off > 0) {
+			/* The server ignored Range: start over. */
+			if (EVP_DigestInit_ex(x->md, EVP_sha256(), NULL) != 1) {
+				x->stop = -EIO;
+				return 0;
+			}
+			if (ftruncate(x->fd, 0) < 0) {
+				x->stop = -errno;
+				return 0;
+			}
+			x->off = 0;
+		}
+	}
+	if (x->off + n > x->limit) {
+		x->stop = -EBADMSG;
+		return 0;
+	}
+	for (size_t done = 0; done < n;) {
+		ssize_t w = pwrite(x->fd, ptr + done, n - done, (off_t)(x->off + done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			x->stop = w < 0 ? -errno : -EIO;
+			return 0;
+		}
+		done += (size_t)w;
+	}
+	if (EVP_DigestUpdate(x->md, ptr, n) != 1) {
+		x->stop = -EIO;
+		return 0;
+	}
+	x->off += n;
+	if (x->bopts && x->bopts->progress)
+		x->bopts->progress(x->bopts->userdata, x->off);
+	return n;
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct xfer *x = userdata;
+	size_t n = size * nmemb;
+
+	if (x->status == 200 || x->status == 206)
+		return x->sink == SINK_FILE ? sink_file(x, ptr, n) : sink_memory(x, ptr, n);
+	if (x->status >= 400) {
+		size_t k = n;
+		if (k > ERRBODY_MAX - x->errlen)
+			k = ERRBODY_MAX - x->errlen;
+		memcpy(x->errbody + x->errlen, ptr, k);
+		x->errlen += k;
+		x->errbody[x->errlen] = '\0';
+	}
+	return n; /* redirects, informational responses: discarded */
+}
+
+enum authn_kind {
+	AUTHN_NONE,
+	AUTHN_BASIC,
+	AUTHN_BEARER,
+};
+
+/* How requests of one call authenticate; carried across its retries. */
+struct session {
+	char domain[IMAGE_REF_NAME_MAX + 1];
+	const char *host;
+	char scope[IMAGE_REF_NAME_MAX + 32];
+	const struct registry_creds *creds;
+	enum authn_kind kind;
+	bool answered;   /* we answered a challenge (or were given a token) */
+	bool from_cache; /* the bearer token came from the cache */
+	char *token;
+	char user[AUTH_USER_MAX + 1];
+	char pass[AUTH_PASSWORD_MAX + 1];
+};
+
+static void session_done(struct session *s)
+{
+	if (s->token)
+		OPENSSL_cleanse(s->token, strlen(s->token));
+	free(s->token);
+	s->token = NULL;
+	OPENSSL_cleanse(s->pass, sizeof(s->pass));
+}
+
+static int session_init(struct registry_client *c, const struct image_ref *ref,
+			const struct registry_creds *creds, struct session *s)
+{
+	*s = (struct session){ .creds = creds };
+	snprintf(s->domain, sizeof(s->domain), "%s", ref->domain);
+	s->host = registry_api_host(ref->domain);
+	snprintf(s->scope, sizeof(s->scope), "repository:%s:pull", ref->path);
+	if (creds && creds->registry_token && creds->registry_token[0]) {
+		s->token = strdup(creds->registry_token);
+		if (!s->token)
+			return -ENOMEM;
+		s->kind = AUTHN_BEARER;
+		s->answered = true;
+		return 0;
+	}
+	int r = auth_cache_get(c->cache, s->domain, s->scope, &s->token);
+	if (r == -ENOMEM)
+		return r;
+	if (r == 0) {
+		s->kind = AUTHN_BEARER;
+		s->from_cache = true;
+	}
+	return 0;
+}
+
+static CURLcode perform(struct registry_client *c, struct xfer *x, const struct session *s,
+			const char *range)
+{
+	_cleanup_curl_ CURL *curl = curl_easy_init();
+	_cleanup_curl_slist_ struct curl_slist *hdrs = NULL;
+	char accept[1024];
+
+	if (!curl)
+		return CURLE_OUT_OF_MEMORY;
+	if (x->accept) {
+		snprintf(accept, sizeof(accept), "Accept: %s", x->accept);
+		struct curl_slist *l = curl_slist_append(hdrs, accept);
+		if (!l)
+			return CURLE_OUT_OF_MEMORY;
+		hdrs = l;
+	}
+	if (range) {
+		struct curl_slist *l = curl_slist_append(hdrs, range);
+		if (!l)
+			return CURLE_OUT_OF_MEMORY;
+		hdrs = l;
+	}
+	const char *protos = x->insecure ? "http,https" : "https";
+	curl_easy_setopt(curl, CURLOPT_URL, x->url);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, protos);
+	curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, protos);
+	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(curl, CURLOPT_MAXREDIRS, (long)REGISTRY_MAX_REDIRECTS);
+	/* Credentials go to the registry's host only, never to a redirect target. */
+	curl_easy_setopt(curl, CURLOPT_UNRESTRICTED_AUTH, 0L);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, (long)c->connect_timeout_sec);
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, (long)c->low_speed_time_sec);
+	curl_easy_setopt(curl, CURLOPT_USERAGENT, c->user_agent);
+	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(curl, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, x);
+	if (hdrs)
+		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
+	if (c->ca_file)
+		curl_easy_setopt(curl, CURLOPT_CAINFO, c->ca_file);
+	if (s->kind == AUTHN_BEARER) {
+		curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+		curl_easy_setopt(curl, CURLOPT_XOAUTH2_BEARER, s->token);
+	} else if (s->kind == AUTHN_BASIC) {
+		curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		curl_easy_setopt(curl, CURLOPT_USERNAME, s->user);
+		curl_easy_setopt(curl, CURLOPT_PASSWORD, s->pass);
+	}
+	xfer_reset_response(x);
+	x->stop = 0;
+	return curl_easy_perform(curl);
+}
+
+/* Answer a 401: get a token or pick basic credentials. */
+static int answer_challenge(struct registry_client *c, const struct xfer *x, struct session *s,
+			    struct cric_err *err)
+{
+	struct auth_challenge ch;
+	int r;
+
+	if (!x->www_authenticate[0])
+		return err_set(err, -EACCES, "registry \"%s\" requires authentication", s->domain);
+	r = auth_challenge_parse(x->www_authenticate, &ch, err);
+	if (r < 0)
+		return err_prefix(err, r == -EOPNOTSUPP ? -EACCES : -EPROTO, "registry \"%s\"",
+				  s->domain);
+
+	if (ch.scheme == AUTH_SCHEME_BASIC) {
+		r = auth_creds_userpass(s->creds, s->user, s->pass, err);
+		if (r == -ENOENT)
+			return err_set(err, -EACCES, "registry \"%s\" requires credentials",
+				       s->domain);
+		if (r < 0)
+			return err_prefix(err, r, "registry \"%s\"", s->domain);
+		s->kind = AUTHN_BASIC;
+		s->answered = true;
+		return 0;
+	}
+
+	struct auth_fetch_opts fo = {
+		.connect_timeout_sec = c->connect_timeout_sec,
+		.low_speed_time_sec = c->low_speed_time_sec,
+		.allow_http = x->insecure,
+		.ca_file = c->ca_file,
+	};
+	_cleanup_free_ char *token = NULL;
+	long ttl = 0;
+	r = auth_token_fetch(&ch, ch.scope[0] ? ch.scope : s->scope, s->creds, &fo, &token, &ttl,
+			     err);
+	if (r < 0)
+		return err_prefix(err, r, "registry \"%s\"", s->domain);
+	r = auth_cache_put(c->cache, s->domain, s->scope, token, ttl);
+	if (r < 0)
+		return r;
+	session_done(s);
+	s->token = TAKE_PTR(token);
+	s->kind = AUTHN_BEARER;
+	s->answered = true;
+	return 0;
+}
+
+/* Perform x, answering at most one challenge. 0 with x->status set, or a
+ * transport/auth error. */
+static int request(struct registry_client *c, struct xfer *x, struct session *s, const char *range,
+		   struct cric_err *err)
+{
+	for (;;) {
+		CURLcode cc = perform(c, x, s, range);
+		if (x->stop)
+			return x->stop;
+		if (cc != CURLE_OK)
+			return err_set(err, registry_curl_errno(cc), "registry \"%s\": %s",
+				       s->domain, curl_easy_strerror(cc));
+		if (x->status != 401)
+			return 0;
+		if (s->answered)
+			return err_set(err, -EACCES,
+				       "registry \"%s\" refused the credentials (HTTP 401)",
+				       s->domain);
+		if (s->from_cache) {
+			auth_cache_drop(c->cache, s->domain, s->scope);
+			s->from_cache = false;
+			session_done(s);
+			s->kind = AUTHN_NONE;
+		}
+		int r = answer_challenge(c, x, s, err);
+		if (r < 0)
+			return r;
+	}
+}
+
+/* The first error code of a registry's error body ("MANIFEST_UNKNOWN"). */
+static void errbody_code(const struct xfer *x, char out[static 64])
+{
+	json_error_t jerr;
+	out[0] = '\0';
+	_cleanup_json_ json_t *root = json_loadb(x->errbody, x->errlen, 0, &jerr);
+	json_t *code = json_object_get(json_array_get(json_object_get(root, "errors"), 0), "code");
+	const char *s = json_string_value(code);
+	if (!s || strlen(s) > 48)
+		return;
+	for (const char *p = s; *p; p++)
+		if (!isupper((unsigned char)*p) && *p != '_')
+			return;
+	snprintf(out, 64, " %s", s);
+}
+
+static int status_error(const struct xfer *x, const struct session *s, const char *what,
+			struct cric_err *err)
+{
+	char code[64];
+	errbody_code(x, code);
+	switch (x->status) {
+	case 404:
+		return err_set(err, -ENOENT, "registry \"%s\": %s not found (HTTP 404%s)",
+			       s->domain, what, code);
+	case 401:
+	case 403:
+		return err_set(err, -EACCES, "registry \"%s\": %s: access denied (HTTP %ld%s)",
+			       s->domain, what, x->status, code);
+	case 429:
+		return err_set(err, -EAGAIN, "registry \"%s\": %s: too many requests (HTTP 429)",
+			       s->domain, what);
+	default:
+		return err_set(err, x->status >= 500 ? -EIO : -EPROTO,
+			       "registry \"%s\": %s: HTTP %ld%s", s->domain, what, x->status, code);
+	}
+}
+
+static int build_url(struct registry_client *c, const struct session *s, struct xfer *x,
+		     const char *path, const char *kind, const char *reference)
+{
+	x->insecure = registry_is_insecure(c, s->domain);
+	int n = snprintf(x->url, sizeof(x->url), "%s://%s/v2/%s/%s/%s",
+			 x->insecure ? "http" : "https", s->host, path, kind, reference);
+	return n > 0 && (size_t)n < sizeof(x->url) ? 0 : -ENAMETOOLONG;
+}
+
+static void digest_hex(const unsigned char *md, unsigned n, char out[static IMAGE_DIGEST_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	char *p = stpcpy(out, "sha256:");
+	for (unsigned i = 0; i < n; i++) {
+		*p++ = hex[md[i] >> 4];
+		*p++ = hex[md[i] & 15];
+	}
+	*p = '\0';
+}
+
+/* A tag or a digest: safe to put in a URL path. */
+static int reference_check(const char *s, struct cric_err *err)
+{
+	if (strncmp(s, "sha256:", 7) == 0)
+		return image_digest_validate(s, err);
+	size_t n = strlen(s);
+	if (n == 0 || n > IMAGE_REF_TAG_MAX)
+		return err_set(err, -EINVAL, "invalid tag \"%.*s\"", 130, s);
+	for (const char *p = s; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.' && *p != '-')
+			return err_set(err, -EINVAL, "invalid tag \"%.*s\"", 130, s);
+	return 0;
+}
+
+/* --- manifests --- */
+
+struct registry_manifest *registry_manifest_free(struct registry_manifest *m)
+{
+	if (!m)
+		return NULL;
+	free(m->body);
+	free(m->content_type);
+	free(m);
+	return NULL;
+}
+
+static void session_donep(struct session *s)
+{
+	session_done(s);
+}
+
+static void xfer_freep(struct xfer **x)
+{
+	if (*x)
+		free((*x)->buf);
+	free(*x);
+}
+#define _cleanup_xfer_ _cleanup_(xfer_freep)
+
+int registry_fetch_manifest(struct registry_client *c, const struct image_ref *ref,
+			    const char *reference, const char *accept,
+			    const struct registry_creds *creds, struct registry_manifest **ret,
+			    struct cric_err *err)
+{
+	_cleanup_(session_donep) struct session s = { 0 };
+	_cleanup_xfer_ struct xfer *x = NULL;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	char what[IMAGE_REF_STRING_MAX + 32];
+	int r;
+
+	if (!reference)
+		reference = ref->digest[0] ? ref->digest : ref->tag;
+	r = reference_check(reference, err);
+	if (r < 0)
+		return r;
+	bool by_digest = strncmp(reference, "sha256:", 7) == 0;
+	snprintf(what, sizeof(what), "manifest %s:%s", ref->path, reference);
+
+	r = session_init(c, ref, creds, &s);
+	if (r < 0)
+		return r;
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	x->sink = SINK_MEMORY;
+	x->max = MANIFEST_MAX_BYTES;
+	x->accept = accept ?: MANIFEST_ACCEPT;
+	r = build_url(c, &s, x, ref->path, "manifests", reference);
+	if (r < 0)
+		return err_set(err, r, "registry \"%s\": URL too long", s.domain);
+
+	r = request(c, x, &s, NULL, err);
+	if (r == -E2BIG)
+		return err_set(err, r, "registry \"%s\": %s over %d bytes", s.domain, what,
+			       MANIFEST_MAX_BYTES);
+	if (r < 0)
+		return r;
+	if (x->status != 200)
+		return status_error(x, &s, what, err);
+
+	if (EVP_Digest(x->buf ?: "", x->len, md, &mdlen, EVP_sha256(), NULL) != 1)
+		return err_set(err, -EIO, "sha256 failed");
+	char digest[IMAGE_DIGEST_LEN + 1];
+	digest_hex(md, mdlen, digest);
+	if (by_digest && strcmp(digest, reference) != 0)
+		return err_set(err, -EBADMSG, "registry \"%s\": %s: content has digest %s",
+			       s.domain, what, digest);
+	if (x->docker_digest[0] && strcmp(x->docker_digest, digest) != 0)
+		return err_set(err, -EBADMSG,
+			       "registry \"%s\": %s: Docker-Content-Digest does not match the "
+			       "content (%s)",
+			       s.domain, what, digest);
+
+	_cleanup_(registry_manifest_freep) struct registry_manifest *m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->content_type = strdup(x->content_type);
+	m->body = x->buf ? TAKE_PTR(x->buf) : calloc(1, 1);
+	if (!m->content_type || !m->body)
+		return -ENOMEM;
+	m->len = x->len;
+	memcpy(m->digest, digest, sizeof(m->digest));
+	*ret = TAKE_PTR(m);
+	return 0;
+}
+
+/* --- blobs --- */
+
+static bool retryable(int r)
+{
+	return r == -ECONNRESET || r == -ECONNREFUSED;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+int registry_fetch_blob(struct registry_client *c, const struct image_ref *ref, const char *digest,
+			int out_fd, int64_t expected_size, const struct registry_creds *creds,
+			const struct registry_blob_opts *opts, uint64_t *ret_size,
+			unsigned *ret_resumes, struct cric_err *err)
+{
+	_cleanup_(session_donep) struct session s = { 0 };
+	_cleanup_xfer_ struct xfer *x = NULL;
+	_cleanup_evp_md_ctx_ EVP_MD_CTX *md = NULL;
+	char what[IMAGE_DIGEST_LEN + 16];
+	unsigned resumes = 0, delay;
+	int r;
+
+	r = image_digest_validate(digest, err);
+	if (r < 0)
+		return r;
+	if (expected_size > LAYER_MAX_BYTES)
+		return err_set(err, -EFBIG, "blob %s: size %lld over the limit", digest,
+			       (long long)expected_size);
+	snprintf(what, sizeof(what), "blob %s", digest);
+
+	r = session_init(c, ref, creds, &s);
+	if (r < 0)
+		return r;
+	x = calloc(1, sizeof(*x));
+	md = EVP_MD_CTX_new();
+	if (!x || !md)
+		return -ENOMEM;
+	if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+		return err_set(err, -EIO, "sha256 failed");
+	x->sink = SINK_FILE;
+	x->fd = out_fd;
+	x->md = md;
+	x->bopts = opts;
+	x->limit = expected_size >= 0 ? (uint64_t)expected_size : (uint64_t)LAYER_MAX_BYTES;
+	r = build_url(c, &s, x, ref->path, "blobs", digest);
+	if (r < 0)
+		return err_set(err, r, "registry \"%s\": URL too long", s.domain);
+
+	delay = c->retry_delay_ms;
+	for (;;) {
+		char range[64];
+		snprintf(range, sizeof(range), "Range: bytes=%llu-", (unsigned long long)x->off);
+		r = request(c, x, &s, x->off > 0 ? range : NULL, err);
+		if (r == 0 && (x->status == 200 || x->status == 206))
+			break;
+		if (r == 0)
+			return status_error(x, &s, what, err);
+		if (r == -EBADMSG)
+			return err_set(err, r, "registry \"%s\": %s: larger than %llu bytes",
+				       s.domain, what, (unsigned long long)x->limit);
+		if (r == -EPROTO && x->stop == -EPROTO)
+			return err_set(err, r, "registry \"%s\": %s: wrong Content-Range on resume",
+				       s.domain, what);
+		if (x->stop)
+			return err_set(err, r, "registry \"%s\": %s: write: %s", s.domain, what,
+				       strerror(-r));
+		if (!retryable(r) || resumes >= c->max_retries)
+			return r;
+		resumes++;
+		sleep_ms(delay);
+		if (delay < 5000)
+			delay *= 2;
+	}
+
+	unsigned char buf[EVP_MAX_MD_SIZE];
+	unsigned n = 0;
+	char got[IMAGE_DIGEST_LEN + 1];
+	if (EVP_DigestFinal_ex(md, buf, &n) != 1)
+		return err_set(err, -EIO, "sha256 failed");
+	digest_hex(buf, n, got);
+	if (expected_size >= 0 && x->off != (uint64_t)expected_size)
+		return err_set(err, -EBADMSG, "registry \"%s\": %s: got %llu bytes, expected %lld",
+			       s.domain, what, (unsigned long long)x->off,
+			       (long long)expected_size);
+	if (strcmp(got, digest) != 0)
+		return err_set(err, -EBADMSG, "registry \"%s\": %s: content has digest %s",
+			       s.domain, what, got);
+	if (ret_size)
+		*ret_size = x->off;
+	if (ret_resumes)
+		*ret_resumes = resumes;
+	return 0;
+}
