@@ -13,7 +13,9 @@
  *   - the connection drops while calls are in flight (the daemon died): each
  *     of them completes with CODE_UNAVAILABLE at once;
  *   - the deadline passes: CODE_DEADLINE_EXCEEDED.
- * Completion callbacks run on nng's threads: they must not block. They are
+ * Completion callbacks run on nng's threads: they must not block, and must
+ * not start calls or close the client (resources of finished calls are
+ * freed by the next call and by close, off nng's threads). They are
  * called exactly once per call that cric_client_call_async() accepted (that
  * returned 0), including when the client is closed.
  *

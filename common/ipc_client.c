@@ -45,8 +45,12 @@ struct cric_client {
 	pthread_cond_t idle;
 	int pipes;
 	struct pending *calls; /* calls whose callback has not run yet */
-	unsigned active;       /* calls not yet freed */
+	struct pending *done;  /* finished calls, freed off nng's threads */
+	unsigned active;       /* calls not yet on the done list */
+	bool closing;
 };
+
+static void drain_done(struct cric_client *c);
 
 static void pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
@@ -120,12 +124,18 @@ void cric_client_close(struct cric_client *c)
 {
 	if (!c)
 		return;
-	if (nng_socket_id(c->sock) > 0)
-		nng_close(c->sock); /* aborts every context's aio: NNG_ECLOSED */
+	/* Abort the calls in flight, wait until each is finished, free them,
+	 * and only then close the socket (see pending_unref). */
 	pthread_mutex_lock(&c->lock);
+	c->closing = true;
+	for (struct pending *q = c->calls; q; q = q->next)
+		nng_aio_abort(q->aio, NNG_ECLOSED);
 	while (c->active > 0)
 		pthread_cond_wait(&c->idle, &c->lock);
 	pthread_mutex_unlock(&c->lock);
+	drain_done(c);
+	if (nng_socket_id(c->sock) > 0)
+		nng_close(c->sock);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->idle);
 	free(c->name);
@@ -154,18 +164,38 @@ static nng_duration remaining_ms(int64_t deadline_ns)
 	return left > INT32_MAX ? INT32_MAX : (nng_duration)left;
 }
 
+/* The last reference: hand the call to the done list. Its context and aio
+ * are not closed here, on nng's thread (maybe inside the aio's own
+ * callback): with nng 1.5.2, nng_ctx_close() racing nng_close() panics, and
+ * nng_aio_reap() frees too late to be seen by a process that exits. */
 static void pending_unref(struct pending *p)
 {
 	if (atomic_fetch_sub(&p->refs, 1) != 1)
 		return;
 	struct cric_client *c = p->client;
-	nng_ctx_close(p->ctx);
-	nng_aio_reap(p->aio); /* maybe inside its own callback: free elsewhere */
-	free(p);
 	pthread_mutex_lock(&c->lock);
+	p->next = c->done;
+	c->done = p;
 	if (--c->active == 0)
 		pthread_cond_broadcast(&c->idle);
 	pthread_mutex_unlock(&c->lock); /* c may be freed from here on */
+}
+
+/* Free finished calls. Never from a completion callback (nng_aio_free waits
+ * for the callback of the aio it frees). */
+static void drain_done(struct cric_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	struct pending *list = c->done;
+	c->done = NULL;
+	pthread_mutex_unlock(&c->lock);
+	while (list) {
+		struct pending *next = list->next;
+		nng_ctx_close(list->ctx);
+		nng_aio_free(list->aio);
+		free(list);
+		list = next;
+	}
 }
 
 /* Start the next operation and close the race with pipe_event: a call marked
@@ -186,6 +216,8 @@ static void pending_start(struct pending *p, bool recv)
 	pthread_mutex_lock(&p->client->lock);
 	if (p->lost)
 		nng_aio_abort(p->aio, NNG_ECONNRESET);
+	else if (p->client->closing)
+		nng_aio_abort(p->aio, NNG_ECLOSED);
 	pthread_mutex_unlock(&p->client->lock);
 	pending_unref(p);
 }
@@ -253,6 +285,7 @@ int cric_client_call_async(struct cric_client *c, const char *method, const char
 			   int64_t deadline_ns, const void *payload, size_t len, cric_client_cb cb,
 			   void *arg)
 {
+	drain_done(c);
 	char rid[IPC_REQUEST_ID_MAX + 1];
 	if (!request_id || !*request_id) {
 		int r = id_random_hex(rid, sizeof(rid), 8);
