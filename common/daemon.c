@@ -93,25 +93,59 @@ struct daemon_state {
 	void *userdata;
 };
 
-static void reload(void *arg)
+int daemon_prepare(const char *name, const char *ident, int argc, char **argv,
+		   struct daemon_args *a, struct cric_config **ret)
 {
-	struct daemon_state *st = arg;
+	struct cric_err err = { { 0 } };
+	log_open(ident);
+	int r = daemon_parse_args(name, argc, argv, a);
+	if (r <= 0)
+		return r < 0 ? 2 : 0;
+	if (a->log_level && log_set_level_name(a->log_level) < 0) {
+		log_error("unknown log level \"%s\"", a->log_level);
+		return 2;
+	}
+	if (config_load(a->root, a->config, ret, &err) < 0) {
+		log_error("%s", err.msg);
+		return 1;
+	}
+	if (!a->log_level)
+		log_set_level_name((*ret)->log_level);
+	return -1;
+}
+
+struct cric_config *daemon_reload_begin(const struct daemon_args *a)
+{
 	struct cric_err err = { { 0 } };
 	struct cric_config *cfg = NULL;
 
 	sd_notify(0, "RELOADING=1");
-	int r = config_load(st->args.root, st->args.config, &cfg, &err);
-	if (r < 0) {
+	if (config_load(a->root, a->config, &cfg, &err) < 0) {
 		log_error("reload: %s; keeping the running configuration", err.msg);
-	} else {
-		log_set_level_name(st->args.log_level ? st->args.log_level : cfg->log_level);
-		if (st->desc->reload && (r = st->desc->reload(st->userdata, cfg, &err)) < 0)
+		return NULL;
+	}
+	log_set_level_name(a->log_level ? a->log_level : cfg->log_level);
+	return cfg;
+}
+
+void daemon_reload_done(void)
+{
+	sd_notify(0, "READY=1");
+}
+
+static void reload(void *arg)
+{
+	struct daemon_state *st = arg;
+	struct cric_err err = { { 0 } };
+	struct cric_config *cfg = daemon_reload_begin(&st->args);
+	if (cfg) {
+		if (st->desc->reload && st->desc->reload(st->userdata, cfg, &err) < 0)
 			log_error("reload: %s; keeping the running configuration", err.msg);
 		else
 			log_info("configuration reloaded from \"%s\"", cfg->config_file);
 		config_free(cfg);
 	}
-	sd_notify(0, "READY=1");
+	daemon_reload_done();
 }
 
 static int make_dirs(const struct cric_config *cfg, const char *name, struct cric_err *err)
@@ -143,21 +177,9 @@ int daemon_main(const struct cric_daemon_desc *desc, int argc, char **argv)
 	_cleanup_(config_freep) struct cric_config *cfg = NULL;
 	struct cric_server *server = NULL;
 
-	log_open(desc->name);
-	int r = daemon_parse_args(desc->name, argc, argv, &st.args);
-	if (r <= 0)
-		return r < 0 ? 2 : 0;
-	if (st.args.log_level && log_set_level_name(st.args.log_level) < 0) {
-		log_error("unknown log level \"%s\"", st.args.log_level);
-		return 2;
-	}
-	r = config_load(st.args.root, st.args.config, &cfg, &err);
-	if (r < 0) {
-		log_error("%s", err.msg);
-		return 1;
-	}
-	if (!st.args.log_level)
-		log_set_level_name(cfg->log_level);
+	int r = daemon_prepare(desc->name, desc->name, argc, argv, &st.args, &cfg);
+	if (r >= 0)
+		return r;
 
 	daemon_block_signals();
 	if ((r = make_dirs(cfg, desc->name, &err)) < 0 ||

@@ -46,6 +46,17 @@ struct daemon_args {
 };
 /* Returns 1 to go on, 0 to exit successfully (--help/--version), <0 on error. */
 int daemon_parse_args(const char *name, int argc, char **argv, struct daemon_args *a);
+/* What every daemon (and cri-gateway) does first: open the log as ident,
+ * parse the arguments, load the config and apply its log level (unless
+ * --log-level overrides it). Returns -1 to go on with *ret set, else the exit
+ * status to return (0 after --help/--version). */
+int daemon_prepare(const char *name, const char *ident, int argc, char **argv,
+		   struct daemon_args *a, struct cric_config **ret);
+/* SIGHUP's shared part: tell systemd we reload, re-read the config and apply
+ * its log level. Returns the new config (the caller frees it, then calls
+ * daemon_reload_done()), or NULL after logging why the running one stays. */
+struct cric_config *daemon_reload_begin(const struct daemon_args *a);
+void daemon_reload_done(void);
 /* Block the signals daemon_wait_signals() handles, ignore SIGPIPE. Call
  * before any thread is created. */
 void daemon_block_signals(void);

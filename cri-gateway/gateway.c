@@ -178,12 +178,15 @@ static void received(struct gw_call *c, bool ok)
 	size_t len = GRPC_SLICE_LENGTH(body);
 
 	ProtobufCMessage *m = protobuf_c_message_unpack(c->route->input, NULL, len, data);
-	if (!m) {
+	bool valid = m != NULL;
+	if (m)
+		protobuf_c_message_free_unpacked(m, NULL);
+	if (!valid) {
 		char msg[256];
 		snprintf(msg, sizeof(msg), "request is not a valid %s message",
 			 c->route->input->name);
 		finish(c, CODE_INVALID_ARGUMENT, msg, NULL, 0);
-	} else if (protobuf_c_message_free_unpacked(m, NULL), c->route->server_streaming) {
+	} else if (c->route->server_streaming) {
 		finish(c, CODE_UNIMPLEMENTED, "streaming calls are not implemented by cric yet",
 		       NULL, 0);
 	} else {
@@ -196,10 +199,10 @@ static void received(struct gw_call *c, bool ok)
 			if (r == -ENOTCONN)
 				snprintf(msg, sizeof(msg), "cric %s is not running",
 					 cric_client_name(cl));
-			else if (r == -ETIMEDOUT)
-				code = CODE_DEADLINE_EXCEEDED,
+			else if (r == -ETIMEDOUT) {
+				code = CODE_DEADLINE_EXCEEDED;
 				snprintf(msg, sizeof(msg), "deadline passed before forwarding");
-			else
+			} else
 				snprintf(msg, sizeof(msg), "cannot forward to %s: %s",
 					 cric_client_name(cl), strerror(-r));
 			finish(c, code, msg, NULL, 0);

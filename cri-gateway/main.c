@@ -14,20 +14,13 @@
  * which the kubelet rides out). */
 static void reload(void *arg)
 {
-	const struct daemon_args *args = arg;
-	struct cric_err err = { { 0 } };
-	struct cric_config *cfg = NULL;
-
-	sd_notify(0, "RELOADING=1");
-	if (config_load(args->root, args->config, &cfg, &err) < 0) {
-		log_error("reload: %s; keeping the running configuration", err.msg);
-	} else {
-		log_set_level_name(args->log_level ? args->log_level : cfg->log_level);
+	struct cric_config *cfg = daemon_reload_begin(arg);
+	if (cfg) {
 		log_info("configuration reloaded from \"%s\" (log level; sockets need a restart)",
 			 cfg->config_file);
 		config_free(cfg);
 	}
-	sd_notify(0, "READY=1");
+	daemon_reload_done();
 }
 
 int main(int argc, char **argv)
@@ -36,20 +29,9 @@ int main(int argc, char **argv)
 	struct cric_err err = { { 0 } };
 	_cleanup_(config_freep) struct cric_config *cfg = NULL;
 
-	log_open("cri-gateway");
-	int r = daemon_parse_args("gateway", argc, argv, &args);
-	if (r <= 0)
-		return r < 0 ? 2 : 0;
-	if (args.log_level && log_set_level_name(args.log_level) < 0) {
-		log_error("unknown log level \"%s\"", args.log_level);
-		return 2;
-	}
-	if ((r = config_load(args.root, args.config, &cfg, &err)) < 0) {
-		log_error("%s", err.msg);
-		return 1;
-	}
-	if (!args.log_level)
-		log_set_level_name(cfg->log_level);
+	int r = daemon_prepare("gateway", "cri-gateway", argc, argv, &args, &cfg);
+	if (r >= 0)
+		return r;
 
 	daemon_block_signals();
 	if ((r = mkdir_p(cfg->run_dir, 0755)) < 0) {

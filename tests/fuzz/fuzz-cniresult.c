@@ -16,7 +16,8 @@ static bool terminated(const char *s, size_t size)
 
 static void check(const struct cni_result *r)
 {
-	if (!terminated(r->cni_version, sizeof(r->cni_version)) || !cni_version_valid(r->cni_version))
+	if (!terminated(r->cni_version, sizeof(r->cni_version)) ||
+	    !cni_version_valid(r->cni_version))
 		abort();
 	if (r->n_ips > CNI_RESULT_MAX_IPS)
 		abort();
