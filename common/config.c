@@ -41,29 +41,41 @@ static json_t *config_defaults(const char *root)
 			 "conf_dir", cni, "bin_dirs", "/usr/lib/cni", "/opt/cni/bin");
 }
 
+/* The top-level keys of the suite's config and their JSON types: the one
+ * list the per-file type check and the unknown-key warning share. */
+static const struct {
+	const char *key;
+	json_type type;
+} schema[] = {
+	{ "state_dir", JSON_STRING },
+	{ "run_dir", JSON_STRING },
+	{ "ipc_dir", JSON_STRING },
+	{ "cri_socket", JSON_STRING },
+	{ "log_level", JSON_STRING },
+	{ "service_user", JSON_STRING },
+	{ "cgroup_manager", JSON_STRING },
+	{ "workers", JSON_INTEGER },
+	{ "max_request_seconds", JSON_INTEGER },
+	{ "cni", JSON_OBJECT },
+};
+
+static const char *json_type_name(json_type t)
+{
+	return t == JSON_STRING ? "a string" : t == JSON_INTEGER ? "an integer" : "an object";
+}
+
 /* Type-check the known keys present in one file, so that an error names the
  * file it came from (after merging, the origin is lost). Values are checked
  * again, with ranges, on the merged document. */
 static int check_types(const json_t *doc, struct cric_err *err)
 {
-	static const char *const strings[] = {
-		"state_dir", "run_dir",      "ipc_dir",        "cri_socket",
-		"log_level", "service_user", "cgroup_manager",
-	};
-	static const char *const integers[] = { "workers", "max_request_seconds" };
-	for (size_t i = 0; i < ARRAY_SIZE(strings); i++) {
-		json_t *v = json_object_get(doc, strings[i]);
-		if (v && !json_is_string(v))
-			return err_set(err, -EINVAL, "\"%s\" must be a string", strings[i]);
-	}
-	for (size_t i = 0; i < ARRAY_SIZE(integers); i++) {
-		json_t *v = json_object_get(doc, integers[i]);
-		if (v && !json_is_integer(v))
-			return err_set(err, -EINVAL, "\"%s\" must be an integer", integers[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(schema); i++) {
+		json_t *v = json_object_get(doc, schema[i].key);
+		if (v && json_typeof(v) != schema[i].type)
+			return err_set(err, -EINVAL, "\"%s\" must be %s", schema[i].key,
+				       json_type_name(schema[i].type));
 	}
 	json_t *cni = json_object_get(doc, "cni");
-	if (cni && !json_is_object(cni))
-		return err_set(err, -EINVAL, "\"cni\" must be an object");
 	if (cni && json_object_get(cni, "conf_dir") &&
 	    !json_is_string(json_object_get(cni, "conf_dir")))
 		return err_set(err, -EINVAL, "\"cni.conf_dir\" must be a string");
@@ -191,17 +203,12 @@ static int parse_cni(struct cric_config *c, struct cric_err *err)
 
 static void warn_unknown_keys(const json_t *doc)
 {
-	static const char *const known[] = {
-		"state_dir",      "run_dir",      "ipc_dir", "cri_socket",
-		"log_level",      "service_user", "workers", "max_request_seconds",
-		"cgroup_manager", "cni",
-	};
 	const char *key;
 	json_t *v;
 	json_object_foreach ((json_t *)doc, key, v) {
 		bool ok = false;
-		for (size_t i = 0; i < ARRAY_SIZE(known) && !ok; i++)
-			ok = strcmp(key, known[i]) == 0;
+		for (size_t i = 0; i < ARRAY_SIZE(schema) && !ok; i++)
+			ok = strcmp(key, schema[i].key) == 0;
 		for (size_t i = 0; i < ARRAY_SIZE(known_sections) && !ok; i++)
 			ok = strcmp(key, known_sections[i]) == 0 && json_is_object(v);
 		if (!ok)
