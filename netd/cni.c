@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "cniconf.h"
-#include "cniexec.h"
+#include "common/spawn.h"
 #include "cniresult.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
@@ -264,16 +264,16 @@ static int run_plugin(const struct cni_runtime *rt, const json_t *list, size_t i
 	if (!input || !env)
 		return -ENOMEM;
 
-	const struct cni_exec x = {
+	const struct spawn_req x = {
 		.path = path,
 		.env = env,
 		.input = input,
 		.input_len = strlen(input),
 		.timeout_ms = rt->timeout_ms ? rt->timeout_ms : CNI_DEFAULT_TIMEOUT_MS,
 	};
-	_cleanup_(cni_exec_result_done) struct cni_exec_result res = { 0 };
+	_cleanup_(spawn_result_done) struct spawn_result res = { 0 };
 	int64_t start = mono_ms();
-	r = cni_exec_run(&x, &res, err);
+	r = spawn_run(&x, &res, err);
 	if (r < 0)
 		return err_prefix(err, r, "plugin \"%s\" %s", type, command);
 	if (res.status != 0) {

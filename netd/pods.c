@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cniexec.h"
+#include "common/spawn.h"
 #include "cniconf.h"
 #include "cniresult.h"
 #include "common/cleanup.h"
@@ -22,7 +22,7 @@
 #include "netns.h"
 
 #define RECORD_VERSION   1
-#define RECORD_MAX_BYTES (CNI_CONF_MAX_BYTES + CNI_EXEC_OUTPUT_MAX + 64 * 1024)
+#define RECORD_MAX_BYTES (CNI_CONF_MAX_BYTES + SPAWN_OUTPUT_MAX + 64 * 1024)
 #define CNI_ARGS_MAX     1024
 
 struct pods {

@@ -1,4 +1,4 @@
-/* netd/cniexec.h: running a plugin with bounded output, a timeout that
+/* common/spawn.h: running a program with bounded output, a timeout that
  * kills its process group, a clean signal state and only fds 0-2. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,7 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "netd/cniexec.h"
+#include "common/spawn.h"
 #include "testutil.h"
 
 struct fixture {
@@ -29,7 +29,7 @@ static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
-	f->dir = tmpdir_make("cniexec");
+	f->dir = tmpdir_make("spawn");
 	tpath(f->script, f->dir, "plugin");
 	*state = f;
 	return 0;
@@ -53,14 +53,14 @@ static void script(struct fixture *f, const char *body)
 static char *env_plain[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND=ADD", NULL };
 
 static int run(struct fixture *f, const char *input, size_t len, unsigned timeout_ms,
-	       struct cni_exec_result *res, struct cric_err *err)
+	       struct spawn_result *res, struct cric_err *err)
 {
-	const struct cni_exec x = { .path = f->script,
+	const struct spawn_req x = { .path = f->script,
 				    .env = env_plain,
 				    .input = input,
 				    .input_len = len,
 				    .timeout_ms = timeout_ms };
-	return cni_exec_run(&x, res, err);
+	return spawn_run(&x, res, err);
 }
 
 static void test_echo_large_input(void **state)
@@ -72,7 +72,7 @@ static void test_echo_large_input(void **state)
 	char *in = malloc(n);
 	for (size_t i = 0; i < n; i++)
 		in[i] = (char)('a' + i % 26);
-	struct cni_exec_result res;
+	struct spawn_result res;
 	struct cric_err err = { "untouched" };
 	assert_int_equal(run(f, in, n, 10000, &res, &err), 0);
 	assert_string_equal(err.msg, "untouched");
@@ -81,8 +81,8 @@ static void test_echo_large_input(void **state)
 	assert_memory_equal(res.out, in, n);
 	assert_int_equal(res.out[n], '\0');
 	assert_string_equal(res.errout, "");
-	cni_exec_result_done(&res);
-	cni_exec_result_done(&res); /* twice is fine */
+	spawn_result_done(&res);
+	spawn_result_done(&res); /* twice is fine */
 	free(in);
 }
 
@@ -90,13 +90,13 @@ static void test_exit_status_and_stderr(void **state)
 {
 	struct fixture *f = *state;
 	script(f, "cat >/dev/null; echo '{\"code\":7,\"msg\":\"no\"}'; echo 'oops' >&2; exit 3");
-	struct cni_exec_result res;
+	struct spawn_result res;
 	assert_int_equal(run(f, "{}", 2, 10000, &res, NULL), 0);
 	assert_true(WIFEXITED(res.status));
 	assert_int_equal(WEXITSTATUS(res.status), 3);
 	assert_string_equal(res.out, "{\"code\":7,\"msg\":\"no\"}\n");
 	assert_string_equal(res.errout, "oops\n");
-	cni_exec_result_done(&res);
+	spawn_result_done(&res);
 }
 
 static void test_output_bounded(void **state)
@@ -104,12 +104,12 @@ static void test_output_bounded(void **state)
 	struct fixture *f = *state;
 	/* stdout: up to the limit is fine, one byte more kills it. */
 	char body[256];
-	snprintf(body, sizeof(body), "head -c %d /dev/zero", CNI_EXEC_OUTPUT_MAX);
+	snprintf(body, sizeof(body), "head -c %d /dev/zero", SPAWN_OUTPUT_MAX);
 	script(f, body);
-	struct cni_exec_result res;
+	struct spawn_result res;
 	assert_int_equal(run(f, NULL, 0, 10000, &res, NULL), 0);
-	assert_int_equal(res.out_len, CNI_EXEC_OUTPUT_MAX);
-	cni_exec_result_done(&res);
+	assert_int_equal(res.out_len, SPAWN_OUTPUT_MAX);
+	spawn_result_done(&res);
 
 	script(f, "exec cat /dev/zero");
 	struct cric_err err = { { 0 } };
@@ -123,9 +123,9 @@ static void test_output_bounded(void **state)
 	/* stderr: kept up to its limit, the rest read and dropped. */
 	script(f, "head -c 300000 /dev/zero | tr '\\0' e >&2; echo ok");
 	assert_int_equal(run(f, NULL, 0, 10000, &res, NULL), 0);
-	assert_int_equal(strlen(res.errout), CNI_EXEC_STDERR_MAX);
+	assert_int_equal(strlen(res.errout), SPAWN_STDERR_MAX);
 	assert_string_equal(res.out, "ok\n");
-	cni_exec_result_done(&res);
+	spawn_result_done(&res);
 }
 
 static bool pid_gone(pid_t pid)
@@ -159,7 +159,7 @@ static void test_timeout_kills_the_group(void **state)
 	/* A child of the plugin holds stdout open and would outlive it. */
 	snprintf(body, sizeof(body), "sleep 60 & echo $! > %s/child\nexec sleep 60", f->dir);
 	script(f, body);
-	struct cni_exec_result res;
+	struct spawn_result res;
 	memset(&res, 0x5a, sizeof(res));
 	struct cric_err err = { { 0 } };
 	int64_t t0 = mono_ms();
@@ -182,12 +182,12 @@ static void test_exit_does_not_wait_for_leftovers(void **state)
 	/* The plugin exits; what it started keeps its stdout open. */
 	snprintf(body, sizeof(body), "sleep 60 & echo $! > %s/child\necho '{}'", f->dir);
 	script(f, body);
-	struct cni_exec_result res;
+	struct spawn_result res;
 	int64_t t0 = mono_ms();
 	assert_int_equal(run(f, NULL, 0, 20000, &res, NULL), 0);
 	assert_true(mono_ms() - t0 < 5000);
 	assert_string_equal(res.out, "{}\n");
-	cni_exec_result_done(&res);
+	spawn_result_done(&res);
 	kill(read_pid(f, "child"), SIGKILL);
 }
 
@@ -197,11 +197,11 @@ static void test_unread_input(void **state)
 	script(f, "echo done");
 	size_t n = 4 * 1024 * 1024;
 	char *in = calloc(1, n);
-	struct cni_exec_result res;
+	struct spawn_result res;
 	assert_int_equal(run(f, in, n, 10000, &res, NULL), 0);
 	assert_true(WIFEXITED(res.status) && WEXITSTATUS(res.status) == 0);
 	assert_string_equal(res.out, "done\n");
-	cni_exec_result_done(&res);
+	spawn_result_done(&res);
 	free(in);
 }
 
@@ -224,11 +224,11 @@ static void test_clean_process_state(void **state)
 		  "test -e /proc/$$/fd/42 && echo fd42-leaked; "
 		  "test \"$(ps -o pgid= -p $$ | tr -d ' ')\" = \"$$\" && echo own-group; true");
 	char *env[] = { "CNI_COMMAND=DEL", "CNI_CONTAINERID=abc", "PATH=/usr/bin:/bin", NULL };
-	const struct cni_exec x = {
+	const struct spawn_req x = {
 		.path = f->script, .env = env, .input = "", .input_len = 0, .timeout_ms = 10000
 	};
-	struct cni_exec_result res;
-	assert_int_equal(cni_exec_run(&x, &res, NULL), 0);
+	struct spawn_result res;
+	assert_int_equal(spawn_run(&x, &res, NULL), 0);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	signal(SIGPIPE, old_pipe);
 	close(42);
@@ -246,13 +246,13 @@ static void test_clean_process_state(void **state)
 	assert_int_equal(strtoull(ign + 8, NULL, 16) & 0x7fffffffull, 0);
 	assert_null(strstr(res.out, "fd42-leaked"));
 	assert_non_null(strstr(res.out, "own-group"));
-	cni_exec_result_done(&res);
+	spawn_result_done(&res);
 }
 
 static void test_cannot_start(void **state)
 {
 	struct fixture *f = *state;
-	struct cni_exec_result res;
+	struct spawn_result res;
 	memset(&res, 0x5a, sizeof(res));
 	struct cric_err err = { { 0 } };
 	/* Missing. */
@@ -266,7 +266,7 @@ static void test_cannot_start(void **state)
 	script(f, "echo ok");
 	assert_int_equal(run(f, NULL, 0, 1000, &res, NULL), 0);
 	assert_string_equal(res.out, "ok\n");
-	cni_exec_result_done(&res);
+	spawn_result_done(&res);
 }
 
 static int count_fds(void)
@@ -280,12 +280,12 @@ static void test_no_fd_leak(void **state)
 	int before = count_fds();
 	script(f, "cat >/dev/null; echo x");
 	for (int i = 0; i < 50; i++) {
-		struct cni_exec_result res;
+		struct spawn_result res;
 		assert_int_equal(run(f, "{}", 2, 5000, &res, NULL), 0);
-		cni_exec_result_done(&res);
+		spawn_result_done(&res);
 	}
 	script(f, "exec sleep 10");
-	struct cni_exec_result res;
+	struct spawn_result res;
 	assert_int_equal(run(f, NULL, 0, 50, &res, NULL), -ETIMEDOUT);
 	assert_int_equal(count_fds(), before);
 }
@@ -305,5 +305,5 @@ int main(void)
 		T(test_no_fd_leak),
 	};
 #undef T
-	return cmocka_run_group_tests_name("netd-cniexec", tests, NULL, NULL);
+	return cmocka_run_group_tests_name("spawn", tests, NULL, NULL);
 }

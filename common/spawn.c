@@ -1,4 +1,4 @@
-#include "cniexec.h"
+#include "spawn.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -101,7 +101,7 @@ static void spawnattr_destroyp(posix_spawnattr_t **a)
 }
 
 /* Start the plugin with its stdin/stdout/stderr on the given pipe ends. */
-static int spawn(const struct cni_exec *x, int in_r, int out_w, int err_w, pid_t *pid,
+static int spawn(const struct spawn_req *x, int in_r, int out_w, int err_w, pid_t *pid,
 		 struct cric_err *err)
 {
 	posix_spawn_file_actions_t fa_storage;
@@ -134,8 +134,8 @@ static int spawn(const struct cni_exec *x, int in_r, int out_w, int err_w, pid_t
 	    (rv = posix_spawnattr_setpgroup(attr, 0)) != 0)
 		return err_set(err, -rv, "spawn: %s", strerror(rv));
 
-	char *argv[] = { (char *)x->path, NULL };
-	rv = posix_spawn(pid, x->path, fa, attr, argv, x->env);
+	char *argv0[] = { (char *)x->path, NULL };
+	rv = posix_spawn(pid, x->path, fa, attr, x->argv ? x->argv : argv0, x->env);
 	if (rv != 0)
 		return err_set(err, -rv, "execute \"%s\": %s", x->path, strerror(rv));
 	return 0;
@@ -279,7 +279,7 @@ static int run_loop(struct run *r, unsigned timeout_ms, struct cric_err *err)
 		if (k == -EFBIG) {
 			run_kill(r);
 			return err_set(err, -EFBIG, "wrote more than %u bytes to stdout, killed",
-				       (unsigned)CNI_EXEC_OUTPUT_MAX);
+				       (unsigned)SPAWN_OUTPUT_MAX);
 		}
 		if (k < 0) {
 			run_kill(r);
@@ -300,7 +300,7 @@ static int run_loop(struct run *r, unsigned timeout_ms, struct cric_err *err)
 				k = drain(&r->err_r, &r->errout);
 			if (k == -EFBIG)
 				return err_set(err, -EFBIG, "wrote more than %u bytes to stdout",
-					       (unsigned)CNI_EXEC_OUTPUT_MAX);
+					       (unsigned)SPAWN_OUTPUT_MAX);
 			if (k < 0)
 				return err_set(err, k, "read its output: %s", strerror(-k));
 			return 0;
@@ -308,7 +308,7 @@ static int run_loop(struct run *r, unsigned timeout_ms, struct cric_err *err)
 	}
 }
 
-int cni_exec_run(const struct cni_exec *x, struct cni_exec_result *res, struct cric_err *err)
+int spawn_run(const struct spawn_req *x, struct spawn_result *res, struct cric_err *err)
 {
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, errp[2] = { -1, -1 };
 	struct run r = {
@@ -316,16 +316,27 @@ int cni_exec_run(const struct cni_exec *x, struct cni_exec_result *res, struct c
 		.pidfd = -1,
 		.input = x->input,
 		.input_left = x->input_len,
-		.out = { .max = CNI_EXEC_OUTPUT_MAX },
-		.errout = { .max = CNI_EXEC_STDERR_MAX, .keep_going = true },
+		.out = { .max = SPAWN_OUTPUT_MAX },
+		.errout = { .max = SPAWN_STDERR_MAX, .keep_going = true },
 	};
 	int k = 0;
 
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+	if (x->quiet) {
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (null < 0)
+			return err_set(err, negative_errno(), "open /dev/null: %s", strerror(errno));
+		in[0] = out[1] = errp[1] = null;
+		k = spawn(x, null, null, null, &r.pid, err);
+		close(null);
+		in[0] = out[1] = errp[1] = -1;
+		r.input_left = 0;
+	} else if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 ||
+		   pipe2(errp, O_CLOEXEC) < 0) {
 		k = err_set(err, negative_errno(), "pipe: %s", strerror(errno));
 		goto close_pipes;
+	} else {
+		k = spawn(x, in[0], out[1], errp[1], &r.pid, err);
 	}
-	k = spawn(x, in[0], out[1], errp[1], &r.pid, err);
 	close_fd(&in[0]);
 	close_fd(&out[1]);
 	close_fd(&errp[1]);
@@ -336,8 +347,8 @@ int cni_exec_run(const struct cni_exec *x, struct cni_exec_result *res, struct c
 	r.err_r = errp[0];
 	in[1] = out[0] = errp[0] = -1;
 	r.pidfd = pidfd_open(r.pid, 0); /* -1: fall back to polling waitpid */
-	if ((k = set_nonblock(r.in_w)) < 0 || (k = set_nonblock(r.out_r)) < 0 ||
-	    (k = set_nonblock(r.err_r)) < 0) {
+	if (!x->quiet && ((k = set_nonblock(r.in_w)) < 0 || (k = set_nonblock(r.out_r)) < 0 ||
+			  (k = set_nonblock(r.err_r)) < 0)) {
 		err_set(err, k, "fcntl: %s", strerror(-k));
 		run_kill(&r);
 	} else {
@@ -380,7 +391,7 @@ close_pipes:
 	return k;
 }
 
-void cni_exec_result_done(struct cni_exec_result *res)
+void spawn_result_done(struct spawn_result *res)
 {
 	if (!res)
 		return;
