@@ -51,7 +51,7 @@ COMMON_SRC := $(wildcard common/*.c)
 COMMON_O := $(patsubst %.c,$(BUILD)/obj/%.o,$(COMMON_SRC))
 LIBCOMMON := $(BUILD)/libcric-common.a
 
-BINS := $(addprefix $(BUILD)/bin/cric-,$(DAEMONS)) $(BUILD)/bin/cricctl
+BINS := $(addprefix $(BUILD)/bin/cric-,$(DAEMONS)) $(BUILD)/bin/cricctl $(BUILD)/bin/cric-pause
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test-*.c))
 
@@ -97,6 +97,12 @@ $(BUILD)/bin/cric-$(1): $$($(1)_O) $(LIBCOMMON)
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $(LIBS) $(if $(filter gateway,$(1)),$$(GRPC_LIBS))
 endef
 $(foreach d,$(DAEMONS),$(eval $(call daemon_rule,$(d))))
+
+# The pods' infra process: static (its root filesystem holds nothing else),
+# never sanitized (a static binary cannot be), built with the daemons.
+$(BUILD)/bin/cric-pause: runtimed/pause/pause.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Os -Wall -Wextra -Werror -static -s -o $@ $<
 
 CRICCTL_O := $(BUILD)/obj/cri-gateway/cricctl.o $(BUILD)/obj/cri-gateway/routes.o
 $(BUILD)/bin/cricctl: $(CRICCTL_O) $(LIBCOMMON)

@@ -63,6 +63,7 @@ enum cric_code grpc_code_from_errno(int r)
 		return CODE_RESOURCE_EXHAUSTED;
 	case EBUSY:
 	case ENOTEMPTY:
+	case ENOPKG: /* something this host lacks (a binary, a config) */
 		return CODE_FAILED_PRECONDITION;
 	case ENOSYS:
 	case EOPNOTSUPP:

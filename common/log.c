@@ -51,6 +51,11 @@ int log_get_level(void)
 	return log_level;
 }
 
+void log_set_pod(const char *pod_id)
+{
+	log_tctx.pod_id = pod_id;
+}
+
 void log_ctx_set(const struct log_ctx *ctx)
 {
 	if (ctx)

@@ -32,6 +32,8 @@ struct log_ctx {
 };
 /* Replace this thread's context (pointers must outlive their use; NULL clears). */
 void log_ctx_set(const struct log_ctx *ctx);
+/* Set only the pod id of this thread's context (NULL clears it). */
+void log_set_pod(const char *pod_id);
 
 void log_msg(int prio, const char *fmt, ...) _printf_(2, 3);
 void log_vmsg(int prio, const char *fmt, va_list ap) _printf_(2, 0);

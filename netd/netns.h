@@ -1,19 +1,5 @@
-/* Pinned network namespaces (what CRI-O's pinns does, without a helper
- * process).
- *
- * A pod's network namespace lives as long as a bind mount of it exists: the
- * "pin", a file <run_dir>/netd/netns/<pod id> on which the namespace's nsfs
- * file is mounted. Whoever has the path can setns() into it (runc, plugins,
- * nsenter --net=<pin>).
- *
- * netd is multi-threaded, so a namespace is never made by forking: a
- * dedicated short-lived thread unshares its own network namespace, brings
- * loopback up in it, bind-mounts /proc/thread-self/ns/net onto the pin and
- * exits. No other thread's namespace changes.
- *
- * The mount is made in netd's mount namespace, which must be the host's
- * (cric-netd.service has no private mounts) so that runtimed and runc see it.
- */
+/* Pod network namespaces: pinned namespaces (common/nspin.h) with loopback
+ * up, at <run_dir>/netd/netns/<pod id>. */
 #pragma once
 
 #include <stdbool.h>

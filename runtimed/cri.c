@@ -80,15 +80,21 @@ static int status(void *ud, const struct cric_call *call, const ProtobufCMessage
 	    !(s->runtime_handlers = calloc(2, sizeof(*s->runtime_handlers))) ||
 	    !(s->features = pb_new(&runtime__v1__runtime_features__descriptor)))
 		return -ENOMEM;
-	if (!(s->status->conditions[s->status->n_conditions++] =
-		  condition("RuntimeReady", st.runtime_ready, "RuntimeNotReady", "")) ||
+	if (!(s->status->conditions[s->status->n_conditions++] = condition(
+		  "RuntimeReady", st.runtime_ready, st.runtime_reason, st.runtime_message)) ||
 	    !(s->status->conditions[s->status->n_conditions++] = condition(
 		  "NetworkReady", st.network_ready, st.network_reason, st.network_message)))
 		return -ENOMEM;
-	/* "" is the default handler (runc), listed by name as well. */
-	if (!(s->runtime_handlers[s->n_runtime_handlers++] = handler("")) ||
-	    !(s->runtime_handlers[s->n_runtime_handlers++] = handler("runc")))
+	/* "" is the default handler, listed by name as well. */
+	const struct oci_handler *hs;
+	size_t nh = runtimed_handlers(ud, &hs);
+	free(s->runtime_handlers);
+	if (!(s->runtime_handlers = calloc(nh + 1, sizeof(*s->runtime_handlers))) ||
+	    !(s->runtime_handlers[s->n_runtime_handlers++] = handler("")))
 		return -ENOMEM;
+	for (size_t i = 0; i < nh; i++)
+		if (!(s->runtime_handlers[s->n_runtime_handlers++] = handler(hs[i].name)))
+			return -ENOMEM;
 
 	if (req->verbose) {
 		char cgm[16];
@@ -126,10 +132,108 @@ static int runtime_config(void *ud, const struct cric_call *call, const Protobuf
 	return 0;
 }
 
+static int update_runtime_config(void *ud, const struct cric_call *call,
+				 const ProtobufCMessage *in, ProtobufCMessage **out,
+				 struct cric_err *err)
+{
+	(void)call;
+	const Runtime__V1__UpdateRuntimeConfigRequest *req =
+	    (const Runtime__V1__UpdateRuntimeConfigRequest *)in;
+	const char *cidr = req->runtime_config && req->runtime_config->network_config
+			       ? req->runtime_config->network_config->pod_cidr
+			       : NULL;
+	/* An empty pod CIDR is "no change" (the kubelet sends it so). */
+	if (cidr && *cidr) {
+		int r = sandbox_set_pod_cidr(runtimed_sandboxes(ud), cidr, err);
+		if (r < 0)
+			return r;
+	}
+	*out = pb_new(&runtime__v1__update_runtime_config_response__descriptor);
+	return *out ? 0 : -ENOMEM;
+}
+
+static int run_pod_sandbox(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			   ProtobufCMessage **out, struct cric_err *err)
+{
+	char id[65];
+	int r = sandbox_run(runtimed_sandboxes(ud), call,
+			    (const Runtime__V1__RunPodSandboxRequest *)in, id, err);
+	if (r < 0)
+		return r;
+	_cleanup_pb_ Runtime__V1__RunPodSandboxResponse *resp =
+	    pb_new(&runtime__v1__run_pod_sandbox_response__descriptor);
+	if (!resp || pb_set_str(&resp->pod_sandbox_id, id) < 0)
+		return -ENOMEM;
+	*out = &TAKE_PTR(resp)->base;
+	return 0;
+}
+
+static int stop_pod_sandbox(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			    ProtobufCMessage **out, struct cric_err *err)
+{
+	const Runtime__V1__StopPodSandboxRequest *req = (const Runtime__V1__StopPodSandboxRequest *)in;
+	int r = sandbox_stop(runtimed_sandboxes(ud), call, req->pod_sandbox_id, err);
+	if (r < 0)
+		return r;
+	*out = pb_new(&runtime__v1__stop_pod_sandbox_response__descriptor);
+	return *out ? 0 : -ENOMEM;
+}
+
+static int remove_pod_sandbox(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			      ProtobufCMessage **out, struct cric_err *err)
+{
+	const Runtime__V1__RemovePodSandboxRequest *req =
+	    (const Runtime__V1__RemovePodSandboxRequest *)in;
+	int r = sandbox_remove(runtimed_sandboxes(ud), call, req->pod_sandbox_id, err);
+	if (r < 0)
+		return r;
+	*out = pb_new(&runtime__v1__remove_pod_sandbox_response__descriptor);
+	return *out ? 0 : -ENOMEM;
+}
+
+static int pod_sandbox_status(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			      ProtobufCMessage **out, struct cric_err *err)
+{
+	(void)call;
+	const Runtime__V1__PodSandboxStatusRequest *req =
+	    (const Runtime__V1__PodSandboxStatusRequest *)in;
+	Runtime__V1__PodSandboxStatusResponse *resp = NULL;
+	int r = sandbox_status(runtimed_sandboxes(ud), req->pod_sandbox_id, req->verbose, &resp,
+			       err);
+	if (r < 0)
+		return r;
+	*out = &resp->base;
+	return 0;
+}
+
+static int list_pod_sandbox(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			    ProtobufCMessage **out, struct cric_err *err)
+{
+	(void)call;
+	const Runtime__V1__ListPodSandboxRequest *req = (const Runtime__V1__ListPodSandboxRequest *)in;
+	Runtime__V1__ListPodSandboxResponse *resp = NULL;
+	int r = sandbox_list(runtimed_sandboxes(ud), req->filter, &resp, err);
+	if (r < 0)
+		return r;
+	*out = &resp->base;
+	return 0;
+}
+
 #define RS "/runtime.v1.RuntimeService/"
 const struct cric_method runtimed_methods[] = {
 	{ RS "Version", &runtime__v1__version_request__descriptor, version },
 	{ RS "Status", &runtime__v1__status_request__descriptor, status },
 	{ RS "RuntimeConfig", &runtime__v1__runtime_config_request__descriptor, runtime_config },
+	{ RS "UpdateRuntimeConfig", &runtime__v1__update_runtime_config_request__descriptor,
+	  update_runtime_config },
+	{ RS "RunPodSandbox", &runtime__v1__run_pod_sandbox_request__descriptor, run_pod_sandbox },
+	{ RS "StopPodSandbox", &runtime__v1__stop_pod_sandbox_request__descriptor,
+	  stop_pod_sandbox },
+	{ RS "RemovePodSandbox", &runtime__v1__remove_pod_sandbox_request__descriptor,
+	  remove_pod_sandbox },
+	{ RS "PodSandboxStatus", &runtime__v1__pod_sandbox_status_request__descriptor,
+	  pod_sandbox_status },
+	{ RS "ListPodSandbox", &runtime__v1__list_pod_sandbox_request__descriptor,
+	  list_pod_sandbox },
 };
 const size_t runtimed_n_methods = sizeof(runtimed_methods) / sizeof(runtimed_methods[0]);

@@ -3,7 +3,13 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <limits.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "common/fsutil.h"
+#include "common/macro.h"
 
 #include "common/cleanup.h"
 #include "common/log.h"
@@ -16,7 +22,107 @@ struct runtimed {
 	struct cric_client *netd;
 	pthread_mutex_t lock;
 	char cgroup_manager[16];
+	struct oci_handler handlers[RUNTIME_MAX_HANDLERS];
+	size_t n_handlers;
+	char default_handler[64];
+	struct sandbox_mgr *sandboxes;
 };
+
+static const char *const runc_candidates[] = {
+	"/usr/local/sbin/runc", "/usr/local/bin/runc", "/usr/sbin/runc", "/usr/bin/runc",
+	"/sbin/runc", "/bin/runc",
+};
+
+static int bad_key(const struct cric_config *cfg, const char *key, const char *want,
+		   struct cric_err *err)
+{
+	return err_set(err, -EINVAL, "config \"%s\": \"runtimed.%s\" must be %s",
+		       cfg->config_file, key, want);
+}
+
+static int add_handler(struct runtimed *rt, const struct cric_config *cfg, const char *name,
+		       const json_t *spec, struct cric_err *err)
+{
+	if (rt->n_handlers == RUNTIME_MAX_HANDLERS)
+		return err_set(err, -EINVAL, "config \"%s\": more than %d runtimes",
+			       cfg->config_file, RUNTIME_MAX_HANDLERS);
+	if (!*name || strlen(name) >= sizeof(rt->handlers[0].name) || strchr(name, '/'))
+		return bad_key(cfg, "runtimes", "an object of names (no '/') to runtimes", err);
+	struct oci_handler *h = &rt->handlers[rt->n_handlers];
+	memset(h, 0, sizeof(*h));
+	snprintf(h->name, sizeof(h->name), "%s", name);
+	const json_t *path = json_object_get(spec, "path");
+	const json_t *root = json_object_get(spec, "root");
+	const json_t *sd = json_object_get(spec, "systemd_cgroup");
+	if ((spec && !json_is_object(spec)) || (path && !json_is_string(path)) ||
+	    (root && !json_is_string(root)) || (sd && !json_is_boolean(sd)))
+		return bad_key(cfg, "runtimes",
+			       "an object of {\"path\": string, \"root\": string, "
+			       "\"systemd_cgroup\": bool}",
+			       err);
+	if (path) {
+		snprintf(h->path, sizeof(h->path), "%s", json_string_value(path));
+	} else {
+		snprintf(h->path, sizeof(h->path), "%s", runc_candidates[2]);
+		for (size_t i = 0; i < ARRAY_SIZE(runc_candidates); i++)
+			if (access(runc_candidates[i], X_OK) == 0) {
+				snprintf(h->path, sizeof(h->path), "%s", runc_candidates[i]);
+				break;
+			}
+	}
+	if (h->path[0] != '/')
+		return bad_key(cfg, "runtimes.<name>.path", "an absolute path", err);
+	if (root)
+		snprintf(h->root, sizeof(h->root), "%s", json_string_value(root));
+	else
+		snprintf(h->root, sizeof(h->root), "%s/runtimed/runtimes/%s", cfg->run_dir, name);
+	h->systemd_cgroup = sd ? json_is_true(sd) : false;
+	rt->n_handlers++;
+	return 0;
+}
+
+static int load_handlers(struct runtimed *rt, const struct cric_config *cfg, struct cric_err *err)
+{
+	const json_t *sec = json_object_get(cfg->doc, "runtimed");
+	if (sec && !json_is_object(sec))
+		return err_set(err, -EINVAL, "config \"%s\": \"runtimed\" must be an object",
+			       cfg->config_file);
+	const json_t *def = json_object_get(sec, "default_runtime");
+	const json_t *rts = json_object_get(sec, "runtimes");
+	if (def && !json_is_string(def))
+		return bad_key(cfg, "default_runtime", "a string", err);
+	if (rts && !json_is_object(rts))
+		return bad_key(cfg, "runtimes", "an object", err);
+	snprintf(rt->default_handler, sizeof(rt->default_handler), "%s",
+		 def ? json_string_value(def) : "runc");
+	const char *name;
+	json_t *spec;
+	int r;
+	json_object_foreach((json_t *)rts, name, spec)
+		if ((r = add_handler(rt, cfg, name, spec, err)) < 0)
+			return r;
+	/* "runc" is always there unless configured otherwise. */
+	bool have_runc = false;
+	for (size_t i = 0; i < rt->n_handlers; i++)
+		have_runc |= strcmp(rt->handlers[i].name, "runc") == 0;
+	if (!have_runc && (r = add_handler(rt, cfg, "runc", NULL, err)) < 0)
+		return r;
+	for (size_t i = 0; i < rt->n_handlers; i++)
+		if (strcmp(rt->handlers[i].name, rt->default_handler) == 0)
+			return 0;
+	return err_set(err, -EINVAL, "config \"%s\": default_runtime \"%s\" is not in runtimes",
+		       cfg->config_file, rt->default_handler);
+}
+
+static int string_key(const struct cric_config *cfg, const char *key, const char *def, char *buf,
+		      size_t size, struct cric_err *err)
+{
+	const json_t *v = json_object_get(json_object_get(cfg->doc, "runtimed"), key);
+	if (v && !json_is_string(v))
+		return bad_key(cfg, key, "a string", err);
+	snprintf(buf, size, "%s", v ? json_string_value(v) : def);
+	return 0;
+}
 
 int runtimed_new(const struct cric_config *cfg, struct runtimed **ret, struct cric_err *err)
 {
@@ -27,6 +133,40 @@ int runtimed_new(const struct cric_config *cfg, struct runtimed **ret, struct cr
 	snprintf(rt->cgroup_manager, sizeof(rt->cgroup_manager), "%s", cfg->cgroup_manager);
 	_cleanup_free_ char *url = config_ipc_url(cfg, "netd");
 	int r = url ? cric_client_open("netd", url, &rt->netd, err) : -ENOMEM;
+	if (r == 0)
+		r = load_handlers(rt, cfg, err);
+
+	/* The infra binary is installed beside cric-runtimed. */
+	char self[PATH_MAX], pause_default[PATH_MAX] = "";
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		*strrchr(self, '/') = '\0';
+		snprintf(pause_default, sizeof(pause_default), "%s/cric-pause", self);
+	}
+	char pause[PATH_MAX], cgroot[CGROUP_PATH_MAX];
+	if (r == 0)
+		r = string_key(cfg, "pause_binary", pause_default, pause, sizeof(pause), err);
+	if (r == 0)
+		r = string_key(cfg, "cgroup_root", "/cric", cgroot, sizeof(cgroot), err);
+	_cleanup_free_ char *state = path_join(cfg->state_dir, "runtimed");
+	_cleanup_free_ char *run = path_join(cfg->run_dir, "runtimed");
+	if (r == 0 && (!state || !run))
+		r = -ENOMEM;
+	if (r == 0) {
+		const struct sandbox_mgr_config sc = {
+			.state_dir = state,
+			.run_dir = run,
+			.cgroup_driver = rt->cgroup_manager,
+			.cgroup_root = cgroot,
+			.pause_binary = pause,
+			.handlers = rt->handlers,
+			.n_handlers = rt->n_handlers,
+			.default_handler = rt->default_handler,
+			.netd = rt->netd,
+		};
+		r = sandbox_mgr_new(&sc, &rt->sandboxes, err);
+	}
 	if (r < 0) {
 		runtimed_free(rt);
 		return r;
@@ -35,10 +175,22 @@ int runtimed_new(const struct cric_config *cfg, struct runtimed **ret, struct cr
 	return 0;
 }
 
+size_t runtimed_handlers(struct runtimed *rt, const struct oci_handler **ret)
+{
+	*ret = rt->handlers;
+	return rt->n_handlers;
+}
+
+struct sandbox_mgr *runtimed_sandboxes(struct runtimed *rt)
+{
+	return rt->sandboxes;
+}
+
 struct runtimed *runtimed_free(struct runtimed *rt)
 {
 	if (!rt)
 		return NULL;
+	sandbox_mgr_free(rt->sandboxes);
 	cric_client_close(rt->netd);
 	pthread_mutex_destroy(&rt->lock);
 	free(rt);
@@ -48,9 +200,11 @@ struct runtimed *runtimed_free(struct runtimed *rt)
 int runtimed_reload(struct runtimed *rt, const struct cric_config *cfg, struct cric_err *err)
 {
 	(void)err;
-	pthread_mutex_lock(&rt->lock);
-	snprintf(rt->cgroup_manager, sizeof(rt->cgroup_manager), "%s", cfg->cgroup_manager);
-	pthread_mutex_unlock(&rt->lock);
+	/* Pods already run under the cgroup driver and handlers they were
+	 * made with: those settings change only with a restart. */
+	if (strcmp(rt->cgroup_manager, cfg->cgroup_manager) != 0)
+		log_warning("cgroup_manager \"%s\" takes effect at the next start of runtimed",
+			    cfg->cgroup_manager);
 	return 0;
 }
 
@@ -65,6 +219,15 @@ void runtimed_status(struct runtimed *rt, const struct cric_call *call, struct r
 {
 	memset(st, 0, sizeof(*st));
 	st->runtime_ready = true;
+	for (size_t i = 0; i < rt->n_handlers; i++) {
+		const struct oci_handler *h = &rt->handlers[i];
+		if (strcmp(h->name, rt->default_handler) == 0 && access(h->path, X_OK) < 0) {
+			st->runtime_ready = false;
+			snprintf(st->runtime_reason, sizeof(st->runtime_reason), "RuntimeNotInstalled");
+			snprintf(st->runtime_message, sizeof(st->runtime_message),
+				 "runtime handler %s: \"%s\" is not executable", h->name, h->path);
+		}
+	}
 
 	int64_t deadline = deadline_in_ms(NETD_STATUS_TIMEOUT_MS);
 	if (call->deadline_ns > 0 && call->deadline_ns < deadline)

@@ -1,6 +1,15 @@
-/* runtimed's manager. For now: runtime identity and readiness (Version,
- * Status with netd's network readiness, RuntimeConfig). Sandboxes and
- * containers will live beside it (sandbox.c, container.c).
+/* runtimed's manager: runtime identity and readiness (Version, Status with
+ * netd's network readiness, RuntimeConfig), the runtime handlers from the
+ * config, and the pod sandboxes (sandbox.h). Containers will live beside
+ * them.
+ *
+ * Config, section "runtimed" (all optional):
+ *   "default_runtime": "runc"          the handler for runtime_handler ""
+ *   "runtimes": {"<name>": {"path": "/usr/sbin/runc",
+ *                           "root": "<run_dir>/runtimed/runtimes/<name>",
+ *                           "systemd_cgroup": false}}
+ *   "pause_binary": "<dir of cric-runtimed>/cric-pause"
+ *   "cgroup_root": "/cric"             parent of pods without cgroup_parent
  *
  * Thread-safety: every function may be called from any worker thread. */
 #pragma once
@@ -9,16 +18,21 @@
 
 #include "common/config.h"
 #include "common/ipc.h"
+#include "oci.h"
+#include "sandbox.h"
 
 #define RUNTIME_NAME        "cric"
 #define RUNTIME_API_VERSION "v1"
 /* The kubelet-facing "version" of VersionResponse (the API's own version). */
 #define KUBE_RUNTIME_API_VERSION "0.1.0"
+#define RUNTIME_MAX_HANDLERS     16
 
 struct runtimed;
 
 struct runtime_status {
 	bool runtime_ready;
+	char runtime_reason[64];
+	char runtime_message[512];
 	bool network_ready;
 	char network_reason[64];
 	char network_message[512];
@@ -35,3 +49,6 @@ int runtimed_reload(struct runtimed *rt, const struct cric_config *cfg, struct c
 void runtimed_status(struct runtimed *rt, const struct cric_call *call, struct runtime_status *st);
 /* "cgroupfs" or "systemd" */
 void runtimed_cgroup_manager(struct runtimed *rt, char *buf, size_t size);
+/* The configured handlers (names), for StatusResponse.runtime_handlers. */
+size_t runtimed_handlers(struct runtimed *rt, const struct oci_handler **ret);
+struct sandbox_mgr *runtimed_sandboxes(struct runtimed *rt);

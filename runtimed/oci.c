@@ -1,0 +1,182 @@
+#include "oci.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/fsutil.h"
+#include "common/macro.h"
+#include "common/spawn.h"
+
+static char *const runc_env[] = {
+	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	NULL,
+};
+
+/* runc's last error from its JSON log (or the tail of its stderr). */
+static void last_error(const char *log_path, const char *fallback, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s", fallback ? fallback : "");
+	_cleanup_free_ char *data = NULL;
+	size_t len;
+	if (!log_path || read_file(log_path, 1024 * 1024, &data, &len) < 0)
+		goto trim;
+	for (char *line = strtok(data, "\n"); line; line = strtok(NULL, "\n")) {
+		json_t *j = json_loads(line, 0, NULL);
+		const char *lvl = json_string_value(json_object_get(j, "level"));
+		const char *msg = json_string_value(json_object_get(j, "msg"));
+		if (lvl && msg && (strcmp(lvl, "error") == 0 || strcmp(lvl, "fatal") == 0))
+			snprintf(buf, size, "%s", msg);
+		json_decref(j);
+	}
+trim:
+	for (size_t n = strlen(buf); n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ');)
+		buf[--n] = '\0';
+}
+
+/* Run the runtime with args after "<path> --root <root>" (and its cgroup
+ * flag); *status is its exit status; stderr into errbuf. */
+static int invoke(const struct oci_handler *h, const char *const *args, bool quiet,
+		  const char *log_path, int *status, char *errbuf, size_t errsize,
+		  struct cric_err *err)
+{
+	const char *argv[24];
+	size_t n = 0;
+	argv[n++] = h->path;
+	argv[n++] = "--root";
+	argv[n++] = h->root;
+	if (h->systemd_cgroup)
+		argv[n++] = "--systemd-cgroup";
+	if (log_path) {
+		argv[n++] = "--log";
+		argv[n++] = log_path;
+		argv[n++] = "--log-format";
+		argv[n++] = "json";
+	}
+	for (size_t i = 0; args[i] && n < ARRAY_SIZE(argv) - 1; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	const struct spawn_req x = {
+		.path = h->path,
+		.argv = (char *const *)argv,
+		.env = runc_env,
+		.timeout_ms = OCI_TIMEOUT_MS,
+		.quiet = quiet,
+	};
+	_cleanup_(spawn_result_done) struct spawn_result res = { 0 };
+	int r = spawn_run(&x, &res, err);
+	if (r < 0)
+		return err_prefix(err, r, "%s %s", h->path, args[0]);
+	*status = res.status;
+	last_error(log_path, res.errout, errbuf, errsize);
+	return 0;
+}
+
+static bool exited_ok(int status)
+{
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static bool says_not_found(const char *msg)
+{
+	return strstr(msg, "does not exist") || strstr(msg, "not found") ||
+	       strstr(msg, "no such file");
+}
+
+int oci_run_detached(const struct oci_handler *h, const char *id, const char *bundle, pid_t *pid,
+		     struct cric_err *err)
+{
+	_cleanup_free_ char *log_path = path_join(bundle, "runc.log");
+	_cleanup_free_ char *pid_path = path_join(bundle, "init.pid");
+	if (!log_path || !pid_path)
+		return -ENOMEM;
+	unlink(pid_path);
+	const char *args[] = { "run", "--detach", "--bundle", bundle, "--pid-file", pid_path, id,
+			       NULL };
+	int status = 0;
+	char msg[1024];
+	int r = invoke(h, args, true, log_path, &status, msg, sizeof(msg), err);
+	if (r < 0)
+		return r;
+	if (!exited_ok(status))
+		return err_set(err, -EIO, "%s run: %s", h->name, msg[0] ? msg : "failed");
+	_cleanup_free_ char *data = NULL;
+	size_t len;
+	r = read_file(pid_path, 64, &data, &len);
+	long v = r == 0 ? strtol(data, NULL, 10) : 0;
+	if (v <= 1)
+		return err_set(err, -EIO, "%s run: no pid in \"%s\"", h->name, pid_path);
+	*pid = (pid_t)v;
+	return 0;
+}
+
+int oci_kill(const struct oci_handler *h, const char *id, int sig, struct cric_err *err)
+{
+	char signum[16];
+	snprintf(signum, sizeof(signum), "%d", sig);
+	const char *args[] = { "kill", id, signum, NULL };
+	int status = 0;
+	char msg[1024];
+	int r = invoke(h, args, false, NULL, &status, msg, sizeof(msg), err);
+	if (r < 0)
+		return r;
+	if (exited_ok(status))
+		return 0;
+	if (says_not_found(msg))
+		return err_set(err, -ENOENT, "%s kill %s: %s", h->name, id, msg);
+	if (strstr(msg, "not running") || strstr(msg, "process already finished"))
+		return 0;
+	return err_set(err, -EIO, "%s kill %s: %s", h->name, id, msg);
+}
+
+int oci_delete(const struct oci_handler *h, const char *id, struct cric_err *err)
+{
+	const char *args[] = { "delete", "--force", id, NULL };
+	int status = 0;
+	char msg[1024];
+	int r = invoke(h, args, false, NULL, &status, msg, sizeof(msg), err);
+	if (r < 0)
+		return r;
+	if (exited_ok(status) || says_not_found(msg))
+		return 0;
+	return err_set(err, -EIO, "%s delete %s: %s", h->name, id, msg);
+}
+
+static int proc_stat(pid_t pid, char *state, unsigned long long *start)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	_cleanup_free_ char *data = NULL;
+	size_t len;
+	int r = read_file(path, 4096, &data, &len);
+	if (r < 0)
+		return r;
+	char *p = strrchr(data, ')');
+	/* ") S ppid ..." : field 3 is the state, field 22 the start time */
+	if (!p || sscanf(p + 2, "%c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
+				"%*s %*s %*s %*s %llu",
+			 state, start) != 2)
+		return -EIO;
+	return 0;
+}
+
+unsigned long long proc_start_time(pid_t pid)
+{
+	char state;
+	unsigned long long start;
+	return pid > 0 && proc_stat(pid, &state, &start) == 0 ? start : 0;
+}
+
+bool proc_alive(pid_t pid, unsigned long long start_time)
+{
+	char state;
+	unsigned long long start;
+	if (pid <= 0 || proc_stat(pid, &state, &start) < 0)
+		return false;
+	return state != 'Z' && state != 'X' && start == start_time;
+}

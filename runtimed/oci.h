@@ -1,0 +1,39 @@
+/* The OCI runtime (runc) as a program: run, kill, delete, state.
+ *
+ * Every invocation is bounded (OCI_TIMEOUT_MS), gets a fixed small
+ * environment (no NOTIFY_SOCKET: runc would speak to systemd for the
+ * container), and a state root of its own per handler (runc --root), so
+ * suites and other runtimes on the host never see each other's containers.
+ * Errors carry runc's own message. */
+#pragma once
+
+#include <limits.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+
+#define OCI_TIMEOUT_MS 60000
+
+/* A runtime handler: RunPodSandboxRequest.runtime_handler names one. */
+struct oci_handler {
+	char name[64];
+	char path[PATH_MAX]; /* the runtime binary */
+	char root[PATH_MAX]; /* its --root */
+	bool systemd_cgroup; /* --systemd-cgroup */
+};
+
+/* runc run --detach: create and start the container of bundle; its init's
+ * pid in *pid. runc's log goes to <bundle>/runc.log. */
+int oci_run_detached(const struct oci_handler *h, const char *id, const char *bundle, pid_t *pid,
+		     struct cric_err *err);
+/* Send sig to the container's init. -ENOENT if runc does not know id. */
+int oci_kill(const struct oci_handler *h, const char *id, int sig, struct cric_err *err);
+/* runc delete --force: idempotent (an unknown id is fine). */
+int oci_delete(const struct oci_handler *h, const char *id, struct cric_err *err);
+
+/* A process's start time (clock ticks since boot, /proc/<pid>/stat field
+ * 22), 0 if it is gone. Pairs with a pid to survive pid reuse. */
+unsigned long long proc_start_time(pid_t pid);
+/* True when pid runs (not a zombie) and started at start_time. */
+bool proc_alive(pid_t pid, unsigned long long start_time);
