@@ -993,6 +993,46 @@ static int release_all(struct sandbox_mgr *m, const struct cric_call *call, stru
 
 /* ---- RunPodSandbox ---- */
 
+static bool strv_has(char *const *v, const char *s)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		if (strcmp(v[i], s) == 0)
+			return true;
+	return false;
+}
+
+/* The cgroups this pod may remove when it goes: those it created, and
+ * those another pod created that it lives under (two pods under a parent
+ * runtimed made: whichever goes last removes it; rmdir only takes empty
+ * ones). Ancestors runtimed did not make (the kubelet's) are never
+ * removed. With the lock held. */
+static int share_cgroups(struct sandbox_mgr *m, struct sandbox *sb, char *const *created)
+{
+	char **own = calloc(CGROUP_PATH_MAX / 2 + 1, sizeof(char *));
+	if (!own)
+		return -ENOMEM;
+	size_t n = 0;
+	char prefix[CGROUP_PATH_MAX];
+	for (const char *p = sb->cgroup + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		size_t len = (size_t)(p - sb->cgroup);
+		memcpy(prefix, sb->cgroup, len);
+		prefix[len] = '\0';
+		bool mine = strv_has(created, prefix);
+		for (size_t i = 0; i < m->n && !mine; i++)
+			mine = m->items[i] != sb && strv_has(m->items[i]->cgroup_created, prefix);
+		if (mine && !(own[n++] = strdup(prefix))) {
+			strv_free(own);
+			return -ENOMEM;
+		}
+		if (*p == '\0')
+			break;
+	}
+	sb->cgroup_created = own;
+	return 0;
+}
+
 static int create(struct sandbox_mgr *m, const struct cric_call *call, struct sandbox *sb,
 		  const struct pod_plan *p, struct cric_err *err)
 {
@@ -1000,12 +1040,16 @@ static int create(struct sandbox_mgr *m, const struct cric_call *call, struct sa
 	if (mkdir(sb->dir, 0711) < 0)
 		return err_set(err, negative_errno(), "create \"%s\": %s", sb->dir, strerror(errno));
 
-	char **created = NULL;
+	_cleanup_strv_free_ char **created = NULL;
 	if ((r = cgroup_create(sb->cgroup, &created, err)) < 0)
 		return r;
 	pthread_mutex_lock(&m->lock);
-	sb->cgroup_created = created;
+	r = share_cgroups(m, sb, created);
 	pthread_mutex_unlock(&m->lock);
+	if (r < 0) {
+		cgroup_remove_created(created, NULL);
+		return r;
+	}
 	if ((r = record_save(m, sb)) < 0)
 		return err_set(err, r, "save the pod's record: %s", strerror(-r));
 	if (p->has_limits && (r = cgroup_apply(sb->cgroup, &p->limits, err)) < 0)

@@ -196,3 +196,7 @@ def assert_no_sanitizer_reports(s):
             text = s.log(d)
             for mark in SANITIZER_MARKS:
                 assert mark not in text, f"{d}: sanitizer report in its log:\n{text[-4000:]}"
+
+
+# The `net` fixture (a CNI network of the test's own) lives with its helpers.
+from netutil import net  # noqa: E402,F401
