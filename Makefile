@@ -176,8 +176,11 @@ demo: all
 	$(BUILD)/bin/cricctl --root $(DEMO_ROOT) status -v
 	$(BUILD)/bin/cricctl --root $(DEMO_ROOT) runtime-config
 	$(BUILD)/bin/cricctl --root $(DEMO_ROOT) health
+	$(BUILD)/bin/cricctl --root $(DEMO_ROOT) remove-all
+	$(BUILD)/bin/cricctl --root $(DEMO_ROOT) run-pod demo
+	$(BUILD)/bin/cricctl --root $(DEMO_ROOT) pods
 	@echo "cric is running under $(DEMO_ROOT); logs in $(DEMO_ROOT)/var/log/cric/."
-	@echo "Stop it with: deploy/cric-down --root $(DEMO_ROOT)"
+	@echo "Stop it (and its pods) with: deploy/cric-down --all --root $(DEMO_ROOT)"
 
 # --- install ---
 install: all

@@ -283,11 +283,104 @@ static int cmd_remove_all(struct ctl *c)
 	return rc;
 }
 
+/* Run a pod with the kubelet's defaults for a plain pod (own network, IPC
+ * and UTS; one PID namespace per container) and print its id. */
+static int cmd_run_pod(struct ctl *c, const char *name, const char *ns)
+{
+	char uid[96], msg[1024];
+	snprintf(uid, sizeof(uid), "cricctl-%s-%s", ns, name);
+	Runtime__V1__PodSandboxMetadata md = RUNTIME__V1__POD_SANDBOX_METADATA__INIT;
+	md.name = (char *)name;
+	md.namespace_ = (char *)ns;
+	md.uid = uid;
+	Runtime__V1__NamespaceOption nso = RUNTIME__V1__NAMESPACE_OPTION__INIT;
+	nso.pid = RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
+	Runtime__V1__LinuxSandboxSecurityContext sc = RUNTIME__V1__LINUX_SANDBOX_SECURITY_CONTEXT__INIT;
+	sc.namespace_options = &nso;
+	Runtime__V1__LinuxPodSandboxConfig lx = RUNTIME__V1__LINUX_POD_SANDBOX_CONFIG__INIT;
+	lx.security_context = &sc;
+	Runtime__V1__PodSandboxConfig cfg = RUNTIME__V1__POD_SANDBOX_CONFIG__INIT;
+	cfg.metadata = &md;
+	cfg.hostname = (char *)name;
+	cfg.linux = &lx;
+	Runtime__V1__RunPodSandboxRequest req = RUNTIME__V1__RUN_POD_SANDBOX_REQUEST__INIT;
+	req.config = &cfg;
+	ProtobufCMessage *out;
+	unsigned code =
+	    cri_call(c, "/runtime.v1.RuntimeService/RunPodSandbox", &req.base,
+		     &runtime__v1__run_pod_sandbox_response__descriptor, &out, msg, sizeof(msg));
+	if (code != CODE_OK)
+		return fail("RunPodSandbox", code, msg);
+	printf("%s\n", ((Runtime__V1__RunPodSandboxResponse *)out)->pod_sandbox_id);
+	protobuf_c_message_free_unpacked(out, NULL);
+	return 0;
+}
+
+/* One line per pod: id, state, IP, namespace/name. */
+static int cmd_pods(struct ctl *c)
+{
+	char msg[1024];
+	ProtobufCMessage *out;
+	Runtime__V1__ListPodSandboxRequest lreq = RUNTIME__V1__LIST_POD_SANDBOX_REQUEST__INIT;
+	unsigned code =
+	    cri_call(c, "/runtime.v1.RuntimeService/ListPodSandbox", &lreq.base,
+		     &runtime__v1__list_pod_sandbox_response__descriptor, &out, msg, sizeof(msg));
+	if (code != CODE_OK)
+		return fail("ListPodSandbox", code, msg);
+	Runtime__V1__ListPodSandboxResponse *l = (Runtime__V1__ListPodSandboxResponse *)out;
+	printf("%-13s %-9s %-16s %s\n", "POD ID", "STATE", "IP", "NAMESPACE/NAME");
+	for (size_t i = 0; i < l->n_items; i++) {
+		Runtime__V1__PodSandbox *p = l->items[i];
+		Runtime__V1__PodSandboxStatusRequest sreq =
+		    RUNTIME__V1__POD_SANDBOX_STATUS_REQUEST__INIT;
+		sreq.pod_sandbox_id = p->id;
+		ProtobufCMessage *st = NULL;
+		const char *ip = "";
+		if (cri_call(c, "/runtime.v1.RuntimeService/PodSandboxStatus", &sreq.base,
+			     &runtime__v1__pod_sandbox_status_response__descriptor, &st, msg,
+			     sizeof(msg)) == CODE_OK) {
+			Runtime__V1__PodSandboxStatusResponse *r =
+			    (Runtime__V1__PodSandboxStatusResponse *)st;
+			if (r->status && r->status->network)
+				ip = r->status->network->ip;
+		}
+		printf("%-13.13s %-9s %-16s %s/%s\n", p->id,
+		       p->state == RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY ? "READY"
+										 : "NOTREADY",
+		       ip[0] ? ip : "-", p->metadata ? p->metadata->namespace_ : "?",
+		       p->metadata ? p->metadata->name : "?");
+		if (st)
+			protobuf_c_message_free_unpacked(st, NULL);
+	}
+	protobuf_c_message_free_unpacked(out, NULL);
+	return 0;
+}
+
+static int cmd_pod_call(struct ctl *c, const char *what, const char *id)
+{
+	char msg[1024], path[128];
+	ProtobufCMessage *out;
+	Runtime__V1__StopPodSandboxRequest sreq = RUNTIME__V1__STOP_POD_SANDBOX_REQUEST__INIT;
+	Runtime__V1__RemovePodSandboxRequest rreq = RUNTIME__V1__REMOVE_POD_SANDBOX_REQUEST__INIT;
+	bool stop = strcmp(what, "StopPodSandbox") == 0;
+	sreq.pod_sandbox_id = rreq.pod_sandbox_id = (char *)id;
+	snprintf(path, sizeof(path), "/runtime.v1.RuntimeService/%s", what);
+	unsigned code = cri_call(c, path, stop ? &sreq.base : &rreq.base,
+				 stop ? &runtime__v1__stop_pod_sandbox_response__descriptor
+				      : &runtime__v1__remove_pod_sandbox_response__descriptor,
+				 &out, msg, sizeof(msg));
+	if (code != CODE_OK)
+		return fail(what, code, msg);
+	protobuf_c_message_free_unpacked(out, NULL);
+	return 0;
+}
+
 static void usage(void)
 {
 	printf("Usage: cricctl [--socket PATH | --root DIR] [--timeout SECONDS] COMMAND\n"
 	       "Commands: version | status [-v] | runtime-config | wait [SECONDS] | health |\n"
-	       "          remove-all | socket\n");
+	       "          remove-all | socket | pods | run-pod NAME [NAMESPACE] |\n"
+	       "          stop-pod ID | rm-pod ID\n");
 }
 
 int main(int argc, char **argv)
@@ -361,6 +454,14 @@ int main(int argc, char **argv)
 		rc = cmd_runtime_config(&c);
 	else if (strcmp(cmd, "wait") == 0)
 		rc = cmd_wait(&c, optind + 1 < argc ? atoi(argv[optind + 1]) : 10);
+	else if (strcmp(cmd, "pods") == 0)
+		rc = cmd_pods(&c);
+	else if (strcmp(cmd, "run-pod") == 0 && optind + 1 < argc)
+		rc = cmd_run_pod(&c, argv[optind + 1], optind + 2 < argc ? argv[optind + 2] : "default");
+	else if (strcmp(cmd, "stop-pod") == 0 && optind + 1 < argc)
+		rc = cmd_pod_call(&c, "StopPodSandbox", argv[optind + 1]);
+	else if (strcmp(cmd, "rm-pod") == 0 && optind + 1 < argc)
+		rc = cmd_pod_call(&c, "RemovePodSandbox", argv[optind + 1]);
 	else if (strcmp(cmd, "remove-all") == 0)
 		rc = cmd_remove_all(&c);
 	else {

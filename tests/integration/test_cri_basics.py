@@ -85,9 +85,9 @@ def test_runtime_config_reports_cgroup_driver(suite):
 # Every method is routed to its owner (DESIGN.md), which answers UNIMPLEMENTED
 # until its issue lands: the message names the daemon that answered.
 ROUTES = [
-    ("RunPodSandbox", api.RunPodSandboxRequest(), "runtimed"),
+    ("CreateContainer", api.CreateContainerRequest(), "runtimed"),
     ("ListContainers", api.ListContainersRequest(), "runtimed"),
-    ("UpdateRuntimeConfig", api.UpdateRuntimeConfigRequest(), "runtimed"),
+    ("ContainerStatus", api.ContainerStatusRequest(), "runtimed"),
     ("ExecSync", api.ExecSyncRequest(), "monitord"),
     ("ContainerStats", api.ContainerStatsRequest(), "monitord"),
     ("ListPodSandboxStats", api.ListPodSandboxStatsRequest(), "monitord"),
