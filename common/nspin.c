@@ -55,9 +55,8 @@ static int create_on_this_thread(struct job *j)
 	char self[64];
 	snprintf(self, sizeof(self), "/proc/thread-self/ns/%s", name);
 	if (r == 0 && mount(self, j->pin_path, NULL, MS_BIND, NULL) < 0)
-		r = err_set(&j->err, negative_errno(),
-			    "bind-mount the %s namespace on \"%s\": %s", name, j->pin_path,
-			    strerror(errno));
+		r = err_set(&j->err, negative_errno(), "bind-mount the %s namespace on \"%s\": %s",
+			    name, j->pin_path, strerror(errno));
 	if (r < 0)
 		unlink(j->pin_path);
 	return r;
@@ -70,8 +69,8 @@ static int join_on_this_thread(struct job *j)
 		return err_set(&j->err, negative_errno(), "open \"%s\": %s", j->pin_path,
 			       strerror(errno));
 	if (ioctl(fd, NS_GET_NSTYPE) != j->nstype)
-		return err_set(&j->err, -EINVAL, "\"%s\" is not a pinned %s namespace",
-			       j->pin_path, ns_name(j->nstype));
+		return err_set(&j->err, -EINVAL, "\"%s\" is not a pinned %s namespace", j->pin_path,
+			       ns_name(j->nstype));
 	if (setns(fd, j->nstype) < 0)
 		return err_set(&j->err, negative_errno(), "join \"%s\": %s", j->pin_path,
 			       strerror(errno));
@@ -103,18 +102,18 @@ static int run_job(struct job *j, struct cric_err *err)
 int nspin_create(int nstype, const char *pin_path, nspin_fn setup, void *userdata,
 		 struct cric_err *err)
 {
-	struct job j = { .nstype = nstype, .pin_path = pin_path, .fn = setup, .userdata = userdata };
+	struct job j = {
+		.nstype = nstype, .pin_path = pin_path, .fn = setup, .userdata = userdata
+	};
 	return run_job(&j, err);
 }
 
 int nspin_run_in(int nstype, const char *pin_path, nspin_fn fn, void *userdata,
 		 struct cric_err *err)
 {
-	struct job j = { .nstype = nstype,
-			 .pin_path = pin_path,
-			 .fn = fn,
-			 .userdata = userdata,
-			 .join = true };
+	struct job j = {
+		.nstype = nstype, .pin_path = pin_path, .fn = fn, .userdata = userdata, .join = true
+	};
 	return run_job(&j, err);
 }
 

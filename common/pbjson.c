@@ -50,8 +50,8 @@ static json_t *scalar_json(const ProtobufCFieldDescriptor *f, const void *p)
 	case PROTOBUF_C_TYPE_BOOL:
 		return json_boolean(*(const protobuf_c_boolean *)p);
 	case PROTOBUF_C_TYPE_ENUM: {
-		const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
-		    f->descriptor, *(const int *)p);
+		const ProtobufCEnumValue *v =
+		    protobuf_c_enum_descriptor_get_value(f->descriptor, *(const int *)p);
 		return v ? json_string(v->name) : json_integer(*(const int *)p);
 	}
 	case PROTOBUF_C_TYPE_STRING: {
@@ -121,13 +121,15 @@ json_t *pb_to_json(const ProtobufCMessage *m)
 			if (is_map_entry(f)) {
 				v = json_object();
 				for (size_t k = 0; v && k < n; k++) {
-					const ProtobufCMessage *e = ((ProtobufCMessage *const *)arr)[k];
+					const ProtobufCMessage *e =
+					    ((ProtobufCMessage *const *)arr)[k];
 					const ProtobufCMessageDescriptor *ed = f->descriptor;
 					const char *key = *(char *const *)((const char *)e +
 									   ed->fields[0].offset);
 					json_t *val = scalar_json(
 					    &ed->fields[1], (const char *)e + ed->fields[1].offset);
-					json_object_set_new(v, key ? key : "", val ? val : json_null());
+					json_object_set_new(v, key ? key : "",
+							    val ? val : json_null());
 				}
 			} else {
 				v = json_array();

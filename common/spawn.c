@@ -324,7 +324,8 @@ int spawn_run(const struct spawn_req *x, struct spawn_result *res, struct cric_e
 	if (x->quiet) {
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (null < 0)
-			return err_set(err, negative_errno(), "open /dev/null: %s", strerror(errno));
+			return err_set(err, negative_errno(), "open /dev/null: %s",
+				       strerror(errno));
 		in[0] = out[1] = errp[1] = null;
 		k = spawn(x, null, null, null, &r.pid, err);
 		close(null);

@@ -295,7 +295,8 @@ static int cmd_run_pod(struct ctl *c, const char *name, const char *ns)
 	md.uid = uid;
 	Runtime__V1__NamespaceOption nso = RUNTIME__V1__NAMESPACE_OPTION__INIT;
 	nso.pid = RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
-	Runtime__V1__LinuxSandboxSecurityContext sc = RUNTIME__V1__LINUX_SANDBOX_SECURITY_CONTEXT__INIT;
+	Runtime__V1__LinuxSandboxSecurityContext sc =
+	    RUNTIME__V1__LINUX_SANDBOX_SECURITY_CONTEXT__INIT;
 	sc.namespace_options = &nso;
 	Runtime__V1__LinuxPodSandboxConfig lx = RUNTIME__V1__LINUX_POD_SANDBOX_CONFIG__INIT;
 	lx.security_context = &sc;
@@ -457,7 +458,8 @@ int main(int argc, char **argv)
 	else if (strcmp(cmd, "pods") == 0)
 		rc = cmd_pods(&c);
 	else if (strcmp(cmd, "run-pod") == 0 && optind + 1 < argc)
-		rc = cmd_run_pod(&c, argv[optind + 1], optind + 2 < argc ? argv[optind + 2] : "default");
+		rc = cmd_run_pod(&c, argv[optind + 1],
+				 optind + 2 < argc ? argv[optind + 2] : "default");
 	else if (strcmp(cmd, "stop-pod") == 0 && optind + 1 < argc)
 		rc = cmd_pod_call(&c, "StopPodSandbox", argv[optind + 1]);
 	else if (strcmp(cmd, "rm-pod") == 0 && optind + 1 < argc)

@@ -92,10 +92,11 @@ static int expand_slice(const char *slice, char *out, size_t size, struct cric_e
 	size_t n = strlen(slice);
 	const size_t sfx = strlen(".slice");
 	if (n <= sfx || strcmp(slice + n - sfx, ".slice") != 0 || strchr(slice, '/'))
-		return err_set(err, -EINVAL,
-			       "cgroup_parent \"%s\" is not a systemd slice name (\"name.slice\", the "
-			       "systemd cgroup driver is configured)",
-			       slice);
+		return err_set(
+		    err, -EINVAL,
+		    "cgroup_parent \"%s\" is not a systemd slice name (\"name.slice\", the "
+		    "systemd cgroup driver is configured)",
+		    slice);
 	size_t base = n - sfx;
 	if (!component_ok(slice, n) || slice[0] == '-' || slice[base - 1] == '-' ||
 	    strstr(slice, "--"))
@@ -108,7 +109,8 @@ static int expand_slice(const char *slice, char *out, size_t size, struct cric_e
 		/* prefix slice[0..i) + ".slice" */
 		int w = snprintf(out + o, size - o, "/%.*s.slice", (int)i, slice);
 		if (w < 0 || (size_t)w >= size - o)
-			return err_set(err, -ENAMETOOLONG, "cgroup_parent \"%s\" is too long", slice);
+			return err_set(err, -ENAMETOOLONG, "cgroup_parent \"%s\" is too long",
+				       slice);
 		o += (size_t)w;
 	}
 	return 0;
@@ -211,8 +213,8 @@ int cgroup_create(const char *path, char ***created, struct cric_err *err)
 				made_here = true;
 				cpuset_inherit(dir);
 			} else if (errno != EEXIST) {
-				int r = err_set(err, negative_errno(), "create cgroup \"%s\": %s", dir,
-						strerror(errno));
+				int r = err_set(err, negative_errno(), "create cgroup \"%s\": %s",
+						dir, strerror(errno));
 				if (made_here && nmade < MAX_DEPTH)
 					made[nmade++] = strdup(prefix);
 				cgroup_remove_created(made, NULL);

@@ -132,9 +132,8 @@ static int runtime_config(void *ud, const struct cric_call *call, const Protobuf
 	return 0;
 }
 
-static int update_runtime_config(void *ud, const struct cric_call *call,
-				 const ProtobufCMessage *in, ProtobufCMessage **out,
-				 struct cric_err *err)
+static int update_runtime_config(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+				 ProtobufCMessage **out, struct cric_err *err)
 {
 	(void)call;
 	const Runtime__V1__UpdateRuntimeConfigRequest *req =
@@ -171,7 +170,8 @@ static int run_pod_sandbox(void *ud, const struct cric_call *call, const Protobu
 static int stop_pod_sandbox(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
 			    ProtobufCMessage **out, struct cric_err *err)
 {
-	const Runtime__V1__StopPodSandboxRequest *req = (const Runtime__V1__StopPodSandboxRequest *)in;
+	const Runtime__V1__StopPodSandboxRequest *req =
+	    (const Runtime__V1__StopPodSandboxRequest *)in;
 	int r = sandbox_stop(runtimed_sandboxes(ud), call, req->pod_sandbox_id, err);
 	if (r < 0)
 		return r;
@@ -198,8 +198,8 @@ static int pod_sandbox_status(void *ud, const struct cric_call *call, const Prot
 	const Runtime__V1__PodSandboxStatusRequest *req =
 	    (const Runtime__V1__PodSandboxStatusRequest *)in;
 	Runtime__V1__PodSandboxStatusResponse *resp = NULL;
-	int r = sandbox_status(runtimed_sandboxes(ud), req->pod_sandbox_id, req->verbose, &resp,
-			       err);
+	int r =
+	    sandbox_status(runtimed_sandboxes(ud), req->pod_sandbox_id, req->verbose, &resp, err);
 	if (r < 0)
 		return r;
 	*out = &resp->base;
@@ -210,7 +210,8 @@ static int list_pod_sandbox(void *ud, const struct cric_call *call, const Protob
 			    ProtobufCMessage **out, struct cric_err *err)
 {
 	(void)call;
-	const Runtime__V1__ListPodSandboxRequest *req = (const Runtime__V1__ListPodSandboxRequest *)in;
+	const Runtime__V1__ListPodSandboxRequest *req =
+	    (const Runtime__V1__ListPodSandboxRequest *)in;
 	Runtime__V1__ListPodSandboxResponse *resp = NULL;
 	int r = sandbox_list(runtimed_sandboxes(ud), req->filter, &resp, err);
 	if (r < 0)

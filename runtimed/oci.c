@@ -96,8 +96,8 @@ int oci_run_detached(const struct oci_handler *h, const char *id, const char *bu
 	if (!log_path || !pid_path)
 		return -ENOMEM;
 	unlink(pid_path);
-	const char *args[] = { "run", "--detach", "--bundle", bundle, "--pid-file", pid_path, id,
-			       NULL };
+	const char *args[] = { "run",        "--detach", "--bundle", bundle,
+			       "--pid-file", pid_path,   id,         NULL };
 	int status = 0;
 	char msg[1024];
 	int r = invoke(h, args, true, log_path, &status, msg, sizeof(msg), err);
@@ -158,8 +158,9 @@ static int proc_stat(pid_t pid, char *state, unsigned long long *start)
 		return r;
 	char *p = strrchr(data, ')');
 	/* ") S ppid ..." : field 3 is the state, field 22 the start time */
-	if (!p || sscanf(p + 2, "%c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
-				"%*s %*s %*s %*s %llu",
+	if (!p || sscanf(p + 2,
+			 "%c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
+			 "%*s %*s %*s %*s %llu",
 			 state, start) != 2)
 		return -EIO;
 	return 0;

@@ -29,15 +29,15 @@ struct runtimed {
 };
 
 static const char *const runc_candidates[] = {
-	"/usr/local/sbin/runc", "/usr/local/bin/runc", "/usr/sbin/runc", "/usr/bin/runc",
-	"/sbin/runc", "/bin/runc",
+	"/usr/local/sbin/runc", "/usr/local/bin/runc", "/usr/sbin/runc",
+	"/usr/bin/runc",        "/sbin/runc",          "/bin/runc",
 };
 
 static int bad_key(const struct cric_config *cfg, const char *key, const char *want,
 		   struct cric_err *err)
 {
-	return err_set(err, -EINVAL, "config \"%s\": \"runtimed.%s\" must be %s",
-		       cfg->config_file, key, want);
+	return err_set(err, -EINVAL, "config \"%s\": \"runtimed.%s\" must be %s", cfg->config_file,
+		       key, want);
 }
 
 static int add_handler(struct runtimed *rt, const struct cric_config *cfg, const char *name,
@@ -98,7 +98,7 @@ static int load_handlers(struct runtimed *rt, const struct cric_config *cfg, str
 	const char *name;
 	json_t *spec;
 	int r;
-	json_object_foreach((json_t *)rts, name, spec)
+	json_object_foreach ((json_t *)rts, name, spec)
 		if ((r = add_handler(rt, cfg, name, spec, err)) < 0)
 			return r;
 	/* "runc" is always there unless configured otherwise. */
@@ -223,7 +223,8 @@ void runtimed_status(struct runtimed *rt, const struct cric_call *call, struct r
 		const struct oci_handler *h = &rt->handlers[i];
 		if (strcmp(h->name, rt->default_handler) == 0 && access(h->path, X_OK) < 0) {
 			st->runtime_ready = false;
-			snprintf(st->runtime_reason, sizeof(st->runtime_reason), "RuntimeNotInstalled");
+			snprintf(st->runtime_reason, sizeof(st->runtime_reason),
+				 "RuntimeNotInstalled");
 			snprintf(st->runtime_message, sizeof(st->runtime_message),
 				 "runtime handler %s: \"%s\" is not executable", h->name, h->path);
 		}

@@ -29,18 +29,18 @@
 #include "proto/cric/netd.pb-c.h"
 #include "sysctl.h"
 
-#define RECORD_MAX_BYTES   (4 * 1024 * 1024)
-#define NETD_TIMEOUT_MS    (5 * 60 * 1000) /* a CNI chain is bounded by netd */
-#define MAX_SYSCTLS        64
-#define MAX_DNS_SERVERS    16
-#define MAX_DNS_SEARCHES   32
-#define MAX_DNS_OPTIONS    32
-#define MAX_POD_CIDRS      4
-#define INFRA_UID          65535
-#define HOSTNAME_MAX       63
-#define NAME_MAX_LEN       253
-#define NAMESPACE_MAX_LEN  63
-#define UID_MAX_LEN        128
+#define RECORD_MAX_BYTES  (4 * 1024 * 1024)
+#define NETD_TIMEOUT_MS   (5 * 60 * 1000) /* a CNI chain is bounded by netd */
+#define MAX_SYSCTLS       64
+#define MAX_DNS_SERVERS   16
+#define MAX_DNS_SEARCHES  32
+#define MAX_DNS_OPTIONS   32
+#define MAX_POD_CIDRS     4
+#define INFRA_UID         65535
+#define HOSTNAME_MAX      63
+#define NAME_MAX_LEN      253
+#define NAMESPACE_MAX_LEN 63
+#define UID_MAX_LEN       128
 
 enum sb_state { SB_CREATING, SB_READY, SB_NOTREADY };
 
@@ -56,7 +56,7 @@ struct sandbox {
 	size_t config_len;
 	char handler[64];
 	bool host_network, host_ipc;
-	int pid_mode; /* Runtime__V1__NamespaceMode */
+	int pid_mode;   /* Runtime__V1__NamespaceMode */
 	bool net_setup; /* netd holds state for it */
 	char netns[PATH_MAX];
 	char *ips[SANDBOX_MAX_IPS + 1];
@@ -156,8 +156,9 @@ static int b64_decode(const char *s, uint8_t **ret, size_t *ret_len)
 static bool name_ok(const char *s, size_t max)
 {
 	size_t n = strlen(s);
-	if (n == 0 || n > max || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') ||
-				   (s[0] >= '0' && s[0] <= '9')))
+	if (n == 0 || n > max ||
+	    !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') ||
+	      (s[0] >= '0' && s[0] <= '9')))
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
@@ -314,7 +315,8 @@ static int record_load(const char *path, struct sandbox **ret)
 	sb->pid_mode = (int)json_integer_value(json_object_get(doc, "pid_mode"));
 	sb->net_setup = json_is_true(json_object_get(doc, "net_setup"));
 	sb->infra_pid = (pid_t)json_integer_value(json_object_get(doc, "infra_pid"));
-	sb->infra_start = (unsigned long long)json_integer_value(json_object_get(doc, "infra_start"));
+	sb->infra_start =
+	    (unsigned long long)json_integer_value(json_object_get(doc, "infra_start"));
 	const char *res = json_string_value(json_object_get(doc, "cni_result"));
 	if (res && !(sb->cni_result = strdup(res)))
 		goto nomem;
@@ -473,10 +475,11 @@ static int validate(struct sandbox_mgr *m, const Runtime__V1__RunPodSandboxReque
 	if (!md)
 		return err_set(err, -EINVAL, "config.metadata is required");
 	if (!name_ok(md->name, NAME_MAX_LEN))
-		return err_set(err, -EINVAL,
-			       "config.metadata.name \"%.300s\": 1 to %d of [A-Za-z0-9._-], starting "
-			       "with a letter or digit",
-			       md->name, NAME_MAX_LEN);
+		return err_set(
+		    err, -EINVAL,
+		    "config.metadata.name \"%.300s\": 1 to %d of [A-Za-z0-9._-], starting "
+		    "with a letter or digit",
+		    md->name, NAME_MAX_LEN);
 	if (!name_ok(md->namespace_, NAMESPACE_MAX_LEN))
 		return err_set(err, -EINVAL,
 			       "config.metadata.namespace \"%.300s\": 1 to %d of [A-Za-z0-9._-]",
@@ -502,8 +505,10 @@ static int validate(struct sandbox_mgr *m, const Runtime__V1__RunPodSandboxReque
 	if (p->ipc_mode != RUNTIME__V1__NAMESPACE_MODE__POD &&
 	    p->ipc_mode != RUNTIME__V1__NAMESPACE_MODE__NODE)
 		return err_set(err, -EINVAL, "namespace_options.ipc must be POD or NODE");
-	if (p->pid_mode == RUNTIME__V1__NAMESPACE_MODE__TARGET || p->pid_mode < 0 || p->pid_mode > 3)
-		return err_set(err, -EINVAL, "namespace_options.pid must be POD, CONTAINER or NODE");
+	if (p->pid_mode == RUNTIME__V1__NAMESPACE_MODE__TARGET || p->pid_mode < 0 ||
+	    p->pid_mode > 3)
+		return err_set(err, -EINVAL,
+			       "namespace_options.pid must be POD, CONTAINER or NODE");
 	if (p->pid_mode == RUNTIME__V1__NAMESPACE_MODE__POD && !m->have_pause)
 		return err_set(err, -ENOPKG,
 			       "pod shares a PID namespace but the infra binary (cric-pause) is "
@@ -615,8 +620,8 @@ static int write_pod_files(struct sandbox *sb, const struct pod_plan *p, struct 
 				    "fe00::1\tip6-allnodes\n"
 				    "fe00::2\tip6-allrouters\n");
 	for (size_t i = 0; i < SANDBOX_MAX_IPS && sb->ips[i] && o < sizeof(buf); i++)
-		o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s\t%s\n", sb->ips[i],
-				      p->hostname);
+		o +=
+		    (size_t)snprintf(buf + o, sizeof(buf) - o, "%s\t%s\n", sb->ips[i], p->hostname);
 	if ((r = write_in(sb->dir, "hosts", buf)) < 0)
 		return err_set(err, r, "write hosts: %s", strerror(-r));
 
@@ -643,7 +648,8 @@ static int write_pod_files(struct sandbox *sb, const struct pod_plan *p, struct 
 				o += (size_t)snprintf(buf + o, sizeof(buf) - o, "\n");
 		}
 		if (o >= sizeof(buf))
-			return err_set(err, -EINVAL, "dns_config makes a resolv.conf over %zu bytes",
+			return err_set(err, -EINVAL,
+				       "dns_config makes a resolv.conf over %zu bytes",
 				       sizeof(buf));
 		r = write_in(sb->dir, "resolv.conf", buf);
 	} else {
@@ -746,7 +752,8 @@ static int netd_setup(struct sandbox_mgr *m, const struct cric_call *call, struc
 		      const struct pod_plan *p, struct cric_err *err)
 {
 	const Runtime__V1__PodSandboxConfig *cfg = p->cfg;
-	Cric__Internal__SetupPodNetworkRequest req = CRIC__INTERNAL__SETUP_POD_NETWORK_REQUEST__INIT;
+	Cric__Internal__SetupPodNetworkRequest req =
+	    CRIC__INTERNAL__SETUP_POD_NETWORK_REQUEST__INIT;
 	req.pod_id = sb->id;
 	req.name = sb->name;
 	req.namespace_ = sb->namespace;
@@ -758,7 +765,7 @@ static int netd_setup(struct sandbox_mgr *m, const struct cric_call *call, struc
 	for (size_t i = 0; i < cfg->n_port_mappings; i++) {
 		const Runtime__V1__PortMapping *pm = cfg->port_mappings[i];
 		cric__internal__netd_port_mapping__init(&pms[i]);
-		pms[i].protocol = pm->protocol == RUNTIME__V1__PROTOCOL__UDP	? "udp"
+		pms[i].protocol = pm->protocol == RUNTIME__V1__PROTOCOL__UDP    ? "udp"
 				  : pm->protocol == RUNTIME__V1__PROTOCOL__SCTP ? "sctp"
 										: "tcp";
 		pms[i].container_port = pm->container_port;
@@ -783,7 +790,7 @@ static int netd_setup(struct sandbox_mgr *m, const struct cric_call *call, struc
 	Cric__Internal__NetdBandwidth bw = CRIC__INTERNAL__NETD_BANDWIDTH__INIT;
 	for (size_t i = 0; i < cfg->n_annotations; i++) {
 		const char *k = cfg->annotations[i]->key, *v = cfg->annotations[i]->value;
-		uint64_t *dst = strcmp(k, "kubernetes.io/ingress-bandwidth") == 0  ? &bw.ingress_rate
+		uint64_t *dst = strcmp(k, "kubernetes.io/ingress-bandwidth") == 0 ? &bw.ingress_rate
 				: strcmp(k, "kubernetes.io/egress-bandwidth") == 0 ? &bw.egress_rate
 										   : NULL;
 		if (!dst)
@@ -811,15 +818,14 @@ static int netd_setup(struct sandbox_mgr *m, const struct cric_call *call, struc
 
 	ProtobufCMessage *out = NULL;
 	_cleanup_free_ char *msg = NULL;
-	unsigned code = cric_client_call_pb(m->netd, "cric.netd.SetupPodNetwork", call->request_id,
-					    deadline_in_ms(NETD_TIMEOUT_MS), &req.base,
-					    &cric__internal__setup_pod_network_response__descriptor,
-					    &out, &msg);
+	unsigned code = cric_client_call_pb(
+	    m->netd, "cric.netd.SetupPodNetwork", call->request_id, deadline_in_ms(NETD_TIMEOUT_MS),
+	    &req.base, &cric__internal__setup_pod_network_response__descriptor, &out, &msg);
 	if (code != CODE_OK) {
-		int r = code == CODE_INVALID_ARGUMENT	 ? -EINVAL
-			: code == CODE_UNAVAILABLE	 ? -EAGAIN
-			: code == CODE_DEADLINE_EXCEEDED ? -ETIMEDOUT
-			: code == CODE_ALREADY_EXISTS	 ? -EEXIST
+		int r = code == CODE_INVALID_ARGUMENT      ? -EINVAL
+			: code == CODE_UNAVAILABLE         ? -EAGAIN
+			: code == CODE_DEADLINE_EXCEEDED   ? -ETIMEDOUT
+			: code == CODE_ALREADY_EXISTS      ? -EEXIST
 			: code == CODE_FAILED_PRECONDITION ? -ENOPKG
 							   : -EIO;
 		return err_set(err, r, "pod network: %s", msg ? msg : grpc_code_name(code));
@@ -873,11 +879,13 @@ static int write_infra_bundle(struct sandbox_mgr *m, struct sandbox *sb, const c
 	if (!ns)
 		return -ENOMEM;
 	if (!sb->host_ipc)
-		json_array_append_new(ns, json_pack("{s:s, s:s}", "type", "ipc", "path", sb->ipc_pin));
-	if (!sb->host_network) {
-		json_array_append_new(ns, json_pack("{s:s, s:s}", "type", "uts", "path", sb->uts_pin));
 		json_array_append_new(ns,
-				      json_pack("{s:s, s:s}", "type", "network", "path", sb->netns));
+				      json_pack("{s:s, s:s}", "type", "ipc", "path", sb->ipc_pin));
+	if (!sb->host_network) {
+		json_array_append_new(ns,
+				      json_pack("{s:s, s:s}", "type", "uts", "path", sb->uts_pin));
+		json_array_append_new(
+		    ns, json_pack("{s:s, s:s}", "type", "network", "path", sb->netns));
 	}
 	char cgpath[CGROUP_PATH_MAX + 128];
 	if (h->systemd_cgroup)
@@ -899,15 +907,15 @@ static int write_infra_bundle(struct sandbox_mgr *m, struct sandbox *sb, const c
 	    "ociVersion", "1.0.2", "process", "terminal", 0, "user", "uid", INFRA_UID, "gid",
 	    INFRA_UID, "args", "/pause", "env", "PATH=/", "cwd", "/", "noNewPrivileges", 1,
 	    "capabilities", "bounding", "effective", "inheritable", "permitted", "ambient", "root",
-	    "path", m->pause_rootfs, "readonly", 1, "mounts", "destination", "/proc",
-	    "type", "proc", "source", "proc", "options", "nosuid", "noexec", "nodev", "destination",
-	    "/dev", "type", "tmpfs", "source", "tmpfs", "options", "nosuid", "strictatime",
-	    "mode=755", "size=65536k", bind_ro("/etc/hostname", hostname),
-	    bind_ro("/etc/hosts", hosts), bind_ro("/etc/resolv.conf", resolv), "linux", "namespaces",
-	    ns, "cgroupsPath", cgpath, "resources", "maskedPaths", "/proc/acpi", "/proc/kcore",
-	    "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
-	    "/proc/sched_debug", "/sys/firmware", "readonlyPaths", "/proc/asound", "/proc/bus",
-	    "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger");
+	    "path", m->pause_rootfs, "readonly", 1, "mounts", "destination", "/proc", "type",
+	    "proc", "source", "proc", "options", "nosuid", "noexec", "nodev", "destination", "/dev",
+	    "type", "tmpfs", "source", "tmpfs", "options", "nosuid", "strictatime", "mode=755",
+	    "size=65536k", bind_ro("/etc/hostname", hostname), bind_ro("/etc/hosts", hosts),
+	    bind_ro("/etc/resolv.conf", resolv), "linux", "namespaces", ns, "cgroupsPath", cgpath,
+	    "resources", "maskedPaths", "/proc/acpi", "/proc/kcore", "/proc/keys",
+	    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+	    "/sys/firmware", "readonlyPaths", "/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq",
+	    "/proc/sys", "/proc/sysrq-trigger");
 	if (!doc)
 		return err_set(err, -ENOMEM, "build the infra's config.json");
 	/* No hostname: the UTS namespace is the pinned one (or the node's). */
@@ -1038,7 +1046,8 @@ static int create(struct sandbox_mgr *m, const struct cric_call *call, struct sa
 {
 	int r;
 	if (mkdir(sb->dir, 0711) < 0)
-		return err_set(err, negative_errno(), "create \"%s\": %s", sb->dir, strerror(errno));
+		return err_set(err, negative_errno(), "create \"%s\": %s", sb->dir,
+			       strerror(errno));
 
 	_cleanup_strv_free_ char **created = NULL;
 	if ((r = cgroup_create(sb->cgroup, &created, err)) < 0)
@@ -1296,7 +1305,8 @@ static int copy_map(struct pb_kv *const *src, size_t n, const ProtobufCMessageDe
 		if (!e)
 			return -ENOMEM;
 		arr[(*dst_n)++] = e;
-		if (pb_set_str(&e->key, src[i]->key) < 0 || pb_set_str(&e->value, src[i]->value) < 0)
+		if (pb_set_str(&e->key, src[i]->key) < 0 ||
+		    pb_set_str(&e->value, src[i]->value) < 0)
 			return -ENOMEM;
 	}
 	return 0;
@@ -1304,7 +1314,8 @@ static int copy_map(struct pb_kv *const *src, size_t n, const ProtobufCMessageDe
 
 static Runtime__V1__PodSandboxMetadata *metadata_copy(const struct sandbox *sb)
 {
-	Runtime__V1__PodSandboxMetadata *md = pb_new(&runtime__v1__pod_sandbox_metadata__descriptor);
+	Runtime__V1__PodSandboxMetadata *md =
+	    pb_new(&runtime__v1__pod_sandbox_metadata__descriptor);
 	if (!md)
 		return NULL;
 	md->attempt = sb->attempt;
@@ -1321,8 +1332,7 @@ static Runtime__V1__PodSandboxConfig *config_of(const struct sandbox *sb)
 	return runtime__v1__pod_sandbox_config__unpack(NULL, sb->config_len, sb->config);
 }
 
-static int info_json(const struct sandbox *sb, const Runtime__V1__PodSandboxConfig *cfg,
-		     char **ret)
+static int info_json(const struct sandbox *sb, const Runtime__V1__PodSandboxConfig *cfg, char **ret)
 {
 	json_t *cni = NULL;
 	if (sb->cni_result && *sb->cni_result)
@@ -1381,9 +1391,10 @@ static int build_status(const struct sandbox *sb, enum sb_state st, bool verbose
 	    !(s->linux->namespaces->options = pb_new(&runtime__v1__namespace_option__descriptor)))
 		return -ENOMEM;
 	Runtime__V1__NamespaceOption *o = s->linux->namespaces->options;
-	o->network = sb->host_network ? RUNTIME__V1__NAMESPACE_MODE__NODE
-				       : RUNTIME__V1__NAMESPACE_MODE__POD;
-	o->ipc = sb->host_ipc ? RUNTIME__V1__NAMESPACE_MODE__NODE : RUNTIME__V1__NAMESPACE_MODE__POD;
+	o->network =
+	    sb->host_network ? RUNTIME__V1__NAMESPACE_MODE__NODE : RUNTIME__V1__NAMESPACE_MODE__POD;
+	o->ipc =
+	    sb->host_ipc ? RUNTIME__V1__NAMESPACE_MODE__NODE : RUNTIME__V1__NAMESPACE_MODE__POD;
 	o->pid = sb->pid_mode;
 	if (copy_map((struct pb_kv *const *)cfg->labels, cfg->n_labels,
 		     &runtime__v1__pod_sandbox_status__labels_entry__descriptor, &s->labels,
@@ -1399,7 +1410,8 @@ static int build_status(const struct sandbox *sb, enum sb_state st, bool verbose
 			return -ENOMEM;
 		kv.value = info;
 		struct pb_kv *one = &kv;
-		if (copy_map(&one, 1, &runtime__v1__pod_sandbox_status_response__info_entry__descriptor,
+		if (copy_map(&one, 1,
+			     &runtime__v1__pod_sandbox_status_response__info_entry__descriptor,
 			     &resp->info, &resp->n_info) < 0)
 			return -ENOMEM;
 	}
@@ -1474,9 +1486,9 @@ int sandbox_list(struct sandbox_mgr *m, const Runtime__V1__PodSandboxFilter *f,
 		if (sb->state == SB_CREATING || (only && sb != only))
 			continue;
 		enum sb_state st = live_state(sb);
-		Runtime__V1__PodSandboxState cst = st == SB_READY
-						       ? RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY
-						       : RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_NOTREADY;
+		Runtime__V1__PodSandboxState cst =
+		    st == SB_READY ? RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY
+				   : RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_NOTREADY;
 		if (f && f->state && f->state->state != cst)
 			continue;
 		_cleanup_pb_ Runtime__V1__PodSandboxConfig *cfg = config_of(sb);
@@ -1543,8 +1555,9 @@ static int set_cidrs_locked(struct sandbox_mgr *m, const char *cidrs, struct cri
 			continue;
 		if (n == MAX_POD_CIDRS || parse_cidr(t) < 0 || strlen(t) >= 64) {
 			strv_clear(new, MAX_POD_CIDRS);
-			return err_set(err, -EINVAL, "pod_cidr \"%.200s\": at most %d CIDRs, like "
-						     "198.18.0.0/24",
+			return err_set(err, -EINVAL,
+				       "pod_cidr \"%.200s\": at most %d CIDRs, like "
+				       "198.18.0.0/24",
 				       cidrs, MAX_POD_CIDRS);
 		}
 		if (!(new[n++] = strdup(t))) {

@@ -38,8 +38,8 @@ static bool component_ok(const char *c, size_t len)
 	return true;
 }
 
-int sysctl_parse(const char *name, const char *value, char *path, size_t size,
-		 enum sysctl_ns *ns, struct cric_err *err)
+int sysctl_parse(const char *name, const char *value, char *path, size_t size, enum sysctl_ns *ns,
+		 struct cric_err *err)
 {
 	size_t n = strlen(name);
 	if (n == 0 || n >= SYSCTL_NAME_MAX || n >= size)
@@ -65,10 +65,11 @@ int sysctl_parse(const char *name, const char *value, char *path, size_t size,
 
 	*ns = classify(path);
 	if (!*ns)
-		return err_set(err, -EINVAL,
-			       "sysctl \"%s\" is not namespaced (allowed: kernel.shm*, kernel.msg*, "
-			       "kernel.sem, fs.mqueue.*, net.*)",
-			       name);
+		return err_set(
+		    err, -EINVAL,
+		    "sysctl \"%s\" is not namespaced (allowed: kernel.shm*, kernel.msg*, "
+		    "kernel.sem, fs.mqueue.*, net.*)",
+		    name);
 
 	size_t vlen = strlen(value);
 	if (vlen >= SYSCTL_VALUE_MAX)

@@ -24,8 +24,8 @@ enum sysctl_ns {
 
 /* Check name and value; fill path (relative to /proc/sys, slash-separated)
  * and the namespace it belongs to. -EINVAL with the reason. */
-int sysctl_parse(const char *name, const char *value, char *path, size_t size,
-		 enum sysctl_ns *ns, struct cric_err *err);
+int sysctl_parse(const char *name, const char *value, char *path, size_t size, enum sysctl_ns *ns,
+		 struct cric_err *err);
 
 /* Write value to /proc/sys/<path> as seen by the calling thread (which has
  * joined the pod's namespace). */

@@ -40,9 +40,20 @@ static void test_sysctl_names(void **state)
 		assert_int_equal(ns, ok[i].ns);
 	}
 	static const char *const bad[] = {
-		"", "kernel.panic", "vm.swappiness", "kernel.semx", "kernel.shm/../panic",
-		"net/../kernel/panic", "net/./ipv4", "net..ipv4", "net.ipv4.", "/net/ipv4",
-		"net.ipv4 x", "net.ipv4.*", "kernel.hostname", "fs.file-max",
+		"",
+		"kernel.panic",
+		"vm.swappiness",
+		"kernel.semx",
+		"kernel.shm/../panic",
+		"net/../kernel/panic",
+		"net/./ipv4",
+		"net..ipv4",
+		"net.ipv4.",
+		"/net/ipv4",
+		"net.ipv4 x",
+		"net.ipv4.*",
+		"kernel.hostname",
+		"fs.file-max",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char path[SYSCTL_NAME_MAX];
@@ -52,9 +63,9 @@ static void test_sysctl_names(void **state)
 	char path[SYSCTL_NAME_MAX];
 	enum sysctl_ns ns;
 	struct cric_err err;
-	assert_int_equal(sysctl_parse("net.ipv4.ip_forward", "1\nkernel.panic=1", path,
-				      sizeof(path), &ns, &err),
-			 -EINVAL);
+	assert_int_equal(
+	    sysctl_parse("net.ipv4.ip_forward", "1\nkernel.panic=1", path, sizeof(path), &ns, &err),
+	    -EINVAL);
 	assert_non_null(strstr(err.msg, "control characters"));
 	char longname[SYSCTL_NAME_MAX + 10];
 	memset(longname, 'a', sizeof(longname) - 1);
@@ -67,32 +78,33 @@ static void test_cgroup_parent(void **state)
 {
 	(void)state;
 	char out[CGROUP_PATH_MAX];
-	assert_int_equal(cgroup_resolve_parent("cgroupfs", "/kubepods/burstable/pod1", out,
-					       sizeof(out), NULL),
-			 0);
+	assert_int_equal(
+	    cgroup_resolve_parent("cgroupfs", "/kubepods/burstable/pod1", out, sizeof(out), NULL),
+	    0);
 	assert_string_equal(out, "/kubepods/burstable/pod1");
-	assert_int_equal(cgroup_resolve_parent("cgroupfs", "kubepods/pod2/", out, sizeof(out), NULL),
-			 0);
+	assert_int_equal(
+	    cgroup_resolve_parent("cgroupfs", "kubepods/pod2/", out, sizeof(out), NULL), 0);
 	assert_string_equal(out, "/kubepods/pod2");
 	assert_int_equal(cgroup_resolve_parent("systemd", "kubepods-burstable-pod1.slice", out,
 					       sizeof(out), NULL),
 			 0);
-	assert_string_equal(out,
-			    "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice");
+	assert_string_equal(
+	    out, "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice");
 	assert_int_equal(cgroup_resolve_parent("systemd", "machine.slice", out, sizeof(out), NULL),
 			 0);
 	assert_string_equal(out, "/machine.slice");
 
-	static const char *const bad_fs[] = { "/", "", "/a/../b", "/a/./b", "/a//b", "/a b",
-					      "/a/\n" };
+	static const char *const bad_fs[] = {
+		"/", "", "/a/../b", "/a/./b", "/a//b", "/a b", "/a/\n"
+	};
 	for (size_t i = 0; i < sizeof(bad_fs) / sizeof(bad_fs[0]); i++)
-		assert_int_equal(cgroup_resolve_parent("cgroupfs", bad_fs[i], out, sizeof(out), NULL),
-				 -EINVAL);
+		assert_int_equal(
+		    cgroup_resolve_parent("cgroupfs", bad_fs[i], out, sizeof(out), NULL), -EINVAL);
 	static const char *const bad_sd[] = { "/kubepods", "kubepods", "a--b.slice", "-a.slice",
-					      "a-.slice", ".slice", "a/b.slice", "../x.slice" };
+					      "a-.slice",  ".slice",   "a/b.slice",  "../x.slice" };
 	for (size_t i = 0; i < sizeof(bad_sd) / sizeof(bad_sd[0]); i++)
-		assert_int_equal(cgroup_resolve_parent("systemd", bad_sd[i], out, sizeof(out), NULL),
-				 -EINVAL);
+		assert_int_equal(
+		    cgroup_resolve_parent("systemd", bad_sd[i], out, sizeof(out), NULL), -EINVAL);
 }
 
 static void test_pb_to_json(void **state)

@@ -56,10 +56,10 @@ static int run(struct fixture *f, const char *input, size_t len, unsigned timeou
 	       struct spawn_result *res, struct cric_err *err)
 {
 	const struct spawn_req x = { .path = f->script,
-				    .env = env_plain,
-				    .input = input,
-				    .input_len = len,
-				    .timeout_ms = timeout_ms };
+				     .env = env_plain,
+				     .input = input,
+				     .input_len = len,
+				     .timeout_ms = timeout_ms };
 	return spawn_run(&x, res, err);
 }
 
