@@ -536,3 +536,47 @@ def test_runc_state_is_per_suite(pods):
     assert out == [p]
     host = subprocess.run(["runc", "list", "-q"], capture_output=True, text=True).stdout.split()
     assert p not in host
+
+
+# A CNI plugin that holds ADD for a while (and says when it started), to
+# kill runtimed in the middle of a RunPodSandbox.
+SLOW_PLUGIN = """#!/usr/bin/python3
+import json, os, sys, time
+conf = json.load(sys.stdin)
+if os.environ.get("CNI_COMMAND") == "ADD":
+    open(conf["marker"], "w").close()
+    time.sleep(conf["sleep"])
+    json.dump(conf.get("prevResult") or {"cniVersion": conf["cniVersion"]}, sys.stdout)
+"""
+
+
+def test_kill9_runtimed_mid_run_rolls_the_pod_back(pods, tmp_path):
+    before = pods.counts()
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "slow").write_text(SLOW_PLUGIN)
+    (bindir / "slow").chmod(0o755)
+    pods.suite.write_config({"cni": {"bin_dirs": [str(bindir), "/usr/lib/cni"]}})
+    pods.suite.kill("netd")
+    pods.suite.up()
+    marker = tmp_path / "adding"
+    doc = pods.net.conflist()
+    doc["plugins"].append({"type": "slow", "marker": str(marker), "sleep": 3})
+    pods.net.write_conf(doc)
+
+    fut = pods.cri.future("RunPodSandbox",
+                          api.RunPodSandboxRequest(config=pods.config(name="halfway", pid=POD)),
+                          api.RunPodSandboxResponse, timeout=60)
+    wait_for(marker.exists, timeout=30, what="the CNI ADD to start")
+    pods.suite.kill("runtimed")
+    with pytest.raises(grpc.RpcError) as e:
+        fut.result()
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    # Restarted, runtimed finds the half-made pod and undoes it (CNI DEL
+    # after netd's ADD finished, pins, cgroups, files, record).
+    pods.suite.up()
+    assert len(pods.list()) == 0
+    assert pods.counts() == before
+    assert "rolled back" in pods.suite.log("runtimed")
+    # The name is free: the kubelet's retry succeeds.
+    pods.run(config=pods.config(name="halfway", pid=POD))
