@@ -78,15 +78,20 @@ static const char *quote(const char *s, char out[QUOTE_BUF])
 	return out;
 }
 
-/* Normalise a path from the archive into out: leading '/', empty and "."
- * components dropped, components joined by one '/'. "" is the layer root.
- * -EINVAL for "..", -ENAMETOOLONG for a component over NAME_MAX or a result
+/* Normalise a path from the archive into out: empty and "." components
+ * dropped, components joined by one '/'. "" is the layer root. -EINVAL for
+ * an absolute path (image builders never write one: a layer that does is
+ * aiming outside itself) and for "..", -ENAMETOOLONG for a component over NAME_MAX or a result
  * of PATH_MAX or more; *why says which. */
 static int normalize_path(const char *raw, char out[PATH_MAX], const char **why)
 {
 	size_t o = 0;
 	if (!raw || !*raw) {
 		*why = "empty path";
+		return -EINVAL;
+	}
+	if (raw[0] == '/') {
+		*why = "absolute path";
 		return -EINVAL;
 	}
 	for (const char *p = raw; *p;) {

@@ -1,0 +1,911 @@
+#include "pull.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "cric_version.h"
+#include "common/fsutil.h"
+#include "common/ids.h"
+#include "common/log.h"
+#include "common/macro.h"
+#include "imaged/manifest.h"
+#include "imaged/platform.h"
+#include "imaged/registry.h"
+#include "proto/cric/stored.pb-c.h"
+
+#define STORED_TIMEOUT_MS      (30 * 60 * 1000) /* unpacking a big layer */
+#define CONFIG_CACHE           8
+#define MAX_WORKERS            16
+#define CREDS_FILE_MAX         (1024 * 1024)
+#define DEFAULT_MAX_DOWNLOADS  3
+#define DEFAULT_PROGRESS_SEC   60
+
+struct inflight {
+	char digest[IMAGE_DIGEST_LEN + 1];
+	unsigned waiters;
+	bool done;
+	int r;
+	struct inflight *next;
+};
+
+struct cached_config {
+	char digest[IMAGE_DIGEST_LEN + 1];
+	char *data;
+	size_t len;
+};
+
+struct puller {
+	struct pull_config cfg;
+	char staging[PATH_MAX];
+	struct registry_client *reg;
+	struct cric_client *stored;
+	struct image_store *images;
+	pthread_mutex_t lock; /* inflight, downloads, config cache */
+	pthread_cond_t changed;
+	struct inflight *inflight;
+	unsigned downloads;
+	struct cached_config configs[CONFIG_CACHE];
+	unsigned next_config;
+	pthread_mutex_t commit; /* stored commit/release + record change */
+};
+
+/* ---- config ---- */
+
+static int bad(const struct cric_config *cfg, const char *key, const char *want,
+	       struct cric_err *err)
+{
+	return err_set(err, -EINVAL, "config \"%s\": \"imaged.%s\" must be %s", cfg->config_file,
+		       key, want);
+}
+
+static bool domain_ok(const char *d)
+{
+	struct image_ref ref;
+	char s[IMAGE_REF_NAME_MAX + 8];
+	snprintf(s, sizeof(s), "%s/x", d);
+	/* A domain parses as the domain of "<domain>/x". */
+	return strlen(d) <= IMAGE_REF_NAME_MAX - 2 && image_ref_parse(s, NULL, &ref, NULL) == 0 &&
+	       strcmp(ref.domain, d) == 0;
+}
+
+int pull_config_load(const struct cric_config *cfg, struct pull_config *pc, struct cric_err *err)
+{
+	memset(pc, 0, sizeof(*pc));
+	snprintf(pc->default_registry, sizeof(pc->default_registry), "%s",
+		 IMAGE_REF_DEFAULT_DOMAIN);
+	pc->max_downloads = DEFAULT_MAX_DOWNLOADS;
+	pc->progress_timeout_sec = DEFAULT_PROGRESS_SEC;
+	const json_t *sec = json_object_get(cfg->doc, "imaged");
+	if (!sec)
+		return 0;
+	if (!json_is_object(sec))
+		return err_set(err, -EINVAL, "config \"%s\": \"imaged\" must be an object",
+			       cfg->config_file);
+	const json_t *v;
+	if ((v = json_object_get(sec, "default_registry"))) {
+		if (!json_is_string(v) || !domain_ok(json_string_value(v)))
+			return bad(cfg, "default_registry", "a registry domain (\"docker.io\")", err);
+		snprintf(pc->default_registry, sizeof(pc->default_registry), "%s",
+			 json_string_value(v));
+	}
+	if ((v = json_object_get(sec, "credentials_file"))) {
+		if (!json_is_string(v))
+			return bad(cfg, "credentials_file", "a path", err);
+		if (*json_string_value(v) && !(pc->credentials_file = strdup(json_string_value(v))))
+			return -ENOMEM;
+	}
+	if ((v = json_object_get(sec, "max_concurrent_downloads"))) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 64)
+			return bad(cfg, "max_concurrent_downloads", "an integer from 1 to 64", err);
+		pc->max_downloads = (unsigned)json_integer_value(v);
+	}
+	if ((v = json_object_get(sec, "pull_progress_timeout_seconds"))) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > 3600)
+			return bad(cfg, "pull_progress_timeout_seconds", "an integer from 1 to 3600",
+				   err);
+		pc->progress_timeout_sec = (unsigned)json_integer_value(v);
+	}
+	const json_t *regs = json_object_get(sec, "registries");
+	if (regs && !json_is_object(regs))
+		return bad(cfg, "registries", "an object", err);
+	if (json_object_size(regs) > 256)
+		return bad(cfg, "registries", "at most 256 registries", err);
+	pc->registries = calloc(json_object_size(regs) + 1, sizeof(*pc->registries));
+	if (!pc->registries)
+		return -ENOMEM;
+	const char *dom;
+	json_t *spec;
+	json_object_foreach((json_t *)regs, dom, spec)
+	{
+		struct pull_registry *r = &pc->registries[pc->n_registries++];
+		const json_t *mir = json_object_get(spec, "mirrors");
+		const json_t *ins = json_object_get(spec, "insecure");
+		if (!domain_ok(dom) || !json_is_object(spec) || (mir && !json_is_array(mir)) ||
+		    (ins && !json_is_boolean(ins)) || json_array_size(mir) > PULL_MAX_MIRRORS)
+			return bad(cfg, "registries",
+				   "an object of registry domains to {\"mirrors\": [up to 8 "
+				   "domains], \"insecure\": bool}",
+				   err);
+		snprintf(r->domain, sizeof(r->domain), "%s", dom);
+		r->insecure = ins && json_is_true(ins);
+		for (size_t i = 0; i < json_array_size(mir); i++) {
+			const char *m = json_string_value(json_array_get(mir, i));
+			if (!m || !domain_ok(m))
+				return bad(cfg, "registries.<domain>.mirrors",
+					   "a list of registry domains (\"host:port\")", err);
+			if (!(r->mirrors[i] = strdup(m)))
+				return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+void pull_config_done(struct pull_config *pc)
+{
+	for (size_t i = 0; i < pc->n_registries; i++)
+		for (size_t k = 0; pc->registries[i].mirrors[k]; k++)
+			free(pc->registries[i].mirrors[k]);
+	free(pc->registries);
+	free(pc->credentials_file);
+	memset(pc, 0, sizeof(*pc));
+}
+
+static const struct pull_registry *registry_of(const struct pull_config *pc, const char *domain)
+{
+	for (size_t i = 0; i < pc->n_registries; i++)
+		if (strcmp(pc->registries[i].domain, domain) == 0)
+			return &pc->registries[i];
+	return NULL;
+}
+
+/* ---- credentials file (docker's config.json "auths") ---- */
+
+struct file_creds {
+	char *auth, *username, *password, *identity_token, *registry_token;
+	struct registry_creds c;
+};
+
+static void file_creds_done(struct file_creds *f)
+{
+	free(f->auth);
+	free(f->username);
+	free(f->password);
+	free(f->identity_token);
+	free(f->registry_token);
+	memset(f, 0, sizeof(*f));
+}
+
+static char *dup_field(const json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s && *s ? strdup(s) : NULL;
+}
+
+/* Credentials for domain from the file; false when it has none. A broken
+ * file is logged (never its content) and ignored. */
+static bool creds_from_file(const char *path, const char *domain, struct file_creds *f)
+{
+	memset(f, 0, sizeof(*f));
+	if (!path)
+		return false;
+	_cleanup_json_ json_t *doc = NULL;
+	char perr[128];
+	int r = json_load_path(path, CREDS_FILE_MAX, &doc, perr, sizeof(perr));
+	if (r < 0) {
+		log_warning("credentials file \"%s\" unreadable: %s", path,
+			    r == -ENOENT ? "missing" : strerror(-r));
+		return false;
+	}
+	const json_t *auths = json_object_get(doc, "auths");
+	char k2[IMAGE_REF_NAME_MAX + 16];
+	snprintf(k2, sizeof(k2), "https://%s", domain);
+	const json_t *e = json_object_get(auths, domain);
+	if (!e)
+		e = json_object_get(auths, k2);
+	if (!e && strcmp(domain, "docker.io") == 0)
+		e = json_object_get(auths, "https://index.docker.io/v1/");
+	if (!json_is_object(e))
+		return false;
+	f->auth = dup_field(e, "auth");
+	f->username = dup_field(e, "username");
+	f->password = dup_field(e, "password");
+	f->identity_token = dup_field(e, "identitytoken");
+	f->registry_token = dup_field(e, "registrytoken");
+	f->c = (struct registry_creds){ .auth = f->auth,
+					.username = f->username,
+					.password = f->password,
+					.identity_token = f->identity_token,
+					.registry_token = f->registry_token };
+	return f->auth || f->username || f->identity_token || f->registry_token;
+}
+
+static bool creds_empty(const struct registry_creds *c)
+{
+	return !c || ((!c->username || !*c->username) && (!c->password || !*c->password) &&
+		      (!c->auth || !*c->auth) && (!c->identity_token || !*c->identity_token) &&
+		      (!c->registry_token || !*c->registry_token));
+}
+
+/* "sha256:<hex>" of data (OCI chain ids). */
+static void sha256_digest(const void *data, size_t len, char out[IMAGE_DIGEST_LEN + 1])
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	SHA256(data, len, md);
+	memcpy(out, "sha256:", 7);
+	for (size_t i = 0; i < sizeof(md); i++)
+		snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
+}
+
+/* ---- dedup of downloads ---- */
+
+static struct inflight *inflight_begin(struct puller *p, const char *digest, bool *owner)
+{
+	pthread_mutex_lock(&p->lock);
+	struct inflight *f = p->inflight;
+	while (f && strcmp(f->digest, digest) != 0)
+		f = f->next;
+	if (f) {
+		f->waiters++;
+		*owner = false;
+	} else if ((f = calloc(1, sizeof(*f)))) {
+		snprintf(f->digest, sizeof(f->digest), "%s", digest);
+		f->next = p->inflight;
+		p->inflight = f;
+		*owner = true;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return f;
+}
+
+/* With the lock held. */
+static void inflight_unlink(struct puller *p, struct inflight *f)
+{
+	for (struct inflight **pp = &p->inflight; *pp; pp = &(*pp)->next)
+		if (*pp == f) {
+			*pp = f->next;
+			break;
+		}
+	free(f);
+}
+
+static void inflight_finish(struct puller *p, struct inflight *f, int r)
+{
+	pthread_mutex_lock(&p->lock);
+	f->done = true;
+	f->r = r;
+	if (f->waiters == 0)
+		inflight_unlink(p, f);
+	pthread_cond_broadcast(&p->changed);
+	pthread_mutex_unlock(&p->lock);
+}
+
+static int inflight_wait(struct puller *p, struct inflight *f)
+{
+	pthread_mutex_lock(&p->lock);
+	while (!f->done)
+		pthread_cond_wait(&p->changed, &p->lock);
+	int r = f->r;
+	if (--f->waiters == 0)
+		inflight_unlink(p, f);
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+/* ---- downloads ---- */
+
+struct endpoint {
+	struct image_ref ref; /* the repository on this endpoint */
+	const struct registry_creds *creds;
+	bool mirror;
+};
+
+static void download_slot(struct puller *p, bool take)
+{
+	pthread_mutex_lock(&p->lock);
+	if (take) {
+		while (p->downloads >= p->cfg.max_downloads)
+			pthread_cond_wait(&p->changed, &p->lock);
+		p->downloads++;
+	} else {
+		p->downloads--;
+		pthread_cond_broadcast(&p->changed);
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Fetch a blob into a new staging file; its name into name. */
+static int fetch_to_staging(struct puller *p, const struct endpoint *ep, const char *digest,
+			    int64_t size, char name[128], struct cric_err *err)
+{
+	char rnd[17];
+	id_random_hex(rnd, sizeof(rnd), 8);
+	snprintf(name, 128, "%.64s-%s", digest + 7, rnd);
+	char path[PATH_MAX + 128];
+	snprintf(path, sizeof(path), "%s/%s", p->staging, name);
+	_cleanup_close_ int fd =
+	    open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return err_set(err, negative_errno(), "create \"%s\": %s", path, strerror(errno));
+	download_slot(p, true);
+	uint64_t got = 0;
+	unsigned resumes = 0;
+	int r = registry_fetch_blob(p->reg, &ep->ref, digest, fd, size, ep->creds, NULL, &got,
+				    &resumes, err);
+	download_slot(p, false);
+	if (r < 0) {
+		unlink(path);
+		return err_prefix(err, r, "blob %s", digest);
+	}
+	log_info("downloaded %s from %s: %" PRIu64 " bytes%s", digest, ep->ref.domain, got,
+		 resumes ? " (resumed)" : "");
+	return 0;
+}
+
+/* The config blob, from the cache or the registry (once for concurrent
+ * pulls of one image). */
+static int get_config(struct puller *p, const struct endpoint *ep, const struct descriptor *d,
+		      char **data, size_t *len, struct cric_err *err)
+{
+	for (;;) {
+		pthread_mutex_lock(&p->lock);
+		for (unsigned i = 0; i < CONFIG_CACHE; i++) {
+			struct cached_config *c = &p->configs[i];
+			if (c->data && strcmp(c->digest, d->digest) == 0) {
+				*data = malloc(c->len + 1);
+				if (*data) {
+					memcpy(*data, c->data, c->len + 1);
+					*len = c->len;
+				}
+				pthread_mutex_unlock(&p->lock);
+				return *data ? 0 : -ENOMEM;
+			}
+		}
+		pthread_mutex_unlock(&p->lock);
+		bool owner;
+		struct inflight *f = inflight_begin(p, d->digest, &owner);
+		if (!f)
+			return -ENOMEM;
+		if (!owner) {
+			if (inflight_wait(p, f) == 0)
+				continue; /* now in the cache */
+			/* The other pull failed: try ourselves. */
+			f = inflight_begin(p, d->digest, &owner);
+			if (!f)
+				return -ENOMEM;
+			if (!owner) {
+				inflight_wait(p, f);
+				continue;
+			}
+		}
+		char name[128];
+		int r = fetch_to_staging(p, ep, d->digest, d->size, name, err);
+		if (r == 0) {
+			char path[PATH_MAX + 128];
+			snprintf(path, sizeof(path), "%s/%s", p->staging, name);
+			r = read_file(path, IMAGE_CONFIG_MAX_BYTES, data, len);
+			unlink(path);
+			if (r < 0)
+				err_set(err, r, "read the config: %s", strerror(-r));
+		}
+		if (r == 0) {
+			pthread_mutex_lock(&p->lock);
+			struct cached_config *c = &p->configs[p->next_config++ % CONFIG_CACHE];
+			free(c->data);
+			c->data = malloc(*len + 1);
+			if (c->data) {
+				memcpy(c->data, *data, *len + 1);
+				c->len = *len;
+				snprintf(c->digest, sizeof(c->digest), "%s", d->digest);
+			}
+			pthread_mutex_unlock(&p->lock);
+		}
+		inflight_finish(p, f, r);
+		return r;
+	}
+}
+
+/* ---- stored ---- */
+
+static int code_errno(unsigned code)
+{
+	switch (code) {
+	case CODE_OK:
+		return 0;
+	case CODE_INVALID_ARGUMENT:
+		return -EINVAL;
+	case CODE_NOT_FOUND:
+		return -ENOENT;
+	case CODE_DEADLINE_EXCEEDED:
+		return -ETIMEDOUT;
+	case CODE_UNAVAILABLE:
+		return -EAGAIN;
+	case CODE_RESOURCE_EXHAUSTED:
+		return -ENOSPC;
+	case CODE_PERMISSION_DENIED:
+		return -EPERM;
+	default:
+		return -EIO;
+	}
+}
+
+static int stored_call(struct puller *p, const struct cric_call *call, const char *method,
+		       const ProtobufCMessage *req, const ProtobufCMessageDescriptor *out_desc,
+		       ProtobufCMessage **out, struct cric_err *err)
+{
+	_cleanup_free_ char *msg = NULL;
+	ProtobufCMessage *o = NULL;
+	unsigned code =
+	    cric_client_call_pb(p->stored, method, call ? call->request_id : NULL,
+				deadline_in_ms(STORED_TIMEOUT_MS), req, out_desc, &o, &msg);
+	if (code != CODE_OK)
+		return err_set(err, code_errno(code), "stored: %s",
+			       msg ? msg : grpc_code_name(code));
+	if (out)
+		*out = o;
+	else if (o)
+		protobuf_c_message_free_unpacked(o, NULL);
+	return 0;
+}
+
+static int import_layer(struct puller *p, const struct cric_call *call, const char *file,
+			const char *blob, const char *diff_id, const char *parent,
+			const char *lease, struct cric_err *err)
+{
+	Cric__Internal__ImportLayerRequest req = CRIC__INTERNAL__IMPORT_LAYER_REQUEST__INIT;
+	req.staging_dir = p->staging;
+	req.file = (char *)file;
+	req.blob_digest = (char *)blob;
+	req.diff_id = (char *)diff_id;
+	req.parent_chain_id = (char *)parent;
+	req.lease = (char *)lease;
+	return stored_call(p, call, "cric.stored.ImportLayer", &req.base,
+			   &cric__internal__import_layer_response__descriptor, NULL, err);
+}
+
+static void drop_lease(struct puller *p, const struct cric_call *call, const char *lease)
+{
+	Cric__Internal__DropLeaseRequest req = CRIC__INTERNAL__DROP_LEASE_REQUEST__INIT;
+	req.lease = (char *)lease;
+	struct cric_err e;
+	if (stored_call(p, call, "cric.stored.DropLease", &req.base,
+			&cric__internal__drop_lease_response__descriptor, NULL, &e) < 0)
+		log_warning("drop lease %s: %s (stored collects it at imaged's next start)", lease,
+			    e.msg);
+}
+
+/* ---- one pull ---- */
+
+struct pull_job {
+	struct puller *p;
+	const struct cric_call *call;
+	const struct endpoint *ep;
+	const struct manifest *man;
+	const struct image_config *cfg;
+	char (*chains)[IMAGE_DIGEST_LEN + 1];
+	bool *present;
+	const char *lease;
+	const char *what; /* the reference, for logs */
+	pthread_mutex_t lock;
+	size_t next;
+	int r;
+	struct cric_err err;
+};
+
+static int pull_layer(struct pull_job *j, size_t i, struct cric_err *err)
+{
+	struct puller *p = j->p;
+	const struct descriptor *d = &j->man->layers[i].desc;
+	const char *parent = i > 0 ? j->chains[i - 1] : "";
+	const char *diff = j->cfg->diff_ids[i];
+	bool owner;
+	struct inflight *f = inflight_begin(p, d->digest, &owner);
+	if (!f)
+		return -ENOMEM;
+	if (!owner) {
+		/* Another pull is downloading this blob: wait, then take the
+		 * layer it imported (same chain), or fetch it ourselves. */
+		int r = inflight_wait(p, f);
+		if (r == 0 && import_layer(p, j->call, "", d->digest, diff, parent, j->lease,
+					   NULL) == 0) {
+			log_info("%s: layer %zu/%zu %s shared with a concurrent pull", j->what,
+				 i + 1, j->man->n_layers, d->digest);
+			return 0;
+		}
+		f = inflight_begin(p, d->digest, &owner);
+		if (!f)
+			return -ENOMEM;
+		if (!owner) {
+			inflight_wait(p, f);
+			return import_layer(p, j->call, "", d->digest, diff, parent, j->lease,
+					    err);
+		}
+	}
+	char name[128];
+	int r = fetch_to_staging(p, j->ep, d->digest, d->size, name, err);
+	if (r == 0) {
+		r = import_layer(p, j->call, name, d->digest, diff, parent, j->lease, err);
+		char path[PATH_MAX + 128];
+		snprintf(path, sizeof(path), "%s/%s", p->staging, name);
+		unlink(path);
+		if (r < 0)
+			err_prefix(err, r, "layer %s", d->digest);
+	}
+	if (r == 0)
+		log_info("%s: layer %zu/%zu %s (%" PRId64 " bytes) stored", j->what, i + 1,
+			 j->man->n_layers, d->digest, d->size);
+	inflight_finish(p, f, r);
+	return r;
+}
+
+static void *layer_worker(void *arg)
+{
+	struct pull_job *j = arg;
+	for (;;) {
+		pthread_mutex_lock(&j->lock);
+		while (j->next < j->man->n_layers && j->present[j->next])
+			j->next++;
+		size_t i = j->next++;
+		bool stop = i >= j->man->n_layers || j->r < 0;
+		pthread_mutex_unlock(&j->lock);
+		if (stop)
+			return NULL;
+		struct cric_err e;
+		int r = pull_layer(j, i, &e);
+		if (r < 0) {
+			pthread_mutex_lock(&j->lock);
+			if (j->r == 0) {
+				j->r = r;
+				j->err = e;
+			}
+			pthread_mutex_unlock(&j->lock);
+			return NULL;
+		}
+	}
+}
+
+static int pull_layers(struct pull_job *j, struct cric_err *err)
+{
+	size_t missing = 0;
+	for (size_t i = 0; i < j->man->n_layers; i++)
+		missing += !j->present[i];
+	size_t nw = missing < j->p->cfg.max_downloads ? missing : j->p->cfg.max_downloads;
+	if (nw > MAX_WORKERS)
+		nw = MAX_WORKERS;
+	pthread_t t[MAX_WORKERS];
+	size_t started = 0;
+	for (; started < nw; started++)
+		if (pthread_create(&t[started], NULL, layer_worker, j) != 0)
+			break;
+	if (started == 0 && missing > 0)
+		layer_worker(j); /* no thread: do it here */
+	for (size_t i = 0; i < started; i++)
+		pthread_join(t[i], NULL);
+	if (j->r < 0)
+		return err_set(err, j->r, "%s", j->err.msg);
+	return 0;
+}
+
+/* The manifest from the first endpoint that serves it. */
+static int resolve(struct puller *p, struct endpoint *eps, size_t n, const struct endpoint **used,
+		   struct registry_manifest **ret, struct cric_err *err)
+{
+	int r = -ENOENT;
+	for (size_t i = 0; i < n; i++) {
+		struct cric_err e;
+		r = registry_fetch_manifest(p->reg, &eps[i].ref, NULL, NULL, eps[i].creds, ret, &e);
+		if (r == 0) {
+			*used = &eps[i];
+			return 0;
+		}
+		if (eps[i].mirror)
+			log_warning("mirror %s: %s; trying the next endpoint", eps[i].ref.domain,
+				    e.msg);
+		err_set(err, r, "%s", e.msg);
+	}
+	return r;
+}
+
+int pull_image(struct puller *p, const struct cric_call *call, const char *reference,
+	       const struct registry_creds *creds, char id[IMAGE_DIGEST_LEN + 1],
+	       struct cric_err *err)
+{
+	struct image_ref ref;
+	int r = image_ref_parse(reference, p->cfg.default_registry, &ref, err);
+	if (r < 0)
+		return r;
+	const char *what = ref.string;
+
+	/* Endpoints: the mirrors, then the registry. */
+	struct endpoint eps[PULL_MAX_MIRRORS + 1];
+	struct file_creds fc[PULL_MAX_MIRRORS + 1];
+	memset(fc, 0, sizeof(fc));
+	size_t n = 0;
+	const struct pull_registry *reg = registry_of(&p->cfg, ref.domain);
+	for (size_t i = 0; reg && reg->mirrors[i]; i++, n++) {
+		eps[n].ref = ref;
+		snprintf(eps[n].ref.domain, sizeof(eps[n].ref.domain), "%s", reg->mirrors[i]);
+		snprintf(eps[n].ref.name, sizeof(eps[n].ref.name), "%s/%s", reg->mirrors[i],
+			 ref.path);
+		eps[n].mirror = true;
+		eps[n].creds = creds_from_file(p->cfg.credentials_file, reg->mirrors[i], &fc[n])
+				   ? &fc[n].c
+				   : NULL;
+	}
+	eps[n].ref = ref;
+	eps[n].mirror = false;
+	eps[n].creds = !creds_empty(creds) ? creds
+		       : creds_from_file(p->cfg.credentials_file, ref.domain, &fc[n]) ? &fc[n].c
+										     : NULL;
+	n++;
+
+	char lease[32];
+	snprintf(lease, sizeof(lease), "pull-");
+	id_random_hex(lease + 5, sizeof(lease) - 5, 8);
+
+	_cleanup_registry_manifest_ struct registry_manifest *top = NULL, *child = NULL;
+	_cleanup_manifest_ struct manifest *m = NULL, *cm = NULL;
+	_cleanup_image_config_ struct image_config *cfg = NULL;
+	_cleanup_free_ char *cfg_data = NULL;
+	char(*chains)[IMAGE_DIGEST_LEN + 1] = NULL;
+	bool *present = NULL;
+	const struct endpoint *ep = NULL;
+	const struct manifest *man;
+	const char *man_digest;
+	size_t cfg_len = 0;
+	bool leased = false;
+
+	log_info("pull %s", what);
+	if ((r = resolve(p, eps, n, &ep, &top, err)) < 0)
+		goto fail;
+	if ((r = manifest_parse(top->body, top->len, top->content_type, &m, err)) < 0) {
+		err_prefix(err, r, "manifest %s", top->digest);
+		goto fail;
+	}
+	man = m;
+	man_digest = top->digest;
+	if (manifest_kind_is_index(m->kind)) {
+		struct platform host;
+		const struct manifest_entry *e;
+		if ((r = platform_host(&host, err)) < 0 || (r = manifest_select(m, &host, &e, err)) < 0)
+			goto fail;
+		if ((r = registry_fetch_manifest(p->reg, &ep->ref, e->desc.digest, NULL, ep->creds,
+						 &child, err)) < 0)
+			goto fail;
+		if ((r = manifest_parse(child->body, child->len, child->content_type, &cm, err)) <
+		    0) {
+			err_prefix(err, r, "manifest %s", e->desc.digest);
+			goto fail;
+		}
+		if (manifest_kind_is_index(cm->kind)) {
+			r = err_set(err, -EOPNOTSUPP, "index %s points to another index",
+				    e->desc.digest);
+			goto fail;
+		}
+		man = cm;
+		man_digest = child->digest;
+	}
+	if ((r = get_config(p, ep, &man->config, &cfg_data, &cfg_len, err)) < 0)
+		goto fail;
+	if ((r = image_config_parse(cfg_data, cfg_len, man, &cfg, err)) < 0) {
+		err_prefix(err, r, "config %s", man->config.digest);
+		goto fail;
+	}
+
+	chains = calloc(man->n_layers + 1, sizeof(*chains));
+	present = calloc(man->n_layers + 1, sizeof(bool));
+	if (!chains || !present) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < man->n_layers; i++) {
+		if (i == 0) {
+			snprintf(chains[0], sizeof(chains[0]), "%s", cfg->diff_ids[0]);
+			continue;
+		}
+		char buf[2 * (IMAGE_DIGEST_LEN + 1)];
+		snprintf(buf, sizeof(buf), "%s %s", chains[i - 1], cfg->diff_ids[i]);
+		sha256_digest(buf, strlen(buf), chains[i]);
+	}
+
+	/* What stored has already (and hold it under the lease). */
+	{
+		Cric__Internal__LayerStatusRequest req = CRIC__INTERNAL__LAYER_STATUS_REQUEST__INIT;
+		char *ptrs[MANIFEST_MAX_LAYERS + 1];
+		for (size_t i = 0; i < man->n_layers; i++)
+			ptrs[i] = chains[i];
+		req.n_chain_ids = man->n_layers;
+		req.chain_ids = ptrs;
+		req.lease = lease;
+		ProtobufCMessage *out = NULL;
+		leased = true;
+		if ((r = stored_call(p, call, "cric.stored.LayerStatus", &req.base,
+				     &cric__internal__layer_status_response__descriptor, &out,
+				     err)) < 0)
+			goto fail;
+		Cric__Internal__LayerStatusResponse *st = (void *)out;
+		for (size_t i = 0; i < man->n_layers && i < st->n_present; i++)
+			present[i] = st->present[i];
+		protobuf_c_message_free_unpacked(out, NULL);
+	}
+
+	struct pull_job j = {
+		.p = p,
+		.call = call,
+		.ep = ep,
+		.man = man,
+		.cfg = cfg,
+		.chains = chains,
+		.present = present,
+		.lease = lease,
+		.what = what,
+	};
+	pthread_mutex_init(&j.lock, NULL);
+	r = pull_layers(&j, err);
+	pthread_mutex_destroy(&j.lock);
+	if (r < 0)
+		goto fail;
+
+	/* Commit: stored's references, then the record. */
+	struct image img = { 0 };
+	snprintf(img.id, sizeof(img.id), "%s", man->config.digest);
+	char tag[IMAGE_REF_STRING_MAX + 1], dig[IMAGE_REF_STRING_MAX + 1];
+	char *tags[2] = { NULL, NULL }, *digs[2] = { dig, NULL };
+	if (!ref.digest[0] && image_ref_repo_tag(&ref, tag) == 0)
+		tags[0] = tag;
+	if ((r = image_ref_repo_digest(&ref, man_digest, dig, err)) < 0)
+		goto fail;
+	char *chain_ptrs[MANIFEST_MAX_LAYERS + 1];
+	for (size_t i = 0; i < man->n_layers; i++)
+		chain_ptrs[i] = chains[i];
+	chain_ptrs[man->n_layers] = NULL;
+	img.repo_tags = tags;
+	img.repo_digests = digs;
+	img.chain_ids = chain_ptrs;
+	img.config = cfg_data;
+	img.size = (uint64_t)man->config.size;
+	for (size_t i = 0; i < man->n_layers; i++)
+		img.size += (uint64_t)man->layers[i].desc.size;
+	img.has_uid = cfg->user_id.has_uid;
+	img.uid = cfg->user_id.uid;
+	img.username = cfg->user_id.username;
+	img.pulled_at = now_unix_ns();
+
+	pthread_mutex_lock(&p->commit);
+	Cric__Internal__CommitImageRequest creq = CRIC__INTERNAL__COMMIT_IMAGE_REQUEST__INIT;
+	creq.image_id = img.id;
+	creq.n_chain_ids = man->n_layers;
+	creq.chain_ids = chain_ptrs;
+	creq.lease = lease;
+	r = stored_call(p, call, "cric.stored.CommitImage", &creq.base,
+			&cric__internal__commit_image_response__descriptor, NULL, err);
+	if (r == 0)
+		r = image_store_add(p->images, &img, err);
+	pthread_mutex_unlock(&p->commit);
+	if (r < 0)
+		goto fail;
+	leased = false;
+	snprintf(id, IMAGE_DIGEST_LEN + 1, "%s", img.id);
+	log_info("pulled %s: image %s, %zu layers, %" PRIu64 " bytes", what, img.id,
+		 man->n_layers, img.size);
+	r = 0;
+	goto out;
+fail:
+	err_prefix(err, r, "pull %s", what);
+	log_warning("%s", err ? err->msg : "pull failed");
+out:
+	if (leased)
+		drop_lease(p, call, lease);
+	free(chains);
+	free(present);
+	for (size_t i = 0; i < n; i++)
+		file_creds_done(&fc[i]);
+	return r;
+}
+
+int puller_release(struct puller *p, const struct cric_call *call, const char *id,
+		   struct cric_err *err)
+{
+	Cric__Internal__ReleaseImageRequest req = CRIC__INTERNAL__RELEASE_IMAGE_REQUEST__INIT;
+	req.image_id = (char *)id;
+	pthread_mutex_lock(&p->commit);
+	int r = stored_call(p, call, "cric.stored.ReleaseImage", &req.base,
+			    &cric__internal__release_image_response__descriptor, NULL, err);
+	pthread_mutex_unlock(&p->commit);
+	return r;
+}
+
+const char *puller_default_registry(struct puller *p)
+{
+	return p->cfg.default_registry;
+}
+
+/* ---- setup ---- */
+
+static void closedirp(DIR **d)
+{
+	if (*d)
+		closedir(*d);
+}
+
+/* Downloads a killed imaged left: nothing in staging survives a start. */
+static void clean_staging(const char *dir)
+{
+	_cleanup_(closedirp) DIR *d = opendir(dir);
+	struct dirent *de;
+	unsigned n = 0;
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.' && unlinkat(dirfd(d), de->d_name, 0) == 0)
+			n++;
+	if (n)
+		log_notice("removed %u staging files of interrupted pulls", n);
+}
+
+int puller_new(const struct pull_config *pc, const char *staging_dir, struct cric_client *stored,
+	       struct image_store *images, struct puller **ret, struct cric_err *err)
+{
+	struct puller *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->cfg = *pc;
+	snprintf(p->staging, sizeof(p->staging), "%s", staging_dir);
+	p->stored = stored;
+	p->images = images;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->changed, NULL);
+	pthread_mutex_init(&p->commit, NULL);
+	int r = mkdir_p(staging_dir, 0700);
+	if (r < 0) {
+		free(p);
+		return err_set(err, r, "create \"%s\": %s", staging_dir, strerror(-r));
+	}
+	clean_staging(staging_dir);
+	const char *insecure[257];
+	size_t ni = 0;
+	for (size_t i = 0; i < pc->n_registries && ni < 256; i++)
+		if (pc->registries[i].insecure)
+			insecure[ni++] = pc->registries[i].domain;
+	insecure[ni] = NULL;
+	const struct registry_client_opts o = {
+		.low_speed_time_sec = pc->progress_timeout_sec,
+		.insecure = insecure,
+		.user_agent = "cric/" CRIC_VERSION,
+	};
+	if ((r = registry_client_new(&o, &p->reg, err)) < 0) {
+		free(p);
+		return r;
+	}
+	*ret = p;
+	return 0;
+}
+
+struct puller *puller_free(struct puller *p)
+{
+	if (!p)
+		return NULL;
+	registry_client_free(p->reg);
+	for (unsigned i = 0; i < CONFIG_CACHE; i++)
+		free(p->configs[i].data);
+	while (p->inflight) {
+		struct inflight *f = p->inflight;
+		p->inflight = f->next;
+		free(f);
+	}
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->changed);
+	pthread_mutex_destroy(&p->commit);
+	pull_config_done(&p->cfg);
+	free(p);
+	return NULL;
+}

@@ -1,0 +1,70 @@
+/* PullImage: resolve, fetch and verify an image from a registry (or its
+ * mirrors), hand its layers to stored, record it.
+ *
+ *  1. the reference is normalised (short names get the default registry);
+ *  2. each endpoint is tried in order (the registry's mirrors, then the
+ *     registry itself) until one serves the manifest; the rest of the pull
+ *     uses that endpoint;
+ *  3. an index is resolved to this host's platform; Docker schema 2 and OCI
+ *     manifests are taken, schema 1 refused;
+ *  4. the config blob is fetched and verified, its diff_ids give the layer
+ *     chain ids; stored says which layers it already has;
+ *  5. missing layers download in parallel (at most max_downloads at once
+ *     over all pulls) into the staging dir, each verified while it streams;
+ *     a blob another pull is already downloading is waited for, not fetched
+ *     twice; each downloaded blob goes to stored (ImportLayer), which checks
+ *     it again and unpacks it; the layers are held by a lease meanwhile;
+ *  6. stored commits the image's layers; the record is written.
+ * A failure anywhere drops the lease (stored removes what only it held),
+ * and removes the staging files: nothing half-pulled stays.
+ *
+ * Thread-safety: pulls run concurrently. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "common/config.h"
+#include "common/error.h"
+#include "common/ipc.h"
+#include "imaged/auth.h"
+#include "imaged/images.h"
+
+#define PULL_MAX_MIRRORS 8
+
+struct pull_registry {
+	char domain[IMAGE_REF_NAME_MAX + 1];
+	char *mirrors[PULL_MAX_MIRRORS + 1]; /* domains ("host:port"), tried in order */
+	bool insecure;
+};
+
+struct pull_config {
+	char default_registry[IMAGE_REF_NAME_MAX + 1];
+	struct pull_registry *registries;
+	size_t n_registries;
+	char *credentials_file; /* docker config.json format, may be NULL */
+	unsigned max_downloads;
+	unsigned progress_timeout_sec;
+};
+
+/* Parse the "imaged" section of the config. */
+int pull_config_load(const struct cric_config *cfg, struct pull_config *ret, struct cric_err *err);
+void pull_config_done(struct pull_config *pc);
+
+struct puller;
+
+/* staging_dir: imaged's own (emptied here). stored: the client to stored. */
+int puller_new(const struct pull_config *pc, const char *staging_dir, struct cric_client *stored,
+	       struct image_store *images, struct puller **ret, struct cric_err *err);
+struct puller *puller_free(struct puller *p);
+
+/* creds: from PullImageRequest.auth (NULL or all-empty: the credentials
+ * file's, if any, for the registry). id gets the image id. */
+int pull_image(struct puller *p, const struct cric_call *call, const char *reference,
+	       const struct registry_creds *creds, char id[IMAGE_DIGEST_LEN + 1],
+	       struct cric_err *err);
+
+/* Release an image's layers in stored (RemoveImage); serialised with pulls'
+ * commits so that a pull and a removal of one image never interleave. */
+int puller_release(struct puller *p, const struct cric_call *call, const char *id,
+		   struct cric_err *err);
+const char *puller_default_registry(struct puller *p);

@@ -1,0 +1,876 @@
+#include "layers.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/fsutil.h"
+#include "common/ids.h"
+#include "common/log.h"
+#include "common/macro.h"
+#include "stored/unpack.h"
+
+#define REFS_MAX_BYTES (64 * 1024 * 1024)
+#define HEX(d)         ((d) + 7) /* "sha256:<hex>" -> "<hex>" */
+
+struct layer_store {
+	pthread_mutex_t lock; /* refs, and publishing/removing layers */
+	pthread_cond_t changed;
+	json_t *refs;
+	char *dir, *layers_dir, *containers_dir, *rootfs_dir, *refs_path;
+	int layers_fd, containers_fd;
+	struct blob_store *blobs;
+	char (*importing)[BLOB_DIGEST_BUF]; /* chain ids being unpacked */
+	size_t n_importing, cap_importing;
+};
+
+static void closedirp(DIR **d)
+{
+	if (*d)
+		closedir(*d);
+}
+
+/* ---- ids ---- */
+
+static bool lease_ok(const char *s)
+{
+	return s && id_is_safe_token(s, 64);
+}
+
+int layer_chain_id(const char *parent, const char *diff_id, char out[BLOB_DIGEST_BUF])
+{
+	if (!parent || !*parent) {
+		snprintf(out, BLOB_DIGEST_BUF, "%s", diff_id);
+		return 0;
+	}
+	_cleanup_blob_hash_ struct blob_hash *h = blob_hash_new();
+	if (!h)
+		return -ENOMEM;
+	int r;
+	if ((r = blob_hash_update(h, parent, strlen(parent))) < 0 ||
+	    (r = blob_hash_update(h, " ", 1)) < 0 ||
+	    (r = blob_hash_update(h, diff_id, strlen(diff_id))) < 0)
+		return r;
+	return blob_hash_final(h, out);
+}
+
+/* ---- refs ---- */
+
+static int refs_save(struct layer_store *ls, struct cric_err *err)
+{
+	int r = json_save_atomic(ls->refs_path, ls->refs, 0600);
+	if (r < 0)
+		return err_set(err, r, "save \"%s\": %s", ls->refs_path, strerror(-r));
+	return 0;
+}
+
+static json_t *refs_section(struct layer_store *ls, const char *name)
+{
+	json_t *s = json_object_get(ls->refs, name);
+	if (!json_is_object(s)) {
+		s = json_object();
+		json_object_set_new(ls->refs, name, s);
+	}
+	return s;
+}
+
+static bool array_has(const json_t *a, const char *s)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(a, i, v) if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
+	    return true;
+	return false;
+}
+
+static void lease_add(struct layer_store *ls, const char *lease, const char *chain)
+{
+	if (!lease || !*lease)
+		return;
+	json_t *leases = refs_section(ls, "leases");
+	json_t *a = json_object_get(leases, lease);
+	if (!json_is_array(a)) {
+		a = json_array();
+		json_object_set_new(leases, lease, a);
+	}
+	if (!array_has(a, chain))
+		json_array_append_new(a, json_string(chain));
+}
+
+/* ---- layer records ---- */
+
+static char *meta_name(const char *chain)
+{
+	char *s = NULL;
+	return asprintf(&s, "%s.json", HEX(chain)) < 0 ? NULL : s;
+}
+
+static json_t *meta_load(struct layer_store *ls, const char *chain)
+{
+	_cleanup_free_ char *name = meta_name(chain);
+	_cleanup_free_ char *path = name ? path_join(ls->layers_dir, name) : NULL;
+	json_t *doc = NULL;
+	char perr[128];
+	if (!path || json_load_path(path, 64 * 1024, &doc, perr, sizeof(perr)) < 0)
+		return NULL;
+	return doc;
+}
+
+static bool layer_exists(struct layer_store *ls, const char *chain)
+{
+	_cleanup_json_ json_t *m = meta_load(ls, chain);
+	return m != NULL;
+}
+
+/* ---- collection ---- */
+
+static void held_add(json_t *held, const json_t *arr)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v) if (json_is_string(v))
+	    json_object_set_new(held, json_string_value(v), json_true());
+}
+
+static json_t *held_chains(struct layer_store *ls)
+{
+	json_t *held = json_object();
+	const char *k;
+	json_t *v;
+	json_object_foreach(refs_section(ls, "images"), k, v) held_add(held, v);
+	json_object_foreach(refs_section(ls, "leases"), k, v) held_add(held, v);
+	json_object_foreach(refs_section(ls, "rootfs"), k, v)
+	    held_add(held, json_object_get(v, "layers"));
+	return held;
+}
+
+/* Remove one layer: record first (it is then unpublished), tree, blob (if
+ * no other layer is made from it). With the lock held. */
+static int remove_layer(struct layer_store *ls, const char *hex, struct cric_err *err)
+{
+	char chain[BLOB_DIGEST_BUF];
+	snprintf(chain, sizeof(chain), "sha256:%s", hex);
+	_cleanup_json_ json_t *m = meta_load(ls, chain);
+	const char *blob = json_string_value(json_object_get(m, "blob"));
+	char name[80];
+	snprintf(name, sizeof(name), "%s.json", hex);
+	if (unlinkat(ls->layers_fd, name, 0) < 0 && errno != ENOENT)
+		return err_set(err, negative_errno(), "remove layer record %s: %s", name,
+			       strerror(errno));
+	int r = unpack_remove_tree(ls->layers_fd, hex, err);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	if (blob) {
+		/* Another layer made from the same blob (another parent) keeps it. */
+		bool used = false;
+		_cleanup_(closedirp) DIR *d = opendir(ls->layers_dir);
+		struct dirent *de;
+		while (d && !used && (de = readdir(d))) {
+			size_t n = strlen(de->d_name);
+			if (n != 69 || strcmp(de->d_name + 64, ".json") != 0)
+				continue;
+			char other[BLOB_DIGEST_BUF];
+			snprintf(other, sizeof(other), "sha256:%.64s", de->d_name);
+			_cleanup_json_ json_t *om = meta_load(ls, other);
+			const char *ob = json_string_value(json_object_get(om, "blob"));
+			used = ob && strcmp(ob, blob) == 0;
+		}
+		if (!used && (r = blob_remove(ls->blobs, blob, NULL)) < 0 && r != -ENOENT)
+			log_warning_errno(r, "remove blob %s", blob);
+	}
+	return 0;
+}
+
+/* Remove every published layer nothing holds. With the lock held. */
+static unsigned collect(struct layer_store *ls)
+{
+	_cleanup_json_ json_t *held = held_chains(ls);
+	_cleanup_(closedirp) DIR *d = opendir(ls->layers_dir);
+	struct dirent *de;
+	unsigned removed = 0;
+	char victims[256][65];
+	size_t nv = 0;
+	while (d && nv < ARRAY_SIZE(victims) && (de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		if (n != 69 || strcmp(de->d_name + 64, ".json") != 0)
+			continue;
+		char chain[BLOB_DIGEST_BUF];
+		snprintf(chain, sizeof(chain), "sha256:%.64s", de->d_name);
+		if (!json_object_get(held, chain))
+			snprintf(victims[nv++], 65, "%.64s", de->d_name);
+	}
+	for (size_t i = 0; i < nv; i++) {
+		struct cric_err e;
+		if (remove_layer(ls, victims[i], &e) < 0)
+			log_error("remove layer sha256:%s: %s", victims[i], e.msg);
+		else
+			removed++;
+	}
+	if (removed)
+		log_info("%u unreferenced layers removed", removed);
+	return removed;
+}
+
+/* ---- import ---- */
+
+static bool importing(struct layer_store *ls, const char *chain)
+{
+	for (size_t i = 0; i < ls->n_importing; i++)
+		if (strcmp(ls->importing[i], chain) == 0)
+			return true;
+	return false;
+}
+
+static int import_begin(struct layer_store *ls, const char *chain)
+{
+	pthread_mutex_lock(&ls->lock);
+	while (importing(ls, chain))
+		pthread_cond_wait(&ls->changed, &ls->lock);
+	if (ls->n_importing == ls->cap_importing) {
+		size_t ncap = ls->cap_importing ? ls->cap_importing * 2 : 16;
+		void *n = realloc(ls->importing, ncap * sizeof(*ls->importing));
+		if (!n) {
+			pthread_mutex_unlock(&ls->lock);
+			return -ENOMEM;
+		}
+		ls->importing = n;
+		ls->cap_importing = ncap;
+	}
+	snprintf(ls->importing[ls->n_importing++], BLOB_DIGEST_BUF, "%s", chain);
+	pthread_mutex_unlock(&ls->lock);
+	return 0;
+}
+
+/* With the lock held. */
+static void import_end_locked(struct layer_store *ls, const char *chain)
+{
+	for (size_t i = 0; i < ls->n_importing; i++)
+		if (strcmp(ls->importing[i], chain) == 0) {
+			memcpy(ls->importing[i], ls->importing[--ls->n_importing], BLOB_DIGEST_BUF);
+			break;
+		}
+	pthread_cond_broadcast(&ls->changed);
+}
+
+static int unpack_blob(struct layer_store *ls, const char *blob, const char *tmpname,
+		       struct unpack_result *res, struct cric_err *err)
+{
+	_cleanup_close_ int in = -1;
+	int r = blob_open(ls->blobs, blob, &in, err);
+	if (r < 0)
+		return r;
+	if (mkdirat(ls->layers_fd, tmpname, 0755) < 0)
+		return err_set(err, negative_errno(), "create %s: %s", tmpname, strerror(errno));
+	_cleanup_close_ int dfd =
+	    openat(ls->layers_fd, tmpname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return err_set(err, negative_errno(), "open %s: %s", tmpname, strerror(errno));
+	const struct unpack_opts opts = { .allow_devices = false };
+	if ((r = unpack_layer(in, dfd, &opts, res, err)) < 0)
+		return r;
+	if (syncfs(dfd) < 0)
+		return err_set(err, negative_errno(), "syncfs: %s", strerror(errno));
+	return 0;
+}
+
+int layer_import(struct layer_store *ls, const char *staging_dir, const char *file,
+		 const char *blob_digest, const char *diff_id, const char *parent,
+		 const char *lease, char chain_id[BLOB_DIGEST_BUF], uint64_t *size, bool *already,
+		 struct cric_err *err)
+{
+	int r;
+	if ((r = blob_digest_check(blob_digest, err)) < 0)
+		return err_prefix(err, r, "blob_digest");
+	if ((r = blob_digest_check(diff_id, err)) < 0)
+		return err_prefix(err, r, "diff_id");
+	if (parent && *parent && (r = blob_digest_check(parent, err)) < 0)
+		return err_prefix(err, r, "parent_chain_id");
+	if (!lease_ok(lease))
+		return err_set(err, -EINVAL, "invalid lease");
+	char chain[BLOB_DIGEST_BUF];
+	if ((r = layer_chain_id(parent, diff_id, chain)) < 0)
+		return err_set(err, r, "chain id: %s", strerror(-r));
+	/* The parent need not be there yet: layers of one image are imported
+	 * in parallel, as they arrive; CommitImage checks the whole chain. */
+
+	if ((r = import_begin(ls, chain)) < 0)
+		return r;
+	bool present = layer_exists(ls, chain);
+	uint64_t unpacked = 0;
+	char tmpname[128] = "";
+	bool blob_was_there = true;
+	if (!present) {
+		if (!staging_dir || staging_dir[0] != '/' || !file || !*file || strchr(file, '/') ||
+		    strcmp(file, ".") == 0 || strcmp(file, "..") == 0) {
+			r = err_set(err, -EINVAL, "layer %s is not present and no file was given",
+				    chain);
+			goto end;
+		}
+		_cleanup_close_ int sdir =
+		    open(staging_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sdir < 0) {
+			r = err_set(err, negative_errno(), "open staging dir \"%s\": %s",
+				    staging_dir, strerror(errno));
+			goto end;
+		}
+		struct blob_info bi;
+		blob_was_there = blob_stat(ls->blobs, blob_digest, &bi, NULL) == 0;
+		if ((r = blob_import_at(ls->blobs, blob_digest, sdir, file, NULL, err)) < 0)
+			goto end;
+		char rnd[17];
+		id_random_hex(rnd, sizeof(rnd), 8);
+		snprintf(tmpname, sizeof(tmpname), ".tmp-%.64s-%s", HEX(chain), rnd);
+		struct unpack_result res;
+		if ((r = unpack_blob(ls, blob_digest, tmpname, &res, err)) < 0) {
+			err_prefix(err, r, "layer %s", blob_digest);
+			goto end;
+		}
+		if (strcmp(res.diff_id, diff_id) != 0) {
+			r = err_set(err, -EBADMSG,
+				    "layer %s: uncompressed content is %s, the image config says %s",
+				    blob_digest, res.diff_id, diff_id);
+			goto end;
+		}
+		unpacked = res.file_bytes;
+		if (renameat(ls->layers_fd, tmpname, ls->layers_fd, HEX(chain)) < 0) {
+			r = err_set(err, negative_errno(), "publish layer: %s", strerror(errno));
+			goto end;
+		}
+		tmpname[0] = '\0';
+		_cleanup_json_ json_t *meta =
+		    json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "chain_id", chain, "diff_id",
+			      diff_id, "parent", parent ? parent : "", "blob", blob_digest, "size",
+			      (json_int_t)unpacked, "entries", (json_int_t)res.entries);
+		_cleanup_free_ char *mname = meta_name(chain);
+		_cleanup_free_ char *mpath = mname ? path_join(ls->layers_dir, mname) : NULL;
+		if (!meta || !mpath) {
+			r = -ENOMEM;
+			goto end;
+		}
+		if ((r = json_save_atomic(mpath, meta, 0600)) < 0) {
+			err_set(err, r, "save layer record: %s", strerror(-r));
+			unpack_remove_tree(ls->layers_fd, HEX(chain), NULL);
+			goto end;
+		}
+		log_info("layer %s imported from %s: %" PRIu64 " entries, %" PRIu64 " bytes",
+			 chain, blob_digest, (uint64_t)res.entries, unpacked);
+	} else {
+		_cleanup_json_ json_t *m = meta_load(ls, chain);
+		unpacked = (uint64_t)json_integer_value(json_object_get(m, "size"));
+	}
+	r = 0;
+end:
+	if (tmpname[0])
+		unpack_remove_tree(ls->layers_fd, tmpname, NULL);
+	if (r < 0 && !blob_was_there)
+		blob_remove(ls->blobs, blob_digest, NULL);
+	pthread_mutex_lock(&ls->lock);
+	if (r == 0) {
+		lease_add(ls, lease, chain);
+		r = refs_save(ls, err);
+	}
+	import_end_locked(ls, chain);
+	pthread_mutex_unlock(&ls->lock);
+	if (r < 0)
+		return r;
+	snprintf(chain_id, BLOB_DIGEST_BUF, "%s", chain);
+	*size = unpacked;
+	*already = present;
+	return 0;
+}
+
+int layer_status(struct layer_store *ls, char *const *chains, size_t n, const char *lease,
+		 bool *present, struct cric_err *err)
+{
+	if (lease && *lease && !lease_ok(lease))
+		return err_set(err, -EINVAL, "invalid lease");
+	for (size_t i = 0; i < n; i++) {
+		int r = blob_digest_check(chains[i], err);
+		if (r < 0)
+			return err_prefix(err, r, "chain_ids[%zu]", i);
+	}
+	pthread_mutex_lock(&ls->lock);
+	for (size_t i = 0; i < n; i++) {
+		present[i] = layer_exists(ls, chains[i]);
+		if (present[i])
+			lease_add(ls, lease, chains[i]);
+	}
+	int r = lease && *lease ? refs_save(ls, err) : 0;
+	pthread_mutex_unlock(&ls->lock);
+	return r;
+}
+
+int layer_commit_image(struct layer_store *ls, const char *image_id, char *const *chains,
+		       size_t n, const char *lease, struct cric_err *err)
+{
+	int r = blob_digest_check(image_id, err);
+	if (r < 0)
+		return err_prefix(err, r, "image_id");
+	json_t *a = json_array();
+	if (!a)
+		return -ENOMEM;
+	pthread_mutex_lock(&ls->lock);
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if ((r = blob_digest_check(chains[i], err)) < 0)
+			err_prefix(err, r, "chain_ids[%zu]", i);
+		else if (!layer_exists(ls, chains[i]))
+			r = err_set(err, -ENOENT, "layer %s is not present", chains[i]);
+		else
+			json_array_append_new(a, json_string(chains[i]));
+	}
+	if (r == 0) {
+		json_object_set_new(refs_section(ls, "images"), image_id, a);
+		a = NULL;
+		if (lease && *lease)
+			json_object_del(refs_section(ls, "leases"), lease);
+		r = refs_save(ls, err);
+	}
+	pthread_mutex_unlock(&ls->lock);
+	json_decref(a);
+	return r;
+}
+
+int layer_release_image(struct layer_store *ls, const char *image_id, unsigned *removed,
+			struct cric_err *err)
+{
+	int r = blob_digest_check(image_id, err);
+	if (r < 0)
+		return err_prefix(err, r, "image_id");
+	pthread_mutex_lock(&ls->lock);
+	json_object_del(refs_section(ls, "images"), image_id);
+	r = refs_save(ls, err);
+	*removed = r == 0 ? collect(ls) : 0;
+	pthread_mutex_unlock(&ls->lock);
+	return r;
+}
+
+int layer_drop_lease(struct layer_store *ls, const char *lease, struct cric_err *err)
+{
+	if (!lease_ok(lease))
+		return err_set(err, -EINVAL, "invalid lease");
+	pthread_mutex_lock(&ls->lock);
+	json_object_del(refs_section(ls, "leases"), lease);
+	int r = refs_save(ls, err);
+	if (r == 0)
+		collect(ls);
+	pthread_mutex_unlock(&ls->lock);
+	return r;
+}
+
+int layer_sync_images(struct layer_store *ls, char *const *ids, size_t n, unsigned *dropped,
+		      unsigned *removed, struct cric_err *err)
+{
+	pthread_mutex_lock(&ls->lock);
+	json_t *images = refs_section(ls, "images");
+	const char *k;
+	json_t *v;
+	void *tmp;
+	unsigned d = 0;
+	json_object_foreach_safe(images, tmp, k, v)
+	{
+		bool known = false;
+		for (size_t i = 0; i < n && !known; i++)
+			known = strcmp(ids[i], k) == 0;
+		if (!known) {
+			json_object_del(images, k);
+			d++;
+		}
+	}
+	json_object_clear(refs_section(ls, "leases"));
+	int r = refs_save(ls, err);
+	*removed = r == 0 ? collect(ls) : 0;
+	*dropped = d;
+	pthread_mutex_unlock(&ls->lock);
+	return r;
+}
+
+/* ---- root filesystems ---- */
+
+static int mount_rootfs(struct layer_store *ls, const char *cid, const json_t *layers,
+			struct cric_err *err)
+{
+	char opts[4096];
+	size_t o = (size_t)snprintf(opts, sizeof(opts), "lowerdir=");
+	/* Top layer first. */
+	for (size_t i = json_array_size(layers); i-- > 0;) {
+		const char *c = json_string_value(json_array_get(layers, i));
+		o += (size_t)snprintf(opts + o, sizeof(opts) > o ? sizeof(opts) - o : 0, "%s%s/%s",
+				      i + 1 == json_array_size(layers) ? "" : ":", ls->layers_dir,
+				      HEX(c));
+	}
+	if (json_array_size(layers) == 0)
+		o += (size_t)snprintf(opts + o, sizeof(opts) - o, "%s/empty", ls->layers_dir);
+	o += (size_t)snprintf(opts + o, sizeof(opts) > o ? sizeof(opts) - o : 0,
+			      ",upperdir=%s/%s/upper,workdir=%s/%s/work", ls->containers_dir, cid,
+			      ls->containers_dir, cid);
+	if (o >= sizeof(opts))
+		return err_set(err, -E2BIG,
+			       "the image has too many layers for one overlay mount (%zu)",
+			       json_array_size(layers));
+	char target[PATH_MAX];
+	snprintf(target, sizeof(target), "%s/%s", ls->rootfs_dir, cid);
+	if (mount("overlay", target, "overlay", MS_NODEV, opts) < 0)
+		return err_set(err, negative_errno(), "mount the overlay on \"%s\": %s", target,
+			       strerror(errno));
+	return 0;
+}
+
+static bool is_mountpoint(const char *path)
+{
+	struct stat a, b;
+	char parent[PATH_MAX];
+	snprintf(parent, sizeof(parent), "%s/..", path);
+	return stat(path, &a) == 0 && stat(parent, &b) == 0 && a.st_dev != b.st_dev;
+}
+
+static int rootfs_dirs(struct layer_store *ls, const char *cid, struct cric_err *err)
+{
+	char p[PATH_MAX];
+	const char *sub[] = { "", "/upper", "/work" };
+	for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
+		snprintf(p, sizeof(p), "%s/%s%s", ls->containers_dir, cid, sub[i]);
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return err_set(err, negative_errno(), "create \"%s\": %s", p,
+				       strerror(errno));
+	}
+	snprintf(p, sizeof(p), "%s/%s", ls->rootfs_dir, cid);
+	if (mkdir(p, 0755) < 0 && errno != EEXIST)
+		return err_set(err, negative_errno(), "create \"%s\": %s", p, strerror(errno));
+	return 0;
+}
+
+int layer_create_rootfs(struct layer_store *ls, const char *container_id, const char *chain_id,
+			char **path, struct cric_err *err)
+{
+	if (!id_is_valid(container_id))
+		return err_set(err, -EINVAL, "invalid container id");
+	int r;
+	if (chain_id && *chain_id && (r = blob_digest_check(chain_id, err)) < 0)
+		return err_prefix(err, r, "chain_id");
+	char target[PATH_MAX];
+	snprintf(target, sizeof(target), "%s/%s", ls->rootfs_dir, container_id);
+	pthread_mutex_lock(&ls->lock);
+	json_t *rootfs = refs_section(ls, "rootfs");
+	json_t *cur = json_object_get(rootfs, container_id);
+	if (cur) {
+		const char *c = json_string_value(json_object_get(cur, "chain"));
+		r = c && strcmp(c, chain_id ? chain_id : "") == 0
+			? 0
+			: err_set(err, -EEXIST, "container %s has a root filesystem of another image",
+				  container_id);
+		if (r == 0 && !is_mountpoint(target))
+			r = mount_rootfs(ls, container_id, json_object_get(cur, "layers"), err);
+		pthread_mutex_unlock(&ls->lock);
+		if (r == 0 && !(*path = strdup(target)))
+			r = -ENOMEM;
+		return r;
+	}
+	/* The chain, base first. */
+	json_t *layers = json_array();
+	r = layers ? 0 : -ENOMEM;
+	char c[BLOB_DIGEST_BUF];
+	snprintf(c, sizeof(c), "%s", chain_id ? chain_id : "");
+	while (r == 0 && c[0]) {
+		_cleanup_json_ json_t *m = meta_load(ls, c);
+		if (!m) {
+			r = err_set(err, -ENOENT, "layer %s is not present", c);
+			break;
+		}
+		json_array_insert_new(layers, 0, json_string(c));
+		if (json_array_size(layers) > 512)
+			r = err_set(err, -E2BIG, "layer chain too long");
+		snprintf(c, sizeof(c), "%s", json_string_value(json_object_get(m, "parent")));
+	}
+	if (r == 0)
+		r = rootfs_dirs(ls, container_id, err);
+	if (r == 0) {
+		json_object_set_new(rootfs, container_id,
+				    json_pack("{s:s, s:O}", "chain", chain_id ? chain_id : "",
+					      "layers", layers));
+		r = refs_save(ls, err);
+	}
+	if (r == 0 && (r = mount_rootfs(ls, container_id, layers, err)) < 0) {
+		json_object_del(rootfs, container_id);
+		refs_save(ls, NULL);
+	}
+	pthread_mutex_unlock(&ls->lock);
+	json_decref(layers);
+	if (r < 0) {
+		rmdir(target);
+		unpack_remove_tree(ls->containers_fd, container_id, NULL);
+		return r;
+	}
+	log_info("root filesystem of container %s mounted on %s", container_id, target);
+	return (*path = strdup(target)) ? 0 : -ENOMEM;
+}
+
+/* Unmount and remove a container's directories. With the lock held. */
+static int teardown_rootfs(struct layer_store *ls, const char *cid, struct cric_err *err)
+{
+	char target[PATH_MAX];
+	snprintf(target, sizeof(target), "%s/%s", ls->rootfs_dir, cid);
+	for (int i = 0; i < 16 && umount2(target, MNT_DETACH | UMOUNT_NOFOLLOW) == 0; i++)
+		;
+	if (rmdir(target) < 0 && errno != ENOENT)
+		return err_set(err, negative_errno(), "remove \"%s\": %s", target, strerror(errno));
+	int r = unpack_remove_tree(ls->containers_fd, cid, err);
+	return r == -ENOENT ? 0 : r;
+}
+
+int layer_remove_rootfs(struct layer_store *ls, const char *container_id, struct cric_err *err)
+{
+	if (!id_is_valid(container_id))
+		return err_set(err, -EINVAL, "invalid container id");
+	pthread_mutex_lock(&ls->lock);
+	int r = teardown_rootfs(ls, container_id, err);
+	if (r == 0 && json_object_get(refs_section(ls, "rootfs"), container_id)) {
+		json_object_del(refs_section(ls, "rootfs"), container_id);
+		if ((r = refs_save(ls, err)) == 0)
+			collect(ls);
+	}
+	pthread_mutex_unlock(&ls->lock);
+	return r;
+}
+
+/* ---- usage (du) ---- */
+
+struct du {
+	uint64_t bytes;
+	uint64_t inodes;
+	ino_t *seen; /* inodes with more than one link */
+	size_t n_seen, cap_seen;
+};
+static _Thread_local struct du *du_cur;
+
+static int du_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)path;
+	(void)flag;
+	(void)ftw;
+	struct du *d = du_cur;
+	if (!S_ISDIR(st->st_mode) && st->st_nlink > 1) {
+		for (size_t i = 0; i < d->n_seen; i++)
+			if (d->seen[i] == st->st_ino)
+				return 0;
+		if (d->n_seen == d->cap_seen) {
+			size_t ncap = d->cap_seen ? d->cap_seen * 2 : 64;
+			ino_t *n = realloc(d->seen, ncap * sizeof(*n));
+			if (!n)
+				return -1;
+			d->seen = n;
+			d->cap_seen = ncap;
+		}
+		d->seen[d->n_seen++] = st->st_ino;
+	}
+	d->bytes += (uint64_t)st->st_blocks * 512;
+	d->inodes++;
+	return 0;
+}
+
+static int du_walk(const char *dir, struct du *d, const char *skip)
+{
+	du_cur = d;
+	if (!skip)
+		return nftw(dir, du_one, 16, FTW_PHYS | FTW_MOUNT) < 0 ? negative_errno() : 0;
+	/* The dir itself, then each entry but skip. */
+	struct stat st;
+	if (lstat(dir, &st) < 0)
+		return negative_errno();
+	du_one(dir, &st, FTW_D, NULL);
+	_cleanup_(closedirp) DIR *dd = opendir(dir);
+	struct dirent *de;
+	while (dd && (de = readdir(dd))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		    strcmp(de->d_name, skip) == 0)
+			continue;
+		_cleanup_free_ char *p = path_join(dir, de->d_name);
+		if (!p || nftw(p, du_one, 16, FTW_PHYS | FTW_MOUNT) < 0)
+			return p ? negative_errno() : -ENOMEM;
+	}
+	return 0;
+}
+
+int layer_fs_usage(struct layer_store *ls, struct fs_usage *images, struct fs_usage *containers,
+		   struct cric_err *err)
+{
+	struct du a = { 0 }, b = { 0 };
+	/* Under the lock: no layer appears or goes while it is counted. */
+	pthread_mutex_lock(&ls->lock);
+	int r = du_walk(ls->dir, &a, "containers");
+	if (r == 0)
+		r = du_walk(ls->containers_dir, &b, NULL);
+	pthread_mutex_unlock(&ls->lock);
+	free(a.seen);
+	free(b.seen);
+	if (r < 0)
+		return err_set(err, r, "measure the store: %s", strerror(-r));
+	snprintf(images->mountpoint, sizeof(images->mountpoint), "%s", ls->dir);
+	images->used_bytes = a.bytes;
+	images->inodes = a.inodes;
+	snprintf(containers->mountpoint, sizeof(containers->mountpoint), "%s", ls->containers_dir);
+	containers->used_bytes = b.bytes;
+	containers->inodes = b.inodes;
+	return 0;
+}
+
+/* ---- open ---- */
+
+/* Temp dirs, trees without a record: what a killed stored left. */
+static void clean_layers(struct layer_store *ls)
+{
+	_cleanup_(closedirp) DIR *d = opendir(ls->layers_dir);
+	struct dirent *de;
+	char victims[256][NAME_MAX + 1];
+	size_t nv = 0;
+	while (d && nv < ARRAY_SIZE(victims) && (de = readdir(d))) {
+		const char *n = de->d_name;
+		if (strncmp(n, ".tmp-", 5) == 0) {
+			snprintf(victims[nv++], sizeof(victims[0]), "%s", n);
+			continue;
+		}
+		if (strlen(n) != 64)
+			continue;
+		char chain[BLOB_DIGEST_BUF];
+		snprintf(chain, sizeof(chain), "sha256:%s", n);
+		if (!layer_exists(ls, chain))
+			snprintf(victims[nv++], sizeof(victims[0]), "%s", n);
+	}
+	for (size_t i = 0; i < nv; i++) {
+		log_notice("removing \"%s\", an import a restart interrupted", victims[i]);
+		unpack_remove_tree(ls->layers_fd, victims[i], NULL);
+	}
+}
+
+/* Mount what refs.json says is mounted; unmount and remove the rest. */
+static void reconcile_rootfs(struct layer_store *ls)
+{
+	json_t *rootfs = refs_section(ls, "rootfs");
+	const char *cid;
+	json_t *v;
+	json_object_foreach(rootfs, cid, v)
+	{
+		char target[PATH_MAX];
+		snprintf(target, sizeof(target), "%s/%s", ls->rootfs_dir, cid);
+		struct cric_err e;
+		if (!id_is_valid(cid) || is_mountpoint(target))
+			continue;
+		if (rootfs_dirs(ls, cid, &e) < 0 ||
+		    mount_rootfs(ls, cid, json_object_get(v, "layers"), &e) < 0)
+			log_error("container %s: mount its root filesystem again: %s", cid, e.msg);
+		else
+			log_notice("container %s: root filesystem mounted again", cid);
+	}
+	const char *dirs[] = { ls->rootfs_dir, ls->containers_dir };
+	for (size_t k = 0; k < ARRAY_SIZE(dirs); k++) {
+		_cleanup_(closedirp) DIR *d = opendir(dirs[k]);
+		struct dirent *de;
+		char victims[256][65];
+		size_t nv = 0;
+		while (d && nv < ARRAY_SIZE(victims) && (de = readdir(d)))
+			if (de->d_name[0] != '.' && !json_object_get(rootfs, de->d_name))
+				snprintf(victims[nv++], 65, "%.64s", de->d_name);
+		for (size_t i = 0; i < nv; i++) {
+			struct cric_err e;
+			log_notice("removing the root filesystem of unknown container %s",
+				   victims[i]);
+			if (teardown_rootfs(ls, victims[i], &e) < 0)
+				log_error("%s", e.msg);
+		}
+	}
+}
+
+int layer_store_open(const char *state_dir, const char *run_dir, struct layer_store **ret,
+		     struct cric_err *err)
+{
+	struct layer_store *ls = calloc(1, sizeof(*ls));
+	if (!ls)
+		return -ENOMEM;
+	pthread_mutex_init(&ls->lock, NULL);
+	pthread_cond_init(&ls->changed, NULL);
+	ls->layers_fd = ls->containers_fd = -1;
+	ls->dir = strdup(state_dir);
+	ls->layers_dir = path_join(state_dir, "layers");
+	ls->containers_dir = path_join(state_dir, "containers");
+	ls->rootfs_dir = path_join(run_dir, "rootfs");
+	ls->refs_path = path_join(state_dir, "refs.json");
+	_cleanup_free_ char *blobs_dir = path_join(state_dir, "blobs");
+	_cleanup_free_ char *empty = ls->layers_dir ? path_join(ls->layers_dir, "empty") : NULL;
+	int r = 0;
+	if (!ls->dir || !ls->layers_dir || !ls->containers_dir || !ls->rootfs_dir ||
+	    !ls->refs_path || !blobs_dir || !empty)
+		r = -ENOMEM;
+	const char *dirs[] = { blobs_dir, ls->layers_dir, ls->containers_dir, ls->rootfs_dir,
+			       empty };
+	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(dirs); i++)
+		if ((r = mkdir_p(dirs[i], 0700)) < 0)
+			err_set(err, r, "create \"%s\": %s", dirs[i], strerror(-r));
+	if (r == 0 && (ls->layers_fd = open(ls->layers_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		r = err_set(err, negative_errno(), "open \"%s\": %s", ls->layers_dir,
+			    strerror(errno));
+	if (r == 0 &&
+	    (ls->containers_fd = open(ls->containers_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		r = err_set(err, negative_errno(), "open \"%s\": %s", ls->containers_dir,
+			    strerror(errno));
+	if (r == 0) {
+		_cleanup_close_ int bfd = open(blobs_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		r = bfd < 0 ? err_set(err, negative_errno(), "open \"%s\": %s", blobs_dir,
+				      strerror(errno))
+			    : blob_store_open(bfd, NULL, &ls->blobs, err);
+	}
+	if (r == 0) {
+		char perr[256];
+		r = json_load_path(ls->refs_path, REFS_MAX_BYTES, &ls->refs, perr, sizeof(perr));
+		if (r == -ENOENT) {
+			ls->refs = json_object();
+			r = ls->refs ? 0 : -ENOMEM;
+		} else if (r < 0) {
+			err_set(err, r, "\"%s\": %s", ls->refs_path, perr);
+		} else if (!json_is_object(ls->refs)) {
+			r = err_set(err, -EINVAL, "\"%s\" is not a JSON object", ls->refs_path);
+		}
+	}
+	if (r < 0) {
+		layer_store_free(ls);
+		return r;
+	}
+	pthread_mutex_lock(&ls->lock);
+	clean_layers(ls);
+	reconcile_rootfs(ls);
+	pthread_mutex_unlock(&ls->lock);
+	*ret = ls;
+	return 0;
+}
+
+struct layer_store *layer_store_free(struct layer_store *ls)
+{
+	if (!ls)
+		return NULL;
+	json_decref(ls->refs);
+	blob_store_free(ls->blobs);
+	if (ls->layers_fd >= 0)
+		close(ls->layers_fd);
+	if (ls->containers_fd >= 0)
+		close(ls->containers_fd);
+	free(ls->dir);
+	free(ls->layers_dir);
+	free(ls->containers_dir);
+	free(ls->rootfs_dir);
+	free(ls->refs_path);
+	free(ls->importing);
+	pthread_cond_destroy(&ls->changed);
+	pthread_mutex_destroy(&ls->lock);
+	free(ls);
+	return NULL;
+}

@@ -1,0 +1,68 @@
+/* The layer store: unpacked image layers by chain id, the references that
+ * keep them (images, pull leases, container root filesystems), collection
+ * of the unreferenced ones, and container root filesystems as overlay
+ * mounts.
+ *
+ * On disk, under <state_dir>/stored:
+ *   blobs/sha256/<hex>        the compressed layer blobs (blobs.h)
+ *   layers/<hex>/             a layer's tree (an overlay lower dir)
+ *   layers/<hex>.json         its record, written after the tree is complete
+ *   refs.json                 {"images": {id: [chain...]}, "leases": {...},
+ *                              "rootfs": {container: {"chain": c, "layers": [...]}}}
+ *   containers/<id>/{upper,work}
+ * and <run_dir>/stored/rootfs/<container id> the mount points.
+ *
+ * A layer is published by renaming its finished tree into place and then
+ * writing its record; at open, trees without a record and temp dirs are
+ * removed, mounts are reconciled with refs.json (missing ones mounted
+ * again, unknown ones unmounted), and nothing half-made survives.
+ *
+ * Thread-safety: every function may be called from any worker; imports of
+ * different layers run in parallel, two imports of one layer wait for each
+ * other. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "stored/blobs.h"
+
+struct layer_store;
+
+int layer_store_open(const char *state_dir, const char *run_dir, struct layer_store **ret,
+		     struct cric_err *err);
+struct layer_store *layer_store_free(struct layer_store *ls);
+
+/* The OCI chain id: chain(base) = diff_id, chain(n) = sha256(chain(n-1) + " " + diff_id). */
+int layer_chain_id(const char *parent, const char *diff_id, char out[BLOB_DIGEST_BUF]);
+
+int layer_import(struct layer_store *ls, const char *staging_dir, const char *file,
+		 const char *blob_digest, const char *diff_id, const char *parent,
+		 const char *lease, char chain_id[BLOB_DIGEST_BUF], uint64_t *size, bool *already,
+		 struct cric_err *err);
+int layer_status(struct layer_store *ls, char *const *chains, size_t n, const char *lease,
+		 bool *present, struct cric_err *err);
+int layer_commit_image(struct layer_store *ls, const char *image_id, char *const *chains,
+		       size_t n, const char *lease, struct cric_err *err);
+int layer_release_image(struct layer_store *ls, const char *image_id, unsigned *removed,
+			struct cric_err *err);
+int layer_sync_images(struct layer_store *ls, char *const *ids, size_t n, unsigned *dropped,
+		      unsigned *removed, struct cric_err *err);
+int layer_drop_lease(struct layer_store *ls, const char *lease, struct cric_err *err);
+
+/* *path malloc'd. */
+int layer_create_rootfs(struct layer_store *ls, const char *container_id, const char *chain_id,
+			char **path, struct cric_err *err);
+int layer_remove_rootfs(struct layer_store *ls, const char *container_id, struct cric_err *err);
+
+struct fs_usage {
+	char mountpoint[4096];
+	uint64_t used_bytes; /* allocated blocks, hard links once (du) */
+	uint64_t inodes;     /* distinct inodes (du --inodes) */
+};
+/* The image store (blobs, layers, records) and the containers' writable
+ * layers. */
+int layer_fs_usage(struct layer_store *ls, struct fs_usage *images, struct fs_usage *containers,
+		   struct cric_err *err);
