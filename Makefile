@@ -111,7 +111,7 @@ $(BUILD)/bin/cricctl: $(CRICCTL_O) $(LIBCOMMON)
 
 # --- tests ---
 # Test tools (tests/tools/*.c): small programs the integration tests run,
-# e.g. netd-call for netd's internal methods.
+# e.g. cric-call for the daemons' internal methods.
 TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c))
 $(BUILD)/tools/%: tests/tools/%.c $(LIBCOMMON) | $(GEN_H) $(VERSION_H)
 	@mkdir -p $(dir $@)

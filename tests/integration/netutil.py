@@ -17,7 +17,7 @@ import pytest
 
 from conftest import BUILD
 
-NETD_CALL = os.path.join(BUILD, "tools", "netd-call")
+NETD_CALL = os.path.join(BUILD, "tools", "cric-call")
 CNI_BIN = "/usr/lib/cni"
 PREFIX = "198.19.42."
 SUBNET = PREFIX + "0/24"
@@ -28,7 +28,7 @@ def missing():
     if os.geteuid() != 0:
         return "needs root (network namespaces, iptables)"
     if not os.access(NETD_CALL, os.X_OK):
-        return f"{NETD_CALL} not built (tests/tools/netd-call.c)"
+        return f"{NETD_CALL} not built (tests/tools/cric-call.c)"
     for p in ("bridge", "host-local", "portmap"):
         if not os.access(os.path.join(CNI_BIN, p), os.X_OK):
             return f"CNI plugin {p} not in {CNI_BIN} (containernetworking-plugins)"

@@ -1,7 +1,7 @@
 """netd's pod networks with the real CNI plugins (issue 4, netd's half).
 
 netd's internal methods (cric.netd.SetupPodNetwork, TeardownPodNetwork,
-PodNetworkStatus) are called directly over nng with the netd-call test tool,
+PodNetworkStatus) are called directly over nng with the cric-call test tool,
 on a suite started under a temp root whose CNI dir holds a bridge +
 host-local + portmap network on 198.19.42.0/24 (inside the test range
 198.18.0.0/15, outside the default config's 198.18.0.0/16), with a bridge and
@@ -144,7 +144,7 @@ def test_twenty_cycles_leave_nothing_behind(net):
     teardown_ms = sorted(t[1] * 1000 for t in times)
     print(f"\nsetup ms: median {setup_ms[10]:.0f} max {setup_ms[-1]:.0f}; "
           f"teardown ms: median {teardown_ms[10]:.0f} max {teardown_ms[-1]:.0f} "
-          f"(each including a netd-call process start)")
+          f"(each including a cric-call process start)")
 
 
 def test_kill9_netd_then_teardown_from_the_cache(net):

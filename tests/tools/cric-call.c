@@ -1,7 +1,8 @@
-/* netd-call: call one of netd's internal methods over nng, for the
- * integration tests (and for people poking at a running netd).
+/* cric-call: call one of the daemons' internal methods over nng
+ * (cric.netd.*, cric.stored.*: the daemon is the method's second part), for
+ * the integration tests and for people poking at a running suite.
  *
- *   netd-call [--root DIR] [--config FILE] [--timeout SECONDS] METHOD [JSON]
+ *   cric-call [--root DIR] [--config FILE] [--timeout SECONDS] METHOD [JSON]
  *
  * JSON (default "{}") is the request message with proto field names
  * ("pod_id", "port_mappings": [{"host_port": 8080, ...}]); it is turned into
@@ -23,6 +24,7 @@
 #include "common/log.h"
 #include "proto/cric/internal.pb-c.h"
 #include "proto/cric/netd.pb-c.h"
+#include "proto/cric/stored.pb-c.h"
 
 static const struct {
 	const char *method;
@@ -38,6 +40,18 @@ static const struct {
 	  &cric__internal__teardown_pod_network_response__descriptor },
 	{ "cric.netd.PodNetworkStatus", &cric__internal__pod_network_status_request__descriptor,
 	  &cric__internal__pod_network_status_response__descriptor },
+#define S(m, t)                                                                                    \
+	{ "cric.stored." m, &cric__internal__##t##_request__descriptor,                            \
+	  &cric__internal__##t##_response__descriptor }
+	S("ImportLayer", import_layer),
+	S("LayerStatus", layer_status),
+	S("CommitImage", commit_image),
+	S("ReleaseImage", release_image),
+	S("SyncImages", sync_images),
+	S("DropLease", drop_lease),
+	S("CreateRootfs", create_rootfs),
+	S("RemoveRootfs", remove_rootfs),
+#undef S
 };
 
 static size_t elem_size(const ProtobufCFieldDescriptor *f)
@@ -233,7 +247,7 @@ static void usage(void)
 {
 	fprintf(
 	    stderr,
-	    "usage: netd-call [--root DIR] [--config FILE] [--timeout SECONDS] METHOD [JSON]\n");
+	    "usage: cric-call [--root DIR] [--config FILE] [--timeout SECONDS] METHOD [JSON]\n");
 }
 
 int main(int argc, char **argv)
@@ -266,23 +280,23 @@ int main(int argc, char **argv)
 	while (mi < ARRAY_SIZE(methods) && strcmp(methods[mi].method, method) != 0)
 		mi++;
 	if (mi == ARRAY_SIZE(methods)) {
-		fprintf(stderr, "netd-call: unknown method \"%s\"\n", method);
+		fprintf(stderr, "cric-call: unknown method \"%s\"\n", method);
 		return 2;
 	}
 
-	log_open("netd-call");
+	log_open("cric-call");
 	log_set_level(LOG_WARNING);
 	struct cric_err err = { { 0 } };
 	_cleanup_(config_freep) struct cric_config *cfg = NULL;
 	if (config_load(root, config, &cfg, &err) < 0) {
-		fprintf(stderr, "netd-call: %s\n", err.msg);
+		fprintf(stderr, "cric-call: %s\n", err.msg);
 		return 2;
 	}
 
 	json_error_t jerr;
 	_cleanup_json_ json_t *doc = json_loads(body, JSON_REJECT_DUPLICATES, &jerr);
 	if (!doc) {
-		fprintf(stderr, "netd-call: request JSON: %s\n", jerr.text);
+		fprintf(stderr, "cric-call: request JSON: %s\n", jerr.text);
 		return 2;
 	}
 	ProtobufCMessage *req = NULL;
@@ -291,7 +305,7 @@ int main(int argc, char **argv)
 	if (r < 0) {
 		if (req)
 			protobuf_c_message_free_unpacked(req, NULL);
-		fprintf(stderr, "netd-call: request: %s\n", why[0] ? why : strerror(-r));
+		fprintf(stderr, "cric-call: request: %s\n", why[0] ? why : strerror(-r));
 		return 2;
 	}
 	size_t len = protobuf_c_message_get_packed_size(req);
@@ -301,10 +315,15 @@ int main(int argc, char **argv)
 	protobuf_c_message_pack(req, buf);
 	protobuf_c_message_free_unpacked(req, NULL);
 
-	_cleanup_free_ char *url = config_ipc_url(cfg, "netd");
+	/* "cric.<daemon>.<Method>"; Health goes to netd unless --daemon says. */
+	char daemon[32] = "netd";
+	if (strncmp(method, "cric.", 5) == 0 && strchr(method + 5, '.'))
+		snprintf(daemon, sizeof(daemon), "%.*s", (int)(strchr(method + 5, '.') - method - 5),
+			 method + 5);
+	_cleanup_free_ char *url = config_ipc_url(cfg, daemon);
 	struct cric_client *client = NULL;
-	if (!url || cric_client_open("netd", url, &client, &err) < 0) {
-		fprintf(stderr, "netd-call: %s\n", err.msg);
+	if (!url || cric_client_open(daemon, url, &client, &err) < 0) {
+		fprintf(stderr, "cric-call: %s\n", err.msg);
 		return 2;
 	}
 	struct cric_result res;
