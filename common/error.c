@@ -76,6 +76,8 @@ enum cric_code grpc_code_from_errno(int r)
 	case ECONNRESET:
 	case EHOSTDOWN:
 	case ENOTCONN:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
 	case EAGAIN:
 		return CODE_UNAVAILABLE;
 	case ERANGE:

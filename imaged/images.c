@@ -412,9 +412,10 @@ int image_store_remove(struct image_store *st, const char *spec, const char *def
 	}
 	*found = true;
 	snprintf(id, IMAGE_DIGEST_LEN + 1, "%s", img->id);
-	size_t names = strv_len(img->repo_tags) + strv_len(img->repo_digests);
-	if (which != 0 && names > 1) {
-		strv_drop(which == 1 ? img->repo_tags : img->repo_digests, name);
+	/* One tag of several: only that tag goes. By id, by digest, or by
+	 * its last tag: the image goes. */
+	if (which == 1 && strv_len(img->repo_tags) > 1) {
+		strv_drop(img->repo_tags, name);
 		r = record_save(st, img);
 		if (r < 0)
 			err_set(err, r, "save the image record: %s", strerror(-r));

@@ -62,9 +62,8 @@ void image_list_free(struct image **l);
 /* The ids of every image (NULL-terminated, strv_free()). */
 char **image_store_ids(struct image_store *st);
 
-/* RemoveImage semantics for spec: when spec is a tag or digest reference
- * of an image that has other tags or digests, only that name goes
- * (*removed_image false). Otherwise the whole record goes (*removed_image
+/* RemoveImage semantics for spec: when spec is a tag of an image that has
+ * other tags, only that tag goes (*removed_image false). Otherwise the whole record goes (*removed_image
  * true, *id set): the caller then releases its layers. Unknown: 0 with
  * *found false. */
 int image_store_remove(struct image_store *st, const char *spec, const char *default_domain,

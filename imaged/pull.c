@@ -346,7 +346,7 @@ static int fetch_to_staging(struct puller *p, const struct endpoint *ep, const c
 	download_slot(p, false);
 	if (r < 0) {
 		unlink(path);
-		return err_prefix(err, r, "blob %s", digest);
+		return r; /* the message names the registry and the blob */
 	}
 	log_info("downloaded %s from %s: %" PRIu64 " bytes%s", digest, ep->ref.domain, got,
 		 resumes ? " (resumed)" : "");

@@ -48,7 +48,7 @@ def missing():
     if not os.access(REGISTRY_BIN, os.X_OK):
         return "docker-registry is not installed"
     try:
-        import cryptography  # noqa: F401
+        import cryptography  # noqa: F401  (the token server needs it)
     except ImportError:
         return "python3-cryptography is not installed"
     return None
@@ -143,6 +143,7 @@ class Layer:
 class Registry:
     def __init__(self, tmp, storage=None):
         self.tmp = str(tmp)
+        os.makedirs(self.tmp, exist_ok=True)
         self.storage = storage or os.path.join(self.tmp, "storage")
         os.makedirs(self.storage, exist_ok=True)
         self.procs = []
@@ -278,3 +279,79 @@ class Registry:
 
 def auth_b64(user=USER, password=PASSWORD):
     return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+# --- a slow front for a registry ---
+
+SLOW_PROXY = r"""
+import sys, time, urllib.request, urllib.error
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+port, upstream, rate, marker = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+    def handle_one(self, head):
+        req = urllib.request.Request(upstream + self.path, method=self.command,
+                                     headers={k: v for k, v in self.headers.items()
+                                              if k.lower() not in ("host", "connection")})
+        try:
+            r = urllib.request.urlopen(req, timeout=30)
+        except urllib.error.HTTPError as e:
+            r = e
+        body_slow = "/blobs/" in self.path and not head
+        self.send_response(r.status if hasattr(r, "status") else r.code)
+        for k, v in r.headers.items():
+            if k.lower() not in ("connection", "transfer-encoding"):
+                self.send_header(k, v)
+        self.end_headers()
+        if head:
+            return
+        if body_slow:
+            open(marker, "a").close()
+        while True:
+            chunk = r.read(rate // 10 if body_slow else 65536)
+            if not chunk:
+                break
+            self.wfile.write(chunk)
+            self.wfile.flush()
+            if body_slow:
+                time.sleep(0.1)
+    def do_GET(self):
+        self.handle_one(False)
+    def do_HEAD(self):
+        self.handle_one(True)
+ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+"""
+
+
+class SlowProxy:
+    """Serves a registry's content at `rate` bytes/s for blobs (touching
+    `marker` when a blob download starts), so tests can act mid-pull."""
+
+    def __init__(self, tmp, upstream, rate=256 * 1024, port=None):
+        self.port = port or free_port()
+        self.marker = os.path.join(str(tmp), f"blob-started-{self.port}")
+        self.args = [PYTHON, "-c", SLOW_PROXY, str(self.port), f"http://{upstream}",
+                     str(rate), self.marker]
+        self.proc = None
+
+    @property
+    def host(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        if os.path.exists(self.marker):
+            os.unlink(self.marker)
+        self.proc = subprocess.Popen(self.args)
+        wait_port(self.port, self.proc)
+        return self
+
+    def stop(self):
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def started(self):
+        return os.path.exists(self.marker)
