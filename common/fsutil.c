@@ -205,3 +205,18 @@ char *path_join(const char *a, const char *b)
 	s[n + lb] = '\0';
 	return s;
 }
+
+bool path_component_ok(const char *c, size_t len)
+{
+	if (len == 0 || len > 255 || (len == 1 && c[0] == '.') ||
+	    (len == 2 && c[0] == '.' && c[1] == '.'))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char ch = c[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.' ||
+		      ch == ':' || ch == '@'))
+			return false;
+	}
+	return true;
+}

@@ -2,7 +2,9 @@
  * All return 0 or a negative errno; nothing is written to outputs on failure. */
 #pragma once
 
+#include <dirent.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -23,5 +25,16 @@ int json_save_atomic(const char *path, const json_t *doc, mode_t mode);
 /* Load a JSON document of at most max bytes; err filled on parse errors. */
 int json_load_path(const char *path, size_t max, json_t **ret, char *err, size_t errlen);
 
+/* One component of a path cric builds from a caller's name (a cgroup, a
+ * sysctl): 1..255 of [A-Za-z0-9_.:@-], neither "." nor "..". */
+bool path_component_ok(const char *c, size_t len);
+
 /* Join two path parts with exactly one '/'. Returns malloc'd string or NULL. */
 char *path_join(const char *a, const char *b);
+
+static inline void closedirp(DIR **d)
+{
+	if (*d)
+		closedir(*d);
+}
+#define _cleanup_closedir_ __attribute__((cleanup(closedirp)))

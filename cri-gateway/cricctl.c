@@ -236,6 +236,25 @@ static int cmd_health(struct ctl *c)
 	return rc;
 }
 
+static int cmd_pod_call(struct ctl *c, const char *what, const char *id)
+{
+	char msg[1024], path[128];
+	ProtobufCMessage *out;
+	Runtime__V1__StopPodSandboxRequest sreq = RUNTIME__V1__STOP_POD_SANDBOX_REQUEST__INIT;
+	Runtime__V1__RemovePodSandboxRequest rreq = RUNTIME__V1__REMOVE_POD_SANDBOX_REQUEST__INIT;
+	bool stop = strcmp(what, "StopPodSandbox") == 0;
+	sreq.pod_sandbox_id = rreq.pod_sandbox_id = (char *)id;
+	snprintf(path, sizeof(path), "/runtime.v1.RuntimeService/%s", what);
+	unsigned code = cri_call(c, path, stop ? &sreq.base : &rreq.base,
+				 stop ? &runtime__v1__stop_pod_sandbox_response__descriptor
+				      : &runtime__v1__remove_pod_sandbox_response__descriptor,
+				 &out, msg, sizeof(msg));
+	if (code != CODE_OK)
+		return fail(what, code, msg);
+	protobuf_c_message_free_unpacked(out, NULL);
+	return 0;
+}
+
 /* Stop and remove every pod (which removes its containers), then any
  * container left. UNIMPLEMENTED means this runtime has no pods yet. */
 static int cmd_remove_all(struct ctl *c)
@@ -256,28 +275,11 @@ static int cmd_remove_all(struct ctl *c)
 	Runtime__V1__ListPodSandboxResponse *l = (Runtime__V1__ListPodSandboxResponse *)out;
 	for (size_t i = 0; i < l->n_items; i++) {
 		const char *id = l->items[i]->id;
-		Runtime__V1__StopPodSandboxRequest sreq =
-		    RUNTIME__V1__STOP_POD_SANDBOX_REQUEST__INIT;
-		Runtime__V1__RemovePodSandboxRequest rreq =
-		    RUNTIME__V1__REMOVE_POD_SANDBOX_REQUEST__INIT;
-		ProtobufCMessage *ignored;
-		sreq.pod_sandbox_id = rreq.pod_sandbox_id = (char *)id;
-		code = cri_call(c, "/runtime.v1.RuntimeService/StopPodSandbox", &sreq.base,
-				&runtime__v1__stop_pod_sandbox_response__descriptor, &ignored, msg,
-				sizeof(msg));
-		if (code == CODE_OK) {
-			protobuf_c_message_free_unpacked(ignored, NULL);
-			code =
-			    cri_call(c, "/runtime.v1.RuntimeService/RemovePodSandbox", &rreq.base,
-				     &runtime__v1__remove_pod_sandbox_response__descriptor,
-				     &ignored, msg, sizeof(msg));
-		}
-		if (code == CODE_OK) {
-			protobuf_c_message_free_unpacked(ignored, NULL);
+		if (cmd_pod_call(c, "StopPodSandbox", id) == 0 &&
+		    cmd_pod_call(c, "RemovePodSandbox", id) == 0)
 			printf("removed pod %s\n", id);
-		} else {
-			rc = fail(id, code, msg);
-		}
+		else
+			rc = 1;
 	}
 	protobuf_c_message_free_unpacked(out, NULL);
 	return rc;
@@ -353,25 +355,6 @@ static int cmd_pods(struct ctl *c)
 		if (st)
 			protobuf_c_message_free_unpacked(st, NULL);
 	}
-	protobuf_c_message_free_unpacked(out, NULL);
-	return 0;
-}
-
-static int cmd_pod_call(struct ctl *c, const char *what, const char *id)
-{
-	char msg[1024], path[128];
-	ProtobufCMessage *out;
-	Runtime__V1__StopPodSandboxRequest sreq = RUNTIME__V1__STOP_POD_SANDBOX_REQUEST__INIT;
-	Runtime__V1__RemovePodSandboxRequest rreq = RUNTIME__V1__REMOVE_POD_SANDBOX_REQUEST__INIT;
-	bool stop = strcmp(what, "StopPodSandbox") == 0;
-	sreq.pod_sandbox_id = rreq.pod_sandbox_id = (char *)id;
-	snprintf(path, sizeof(path), "/runtime.v1.RuntimeService/%s", what);
-	unsigned code = cri_call(c, path, stop ? &sreq.base : &rreq.base,
-				 stop ? &runtime__v1__stop_pod_sandbox_response__descriptor
-				      : &runtime__v1__remove_pod_sandbox_response__descriptor,
-				 &out, msg, sizeof(msg));
-	if (code != CODE_OK)
-		return fail(what, code, msg);
 	protobuf_c_message_free_unpacked(out, NULL);
 	return 0;
 }

@@ -183,12 +183,6 @@ static struct image *record_load(const char *path)
 	return img;
 }
 
-static void closedirp(DIR **d)
-{
-	if (*d)
-		closedir(*d);
-}
-
 static int items_add(struct image_store *st, struct image *img)
 {
 	if (st->n == st->cap) {
@@ -214,7 +208,7 @@ int image_store_open(const char *dir, struct image_store **ret, struct cric_err 
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&st->lock, NULL);
-	_cleanup_(closedirp) DIR *d = opendir(dir);
+	_cleanup_closedir_ DIR *d = opendir(dir);
 	struct dirent *de;
 	while (d && (de = readdir(d))) {
 		size_t n = strlen(de->d_name);
@@ -346,8 +340,8 @@ static struct image *find_locked(struct image_store *st, const char *spec,
 	return NULL;
 }
 
-struct image *image_store_find(struct image_store *st, const char *spec,
-			       const char *default_domain, bool *bad, struct cric_err *err)
+struct image *image_store_find(struct image_store *st, const char *spec, const char *default_domain,
+			       bool *bad, struct cric_err *err)
 {
 	char name[IMAGE_REF_STRING_MAX + 1];
 	int which;
@@ -400,8 +394,8 @@ int image_store_remove(struct image_store *st, const char *spec, const char *def
 	int r = 0;
 	*found = *removed_image = false;
 	pthread_mutex_lock(&st->lock);
-	struct image *img = find_locked(st, spec, default_domain, &bad, name, sizeof(name), &which,
-					err);
+	struct image *img =
+	    find_locked(st, spec, default_domain, &bad, name, sizeof(name), &which, err);
 	if (bad) {
 		pthread_mutex_unlock(&st->lock);
 		return -EINVAL;

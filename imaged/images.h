@@ -52,8 +52,8 @@ int image_store_add(struct image_store *st, const struct image *img, struct cric
  * (normalised with default_domain) matching a repo tag or repo digest.
  * Returns a copy, or NULL (not found, or spec unparseable: then *bad is set
  * and err says why). */
-struct image *image_store_find(struct image_store *st, const char *spec,
-			       const char *default_domain, bool *bad, struct cric_err *err);
+struct image *image_store_find(struct image_store *st, const char *spec, const char *default_domain,
+			       bool *bad, struct cric_err *err);
 
 /* All images, copies, NULL-terminated. */
 struct image **image_store_list(struct image_store *st);
@@ -63,9 +63,9 @@ void image_list_free(struct image **l);
 char **image_store_ids(struct image_store *st);
 
 /* RemoveImage semantics for spec: when spec is a tag of an image that has
- * other tags, only that tag goes (*removed_image false). Otherwise the whole record goes (*removed_image
- * true, *id set): the caller then releases its layers. Unknown: 0 with
- * *found false. */
+ * other tags, only that tag goes (*removed_image false). Otherwise the whole record goes
+ * (*removed_image true, *id set): the caller then releases its layers. Unknown: 0 with *found
+ * false. */
 int image_store_remove(struct image_store *st, const char *spec, const char *default_domain,
 		       bool *found, bool *removed_image, char id[IMAGE_DIGEST_LEN + 1],
 		       struct cric_err *err);

@@ -116,8 +116,8 @@ static int list_images(void *ud, const struct cric_call *call, const ProtobufCMe
 		return -ENOMEM;
 	if (*f) {
 		bool bad;
-		struct image *img = image_store_find(d->images, f, puller_default_registry(d->puller),
-						     &bad, err);
+		struct image *img =
+		    image_store_find(d->images, f, puller_default_registry(d->puller), &bad, err);
 		if (bad)
 			return -EINVAL;
 		if (img) {
@@ -182,8 +182,8 @@ static int image_status(void *ud, const struct cric_call *call, const ProtobufCM
 			json_t *chains = json_array();
 			for (size_t i = 0; chains && img->chain_ids && img->chain_ids[i]; i++)
 				json_array_append_new(chains, json_string(img->chain_ids[i]));
-			_cleanup_json_ json_t *doc = json_pack("{s:o?, s:o?}", "imageSpec", cfg,
-							       "chainIDs", chains);
+			_cleanup_json_ json_t *doc =
+			    json_pack("{s:o?, s:o?}", "imageSpec", cfg, "chainIDs", chains);
 			_cleanup_free_ char *s =
 			    doc ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 			Runtime__V1__ImageStatusResponse__InfoEntry *e =
@@ -246,12 +246,12 @@ static void sync_stored(struct imaged *d)
 	req.image_ids = ids;
 	ProtobufCMessage *out = NULL;
 	_cleanup_free_ char *msg = NULL;
-	unsigned code = cric_client_call_pb(d->stored, "cric.stored.SyncImages", NULL,
-					    deadline_in_ms(SYNC_TIMEOUT_MS), &req.base,
-					    &cric__internal__sync_images_response__descriptor, &out,
-					    &msg);
+	unsigned code = cric_client_call_pb(
+	    d->stored, "cric.stored.SyncImages", NULL, deadline_in_ms(SYNC_TIMEOUT_MS), &req.base,
+	    &cric__internal__sync_images_response__descriptor, &out, &msg);
 	if (code != CODE_OK) {
-		log_warning("sync image references with stored: %s", msg ? msg : grpc_code_name(code));
+		log_warning("sync image references with stored: %s",
+			    msg ? msg : grpc_code_name(code));
 		return;
 	}
 	Cric__Internal__SyncImagesResponse *r = (void *)out;

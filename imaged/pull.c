@@ -24,12 +24,12 @@
 #include "imaged/registry.h"
 #include "proto/cric/stored.pb-c.h"
 
-#define STORED_TIMEOUT_MS      (30 * 60 * 1000) /* unpacking a big layer */
-#define CONFIG_CACHE           8
-#define MAX_WORKERS            16
-#define CREDS_FILE_MAX         (1024 * 1024)
-#define DEFAULT_MAX_DOWNLOADS  3
-#define DEFAULT_PROGRESS_SEC   60
+#define STORED_TIMEOUT_MS     (30 * 60 * 1000) /* unpacking a big layer */
+#define CONFIG_CACHE          8
+#define MAX_WORKERS           16
+#define CREDS_FILE_MAX        (1024 * 1024)
+#define DEFAULT_MAX_DOWNLOADS 3
+#define DEFAULT_PROGRESS_SEC  60
 
 struct inflight {
 	char digest[IMAGE_DIGEST_LEN + 1];
@@ -95,7 +95,8 @@ int pull_config_load(const struct cric_config *cfg, struct pull_config *pc, stru
 	const json_t *v;
 	if ((v = json_object_get(sec, "default_registry"))) {
 		if (!json_is_string(v) || !domain_ok(json_string_value(v)))
-			return bad(cfg, "default_registry", "a registry domain (\"docker.io\")", err);
+			return bad(cfg, "default_registry", "a registry domain (\"docker.io\")",
+				   err);
 		snprintf(pc->default_registry, sizeof(pc->default_registry), "%s",
 			 json_string_value(v));
 	}
@@ -113,8 +114,8 @@ int pull_config_load(const struct cric_config *cfg, struct pull_config *pc, stru
 	if ((v = json_object_get(sec, "pull_progress_timeout_seconds"))) {
 		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
 		    json_integer_value(v) > 3600)
-			return bad(cfg, "pull_progress_timeout_seconds", "an integer from 1 to 3600",
-				   err);
+			return bad(cfg, "pull_progress_timeout_seconds",
+				   "an integer from 1 to 3600", err);
 		pc->progress_timeout_sec = (unsigned)json_integer_value(v);
 	}
 	const json_t *regs = json_object_get(sec, "registries");
@@ -127,8 +128,7 @@ int pull_config_load(const struct cric_config *cfg, struct pull_config *pc, stru
 		return -ENOMEM;
 	const char *dom;
 	json_t *spec;
-	json_object_foreach((json_t *)regs, dom, spec)
-	{
+	json_object_foreach ((json_t *)regs, dom, spec) {
 		struct pull_registry *r = &pc->registries[pc->n_registries++];
 		const json_t *mir = json_object_get(spec, "mirrors");
 		const json_t *ins = json_object_get(spec, "insecure");
@@ -517,8 +517,8 @@ static int pull_layer(struct pull_job *j, size_t i, struct cric_err *err)
 		/* Another pull is downloading this blob: wait, then take the
 		 * layer it imported (same chain), or fetch it ourselves. */
 		int r = inflight_wait(p, f);
-		if (r == 0 && import_layer(p, j->call, "", d->digest, diff, parent, j->lease,
-					   NULL) == 0) {
+		if (r == 0 &&
+		    import_layer(p, j->call, "", d->digest, diff, parent, j->lease, NULL) == 0) {
 			log_info("%s: layer %zu/%zu %s shared with a concurrent pull", j->what,
 				 i + 1, j->man->n_layers, d->digest);
 			return 0;
@@ -528,8 +528,7 @@ static int pull_layer(struct pull_job *j, size_t i, struct cric_err *err)
 			return -ENOMEM;
 		if (!owner) {
 			inflight_wait(p, f);
-			return import_layer(p, j->call, "", d->digest, diff, parent, j->lease,
-					    err);
+			return import_layer(p, j->call, "", d->digest, diff, parent, j->lease, err);
 		}
 	}
 	char name[128];
@@ -645,9 +644,9 @@ int pull_image(struct puller *p, const struct cric_call *call, const char *refer
 	}
 	eps[n].ref = ref;
 	eps[n].mirror = false;
-	eps[n].creds = !creds_empty(creds) ? creds
+	eps[n].creds = !creds_empty(creds)                                            ? creds
 		       : creds_from_file(p->cfg.credentials_file, ref.domain, &fc[n]) ? &fc[n].c
-										     : NULL;
+										      : NULL;
 	n++;
 
 	char lease[32];
@@ -678,7 +677,8 @@ int pull_image(struct puller *p, const struct cric_call *call, const char *refer
 	if (manifest_kind_is_index(m->kind)) {
 		struct platform host;
 		const struct manifest_entry *e;
-		if ((r = platform_host(&host, err)) < 0 || (r = manifest_select(m, &host, &e, err)) < 0)
+		if ((r = platform_host(&host, err)) < 0 ||
+		    (r = manifest_select(m, &host, &e, err)) < 0)
 			goto fail;
 		if ((r = registry_fetch_manifest(p->reg, &ep->ref, e->desc.digest, NULL, ep->creds,
 						 &child, err)) < 0)
@@ -797,8 +797,8 @@ int pull_image(struct puller *p, const struct cric_call *call, const char *refer
 		goto fail;
 	leased = false;
 	snprintf(id, IMAGE_DIGEST_LEN + 1, "%s", img.id);
-	log_info("pulled %s: image %s, %zu layers, %" PRIu64 " bytes", what, img.id,
-		 man->n_layers, img.size);
+	log_info("pulled %s: image %s, %zu layers, %" PRIu64 " bytes", what, img.id, man->n_layers,
+		 img.size);
 	r = 0;
 	goto out;
 fail:
@@ -833,16 +833,10 @@ const char *puller_default_registry(struct puller *p)
 
 /* ---- setup ---- */
 
-static void closedirp(DIR **d)
-{
-	if (*d)
-		closedir(*d);
-}
-
 /* Downloads a killed imaged left: nothing in staging survives a start. */
 static void clean_staging(const char *dir)
 {
-	_cleanup_(closedirp) DIR *d = opendir(dir);
+	_cleanup_closedir_ DIR *d = opendir(dir);
 	struct dirent *de;
 	unsigned n = 0;
 	while (d && (de = readdir(d)))

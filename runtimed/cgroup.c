@@ -71,21 +71,6 @@ char *const *cgroup_hierarchies(void)
 	return hier;
 }
 
-static bool component_ok(const char *c, size_t len)
-{
-	if (len == 0 || len > 255 || (len == 1 && c[0] == '.') ||
-	    (len == 2 && c[0] == '.' && c[1] == '.'))
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char ch = c[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.' ||
-		      ch == ':' || ch == '@'))
-			return false;
-	}
-	return true;
-}
-
 /* "a-b-c.slice" -> "/a.slice/a-b.slice/a-b-c.slice" (systemd.slice(5)). */
 static int expand_slice(const char *slice, char *out, size_t size, struct cric_err *err)
 {
@@ -98,7 +83,7 @@ static int expand_slice(const char *slice, char *out, size_t size, struct cric_e
 		    "systemd cgroup driver is configured)",
 		    slice);
 	size_t base = n - sfx;
-	if (!component_ok(slice, n) || slice[0] == '-' || slice[base - 1] == '-' ||
+	if (!path_component_ok(slice, n) || slice[0] == '-' || slice[base - 1] == '-' ||
 	    strstr(slice, "--"))
 		return err_set(err, -EINVAL, "invalid slice name \"%s\"", slice);
 	size_t o = 0;
@@ -132,7 +117,7 @@ int cgroup_resolve_parent(const char *driver, const char *parent, char *out, siz
 		size_t len = end ? (size_t)(end - p) : strlen(p);
 		if (len == 0 && !end)
 			break; /* trailing '/' */
-		if (!component_ok(p, len) || ++depth > MAX_DEPTH)
+		if (!path_component_ok(p, len) || ++depth > MAX_DEPTH)
 			return err_set(err, -EINVAL, "invalid cgroup_parent \"%s\"", parent);
 		if (o + len + 2 > size)
 			return err_set(err, -ENAMETOOLONG, "cgroup_parent \"%s\" is too long",

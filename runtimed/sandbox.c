@@ -1631,16 +1631,10 @@ static int prepare_pause_rootfs(struct sandbox_mgr *m, const char *binary, struc
 	return 0;
 }
 
-static void closedirp(DIR **d)
-{
-	if (*d)
-		closedir(*d);
-}
-
 /* Roll back sandboxes a killed runtimed left half-made. */
 static void recover(struct sandbox_mgr *m)
 {
-	_cleanup_(closedirp) DIR *d = opendir(m->records_dir);
+	_cleanup_closedir_ DIR *d = opendir(m->records_dir);
 	struct dirent *de;
 	size_t kept = 0, rolled = 0;
 	while (d && (de = readdir(d))) {

@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/fsutil.h"
 #include "common/macro.h"
 
 /* The kubelet's namespaced sysctls, by the path under /proc/sys. */
@@ -22,20 +23,6 @@ static enum sysctl_ns classify(const char *path)
 	    !strchr(path + 7, '/'))
 		return SYSCTL_NS_IPC;
 	return 0;
-}
-
-static bool component_ok(const char *c, size_t len)
-{
-	if (len == 0 || (len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.'))
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char ch = c[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.' ||
-		      ch == ':' || ch == '@'))
-			return false;
-	}
-	return true;
 }
 
 int sysctl_parse(const char *name, const char *value, char *path, size_t size, enum sysctl_ns *ns,
@@ -52,7 +39,7 @@ int sysctl_parse(const char *name, const char *value, char *path, size_t size, e
 		const char *end = strchr(p, sep);
 		size_t len = end ? (size_t)(end - p) : strlen(p);
 		/* Dotted names have no dots inside components. */
-		if (!component_ok(p, len) || (!slashed && memchr(p, '.', len)))
+		if (!path_component_ok(p, len) || (!slashed && memchr(p, '.', len)))
 			return err_set(err, -EINVAL, "invalid sysctl name \"%s\"", name);
 		memcpy(path + o, p, len);
 		o += len;

@@ -36,12 +36,6 @@ struct layer_store {
 	size_t n_importing, cap_importing;
 };
 
-static void closedirp(DIR **d)
-{
-	if (*d)
-		closedir(*d);
-}
-
 /* ---- ids ---- */
 
 static bool lease_ok(const char *s)
@@ -90,8 +84,9 @@ static bool array_has(const json_t *a, const char *s)
 {
 	size_t i;
 	json_t *v;
-	json_array_foreach(a, i, v) if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
-	    return true;
+	json_array_foreach (a, i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
+			return true;
 	return false;
 }
 
@@ -140,8 +135,9 @@ static void held_add(json_t *held, const json_t *arr)
 {
 	size_t i;
 	json_t *v;
-	json_array_foreach(arr, i, v) if (json_is_string(v))
-	    json_object_set_new(held, json_string_value(v), json_true());
+	json_array_foreach (arr, i, v)
+		if (json_is_string(v))
+			json_object_set_new(held, json_string_value(v), json_true());
 }
 
 static json_t *held_chains(struct layer_store *ls)
@@ -149,10 +145,12 @@ static json_t *held_chains(struct layer_store *ls)
 	json_t *held = json_object();
 	const char *k;
 	json_t *v;
-	json_object_foreach(refs_section(ls, "images"), k, v) held_add(held, v);
-	json_object_foreach(refs_section(ls, "leases"), k, v) held_add(held, v);
-	json_object_foreach(refs_section(ls, "rootfs"), k, v)
-	    held_add(held, json_object_get(v, "layers"));
+	json_object_foreach (refs_section(ls, "images"), k, v)
+		held_add(held, v);
+	json_object_foreach (refs_section(ls, "leases"), k, v)
+		held_add(held, v);
+	json_object_foreach (refs_section(ls, "rootfs"), k, v)
+		held_add(held, json_object_get(v, "layers"));
 	return held;
 }
 
@@ -175,7 +173,7 @@ static int remove_layer(struct layer_store *ls, const char *hex, struct cric_err
 	if (blob) {
 		/* Another layer made from the same blob (another parent) keeps it. */
 		bool used = false;
-		_cleanup_(closedirp) DIR *d = opendir(ls->layers_dir);
+		_cleanup_closedir_ DIR *d = opendir(ls->layers_dir);
 		struct dirent *de;
 		while (d && !used && (de = readdir(d))) {
 			size_t n = strlen(de->d_name);
@@ -197,7 +195,7 @@ static int remove_layer(struct layer_store *ls, const char *hex, struct cric_err
 static unsigned collect(struct layer_store *ls)
 {
 	_cleanup_json_ json_t *held = held_chains(ls);
-	_cleanup_(closedirp) DIR *d = opendir(ls->layers_dir);
+	_cleanup_closedir_ DIR *d = opendir(ls->layers_dir);
 	struct dirent *de;
 	unsigned removed = 0;
 	char victims[256][65];
@@ -338,9 +336,10 @@ int layer_import(struct layer_store *ls, const char *staging_dir, const char *fi
 			goto end;
 		}
 		if (strcmp(res.diff_id, diff_id) != 0) {
-			r = err_set(err, -EBADMSG,
-				    "layer %s: uncompressed content is %s, the image config says %s",
-				    blob_digest, res.diff_id, diff_id);
+			r = err_set(
+			    err, -EBADMSG,
+			    "layer %s: uncompressed content is %s, the image config says %s",
+			    blob_digest, res.diff_id, diff_id);
 			goto end;
 		}
 		unpacked = res.file_bytes;
@@ -364,8 +363,8 @@ int layer_import(struct layer_store *ls, const char *staging_dir, const char *fi
 			unpack_remove_tree(ls->layers_fd, HEX(chain), NULL);
 			goto end;
 		}
-		log_info("layer %s imported from %s: %" PRIu64 " entries, %" PRIu64 " bytes",
-			 chain, blob_digest, (uint64_t)res.entries, unpacked);
+		log_info("layer %s imported from %s: %" PRIu64 " entries, %" PRIu64 " bytes", chain,
+			 blob_digest, (uint64_t)res.entries, unpacked);
 	} else {
 		_cleanup_json_ json_t *m = meta_load(ls, chain);
 		unpacked = (uint64_t)json_integer_value(json_object_get(m, "size"));
@@ -412,8 +411,8 @@ int layer_status(struct layer_store *ls, char *const *chains, size_t n, const ch
 	return r;
 }
 
-int layer_commit_image(struct layer_store *ls, const char *image_id, char *const *chains,
-		       size_t n, const char *lease, struct cric_err *err)
+int layer_commit_image(struct layer_store *ls, const char *image_id, char *const *chains, size_t n,
+		       const char *lease, struct cric_err *err)
 {
 	int r = blob_digest_check(image_id, err);
 	if (r < 0)
@@ -568,7 +567,8 @@ int layer_create_rootfs(struct layer_store *ls, const char *container_id, const 
 		const char *c = json_string_value(json_object_get(cur, "chain"));
 		r = c && strcmp(c, chain_id ? chain_id : "") == 0
 			? 0
-			: err_set(err, -EEXIST, "container %s has a root filesystem of another image",
+			: err_set(err, -EEXIST,
+				  "container %s has a root filesystem of another image",
 				  container_id);
 		if (r == 0 && !is_mountpoint(target))
 			r = mount_rootfs(ls, container_id, json_object_get(cur, "layers"), err);
@@ -596,9 +596,9 @@ int layer_create_rootfs(struct layer_store *ls, const char *container_id, const 
 	if (r == 0)
 		r = rootfs_dirs(ls, container_id, err);
 	if (r == 0) {
-		json_object_set_new(rootfs, container_id,
-				    json_pack("{s:s, s:O}", "chain", chain_id ? chain_id : "",
-					      "layers", layers));
+		json_object_set_new(
+		    rootfs, container_id,
+		    json_pack("{s:s, s:O}", "chain", chain_id ? chain_id : "", "layers", layers));
 		r = refs_save(ls, err);
 	}
 	if (r == 0 && (r = mount_rootfs(ls, container_id, layers, err)) < 0) {
@@ -689,7 +689,7 @@ static int du_walk(const char *dir, struct du *d, const char *skip)
 	if (lstat(dir, &st) < 0)
 		return negative_errno();
 	du_one(dir, &st, FTW_D, NULL);
-	_cleanup_(closedirp) DIR *dd = opendir(dir);
+	_cleanup_closedir_ DIR *dd = opendir(dir);
 	struct dirent *de;
 	while (dd && (de = readdir(dd))) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
@@ -730,7 +730,7 @@ int layer_fs_usage(struct layer_store *ls, struct fs_usage *images, struct fs_us
 /* Temp dirs, trees without a record: what a killed stored left. */
 static void clean_layers(struct layer_store *ls)
 {
-	_cleanup_(closedirp) DIR *d = opendir(ls->layers_dir);
+	_cleanup_closedir_ DIR *d = opendir(ls->layers_dir);
 	struct dirent *de;
 	char victims[256][NAME_MAX + 1];
 	size_t nv = 0;
@@ -759,8 +759,7 @@ static void reconcile_rootfs(struct layer_store *ls)
 	json_t *rootfs = refs_section(ls, "rootfs");
 	const char *cid;
 	json_t *v;
-	json_object_foreach(rootfs, cid, v)
-	{
+	json_object_foreach (rootfs, cid, v) {
 		char target[PATH_MAX];
 		snprintf(target, sizeof(target), "%s/%s", ls->rootfs_dir, cid);
 		struct cric_err e;
@@ -774,7 +773,7 @@ static void reconcile_rootfs(struct layer_store *ls)
 	}
 	const char *dirs[] = { ls->rootfs_dir, ls->containers_dir };
 	for (size_t k = 0; k < ARRAY_SIZE(dirs); k++) {
-		_cleanup_(closedirp) DIR *d = opendir(dirs[k]);
+		_cleanup_closedir_ DIR *d = opendir(dirs[k]);
 		struct dirent *de;
 		char victims[256][65];
 		size_t nv = 0;
@@ -816,7 +815,8 @@ int layer_store_open(const char *state_dir, const char *run_dir, struct layer_st
 	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(dirs); i++)
 		if ((r = mkdir_p(dirs[i], 0700)) < 0)
 			err_set(err, r, "create \"%s\": %s", dirs[i], strerror(-r));
-	if (r == 0 && (ls->layers_fd = open(ls->layers_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+	if (r == 0 &&
+	    (ls->layers_fd = open(ls->layers_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		r = err_set(err, negative_errno(), "open \"%s\": %s", ls->layers_dir,
 			    strerror(errno));
 	if (r == 0 &&

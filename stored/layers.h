@@ -44,8 +44,8 @@ int layer_import(struct layer_store *ls, const char *staging_dir, const char *fi
 		 struct cric_err *err);
 int layer_status(struct layer_store *ls, char *const *chains, size_t n, const char *lease,
 		 bool *present, struct cric_err *err);
-int layer_commit_image(struct layer_store *ls, const char *image_id, char *const *chains,
-		       size_t n, const char *lease, struct cric_err *err);
+int layer_commit_image(struct layer_store *ls, const char *image_id, char *const *chains, size_t n,
+		       const char *lease, struct cric_err *err);
 int layer_release_image(struct layer_store *ls, const char *image_id, unsigned *removed,
 			struct cric_err *err);
 int layer_sync_images(struct layer_store *ls, char *const *ids, size_t n, unsigned *dropped,

@@ -211,7 +211,9 @@ static void done(void *userdata)
 }
 
 #define S(name, fn, req)                                                                           \
-	{ "cric.stored." name, &cric__internal__##req##_request__descriptor, fn }
+	{                                                                                          \
+		"cric.stored." name, &cric__internal__##req##_request__descriptor, fn              \
+	}
 static const struct cric_method methods[] = {
 	S("ImportLayer", import_layer, import_layer),
 	S("LayerStatus", layer_status_m, layer_status),

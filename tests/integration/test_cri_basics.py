@@ -91,9 +91,6 @@ ROUTES = [
     ("ExecSync", api.ExecSyncRequest(), "monitord"),
     ("ContainerStats", api.ContainerStatsRequest(), "monitord"),
     ("ListPodSandboxStats", api.ListPodSandboxStatsRequest(), "monitord"),
-    ("ListImages", api.ListImagesRequest(), "imaged"),
-    ("PullImage", api.PullImageRequest(), "imaged"),
-    ("ImageFsInfo", api.ImageFsInfoRequest(), "stored"),
 ]
 
 
@@ -104,6 +101,18 @@ def test_unimplemented_calls_reach_their_owner(suite, method, req, owner):
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert f"cric's {owner}" in e.value.details()
     assert method in e.value.details()
+
+
+def test_image_calls_are_answered_by_their_daemons(suite):
+    with pytest.raises(grpc.RpcError) as e:
+        suite.cri.call("PullImage", api.PullImageRequest())
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "image.image" in e.value.details()
+    assert len(suite.cri.call("ListImages", api.ListImagesRequest(),
+                              api.ListImagesResponse).images) == 0
+    fs = suite.cri.call("ImageFsInfo", api.ImageFsInfoRequest(), api.ImageFsInfoResponse)
+    assert fs.image_filesystems[0].fs_id.mountpoint == \
+        os.path.join(suite.root, "var/lib/cric/stored")
 
 
 def test_streaming_methods_answer_unimplemented(suite):

@@ -22,6 +22,7 @@
 #include "common/config.h"
 #include "common/ipc.h"
 #include "common/log.h"
+#include "common/pbjson.h"
 #include "proto/cric/internal.pb-c.h"
 #include "proto/cric/netd.pb-c.h"
 #include "proto/cric/stored.pb-c.h"
@@ -41,8 +42,10 @@ static const struct {
 	{ "cric.netd.PodNetworkStatus", &cric__internal__pod_network_status_request__descriptor,
 	  &cric__internal__pod_network_status_response__descriptor },
 #define S(m, t)                                                                                    \
-	{ "cric.stored." m, &cric__internal__##t##_request__descriptor,                            \
-	  &cric__internal__##t##_response__descriptor }
+	{                                                                                          \
+		"cric.stored." m, &cric__internal__##t##_request__descriptor,                      \
+		    &cric__internal__##t##_response__descriptor                                    \
+	}
 	S("ImportLayer", import_layer),
 	S("LayerStatus", layer_status),
 	S("CommitImage", commit_image),
@@ -188,61 +191,6 @@ static int json_to_pb(const json_t *j, const ProtobufCMessageDescriptor *d, Prot
 	return 0;
 }
 
-static json_t *pb_to_json(const ProtobufCMessage *m);
-
-static json_t *value_to_json(const ProtobufCFieldDescriptor *f, const void *src)
-{
-	switch (f->type) {
-	case PROTOBUF_C_TYPE_STRING:
-		return *(char *const *)src ? json_string(*(char *const *)src) : NULL;
-	case PROTOBUF_C_TYPE_BOOL:
-		return json_boolean(*(const protobuf_c_boolean *)src);
-	case PROTOBUF_C_TYPE_INT32:
-	case PROTOBUF_C_TYPE_SINT32:
-	case PROTOBUF_C_TYPE_SFIXED32:
-	case PROTOBUF_C_TYPE_ENUM:
-		return json_integer(*(const int32_t *)src);
-	case PROTOBUF_C_TYPE_UINT32:
-	case PROTOBUF_C_TYPE_FIXED32:
-		return json_integer(*(const uint32_t *)src);
-	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-		return json_integer(*(const int64_t *)src);
-	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-		return json_integer((json_int_t) * (const uint64_t *)src);
-	case PROTOBUF_C_TYPE_MESSAGE:
-		return *(ProtobufCMessage *const *)src ? pb_to_json(*(ProtobufCMessage *const *)src)
-						       : NULL;
-	default:
-		return NULL;
-	}
-}
-
-static json_t *pb_to_json(const ProtobufCMessage *m)
-{
-	const ProtobufCMessageDescriptor *d = m->descriptor;
-	json_t *o = json_object();
-	for (unsigned i = 0; o && i < d->n_fields; i++) {
-		const ProtobufCFieldDescriptor *f = &d->fields[i];
-		const char *member = (const char *)m + f->offset;
-		json_t *v;
-		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-			size_t n = *(const size_t *)((const char *)m + f->quantifier_offset);
-			const char *arr = *(char *const *)member;
-			v = json_array();
-			for (size_t k = 0; v && k < n; k++)
-				json_array_append_new(v, value_to_json(f, arr + k * elem_size(f)));
-		} else {
-			v = value_to_json(f, member);
-		}
-		if (v)
-			json_object_set_new(o, f->name, v);
-	}
-	return o;
-}
-
 static void usage(void)
 {
 	fprintf(
@@ -318,8 +266,8 @@ int main(int argc, char **argv)
 	/* "cric.<daemon>.<Method>"; Health goes to netd unless --daemon says. */
 	char daemon[32] = "netd";
 	if (strncmp(method, "cric.", 5) == 0 && strchr(method + 5, '.'))
-		snprintf(daemon, sizeof(daemon), "%.*s", (int)(strchr(method + 5, '.') - method - 5),
-			 method + 5);
+		snprintf(daemon, sizeof(daemon), "%.*s",
+			 (int)(strchr(method + 5, '.') - method - 5), method + 5);
 	_cleanup_free_ char *url = config_ipc_url(cfg, daemon);
 	struct cric_client *client = NULL;
 	if (!url || cric_client_open(daemon, url, &client, &err) < 0) {
