@@ -668,6 +668,10 @@ int pull_image(struct puller *p, const struct cric_call *call, const char *refer
 	log_info("pull %s", what);
 	if ((r = resolve(p, eps, n, &ep, &top, err)) < 0)
 		goto fail;
+	if (!ep || !top) {
+		r = err_set(err, -EIO, "no endpoint answered");
+		goto fail;
+	}
 	if ((r = manifest_parse(top->body, top->len, top->content_type, &m, err)) < 0) {
 		err_prefix(err, r, "manifest %s", top->digest);
 		goto fail;
@@ -735,6 +739,10 @@ int pull_image(struct puller *p, const struct cric_call *call, const char *refer
 				     err)) < 0)
 			goto fail;
 		Cric__Internal__LayerStatusResponse *st = (void *)out;
+		if (!st) {
+			r = err_set(err, -EIO, "stored answered LayerStatus without a message");
+			goto fail;
+		}
 		for (size_t i = 0; i < man->n_layers && i < st->n_present; i++)
 			present[i] = st->present[i];
 		protobuf_c_message_free_unpacked(out, NULL);

@@ -330,7 +330,7 @@ int layer_import(struct layer_store *ls, const char *staging_dir, const char *fi
 		char rnd[17];
 		id_random_hex(rnd, sizeof(rnd), 8);
 		snprintf(tmpname, sizeof(tmpname), ".tmp-%.64s-%s", HEX(chain), rnd);
-		struct unpack_result res;
+		struct unpack_result res = { 0 };
 		if ((r = unpack_blob(ls, blob_digest, tmpname, &res, err)) < 0) {
 			err_prefix(err, r, "layer %s", blob_digest);
 			goto end;
@@ -711,6 +711,7 @@ int layer_fs_usage(struct layer_store *ls, struct fs_usage *images, struct fs_us
 	int r = du_walk(ls->dir, &a, "containers");
 	if (r == 0)
 		r = du_walk(ls->containers_dir, &b, NULL);
+	du_cur = NULL;
 	pthread_mutex_unlock(&ls->lock);
 	free(a.seen);
 	free(b.seen);

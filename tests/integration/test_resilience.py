@@ -25,9 +25,8 @@ def test_kill9_runtimed_unavailable_then_recovers_without_gateway_restart(suite)
     assert took < 10, f"UNAVAILABLE took {took:.1f}s; it must not wait for the deadline"
 
     # Other daemons are unaffected meanwhile.
-    with pytest.raises(grpc.RpcError) as e:
-        suite.cri.call("ListImages", api.ListImagesRequest())
-    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert len(suite.cri.call("ListImages", api.ListImagesRequest(),
+                              api.ListImagesResponse).images) == 0
 
     # cric-up restarts only the missing daemon; the gateway reconnects.
     r = suite.up()
@@ -50,9 +49,8 @@ def test_call_in_flight_when_daemon_dies_fails_fast(suite):
     assert e.value.code() == grpc.StatusCode.UNAVAILABLE
     assert time.monotonic() - start < 10
     suite.up()
-    with pytest.raises(grpc.RpcError) as e:
-        suite.cri.call("ListImages", api.ListImagesRequest())
-    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert len(suite.cri.call("ListImages", api.ListImagesRequest(),
+                              api.ListImagesResponse).images) == 0
 
 
 @pytest.mark.parametrize("daemon,method,req", [
@@ -101,9 +99,8 @@ def test_slow_daemon_does_not_block_other_calls(suite):
         assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     finally:
         os.kill(suite.pid("imaged"), signal.SIGCONT)
-    with pytest.raises(grpc.RpcError) as e:
-        suite.cri.call("ListImages", api.ListImagesRequest())
-    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert len(suite.cri.call("ListImages", api.ListImagesRequest(),
+                              api.ListImagesResponse).images) == 0
 
 
 def test_slow_call_inside_a_daemon_does_not_block_its_other_calls(suite):
