@@ -9,6 +9,7 @@
  *   "credentials_file": ""                 docker config.json ("auths")
  *   "max_concurrent_downloads": 3          blobs at once, over all pulls
  *   "pull_progress_timeout_seconds": 60    a pull with no byte for this long fails
+ *   "pinned_images": []                    references reported pinned (never collected)
  */
 #include <errno.h>
 #include <jansson.h>
@@ -32,7 +33,46 @@ struct imaged {
 	struct cric_client *stored;
 	struct image_store *images;
 	struct puller *puller;
+	char **pinned; /* normalised references the kubelet must never collect */
 };
+
+/* "pinned_images": references (tags or digests) of images the kubelet's
+ * image garbage collection must keep (a pause image, for instance). */
+static int load_pinned(struct imaged *d, const struct cric_config *cfg, const char *default_domain,
+		       struct cric_err *err)
+{
+	const json_t *v = json_object_get(json_object_get(cfg->doc, "imaged"), "pinned_images");
+	if (v && (!json_is_array(v) || json_array_size(v) > 1024))
+		return err_set(err, -EINVAL,
+			       "config \"%s\": \"imaged.pinned_images\" must be a list of image "
+			       "references",
+			       cfg->config_file);
+	if (!(d->pinned = calloc(json_array_size(v) + 1, sizeof(char *))))
+		return -ENOMEM;
+	for (size_t i = 0, k = 0; i < json_array_size(v); i++) {
+		struct image_ref ref;
+		const char *s = json_string_value(json_array_get(v, i));
+		if (!s || image_ref_parse(s, default_domain, &ref, err) < 0)
+			return err_prefix(err, -EINVAL, "config \"%s\": imaged.pinned_images[%zu]",
+					  cfg->config_file, i);
+		if (!(d->pinned[k++] = strdup(ref.string)))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static bool is_pinned(const struct imaged *d, const struct image *img)
+{
+	for (size_t i = 0; d->pinned && d->pinned[i]; i++) {
+		for (size_t k = 0; img->repo_tags && img->repo_tags[k]; k++)
+			if (strcmp(img->repo_tags[k], d->pinned[i]) == 0)
+				return true;
+		for (size_t k = 0; img->repo_digests && img->repo_digests[k]; k++)
+			if (strcmp(img->repo_digests[k], d->pinned[i]) == 0)
+				return true;
+	}
+	return false;
+}
 
 static int strv_pb(char *const *v, char ***out, size_t *n)
 {
@@ -51,7 +91,7 @@ static int strv_pb(char *const *v, char ***out, size_t *n)
 	return 0;
 }
 
-static Runtime__V1__Image *image_pb(const struct image *img)
+static Runtime__V1__Image *image_pb(const struct imaged *d, const struct image *img)
 {
 	_cleanup_pb_ Runtime__V1__Image *p = pb_new(&runtime__v1__image__descriptor);
 	if (!p || pb_set_str(&p->id, img->id) < 0 ||
@@ -62,7 +102,7 @@ static Runtime__V1__Image *image_pb(const struct image *img)
 	    pb_set_str(&p->spec->image, img->id) < 0)
 		return NULL;
 	p->size = img->size;
-	p->pinned = img->pinned;
+	p->pinned = img->pinned || is_pinned(d, img);
 	if (img->has_uid) {
 		if (!(p->uid = pb_new(&runtime__v1__int64_value__descriptor)))
 			return NULL;
@@ -122,7 +162,7 @@ static int list_images(void *ud, const struct cric_call *call, const ProtobufCMe
 			return -EINVAL;
 		if (img) {
 			resp->images = calloc(1, sizeof(void *));
-			if (!resp->images || !(resp->images[0] = image_pb(img))) {
+			if (!resp->images || !(resp->images[0] = image_pb(d, img))) {
 				image_free(img);
 				return -ENOMEM;
 			}
@@ -141,7 +181,7 @@ static int list_images(void *ud, const struct cric_call *call, const ProtobufCMe
 			return -ENOMEM;
 		}
 		for (size_t i = 0; i < n; i++) {
-			if (!(resp->images[i] = image_pb(l[i]))) {
+			if (!(resp->images[i] = image_pb(d, l[i]))) {
 				image_list_free(l);
 				return -ENOMEM;
 			}
@@ -175,7 +215,7 @@ static int image_status(void *ud, const struct cric_call *call, const ProtobufCM
 	}
 	/* CRI: an unknown image is an empty answer, not an error. */
 	if (img) {
-		resp->image = image_pb(img);
+		resp->image = image_pb(d, img);
 		int r = resp->image ? 0 : -ENOMEM;
 		if (r == 0 && req->verbose) {
 			json_t *cfg = json_loads(img->config, 0, NULL);
@@ -267,6 +307,7 @@ static void imaged_free(struct imaged *d)
 		return;
 	puller_free(d->puller);
 	image_store_free(d->images);
+	strv_free(d->pinned);
 	cric_client_close(d->stored);
 	free(d);
 }
@@ -288,6 +329,8 @@ static int init(const struct cric_config *cfg, void **userdata, struct cric_err 
 		r = cric_client_open("stored", url, &d->stored, err);
 	if (r == 0)
 		r = image_store_open(images, &d->images, err);
+	if (r == 0 && (r = load_pinned(d, cfg, pc.default_registry, err)) < 0)
+		pull_config_done(&pc);
 	if (r == 0 && (r = puller_new(&pc, staging, d->stored, d->images, &d->puller, err)) < 0)
 		pull_config_done(&pc);
 	if (r < 0) {

@@ -309,6 +309,9 @@ class H(BaseHTTPRequestHandler):
             return
         if body_slow:
             open(marker, "a").close()
+            if rate == 0:  # stall: headers, then nothing
+                time.sleep(120)
+                return
         while True:
             chunk = r.read(rate // 10 if body_slow else 65536)
             if not chunk:

@@ -501,3 +501,27 @@ def test_image_fs_info_matches_du(suite, reg, bb_layer):
     c = r.container_filesystems[0]
     assert c.fs_id.mountpoint == os.path.join(d, "containers")
     assert c.inodes_used.value >= 1
+
+
+def test_a_stalled_download_fails_with_deadline_exceeded(suite, reg, tmp_path):
+    layer = Layer(tar_layer([("f", "f", os.urandom(100000))]))
+    _, _, cd = reg.push_image("test/stall", "1", [layer])
+    configure(suite, {"pull_progress_timeout_seconds": 2})
+    proxy = SlowProxy(tmp_path, reg.host, rate=0).start()
+    try:
+        code, msg = grpc_error(pull, suite, f"{proxy.host}/test/stall:1")
+        assert code == grpc.StatusCode.DEADLINE_EXCEEDED, msg
+        assert_store_empty(suite)
+    finally:
+        proxy.stop()
+    assert pull(suite, f"{reg.host}/test/stall:1") == cd
+
+
+def test_pinned_images(suite, reg, bb_layer):
+    _, _, cd = reg.push_image("test/pause", "3", [bb_layer])
+    configure(suite, {"pinned_images": [f"{reg.host}/test/pause:3"]})
+    pull(suite, f"{reg.host}/test/pause:3")
+    assert status(suite, cd).image.pinned is True
+    _, _, other = reg.push_image("test/other", "1", [Layer(tar_layer([("o", "f", b"o")]))])
+    pull(suite, f"{reg.host}/test/other:1")
+    assert status(suite, other).image.pinned is False

@@ -24,8 +24,8 @@ static void test_chain_id(void **state)
 	assert_string_equal(out, D_B);
 	/* sha256("<parent> <diff_id>"), computed independently (python hashlib). */
 	assert_int_equal(layer_chain_id(D_A, D_B, out), 0);
-	assert_string_equal(out,
-			    "sha256:ccd722928bd92476ba1745586fed6e45a102504185ad88cd89e01ff116fd146c");
+	assert_string_equal(
+	    out, "sha256:ccd722928bd92476ba1745586fed6e45a102504185ad88cd89e01ff116fd146c");
 }
 
 static void file_digest(const char *path, char out[BLOB_DIGEST_BUF])
@@ -80,9 +80,9 @@ static void test_import_commit_release(void **state)
 	char chain[BLOB_DIGEST_BUF];
 	uint64_t size;
 	bool already;
-	assert_int_equal(layer_import(ls, staging, "l1", blob, D_A, "", "lease-1", chain, &size,
-				      &already, &err),
-			 -EBADMSG);
+	assert_int_equal(
+	    layer_import(ls, staging, "l1", blob, D_A, "", "lease-1", chain, &size, &already, &err),
+	    -EBADMSG);
 	assert_non_null(strstr(err.msg, "the image config says"));
 	char layers[PATH_MAX], blobs[PATH_MAX];
 	snprintf(layers, sizeof(layers), "%s/layers", state_dir);
@@ -90,13 +90,13 @@ static void test_import_commit_release(void **state)
 	assert_int_equal(dir_count(layers), 1); /* "empty" */
 	assert_int_equal(dir_count(blobs), 0);
 	/* A blob digest that does not match its content. */
-	assert_int_equal(layer_import(ls, staging, "l1", D_B, diff, "", "lease-1", chain, &size,
-				      &already, &err),
-			 -EBADMSG);
+	assert_int_equal(
+	    layer_import(ls, staging, "l1", D_B, diff, "", "lease-1", chain, &size, &already, &err),
+	    -EBADMSG);
 	assert_int_equal(dir_count(blobs), 0);
 	/* Paths are names in the staging dir, nothing else. */
-	assert_int_equal(layer_import(ls, staging, "../l1", blob, diff, "", "lease-1", chain,
-				      &size, &already, &err),
+	assert_int_equal(layer_import(ls, staging, "../l1", blob, diff, "", "lease-1", chain, &size,
+				      &already, &err),
 			 -EINVAL);
 
 	assert_int_equal(layer_import(ls, staging, "l1", blob, diff, "", "lease-1", chain, &size,
@@ -108,9 +108,9 @@ static void test_import_commit_release(void **state)
 	snprintf(x, sizeof(x), "%s/%s/a/x", layers, diff + 7);
 	assert_int_equal(access(x, F_OK), 0);
 	/* Again: already there, no file needed. */
-	assert_int_equal(layer_import(ls, staging, "", blob, diff, "", "lease-2", chain, &size,
-				      &already, &err),
-			 0);
+	assert_int_equal(
+	    layer_import(ls, staging, "", blob, diff, "", "lease-2", chain, &size, &already, &err),
+	    0);
 	assert_true(already);
 
 	char *chains[] = { chain, NULL };
