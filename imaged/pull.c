@@ -6,7 +6,6 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
-#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/digest.h"
 #include "cric_version.h"
 #include "common/fsutil.h"
 #include "common/ids.h"
@@ -236,16 +236,6 @@ static bool creds_empty(const struct registry_creds *c)
 	return !c || ((!c->username || !*c->username) && (!c->password || !*c->password) &&
 		      (!c->auth || !*c->auth) && (!c->identity_token || !*c->identity_token) &&
 		      (!c->registry_token || !*c->registry_token));
-}
-
-/* "sha256:<hex>" of data (OCI chain ids). */
-static void sha256_digest(const void *data, size_t len, char out[IMAGE_DIGEST_LEN + 1])
-{
-	unsigned char md[SHA256_DIGEST_LENGTH];
-	SHA256(data, len, md);
-	memcpy(out, "sha256:", 7);
-	for (size_t i = 0; i < sizeof(md); i++)
-		snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
 }
 
 /* ---- dedup of downloads ---- */
@@ -713,15 +703,8 @@ int pull_image(struct puller *p, const struct cric_call *call, const char *refer
 		r = -ENOMEM;
 		goto fail;
 	}
-	for (size_t i = 0; i < man->n_layers; i++) {
-		if (i == 0) {
-			snprintf(chains[0], sizeof(chains[0]), "%s", cfg->diff_ids[0]);
-			continue;
-		}
-		char buf[2 * (IMAGE_DIGEST_LEN + 1)];
-		snprintf(buf, sizeof(buf), "%s %s", chains[i - 1], cfg->diff_ids[i]);
-		sha256_digest(buf, strlen(buf), chains[i]);
-	}
+	for (size_t i = 0; i < man->n_layers; i++)
+		digest_chain_id(i ? chains[i - 1] : NULL, cfg->diff_ids[i], chains[i]);
 
 	/* What stored has already (and hold it under the lease). */
 	{

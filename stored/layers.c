@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/digest.h"
 #include "common/fsutil.h"
 #include "common/ids.h"
 #include "common/log.h"
@@ -41,23 +42,6 @@ struct layer_store {
 static bool lease_ok(const char *s)
 {
 	return s && id_is_safe_token(s, 64);
-}
-
-int layer_chain_id(const char *parent, const char *diff_id, char out[BLOB_DIGEST_BUF])
-{
-	if (!parent || !*parent) {
-		snprintf(out, BLOB_DIGEST_BUF, "%s", diff_id);
-		return 0;
-	}
-	_cleanup_blob_hash_ struct blob_hash *h = blob_hash_new();
-	if (!h)
-		return -ENOMEM;
-	int r;
-	if ((r = blob_hash_update(h, parent, strlen(parent))) < 0 ||
-	    (r = blob_hash_update(h, " ", 1)) < 0 ||
-	    (r = blob_hash_update(h, diff_id, strlen(diff_id))) < 0)
-		return r;
-	return blob_hash_final(h, out);
 }
 
 /* ---- refs ---- */
@@ -298,8 +282,7 @@ int layer_import(struct layer_store *ls, const char *staging_dir, const char *fi
 	if (!lease_ok(lease))
 		return err_set(err, -EINVAL, "invalid lease");
 	char chain[BLOB_DIGEST_BUF];
-	if ((r = layer_chain_id(parent, diff_id, chain)) < 0)
-		return err_set(err, r, "chain id: %s", strerror(-r));
+	digest_chain_id(parent, diff_id, chain);
 	/* The parent need not be there yet: layers of one image are imported
 	 * in parallel, as they arrive; CommitImage checks the whole chain. */
 

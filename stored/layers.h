@@ -35,9 +35,6 @@ int layer_store_open(const char *state_dir, const char *run_dir, struct layer_st
 		     struct cric_err *err);
 struct layer_store *layer_store_free(struct layer_store *ls);
 
-/* The OCI chain id: chain(base) = diff_id, chain(n) = sha256(chain(n-1) + " " + diff_id). */
-int layer_chain_id(const char *parent, const char *diff_id, char out[BLOB_DIGEST_BUF]);
-
 int layer_import(struct layer_store *ls, const char *staging_dir, const char *file,
 		 const char *blob_digest, const char *diff_id, const char *parent,
 		 const char *lease, char chain_id[BLOB_DIGEST_BUF], uint64_t *size, bool *already,

@@ -12,8 +12,8 @@
 
 static void check_path(const char *p, bool absolute)
 {
-	if ((p[0] == '/') != absolute || strstr(p, "//") || strstr(p, "/../") ||
-	    strstr(p, "/./") || (absolute && strcmp(p, "/") == 0))
+	if ((p[0] == '/') != absolute || strstr(p, "//") || strstr(p, "/../") || strstr(p, "/./") ||
+	    (absolute && strcmp(p, "/") == 0))
 		abort();
 	size_t n = strlen(p);
 	if (n >= 3 && strcmp(p + n - 3, "/..") == 0)
