@@ -90,6 +90,7 @@ struct image *image_free(struct image *img)
 	strv_free(img->chain_ids);
 	free(img->config);
 	free(img->username);
+	free(img->annotations);
 	free(img);
 	return NULL;
 }
@@ -109,7 +110,8 @@ struct image *image_dup(const struct image *img)
 	    !(c->repo_digests = strv_dup(img->repo_digests)) ||
 	    !(c->chain_ids = strv_dup(img->chain_ids)) ||
 	    !(c->config = strdup(img->config ? img->config : "")) ||
-	    !(c->username = strdup(img->username ? img->username : "")))
+	    !(c->username = strdup(img->username ? img->username : "")) ||
+	    !(c->annotations = strdup(img->annotations ? img->annotations : "{}")))
 		return image_free(c);
 	return c;
 }
@@ -134,11 +136,12 @@ static json_t *strv_json(char *const *v)
 static int record_save(struct image_store *st, const struct image *img)
 {
 	_cleanup_json_ json_t *doc = json_pack(
-	    "{s:s, s:o, s:o, s:I, s:o, s:s, s:b, s:I, s:s, s:b, s:I}", "id", img->id, "repo_tags",
-	    strv_json(img->repo_tags), "repo_digests", strv_json(img->repo_digests), "size",
-	    (json_int_t)img->size, "chain_ids", strv_json(img->chain_ids), "config", img->config,
-	    "has_uid", img->has_uid, "uid", (json_int_t)img->uid, "username", img->username,
-	    "pinned", img->pinned, "pulled_at", (json_int_t)img->pulled_at);
+	    "{s:s, s:o, s:o, s:I, s:o, s:s, s:b, s:I, s:s, s:b, s:I, s:s}", "id", img->id,
+	    "repo_tags", strv_json(img->repo_tags), "repo_digests", strv_json(img->repo_digests),
+	    "size", (json_int_t)img->size, "chain_ids", strv_json(img->chain_ids), "config",
+	    img->config, "has_uid", img->has_uid, "uid", (json_int_t)img->uid, "username",
+	    img->username, "pinned", img->pinned, "pulled_at", (json_int_t)img->pulled_at,
+	    "annotations", img->annotations ? img->annotations : "{}");
 	_cleanup_free_ char *path = record_path(st, img->id);
 	if (!doc || !path)
 		return -ENOMEM;
@@ -164,6 +167,7 @@ static struct image *record_load(const char *path)
 	const char *id = json_string_value(json_object_get(doc, "id"));
 	const char *cfg = json_string_value(json_object_get(doc, "config"));
 	const char *user = json_string_value(json_object_get(doc, "username"));
+	const char *ann = json_string_value(json_object_get(doc, "annotations"));
 	if (!id || strlen(id) != IMAGE_DIGEST_LEN || image_digest_validate(id, NULL) < 0 || !cfg)
 		return NULL;
 	struct image *img = calloc(1, sizeof(*img));
@@ -178,7 +182,8 @@ static struct image *record_load(const char *path)
 	if (!(img->repo_tags = json_strv(json_object_get(doc, "repo_tags"))) ||
 	    !(img->repo_digests = json_strv(json_object_get(doc, "repo_digests"))) ||
 	    !(img->chain_ids = json_strv(json_object_get(doc, "chain_ids"))) ||
-	    !(img->config = strdup(cfg)) || !(img->username = strdup(user ? user : "")))
+	    !(img->config = strdup(cfg)) || !(img->username = strdup(user ? user : "")) ||
+	    !(img->annotations = strdup(ann ? ann : "{}")))
 		return image_free(img);
 	return img;
 }
@@ -271,6 +276,15 @@ int image_store_add(struct image_store *st, const struct image *img, struct cric
 		for (size_t k = 0; r == 0 && img->repo_digests && img->repo_digests[k]; k++)
 			r = strv_add(&cur->repo_digests, img->repo_digests[k]);
 		cur->pulled_at = img->pulled_at;
+		if (r == 0 && img->annotations && strcmp(img->annotations, "{}") != 0) {
+			char *a = strdup(img->annotations);
+			if (a) {
+				free(cur->annotations);
+				cur->annotations = a;
+			} else {
+				r = -ENOMEM;
+			}
+		}
 		if (r == 0)
 			r = record_save(st, cur);
 	} else if (r == 0) {

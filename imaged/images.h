@@ -33,6 +33,7 @@ struct image {
 	char *username; /* "" when none */
 	bool pinned;
 	int64_t pulled_at; /* unix ns */
+	char *annotations; /* JSON object: PullImageRequest.image.annotations */
 };
 
 struct image *image_free(struct image *img);

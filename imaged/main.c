@@ -103,6 +103,25 @@ static Runtime__V1__Image *image_pb(const struct imaged *d, const struct image *
 		return NULL;
 	p->size = img->size;
 	p->pinned = img->pinned || is_pinned(d, img);
+	_cleanup_json_ json_t *ann =
+	    json_loads(img->annotations ? img->annotations : "{}", 0, NULL);
+	size_t na = json_object_size(ann);
+	if (na) {
+		if (!(p->spec->annotations = calloc(na, sizeof(void *))))
+			return NULL;
+		const char *k;
+		json_t *v;
+		json_object_foreach (ann, k, v) {
+			Runtime__V1__ImageSpec__AnnotationsEntry *e =
+			    pb_new(&runtime__v1__image_spec__annotations_entry__descriptor);
+			if (!e)
+				return NULL;
+			p->spec->annotations[p->spec->n_annotations++] = e;
+			if (pb_set_str(&e->key, k) < 0 ||
+			    pb_set_str(&e->value, json_string_value(v)) < 0)
+				return NULL;
+		}
+	}
 	if (img->has_uid) {
 		if (!(p->uid = pb_new(&runtime__v1__int64_value__descriptor)))
 			return NULL;
@@ -131,8 +150,17 @@ static int pull_image_m(void *ud, const struct cric_call *call, const ProtobufCM
 						 .auth = req->auth->auth,
 						 .identity_token = req->auth->identity_token,
 						 .registry_token = req->auth->registry_token };
+	if (req->image->n_annotations > 256)
+		return err_set(err, -EINVAL, "image.annotations: more than 256");
+	_cleanup_json_ json_t *ann = json_object();
+	for (size_t i = 0; ann && i < req->image->n_annotations; i++)
+		json_object_set_new(ann, req->image->annotations[i]->key,
+				    json_string(req->image->annotations[i]->value));
+	_cleanup_free_ char *ann_s = ann ? json_dumps(ann, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	if (!ann_s)
+		return -ENOMEM;
 	char id[IMAGE_DIGEST_LEN + 1];
-	int r = pull_image(d->puller, call, ref, req->auth ? &creds : NULL, id, err);
+	int r = pull_image(d->puller, call, ref, req->auth ? &creds : NULL, ann_s, id, err);
 	if (r < 0)
 		return r;
 	_cleanup_pb_ Runtime__V1__PullImageResponse *resp =

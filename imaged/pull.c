@@ -607,8 +607,8 @@ static int resolve(struct puller *p, struct endpoint *eps, size_t n, const struc
 }
 
 int pull_image(struct puller *p, const struct cric_call *call, const char *reference,
-	       const struct registry_creds *creds, char id[IMAGE_DIGEST_LEN + 1],
-	       struct cric_err *err)
+	       const struct registry_creds *creds, const char *annotations,
+	       char id[IMAGE_DIGEST_LEN + 1], struct cric_err *err)
 {
 	struct image_ref ref;
 	int r = image_ref_parse(reference, p->cfg.default_registry, &ref, err);
@@ -772,6 +772,7 @@ int pull_image(struct puller *p, const struct cric_call *call, const char *refer
 	img.uid = cfg->user_id.uid;
 	img.username = cfg->user_id.username;
 	img.pulled_at = now_unix_ns();
+	img.annotations = (char *)(annotations ? annotations : "{}");
 
 	pthread_mutex_lock(&p->commit);
 	Cric__Internal__CommitImageRequest creq = CRIC__INTERNAL__COMMIT_IMAGE_REQUEST__INIT;

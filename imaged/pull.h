@@ -58,10 +58,11 @@ int puller_new(const struct pull_config *pc, const char *staging_dir, struct cri
 struct puller *puller_free(struct puller *p);
 
 /* creds: from PullImageRequest.auth (NULL or all-empty: the credentials
- * file's, if any, for the registry). id gets the image id. */
+ * file's, if any, for the registry); annotations: the request's image
+ * annotations as a JSON object (kept with the image). id gets the image id. */
 int pull_image(struct puller *p, const struct cric_call *call, const char *reference,
-	       const struct registry_creds *creds, char id[IMAGE_DIGEST_LEN + 1],
-	       struct cric_err *err);
+	       const struct registry_creds *creds, const char *annotations,
+	       char id[IMAGE_DIGEST_LEN + 1], struct cric_err *err);
 
 /* Release an image's layers in stored (RemoveImage); serialised with pulls'
  * commits so that a pull and a removal of one image never interleave. */

@@ -78,7 +78,7 @@ struct sandbox_mgr {
 	pthread_mutex_t lock; /* the table and every sandbox's fields */
 	struct sandbox **items;
 	size_t n, cap;
-	char *records_dir, *sandboxes_dir, *pause_rootfs, *network_file;
+	char *records_dir, *sandboxes_dir, *pause_rootfs, *network_file, *runtimes_dir;
 	char cgroup_driver[16];
 	char cgroup_root[CGROUP_PATH_MAX];
 	bool have_pause;
@@ -951,10 +951,25 @@ static int infra_start(struct sandbox_mgr *m, struct sandbox *sb, const struct o
 
 static int infra_stop(struct sandbox_mgr *m, struct sandbox *sb, struct cric_err *err)
 {
+	/* Already deleted (a sandbox being created may have an infra that runc
+	 * started before its pid was recorded: always ask runc then). */
+	if (sb->infra_pid == 0 && sb->state != SB_CREATING)
+		return 0;
 	const struct oci_handler *h = find_handler(m, sb->handler);
-	if (!h)
-		return err_set(err, -ENOENT, "runtime handler \"%s\" is no longer configured",
-			       sb->handler);
+	struct oci_handler gone;
+	if (!h) {
+		/* The handler left the config since: its state root is where
+		 * runtimed put it, and any runc can delete from it. */
+		const struct oci_handler *def = find_handler(m, NULL);
+		memset(&gone, 0, sizeof(gone));
+		snprintf(gone.name, sizeof(gone.name), "%s", sb->handler);
+		snprintf(gone.path, sizeof(gone.path), "%s", def ? def->path : "/usr/sbin/runc");
+		snprintf(gone.root, sizeof(gone.root), "%s/%s", m->runtimes_dir, sb->handler);
+		log_warning("runtime handler \"%s\" is no longer configured; deleting the infra "
+			    "with %s",
+			    sb->handler, gone.path);
+		h = &gone;
+	}
 	int r = oci_delete(h, sb->id, err);
 	if (r < 0)
 		return err_prefix(err, r, "stop the infra process");
@@ -1699,9 +1714,10 @@ int sandbox_mgr_new(const struct sandbox_mgr_config *cfg, struct sandbox_mgr **r
 	m->sandboxes_dir = path_join(cfg->run_dir, "sandboxes");
 	m->pause_rootfs = path_join(cfg->run_dir, "pause-rootfs");
 	m->network_file = path_join(cfg->state_dir, "network.json");
+	m->runtimes_dir = path_join(cfg->run_dir, "runtimes");
 	m->handlers = calloc(cfg->n_handlers ? cfg->n_handlers : 1, sizeof(*m->handlers));
 	if (!m->records_dir || !m->sandboxes_dir || !m->pause_rootfs || !m->network_file ||
-	    !m->handlers) {
+	    !m->runtimes_dir || !m->handlers) {
 		sandbox_mgr_free(m);
 		return -ENOMEM;
 	}
@@ -1749,6 +1765,7 @@ struct sandbox_mgr *sandbox_mgr_free(struct sandbox_mgr *m)
 	free(m->sandboxes_dir);
 	free(m->pause_rootfs);
 	free(m->network_file);
+	free(m->runtimes_dir);
 	free(m->handlers);
 	strv_clear(m->pod_cidrs, MAX_POD_CIDRS);
 	pthread_mutex_destroy(&m->lock);

@@ -517,6 +517,17 @@ def test_a_stalled_download_fails_with_deadline_exceeded(suite, reg, tmp_path):
     assert pull(suite, f"{reg.host}/test/stall:1") == cd
 
 
+def test_annotations_are_kept(suite, reg, bb_layer):
+    _, _, cd = reg.push_image("test/ann", "1", [bb_layer])
+    req = api.PullImageRequest(image=api.ImageSpec(image=f"{reg.host}/test/ann:1",
+                                                   annotations={"team": "cric", "x": "y"}))
+    assert suite.cri.call("PullImage", req, api.PullImageResponse).image_ref == cd
+    assert dict(status(suite, cd).image.spec.annotations) == {"team": "cric", "x": "y"}
+    suite.kill("imaged")
+    suite.up()
+    assert dict(images(suite)[0].spec.annotations) == {"team": "cric", "x": "y"}
+
+
 def test_pinned_images(suite, reg, bb_layer):
     _, _, cd = reg.push_image("test/pause", "3", [bb_layer])
     configure(suite, {"pinned_images": [f"{reg.host}/test/pause:3"]})

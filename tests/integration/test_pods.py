@@ -580,3 +580,26 @@ def test_kill9_runtimed_mid_run_rolls_the_pod_back(pods, tmp_path):
     assert "rolled back" in pods.suite.log("runtimed")
     # The name is free: the kubelet's retry succeeds.
     pods.run(config=pods.config(name="halfway", pid=POD))
+
+
+def test_runtime_handlers_from_the_config(pods):
+    pods.suite.write_config({"runtimed": {"runtimes": {"runc": {}, "other": {
+        "path": "/usr/sbin/runc"}}}})
+    pods.suite.kill("runtimed")
+    pods.suite.up()
+    handlers = [h.name for h in pods.cri.status().runtime_handlers]
+    assert handlers == ["", "other", "runc"] or handlers == ["", "runc", "other"]
+    p = pods.run(pid=POD, handler="other")
+    assert pods.status(p).status.runtime_handler == "other"
+    state = os.path.join(pods.suite.root, "run/cric/runtimed/runtimes/other")
+    assert os.listdir(state) == [p]
+    pods.stop(p)
+    assert os.listdir(state) == []
+    # An unknown default is refused at start, naming the key.
+    pods.suite.write_config({"runtimed": {"default_runtime": "nope"}})
+    pods.suite.kill("runtimed")
+    r = pods.suite.up(check=False)
+    assert r.returncode != 0
+    assert "default_runtime" in pods.suite.log("runtimed")
+    pods.suite.write_config({})
+    pods.suite.up()
