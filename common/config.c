@@ -342,3 +342,10 @@ char *config_ipc_url(const struct cric_config *c, const char *daemon)
 		return NULL;
 	return url;
 }
+
+int config_bad_key(const struct cric_config *c, const char *section, const char *key,
+		   const char *want, struct cric_err *err)
+{
+	return err_set(err, -EINVAL, "config \"%s\": \"%s.%s\" must be %s", c->config_file, section,
+		       key, want);
+}

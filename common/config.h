@@ -45,5 +45,10 @@ int config_load(const char *root, const char *config_file, struct cric_config **
 struct cric_config *config_free(struct cric_config *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct cric_config *, config_free)
 
+/* The error for a daemon's own config key of the wrong shape:
+ * config "<file>": "<section>.<key>" must be <want>. Returns -EINVAL. */
+int config_bad_key(const struct cric_config *c, const char *section, const char *key,
+		   const char *want, struct cric_err *err);
+
 /* "<ipc_dir>/<daemon>.sock" as an nng URL "ipc:///..."; malloc'd. */
 char *config_ipc_url(const struct cric_config *c, const char *daemon);

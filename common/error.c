@@ -87,6 +87,38 @@ enum cric_code grpc_code_from_errno(int r)
 	}
 }
 
+int errno_from_grpc_code(unsigned code)
+{
+	switch (code) {
+	case CODE_OK:
+		return 0;
+	case CODE_CANCELLED:
+		return -ECANCELED;
+	case CODE_INVALID_ARGUMENT:
+		return -EINVAL;
+	case CODE_DEADLINE_EXCEEDED:
+		return -ETIMEDOUT;
+	case CODE_NOT_FOUND:
+		return -ENOENT;
+	case CODE_ALREADY_EXISTS:
+		return -EEXIST;
+	case CODE_PERMISSION_DENIED:
+		return -EPERM;
+	case CODE_RESOURCE_EXHAUSTED:
+		return -ENOSPC;
+	case CODE_FAILED_PRECONDITION:
+		return -ENOPKG;
+	case CODE_OUT_OF_RANGE:
+		return -ERANGE;
+	case CODE_UNIMPLEMENTED:
+		return -EOPNOTSUPP;
+	case CODE_UNAVAILABLE:
+		return -EAGAIN;
+	default:
+		return -EIO;
+	}
+}
+
 const char *grpc_code_name(unsigned code)
 {
 	static const char *const names[] = {

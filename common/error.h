@@ -43,4 +43,8 @@ int err_set(struct cric_err *e, int r, const char *fmt, ...) _printf_(3, 4);
 int err_prefix(struct cric_err *e, int r, const char *fmt, ...) _printf_(3, 4);
 
 enum cric_code grpc_code_from_errno(int r);
+/* The other way, for a peer daemon's answer: a negative errno that
+ * grpc_code_from_errno() maps back to code (-EIO, INTERNAL, for the codes
+ * no errno stands for); 0 for CODE_OK. */
+int errno_from_grpc_code(unsigned code);
 const char *grpc_code_name(unsigned code);

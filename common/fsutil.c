@@ -220,3 +220,24 @@ bool path_component_ok(const char *c, size_t len)
 	}
 	return true;
 }
+
+json_t *json_from_strv(char *const *v)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; a && v && v[i]; i++)
+		if (json_array_append_new(a, json_string(v[i])) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	return a;
+}
+
+char **strv_from_json(const json_t *a)
+{
+	char **v = calloc(json_array_size(a) + 1, sizeof(char *));
+	for (size_t i = 0, k = 0; v && i < json_array_size(a); i++)
+		if (json_is_string(json_array_get(a, i)) &&
+		    !(v[k++] = strdup(json_string_value(json_array_get(a, i)))))
+			return strv_free(v);
+	return v;
+}

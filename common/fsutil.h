@@ -22,6 +22,12 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
 
 /* Same for a JSON document (compact, sorted keys, trailing newline). */
 int json_save_atomic(const char *path, const json_t *doc, mode_t mode);
+/* A JSON array of the strings of v (NULL: []); NULL on OOM. */
+json_t *json_from_strv(char *const *v);
+/* The string entries of a JSON array (others skipped; not an array: none)
+ * as a NULL-terminated array; NULL on OOM. */
+char **strv_from_json(const json_t *a);
+
 /* Load a JSON document of at most max bytes; err filled on parse errors. */
 int json_load_path(const char *path, size_t max, json_t **ret, char *err, size_t errlen);
 

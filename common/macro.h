@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define ARRAY_SIZE(a)  (sizeof(a) / sizeof((a)[0]))
@@ -66,6 +67,26 @@ static inline char **strv_free(char **v)
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free)
 #define _cleanup_strv_free_ _cleanup_(strv_freep)
+
+/* Entries of a NULL-terminated array (NULL: 0). */
+static inline size_t strv_len(char *const *v)
+{
+	size_t n = 0;
+	while (v && v[n])
+		n++;
+	return n;
+}
+
+/* A deep copy (NULL: an empty array); NULL on OOM. */
+static inline char **strv_copy(char *const *v)
+{
+	size_t n = strv_len(v);
+	char **c = calloc(n + 1, sizeof(char *));
+	for (size_t i = 0; c && i < n; i++)
+		if (!(c[i] = strdup(v[i])))
+			return strv_free(c);
+	return c;
+}
 
 static inline int negative_errno(void)
 {

@@ -24,24 +24,6 @@ struct image_store {
 	char *dir;
 };
 
-static size_t strv_len(char *const *v)
-{
-	size_t n = 0;
-	while (v && v[n])
-		n++;
-	return n;
-}
-
-static char **strv_dup(char *const *v)
-{
-	size_t n = strv_len(v);
-	char **c = calloc(n + 1, sizeof(char *));
-	for (size_t i = 0; c && i < n; i++)
-		if (!(c[i] = strdup(v[i])))
-			return strv_free(c);
-	return c;
-}
-
 static bool strv_contains(char *const *v, const char *s)
 {
 	for (size_t i = 0; v && v[i]; i++)
@@ -106,9 +88,9 @@ struct image *image_dup(const struct image *img)
 	c->uid = img->uid;
 	c->pinned = img->pinned;
 	c->pulled_at = img->pulled_at;
-	if (!(c->repo_tags = strv_dup(img->repo_tags)) ||
-	    !(c->repo_digests = strv_dup(img->repo_digests)) ||
-	    !(c->chain_ids = strv_dup(img->chain_ids)) ||
+	if (!(c->repo_tags = strv_copy(img->repo_tags)) ||
+	    !(c->repo_digests = strv_copy(img->repo_digests)) ||
+	    !(c->chain_ids = strv_copy(img->chain_ids)) ||
 	    !(c->config = strdup(img->config ? img->config : "")) ||
 	    !(c->username = strdup(img->username ? img->username : "")) ||
 	    !(c->annotations = strdup(img->annotations ? img->annotations : "{}")))
@@ -125,37 +107,19 @@ static char *record_path(struct image_store *st, const char *id)
 	return path_join(st->dir, name);
 }
 
-static json_t *strv_json(char *const *v)
-{
-	json_t *a = json_array();
-	for (size_t i = 0; a && v && v[i]; i++)
-		json_array_append_new(a, json_string(v[i]));
-	return a;
-}
-
 static int record_save(struct image_store *st, const struct image *img)
 {
 	_cleanup_json_ json_t *doc = json_pack(
 	    "{s:s, s:o, s:o, s:I, s:o, s:s, s:b, s:I, s:s, s:b, s:I, s:s}", "id", img->id,
-	    "repo_tags", strv_json(img->repo_tags), "repo_digests", strv_json(img->repo_digests),
-	    "size", (json_int_t)img->size, "chain_ids", strv_json(img->chain_ids), "config",
-	    img->config, "has_uid", img->has_uid, "uid", (json_int_t)img->uid, "username",
-	    img->username, "pinned", img->pinned, "pulled_at", (json_int_t)img->pulled_at,
-	    "annotations", img->annotations ? img->annotations : "{}");
+	    "repo_tags", json_from_strv(img->repo_tags), "repo_digests",
+	    json_from_strv(img->repo_digests), "size", (json_int_t)img->size, "chain_ids",
+	    json_from_strv(img->chain_ids), "config", img->config, "has_uid", img->has_uid, "uid",
+	    (json_int_t)img->uid, "username", img->username, "pinned", img->pinned, "pulled_at",
+	    (json_int_t)img->pulled_at, "annotations", img->annotations ? img->annotations : "{}");
 	_cleanup_free_ char *path = record_path(st, img->id);
 	if (!doc || !path)
 		return -ENOMEM;
 	return json_save_atomic(path, doc, 0600);
-}
-
-static char **json_strv(const json_t *a)
-{
-	char **v = calloc(json_array_size(a) + 1, sizeof(char *));
-	for (size_t i = 0, k = 0; v && i < json_array_size(a); i++)
-		if (json_is_string(json_array_get(a, i)) &&
-		    !(v[k++] = strdup(json_string_value(json_array_get(a, i)))))
-			return strv_free(v);
-	return v;
 }
 
 static struct image *record_load(const char *path)
@@ -179,9 +143,9 @@ static struct image *record_load(const char *path)
 	img->uid = json_integer_value(json_object_get(doc, "uid"));
 	img->pinned = json_is_true(json_object_get(doc, "pinned"));
 	img->pulled_at = json_integer_value(json_object_get(doc, "pulled_at"));
-	if (!(img->repo_tags = json_strv(json_object_get(doc, "repo_tags"))) ||
-	    !(img->repo_digests = json_strv(json_object_get(doc, "repo_digests"))) ||
-	    !(img->chain_ids = json_strv(json_object_get(doc, "chain_ids"))) ||
+	if (!(img->repo_tags = strv_from_json(json_object_get(doc, "repo_tags"))) ||
+	    !(img->repo_digests = strv_from_json(json_object_get(doc, "repo_digests"))) ||
+	    !(img->chain_ids = strv_from_json(json_object_get(doc, "chain_ids"))) ||
 	    !(img->config = strdup(cfg)) || !(img->username = strdup(user ? user : "")) ||
 	    !(img->annotations = strdup(ann ? ann : "{}")))
 		return image_free(img);

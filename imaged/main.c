@@ -43,10 +43,8 @@ static int load_pinned(struct imaged *d, const struct cric_config *cfg, const ch
 {
 	const json_t *v = json_object_get(json_object_get(cfg->doc, "imaged"), "pinned_images");
 	if (v && (!json_is_array(v) || json_array_size(v) > 1024))
-		return err_set(err, -EINVAL,
-			       "config \"%s\": \"imaged.pinned_images\" must be a list of image "
-			       "references",
-			       cfg->config_file);
+		return config_bad_key(cfg, "imaged", "pinned_images", "a list of image references",
+				      err);
 	if (!(d->pinned = calloc(json_array_size(v) + 1, sizeof(char *))))
 		return -ENOMEM;
 	for (size_t i = 0, k = 0; i < json_array_size(v); i++) {

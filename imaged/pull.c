@@ -65,8 +65,7 @@ struct puller {
 static int bad(const struct cric_config *cfg, const char *key, const char *want,
 	       struct cric_err *err)
 {
-	return err_set(err, -EINVAL, "config \"%s\": \"imaged.%s\" must be %s", cfg->config_file,
-		       key, want);
+	return config_bad_key(cfg, "imaged", key, want, err);
 }
 
 static bool domain_ok(const char *d)
@@ -408,28 +407,6 @@ static int get_config(struct puller *p, const struct endpoint *ep, const struct 
 
 /* ---- stored ---- */
 
-static int code_errno(unsigned code)
-{
-	switch (code) {
-	case CODE_OK:
-		return 0;
-	case CODE_INVALID_ARGUMENT:
-		return -EINVAL;
-	case CODE_NOT_FOUND:
-		return -ENOENT;
-	case CODE_DEADLINE_EXCEEDED:
-		return -ETIMEDOUT;
-	case CODE_UNAVAILABLE:
-		return -EAGAIN;
-	case CODE_RESOURCE_EXHAUSTED:
-		return -ENOSPC;
-	case CODE_PERMISSION_DENIED:
-		return -EPERM;
-	default:
-		return -EIO;
-	}
-}
-
 static int stored_call(struct puller *p, const struct cric_call *call, const char *method,
 		       const ProtobufCMessage *req, const ProtobufCMessageDescriptor *out_desc,
 		       ProtobufCMessage **out, struct cric_err *err)
@@ -440,7 +417,7 @@ static int stored_call(struct puller *p, const struct cric_call *call, const cha
 	    cric_client_call_pb(p->stored, method, call ? call->request_id : NULL,
 				deadline_in_ms(STORED_TIMEOUT_MS), req, out_desc, &o, &msg);
 	if (code != CODE_OK)
-		return err_set(err, code_errno(code), "stored: %s",
+		return err_set(err, errno_from_grpc_code(code), "stored: %s",
 			       msg ? msg : grpc_code_name(code));
 	if (out)
 		*out = o;

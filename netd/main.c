@@ -37,18 +37,6 @@ static void netd_free(struct netd *n)
 	free(n);
 }
 
-static char **strv_copy(char *const *v)
-{
-	size_t k = 0;
-	while (v[k])
-		k++;
-	char **c = calloc(k + 1, sizeof(char *));
-	for (size_t i = 0; c && i < k; i++)
-		if (!(c[i] = strdup(v[i])))
-			return strv_free(c);
-	return c;
-}
-
 /* "netd": {"cni_plugin_timeout_seconds": N}, 1..3600, default 60. */
 static int plugin_timeout_ms(const struct cric_config *cfg, unsigned *ret, struct cric_err *err)
 {
@@ -58,9 +46,8 @@ static int plugin_timeout_ms(const struct cric_config *cfg, unsigned *ret, struc
 		return 0;
 	}
 	if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 3600)
-		return err_set(err, -EINVAL,
-			       "config \"%s\": \"netd.%s\" must be an integer from 1 to 3600",
-			       cfg->config_file, PLUGIN_TIMEOUT_KEY);
+		return config_bad_key(cfg, "netd", PLUGIN_TIMEOUT_KEY, "an integer from 1 to 3600",
+				      err);
 	*ret = (unsigned)json_integer_value(v) * 1000;
 	return 0;
 }

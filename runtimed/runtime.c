@@ -36,8 +36,7 @@ static const char *const runc_candidates[] = {
 static int bad_key(const struct cric_config *cfg, const char *key, const char *want,
 		   struct cric_err *err)
 {
-	return err_set(err, -EINVAL, "config \"%s\": \"runtimed.%s\" must be %s", cfg->config_file,
-		       key, want);
+	return config_bad_key(cfg, "runtimed", key, want, err);
 }
 
 static int add_handler(struct runtimed *rt, const struct cric_config *cfg, const char *name,

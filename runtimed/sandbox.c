@@ -223,14 +223,6 @@ static char *record_path(struct sandbox_mgr *m, const char *id)
 	return path_join(m->records_dir, name);
 }
 
-static json_t *strv_json(char *const *v, size_t max)
-{
-	json_t *a = json_array();
-	for (size_t i = 0; a && i < max && v && v[i]; i++)
-		json_array_append_new(a, json_string(v[i]));
-	return a;
-}
-
 /* Called with the sandbox's op lock held (fields do not change under us). */
 static int record_save(struct sandbox_mgr *m, struct sandbox *sb)
 {
@@ -244,11 +236,11 @@ static int record_save(struct sandbox_mgr *m, struct sandbox *sb)
 	    (json_int_t)sb->attempt, "state", state_name(sb->state), "created_at",
 	    (json_int_t)sb->created_at, "config", cfg, "handler", sb->handler, "host_network",
 	    sb->host_network, "host_ipc", sb->host_ipc, "pid_mode", sb->pid_mode, "net_setup",
-	    sb->net_setup, "netns", sb->netns, "ips", strv_json(sb->ips, SANDBOX_MAX_IPS),
-	    "cni_result", sb->cni_result, "ipc_pin", sb->ipc_pin, "uts_pin", sb->uts_pin,
-	    "infra_pid", (json_int_t)sb->infra_pid, "infra_start", (json_int_t)sb->infra_start,
-	    "cgroup", sb->cgroup, "cgroup_parent", sb->cgroup_parent, "cgroup_created",
-	    strv_json(sb->cgroup_created, 64), "dir", sb->dir);
+	    sb->net_setup, "netns", sb->netns, "ips", json_from_strv(sb->ips), "cni_result",
+	    sb->cni_result, "ipc_pin", sb->ipc_pin, "uts_pin", sb->uts_pin, "infra_pid",
+	    (json_int_t)sb->infra_pid, "infra_start", (json_int_t)sb->infra_start, "cgroup",
+	    sb->cgroup, "cgroup_parent", sb->cgroup_parent, "cgroup_created",
+	    json_from_strv(sb->cgroup_created), "dir", sb->dir);
 	if (!doc)
 		return -ENOMEM;
 	_cleanup_free_ char *path = record_path(m, sb->id);
@@ -325,13 +317,8 @@ static int record_load(const char *path, struct sandbox **ret)
 		if (json_is_string(json_array_get(ips, i)) &&
 		    !(sb->ips[i] = strdup(json_string_value(json_array_get(ips, i)))))
 			goto nomem;
-	json_t *cg = json_object_get(doc, "cgroup_created");
-	if (!(sb->cgroup_created = calloc(json_array_size(cg) + 1, sizeof(char *))))
+	if (!(sb->cgroup_created = strv_from_json(json_object_get(doc, "cgroup_created"))))
 		goto nomem;
-	for (size_t i = 0, k = 0; i < json_array_size(cg); i++)
-		if (json_is_string(json_array_get(cg, i)) &&
-		    !(sb->cgroup_created[k++] = strdup(json_string_value(json_array_get(cg, i)))))
-			goto nomem;
 	*ret = sb;
 	return 0;
 nomem:
@@ -822,12 +809,7 @@ static int netd_setup(struct sandbox_mgr *m, const struct cric_call *call, struc
 	    m->netd, "cric.netd.SetupPodNetwork", call->request_id, deadline_in_ms(NETD_TIMEOUT_MS),
 	    &req.base, &cric__internal__setup_pod_network_response__descriptor, &out, &msg);
 	if (code != CODE_OK) {
-		int r = code == CODE_INVALID_ARGUMENT      ? -EINVAL
-			: code == CODE_UNAVAILABLE         ? -EAGAIN
-			: code == CODE_DEADLINE_EXCEEDED   ? -ETIMEDOUT
-			: code == CODE_ALREADY_EXISTS      ? -EEXIST
-			: code == CODE_FAILED_PRECONDITION ? -ENOPKG
-							   : -EIO;
+		int r = errno_from_grpc_code(code);
 		return err_set(err, r, "pod network: %s", msg ? msg : grpc_code_name(code));
 	}
 	_cleanup_pb_ Cric__Internal__SetupPodNetworkResponse *resp =
@@ -859,8 +841,8 @@ static int netd_teardown(struct sandbox_mgr *m, const struct cric_call *call, st
 	if (out)
 		protobuf_c_message_free_unpacked(out, NULL);
 	if (code != CODE_OK)
-		return err_set(err, code == CODE_UNAVAILABLE ? -EAGAIN : -EIO,
-			       "tear down the pod network: %s", msg ? msg : grpc_code_name(code));
+		return err_set(err, errno_from_grpc_code(code), "tear down the pod network: %s",
+			       msg ? msg : grpc_code_name(code));
 	return 0;
 }
 

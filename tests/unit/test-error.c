@@ -6,6 +6,8 @@
 
 #include <cmocka.h>
 
+#include <stdbool.h>
+
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -157,6 +159,22 @@ static void test_grpc_code_from_errno_int_min(void **state)
 	assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* A peer's code turned into an errno maps back to the same code, except
+ * the ones no errno stands for, which become INTERNAL. */
+static void test_errno_from_grpc_code_round_trips(void **state)
+{
+	(void)state;
+	assert_int_equal(errno_from_grpc_code(CODE_OK), 0);
+	for (unsigned c = 1; c <= CODE_MAX; c++) {
+		int r = errno_from_grpc_code(c);
+		assert_true(r < 0);
+		bool lossy = c == CODE_UNKNOWN || c == CODE_ABORTED || c == CODE_INTERNAL ||
+			     c == CODE_DATA_LOSS || c == CODE_UNAUTHENTICATED;
+		assert_int_equal(grpc_code_from_errno(r), lossy ? CODE_INTERNAL : c);
+	}
+	assert_int_equal(errno_from_grpc_code(CODE_MAX + 1), -EIO);
+}
+
 static void test_grpc_code_name(void **state)
 {
 	(void)state;
@@ -193,6 +211,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_err_set),
+		cmocka_unit_test(test_errno_from_grpc_code_round_trips),
 		cmocka_unit_test(test_err_null),
 		cmocka_unit_test(test_err_prefix_compose),
 		cmocka_unit_test(test_err_prefix_empty_uses_strerror),
