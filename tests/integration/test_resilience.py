@@ -21,7 +21,11 @@ def test_kill9_runtimed_unavailable_then_recovers_without_gateway_restart(suite)
         suite.cri.version(timeout=30)
     took = time.monotonic() - start
     assert e.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert "runtimed is not running" in e.value.details()
+    # Whether the gateway has already seen the pipe close when the call
+    # arrives is a race with the kernel: either honest message names runtimed.
+    assert ("runtimed is not running" in e.value.details()
+            or "runtimed went away during the call" in e.value.details()), \
+        e.value.details()
     assert took < 10, f"UNAVAILABLE took {took:.1f}s; it must not wait for the deadline"
 
     # Other daemons are unaffected meanwhile.
