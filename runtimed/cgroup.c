@@ -18,6 +18,7 @@
 #define MAX_DEPTH       32
 
 static char *hier[MAX_HIERARCHIES + 1];
+static bool hier_v2[MAX_HIERARCHIES];
 static pthread_once_t hier_once = PTHREAD_ONCE_INIT;
 
 /* mountinfo escapes blanks as \040 etc. */
@@ -59,8 +60,10 @@ static void read_hierarchies(void)
 		bool dup = false;
 		for (size_t i = 0; i < n; i++)
 			dup |= strcmp(hier[i], mp) == 0;
-		if (!dup && (hier[n] = strdup(mp)))
+		if (!dup && (hier[n] = strdup(mp))) {
+			hier_v2[n] = strcmp(fstype, "cgroup2") == 0;
 			n++;
+		}
 	}
 	fclose(f);
 }
@@ -172,6 +175,43 @@ static void cpuset_inherit(const char *dir)
 	}
 }
 
+static bool has_word(const char *list, const char *word, size_t len)
+{
+	for (const char *p = list; (p = strstr(p, word)); p += len)
+		if ((p == list || p[-1] == ' ') && (p[len] == ' ' || p[len] == '\n' || !p[len]))
+			return true;
+	return false;
+}
+
+/* cgroup v2 gives a child only the controllers its parent enabled in
+ * cgroup.subtree_control: enable in dir every controller dir has, so the
+ * limits written below it find their files (runc does the same for the
+ * container's own cgroup). One that cannot be enabled (a parent someone
+ * else put processes in: EBUSY) is logged; cgroup_apply then warns about
+ * the limit it cannot set. */
+static void v2_delegate(const char *dir)
+{
+	_cleanup_free_ char *cpath = path_join(dir, "cgroup.controllers");
+	_cleanup_free_ char *spath = path_join(dir, "cgroup.subtree_control");
+	_cleanup_free_ char *have = NULL, *on = NULL;
+	size_t n;
+	if (!cpath || !spath || read_file(cpath, 4096, &have, &n) < 0 ||
+	    read_file(spath, 4096, &on, &n) < 0)
+		return;
+	for (char *save = NULL, *c = strtok_r(have, " \n", &save); c;
+	     c = strtok_r(NULL, " \n", &save)) {
+		if (has_word(on, c, strlen(c)))
+			continue;
+		char plus[64];
+		snprintf(plus, sizeof(plus), "+%s", c);
+		int r = write_str(dir, "cgroup.subtree_control", plus);
+		if (r < 0)
+			log_warning(
+			    "cgroup \"%s\": cannot enable controller %s for its children: %s", dir,
+			    c, strerror(-r));
+	}
+}
+
 int cgroup_create(const char *path, char ***created, struct cric_err *err)
 {
 	char *const *h = cgroup_hierarchies();
@@ -194,6 +234,11 @@ int cgroup_create(const char *path, char ***created, struct cric_err *err)
 		for (size_t i = 0; h[i]; i++) {
 			char dir[CGROUP_PATH_MAX * 2];
 			snprintf(dir, sizeof(dir), "%s%s", h[i], prefix);
+			if (hier_v2[i]) {
+				*strrchr(dir, '/') = '\0';
+				v2_delegate(dir[0] ? dir : "/");
+				snprintf(dir, sizeof(dir), "%s%s", h[i], prefix);
+			}
 			if (mkdir(dir, 0755) == 0) {
 				made_here = true;
 				cpuset_inherit(dir);
