@@ -138,9 +138,34 @@ static json_t *held_chains(struct layer_store *ls)
 	return held;
 }
 
+/* blob digest -> how many published layers are made from it (one blob can
+ * make several layers: the same diff on different parents). */
+static json_t *blob_users(struct layer_store *ls)
+{
+	json_t *users = json_object();
+	_cleanup_closedir_ DIR *d = opendir(ls->layers_dir);
+	struct dirent *de;
+	while (users && d && (de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		if (n != 69 || strcmp(de->d_name + 64, ".json") != 0)
+			continue;
+		char chain[BLOB_DIGEST_BUF];
+		snprintf(chain, sizeof(chain), "sha256:%.64s", de->d_name);
+		_cleanup_json_ json_t *m = meta_load(ls, chain);
+		const char *b = json_string_value(json_object_get(m, "blob"));
+		if (b)
+			json_object_set_new(
+			    users, b,
+			    json_integer(json_integer_value(json_object_get(users, b)) + 1));
+	}
+	return users;
+}
+
 /* Remove one layer: record first (it is then unpublished), tree, blob (if
- * no other layer is made from it). With the lock held. */
-static int remove_layer(struct layer_store *ls, const char *hex, struct cric_err *err)
+ * no other layer is made from it: users counts them, and is updated). With
+ * the lock held. */
+static int remove_layer(struct layer_store *ls, const char *hex, json_t *users,
+			struct cric_err *err)
 {
 	char chain[BLOB_DIGEST_BUF];
 	snprintf(chain, sizeof(chain), "sha256:%s", hex);
@@ -155,48 +180,44 @@ static int remove_layer(struct layer_store *ls, const char *hex, struct cric_err
 	if (r < 0 && r != -ENOENT)
 		return r;
 	if (blob) {
-		/* Another layer made from the same blob (another parent) keeps it. */
-		bool used = false;
-		_cleanup_closedir_ DIR *d = opendir(ls->layers_dir);
-		struct dirent *de;
-		while (d && !used && (de = readdir(d))) {
-			size_t n = strlen(de->d_name);
-			if (n != 69 || strcmp(de->d_name + 64, ".json") != 0)
-				continue;
-			char other[BLOB_DIGEST_BUF];
-			snprintf(other, sizeof(other), "sha256:%.64s", de->d_name);
-			_cleanup_json_ json_t *om = meta_load(ls, other);
-			const char *ob = json_string_value(json_object_get(om, "blob"));
-			used = ob && strcmp(ob, blob) == 0;
-		}
-		if (!used && (r = blob_remove(ls->blobs, blob, NULL)) < 0 && r != -ENOENT)
+		json_int_t left = json_integer_value(json_object_get(users, blob)) - 1;
+		json_object_set_new(users, blob, json_integer(left));
+		if (left <= 0 && (r = blob_remove(ls->blobs, blob, NULL)) < 0 && r != -ENOENT)
 			log_warning_errno(r, "remove blob %s", blob);
 	}
 	return 0;
 }
 
-/* Remove every published layer nothing holds. With the lock held. */
+/* Remove every published layer nothing holds. With the lock held. One pass
+ * over the records for the blob counts, one for the victims: linear in the
+ * number of layers. */
 static unsigned collect(struct layer_store *ls)
 {
 	_cleanup_json_ json_t *held = held_chains(ls);
+	_cleanup_json_ json_t *victims = json_array();
 	_cleanup_closedir_ DIR *d = opendir(ls->layers_dir);
 	struct dirent *de;
-	unsigned removed = 0;
-	char victims[256][65];
-	size_t nv = 0;
-	while (d && nv < ARRAY_SIZE(victims) && (de = readdir(d))) {
+	while (held && victims && d && (de = readdir(d))) {
 		size_t n = strlen(de->d_name);
 		if (n != 69 || strcmp(de->d_name + 64, ".json") != 0)
 			continue;
 		char chain[BLOB_DIGEST_BUF];
 		snprintf(chain, sizeof(chain), "sha256:%.64s", de->d_name);
 		if (!json_object_get(held, chain))
-			snprintf(victims[nv++], 65, "%.64s", de->d_name);
+			json_array_append_new(victims, json_stringn(de->d_name, 64));
 	}
-	for (size_t i = 0; i < nv; i++) {
+	if (json_array_size(victims) == 0)
+		return 0;
+	_cleanup_json_ json_t *users = blob_users(ls);
+	if (!users)
+		return 0;
+	unsigned removed = 0;
+	size_t i;
+	json_t *v;
+	json_array_foreach (victims, i, v) {
 		struct cric_err e;
-		if (remove_layer(ls, victims[i], &e) < 0)
-			log_error("remove layer sha256:%s: %s", victims[i], e.msg);
+		if (remove_layer(ls, json_string_value(v), users, &e) < 0)
+			log_error("remove layer sha256:%s: %s", json_string_value(v), e.msg);
 		else
 			removed++;
 	}

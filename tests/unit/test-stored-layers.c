@@ -142,11 +142,67 @@ static void test_import_commit_release(void **state)
 	tmpdir_remove(dir);
 }
 
+/* One blob that makes many layers (the same diff on different parents),
+ * more than any fixed batch: a release collects every layer nothing holds
+ * in one go, and the blob goes only with the last layer made from it. */
+static void test_collect_many_sharing_a_blob(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	char *dir = tmpdir_make("collect");
+	char state_dir[PATH_MAX], run_dir[PATH_MAX], staging[PATH_MAX];
+	tpath(state_dir, dir, "state");
+	tpath(run_dir, dir, "run");
+	tpath(staging, dir, "staging");
+	assert_int_equal(mkdir(staging, 0700), 0);
+	char diff[BLOB_DIGEST_BUF], blob[BLOB_DIGEST_BUF];
+	make_layer(staging, "l", diff, blob);
+	struct layer_store *ls;
+	struct cric_err err;
+	assert_int_equal(layer_store_open(state_dir, run_dir, &ls, &err), 0);
+
+	enum { N = 300 };
+	static char chains[N][BLOB_DIGEST_BUF];
+	char *list[N + 1];
+	const char *parent = "";
+	for (size_t i = 0; i < N; i++) {
+		uint64_t size;
+		bool already;
+		assert_int_equal(layer_import(ls, staging, "l", blob, diff, parent, "lease",
+					      chains[i], &size, &already, &err),
+				 0);
+		assert_false(already);
+		parent = list[i] = chains[i];
+	}
+	list[N] = NULL;
+	assert_int_equal(layer_commit_image(ls, D_A, list, N, "lease", &err), 0);
+	assert_int_equal(layer_commit_image(ls, D_B, list, 1, "", &err), 0);
+	char layers[PATH_MAX], blobs[PATH_MAX];
+	snprintf(layers, sizeof(layers), "%s/layers", state_dir);
+	snprintf(blobs, sizeof(blobs), "%s/blobs/sha256", state_dir);
+	assert_int_equal(dir_count(layers), 1 + 2 * N); /* "empty", trees, records */
+	assert_int_equal(dir_count(blobs), 1);
+
+	unsigned removed = 0;
+	assert_int_equal(layer_release_image(ls, D_A, &removed, &err), 0);
+	assert_int_equal(removed, N - 1); /* the base layer is D_B's */
+	assert_int_equal(dir_count(layers), 1 + 2);
+	assert_int_equal(dir_count(blobs), 1);
+	assert_int_equal(layer_release_image(ls, D_B, &removed, &err), 0);
+	assert_int_equal(removed, 1);
+	assert_int_equal(dir_count(layers), 1);
+	assert_int_equal(dir_count(blobs), 0);
+	layer_store_free(ls);
+	tmpdir_remove(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_chain_id),
 		cmocka_unit_test(test_import_commit_release),
+		cmocka_unit_test(test_collect_many_sharing_a_blob),
 	};
 	return cmocka_run_group_tests_name("stored-layers", tests, NULL, NULL);
 }
