@@ -58,7 +58,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 all: $(BINS)
 
 .PHONY: all FORCE check check-unit check-integration check-asan install clean \
-	format format-check lint pyproto check-units fuzz demo
+	format format-check lint pyproto check-units fuzz demo bench
 
 # --- generated code (not committed) ---
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: %.proto
@@ -167,6 +167,11 @@ check-integration: all pyproto $(TOOLS)
 
 check-asan:
 	$(MAKE) BUILD=build-asan SAN=1 check
+
+# cric against containerd's CRI plugin in the same run (ratios; see
+# tests/bench/bench.py). BENCH_ARGS=--quick for a smoke run.
+bench: all pyproto
+	CRIC_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/bench/bench.py --json $(BUILD)/bench.json $(BENCH_ARGS)
 
 # --- demo: start a suite under DEMO_ROOT and show it answering CRI ---
 DEMO_ROOT ?= /tmp/cric-demo

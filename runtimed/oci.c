@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/pidfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -180,4 +182,26 @@ bool proc_alive(pid_t pid, unsigned long long start_time)
 	if (pid <= 0 || proc_stat(pid, &state, &start) < 0)
 		return false;
 	return state != 'Z' && state != 'X' && start == start_time;
+}
+
+int proc_kill_wait(pid_t pid, unsigned long long start_time, int timeout_ms)
+{
+	if (!proc_alive(pid, start_time))
+		return 0;
+	_cleanup_close_ int fd = pidfd_open(pid, 0);
+	if (fd < 0)
+		return errno == ESRCH ? 0 : negative_errno();
+	/* The pidfd names one process from now on: is it still the one? */
+	if (!proc_alive(pid, start_time))
+		return 0;
+	if (pidfd_send_signal(fd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
+		return negative_errno();
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int r;
+	do
+		r = poll(&p, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return negative_errno();
+	return r == 0 ? -ETIMEDOUT : 0;
 }

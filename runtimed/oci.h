@@ -37,3 +37,8 @@ int oci_delete(const struct oci_handler *h, const char *id, struct cric_err *err
 unsigned long long proc_start_time(pid_t pid);
 /* True when pid runs (not a zombie) and started at start_time. */
 bool proc_alive(pid_t pid, unsigned long long start_time);
+/* SIGKILL the process pid that started at start_time and wait up to
+ * timeout_ms for it to exit (exited: a zombie counts; it need not be our
+ * child). 0 when it is gone, or was already; -ETIMEDOUT; -errno. Through a
+ * pidfd, so a reused pid is never signalled. */
+int proc_kill_wait(pid_t pid, unsigned long long start_time, int timeout_ms);

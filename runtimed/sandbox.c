@@ -952,7 +952,12 @@ static int infra_stop(struct sandbox_mgr *m, struct sandbox *sb, struct cric_err
 			    sb->handler, gone.path);
 		h = &gone;
 	}
-	int r = oci_delete(h, sb->id, err);
+	/* runc delete --force kills and then looks for the exit every 100 ms:
+	 * kill it here and wait on a pidfd instead, so runc finds it stopped. */
+	int r = proc_kill_wait(sb->infra_pid, sb->infra_start, 5000);
+	if (r < 0)
+		log_warning_errno(r, "kill infra process %d", (int)sb->infra_pid);
+	r = oci_delete(h, sb->id, err);
 	if (r < 0)
 		return err_prefix(err, r, "stop the infra process");
 	pthread_mutex_lock(&m->lock);
