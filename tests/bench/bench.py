@@ -4,9 +4,11 @@ in the same run, on the same machine, through the same CRI client.
 
 Both runtimes get the same registry on loopback (Debian's docker-registry),
 the same CNI plugins (bridge + host-local + portmap, each its own bridge and
-198.18.x subnet), runc, and their own temp roots. Every figure is reported
-for both and as a ratio cric/containerd (below 1: cric is faster/smaller);
-absolute times on shared machines are noise, the ratios are the result.
+subnet: 198.19.20.0/24 and 198.19.21.0/24, apart from the default config's
+198.18.0.0/16 and the tests' 198.19.42.0/24), runc, and their own temp
+roots. Every figure is reported for both and as a ratio cric/containerd
+(below 1: cric is faster/smaller); absolute times on shared machines are
+noise, the ratios are the result.
 
 containerd needs a sandbox ("pause") image: the bench builds one from
 cric's own static pause binary and pushes it to the loopback registry, so
@@ -31,6 +33,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 from conftest import BIN, CRI, Suite, api, pid_running, running_pids_under  # noqa: E402
 import imageutil as iu  # noqa: E402
+from netutil import bridge_conflist  # noqa: E402
 
 CONTAINERD = "/usr/bin/containerd"
 SHIM = "/usr/bin/containerd-shim-runc-v2"
@@ -43,19 +46,6 @@ def missing():
         if not os.access(path, os.X_OK):
             return path
     return None
-
-
-def conflist(name, bridge, subnet, data_dir):
-    return {
-        "cniVersion": "1.0.0", "name": name,
-        "plugins": [
-            {"type": "bridge", "bridge": bridge, "isGateway": True, "ipMasq": True,
-             "ipam": {"type": "host-local", "dataDir": data_dir,
-                      "routes": [{"dst": "0.0.0.0/0"}],
-                      "ranges": [[{"subnet": subnet}]]}},
-            {"type": "portmap", "capabilities": {"portMappings": True}},
-        ],
-    }
 
 
 def write_json(path, doc):
@@ -129,8 +119,9 @@ class Cric(Runtime):
         tag = secrets.token_hex(2)
         self.bridge = "cbc" + tag
         write_json(os.path.join(self.suite.cni_dir, "10-bench.conflist"),
-                   conflist("bench-cric-" + tag, self.bridge, "198.18.20.0/24",
-                            os.path.join(self.root, "var/lib/cni/networks")))
+                   bridge_conflist("bench-cric-" + tag, self.bridge,
+                                   os.path.join(self.root, "var/lib/cni/networks"),
+                                   "198.19.20.0/24"))
         self.suite.up()
         self.cri = self.suite.cri
 
@@ -162,8 +153,8 @@ class Containerd(Runtime):
         self.bridge = "cbd" + tag
         cni_dir = os.path.join(self.dir, "cni")
         write_json(os.path.join(cni_dir, "10-bench.conflist"),
-                   conflist("bench-ctd-" + tag, self.bridge, "198.18.21.0/24",
-                            os.path.join(self.dir, "cni-data")))
+                   bridge_conflist("bench-ctd-" + tag, self.bridge,
+                                   os.path.join(self.dir, "cni-data"), "198.19.21.0/24"))
         cri = 'plugins."io.containerd.grpc.v1.cri"'
         config = f"""version = 2
 root = "{self.dir}/root"
@@ -372,7 +363,7 @@ def main():
         sys.exit(f"bench: {m} is missing; 'bash deploy/install-deps --bench' installs what "
                  "the bench needs (containerd, runc, CNI plugins, docker-registry)")
     q = args.quick
-    n_version, n_pods, n_many, rounds = (200, 5, 20, 1) if q else (2000, 20, 100, 3)
+    n_version, n_pods, n_many, rounds = (200, 5, 20, 1) if q else (2000, 20, 100, 5)
 
     tmp = tempfile.mkdtemp(prefix="cb-", dir="/tmp")  # short: socket paths
     reg = iu.Registry(os.path.join(tmp, "registry")).start()

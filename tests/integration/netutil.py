@@ -47,6 +47,25 @@ def run(*cmd, check=True, timeout=30):
     return r
 
 
+def bridge_conflist(name, bridge, data_dir, subnet, gateway=None):
+    """bridge (gateway, masquerade, hairpin) + host-local in data_dir + portmap."""
+    rng = {"subnet": subnet}
+    if gateway:
+        rng["gateway"] = gateway
+    return {
+        "cniVersion": "1.0.0",
+        "name": name,
+        "plugins": [
+            {"type": "bridge", "bridge": bridge, "isGateway": True,
+             "ipMasq": True, "hairpinMode": True,
+             "ipam": {"type": "host-local", "dataDir": data_dir,
+                      "routes": [{"dst": "0.0.0.0/0"}],
+                      "ranges": [[rng]]}},
+            {"type": "portmap", "capabilities": {"portMappings": True}},
+        ],
+    }
+
+
 class Net:
     """A CNI network in a suite's conf dir, and netd's methods on it."""
 
@@ -63,18 +82,7 @@ class Net:
         self.pods = set()
 
     def conflist(self, subnet=SUBNET, gateway=GATEWAY):
-        return {
-            "cniVersion": "1.0.0",
-            "name": self.name,
-            "plugins": [
-                {"type": "bridge", "bridge": self.bridge, "isGateway": True,
-                 "ipMasq": True, "hairpinMode": True,
-                 "ipam": {"type": "host-local", "dataDir": self.data_dir,
-                          "routes": [{"dst": "0.0.0.0/0"}],
-                          "ranges": [[{"subnet": subnet, "gateway": gateway}]]}},
-                {"type": "portmap", "capabilities": {"portMappings": True}},
-            ],
-        }
+        return bridge_conflist(self.name, self.bridge, self.data_dir, subnet, gateway)
 
     def write_conf(self, doc):
         os.makedirs(self.suite.cni_dir, exist_ok=True)
