@@ -175,8 +175,10 @@ static void cpuset_inherit(const char *dir)
 	}
 }
 
-static bool has_word(const char *list, const char *word, size_t len)
+/* word is one of list's blank-separated words */
+static bool has_word(const char *list, const char *word)
 {
+	size_t len = strlen(word);
 	for (const char *p = list; (p = strstr(p, word)); p += len)
 		if ((p == list || p[-1] == ' ') && (p[len] == ' ' || p[len] == '\n' || !p[len]))
 			return true;
@@ -200,7 +202,7 @@ static void v2_delegate(const char *dir)
 		return;
 	for (char *save = NULL, *c = strtok_r(have, " \n", &save); c;
 	     c = strtok_r(NULL, " \n", &save)) {
-		if (has_word(on, c, strlen(c)))
+		if (has_word(on, c))
 			continue;
 		char plus[64];
 		snprintf(plus, sizeof(plus), "+%s", c);

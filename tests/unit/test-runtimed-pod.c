@@ -18,6 +18,7 @@
 
 #include "testutil.h"
 
+#include "common/fsutil.h"
 #include "common/macro.h"
 #include "common/pbjson.h"
 #include "proto/cri/api.pb-c.h"
@@ -124,17 +125,10 @@ static bool is_dir(const char *path)
 
 static char *slurp(const char *dir, const char *file)
 {
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return NULL;
-	char *buf = calloc(1, 4096);
-	assert_non_null(buf);
-	size_t n = fread(buf, 1, 4095, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
+	_cleanup_free_ char *path = path_join(dir, file);
+	char *buf = NULL;
+	size_t n;
+	return path && read_file(path, 4096, &buf, &n) == 0 ? buf : NULL;
 }
 
 /* Real cgroups: cgroup_create makes the whole path in every hierarchy and
