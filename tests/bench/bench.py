@@ -31,7 +31,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
-from conftest import BIN, CRI, Suite, api, pid_running, running_pids_under  # noqa: E402
+from conftest import BIN, CRI, DAEMONS, Suite, api, running_pids_under  # noqa: E402
 import imageutil as iu  # noqa: E402
 from netutil import bridge_conflist  # noqa: E402
 
@@ -126,12 +126,17 @@ class Cric(Runtime):
         self.cri = self.suite.cri
 
     def pids(self):
+        """The daemons and what they spawned, and the infra processes: runc
+        runs those detached (they are nobody's descendants here), so their
+        pids come from runtimed's pod records."""
         table = procs()
-        mine = [p for p, (_, comm, cmd) in table.items()
-                if comm.startswith("cric-") and self.root in cmd]
-        daemons = [self.suite.pid(d) for d in
-                   ("gateway", "imaged", "stored", "netd", "runtimed", "monitord")]
-        return descendants(set(mine) | set(daemons), table)
+        roots = {self.suite.pid(d) for d in DAEMONS}
+        records = os.path.join(self.root, "var/lib/cric/runtimed/sandboxes")
+        for name in os.listdir(records) if os.path.isdir(records) else ():
+            if name.endswith(".json"):
+                with open(os.path.join(records, name)) as f:
+                    roots.add(json.load(f).get("infra_pid", 0))
+        return descendants(roots & set(table), table)
 
     def stop(self):
         r = self.suite.down("--all")
