@@ -12,6 +12,7 @@
 
 #include "cleanup.h"
 #include "ipc.h"
+#include "ipc_listen.h"
 #include "log.h"
 #include "proto/cric/internal.pb-c.h"
 
@@ -27,6 +28,7 @@ struct cric_server {
 	char *daemon;
 	char *version;
 	nng_socket sock;
+	struct ipc_listener *listener;
 	struct worker *workers;
 	unsigned n_threads;
 	atomic_bool stopping;
@@ -37,6 +39,7 @@ static void pipe_check_peer(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	(void)ev;
 	struct cric_server *s = arg;
+	ipc_listener_pipe_added(s->listener);
 	uint64_t uid = (uint64_t)-1;
 	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) != 0) {
 		log_warning("connection without peer credentials, dropping it");
@@ -198,6 +201,7 @@ static void *worker(void *arg)
 
 static void server_free(struct cric_server *s)
 {
+	ipc_listener_free(s->listener);
 	free(s->workers);
 	free(s->daemon);
 	free(s->version);
@@ -225,35 +229,23 @@ int cric_server_start(const struct cric_server_config *cfg, struct cric_server *
 		return err_set(err, -ENOMEM, "open rep socket: %s", nng_strerror(rv));
 	}
 	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, IPC_MAX_MESSAGE + 4096);
+	if (strncmp(cfg->url, "ipc://", 6) != 0) {
+		nng_close(s->sock);
+		server_free(s);
+		return err_set(err, -EINVAL, "listen on %s: only ipc:// URLs are served", cfg->url);
+	}
+	s->listener = ipc_listener_new(s->sock, cfg->url + 6, 0600, cfg->daemon);
+	if (!s->listener) {
+		nng_close(s->sock);
+		server_free(s);
+		return -ENOMEM;
+	}
 	nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, pipe_check_peer, s);
-
-	/* nng replaces whatever is at the path; only ever replace a socket. */
-	struct stat st;
-	if (strncmp(cfg->url, "ipc://", 6) == 0 && lstat(cfg->url + 6, &st) == 0 &&
-	    !S_ISSOCK(st.st_mode)) {
+	int r = ipc_listener_start(s->listener, err);
+	if (r < 0) {
 		nng_close(s->sock);
 		server_free(s);
-		return err_set(err, -EEXIST, "listen on %s: \"%s\" exists and is not a socket",
-			       cfg->url, cfg->url + 6);
-	}
-	nng_listener l;
-	rv = nng_listener_create(&l, s->sock, cfg->url);
-	if (rv == 0)
-		rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0600);
-	if (rv == 0)
-		rv = nng_listener_start(l, 0);
-	if (rv == NNG_EADDRINUSE && strncmp(cfg->url, "ipc://", 6) == 0 &&
-	    unix_socket_is_stale(cfg->url + 6)) {
-		/* A socket file left by a killed daemon: ours to replace. */
-		log_info("removing stale socket \"%s\"", cfg->url + 6);
-		unlink(cfg->url + 6);
-		rv = nng_listener_start(l, 0);
-	}
-	if (rv != 0) {
-		nng_close(s->sock);
-		server_free(s);
-		return err_set(err, rv == NNG_EADDRINUSE ? -EADDRINUSE : -EIO, "listen on %s: %s",
-			       cfg->url, nng_strerror(rv));
+		return r;
 	}
 	for (unsigned i = 0; i < cfg->workers; i++) {
 		struct worker *w = &s->workers[i];
@@ -285,6 +277,7 @@ void cric_server_stop(struct cric_server *s)
 	 * nng_aio_stop() aborts a worker's pending receive (or a reply still
 	 * being sent) and makes its next operation fail at once. */
 	atomic_store(&s->stopping, true);
+	ipc_listener_stop(s->listener);
 	for (unsigned i = 0; i < s->n_threads; i++)
 		nng_aio_stop(s->workers[i].aio);
 	for (unsigned i = 0; i < s->n_threads; i++) {

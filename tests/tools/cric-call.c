@@ -2,7 +2,9 @@
  * (cric.netd.*, cric.stored.*: the daemon is the method's second part), for
  * the integration tests and for people poking at a running suite.
  *
- *   cric-call [--root DIR] [--config FILE] [--timeout SECONDS] METHOD [JSON]
+ *   cric-call [--root DIR] [--config FILE] [--timeout SECONDS] [--daemon NAME] METHOD [JSON]
+ *
+ * --daemon names the daemon for cric.Health (default netd).
  *
  * JSON (default "{}") is the request message with proto field names
  * ("pod_id", "port_mappings": [{"host_port": 8080, ...}]); it is turned into
@@ -193,9 +195,9 @@ static int json_to_pb(const json_t *j, const ProtobufCMessageDescriptor *d, Prot
 
 static void usage(void)
 {
-	fprintf(
-	    stderr,
-	    "usage: cric-call [--root DIR] [--config FILE] [--timeout SECONDS] METHOD [JSON]\n");
+	fprintf(stderr,
+		"usage: cric-call [--root DIR] [--config FILE] [--timeout SECONDS] [--daemon NAME] "
+		"METHOD [JSON]\n");
 }
 
 int main(int argc, char **argv)
@@ -204,13 +206,16 @@ int main(int argc, char **argv)
 		{ "root", required_argument, NULL, 'r' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "daemon", required_argument, NULL, 'd' },
 		{ 0 },
 	};
-	const char *root = NULL, *config = NULL;
+	const char *root = NULL, *config = NULL, *health_daemon = "netd";
 	long timeout_s = 120;
 	int c;
-	while ((c = getopt_long(argc, argv, "r:c:t:", opts, NULL)) != -1) {
-		if (c == 'r')
+	while ((c = getopt_long(argc, argv, "r:c:t:d:", opts, NULL)) != -1) {
+		if (c == 'd')
+			health_daemon = optarg;
+		else if (c == 'r')
 			root = optarg;
 		else if (c == 'c')
 			config = optarg;
@@ -264,7 +269,8 @@ int main(int argc, char **argv)
 	protobuf_c_message_free_unpacked(req, NULL);
 
 	/* "cric.<daemon>.<Method>"; Health goes to netd unless --daemon says. */
-	char daemon[32] = "netd";
+	char daemon[32];
+	snprintf(daemon, sizeof(daemon), "%s", health_daemon);
 	if (strncmp(method, "cric.", 5) == 0 && strchr(method + 5, '.'))
 		snprintf(daemon, sizeof(daemon), "%.*s",
 			 (int)(strchr(method + 5, '.') - method - 5), method + 5);

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -25,6 +26,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/fsutil.h"
 #include "common/ids.h"
 #include "common/ipc.h"
 #include "common/pbutil.h"
@@ -810,6 +812,109 @@ static void test_bad_urls(void **state)
 	assert_non_null(strstr(err.msg, url));
 }
 
+/* ---- peers that leave mid-handshake (nng bug #1518) ---- */
+
+/* One raw connection that goes away at a given point of the SP handshake:
+ * 0 right after connect, 1 after half a header, 2 after a whole header,
+ * 3 after reading the server's header without sending one, 4 after a
+ * complete exchange. */
+static void abort_handshake(const char *path, int how)
+{
+	static const uint8_t req_header[8] = { 0, 'S', 'P', 0, 0x00, 0x30, 0, 0 };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	if (how == 1 || how == 2 || how == 4)
+		assert_int_equal(write(fd, req_header, how == 1 ? 4 : 8), how == 1 ? 4 : 8);
+	if (how == 3 || how == 4) {
+		/* A live server answers its header at once; a wedged one never
+		 * does, so bound the wait. */
+		struct timeval tv = { .tv_sec = 0, .tv_usec = 200000 };
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		uint8_t h[8];
+		(void)!read(fd, h, sizeof(h));
+	}
+	close(fd);
+}
+
+/* One call from a client of its own, due by end_ms (monotonic). */
+static unsigned fresh_call(struct fixture *f, const char *name, int64_t end_ms)
+{
+	struct cric_client *c = NULL;
+	struct cric_err err = { { 0 } };
+	assert_int_equal(cric_client_open("testd", f->url, &c, &err), 0);
+	Cric__Internal__NetworkStatusResponse req = CRIC__INTERNAL__NETWORK_STATUS_RESPONSE__INIT;
+	req.network_name = (char *)name;
+	ProtobufCMessage *out = NULL;
+	char *msg = NULL;
+	int64_t left = end_ms - mono_ms();
+	unsigned code = cric_client_call_pb(
+	    c, "test.Echo", NULL, deadline_in_ms(left > 1 ? left : 1), &req.base,
+	    &cric__internal__network_status_response__descriptor, &out, &msg);
+	if (code != CODE_OK)
+		print_message("%s: %s: %s\n", name, grpc_code_name(code), msg ? msg : "");
+	protobuf_c_message_free_unpacked(out, NULL);
+	free(msg);
+	cric_client_close(c);
+	return code;
+}
+
+/* Within a second of end of a burst, a new client's call succeeds. A client
+ * that connected to the wedged listener is cut when it is replaced
+ * (UNAVAILABLE, as after a daemon restart) and calls again, as callers
+ * do; DEADLINE_EXCEEDED means nobody ever answered. */
+static void served_within_a_second(struct fixture *f, const char *name)
+{
+	int64_t end = mono_ms() + 1000;
+	unsigned code;
+	do
+		code = fresh_call(f, name, end);
+	while (code == CODE_UNAVAILABLE && mono_ms() < end);
+	assert_int_equal(code, CODE_OK);
+}
+
+/* Peers that connect and leave at every point of the handshake, in bursts:
+ * after each burst a new client's first call succeeds within a second, and
+ * the client connected all along is never cut off. nng 1.5.2 stops
+ * accepting after the first such peer; the listener must recover. */
+static void test_aborted_handshakes(void **state)
+{
+	struct fixture *f = *state;
+	const char *path = f->url + strlen("ipc://");
+	char name[32];
+	for (int round = 0; round < 3; round++) {
+		for (int how = 0; how <= 4; how++) {
+			for (int i = 0; i < 20; i++)
+				abort_handshake(path, how);
+			snprintf(name, sizeof(name), "r%d-how%d", round, how);
+			served_within_a_second(f, name);
+			/* The client connected all along may have been cut
+			 * by a recovery; it redials by itself. */
+			assert_true(wait_connected(f->cli, true));
+			if (call_echo(f, name, NULL) != CODE_OK)
+				assert_int_equal(call_echo(f, name, NULL), CODE_OK);
+		}
+	}
+	/* The path stays usable by stat(2) and mode 0600, and the server's
+	 * stop leaves nothing in the directory. */
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0600);
+	cric_client_close(f->cli);
+	f->cli = NULL;
+	cric_server_stop(f->srv);
+	f->srv = NULL;
+	_cleanup_closedir_ DIR *d = opendir(f->dir);
+	assert_non_null(d);
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			fail_msg("left behind after stop: %s", e->d_name);
+}
+
 /* ---- shutting down right after a call ---- */
 
 static void on_alarm(int sig)
@@ -915,6 +1020,7 @@ static const struct CMUnitTest tests[] = {
 	T(test_stale_socket_replaced),
 	T(test_regular_file_not_replaced),
 	T(test_bad_urls),
+	T(test_aborted_handshakes),
 	cmocka_unit_test(test_stop_right_after_reply),
 	cmocka_unit_test(test_close_right_after_callback),
 };

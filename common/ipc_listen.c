@@ -1,0 +1,256 @@
+/* A listener that recovers from nng 1.5.2's bug #1518; see ipc_listen.h. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "ipc.h"
+#include "ipc_listen.h"
+#include "log.h"
+
+struct ipc_listener {
+	nng_socket sock;
+	nng_listener nl; /* the guard thread alone replaces it */
+	char *path;
+	char *daemon;
+	mode_t mode;
+	uint64_t errors_seen; /* the listener's "other" counter when last read */
+	atomic_uint added;    /* pipes that reached the socket, ever */
+	atomic_uint recoveries;
+	int wake_fd; /* eventfd: stop */
+	atomic_bool stopping;
+	pthread_t guard;
+	bool guard_started;
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int listen_now(struct ipc_listener *l, struct cric_err *err)
+{
+	char url[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
+	snprintf(url, sizeof(url), "ipc://%s", l->path);
+	nng_listener nl;
+	int rv = nng_listener_create(&nl, l->sock, url);
+	if (rv == 0)
+		rv = nng_listener_set_int(nl, NNG_OPT_IPC_PERMISSIONS, (int)l->mode);
+	if (rv == 0)
+		rv = nng_listener_start(nl, 0);
+	if (rv != 0) {
+		if (nng_listener_id(nl) > 0)
+			nng_listener_close(nl);
+		return err_set(err, rv == NNG_EADDRINUSE ? -EADDRINUSE : -EIO,
+			       "listen on ipc://%s: %s", l->path, nng_strerror(rv));
+	}
+	l->nl = nl;
+	l->errors_seen = 0; /* a new listener counts from zero */
+	return 0;
+}
+
+/* The listener's "other" accept-error counter (0 if statistics fail). */
+static uint64_t accept_errors(struct ipc_listener *l)
+{
+	nng_stat *all = NULL;
+	if (nng_stats_get(&all) != 0)
+		return l->errors_seen;
+	uint64_t v = l->errors_seen;
+	nng_stat *ls = nng_stat_find_listener(all, l->nl);
+	nng_stat *other = ls ? nng_stat_find(ls, "other") : NULL;
+	if (other)
+		v = nng_stat_value(other);
+	nng_stats_free(all);
+	return v;
+}
+
+/* Connect as a REQ client and send our half of the handshake; the live
+ * listener answers and adds the pipe. Returns the descriptor (closed by
+ * the caller once the verdict is in) or -errno. */
+static int probe_connect(const char *path)
+{
+	static const uint8_t req_header[8] = { 0, 'S', 'P', 0, 0x00, 0x30, 0, 0 };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    send(fd, req_header, sizeof(req_header), MSG_NOSIGNAL) != sizeof(req_header)) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* Wait up to ms on the wake descriptor; true when asked to stop. */
+static bool wait_stop(struct ipc_listener *l, int ms)
+{
+	struct pollfd w = { .fd = l->wake_fd, .events = POLLIN };
+	(void)poll(&w, 1, ms);
+	return atomic_load(&l->stopping);
+}
+
+/* True when a pipe reaches the socket within IPC_GUARD_PROBE_MS of our
+ * probe's handshake. */
+static bool listener_alive(struct ipc_listener *l)
+{
+	unsigned before = atomic_load(&l->added);
+	_cleanup_close_ int fd = probe_connect(l->path);
+	if (fd < 0)
+		return false; /* nothing listens where it should */
+	int64_t end = mono_ms() + IPC_GUARD_PROBE_MS;
+	while (atomic_load(&l->added) == before) {
+		int64_t left = end - mono_ms();
+		if (left <= 0)
+			return false;
+		if (wait_stop(l, left < 10 ? (int)left : 10))
+			return true; /* stopping: no verdict needed */
+	}
+	return true;
+}
+
+static void relisten(struct ipc_listener *l)
+{
+	struct cric_err err = { { 0 } };
+	log_warning("%s: nng stopped handing new connections on \"%s\" to the socket (nng bug "
+		    "#1518, a peer left mid-handshake): listening again; clients redial",
+		    l->daemon, l->path);
+	nng_listener_close(l->nl); /* removes the socket file, frees stuck clients */
+	if (listen_now(l, &err) < 0) {
+		log_error("%s: %s; retrying", l->daemon, err.msg);
+		l->nl = (nng_listener)NNG_LISTENER_INITIALIZER;
+		return;
+	}
+	atomic_fetch_add(&l->recoveries, 1);
+}
+
+static void *guard(void *arg)
+{
+	struct ipc_listener *l = arg;
+	while (!wait_stop(l, IPC_GUARD_CHECK_MS)) {
+		if (nng_listener_id(l->nl) <= 0) {
+			struct cric_err err = { { 0 } };
+			if (listen_now(l, &err) == 0)
+				atomic_fetch_add(&l->recoveries, 1);
+			continue;
+		}
+		uint64_t errors = accept_errors(l);
+		if (errors == l->errors_seen)
+			continue;
+		l->errors_seen = errors;
+		if (!listener_alive(l) && !atomic_load(&l->stopping))
+			relisten(l);
+	}
+	return NULL;
+}
+
+void ipc_listener_pipe_added(struct ipc_listener *l)
+{
+	atomic_fetch_add(&l->added, 1);
+}
+
+unsigned ipc_listener_recoveries(const struct ipc_listener *l)
+{
+	return atomic_load(&l->recoveries);
+}
+
+/* True when something accepts connections at path. */
+static bool path_is_live(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	return fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+}
+
+struct ipc_listener *ipc_listener_new(nng_socket sock, const char *path, mode_t mode,
+				      const char *daemon)
+{
+	struct ipc_listener *l = calloc(1, sizeof(*l));
+	if (!l)
+		return NULL;
+	l->sock = sock;
+	l->mode = mode;
+	l->wake_fd = -1;
+	l->path = strdup(path);
+	l->daemon = strdup(daemon);
+	if (!l->path || !l->daemon)
+		return ipc_listener_free(l);
+	return l;
+}
+
+int ipc_listener_start(struct ipc_listener *l, struct cric_err *err)
+{
+	if (strlen(l->path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return err_set(err, -ENAMETOOLONG, "listen on ipc://%s: path too long", l->path);
+	/* nng replaces whatever is at the path: only ever replace a socket,
+	 * and only a dead one. */
+	struct stat st;
+	if (lstat(l->path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return err_set(err, -EEXIST,
+				       "listen on ipc://%s: \"%s\" exists and is not a socket",
+				       l->path, l->path);
+		if (path_is_live(l->path))
+			return err_set(err, -EADDRINUSE,
+				       "listen on ipc://%s: address in use (another %s running?)",
+				       l->path, l->daemon);
+		log_info("removing stale socket \"%s\"", l->path);
+		(void)unlink(l->path);
+	}
+	int r = listen_now(l, err);
+	if (r < 0)
+		return r;
+	l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (l->wake_fd < 0)
+		r = err_set(err, -errno, "listen on ipc://%s: eventfd: %m", l->path);
+	if (r == 0) {
+		r = -pthread_create(&l->guard, NULL, guard, l);
+		if (r < 0)
+			err_set(err, r, "listen on ipc://%s: start the listener's guard", l->path);
+		l->guard_started = r == 0;
+	}
+	if (r < 0) {
+		nng_listener_close(l->nl);
+		l->nl = (nng_listener)NNG_LISTENER_INITIALIZER;
+	}
+	return r;
+}
+
+void ipc_listener_stop(struct ipc_listener *l)
+{
+	if (!l || !l->guard_started)
+		return;
+	atomic_store(&l->stopping, true);
+	uint64_t one = 1;
+	(void)!write(l->wake_fd, &one, sizeof(one));
+	pthread_join(l->guard, NULL);
+	l->guard_started = false;
+}
+
+struct ipc_listener *ipc_listener_free(struct ipc_listener *l)
+{
+	if (!l)
+		return NULL;
+	ipc_listener_stop(l);
+	if (l->wake_fd >= 0)
+		close(l->wake_fd);
+	free(l->path);
+	free(l->daemon);
+	free(l);
+	return NULL;
+}
