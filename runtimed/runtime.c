@@ -130,10 +130,10 @@ int runtimed_new(const struct cric_config *cfg, struct runtimed **ret, struct cr
 		return -ENOMEM;
 	pthread_mutex_init(&rt->lock, NULL);
 	snprintf(rt->cgroup_manager, sizeof(rt->cgroup_manager), "%s", cfg->cgroup_manager);
-	_cleanup_free_ char *url = config_ipc_url(cfg, "netd");
-	int r = url ? cric_client_open("netd", url, &rt->netd, err) : -ENOMEM;
-	if (r == 0)
-		r = load_handlers(rt, cfg, err);
+	/* The whole configuration is checked before anyone is dialled: a
+	 * daemon that exits on a bad config must not leave a peer with a
+	 * handshake cut short (see common/ipc_listen.h). */
+	int r = load_handlers(rt, cfg, err);
 
 	/* The infra binary is installed beside cric-runtimed. */
 	char self[PATH_MAX], pause_default[PATH_MAX] = "";
@@ -152,6 +152,9 @@ int runtimed_new(const struct cric_config *cfg, struct runtimed **ret, struct cr
 	_cleanup_free_ char *run = path_join(cfg->run_dir, "runtimed");
 	if (r == 0 && (!state || !run))
 		r = -ENOMEM;
+	_cleanup_free_ char *url = r == 0 ? config_ipc_url(cfg, "netd") : NULL;
+	if (r == 0)
+		r = url ? cric_client_open("netd", url, &rt->netd, err) : -ENOMEM;
 	if (r == 0) {
 		const struct sandbox_mgr_config sc = {
 			.state_dir = state,

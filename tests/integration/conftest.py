@@ -87,11 +87,28 @@ class Suite:
                            capture_output=True, text=True, timeout=60,
                            env=dict(os.environ, CRIC_BIN_DIR=BIN))
         if check:
-            assert r.returncode == 0, f"cric-up failed:\n{r.stdout}\n{r.stderr}"
+            assert r.returncode == 0, \
+                f"cric-up failed:\n{r.stdout}\n{r.stderr}\n{self.keep_logs()}"
             assert r.stdout.strip() == "unix://" + self.socket
         if r.returncode == 0 and self.cri is None:
             self.cri = CRI(self.socket)
         return r
+
+    def keep_logs(self):
+        """Copy the daemons' logs out of the root (which the fixture deletes)
+        to $CRIC_TEST_LOGS (default /tmp/cric-test-logs), and return their
+        tails, for a suite that failed to start."""
+        if not os.path.isdir(self.log_dir):
+            return "(no daemon logs)"
+        keep = os.path.join(os.environ.get("CRIC_TEST_LOGS", "/tmp/cric-test-logs"),
+                            os.path.basename(self.root))
+        shutil.copytree(self.log_dir, keep, dirs_exist_ok=True)
+        tails = []
+        for name in sorted(os.listdir(self.log_dir)):
+            with open(os.path.join(self.log_dir, name), errors="replace") as f:
+                tails.append(f"--- {name} (last lines; all in {keep}) ---\n"
+                             + "".join(f.readlines()[-15:]))
+        return "\n".join(tails)
 
     def down(self, *extra):
         if self.cri:
