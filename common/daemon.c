@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
@@ -98,6 +99,11 @@ int daemon_prepare(const char *name, const char *ident, int argc, char **argv,
 {
 	struct cric_err err = { { 0 } };
 	log_open(ident);
+	/* The process name scripts look for (cric-up, cric-down), also when a
+	 * wrapper such as valgrind exec'd us under its own. */
+	char comm[16];
+	snprintf(comm, sizeof(comm), "cric-%s", name);
+	(void)prctl(PR_SET_NAME, comm);
 	int r = daemon_parse_args(name, argc, argv, a);
 	if (r <= 0)
 		return r < 0 ? 2 : 0;

@@ -54,7 +54,7 @@ static int create_on_this_thread(struct job *j)
 		r = j->fn(j->userdata, &j->err);
 	char self[64];
 	snprintf(self, sizeof(self), "/proc/thread-self/ns/%s", name);
-	if (r == 0 && mount(self, j->pin_path, NULL, MS_BIND, NULL) < 0)
+	if (r == 0 && mount(self, j->pin_path, "none", MS_BIND, NULL) < 0)
 		r = err_set(&j->err, negative_errno(), "bind-mount the %s namespace on \"%s\": %s",
 			    name, j->pin_path, strerror(errno));
 	if (r < 0)

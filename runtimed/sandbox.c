@@ -1155,6 +1155,9 @@ int sandbox_run(struct sandbox_mgr *m, const struct cric_call *call,
 	}
 	pthread_mutex_lock(&sb->op);
 	r = table_add(m, sb);
+	if (r == 0)
+		sb->refs++; /* ours until the end of this call: a rollback or a
+			     * concurrent remove drops only the table's */
 	pthread_mutex_unlock(&m->lock);
 	if (r < 0) {
 		pthread_mutex_unlock(&sb->op);
@@ -1198,12 +1201,14 @@ int sandbox_run(struct sandbox_mgr *m, const struct cric_call *call,
 		else
 			record_save(m, sb);
 		pthread_mutex_unlock(&sb->op);
+		put(m, sb);
 		log_set_pod(NULL);
 		return r;
 	}
-	pthread_mutex_unlock(&sb->op);
 	memcpy(id, sb->id, 65);
 	log_info("pod sandbox ready%s%s", sb->ips[0] ? ", ip " : "", sb->ips[0] ? sb->ips[0] : "");
+	pthread_mutex_unlock(&sb->op);
+	put(m, sb);
 	log_set_pod(NULL);
 	return 0;
 }

@@ -82,10 +82,10 @@ class Suite:
         self.log_dir = os.path.join(root, "var/log/cric")
         self.cri = None
 
-    def up(self, *extra, check=True):
+    def up(self, *extra, check=True, env=None):
         r = subprocess.run([os.path.join(REPO, "deploy/cric-up"), "--root", self.root, *extra],
-                           capture_output=True, text=True, timeout=60,
-                           env=dict(os.environ, CRIC_BIN_DIR=BIN))
+                           capture_output=True, text=True, timeout=120,
+                           env=dict(os.environ, CRIC_BIN_DIR=BIN, **(env or {})))
         if check:
             assert r.returncode == 0, \
                 f"cric-up failed:\n{r.stdout}\n{r.stderr}\n{self.keep_logs()}"
@@ -146,6 +146,13 @@ class Suite:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=30)
 
 
+def sanitized(daemon):
+    """True when the daemon's binary was built with AddressSanitizer (make
+    check-asan), which cannot run under valgrind."""
+    with open(os.path.join(BIN, "cric-" + daemon), "rb") as f:
+        return b"__asan_init" in f.read()
+
+
 def wait_for(pred, timeout=10.0, what="condition"):
     """Poll pred() until true; bounded, fails with `what` on timeout."""
     end = time.monotonic() + timeout
@@ -167,8 +174,9 @@ def running_pids_under(root):
                 cmd = f.read().split(b"\0")
         except OSError:
             continue
-        if cmd and os.path.basename(cmd[0]).startswith(b"cric-") and root.encode() in cmd \
-                and pid_running(int(p)):
+        # (a daemon run under valgrind has valgrind's name first)
+        if any(os.path.basename(a).startswith(b"cric-") for a in cmd[:8]) \
+                and root.encode() in cmd and pid_running(int(p)):
             out.append(int(p))
     return out
 
@@ -202,7 +210,10 @@ def suite(suite_root):
     assert_no_sanitizer_reports(s)
 
 
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   # valgrind memcheck (deploy/cric-up CRIC_VALGRIND)
+                   "Invalid read of size", "Invalid write of size", "Invalid free()",
+                   "depends on uninitialised value", "Syscall param")
 
 
 def assert_no_sanitizer_reports(s):
