@@ -11,7 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/cleanup.h"
 #include "common/fsutil.h"
+#include "common/log.h"
 #include "common/macro.h"
 #include "common/spawn.h"
 
@@ -21,24 +23,51 @@ static char *const runc_env[] = {
 };
 
 /* runc's last error from its JSON log (or the tail of its stderr). */
-static void last_error(const char *log_path, const char *fallback, char *buf, size_t size)
+void oci_last_error(const char *log_path, const char *fallback, char *buf, size_t size)
 {
 	snprintf(buf, size, "%s", fallback ? fallback : "");
 	_cleanup_free_ char *data = NULL;
 	size_t len;
-	if (!log_path || read_file(log_path, 1024 * 1024, &data, &len) < 0)
-		goto trim;
-	for (char *line = strtok(data, "\n"); line; line = strtok(NULL, "\n")) {
-		json_t *j = json_loads(line, 0, NULL);
-		const char *lvl = json_string_value(json_object_get(j, "level"));
-		const char *msg = json_string_value(json_object_get(j, "msg"));
-		if (lvl && msg && (strcmp(lvl, "error") == 0 || strcmp(lvl, "fatal") == 0))
-			snprintf(buf, size, "%s", msg);
-		json_decref(j);
+	if (log_path && read_file(log_path, 1024 * 1024, &data, &len) == 0) {
+		/* strtok_r: runc runs for many requests at once. */
+		char *save = NULL;
+		for (char *line = strtok_r(data, "\n", &save); line;
+		     line = strtok_r(NULL, "\n", &save)) {
+			json_t *j = json_loads(line, 0, NULL);
+			const char *lvl = json_string_value(json_object_get(j, "level"));
+			const char *msg = json_string_value(json_object_get(j, "msg"));
+			if (lvl && msg && (strcmp(lvl, "error") == 0 || strcmp(lvl, "fatal") == 0))
+				snprintf(buf, size, "%s", msg);
+			json_decref(j);
+		}
 	}
-trim:
 	for (size_t n = strlen(buf); n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ');)
 		buf[--n] = '\0';
+}
+
+int oci_oom_score_adj(int want)
+{
+	if (want < -1000)
+		want = -1000;
+	if (want > 1000)
+		want = 1000;
+	/* Below our own value only with CAP_SYS_RESOURCE (the kernel checks
+	 * the writer, runc, which has our capabilities). */
+	_cleanup_cap_ cap_t caps = cap_get_proc();
+	cap_flag_value_t v = CAP_CLEAR;
+	if (caps && cap_get_flag(caps, CAP_SYS_RESOURCE, CAP_EFFECTIVE, &v) == 0 && v == CAP_SET)
+		return want;
+	_cleanup_free_ char *own = NULL;
+	size_t len;
+	int floor = 0;
+	if (read_file("/proc/self/oom_score_adj", 64, &own, &len) == 0)
+		floor = atoi(own);
+	if (want >= floor)
+		return want;
+	log_info("oom_score_adj %d clamped to %d: without CAP_SYS_RESOURCE nothing we start may "
+		 "go below our own",
+		 want, floor);
+	return floor;
 }
 
 /* Run the runtime with args after "<path> --root <root>" (and its cgroup
@@ -75,7 +104,7 @@ static int invoke(const struct oci_handler *h, const char *const *args, bool qui
 	if (r < 0)
 		return err_prefix(err, r, "%s %s", h->path, args[0]);
 	*status = res.status;
-	last_error(log_path, res.errout, errbuf, errsize);
+	oci_last_error(log_path, res.errout, errbuf, errsize);
 	return 0;
 }
 

@@ -32,6 +32,15 @@ int oci_kill(const struct oci_handler *h, const char *id, int sig, struct cric_e
 /* runc delete --force: idempotent (an unknown id is fine). */
 int oci_delete(const struct oci_handler *h, const char *id, struct cric_err *err);
 
+/* The message of the last "error" or "fatal" line of runc's JSON log at
+ * log_path into buf, else fallback; thread-safe. */
+void oci_last_error(const char *log_path, const char *fallback, char *buf, size_t size);
+
+/* want (clamped to -1000..1000), or the lowest value this host lets us give
+ * what we start when that is higher (without CAP_SYS_RESOURCE: our own
+ * oom_score_adj; a negative value then makes runc fail), logged. */
+int oci_oom_score_adj(int want);
+
 /* A process's start time (clock ticks since boot, /proc/<pid>/stat field
  * 22), 0 if it is gone. Pairs with a pid to survive pid reuse. */
 unsigned long long proc_start_time(pid_t pid);

@@ -29,18 +29,19 @@
 #include "proto/cric/netd.pb-c.h"
 #include "sysctl.h"
 
-#define RECORD_MAX_BYTES  (4 * 1024 * 1024)
-#define NETD_TIMEOUT_MS   (5 * 60 * 1000) /* a CNI chain is bounded by netd */
-#define MAX_SYSCTLS       64
-#define MAX_DNS_SERVERS   16
-#define MAX_DNS_SEARCHES  32
-#define MAX_DNS_OPTIONS   32
-#define MAX_POD_CIDRS     4
-#define INFRA_UID         65535
-#define HOSTNAME_MAX      63
-#define NAME_MAX_LEN      253
-#define NAMESPACE_MAX_LEN 63
-#define UID_MAX_LEN       128
+#define RECORD_MAX_BYTES    (4 * 1024 * 1024)
+#define NETD_TIMEOUT_MS     (5 * 60 * 1000) /* a CNI chain is bounded by netd */
+#define MAX_SYSCTLS         64
+#define MAX_DNS_SERVERS     16
+#define MAX_DNS_SEARCHES    32
+#define MAX_DNS_OPTIONS     32
+#define MAX_POD_CIDRS       4
+#define INFRA_UID           65535
+#define INFRA_OOM_SCORE_ADJ (-998)
+#define HOSTNAME_MAX        63
+#define NAME_MAX_LEN        253
+#define NAMESPACE_MAX_LEN   63
+#define UID_MAX_LEN         128
 
 enum sb_state { SB_CREATING, SB_READY, SB_NOTREADY };
 
@@ -899,6 +900,11 @@ static int write_infra_bundle(struct sandbox_mgr *m, struct sandbox *sb, const c
 	    "/sys/firmware", "readonlyPaths", "/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq",
 	    "/proc/sys", "/proc/sysrq-trigger");
 	if (!doc)
+		return err_set(err, -ENOMEM, "build the infra's config.json");
+	/* As the peers do: the infra is the last thing the OOM killer should
+	 * pick (-998), as far as this host lets us. */
+	if (json_object_set_new(json_object_get(doc, "process"), "oomScoreAdj",
+				json_integer(oci_oom_score_adj(INFRA_OOM_SCORE_ADJ))) < 0)
 		return err_set(err, -ENOMEM, "build the infra's config.json");
 	/* No hostname: the UTS namespace is the pinned one (or the node's). */
 	if (mkdir(bundle, 0700) < 0 && errno != EEXIST)

@@ -434,6 +434,28 @@ def test_failed_starts_roll_back_without_touching_freed_memory(pods):
         assert mark not in log, log[-6000:]
 
 
+def test_infra_oom_score_adj_is_set_and_clamped(pods):
+    """The infra's config.json says oomScoreAdj -998 (as containerd and
+    CRI-O give the sandbox) or, where runtimed lacks CAP_SYS_RESOURCE (this
+    host), the lowest value it can grant, its own, and says so in its log;
+    the infra process runs with that value."""
+    p = pods.run(pid=POD)
+    rt = pods.suite.pid("runtimed")
+    with open(f"/proc/{rt}/status") as f:
+        capeff = int([ln for ln in f if ln.startswith("CapEff:")][0].split()[1], 16)
+    with open(f"/proc/{rt}/oom_score_adj") as f:
+        own = int(f.read())
+    want = -998 if capeff & (1 << 24) else max(-998, own)
+    info = pods.info(p)
+    with open(os.path.join(info["sandbox_dir"], "infra", "config.json")) as f:
+        assert json.load(f)["process"]["oomScoreAdj"] == want
+    with open(f"/proc/{info['pid']}/oom_score_adj") as f:
+        assert int(f.read()) == want
+    if want != -998:
+        assert f"oom_score_adj -998 clamped to {want}" in pods.suite.log("runtimed")
+    pods.stop(p)
+
+
 def test_hundred_cycles_leave_nothing_behind(pods):
     before = pods.counts()
     for i in range(100):
