@@ -221,6 +221,27 @@ bool path_component_ok(const char *c, size_t len)
 	return true;
 }
 
+bool path_is_clean(const char *p, bool absolute, size_t max)
+{
+	size_t len = strlen(p);
+	if (len == 0 || len >= max || (p[0] == '/') != absolute)
+		return false;
+	if (absolute && len == 1)
+		return true;
+	for (const char *c = absolute ? p + 1 : p;;) {
+		const char *end = strchrnul(c, '/');
+		size_t n = (size_t)(end - c);
+		if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+			return false;
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)c[i] < 0x20 || c[i] == 0x7f)
+				return false;
+		if (!*end)
+			return true;
+		c = end + 1;
+	}
+}
+
 json_t *json_from_strv(char *const *v)
 {
 	json_t *a = json_array();

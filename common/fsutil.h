@@ -35,6 +35,12 @@ int json_load_path(const char *path, size_t max, json_t **ret, char *err, size_t
  * sysctl): 1..255 of [A-Za-z0-9_.:@-], neither "." nor "..". */
 bool path_component_ok(const char *c, size_t len);
 
+/* A clean path: no empty, "." or ".." component, no trailing '/' (but
+ * "/" itself), no control character, shorter than max; absolute when
+ * absolute is true, else relative. For paths a caller hands us that we
+ * later build on (a pod's log_directory, a container's log_path). */
+bool path_is_clean(const char *p, bool absolute, size_t max);
+
 /* Join two path parts with exactly one '/'. Returns malloc'd string or NULL. */
 char *path_join(const char *a, const char *b);
 

@@ -509,10 +509,13 @@ static int validate(struct sandbox_mgr *m, const Runtime__V1__RunPodSandboxReque
 	if (!hostname_ok(p->hostname)) /* a long or odd pod name: cut */
 		snprintf(p->hostname, sizeof(p->hostname), "pod-%.12s", id);
 
+	/* It becomes the root of every container log path: a clean absolute
+	 * path ("/var/log/pods/x/.." would point elsewhere). */
 	if (cfg->log_directory && *cfg->log_directory &&
-	    (cfg->log_directory[0] != '/' || strstr(cfg->log_directory, "/../") ||
-	     strlen(cfg->log_directory) >= PATH_MAX - 256))
-		return err_set(err, -EINVAL, "log_directory \"%.200s\" must be an absolute path",
+	    !path_is_clean(cfg->log_directory, true, PATH_MAX - 256))
+		return err_set(err, -EINVAL,
+			       "log_directory \"%.200s\" must be a clean absolute path (no \".\", "
+			       "\"..\" or empty components)",
 			       cfg->log_directory);
 
 	const Runtime__V1__DNSConfig *dns = cfg->dns_config;

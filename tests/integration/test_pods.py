@@ -456,6 +456,22 @@ def test_infra_oom_score_adj_is_set_and_clamped(pods):
     pods.stop(p)
 
 
+def test_log_directory_must_be_a_clean_absolute_path(pods):
+    before = pods.counts()
+    for bad in ["var/log/pods/x", "/var/log/pods/x/..", "/var/log/pods/../x", "/var//log",
+                "/var/log/./pods", "/var/log/pods/", "/var/log/\x01"]:
+        cfg = pods.config()
+        cfg.log_directory = bad
+        code, msg = grpc_error(pods.run, config=cfg)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "log_directory" in msg, (bad, msg)
+    assert len(pods.list()) == 0
+    assert pods.counts() == before
+    cfg = pods.config()
+    cfg.log_directory = "/var/log/pods/default_ok_" + secrets.token_hex(4)
+    p = pods.run(config=cfg)
+    pods.stop(p)
+
+
 def test_hundred_cycles_leave_nothing_behind(pods):
     before = pods.counts()
     for i in range(100):

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/fsutil.h"
+#include "common/macro.h"
 #include "testutil.h"
 
 #define SENTINEL ((char *)0x1)
@@ -473,6 +474,29 @@ static void test_path_join(void **state)
 	free(b);
 }
 
+static void test_path_is_clean(void **state)
+{
+	(void)state;
+	static const char *const good_abs[] = { "/", "/var/log/pods/ns_name_uid", "/a",
+						"/a/b.c/..d/.e" };
+	static const char *const bad_abs[] = { "",          "var/log",   "/var/log/pods/x/..",
+					       "/var/../x", "/var//log", "/var/./log",
+					       "/var/log/", "//",        "/a/\x01b",
+					       "/..",       "/.",        "/a/b/." };
+	for (size_t i = 0; i < ARRAY_SIZE(good_abs); i++)
+		if (!path_is_clean(good_abs[i], true, PATH_MAX))
+			fail_msg("\"%s\" refused", good_abs[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(bad_abs); i++)
+		if (path_is_clean(bad_abs[i], true, PATH_MAX))
+			fail_msg("\"%s\" accepted", bad_abs[i]);
+	assert_true(path_is_clean("ctr/0.log", false, PATH_MAX));
+	assert_false(path_is_clean("/ctr/0.log", false, PATH_MAX));
+	assert_false(path_is_clean("../0.log", false, PATH_MAX));
+	assert_false(path_is_clean("ctr/../../0.log", false, PATH_MAX));
+	assert_true(path_is_clean("/abc", true, 5));
+	assert_false(path_is_clean("/abcd", true, 5));
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
@@ -492,6 +516,7 @@ int main(void)
 		T(test_json_save_load),
 		T(test_json_load_errors),
 		T(test_path_join),
+		T(test_path_is_clean),
 	};
 #undef T
 	return cmocka_run_group_tests_name("fsutil", tests, NULL, NULL);
