@@ -9,7 +9,10 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
 
 #include "common/cleanup.h"
 #include "imaged/auth.h"
@@ -323,9 +326,12 @@ int auth_token_fetch(const struct auth_challenge *ch, const char *scope,
 
 /* --- cache --- */
 
+#define CACHE_KEY_BYTES 32
+
 struct auth_cache_entry {
 	char *registry;
 	char *scope;
+	char identity[AUTH_IDENTITY_LEN + 1];
 	char *token;
 	struct timespec expires; /* CLOCK_MONOTONIC */
 	uint64_t stamp;          /* insertion order, to evict the oldest */
@@ -334,6 +340,7 @@ struct auth_cache_entry {
 struct auth_cache {
 	pthread_mutex_t lock;
 	uint64_t next_stamp;
+	unsigned char key[CACHE_KEY_BYTES]; /* of the identities' HMAC */
 	struct auth_cache_entry e[AUTH_CACHE_ENTRIES];
 };
 
@@ -352,6 +359,10 @@ struct auth_cache *auth_cache_new(void)
 	struct auth_cache *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
+	if (RAND_bytes(c->key, sizeof(c->key)) != 1) {
+		free(c);
+		return NULL;
+	}
 	pthread_mutex_init(&c->lock, NULL);
 	return c;
 }
@@ -362,9 +373,77 @@ struct auth_cache *auth_cache_free(struct auth_cache *c)
 		return NULL;
 	for (size_t i = 0; i < AUTH_CACHE_ENTRIES; i++)
 		entry_clear(&c->e[i]);
+	OPENSSL_cleanse(c->key, sizeof(c->key));
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 	return NULL;
+}
+
+static inline void evp_mac_freep(EVP_MAC **m)
+{
+	EVP_MAC_free(*m);
+}
+
+static inline void evp_mac_ctx_freep(EVP_MAC_CTX **m)
+{
+	EVP_MAC_CTX_free(*m);
+}
+
+/* One field of the MAC's input: its length first, so that no two
+ * credentials ("a:b" + "c" and "a" + "b:c") read the same. */
+static bool mac_field(EVP_MAC_CTX *ctx, const char *s)
+{
+	uint32_t n = (uint32_t)strlen(s);
+	unsigned char len[4] = { (unsigned char)(n >> 24), (unsigned char)(n >> 16),
+				 (unsigned char)(n >> 8), (unsigned char)n };
+	return EVP_MAC_update(ctx, len, sizeof(len)) == 1 &&
+	       EVP_MAC_update(ctx, (const unsigned char *)s, n) == 1;
+}
+
+int auth_cache_identity(const struct auth_cache *c, const struct registry_creds *creds,
+			char ret[static AUTH_IDENTITY_LEN + 1], struct cric_err *err)
+{
+	char user[AUTH_USER_MAX + 1] = "", pass[AUTH_PASSWORD_MAX + 1] = "";
+	const char *kind;
+	int r;
+
+	/* What auth_token_fetch() presents: the refresh token wins. */
+	if (creds && creds->identity_token && creds->identity_token[0]) {
+		kind = "refresh-token";
+	} else {
+		r = auth_creds_userpass(creds, user, pass, err);
+		if (r < 0 && r != -ENOENT)
+			return r;
+		kind = r == 0 ? "basic" : "anonymous";
+	}
+
+	_cleanup_(evp_mac_freep) EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	_cleanup_(evp_mac_ctx_freep) EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+	char digest_name[] = "SHA256";
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
+		OSSL_PARAM_construct_end(),
+	};
+	unsigned char md[EVP_MAX_MD_SIZE];
+	size_t mdlen = 0;
+	bool ok =
+	    ctx && EVP_MAC_init(ctx, c->key, sizeof(c->key), params) == 1 && mac_field(ctx, kind);
+	if (ok && strcmp(kind, "refresh-token") == 0)
+		ok = mac_field(ctx, creds->identity_token);
+	else if (ok && strcmp(kind, "basic") == 0)
+		ok = mac_field(ctx, user) && mac_field(ctx, pass);
+	OPENSSL_cleanse(pass, sizeof(pass));
+	if (!ok || EVP_MAC_final(ctx, md, &mdlen, sizeof(md)) != 1 ||
+	    mdlen * 2 != AUTH_IDENTITY_LEN)
+		return err_set(err, -EIO, "HMAC-SHA256 of the credentials failed");
+
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < mdlen; i++) {
+		ret[2 * i] = hex[md[i] >> 4];
+		ret[2 * i + 1] = hex[md[i] & 15];
+	}
+	ret[AUTH_IDENTITY_LEN] = '\0';
+	return 0;
 }
 
 static bool expired(const struct timespec *t)
@@ -374,22 +453,25 @@ static bool expired(const struct timespec *t)
 	return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
 }
 
-static struct auth_cache_entry *find(struct auth_cache *c, const char *registry, const char *scope)
+static struct auth_cache_entry *find(struct auth_cache *c, const char *registry, const char *scope,
+				     const char *identity)
 {
 	for (size_t i = 0; i < AUTH_CACHE_ENTRIES; i++) {
 		struct auth_cache_entry *e = &c->e[i];
-		if (e->token && strcmp(e->registry, registry) == 0 && strcmp(e->scope, scope) == 0)
+		if (e->token && strcmp(e->registry, registry) == 0 &&
+		    strcmp(e->scope, scope) == 0 && strcmp(e->identity, identity) == 0)
 			return e;
 	}
 	return NULL;
 }
 
-int auth_cache_get(struct auth_cache *c, const char *registry, const char *scope, char **ret)
+int auth_cache_get(struct auth_cache *c, const char *registry, const char *scope,
+		   const char *identity, char **ret)
 {
 	int r = -ENOENT;
 
 	pthread_mutex_lock(&c->lock);
-	struct auth_cache_entry *e = find(c, registry, scope);
+	struct auth_cache_entry *e = find(c, registry, scope, identity);
 	if (e && expired(&e->expires))
 		entry_clear(e);
 	else if (e) {
@@ -404,11 +486,13 @@ int auth_cache_get(struct auth_cache *c, const char *registry, const char *scope
 	return r;
 }
 
-int auth_cache_put(struct auth_cache *c, const char *registry, const char *scope, const char *token,
-		   long ttl)
+int auth_cache_put(struct auth_cache *c, const char *registry, const char *scope,
+		   const char *identity, const char *token, long ttl)
 {
 	if (ttl <= 5)
 		return 0;
+	if (strlen(identity) != AUTH_IDENTITY_LEN)
+		return -EINVAL;
 	struct auth_cache_entry n = { 0 };
 	n.registry = strdup(registry);
 	n.scope = strdup(scope);
@@ -417,11 +501,12 @@ int auth_cache_put(struct auth_cache *c, const char *registry, const char *scope
 		entry_clear(&n);
 		return -ENOMEM;
 	}
+	memcpy(n.identity, identity, sizeof(n.identity));
 	clock_gettime(CLOCK_MONOTONIC, &n.expires);
 	n.expires.tv_sec += ttl - 5; /* a margin for the request in flight */
 
 	pthread_mutex_lock(&c->lock);
-	struct auth_cache_entry *slot = find(c, registry, scope);
+	struct auth_cache_entry *slot = find(c, registry, scope, identity);
 	for (size_t i = 0; !slot && i < AUTH_CACHE_ENTRIES; i++)
 		if (!c->e[i].token || expired(&c->e[i].expires))
 			slot = &c->e[i];
@@ -438,10 +523,11 @@ int auth_cache_put(struct auth_cache *c, const char *registry, const char *scope
 	return 0;
 }
 
-void auth_cache_drop(struct auth_cache *c, const char *registry, const char *scope)
+void auth_cache_drop(struct auth_cache *c, const char *registry, const char *scope,
+		     const char *identity)
 {
 	pthread_mutex_lock(&c->lock);
-	struct auth_cache_entry *e = find(c, registry, scope);
+	struct auth_cache_entry *e = find(c, registry, scope, identity);
 	if (e)
 		entry_clear(e);
 	pthread_mutex_unlock(&c->lock);

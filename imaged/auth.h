@@ -1,13 +1,14 @@
 /* Registry authentication: credentials, WWW-Authenticate challenges, the
  * bearer-token flow of the distribution spec (docs/spec/auth/token.md) and a
- * cache of tokens per (registry, scope).
+ * cache of tokens per (registry, scope, identity of the credentials).
  *
  * Flow (driven by registry.c): a request goes out anonymously, or with a
  * cached token; a 401 carries "WWW-Authenticate: Bearer realm=...,
  * service=..., scope=..." (or "Basic realm=..."). For Bearer the token is
  * fetched from the realm with auth_token_fetch() (basic credentials when the
  * caller has a username/password, an OAuth2 refresh-token POST for an
- * identity token, anonymous otherwise) and cached until it expires; for Basic
+ * identity token, anonymous otherwise) and cached, for those credentials
+ * only, until it expires; for Basic
  * the request is retried with the username/password.
  *
  * Secrets (passwords, tokens) never appear in an error message. Nothing here
@@ -84,18 +85,37 @@ int auth_token_fetch(const struct auth_challenge *ch, const char *scope,
 		     const struct registry_creds *creds, const struct auth_fetch_opts *opts,
 		     char **ret_token, long *ret_ttl, struct cric_err *err);
 
-/* Tokens per (registry, scope). Thread-safe; bounded (oldest entries go). */
+/* Tokens per (registry, scope, identity). A token is the grant of the
+ * credentials that earned it: a pull finds only tokens earned with its own
+ * credentials (anonymous is an identity of its own), never another caller's.
+ * Thread-safe; bounded (oldest entries go). */
 struct auth_cache;
-/* NULL on OOM. */
+/* NULL on OOM (or when no random key can be had). */
 struct auth_cache *auth_cache_new(void);
 struct auth_cache *auth_cache_free(struct auth_cache *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct auth_cache *, auth_cache_free)
 #define _cleanup_auth_cache_ _cleanup_(auth_cache_freep)
 
-/* A malloc'd copy of the unexpired token in ret; -ENOENT if none. */
-int auth_cache_get(struct auth_cache *c, const char *registry, const char *scope, char **ret);
+#define AUTH_IDENTITY_LEN 64 /* hex of an HMAC-SHA256 */
+
+/* The identity creds present to a token server, as auth_token_fetch() sends
+ * them: the identity token if set, else the username and password (or the
+ * decoded "auth"), else none (anonymous). In ret as the hex HMAC-SHA256 of
+ * that credential under a random key of c, made by auth_cache_new() and never
+ * leaving the process: never the secret, and useless outside it. The
+ * registry_token is not an identity (it is sent as is, never cached).
+ * -EINVAL for a malformed "auth" (err says so, never quoting it). */
+int auth_cache_identity(const struct auth_cache *c, const struct registry_creds *creds,
+			char ret[static AUTH_IDENTITY_LEN + 1], struct cric_err *err);
+
+/* A malloc'd copy of the unexpired token of (registry, scope, identity) in
+ * ret; -ENOENT if none. */
+int auth_cache_get(struct auth_cache *c, const char *registry, const char *scope,
+		   const char *identity, char **ret);
 /* Store token for ttl seconds (a token expiring within 5 s is not stored). */
-int auth_cache_put(struct auth_cache *c, const char *registry, const char *scope, const char *token,
-		   long ttl);
-/* Forget the token of (registry, scope), e.g. after the registry refused it. */
-void auth_cache_drop(struct auth_cache *c, const char *registry, const char *scope);
+int auth_cache_put(struct auth_cache *c, const char *registry, const char *scope,
+		   const char *identity, const char *token, long ttl);
+/* Forget the token of (registry, scope, identity), e.g. after the registry
+ * refused it. */
+void auth_cache_drop(struct auth_cache *c, const char *registry, const char *scope,
+		     const char *identity);

@@ -381,6 +381,7 @@ struct session {
 	bool answered;   /* we answered a challenge (or were given a token) */
 	bool from_cache; /* the bearer token came from the cache */
 	char *token;
+	char identity[AUTH_IDENTITY_LEN + 1]; /* of creds, keying cached tokens */
 	char user[AUTH_USER_MAX + 1];
 	char pass[AUTH_PASSWORD_MAX + 1];
 };
@@ -395,7 +396,7 @@ static void session_done(struct session *s)
 }
 
 static int session_init(struct registry_client *c, const struct image_ref *ref,
-			const struct registry_creds *creds, struct session *s)
+			const struct registry_creds *creds, struct session *s, struct cric_err *err)
 {
 	*s = (struct session){ .creds = creds };
 	snprintf(s->domain, sizeof(s->domain), "%s", ref->domain);
@@ -409,7 +410,11 @@ static int session_init(struct registry_client *c, const struct image_ref *ref,
 		s->answered = true;
 		return 0;
 	}
-	int r = auth_cache_get(c->cache, s->domain, s->scope, &s->token);
+	/* Only a token these very credentials earned. */
+	int r = auth_cache_identity(c->cache, creds, s->identity, err);
+	if (r < 0)
+		return err_prefix(err, r, "registry \"%s\"", s->domain);
+	r = auth_cache_get(c->cache, s->domain, s->scope, s->identity, &s->token);
 	if (r == -ENOMEM)
 		return r;
 	if (r == 0) {
@@ -513,7 +518,7 @@ static int answer_challenge(struct registry_client *c, const struct xfer *x, str
 			     err);
 	if (r < 0)
 		return err_prefix(err, r, "registry \"%s\"", s->domain);
-	r = auth_cache_put(c->cache, s->domain, s->scope, token, ttl);
+	r = auth_cache_put(c->cache, s->domain, s->scope, s->identity, token, ttl);
 	if (r < 0)
 		return r;
 	session_done(s);
@@ -542,7 +547,7 @@ static int request(struct registry_client *c, struct xfer *x, struct session *s,
 				       "registry \"%s\" refused the credentials (HTTP 401)",
 				       s->domain);
 		if (s->from_cache) {
-			auth_cache_drop(c->cache, s->domain, s->scope);
+			auth_cache_drop(c->cache, s->domain, s->scope, s->identity);
 			s->from_cache = false;
 			session_done(s);
 			s->kind = AUTHN_NONE;
@@ -670,7 +675,7 @@ int registry_fetch_manifest(struct registry_client *c, const struct image_ref *r
 	bool by_digest = strncmp(reference, "sha256:", 7) == 0;
 	snprintf(what, sizeof(what), "manifest %s:%s", ref->path, reference);
 
-	r = session_init(c, ref, creds, &s);
+	r = session_init(c, ref, creds, &s, err);
 	if (r < 0)
 		return r;
 	x = calloc(1, sizeof(*x));
@@ -752,7 +757,7 @@ int registry_fetch_blob(struct registry_client *c, const struct image_ref *ref, 
 			       (long long)expected_size);
 	snprintf(what, sizeof(what), "blob %s", digest);
 
-	r = session_init(c, ref, creds, &s);
+	r = session_init(c, ref, creds, &s, err);
 	if (r < 0)
 		return r;
 	x = calloc(1, sizeof(*x));

@@ -536,3 +536,42 @@ def test_pinned_images(suite, reg, bb_layer):
     _, _, other = reg.push_image("test/other", "1", [Layer(tar_layer([("o", "f", b"o")]))])
     pull(suite, f"{reg.host}/test/other:1")
     assert status(suite, other).image.pinned is False
+
+
+# --- audit findings ---
+
+
+def _token_grants(registry, who):
+    """Tokens the token server issued to `who` ("-" for anonymous)."""
+    with open(registry.token_log) as f:
+        return sum(1 for line in f if line.strip() == f"token {who}")
+
+
+def test_tokens_are_never_shared_across_credentials(suite, tmp_path, bb_layer):
+    # The token server grants iu.USER only. Once that user pulled (and a
+    # token for the repository is cached), nobody else may ride on it.
+    open_reg = Registry(tmp_path / "open").start()
+    _, _, cd = open_reg.push_image("private/app", "v1", [bb_layer])
+    authed = Registry(tmp_path / "auth", storage=open_reg.storage).start(auth="token")
+    try:
+        ref = f"{authed.host}/private/app:v1"
+        assert pull(suite, ref, auth=_auth()) == cd
+        granted = _token_grants(authed, iu.USER)
+        assert granted >= 1
+        others = [None, _auth(password="wrong-password"),
+                  api.AuthConfig(auth=iu.auth_b64(password="also-wrong")),
+                  _auth(user="mallory", password=iu.PASSWORD)]
+        for _ in range(3):
+            for auth in others:
+                code, msg = grpc_error(pull, suite, ref, auth=auth)
+                assert code == grpc.StatusCode.PERMISSION_DENIED, (auth, msg)
+            # The user's own pulls keep using its cached token (also
+            # through the base64 "auth" form of the same credentials).
+            assert pull(suite, ref, auth=_auth()) == cd
+            assert pull(suite, ref, auth=api.AuthConfig(auth=iu.auth_b64())) == cd
+        assert _token_grants(authed, iu.USER) == granted
+        text = suite.log("imaged")
+        assert iu.PASSWORD not in text and "wrong-password" not in text
+    finally:
+        authed.stop()
+        open_reg.stop()

@@ -508,29 +508,96 @@ static void test_cache(void **state)
 {
 	(void)state;
 	_cleanup_auth_cache_ struct auth_cache *c = auth_cache_new();
-	char *t = NULL;
+	char *t = NULL, id[AUTH_IDENTITY_LEN + 1], anon[AUTH_IDENTITY_LEN + 1];
 	assert_non_null(c);
-	assert_int_equal(auth_cache_get(c, "r", "s", &t), -ENOENT);
-	assert_int_equal(auth_cache_put(c, "r", "s", "tok", 60), 0);
-	assert_int_equal(auth_cache_get(c, "r", "s", &t), 0);
+	struct registry_creds up = { .username = USER, .password = PASSWORD };
+	assert_int_equal(auth_cache_identity(c, &up, id, NULL), 0);
+	assert_int_equal(auth_cache_identity(c, NULL, anon, NULL), 0);
+	assert_int_equal(auth_cache_get(c, "r", "s", id, &t), -ENOENT);
+	assert_int_equal(auth_cache_put(c, "r", "s", id, "tok", 60), 0);
+	assert_int_equal(auth_cache_get(c, "r", "s", id, &t), 0);
 	assert_string_equal(t, "tok");
 	free(t);
-	assert_int_equal(auth_cache_get(c, "r", "other", &t), -ENOENT);
-	assert_int_equal(auth_cache_get(c, "r2", "s", &t), -ENOENT);
+	assert_int_equal(auth_cache_get(c, "r", "other", id, &t), -ENOENT);
+	assert_int_equal(auth_cache_get(c, "r2", "s", id, &t), -ENOENT);
+	/* Another identity (anonymous included) never gets it. */
+	assert_int_equal(auth_cache_get(c, "r", "s", anon, &t), -ENOENT);
 	/* A token about to expire is not kept. */
-	assert_int_equal(auth_cache_put(c, "r", "short", "tok", 3), 0);
-	assert_int_equal(auth_cache_get(c, "r", "short", &t), -ENOENT);
-	auth_cache_drop(c, "r", "s");
-	assert_int_equal(auth_cache_get(c, "r", "s", &t), -ENOENT);
+	assert_int_equal(auth_cache_put(c, "r", "short", id, "tok", 3), 0);
+	assert_int_equal(auth_cache_get(c, "r", "short", id, &t), -ENOENT);
+	/* Dropping one identity's token keeps the others'. */
+	assert_int_equal(auth_cache_put(c, "r", "s", anon, "anon-tok", 60), 0);
+	auth_cache_drop(c, "r", "s", id);
+	assert_int_equal(auth_cache_get(c, "r", "s", id, &t), -ENOENT);
+	assert_int_equal(auth_cache_get(c, "r", "s", anon, &t), 0);
+	assert_string_equal(t, "anon-tok");
+	free(t);
 	/* Bounded: more scopes than entries evict the oldest. */
 	for (int i = 0; i < AUTH_CACHE_ENTRIES + 10; i++) {
 		char scope[32];
 		snprintf(scope, sizeof(scope), "s%d", i);
-		assert_int_equal(auth_cache_put(c, "r", scope, "tok", 60), 0);
+		assert_int_equal(auth_cache_put(c, "r", scope, id, "tok", 60), 0);
 	}
-	assert_int_equal(auth_cache_get(c, "r", "s0", &t), -ENOENT);
-	assert_int_equal(auth_cache_get(c, "r", "s137", &t), 0);
+	assert_int_equal(auth_cache_get(c, "r", "s0", id, &t), -ENOENT);
+	assert_int_equal(auth_cache_get(c, "r", "s137", id, &t), 0);
 	free(t);
+}
+
+static void test_cache_identity(void **state)
+{
+	(void)state;
+	_cleanup_auth_cache_ struct auth_cache *c = auth_cache_new(), *c2 = auth_cache_new();
+	char a[AUTH_IDENTITY_LEN + 1], b[AUTH_IDENTITY_LEN + 1];
+	struct cric_err err = { "" };
+	assert_non_null(c);
+	assert_non_null(c2);
+
+	struct registry_creds up = { .username = USER, .password = PASSWORD };
+	struct registry_creds b64 = { .auth = "YWxpY2U6czNjcmV0LXB3" }; /* alice:s3cret-pw */
+	assert_int_equal(auth_cache_identity(c, &up, a, &err), 0);
+	assert_int_equal(strlen(a), AUTH_IDENTITY_LEN);
+	assert_null(strstr(a, PASSWORD));
+	/* The same credentials in the "auth" form are the same identity. */
+	assert_int_equal(auth_cache_identity(c, &b64, b, &err), 0);
+	assert_string_equal(a, b);
+	/* registry_token is not an identity: it is never cached. */
+	struct registry_creds up_tok = { .username = USER,
+					 .password = PASSWORD,
+					 .registry_token = "x" };
+	assert_int_equal(auth_cache_identity(c, &up_tok, b, &err), 0);
+	assert_string_equal(a, b);
+	/* A per-process (per-cache) key: the same credentials differ elsewhere. */
+	assert_int_equal(auth_cache_identity(c2, &up, b, &err), 0);
+	assert_string_not_equal(a, b);
+
+	/* Everything else is another identity. */
+	const struct registry_creds others[] = {
+		{ 0 },
+		{ .username = USER },
+		{ .username = USER, .password = "s3cret-pwX" },
+		{ .username = "alice:s3cret", .password = "pw" }, /* same "user:pass" bytes */
+		{ .username = "alices", .password = "3cret-pw" },
+		{ .identity_token = "refresh-1" },
+		{ .identity_token = "refresh-2" },
+		{ .username = USER, .password = PASSWORD, .identity_token = "refresh-1" },
+	};
+	char ids[ARRAY_SIZE(others)][AUTH_IDENTITY_LEN + 1];
+	for (size_t i = 0; i < ARRAY_SIZE(others); i++) {
+		assert_int_equal(auth_cache_identity(c, &others[i], ids[i], &err), 0);
+		assert_string_not_equal(ids[i], a);
+		for (size_t k = 0; k < i; k++)
+			if (!(i == 7 && k == 5)) /* the refresh token wins, as when fetching */
+				assert_string_not_equal(ids[i], ids[k]);
+	}
+	assert_string_equal(ids[7], ids[5]);
+	/* NULL creds are anonymous, like empty ones. */
+	assert_int_equal(auth_cache_identity(c, NULL, b, &err), 0);
+	assert_string_equal(b, ids[0]);
+
+	/* Malformed "auth": refused, never quoted. */
+	struct registry_creds bad = { .auth = "bm9jb2xvbg==" };
+	assert_int_equal(auth_cache_identity(c, &bad, b, &err), -EINVAL);
+	assert_null(strstr(err.msg, "bm9jb2xvbg"));
 }
 
 static void test_insecure(void **state)
@@ -795,6 +862,28 @@ static void test_token_auth(void **state)
 	assert_int_equal(registry_fetch_manifest(c, &ref, NULL, NULL, &creds, &m2, &err), 0);
 	assert_int_equal(tokens_issued(), before + 1);
 
+	/* The cached token is that user's alone: anonymous and wrong
+	 * credentials on the same client are refused, and the user's own
+	 * requests still use it. */
+	struct registry_manifest *denied = NULL;
+	struct registry_creds wrong_pw = { .username = USER, .password = "not-the-password" };
+	struct registry_creds other_user = { .username = "mallory", .password = PASSWORD };
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(registry_fetch_manifest(c, &ref, NULL, NULL, NULL, &denied, &err),
+				 -EACCES);
+		assert_int_equal(
+		    registry_fetch_manifest(c, &ref, NULL, NULL, &wrong_pw, &denied, &err),
+		    -EACCES);
+		assert_int_equal(
+		    registry_fetch_manifest(c, &ref, NULL, NULL, &other_user, &denied, &err),
+		    -EACCES);
+		assert_null(denied);
+	}
+	unsigned after_others = tokens_issued();
+	_cleanup_(registry_manifest_freep) struct registry_manifest *m4 = NULL;
+	assert_int_equal(registry_fetch_manifest(c, &ref, NULL, NULL, &creds, &m4, &err), 0);
+	assert_int_equal(tokens_issued(), after_others);
+
 	/* Another client has its own cache. */
 	_cleanup_(registry_client_freep) struct registry_client *c2 = client(0);
 	struct registry_manifest *m3 = NULL;
@@ -941,11 +1030,9 @@ static const char *missing_prerequisite(void)
 int main(void)
 {
 	const struct CMUnitTest pure[] = {
-		cmocka_unit_test(test_challenge_parse),
-		cmocka_unit_test(test_creds),
-		cmocka_unit_test(test_cache),
-		cmocka_unit_test(test_insecure),
-		cmocka_unit_test(test_low_speed_timeout),
+		cmocka_unit_test(test_challenge_parse), cmocka_unit_test(test_creds),
+		cmocka_unit_test(test_cache),           cmocka_unit_test(test_cache_identity),
+		cmocka_unit_test(test_insecure),        cmocka_unit_test(test_low_speed_timeout),
 	};
 	const struct CMUnitTest live[] = {
 		cmocka_unit_test(test_manifest_by_tag_and_digest),
