@@ -728,12 +728,22 @@ int pull_image(struct puller *p, const struct cric_call *call, const char *refer
 	/* Commit: stored's references, then the record. */
 	struct image img = { 0 };
 	snprintf(img.id, sizeof(img.id), "%s", man->config.digest);
-	char tag[IMAGE_REF_STRING_MAX + 1], dig[IMAGE_REF_STRING_MAX + 1];
-	char *tags[2] = { NULL, NULL }, *digs[2] = { dig, NULL };
+	char tag[IMAGE_REF_STRING_MAX + 1], dig[IMAGE_REF_STRING_MAX + 1],
+	    man_dig[IMAGE_REF_STRING_MAX + 1];
+	char *tags[2] = { NULL, NULL }, *digs[3] = { dig, NULL, NULL };
 	if (!ref.digest[0] && image_ref_repo_tag(&ref, tag) == 0)
 		tags[0] = tag;
-	if ((r = image_ref_repo_digest(&ref, man_digest, dig, err)) < 0)
+	/* Repo digests, as containerd and CRI-O report them: the digest the
+	 * reference resolved to (the index's, for a multi-platform image: what
+	 * the kubelet pulled by and looks the image up by), and the image
+	 * manifest's when it is another. */
+	if ((r = image_ref_repo_digest(&ref, top->digest, dig, err)) < 0)
 		goto fail;
+	if (strcmp(man_digest, top->digest) != 0) {
+		if ((r = image_ref_repo_digest(&ref, man_digest, man_dig, err)) < 0)
+			goto fail;
+		digs[1] = man_dig;
+	}
 	char *chain_ptrs[MANIFEST_MAX_LAYERS + 1];
 	for (size_t i = 0; i < man->n_layers; i++)
 		chain_ptrs[i] = chains[i];

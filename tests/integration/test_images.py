@@ -575,3 +575,44 @@ def test_tokens_are_never_shared_across_credentials(suite, tmp_path, bb_layer):
     finally:
         authed.stop()
         open_reg.stop()
+
+
+def _host_arch():
+    import platform
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine())
+
+
+def test_pull_by_index_digest_is_found_by_that_digest(suite, reg, bb_layer):
+    host = _host_arch()
+    if host is None:
+        pytest.skip("test written for amd64 and arm64 hosts")
+    entries, mds = [], {}
+    for arch in ("amd64", "arm64"):
+        marker = Layer(tar_layer([("arch", "f", arch.encode())]))
+        md, ms, cd = reg.push_image("test/idx", arch, [bb_layer, marker], arch=arch)
+        entries.append((md, ms, f"linux/{arch}"))
+        mds[arch] = (md, cd)
+    idx, _ = reg.push_index("test/idx", "multi", entries)
+    repo = f"{reg.host}/test/idx"
+    by_index = f"{repo}@{idx}"
+    configure(suite, {"pinned_images": [by_index]})
+    md, cd = mds[host]
+
+    assert pull(suite, by_index) == cd
+    img = status(suite, by_index).image
+    assert img.id == cd
+    assert sorted(img.repo_digests) == sorted([by_index, f"{repo}@{md}"])
+    assert list(img.repo_tags) == []
+    assert [i.id for i in images(suite, by_index)] == [cd]
+    assert img.pinned is True
+    assert status(suite, f"{repo}@{md}").image.id == cd
+    # Removal by the index digest removes it.
+    remove(suite, by_index)
+    assert not status(suite, by_index).HasField("image")
+    assert_store_empty(suite)
+
+    # By tag: the index digest the tag resolved to is a repo digest too
+    # (as containerd reports it), so a kubelet pinning it finds the image.
+    assert pull(suite, f"{repo}:multi") == cd
+    assert status(suite, by_index).image.id == cd
+    assert sorted(status(suite, cd).image.repo_digests) == sorted([by_index, f"{repo}@{md}"])
