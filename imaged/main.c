@@ -281,17 +281,11 @@ static int remove_image(void *ud, const struct cric_call *call, const ProtobufCM
 		return err_set(err, -EINVAL, "image.image is required");
 	bool found, removed;
 	char id[IMAGE_DIGEST_LEN + 1];
-	int r = image_store_remove(d->images, spec, puller_default_registry(d->puller), &found,
-				   &removed, id, err);
+	int r = puller_remove_image(d->puller, call, spec, &found, &removed, id, err);
 	if (r < 0)
 		return r;
 	if (removed) {
 		log_info("image %s removed", id);
-		/* The record is gone; if stored cannot be told now, SyncImages
-		 * at the next start releases the layers. */
-		struct cric_err e;
-		if (puller_release(d->puller, call, id, &e) < 0)
-			log_warning("release the layers of %s: %s", id, e.msg);
 	} else if (found) {
 		log_info("name \"%s\" removed from image %s", spec, id);
 	}

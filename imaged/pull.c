@@ -793,14 +793,24 @@ out:
 	return r;
 }
 
-int puller_release(struct puller *p, const struct cric_call *call, const char *id,
-		   struct cric_err *err)
+int puller_remove_image(struct puller *p, const struct cric_call *call, const char *spec,
+			bool *found, bool *removed_image, char id[IMAGE_DIGEST_LEN + 1],
+			struct cric_err *err)
 {
-	Cric__Internal__ReleaseImageRequest req = CRIC__INTERNAL__RELEASE_IMAGE_REQUEST__INIT;
-	req.image_id = (char *)id;
 	pthread_mutex_lock(&p->commit);
-	int r = stored_call(p, call, "cric.stored.ReleaseImage", &req.base,
-			    &cric__internal__release_image_response__descriptor, NULL, err);
+	int r = image_store_remove(p->images, spec, p->cfg.default_registry, found, removed_image,
+				   id, err);
+	if (r == 0 && *removed_image) {
+		Cric__Internal__ReleaseImageRequest req =
+		    CRIC__INTERNAL__RELEASE_IMAGE_REQUEST__INIT;
+		struct cric_err e;
+		req.image_id = id;
+		if (stored_call(p, call, "cric.stored.ReleaseImage", &req.base,
+				&cric__internal__release_image_response__descriptor, NULL, &e) < 0)
+			log_warning("release the layers of %s: %s (stored is told at imaged's "
+				    "next start), ignoring",
+				    id, e.msg);
+	}
 	pthread_mutex_unlock(&p->commit);
 	return r;
 }

@@ -64,8 +64,14 @@ int pull_image(struct puller *p, const struct cric_call *call, const char *refer
 	       const struct registry_creds *creds, const char *annotations,
 	       char id[IMAGE_DIGEST_LEN + 1], struct cric_err *err);
 
-/* Release an image's layers in stored (RemoveImage); serialised with pulls'
- * commits so that a pull and a removal of one image never interleave. */
-int puller_release(struct puller *p, const struct cric_call *call, const char *id,
-		   struct cric_err *err);
+/* RemoveImage: image_store_remove() of spec (see images.h for found,
+ * removed_image and id) and, when the whole record went, the release of the
+ * image's layers in stored. Both happen under the lock a pull commits with
+ * (stored's references, then the record), so a pull's commit of the same
+ * image comes wholly before or wholly after: never a record whose layers
+ * were released. A failed release is logged: the record is gone and stored
+ * is told again at imaged's next start (SyncImages). Blocks on stored. */
+int puller_remove_image(struct puller *p, const struct cric_call *call, const char *spec,
+			bool *found, bool *removed_image, char id[IMAGE_DIGEST_LEN + 1],
+			struct cric_err *err);
 const char *puller_default_registry(struct puller *p);

@@ -616,3 +616,69 @@ def test_pull_by_index_digest_is_found_by_that_digest(suite, reg, bb_layer):
     assert pull(suite, f"{repo}:multi") == cd
     assert status(suite, by_index).image.id == cd
     assert sorted(status(suite, cd).image.repo_digests) == sorted([by_index, f"{repo}@{md}"])
+
+
+def _chain_ids(suite, image_id):
+    return json.loads(status(suite, image_id, verbose=True).info["info"])["chainIDs"]
+
+
+def _stored_image_refs(suite):
+    with open(os.path.join(store_dir(suite), "refs.json")) as f:
+        return json.load(f).get("images", {})
+
+
+def test_remove_racing_pull_never_leaves_a_record_without_layers(suite, reg, bb_layer):
+    # RemoveImage drops the record, then has stored release the layers; a
+    # pull of the same image commits (stored, then the record) in between
+    # unless the two are serialised: the record comes back, its layers go.
+    top = Layer(tar_layer([("race", "f", b"r" * 1000)]))
+    _, _, cd = reg.push_image("test/race", "1", [bb_layer, top])
+    ref = f"{reg.host}/test/race:1"
+    # Another image holding the same layers keeps every pull on the fast
+    # path (no download), so pulls and removals take alike long and their
+    # steps interleave; the removal starts a few ImageStatus calls later
+    # each round, sweeping it across the pull's commit.
+    _, _, keeper = reg.push_image("test/race", "keeper", [bb_layer, top],
+                                  config_extra={"author": "keeper"})
+    pull(suite, f"{reg.host}/test/race:keeper")
+    layer_dir = os.path.join(store_dir(suite), "layers")
+    inconsistent = []
+    for rnd in range(60):
+        pull(suite, ref)
+        errors = []
+        barrier = threading.Barrier(2)
+
+        def puller():
+            try:
+                barrier.wait()
+                pull(suite, ref)
+            except Exception as e:  # noqa: BLE001 (reported below)
+                errors.append(e)
+
+        def remover(lag=rnd % 6):
+            try:
+                barrier.wait()
+                for _ in range(lag):
+                    status(suite, keeper)
+                remove(suite, cd)
+            except Exception as e:  # noqa: BLE001 (reported below)
+                errors.append(e)
+        threads = [threading.Thread(target=puller), threading.Thread(target=remover)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        # Every listed image is held in stored, with its layers present.
+        refs = _stored_image_refs(suite)
+        for img in images(suite):
+            chains = _chain_ids(suite, img.id)
+            if refs.get(img.id) != chains:
+                inconsistent.append(rnd)
+            for chain in chains:
+                assert os.path.exists(os.path.join(layer_dir, chain[7:] + ".json")), rnd
+    assert inconsistent == [], f"records stored does not hold after rounds {inconsistent}"
+    # With the keeper gone too, nothing is left.
+    remove(suite, cd)
+    remove(suite, keeper)
+    assert_store_empty(suite)
