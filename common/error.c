@@ -63,7 +63,8 @@ enum cric_code grpc_code_from_errno(int r)
 		return CODE_RESOURCE_EXHAUSTED;
 	case EBUSY:
 	case ENOTEMPTY:
-	case ENOPKG: /* something this host lacks (a binary, a config) */
+	case ENOPKG:  /* something this host lacks (a binary, a config) */
+	case ENOEXEC: /* an image for another platform than this host's */
 		return CODE_FAILED_PRECONDITION;
 	case ENOSYS:
 	case EOPNOTSUPP:

@@ -278,6 +278,22 @@ int platform_match(const struct platform *want, const struct platform *have)
 	return -1;
 }
 
+int platform_check_image(const struct platform *host, const struct platform *image,
+			 struct cric_err *err)
+{
+	struct platform h = *host, i = *image;
+	platform_normalize(&h);
+	platform_normalize(&i);
+	if (streq(h.architecture, "amd64") && streq(i.architecture, "amd64"))
+		set(i.variant, h.variant);
+	if (platform_match(&h, &i) >= 0)
+		return 0;
+	char have[PLATFORM_STRING_SIZE], want[PLATFORM_STRING_SIZE];
+	platform_format(image, have);
+	platform_format(host, want);
+	return err_set(err, -ENOEXEC, "image for %s, this host is %s", have, want);
+}
+
 void platform_format(const struct platform *p, char buf[static PLATFORM_STRING_SIZE])
 {
 	snprintf(buf, PLATFORM_STRING_SIZE, "%s/%s%s%s", p->os, p->architecture,

@@ -54,5 +54,15 @@ void platform_normalize(struct platform *p);
  * (other os, other architecture, a newer variant). os.version is ignored. */
 int platform_match(const struct platform *want, const struct platform *have);
 
+/* Whether an image whose config says `image` runs on `host` (platform_host()):
+ * platform_match() >= 0, except that an amd64 image's variant (x86-64 micro-
+ * architecture level, "v2", "v3") is not held against the host, whose level
+ * platform_host() does not detect. A variant counts elsewhere (an arm/v7
+ * image does not run on an arm/v6 host; arm64 hosts run arm/v7 ones).
+ * -ENOEXEC when it does not run, err naming both platforms ("image for
+ * linux/s390x, this host is linux/amd64"). */
+int platform_check_image(const struct platform *host, const struct platform *image,
+			 struct cric_err *err);
+
 /* "os/architecture[/variant]" into buf. */
 void platform_format(const struct platform *p, char buf[static PLATFORM_STRING_SIZE]);

@@ -645,11 +645,12 @@ int pull_image(struct puller *p, const struct cric_call *call, const char *refer
 	}
 	man = m;
 	man_digest = top->digest;
+	struct platform host;
+	if ((r = platform_host(&host, err)) < 0)
+		goto fail;
 	if (manifest_kind_is_index(m->kind)) {
-		struct platform host;
 		const struct manifest_entry *e;
-		if ((r = platform_host(&host, err)) < 0 ||
-		    (r = manifest_select(m, &host, &e, err)) < 0)
+		if ((r = manifest_select(m, &host, &e, err)) < 0)
 			goto fail;
 		if ((r = registry_fetch_manifest(p->reg, &ep->ref, e->desc.digest, NULL, ep->creds,
 						 &child, err)) < 0)
@@ -670,6 +671,15 @@ int pull_image(struct puller *p, const struct cric_call *call, const char *refer
 	if ((r = get_config(p, ep, &man->config, &cfg_data, &cfg_len, err)) < 0)
 		goto fail;
 	if ((r = image_config_parse(cfg_data, cfg_len, man, &cfg, err)) < 0) {
+		err_prefix(err, r, "config %s", man->config.digest);
+		goto fail;
+	}
+	/* What the image is really built for: a single manifest, or an index
+	 * entry without a platform (or with a wrong one), says nothing else.
+	 * -ENOEXEC is FAILED_PRECONDITION: the request and the image are
+	 * valid, but this host is not the platform the image needs, and
+	 * retrying will not help until one of them changes. */
+	if ((r = platform_check_image(&host, &cfg->platform, err)) < 0) {
 		err_prefix(err, r, "config %s", man->config.digest);
 		goto fail;
 	}

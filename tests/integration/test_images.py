@@ -682,3 +682,36 @@ def test_remove_racing_pull_never_leaves_a_record_without_layers(suite, reg, bb_
     remove(suite, cd)
     remove(suite, keeper)
     assert_store_empty(suite)
+
+
+def test_image_for_another_platform_is_refused(suite, reg, bb_layer):
+    import platform
+    host = _host_arch()
+    if host is None:
+        pytest.skip("test written for amd64 and arm64 hosts")
+    other = "s390x"
+    # A single manifest whose config says s390x.
+    reg.push_image("test/foreign", "single", [bb_layer], arch=other)
+    code, msg = grpc_error(pull, suite, f"{reg.host}/test/foreign:single")
+    assert code == grpc.StatusCode.FAILED_PRECONDITION, msg
+    assert f"linux/{other}" in msg and f"linux/{host}" in msg, msg
+    assert_store_empty(suite)
+    # 32-bit arm on a 64-bit x86 host (the variant named).
+    reg.push_image("test/foreign", "arm", [bb_layer], arch="arm", variant="v7")
+    if host == "amd64":
+        code, msg = grpc_error(pull, suite, f"{reg.host}/test/foreign:arm")
+        assert code == grpc.StatusCode.FAILED_PRECONDITION, msg
+        assert "linux/arm/v7" in msg, msg
+    # An index entry without a platform whose config is foreign.
+    md, ms, _ = reg.push_image("test/foreign", "unlabelled-child", [bb_layer], arch=other)
+    doc = {"schemaVersion": 2, "mediaType": iu.OCI_INDEX,
+           "manifests": [{"mediaType": iu.OCI_MANIFEST, "digest": md, "size": ms}]}
+    reg.push_manifest("test/foreign", "unlabelled", doc, iu.OCI_INDEX)
+    code, msg = grpc_error(pull, suite, f"{reg.host}/test/foreign:unlabelled")
+    assert code == grpc.StatusCode.FAILED_PRECONDITION, msg
+    assert f"linux/{other}" in msg, msg
+    assert_store_empty(suite)
+    # This host's own image still pulls.
+    _, _, cd = reg.push_image("test/foreign", "native", [bb_layer], arch=host)
+    assert pull(suite, f"{reg.host}/test/foreign:native") == cd
+    assert platform.machine()

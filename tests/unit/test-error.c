@@ -113,6 +113,7 @@ static void test_grpc_code_from_errno(void **state)
 		{ EDQUOT, CODE_RESOURCE_EXHAUSTED },
 		{ EBUSY, CODE_FAILED_PRECONDITION },
 		{ ENOTEMPTY, CODE_FAILED_PRECONDITION },
+		{ ENOEXEC, CODE_FAILED_PRECONDITION },
 		{ ENOSYS, CODE_UNIMPLEMENTED },
 		{ EOPNOTSUPP, CODE_UNIMPLEMENTED },
 		{ ETIMEDOUT, CODE_DEADLINE_EXCEEDED },
@@ -125,7 +126,7 @@ static void test_grpc_code_from_errno(void **state)
 		{ ERANGE, CODE_OUT_OF_RANGE },
 		/* Anything else is INTERNAL. */
 		{ EIO, CODE_INTERNAL },
-		{ ENOEXEC, CODE_INTERNAL },
+		{ ENOTTY, CODE_INTERNAL },
 		{ EXDEV, CODE_INTERNAL },
 		{ 4095, CODE_INTERNAL },
 	};

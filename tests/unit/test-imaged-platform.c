@@ -215,12 +215,57 @@ static void test_match(void **state)
 	assert_int_equal(platform_match(&w, &h), 0);
 }
 
+static void test_check_image(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *host, *image;
+		bool runs;
+	} cases[] = {
+		{ "linux/amd64", "linux/amd64", true },
+		{ "linux/amd64", "linux/x86_64", true },
+		{ "linux/amd64", "linux/386", true },
+		/* The host's x86-64 level is not known: not held against it. */
+		{ "linux/amd64", "linux/amd64/v2", true },
+		{ "linux/amd64", "linux/amd64/v3", true },
+		{ "linux/arm64/v8", "linux/arm64", true },
+		{ "linux/arm64/v8", "linux/arm/v7", true },
+		{ "linux/arm/v7", "linux/arm", true },
+		{ "linux/arm/v7", "linux/arm/v6", true },
+		{ "linux/amd64", "linux/arm64", false },
+		{ "linux/amd64", "linux/s390x", false },
+		{ "linux/amd64", "linux/arm/v7", false },
+		{ "linux/amd64", "windows/amd64", false },
+		{ "linux/arm64/v8", "linux/amd64", false },
+		{ "linux/386", "linux/amd64", false },
+		/* The variant where it matters. */
+		{ "linux/arm/v6", "linux/arm/v7", false },
+		{ "linux/arm/v6", "linux/arm", false }, /* arm means arm/v7 */
+		{ "linux/arm64/v8", "linux/arm64/v9", false },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct platform h, img;
+		struct cric_err err = { "" };
+		assert_int_equal(platform_parse(cases[i].host, &h, NULL), 0);
+		assert_int_equal(platform_parse(cases[i].image, &img, NULL), 0);
+		int r = platform_check_image(&h, &img, &err);
+		if (r != (cases[i].runs ? 0 : -ENOEXEC))
+			print_message("check(%s, %s) = %d\n", cases[i].host, cases[i].image, r);
+		assert_int_equal(r, cases[i].runs ? 0 : -ENOEXEC);
+		if (!cases[i].runs) {
+			/* The message names both, as given. */
+			assert_non_null(strstr(err.msg, cases[i].image));
+			assert_non_null(strstr(err.msg, cases[i].host));
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_from_machine), cmocka_unit_test(test_host),
 		cmocka_unit_test(test_parse_format), cmocka_unit_test(test_normalize),
-		cmocka_unit_test(test_match),
+		cmocka_unit_test(test_match),        cmocka_unit_test(test_check_image),
 	};
 	return cmocka_run_group_tests_name("imaged-platform", tests, NULL, NULL);
 }
