@@ -16,6 +16,7 @@
 
 #include "common/cleanup.h"
 #include "imaged/auth.h"
+#include "imaged/reference.h"
 #include "imaged/registry.h"
 
 static inline void curl_easy_cleanupp(CURL **c)
@@ -166,6 +167,84 @@ int auth_creds_userpass(const struct registry_creds *creds, char user[static AUT
 	return 0;
 }
 
+/* --- credentials file (docker's config.json "auths") --- */
+
+static void free_secret(char *s)
+{
+	if (s)
+		OPENSSL_cleanse(s, strlen(s));
+	free(s);
+}
+
+void auth_file_creds_done(struct auth_file_creds *f)
+{
+	free_secret(f->auth);
+	free_secret(f->username);
+	free_secret(f->password);
+	free_secret(f->identity_token);
+	free_secret(f->registry_token);
+	memset(f, 0, sizeof(*f));
+}
+
+/* A copy of o's string k, NULL when absent, empty or not a string; *oom set
+ * when it could not be copied. */
+static char *dup_field(const json_t *o, const char *k, bool *oom)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	if (!s || !*s)
+		return NULL;
+	char *c = strdup(s);
+	*oom |= !c;
+	return c;
+}
+
+int auth_creds_file_parse(const void *data, size_t len, const char *domain,
+			  struct auth_file_creds *ret, struct cric_err *err)
+{
+	if (len > AUTH_CREDS_FILE_MAX)
+		return err_set(err, -E2BIG, "credentials file over %d bytes", AUTH_CREDS_FILE_MAX);
+	json_error_t jerr;
+	_cleanup_json_ json_t *doc =
+	    json_loadb(data ? data : "", data ? len : 0, JSON_REJECT_DUPLICATES, &jerr);
+	/* jerr.text may quote the document: only where it broke. */
+	if (!doc)
+		return err_set(err, -EINVAL,
+			       "credentials file: malformed JSON at line %d column %d", jerr.line,
+			       jerr.column);
+	if (!json_is_object(doc))
+		return err_set(err, -EINVAL, "credentials file: not a JSON object");
+
+	const json_t *auths = json_object_get(doc, "auths");
+	char k2[IMAGE_REF_NAME_MAX + 16];
+	snprintf(k2, sizeof(k2), "https://%s", domain);
+	const json_t *e = json_object_get(auths, domain);
+	if (!e)
+		e = json_object_get(auths, k2);
+	if (!e && strcmp(domain, "docker.io") == 0)
+		e = json_object_get(auths, "https://index.docker.io/v1/");
+	if (!json_is_object(e))
+		return -ENOENT;
+
+	struct auth_file_creds f = { 0 };
+	bool oom = false;
+	f.auth = dup_field(e, "auth", &oom);
+	f.username = dup_field(e, "username", &oom);
+	f.password = dup_field(e, "password", &oom);
+	f.identity_token = dup_field(e, "identitytoken", &oom);
+	f.registry_token = dup_field(e, "registrytoken", &oom);
+	if (oom || !(f.auth || f.username || f.identity_token || f.registry_token)) {
+		auth_file_creds_done(&f);
+		return oom ? -ENOMEM : -ENOENT;
+	}
+	f.c = (struct registry_creds){ .auth = f.auth,
+				       .username = f.username,
+				       .password = f.password,
+				       .identity_token = f.identity_token,
+				       .registry_token = f.registry_token };
+	*ret = f;
+	return 0;
+}
+
 /* --- token fetch --- */
 
 struct body {
@@ -193,10 +272,11 @@ static size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
-static int token_parse(const struct body *b, char **ret_token, long *ret_ttl, struct cric_err *err)
+int auth_token_parse(const void *data, size_t len, char **ret_token, long *ret_ttl,
+		     struct cric_err *err)
 {
 	json_error_t jerr;
-	_cleanup_json_ json_t *root = json_loadb(b->data ? b->data : "", b->len, 0, &jerr);
+	_cleanup_json_ json_t *root = json_loadb(data ? data : "", data ? len : 0, 0, &jerr);
 	if (!json_is_object(root))
 		return err_set(err, -EPROTO, "token response is not a JSON object");
 	json_t *t = json_object_get(root, "token");
@@ -205,6 +285,8 @@ static int token_parse(const struct body *b, char **ret_token, long *ret_ttl, st
 	if (!json_is_string(t) || !json_string_length(t))
 		return err_set(err, -EPROTO, "token response without a token");
 	const char *tok = json_string_value(t);
+	if (json_string_length(t) > AUTH_TOKEN_MAX || strlen(tok) != json_string_length(t))
+		return err_set(err, -EPROTO, "token response with a malformed token");
 	for (const char *q = tok; *q; q++)
 		if (*q <= ' ' || *q > '~')
 			return err_set(err, -EPROTO, "token response with a malformed token");
@@ -315,7 +397,7 @@ int auth_token_fetch(const struct auth_challenge *ch, const char *scope,
 		free(b.data);
 		return err_set(err, -EPROTO, "token server \"%s\": HTTP %ld", ch->realm, status);
 	}
-	r = token_parse(&b, ret_token, ret_ttl, err);
+	r = auth_token_parse(b.data, b.len, ret_token, ret_ttl, err);
 	if (b.data)
 		OPENSSL_cleanse(b.data, b.len);
 	free(b.data);

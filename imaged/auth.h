@@ -68,6 +68,37 @@ int auth_challenge_parse(const char *header, struct auth_challenge *ret, struct 
 int auth_creds_userpass(const struct registry_creds *creds, char user[static AUTH_USER_MAX + 1],
 			char pass[static AUTH_PASSWORD_MAX + 1], struct cric_err *err);
 
+#define AUTH_CREDS_FILE_MAX (1024 * 1024)
+
+/* A registry's credentials from a docker config.json; owns its strings, c
+ * points into them. */
+struct auth_file_creds {
+	char *auth, *username, *password, *identity_token, *registry_token;
+	struct registry_creds c;
+};
+
+/* The credentials for domain in a docker config.json document of len bytes
+ * (no NUL needed, at most AUTH_CREDS_FILE_MAX): the "auths" entry keyed
+ * "<domain>", else "https://<domain>", else for docker.io
+ * "https://index.docker.io/v1/"; its "auth", "username", "password",
+ * "identitytoken", "registrytoken" strings (others ignored). -ENOENT when
+ * there is no entry or it holds no credential; -EINVAL (err gives the line
+ * and column, never the content: it holds secrets) for a document that is
+ * not a JSON object, or has duplicate keys; -E2BIG; -ENOMEM. ret is written
+ * only on success; release it with auth_file_creds_done(). */
+int auth_creds_file_parse(const void *data, size_t len, const char *domain,
+			  struct auth_file_creds *ret, struct cric_err *err);
+/* Free (and wipe) what f holds; f is zeroed. */
+void auth_file_creds_done(struct auth_file_creds *f);
+
+/* Parse a token server's response body of len bytes (no NUL needed): a JSON
+ * object with "token" (or "access_token"), printable ASCII without spaces,
+ * and optionally "expires_in" (seconds; ignored unless 1 ... 366 days).
+ * ret_token malloc'd, ret_ttl AUTH_DEFAULT_TTL when not said. -EPROTO for
+ * anything else (the message never quotes the body), -ENOMEM. */
+int auth_token_parse(const void *data, size_t len, char **ret_token, long *ret_ttl,
+		     struct cric_err *err);
+
 struct auth_fetch_opts {
 	long connect_timeout_sec;
 	long low_speed_time_sec;

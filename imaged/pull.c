@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "common/cleanup.h"
 #include "common/digest.h"
 #include "cric_version.h"
@@ -27,7 +29,6 @@
 #define STORED_TIMEOUT_MS     (30 * 60 * 1000) /* unpacking a big layer */
 #define CONFIG_CACHE          8
 #define MAX_WORKERS           16
-#define CREDS_FILE_MAX        (1024 * 1024)
 #define DEFAULT_MAX_DOWNLOADS 3
 #define DEFAULT_PROGRESS_SEC  60
 
@@ -171,63 +172,27 @@ static const struct pull_registry *registry_of(const struct pull_config *pc, con
 
 /* ---- credentials file (docker's config.json "auths") ---- */
 
-struct file_creds {
-	char *auth, *username, *password, *identity_token, *registry_token;
-	struct registry_creds c;
-};
-
-static void file_creds_done(struct file_creds *f)
-{
-	free(f->auth);
-	free(f->username);
-	free(f->password);
-	free(f->identity_token);
-	free(f->registry_token);
-	memset(f, 0, sizeof(*f));
-}
-
-static char *dup_field(const json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s && *s ? strdup(s) : NULL;
-}
-
 /* Credentials for domain from the file; false when it has none. A broken
  * file is logged (never its content) and ignored. */
-static bool creds_from_file(const char *path, const char *domain, struct file_creds *f)
+static bool creds_from_file(const char *path, const char *domain, struct auth_file_creds *f)
 {
 	memset(f, 0, sizeof(*f));
 	if (!path)
 		return false;
-	_cleanup_json_ json_t *doc = NULL;
-	char perr[128];
-	int r = json_load_path(path, CREDS_FILE_MAX, &doc, perr, sizeof(perr));
+	_cleanup_free_ char *data = NULL;
+	size_t len = 0;
+	int r = read_file(path, AUTH_CREDS_FILE_MAX, &data, &len);
 	if (r < 0) {
-		log_warning("credentials file \"%s\" unreadable: %s", path,
+		log_warning("credentials file \"%s\" unreadable: %s, ignoring", path,
 			    r == -ENOENT ? "missing" : strerror(-r));
 		return false;
 	}
-	const json_t *auths = json_object_get(doc, "auths");
-	char k2[IMAGE_REF_NAME_MAX + 16];
-	snprintf(k2, sizeof(k2), "https://%s", domain);
-	const json_t *e = json_object_get(auths, domain);
-	if (!e)
-		e = json_object_get(auths, k2);
-	if (!e && strcmp(domain, "docker.io") == 0)
-		e = json_object_get(auths, "https://index.docker.io/v1/");
-	if (!json_is_object(e))
-		return false;
-	f->auth = dup_field(e, "auth");
-	f->username = dup_field(e, "username");
-	f->password = dup_field(e, "password");
-	f->identity_token = dup_field(e, "identitytoken");
-	f->registry_token = dup_field(e, "registrytoken");
-	f->c = (struct registry_creds){ .auth = f->auth,
-					.username = f->username,
-					.password = f->password,
-					.identity_token = f->identity_token,
-					.registry_token = f->registry_token };
-	return f->auth || f->username || f->identity_token || f->registry_token;
+	struct cric_err err;
+	r = auth_creds_file_parse(data, len, domain, f, &err);
+	OPENSSL_cleanse(data, len);
+	if (r < 0 && r != -ENOENT)
+		log_warning("credentials file \"%s\": %s, ignoring", path, err.msg);
+	return r == 0;
 }
 
 static bool creds_empty(const struct registry_creds *c)
@@ -595,7 +560,7 @@ int pull_image(struct puller *p, const struct cric_call *call, const char *refer
 
 	/* Endpoints: the mirrors, then the registry. */
 	struct endpoint eps[PULL_MAX_MIRRORS + 1];
-	struct file_creds fc[PULL_MAX_MIRRORS + 1];
+	struct auth_file_creds fc[PULL_MAX_MIRRORS + 1];
 	memset(fc, 0, sizeof(fc));
 	size_t n = 0;
 	const struct pull_registry *reg = registry_of(&p->cfg, ref.domain);
@@ -799,7 +764,7 @@ out:
 	free(chains);
 	free(present);
 	for (size_t i = 0; i < n; i++)
-		file_creds_done(&fc[i]);
+		auth_file_creds_done(&fc[i]);
 	return r;
 }
 

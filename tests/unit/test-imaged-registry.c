@@ -504,6 +504,71 @@ static void test_creds(void **state)
 	assert_int_equal(auth_creds_userpass(&none, user, pass, &err), -ENOENT);
 }
 
+static void test_token_parse(void **state)
+{
+	(void)state;
+	struct cric_err err = { "" };
+	char *t = NULL;
+	long ttl = 0;
+	const char *ok = "{\"token\":\"abc.def\",\"expires_in\":300}";
+	assert_int_equal(auth_token_parse(ok, strlen(ok), &t, &ttl, &err), 0);
+	assert_string_equal(t, "abc.def");
+	assert_int_equal(ttl, 300);
+	free(t);
+	const char *access = "{\"token\":\"\",\"access_token\":\"xyz\",\"expires_in\":-1}";
+	assert_int_equal(auth_token_parse(access, strlen(access), &t, &ttl, &err), 0);
+	assert_string_equal(t, "xyz");
+	assert_int_equal(ttl, AUTH_DEFAULT_TTL);
+	free(t);
+	static const char *const bad[] = { "",
+					   "[]",
+					   "{\"token\":\"\"}",
+					   "{\"token\":\"a b\"}",
+					   "{\"token\":1}",
+					   "{\"token\":\"secret-abc" };
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		t = (char *)0x1;
+		assert_int_equal(auth_token_parse(bad[i], strlen(bad[i]), &t, &ttl, &err), -EPROTO);
+		assert_ptr_equal(t, (char *)0x1);
+		assert_null(strstr(err.msg, "secret"));
+	}
+}
+
+static void test_creds_file_parse(void **state)
+{
+	(void)state;
+	struct cric_err err = { "" };
+	struct auth_file_creds f;
+	const char *doc = "{\"auths\":{\"https://index.docker.io/v1/\":{\"auth\":\"YTpi\"},"
+			  "\"127.0.0.1:5000\":{\"username\":\"u\",\"password\":\"p\"},"
+			  "\"https://quay.io\":{\"identitytoken\":\"rt\",\"email\":\"x\"},"
+			  "\"empty.example\":{\"password\":\"p\",\"auth\":\"\"}},"
+			  "\"credsStore\":\"desktop\"}";
+	assert_int_equal(auth_creds_file_parse(doc, strlen(doc), "docker.io", &f, &err), 0);
+	assert_string_equal(f.c.auth, "YTpi");
+	assert_null(f.c.username);
+	auth_file_creds_done(&f);
+	assert_int_equal(auth_creds_file_parse(doc, strlen(doc), "127.0.0.1:5000", &f, &err), 0);
+	assert_string_equal(f.c.username, "u");
+	assert_string_equal(f.c.password, "p");
+	auth_file_creds_done(&f);
+	assert_int_equal(auth_creds_file_parse(doc, strlen(doc), "quay.io", &f, &err), 0);
+	assert_string_equal(f.c.identity_token, "rt");
+	auth_file_creds_done(&f);
+	assert_null(f.auth);
+	/* No entry, or one without a credential. */
+	assert_int_equal(auth_creds_file_parse(doc, strlen(doc), "ghcr.io", &f, &err), -ENOENT);
+	assert_int_equal(auth_creds_file_parse(doc, strlen(doc), "empty.example", &f, &err),
+			 -ENOENT);
+	/* Malformed: refused, the content never quoted. */
+	const char *dup = "{\"auths\":{\"a\":{\"auth\":\"c2VjcmV0\"},\"a\":{}}}";
+	assert_int_equal(auth_creds_file_parse(dup, strlen(dup), "a", &f, &err), -EINVAL);
+	const char *trunc = "{\"auths\":{\"a\":{\"auth\":\"c2VjcmV0:oops}}";
+	assert_int_equal(auth_creds_file_parse(trunc, strlen(trunc), "a", &f, &err), -EINVAL);
+	assert_null(strstr(err.msg, "c2VjcmV0"));
+	assert_int_equal(auth_creds_file_parse("[1]", 3, "a", &f, &err), -EINVAL);
+}
+
 static void test_cache(void **state)
 {
 	(void)state;
@@ -1031,6 +1096,7 @@ int main(void)
 {
 	const struct CMUnitTest pure[] = {
 		cmocka_unit_test(test_challenge_parse), cmocka_unit_test(test_creds),
+		cmocka_unit_test(test_token_parse),     cmocka_unit_test(test_creds_file_parse),
 		cmocka_unit_test(test_cache),           cmocka_unit_test(test_cache_identity),
 		cmocka_unit_test(test_insecure),        cmocka_unit_test(test_low_speed_timeout),
 	};
