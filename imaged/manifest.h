@@ -136,8 +136,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct manifest *, manifest_free)
  * order among equals, so an exact variant beats a fallback. Attestations and
  * nested indexes are never chosen. An entry without "platform" is chosen only
  * when nothing matches; the caller must then check the image config's
- * platform. *ret points into m. -EINVAL if m is not an index; -ENOENT when
- * nothing fits (err lists the platforms the index has). */
+ * platform (pull_image() checks every config with platform_check_image()).
+ * *ret points into m. -EINVAL if m is not an index; -ENOENT when nothing fits
+ * (err lists the platforms the index has). */
 int manifest_select(const struct manifest *m, const struct platform *want,
 		    const struct manifest_entry **ret, struct cric_err *err);
 
