@@ -685,7 +685,6 @@ def test_remove_racing_pull_never_leaves_a_record_without_layers(suite, reg, bb_
 
 
 def test_image_for_another_platform_is_refused(suite, reg, bb_layer):
-    import platform
     host = _host_arch()
     if host is None:
         pytest.skip("test written for amd64 and arm64 hosts")
@@ -714,4 +713,3 @@ def test_image_for_another_platform_is_refused(suite, reg, bb_layer):
     # This host's own image still pulls.
     _, _, cd = reg.push_image("test/foreign", "native", [bb_layer], arch=host)
     assert pull(suite, f"{reg.host}/test/foreign:native") == cd
-    assert platform.machine()
