@@ -346,10 +346,12 @@ static int init(const struct cric_config *cfg, void **userdata, struct cric_err 
 	if (r == 0 && (r = pull_config_load(cfg, &pc, err)) < 0)
 		pull_config_done(&pc);
 	if (r == 0)
-		r = cric_client_open("stored", url, &d->stored, err);
-	if (r == 0)
 		r = image_store_open(images, &d->images, err);
 	if (r == 0 && (r = load_pinned(d, cfg, pc.default_registry, err)) < 0)
+		pull_config_done(&pc);
+	/* Only a daemon that will run dials its peers: one that exits on a
+	 * bad config must not leave stored with a handshake cut short. */
+	if (r == 0 && (r = cric_client_open("stored", url, &d->stored, err)) < 0)
 		pull_config_done(&pc);
 	if (r == 0 && (r = puller_new(&pc, staging, d->stored, d->images, &d->puller, err)) < 0)
 		pull_config_done(&pc);
