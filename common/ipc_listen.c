@@ -61,19 +61,19 @@ static int listen_now(struct ipc_listener *l, struct cric_err *err)
 	return 0;
 }
 
-/* The listener's "other" accept-error counter (0 if statistics fail). */
-static uint64_t accept_errors(struct ipc_listener *l)
+/* The listener's "other" accept-error counter into *ret; false when nng's
+ * statistics do not have it. */
+static bool accept_errors(struct ipc_listener *l, uint64_t *ret)
 {
 	nng_stat *all = NULL;
 	if (nng_stats_get(&all) != 0)
-		return l->errors_seen;
-	uint64_t v = l->errors_seen;
+		return false;
 	nng_stat *ls = nng_stat_find_listener(all, l->nl);
 	nng_stat *other = ls ? nng_stat_find(ls, "other") : NULL;
 	if (other)
-		v = nng_stat_value(other);
+		*ret = nng_stat_value(other);
 	nng_stats_free(all);
-	return v;
+	return other != NULL;
 }
 
 /* Connect as a REQ client and send our half of the handshake; the live
@@ -148,8 +148,8 @@ static void *guard(void *arg)
 				atomic_fetch_add(&l->recoveries, 1);
 			continue;
 		}
-		uint64_t errors = accept_errors(l);
-		if (errors == l->errors_seen)
+		uint64_t errors = l->errors_seen;
+		if (!accept_errors(l, &errors) || errors == l->errors_seen)
 			continue;
 		l->errors_seen = errors;
 		if (!listener_alive(l) && !atomic_load(&l->stopping))
@@ -215,6 +215,11 @@ int ipc_listener_start(struct ipc_listener *l, struct cric_err *err)
 	int r = listen_now(l, err);
 	if (r < 0)
 		return r;
+	uint64_t v;
+	if (!accept_errors(l, &v))
+		log_warning("%s: nng has no statistics for the listener on \"%s\": a peer that "
+			    "leaves mid-handshake may cut it off from new clients (nng bug #1518)",
+			    l->daemon, l->path);
 	l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (l->wake_fd < 0)
 		r = err_set(err, -errno, "listen on ipc://%s: eventfd: %m", l->path);
