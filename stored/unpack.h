@@ -10,9 +10,11 @@
  *    (no '/', not "." or "..", at most NAME_MAX) and handled with *at()
  *    calls on that parent fd, never following a symlink (no owner, mode,
  *    time or xattr is ever applied through one).
- *  - a leading "/" or "./" is dropped, as tar does ("/etc/x" lands at
- *    <layer>/etc/x); any ".." component fails the import; so do a parent path
- *    through a symlink (one from an earlier entry, or one already in the dir),
+ *  - "." components (a leading "./" included) are dropped; an absolute path
+ *    (a leading "/": image builders never write one, a layer that does is
+ *    aiming outside itself) and any ".." component fail the import (-EINVAL,
+ *    as the test test_hostile_absolute checks); so do a parent path through
+ *    a symlink (one from an earlier entry, or one already in the dir),
  *    a parent that is not a directory, a hardlink whose target is outside,
  *    missing, through a symlink or a directory, names over NAME_MAX, paths of
  *    PATH_MAX or more, char/block devices unless allow_devices, sockets, more
