@@ -13,6 +13,7 @@
 #include "common/pbutil.h"
 #include "proto/cri/api.pb-c.h"
 #include "proto/cric/stored.pb-c.h"
+#include "stored/caps.h"
 #include "stored/layers.h"
 
 static int import_layer(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
@@ -227,16 +228,12 @@ static const struct cric_method methods[] = {
 	  image_fs_info },
 };
 
-static const cap_value_t stored_caps[] = {
-	CAP_SYS_ADMIN, CAP_CHOWN, CAP_FOWNER, CAP_MKNOD, CAP_DAC_OVERRIDE, CAP_SETFCAP,
-};
-
 int main(int argc, char **argv)
 {
 	const struct cric_daemon_desc desc = {
 		.name = "stored",
 		.caps = stored_caps,
-		.n_caps = ARRAY_SIZE(stored_caps),
+		.n_caps = stored_n_caps,
 		.no_new_privs = true,
 		.methods = methods,
 		.n_methods = ARRAY_SIZE(methods),

@@ -56,9 +56,11 @@
  * the layer as complete.
  *
  * Needs openat2 (Linux 5.6); without it the import fails with -ENOSYS rather
- * than fall back to weaker checks. Applying owners, devices, whiteouts and
- * file capabilities needs CAP_CHOWN, CAP_FOWNER, CAP_MKNOD, CAP_SYS_ADMIN
- * (trusted.* xattrs) and CAP_SETFCAP. Blocks on I/O; calls nothing back;
+ * than fall back to weaker checks. Applying owners, modes, devices,
+ * whiteouts and file capabilities needs CAP_CHOWN, CAP_FOWNER, CAP_FSETID
+ * (setgid on a file of a group not ours), CAP_MKNOD, CAP_SYS_ADMIN
+ * (trusted.* xattrs) and CAP_SETFCAP: stored_caps (caps.h). Blocks on I/O;
+ * calls nothing back;
  * reentrant (several layers may be unpacked in parallel threads).
  */
 #pragma once

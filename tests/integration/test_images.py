@@ -334,6 +334,46 @@ def test_whiteouts_and_opaque_dirs_in_the_overlay(suite, reg):
     assert layers_on_disk(suite) == []
 
 
+# security.capability v2: cap_net_raw permitted + effective (as setcap writes
+# it); a pax value of raw bytes (tarfile writes it with hdrcharset=BINARY).
+CAP_NET_RAW_XATTR = bytes([1, 0, 0, 2, 0, 0x20] + [0] * 14)
+
+
+def test_special_bits_survive_under_storeds_capabilities(suite, reg):
+    """stored runs with its declared capabilities only: the setuid, setgid
+    and sticky bits and file capabilities of files and directories owned by
+    others land as the layer says (without CAP_FSETID the kernel clears
+    setgid on chmod of a file whose group is not stored's: Debian's chage,
+    2755 root:shadow)."""
+    cap = {"pax_headers": {"SCHILY.xattr.security.capability":
+                           CAP_NET_RAW_XATTR.decode("utf-8", "surrogateescape")}}
+    layer = Layer(tar_layer([
+        ("usr", "d"), ("usr/bin", "d"),
+        ("usr/bin/chage", "f", b"chage", {"mode": 0o2755, "gid": 42}),
+        ("usr/bin/su", "f", b"su", {"mode": 0o4755, "uid": 1000, "gid": 1000}),
+        ("usr/bin/both", "f", b"both", {"mode": 0o6751, "uid": 1001, "gid": 1002}),
+        ("usr/bin/ping", "f", b"ping", {"mode": 0o755, "uid": 1003, "gid": 1004, **cap}),
+        ("srv", "d"),
+        ("srv/shared", "d", None, {"mode": 0o2775, "uid": 1000, "gid": 50}),
+        ("srv/tmp", "d", None, {"mode": 0o1777, "uid": 1000, "gid": 1000}),
+        ("srv/all", "d", None, {"mode": 0o7755, "uid": 1007, "gid": 1008}),
+    ]))
+    reg.push_image("test/modes", "1", [layer])
+    pull(suite, f"{reg.host}/test/modes:1")
+    root = os.path.join(store_dir(suite), "layers", layer.diff_id[7:])
+    want = {"usr/bin/chage": (0o2755, 0, 42), "usr/bin/su": (0o4755, 1000, 1000),
+            "usr/bin/both": (0o6751, 1001, 1002), "usr/bin/ping": (0o755, 1003, 1004),
+            "srv/shared": (0o2775, 1000, 50), "srv/tmp": (0o1777, 1000, 1000),
+            "srv/all": (0o7755, 1007, 1008)}
+    got = {}
+    for path in want:
+        st = os.lstat(os.path.join(root, path))
+        got[path] = (st.st_mode & 0o7777, st.st_uid, st.st_gid)
+    assert got == want
+    assert os.getxattr(os.path.join(root, "usr/bin/ping"), "security.capability",
+                       follow_symlinks=False) == CAP_NET_RAW_XATTR
+
+
 CANARY = "/tmp/cric-canary-" + secrets.token_hex(4)
 UP = "../" * 12
 

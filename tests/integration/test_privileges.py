@@ -7,7 +7,7 @@ import pytest
 from conftest import DAEMONS
 
 # capability numbers (linux/capability.h)
-CAP = {"CHOWN": 0, "DAC_OVERRIDE": 1, "FOWNER": 3, "SETPCAP": 8, "NET_RAW": 13,
+CAP = {"CHOWN": 0, "DAC_OVERRIDE": 1, "FOWNER": 3, "FSETID": 4, "SETPCAP": 8, "NET_RAW": 13,
        "NET_ADMIN": 12, "SYS_ADMIN": 21, "MKNOD": 27, "SETFCAP": 31}
 
 
@@ -34,7 +34,8 @@ def own_bounding_set():
 EXPECTED = {
     "gateway": (mask(), True),
     "imaged": (mask(), True),
-    "stored": (mask("SYS_ADMIN", "CHOWN", "FOWNER", "MKNOD", "DAC_OVERRIDE", "SETFCAP"), True),
+    "stored": (mask("SYS_ADMIN", "CHOWN", "FOWNER", "FSETID", "MKNOD", "DAC_OVERRIDE",
+                     "SETFCAP"), True),
     "netd": (mask("NET_ADMIN", "NET_RAW", "SYS_ADMIN"), False),
     "runtimed": (None, False),  # what it was given: runc needs it
     "monitord": (None, False),

@@ -26,11 +26,15 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <grp.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "common/caps.h"
 #include "common/macro.h"
+#include "stored/caps.h"
 #include "stored/unpack.h"
 #include "testutil.h"
 
@@ -613,6 +617,76 @@ static void test_normal_layer(void **state)
 	assert_stat(L, "lib", S_IFLNK, 0, 0, 0, 0);
 	/* The root entry applies to the layer dir. */
 	assert_stat(fx->tmp, "layer", S_IFDIR, 0755, 0, 0, 1000000000);
+}
+
+/* The special mode bits and file capabilities of files and directories
+ * owned by other users and groups survive an unpack run with exactly
+ * stored's capabilities (stored_caps), no supplementary groups and
+ * no_new_privs, as the daemon runs: without CAP_FSETID the kernel clears
+ * setgid on chmod of a file whose group is not the caller's (Debian's chage,
+ * 2755 root:shadow). The unpack runs in a forked child (capabilities cannot
+ * be taken back); the parent, with every capability, checks the result. */
+static void test_special_bits_with_stored_caps(void **state)
+{
+	REQUIRE_ROOT();
+	struct fx *fx = *state;
+	const struct tent ents[] = {
+		{ 'f', "usr/bin/chage", "chage", .mode = 02755, .gid = 42 },
+		{ 'f', "usr/bin/su", "su", .mode = 04755, .uid = 1000, .gid = 1000 },
+		{ 'f', "usr/bin/both", "both", .mode = 06751, .uid = 1001, .gid = 1002 },
+		{ 'f', "usr/bin/ping", "ping", .mode = 0755, .uid = 1003, .gid = 1004,
+		  .xname = { "security.capability" }, .xval = { (const char *)cap_net_raw },
+		  .xlen = { sizeof(cap_net_raw) } },
+		{ 'f', "usr/bin/capsgid", "x", .mode = 02711, .uid = 1005, .gid = 1006,
+		  .xname = { "security.capability" }, .xval = { (const char *)cap_net_raw },
+		  .xlen = { sizeof(cap_net_raw) } },
+		{ 'd', "srv/shared", .mode = 02775, .uid = 1000, .gid = 50 },
+		{ 'd', "srv/tmp", .mode = 01777, .uid = 1000, .gid = 1000 },
+		{ 'd', "srv/all", .mode = 07755, .uid = 1007, .gid = 1008 },
+		{ 'f', "srv/all/f", "f", .mode = 07644, .uid = 1009, .gid = 1010 },
+	};
+	build_tar(fx->tarball, F_GZIP, ents, ARRAY_SIZE(ents));
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct cric_err err = { "" };
+		struct unpack_result res;
+		int r = setgroups(0, NULL) < 0 ? -errno : 0;
+		if (r == 0)
+			r = caps_restrict(stored_caps, stored_n_caps, false, true, &err);
+		if (r == 0)
+			r = unpack_file(fx->tarball, fx->layer_fd, NULL, &res, &err);
+		if (r < 0)
+			fprintf(stderr, "child: %d %s\n", r, err.msg);
+		_exit(r == 0 ? 0 : 1);
+	}
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+
+	const char *L = fx->layer;
+	assert_stat(L, "usr/bin/chage", S_IFREG, 02755, 0, 42, 0);
+	assert_stat(L, "usr/bin/su", S_IFREG, 04755, 1000, 1000, 0);
+	assert_stat(L, "usr/bin/both", S_IFREG, 06751, 1001, 1002, 0);
+	assert_stat(L, "usr/bin/ping", S_IFREG, 0755, 1003, 1004, 0);
+	assert_stat(L, "usr/bin/capsgid", S_IFREG, 02711, 1005, 1006, 0);
+	assert_stat(L, "srv/shared", S_IFDIR, 02775, 1000, 50, 0);
+	assert_stat(L, "srv/tmp", S_IFDIR, 01777, 1000, 1000, 0);
+	assert_stat(L, "srv/all", S_IFDIR, 07755, 1007, 1008, 0);
+	assert_stat(L, "srv/all/f", S_IFREG, 07644, 1009, 1010, 0);
+	const char *capped[] = { "usr/bin/ping", "usr/bin/capsgid" };
+	for (size_t i = 0; i < ARRAY_SIZE(capped); i++) {
+		char p[PATH_MAX];
+		unsigned char cap[64];
+		ssize_t n =
+		    getxattr(tpath(p, L, capped[i]), "security.capability", cap, sizeof(cap));
+		if (n != (ssize_t)sizeof(cap_net_raw))
+			fail_msg("%s: security.capability: %zd bytes (%s)", capped[i], n,
+				 n < 0 ? strerror(errno) : "");
+		assert_memory_equal(cap, cap_net_raw, sizeof(cap_net_raw));
+	}
 }
 
 /* Re-applying entries over existing ones: the last one wins, dirs merge. */
@@ -1459,6 +1533,7 @@ int main(void)
 		T(test_symlink_across_layers),
 		T(test_hostile_dotdot),
 		T(test_hostile_dotdot_inner),
+		T(test_special_bits_with_stored_caps),
 		T(test_hostile_absolute),
 		T(test_hostile_symlink_to_root),
 		T(test_hostile_symlink_then_file),
