@@ -26,14 +26,23 @@
 #define REFS_MAX_BYTES (64 * 1024 * 1024)
 #define HEX(d)         ((d) + 7) /* "sha256:<hex>" -> "<hex>" */
 
+/* An import in progress: from import_begin() to import_end_locked() it
+ * holds its chain (collection skips it, so a layer found present or just
+ * published cannot go before the import's lease holds it) and its blob (no
+ * collection removes a blob an import is reading). */
+struct import {
+	char chain[BLOB_DIGEST_BUF];
+	char blob[BLOB_DIGEST_BUF];
+};
+
 struct layer_store {
-	pthread_mutex_t lock; /* refs, and publishing/removing layers */
+	pthread_mutex_t lock; /* refs, imports, and publishing/removing layers */
 	pthread_cond_t changed;
 	json_t *refs;
 	char *dir, *layers_dir, *containers_dir, *rootfs_dir, *refs_path;
 	int layers_fd, containers_fd;
 	struct blob_store *blobs;
-	char (*importing)[BLOB_DIGEST_BUF]; /* chain ids being unpacked */
+	struct import *importing;
 	size_t n_importing, cap_importing;
 };
 
@@ -113,6 +122,25 @@ static bool layer_exists(struct layer_store *ls, const char *chain)
 	return m != NULL;
 }
 
+/* ---- imports in progress (with the lock held) ---- */
+
+static bool importing(struct layer_store *ls, const char *chain)
+{
+	for (size_t i = 0; i < ls->n_importing; i++)
+		if (strcmp(ls->importing[i].chain, chain) == 0)
+			return true;
+	return false;
+}
+
+/* Is blob read by an import other than skip's? */
+static bool blob_importing(struct layer_store *ls, const char *blob, const struct import *skip)
+{
+	for (size_t i = 0; i < ls->n_importing; i++)
+		if (&ls->importing[i] != skip && strcmp(ls->importing[i].blob, blob) == 0)
+			return true;
+	return false;
+}
+
 /* ---- collection ---- */
 
 static void held_add(json_t *held, const json_t *arr)
@@ -182,13 +210,15 @@ static int remove_layer(struct layer_store *ls, const char *hex, json_t *users,
 	if (blob) {
 		json_int_t left = json_integer_value(json_object_get(users, blob)) - 1;
 		json_object_set_new(users, blob, json_integer(left));
-		if (left <= 0 && (r = blob_remove(ls->blobs, blob, NULL)) < 0 && r != -ENOENT)
+		if (left <= 0 && !blob_importing(ls, blob, NULL) &&
+		    (r = blob_remove(ls->blobs, blob, NULL)) < 0 && r != -ENOENT)
 			log_warning_errno(r, "remove blob %s", blob);
 	}
 	return 0;
 }
 
-/* Remove every published layer nothing holds. With the lock held. One pass
+/* Remove every published layer nothing holds (an import in progress holds
+ * its chain). With the lock held. One pass
  * over the records for the blob counts, one for the victims: linear in the
  * number of layers. */
 static unsigned collect(struct layer_store *ls)
@@ -203,7 +233,7 @@ static unsigned collect(struct layer_store *ls)
 			continue;
 		char chain[BLOB_DIGEST_BUF];
 		snprintf(chain, sizeof(chain), "sha256:%.64s", de->d_name);
-		if (!json_object_get(held, chain))
+		if (!json_object_get(held, chain) && !importing(ls, chain))
 			json_array_append_new(victims, json_stringn(de->d_name, 64));
 	}
 	if (json_array_size(victims) == 0)
@@ -228,15 +258,10 @@ static unsigned collect(struct layer_store *ls)
 
 /* ---- import ---- */
 
-static bool importing(struct layer_store *ls, const char *chain)
-{
-	for (size_t i = 0; i < ls->n_importing; i++)
-		if (strcmp(ls->importing[i], chain) == 0)
-			return true;
-	return false;
-}
-
-static int import_begin(struct layer_store *ls, const char *chain)
+/* Register the import of chain from blob (after waiting for another import
+ * of the same chain) and, in the same critical section, say whether the
+ * layer is already published: from here on collection keeps it. */
+static int import_begin(struct layer_store *ls, const char *chain, const char *blob, bool *present)
 {
 	pthread_mutex_lock(&ls->lock);
 	while (importing(ls, chain))
@@ -251,19 +276,29 @@ static int import_begin(struct layer_store *ls, const char *chain)
 		ls->importing = n;
 		ls->cap_importing = ncap;
 	}
-	snprintf(ls->importing[ls->n_importing++], BLOB_DIGEST_BUF, "%s", chain);
+	struct import *im = &ls->importing[ls->n_importing++];
+	snprintf(im->chain, sizeof(im->chain), "%s", chain);
+	snprintf(im->blob, sizeof(im->blob), "%s", blob);
+	*present = layer_exists(ls, chain);
 	pthread_mutex_unlock(&ls->lock);
 	return 0;
 }
 
 /* With the lock held. */
-static void import_end_locked(struct layer_store *ls, const char *chain)
+static struct import *import_find(struct layer_store *ls, const char *chain)
 {
 	for (size_t i = 0; i < ls->n_importing; i++)
-		if (strcmp(ls->importing[i], chain) == 0) {
-			memcpy(ls->importing[i], ls->importing[--ls->n_importing], BLOB_DIGEST_BUF);
-			break;
-		}
+		if (strcmp(ls->importing[i].chain, chain) == 0)
+			return &ls->importing[i];
+	return NULL;
+}
+
+/* With the lock held. */
+static void import_end_locked(struct layer_store *ls, const char *chain)
+{
+	struct import *im = import_find(ls, chain);
+	if (im)
+		*im = ls->importing[--ls->n_importing];
 	pthread_cond_broadcast(&ls->changed);
 }
 
@@ -307,9 +342,9 @@ int layer_import(struct layer_store *ls, const char *staging_dir, const char *fi
 	/* The parent need not be there yet: layers of one image are imported
 	 * in parallel, as they arrive; CommitImage checks the whole chain. */
 
-	if ((r = import_begin(ls, chain)) < 0)
+	bool present = false;
+	if ((r = import_begin(ls, chain, blob_digest, &present)) < 0)
 		return r;
-	bool present = layer_exists(ls, chain);
 	uint64_t unpacked = 0;
 	char tmpname[128] = "";
 	bool blob_was_there = true;
@@ -377,9 +412,11 @@ int layer_import(struct layer_store *ls, const char *staging_dir, const char *fi
 end:
 	if (tmpname[0])
 		unpack_remove_tree(ls->layers_fd, tmpname, NULL);
-	if (r < 0 && !blob_was_there)
-		blob_remove(ls->blobs, blob_digest, NULL);
+	/* The lease takes over from the import's hold in one critical
+	 * section: no collection runs between the two. */
 	pthread_mutex_lock(&ls->lock);
+	if (r < 0 && !blob_was_there && !blob_importing(ls, blob_digest, import_find(ls, chain)))
+		blob_remove(ls->blobs, blob_digest, NULL);
 	if (r == 0) {
 		lease_add(ls, lease, chain);
 		r = refs_save(ls, err);

@@ -463,6 +463,49 @@ def test_concurrent_pulls_download_each_blob_once(suite, reg, bb_layer):
     assert_store_empty(suite)
 
 
+def test_concurrent_pulls_and_removals_of_images_sharing_layers(suite, reg, bb_layer):
+    """Pulls and removals of two images that share their lower layers, from
+    many threads at once: a removal collects unheld layers while pulls
+    import, find present or publish the shared ones. Every pull succeeds (a
+    layer found present or just published is never collected before the
+    pull's lease holds it) and the store ends consistent."""
+    shared = [Layer(tar_layer([(f"m{i}", "f", os.urandom(2000))])) for i in range(6)]
+    a_top = Layer(tar_layer([("a", "f", os.urandom(2000))]))
+    b_top = Layer(tar_layer([("b", "f", os.urandom(2000))]))
+    _, _, ida = reg.push_image("test/ra", "1", shared + [a_top])
+    _, _, idb = reg.push_image("test/rb", "1", shared + [b_top])
+    refs = {ida: f"{reg.host}/test/ra:1", idb: f"{reg.host}/test/rb:1"}
+    errors = []
+
+    def worker(i):
+        mine, other = (ida, idb) if i % 2 == 0 else (idb, ida)
+        try:
+            for k in range(16):
+                image = mine if k % 3 else other
+                got = pull(suite, refs[image])
+                if got != image:
+                    errors.append(f"pull {refs[image]}: {got}")
+                remove(suite, image)
+        except grpc.RpcError as e:
+            errors.append(f"{e.code()}: {e.details()}")
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    # Consistent at the end: both images pull, share their lower layers,
+    # and their removal leaves nothing.
+    assert pull(suite, refs[ida]) == ida and pull(suite, refs[idb]) == idb
+    assert layer_count(suite) == len(shared) + 2
+    layers = os.path.join(store_dir(suite), "layers")
+    assert all(os.path.isdir(os.path.join(layers, n[:-5]))
+               for n in os.listdir(layers) if n.endswith(".json"))
+    remove(suite, ida)
+    remove(suite, idb)
+    assert_store_empty(suite)
+
+
 def test_tags_move_and_removal_by_name(suite, reg, bb_layer):
     one = Layer(tar_layer([("v", "f", b"1")]))
     two = Layer(tar_layer([("v", "f", b"2")]))
