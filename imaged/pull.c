@@ -207,8 +207,10 @@ static bool creds_empty(const struct registry_creds *c)
 static struct inflight *inflight_begin(struct puller *p, const char *digest, bool *owner)
 {
 	pthread_mutex_lock(&p->lock);
+	/* A finished download stays listed until its waiters have read its
+	 * result, but is no longer in flight: a new one starts. */
 	struct inflight *f = p->inflight;
-	while (f && strcmp(f->digest, digest) != 0)
+	while (f && (f->done || strcmp(f->digest, digest) != 0))
 		f = f->next;
 	if (f) {
 		f->waiters++;
@@ -445,9 +447,12 @@ static int pull_layer(struct pull_job *j, size_t i, struct cric_err *err)
 	struct inflight *f = inflight_begin(p, d->digest, &owner);
 	if (!f)
 		return -ENOMEM;
-	if (!owner) {
-		/* Another pull is downloading this blob: wait, then take the
-		 * layer it imported (same chain), or fetch it ourselves. */
+	/* Another pull is downloading this blob: wait, then take the layer it
+	 * imported (same chain), or fetch it ourselves. Until our lease holds
+	 * it, the layer may be collected (its image removed): then try again,
+	 * as the owner if nobody else is fetching it by now. Each round waits
+	 * for a download another pull finished: no spinning. */
+	while (!owner) {
 		int r = inflight_wait(p, f);
 		if (r == 0 &&
 		    import_layer(p, j->call, "", d->digest, diff, parent, j->lease, NULL) == 0) {
@@ -458,10 +463,6 @@ static int pull_layer(struct pull_job *j, size_t i, struct cric_err *err)
 		f = inflight_begin(p, d->digest, &owner);
 		if (!f)
 			return -ENOMEM;
-		if (!owner) {
-			inflight_wait(p, f);
-			return import_layer(p, j->call, "", d->digest, diff, parent, j->lease, err);
-		}
 	}
 	char name[128];
 	int r = fetch_to_staging(p, j->ep, d->digest, d->size, name, err);
