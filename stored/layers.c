@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
@@ -21,6 +20,7 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/macro.h"
+#include "stored/du.h"
 #include "stored/unpack.h"
 
 #define REFS_MAX_BYTES (64 * 1024 * 1024)
@@ -687,77 +687,22 @@ int layer_remove_rootfs(struct layer_store *ls, const char *container_id, struct
 
 /* ---- usage (du) ---- */
 
-struct du {
-	uint64_t bytes;
-	uint64_t inodes;
-	ino_t *seen; /* inodes with more than one link */
-	size_t n_seen, cap_seen;
-};
-static _Thread_local struct du *du_cur;
-
-static int du_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)path;
-	(void)flag;
-	(void)ftw;
-	struct du *d = du_cur;
-	if (!S_ISDIR(st->st_mode) && st->st_nlink > 1) {
-		for (size_t i = 0; i < d->n_seen; i++)
-			if (d->seen[i] == st->st_ino)
-				return 0;
-		if (d->n_seen == d->cap_seen) {
-			size_t ncap = d->cap_seen ? d->cap_seen * 2 : 64;
-			ino_t *n = realloc(d->seen, ncap * sizeof(*n));
-			if (!n)
-				return -1;
-			d->seen = n;
-			d->cap_seen = ncap;
-		}
-		d->seen[d->n_seen++] = st->st_ino;
-	}
-	d->bytes += (uint64_t)st->st_blocks * 512;
-	d->inodes++;
-	return 0;
-}
-
-static int du_walk(const char *dir, struct du *d, const char *skip)
-{
-	du_cur = d;
-	if (!skip)
-		return nftw(dir, du_one, 16, FTW_PHYS | FTW_MOUNT) < 0 ? negative_errno() : 0;
-	/* The dir itself, then each entry but skip. */
-	struct stat st;
-	if (lstat(dir, &st) < 0)
-		return negative_errno();
-	du_one(dir, &st, FTW_D, NULL);
-	_cleanup_closedir_ DIR *dd = opendir(dir);
-	struct dirent *de;
-	while (dd && (de = readdir(dd))) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
-		    strcmp(de->d_name, skip) == 0)
-			continue;
-		_cleanup_free_ char *p = path_join(dir, de->d_name);
-		if (!p || nftw(p, du_one, 16, FTW_PHYS | FTW_MOUNT) < 0)
-			return p ? negative_errno() : -ENOMEM;
-	}
-	return 0;
-}
-
+/* Without the store's lock: a walk of a large store takes seconds and must
+ * not stall imports and removals. Layers published or removed meanwhile are
+ * counted or not, as du on a live file system would. */
 int layer_fs_usage(struct layer_store *ls, struct fs_usage *images, struct fs_usage *containers,
 		   struct cric_err *err)
 {
-	struct du a = { 0 }, b = { 0 };
-	/* Under the lock: no layer appears or goes while it is counted. */
-	pthread_mutex_lock(&ls->lock);
-	int r = du_walk(ls->dir, &a, "containers");
+	_cleanup_close_ int dfd = open(ls->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return err_set(err, negative_errno(), "measure the store: open \"%s\": %s", ls->dir,
+			       strerror(errno));
+	struct du_usage a, b;
+	int r = du_measure(dfd, "containers", &a, err);
 	if (r == 0)
-		r = du_walk(ls->containers_dir, &b, NULL);
-	du_cur = NULL;
-	pthread_mutex_unlock(&ls->lock);
-	free(a.seen);
-	free(b.seen);
+		r = du_measure(ls->containers_fd, NULL, &b, err);
 	if (r < 0)
-		return err_set(err, r, "measure the store: %s", strerror(-r));
+		return err_prefix(err, r, "measure the store");
 	snprintf(images->mountpoint, sizeof(images->mountpoint), "%s", ls->dir);
 	images->used_bytes = a.bytes;
 	images->inodes = a.inodes;

@@ -8,8 +8,13 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <poll.h>
+#include <pthread.h>
+#include <sys/inotify.h>
+
 #include "common/digest.h"
 #include "stored/layers.h"
+#include "stored/unpack.h"
 #include "testutil.h"
 
 #define D_A "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -197,12 +202,179 @@ static void test_collect_many_sharing_a_blob(void **state)
 	tmpdir_remove(dir);
 }
 
+/* du's figure for dir (-sB1 or --inodes), excluding "containers". */
+static uint64_t du_of(const char *dir, const char *how)
+{
+	char cmd[PATH_MAX + 128], line[PATH_MAX + 64];
+	snprintf(cmd, sizeof(cmd), "du -s --exclude=containers %s '%s'", how, dir);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	assert_non_null(fgets(line, sizeof(line), p));
+	assert_int_equal(pclose(p), 0);
+	return strtoull(line, NULL, 10);
+}
+
+/* ImageFsInfo's figures: equal to du's, hard links counted once (a file
+ * with a thousand names is one inode), and trees deeper than PATH_MAX (a
+ * container may write one into its upper dir) measured, not failed. */
+static void test_fs_usage_deep_and_hardlinks(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	char *dir = tmpdir_make("du");
+	char state_dir[PATH_MAX], run_dir[PATH_MAX], p[PATH_MAX], q[PATH_MAX];
+	tpath(state_dir, dir, "state");
+	tpath(run_dir, dir, "run");
+	struct layer_store *ls;
+	struct cric_err err = { "" };
+	assert_int_equal(layer_store_open(state_dir, run_dir, &ls, &err), 0);
+	struct fs_usage img0, ctr0, img, ctr;
+	assert_int_equal(layer_fs_usage(ls, &img0, &ctr0, &err), 0);
+
+	/* One file, 1000 names: one more directory and one more inode. */
+	assert_int_equal(mkdir(tpath(p, state_dir, "hl"), 0755), 0);
+	char data[10000];
+	memset(data, 'x', sizeof(data));
+	tpath(p, state_dir, "hl/f");
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, sizeof(data), f), sizeof(data));
+	assert_int_equal(fclose(f), 0);
+	for (int i = 0; i < 1000; i++) {
+		snprintf(q, sizeof(q), "%s/hl/l%d", state_dir, i);
+		assert_int_equal(link(p, q), 0);
+	}
+	assert_int_equal(layer_fs_usage(ls, &img, &ctr, &err), 0);
+	assert_int_equal(img.inodes, img0.inodes + 2);
+	assert_int_equal(img.inodes, du_of(state_dir, "--inodes"));
+	assert_int_equal(img.used_bytes, du_of(state_dir, "-B1"));
+
+	/* 25 levels of 200-byte names under containers/: over 5000 bytes. */
+	char cdir[PATH_MAX];
+	tpath(cdir, state_dir, "containers");
+	int cfd = open(cdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(cfd >= 0);
+	char name[201];
+	memset(name, 'd', 200);
+	name[200] = '\0';
+	assert_int_equal(mkdirat(cfd, "deep", 0755), 0);
+	int fd = openat(cfd, "deep", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	for (int i = 0; i < 25; i++) {
+		assert_int_equal(mkdirat(fd, name, 0755), 0);
+		int nfd = openat(fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		assert_true(nfd >= 0);
+		close(fd);
+		fd = nfd;
+	}
+	int ffd = openat(fd, "bottom", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	assert_true(ffd >= 0);
+	assert_int_equal(write(ffd, data, sizeof(data)), sizeof(data));
+	close(ffd);
+	assert_int_equal(linkat(fd, "bottom", fd, "bottom2", 0), 0);
+	close(fd);
+	err.msg[0] = '\0';
+	int r = layer_fs_usage(ls, &img, &ctr, &err);
+	if (r != 0)
+		fail_msg("layer_fs_usage: %d %s", r, err.msg);
+	/* containers/, deep/, 25 levels, one file with two names. */
+	assert_int_equal(ctr.inodes, 1 + 1 + 25 + 1);
+	assert_int_equal(ctr.inodes, ctr0.inodes + 27);
+	char du_cmd[PATH_MAX + 64], line[128];
+	snprintf(du_cmd, sizeof(du_cmd), "du -s -B1 '%s'", cdir);
+	FILE *du = popen(du_cmd, "r");
+	assert_non_null(du);
+	assert_non_null(fgets(line, sizeof(line), du));
+	pclose(du);
+	assert_int_equal(ctr.used_bytes, strtoull(line, NULL, 10));
+	/* The images side is unchanged by what is under containers/. */
+	assert_int_equal(img.inodes, img0.inodes + 2);
+
+	assert_int_equal(unpack_remove_tree(cfd, "deep", &err), 0);
+	close(cfd);
+	layer_store_free(ls);
+	tmpdir_remove(dir);
+}
+
+struct usage_call {
+	struct layer_store *ls;
+	int r;
+};
+
+static void *usage_thread(void *arg)
+{
+	struct usage_call *c = arg;
+	struct fs_usage a, b;
+	struct cric_err e;
+	c->r = layer_fs_usage(c->ls, &a, &b, &e);
+	return NULL;
+}
+
+/* ImageFsInfo does not hold the store's lock while it walks: a call that
+ * needs the lock (LayerStatus) answers while the walk is inside a
+ * directory of 100000 hard links. inotify tells when the walk has opened
+ * that directory (no sleeps); the old code held the lock for the whole
+ * walk, so LayerStatus returned only after it. */
+static void test_fs_usage_does_not_block_the_store(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	char *dir = tmpdir_make("dulock");
+	char state_dir[PATH_MAX], run_dir[PATH_MAX], m[PATH_MAX], p[PATH_MAX], q[PATH_MAX];
+	tpath(state_dir, dir, "state");
+	tpath(run_dir, dir, "run");
+	struct layer_store *ls;
+	struct cric_err err = { "" };
+	assert_int_equal(layer_store_open(state_dir, run_dir, &ls, &err), 0);
+	assert_int_equal(mkdir(tpath(m, state_dir, "m"), 0755), 0);
+	/* Four files of 25000 names each (ext4 allows 65000 links). */
+	for (int i = 0; i < 100000; i++) {
+		snprintf(p, sizeof(p), "%s/f%d", m, i % 4);
+		if (i < 4)
+			write_text(p, "x");
+		snprintf(q, sizeof(q), "%s/l%d", m, i);
+		assert_int_equal(link(p, q), 0);
+	}
+	int ino = inotify_init1(IN_CLOEXEC);
+	assert_true(ino >= 0);
+	assert_true(inotify_add_watch(ino, m, IN_OPEN | IN_CLOSE_NOWRITE) >= 0);
+
+	struct usage_call c = { .ls = ls };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, usage_thread, &c), 0);
+	/* The walk opened m... */
+	struct inotify_event *ev;
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	assert_true(read(ino, buf, sizeof(buf)) >= (ssize_t)sizeof(*ev));
+	ev = (struct inotify_event *)buf;
+	assert_true(ev->mask & IN_OPEN);
+	assert_false(ev->mask & IN_CLOSE_NOWRITE);
+	char *chains[] = { D_A };
+	bool present[1];
+	assert_int_equal(layer_status(ls, chains, 1, "", present, &err), 0);
+	/* ...and has not closed it when LayerStatus answers (the old code
+	 * answered only after the walk, m long closed). */
+	struct pollfd pfd = { .fd = ino, .events = POLLIN };
+	int closed = poll(&pfd, 1, 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(c.r, 0);
+	assert_false(present[0]);
+	assert_int_equal(closed, 0);
+	close(ino);
+	layer_store_free(ls);
+	tmpdir_remove(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_chain_id),
 		cmocka_unit_test(test_import_commit_release),
 		cmocka_unit_test(test_collect_many_sharing_a_blob),
+		cmocka_unit_test(test_fs_usage_deep_and_hardlinks),
+		cmocka_unit_test(test_fs_usage_does_not_block_the_store),
 	};
 	return cmocka_run_group_tests_name("stored-layers", tests, NULL, NULL);
 }
