@@ -14,7 +14,11 @@ containerd needs a sandbox ("pause") image: the bench builds one from
 cric's own static pause binary and pushes it to the loopback registry, so
 nothing is fetched from the internet.
 
-    tests/bench/bench.py [--quick] [--json FILE]
+    tests/bench/bench.py [--quick] [--json FILE] [--only SCENARIO ...]
+
+--only runs some scenarios alone (version, pull, pods, many, shared,
+imagefs); "imagefs" runs no pod, so it does not touch the network and can
+run beside the network tests.
 """
 import argparse
 import json
@@ -26,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -333,6 +338,55 @@ def bench_pods(rt, n, label, tag, pid_mode=api.CONTAINER):
             f"RemovePodSandbox {label} p50 (ms)": p50(rm) * 1e3}
 
 
+def imagefs_layer(n):
+    """One layer of n hard-linked files: n inodes of two names each (each
+    inode a hard link du must count once), in 100 directories."""
+    entries = [(f"hl{d}", "d") for d in range(100)]
+    for i in range(n):
+        entries.append((f"hl{i % 100}/f{i}", "f", b""))
+        entries.append((f"hl{i % 100}/l{i}", "h", f"hl{i % 100}/f{i}"))
+    return iu.Layer(iu.tar_layer(entries))
+
+
+def bench_imagefs(rt, ref, small_ref, calls):
+    """ImageFsInfo of a store holding an image of 100k hard-linked files
+    (100k inodes, 200k names),
+    and whether pulls proceed while it runs: a small image is pulled and
+    removed while ImageFsInfo calls run back to back in another thread."""
+    rt.cri.call("PullImage", api.PullImageRequest(image=api.ImageSpec(image=ref)),
+                api.PullImageResponse, timeout=900)
+    fsinfo = lambda: rt.cri.call("ImageFsInfo", api.ImageFsInfoRequest(),  # noqa: E731
+                                 api.ImageFsInfoResponse, timeout=600)
+
+    def pull_small():
+        r = rt.cri.call("PullImage", api.PullImageRequest(image=api.ImageSpec(image=small_ref)),
+                        api.PullImageResponse, timeout=300)
+        rt.cri.call("RemoveImage", api.RemoveImageRequest(
+            image=api.ImageSpec(image=r.image_ref)), timeout=120)
+    fsinfo()
+    lat = [timed(fsinfo)[0] for _ in range(calls)]
+    idle = [timed(pull_small)[0] for _ in range(calls)]
+    stop = threading.Event()
+    busy_calls = []
+
+    def hammer():
+        while not stop.is_set():
+            busy_calls.append(timed(fsinfo)[0])
+    t = threading.Thread(target=hammer)
+    t.start()
+    try:
+        during = [timed(pull_small)[0] for _ in range(calls)]
+    finally:
+        stop.set()
+        t.join()
+    rt.cri.call("RemoveImage", api.RemoveImageRequest(image=api.ImageSpec(image=ref)),
+                timeout=600)
+    return {"ImageFsInfo, 100k hard links, p50 (ms)": p50(lat) * 1e3,
+            "pull+remove small image, idle, p50 (ms)": p50(idle) * 1e3,
+            "pull+remove small image during ImageFsInfo, p50 (ms)": p50(during) * 1e3,
+            "ImageFsInfo calls during those pulls": len(busy_calls)}
+
+
 def bench_many(rt, n, calls):
     idle = rt.pss_mib()
     ids = []
@@ -356,14 +410,22 @@ def bench_many(rt, n, calls):
             f"PodSandboxStatus with {n} p50 (ms)": p50(st) * 1e3}
 
 
+SCENARIOS = ("version", "pull", "pods", "many", "shared", "imagefs")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--only", action="append", choices=SCENARIOS,
+                    help="run only this scenario (repeatable)")
+    ap.add_argument("--cric-only", action="store_true",
+                    help="measure cric alone (no containerd; no ratios)")
     args = ap.parse_args()
+    only = set(args.only or SCENARIOS)
     if os.geteuid() != 0:
         sys.exit("bench: run as root (namespaces, mounts, CNI)")
-    m = missing()
+    m = None if args.cric_only else missing()
     if m:
         sys.exit(f"bench: {m} is missing; 'bash deploy/install-deps --bench' installs what "
                  "the bench needs (containerd, runc, CNI plugins, docker-registry)")
@@ -384,34 +446,41 @@ def main():
         reg.push_image("bench/five", "1", [bb] + big)
         refs = [("busybox (1 layer, 1 MB)", f"{reg.host}/bench/busybox:1"),
                 ("5 layers, 34 MB", f"{reg.host}/bench/five:1")]
+        if "imagefs" in only:
+            reg.push_image("bench/links", "1", [imagefs_layer(100000)])
 
         cric = Cric(tmp, reg)
         runtimes.append(cric)
-        ctd = Containerd(tmp, reg, f"{reg.host}/bench/pause:1")
-        runtimes.append(ctd)
-        # containerd pulls its sandbox image on the first pod: not timed.
-        ctd.cri.call("PullImage", api.PullImageRequest(
-            image=api.ImageSpec(image=f"{reg.host}/bench/pause:1")), api.PullImageResponse,
-            timeout=120)
+        if not args.cric_only:
+            ctd = Containerd(tmp, reg, f"{reg.host}/bench/pause:1")
+            runtimes.append(ctd)
+            # containerd pulls its sandbox image on the first pod: not timed.
+            ctd.cri.call("PullImage", api.PullImageRequest(
+                image=api.ImageSpec(image=f"{reg.host}/bench/pause:1")), api.PullImageResponse,
+                timeout=120)
         for rt in runtimes:
             rt.cri.call("ListImages", api.ListImagesRequest(), api.ListImagesResponse)
 
         results = {rt.name: {} for rt in runtimes}
         scenarios = [
-            ("Version", lambda rt: bench_version(rt, n_version)),
-            ("PullImage", lambda rt: bench_pull(rt, refs, rounds)),
-            ("pods", lambda rt: bench_pods(rt, n_pods, "(kubelet default)", "pod")),
-            ("many pods", lambda rt: bench_many(rt, n_many, 50 if not q else 10)),
+            ("version", "Version", lambda rt: bench_version(rt, n_version)),
+            ("pull", "PullImage", lambda rt: bench_pull(rt, refs, rounds)),
+            ("pods", "pods", lambda rt: bench_pods(rt, n_pods, "(kubelet default)", "pod")),
+            ("many", "many pods", lambda rt: bench_many(rt, n_many, 50 if not q else 10)),
+            # A pod sharing its PID namespace: cric runs an infra process
+            # for it (containerd runs its pause container for every pod).
+            ("shared", "pods with pid=POD",
+             lambda rt: bench_pods(rt, n_pods, "(pid=POD)", "shared", api.POD)),
+            ("imagefs", "ImageFsInfo",
+             lambda rt: bench_imagefs(rt, f"{reg.host}/bench/links:1",
+                                      f"{reg.host}/bench/busybox:1", 3 if q else 10)),
         ]
-        for title, fn in scenarios:
+        for key, title, fn in scenarios:
+            if key not in only:
+                continue
             for rt in runtimes:
                 print(f"bench: {title} on {rt.name}...", file=sys.stderr, flush=True)
                 results[rt.name].update(fn(rt))
-        # A pod sharing its PID namespace: cric runs an infra process for it
-        # (containerd runs its pause container for every pod).
-        for rt in runtimes:
-            print(f"bench: pods with pid=POD on {rt.name}...", file=sys.stderr, flush=True)
-            results[rt.name].update(bench_pods(rt, n_pods, "(pid=POD)", "shared", api.POD))
     finally:
         for rt in reversed(runtimes):
             try:
@@ -421,6 +490,7 @@ def main():
         reg.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
+    results.setdefault("containerd", {})
     width = max(len(k) for k in results["cric"])
     print(f"\n{'':{width}}  {'cric':>10}  {'containerd':>10}  {'cric/ctd':>8}")
     for k, v in results["cric"].items():
@@ -428,9 +498,10 @@ def main():
         ratio = f"{v / other:8.2f}" if other else f"{'-':>8}"
         o = f"{other:10.2f}" if other is not None else f"{'-':>10}"
         print(f"{k:{width}}  {v:10.2f}  {o}  {ratio}")
-    print("\nratios below 1: cric is faster or smaller; containerd "
-          + subprocess.run([CONTAINERD, "--version"], capture_output=True,
-                           text=True).stdout.split()[2])
+    if not args.cric_only:
+        print("\nratios below 1: cric is faster or smaller; containerd "
+              + subprocess.run([CONTAINERD, "--version"], capture_output=True,
+                               text=True).stdout.split()[2])
     if args.json:
         write_json(args.json, results)
 
