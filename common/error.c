@@ -57,6 +57,7 @@ enum cric_code grpc_code_from_errno(int r)
 		return CODE_PERMISSION_DENIED;
 	case ENOMEM:
 	case ENOSPC:
+	case EFBIG: /* stored's import limits */
 	case EMFILE:
 	case ENFILE:
 	case EDQUOT:

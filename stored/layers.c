@@ -24,6 +24,7 @@
 #include "stored/unpack.h"
 
 #define REFS_MAX_BYTES (64 * 1024 * 1024)
+#define MIN_U64(a, b)  ((a) < (b) ? (a) : (b))
 #define HEX(d)         ((d) + 7) /* "sha256:<hex>" -> "<hex>" */
 
 /* An import in progress: from import_begin() to import_end_locked() it
@@ -44,6 +45,10 @@ struct layer_store {
 	struct blob_store *blobs;
 	struct import *importing;
 	size_t n_importing, cap_importing;
+	struct layer_limits limits;
+	/* lease -> [tar bytes, entries] its imports unpacked (in memory: a
+	 * restart of stored starts the count of a pull in progress again). */
+	json_t *lease_usage;
 };
 
 /* ---- ids ---- */
@@ -51,6 +56,90 @@ struct layer_store {
 static bool lease_ok(const char *s)
 {
 	return s && id_is_safe_token(s, 64);
+}
+
+/* ---- limits ---- */
+
+void layer_limits_default(struct layer_limits *l)
+{
+	*l = (struct layer_limits){
+		.max_layer_bytes = LAYER_DEFAULT_MAX_LAYER_BYTES,
+		.max_layer_entries = LAYER_DEFAULT_MAX_LAYER_ENTRIES,
+		.max_image_bytes = LAYER_DEFAULT_MAX_IMAGE_BYTES,
+		.max_image_entries = LAYER_DEFAULT_MAX_IMAGE_ENTRIES,
+		.min_free_bytes = LAYER_DEFAULT_MIN_FREE_BYTES,
+	};
+}
+
+void layer_store_set_limits(struct layer_store *ls, const struct layer_limits *l)
+{
+	pthread_mutex_lock(&ls->lock);
+	ls->limits = *l;
+	pthread_mutex_unlock(&ls->lock);
+}
+
+/* What the lease's imports unpacked so far. With the lock held. */
+static void lease_usage_get(struct layer_store *ls, const char *lease, uint64_t *bytes,
+			    uint64_t *entries)
+{
+	json_t *u = json_object_get(ls->lease_usage, lease);
+	*bytes = (uint64_t)json_integer_value(json_array_get(u, 0));
+	*entries = (uint64_t)json_integer_value(json_array_get(u, 1));
+}
+
+/* With the lock held. */
+static int lease_usage_set(struct layer_store *ls, const char *lease, uint64_t bytes,
+			   uint64_t entries)
+{
+	json_t *u = json_pack("[I, I]", (json_int_t)bytes, (json_int_t)entries);
+	return u && json_object_set_new(ls->lease_usage, lease, u) == 0 ? 0 : -ENOMEM;
+}
+
+/* The limits of one import for lease: the layer's, or what is left of the
+ * image's if less; -EFBIG/-E2BIG if nothing is left. With the lock held. */
+static int import_limits(struct layer_store *ls, const char *lease, struct unpack_opts *o,
+			 struct cric_err *err)
+{
+	const struct layer_limits *l = &ls->limits;
+	uint64_t bytes, entries;
+	lease_usage_get(ls, lease, &bytes, &entries);
+	if (bytes >= l->max_image_bytes)
+		return err_set(err, -EFBIG,
+			       "the image's layers exceed the limit of %" PRIu64
+			       " bytes uncompressed (stored.max_image_bytes)",
+			       l->max_image_bytes);
+	if (entries >= l->max_image_entries)
+		return err_set(err, -E2BIG,
+			       "the image's layers exceed the limit of %" PRIu64
+			       " entries (stored.max_image_entries)",
+			       l->max_image_entries);
+	o->max_bytes = MIN_U64(l->max_layer_bytes, l->max_image_bytes - bytes);
+	o->max_entries = MIN_U64(l->max_layer_entries, l->max_image_entries - entries);
+	o->min_free_bytes = l->min_free_bytes;
+	return 0;
+}
+
+/* Count an unpacked layer against its lease's image limits. With the lock
+ * held. */
+static int import_charge(struct layer_store *ls, const char *lease, const struct unpack_result *res,
+			 struct cric_err *err)
+{
+	const struct layer_limits *l = &ls->limits;
+	uint64_t bytes, entries;
+	lease_usage_get(ls, lease, &bytes, &entries);
+	bytes += res->tar_bytes;
+	entries += res->entries;
+	if (bytes > l->max_image_bytes)
+		return err_set(err, -EFBIG,
+			       "the image's layers exceed the limit of %" PRIu64
+			       " bytes uncompressed (stored.max_image_bytes)",
+			       l->max_image_bytes);
+	if (entries > l->max_image_entries)
+		return err_set(err, -E2BIG,
+			       "the image's layers exceed the limit of %" PRIu64
+			       " entries (stored.max_image_entries)",
+			       l->max_image_entries);
+	return lease_usage_set(ls, lease, bytes, entries);
 }
 
 /* ---- refs ---- */
@@ -303,7 +392,8 @@ static void import_end_locked(struct layer_store *ls, const char *chain)
 }
 
 static int unpack_blob(struct layer_store *ls, const char *blob, const char *tmpname,
-		       struct unpack_result *res, struct cric_err *err)
+		       const struct unpack_opts *opts, struct unpack_result *res,
+		       struct cric_err *err)
 {
 	_cleanup_close_ int in = -1;
 	int r = blob_open(ls->blobs, blob, &in, err);
@@ -315,8 +405,7 @@ static int unpack_blob(struct layer_store *ls, const char *blob, const char *tmp
 	    openat(ls->layers_fd, tmpname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dfd < 0)
 		return err_set(err, negative_errno(), "open %s: %s", tmpname, strerror(errno));
-	const struct unpack_opts opts = { .allow_devices = false };
-	if ((r = unpack_layer(in, dfd, &opts, res, err)) < 0)
+	if ((r = unpack_layer(in, dfd, opts, res, err)) < 0)
 		return r;
 	if (syncfs(dfd) < 0)
 		return err_set(err, negative_errno(), "syncfs: %s", strerror(errno));
@@ -362,6 +451,14 @@ int layer_import(struct layer_store *ls, const char *staging_dir, const char *fi
 				    staging_dir, strerror(errno));
 			goto end;
 		}
+		struct unpack_opts opts = { .allow_devices = false };
+		pthread_mutex_lock(&ls->lock);
+		r = import_limits(ls, lease, &opts, err);
+		pthread_mutex_unlock(&ls->lock);
+		if (r < 0) {
+			err_prefix(err, r, "layer %s", blob_digest);
+			goto end;
+		}
 		struct blob_info bi;
 		blob_was_there = blob_stat(ls->blobs, blob_digest, &bi, NULL) == 0;
 		if ((r = blob_import_at(ls->blobs, blob_digest, sdir, file, NULL, err)) < 0)
@@ -370,7 +467,7 @@ int layer_import(struct layer_store *ls, const char *staging_dir, const char *fi
 		id_random_hex(rnd, sizeof(rnd), 8);
 		snprintf(tmpname, sizeof(tmpname), ".tmp-%.64s-%s", HEX(chain), rnd);
 		struct unpack_result res = { 0 };
-		if ((r = unpack_blob(ls, blob_digest, tmpname, &res, err)) < 0) {
+		if ((r = unpack_blob(ls, blob_digest, tmpname, &opts, &res, err)) < 0) {
 			err_prefix(err, r, "layer %s", blob_digest);
 			goto end;
 		}
@@ -379,6 +476,13 @@ int layer_import(struct layer_store *ls, const char *staging_dir, const char *fi
 			    err, -EBADMSG,
 			    "layer %s: uncompressed content is %s, the image config says %s",
 			    blob_digest, res.diff_id, diff_id);
+			goto end;
+		}
+		pthread_mutex_lock(&ls->lock);
+		r = import_charge(ls, lease, &res, err);
+		pthread_mutex_unlock(&ls->lock);
+		if (r < 0) {
+			err_prefix(err, r, "layer %s", blob_digest);
 			goto end;
 		}
 		unpacked = res.file_bytes;
@@ -473,8 +577,10 @@ int layer_commit_image(struct layer_store *ls, const char *image_id, char *const
 	if (r == 0) {
 		json_object_set_new(refs_section(ls, "images"), image_id, a);
 		a = NULL;
-		if (lease && *lease)
+		if (lease && *lease) {
 			json_object_del(refs_section(ls, "leases"), lease);
+			json_object_del(ls->lease_usage, lease);
+		}
 		r = refs_save(ls, err);
 	}
 	pthread_mutex_unlock(&ls->lock);
@@ -502,6 +608,7 @@ int layer_drop_lease(struct layer_store *ls, const char *lease, struct cric_err 
 		return err_set(err, -EINVAL, "invalid lease");
 	pthread_mutex_lock(&ls->lock);
 	json_object_del(refs_section(ls, "leases"), lease);
+	json_object_del(ls->lease_usage, lease);
 	int r = refs_save(ls, err);
 	if (r == 0)
 		collect(ls);
@@ -529,6 +636,7 @@ int layer_sync_images(struct layer_store *ls, char *const *ids, size_t n, unsign
 		}
 	}
 	json_object_clear(refs_section(ls, "leases"));
+	json_object_clear(ls->lease_usage);
 	int r = refs_save(ls, err);
 	*removed = r == 0 ? collect(ls) : 0;
 	*dropped = d;
@@ -786,6 +894,8 @@ int layer_store_open(const char *state_dir, const char *run_dir, struct layer_st
 	pthread_mutex_init(&ls->lock, NULL);
 	pthread_cond_init(&ls->changed, NULL);
 	ls->layers_fd = ls->containers_fd = -1;
+	layer_limits_default(&ls->limits);
+	ls->lease_usage = json_object();
 	ls->dir = strdup(state_dir);
 	ls->layers_dir = path_join(state_dir, "layers");
 	ls->containers_dir = path_join(state_dir, "containers");
@@ -794,8 +904,8 @@ int layer_store_open(const char *state_dir, const char *run_dir, struct layer_st
 	_cleanup_free_ char *blobs_dir = path_join(state_dir, "blobs");
 	_cleanup_free_ char *empty = ls->layers_dir ? path_join(ls->layers_dir, "empty") : NULL;
 	int r = 0;
-	if (!ls->dir || !ls->layers_dir || !ls->containers_dir || !ls->rootfs_dir ||
-	    !ls->refs_path || !blobs_dir || !empty)
+	if (!ls->lease_usage || !ls->dir || !ls->layers_dir || !ls->containers_dir ||
+	    !ls->rootfs_dir || !ls->refs_path || !blobs_dir || !empty)
 		r = -ENOMEM;
 	const char *dirs[] = { blobs_dir, ls->layers_dir, ls->containers_dir, ls->rootfs_dir,
 			       empty };
@@ -845,6 +955,7 @@ struct layer_store *layer_store_free(struct layer_store *ls)
 	if (!ls)
 		return NULL;
 	json_decref(ls->refs);
+	json_decref(ls->lease_usage);
 	blob_store_free(ls->blobs);
 	if (ls->layers_fd >= 0)
 		close(ls->layers_fd);

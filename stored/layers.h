@@ -31,6 +31,30 @@
 
 struct layer_store;
 
+/* What one import may cost (config keys "stored.<name>", README). The
+ * image figures count what one pull (its lease) decompresses: layers it
+ * finds present cost nothing. An import past a limit fails with -EFBIG
+ * (bytes) or -E2BIG (entries); with less than min_free_bytes available on
+ * the store's file system (checked before and during each unpack) with
+ * -ENOSPC. Every field > 0 but min_free_bytes (0: no reserve). */
+struct layer_limits {
+	uint64_t max_layer_bytes;   /* uncompressed tar bytes of one layer */
+	uint64_t max_layer_entries; /* tar entries of one layer */
+	uint64_t max_image_bytes;   /* uncompressed tar bytes of one pull */
+	uint64_t max_image_entries; /* tar entries of one pull */
+	uint64_t min_free_bytes;    /* free space imports leave on the store's fs */
+};
+
+#define LAYER_DEFAULT_MAX_LAYER_BYTES   (32ULL << 30)
+#define LAYER_DEFAULT_MAX_LAYER_ENTRIES (1ULL << 20)
+#define LAYER_DEFAULT_MAX_IMAGE_BYTES   (64ULL << 30)
+#define LAYER_DEFAULT_MAX_IMAGE_ENTRIES (4ULL << 20)
+#define LAYER_DEFAULT_MIN_FREE_BYTES    (1ULL << 30)
+
+void layer_limits_default(struct layer_limits *l);
+/* Applies to imports that start afterwards. */
+void layer_store_set_limits(struct layer_store *ls, const struct layer_limits *l);
+
 int layer_store_open(const char *state_dir, const char *run_dir, struct layer_store **ret,
 		     struct cric_err *err);
 struct layer_store *layer_store_free(struct layer_store *ls);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -206,6 +207,27 @@ _printf_(3, 4) static int entry_fail(struct unpack_ctx *c, int r, const char *fm
 		       c->qname, msg);
 }
 
+/* ---- free space ---- */
+
+/* -ENOSPC (err filled) when the layer's file system has less than
+ * opts.min_free_bytes available. */
+static int check_free(struct unpack_ctx *c)
+{
+	if (!c->opts.min_free_bytes)
+		return 0;
+	struct statvfs sv;
+	if (fstatvfs(c->root_fd, &sv) < 0)
+		return entry_fail(c, -errno, "statvfs: %m");
+	uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	if (avail < c->opts.min_free_bytes)
+		return entry_fail(c, -ENOSPC,
+				  "the image file system has %llu bytes free, below the reserve of "
+				  "%llu bytes",
+				  (unsigned long long)avail,
+				  (unsigned long long)c->opts.min_free_bytes);
+	return 0;
+}
+
 /* ---- the uncompressed stream: hashed here, once ---- */
 
 /* Next block of the uncompressed tar stream: its size, 0 at the end, or a
@@ -228,11 +250,15 @@ static la_ssize_t pull_block(struct unpack_ctx *c, const void **buf)
 			return entry_fail(c, -EBADMSG, "decompress: stream out of order");
 		if (size == 0)
 			continue;
+		uint64_t before = c->tar_bytes;
 		c->tar_bytes += size;
 		if (c->tar_bytes > c->opts.max_bytes)
 			return entry_fail(
 			    c, -EFBIG, "layer is larger than the limit of %llu bytes uncompressed",
 			    (unsigned long long)c->opts.max_bytes);
+		if (before / UNPACK_FREE_CHECK_BYTES != c->tar_bytes / UNPACK_FREE_CHECK_BYTES &&
+		    (r = check_free(c)) < 0)
+			return r;
 		r = blob_hash_update(c->hash, *buf, size);
 		if (r < 0)
 			return entry_fail(c, r, "sha256 failed");
@@ -967,12 +993,15 @@ static int unpack(struct unpack_ctx *c, int in_fd, int layer_fd, struct unpack_r
 		return err_set(c->err, -ENOSYS, "openat2() is not available (Linux >= 5.6 needed)");
 	if (c->root_fd < 0)
 		return err_set(c->err, c->root_fd, "open layer dir: %s", strerror(-c->root_fd));
+	int r = check_free(c);
+	if (r < 0)
+		return r;
 	c->hash = blob_hash_new();
 	if (!c->hash)
 		return err_set(c->err, -ENOMEM, "out of memory");
 
 	enum unpack_compression compression = UNPACK_NONE;
-	int r = open_streams(c, in_fd, &compression);
+	r = open_streams(c, in_fd, &compression);
 	if (r < 0)
 		return r;
 	r = unpack_entries(c);

@@ -74,10 +74,17 @@
 #define UNPACK_DEFAULT_MAX_ENTRIES (1ULL << 20)
 #define UNPACK_DEFAULT_MAX_BYTES   (64ULL << 30)
 
+/* Free space is checked every UNPACK_FREE_CHECK_BYTES of uncompressed tar. */
+#define UNPACK_FREE_CHECK_BYTES (64ULL << 20)
+
 struct unpack_opts {
 	uint64_t max_entries; /* tar entries (whiteouts included); 0: default */
 	uint64_t max_bytes;   /* uncompressed tar bytes, and sum of file sizes; 0: default */
-	bool allow_devices;   /* char/block device entries (whiteouts are always allowed) */
+	/* Fail with -ENOSPC when the layer dir's file system has fewer bytes
+	 * free for unprivileged users (statvfs f_bavail) than this, checked
+	 * at the start and every UNPACK_FREE_CHECK_BYTES; 0: no check. */
+	uint64_t min_free_bytes;
+	bool allow_devices; /* char/block device entries (whiteouts are always allowed) */
 };
 
 enum unpack_compression {
@@ -102,7 +109,8 @@ struct unpack_result {
  * (defaults). ret is written only on success. Errors include -EINVAL (bad
  * path, bad archive), -ELOOP (through a symlink), -EXDEV (across a mount),
  * -ENOTDIR, -ENOENT (hardlink target), -EPERM (device, hardlink to a dir,
- * overlay xattr), -ENAMETOOLONG, -E2BIG (entries), -EFBIG (bytes),
+ * overlay xattr), -ENAMETOOLONG, -E2BIG (entries), -EFBIG (bytes), -ENOSPC
+ * (below min_free_bytes),
  * -EBADMSG (not a tar, corrupt compression), -ENOSYS (no openat2). */
 int unpack_layer(int in_fd, int layer_fd, const struct unpack_opts *opts, struct unpack_result *ret,
 		 struct cric_err *err);

@@ -374,6 +374,64 @@ def test_special_bits_survive_under_storeds_capabilities(suite, reg):
                        follow_symlinks=False) == CAP_NET_RAW_XATTR
 
 
+def configure_stored(suite, stored):
+    suite.write_config({"stored": stored})
+    suite.kill("stored")
+    suite.up()
+
+
+def test_decompression_limits_and_free_space_reserve(suite, reg):
+    """Gzip bombs against small configured limits: per layer and per image
+    (what one pull decompresses) on bytes and entries, and the free-space
+    reserve of the image file system; each failed pull keeps nothing, and
+    the same image pulls once the limits allow it."""
+    MiB = 1 << 20
+    bomb = Layer(tar_layer([("zeros", "f", bytes(8 * MiB))]))  # 8 MiB from ~8 KiB
+    assert len(bomb.blob) < 64 * 1024
+    halves = [Layer(tar_layer([(f"z{i}", "f", bytes(3 * MiB))])) for i in range(2)]
+    many = Layer(tar_layer([(f"f{i}", "f", b"x") for i in range(50)]))
+    few = [Layer(tar_layer([(f"d{i}", "d")] + [(f"d{i}/f{k}", "f", b"y") for k in range(29)]))
+           for i in range(2)]
+    _, _, bomb_id = reg.push_image("test/bomb", "1", [bomb])
+    reg.push_image("test/halves", "1", halves)
+    reg.push_image("test/many", "1", [many])
+    reg.push_image("test/few", "1", few)
+
+    def refused(name, code, *words):
+        c, msg = grpc_error(pull, suite, f"{reg.host}/test/{name}:1")
+        assert c == code, (name, c, msg)
+        for w in words:
+            assert w in msg, (name, msg)
+        assert_store_empty(suite)
+
+    configure_stored(suite, {"max_layer_bytes": 4 * MiB, "max_image_bytes": 5 * MiB,
+                             "max_layer_entries": 40, "max_image_entries": 45})
+    RE = grpc.StatusCode.RESOURCE_EXHAUSTED
+    refused("bomb", RE, "limit of 4194304 bytes")
+    # Each layer fits 4 MiB, the two together not 5 MiB.
+    refused("halves", RE, "stored.max_image_bytes")
+    refused("many", grpc.StatusCode.INVALID_ARGUMENT, "limit of 40 entries")
+    # 30 entries a layer: under 40 each, 60 over the image's 45.
+    refused("few", grpc.StatusCode.INVALID_ARGUMENT, "stored.max_image_entries")
+
+    # Less free space than the reserve: RESOURCE_EXHAUSTED, saying so.
+    configure_stored(suite, {"min_free_bytes": 1 << 62})
+    refused("bomb", RE, "below the reserve of 4611686018427387904 bytes")
+
+    configure_stored(suite, {"max_layer_bytes": 9 * MiB})
+    assert pull(suite, f"{reg.host}/test/bomb:1") == bomb_id
+    pull(suite, f"{reg.host}/test/halves:1")
+    pull(suite, f"{reg.host}/test/few:1")
+    # A wrong type stops stored with the key named.
+    suite.write_config({"stored": {"max_image_bytes": "lots"}})
+    suite.kill("stored")
+    r = suite.up(check=False)
+    assert r.returncode != 0
+    assert "stored.max_image_bytes" in suite.log("stored")
+    suite.write_config({})
+    suite.up()
+
+
 CANARY = "/tmp/cric-canary-" + secrets.token_hex(4)
 UP = "../" * 12
 
