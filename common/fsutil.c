@@ -1,5 +1,6 @@
 #include "fsutil.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "log.h"
 
 int mkdir_p(const char *path, mode_t mode)
 {
@@ -109,13 +111,48 @@ static int fsync_parent(const char *path)
 	return fsync(fd) < 0 ? -errno : 0;
 }
 
+#define ATOMIC_TEMP_SUFFIX ".tmpXXXXXX"
+
+bool atomic_temp_name(const char *name)
+{
+	size_t n = strlen(name), k = strlen(ATOMIC_TEMP_SUFFIX);
+	if (n <= k || strncmp(name + n - k, ".tmp", 4) != 0)
+		return false;
+	/* mkostemp's six characters: letters and digits */
+	for (size_t i = n - 6; i < n; i++)
+		if (!isalnum((unsigned char)name[i]))
+			return false;
+	return true;
+}
+
+int sweep_atomic_temps(const char *dir, const char *what)
+{
+	_cleanup_closedir_ DIR *d = opendir(dir);
+	if (!d)
+		return -errno;
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!atomic_temp_name(de->d_name))
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0) {
+			log_info("%s: removed \"%s\", left by an interrupted write", what,
+				 de->d_name);
+			n++;
+		} else if (errno != ENOENT) {
+			log_warning("%s: remove \"%s\": %m, ignoring", what, de->d_name);
+		}
+	}
+	return n;
+}
+
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
 	size_t plen = strlen(path);
 	_cleanup_free_ char *tmp = malloc(plen + 16);
 	if (!tmp)
 		return -ENOMEM;
-	snprintf(tmp, plen + 16, "%s.tmpXXXXXX", path);
+	snprintf(tmp, plen + 16, "%s" ATOMIC_TEMP_SUFFIX, path);
 
 	int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)

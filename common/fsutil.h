@@ -28,6 +28,14 @@ json_t *json_from_strv(char *const *v);
  * as a NULL-terminated array; NULL on OOM. */
 char **strv_from_json(const json_t *a);
 
+/* True for the name of a temp file write_file_atomic() left behind when it
+ * was interrupted (kill -9 between create and rename): "<name>.tmpXXXXXX". */
+bool atomic_temp_name(const char *name);
+/* Remove every such temp file directly in dir (what names it in the log).
+ * Call at start-up, before anyone writes there. Returns how many went, or
+ * -errno when the directory cannot be read. */
+int sweep_atomic_temps(const char *dir, const char *what);
+
 /* Load a JSON document of at most max bytes; err filled on parse errors. */
 int json_load_path(const char *path, size_t max, json_t **ret, char *err, size_t errlen);
 

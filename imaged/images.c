@@ -177,6 +177,7 @@ int image_store_open(const char *dir, struct image_store **ret, struct cric_err 
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&st->lock, NULL);
+	(void)sweep_atomic_temps(dir, "image records");
 	_cleanup_closedir_ DIR *d = opendir(dir);
 	struct dirent *de;
 	while (d && (de = readdir(d))) {

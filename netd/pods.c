@@ -537,6 +537,7 @@ int pods_status(struct pods *p, const struct cni_runtime *rt, const char *pod_id
 
 static void reconcile_records(struct pods *p, const struct cni_runtime *rt, size_t *n_known)
 {
+	(void)sweep_atomic_temps(p->results_dir, "pod network records");
 	struct dirent **list = NULL;
 	int n = scandir(p->results_dir, &list, NULL, alphasort);
 	for (int i = 0; i < n; i++) {
@@ -545,10 +546,6 @@ static void reconcile_records(struct pods *p, const struct cni_runtime *rt, size
 		size_t len = strlen(name);
 		if (name[0] == '.') {
 			/* "." and ".." */
-		} else if (strstr(name, ".json.tmp")) {
-			_cleanup_free_ char *path = path_join(p->results_dir, name);
-			if (path && unlink(path) == 0)
-				log_info("removed \"%s\", left by an interrupted write", path);
 		} else if (len != 64 + 5 || strcmp(name + 64, ".json") != 0) {
 			log_warning("unexpected file \"%s\" in \"%s\", ignoring", name,
 				    p->results_dir);

@@ -1735,6 +1735,9 @@ int sandbox_mgr_new(const struct sandbox_mgr_config *cfg, struct sandbox_mgr **r
 		sandbox_mgr_free(m);
 		return err_set(err, r, "create the sandbox directories: %s", strerror(-r));
 	}
+	/* What a kill -9 mid-write left, before anything reads a record. */
+	(void)sweep_atomic_temps(cfg->state_dir, "runtimed state");
+	(void)sweep_atomic_temps(m->records_dir, "pod records");
 	if (cfg->pause_binary && *cfg->pause_binary) {
 		struct cric_err e;
 		if (prepare_pause_rootfs(m, cfg->pause_binary, &e) == 0)

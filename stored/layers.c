@@ -927,6 +927,9 @@ int layer_store_open(const char *state_dir, const char *run_dir, struct layer_st
 			    : blob_store_open(bfd, NULL, &ls->blobs, err);
 	}
 	if (r == 0) {
+		/* What a kill -9 mid-write left beside the records. */
+		(void)sweep_atomic_temps(state_dir, "layer store");
+		(void)sweep_atomic_temps(ls->layers_dir, "layer records");
 		char perr[256];
 		r = json_load_path(ls->refs_path, REFS_MAX_BYTES, &ls->refs, perr, sizeof(perr));
 		if (r == -ENOENT) {

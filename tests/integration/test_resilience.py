@@ -272,3 +272,32 @@ def test_aborted_handshakes_never_cut_a_daemon_off(suite):
     # Each recovery was logged, naming the bug.
     assert any("nng bug #1518" in suite.log(d)
                for d in ["imaged", "stored", "netd", "runtimed", "monitord"])
+
+
+def test_interrupted_atomic_writes_are_swept_at_start(suite):
+    """A kill -9 between an atomic write's create and rename leaves
+    "<name>.tmpXXXXXX" beside the record: every daemon removes those from
+    its record directories at start-up, and says so."""
+    state = os.path.join(suite.root, "var/lib/cric")
+    dirs = {"imaged": ["imaged/images"], "runtimed": ["runtimed/sandboxes", "runtimed"],
+            "netd": ["netd/results"], "stored": ["stored", "stored/layers"]}
+    for d in dirs:
+        suite.kill(d)
+    planted = []
+    for d, subs in dirs.items():
+        for sub in subs:
+            path = os.path.join(state, sub, "x" * 64 + ".json.tmpAbC123")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                f.write('{"half": ')
+            planted.append((d, path))
+    keep = os.path.join(state, "imaged/images", "not-a-temp.tmp")
+    with open(keep, "w") as f:
+        f.write("x")
+    suite.up()
+    for d, path in planted:
+        assert not os.path.exists(path), f"{d} left {path}"
+        assert "left by an interrupted write" in suite.log(d), d
+    assert os.path.exists(keep)
+    os.unlink(keep)
+    assert suite.cri.version().runtime_name == "cric"

@@ -474,6 +474,38 @@ static void test_path_join(void **state)
 	free(b);
 }
 
+/* What a kill -9 between mkostemp and rename leaves is swept; nothing
+ * else is. */
+static void test_sweep_atomic_temps(void **state)
+{
+	const char *d = *state;
+	char p[PATH_MAX];
+	static const char *const temps[] = { "a.json.tmpAbC123", "refs.json.tmp000000",
+					     "x.tmpzzzzzz" };
+	static const char *const kept[] = {
+		"a.json",   "a.tmp", "a.json.tmpAB", "a.json.tmpAbC12-", "b.json.tmpAbC1234",
+		"tmpAbC123"
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(temps); i++) {
+		write_text(tpath(p, d, temps[i]), "{");
+		assert_true(atomic_temp_name(temps[i]));
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(kept); i++) {
+		write_text(tpath(p, d, kept[i]), "{}");
+		assert_false(atomic_temp_name(kept[i]));
+	}
+	/* A real one, as write_file_atomic names it. */
+	char tmpl[PATH_MAX];
+	snprintf(tmpl, sizeof(tmpl), "%s/rec.json.tmpXXXXXX", d);
+	int fd = mkostemp(tmpl, O_CLOEXEC);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(sweep_atomic_temps(d, "test"), (int)ARRAY_SIZE(temps) + 1);
+	assert_int_equal(dir_count(d), (int)ARRAY_SIZE(kept));
+	assert_int_equal(sweep_atomic_temps(d, "test"), 0);
+	assert_true(sweep_atomic_temps(tpath(p, d, "missing"), "test") < 0);
+}
+
 static void test_path_is_clean(void **state)
 {
 	(void)state;
@@ -517,6 +549,7 @@ int main(void)
 		T(test_json_load_errors),
 		T(test_path_join),
 		T(test_path_is_clean),
+		T(test_sweep_atomic_temps),
 	};
 #undef T
 	return cmocka_run_group_tests_name("fsutil", tests, NULL, NULL);
