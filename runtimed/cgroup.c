@@ -2,14 +2,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cgroup-ops.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "common/macro.h"
@@ -17,8 +18,9 @@
 #define MAX_HIERARCHIES 32
 #define MAX_DEPTH       32
 
+/* The mounted hierarchies and the version behind each (read once). */
 static char *hier[MAX_HIERARCHIES + 1];
-static bool hier_v2[MAX_HIERARCHIES];
+static const struct cgroup_ops *hier_ops[MAX_HIERARCHIES];
 static pthread_once_t hier_once = PTHREAD_ONCE_INIT;
 
 /* mountinfo escapes blanks as \040 etc. */
@@ -61,7 +63,8 @@ static void read_hierarchies(void)
 		for (size_t i = 0; i < n; i++)
 			dup |= strcmp(hier[i], mp) == 0;
 		if (!dup && (hier[n] = strdup(mp))) {
-			hier_v2[n] = strcmp(fstype, "cgroup2") == 0;
+			hier_ops[n] =
+			    strcmp(fstype, "cgroup2") == 0 ? &cgroup_v2_ops : &cgroup_v1_ops;
 			n++;
 		}
 	}
@@ -136,7 +139,21 @@ int cgroup_resolve_parent(const char *driver, const char *parent, char *out, siz
 	return 0;
 }
 
-static int write_str(const char *dir, const char *file, const char *value)
+void cgroup_write_add(struct cgroup_write *w, size_t *n, size_t max, enum cgroup_limit limit,
+		      const char *file, const char *fmt, ...)
+{
+	if (*n >= max)
+		return;
+	w[*n].limit = limit;
+	w[*n].file = file;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(w[*n].value, sizeof(w[*n].value), fmt, ap);
+	va_end(ap);
+	(*n)++;
+}
+
+int cgroup_write_file(const char *dir, const char *file, const char *value)
 {
 	_cleanup_free_ char *path = path_join(dir, file);
 	if (!path)
@@ -148,70 +165,6 @@ static int write_str(const char *dir, const char *file, const char *value)
 	if (write(fd, value, len) != (ssize_t)len)
 		return negative_errno();
 	return 0;
-}
-
-/* A new v1 cpuset cgroup has no cpus and mems: take the parent's. */
-static void cpuset_inherit(const char *dir)
-{
-	_cleanup_free_ char *probe = path_join(dir, "cpuset.cpus");
-	if (!probe || access(probe, F_OK) < 0)
-		return;
-	_cleanup_free_ char *parent = strdup(dir);
-	if (!parent)
-		return;
-	*strrchr(parent, '/') = '\0';
-	const char *files[] = { "cpuset.cpus", "cpuset.mems" };
-	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
-		_cleanup_free_ char *mine = path_join(dir, files[i]);
-		_cleanup_free_ char *theirs = path_join(parent, files[i]);
-		_cleanup_free_ char *cur = NULL, *val = NULL;
-		size_t n;
-		if (!mine || !theirs || read_file(mine, 4096, &cur, &n) < 0)
-			continue;
-		if (cur[0] != '\n' && cur[0] != '\0')
-			continue;
-		if (read_file(theirs, 4096, &val, &n) == 0)
-			write_str(dir, files[i], val);
-	}
-}
-
-/* word is one of list's blank-separated words */
-static bool has_word(const char *list, const char *word)
-{
-	size_t len = strlen(word);
-	for (const char *p = list; (p = strstr(p, word)); p += len)
-		if ((p == list || p[-1] == ' ') && (p[len] == ' ' || p[len] == '\n' || !p[len]))
-			return true;
-	return false;
-}
-
-/* cgroup v2 gives a child only the controllers its parent enabled in
- * cgroup.subtree_control: enable in dir every controller dir has, so the
- * limits written below it find their files (runc does the same for the
- * container's own cgroup). One that cannot be enabled (a parent someone
- * else put processes in: EBUSY) is logged; cgroup_apply then warns about
- * the limit it cannot set. */
-static void v2_delegate(const char *dir)
-{
-	_cleanup_free_ char *cpath = path_join(dir, "cgroup.controllers");
-	_cleanup_free_ char *spath = path_join(dir, "cgroup.subtree_control");
-	_cleanup_free_ char *have = NULL, *on = NULL;
-	size_t n;
-	if (!cpath || !spath || read_file(cpath, 4096, &have, &n) < 0 ||
-	    read_file(spath, 4096, &on, &n) < 0)
-		return;
-	for (char *save = NULL, *c = strtok_r(have, " \n", &save); c;
-	     c = strtok_r(NULL, " \n", &save)) {
-		if (has_word(on, c))
-			continue;
-		char plus[64];
-		snprintf(plus, sizeof(plus), "+%s", c);
-		int r = write_str(dir, "cgroup.subtree_control", plus);
-		if (r < 0)
-			log_warning(
-			    "cgroup \"%s\": cannot enable controller %s for its children: %s", dir,
-			    c, strerror(-r));
-	}
 }
 
 int cgroup_create(const char *path, char ***created, struct cric_err *err)
@@ -236,14 +189,12 @@ int cgroup_create(const char *path, char ***created, struct cric_err *err)
 		for (size_t i = 0; h[i]; i++) {
 			char dir[CGROUP_PATH_MAX * 2];
 			snprintf(dir, sizeof(dir), "%s%s", h[i], prefix);
-			if (hier_v2[i]) {
-				*strrchr(dir, '/') = '\0';
-				v2_delegate(dir[0] ? dir : "/");
-				snprintf(dir, sizeof(dir), "%s%s", h[i], prefix);
-			}
+			*strrchr(dir, '/') = '\0';
+			hier_ops[i]->prepare_parent(dir[0] ? dir : "/");
+			snprintf(dir, sizeof(dir), "%s%s", h[i], prefix);
 			if (mkdir(dir, 0755) == 0) {
 				made_here = true;
-				cpuset_inherit(dir);
+				hier_ops[i]->created(dir);
 			} else if (errno != EEXIST) {
 				int r = err_set(err, negative_errno(), "create cgroup \"%s\": %s",
 						dir, strerror(errno));
@@ -267,58 +218,42 @@ int cgroup_create(const char *path, char ***created, struct cric_err *err)
 int cgroup_apply(const char *path, const struct cgroup_limits *l, struct cric_err *err)
 {
 	char *const *h = cgroup_hierarchies();
-	struct {
-		const char *file;
-		char value[300];
-		int group; /* the v1 and v2 files of one limit */
-		bool set, done;
-	} w[9];
-	size_t n = 0;
-#define WANT(g, f, cond, ...)                                                                      \
-	do {                                                                                       \
-		w[n].group = (g);                                                                  \
-		w[n].file = (f);                                                                   \
-		w[n].set = (cond);                                                                 \
-		w[n].done = false;                                                                 \
-		snprintf(w[n].value, sizeof(w[n].value), __VA_ARGS__);                             \
-		n++;                                                                               \
-	} while (0)
-	int64_t shares = l->cpu_shares;
-	int64_t weight = shares > 0 ? 1 + ((shares < 2 ? 0 : shares - 2) * 9999) / 262142 : 0;
-	int64_t period = l->cpu_period > 0 ? l->cpu_period : 100000;
-	WANT(0, "cpu.shares", shares > 0, "%" PRId64, shares);
-	WANT(0, "cpu.weight", shares > 0, "%" PRId64, weight > 10000 ? 10000 : weight);
-	WANT(1, "cpu.cfs_period_us", l->cpu_period > 0, "%" PRId64, period);
-	WANT(2, "cpu.cfs_quota_us", l->cpu_quota > 0, "%" PRId64, l->cpu_quota);
-	WANT(2, "cpu.max", l->cpu_quota > 0, "%" PRId64 " %" PRId64, l->cpu_quota, period);
-	WANT(3, "memory.limit_in_bytes", l->memory_limit > 0, "%" PRId64, l->memory_limit);
-	WANT(3, "memory.max", l->memory_limit > 0, "%" PRId64, l->memory_limit);
-	WANT(4, "cpuset.cpus", l->cpuset_cpus[0] != '\0', "%s", l->cpuset_cpus);
-	WANT(5, "cpuset.mems", l->cpuset_mems[0] != '\0', "%s", l->cpuset_mems);
-#undef WANT
+	static const char *const names[CGROUP_LIMIT_COUNT] = {
+		[CGROUP_LIMIT_CPU_SHARES] = "the cpu shares",
+		[CGROUP_LIMIT_CPU_PERIOD] = "the cpu period",
+		[CGROUP_LIMIT_CPU_QUOTA] = "the cpu quota",
+		[CGROUP_LIMIT_MEMORY] = "the memory limit",
+		[CGROUP_LIMIT_CPUSET_CPUS] = "cpuset cpus",
+		[CGROUP_LIMIT_CPUSET_MEMS] = "cpuset mems",
+	};
+	const bool wanted[CGROUP_LIMIT_COUNT] = {
+		[CGROUP_LIMIT_CPU_SHARES] = l->cpu_shares > 0,
+		[CGROUP_LIMIT_CPU_PERIOD] = l->cpu_period > 0,
+		[CGROUP_LIMIT_CPU_QUOTA] = l->cpu_quota > 0,
+		[CGROUP_LIMIT_MEMORY] = l->memory_limit > 0,
+		[CGROUP_LIMIT_CPUSET_CPUS] = l->cpuset_cpus[0] != '\0',
+		[CGROUP_LIMIT_CPUSET_MEMS] = l->cpuset_mems[0] != '\0',
+	};
+	bool done[CGROUP_LIMIT_COUNT] = { false };
 	for (size_t i = 0; h[i]; i++) {
+		struct cgroup_write w[CGROUP_MAX_WRITES];
+		size_t n = hier_ops[i]->limit_files(l, w, ARRAY_SIZE(w));
 		char dir[CGROUP_PATH_MAX * 2];
 		snprintf(dir, sizeof(dir), "%s%s", h[i], path);
 		for (size_t k = 0; k < n; k++) {
-			if (!w[k].set)
-				continue;
-			int r = write_str(dir, w[k].file, w[k].value);
+			int r = cgroup_write_file(dir, w[k].file, w[k].value);
 			if (r == 0)
-				w[k].done = true;
-			else if (r != -ENOENT)
+				done[w[k].limit] = true;
+			else if (r != -ENOENT) /* that controller is not in this hierarchy */
 				return err_set(err, r, "set %s of cgroup \"%s\" to %s: %s",
 					       w[k].file, dir, w[k].value, strerror(-r));
 		}
 	}
 	/* A limit no hierarchy took (its controller is not mounted or not
 	 * enabled): say so, the pod still runs. */
-	for (size_t k = 0; k < n; k++) {
-		bool done = false;
-		for (size_t j = 0; j < n; j++)
-			done |= w[j].group == w[k].group && w[j].done;
-		if (w[k].set && !done)
-			log_warning("cgroup \"%s\": no hierarchy accepts %s", path, w[k].file);
-	}
+	for (size_t k = 0; k < CGROUP_LIMIT_COUNT; k++)
+		if (wanted[k] && !done[k])
+			log_warning("cgroup \"%s\": no hierarchy accepts %s", path, names[k]);
 	return 0;
 }
 

@@ -22,6 +22,7 @@
 #include "common/macro.h"
 #include "common/pbjson.h"
 #include "proto/cri/api.pb-c.h"
+#include "runtimed/cgroup-ops.h"
 #include "runtimed/cgroup.h"
 #include "runtimed/sysctl.h"
 
@@ -129,6 +130,55 @@ static char *slurp(const char *dir, const char *file)
 	char *buf = NULL;
 	size_t n;
 	return path && read_file(path, 4096, &buf, &n) == 0 ? buf : NULL;
+}
+
+static const struct cgroup_write *find_write(const struct cgroup_write *w, size_t n,
+					     const char *file)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(w[i].file, file) == 0)
+			return &w[i];
+	return NULL;
+}
+
+/* Each version's control files for the same limits. */
+static void test_cgroup_ops_files(void **state)
+{
+	(void)state;
+	struct cgroup_limits l = { .cpu_shares = 1024,
+				   .cpu_quota = 50000,
+				   .cpu_period = 200000,
+				   .memory_limit = 64 << 20,
+				   .cpuset_cpus = "0-1",
+				   .cpuset_mems = "0" };
+	struct cgroup_write w[CGROUP_MAX_WRITES];
+	size_t n = cgroup_v1_ops.limit_files(&l, w, ARRAY_SIZE(w));
+	assert_int_equal(n, 6);
+	assert_string_equal(find_write(w, n, "cpu.shares")->value, "1024");
+	assert_string_equal(find_write(w, n, "cpu.cfs_period_us")->value, "200000");
+	assert_string_equal(find_write(w, n, "cpu.cfs_quota_us")->value, "50000");
+	assert_string_equal(find_write(w, n, "memory.limit_in_bytes")->value, "67108864");
+	assert_string_equal(find_write(w, n, "cpuset.cpus")->value, "0-1");
+	assert_null(find_write(w, n, "cpu.max"));
+
+	n = cgroup_v2_ops.limit_files(&l, w, ARRAY_SIZE(w));
+	assert_int_equal(n, 5);
+	/* 1 + (1024 - 2) * 9999 / 262142 = 39, the kubelet's mapping */
+	assert_string_equal(find_write(w, n, "cpu.weight")->value, "39");
+	assert_string_equal(find_write(w, n, "cpu.max")->value, "50000 200000");
+	assert_string_equal(find_write(w, n, "memory.max")->value, "67108864");
+	assert_null(find_write(w, n, "cpu.shares"));
+
+	/* Extremes of the weight, a quota with the default period, nothing set. */
+	struct cgroup_limits big = { .cpu_shares = 262144, .cpu_quota = 1000 };
+	n = cgroup_v2_ops.limit_files(&big, w, ARRAY_SIZE(w));
+	assert_string_equal(find_write(w, n, "cpu.weight")->value, "10000");
+	assert_string_equal(find_write(w, n, "cpu.max")->value, "1000 100000");
+	struct cgroup_limits none = { 0 };
+	assert_int_equal(cgroup_v1_ops.limit_files(&none, w, ARRAY_SIZE(w)), 0);
+	assert_int_equal(cgroup_v2_ops.limit_files(&none, w, ARRAY_SIZE(w)), 0);
+	/* Bounded by max. */
+	assert_int_equal(cgroup_v1_ops.limit_files(&l, w, 2), 2);
 }
 
 /* Real cgroups: cgroup_create makes the whole path in every hierarchy and
@@ -262,9 +312,8 @@ static void test_pb_to_json(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sysctl_names),
-		cmocka_unit_test(test_cgroup_parent),
-		cmocka_unit_test(test_cgroup_real),
+		cmocka_unit_test(test_sysctl_names), cmocka_unit_test(test_cgroup_parent),
+		cmocka_unit_test(test_cgroup_real),  cmocka_unit_test(test_cgroup_ops_files),
 		cmocka_unit_test(test_pb_to_json),
 	};
 	return cmocka_run_group_tests_name("runtimed-pod", tests, NULL, NULL);
