@@ -8,6 +8,7 @@
 #pragma once
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -75,6 +76,15 @@ static inline size_t strv_len(char *const *v)
 	while (v && v[n])
 		n++;
 	return n;
+}
+
+/* True when s is one of v's entries. */
+static inline bool strv_contains(char *const *v, const char *s)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		if (strcmp(v[i], s) == 0)
+			return true;
+	return false;
 }
 
 /* A deep copy (NULL: an empty array); NULL on OOM. */

@@ -1,7 +1,8 @@
 #include "pbjson.h"
 
+#include "base64.h"
+
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,10 +12,9 @@ static json_t *bytes_json(const ProtobufCBinaryData *b)
 {
 	if (b->len > 64 * 1024 * 1024)
 		return NULL;
-	char *out = malloc(4 * ((b->len + 2) / 3) + 1);
+	char *out = base64_encode(b->data, b->len);
 	if (!out)
 		return NULL;
-	EVP_EncodeBlock((unsigned char *)out, b->data, (int)b->len);
 	json_t *j = json_string(out);
 	free(out);
 	return j;

@@ -14,17 +14,12 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
+#include "common/base64.h"
 #include "common/cleanup.h"
 #include "imaged/auth.h"
+#include "imaged/membuf.h"
 #include "imaged/reference.h"
 #include "imaged/registry.h"
-
-static inline void curl_easy_cleanupp(CURL **c)
-{
-	if (*c)
-		curl_easy_cleanup(*c);
-}
-#define _cleanup_curl_ _cleanup_(curl_easy_cleanupp)
 
 /* --- challenges --- */
 
@@ -123,6 +118,20 @@ int auth_challenge_parse(const char *header, struct auth_challenge *ret, struct 
 
 /* --- credentials --- */
 
+/* A decoded secret, wiped before it is freed. */
+struct secret {
+	uint8_t *p;
+	size_t n;
+};
+
+static void secret_wipe(struct secret *s)
+{
+	if (s->p) {
+		OPENSSL_cleanse(s->p, s->n);
+		free(s->p);
+	}
+}
+
 int auth_creds_userpass(const struct registry_creds *creds, char user[static AUTH_USER_MAX + 1],
 			char pass[static AUTH_PASSWORD_MAX + 1], struct cric_err *err)
 {
@@ -139,21 +148,14 @@ int auth_creds_userpass(const struct registry_creds *creds, char user[static AUT
 	if (!creds->auth || !creds->auth[0])
 		return -ENOENT;
 
-	size_t len = strlen(creds->auth);
-	if (len % 4 != 0 || len > 4 * ((AUTH_USER_MAX + AUTH_PASSWORD_MAX + 2 + 2) / 3))
+	_cleanup_(secret_wipe) struct secret dec = { 0 };
+	int r = base64_decode(creds->auth, AUTH_USER_MAX + AUTH_PASSWORD_MAX + 1, &dec.p, &dec.n);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
 		return err_set(err, -EINVAL, "malformed \"auth\" credentials (not base64)");
-	_cleanup_free_ unsigned char *buf = malloc(len / 4 * 3 + 1);
-	if (!buf)
-		return -ENOMEM;
-	int n = EVP_DecodeBlock(buf, (const unsigned char *)creds->auth, (int)len);
-	if (n < 0)
-		return err_set(err, -EINVAL, "malformed \"auth\" credentials (not base64)");
-	if (creds->auth[len - 1] == '=')
-		n--;
-	if (creds->auth[len - 2] == '=')
-		n--;
-	buf[n] = '\0';
-	if (memchr(buf, '\0', (size_t)n))
+	uint8_t *buf = dec.p;
+	if (memchr(buf, '\0', dec.n))
 		return err_set(err, -EINVAL, "malformed \"auth\" credentials");
 	char *colon = strchr((char *)buf, ':');
 	if (!colon || colon == (char *)buf)
@@ -163,7 +165,6 @@ int auth_creds_userpass(const struct registry_creds *creds, char user[static AUT
 		return err_set(err, -EINVAL, "credentials too long");
 	strcpy(user, (char *)buf);
 	strcpy(pass, colon + 1);
-	OPENSSL_cleanse(buf, (size_t)n);
 	return 0;
 }
 
@@ -248,8 +249,7 @@ int auth_creds_file_parse(const void *data, size_t len, const char *domain,
 /* --- token fetch --- */
 
 struct body {
-	char *data;
-	size_t len;
+	struct membuf mem;
 	bool too_big;
 };
 
@@ -257,19 +257,9 @@ static size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	struct body *b = userdata;
 	size_t n = size * nmemb;
-
-	if (b->len + n > AUTH_TOKEN_MAX) {
-		b->too_big = true;
-		return 0;
-	}
-	char *d = realloc(b->data, b->len + n + 1);
-	if (!d)
-		return 0;
-	memcpy(d + b->len, ptr, n);
-	b->data = d;
-	b->len += n;
-	d[b->len] = '\0';
-	return n;
+	int r = membuf_append(&b->mem, ptr, n);
+	b->too_big |= r == -E2BIG;
+	return r < 0 ? 0 : n;
 }
 
 int auth_token_parse(const void *data, size_t len, char **ret_token, long *ret_ttl,
@@ -309,7 +299,7 @@ int auth_token_fetch(const struct auth_challenge *ch, const char *scope,
 	char user[AUTH_USER_MAX + 1] = "", pass[AUTH_PASSWORD_MAX + 1] = "";
 	_cleanup_curl_ CURL *curl = NULL;
 	_cleanup_free_ char *url = NULL, *post = NULL;
-	struct body b = { 0 };
+	struct body b = { .mem = { .max = AUTH_TOKEN_MAX } };
 	int r;
 
 	if (ch->scheme != AUTH_SCHEME_BEARER)
@@ -378,7 +368,7 @@ int auth_token_fetch(const struct auth_challenge *ch, const char *scope,
 	if (post)
 		OPENSSL_cleanse(post, strlen(post));
 	if (cr != CURLE_OK) {
-		free(b.data);
+		free(b.mem.data);
 		if (b.too_big)
 			return err_set(err, -EPROTO, "token response over %d bytes",
 				       AUTH_TOKEN_MAX);
@@ -388,19 +378,19 @@ int auth_token_fetch(const struct auth_challenge *ch, const char *scope,
 	long status = 0;
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
 	if (status == 401 || status == 403) {
-		free(b.data);
+		free(b.mem.data);
 		return err_set(err, -EACCES, "token server \"%s\" refused the %s (HTTP %ld)",
 			       ch->realm,
 			       have_basic || refresh ? "credentials" : "anonymous request", status);
 	}
 	if (status != 200) {
-		free(b.data);
+		free(b.mem.data);
 		return err_set(err, -EPROTO, "token server \"%s\": HTTP %ld", ch->realm, status);
 	}
-	r = auth_token_parse(b.data, b.len, ret_token, ret_ttl, err);
-	if (b.data)
-		OPENSSL_cleanse(b.data, b.len);
-	free(b.data);
+	r = auth_token_parse(b.mem.data, b.mem.len, ret_token, ret_ttl, err);
+	if (b.mem.data)
+		OPENSSL_cleanse(b.mem.data, b.mem.len);
+	free(b.mem.data);
 	if (r < 0)
 		return err_prefix(err, r, "token server \"%s\"", ch->realm);
 	return 0;

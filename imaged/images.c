@@ -24,14 +24,6 @@ struct image_store {
 	char *dir;
 };
 
-static bool strv_contains(char *const *v, const char *s)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		if (strcmp(v[i], s) == 0)
-			return true;
-	return false;
-}
-
 /* Append a copy of s unless present. */
 static int strv_add(char ***v, const char *s)
 {

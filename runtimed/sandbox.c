@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "common/base64.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "common/ids.h"
@@ -125,35 +126,6 @@ static struct sandbox *sandbox_alloc(void)
 	return sb;
 }
 
-static char *b64_encode(const uint8_t *data, size_t len)
-{
-	char *out = malloc(4 * ((len + 2) / 3) + 1);
-	if (out)
-		EVP_EncodeBlock((unsigned char *)out, data, (int)len);
-	return out;
-}
-
-static int b64_decode(const char *s, uint8_t **ret, size_t *ret_len)
-{
-	size_t n = strlen(s);
-	if (n % 4 != 0)
-		return -EINVAL;
-	uint8_t *out = malloc(n / 4 * 3 + 1);
-	if (!out)
-		return -ENOMEM;
-	int k = EVP_DecodeBlock(out, (const unsigned char *)s, (int)n);
-	if (k < 0) {
-		free(out);
-		return -EINVAL;
-	}
-	size_t len = (size_t)k;
-	for (size_t i = n; i > 0 && s[i - 1] == '=' && len > 0; i--)
-		len--;
-	*ret = out;
-	*ret_len = len;
-	return 0;
-}
-
 static bool name_ok(const char *s, size_t max)
 {
 	size_t n = strlen(s);
@@ -227,7 +199,7 @@ static char *record_path(struct sandbox_mgr *m, const char *id)
 /* Called with the sandbox's op lock held (fields do not change under us). */
 static int record_save(struct sandbox_mgr *m, struct sandbox *sb)
 {
-	_cleanup_free_ char *cfg = b64_encode(sb->config, sb->config_len);
+	_cleanup_free_ char *cfg = base64_encode(sb->config, sb->config_len);
 	if (!cfg)
 		return -ENOMEM;
 	_cleanup_json_ json_t *doc = json_pack(
@@ -296,7 +268,7 @@ static int record_load(const char *path, struct sandbox **ret)
 	    copy_str(sb->cgroup, sizeof(sb->cgroup), doc, "cgroup") < 0 ||
 	    copy_str(sb->cgroup_parent, sizeof(sb->cgroup_parent), doc, "cgroup_parent") < 0 ||
 	    copy_str(sb->dir, sizeof(sb->dir), doc, "dir") < 0 || !state || !cfg ||
-	    b64_decode(cfg, &sb->config, &sb->config_len) < 0)
+	    base64_decode(cfg, RECORD_MAX_BYTES, &sb->config, &sb->config_len) < 0)
 		goto fail;
 	sb->state = strcmp(state, "ready") == 0      ? SB_READY
 		    : strcmp(state, "creating") == 0 ? SB_CREATING
@@ -1012,14 +984,6 @@ static int release_all(struct sandbox_mgr *m, const struct cric_call *call, stru
 
 /* ---- RunPodSandbox ---- */
 
-static bool strv_has(char *const *v, const char *s)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		if (strcmp(v[i], s) == 0)
-			return true;
-	return false;
-}
-
 /* The cgroups this pod may remove when it goes: those it created, and
  * those another pod created that it lives under (two pods under a parent
  * runtimed made: whichever goes last removes it; rmdir only takes empty
@@ -1038,9 +1002,10 @@ static int share_cgroups(struct sandbox_mgr *m, struct sandbox *sb, char *const 
 		size_t len = (size_t)(p - sb->cgroup);
 		memcpy(prefix, sb->cgroup, len);
 		prefix[len] = '\0';
-		bool mine = strv_has(created, prefix);
+		bool mine = strv_contains(created, prefix);
 		for (size_t i = 0; i < m->n && !mine; i++)
-			mine = m->items[i] != sb && strv_has(m->items[i]->cgroup_created, prefix);
+			mine =
+			    m->items[i] != sb && strv_contains(m->items[i]->cgroup_created, prefix);
 		if (mine && !(own[n++] = strdup(prefix))) {
 			strv_free(own);
 			return -ENOMEM;
