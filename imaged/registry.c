@@ -18,25 +18,7 @@
 #include "imaged/auth.h"
 #include "imaged/manifest.h"
 #include "imaged/registry.h"
-
-static inline void curl_easy_cleanupp(CURL **c)
-{
-	if (*c)
-		curl_easy_cleanup(*c);
-}
-#define _cleanup_curl_ _cleanup_(curl_easy_cleanupp)
-
-static inline void curl_slist_free_allp(struct curl_slist **l)
-{
-	curl_slist_free_all(*l);
-}
-#define _cleanup_curl_slist_ _cleanup_(curl_slist_free_allp)
-
-static inline void evp_md_ctx_freep(EVP_MD_CTX **c)
-{
-	EVP_MD_CTX_free(*c);
-}
-#define _cleanup_evp_md_ctx_ _cleanup_(evp_md_ctx_freep)
+#include "imaged/membuf.h"
 
 #define ERRBODY_MAX 4096
 
@@ -211,8 +193,7 @@ struct xfer {
 
 	enum sink sink;
 	/* SINK_MEMORY */
-	char *buf;
-	size_t len, max;
+	struct membuf mem;
 	/* SINK_FILE */
 	int fd;
 	uint64_t off, limit;
@@ -286,19 +267,11 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 
 static size_t sink_memory(struct xfer *x, const char *ptr, size_t n)
 {
-	if (x->len + n > x->max) {
-		x->stop = -E2BIG;
+	int r = membuf_append(&x->mem, ptr, n);
+	if (r < 0) {
+		x->stop = r;
 		return 0;
 	}
-	char *d = realloc(x->buf, x->len + n + 1);
-	if (!d) {
-		x->stop = -ENOMEM;
-		return 0;
-	}
-	memcpy(d + x->len, ptr, n);
-	x->buf = d;
-	x->len += n;
-	d[x->len] = '\0';
 	return n;
 }
 
@@ -650,7 +623,7 @@ static void session_donep(struct session *s)
 static void xfer_freep(struct xfer **x)
 {
 	if (*x)
-		free((*x)->buf);
+		free((*x)->mem.data);
 	free(*x);
 }
 #define _cleanup_xfer_ _cleanup_(xfer_freep)
@@ -682,7 +655,7 @@ int registry_fetch_manifest(struct registry_client *c, const struct image_ref *r
 	if (!x)
 		return -ENOMEM;
 	x->sink = SINK_MEMORY;
-	x->max = MANIFEST_MAX_BYTES;
+	x->mem.max = MANIFEST_MAX_BYTES;
 	x->accept = accept ?: MANIFEST_ACCEPT;
 	r = build_url(c, &s, x, ref->path, "manifests", reference);
 	if (r < 0)
@@ -697,7 +670,7 @@ int registry_fetch_manifest(struct registry_client *c, const struct image_ref *r
 	if (x->status != 200)
 		return status_error(x, &s, what, err);
 
-	if (EVP_Digest(x->buf ?: "", x->len, md, &mdlen, EVP_sha256(), NULL) != 1)
+	if (EVP_Digest(x->mem.data ?: "", x->mem.len, md, &mdlen, EVP_sha256(), NULL) != 1)
 		return err_set(err, -EIO, "sha256 failed");
 	char digest[IMAGE_DIGEST_LEN + 1];
 	digest_hex(md, mdlen, digest);
@@ -714,10 +687,10 @@ int registry_fetch_manifest(struct registry_client *c, const struct image_ref *r
 	if (!m)
 		return -ENOMEM;
 	m->content_type = strdup(x->content_type);
-	m->body = x->buf ? TAKE_PTR(x->buf) : calloc(1, 1);
+	m->body = x->mem.data ? TAKE_PTR(x->mem.data) : calloc(1, 1);
 	if (!m->content_type || !m->body)
 		return -ENOMEM;
-	m->len = x->len;
+	m->len = x->mem.len;
 	memcpy(m->digest, digest, sizeof(m->digest));
 	*ret = TAKE_PTR(m);
 	return 0;

@@ -24,43 +24,6 @@ static bool has_suffix(const char *s, const char *suffix)
 	return n > m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* Like read_file(), but a FIFO or device put in place of the file cannot
- * block us: O_NONBLOCK, and only regular files are read. */
-static int read_regular(const char *path, size_t max, char **ret, size_t *ret_len)
-{
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (fd < 0)
-		return negative_errno();
-	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return negative_errno();
-	if (!S_ISREG(st.st_mode))
-		return -EINVAL;
-	if ((size_t)st.st_size > max)
-		return -EFBIG;
-	_cleanup_free_ char *buf = malloc(max + 1);
-	if (!buf)
-		return -ENOMEM;
-	size_t len = 0;
-	for (;;) {
-		ssize_t n = read(fd, buf + len, max + 1 - len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return negative_errno();
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > max)
-			return -EFBIG;
-	}
-	buf[len] = '\0';
-	*ret_len = len;
-	*ret = TAKE_PTR(buf);
-	return 0;
-}
-
 static bool same_network(const struct cni_network *a, const struct cni_network *b)
 {
 	if (strcmp(a->name, b->name) != 0 || strcmp(a->cni_version, b->cni_version) != 0 ||
@@ -107,7 +70,7 @@ int cni_network_load(const char *conf_dir, char *const *bin_dirs, json_t **ret, 
 
 	_cleanup_free_ char *content = NULL;
 	size_t len = 0;
-	r = read_regular(net[0].file, CNI_CONF_MAX_BYTES, &content, &len);
+	r = read_file(net[0].file, CNI_CONF_MAX_BYTES, &content, &len);
 	if (r < 0)
 		return err_set(err, -EAGAIN, "CNI config \"%s\" changed while being read: %s",
 			       net[0].file, strerror(-r));

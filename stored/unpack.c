@@ -19,6 +19,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "common/cleanup.h"
 #include "common/macro.h"
 
 #ifndef SYS_fchmodat2
@@ -37,13 +38,6 @@
 #define QUOTE_BUF      (QUOTE_MAX * 4 + 4)
 #define MAX_DIR_MEMORY (128u << 20) /* pending directory metadata */
 #define MAX_XATTRS     128          /* per entry (each may be reported twice) */
-
-static void archive_read_freep(struct archive **a)
-{
-	if (*a)
-		archive_read_free(*a);
-}
-#define _cleanup_archive_read_ _cleanup_(archive_read_freep)
 
 /* ---- small helpers ---- */
 
