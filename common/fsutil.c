@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "ids.h"
 #include "log.h"
 
 int mkdir_p(const char *path, mode_t mode)
@@ -245,17 +246,9 @@ char *path_join(const char *a, const char *b)
 
 bool path_component_ok(const char *c, size_t len)
 {
-	if (len == 0 || len > 255 || (len == 1 && c[0] == '.') ||
-	    (len == 2 && c[0] == '.' && c[1] == '.'))
+	if (len > 255 || (len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.'))
 		return false;
-	for (size_t i = 0; i < len; i++) {
-		char ch = c[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.' ||
-		      ch == ':' || ch == '@'))
-			return false;
-	}
-	return true;
+	return token_chars_ok(c, len, "_-.:@");
 }
 
 bool path_is_clean(const char *p, bool absolute, size_t max)

@@ -38,18 +38,47 @@ bool id_is_valid(const char *id)
 	return true;
 }
 
-bool id_is_safe_token(const char *s, size_t max)
+bool token_chars_ok(const char *s, size_t n, const char *extra)
 {
-	if (!s || !*s || *s == '.')
+	if (!s || n == 0)
 		return false;
-	size_t n = 0;
-	for (const char *p = s; *p; p++, n++) {
-		if (n >= max)
-			return false;
-		char c = *p;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
 		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      c == '_' || c == '.' || c == '-'))
+		      (c && strchr(extra, c))))
 			return false;
 	}
 	return true;
+}
+
+bool id_is_safe_token(const char *s, size_t max)
+{
+	size_t n = s ? strnlen(s, max + 1) : 0;
+	return n <= max && token_chars_ok(s, n, "_.-") && s[0] != '.';
+}
+
+bool k8s_name_is_valid(const char *s, size_t max)
+{
+	size_t n = s ? strnlen(s, max + 1) : 0;
+	return n <= max && token_chars_ok(s, n, "._-") && token_chars_ok(s, 1, "");
+}
+
+int pod_metadata_validate(const char *name, const char *namespace_, const char *uid,
+			  const char *prefix, struct cric_err *err)
+{
+	const struct {
+		const char *field, *value;
+		size_t max;
+	} f[] = {
+		{ "name", name, POD_NAME_MAX },
+		{ "namespace", namespace_, POD_NAMESPACE_MAX },
+		{ "uid", uid, POD_UID_MAX },
+	};
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (!k8s_name_is_valid(f[i].value, f[i].max))
+			return err_set(err, -EINVAL,
+				       "%s%s \"%.300s\": must be 1 to %zu of [A-Za-z0-9._-], "
+				       "starting with a letter or digit",
+				       prefix, f[i].field, f[i].value ? f[i].value : "", f[i].max);
+	return 0;
 }

@@ -5,10 +5,30 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "error.h"
+
+/* The kubelet's pod metadata limits (and the container name's). */
+#define POD_NAME_MAX      253
+#define POD_NAMESPACE_MAX 63
+#define POD_UID_MAX       128
+
 /* Fill buf (size >= 2*nbytes+1) with 2*nbytes random lowercase hex chars. */
 int id_random_hex(char *buf, size_t bufsize, size_t nbytes);
 
 /* A full object id: exactly 64 lowercase hex characters. */
 bool id_is_valid(const char *id);
-/* A request id or id prefix: 1..64 chars of [0-9a-zA-Z_.-], no leading '.'. */
+/* A request id or id prefix: 1..max chars of [0-9a-zA-Z_.-], no leading '.'. */
 bool id_is_safe_token(const char *s, size_t max);
+
+/* The n bytes at s are 1..n alphanumerics or characters of extra (n == 0
+ * is false). The one character-class check the validators share. */
+bool token_chars_ok(const char *s, size_t n, const char *extra);
+
+/* A Kubernetes name as cric takes it (pod name, namespace, uid, container
+ * name): 1..max of [A-Za-z0-9._-], starting with a letter or digit. */
+bool k8s_name_is_valid(const char *s, size_t max);
+
+/* A pod's name, namespace and uid; err names the field (after prefix,
+ * e.g. "config.metadata."). -EINVAL or 0. */
+int pod_metadata_validate(const char *name, const char *namespace_, const char *uid,
+			  const char *prefix, struct cric_err *err);

@@ -10,28 +10,6 @@
 #include "common/ids.h"
 #include "ipaddr.h"
 
-static bool is_alnum(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-/* 1..max characters, each alphanumeric or in extra. */
-static bool chars_ok(const char *s, size_t max, const char *extra)
-{
-	if (!s || !*s)
-		return false;
-	size_t n = 0;
-	for (const char *p = s; *p; p++, n++)
-		if (n >= max || !(is_alnum(*p) || strchr(extra, *p)))
-			return false;
-	return true;
-}
-
-bool pod_token_is_valid(const char *s, size_t max)
-{
-	return chars_ok(s, max, "._-") && is_alnum(s[0]);
-}
-
 static bool empty(const char *s)
 {
 	return !s || !*s;
@@ -89,7 +67,8 @@ static int validate_list(const char *what, const char *const *v, size_t n, size_
 	if (n > max_n)
 		return err_set(err, -EINVAL, "dns: more than %zu %s", max_n, what);
 	for (size_t i = 0; i < n; i++)
-		if (!chars_ok(v[i], max_len, extra))
+		if (!v[i] || strnlen(v[i], max_len + 1) > max_len ||
+		    !token_chars_ok(v[i], strlen(v[i]), extra))
 			return err_set(err, -EINVAL, "dns: %s[%zu] is invalid", what, i);
 	return 0;
 }
@@ -133,21 +112,8 @@ int pod_net_spec_validate(const struct pod_net_spec *s, struct cric_err *err)
 {
 	if (!id_is_valid(s->id))
 		return err_set(err, -EINVAL, "pod_id must be 64 lowercase hex characters");
-	if (!pod_token_is_valid(s->name, POD_NAME_MAX))
-		return err_set(err, -EINVAL,
-			       "name must be 1..%d characters of [A-Za-z0-9._-], starting "
-			       "with a letter or digit",
-			       POD_NAME_MAX);
-	if (!pod_token_is_valid(s->namespace_, POD_NAMESPACE_MAX))
-		return err_set(err, -EINVAL,
-			       "namespace must be 1..%d characters of [A-Za-z0-9._-], starting "
-			       "with a letter or digit",
-			       POD_NAMESPACE_MAX);
-	if (!pod_token_is_valid(s->uid, POD_UID_MAX))
-		return err_set(err, -EINVAL,
-			       "uid must be 1..%d characters of [A-Za-z0-9._-], starting with "
-			       "a letter or digit",
-			       POD_UID_MAX);
+	if (pod_metadata_validate(s->name, s->namespace_, s->uid, "", err) < 0)
+		return -EINVAL;
 	int r = validate_ports(s, err);
 	if (r == 0 && s->bandwidth)
 		r = validate_bandwidth(s->bandwidth, err);

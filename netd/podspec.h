@@ -15,9 +15,6 @@
 
 #include "common/error.h"
 
-#define POD_NAME_MAX         253
-#define POD_NAMESPACE_MAX    63
-#define POD_UID_MAX          128
 #define POD_MAX_PORTS        128
 #define POD_MAX_IP_RANGES    16
 #define POD_DNS_MAX_SERVERS  16
@@ -67,12 +64,9 @@ struct pod_net_spec {
 	size_t n_ip_ranges;
 };
 
-/* A pod name, namespace or uid: 1..max characters of [A-Za-z0-9._-],
- * starting with a letter or digit (nothing that could break CNI_ARGS'
- * "K=V;K=V" or a path). */
-bool pod_token_is_valid(const char *s, size_t max);
-
-/* Check every field; -EINVAL with err naming the first bad one. */
+/* Check every field; -EINVAL with err naming the first bad one. The pod's
+ * name, namespace and uid go through pod_metadata_validate() (common/ids.h):
+ * nothing that could break CNI_ARGS' "K=V;K=V" or a path. */
 int pod_net_spec_validate(const struct pod_net_spec *s, struct cric_err *err);
 
 /* "IgnoreUnknown=1;K8S_POD_NAMESPACE=..;K8S_POD_NAME=..;

@@ -40,17 +40,14 @@
 #define INFRA_UID           65535
 #define INFRA_OOM_SCORE_ADJ (-998)
 #define HOSTNAME_MAX        63
-#define NAME_MAX_LEN        253
-#define NAMESPACE_MAX_LEN   63
-#define UID_MAX_LEN         128
 
 enum sb_state { SB_CREATING, SB_READY, SB_NOTREADY };
 
 struct sandbox {
 	char id[65];
-	char name[NAME_MAX_LEN + 1];
-	char namespace[NAMESPACE_MAX_LEN + 1];
-	char uid[UID_MAX_LEN + 1];
+	char name[POD_NAME_MAX + 1];
+	char namespace[POD_NAMESPACE_MAX + 1];
+	char uid[POD_UID_MAX + 1];
 	uint32_t attempt;
 	enum sb_state state;
 	int64_t created_at;
@@ -124,22 +121,6 @@ static struct sandbox *sandbox_alloc(void)
 	if (sb)
 		pthread_mutex_init(&sb->op, NULL);
 	return sb;
-}
-
-static bool name_ok(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > max ||
-	    !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') ||
-	      (s[0] >= '0' && s[0] <= '9')))
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return false;
-	}
-	return true;
 }
 
 /* RFC 1123 host name: labels of [a-z0-9-] (any case), dots between. */
@@ -434,20 +415,9 @@ static int validate(struct sandbox_mgr *m, const Runtime__V1__RunPodSandboxReque
 	const Runtime__V1__PodSandboxMetadata *md = cfg->metadata;
 	if (!md)
 		return err_set(err, -EINVAL, "config.metadata is required");
-	if (!name_ok(md->name, NAME_MAX_LEN))
-		return err_set(
-		    err, -EINVAL,
-		    "config.metadata.name \"%.300s\": 1 to %d of [A-Za-z0-9._-], starting "
-		    "with a letter or digit",
-		    md->name, NAME_MAX_LEN);
-	if (!name_ok(md->namespace_, NAMESPACE_MAX_LEN))
-		return err_set(err, -EINVAL,
-			       "config.metadata.namespace \"%.300s\": 1 to %d of [A-Za-z0-9._-]",
-			       md->namespace_, NAMESPACE_MAX_LEN);
-	if (!name_ok(md->uid, UID_MAX_LEN))
-		return err_set(err, -EINVAL,
-			       "config.metadata.uid \"%.300s\": 1 to %d of [A-Za-z0-9._-]", md->uid,
-			       UID_MAX_LEN);
+	int r = pod_metadata_validate(md->name, md->namespace_, md->uid, "config.metadata.", err);
+	if (r < 0)
+		return r;
 
 	if (!(p->handler = find_handler(m, req->runtime_handler)))
 		return err_set(err, -EINVAL, "unknown runtime handler \"%.100s\"",
@@ -518,8 +488,8 @@ static int validate(struct sandbox_mgr *m, const Runtime__V1__RunPodSandboxReque
 		return err_set(err, -EINVAL, "more than %d sysctls", MAX_SYSCTLS);
 	for (size_t i = 0; lx && i < lx->n_sysctls; i++) {
 		const char *k = lx->sysctls[i]->key, *v = lx->sysctls[i]->value;
-		int r = sysctl_parse(k, v, p->sysctls[i].path, sizeof(p->sysctls[i].path),
-				     &p->sysctls[i].ns, err);
+		r = sysctl_parse(k, v, p->sysctls[i].path, sizeof(p->sysctls[i].path),
+				 &p->sysctls[i].ns, err);
 		if (r < 0)
 			return r;
 		if (p->sysctls[i].ns == SYSCTL_NS_NET &&
@@ -539,8 +509,8 @@ static int validate(struct sandbox_mgr *m, const Runtime__V1__RunPodSandboxReque
 	}
 
 	if (lx && lx->cgroup_parent && *lx->cgroup_parent) {
-		int r = cgroup_resolve_parent(m->cgroup_driver, lx->cgroup_parent, p->cgroup,
-					      sizeof(p->cgroup), err);
+		r = cgroup_resolve_parent(m->cgroup_driver, lx->cgroup_parent, p->cgroup,
+					  sizeof(p->cgroup), err);
 		if (r < 0)
 			return r;
 	} else {
