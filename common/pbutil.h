@@ -24,3 +24,14 @@ static inline int pb_set_str(char **field, const char *value)
 	*field = s;
 	return 0;
 }
+
+/* Map fields (protobuf's map<string, string>: a repeated entry message with
+ * "key" and "value"), reached through the descriptors, never through the
+ * layout of the generated structs. */
+
+/* Append key => value to msg's map field named field. 0, -ENOMEM, or
+ * -EINVAL when field is not such a map. */
+int pb_map_add(ProtobufCMessage *msg, const char *field, const char *key, const char *value);
+/* Append every entry of src's map field src_field to dst's dst_field. */
+int pb_map_copy(ProtobufCMessage *dst, const char *dst_field, const ProtobufCMessage *src,
+		const char *src_field);

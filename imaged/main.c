@@ -103,23 +103,11 @@ static Runtime__V1__Image *image_pb(const struct imaged *d, const struct image *
 	p->pinned = img->pinned || is_pinned(d, img);
 	_cleanup_json_ json_t *ann =
 	    json_loads(img->annotations ? img->annotations : "{}", 0, NULL);
-	size_t na = json_object_size(ann);
-	if (na) {
-		if (!(p->spec->annotations = calloc(na, sizeof(void *))))
+	const char *k;
+	json_t *v;
+	json_object_foreach (ann, k, v)
+		if (pb_map_add(&p->spec->base, "annotations", k, json_string_value(v)) < 0)
 			return NULL;
-		const char *k;
-		json_t *v;
-		json_object_foreach (ann, k, v) {
-			Runtime__V1__ImageSpec__AnnotationsEntry *e =
-			    pb_new(&runtime__v1__image_spec__annotations_entry__descriptor);
-			if (!e)
-				return NULL;
-			p->spec->annotations[p->spec->n_annotations++] = e;
-			if (pb_set_str(&e->key, k) < 0 ||
-			    pb_set_str(&e->value, json_string_value(v)) < 0)
-				return NULL;
-		}
-	}
 	if (img->has_uid) {
 		if (!(p->uid = pb_new(&runtime__v1__int64_value__descriptor)))
 			return NULL;
@@ -252,16 +240,8 @@ static int image_status(void *ud, const struct cric_call *call, const ProtobufCM
 			    json_pack("{s:o?, s:o?}", "imageSpec", cfg, "chainIDs", chains);
 			_cleanup_free_ char *s =
 			    doc ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-			Runtime__V1__ImageStatusResponse__InfoEntry *e =
-			    pb_new(&runtime__v1__image_status_response__info_entry__descriptor);
-			if (!s || !e || !(resp->info = calloc(1, sizeof(void *)))) {
-				free(e);
+			if (!s || pb_map_add(&resp->base, "info", "info", s) < 0)
 				r = -ENOMEM;
-			} else {
-				resp->info[resp->n_info++] = e;
-				if (pb_set_str(&e->key, "info") < 0 || pb_set_str(&e->value, s) < 0)
-					r = -ENOMEM;
-			}
 		}
 		image_free(img);
 		if (r < 0)

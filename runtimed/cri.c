@@ -53,18 +53,6 @@ static Runtime__V1__RuntimeHandler *handler(const char *name)
 	return TAKE_PTR(h);
 }
 
-static int info_entry(Runtime__V1__StatusResponse *s, const char *key, const char *value)
-{
-	Runtime__V1__StatusResponse__InfoEntry *e =
-	    pb_new(&runtime__v1__status_response__info_entry__descriptor);
-	if (!e)
-		return -ENOMEM;
-	s->info[s->n_info++] = e;
-	if (pb_set_str(&e->key, key) < 0 || pb_set_str(&e->value, value) < 0)
-		return -ENOMEM;
-	return 0;
-}
-
 static int status(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
 		  ProtobufCMessage **out, struct cric_err *err)
 {
@@ -105,8 +93,7 @@ static int status(void *ud, const struct cric_call *call, const ProtobufCMessage
 			      st.cni_conf_file, "cni_network", st.cni_network);
 		_cleanup_free_ char *json =
 		    doc ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-		if (!json || !(s->info = calloc(1, sizeof(*s->info))) ||
-		    info_entry(s, "config", json) < 0)
+		if (!json || pb_map_add(&s->base, "info", "config", json) < 0)
 			return -ENOMEM;
 	}
 	*out = &TAKE_PTR(s)->base;

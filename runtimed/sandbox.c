@@ -1236,33 +1236,6 @@ static enum sb_state live_state(const struct sandbox *sb)
 	return SB_READY;
 }
 
-struct pb_kv {
-	ProtobufCMessage base;
-	char *key;
-	char *value;
-};
-
-static int copy_map(struct pb_kv *const *src, size_t n, const ProtobufCMessageDescriptor *d,
-		    void *dst_arr, size_t *dst_n)
-{
-	if (n == 0)
-		return 0;
-	struct pb_kv **arr = calloc(n, sizeof(*arr));
-	if (!arr)
-		return -ENOMEM;
-	*(struct pb_kv ***)dst_arr = arr;
-	for (size_t i = 0; i < n; i++) {
-		struct pb_kv *e = pb_new(d);
-		if (!e)
-			return -ENOMEM;
-		arr[(*dst_n)++] = e;
-		if (pb_set_str(&e->key, src[i]->key) < 0 ||
-		    pb_set_str(&e->value, src[i]->value) < 0)
-			return -ENOMEM;
-	}
-	return 0;
-}
-
 static Runtime__V1__PodSandboxMetadata *metadata_copy(const struct sandbox *sb)
 {
 	Runtime__V1__PodSandboxMetadata *md =
@@ -1347,23 +1320,13 @@ static int build_status(const struct sandbox *sb, enum sb_state st, bool verbose
 	o->ipc =
 	    sb->host_ipc ? RUNTIME__V1__NAMESPACE_MODE__NODE : RUNTIME__V1__NAMESPACE_MODE__POD;
 	o->pid = sb->pid_mode;
-	if (copy_map((struct pb_kv *const *)cfg->labels, cfg->n_labels,
-		     &runtime__v1__pod_sandbox_status__labels_entry__descriptor, &s->labels,
-		     &s->n_labels) < 0 ||
-	    copy_map((struct pb_kv *const *)cfg->annotations, cfg->n_annotations,
-		     &runtime__v1__pod_sandbox_status__annotations_entry__descriptor,
-		     &s->annotations, &s->n_annotations) < 0)
+	if (pb_map_copy(&s->base, "labels", &cfg->base, "labels") < 0 ||
+	    pb_map_copy(&s->base, "annotations", &cfg->base, "annotations") < 0)
 		return -ENOMEM;
 	if (verbose) {
 		_cleanup_free_ char *info = NULL;
-		struct pb_kv kv = { .key = "info" };
-		if (info_json(sb, cfg, &info) < 0)
-			return -ENOMEM;
-		kv.value = info;
-		struct pb_kv *one = &kv;
-		if (copy_map(&one, 1,
-			     &runtime__v1__pod_sandbox_status_response__info_entry__descriptor,
-			     &resp->info, &resp->n_info) < 0)
+		if (info_json(sb, cfg, &info) < 0 ||
+		    pb_map_add(&resp->base, "info", "info", info) < 0)
 			return -ENOMEM;
 	}
 	*ret = TAKE_PTR(resp);
@@ -1455,12 +1418,8 @@ int sandbox_list(struct sandbox_mgr *m, const Runtime__V1__PodSandboxFilter *f,
 		ps->created_at = sb->created_at;
 		if (pb_set_str(&ps->id, sb->id) < 0 || !(ps->metadata = metadata_copy(sb)) ||
 		    pb_set_str(&ps->runtime_handler, sb->handler) < 0 ||
-		    copy_map((struct pb_kv *const *)cfg->labels, cfg->n_labels,
-			     &runtime__v1__pod_sandbox__labels_entry__descriptor, &ps->labels,
-			     &ps->n_labels) < 0 ||
-		    copy_map((struct pb_kv *const *)cfg->annotations, cfg->n_annotations,
-			     &runtime__v1__pod_sandbox__annotations_entry__descriptor,
-			     &ps->annotations, &ps->n_annotations) < 0)
+		    pb_map_copy(&ps->base, "labels", &cfg->base, "labels") < 0 ||
+		    pb_map_copy(&ps->base, "annotations", &cfg->base, "annotations") < 0)
 			r = -ENOMEM;
 	}
 	pthread_mutex_unlock(&m->lock);
