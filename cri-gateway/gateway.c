@@ -308,23 +308,17 @@ static int bind_socket(struct gateway *gw, const char *path, struct cric_err *er
 	return 0;
 }
 
-int gateway_start(const struct cric_config *cfg, struct gateway **ret, struct cric_err *err)
+/* The peers' clients, the grpc server and its completion queue thread, the
+ * socket, the first pending accepts. On failure the caller stops gw. */
+static int gateway_setup(struct gateway *gw, const struct cric_config *cfg, struct cric_err *err)
 {
-	struct gateway *gw = calloc(1, sizeof(*gw));
-	if (!gw)
-		return -ENOMEM;
-	pthread_mutex_init(&gw->lock, NULL);
-	pthread_cond_init(&gw->cond, NULL);
-	gw->max_request_seconds = cfg->max_request_seconds;
-	gw->shutdown_tag.kind = TAG_SHUTDOWN;
-
 	int r = routes_build(&gw->routes);
 	for (int d = 0; r == 0 && d < D_COUNT; d++) {
 		_cleanup_free_ char *url = config_ipc_url(cfg, daemon_names[d]);
 		r = url ? cric_client_open(daemon_names[d], url, &gw->clients[d], err) : -ENOMEM;
 	}
 	if (r < 0)
-		goto fail;
+		return r;
 
 	grpc_arg args[] = {
 		{ .type = GRPC_ARG_INTEGER,
@@ -338,28 +332,36 @@ int gateway_start(const struct cric_config *cfg, struct gateway **ret, struct cr
 	gw->server = grpc_server_create(&chargs, NULL);
 	gw->cq = grpc_completion_queue_create_for_next(NULL);
 	grpc_server_register_completion_queue(gw->server, gw->cq, NULL);
-	if (pthread_create(&gw->cq_thread, NULL, cq_loop, gw) != 0) {
-		r = err_set(err, -EAGAIN, "cannot start the completion queue thread");
-		goto fail;
-	}
+	if (pthread_create(&gw->cq_thread, NULL, cq_loop, gw) != 0)
+		return err_set(err, -EAGAIN, "cannot start the completion queue thread");
 	gw->cq_thread_started = true;
 	if ((r = bind_socket(gw, cfg->cri_socket, err)) < 0)
-		goto fail;
+		return r;
 	grpc_server_start(gw->server);
-	if (chmod(cfg->cri_socket, 0660) < 0) {
-		r = err_set(err, -errno, "chmod \"%s\": %s", cfg->cri_socket, strerror(errno));
-		goto fail;
-	}
+	if (chmod(cfg->cri_socket, 0660) < 0)
+		return err_set(err, -errno, "chmod \"%s\": %s", cfg->cri_socket, strerror(errno));
 	for (int i = 0; i < PENDING_ACCEPTS; i++)
-		if ((r = accept_one(gw)) < 0) {
-			err_set(err, r, "cannot accept calls");
-			goto fail;
-		}
+		if ((r = accept_one(gw)) < 0)
+			return err_set(err, r, "cannot accept calls");
+	return 0;
+}
+
+int gateway_start(const struct cric_config *cfg, struct gateway **ret, struct cric_err *err)
+{
+	struct gateway *gw = calloc(1, sizeof(*gw));
+	if (!gw)
+		return -ENOMEM;
+	pthread_mutex_init(&gw->lock, NULL);
+	pthread_cond_init(&gw->cond, NULL);
+	gw->max_request_seconds = cfg->max_request_seconds;
+	gw->shutdown_tag.kind = TAG_SHUTDOWN;
+	int r = gateway_setup(gw, cfg, err);
+	if (r < 0) {
+		gateway_stop(gw);
+		return r;
+	}
 	*ret = gw;
 	return 0;
-fail:
-	gateway_stop(gw);
-	return r;
 }
 
 void gateway_stop(struct gateway *gw)

@@ -114,6 +114,7 @@ static void sandbox_free(struct sandbox *sb)
 	pthread_mutex_destroy(&sb->op);
 	free(sb);
 }
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct sandbox *, sandbox_free)
 
 static struct sandbox *sandbox_alloc(void)
 {
@@ -232,12 +233,11 @@ static int record_load(const char *path, struct sandbox **ret)
 	int r = json_load_path(path, RECORD_MAX_BYTES, &doc, perr, sizeof(perr));
 	if (r < 0)
 		return r;
-	struct sandbox *sb = sandbox_alloc();
+	_cleanup_(sandbox_freep) struct sandbox *sb = sandbox_alloc();
 	if (!sb)
 		return -ENOMEM;
 	const char *state = json_string_value(json_object_get(doc, "state"));
 	const char *cfg = json_string_value(json_object_get(doc, "config"));
-	r = -EINVAL;
 	if (copy_str(sb->id, sizeof(sb->id), doc, "id") < 0 || !id_is_valid(sb->id) ||
 	    copy_str(sb->name, sizeof(sb->name), doc, "name") < 0 ||
 	    copy_str(sb->namespace, sizeof(sb->namespace), doc, "namespace") < 0 ||
@@ -250,7 +250,7 @@ static int record_load(const char *path, struct sandbox **ret)
 	    copy_str(sb->cgroup_parent, sizeof(sb->cgroup_parent), doc, "cgroup_parent") < 0 ||
 	    copy_str(sb->dir, sizeof(sb->dir), doc, "dir") < 0 || !state || !cfg ||
 	    base64_decode(cfg, RECORD_MAX_BYTES, &sb->config, &sb->config_len) < 0)
-		goto fail;
+		return -EINVAL;
 	sb->state = strcmp(state, "ready") == 0      ? SB_READY
 		    : strcmp(state, "creating") == 0 ? SB_CREATING
 						     : SB_NOTREADY;
@@ -265,21 +265,16 @@ static int record_load(const char *path, struct sandbox **ret)
 	    (unsigned long long)json_integer_value(json_object_get(doc, "infra_start"));
 	const char *res = json_string_value(json_object_get(doc, "cni_result"));
 	if (res && !(sb->cni_result = strdup(res)))
-		goto nomem;
+		return -ENOMEM;
 	json_t *ips = json_object_get(doc, "ips");
 	for (size_t i = 0; i < json_array_size(ips) && i < SANDBOX_MAX_IPS; i++)
 		if (json_is_string(json_array_get(ips, i)) &&
 		    !(sb->ips[i] = strdup(json_string_value(json_array_get(ips, i)))))
-			goto nomem;
+			return -ENOMEM;
 	if (!(sb->cgroup_created = strv_from_json(json_object_get(doc, "cgroup_created"))))
-		goto nomem;
-	*ret = sb;
+		return -ENOMEM;
+	*ret = TAKE_PTR(sb);
 	return 0;
-nomem:
-	r = -ENOMEM;
-fail:
-	sandbox_free(sb);
-	return r;
 }
 
 /* ---- the table ---- */

@@ -412,6 +412,74 @@ static int unpack_blob(struct layer_store *ls, const char *blob, const char *tmp
 	return 0;
 }
 
+/* What one import unpacks. */
+struct import_job {
+	const char *staging_dir, *file, *blob, *diff_id, *parent, *chain, *lease;
+};
+
+/* Take the blob from the staging file, unpack it into tmpname, check it,
+ * publish it as the chain's layer with its record. On failure tmpname (if
+ * set) is the caller's to remove, and *blob_was_there says whether the blob
+ * is the caller's to remove. */
+static int import_unpack(struct layer_store *ls, const struct import_job *j, char *tmpname,
+			 size_t tmpsize, bool *blob_was_there, uint64_t *unpacked,
+			 struct cric_err *err)
+{
+	if (!j->staging_dir || j->staging_dir[0] != '/' || !j->file || !*j->file ||
+	    strchr(j->file, '/') || strcmp(j->file, ".") == 0 || strcmp(j->file, "..") == 0)
+		return err_set(err, -EINVAL, "layer %s is not present and no file was given",
+			       j->chain);
+	_cleanup_close_ int sdir =
+	    open(j->staging_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sdir < 0)
+		return err_set(err, negative_errno(), "open staging dir \"%s\": %s", j->staging_dir,
+			       strerror(errno));
+	struct unpack_opts opts = { .allow_devices = false };
+	pthread_mutex_lock(&ls->lock);
+	int r = import_limits(ls, j->lease, &opts, err);
+	pthread_mutex_unlock(&ls->lock);
+	if (r < 0)
+		return err_prefix(err, r, "layer %s", j->blob);
+	struct blob_info bi;
+	*blob_was_there = blob_stat(ls->blobs, j->blob, &bi, NULL) == 0;
+	if ((r = blob_import_at(ls->blobs, j->blob, sdir, j->file, NULL, err)) < 0)
+		return r;
+	char rnd[17];
+	id_random_hex(rnd, sizeof(rnd), 8);
+	snprintf(tmpname, tmpsize, ".tmp-%.64s-%s", HEX(j->chain), rnd);
+	struct unpack_result res = { 0 };
+	if ((r = unpack_blob(ls, j->blob, tmpname, &opts, &res, err)) < 0)
+		return err_prefix(err, r, "layer %s", j->blob);
+	if (strcmp(res.diff_id, j->diff_id) != 0)
+		return err_set(err, -EBADMSG,
+			       "layer %s: uncompressed content is %s, the image config says %s",
+			       j->blob, res.diff_id, j->diff_id);
+	pthread_mutex_lock(&ls->lock);
+	r = import_charge(ls, j->lease, &res, err);
+	pthread_mutex_unlock(&ls->lock);
+	if (r < 0)
+		return err_prefix(err, r, "layer %s", j->blob);
+	if (renameat(ls->layers_fd, tmpname, ls->layers_fd, HEX(j->chain)) < 0)
+		return err_set(err, negative_errno(), "publish layer: %s", strerror(errno));
+	tmpname[0] = '\0';
+	_cleanup_json_ json_t *meta =
+	    json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "chain_id", j->chain, "diff_id", j->diff_id,
+		      "parent", j->parent ? j->parent : "", "blob", j->blob, "size",
+		      (json_int_t)res.file_bytes, "entries", (json_int_t)res.entries);
+	_cleanup_free_ char *mname = meta_name(j->chain);
+	_cleanup_free_ char *mpath = mname ? path_join(ls->layers_dir, mname) : NULL;
+	if (!meta || !mpath)
+		return -ENOMEM;
+	if ((r = json_save_atomic(mpath, meta, 0600)) < 0) {
+		unpack_remove_tree(ls->layers_fd, HEX(j->chain), NULL);
+		return err_set(err, r, "save layer record: %s", strerror(-r));
+	}
+	log_info("layer %s imported from %s: %" PRIu64 " entries, %" PRIu64 " bytes", j->chain,
+		 j->blob, (uint64_t)res.entries, (uint64_t)res.file_bytes);
+	*unpacked = res.file_bytes;
+	return 0;
+}
+
 int layer_import(struct layer_store *ls, const char *staging_dir, const char *file,
 		 const char *blob_digest, const char *diff_id, const char *parent,
 		 const char *lease, char chain_id[BLOB_DIGEST_BUF], uint64_t *size, bool *already,
@@ -438,82 +506,21 @@ int layer_import(struct layer_store *ls, const char *staging_dir, const char *fi
 	char tmpname[128] = "";
 	bool blob_was_there = true;
 	if (!present) {
-		if (!staging_dir || staging_dir[0] != '/' || !file || !*file || strchr(file, '/') ||
-		    strcmp(file, ".") == 0 || strcmp(file, "..") == 0) {
-			r = err_set(err, -EINVAL, "layer %s is not present and no file was given",
-				    chain);
-			goto end;
-		}
-		_cleanup_close_ int sdir =
-		    open(staging_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (sdir < 0) {
-			r = err_set(err, negative_errno(), "open staging dir \"%s\": %s",
-				    staging_dir, strerror(errno));
-			goto end;
-		}
-		struct unpack_opts opts = { .allow_devices = false };
-		pthread_mutex_lock(&ls->lock);
-		r = import_limits(ls, lease, &opts, err);
-		pthread_mutex_unlock(&ls->lock);
-		if (r < 0) {
-			err_prefix(err, r, "layer %s", blob_digest);
-			goto end;
-		}
-		struct blob_info bi;
-		blob_was_there = blob_stat(ls->blobs, blob_digest, &bi, NULL) == 0;
-		if ((r = blob_import_at(ls->blobs, blob_digest, sdir, file, NULL, err)) < 0)
-			goto end;
-		char rnd[17];
-		id_random_hex(rnd, sizeof(rnd), 8);
-		snprintf(tmpname, sizeof(tmpname), ".tmp-%.64s-%s", HEX(chain), rnd);
-		struct unpack_result res = { 0 };
-		if ((r = unpack_blob(ls, blob_digest, tmpname, &opts, &res, err)) < 0) {
-			err_prefix(err, r, "layer %s", blob_digest);
-			goto end;
-		}
-		if (strcmp(res.diff_id, diff_id) != 0) {
-			r = err_set(
-			    err, -EBADMSG,
-			    "layer %s: uncompressed content is %s, the image config says %s",
-			    blob_digest, res.diff_id, diff_id);
-			goto end;
-		}
-		pthread_mutex_lock(&ls->lock);
-		r = import_charge(ls, lease, &res, err);
-		pthread_mutex_unlock(&ls->lock);
-		if (r < 0) {
-			err_prefix(err, r, "layer %s", blob_digest);
-			goto end;
-		}
-		unpacked = res.file_bytes;
-		if (renameat(ls->layers_fd, tmpname, ls->layers_fd, HEX(chain)) < 0) {
-			r = err_set(err, negative_errno(), "publish layer: %s", strerror(errno));
-			goto end;
-		}
-		tmpname[0] = '\0';
-		_cleanup_json_ json_t *meta =
-		    json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "chain_id", chain, "diff_id",
-			      diff_id, "parent", parent ? parent : "", "blob", blob_digest, "size",
-			      (json_int_t)unpacked, "entries", (json_int_t)res.entries);
-		_cleanup_free_ char *mname = meta_name(chain);
-		_cleanup_free_ char *mpath = mname ? path_join(ls->layers_dir, mname) : NULL;
-		if (!meta || !mpath) {
-			r = -ENOMEM;
-			goto end;
-		}
-		if ((r = json_save_atomic(mpath, meta, 0600)) < 0) {
-			err_set(err, r, "save layer record: %s", strerror(-r));
-			unpack_remove_tree(ls->layers_fd, HEX(chain), NULL);
-			goto end;
-		}
-		log_info("layer %s imported from %s: %" PRIu64 " entries, %" PRIu64 " bytes", chain,
-			 blob_digest, (uint64_t)res.entries, unpacked);
+		struct import_job job = { .staging_dir = staging_dir,
+					  .file = file,
+					  .blob = blob_digest,
+					  .diff_id = diff_id,
+					  .parent = parent,
+					  .chain = chain,
+					  .lease = lease };
+		r = import_unpack(ls, &job, tmpname, sizeof(tmpname), &blob_was_there, &unpacked,
+				  err);
 	} else {
 		_cleanup_json_ json_t *m = meta_load(ls, chain);
 		unpacked = (uint64_t)json_integer_value(json_object_get(m, "size"));
+		r = 0;
 	}
-	r = 0;
-end:
+	/* What failed after the blob was taken or the tree unpacked: */
 	if (tmpname[0])
 		unpack_remove_tree(ls->layers_fd, tmpname, NULL);
 	/* The lease takes over from the import's hold in one critical
