@@ -1,4 +1,4 @@
-#include "sandbox.h"
+#include "sandbox-int.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -28,69 +28,12 @@
 #include "common/pbjson.h"
 #include "common/pbutil.h"
 #include "proto/cric/netd.pb-c.h"
+#include "podplan.h"
 #include "sysctl.h"
-
-#define RECORD_MAX_BYTES    (4 * 1024 * 1024)
-#define NETD_TIMEOUT_MS     (5 * 60 * 1000) /* a CNI chain is bounded by netd */
-#define MAX_SYSCTLS         64
-#define MAX_DNS_SERVERS     16
-#define MAX_DNS_SEARCHES    32
-#define MAX_DNS_OPTIONS     32
-#define MAX_POD_CIDRS       4
-#define INFRA_UID           65535
-#define INFRA_OOM_SCORE_ADJ (-998)
-#define HOSTNAME_MAX        63
-
-enum sb_state { SB_CREATING, SB_READY, SB_NOTREADY };
-
-struct sandbox {
-	char id[65];
-	char name[POD_NAME_MAX + 1];
-	char namespace[POD_NAMESPACE_MAX + 1];
-	char uid[POD_UID_MAX + 1];
-	uint32_t attempt;
-	enum sb_state state;
-	int64_t created_at;
-	uint8_t *config; /* the packed PodSandboxConfig */
-	size_t config_len;
-	char handler[64];
-	bool host_network, host_ipc;
-	int pid_mode;   /* Runtime__V1__NamespaceMode */
-	bool net_setup; /* netd holds state for it */
-	char netns[PATH_MAX];
-	char *ips[SANDBOX_MAX_IPS + 1];
-	char *cni_result;
-	char ipc_pin[PATH_MAX], uts_pin[PATH_MAX];
-	pid_t infra_pid;
-	unsigned long long infra_start;
-	char cgroup[CGROUP_PATH_MAX];
-	char cgroup_parent[CGROUP_PATH_MAX]; /* as given (systemd slices) */
-	char **cgroup_created;
-	char dir[PATH_MAX];
-
-	pthread_mutex_t op; /* one lifecycle call at a time */
-	unsigned refs;
-	bool removed;
-};
-
-struct sandbox_mgr {
-	pthread_mutex_t lock; /* the table and every sandbox's fields */
-	struct sandbox **items;
-	size_t n, cap;
-	char *records_dir, *sandboxes_dir, *pause_rootfs, *network_file, *runtimes_dir;
-	char cgroup_driver[16];
-	char cgroup_root[CGROUP_PATH_MAX];
-	bool have_pause;
-	struct oci_handler *handlers;
-	size_t n_handlers;
-	char default_handler[64];
-	struct cric_client *netd;
-	char *pod_cidrs[MAX_POD_CIDRS + 1];
-};
 
 /* ---- small helpers ---- */
 
-static const char *state_name(enum sb_state s)
+const char *state_name(enum sb_state s)
 {
 	return s == SB_CREATING ? "creating" : s == SB_READY ? "ready" : "notready";
 }
@@ -125,41 +68,7 @@ static struct sandbox *sandbox_alloc(void)
 }
 
 /* RFC 1123 host name: labels of [a-z0-9-] (any case), dots between. */
-static bool hostname_ok(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > HOSTNAME_MAX || s[0] == '.' || s[0] == '-' || s[n - 1] == '.' ||
-	    strstr(s, ".."))
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '-' || c == '.'))
-			return false;
-	}
-	return true;
-}
-
-static bool ip_ok(const char *s)
-{
-	unsigned char buf[16];
-	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
-}
-
-/* A resolv.conf word: printable, no blanks (no line or field injection). */
-static bool word_ok(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > max)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f || s[i] == '#' ||
-		    s[i] == ';')
-			return false;
-	return true;
-}
-
-static struct oci_handler *find_handler(struct sandbox_mgr *m, const char *name)
+struct oci_handler *find_handler(struct sandbox_mgr *m, const char *name)
 {
 	if (!name || !*name)
 		name = m->default_handler;
@@ -315,7 +224,7 @@ static void table_remove_locked(struct sandbox_mgr *m, struct sandbox *sb)
 
 /* Find by id or unique prefix, with a reference. -ENOENT, or -EINVAL when
  * the prefix is ambiguous. Sandboxes being created are not visible. */
-static int lookup(struct sandbox_mgr *m, const char *id, struct sandbox **ret, struct cric_err *err)
+int lookup(struct sandbox_mgr *m, const char *id, struct sandbox **ret, struct cric_err *err)
 {
 	if (!id || !*id)
 		return err_set(err, -EINVAL, "pod sandbox id is empty");
@@ -348,178 +257,11 @@ static int lookup(struct sandbox_mgr *m, const char *id, struct sandbox **ret, s
 	return 0;
 }
 
-static void put(struct sandbox_mgr *m, struct sandbox *sb)
+void put(struct sandbox_mgr *m, struct sandbox *sb)
 {
 	pthread_mutex_lock(&m->lock);
 	unref_locked(sb);
 	pthread_mutex_unlock(&m->lock);
-}
-
-/* ---- validation ---- */
-
-struct pod_plan {
-	const Runtime__V1__PodSandboxConfig *cfg;
-	struct oci_handler *handler;
-	char hostname[HOSTNAME_MAX + 1];
-	int net_mode, ipc_mode, pid_mode;
-	struct {
-		char path[SYSCTL_NAME_MAX];
-		const char *value;
-		enum sysctl_ns ns;
-	} sysctls[MAX_SYSCTLS];
-	size_t n_sysctls;
-	char cgroup[CGROUP_PATH_MAX];
-	struct cgroup_limits limits;
-	bool has_limits;
-};
-
-static void add_limits(struct cgroup_limits *l, const Runtime__V1__LinuxContainerResources *r,
-		       bool *any)
-{
-	if (!r)
-		return;
-	*any = true;
-	l->cpu_shares += r->cpu_shares;
-	if (r->cpu_period > 0)
-		l->cpu_period = r->cpu_period;
-	if (r->cpu_quota > 0)
-		l->cpu_quota += r->cpu_quota;
-	if (r->memory_limit_in_bytes > 0)
-		l->memory_limit += r->memory_limit_in_bytes;
-	if (r->cpuset_cpus && *r->cpuset_cpus)
-		snprintf(l->cpuset_cpus, sizeof(l->cpuset_cpus), "%s", r->cpuset_cpus);
-	if (r->cpuset_mems && *r->cpuset_mems)
-		snprintf(l->cpuset_mems, sizeof(l->cpuset_mems), "%s", r->cpuset_mems);
-}
-
-static bool cpuset_ok(const char *s)
-{
-	for (; *s; s++)
-		if (!((*s >= '0' && *s <= '9') || *s == ',' || *s == '-'))
-			return false;
-	return true;
-}
-
-static int validate(struct sandbox_mgr *m, const Runtime__V1__RunPodSandboxRequest *req,
-		    const char *id, struct pod_plan *p, struct cric_err *err)
-{
-	const Runtime__V1__PodSandboxConfig *cfg = req->config;
-	if (!cfg)
-		return err_set(err, -EINVAL, "config is required");
-	p->cfg = cfg;
-	const Runtime__V1__PodSandboxMetadata *md = cfg->metadata;
-	if (!md)
-		return err_set(err, -EINVAL, "config.metadata is required");
-	int r = pod_metadata_validate(md->name, md->namespace_, md->uid, "config.metadata.", err);
-	if (r < 0)
-		return r;
-
-	if (!(p->handler = find_handler(m, req->runtime_handler)))
-		return err_set(err, -EINVAL, "unknown runtime handler \"%.100s\"",
-			       req->runtime_handler);
-
-	const Runtime__V1__LinuxPodSandboxConfig *lx = cfg->linux;
-	const Runtime__V1__NamespaceOption *nso =
-	    lx && lx->security_context ? lx->security_context->namespace_options : NULL;
-	p->net_mode = nso ? nso->network : RUNTIME__V1__NAMESPACE_MODE__POD;
-	p->ipc_mode = nso ? nso->ipc : RUNTIME__V1__NAMESPACE_MODE__POD;
-	p->pid_mode = nso ? nso->pid : RUNTIME__V1__NAMESPACE_MODE__POD;
-	if (p->net_mode != RUNTIME__V1__NAMESPACE_MODE__POD &&
-	    p->net_mode != RUNTIME__V1__NAMESPACE_MODE__NODE)
-		return err_set(err, -EINVAL, "namespace_options.network must be POD or NODE");
-	if (p->ipc_mode != RUNTIME__V1__NAMESPACE_MODE__POD &&
-	    p->ipc_mode != RUNTIME__V1__NAMESPACE_MODE__NODE)
-		return err_set(err, -EINVAL, "namespace_options.ipc must be POD or NODE");
-	if (p->pid_mode == RUNTIME__V1__NAMESPACE_MODE__TARGET || p->pid_mode < 0 ||
-	    p->pid_mode > 3)
-		return err_set(err, -EINVAL,
-			       "namespace_options.pid must be POD, CONTAINER or NODE");
-	if (p->pid_mode == RUNTIME__V1__NAMESPACE_MODE__POD && !m->have_pause)
-		return err_set(err, -ENOPKG,
-			       "pod shares a PID namespace but the infra binary (cric-pause) is "
-			       "not installed");
-
-	const char *hn = cfg->hostname && *cfg->hostname ? cfg->hostname : md->name;
-	if (cfg->hostname && *cfg->hostname && !hostname_ok(cfg->hostname))
-		return err_set(err, -EINVAL, "invalid hostname \"%.100s\"", cfg->hostname);
-	snprintf(p->hostname, sizeof(p->hostname), "%s", hn);
-	if (!hostname_ok(p->hostname)) /* a long or odd pod name: cut */
-		snprintf(p->hostname, sizeof(p->hostname), "pod-%.12s", id);
-
-	/* It becomes the root of every container log path: a clean absolute
-	 * path ("/var/log/pods/x/.." would point elsewhere). */
-	if (cfg->log_directory && *cfg->log_directory &&
-	    !path_is_clean(cfg->log_directory, true, PATH_MAX - 256))
-		return err_set(err, -EINVAL,
-			       "log_directory \"%.200s\" must be a clean absolute path (no \".\", "
-			       "\"..\" or empty components)",
-			       cfg->log_directory);
-
-	const Runtime__V1__DNSConfig *dns = cfg->dns_config;
-	if (dns) {
-		if (dns->n_servers > MAX_DNS_SERVERS || dns->n_searches > MAX_DNS_SEARCHES ||
-		    dns->n_options > MAX_DNS_OPTIONS)
-			return err_set(err, -EINVAL,
-				       "dns_config: at most %d servers, %d searches, %d options",
-				       MAX_DNS_SERVERS, MAX_DNS_SEARCHES, MAX_DNS_OPTIONS);
-		for (size_t i = 0; i < dns->n_servers; i++)
-			if (!ip_ok(dns->servers[i]))
-				return err_set(err, -EINVAL,
-					       "dns_config.servers: \"%.80s\" is not an IP address",
-					       dns->servers[i]);
-		for (size_t i = 0; i < dns->n_searches; i++)
-			if (!word_ok(dns->searches[i], 253))
-				return err_set(err, -EINVAL,
-					       "dns_config.searches: invalid domain \"%.80s\"",
-					       dns->searches[i]);
-		for (size_t i = 0; i < dns->n_options; i++)
-			if (!word_ok(dns->options[i], 256))
-				return err_set(err, -EINVAL,
-					       "dns_config.options: invalid option \"%.80s\"",
-					       dns->options[i]);
-	}
-
-	if (lx && lx->n_sysctls > MAX_SYSCTLS)
-		return err_set(err, -EINVAL, "more than %d sysctls", MAX_SYSCTLS);
-	for (size_t i = 0; lx && i < lx->n_sysctls; i++) {
-		const char *k = lx->sysctls[i]->key, *v = lx->sysctls[i]->value;
-		r = sysctl_parse(k, v, p->sysctls[i].path, sizeof(p->sysctls[i].path),
-				 &p->sysctls[i].ns, err);
-		if (r < 0)
-			return r;
-		if (p->sysctls[i].ns == SYSCTL_NS_NET &&
-		    p->net_mode == RUNTIME__V1__NAMESPACE_MODE__NODE)
-			return err_set(err, -EINVAL,
-				       "sysctl \"%s\" needs the pod's own network namespace (the "
-				       "pod uses the node's)",
-				       k);
-		if (p->sysctls[i].ns == SYSCTL_NS_IPC &&
-		    p->ipc_mode == RUNTIME__V1__NAMESPACE_MODE__NODE)
-			return err_set(err, -EINVAL,
-				       "sysctl \"%s\" needs the pod's own IPC namespace (the pod "
-				       "uses the node's)",
-				       k);
-		p->sysctls[i].value = v;
-		p->n_sysctls++;
-	}
-
-	if (lx && lx->cgroup_parent && *lx->cgroup_parent) {
-		r = cgroup_resolve_parent(m->cgroup_driver, lx->cgroup_parent, p->cgroup,
-					  sizeof(p->cgroup), err);
-		if (r < 0)
-			return r;
-	} else {
-		snprintf(p->cgroup, sizeof(p->cgroup), "%s/pod-%s", m->cgroup_root, id);
-	}
-	if (lx) {
-		add_limits(&p->limits, lx->overhead, &p->has_limits);
-		add_limits(&p->limits, lx->resources, &p->has_limits);
-		if (!cpuset_ok(p->limits.cpuset_cpus) || !cpuset_ok(p->limits.cpuset_mems))
-			return err_set(err, -EINVAL, "resources: invalid cpuset");
-		if (p->limits.memory_limit < 0 || p->limits.cpu_shares < 0)
-			return err_set(err, -EINVAL, "resources: negative limit");
-	}
-	return 0;
 }
 
 /* ---- pod files ---- */
@@ -787,132 +529,6 @@ static int netd_teardown(struct sandbox_mgr *m, const struct cric_call *call, st
 	return 0;
 }
 
-/* ---- the infra process ---- */
-
-static json_t *bind_ro(const char *dst, const char *src)
-{
-	return json_pack("{s:s, s:s, s:s, s:[s,s,s,s,s]}", "destination", dst, "type", "bind",
-			 "source", src, "options", "rbind", "ro", "nosuid", "nodev", "noexec");
-}
-
-static int write_infra_bundle(struct sandbox_mgr *m, struct sandbox *sb, const char *bundle,
-			      const struct oci_handler *h, struct cric_err *err)
-{
-	json_t *ns = json_pack("[{s:s}, {s:s}]", "type", "pid", "type", "mount");
-	if (!ns)
-		return -ENOMEM;
-	if (!sb->host_ipc)
-		json_array_append_new(ns,
-				      json_pack("{s:s, s:s}", "type", "ipc", "path", sb->ipc_pin));
-	if (!sb->host_network) {
-		json_array_append_new(ns,
-				      json_pack("{s:s, s:s}", "type", "uts", "path", sb->uts_pin));
-		json_array_append_new(
-		    ns, json_pack("{s:s, s:s}", "type", "network", "path", sb->netns));
-	}
-	char cgpath[CGROUP_PATH_MAX + 128];
-	if (h->systemd_cgroup)
-		snprintf(cgpath, sizeof(cgpath), "%s:cric:%s", sb->cgroup_parent, sb->id);
-	else
-		snprintf(cgpath, sizeof(cgpath), "%s/cric-%s", sb->cgroup, sb->id);
-	_cleanup_free_ char *hostname = path_join(sb->dir, "hostname");
-	_cleanup_free_ char *hosts = path_join(sb->dir, "hosts");
-	_cleanup_free_ char *resolv = path_join(sb->dir, "resolv.conf");
-	if (!hostname || !hosts || !resolv) {
-		json_decref(ns);
-		return -ENOMEM;
-	}
-	_cleanup_json_ json_t *doc = json_pack(
-	    "{s:s, s:{s:b, s:{s:i, s:i}, s:[s], s:[s], s:s, s:b, s:{s:[], s:[], s:[], s:[], s:[]}},"
-	    " s:{s:s, s:b},"
-	    " s:[{s:s, s:s, s:s, s:[s,s,s]}, {s:s, s:s, s:s, s:[s,s,s,s]}, o, o, o],"
-	    " s:{s:o, s:s, s:{}, s:[s,s,s,s,s,s,s,s], s:[s,s,s,s,s,s]}}",
-	    "ociVersion", "1.0.2", "process", "terminal", 0, "user", "uid", INFRA_UID, "gid",
-	    INFRA_UID, "args", "/pause", "env", "PATH=/", "cwd", "/", "noNewPrivileges", 1,
-	    "capabilities", "bounding", "effective", "inheritable", "permitted", "ambient", "root",
-	    "path", m->pause_rootfs, "readonly", 1, "mounts", "destination", "/proc", "type",
-	    "proc", "source", "proc", "options", "nosuid", "noexec", "nodev", "destination", "/dev",
-	    "type", "tmpfs", "source", "tmpfs", "options", "nosuid", "strictatime", "mode=755",
-	    "size=65536k", bind_ro("/etc/hostname", hostname), bind_ro("/etc/hosts", hosts),
-	    bind_ro("/etc/resolv.conf", resolv), "linux", "namespaces", ns, "cgroupsPath", cgpath,
-	    "resources", "maskedPaths", "/proc/acpi", "/proc/kcore", "/proc/keys",
-	    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-	    "/sys/firmware", "readonlyPaths", "/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq",
-	    "/proc/sys", "/proc/sysrq-trigger");
-	if (!doc)
-		return err_set(err, -ENOMEM, "build the infra's config.json");
-	/* As the peers do: the infra is the last thing the OOM killer should
-	 * pick (-998), as far as this host lets us. */
-	if (json_object_set_new(json_object_get(doc, "process"), "oomScoreAdj",
-				json_integer(oci_oom_score_adj(INFRA_OOM_SCORE_ADJ))) < 0)
-		return err_set(err, -ENOMEM, "build the infra's config.json");
-	/* No hostname: the UTS namespace is the pinned one (or the node's). */
-	if (mkdir(bundle, 0700) < 0 && errno != EEXIST)
-		return err_set(err, negative_errno(), "create \"%s\": %s", bundle, strerror(errno));
-	_cleanup_free_ char *path = path_join(bundle, "config.json");
-	int r = path ? json_save_atomic(path, doc, 0600) : -ENOMEM;
-	if (r < 0)
-		return err_set(err, r, "write \"%s\": %s", path ? path : bundle, strerror(-r));
-	return 0;
-}
-
-static int infra_start(struct sandbox_mgr *m, struct sandbox *sb, const struct oci_handler *h,
-		       struct cric_err *err)
-{
-	_cleanup_free_ char *bundle = path_join(sb->dir, "infra");
-	if (!bundle)
-		return -ENOMEM;
-	int r = write_infra_bundle(m, sb, bundle, h, err);
-	if (r < 0)
-		return r;
-	pid_t pid = 0;
-	r = oci_run_detached(h, sb->id, bundle, &pid, err);
-	if (r < 0)
-		return err_prefix(err, r, "start the infra process");
-	unsigned long long start = proc_start_time(pid);
-	pthread_mutex_lock(&m->lock);
-	sb->infra_pid = pid;
-	sb->infra_start = start;
-	pthread_mutex_unlock(&m->lock);
-	return 0;
-}
-
-static int infra_stop(struct sandbox_mgr *m, struct sandbox *sb, struct cric_err *err)
-{
-	/* Already deleted (a sandbox being created may have an infra that runc
-	 * started before its pid was recorded: always ask runc then). */
-	if (sb->infra_pid == 0 && sb->state != SB_CREATING)
-		return 0;
-	const struct oci_handler *h = find_handler(m, sb->handler);
-	struct oci_handler gone;
-	if (!h) {
-		/* The handler left the config since: its state root is where
-		 * runtimed put it, and any runc can delete from it. */
-		const struct oci_handler *def = find_handler(m, NULL);
-		memset(&gone, 0, sizeof(gone));
-		snprintf(gone.name, sizeof(gone.name), "%s", sb->handler);
-		snprintf(gone.path, sizeof(gone.path), "%s", def ? def->path : "/usr/sbin/runc");
-		snprintf(gone.root, sizeof(gone.root), "%s/%s", m->runtimes_dir, sb->handler);
-		log_warning("runtime handler \"%s\" is no longer configured; deleting the infra "
-			    "with %s",
-			    sb->handler, gone.path);
-		h = &gone;
-	}
-	/* runc delete --force kills and then looks for the exit every 100 ms:
-	 * kill it here and wait on a pidfd instead, so runc finds it stopped. */
-	int r = proc_kill_wait(sb->infra_pid, sb->infra_start, 5000);
-	if (r < 0)
-		log_warning_errno(r, "kill infra process %d", (int)sb->infra_pid);
-	r = oci_delete(h, sb->id, err);
-	if (r < 0)
-		return err_prefix(err, r, "stop the infra process");
-	pthread_mutex_lock(&m->lock);
-	sb->infra_pid = 0;
-	sb->infra_start = 0;
-	pthread_mutex_unlock(&m->lock);
-	return 0;
-}
-
 /* ---- teardown, shared by stop, remove and rollback ---- */
 
 /* Undo what the sandbox holds at run time: infra, network, IPC/UTS pins.
@@ -1045,7 +661,13 @@ int sandbox_run(struct sandbox_mgr *m, const struct cric_call *call,
 	_cleanup_free_ struct pod_plan *p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
-	if ((r = validate(m, req, newid, p, err)) < 0)
+	const struct pod_plan_env env = { .handlers = m->handlers,
+					  .n_handlers = m->n_handlers,
+					  .default_handler = m->default_handler,
+					  .have_pause = m->have_pause,
+					  .cgroup_driver = m->cgroup_driver,
+					  .cgroup_root = m->cgroup_root };
+	if ((r = pod_plan_make(&env, req, newid, p, err)) < 0)
 		return r;
 
 	struct sandbox *sb = sandbox_alloc();
@@ -1215,217 +837,6 @@ int sandbox_remove(struct sandbox_mgr *m, const struct cric_call *call, const ch
 	return r;
 }
 
-/* ---- Status / List ---- */
-
-/* The state as of now: a READY sandbox whose infra died or whose network
- * namespace is gone (a reboot) is NOTREADY. With the lock held. */
-static enum sb_state live_state(const struct sandbox *sb)
-{
-	if (sb->state != SB_READY)
-		return sb->state;
-	if (sb->pid_mode == RUNTIME__V1__NAMESPACE_MODE__POD &&
-	    !proc_alive(sb->infra_pid, sb->infra_start))
-		return SB_NOTREADY;
-	if (!sb->host_network && !nspin_is_pinned(sb->netns, CLONE_NEWNET))
-		return SB_NOTREADY;
-	return SB_READY;
-}
-
-static Runtime__V1__PodSandboxMetadata *metadata_copy(const struct sandbox *sb)
-{
-	Runtime__V1__PodSandboxMetadata *md =
-	    pb_new(&runtime__v1__pod_sandbox_metadata__descriptor);
-	if (!md)
-		return NULL;
-	md->attempt = sb->attempt;
-	if (pb_set_str(&md->name, sb->name) < 0 || pb_set_str(&md->uid, sb->uid) < 0 ||
-	    pb_set_str(&md->namespace_, sb->namespace) < 0) {
-		protobuf_c_message_free_unpacked(&md->base, NULL);
-		return NULL;
-	}
-	return md;
-}
-
-static Runtime__V1__PodSandboxConfig *config_of(const struct sandbox *sb)
-{
-	return runtime__v1__pod_sandbox_config__unpack(NULL, sb->config_len, sb->config);
-}
-
-static int info_json(const struct sandbox *sb, const Runtime__V1__PodSandboxConfig *cfg, char **ret)
-{
-	json_t *cni = NULL;
-	if (sb->cni_result && *sb->cni_result)
-		cni = json_loads(sb->cni_result, 0, NULL);
-	_cleanup_json_ json_t *doc = json_pack(
-	    "{s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:o?, s:o?, s:s}", "id", sb->id, "pid",
-	    sb->pid_mode == RUNTIME__V1__NAMESPACE_MODE__POD ? (int)sb->infra_pid : 0, "netns",
-	    sb->netns, "ipc_namespace", sb->host_ipc ? "" : sb->ipc_pin, "uts_namespace",
-	    sb->host_network ? "" : sb->uts_pin, "cgroup", sb->cgroup, "runtime_handler",
-	    sb->handler, "sandbox_dir", sb->dir, "cni_result", cni, "config",
-	    cfg ? pb_to_json(&cfg->base) : NULL, "state", state_name(sb->state));
-	if (!doc)
-		return -ENOMEM;
-	*ret = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
-	return *ret ? 0 : -ENOMEM;
-}
-
-static int build_status(const struct sandbox *sb, enum sb_state st, bool verbose,
-			Runtime__V1__PodSandboxStatusResponse **ret)
-{
-	_cleanup_pb_ Runtime__V1__PodSandboxConfig *cfg = config_of(sb);
-	if (!cfg)
-		return -EIO;
-	_cleanup_pb_ Runtime__V1__PodSandboxStatusResponse *resp =
-	    pb_new(&runtime__v1__pod_sandbox_status_response__descriptor);
-	if (!resp || !(resp->status = pb_new(&runtime__v1__pod_sandbox_status__descriptor)))
-		return -ENOMEM;
-	Runtime__V1__PodSandboxStatus *s = resp->status;
-	resp->timestamp = now_unix_ns();
-	if (pb_set_str(&s->id, sb->id) < 0 || !(s->metadata = metadata_copy(sb)) ||
-	    pb_set_str(&s->runtime_handler, sb->handler) < 0)
-		return -ENOMEM;
-	s->state = st == SB_READY ? RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY
-				  : RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_NOTREADY;
-	s->created_at = sb->created_at;
-	if (!(s->network = pb_new(&runtime__v1__pod_sandbox_network_status__descriptor)) ||
-	    pb_set_str(&s->network->ip, sb->ips[0] ? sb->ips[0] : "") < 0)
-		return -ENOMEM;
-	size_t nips = 0;
-	while (nips < SANDBOX_MAX_IPS && sb->ips[nips])
-		nips++;
-	if (nips > 1) {
-		if (!(s->network->additional_ips = calloc(nips - 1, sizeof(void *))))
-			return -ENOMEM;
-		for (size_t i = 1; i < nips; i++) {
-			Runtime__V1__PodIP *ip = pb_new(&runtime__v1__pod_ip__descriptor);
-			if (!ip)
-				return -ENOMEM;
-			s->network->additional_ips[s->network->n_additional_ips++] = ip;
-			if (pb_set_str(&ip->ip, sb->ips[i]) < 0)
-				return -ENOMEM;
-		}
-	}
-	if (!(s->linux = pb_new(&runtime__v1__linux_pod_sandbox_status__descriptor)) ||
-	    !(s->linux->namespaces = pb_new(&runtime__v1__namespace__descriptor)) ||
-	    !(s->linux->namespaces->options = pb_new(&runtime__v1__namespace_option__descriptor)))
-		return -ENOMEM;
-	Runtime__V1__NamespaceOption *o = s->linux->namespaces->options;
-	o->network =
-	    sb->host_network ? RUNTIME__V1__NAMESPACE_MODE__NODE : RUNTIME__V1__NAMESPACE_MODE__POD;
-	o->ipc =
-	    sb->host_ipc ? RUNTIME__V1__NAMESPACE_MODE__NODE : RUNTIME__V1__NAMESPACE_MODE__POD;
-	o->pid = sb->pid_mode;
-	if (pb_map_copy(&s->base, "labels", &cfg->base, "labels") < 0 ||
-	    pb_map_copy(&s->base, "annotations", &cfg->base, "annotations") < 0)
-		return -ENOMEM;
-	if (verbose) {
-		_cleanup_free_ char *info = NULL;
-		if (info_json(sb, cfg, &info) < 0 ||
-		    pb_map_add(&resp->base, "info", "info", info) < 0)
-			return -ENOMEM;
-	}
-	*ret = TAKE_PTR(resp);
-	return 0;
-}
-
-int sandbox_status(struct sandbox_mgr *m, const char *id, bool verbose,
-		   Runtime__V1__PodSandboxStatusResponse **ret, struct cric_err *err)
-{
-	struct sandbox *sb;
-	int r = lookup(m, id, &sb, err);
-	if (r < 0)
-		return r;
-	/* The op lock: a status never sees a half-done stop. Lifecycle calls
-	 * are short; the kubelet's relist waits at most for one of them. */
-	pthread_mutex_lock(&sb->op);
-	pthread_mutex_lock(&m->lock);
-	enum sb_state st = live_state(sb);
-	pthread_mutex_unlock(&m->lock);
-	r = sb->removed ? err_set(err, -ENOENT, "pod sandbox \"%s\" not found", id)
-			: build_status(sb, st, verbose, ret);
-	pthread_mutex_unlock(&sb->op);
-	put(m, sb);
-	if (r == -EIO)
-		return err_set(err, r, "pod sandbox %s: its stored config does not decode", id);
-	return r;
-}
-
-static bool labels_match(const Runtime__V1__PodSandboxConfig *cfg,
-			 Runtime__V1__PodSandboxFilter__LabelSelectorEntry *const *sel, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		bool ok = false;
-		for (size_t k = 0; k < cfg->n_labels && !ok; k++)
-			ok = strcmp(cfg->labels[k]->key, sel[i]->key) == 0 &&
-			     strcmp(cfg->labels[k]->value, sel[i]->value) == 0;
-		if (!ok)
-			return false;
-	}
-	return true;
-}
-
-int sandbox_list(struct sandbox_mgr *m, const Runtime__V1__PodSandboxFilter *f,
-		 Runtime__V1__ListPodSandboxResponse **ret, struct cric_err *err)
-{
-	(void)err;
-	_cleanup_pb_ Runtime__V1__ListPodSandboxResponse *resp =
-	    pb_new(&runtime__v1__list_pod_sandbox_response__descriptor);
-	if (!resp)
-		return -ENOMEM;
-	const char *idf = f && f->id && *f->id ? f->id : NULL;
-	/* An id filter that is a prefix matches only when unique. */
-	struct sandbox *only = NULL;
-	if (idf) {
-		int r = lookup(m, idf, &only, NULL);
-		if (r < 0) {
-			*ret = TAKE_PTR(resp);
-			return 0;
-		}
-	}
-	pthread_mutex_lock(&m->lock);
-	if (m->n > 0 && !(resp->items = calloc(m->n, sizeof(void *)))) {
-		pthread_mutex_unlock(&m->lock);
-		if (only)
-			put(m, only);
-		return -ENOMEM;
-	}
-	int r = 0;
-	for (size_t i = 0; i < m->n && r == 0; i++) {
-		struct sandbox *sb = m->items[i];
-		if (sb->state == SB_CREATING || (only && sb != only))
-			continue;
-		enum sb_state st = live_state(sb);
-		Runtime__V1__PodSandboxState cst =
-		    st == SB_READY ? RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY
-				   : RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_NOTREADY;
-		if (f && f->state && f->state->state != cst)
-			continue;
-		_cleanup_pb_ Runtime__V1__PodSandboxConfig *cfg = config_of(sb);
-		if (!cfg || (f && !labels_match(cfg, f->label_selector, f->n_label_selector)))
-			continue;
-		Runtime__V1__PodSandbox *ps = pb_new(&runtime__v1__pod_sandbox__descriptor);
-		if (!ps) {
-			r = -ENOMEM;
-			break;
-		}
-		resp->items[resp->n_items++] = ps;
-		ps->state = cst;
-		ps->created_at = sb->created_at;
-		if (pb_set_str(&ps->id, sb->id) < 0 || !(ps->metadata = metadata_copy(sb)) ||
-		    pb_set_str(&ps->runtime_handler, sb->handler) < 0 ||
-		    pb_map_copy(&ps->base, "labels", &cfg->base, "labels") < 0 ||
-		    pb_map_copy(&ps->base, "annotations", &cfg->base, "annotations") < 0)
-			r = -ENOMEM;
-	}
-	pthread_mutex_unlock(&m->lock);
-	if (only)
-		put(m, only);
-	if (r < 0)
-		return r;
-	*ret = TAKE_PTR(resp);
-	return 0;
-}
-
 /* ---- pod CIDR ---- */
 
 static int parse_cidr(const char *s)
@@ -1492,49 +903,6 @@ int sandbox_set_pod_cidr(struct sandbox_mgr *m, const char *cidrs, struct cric_e
 }
 
 /* ---- start-up ---- */
-
-static int copy_file(const char *src, const char *dst, mode_t mode)
-{
-	_cleanup_free_ char *data = NULL;
-	size_t len;
-	int r = read_file(src, 16 * 1024 * 1024, &data, &len);
-	if (r < 0)
-		return r;
-	_cleanup_free_ char *cur = NULL;
-	size_t curlen;
-	if (read_file(dst, 16 * 1024 * 1024, &cur, &curlen) == 0 && curlen == len &&
-	    memcmp(cur, data, len) == 0)
-		return 0;
-	return write_file_atomic(dst, data, len, mode);
-}
-
-/* A root filesystem holding only the infra binary and the mount points
- * runc needs, shared read-only by every infra process. */
-static int prepare_pause_rootfs(struct sandbox_mgr *m, const char *binary, struct cric_err *err)
-{
-	static const char *const dirs[] = { "", "/proc", "/dev", "/sys", "/etc" };
-	static const char *const files[] = { "/etc/hostname", "/etc/hosts", "/etc/resolv.conf" };
-	char path[PATH_MAX];
-	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
-		snprintf(path, sizeof(path), "%s%s", m->pause_rootfs, dirs[i]);
-		int r = mkdir_p(path, 0755);
-		if (r < 0)
-			return err_set(err, r, "create \"%s\": %s", path, strerror(-r));
-	}
-	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
-		snprintf(path, sizeof(path), "%s%s", m->pause_rootfs, files[i]);
-		int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-		if (fd < 0)
-			return err_set(err, negative_errno(), "create \"%s\": %s", path,
-				       strerror(errno));
-		close(fd);
-	}
-	snprintf(path, sizeof(path), "%s/pause", m->pause_rootfs);
-	int r = copy_file(binary, path, 0755);
-	if (r < 0)
-		return err_set(err, r, "install the infra binary \"%s\": %s", binary, strerror(-r));
-	return 0;
-}
 
 /* Roll back sandboxes a killed runtimed left half-made. */
 static void recover(struct sandbox_mgr *m)
@@ -1629,7 +997,7 @@ int sandbox_mgr_new(const struct sandbox_mgr_config *cfg, struct sandbox_mgr **r
 	(void)sweep_atomic_temps(m->records_dir, "pod records");
 	if (cfg->pause_binary && *cfg->pause_binary) {
 		struct cric_err e;
-		if (prepare_pause_rootfs(m, cfg->pause_binary, &e) == 0)
+		if (infra_prepare_rootfs(m, cfg->pause_binary, &e) == 0)
 			m->have_pause = true;
 		else
 			log_warning("no infra process for pods sharing a PID namespace: %s", e.msg);

@@ -1,0 +1,204 @@
+#include "podplan.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/fsutil.h"
+#include "common/ids.h"
+#include "common/macro.h"
+
+/* RFC 1123 host name: labels of [a-z0-9-] (any case), dots between. */
+static bool hostname_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > HOSTNAME_MAX || s[0] == '.' || s[0] == '-' || s[n - 1] == '.' ||
+	    strstr(s, ".."))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+static bool ip_ok(const char *s)
+{
+	unsigned char buf[16];
+	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+/* A resolv.conf word: printable, no blanks (no line or field injection). */
+static bool word_ok(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f || s[i] == '#' ||
+		    s[i] == ';')
+			return false;
+	return true;
+}
+
+const struct oci_handler *pod_plan_handler(const struct pod_plan_env *env, const char *name)
+{
+	if (!name || !*name)
+		name = env->default_handler;
+	for (size_t i = 0; i < env->n_handlers; i++)
+		if (strcmp(env->handlers[i].name, name) == 0)
+			return &env->handlers[i];
+	return NULL;
+}
+
+static void add_limits(struct cgroup_limits *l, const Runtime__V1__LinuxContainerResources *r,
+		       bool *any)
+{
+	if (!r)
+		return;
+	*any = true;
+	l->cpu_shares += r->cpu_shares;
+	if (r->cpu_period > 0)
+		l->cpu_period = r->cpu_period;
+	if (r->cpu_quota > 0)
+		l->cpu_quota += r->cpu_quota;
+	if (r->memory_limit_in_bytes > 0)
+		l->memory_limit += r->memory_limit_in_bytes;
+	if (r->cpuset_cpus && *r->cpuset_cpus)
+		snprintf(l->cpuset_cpus, sizeof(l->cpuset_cpus), "%s", r->cpuset_cpus);
+	if (r->cpuset_mems && *r->cpuset_mems)
+		snprintf(l->cpuset_mems, sizeof(l->cpuset_mems), "%s", r->cpuset_mems);
+}
+
+static bool cpuset_ok(const char *s)
+{
+	for (; *s; s++)
+		if (!((*s >= '0' && *s <= '9') || *s == ',' || *s == '-'))
+			return false;
+	return true;
+}
+
+int pod_plan_make(const struct pod_plan_env *env, const Runtime__V1__RunPodSandboxRequest *req,
+		  const char *id, struct pod_plan *p, struct cric_err *err)
+{
+	const Runtime__V1__PodSandboxConfig *cfg = req->config;
+	if (!cfg)
+		return err_set(err, -EINVAL, "config is required");
+	p->cfg = cfg;
+	const Runtime__V1__PodSandboxMetadata *md = cfg->metadata;
+	if (!md)
+		return err_set(err, -EINVAL, "config.metadata is required");
+	int r = pod_metadata_validate(md->name, md->namespace_, md->uid, "config.metadata.", err);
+	if (r < 0)
+		return r;
+
+	if (!(p->handler = pod_plan_handler(env, req->runtime_handler)))
+		return err_set(err, -EINVAL, "unknown runtime handler \"%.100s\"",
+			       req->runtime_handler);
+
+	const Runtime__V1__LinuxPodSandboxConfig *lx = cfg->linux;
+	const Runtime__V1__NamespaceOption *nso =
+	    lx && lx->security_context ? lx->security_context->namespace_options : NULL;
+	p->net_mode = nso ? nso->network : RUNTIME__V1__NAMESPACE_MODE__POD;
+	p->ipc_mode = nso ? nso->ipc : RUNTIME__V1__NAMESPACE_MODE__POD;
+	p->pid_mode = nso ? nso->pid : RUNTIME__V1__NAMESPACE_MODE__POD;
+	if (p->net_mode != RUNTIME__V1__NAMESPACE_MODE__POD &&
+	    p->net_mode != RUNTIME__V1__NAMESPACE_MODE__NODE)
+		return err_set(err, -EINVAL, "namespace_options.network must be POD or NODE");
+	if (p->ipc_mode != RUNTIME__V1__NAMESPACE_MODE__POD &&
+	    p->ipc_mode != RUNTIME__V1__NAMESPACE_MODE__NODE)
+		return err_set(err, -EINVAL, "namespace_options.ipc must be POD or NODE");
+	if (p->pid_mode == RUNTIME__V1__NAMESPACE_MODE__TARGET || p->pid_mode < 0 ||
+	    p->pid_mode > 3)
+		return err_set(err, -EINVAL,
+			       "namespace_options.pid must be POD, CONTAINER or NODE");
+	if (p->pid_mode == RUNTIME__V1__NAMESPACE_MODE__POD && !env->have_pause)
+		return err_set(err, -ENOPKG,
+			       "pod shares a PID namespace but the infra binary (cric-pause) is "
+			       "not installed");
+
+	const char *hn = cfg->hostname && *cfg->hostname ? cfg->hostname : md->name;
+	if (cfg->hostname && *cfg->hostname && !hostname_ok(cfg->hostname))
+		return err_set(err, -EINVAL, "invalid hostname \"%.100s\"", cfg->hostname);
+	snprintf(p->hostname, sizeof(p->hostname), "%s", hn);
+	if (!hostname_ok(p->hostname)) /* a long or odd pod name: cut */
+		snprintf(p->hostname, sizeof(p->hostname), "pod-%.12s", id);
+
+	/* It becomes the root of every container log path: a clean absolute
+	 * path ("/var/log/pods/x/.." would point elsewhere). */
+	if (cfg->log_directory && *cfg->log_directory &&
+	    !path_is_clean(cfg->log_directory, true, PATH_MAX - 256))
+		return err_set(err, -EINVAL,
+			       "log_directory \"%.200s\" must be a clean absolute path (no \".\", "
+			       "\"..\" or empty components)",
+			       cfg->log_directory);
+
+	const Runtime__V1__DNSConfig *dns = cfg->dns_config;
+	if (dns) {
+		if (dns->n_servers > MAX_DNS_SERVERS || dns->n_searches > MAX_DNS_SEARCHES ||
+		    dns->n_options > MAX_DNS_OPTIONS)
+			return err_set(err, -EINVAL,
+				       "dns_config: at most %d servers, %d searches, %d options",
+				       MAX_DNS_SERVERS, MAX_DNS_SEARCHES, MAX_DNS_OPTIONS);
+		for (size_t i = 0; i < dns->n_servers; i++)
+			if (!ip_ok(dns->servers[i]))
+				return err_set(err, -EINVAL,
+					       "dns_config.servers: \"%.80s\" is not an IP address",
+					       dns->servers[i]);
+		for (size_t i = 0; i < dns->n_searches; i++)
+			if (!word_ok(dns->searches[i], 253))
+				return err_set(err, -EINVAL,
+					       "dns_config.searches: invalid domain \"%.80s\"",
+					       dns->searches[i]);
+		for (size_t i = 0; i < dns->n_options; i++)
+			if (!word_ok(dns->options[i], 256))
+				return err_set(err, -EINVAL,
+					       "dns_config.options: invalid option \"%.80s\"",
+					       dns->options[i]);
+	}
+
+	if (lx && lx->n_sysctls > MAX_SYSCTLS)
+		return err_set(err, -EINVAL, "more than %d sysctls", MAX_SYSCTLS);
+	for (size_t i = 0; lx && i < lx->n_sysctls; i++) {
+		const char *k = lx->sysctls[i]->key, *v = lx->sysctls[i]->value;
+		r = sysctl_parse(k, v, p->sysctls[i].path, sizeof(p->sysctls[i].path),
+				 &p->sysctls[i].ns, err);
+		if (r < 0)
+			return r;
+		if (p->sysctls[i].ns == SYSCTL_NS_NET &&
+		    p->net_mode == RUNTIME__V1__NAMESPACE_MODE__NODE)
+			return err_set(err, -EINVAL,
+				       "sysctl \"%s\" needs the pod's own network namespace (the "
+				       "pod uses the node's)",
+				       k);
+		if (p->sysctls[i].ns == SYSCTL_NS_IPC &&
+		    p->ipc_mode == RUNTIME__V1__NAMESPACE_MODE__NODE)
+			return err_set(err, -EINVAL,
+				       "sysctl \"%s\" needs the pod's own IPC namespace (the pod "
+				       "uses the node's)",
+				       k);
+		p->sysctls[i].value = v;
+		p->n_sysctls++;
+	}
+
+	if (lx && lx->cgroup_parent && *lx->cgroup_parent) {
+		r = cgroup_resolve_parent(env->cgroup_driver, lx->cgroup_parent, p->cgroup,
+					  sizeof(p->cgroup), err);
+		if (r < 0)
+			return r;
+	} else {
+		snprintf(p->cgroup, sizeof(p->cgroup), "%s/pod-%s", env->cgroup_root, id);
+	}
+	if (lx) {
+		add_limits(&p->limits, lx->overhead, &p->has_limits);
+		add_limits(&p->limits, lx->resources, &p->has_limits);
+		if (!cpuset_ok(p->limits.cpuset_cpus) || !cpuset_ok(p->limits.cpuset_mems))
+			return err_set(err, -EINVAL, "resources: invalid cpuset");
+		if (p->limits.memory_limit < 0 || p->limits.cpu_shares < 0)
+			return err_set(err, -EINVAL, "resources: negative limit");
+	}
+	return 0;
+}

@@ -1,0 +1,53 @@
+/* RunPodSandbox's request checked and turned into a plan, before anything
+ * is created: pure (no I/O, no state), so it is unit-tested and fuzzed
+ * alone. Every refusal is -EINVAL with err naming the field. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cgroup.h"
+#include "common/error.h"
+#include "oci.h"
+#include "proto/cri/api.pb-c.h"
+#include "sysctl.h"
+
+#define MAX_SYSCTLS      64
+#define MAX_DNS_SERVERS  16
+#define MAX_DNS_SEARCHES 32
+#define MAX_DNS_OPTIONS  32
+#define HOSTNAME_MAX     63
+
+/* What the plan depends on besides the request. */
+struct pod_plan_env {
+	const struct oci_handler *handlers;
+	size_t n_handlers;
+	const char *default_handler;
+	bool have_pause;           /* an infra binary for pid=POD pods */
+	const char *cgroup_driver; /* "cgroupfs" or "systemd" */
+	const char *cgroup_root;   /* parent of pods that name none */
+};
+
+struct pod_plan {
+	const Runtime__V1__PodSandboxConfig *cfg;
+	const struct oci_handler *handler;
+	char hostname[HOSTNAME_MAX + 1];
+	int net_mode, ipc_mode, pid_mode;
+	struct {
+		char path[SYSCTL_NAME_MAX];
+		const char *value;
+		enum sysctl_ns ns;
+	} sysctls[MAX_SYSCTLS];
+	size_t n_sysctls;
+	char cgroup[CGROUP_PATH_MAX];
+	struct cgroup_limits limits;
+	bool has_limits;
+};
+
+/* The handler named name ("" or NULL: the default), or NULL. */
+const struct oci_handler *pod_plan_handler(const struct pod_plan_env *env, const char *name);
+
+/* Check req for the pod that will get id, and fill p (which points into
+ * req: keep req alive as long as p). */
+int pod_plan_make(const struct pod_plan_env *env, const Runtime__V1__RunPodSandboxRequest *req,
+		  const char *id, struct pod_plan *p, struct cric_err *err);

@@ -1,0 +1,89 @@
+/* What the files of runtimed's pod half share (sandbox.c: records, the
+ * table, run/stop/remove, recovery; infra.c: the infra process;
+ * sbstatus.c: status and list): the sandbox and manager structs and the
+ * table's reference rules. Internal to runtimed.
+ *
+ * References: the table holds one per sandbox; lookup() hands out another,
+ * dropped by put(). A sandbox's fields are read and written under
+ * m->lock; its lifecycle calls are serialised by its own op mutex. */
+#pragma once
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cgroup.h"
+#include "common/ids.h"
+#include "oci.h"
+#include "sandbox.h"
+
+#define RECORD_MAX_BYTES    (4 * 1024 * 1024)
+#define NETD_TIMEOUT_MS     (5 * 60 * 1000) /* a CNI chain is bounded by netd */
+#define MAX_POD_CIDRS       4
+#define INFRA_UID           65535
+#define INFRA_OOM_SCORE_ADJ (-998)
+
+enum sb_state { SB_CREATING, SB_READY, SB_NOTREADY };
+
+struct sandbox {
+	char id[65];
+	char name[POD_NAME_MAX + 1];
+	char namespace[POD_NAMESPACE_MAX + 1];
+	char uid[POD_UID_MAX + 1];
+	uint32_t attempt;
+	enum sb_state state;
+	int64_t created_at;
+	uint8_t *config; /* the packed PodSandboxConfig */
+	size_t config_len;
+	char handler[64];
+	bool host_network, host_ipc;
+	int pid_mode;   /* Runtime__V1__NamespaceMode */
+	bool net_setup; /* netd holds state for it */
+	char netns[PATH_MAX];
+	char *ips[SANDBOX_MAX_IPS + 1];
+	char *cni_result;
+	char ipc_pin[PATH_MAX], uts_pin[PATH_MAX];
+	pid_t infra_pid;
+	unsigned long long infra_start;
+	char cgroup[CGROUP_PATH_MAX];
+	char cgroup_parent[CGROUP_PATH_MAX]; /* as given (systemd slices) */
+	char **cgroup_created;
+	char dir[PATH_MAX];
+
+	pthread_mutex_t op; /* one lifecycle call at a time */
+	unsigned refs;
+	bool removed;
+};
+
+struct sandbox_mgr {
+	pthread_mutex_t lock; /* the table and every sandbox's fields */
+	struct sandbox **items;
+	size_t n, cap;
+	char *records_dir, *sandboxes_dir, *pause_rootfs, *network_file, *runtimes_dir;
+	char cgroup_driver[16];
+	char cgroup_root[CGROUP_PATH_MAX];
+	bool have_pause;
+	struct oci_handler *handlers;
+	size_t n_handlers;
+	char default_handler[64];
+	struct cric_client *netd;
+	char *pod_cidrs[MAX_POD_CIDRS + 1];
+};
+
+/* sandbox.c */
+const char *state_name(enum sb_state s);
+struct oci_handler *find_handler(struct sandbox_mgr *m, const char *name);
+/* Find by id or unique prefix, with a reference. -ENOENT, or -EINVAL when
+ * the prefix is ambiguous. Sandboxes being created are not visible. */
+int lookup(struct sandbox_mgr *m, const char *id, struct sandbox **ret, struct cric_err *err);
+/* Drop a reference lookup() gave. */
+void put(struct sandbox_mgr *m, struct sandbox *sb);
+
+/* infra.c: the static cric-pause infra of pods sharing a PID namespace,
+ * run by the OCI runtime from a read-only root holding only it. */
+int infra_prepare_rootfs(struct sandbox_mgr *m, const char *binary, struct cric_err *err);
+int infra_start(struct sandbox_mgr *m, struct sandbox *sb, const struct oci_handler *h,
+		struct cric_err *err);
+int infra_stop(struct sandbox_mgr *m, struct sandbox *sb, struct cric_err *err);

@@ -1,0 +1,270 @@
+/* runtimed/podplan.h: RunPodSandbox's request checked and planned, with no
+ * I/O: defaults, every refusal naming its field, both cgroup drivers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/macro.h"
+#include "runtimed/podplan.h"
+
+#define ID "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+static const struct oci_handler handlers[] = { { .name = "runc" }, { .name = "kata" } };
+
+static struct pod_plan_env env(bool pause, const char *driver)
+{
+	return (struct pod_plan_env){ .handlers = handlers,
+				      .n_handlers = ARRAY_SIZE(handlers),
+				      .default_handler = "runc",
+				      .have_pause = pause,
+				      .cgroup_driver = driver,
+				      .cgroup_root = "/cric" };
+}
+
+/* A request the tests change one field of. */
+struct req {
+	Runtime__V1__RunPodSandboxRequest r;
+	Runtime__V1__PodSandboxConfig cfg;
+	Runtime__V1__PodSandboxMetadata md;
+	Runtime__V1__LinuxPodSandboxConfig lx;
+	Runtime__V1__LinuxSandboxSecurityContext sc;
+	Runtime__V1__NamespaceOption ns;
+	Runtime__V1__DNSConfig dns;
+	Runtime__V1__LinuxContainerResources res;
+	Runtime__V1__LinuxPodSandboxConfig__SysctlsEntry sys[2];
+	Runtime__V1__LinuxPodSandboxConfig__SysctlsEntry *sysp[2];
+};
+
+static void req_init(struct req *q)
+{
+	memset(q, 0, sizeof(*q));
+	runtime__v1__run_pod_sandbox_request__init(&q->r);
+	runtime__v1__pod_sandbox_config__init(&q->cfg);
+	runtime__v1__pod_sandbox_metadata__init(&q->md);
+	runtime__v1__linux_pod_sandbox_config__init(&q->lx);
+	runtime__v1__linux_sandbox_security_context__init(&q->sc);
+	runtime__v1__namespace_option__init(&q->ns);
+	runtime__v1__dnsconfig__init(&q->dns);
+	runtime__v1__linux_container_resources__init(&q->res);
+	q->md.name = "web";
+	q->md.namespace_ = "default";
+	q->md.uid = "8a5d-uid";
+	q->cfg.metadata = &q->md;
+	q->cfg.linux = &q->lx;
+	q->lx.security_context = &q->sc;
+	q->sc.namespace_options = &q->ns;
+	q->ns.pid = RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
+	q->r.config = &q->cfg;
+}
+
+static int plan(struct req *q, const struct pod_plan_env *e, struct pod_plan *p, char *msg)
+{
+	struct cric_err err = { { 0 } };
+	memset(p, 0, sizeof(*p));
+	int r = pod_plan_make(e, &q->r, ID, p, &err);
+	if (msg)
+		strcpy(msg, err.msg);
+	return r;
+}
+
+static void test_defaults(void **state)
+{
+	(void)state;
+	struct req q;
+	req_init(&q);
+	struct pod_plan p;
+	struct pod_plan_env e = env(false, "cgroupfs");
+	assert_int_equal(plan(&q, &e, &p, NULL), 0);
+	assert_string_equal(p.handler->name, "runc");
+	assert_string_equal(p.hostname, "web"); /* the pod's name */
+	assert_string_equal(p.cgroup, "/cric/pod-" ID);
+	assert_int_equal(p.net_mode, RUNTIME__V1__NAMESPACE_MODE__POD);
+	assert_false(p.has_limits);
+	/* A name that is no host name: cut to pod-<id prefix>. */
+	q.md.name = "Web_Server.1";
+	assert_int_equal(plan(&q, &e, &p, NULL), 0);
+	assert_string_equal(p.hostname, "pod-0123456789ab");
+	/* Handler by name; the systemd driver maps slices. */
+	q.r.runtime_handler = "kata";
+	q.lx.cgroup_parent = "kubepods-burstable-pod1.slice";
+	e = env(false, "systemd");
+	assert_int_equal(plan(&q, &e, &p, NULL), 0);
+	assert_string_equal(p.handler->name, "kata");
+	assert_string_equal(p.cgroup, "/kubepods.slice/kubepods-burstable.slice/"
+				      "kubepods-burstable-pod1.slice");
+}
+
+static void test_limits_and_sysctls(void **state)
+{
+	(void)state;
+	struct req q;
+	req_init(&q);
+	q.res.cpu_shares = 512;
+	q.res.memory_limit_in_bytes = 64 << 20;
+	q.res.cpuset_cpus = "0-1";
+	q.lx.resources = &q.res;
+	for (int i = 0; i < 2; i++) {
+		runtime__v1__linux_pod_sandbox_config__sysctls_entry__init(&q.sys[i]);
+		q.sysp[i] = &q.sys[i];
+	}
+	q.sys[0].key = "net.ipv4.ip_unprivileged_port_start";
+	q.sys[0].value = "0";
+	q.sys[1].key = "kernel.shm_rmid_forced";
+	q.sys[1].value = "1";
+	q.lx.sysctls = q.sysp;
+	q.lx.n_sysctls = 2;
+	struct pod_plan p;
+	struct pod_plan_env e = env(true, "cgroupfs");
+	assert_int_equal(plan(&q, &e, &p, NULL), 0);
+	assert_true(p.has_limits);
+	assert_int_equal(p.limits.cpu_shares, 512);
+	assert_int_equal(p.limits.memory_limit, 64 << 20);
+	assert_string_equal(p.limits.cpuset_cpus, "0-1");
+	assert_int_equal(p.n_sysctls, 2);
+	assert_string_equal(p.sysctls[0].path, "net/ipv4/ip_unprivileged_port_start");
+	assert_int_equal(p.sysctls[0].ns, SYSCTL_NS_NET);
+	assert_string_equal(p.sysctls[1].value, "1");
+
+	/* A net sysctl on a host-network pod is refused, naming it. */
+	q.ns.network = RUNTIME__V1__NAMESPACE_MODE__NODE;
+	char msg[512];
+	assert_int_equal(plan(&q, &e, &p, msg), -EINVAL);
+	assert_non_null(strstr(msg, "net.ipv4.ip_unprivileged_port_start"));
+}
+
+/* Make request q wrong in the way refusal case i says. */
+static void spoil(struct req *q, size_t i)
+{
+	switch (i) {
+	case 0:
+		q->r.config = NULL;
+		break;
+	case 1:
+		q->cfg.metadata = NULL;
+		break;
+	case 2:
+		q->md.name = "../x";
+		break;
+	case 3:
+		q->md.namespace_ = "";
+		break;
+	case 4:
+		q->md.uid = "a;b";
+		break;
+	case 5:
+		q->r.runtime_handler = "nope";
+		break;
+	case 6:
+		q->ns.pid = RUNTIME__V1__NAMESPACE_MODE__TARGET;
+		break;
+	case 7:
+		q->ns.network = RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
+		break;
+	case 8:
+		q->ns.pid = RUNTIME__V1__NAMESPACE_MODE__POD;
+		break;
+	case 9:
+		q->cfg.hostname = "a..b";
+		break;
+	case 10:
+		q->cfg.log_directory = "/var/log/pods/x/..";
+		break;
+	case 11:
+		q->cfg.log_directory = "pods/x";
+		break;
+	case 12:
+		q->lx.cgroup_parent = "/kubepods/../etc";
+		break;
+	default:
+		fail_msg("no refusal case %zu", i);
+	}
+}
+
+static void test_refusals(void **state)
+{
+	(void)state;
+	struct pod_plan p;
+	char msg[512];
+	struct pod_plan_env e = env(false, "cgroupfs");
+	const struct {
+		const char *what;
+		int code;
+		const char *says;
+	} cases[] = {
+		{ "no config", -EINVAL, "config is required" },
+		{ "no metadata", -EINVAL, "config.metadata" },
+		{ "bad name", -EINVAL, "config.metadata.name" },
+		{ "empty namespace", -EINVAL, "config.metadata.namespace" },
+		{ "bad uid", -EINVAL, "config.metadata.uid" },
+		{ "unknown handler", -EINVAL, "\"nope\"" },
+		{ "pid TARGET", -EINVAL, "namespace_options.pid" },
+		{ "net CONTAINER", -EINVAL, "namespace_options.network" },
+		{ "pid POD without the infra", -ENOPKG, "cric-pause" },
+		{ "bad hostname", -EINVAL, "hostname" },
+		{ "log dir with ..", -EINVAL, "log_directory" },
+		{ "relative log dir", -EINVAL, "log_directory" },
+		{ "cgroup parent with ..", -EINVAL, "cgroup" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct req q;
+		req_init(&q);
+		spoil(&q, i);
+		int r = plan(&q, &e, &p, msg);
+		if (r != cases[i].code || !strstr(msg, cases[i].says))
+			fail_msg("%s: %d \"%s\", want %d naming \"%s\"", cases[i].what, r, msg,
+				 cases[i].code, cases[i].says);
+	}
+
+	/* DNS: bad server, injected search, too many options. */
+	struct req q;
+	req_init(&q);
+	char *servers[] = { "198.18.0.10", "not-an-ip" };
+	q.dns.servers = servers;
+	q.dns.n_servers = 2;
+	q.cfg.dns_config = &q.dns;
+	assert_int_equal(plan(&q, &e, &p, msg), -EINVAL);
+	assert_non_null(strstr(msg, "not-an-ip"));
+	q.dns.n_servers = 1;
+	char *searches[] = { "svc.cluster.local\nnameserver 1.2.3.4" };
+	q.dns.searches = searches;
+	q.dns.n_searches = 1;
+	assert_int_equal(plan(&q, &e, &p, msg), -EINVAL);
+	assert_non_null(strstr(msg, "dns_config.searches"));
+	q.dns.n_searches = 0;
+	char *opts[MAX_DNS_OPTIONS + 1];
+	for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
+		opts[i] = "ndots:5";
+	q.dns.options = opts;
+	q.dns.n_options = ARRAY_SIZE(opts);
+	assert_int_equal(plan(&q, &e, &p, msg), -EINVAL);
+	q.dns.n_options = MAX_DNS_OPTIONS;
+	assert_int_equal(plan(&q, &e, &p, msg), 0);
+
+	/* Resources: a bad cpuset, a negative limit. */
+	req_init(&q);
+	q.lx.resources = &q.res;
+	q.res.cpuset_cpus = "0-1;rm";
+	assert_int_equal(plan(&q, &e, &p, msg), -EINVAL);
+	assert_non_null(strstr(msg, "cpuset"));
+	q.res.cpuset_cpus = "";
+	q.res.memory_limit_in_bytes = -1;
+	assert_int_equal(plan(&q, &e, &p, msg), 0); /* not set: <= 0 is "no limit" */
+	q.res.cpu_shares = -5;
+	assert_int_equal(plan(&q, &e, &p, msg), -EINVAL);
+	assert_non_null(strstr(msg, "negative"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_limits_and_sysctls),
+		cmocka_unit_test(test_refusals),
+	};
+	return cmocka_run_group_tests_name("runtimed-podplan", tests, NULL, NULL);
+}
