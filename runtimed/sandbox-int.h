@@ -8,6 +8,7 @@
  * m->lock; its lifecycle calls are serialised by its own op mutex. */
 #pragma once
 
+#include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -16,6 +17,7 @@
 
 #include "cgroup.h"
 #include "common/ids.h"
+#include "common/macro.h"
 #include "oci.h"
 #include "sandbox.h"
 
@@ -61,7 +63,8 @@ struct sandbox_mgr {
 	pthread_mutex_t lock; /* the table and every sandbox's fields */
 	struct sandbox **items;
 	size_t n, cap;
-	char *records_dir, *sandboxes_dir, *pause_rootfs, *network_file, *runtimes_dir;
+	struct record_store *records; /* <state_dir>/sandboxes */
+	char *sandboxes_dir, *pause_rootfs, *network_file, *runtimes_dir;
 	char cgroup_driver[16];
 	char cgroup_root[CGROUP_PATH_MAX];
 	bool have_pause;
@@ -73,6 +76,14 @@ struct sandbox_mgr {
 };
 
 /* sandbox.c */
+struct sandbox *sandbox_alloc(void);
+void sandbox_free(struct sandbox *sb);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct sandbox *, sandbox_free)
+/* A sandbox as its record (what survives a restart) and back: every field
+ * but the table's (refs, op, removed). NULL on OOM; -EINVAL for a record
+ * that is not one. */
+json_t *sandbox_to_record(const struct sandbox *sb);
+int sandbox_from_record(const json_t *doc, struct sandbox **ret);
 const char *state_name(enum sb_state s);
 struct oci_handler *find_handler(struct sandbox_mgr *m, const char *name);
 /* Find by id or unique prefix, with a reference. -ENOENT, or -EINVAL when

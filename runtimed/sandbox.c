@@ -29,6 +29,7 @@
 #include "common/pbutil.h"
 #include "proto/cric/netd.pb-c.h"
 #include "podplan.h"
+#include "records.h"
 #include "sysctl.h"
 
 /* ---- small helpers ---- */
@@ -46,7 +47,7 @@ static void strv_clear(char **v, size_t max)
 	}
 }
 
-static void sandbox_free(struct sandbox *sb)
+void sandbox_free(struct sandbox *sb)
 {
 	if (!sb)
 		return;
@@ -57,9 +58,8 @@ static void sandbox_free(struct sandbox *sb)
 	pthread_mutex_destroy(&sb->op);
 	free(sb);
 }
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct sandbox *, sandbox_free)
 
-static struct sandbox *sandbox_alloc(void)
+struct sandbox *sandbox_alloc(void)
 {
 	struct sandbox *sb = calloc(1, sizeof(*sb));
 	if (sb)
@@ -80,20 +80,13 @@ struct oci_handler *find_handler(struct sandbox_mgr *m, const char *name)
 
 /* ---- records ---- */
 
-static char *record_path(struct sandbox_mgr *m, const char *id)
-{
-	char name[80];
-	snprintf(name, sizeof(name), "%s.json", id);
-	return path_join(m->records_dir, name);
-}
-
 /* Called with the sandbox's op lock held (fields do not change under us). */
-static int record_save(struct sandbox_mgr *m, struct sandbox *sb)
+json_t *sandbox_to_record(const struct sandbox *sb)
 {
 	_cleanup_free_ char *cfg = base64_encode(sb->config, sb->config_len);
 	if (!cfg)
-		return -ENOMEM;
-	_cleanup_json_ json_t *doc = json_pack(
+		return NULL;
+	return json_pack(
 	    "{s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:s, s:b, s:b, s:i, s:b, s:s, s:o, s:s?,"
 	    " s:s, s:s, s:I, s:I, s:s, s:s, s:o, s:s}",
 	    "id", sb->id, "name", sb->name, "namespace", sb->namespace, "uid", sb->uid, "attempt",
@@ -105,28 +98,21 @@ static int record_save(struct sandbox_mgr *m, struct sandbox *sb)
 	    (json_int_t)sb->infra_pid, "infra_start", (json_int_t)sb->infra_start, "cgroup",
 	    sb->cgroup, "cgroup_parent", sb->cgroup_parent, "cgroup_created",
 	    json_from_strv(sb->cgroup_created), "dir", sb->dir);
-	if (!doc)
-		return -ENOMEM;
-	_cleanup_free_ char *path = record_path(m, sb->id);
-	if (!path)
-		return -ENOMEM;
-	int r = json_save_atomic(path, doc, 0600);
-	if (r < 0)
-		log_error_errno(r, "sandbox %s: save its record \"%s\"", sb->id, path);
-	return r;
+}
+
+/* Called with the sandbox's op lock held (fields do not change under us). */
+static int record_save(struct sandbox_mgr *m, struct sandbox *sb)
+{
+	_cleanup_json_ json_t *doc = sandbox_to_record(sb);
+	return doc ? record_store_save(m->records, sb->id, doc) : -ENOMEM;
 }
 
 static int record_delete(struct sandbox_mgr *m, const char *id)
 {
-	_cleanup_free_ char *path = record_path(m, id);
-	if (!path)
-		return -ENOMEM;
-	if (unlink(path) < 0 && errno != ENOENT)
-		return negative_errno();
-	return 0;
+	return record_store_delete(m->records, id);
 }
 
-static int copy_str(char *dst, size_t size, json_t *doc, const char *key)
+static int copy_str(char *dst, size_t size, const json_t *doc, const char *key)
 {
 	const char *v = json_string_value(json_object_get(doc, key));
 	if (!v || strlen(v) >= size)
@@ -135,13 +121,8 @@ static int copy_str(char *dst, size_t size, json_t *doc, const char *key)
 	return 0;
 }
 
-static int record_load(const char *path, struct sandbox **ret)
+int sandbox_from_record(const json_t *doc, struct sandbox **ret)
 {
-	char perr[256];
-	_cleanup_json_ json_t *doc = NULL;
-	int r = json_load_path(path, RECORD_MAX_BYTES, &doc, perr, sizeof(perr));
-	if (r < 0)
-		return r;
 	_cleanup_(sandbox_freep) struct sandbox *sb = sandbox_alloc();
 	if (!sb)
 		return -ENOMEM;
@@ -904,52 +885,60 @@ int sandbox_set_pod_cidr(struct sandbox_mgr *m, const char *cidrs, struct cric_e
 
 /* ---- start-up ---- */
 
+struct recovery {
+	struct sandbox_mgr *m;
+	size_t kept, rolled;
+};
+
+/* One record found at start-up: a half-made sandbox is rolled back, the
+ * others go back into the table. */
+static void recover_one(void *userdata, const char *id, json_t *doc)
+{
+	struct recovery *rc = userdata;
+	struct sandbox_mgr *m = rc->m;
+	struct sandbox *sb = NULL;
+	int r = sandbox_from_record(doc, &sb);
+	if (r == 0 && strcmp(sb->id, id) != 0)
+		r = -EINVAL;
+	if (r < 0) {
+		log_error_errno(r, "sandbox record %s unreadable, ignored", id);
+		sandbox_free(sb);
+		return;
+	}
+	if (sb->state == SB_CREATING) {
+		struct cric_err e;
+		log_set_pod(sb->id);
+		r = release_all(m, NULL, sb, &e);
+		log_set_pod(NULL);
+		if (r == 0) {
+			record_delete(m, sb->id);
+			log_notice("sandbox %s: rolled back a creation interrupted by a restart",
+				   sb->id);
+			sandbox_free(sb);
+			rc->rolled++;
+			return;
+		}
+		log_error("sandbox %s: rollback of an interrupted creation failed, kept as "
+			  "NOTREADY: %s",
+			  sb->id, e.msg);
+		sb->state = SB_NOTREADY;
+		record_save(m, sb);
+	}
+	if (table_add(m, sb) < 0) {
+		sandbox_free(sb);
+		return;
+	}
+	sb->refs = 1;
+	rc->kept++;
+}
+
 /* Roll back sandboxes a killed runtimed left half-made. */
 static void recover(struct sandbox_mgr *m)
 {
-	_cleanup_closedir_ DIR *d = opendir(m->records_dir);
-	struct dirent *de;
-	size_t kept = 0, rolled = 0;
-	while (d && (de = readdir(d))) {
-		size_t n = strlen(de->d_name);
-		if (n != 69 || strcmp(de->d_name + 64, ".json") != 0)
-			continue;
-		_cleanup_free_ char *path = path_join(m->records_dir, de->d_name);
-		struct sandbox *sb = NULL;
-		int r = path ? record_load(path, &sb) : -ENOMEM;
-		if (r < 0) {
-			log_error_errno(r, "sandbox record \"%s\" unreadable, ignored", de->d_name);
-			continue;
-		}
-		if (sb->state == SB_CREATING) {
-			struct cric_err e;
-			log_set_pod(sb->id);
-			r = release_all(m, NULL, sb, &e);
-			log_set_pod(NULL);
-			if (r == 0) {
-				record_delete(m, sb->id);
-				log_notice("sandbox %s: rolled back a creation interrupted by a "
-					   "restart",
-					   sb->id);
-				sandbox_free(sb);
-				rolled++;
-				continue;
-			}
-			log_error("sandbox %s: rollback of an interrupted creation failed, kept as "
-				  "NOTREADY: %s",
-				  sb->id, e.msg);
-			sb->state = SB_NOTREADY;
-			record_save(m, sb);
-		}
-		if (table_add(m, sb) < 0) {
-			sandbox_free(sb);
-			continue;
-		}
-		sb->refs = 1;
-		kept++;
-	}
-	log_info("%zu pod sandboxes recovered, %zu interrupted creations rolled back", kept,
-		 rolled);
+	struct recovery rc = { .m = m };
+	record_store_load_all(m->records, RECORD_MAX_BYTES, recover_one, &rc);
+	log_info("%zu pod sandboxes recovered, %zu interrupted creations rolled back", rc.kept,
+		 rc.rolled);
 }
 
 int sandbox_mgr_new(const struct sandbox_mgr_config *cfg, struct sandbox_mgr **ret,
@@ -968,13 +957,13 @@ int sandbox_mgr_new(const struct sandbox_mgr_config *cfg, struct sandbox_mgr **r
 		sandbox_mgr_free(m);
 		return err_prefix(err, r, "runtimed.cgroup_root");
 	}
-	m->records_dir = path_join(cfg->state_dir, "sandboxes");
+	_cleanup_free_ char *records_dir = path_join(cfg->state_dir, "sandboxes");
 	m->sandboxes_dir = path_join(cfg->run_dir, "sandboxes");
 	m->pause_rootfs = path_join(cfg->run_dir, "pause-rootfs");
 	m->network_file = path_join(cfg->state_dir, "network.json");
 	m->runtimes_dir = path_join(cfg->run_dir, "runtimes");
 	m->handlers = calloc(cfg->n_handlers ? cfg->n_handlers : 1, sizeof(*m->handlers));
-	if (!m->records_dir || !m->sandboxes_dir || !m->pause_rootfs || !m->network_file ||
+	if (!records_dir || !m->sandboxes_dir || !m->pause_rootfs || !m->network_file ||
 	    !m->runtimes_dir || !m->handlers) {
 		sandbox_mgr_free(m);
 		return -ENOMEM;
@@ -988,13 +977,17 @@ int sandbox_mgr_new(const struct sandbox_mgr_config *cfg, struct sandbox_mgr **r
 				       strerror(-r));
 		}
 	}
-	if ((r = mkdir_p(m->records_dir, 0700)) < 0 || (r = mkdir_p(m->sandboxes_dir, 0711)) < 0) {
+	if ((r = mkdir_p(m->sandboxes_dir, 0711)) < 0) {
 		sandbox_mgr_free(m);
 		return err_set(err, r, "create the sandbox directories: %s", strerror(-r));
 	}
-	/* What a kill -9 mid-write left, before anything reads a record. */
+	/* What a kill -9 mid-write left, before anything reads a record (the
+	 * record store sweeps its own directory). */
 	(void)sweep_atomic_temps(cfg->state_dir, "runtimed state");
-	(void)sweep_atomic_temps(m->records_dir, "pod records");
+	if ((r = record_store_open(records_dir, "pod records", &m->records, err)) < 0) {
+		sandbox_mgr_free(m);
+		return r;
+	}
 	if (cfg->pause_binary && *cfg->pause_binary) {
 		struct cric_err e;
 		if (infra_prepare_rootfs(m, cfg->pause_binary, &e) == 0)
@@ -1022,7 +1015,7 @@ struct sandbox_mgr *sandbox_mgr_free(struct sandbox_mgr *m)
 	for (size_t i = 0; i < m->n; i++)
 		sandbox_free(m->items[i]);
 	free(m->items);
-	free(m->records_dir);
+	record_store_free(m->records);
 	free(m->sandboxes_dir);
 	free(m->pause_rootfs);
 	free(m->network_file);
