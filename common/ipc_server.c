@@ -14,7 +14,7 @@
 #include "ipc.h"
 #include "ipc_listen.h"
 #include "log.h"
-#include "proto/cric/internal.pb-c.h"
+#include "proto/cric/health.pb-c.h"
 
 struct worker {
 	struct cric_server *server;
@@ -61,10 +61,10 @@ static int health(void *userdata, const struct cric_call *call, const ProtobufCM
 	(void)req;
 	(void)err;
 	struct cric_server *s = userdata;
-	Cric__Internal__HealthResponse *h = malloc(sizeof(*h));
+	Cric__HealthResponse *h = malloc(sizeof(*h));
 	if (!h)
 		return -ENOMEM;
-	cric__internal__health_response__init(h);
+	cric__health_response__init(h);
 	h->daemon = strdup(s->daemon);
 	h->version = strdup(s->version);
 	h->pid = getpid();
@@ -77,8 +77,7 @@ static int health(void *userdata, const struct cric_call *call, const ProtobufCM
 	return 0;
 }
 
-static const struct cric_method health_method = { HEALTH_METHOD,
-						  &cric__internal__health_request__descriptor,
+static const struct cric_method health_method = { HEALTH_METHOD, &cric__health_request__descriptor,
 						  health };
 
 static const struct cric_method *find_method(struct cric_server *s, const char *name,

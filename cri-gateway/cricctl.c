@@ -26,7 +26,7 @@
 #include "common/config.h"
 #include "common/ipc.h"
 #include "proto/cri/api.pb-c.h"
-#include "proto/cric/internal.pb-c.h"
+#include "proto/cric/health.pb-c.h"
 #include "routes.h"
 
 struct ctl {
@@ -215,14 +215,14 @@ static int cmd_health(struct ctl *c)
 			struct timespec ts = { 0, 10 * 1000 * 1000 };
 			nanosleep(&ts, NULL);
 		}
-		Cric__Internal__HealthRequest req = CRIC__INTERNAL__HEALTH_REQUEST__INIT;
+		Cric__HealthRequest req = CRIC__HEALTH_REQUEST__INIT;
 		ProtobufCMessage *out;
 		_cleanup_free_ char *msg = NULL;
 		unsigned code =
 		    cric_client_call_pb(cl, HEALTH_METHOD, NULL, deadline_in_ms(5000), &req.base,
-					&cric__internal__health_response__descriptor, &out, &msg);
+					&cric__health_response__descriptor, &out, &msg);
 		if (code == CODE_OK) {
-			Cric__Internal__HealthResponse *h = (Cric__Internal__HealthResponse *)out;
+			Cric__HealthResponse *h = (Cric__HealthResponse *)out;
 			printf("%-9s ok    pid %-7lld version %s\n", h->daemon, (long long)h->pid,
 			       h->version);
 			protobuf_c_message_free_unpacked(out, NULL);

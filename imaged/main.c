@@ -280,7 +280,7 @@ static void sync_stored(struct imaged *d)
 	_cleanup_strv_free_ char **ids = image_store_ids(d->images);
 	if (!ids)
 		return;
-	Cric__Internal__SyncImagesRequest req = CRIC__INTERNAL__SYNC_IMAGES_REQUEST__INIT;
+	Cric__Stored__SyncImagesRequest req = CRIC__STORED__SYNC_IMAGES_REQUEST__INIT;
 	while (ids[req.n_image_ids])
 		req.n_image_ids++;
 	req.image_ids = ids;
@@ -288,13 +288,13 @@ static void sync_stored(struct imaged *d)
 	_cleanup_free_ char *msg = NULL;
 	unsigned code = cric_client_call_pb(
 	    d->stored, "cric.stored.SyncImages", NULL, deadline_in_ms(SYNC_TIMEOUT_MS), &req.base,
-	    &cric__internal__sync_images_response__descriptor, &out, &msg);
+	    &cric__stored__sync_images_response__descriptor, &out, &msg);
 	if (code != CODE_OK) {
 		log_warning("sync image references with stored: %s",
 			    msg ? msg : grpc_code_name(code));
 		return;
 	}
-	Cric__Internal__SyncImagesResponse *r = (void *)out;
+	Cric__Stored__SyncImagesResponse *r = (void *)out;
 	if (r->images_dropped || r->layers_removed)
 		log_notice("stored dropped %u unknown images and %u layers", r->images_dropped,
 			   r->layers_removed);

@@ -397,7 +397,7 @@ static int import_layer(struct puller *p, const struct cric_call *call, const ch
 			const char *blob, const char *diff_id, const char *parent,
 			const char *lease, struct cric_err *err)
 {
-	Cric__Internal__ImportLayerRequest req = CRIC__INTERNAL__IMPORT_LAYER_REQUEST__INIT;
+	Cric__Stored__ImportLayerRequest req = CRIC__STORED__IMPORT_LAYER_REQUEST__INIT;
 	req.staging_dir = p->staging;
 	req.file = (char *)file;
 	req.blob_digest = (char *)blob;
@@ -405,16 +405,16 @@ static int import_layer(struct puller *p, const struct cric_call *call, const ch
 	req.parent_chain_id = (char *)parent;
 	req.lease = (char *)lease;
 	return stored_call(p, call, "cric.stored.ImportLayer", &req.base,
-			   &cric__internal__import_layer_response__descriptor, NULL, err);
+			   &cric__stored__import_layer_response__descriptor, NULL, err);
 }
 
 static void drop_lease(struct puller *p, const struct cric_call *call, const char *lease)
 {
-	Cric__Internal__DropLeaseRequest req = CRIC__INTERNAL__DROP_LEASE_REQUEST__INIT;
+	Cric__Stored__DropLeaseRequest req = CRIC__STORED__DROP_LEASE_REQUEST__INIT;
 	req.lease = (char *)lease;
 	struct cric_err e;
 	if (stored_call(p, call, "cric.stored.DropLease", &req.base,
-			&cric__internal__drop_lease_response__descriptor, NULL, &e) < 0)
+			&cric__stored__drop_lease_response__descriptor, NULL, &e) < 0)
 		log_warning("drop lease %s: %s (stored collects it at imaged's next start)", lease,
 			    e.msg);
 }
@@ -661,7 +661,7 @@ int pull_image(struct puller *p, const struct cric_call *call, const char *refer
 
 	/* What stored has already (and hold it under the lease). */
 	{
-		Cric__Internal__LayerStatusRequest req = CRIC__INTERNAL__LAYER_STATUS_REQUEST__INIT;
+		Cric__Stored__LayerStatusRequest req = CRIC__STORED__LAYER_STATUS_REQUEST__INIT;
 		char *ptrs[MANIFEST_MAX_LAYERS + 1];
 		for (size_t i = 0; i < man->n_layers; i++)
 			ptrs[i] = chains[i];
@@ -671,10 +671,10 @@ int pull_image(struct puller *p, const struct cric_call *call, const char *refer
 		ProtobufCMessage *out = NULL;
 		leased = true;
 		if ((r = stored_call(p, call, "cric.stored.LayerStatus", &req.base,
-				     &cric__internal__layer_status_response__descriptor, &out,
-				     err)) < 0)
+				     &cric__stored__layer_status_response__descriptor, &out, err)) <
+		    0)
 			goto fail;
-		Cric__Internal__LayerStatusResponse *st = (void *)out;
+		Cric__Stored__LayerStatusResponse *st = (void *)out;
 		if (!st) {
 			r = err_set(err, -EIO, "stored answered LayerStatus without a message");
 			goto fail;
@@ -738,13 +738,13 @@ int pull_image(struct puller *p, const struct cric_call *call, const char *refer
 	img.annotations = (char *)(annotations ? annotations : "{}");
 
 	pthread_mutex_lock(&p->commit);
-	Cric__Internal__CommitImageRequest creq = CRIC__INTERNAL__COMMIT_IMAGE_REQUEST__INIT;
+	Cric__Stored__CommitImageRequest creq = CRIC__STORED__COMMIT_IMAGE_REQUEST__INIT;
 	creq.image_id = img.id;
 	creq.n_chain_ids = man->n_layers;
 	creq.chain_ids = chain_ptrs;
 	creq.lease = lease;
 	r = stored_call(p, call, "cric.stored.CommitImage", &creq.base,
-			&cric__internal__commit_image_response__descriptor, NULL, err);
+			&cric__stored__commit_image_response__descriptor, NULL, err);
 	if (r == 0)
 		r = image_store_add(p->images, &img, err);
 	pthread_mutex_unlock(&p->commit);
@@ -777,12 +777,11 @@ int puller_remove_image(struct puller *p, const struct cric_call *call, const ch
 	int r = image_store_remove(p->images, spec, p->cfg.default_registry, found, removed_image,
 				   id, err);
 	if (r == 0 && *removed_image) {
-		Cric__Internal__ReleaseImageRequest req =
-		    CRIC__INTERNAL__RELEASE_IMAGE_REQUEST__INIT;
+		Cric__Stored__ReleaseImageRequest req = CRIC__STORED__RELEASE_IMAGE_REQUEST__INIT;
 		struct cric_err e;
 		req.image_id = id;
 		if (stored_call(p, call, "cric.stored.ReleaseImage", &req.base,
-				&cric__internal__release_image_response__descriptor, NULL, &e) < 0)
+				&cric__stored__release_image_response__descriptor, NULL, &e) < 0)
 			log_warning("release the layers of %s: %s (stored is told at imaged's "
 				    "next start), ignoring",
 				    id, e.msg);

@@ -13,7 +13,6 @@
 #include "common/log.h"
 #include "common/pbutil.h"
 #include "pods.h"
-#include "proto/cric/internal.pb-c.h"
 #include "proto/cric/netd.pb-c.h"
 
 #define PLUGIN_TIMEOUT_KEY "cni_plugin_timeout_seconds"
@@ -91,8 +90,8 @@ static int network_status(void *ud, const struct cric_call *call, const Protobuf
 	int r = cni_network_find(n->conf_dir, n->bin_dirs, &net, &why);
 	pthread_mutex_unlock(&n->lock);
 
-	_cleanup_pb_ Cric__Internal__NetworkStatusResponse *ns =
-	    pb_new(&cric__internal__network_status_response__descriptor);
+	_cleanup_pb_ Cric__Netd__NetworkStatusResponse *ns =
+	    pb_new(&cric__netd__network_status_response__descriptor);
 	if (!ns)
 		return -ENOMEM;
 	ns->ready = r == 0;
@@ -142,10 +141,10 @@ static void log_pod(const struct cric_call *call, const char *pod_id)
 	log_ctx_set(&ctx);
 }
 
-static Cric__Internal__NetdPodNetwork *network_to_pb(const struct pod_network *net)
+static Cric__Netd__NetdPodNetwork *network_to_pb(const struct pod_network *net)
 {
-	_cleanup_pb_ Cric__Internal__NetdPodNetwork *pb =
-	    pb_new(&cric__internal__netd_pod_network__descriptor);
+	_cleanup_pb_ Cric__Netd__NetdPodNetwork *pb =
+	    pb_new(&cric__netd__netd_pod_network__descriptor);
 	if (!pb)
 		return NULL;
 	size_t k = 0;
@@ -171,7 +170,7 @@ static int setup_pod_network(void *ud, const struct cric_call *call, const Proto
 			     ProtobufCMessage **out, struct cric_err *err)
 {
 	struct netd *n = ud;
-	const Cric__Internal__SetupPodNetworkRequest *req = (const void *)in;
+	const Cric__Netd__SetupPodNetworkRequest *req = (const void *)in;
 	log_pod(call, req->pod_id);
 
 	/* Bounded before anything is allocated for them. */
@@ -181,7 +180,7 @@ static int setup_pod_network(void *ud, const struct cric_call *call, const Proto
 		return err_set(err, -EINVAL, "more than %d ip_ranges", POD_MAX_IP_RANGES);
 	struct pod_port_mapping ports[POD_MAX_PORTS];
 	for (size_t i = 0; i < req->n_port_mappings; i++) {
-		const Cric__Internal__NetdPortMapping *m = req->port_mappings[i];
+		const Cric__Netd__NetdPortMapping *m = req->port_mappings[i];
 		ports[i] = (struct pod_port_mapping){ .protocol = m->protocol,
 						      .container_port = m->container_port,
 						      .host_port = m->host_port,
@@ -189,7 +188,7 @@ static int setup_pod_network(void *ud, const struct cric_call *call, const Proto
 	}
 	struct pod_ip_range ranges[POD_MAX_IP_RANGES];
 	for (size_t i = 0; i < req->n_ip_ranges; i++) {
-		const Cric__Internal__NetdIPRange *r = req->ip_ranges[i];
+		const Cric__Netd__NetdIPRange *r = req->ip_ranges[i];
 		ranges[i] = (struct pod_ip_range){ .subnet = r->subnet,
 						   .range_start = r->range_start,
 						   .range_end = r->range_end,
@@ -229,8 +228,8 @@ static int setup_pod_network(void *ud, const struct cric_call *call, const Proto
 		r = pods_setup(n->pods, &s.rt, s.conf_dir, &spec, &net, err);
 	if (r < 0)
 		return r;
-	_cleanup_pb_ Cric__Internal__SetupPodNetworkResponse *resp =
-	    pb_new(&cric__internal__setup_pod_network_response__descriptor);
+	_cleanup_pb_ Cric__Netd__SetupPodNetworkResponse *resp =
+	    pb_new(&cric__netd__setup_pod_network_response__descriptor);
 	if (!resp || !(resp->network = network_to_pb(net)))
 		return -ENOMEM;
 	*out = &TAKE_PTR(resp)->base;
@@ -241,7 +240,7 @@ static int teardown_pod_network(void *ud, const struct cric_call *call, const Pr
 				ProtobufCMessage **out, struct cric_err *err)
 {
 	struct netd *n = ud;
-	const Cric__Internal__TeardownPodNetworkRequest *req = (const void *)in;
+	const Cric__Netd__TeardownPodNetworkRequest *req = (const void *)in;
 	log_pod(call, req->pod_id);
 
 	_cleanup_(settings_done) struct settings s = { 0 };
@@ -251,8 +250,8 @@ static int teardown_pod_network(void *ud, const struct cric_call *call, const Pr
 		r = pods_teardown(n->pods, &s.rt, req->pod_id, &was_known, err);
 	if (r < 0)
 		return r;
-	_cleanup_pb_ Cric__Internal__TeardownPodNetworkResponse *resp =
-	    pb_new(&cric__internal__teardown_pod_network_response__descriptor);
+	_cleanup_pb_ Cric__Netd__TeardownPodNetworkResponse *resp =
+	    pb_new(&cric__netd__teardown_pod_network_response__descriptor);
 	if (!resp)
 		return -ENOMEM;
 	resp->was_known = was_known;
@@ -264,7 +263,7 @@ static int pod_network_status(void *ud, const struct cric_call *call, const Prot
 			      ProtobufCMessage **out, struct cric_err *err)
 {
 	struct netd *n = ud;
-	const Cric__Internal__PodNetworkStatusRequest *req = (const void *)in;
+	const Cric__Netd__PodNetworkStatusRequest *req = (const void *)in;
 	log_pod(call, req->pod_id);
 
 	_cleanup_(settings_done) struct settings s = { 0 };
@@ -275,8 +274,8 @@ static int pod_network_status(void *ud, const struct cric_call *call, const Prot
 		r = pods_status(n->pods, &s.rt, req->pod_id, req->check, &net, &checked, err);
 	if (r < 0)
 		return r;
-	_cleanup_pb_ Cric__Internal__PodNetworkStatusResponse *resp =
-	    pb_new(&cric__internal__pod_network_status_response__descriptor);
+	_cleanup_pb_ Cric__Netd__PodNetworkStatusResponse *resp =
+	    pb_new(&cric__netd__pod_network_status_response__descriptor);
 	if (!resp || !(resp->network = network_to_pb(net)))
 		return -ENOMEM;
 	resp->checked = checked;
@@ -317,13 +316,13 @@ static void done(void *userdata)
 }
 
 static const struct cric_method methods[] = {
-	{ "cric.netd.NetworkStatus", &cric__internal__network_status_request__descriptor,
+	{ "cric.netd.NetworkStatus", &cric__netd__network_status_request__descriptor,
 	  network_status },
-	{ "cric.netd.SetupPodNetwork", &cric__internal__setup_pod_network_request__descriptor,
+	{ "cric.netd.SetupPodNetwork", &cric__netd__setup_pod_network_request__descriptor,
 	  setup_pod_network },
-	{ "cric.netd.TeardownPodNetwork", &cric__internal__teardown_pod_network_request__descriptor,
+	{ "cric.netd.TeardownPodNetwork", &cric__netd__teardown_pod_network_request__descriptor,
 	  teardown_pod_network },
-	{ "cric.netd.PodNetworkStatus", &cric__internal__pod_network_status_request__descriptor,
+	{ "cric.netd.PodNetworkStatus", &cric__netd__pod_network_status_request__descriptor,
 	  pod_network_status },
 };
 

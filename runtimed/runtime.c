@@ -13,7 +13,7 @@
 
 #include "common/cleanup.h"
 #include "common/log.h"
-#include "proto/cric/internal.pb-c.h"
+#include "proto/cric/netd.pb-c.h"
 
 /* netd answers NetworkStatus from a directory scan: it is fast or it is stuck. */
 #define NETD_STATUS_TIMEOUT_MS 3000
@@ -236,12 +236,12 @@ void runtimed_status(struct runtimed *rt, const struct cric_call *call, struct r
 	if (call->deadline_ns > 0 && call->deadline_ns < deadline)
 		deadline = call->deadline_ns;
 
-	Cric__Internal__NetworkStatusRequest req = CRIC__INTERNAL__NETWORK_STATUS_REQUEST__INIT;
+	Cric__Netd__NetworkStatusRequest req = CRIC__NETD__NETWORK_STATUS_REQUEST__INIT;
 	ProtobufCMessage *out = NULL;
 	_cleanup_free_ char *msg = NULL;
 	unsigned code = cric_client_call_pb(
 	    rt->netd, "cric.netd.NetworkStatus", call->request_id, deadline, &req.base,
-	    &cric__internal__network_status_response__descriptor, &out, &msg);
+	    &cric__netd__network_status_response__descriptor, &out, &msg);
 	if (code != CODE_OK) {
 		snprintf(st->network_reason, sizeof(st->network_reason), "NetworkPluginNotReady");
 		snprintf(st->network_message, sizeof(st->network_message), "cannot ask netd: %s",
@@ -249,8 +249,8 @@ void runtimed_status(struct runtimed *rt, const struct cric_call *call, struct r
 		log_warning("network status unknown: %s", st->network_message);
 		return;
 	}
-	_cleanup_pb_ Cric__Internal__NetworkStatusResponse *ns =
-	    (Cric__Internal__NetworkStatusResponse *)out;
+	_cleanup_pb_ Cric__Netd__NetworkStatusResponse *ns =
+	    (Cric__Netd__NetworkStatusResponse *)out;
 	st->network_ready = ns->ready;
 	snprintf(st->network_reason, sizeof(st->network_reason), "%s", ns->reason);
 	snprintf(st->network_message, sizeof(st->network_message), "%s", ns->message);

@@ -403,19 +403,18 @@ static int netd_setup(struct sandbox_mgr *m, const struct cric_call *call, struc
 		      const struct pod_plan *p, struct cric_err *err)
 {
 	const Runtime__V1__PodSandboxConfig *cfg = p->cfg;
-	Cric__Internal__SetupPodNetworkRequest req =
-	    CRIC__INTERNAL__SETUP_POD_NETWORK_REQUEST__INIT;
+	Cric__Netd__SetupPodNetworkRequest req = CRIC__NETD__SETUP_POD_NETWORK_REQUEST__INIT;
 	req.pod_id = sb->id;
 	req.name = sb->name;
 	req.namespace_ = sb->namespace;
 	req.uid = sb->uid;
 
-	Cric__Internal__NetdPortMapping pms[128], *pmp[128];
+	Cric__Netd__NetdPortMapping pms[128], *pmp[128];
 	if (cfg->n_port_mappings > ARRAY_SIZE(pms))
 		return err_set(err, -EINVAL, "more than %zu port_mappings", ARRAY_SIZE(pms));
 	for (size_t i = 0; i < cfg->n_port_mappings; i++) {
 		const Runtime__V1__PortMapping *pm = cfg->port_mappings[i];
-		cric__internal__netd_port_mapping__init(&pms[i]);
+		cric__netd__netd_port_mapping__init(&pms[i]);
 		pms[i].protocol = pm->protocol == RUNTIME__V1__PROTOCOL__UDP    ? "udp"
 				  : pm->protocol == RUNTIME__V1__PROTOCOL__SCTP ? "sctp"
 										: "tcp";
@@ -427,7 +426,7 @@ static int netd_setup(struct sandbox_mgr *m, const struct cric_call *call, struc
 	req.n_port_mappings = cfg->n_port_mappings;
 	req.port_mappings = pmp;
 
-	Cric__Internal__NetdDNS dns = CRIC__INTERNAL__NETD_DNS__INIT;
+	Cric__Netd__NetdDNS dns = CRIC__NETD__NETD_DNS__INIT;
 	if (cfg->dns_config) {
 		dns.n_servers = cfg->dns_config->n_servers;
 		dns.servers = cfg->dns_config->servers;
@@ -438,7 +437,7 @@ static int netd_setup(struct sandbox_mgr *m, const struct cric_call *call, struc
 		req.dns = &dns;
 	}
 
-	Cric__Internal__NetdBandwidth bw = CRIC__INTERNAL__NETD_BANDWIDTH__INIT;
+	Cric__Netd__NetdBandwidth bw = CRIC__NETD__NETD_BANDWIDTH__INIT;
 	for (size_t i = 0; i < cfg->n_annotations; i++) {
 		const char *k = cfg->annotations[i]->key, *v = cfg->annotations[i]->value;
 		uint64_t *dst = strcmp(k, "kubernetes.io/ingress-bandwidth") == 0 ? &bw.ingress_rate
@@ -452,7 +451,7 @@ static int netd_setup(struct sandbox_mgr *m, const struct cric_call *call, struc
 		req.bandwidth = &bw;
 	}
 
-	Cric__Internal__NetdIPRange ranges[MAX_POD_CIDRS], *rp[MAX_POD_CIDRS];
+	Cric__Netd__NetdIPRange ranges[MAX_POD_CIDRS], *rp[MAX_POD_CIDRS];
 	pthread_mutex_lock(&m->lock);
 	char cidrs[MAX_POD_CIDRS][64];
 	size_t nr = 0;
@@ -460,7 +459,7 @@ static int netd_setup(struct sandbox_mgr *m, const struct cric_call *call, struc
 		snprintf(cidrs[nr], sizeof(cidrs[nr]), "%s", m->pod_cidrs[nr]);
 	pthread_mutex_unlock(&m->lock);
 	for (size_t i = 0; i < nr; i++) {
-		cric__internal__netd_iprange__init(&ranges[i]);
+		cric__netd__netd_iprange__init(&ranges[i]);
 		ranges[i].subnet = cidrs[i];
 		rp[i] = &ranges[i];
 	}
@@ -471,14 +470,14 @@ static int netd_setup(struct sandbox_mgr *m, const struct cric_call *call, struc
 	_cleanup_free_ char *msg = NULL;
 	unsigned code = cric_client_call_pb(
 	    m->netd, "cric.netd.SetupPodNetwork", call->request_id, deadline_in_ms(NETD_TIMEOUT_MS),
-	    &req.base, &cric__internal__setup_pod_network_response__descriptor, &out, &msg);
+	    &req.base, &cric__netd__setup_pod_network_response__descriptor, &out, &msg);
 	if (code != CODE_OK) {
 		int r = errno_from_grpc_code(code);
 		return err_set(err, r, "pod network: %s", msg ? msg : grpc_code_name(code));
 	}
-	_cleanup_pb_ Cric__Internal__SetupPodNetworkResponse *resp =
-	    (Cric__Internal__SetupPodNetworkResponse *)out;
-	const Cric__Internal__NetdPodNetwork *n = resp->network;
+	_cleanup_pb_ Cric__Netd__SetupPodNetworkResponse *resp =
+	    (Cric__Netd__SetupPodNetworkResponse *)out;
+	const Cric__Netd__NetdPodNetwork *n = resp->network;
 	if (!n || strlen(n->netns_path) >= sizeof(sb->netns))
 		return err_set(err, -EIO, "netd answered without a network");
 	pthread_mutex_lock(&m->lock);
@@ -493,15 +492,14 @@ static int netd_setup(struct sandbox_mgr *m, const struct cric_call *call, struc
 static int netd_teardown(struct sandbox_mgr *m, const struct cric_call *call, struct sandbox *sb,
 			 struct cric_err *err)
 {
-	Cric__Internal__TeardownPodNetworkRequest req =
-	    CRIC__INTERNAL__TEARDOWN_POD_NETWORK_REQUEST__INIT;
+	Cric__Netd__TeardownPodNetworkRequest req = CRIC__NETD__TEARDOWN_POD_NETWORK_REQUEST__INIT;
 	req.pod_id = sb->id;
 	ProtobufCMessage *out = NULL;
 	_cleanup_free_ char *msg = NULL;
 	unsigned code = cric_client_call_pb(
 	    m->netd, "cric.netd.TeardownPodNetwork", call ? call->request_id : NULL,
 	    deadline_in_ms(NETD_TIMEOUT_MS), &req.base,
-	    &cric__internal__teardown_pod_network_response__descriptor, &out, &msg);
+	    &cric__netd__teardown_pod_network_response__descriptor, &out, &msg);
 	if (out)
 		protobuf_c_message_free_unpacked(out, NULL);
 	if (code != CODE_OK)

@@ -20,7 +20,7 @@ static int import_layer(void *ud, const struct cric_call *call, const ProtobufCM
 			ProtobufCMessage **out, struct cric_err *err)
 {
 	(void)call;
-	const Cric__Internal__ImportLayerRequest *req = (const void *)in;
+	const Cric__Stored__ImportLayerRequest *req = (const void *)in;
 	char chain[BLOB_DIGEST_BUF];
 	uint64_t size = 0;
 	bool already = false;
@@ -28,8 +28,8 @@ static int import_layer(void *ud, const struct cric_call *call, const ProtobufCM
 			     req->parent_chain_id, req->lease, chain, &size, &already, err);
 	if (r < 0)
 		return r;
-	_cleanup_pb_ Cric__Internal__ImportLayerResponse *resp =
-	    pb_new(&cric__internal__import_layer_response__descriptor);
+	_cleanup_pb_ Cric__Stored__ImportLayerResponse *resp =
+	    pb_new(&cric__stored__import_layer_response__descriptor);
 	if (!resp || pb_set_str(&resp->chain_id, chain) < 0)
 		return -ENOMEM;
 	resp->size = size;
@@ -42,11 +42,11 @@ static int layer_status_m(void *ud, const struct cric_call *call, const Protobuf
 			  ProtobufCMessage **out, struct cric_err *err)
 {
 	(void)call;
-	const Cric__Internal__LayerStatusRequest *req = (const void *)in;
+	const Cric__Stored__LayerStatusRequest *req = (const void *)in;
 	if (req->n_chain_ids > 4096)
 		return err_set(err, -EINVAL, "too many chain ids");
-	_cleanup_pb_ Cric__Internal__LayerStatusResponse *resp =
-	    pb_new(&cric__internal__layer_status_response__descriptor);
+	_cleanup_pb_ Cric__Stored__LayerStatusResponse *resp =
+	    pb_new(&cric__stored__layer_status_response__descriptor);
 	if (!resp || !(resp->present = calloc(req->n_chain_ids + 1, sizeof(protobuf_c_boolean))))
 		return -ENOMEM;
 	bool *present = calloc(req->n_chain_ids + 1, sizeof(bool));
@@ -67,12 +67,12 @@ static int commit_image(void *ud, const struct cric_call *call, const ProtobufCM
 			ProtobufCMessage **out, struct cric_err *err)
 {
 	(void)call;
-	const Cric__Internal__CommitImageRequest *req = (const void *)in;
+	const Cric__Stored__CommitImageRequest *req = (const void *)in;
 	int r = layer_commit_image(ud, req->image_id, req->chain_ids, req->n_chain_ids, req->lease,
 				   err);
 	if (r < 0)
 		return r;
-	*out = pb_new(&cric__internal__commit_image_response__descriptor);
+	*out = pb_new(&cric__stored__commit_image_response__descriptor);
 	return *out ? 0 : -ENOMEM;
 }
 
@@ -80,13 +80,13 @@ static int release_image(void *ud, const struct cric_call *call, const ProtobufC
 			 ProtobufCMessage **out, struct cric_err *err)
 {
 	(void)call;
-	const Cric__Internal__ReleaseImageRequest *req = (const void *)in;
+	const Cric__Stored__ReleaseImageRequest *req = (const void *)in;
 	unsigned removed = 0;
 	int r = layer_release_image(ud, req->image_id, &removed, err);
 	if (r < 0)
 		return r;
-	Cric__Internal__ReleaseImageResponse *resp =
-	    pb_new(&cric__internal__release_image_response__descriptor);
+	Cric__Stored__ReleaseImageResponse *resp =
+	    pb_new(&cric__stored__release_image_response__descriptor);
 	if (!resp)
 		return -ENOMEM;
 	resp->layers_removed = removed;
@@ -98,13 +98,13 @@ static int sync_images(void *ud, const struct cric_call *call, const ProtobufCMe
 		       ProtobufCMessage **out, struct cric_err *err)
 {
 	(void)call;
-	const Cric__Internal__SyncImagesRequest *req = (const void *)in;
+	const Cric__Stored__SyncImagesRequest *req = (const void *)in;
 	unsigned dropped = 0, removed = 0;
 	int r = layer_sync_images(ud, req->image_ids, req->n_image_ids, &dropped, &removed, err);
 	if (r < 0)
 		return r;
-	Cric__Internal__SyncImagesResponse *resp =
-	    pb_new(&cric__internal__sync_images_response__descriptor);
+	Cric__Stored__SyncImagesResponse *resp =
+	    pb_new(&cric__stored__sync_images_response__descriptor);
 	if (!resp)
 		return -ENOMEM;
 	resp->images_dropped = dropped;
@@ -117,11 +117,11 @@ static int drop_lease(void *ud, const struct cric_call *call, const ProtobufCMes
 		      ProtobufCMessage **out, struct cric_err *err)
 {
 	(void)call;
-	const Cric__Internal__DropLeaseRequest *req = (const void *)in;
+	const Cric__Stored__DropLeaseRequest *req = (const void *)in;
 	int r = layer_drop_lease(ud, req->lease, err);
 	if (r < 0)
 		return r;
-	*out = pb_new(&cric__internal__drop_lease_response__descriptor);
+	*out = pb_new(&cric__stored__drop_lease_response__descriptor);
 	return *out ? 0 : -ENOMEM;
 }
 
@@ -129,13 +129,13 @@ static int create_rootfs(void *ud, const struct cric_call *call, const ProtobufC
 			 ProtobufCMessage **out, struct cric_err *err)
 {
 	(void)call;
-	const Cric__Internal__CreateRootfsRequest *req = (const void *)in;
+	const Cric__Stored__CreateRootfsRequest *req = (const void *)in;
 	_cleanup_free_ char *path = NULL;
 	int r = layer_create_rootfs(ud, req->container_id, req->chain_id, &path, err);
 	if (r < 0)
 		return r;
-	_cleanup_pb_ Cric__Internal__CreateRootfsResponse *resp =
-	    pb_new(&cric__internal__create_rootfs_response__descriptor);
+	_cleanup_pb_ Cric__Stored__CreateRootfsResponse *resp =
+	    pb_new(&cric__stored__create_rootfs_response__descriptor);
 	if (!resp || pb_set_str(&resp->path, path) < 0)
 		return -ENOMEM;
 	*out = &TAKE_PTR(resp)->base;
@@ -146,11 +146,11 @@ static int remove_rootfs(void *ud, const struct cric_call *call, const ProtobufC
 			 ProtobufCMessage **out, struct cric_err *err)
 {
 	(void)call;
-	const Cric__Internal__RemoveRootfsRequest *req = (const void *)in;
+	const Cric__Stored__RemoveRootfsRequest *req = (const void *)in;
 	int r = layer_remove_rootfs(ud, req->container_id, err);
 	if (r < 0)
 		return r;
-	*out = pb_new(&cric__internal__remove_rootfs_response__descriptor);
+	*out = pb_new(&cric__stored__remove_rootfs_response__descriptor);
 	return *out ? 0 : -ENOMEM;
 }
 
@@ -265,7 +265,7 @@ static void done(void *userdata)
 
 #define S(name, fn, req)                                                                           \
 	{                                                                                          \
-		"cric.stored." name, &cric__internal__##req##_request__descriptor, fn              \
+		"cric.stored." name, &cric__stored__##req##_request__descriptor, fn                \
 	}
 static const struct cric_method methods[] = {
 	S("ImportLayer", import_layer, import_layer),

@@ -25,7 +25,7 @@
 #include "common/ipc.h"
 #include "common/log.h"
 #include "common/pbjson.h"
-#include "proto/cric/internal.pb-c.h"
+#include "proto/cric/health.pb-c.h"
 #include "proto/cric/netd.pb-c.h"
 #include "proto/cric/stored.pb-c.h"
 
@@ -33,20 +33,19 @@ static const struct {
 	const char *method;
 	const ProtobufCMessageDescriptor *in, *out;
 } methods[] = {
-	{ HEALTH_METHOD, &cric__internal__health_request__descriptor,
-	  &cric__internal__health_response__descriptor },
-	{ "cric.netd.NetworkStatus", &cric__internal__network_status_request__descriptor,
-	  &cric__internal__network_status_response__descriptor },
-	{ "cric.netd.SetupPodNetwork", &cric__internal__setup_pod_network_request__descriptor,
-	  &cric__internal__setup_pod_network_response__descriptor },
-	{ "cric.netd.TeardownPodNetwork", &cric__internal__teardown_pod_network_request__descriptor,
-	  &cric__internal__teardown_pod_network_response__descriptor },
-	{ "cric.netd.PodNetworkStatus", &cric__internal__pod_network_status_request__descriptor,
-	  &cric__internal__pod_network_status_response__descriptor },
+	{ HEALTH_METHOD, &cric__health_request__descriptor, &cric__health_response__descriptor },
+	{ "cric.netd.NetworkStatus", &cric__netd__network_status_request__descriptor,
+	  &cric__netd__network_status_response__descriptor },
+	{ "cric.netd.SetupPodNetwork", &cric__netd__setup_pod_network_request__descriptor,
+	  &cric__netd__setup_pod_network_response__descriptor },
+	{ "cric.netd.TeardownPodNetwork", &cric__netd__teardown_pod_network_request__descriptor,
+	  &cric__netd__teardown_pod_network_response__descriptor },
+	{ "cric.netd.PodNetworkStatus", &cric__netd__pod_network_status_request__descriptor,
+	  &cric__netd__pod_network_status_response__descriptor },
 #define S(m, t)                                                                                    \
 	{                                                                                          \
-		"cric.stored." m, &cric__internal__##t##_request__descriptor,                      \
-		    &cric__internal__##t##_response__descriptor                                    \
+		"cric.stored." m, &cric__stored__##t##_request__descriptor,                        \
+		    &cric__stored__##t##_response__descriptor                                      \
 	}
 	S("ImportLayer", import_layer),
 	S("LayerStatus", layer_status),

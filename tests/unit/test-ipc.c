@@ -30,7 +30,8 @@
 #include "common/ids.h"
 #include "common/ipc.h"
 #include "common/pbutil.h"
-#include "proto/cric/internal.pb-c.h"
+#include "proto/cric/health.pb-c.h"
+#include "proto/cric/netd.pb-c.h"
 #include "testutil.h"
 
 #define SLOW_MS    300
@@ -60,15 +61,15 @@ static int h_echo(void *userdata, const struct cric_call *call, const ProtobufCM
 {
 	(void)err;
 	struct fixture *f = userdata;
-	const Cric__Internal__NetworkStatusResponse *in = (const void *)req;
+	const Cric__Netd__NetworkStatusResponse *in = (const void *)req;
 	pthread_mutex_lock(&f->lock);
 	snprintf(f->seen_request_id, sizeof(f->seen_request_id), "%s", call->request_id);
 	snprintf(f->seen_daemon, sizeof(f->seen_daemon), "%s", call->daemon);
 	f->seen_deadline = call->deadline_ns;
 	pthread_mutex_unlock(&f->lock);
 
-	Cric__Internal__NetworkStatusResponse *out =
-	    pb_new(&cric__internal__network_status_response__descriptor);
+	Cric__Netd__NetworkStatusResponse *out =
+	    pb_new(&cric__netd__network_status_response__descriptor);
 	if (!out)
 		return -ENOMEM;
 	out->ready = in->ready;
@@ -118,7 +119,7 @@ static int h_slow(void *userdata, const struct cric_call *call, const ProtobufCM
 
 	sleep_ms(SLOW_MS); /* the handler's work, not synchronisation */
 
-	Cric__Internal__HealthResponse *out = pb_new(&cric__internal__health_response__descriptor);
+	Cric__HealthResponse *out = pb_new(&cric__health_response__descriptor);
 	if (!out)
 		return -ENOMEM;
 	if (pb_set_str(&out->daemon, "slow") < 0 || pb_set_str(&out->version, "") < 0) {
@@ -134,10 +135,10 @@ static int h_slow(void *userdata, const struct cric_call *call, const ProtobufCM
 }
 
 static const struct cric_method methods[] = {
-	{ "test.Echo", &cric__internal__network_status_response__descriptor, h_echo },
-	{ "test.Fail", &cric__internal__health_request__descriptor, h_fail },
-	{ "test.FailBare", &cric__internal__health_request__descriptor, h_fail_bare },
-	{ "test.Slow", &cric__internal__health_request__descriptor, h_slow },
+	{ "test.Echo", &cric__netd__network_status_response__descriptor, h_echo },
+	{ "test.Fail", &cric__health_request__descriptor, h_fail },
+	{ "test.FailBare", &cric__health_request__descriptor, h_fail_bare },
+	{ "test.Slow", &cric__health_request__descriptor, h_slow },
 };
 
 /* ---- fixture ---- */
@@ -288,9 +289,9 @@ static void async_done(struct async_call *a)
 static void start_slow(struct fixture *f, struct async_call *a, int64_t deadline_ms)
 {
 	async_init(a);
-	Cric__Internal__HealthRequest req = CRIC__INTERNAL__HEALTH_REQUEST__INIT;
+	Cric__HealthRequest req = CRIC__HEALTH_REQUEST__INIT;
 	uint8_t buf[16];
-	size_t n = cric__internal__health_request__pack(&req, buf);
+	size_t n = cric__health_request__pack(&req, buf);
 	assert_int_equal(cric_client_call_async(f->cli, "test.Slow", NULL,
 						deadline_in_ms(deadline_ms), buf, n, async_cb, a),
 			 0);
@@ -298,15 +299,15 @@ static void start_slow(struct fixture *f, struct async_call *a, int64_t deadline
 
 static unsigned call_echo(struct fixture *f, const char *name, char **message)
 {
-	Cric__Internal__NetworkStatusResponse req = CRIC__INTERNAL__NETWORK_STATUS_RESPONSE__INIT;
+	Cric__Netd__NetworkStatusResponse req = CRIC__NETD__NETWORK_STATUS_RESPONSE__INIT;
 	req.ready = true;
 	req.network_name = (char *)name;
 	ProtobufCMessage *out = NULL;
-	unsigned code = cric_client_call_pb(
-	    f->cli, "test.Echo", NULL, deadline_in_ms(5000), &req.base,
-	    &cric__internal__network_status_response__descriptor, &out, message);
+	unsigned code =
+	    cric_client_call_pb(f->cli, "test.Echo", NULL, deadline_in_ms(5000), &req.base,
+				&cric__netd__network_status_response__descriptor, &out, message);
 	if (code == CODE_OK) {
-		Cric__Internal__NetworkStatusResponse *o = (void *)out;
+		Cric__Netd__NetworkStatusResponse *o = (void *)out;
 		assert_true(o->ready);
 		assert_string_equal(o->network_name, name);
 		protobuf_c_message_free_unpacked(out, NULL);
@@ -323,7 +324,7 @@ static void test_echo(void **state)
 	struct fixture *f = *state;
 	assert_string_equal(cric_client_name(f->cli), "testd");
 
-	Cric__Internal__NetworkStatusResponse req = CRIC__INTERNAL__NETWORK_STATUS_RESPONSE__INIT;
+	Cric__Netd__NetworkStatusResponse req = CRIC__NETD__NETWORK_STATUS_RESPONSE__INIT;
 	req.ready = true;
 	req.reason = "NetworkPluginNotReady";
 	req.message = "caf\xc3\xa9 \"quoted\"";
@@ -334,11 +335,11 @@ static void test_echo(void **state)
 	int64_t deadline = deadline_in_ms(5000);
 	unsigned code =
 	    cric_client_call_pb(f->cli, "test.Echo", "my-req.1", deadline, &req.base,
-				&cric__internal__network_status_response__descriptor, &out, &msg);
+				&cric__netd__network_status_response__descriptor, &out, &msg);
 	assert_int_equal(code, CODE_OK);
 	assert_null(msg);
 	assert_non_null(out);
-	Cric__Internal__NetworkStatusResponse *o = (void *)out;
+	Cric__Netd__NetworkStatusResponse *o = (void *)out;
 	assert_true(o->ready);
 	assert_string_equal(o->reason, req.reason);
 	assert_string_equal(o->message, req.message);
@@ -355,9 +356,8 @@ static void test_echo(void **state)
 
 	/* Without a request id one is generated; without a deadline one applies. */
 	out = NULL;
-	code =
-	    cric_client_call_pb(f->cli, "test.Echo", NULL, 0, &req.base,
-				&cric__internal__network_status_response__descriptor, &out, NULL);
+	code = cric_client_call_pb(f->cli, "test.Echo", NULL, 0, &req.base,
+				   &cric__netd__network_status_response__descriptor, &out, NULL);
 	assert_int_equal(code, CODE_OK);
 	protobuf_c_message_free_unpacked(out, NULL);
 	pthread_mutex_lock(&f->lock);
@@ -366,24 +366,23 @@ static void test_echo(void **state)
 	pthread_mutex_unlock(&f->lock);
 
 	/* An empty message round-trips too. */
-	Cric__Internal__NetworkStatusResponse empty = CRIC__INTERNAL__NETWORK_STATUS_RESPONSE__INIT;
-	code =
-	    cric_client_call_pb(f->cli, "test.Echo", NULL, deadline_in_ms(5000), &empty.base,
-				&cric__internal__network_status_response__descriptor, &out, NULL);
+	Cric__Netd__NetworkStatusResponse empty = CRIC__NETD__NETWORK_STATUS_RESPONSE__INIT;
+	code = cric_client_call_pb(f->cli, "test.Echo", NULL, deadline_in_ms(5000), &empty.base,
+				   &cric__netd__network_status_response__descriptor, &out, NULL);
 	assert_int_equal(code, CODE_OK);
-	assert_false(((Cric__Internal__NetworkStatusResponse *)out)->ready);
+	assert_false(((Cric__Netd__NetworkStatusResponse *)out)->ready);
 	protobuf_c_message_free_unpacked(out, NULL);
 }
 
 static void test_unknown_method(void **state)
 {
 	struct fixture *f = *state;
-	Cric__Internal__HealthRequest req = CRIC__INTERNAL__HEALTH_REQUEST__INIT;
+	Cric__HealthRequest req = CRIC__HEALTH_REQUEST__INIT;
 	ProtobufCMessage *out = (ProtobufCMessage *)0x1;
 	char *msg = NULL;
 	unsigned code =
 	    cric_client_call_pb(f->cli, "test.Nope", NULL, deadline_in_ms(5000), &req.base,
-				&cric__internal__health_response__descriptor, &out, &msg);
+				&cric__health_response__descriptor, &out, &msg);
 	assert_int_equal(code, CODE_UNIMPLEMENTED);
 	assert_null(out);
 	assert_non_null(msg);
@@ -394,12 +393,12 @@ static void test_unknown_method(void **state)
 static void test_handler_errors(void **state)
 {
 	struct fixture *f = *state;
-	Cric__Internal__HealthRequest req = CRIC__INTERNAL__HEALTH_REQUEST__INIT;
+	Cric__HealthRequest req = CRIC__HEALTH_REQUEST__INIT;
 	ProtobufCMessage *out = NULL;
 	char *msg = NULL;
 	unsigned code =
 	    cric_client_call_pb(f->cli, "test.Fail", NULL, deadline_in_ms(5000), &req.base,
-				&cric__internal__health_response__descriptor, &out, &msg);
+				&cric__health_response__descriptor, &out, &msg);
 	assert_int_equal(code, CODE_NOT_FOUND);
 	assert_null(out);
 	assert_string_equal(msg, "no such thing \"x\"");
@@ -407,13 +406,13 @@ static void test_handler_errors(void **state)
 
 	/* No message from the handler: the errno's text. */
 	code = cric_client_call_pb(f->cli, "test.FailBare", NULL, deadline_in_ms(5000), &req.base,
-				   &cric__internal__health_response__descriptor, &out, &msg);
+				   &cric__health_response__descriptor, &out, &msg);
 	assert_int_equal(code, CODE_ALREADY_EXISTS);
 	assert_string_equal(msg, strerror(EEXIST));
 	free(msg);
 	/* message may be NULL. */
 	code = cric_client_call_pb(f->cli, "test.Fail", NULL, deadline_in_ms(5000), &req.base,
-				   &cric__internal__health_response__descriptor, &out, NULL);
+				   &cric__health_response__descriptor, &out, NULL);
 	assert_int_equal(code, CODE_NOT_FOUND);
 }
 
@@ -431,13 +430,13 @@ static void test_undecodable_payload(void **state)
 
 	/* An answer that does not decode as the expected type is INTERNAL: the
 	 * echo's field 3 (message) is a string, HealthResponse's (pid) a varint. */
-	Cric__Internal__NetworkStatusResponse req = CRIC__INTERNAL__NETWORK_STATUS_RESPONSE__INIT;
+	Cric__Netd__NetworkStatusResponse req = CRIC__NETD__NETWORK_STATUS_RESPONSE__INIT;
 	req.message = "x";
 	ProtobufCMessage *out = NULL;
 	char *msg = NULL;
 	unsigned code =
 	    cric_client_call_pb(f->cli, "test.Echo", NULL, deadline_in_ms(5000), &req.base,
-				&cric__internal__health_response__descriptor, &out, &msg);
+				&cric__health_response__descriptor, &out, &msg);
 	assert_int_equal(code, CODE_INTERNAL);
 	assert_null(out);
 	assert_non_null(msg);
@@ -447,13 +446,13 @@ static void test_undecodable_payload(void **state)
 static void test_health(void **state)
 {
 	struct fixture *f = *state;
-	Cric__Internal__HealthRequest req = CRIC__INTERNAL__HEALTH_REQUEST__INIT;
+	Cric__HealthRequest req = CRIC__HEALTH_REQUEST__INIT;
 	ProtobufCMessage *out = NULL;
 	unsigned code =
 	    cric_client_call_pb(f->cli, HEALTH_METHOD, NULL, deadline_in_ms(5000), &req.base,
-				&cric__internal__health_response__descriptor, &out, NULL);
+				&cric__health_response__descriptor, &out, NULL);
 	assert_int_equal(code, CODE_OK);
-	Cric__Internal__HealthResponse *h = (void *)out;
+	Cric__HealthResponse *h = (void *)out;
 	assert_string_equal(h->daemon, "testd");
 	assert_string_equal(h->version, "1.2.3");
 	assert_int_equal(h->pid, getpid());
@@ -465,13 +464,13 @@ static void test_health(void **state)
 static void test_deadline_exceeded(void **state)
 {
 	struct fixture *f = *state;
-	Cric__Internal__HealthRequest req = CRIC__INTERNAL__HEALTH_REQUEST__INIT;
+	Cric__HealthRequest req = CRIC__HEALTH_REQUEST__INIT;
 	ProtobufCMessage *out = NULL;
 	char *msg = NULL;
 	int64_t t0 = mono_ms();
 	unsigned code =
 	    cric_client_call_pb(f->cli, "test.Slow", NULL, deadline_in_ms(100), &req.base,
-				&cric__internal__health_response__descriptor, &out, &msg);
+				&cric__health_response__descriptor, &out, &msg);
 	int64_t took = mono_ms() - t0;
 	assert_int_equal(code, CODE_DEADLINE_EXCEEDED);
 	assert_null(out);
@@ -516,11 +515,10 @@ static void test_fast_while_slow(void **state)
 	assert_true(async_wait(&slow));
 	assert_int_equal(slow.done, 1);
 	assert_int_equal(slow.code, CODE_OK);
-	Cric__Internal__HealthResponse *h =
-	    cric__internal__health_response__unpack(NULL, slow.len, slow.payload);
+	Cric__HealthResponse *h = cric__health_response__unpack(NULL, slow.len, slow.payload);
 	assert_non_null(h);
 	assert_string_equal(h->daemon, "slow");
-	cric__internal__health_response__free_unpacked(h, NULL);
+	cric__health_response__free_unpacked(h, NULL);
 	async_done(&slow);
 }
 
@@ -575,10 +573,10 @@ static void test_call_bridges_restart(void **state)
 
 	struct async_call a;
 	async_init(&a);
-	Cric__Internal__NetworkStatusResponse req = CRIC__INTERNAL__NETWORK_STATUS_RESPONSE__INIT;
+	Cric__Netd__NetworkStatusResponse req = CRIC__NETD__NETWORK_STATUS_RESPONSE__INIT;
 	req.network_name = (char *)"bridged";
 	uint8_t buf[64];
-	size_t n = cric__internal__network_status_response__pack(&req, buf);
+	size_t n = cric__netd__network_status_response__pack(&req, buf);
 	assert_int_equal(cric_client_call_async(f->cli, "test.Echo", NULL, deadline_in_ms(10000),
 						buf, n, async_cb, &a),
 			 0);
@@ -588,11 +586,11 @@ static void test_call_bridges_restart(void **state)
 	if (a.code != CODE_OK)
 		print_message("bridged call: %u %s\n", a.code, a.message ? a.message : "");
 	assert_int_equal(a.code, CODE_OK);
-	Cric__Internal__NetworkStatusResponse *o =
-	    cric__internal__network_status_response__unpack(NULL, a.len, a.payload);
+	Cric__Netd__NetworkStatusResponse *o =
+	    cric__netd__network_status_response__unpack(NULL, a.len, a.payload);
 	assert_non_null(o);
 	assert_string_equal(o->network_name, "bridged");
-	cric__internal__network_status_response__free_unpacked(o, NULL);
+	cric__netd__network_status_response__free_unpacked(o, NULL);
 	async_done(&a);
 }
 
@@ -658,11 +656,10 @@ static void test_concurrent_async(void **state)
 		async_init(&calls[i]);
 		char name[16];
 		snprintf(name, sizeof(name), "n%d", i);
-		Cric__Internal__NetworkStatusResponse req =
-		    CRIC__INTERNAL__NETWORK_STATUS_RESPONSE__INIT;
+		Cric__Netd__NetworkStatusResponse req = CRIC__NETD__NETWORK_STATUS_RESPONSE__INIT;
 		req.network_name = name;
 		uint8_t buf[64];
-		size_t n = cric__internal__network_status_response__pack(&req, buf);
+		size_t n = cric__netd__network_status_response__pack(&req, buf);
 		assert_int_equal(cric_client_call_async(f->cli, "test.Echo", NULL,
 							deadline_in_ms(WAIT_MS), buf, n, async_cb,
 							&calls[i]),
@@ -672,15 +669,14 @@ static void test_concurrent_async(void **state)
 		assert_true(async_wait(&calls[i]));
 		assert_int_equal(calls[i].done, 1);
 		assert_int_equal(calls[i].code, CODE_OK);
-		Cric__Internal__NetworkStatusResponse *o =
-		    cric__internal__network_status_response__unpack(NULL, calls[i].len,
-								    calls[i].payload);
+		Cric__Netd__NetworkStatusResponse *o = cric__netd__network_status_response__unpack(
+		    NULL, calls[i].len, calls[i].payload);
 		assert_non_null(o);
 		char name[16];
 		snprintf(name, sizeof(name), "n%d", i);
 		/* Each answer went to its own call. */
 		assert_string_equal(o->network_name, name);
-		cric__internal__network_status_response__free_unpacked(o, NULL);
+		cric__netd__network_status_response__free_unpacked(o, NULL);
 		async_done(&calls[i]);
 	}
 }
@@ -845,14 +841,14 @@ static unsigned fresh_call(struct fixture *f, const char *name, int64_t end_ms)
 	struct cric_client *c = NULL;
 	struct cric_err err = { { 0 } };
 	assert_int_equal(cric_client_open("testd", f->url, &c, &err), 0);
-	Cric__Internal__NetworkStatusResponse req = CRIC__INTERNAL__NETWORK_STATUS_RESPONSE__INIT;
+	Cric__Netd__NetworkStatusResponse req = CRIC__NETD__NETWORK_STATUS_RESPONSE__INIT;
 	req.network_name = (char *)name;
 	ProtobufCMessage *out = NULL;
 	char *msg = NULL;
 	int64_t left = end_ms - mono_ms();
 	unsigned code = cric_client_call_pb(
 	    c, "test.Echo", NULL, deadline_in_ms(left > 1 ? left : 1), &req.base,
-	    &cric__internal__network_status_response__descriptor, &out, &msg);
+	    &cric__netd__network_status_response__descriptor, &out, &msg);
 	if (code != CODE_OK)
 		print_message("%s: %s: %s\n", name, grpc_code_name(code), msg ? msg : "");
 	protobuf_c_message_free_unpacked(out, NULL);
@@ -977,12 +973,12 @@ static void test_stop_right_after_reply(void **state)
 		assert_int_equal(cric_server_start(&cfg, &s, NULL), 0);
 		assert_int_equal(cric_client_open("raced", url, &c, NULL), 0);
 		assert_true(wait_connected(c, true));
-		Cric__Internal__HealthRequest req = CRIC__INTERNAL__HEALTH_REQUEST__INIT;
+		Cric__HealthRequest req = CRIC__HEALTH_REQUEST__INIT;
 		ProtobufCMessage *out = NULL;
-		assert_int_equal(
-		    cric_client_call_pb(c, HEALTH_METHOD, NULL, deadline_in_ms(5000), &req.base,
-					&cric__internal__health_response__descriptor, &out, NULL),
-		    CODE_OK);
+		assert_int_equal(cric_client_call_pb(c, HEALTH_METHOD, NULL, deadline_in_ms(5000),
+						     &req.base, &cric__health_response__descriptor,
+						     &out, NULL),
+				 CODE_OK);
 		protobuf_c_message_free_unpacked(out, NULL);
 		cric_server_stop(s);  /* its worker may still be inside nng_ctx_send() */
 		cric_client_close(c); /* nng may still be running the call's cleanup */
