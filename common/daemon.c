@@ -187,6 +187,16 @@ int daemon_main(const struct cric_daemon_desc *desc, int argc, char **argv)
 	if (r >= 0)
 		return r;
 
+	/* A wrong method table stops the daemon before it touches anything
+	 * (the server builds it again when it starts). */
+	struct cric_method_table table = { 0 };
+	if ((r = cric_method_table_build(desc->name, desc->services, desc->n_services, &table,
+					 &err)) < 0) {
+		log_error("%s", err.msg);
+		return 1;
+	}
+	cric_method_table_done(&table);
+
 	daemon_block_signals();
 	if ((r = make_dirs(cfg, desc->name, &err)) < 0 ||
 	    (r = caps_restrict(desc->caps, desc->n_caps, desc->all_caps, desc->no_new_privs,
@@ -206,8 +216,8 @@ int daemon_main(const struct cric_daemon_desc *desc, int argc, char **argv)
 		.url = url,
 		.allowed_uid = cfg->service_uid,
 		.workers = cfg->workers,
-		.methods = desc->methods,
-		.n_methods = desc->n_methods,
+		.services = desc->services,
+		.n_services = desc->n_services,
 		.userdata = st.userdata,
 	};
 	if (!url || (r = cric_server_start(&scfg, &server, &err)) < 0) {

@@ -3,8 +3,9 @@
  * daemon_main() parses --root/--config/--log-level, loads the config, creates
  * the daemon's directories (<state_dir>/<name>, <run_dir>/<name>, ipc_dir),
  * drops to the declared capability set while the process is still single
- * threaded, calls desc->init to build the daemon's manager, serves desc->methods
- * on <ipc_dir>/<name>.sock, notifies systemd (READY=1), and then waits for
+ * threaded, checks the table of desc->services (service.h), calls desc->init
+ * to build the daemon's manager, serves desc->services on
+ * <ipc_dir>/<name>.sock, notifies systemd (READY=1), and then waits for
  * signals: SIGHUP reloads the config (log level, then desc->reload), SIGTERM
  * and SIGINT stop gracefully (requests in progress finish, desc->done runs).
  * Returns the process exit status.
@@ -16,6 +17,7 @@
 
 #include "config.h"
 #include "ipc.h"
+#include "service.h"
 
 #include "cric_version.h" /* generated: CRIC_VERSION */
 
@@ -23,10 +25,10 @@ struct cric_daemon_desc {
 	const char *name; /* "runtimed": unit, socket and directory name */
 	const cap_value_t *caps;
 	size_t n_caps;
-	bool all_caps;     /* keep what we were given (runtimed, monitord) */
-	bool no_new_privs; /* for daemons that never exec anything privileged */
-	const struct cric_method *methods;
-	size_t n_methods;
+	bool all_caps;                       /* keep what we were given (runtimed, monitord) */
+	bool no_new_privs;                   /* for daemons that never exec anything privileged */
+	const struct cric_service *services; /* cric.Health is always served */
+	size_t n_services;
 	/* Build the manager; *userdata goes to every handler. cfg stays valid
 	 * until done() returns. May be NULL. */
 	int (*init)(const struct cric_config *cfg, void **userdata, struct cric_err *err);

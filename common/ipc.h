@@ -24,7 +24,12 @@
  * file of mode 0600, a pool of worker threads each with its own context
  * (a slow handler holds one worker; the others keep serving), a check of the
  * peer's uid on every new connection (root or the configured service user,
- * others are dropped), and "cric.Health" answered for every daemon.
+ * others are dropped), and "cric.Health" answered for every daemon. What it
+ * serves is a list of services with one line per method (service.h).
+ *
+ * The calls here take the method's name on the wire as a string: daemons
+ * call through cric_call() (service.h), which derives the name and the
+ * types from the service descriptor.
  */
 #pragma once
 
@@ -107,6 +112,10 @@ struct cric_call {
 	const char *method;
 	const char *request_id;
 	int64_t deadline_ns; /* absolute, 0 for none */
+	/* The method's line in the daemon's table (service.h), not enforced
+	 * yet: who may call it (enum cric_caller bits), its deadline cap. */
+	unsigned callers;
+	uint32_t cap_ms;
 };
 
 /* A handler returns 0 with *resp set to a heap-built message (freed by the
@@ -117,24 +126,20 @@ typedef int (*cric_handler_fn)(void *userdata, const struct cric_call *call,
 			       const ProtobufCMessage *req, ProtobufCMessage **resp,
 			       struct cric_err *err);
 
-struct cric_method {
-	const char *name;
-	const ProtobufCMessageDescriptor *input;
-	cric_handler_fn fn;
-};
-
+struct cric_service;
 struct cric_server_config {
 	const char *daemon;
 	const char *version;
 	const char *url;
 	uid_t allowed_uid; /* besides root; (uid_t)-1 for none */
 	unsigned workers;
-	const struct cric_method *methods;
-	size_t n_methods;
+	const struct cric_service *services; /* service.h; cric.Health is added */
+	size_t n_services;
 	void *userdata;
 };
 
 struct cric_server;
+/* Fails, serving nothing, when the services' table is wrong (service.h). */
 int cric_server_start(const struct cric_server_config *cfg, struct cric_server **ret,
 		      struct cric_err *err);
 /* Stop accepting, wait for handlers in progress, free. Accepts NULL. */

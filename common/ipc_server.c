@@ -14,7 +14,7 @@
 #include "ipc.h"
 #include "ipc_listen.h"
 #include "log.h"
-#include "proto/cric/health.pb-c.h"
+#include "service.h"
 
 struct worker {
 	struct cric_server *server;
@@ -25,6 +25,7 @@ struct worker {
 
 struct cric_server {
 	struct cric_server_config cfg;
+	struct cric_method_table table; /* cfg's services and cric.Health */
 	char *daemon;
 	char *version;
 	nng_socket sock;
@@ -77,21 +78,22 @@ static int health(void *userdata, const struct cric_call *call, const ProtobufCM
 	return 0;
 }
 
-static const struct cric_method health_method = { HEALTH_METHOD, &cric__health_request__descriptor,
-						  health };
+static const struct cric_handler health_line[] = {
+	{ CRIC_HEALTH(health), health, .callers = CALLER_GATEWAY | CALLER_ADMIN,
+	  .cap_ms = HEALTH_CAP_MS },
+};
 
-static const struct cric_method *find_method(struct cric_server *s, const char *name,
-					     void **userdata)
+static int table_build(const struct cric_server_config *cfg, struct cric_method_table *ret,
+		       struct cric_err *err)
 {
-	if (strcmp(name, HEALTH_METHOD) == 0) {
-		*userdata = s;
-		return &health_method;
-	}
-	*userdata = s->cfg.userdata;
-	for (size_t i = 0; i < s->cfg.n_methods; i++)
-		if (strcmp(s->cfg.methods[i].name, name) == 0)
-			return &s->cfg.methods[i];
-	return NULL;
+	if (cfg->n_services > 16)
+		return err_set(err, -E2BIG, "%s: %zu services", cfg->daemon, cfg->n_services);
+	struct cric_service all[17];
+	for (size_t i = 0; i < cfg->n_services; i++)
+		all[i] = cfg->services[i];
+	all[cfg->n_services] = (struct cric_service){ &cric__health__descriptor, health_line,
+						      ARRAY_SIZE(health_line) };
+	return cric_method_table_build(cfg->daemon, all, cfg->n_services + 1, ret, err);
 }
 
 /* Run one request; returns the packed Reply (never NULL unless OOM). */
@@ -108,14 +110,19 @@ static int dispatch(struct cric_server *s, const uint8_t *data, size_t len, uint
 	struct log_ctx lctx = { .method = env.method, .request_id = env.request_id };
 	log_ctx_set(&lctx);
 
-	void *userdata;
-	const struct cric_method *m = find_method(s, env.method, &userdata);
+	const struct cric_route_entry *m = cric_method_table_find(&s->table, env.method);
+	void *userdata = m && m->method.service == &cric__health__descriptor ? s : s->cfg.userdata;
 	unsigned code = CODE_OK;
 	_cleanup_free_ char *msg = NULL;
 	_cleanup_free_ uint8_t *out = NULL;
 	size_t out_len = 0;
 
 	if (!m) {
+		code = CODE_UNIMPLEMENTED;
+		if (asprintf(&msg, "%s is not a method cric's %s serves", env.method, s->daemon) <
+		    0)
+			msg = NULL;
+	} else if (!m->handler || !m->handler->fn) {
 		code = CODE_UNIMPLEMENTED;
 		if (asprintf(&msg, "%s is not implemented by cric's %s yet", env.method,
 			     s->daemon) < 0)
@@ -125,19 +132,21 @@ static int dispatch(struct cric_server *s, const uint8_t *data, size_t len, uint
 		msg = strdup("deadline passed before the request was handled");
 	} else {
 		ProtobufCMessage *in =
-		    protobuf_c_message_unpack(m->input, NULL, env.len, env.payload);
+		    protobuf_c_message_unpack(m->md->input, NULL, env.len, env.payload);
 		if (!in) {
 			code = CODE_INVALID_ARGUMENT;
 			if (asprintf(&msg, "cannot decode %s request as %s", env.method,
-				     m->input->name) < 0)
+				     m->md->input->name) < 0)
 				msg = NULL;
 		} else {
 			struct cric_call call = { .daemon = s->daemon,
 						  .method = env.method,
 						  .request_id = env.request_id,
-						  .deadline_ns = env.deadline_ns };
+						  .deadline_ns = env.deadline_ns,
+						  .callers = m->handler->callers,
+						  .cap_ms = m->handler->cap_ms };
 			ProtobufCMessage *resp = NULL;
-			r = m->fn(userdata, &call, in, &resp, &err);
+			r = m->handler->fn(userdata, &call, in, &resp, &err);
 			protobuf_c_message_free_unpacked(in, NULL);
 			if (r < 0) {
 				code = grpc_code_from_errno(r);
@@ -201,6 +210,7 @@ static void *worker(void *arg)
 static void server_free(struct cric_server *s)
 {
 	ipc_listener_free(s->listener);
+	cric_method_table_done(&s->table);
 	free(s->workers);
 	free(s->daemon);
 	free(s->version);
@@ -210,10 +220,17 @@ static void server_free(struct cric_server *s)
 int cric_server_start(const struct cric_server_config *cfg, struct cric_server **ret,
 		      struct cric_err *err)
 {
+	struct cric_method_table table = { 0 };
+	int r = table_build(cfg, &table, err);
+	if (r < 0)
+		return r;
 	struct cric_server *s = calloc(1, sizeof(*s));
-	if (!s)
+	if (!s) {
+		cric_method_table_done(&table);
 		return -ENOMEM;
+	}
 	s->cfg = *cfg;
+	s->table = table;
 	s->daemon = strdup(cfg->daemon);
 	s->version = strdup(cfg->version);
 	s->workers = calloc(cfg->workers, sizeof(struct worker));
@@ -240,7 +257,7 @@ int cric_server_start(const struct cric_server_config *cfg, struct cric_server *
 		return -ENOMEM;
 	}
 	nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, pipe_check_peer, s);
-	int r = ipc_listener_start(s->listener, err);
+	r = ipc_listener_start(s->listener, err);
 	if (r < 0) {
 		nng_close(s->sock);
 		server_free(s);

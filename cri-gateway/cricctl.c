@@ -26,7 +26,7 @@
 #include "common/config.h"
 #include "common/ipc.h"
 #include "proto/cri/api.pb-c.h"
-#include "proto/cric/health.pb-c.h"
+#include "common/service.h"
 #include "routes.h"
 
 struct ctl {
@@ -218,9 +218,8 @@ static int cmd_health(struct ctl *c)
 		Cric__HealthRequest req = CRIC__HEALTH_REQUEST__INIT;
 		ProtobufCMessage *out;
 		_cleanup_free_ char *msg = NULL;
-		unsigned code =
-		    cric_client_call_pb(cl, HEALTH_METHOD, NULL, deadline_in_ms(5000), &req.base,
-					&cric__health_response__descriptor, &out, &msg);
+		unsigned code = cric_call(cl, CRIC_HEALTH(health), NULL,
+					  deadline_in_ms(HEALTH_CAP_MS), &req.base, &out, &msg);
 		if (code == CODE_OK) {
 			Cric__HealthResponse *h = (Cric__HealthResponse *)out;
 			printf("%-9s ok    pid %-7lld version %s\n", h->daemon, (long long)h->pid,

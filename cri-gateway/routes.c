@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "proto/cri/api.pb-c.h"
+#include "common/service.h"
 
 const char *const daemon_names[D_COUNT] = {
 	[D_IMAGED] = "imaged",     [D_STORED] = "stored",     [D_NETD] = "netd",
@@ -95,7 +95,12 @@ int routes_build(struct route_table *t)
 			const ProtobufCMethodDescriptor *md = &svc->methods[m];
 			struct route *r = &t->routes[t->n++];
 			const struct owner *o = find_owner(md->name);
-			snprintf(r->path, sizeof(r->path), "/%s/%s", svc->name, md->name);
+			/* The name the daemons' tables give it (common/service.c). */
+			if (cric_method_name((struct cric_method_ref){ svc, m }, r->path,
+					     sizeof(r->path)) < 0) {
+				routes_free(t);
+				return -ENAMETOOLONG;
+			}
 			r->daemon = o ? o->daemon : services[s].fallback;
 			r->server_streaming = o ? o->streaming : false;
 			r->input = md->input;

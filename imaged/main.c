@@ -22,12 +22,9 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "common/pbutil.h"
+#include "common/service.h"
 #include "imaged/images.h"
 #include "imaged/pull.h"
-#include "proto/cri/api.pb-c.h"
-#include "proto/cric/stored.pb-c.h"
-
-#define SYNC_TIMEOUT_MS 60000
 
 struct imaged {
 	struct cric_client *stored;
@@ -286,9 +283,8 @@ static void sync_stored(struct imaged *d)
 	req.image_ids = ids;
 	ProtobufCMessage *out = NULL;
 	_cleanup_free_ char *msg = NULL;
-	unsigned code = cric_client_call_pb(
-	    d->stored, "cric.stored.SyncImages", NULL, deadline_in_ms(SYNC_TIMEOUT_MS), &req.base,
-	    &cric__stored__sync_images_response__descriptor, &out, &msg);
+	unsigned code = cric_call(d->stored, CRIC_STORED(sync_images), NULL,
+				  deadline_in_ms(STORED_SYNC_CAP_MS), &req.base, &out, &msg);
 	if (code != CODE_OK) {
 		log_warning("sync image references with stored: %s",
 			    msg ? msg : grpc_code_name(code));
@@ -349,12 +345,17 @@ static void done(void *userdata)
 	imaged_free(userdata);
 }
 
-#define IS "/runtime.v1.ImageService/"
-static const struct cric_method methods[] = {
-	{ IS "PullImage", &runtime__v1__pull_image_request__descriptor, pull_image_m },
-	{ IS "ListImages", &runtime__v1__list_images_request__descriptor, list_images },
-	{ IS "ImageStatus", &runtime__v1__image_status_request__descriptor, image_status },
-	{ IS "RemoveImage", &runtime__v1__remove_image_request__descriptor, remove_image },
+/* imaged serves CRI calls only (no other daemon calls it yet). */
+static const struct cric_handler image_lines[] = {
+	{ CRI_IMAGE(pull_image), pull_image_m, .callers = CALLER_GATEWAY },
+	{ CRI_IMAGE(list_images), list_images, .callers = CALLER_GATEWAY },
+	{ CRI_IMAGE(image_status), image_status, .callers = CALLER_GATEWAY },
+	{ CRI_IMAGE(remove_image), remove_image, .callers = CALLER_GATEWAY },
+};
+
+static const struct cric_service services[] = {
+	{ &runtime__v1__image_service__descriptor, image_lines, ARRAY_SIZE(image_lines),
+	  .partial = true },
 };
 
 int main(int argc, char **argv)
@@ -362,8 +363,8 @@ int main(int argc, char **argv)
 	const struct cric_daemon_desc desc = {
 		.name = "imaged",
 		.no_new_privs = true,
-		.methods = methods,
-		.n_methods = ARRAY_SIZE(methods),
+		.services = services,
+		.n_services = ARRAY_SIZE(services),
 		.init = init,
 		.done = done,
 	};

@@ -24,9 +24,8 @@
 #include "imaged/manifest.h"
 #include "imaged/platform.h"
 #include "imaged/registry.h"
-#include "proto/cric/stored.pb-c.h"
+#include "common/service.h"
 
-#define STORED_TIMEOUT_MS     (30 * 60 * 1000) /* unpacking a big layer */
 #define CONFIG_CACHE          8
 #define MAX_WORKERS           16
 #define DEFAULT_MAX_DOWNLOADS 3
@@ -374,15 +373,13 @@ static int get_config(struct puller *p, const struct endpoint *ep, const struct 
 
 /* ---- stored ---- */
 
-static int stored_call(struct puller *p, const struct cric_call *call, const char *method,
-		       const ProtobufCMessage *req, const ProtobufCMessageDescriptor *out_desc,
-		       ProtobufCMessage **out, struct cric_err *err)
+static int stored_call(struct puller *p, const struct cric_call *call, struct cric_method_ref m,
+		       const ProtobufCMessage *req, ProtobufCMessage **out, struct cric_err *err)
 {
 	_cleanup_free_ char *msg = NULL;
 	ProtobufCMessage *o = NULL;
-	unsigned code =
-	    cric_client_call_pb(p->stored, method, call ? call->request_id : NULL,
-				deadline_in_ms(STORED_TIMEOUT_MS), req, out_desc, &o, &msg);
+	unsigned code = cric_call(p->stored, m, call ? call->request_id : NULL,
+				  deadline_in_ms(STORED_IMPORT_CAP_MS), req, &o, &msg);
 	if (code != CODE_OK)
 		return err_set(err, errno_from_grpc_code(code), "stored: %s",
 			       msg ? msg : grpc_code_name(code));
@@ -404,8 +401,7 @@ static int import_layer(struct puller *p, const struct cric_call *call, const ch
 	req.diff_id = (char *)diff_id;
 	req.parent_chain_id = (char *)parent;
 	req.lease = (char *)lease;
-	return stored_call(p, call, "cric.stored.ImportLayer", &req.base,
-			   &cric__stored__import_layer_response__descriptor, NULL, err);
+	return stored_call(p, call, CRIC_STORED(import_layer), &req.base, NULL, err);
 }
 
 static void drop_lease(struct puller *p, const struct cric_call *call, const char *lease)
@@ -413,8 +409,7 @@ static void drop_lease(struct puller *p, const struct cric_call *call, const cha
 	Cric__Stored__DropLeaseRequest req = CRIC__STORED__DROP_LEASE_REQUEST__INIT;
 	req.lease = (char *)lease;
 	struct cric_err e;
-	if (stored_call(p, call, "cric.stored.DropLease", &req.base,
-			&cric__stored__drop_lease_response__descriptor, NULL, &e) < 0)
+	if (stored_call(p, call, CRIC_STORED(drop_lease), &req.base, NULL, &e) < 0)
 		log_warning("drop lease %s: %s (stored collects it at imaged's next start)", lease,
 			    e.msg);
 }
@@ -670,9 +665,7 @@ int pull_image(struct puller *p, const struct cric_call *call, const char *refer
 		req.lease = lease;
 		ProtobufCMessage *out = NULL;
 		leased = true;
-		if ((r = stored_call(p, call, "cric.stored.LayerStatus", &req.base,
-				     &cric__stored__layer_status_response__descriptor, &out, err)) <
-		    0)
+		if ((r = stored_call(p, call, CRIC_STORED(layer_status), &req.base, &out, err)) < 0)
 			goto fail;
 		Cric__Stored__LayerStatusResponse *st = (void *)out;
 		if (!st) {
@@ -743,8 +736,7 @@ int pull_image(struct puller *p, const struct cric_call *call, const char *refer
 	creq.n_chain_ids = man->n_layers;
 	creq.chain_ids = chain_ptrs;
 	creq.lease = lease;
-	r = stored_call(p, call, "cric.stored.CommitImage", &creq.base,
-			&cric__stored__commit_image_response__descriptor, NULL, err);
+	r = stored_call(p, call, CRIC_STORED(commit_image), &creq.base, NULL, err);
 	if (r == 0)
 		r = image_store_add(p->images, &img, err);
 	pthread_mutex_unlock(&p->commit);
@@ -780,8 +772,7 @@ int puller_remove_image(struct puller *p, const struct cric_call *call, const ch
 		Cric__Stored__ReleaseImageRequest req = CRIC__STORED__RELEASE_IMAGE_REQUEST__INIT;
 		struct cric_err e;
 		req.image_id = id;
-		if (stored_call(p, call, "cric.stored.ReleaseImage", &req.base,
-				&cric__stored__release_image_response__descriptor, NULL, &e) < 0)
+		if (stored_call(p, call, CRIC_STORED(release_image), &req.base, NULL, &e) < 0)
 			log_warning("release the layers of %s: %s (stored is told at imaged's "
 				    "next start), ignoring",
 				    id, e.msg);

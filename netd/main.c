@@ -13,7 +13,7 @@
 #include "common/log.h"
 #include "common/pbutil.h"
 #include "pods.h"
-#include "proto/cric/netd.pb-c.h"
+#include "common/service.h"
 
 #define PLUGIN_TIMEOUT_KEY "cni_plugin_timeout_seconds"
 
@@ -315,15 +315,21 @@ static void done(void *userdata)
 	netd_free(userdata);
 }
 
-static const struct cric_method methods[] = {
-	{ "cric.netd.NetworkStatus", &cric__netd__network_status_request__descriptor,
-	  network_status },
-	{ "cric.netd.SetupPodNetwork", &cric__netd__setup_pod_network_request__descriptor,
-	  setup_pod_network },
-	{ "cric.netd.TeardownPodNetwork", &cric__netd__teardown_pod_network_request__descriptor,
-	  teardown_pod_network },
-	{ "cric.netd.PodNetworkStatus", &cric__netd__pod_network_status_request__descriptor,
-	  pod_network_status },
+/* runtimed calls them for Status, RunPodSandbox, Stop/RemovePodSandbox and
+ * PodSandboxStatus; the integration tests through cric-call. */
+static const struct cric_handler netd_lines[] = {
+	{ CRIC_NETD(network_status), network_status, .callers = CALLER_RUNTIMED | CALLER_ADMIN,
+	  .cap_ms = NETD_STATUS_CAP_MS },
+	{ CRIC_NETD(setup_pod_network), setup_pod_network,
+	  .callers = CALLER_RUNTIMED | CALLER_ADMIN, .cap_ms = NETD_CNI_CAP_MS },
+	{ CRIC_NETD(teardown_pod_network), teardown_pod_network,
+	  .callers = CALLER_RUNTIMED | CALLER_ADMIN, .cap_ms = NETD_CNI_CAP_MS },
+	{ CRIC_NETD(pod_network_status), pod_network_status,
+	  .callers = CALLER_RUNTIMED | CALLER_ADMIN, .cap_ms = NETD_CNI_CAP_MS },
+};
+
+static const struct cric_service services[] = {
+	{ &cric__netd__netd__descriptor, netd_lines, ARRAY_SIZE(netd_lines) },
 };
 
 static const cap_value_t netd_caps[] = { CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN };
@@ -334,8 +340,8 @@ int main(int argc, char **argv)
 		.name = "netd",
 		.caps = netd_caps,
 		.n_caps = ARRAY_SIZE(netd_caps),
-		.methods = methods,
-		.n_methods = ARRAY_SIZE(methods),
+		.services = services,
+		.n_services = ARRAY_SIZE(services),
 		.init = init,
 		.reload = reload,
 		.done = done,

@@ -1,5 +1,6 @@
 #pragma once
-#include "common/ipc.h"
+#include "common/service.h"
 
-extern const struct cric_method runtimed_methods[];
-extern const size_t runtimed_n_methods;
+/* The CRI methods runtimed serves, for its main.c. */
+extern const struct cric_service runtimed_services[];
+extern const size_t runtimed_n_services;

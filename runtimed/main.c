@@ -29,8 +29,8 @@ int main(int argc, char **argv)
 	const struct cric_daemon_desc desc = {
 		.name = "runtimed",
 		.all_caps = true,
-		.methods = runtimed_methods,
-		.n_methods = runtimed_n_methods,
+		.services = runtimed_services,
+		.n_services = runtimed_n_services,
 		.init = init,
 		.reload = reload,
 		.done = done,

@@ -13,10 +13,9 @@
 
 #include "common/cleanup.h"
 #include "common/log.h"
-#include "proto/cric/netd.pb-c.h"
+#include "common/service.h"
 
 /* netd answers NetworkStatus from a directory scan: it is fast or it is stuck. */
-#define NETD_STATUS_TIMEOUT_MS 3000
 
 struct runtimed {
 	struct cric_client *netd;
@@ -232,16 +231,15 @@ void runtimed_status(struct runtimed *rt, const struct cric_call *call, struct r
 		}
 	}
 
-	int64_t deadline = deadline_in_ms(NETD_STATUS_TIMEOUT_MS);
+	int64_t deadline = deadline_in_ms(NETD_STATUS_CAP_MS);
 	if (call->deadline_ns > 0 && call->deadline_ns < deadline)
 		deadline = call->deadline_ns;
 
 	Cric__Netd__NetworkStatusRequest req = CRIC__NETD__NETWORK_STATUS_REQUEST__INIT;
 	ProtobufCMessage *out = NULL;
 	_cleanup_free_ char *msg = NULL;
-	unsigned code = cric_client_call_pb(
-	    rt->netd, "cric.netd.NetworkStatus", call->request_id, deadline, &req.base,
-	    &cric__netd__network_status_response__descriptor, &out, &msg);
+	unsigned code = cric_call(rt->netd, CRIC_NETD(network_status), call->request_id, deadline,
+				  &req.base, &out, &msg);
 	if (code != CODE_OK) {
 		snprintf(st->network_reason, sizeof(st->network_reason), "NetworkPluginNotReady");
 		snprintf(st->network_message, sizeof(st->network_message), "cannot ask netd: %s",

@@ -27,6 +27,7 @@
 #include "common/nspin.h"
 #include "common/pbjson.h"
 #include "common/pbutil.h"
+#include "common/service.h"
 #include "proto/cric/netd.pb-c.h"
 #include "podplan.h"
 #include "records.h"
@@ -468,9 +469,8 @@ static int netd_setup(struct sandbox_mgr *m, const struct cric_call *call, struc
 
 	ProtobufCMessage *out = NULL;
 	_cleanup_free_ char *msg = NULL;
-	unsigned code = cric_client_call_pb(
-	    m->netd, "cric.netd.SetupPodNetwork", call->request_id, deadline_in_ms(NETD_TIMEOUT_MS),
-	    &req.base, &cric__netd__setup_pod_network_response__descriptor, &out, &msg);
+	unsigned code = cric_call(m->netd, CRIC_NETD(setup_pod_network), call->request_id,
+				  deadline_in_ms(NETD_CNI_CAP_MS), &req.base, &out, &msg);
 	if (code != CODE_OK) {
 		int r = errno_from_grpc_code(code);
 		return err_set(err, r, "pod network: %s", msg ? msg : grpc_code_name(code));
@@ -496,10 +496,9 @@ static int netd_teardown(struct sandbox_mgr *m, const struct cric_call *call, st
 	req.pod_id = sb->id;
 	ProtobufCMessage *out = NULL;
 	_cleanup_free_ char *msg = NULL;
-	unsigned code = cric_client_call_pb(
-	    m->netd, "cric.netd.TeardownPodNetwork", call ? call->request_id : NULL,
-	    deadline_in_ms(NETD_TIMEOUT_MS), &req.base,
-	    &cric__netd__teardown_pod_network_response__descriptor, &out, &msg);
+	unsigned code =
+	    cric_call(m->netd, CRIC_NETD(teardown_pod_network), call ? call->request_id : NULL,
+		      deadline_in_ms(NETD_CNI_CAP_MS), &req.base, &out, &msg);
 	if (out)
 		protobuf_c_message_free_unpacked(out, NULL);
 	if (code != CODE_OK)

@@ -11,8 +11,7 @@
 #include "common/fsutil.h"
 #include "common/macro.h"
 #include "common/pbutil.h"
-#include "proto/cri/api.pb-c.h"
-#include "proto/cric/stored.pb-c.h"
+#include "common/service.h"
 #include "stored/caps.h"
 #include "stored/layers.h"
 
@@ -263,21 +262,35 @@ static void done(void *userdata)
 	layer_store_free(userdata);
 }
 
-#define S(name, fn, req)                                                                           \
-	{                                                                                          \
-		"cric.stored." name, &cric__stored__##req##_request__descriptor, fn                \
-	}
-static const struct cric_method methods[] = {
-	S("ImportLayer", import_layer, import_layer),
-	S("LayerStatus", layer_status_m, layer_status),
-	S("CommitImage", commit_image, commit_image),
-	S("ReleaseImage", release_image, release_image),
-	S("SyncImages", sync_images, sync_images),
-	S("DropLease", drop_lease, drop_lease),
-	S("CreateRootfs", create_rootfs, create_rootfs),
-	S("RemoveRootfs", remove_rootfs, remove_rootfs),
-	{ "/runtime.v1.ImageService/ImageFsInfo", &runtime__v1__image_fs_info_request__descriptor,
-	  image_fs_info },
+/* imaged imports and collects layers (a pull's calls are capped as its
+ * own wait for them); runtimed will ask for root filesystems (the
+ * containers issue; the integration tests do through cric-call). */
+static const struct cric_handler stored_lines[] = {
+	{ CRIC_STORED(import_layer), import_layer, .callers = CALLER_IMAGED,
+	  .cap_ms = STORED_IMPORT_CAP_MS },
+	{ CRIC_STORED(layer_status), layer_status_m, .callers = CALLER_IMAGED,
+	  .cap_ms = STORED_IMPORT_CAP_MS },
+	{ CRIC_STORED(commit_image), commit_image, .callers = CALLER_IMAGED,
+	  .cap_ms = STORED_IMPORT_CAP_MS },
+	{ CRIC_STORED(release_image), release_image, .callers = CALLER_IMAGED,
+	  .cap_ms = STORED_IMPORT_CAP_MS },
+	{ CRIC_STORED(sync_images), sync_images, .callers = CALLER_IMAGED,
+	  .cap_ms = STORED_SYNC_CAP_MS },
+	{ CRIC_STORED(drop_lease), drop_lease, .callers = CALLER_IMAGED,
+	  .cap_ms = STORED_IMPORT_CAP_MS },
+	{ CRIC_STORED(create_rootfs), create_rootfs, .callers = CALLER_RUNTIMED | CALLER_ADMIN },
+	{ CRIC_STORED(remove_rootfs), remove_rootfs, .callers = CALLER_RUNTIMED | CALLER_ADMIN },
+};
+
+/* The gateway routes ImageFsInfo here (cri-gateway/routes.c). */
+static const struct cric_handler image_lines[] = {
+	{ CRI_IMAGE(image_fs_info), image_fs_info, .callers = CALLER_GATEWAY },
+};
+
+static const struct cric_service services[] = {
+	{ &cric__stored__stored__descriptor, stored_lines, ARRAY_SIZE(stored_lines) },
+	{ &runtime__v1__image_service__descriptor, image_lines, ARRAY_SIZE(image_lines),
+	  .partial = true },
 };
 
 int main(int argc, char **argv)
@@ -287,8 +300,8 @@ int main(int argc, char **argv)
 		.caps = stored_caps,
 		.n_caps = stored_n_caps,
 		.no_new_privs = true,
-		.methods = methods,
-		.n_methods = ARRAY_SIZE(methods),
+		.services = services,
+		.n_services = ARRAY_SIZE(services),
 		.init = init,
 		.reload = reload,
 		.done = done,

@@ -29,14 +29,15 @@
 #include "common/fsutil.h"
 #include "common/ids.h"
 #include "common/ipc.h"
+#include "common/service.h"
 #include "common/pbutil.h"
-#include "proto/cric/health.pb-c.h"
-#include "proto/cric/netd.pb-c.h"
+#include "proto/cric/internal.pb-c.h"
 #include "testutil.h"
 
-#define SLOW_MS    300
-#define WAIT_MS    10000 /* upper bound for anything that should happen */
-#define WATCHDOG_S 60
+#define HEALTH_METHOD "cric.Health"
+#define SLOW_MS       300
+#define WAIT_MS       10000 /* upper bound for anything that should happen */
+#define WATCHDOG_S    60
 
 struct fixture {
 	char *dir;
@@ -134,11 +135,34 @@ static int h_slow(void *userdata, const struct cric_call *call, const ProtobufCM
 	return 0;
 }
 
-static const struct cric_method methods[] = {
-	{ "test.Echo", &cric__netd__network_status_response__descriptor, h_echo },
-	{ "test.Fail", &cric__health_request__descriptor, h_fail },
-	{ "test.FailBare", &cric__health_request__descriptor, h_fail_bare },
-	{ "test.Slow", &cric__health_request__descriptor, h_slow },
+/* A service of the test's own ("cric.test.Echo" ... on the wire), its
+ * descriptor written as protoc-c would generate it. */
+static const ProtobufCMethodDescriptor test_methods[] = {
+	{ "Echo", &cric__netd__network_status_response__descriptor,
+	  &cric__netd__network_status_response__descriptor },
+	{ "Fail", &cric__health_request__descriptor, &cric__health_response__descriptor },
+	{ "FailBare", &cric__health_request__descriptor, &cric__health_response__descriptor },
+	{ "Slow", &cric__health_request__descriptor, &cric__health_response__descriptor },
+	{ "Later", &cric__health_request__descriptor, &cric__health_response__descriptor },
+};
+static const unsigned test_methods_by_name[] = { 0, 1, 2, 4, 3 };
+static const ProtobufCServiceDescriptor test_service = {
+	PROTOBUF_C__SERVICE_DESCRIPTOR_MAGIC,
+	"cric.test.Test",
+	"Test",
+	"Cric__Test__Test",
+	"cric.test",
+	5,
+	test_methods,
+	test_methods_by_name,
+};
+static const struct cric_handler test_lines[] = {
+	{ { &test_service, 0 }, h_echo },      { { &test_service, 1 }, h_fail },
+	{ { &test_service, 2 }, h_fail_bare }, { { &test_service, 3 }, h_slow },
+	{ { &test_service, 4 }, NULL }, /* declared, not implemented */
+};
+static const struct cric_service services[] = {
+	{ &test_service, test_lines, sizeof(test_lines) / sizeof(test_lines[0]) },
 };
 
 /* ---- fixture ---- */
@@ -151,8 +175,8 @@ static int start_server(struct fixture *f, struct cric_server **ret, struct cric
 		.url = f->url,
 		.allowed_uid = getuid() == 0 ? (uid_t)-1 : getuid(),
 		.workers = 4,
-		.methods = methods,
-		.n_methods = sizeof(methods) / sizeof(methods[0]),
+		.services = services,
+		.n_services = 1,
 		.userdata = f,
 	};
 	return cric_server_start(&cfg, ret, err);
@@ -292,7 +316,7 @@ static void start_slow(struct fixture *f, struct async_call *a, int64_t deadline
 	Cric__HealthRequest req = CRIC__HEALTH_REQUEST__INIT;
 	uint8_t buf[16];
 	size_t n = cric__health_request__pack(&req, buf);
-	assert_int_equal(cric_client_call_async(f->cli, "test.Slow", NULL,
+	assert_int_equal(cric_client_call_async(f->cli, "cric.test.Slow", NULL,
 						deadline_in_ms(deadline_ms), buf, n, async_cb, a),
 			 0);
 }
@@ -304,7 +328,7 @@ static unsigned call_echo(struct fixture *f, const char *name, char **message)
 	req.network_name = (char *)name;
 	ProtobufCMessage *out = NULL;
 	unsigned code =
-	    cric_client_call_pb(f->cli, "test.Echo", NULL, deadline_in_ms(5000), &req.base,
+	    cric_client_call_pb(f->cli, "cric.test.Echo", NULL, deadline_in_ms(5000), &req.base,
 				&cric__netd__network_status_response__descriptor, &out, message);
 	if (code == CODE_OK) {
 		Cric__Netd__NetworkStatusResponse *o = (void *)out;
@@ -334,7 +358,7 @@ static void test_echo(void **state)
 	char *msg = (char *)"untouched";
 	int64_t deadline = deadline_in_ms(5000);
 	unsigned code =
-	    cric_client_call_pb(f->cli, "test.Echo", "my-req.1", deadline, &req.base,
+	    cric_client_call_pb(f->cli, "cric.test.Echo", "my-req.1", deadline, &req.base,
 				&cric__netd__network_status_response__descriptor, &out, &msg);
 	assert_int_equal(code, CODE_OK);
 	assert_null(msg);
@@ -356,7 +380,7 @@ static void test_echo(void **state)
 
 	/* Without a request id one is generated; without a deadline one applies. */
 	out = NULL;
-	code = cric_client_call_pb(f->cli, "test.Echo", NULL, 0, &req.base,
+	code = cric_client_call_pb(f->cli, "cric.test.Echo", NULL, 0, &req.base,
 				   &cric__netd__network_status_response__descriptor, &out, NULL);
 	assert_int_equal(code, CODE_OK);
 	protobuf_c_message_free_unpacked(out, NULL);
@@ -367,8 +391,9 @@ static void test_echo(void **state)
 
 	/* An empty message round-trips too. */
 	Cric__Netd__NetworkStatusResponse empty = CRIC__NETD__NETWORK_STATUS_RESPONSE__INIT;
-	code = cric_client_call_pb(f->cli, "test.Echo", NULL, deadline_in_ms(5000), &empty.base,
-				   &cric__netd__network_status_response__descriptor, &out, NULL);
+	code =
+	    cric_client_call_pb(f->cli, "cric.test.Echo", NULL, deadline_in_ms(5000), &empty.base,
+				&cric__netd__network_status_response__descriptor, &out, NULL);
 	assert_int_equal(code, CODE_OK);
 	assert_false(((Cric__Netd__NetworkStatusResponse *)out)->ready);
 	protobuf_c_message_free_unpacked(out, NULL);
@@ -381,13 +406,57 @@ static void test_unknown_method(void **state)
 	ProtobufCMessage *out = (ProtobufCMessage *)0x1;
 	char *msg = NULL;
 	unsigned code =
-	    cric_client_call_pb(f->cli, "test.Nope", NULL, deadline_in_ms(5000), &req.base,
+	    cric_client_call_pb(f->cli, "cric.test.Nope", NULL, deadline_in_ms(5000), &req.base,
 				&cric__health_response__descriptor, &out, &msg);
 	assert_int_equal(code, CODE_UNIMPLEMENTED);
 	assert_null(out);
 	assert_non_null(msg);
-	assert_non_null(strstr(msg, "test.Nope"));
+	assert_non_null(strstr(msg, "cric.test.Nope"));
 	free(msg);
+}
+
+/* A method of the table without a handler answers UNIMPLEMENTED naming the
+ * daemon and the method; cric_call() derives the name and both types from
+ * the descriptor. */
+static void test_typed_calls(void **state)
+{
+	struct fixture *f = *state;
+	Cric__HealthRequest req = CRIC__HEALTH_REQUEST__INIT;
+	ProtobufCMessage *out = (ProtobufCMessage *)0x1;
+	char *msg = NULL;
+	unsigned code = cric_call(f->cli, (struct cric_method_ref){ &test_service, 4 }, NULL,
+				  deadline_in_ms(5000), &req.base, &out, &msg);
+	assert_int_equal(code, CODE_UNIMPLEMENTED);
+	assert_null(out);
+	assert_non_null(msg);
+	assert_non_null(strstr(msg, "cric.test.Later"));
+	assert_non_null(strstr(msg, "cric's testd"));
+	free(msg);
+
+	Cric__Netd__NetworkStatusResponse echo = CRIC__NETD__NETWORK_STATUS_RESPONSE__INIT;
+	echo.reason = "typed";
+	code = cric_call(f->cli, (struct cric_method_ref){ &test_service, 0 }, NULL,
+			 deadline_in_ms(5000), &echo.base, &out, &msg);
+	assert_int_equal(code, CODE_OK);
+	assert_ptr_equal(out->descriptor, &cric__netd__network_status_response__descriptor);
+	assert_string_equal(((Cric__Netd__NetworkStatusResponse *)out)->reason, "typed");
+	protobuf_c_message_free_unpacked(out, NULL);
+
+	/* The wrong request type is the caller's bug: nothing is sent. */
+	code = cric_call(f->cli, (struct cric_method_ref){ &test_service, 0 }, NULL,
+			 deadline_in_ms(5000), &req.base, &out, &msg);
+	assert_int_equal(code, CODE_INTERNAL);
+	assert_null(out);
+	assert_non_null(strstr(msg, "cric.netd.NetworkStatusResponse"));
+	assert_non_null(strstr(msg, "cric.HealthRequest"));
+	free(msg);
+
+	/* cric.Health is served beside the daemon's own services. */
+	code = cric_call(f->cli, CRIC_HEALTH(health), NULL, deadline_in_ms(5000), &req.base, &out,
+			 &msg);
+	assert_int_equal(code, CODE_OK);
+	assert_string_equal(((Cric__HealthResponse *)out)->daemon, "testd");
+	protobuf_c_message_free_unpacked(out, NULL);
 }
 
 static void test_handler_errors(void **state)
@@ -397,7 +466,7 @@ static void test_handler_errors(void **state)
 	ProtobufCMessage *out = NULL;
 	char *msg = NULL;
 	unsigned code =
-	    cric_client_call_pb(f->cli, "test.Fail", NULL, deadline_in_ms(5000), &req.base,
+	    cric_client_call_pb(f->cli, "cric.test.Fail", NULL, deadline_in_ms(5000), &req.base,
 				&cric__health_response__descriptor, &out, &msg);
 	assert_int_equal(code, CODE_NOT_FOUND);
 	assert_null(out);
@@ -405,13 +474,13 @@ static void test_handler_errors(void **state)
 	free(msg);
 
 	/* No message from the handler: the errno's text. */
-	code = cric_client_call_pb(f->cli, "test.FailBare", NULL, deadline_in_ms(5000), &req.base,
-				   &cric__health_response__descriptor, &out, &msg);
+	code = cric_client_call_pb(f->cli, "cric.test.FailBare", NULL, deadline_in_ms(5000),
+				   &req.base, &cric__health_response__descriptor, &out, &msg);
 	assert_int_equal(code, CODE_ALREADY_EXISTS);
 	assert_string_equal(msg, strerror(EEXIST));
 	free(msg);
 	/* message may be NULL. */
-	code = cric_client_call_pb(f->cli, "test.Fail", NULL, deadline_in_ms(5000), &req.base,
+	code = cric_client_call_pb(f->cli, "cric.test.Fail", NULL, deadline_in_ms(5000), &req.base,
 				   &cric__health_response__descriptor, &out, NULL);
 	assert_int_equal(code, CODE_NOT_FOUND);
 }
@@ -421,10 +490,11 @@ static void test_undecodable_payload(void **state)
 	struct fixture *f = *state;
 	static const uint8_t junk[] = { 0x0a, 0xff, 0x01, 'x' }; /* string claiming 255 bytes */
 	struct cric_result res;
-	cric_client_call(f->cli, "test.Echo", NULL, deadline_in_ms(5000), junk, sizeof(junk), &res);
+	cric_client_call(f->cli, "cric.test.Echo", NULL, deadline_in_ms(5000), junk, sizeof(junk),
+			 &res);
 	assert_int_equal(res.code, CODE_INVALID_ARGUMENT);
 	assert_non_null(res.message);
-	assert_non_null(strstr(res.message, "test.Echo"));
+	assert_non_null(strstr(res.message, "cric.test.Echo"));
 	assert_int_equal(res.len, 0);
 	cric_result_clear(&res);
 
@@ -435,7 +505,7 @@ static void test_undecodable_payload(void **state)
 	ProtobufCMessage *out = NULL;
 	char *msg = NULL;
 	unsigned code =
-	    cric_client_call_pb(f->cli, "test.Echo", NULL, deadline_in_ms(5000), &req.base,
+	    cric_client_call_pb(f->cli, "cric.test.Echo", NULL, deadline_in_ms(5000), &req.base,
 				&cric__health_response__descriptor, &out, &msg);
 	assert_int_equal(code, CODE_INTERNAL);
 	assert_null(out);
@@ -469,7 +539,7 @@ static void test_deadline_exceeded(void **state)
 	char *msg = NULL;
 	int64_t t0 = mono_ms();
 	unsigned code =
-	    cric_client_call_pb(f->cli, "test.Slow", NULL, deadline_in_ms(100), &req.base,
+	    cric_client_call_pb(f->cli, "cric.test.Slow", NULL, deadline_in_ms(100), &req.base,
 				&cric__health_response__descriptor, &out, &msg);
 	int64_t took = mono_ms() - t0;
 	assert_int_equal(code, CODE_DEADLINE_EXCEEDED);
@@ -483,13 +553,13 @@ static void test_deadline_exceeded(void **state)
 
 	/* A deadline already in the past: refused without a round trip. */
 	struct cric_result res;
-	cric_client_call(f->cli, "test.Echo", NULL, now_unix_ns() - 1000000, NULL, 0, &res);
+	cric_client_call(f->cli, "cric.test.Echo", NULL, now_unix_ns() - 1000000, NULL, 0, &res);
 	assert_int_equal(res.code, CODE_DEADLINE_EXCEEDED);
 	cric_result_clear(&res);
 	struct async_call a;
 	async_init(&a);
 	assert_int_equal(
-	    cric_client_call_async(f->cli, "test.Echo", NULL, 1, NULL, 0, async_cb, &a),
+	    cric_client_call_async(f->cli, "cric.test.Echo", NULL, 1, NULL, 0, async_cb, &a),
 	    -ETIMEDOUT);
 	assert_int_equal(a.done, 0);
 	async_done(&a);
@@ -538,7 +608,7 @@ static void test_no_server(void **state)
 
 	int64_t t0 = mono_ms();
 	struct cric_result res;
-	cric_client_call(c, "test.Echo", NULL, deadline_in_ms(10000), NULL, 0, &res);
+	cric_client_call(c, "cric.test.Echo", NULL, deadline_in_ms(10000), NULL, 0, &res);
 	int64_t took = mono_ms() - t0;
 	print_message("call without a server took %lld ms\n", (long long)took);
 	assert_int_equal(res.code, CODE_UNAVAILABLE);
@@ -552,8 +622,8 @@ static void test_no_server(void **state)
 	struct async_call a;
 	async_init(&a);
 	t0 = mono_ms();
-	assert_int_equal(cric_client_call_async(c, "test.Echo", NULL, deadline_in_ms(10000), NULL,
-						0, async_cb, &a),
+	assert_int_equal(cric_client_call_async(c, "cric.test.Echo", NULL, deadline_in_ms(10000),
+						NULL, 0, async_cb, &a),
 			 0);
 	assert_true(async_wait(&a));
 	assert_int_equal(a.done, 1);
@@ -577,8 +647,8 @@ static void test_call_bridges_restart(void **state)
 	req.network_name = (char *)"bridged";
 	uint8_t buf[64];
 	size_t n = cric__netd__network_status_response__pack(&req, buf);
-	assert_int_equal(cric_client_call_async(f->cli, "test.Echo", NULL, deadline_in_ms(10000),
-						buf, n, async_cb, &a),
+	assert_int_equal(cric_client_call_async(f->cli, "cric.test.Echo", NULL,
+						deadline_in_ms(10000), buf, n, async_cb, &a),
 			 0);
 	struct cric_err err = { { 0 } };
 	assert_int_equal(start_server(f, &f->srv, &err), 0);
@@ -660,7 +730,7 @@ static void test_concurrent_async(void **state)
 		req.network_name = name;
 		uint8_t buf[64];
 		size_t n = cric__netd__network_status_response__pack(&req, buf);
-		assert_int_equal(cric_client_call_async(f->cli, "test.Echo", NULL,
+		assert_int_equal(cric_client_call_async(f->cli, "cric.test.Echo", NULL,
 							deadline_in_ms(WAIT_MS), buf, n, async_cb,
 							&calls[i]),
 				 0);
@@ -847,7 +917,7 @@ static unsigned fresh_call(struct fixture *f, const char *name, int64_t end_ms)
 	char *msg = NULL;
 	int64_t left = end_ms - mono_ms();
 	unsigned code = cric_client_call_pb(
-	    c, "test.Echo", NULL, deadline_in_ms(left > 1 ? left : 1), &req.base,
+	    c, "cric.test.Echo", NULL, deadline_in_ms(left > 1 ? left : 1), &req.base,
 	    &cric__netd__network_status_response__descriptor, &out, &msg);
 	if (code != CODE_OK)
 		print_message("%s: %s: %s\n", name, grpc_code_name(code), msg ? msg : "");
@@ -1005,8 +1075,8 @@ static void test_close_right_after_callback(void **state)
 		async_init(&a);
 		/* A deadline this short may pass before the call starts (a slow,
 		 * sanitized run): then there is no callback, and no race. */
-		int r = cric_client_call_async(c, "test.Echo", NULL, deadline_in_ms(3), NULL, 0,
-					       async_cb, &a);
+		int r = cric_client_call_async(c, "cric.test.Echo", NULL, deadline_in_ms(3), NULL,
+					       0, async_cb, &a);
 		assert_true(r == 0 || r == -ETIMEDOUT);
 		if (r == 0) {
 			assert_true(async_wait(&a));
@@ -1026,6 +1096,7 @@ static void test_close_right_after_callback(void **state)
 static const struct CMUnitTest tests[] = {
 	T(test_echo),
 	T(test_unknown_method),
+	T(test_typed_calls),
 	T(test_handler_errors),
 	T(test_undecodable_payload),
 	T(test_health),
