@@ -44,7 +44,6 @@
 #define IPC_MAX_MESSAGE    (16u * 1024 * 1024)
 #define IPC_METHOD_MAX     256
 #define IPC_REQUEST_ID_MAX 64
-#define HEALTH_METHOD      "cric.Health"
 
 /* ---- results ---- */
 

@@ -1,10 +1,14 @@
 /* cric-call: call one of the daemons' internal methods over nng
  * (cric.netd.*, cric.stored.*: the daemon is the method's second part), for
- * the integration tests and for people poking at a running suite.
+ * the integration tests and for people poking at a running suite. The
+ * methods and their types are those of the services in proto/cric
+ * (common/service.h: cric_internal_services).
  *
  *   cric-call [--root DIR] [--config FILE] [--timeout SECONDS] [--daemon NAME] METHOD [JSON]
+ *   cric-call --list
  *
- * --daemon names the daemon for cric.Health (default netd).
+ * --daemon names the daemon for cric.Health (default netd). --list prints
+ * every method, one a line: its name, request type and response type.
  *
  * JSON (default "{}") is the request message with proto field names
  * ("pod_id", "port_mappings": [{"host_port": 8080, ...}]); it is turned into
@@ -25,38 +29,7 @@
 #include "common/ipc.h"
 #include "common/log.h"
 #include "common/pbjson.h"
-#include "proto/cric/health.pb-c.h"
-#include "proto/cric/netd.pb-c.h"
-#include "proto/cric/stored.pb-c.h"
-
-static const struct {
-	const char *method;
-	const ProtobufCMessageDescriptor *in, *out;
-} methods[] = {
-	{ HEALTH_METHOD, &cric__health_request__descriptor, &cric__health_response__descriptor },
-	{ "cric.netd.NetworkStatus", &cric__netd__network_status_request__descriptor,
-	  &cric__netd__network_status_response__descriptor },
-	{ "cric.netd.SetupPodNetwork", &cric__netd__setup_pod_network_request__descriptor,
-	  &cric__netd__setup_pod_network_response__descriptor },
-	{ "cric.netd.TeardownPodNetwork", &cric__netd__teardown_pod_network_request__descriptor,
-	  &cric__netd__teardown_pod_network_response__descriptor },
-	{ "cric.netd.PodNetworkStatus", &cric__netd__pod_network_status_request__descriptor,
-	  &cric__netd__pod_network_status_response__descriptor },
-#define S(m, t)                                                                                    \
-	{                                                                                          \
-		"cric.stored." m, &cric__stored__##t##_request__descriptor,                        \
-		    &cric__stored__##t##_response__descriptor                                      \
-	}
-	S("ImportLayer", import_layer),
-	S("LayerStatus", layer_status),
-	S("CommitImage", commit_image),
-	S("ReleaseImage", release_image),
-	S("SyncImages", sync_images),
-	S("DropLease", drop_lease),
-	S("CreateRootfs", create_rootfs),
-	S("RemoveRootfs", remove_rootfs),
-#undef S
-};
+#include "common/service.h"
 
 static size_t elem_size(const ProtobufCFieldDescriptor *f)
 {
@@ -196,7 +169,32 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: cric-call [--root DIR] [--config FILE] [--timeout SECONDS] [--daemon NAME] "
-		"METHOD [JSON]\n");
+		"METHOD [JSON]\n"
+		"       cric-call --list\n");
+}
+
+static int find_method(const char *name, struct cric_method_ref *ret)
+{
+	for (size_t i = 0; i < cric_n_internal_services; i++)
+		if (cric_method_find(cric_internal_services[i], name, ret) == 0)
+			return 0;
+	return -ENOENT;
+}
+
+static int list_methods(void)
+{
+	for (size_t i = 0; i < cric_n_internal_services; i++) {
+		const ProtobufCServiceDescriptor *svc = cric_internal_services[i];
+		for (unsigned m = 0; m < svc->n_methods; m++) {
+			char name[IPC_METHOD_MAX + 1];
+			if (cric_method_name((struct cric_method_ref){ svc, m }, name,
+					     sizeof(name)) < 0)
+				return 2;
+			printf("%s %s %s\n", name, svc->methods[m].input->name,
+			       svc->methods[m].output->name);
+		}
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -206,13 +204,16 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "daemon", required_argument, NULL, 'd' },
+		{ "list", no_argument, NULL, 'l' },
 		{ 0 },
 	};
 	const char *root = NULL, *config = NULL, *health_daemon = "netd";
 	long timeout_s = 120;
 	int c;
-	while ((c = getopt_long(argc, argv, "r:c:t:d:", opts, NULL)) != -1) {
-		if (c == 'd')
+	while ((c = getopt_long(argc, argv, "r:c:t:d:l", opts, NULL)) != -1) {
+		if (c == 'l')
+			return list_methods();
+		else if (c == 'd')
 			health_daemon = optarg;
 		else if (c == 'r')
 			root = optarg;
@@ -228,10 +229,8 @@ int main(int argc, char **argv)
 	const char *method = argv[optind];
 	const char *body = optind + 1 < argc ? argv[optind + 1] : "{}";
 
-	size_t mi = 0;
-	while (mi < ARRAY_SIZE(methods) && strcmp(methods[mi].method, method) != 0)
-		mi++;
-	if (mi == ARRAY_SIZE(methods)) {
+	struct cric_method_ref mref;
+	if (find_method(method, &mref) < 0) {
 		fprintf(stderr, "cric-call: unknown method \"%s\"\n", method);
 		return 2;
 	}
@@ -251,54 +250,35 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cric-call: request JSON: %s\n", jerr.text);
 		return 2;
 	}
-	ProtobufCMessage *req = NULL;
+	_cleanup_pb_ ProtobufCMessage *req = NULL;
 	char why[256] = "";
-	int r = json_to_pb(doc, methods[mi].in, &req, why, sizeof(why));
+	const ProtobufCMethodDescriptor *md = cric_method_desc(mref);
+	int r = json_to_pb(doc, md->input, &req, why, sizeof(why));
 	if (r < 0) {
-		if (req)
-			protobuf_c_message_free_unpacked(req, NULL);
 		fprintf(stderr, "cric-call: request: %s\n", why[0] ? why : strerror(-r));
 		return 2;
 	}
-	size_t len = protobuf_c_message_get_packed_size(req);
-	_cleanup_free_ uint8_t *buf = malloc(len ? len : 1);
-	if (!buf)
-		return 2;
-	protobuf_c_message_pack(req, buf);
-	protobuf_c_message_free_unpacked(req, NULL);
 
-	/* "cric.<daemon>.<Method>"; Health goes to netd unless --daemon says. */
-	char daemon[32];
-	snprintf(daemon, sizeof(daemon), "%s", health_daemon);
-	if (strncmp(method, "cric.", 5) == 0 && strchr(method + 5, '.'))
-		snprintf(daemon, sizeof(daemon), "%.*s",
-			 (int)(strchr(method + 5, '.') - method - 5), method + 5);
+	/* A service of package "cric.<daemon>"; Health goes to netd unless
+	 * --daemon says. */
+	const char *pkg = mref.service->package;
+	const char *daemon = strncmp(pkg, "cric.", 5) == 0 ? pkg + 5 : health_daemon;
 	_cleanup_free_ char *url = config_ipc_url(cfg, daemon);
 	struct cric_client *client = NULL;
 	if (!url || cric_client_open(daemon, url, &client, &err) < 0) {
 		fprintf(stderr, "cric-call: %s\n", err.msg);
 		return 2;
 	}
-	struct cric_result res;
-	cric_client_call(client, method, NULL, deadline_in_ms(timeout_s * 1000), buf, len, &res);
-
-	_cleanup_json_ json_t *outdoc = NULL;
-	if (res.code == CODE_OK) {
-		ProtobufCMessage *resp =
-		    protobuf_c_message_unpack(methods[mi].out, NULL, res.len, res.payload);
-		if (resp) {
-			outdoc = json_pack("{s:i, s:o}", "code", 0, "response", pb_to_json(resp));
-			protobuf_c_message_free_unpacked(resp, NULL);
-		} else {
-			cric_result_set(&res, CODE_INTERNAL, "undecodable answer");
-		}
-	}
-	if (res.code != CODE_OK)
-		outdoc =
-		    json_pack("{s:i, s:s, s:s}", "code", (int)res.code, "codeName",
-			      grpc_code_name(res.code), "message", res.message ? res.message : "");
-	cric_result_clear(&res);
+	_cleanup_pb_ ProtobufCMessage *resp = NULL;
+	_cleanup_free_ char *msg = NULL;
+	unsigned code =
+	    cric_call(client, mref, NULL, deadline_in_ms(timeout_s * 1000), req, &resp, &msg);
 	cric_client_close(client);
+
+	_cleanup_json_ json_t *outdoc =
+	    code == CODE_OK ? json_pack("{s:i, s:o}", "code", 0, "response", pb_to_json(resp))
+			    : json_pack("{s:i, s:s, s:s}", "code", (int)code, "codeName",
+					grpc_code_name(code), "message", msg ? msg : "");
 	_cleanup_free_ char *text = outdoc ? json_dumps(outdoc, JSON_COMPACT) : NULL;
 	if (!text)
 		return 2;
