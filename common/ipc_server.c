@@ -78,9 +78,9 @@ static int health(void *userdata, const struct cric_call *call, const ProtobufCM
 	return 0;
 }
 
+/* Asked by cricctl health (cric-up waits on it) and cric-call. */
 static const struct cric_handler health_line[] = {
-	{ CRIC_HEALTH(health), health, .callers = CALLER_GATEWAY | CALLER_ADMIN,
-	  .cap_ms = HEALTH_CAP_MS },
+	{ CRIC_HEALTH(health), health, .callers = CALLER_ADMIN, .cap_ms = HEALTH_CAP_MS },
 };
 
 static int table_build(const struct cric_server_config *cfg, struct cric_method_table *ret,

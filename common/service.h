@@ -64,8 +64,8 @@ struct cric_method_ref {
 #define CRI_IMAGE(m)                                                                               \
 	CRIC_METHOD_REF(runtime__v1__image_service__descriptor, Runtime__V1__ImageService, m)
 
-/* Every service of proto/ that a daemon serves or calls, for tools and
- * tests (cric-call lists their methods). */
+/* Every internal service of proto/cric (cric-call serves them all; a pytest
+ * checks the list against the .proto files). */
 extern const ProtobufCServiceDescriptor *const cric_internal_services[];
 extern const size_t cric_n_internal_services;
 
