@@ -22,7 +22,6 @@
 #include "sandbox.h"
 
 #define RECORD_MAX_BYTES    (4 * 1024 * 1024)
-#define NETD_TIMEOUT_MS     (5 * 60 * 1000) /* a CNI chain is bounded by netd */
 #define MAX_POD_CIDRS       4
 #define INFRA_UID           65535
 #define INFRA_OOM_SCORE_ADJ (-998)
