@@ -544,221 +544,253 @@ static int resolve(struct puller *p, struct endpoint *eps, size_t n, const struc
 	return r;
 }
 
-int pull_image(struct puller *p, const struct cric_call *call, const char *reference,
-	       const struct registry_creds *creds, const char *annotations,
-	       char id[IMAGE_DIGEST_LEN + 1], struct cric_err *err)
-{
+/* One pull's state, from the reference to the commit. */
+struct pull {
+	struct puller *p;
+	const struct cric_call *call;
 	struct image_ref ref;
-	int r = image_ref_parse(reference, p->cfg.default_registry, &ref, err);
-	if (r < 0)
-		return r;
-	const char *what = ref.string;
-
-	/* Endpoints: the mirrors, then the registry. */
 	struct endpoint eps[PULL_MAX_MIRRORS + 1];
 	struct auth_file_creds fc[PULL_MAX_MIRRORS + 1];
-	memset(fc, 0, sizeof(fc));
-	size_t n = 0;
-	const struct pull_registry *reg = registry_of(&p->cfg, ref.domain);
-	for (size_t i = 0; reg && reg->mirrors[i]; i++, n++) {
-		eps[n].ref = ref;
-		snprintf(eps[n].ref.domain, sizeof(eps[n].ref.domain), "%s", reg->mirrors[i]);
-		snprintf(eps[n].ref.name, sizeof(eps[n].ref.name), "%s/%s", reg->mirrors[i],
-			 ref.path);
-		eps[n].mirror = true;
-		eps[n].creds = creds_from_file(p->cfg.credentials_file, reg->mirrors[i], &fc[n])
-				   ? &fc[n].c
-				   : NULL;
-	}
-	eps[n].ref = ref;
-	eps[n].mirror = false;
-	eps[n].creds = !creds_empty(creds)                                            ? creds
-		       : creds_from_file(p->cfg.credentials_file, ref.domain, &fc[n]) ? &fc[n].c
-										      : NULL;
-	n++;
-
+	size_t n_eps;
+	const struct endpoint *ep; /* the one that answered */
 	char lease[32];
-	snprintf(lease, sizeof(lease), "pull-");
-	id_random_hex(lease + 5, sizeof(lease) - 5, 8);
-
-	_cleanup_registry_manifest_ struct registry_manifest *top = NULL, *child = NULL;
-	_cleanup_manifest_ struct manifest *m = NULL, *cm = NULL;
-	_cleanup_image_config_ struct image_config *cfg = NULL;
-	_cleanup_free_ char *cfg_data = NULL;
-	char(*chains)[IMAGE_DIGEST_LEN + 1] = NULL;
-	bool *present = NULL;
-	const struct endpoint *ep = NULL;
-	const struct manifest *man;
+	bool leased; /* stored holds layers under lease */
+	struct registry_manifest *top, *child;
+	struct manifest *m, *cm;
+	const struct manifest *man; /* the image manifest (m or cm) */
 	const char *man_digest;
-	size_t cfg_len = 0;
-	bool leased = false;
+	struct image_config *cfg;
+	char *cfg_data;
+	size_t cfg_len;
+	char (*chains)[IMAGE_DIGEST_LEN + 1];
+	bool *present;
+};
 
-	log_info("pull %s", what);
-	if ((r = resolve(p, eps, n, &ep, &top, err)) < 0)
-		goto fail;
-	if (!ep || !top) {
-		r = err_set(err, -EIO, "no endpoint answered");
-		goto fail;
+static void pull_done(struct pull *pl)
+{
+	if (pl->leased)
+		drop_lease(pl->p, pl->call, pl->lease);
+	registry_manifest_free(pl->top);
+	registry_manifest_free(pl->child);
+	manifest_free(pl->m);
+	manifest_free(pl->cm);
+	image_config_free(pl->cfg);
+	free(pl->cfg_data);
+	free(pl->chains);
+	free(pl->present);
+	for (size_t i = 0; i < pl->n_eps; i++)
+		auth_file_creds_done(&pl->fc[i]);
+}
+
+/* The endpoints to try: the registry's mirrors in order, then itself, each
+ * with its credentials (the request's for the registry, else the file's). */
+static void pull_endpoints(struct pull *pl, const struct registry_creds *creds)
+{
+	const struct pull_config *pc = &pl->p->cfg;
+	const struct pull_registry *reg = registry_of(pc, pl->ref.domain);
+	size_t n = 0;
+	for (size_t i = 0; reg && reg->mirrors[i]; i++, n++) {
+		struct endpoint *e = &pl->eps[n];
+		e->ref = pl->ref;
+		snprintf(e->ref.domain, sizeof(e->ref.domain), "%s", reg->mirrors[i]);
+		snprintf(e->ref.name, sizeof(e->ref.name), "%s/%s", reg->mirrors[i], pl->ref.path);
+		e->mirror = true;
+		e->creds = creds_from_file(pc->credentials_file, reg->mirrors[i], &pl->fc[n])
+			       ? &pl->fc[n].c
+			       : NULL;
 	}
-	if ((r = manifest_parse(top->body, top->len, top->content_type, &m, err)) < 0) {
-		err_prefix(err, r, "manifest %s", top->digest);
-		goto fail;
-	}
-	man = m;
-	man_digest = top->digest;
+	struct endpoint *e = &pl->eps[n];
+	e->ref = pl->ref;
+	e->mirror = false;
+	e->creds = !creds_empty(creds) ? creds
+		   : creds_from_file(pc->credentials_file, pl->ref.domain, &pl->fc[n])
+		       ? &pl->fc[n].c
+		       : NULL;
+	pl->n_eps = n + 1;
+}
+
+/* The manifest (this host's entry of an index) and the image config,
+ * checked against this host's platform. */
+static int pull_resolve(struct pull *pl, struct cric_err *err)
+{
+	int r = resolve(pl->p, pl->eps, pl->n_eps, &pl->ep, &pl->top, err);
+	if (r < 0)
+		return r;
+	if (!pl->ep || !pl->top)
+		return err_set(err, -EIO, "no endpoint answered");
+	if ((r = manifest_parse(pl->top->body, pl->top->len, pl->top->content_type, &pl->m, err)) <
+	    0)
+		return err_prefix(err, r, "manifest %s", pl->top->digest);
+	pl->man = pl->m;
+	pl->man_digest = pl->top->digest;
 	struct platform host;
 	if ((r = platform_host(&host, err)) < 0)
-		goto fail;
-	if (manifest_kind_is_index(m->kind)) {
+		return r;
+	if (manifest_kind_is_index(pl->m->kind)) {
 		const struct manifest_entry *e;
-		if ((r = manifest_select(m, &host, &e, err)) < 0)
-			goto fail;
-		if ((r = registry_fetch_manifest(p->reg, &ep->ref, e->desc.digest, NULL, ep->creds,
-						 &child, err)) < 0)
-			goto fail;
-		if ((r = manifest_parse(child->body, child->len, child->content_type, &cm, err)) <
-		    0) {
-			err_prefix(err, r, "manifest %s", e->desc.digest);
-			goto fail;
-		}
-		if (manifest_kind_is_index(cm->kind)) {
-			r = err_set(err, -EOPNOTSUPP, "index %s points to another index",
-				    e->desc.digest);
-			goto fail;
-		}
-		man = cm;
-		man_digest = child->digest;
+		if ((r = manifest_select(pl->m, &host, &e, err)) < 0)
+			return r;
+		if ((r = registry_fetch_manifest(pl->p->reg, &pl->ep->ref, e->desc.digest, NULL,
+						 pl->ep->creds, &pl->child, err)) < 0)
+			return r;
+		if ((r = manifest_parse(pl->child->body, pl->child->len, pl->child->content_type,
+					&pl->cm, err)) < 0)
+			return err_prefix(err, r, "manifest %s", e->desc.digest);
+		if (manifest_kind_is_index(pl->cm->kind))
+			return err_set(err, -EOPNOTSUPP, "index %s points to another index",
+				       e->desc.digest);
+		pl->man = pl->cm;
+		pl->man_digest = pl->child->digest;
 	}
-	if ((r = get_config(p, ep, &man->config, &cfg_data, &cfg_len, err)) < 0)
-		goto fail;
-	if ((r = image_config_parse(cfg_data, cfg_len, man, &cfg, err)) < 0) {
-		err_prefix(err, r, "config %s", man->config.digest);
-		goto fail;
-	}
+	const struct descriptor *cd = &pl->man->config;
+	if ((r = get_config(pl->p, pl->ep, cd, &pl->cfg_data, &pl->cfg_len, err)) < 0)
+		return r;
+	if ((r = image_config_parse(pl->cfg_data, pl->cfg_len, pl->man, &pl->cfg, err)) < 0)
+		return err_prefix(err, r, "config %s", cd->digest);
 	/* What the image is really built for: a single manifest, or an index
 	 * entry without a platform (or with a wrong one), says nothing else.
 	 * -ENOEXEC is FAILED_PRECONDITION: the request and the image are
 	 * valid, but this host is not the platform the image needs, and
 	 * retrying will not help until one of them changes. */
-	if ((r = platform_check_image(&host, &cfg->platform, err)) < 0) {
-		err_prefix(err, r, "config %s", man->config.digest);
-		goto fail;
-	}
+	if ((r = platform_check_image(&host, &pl->cfg->platform, err)) < 0)
+		return err_prefix(err, r, "config %s", cd->digest);
+	return 0;
+}
 
-	chains = calloc(man->n_layers + 1, sizeof(*chains));
-	present = calloc(man->n_layers + 1, sizeof(bool));
-	if (!chains || !present) {
-		r = -ENOMEM;
-		goto fail;
+/* The layers' chain ids, and which of them stored has already (held from
+ * here on under the pull's lease). */
+static int pull_layer_status(struct pull *pl, struct cric_err *err)
+{
+	size_t n = pl->man->n_layers;
+	pl->chains = calloc(n + 1, sizeof(*pl->chains));
+	pl->present = calloc(n + 1, sizeof(bool));
+	if (!pl->chains || !pl->present)
+		return -ENOMEM;
+	char *ptrs[MANIFEST_MAX_LAYERS + 1];
+	for (size_t i = 0; i < n; i++) {
+		digest_chain_id(i ? pl->chains[i - 1] : NULL, pl->cfg->diff_ids[i], pl->chains[i]);
+		ptrs[i] = pl->chains[i];
 	}
-	for (size_t i = 0; i < man->n_layers; i++)
-		digest_chain_id(i ? chains[i - 1] : NULL, cfg->diff_ids[i], chains[i]);
+	Cric__Stored__LayerStatusRequest req = CRIC__STORED__LAYER_STATUS_REQUEST__INIT;
+	req.n_chain_ids = n;
+	req.chain_ids = ptrs;
+	req.lease = pl->lease;
+	ProtobufCMessage *out = NULL;
+	pl->leased = true;
+	int r = stored_call(pl->p, pl->call, CRIC_STORED(layer_status), &req.base, &out, err);
+	if (r < 0)
+		return r;
+	Cric__Stored__LayerStatusResponse *st = (void *)out;
+	if (!st)
+		return err_set(err, -EIO, "stored answered LayerStatus without a message");
+	for (size_t i = 0; i < n && i < st->n_present; i++)
+		pl->present[i] = st->present[i];
+	protobuf_c_message_free_unpacked(out, NULL);
+	return 0;
+}
 
-	/* What stored has already (and hold it under the lease). */
-	{
-		Cric__Stored__LayerStatusRequest req = CRIC__STORED__LAYER_STATUS_REQUEST__INIT;
-		char *ptrs[MANIFEST_MAX_LAYERS + 1];
-		for (size_t i = 0; i < man->n_layers; i++)
-			ptrs[i] = chains[i];
-		req.n_chain_ids = man->n_layers;
-		req.chain_ids = ptrs;
-		req.lease = lease;
-		ProtobufCMessage *out = NULL;
-		leased = true;
-		if ((r = stored_call(p, call, CRIC_STORED(layer_status), &req.base, &out, err)) < 0)
-			goto fail;
-		Cric__Stored__LayerStatusResponse *st = (void *)out;
-		if (!st) {
-			r = err_set(err, -EIO, "stored answered LayerStatus without a message");
-			goto fail;
-		}
-		for (size_t i = 0; i < man->n_layers && i < st->n_present; i++)
-			present[i] = st->present[i];
-		protobuf_c_message_free_unpacked(out, NULL);
-	}
-
+/* Download and import what stored lacks, layers in parallel. */
+static int pull_fetch_layers(struct pull *pl, struct cric_err *err)
+{
 	struct pull_job j = {
-		.p = p,
-		.call = call,
-		.ep = ep,
-		.man = man,
-		.cfg = cfg,
-		.chains = chains,
-		.present = present,
-		.lease = lease,
-		.what = what,
+		.p = pl->p,
+		.call = pl->call,
+		.ep = pl->ep,
+		.man = pl->man,
+		.cfg = pl->cfg,
+		.chains = pl->chains,
+		.present = pl->present,
+		.lease = pl->lease,
+		.what = pl->ref.string,
 	};
 	pthread_mutex_init(&j.lock, NULL);
-	r = pull_layers(&j, err);
+	int r = pull_layers(&j, err);
 	pthread_mutex_destroy(&j.lock);
-	if (r < 0)
-		goto fail;
+	return r;
+}
 
-	/* Commit: stored's references, then the record. */
+/* Commit: stored's references, then the record, under the commit lock
+ * (RemoveImage takes it too). */
+static int pull_commit(struct pull *pl, const char *annotations, char id[IMAGE_DIGEST_LEN + 1],
+		       struct cric_err *err)
+{
+	const struct manifest *man = pl->man;
 	struct image img = { 0 };
 	snprintf(img.id, sizeof(img.id), "%s", man->config.digest);
 	char tag[IMAGE_REF_STRING_MAX + 1], dig[IMAGE_REF_STRING_MAX + 1],
 	    man_dig[IMAGE_REF_STRING_MAX + 1];
 	char *tags[2] = { NULL, NULL }, *digs[3] = { dig, NULL, NULL };
-	if (!ref.digest[0] && image_ref_repo_tag(&ref, tag) == 0)
+	if (!pl->ref.digest[0] && image_ref_repo_tag(&pl->ref, tag) == 0)
 		tags[0] = tag;
 	/* Repo digests, as containerd and CRI-O report them: the digest the
 	 * reference resolved to (the index's, for a multi-platform image: what
 	 * the kubelet pulled by and looks the image up by), and the image
 	 * manifest's when it is another. */
-	if ((r = image_ref_repo_digest(&ref, top->digest, dig, err)) < 0)
-		goto fail;
-	if (strcmp(man_digest, top->digest) != 0) {
-		if ((r = image_ref_repo_digest(&ref, man_digest, man_dig, err)) < 0)
-			goto fail;
+	int r = image_ref_repo_digest(&pl->ref, pl->top->digest, dig, err);
+	if (r < 0)
+		return r;
+	if (strcmp(pl->man_digest, pl->top->digest) != 0) {
+		if ((r = image_ref_repo_digest(&pl->ref, pl->man_digest, man_dig, err)) < 0)
+			return r;
 		digs[1] = man_dig;
 	}
 	char *chain_ptrs[MANIFEST_MAX_LAYERS + 1];
 	for (size_t i = 0; i < man->n_layers; i++)
-		chain_ptrs[i] = chains[i];
+		chain_ptrs[i] = pl->chains[i];
 	chain_ptrs[man->n_layers] = NULL;
 	img.repo_tags = tags;
 	img.repo_digests = digs;
 	img.chain_ids = chain_ptrs;
-	img.config = cfg_data;
+	img.config = pl->cfg_data;
 	img.size = (uint64_t)man->config.size;
 	for (size_t i = 0; i < man->n_layers; i++)
 		img.size += (uint64_t)man->layers[i].desc.size;
-	img.has_uid = cfg->user_id.has_uid;
-	img.uid = cfg->user_id.uid;
-	img.username = cfg->user_id.username;
+	img.has_uid = pl->cfg->user_id.has_uid;
+	img.uid = pl->cfg->user_id.uid;
+	img.username = pl->cfg->user_id.username;
 	img.pulled_at = now_unix_ns();
 	img.annotations = (char *)(annotations ? annotations : "{}");
 
-	pthread_mutex_lock(&p->commit);
+	pthread_mutex_lock(&pl->p->commit);
 	Cric__Stored__CommitImageRequest creq = CRIC__STORED__COMMIT_IMAGE_REQUEST__INIT;
 	creq.image_id = img.id;
 	creq.n_chain_ids = man->n_layers;
 	creq.chain_ids = chain_ptrs;
-	creq.lease = lease;
-	r = stored_call(p, call, CRIC_STORED(commit_image), &creq.base, NULL, err);
+	creq.lease = pl->lease;
+	r = stored_call(pl->p, pl->call, CRIC_STORED(commit_image), &creq.base, NULL, err);
 	if (r == 0)
-		r = image_store_add(p->images, &img, err);
-	pthread_mutex_unlock(&p->commit);
+		r = image_store_add(pl->p->images, &img, err);
+	pthread_mutex_unlock(&pl->p->commit);
 	if (r < 0)
-		goto fail;
-	leased = false;
+		return r;
+	pl->leased = false;
 	snprintf(id, IMAGE_DIGEST_LEN + 1, "%s", img.id);
-	log_info("pulled %s: image %s, %zu layers, %" PRIu64 " bytes", what, img.id, man->n_layers,
-		 img.size);
-	r = 0;
-	goto out;
-fail:
-	err_prefix(err, r, "pull %s", what);
-	log_warning("%s", err ? err->msg : "pull failed");
-out:
-	if (leased)
-		drop_lease(p, call, lease);
-	free(chains);
-	free(present);
-	for (size_t i = 0; i < n; i++)
-		auth_file_creds_done(&fc[i]);
-	return r;
+	log_info("pulled %s: image %s, %zu layers, %" PRIu64 " bytes", pl->ref.string, img.id,
+		 man->n_layers, img.size);
+	return 0;
+}
+
+int pull_image(struct puller *p, const struct cric_call *call, const char *reference,
+	       const struct registry_creds *creds, const char *annotations,
+	       char id[IMAGE_DIGEST_LEN + 1], struct cric_err *err)
+{
+	_cleanup_(pull_done) struct pull pl = { .p = p, .call = call };
+	int r = image_ref_parse(reference, p->cfg.default_registry, &pl.ref, err);
+	if (r < 0)
+		return r;
+	pull_endpoints(&pl, creds);
+	snprintf(pl.lease, sizeof(pl.lease), "pull-");
+	id_random_hex(pl.lease + 5, sizeof(pl.lease) - 5, 8);
+
+	log_info("pull %s", pl.ref.string);
+	if ((r = pull_resolve(&pl, err)) < 0 || (r = pull_layer_status(&pl, err)) < 0 ||
+	    (r = pull_fetch_layers(&pl, err)) < 0 ||
+	    (r = pull_commit(&pl, annotations, id, err)) < 0) {
+		err_prefix(err, r, "pull %s", pl.ref.string);
+		log_warning("%s", err ? err->msg : "pull failed");
+		return r;
+	}
+	return 0;
 }
 
 int puller_remove_image(struct puller *p, const struct cric_call *call, const char *spec,
