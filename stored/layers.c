@@ -97,8 +97,14 @@ static int lease_usage_set(struct layer_store *ls, const char *lease, uint64_t b
 
 /* The limits of one import for lease: the layer's, or what is left of the
  * image's if less; -EFBIG/-E2BIG if nothing is left. With the lock held. */
+/* The config keys behind an import's effective limits (the layer's own, or
+ * what is left of the image's), to name in errors. */
+struct limit_keys {
+	const char *bytes, *entries;
+};
+
 static int import_limits(struct layer_store *ls, const char *lease, struct unpack_opts *o,
-			 struct cric_err *err)
+			 struct limit_keys *keys, struct cric_err *err)
 {
 	const struct layer_limits *l = &ls->limits;
 	uint64_t bytes, entries;
@@ -116,6 +122,10 @@ static int import_limits(struct layer_store *ls, const char *lease, struct unpac
 	o->max_bytes = MIN_U64(l->max_layer_bytes, l->max_image_bytes - bytes);
 	o->max_entries = MIN_U64(l->max_layer_entries, l->max_image_entries - entries);
 	o->min_free_bytes = l->min_free_bytes;
+	keys->bytes =
+	    o->max_bytes < l->max_layer_bytes ? "stored.max_image_bytes" : "stored.max_layer_bytes";
+	keys->entries = o->max_entries < l->max_layer_entries ? "stored.max_image_entries"
+							      : "stored.max_layer_entries";
 	return 0;
 }
 
@@ -436,7 +446,8 @@ static int import_unpack(struct layer_store *ls, const struct import_job *j, cha
 			       strerror(errno));
 	struct unpack_opts opts = { .allow_devices = false };
 	pthread_mutex_lock(&ls->lock);
-	int r = import_limits(ls, j->lease, &opts, err);
+	struct limit_keys keys = { "stored.max_layer_bytes", "stored.max_layer_entries" };
+	int r = import_limits(ls, j->lease, &opts, &keys, err);
 	pthread_mutex_unlock(&ls->lock);
 	if (r < 0)
 		return err_prefix(err, r, "layer %s", j->blob);
@@ -448,8 +459,17 @@ static int import_unpack(struct layer_store *ls, const struct import_job *j, cha
 	id_random_hex(rnd, sizeof(rnd), 8);
 	snprintf(tmpname, tmpsize, ".tmp-%.64s-%s", HEX(j->chain), rnd);
 	struct unpack_result res = { 0 };
-	if ((r = unpack_blob(ls, j->blob, tmpname, &opts, &res, err)) < 0)
+	if ((r = unpack_blob(ls, j->blob, tmpname, &opts, &res, err)) < 0) {
+		/* Past a configured limit (unpack.c says "the limit of"; its
+		 * other E2BIG refusals are about the layer's shape): name the
+		 * key, whichever import of the pull got there first. */
+		if (err && (r == -E2BIG || r == -EFBIG) && strstr(err->msg, "the limit of")) {
+			size_t n = strlen(err->msg);
+			snprintf(err->msg + n, sizeof(err->msg) - n, " (%s)",
+				 r == -E2BIG ? keys.entries : keys.bytes);
+		}
 		return err_prefix(err, r, "layer %s", j->blob);
+	}
 	if (strcmp(res.diff_id, j->diff_id) != 0)
 		return err_set(err, -EBADMSG,
 			       "layer %s: uncompressed content is %s, the image config says %s",
