@@ -91,6 +91,14 @@ int lookup(struct sandbox_mgr *m, const char *id, struct sandbox **ret, struct c
 /* Drop a reference lookup() gave. */
 void put(struct sandbox_mgr *m, struct sandbox *sb);
 
+/* podnet.c: the pod's network namespace and CNI setup from netd (ADD), and
+ * their teardown (DEL from netd's cache; idempotent). */
+struct pod_plan;
+int podnet_setup(struct sandbox_mgr *m, const struct cric_call *call, struct sandbox *sb,
+		 const struct pod_plan *p, struct cric_err *err);
+int podnet_teardown(struct sandbox_mgr *m, const struct cric_call *call, struct sandbox *sb,
+		    struct cric_err *err);
+
 /* infra.c: the static cric-pause infra of pods sharing a PID namespace,
  * run by the OCI runtime from a read-only root holding only it. */
 int infra_prepare_rootfs(struct sandbox_mgr *m, const char *binary, struct cric_err *err);
