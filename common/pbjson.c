@@ -2,6 +2,8 @@
 
 #include "base64.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -151,4 +153,140 @@ json_t *pb_to_json(const ProtobufCMessage *m)
 		}
 	}
 	return o;
+}
+
+/* ---- JSON to protobuf ---- */
+
+static size_t elem_size(const ProtobufCFieldDescriptor *f)
+{
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+	case PROTOBUF_C_TYPE_ENUM:
+		return 4;
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return 8;
+	case PROTOBUF_C_TYPE_FLOAT:
+		return 4;
+	case PROTOBUF_C_TYPE_BOOL:
+		return sizeof(protobuf_c_boolean);
+	case PROTOBUF_C_TYPE_STRING:
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return sizeof(void *);
+	case PROTOBUF_C_TYPE_BYTES:
+		return sizeof(ProtobufCBinaryData);
+	}
+	return 0;
+}
+
+/* Set one value of field f at dst from v. */
+static int set_value(const ProtobufCFieldDescriptor *f, void *dst, const json_t *v, char *why,
+		     size_t whylen)
+{
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_STRING:
+		if (!json_is_string(v))
+			break;
+		return (*(char **)dst = strdup(json_string_value(v))) ? 0 : -ENOMEM;
+	case PROTOBUF_C_TYPE_BOOL:
+		if (!json_is_boolean(v))
+			break;
+		*(protobuf_c_boolean *)dst = json_is_true(v);
+		return 0;
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+	case PROTOBUF_C_TYPE_ENUM:
+		if (!json_is_integer(v))
+			break;
+		*(int32_t *)dst = (int32_t)json_integer_value(v);
+		return 0;
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		if (!json_is_integer(v))
+			break;
+		*(uint32_t *)dst = (uint32_t)json_integer_value(v);
+		return 0;
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+		if (!json_is_integer(v))
+			break;
+		*(int64_t *)dst = json_integer_value(v);
+		return 0;
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		if (!json_is_integer(v))
+			break;
+		*(uint64_t *)dst = (uint64_t)json_integer_value(v);
+		return 0;
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return pb_from_json(v, f->descriptor, (ProtobufCMessage **)dst, why, whylen);
+	default:
+		break;
+	}
+	snprintf(why, whylen, "field \"%s\": wrong JSON type or unsupported field type", f->name);
+	return -EINVAL;
+}
+
+int pb_from_json(const json_t *j, const ProtobufCMessageDescriptor *d, ProtobufCMessage **ret,
+		 char *why, size_t whylen)
+{
+	if (!json_is_object(j)) {
+		snprintf(why, whylen, "%s: not a JSON object", d->name);
+		return -EINVAL;
+	}
+	ProtobufCMessage *m = calloc(1, d->sizeof_message);
+	if (!m)
+		return -ENOMEM;
+	d->message_init(m);
+	*ret = m; /* freed by the caller, also when partly filled */
+	const char *key;
+	json_t *v;
+	json_object_foreach ((json_t *)j, key, v) {
+		const ProtobufCFieldDescriptor *f =
+		    protobuf_c_message_descriptor_get_field_by_name(d, key);
+		if (!f) {
+			snprintf(why, whylen, "%s has no field \"%s\"", d->name, key);
+			return -EINVAL;
+		}
+		char *member = (char *)m + f->offset;
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			if (!json_is_array(v)) {
+				snprintf(why, whylen, "field \"%s\" must be an array", key);
+				return -EINVAL;
+			}
+			size_t n = json_array_size(v),
+			       *count = (size_t *)((char *)m + f->quantifier_offset);
+			char *arr = calloc(n ? n : 1, elem_size(f));
+			if (!arr)
+				return -ENOMEM;
+			*(void **)member = arr;
+			for (size_t i = 0; i < n; i++) {
+				/* Counted first: a submessage that fails half-way is
+				 * still freed with the message. */
+				(*count)++;
+				int r = set_value(f, arr + i * elem_size(f), json_array_get(v, i),
+						  why, whylen);
+				if (r < 0)
+					return r;
+			}
+			continue;
+		}
+		int r = set_value(f, member, v, why, whylen);
+		if (r < 0)
+			return r;
+		if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset &&
+		    f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE)
+			*(protobuf_c_boolean *)((char *)m + f->quantifier_offset) = 1;
+	}
+	return 0;
 }

@@ -31,140 +31,6 @@
 #include "common/pbjson.h"
 #include "common/service.h"
 
-static size_t elem_size(const ProtobufCFieldDescriptor *f)
-{
-	switch (f->type) {
-	case PROTOBUF_C_TYPE_INT32:
-	case PROTOBUF_C_TYPE_SINT32:
-	case PROTOBUF_C_TYPE_SFIXED32:
-	case PROTOBUF_C_TYPE_UINT32:
-	case PROTOBUF_C_TYPE_FIXED32:
-	case PROTOBUF_C_TYPE_ENUM:
-		return 4;
-	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return 8;
-	case PROTOBUF_C_TYPE_FLOAT:
-		return 4;
-	case PROTOBUF_C_TYPE_BOOL:
-		return sizeof(protobuf_c_boolean);
-	case PROTOBUF_C_TYPE_STRING:
-	case PROTOBUF_C_TYPE_MESSAGE:
-		return sizeof(void *);
-	case PROTOBUF_C_TYPE_BYTES:
-		return sizeof(ProtobufCBinaryData);
-	}
-	return 0;
-}
-
-static int json_to_pb(const json_t *j, const ProtobufCMessageDescriptor *d, ProtobufCMessage **ret,
-		      char *why, size_t whylen);
-
-/* Set one value of field f at dst from v. */
-static int set_value(const ProtobufCFieldDescriptor *f, void *dst, const json_t *v, char *why,
-		     size_t whylen)
-{
-	switch (f->type) {
-	case PROTOBUF_C_TYPE_STRING:
-		if (!json_is_string(v))
-			break;
-		return (*(char **)dst = strdup(json_string_value(v))) ? 0 : -ENOMEM;
-	case PROTOBUF_C_TYPE_BOOL:
-		if (!json_is_boolean(v))
-			break;
-		*(protobuf_c_boolean *)dst = json_is_true(v);
-		return 0;
-	case PROTOBUF_C_TYPE_INT32:
-	case PROTOBUF_C_TYPE_SINT32:
-	case PROTOBUF_C_TYPE_SFIXED32:
-	case PROTOBUF_C_TYPE_ENUM:
-		if (!json_is_integer(v))
-			break;
-		*(int32_t *)dst = (int32_t)json_integer_value(v);
-		return 0;
-	case PROTOBUF_C_TYPE_UINT32:
-	case PROTOBUF_C_TYPE_FIXED32:
-		if (!json_is_integer(v))
-			break;
-		*(uint32_t *)dst = (uint32_t)json_integer_value(v);
-		return 0;
-	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-		if (!json_is_integer(v))
-			break;
-		*(int64_t *)dst = json_integer_value(v);
-		return 0;
-	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-		if (!json_is_integer(v))
-			break;
-		*(uint64_t *)dst = (uint64_t)json_integer_value(v);
-		return 0;
-	case PROTOBUF_C_TYPE_MESSAGE:
-		return json_to_pb(v, f->descriptor, (ProtobufCMessage **)dst, why, whylen);
-	default:
-		break;
-	}
-	snprintf(why, whylen, "field \"%s\": wrong JSON type or unsupported field type", f->name);
-	return -EINVAL;
-}
-
-static int json_to_pb(const json_t *j, const ProtobufCMessageDescriptor *d, ProtobufCMessage **ret,
-		      char *why, size_t whylen)
-{
-	if (!json_is_object(j)) {
-		snprintf(why, whylen, "%s: not a JSON object", d->name);
-		return -EINVAL;
-	}
-	ProtobufCMessage *m = calloc(1, d->sizeof_message);
-	if (!m)
-		return -ENOMEM;
-	d->message_init(m);
-	*ret = m; /* freed by the caller, also when partly filled */
-	const char *key;
-	json_t *v;
-	json_object_foreach ((json_t *)j, key, v) {
-		const ProtobufCFieldDescriptor *f =
-		    protobuf_c_message_descriptor_get_field_by_name(d, key);
-		if (!f) {
-			snprintf(why, whylen, "%s has no field \"%s\"", d->name, key);
-			return -EINVAL;
-		}
-		char *member = (char *)m + f->offset;
-		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-			if (!json_is_array(v)) {
-				snprintf(why, whylen, "field \"%s\" must be an array", key);
-				return -EINVAL;
-			}
-			size_t n = json_array_size(v),
-			       *count = (size_t *)((char *)m + f->quantifier_offset);
-			char *arr = calloc(n ? n : 1, elem_size(f));
-			if (!arr)
-				return -ENOMEM;
-			*(void **)member = arr;
-			for (size_t i = 0; i < n; i++, (*count)++) {
-				int r = set_value(f, arr + i * elem_size(f), json_array_get(v, i),
-						  why, whylen);
-				if (r < 0)
-					return r;
-			}
-			continue;
-		}
-		int r = set_value(f, member, v, why, whylen);
-		if (r < 0)
-			return r;
-		if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset &&
-		    f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE)
-			*(protobuf_c_boolean *)((char *)m + f->quantifier_offset) = 1;
-	}
-	return 0;
-}
-
 static void usage(void)
 {
 	fprintf(stderr,
@@ -253,7 +119,7 @@ int main(int argc, char **argv)
 	_cleanup_pb_ ProtobufCMessage *req = NULL;
 	char why[256] = "";
 	const ProtobufCMethodDescriptor *md = cric_method_desc(mref);
-	int r = json_to_pb(doc, md->input, &req, why, sizeof(why));
+	int r = pb_from_json(doc, md->input, &req, why, sizeof(why));
 	if (r < 0) {
 		fprintf(stderr, "cric-call: request: %s\n", why[0] ? why : strerror(-r));
 		return 2;

@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/pbjson.h"
 #include "common/pbutil.h"
+#include "proto/cric/netd.pb-c.h"
 #include "proto/cri/api.pb-c.h"
 
 static void test_map_add_and_copy(void **state)
@@ -56,10 +58,71 @@ static void test_map_add_and_copy(void **state)
 	protobuf_c_message_free_unpacked(&cfg->base, NULL);
 }
 
+/* pb_from_json() reads what pb_to_json() writes (scalars, repeated
+ * submessages, strings), and says which field is wrong. */
+static void test_json_round_trip(void **state)
+{
+	(void)state;
+	const char *text =
+	    "{\"pod_id\": \"abc\", \"name\": \"web\", \"port_mappings\": ["
+	    "{\"protocol\": \"tcp\", \"container_port\": 80, \"host_port\": 8080},"
+	    "{\"protocol\": \"udp\", \"container_port\": 53, \"host_ip\": \"::1\"}]}";
+	json_t *j = json_loads(text, 0, NULL);
+	assert_non_null(j);
+	ProtobufCMessage *m = NULL;
+	char why[256] = "";
+	assert_int_equal(pb_from_json(j, &cric__netd__setup_pod_network_request__descriptor, &m,
+				      why, sizeof(why)),
+			 0);
+	Cric__Netd__SetupPodNetworkRequest *r = (void *)m;
+	assert_string_equal(r->pod_id, "abc");
+	assert_int_equal(r->n_port_mappings, 2);
+	assert_int_equal(r->port_mappings[0]->host_port, 8080);
+	assert_string_equal(r->port_mappings[1]->host_ip, "::1");
+	/* And back again: the same message, byte for byte. */
+	json_t *back = pb_to_json(m);
+	assert_non_null(back);
+	ProtobufCMessage *m2 = NULL;
+	assert_int_equal(pb_from_json(back, &cric__netd__setup_pod_network_request__descriptor, &m2,
+				      why, sizeof(why)),
+			 0);
+	size_t n1 = protobuf_c_message_get_packed_size(m),
+	       n2 = protobuf_c_message_get_packed_size(m2);
+	assert_int_equal(n1, n2);
+	uint8_t *b1 = malloc(n1), *b2 = malloc(n2);
+	protobuf_c_message_pack(m, b1);
+	protobuf_c_message_pack(m2, b2);
+	assert_memory_equal(b1, b2, n1);
+	free(b1);
+	free(b2);
+	json_decref(back);
+	protobuf_c_message_free_unpacked(m2, NULL);
+	protobuf_c_message_free_unpacked(m, NULL);
+	json_decref(j);
+
+	static const char *const bad[] = { "{\"nope\": 1}", "{\"pod_id\": 7}",
+					   "{\"port_mappings\": {}}", "[]",
+					   "{\"port_mappings\": [{\"host_port\": \"x\"}]}" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		j = json_loads(bad[i], 0, NULL);
+		assert_non_null(j);
+		m = NULL;
+		why[0] = '\0';
+		assert_int_equal(pb_from_json(j, &cric__netd__setup_pod_network_request__descriptor,
+					      &m, why, sizeof(why)),
+				 -EINVAL);
+		assert_true(why[0] != '\0');
+		if (m)
+			protobuf_c_message_free_unpacked(m, NULL);
+		json_decref(j);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_map_add_and_copy),
+		cmocka_unit_test(test_json_round_trip),
 	};
 	return cmocka_run_group_tests_name("pbutil", tests, NULL, NULL);
 }
