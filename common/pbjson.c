@@ -157,36 +157,6 @@ json_t *pb_to_json(const ProtobufCMessage *m)
 
 /* ---- JSON to protobuf ---- */
 
-static size_t elem_size(const ProtobufCFieldDescriptor *f)
-{
-	switch (f->type) {
-	case PROTOBUF_C_TYPE_INT32:
-	case PROTOBUF_C_TYPE_SINT32:
-	case PROTOBUF_C_TYPE_SFIXED32:
-	case PROTOBUF_C_TYPE_UINT32:
-	case PROTOBUF_C_TYPE_FIXED32:
-	case PROTOBUF_C_TYPE_ENUM:
-		return 4;
-	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return 8;
-	case PROTOBUF_C_TYPE_FLOAT:
-		return 4;
-	case PROTOBUF_C_TYPE_BOOL:
-		return sizeof(protobuf_c_boolean);
-	case PROTOBUF_C_TYPE_STRING:
-	case PROTOBUF_C_TYPE_MESSAGE:
-		return sizeof(void *);
-	case PROTOBUF_C_TYPE_BYTES:
-		return sizeof(ProtobufCBinaryData);
-	}
-	return 0;
-}
-
 /* Set one value of field f at dst from v. */
 static int set_value(const ProtobufCFieldDescriptor *f, void *dst, const json_t *v, char *why,
 		     size_t whylen)
@@ -266,7 +236,7 @@ int pb_from_json(const json_t *j, const ProtobufCMessageDescriptor *d, ProtobufC
 			}
 			size_t n = json_array_size(v),
 			       *count = (size_t *)((char *)m + f->quantifier_offset);
-			char *arr = calloc(n ? n : 1, elem_size(f));
+			char *arr = calloc(n ? n : 1, type_size(f->type));
 			if (!arr)
 				return -ENOMEM;
 			*(void **)member = arr;
@@ -274,8 +244,8 @@ int pb_from_json(const json_t *j, const ProtobufCMessageDescriptor *d, ProtobufC
 				/* Counted first: a submessage that fails half-way is
 				 * still freed with the message. */
 				(*count)++;
-				int r = set_value(f, arr + i * elem_size(f), json_array_get(v, i),
-						  why, whylen);
+				int r = set_value(f, arr + i * type_size(f->type),
+						  json_array_get(v, i), why, whylen);
 				if (r < 0)
 					return r;
 			}
