@@ -55,6 +55,10 @@ extern const struct cgroup_ops cgroup_v2_ops;
 void cgroup_write_add(struct cgroup_write *w, size_t *n, size_t max, enum cgroup_limit limit,
 		      const char *file, const char *fmt, ...) _printf_(6, 7);
 
+/* The cpuset files, named alike in v1 and v2. */
+void cgroup_cpuset_writes(const struct cgroup_limits *l, struct cgroup_write *w, size_t *n,
+			  size_t max);
+
 /* Write value into dir/file (O_NOFOLLOW). 0 or -errno (-ENOENT: no such
  * control file in this hierarchy). */
 int cgroup_write_file(const char *dir, const char *file, const char *value);

@@ -70,12 +70,7 @@ static size_t limit_files(const struct cgroup_limits *l, struct cgroup_write *w,
 	if (l->memory_limit > 0)
 		cgroup_write_add(w, &n, max, CGROUP_LIMIT_MEMORY, "memory.max", "%" PRId64,
 				 l->memory_limit);
-	if (l->cpuset_cpus[0])
-		cgroup_write_add(w, &n, max, CGROUP_LIMIT_CPUSET_CPUS, "cpuset.cpus", "%s",
-				 l->cpuset_cpus);
-	if (l->cpuset_mems[0])
-		cgroup_write_add(w, &n, max, CGROUP_LIMIT_CPUSET_MEMS, "cpuset.mems", "%s",
-				 l->cpuset_mems);
+	cgroup_cpuset_writes(l, w, &n, max);
 	return n;
 }
 

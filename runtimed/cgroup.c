@@ -153,6 +153,17 @@ void cgroup_write_add(struct cgroup_write *w, size_t *n, size_t max, enum cgroup
 	(*n)++;
 }
 
+void cgroup_cpuset_writes(const struct cgroup_limits *l, struct cgroup_write *w, size_t *n,
+			  size_t max)
+{
+	if (l->cpuset_cpus[0])
+		cgroup_write_add(w, n, max, CGROUP_LIMIT_CPUSET_CPUS, "cpuset.cpus", "%s",
+				 l->cpuset_cpus);
+	if (l->cpuset_mems[0])
+		cgroup_write_add(w, n, max, CGROUP_LIMIT_CPUSET_MEMS, "cpuset.mems", "%s",
+				 l->cpuset_mems);
+}
+
 int cgroup_write_file(const char *dir, const char *file, const char *value)
 {
 	_cleanup_free_ char *path = path_join(dir, file);
