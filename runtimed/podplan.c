@@ -81,24 +81,11 @@ static bool cpuset_ok(const char *s)
 	return true;
 }
 
-int pod_plan_make(const struct pod_plan_env *env, const Runtime__V1__RunPodSandboxRequest *req,
-		  const char *id, struct pod_plan *p, struct cric_err *err)
+/* The namespace modes: network and IPC are the pod's or the node's, PID
+ * the pod's (with the infra), each container's or the node's. */
+static int plan_namespaces(const struct pod_plan_env *env, const Runtime__V1__PodSandboxConfig *cfg,
+			   struct pod_plan *p, struct cric_err *err)
 {
-	const Runtime__V1__PodSandboxConfig *cfg = req->config;
-	if (!cfg)
-		return err_set(err, -EINVAL, "config is required");
-	p->cfg = cfg;
-	const Runtime__V1__PodSandboxMetadata *md = cfg->metadata;
-	if (!md)
-		return err_set(err, -EINVAL, "config.metadata is required");
-	int r = pod_metadata_validate(md->name, md->namespace_, md->uid, "config.metadata.", err);
-	if (r < 0)
-		return r;
-
-	if (!(p->handler = pod_plan_handler(env, req->runtime_handler)))
-		return err_set(err, -EINVAL, "unknown runtime handler \"%.100s\"",
-			       req->runtime_handler);
-
 	const Runtime__V1__LinuxPodSandboxConfig *lx = cfg->linux;
 	const Runtime__V1__NamespaceOption *nso =
 	    lx && lx->security_context ? lx->security_context->namespace_options : NULL;
@@ -120,6 +107,15 @@ int pod_plan_make(const struct pod_plan_env *env, const Runtime__V1__RunPodSandb
 			       "pod shares a PID namespace but the infra binary (cric-pause) is "
 			       "not installed");
 
+	return 0;
+}
+
+/* The hostname (the pod's name when none is given, cut to one when that is
+ * no host name) and the log directory. */
+static int plan_host(const Runtime__V1__PodSandboxConfig *cfg, const char *id, struct pod_plan *p,
+		     struct cric_err *err)
+{
+	const Runtime__V1__PodSandboxMetadata *md = cfg->metadata;
 	const char *hn = cfg->hostname && *cfg->hostname ? cfg->hostname : md->name;
 	if (cfg->hostname && *cfg->hostname && !hostname_ok(cfg->hostname))
 		return err_set(err, -EINVAL, "invalid hostname \"%.100s\"", cfg->hostname);
@@ -136,6 +132,12 @@ int pod_plan_make(const struct pod_plan_env *env, const Runtime__V1__RunPodSandb
 			       "\"..\" or empty components)",
 			       cfg->log_directory);
 
+	return 0;
+}
+
+/* resolv.conf's servers, searches and options: bounded, no injection. */
+static int plan_dns(const Runtime__V1__PodSandboxConfig *cfg, struct cric_err *err)
+{
 	const Runtime__V1__DNSConfig *dns = cfg->dns_config;
 	if (dns) {
 		if (dns->n_servers > MAX_DNS_SERVERS || dns->n_searches > MAX_DNS_SEARCHES ||
@@ -160,6 +162,14 @@ int pod_plan_make(const struct pod_plan_env *env, const Runtime__V1__RunPodSandb
 					       dns->options[i]);
 	}
 
+	return 0;
+}
+
+/* Namespaced sysctls, each in a namespace the pod owns. */
+static int plan_sysctls(const Runtime__V1__LinuxPodSandboxConfig *lx, struct pod_plan *p,
+			struct cric_err *err)
+{
+	int r;
 	if (lx && lx->n_sysctls > MAX_SYSCTLS)
 		return err_set(err, -EINVAL, "more than %d sysctls", MAX_SYSCTLS);
 	for (size_t i = 0; lx && i < lx->n_sysctls; i++) {
@@ -184,6 +194,15 @@ int pod_plan_make(const struct pod_plan_env *env, const Runtime__V1__RunPodSandb
 		p->n_sysctls++;
 	}
 
+	return 0;
+}
+
+/* The pod's cgroup (its parent's path for the driver, or under the root)
+ * and its limits (overhead plus resources). */
+static int plan_cgroup(const struct pod_plan_env *env, const Runtime__V1__LinuxPodSandboxConfig *lx,
+		       const char *id, struct pod_plan *p, struct cric_err *err)
+{
+	int r;
 	if (lx && lx->cgroup_parent && *lx->cgroup_parent) {
 		r = cgroup_resolve_parent(env->cgroup_driver, lx->cgroup_parent, p->cgroup,
 					  sizeof(p->cgroup), err);
@@ -201,4 +220,26 @@ int pod_plan_make(const struct pod_plan_env *env, const Runtime__V1__RunPodSandb
 			return err_set(err, -EINVAL, "resources: negative limit");
 	}
 	return 0;
+}
+
+int pod_plan_make(const struct pod_plan_env *env, const Runtime__V1__RunPodSandboxRequest *req,
+		  const char *id, struct pod_plan *p, struct cric_err *err)
+{
+	const Runtime__V1__PodSandboxConfig *cfg = req->config;
+	if (!cfg)
+		return err_set(err, -EINVAL, "config is required");
+	p->cfg = cfg;
+	const Runtime__V1__PodSandboxMetadata *md = cfg->metadata;
+	if (!md)
+		return err_set(err, -EINVAL, "config.metadata is required");
+	int r = pod_metadata_validate(md->name, md->namespace_, md->uid, "config.metadata.", err);
+	if (r < 0)
+		return r;
+	if (!(p->handler = pod_plan_handler(env, req->runtime_handler)))
+		return err_set(err, -EINVAL, "unknown runtime handler \"%.100s\"",
+			       req->runtime_handler);
+	if ((r = plan_namespaces(env, cfg, p, err)) < 0 || (r = plan_host(cfg, id, p, err)) < 0 ||
+	    (r = plan_dns(cfg, err)) < 0 || (r = plan_sysctls(cfg->linux, p, err)) < 0)
+		return r;
+	return plan_cgroup(env, cfg->linux, id, p, err);
 }

@@ -487,6 +487,87 @@ static int create(struct sandbox_mgr *m, const struct cric_call *call, struct sa
 	return 0;
 }
 
+/* A sandbox in state CREATING from the plan, not yet in the table. */
+static struct sandbox *sandbox_from_plan(struct sandbox_mgr *m, const char *id,
+					 const Runtime__V1__RunPodSandboxRequest *req,
+					 const struct pod_plan *p)
+{
+	_cleanup_(sandbox_freep) struct sandbox *sb = sandbox_alloc();
+	if (!sb)
+		return NULL;
+	const Runtime__V1__PodSandboxMetadata *md = req->config->metadata;
+	snprintf(sb->id, sizeof(sb->id), "%s", id);
+	snprintf(sb->name, sizeof(sb->name), "%s", md->name);
+	snprintf(sb->namespace, sizeof(sb->namespace), "%s", md->namespace_);
+	snprintf(sb->uid, sizeof(sb->uid), "%s", md->uid);
+	sb->attempt = md->attempt;
+	sb->state = SB_CREATING;
+	sb->created_at = now_unix_ns();
+	snprintf(sb->handler, sizeof(sb->handler), "%s", p->handler->name);
+	sb->host_network = p->net_mode == RUNTIME__V1__NAMESPACE_MODE__NODE;
+	sb->host_ipc = p->ipc_mode == RUNTIME__V1__NAMESPACE_MODE__NODE;
+	sb->pid_mode = p->pid_mode;
+	snprintf(sb->cgroup, sizeof(sb->cgroup), "%s", p->cgroup);
+	snprintf(sb->cgroup_parent, sizeof(sb->cgroup_parent), "%s",
+		 req->config->linux ? req->config->linux->cgroup_parent : "");
+	snprintf(sb->dir, sizeof(sb->dir), "%s/%s", m->sandboxes_dir, sb->id);
+	snprintf(sb->ipc_pin, sizeof(sb->ipc_pin), "%s/ipc", sb->dir);
+	snprintf(sb->uts_pin, sizeof(sb->uts_pin), "%s/uts", sb->dir);
+	sb->config_len = protobuf_c_message_get_packed_size(&req->config->base);
+	if (!(sb->config = malloc(sb->config_len ? sb->config_len : 1)))
+		return NULL;
+	protobuf_c_message_pack(&req->config->base, sb->config);
+	return TAKE_PTR(sb);
+}
+
+/* Reserve the pod's name (the kubelet relies on a second RunPodSandbox for
+ * the same pod attempt failing while the first one exists) and put sb in
+ * the table, with its op lock held and a reference for the caller. */
+static int reserve(struct sandbox_mgr *m, struct sandbox *sb, struct cric_err *err)
+{
+	pthread_mutex_lock(&m->lock);
+	for (size_t i = 0; i < m->n; i++) {
+		struct sandbox *o = m->items[i];
+		if (strcmp(o->name, sb->name) == 0 && strcmp(o->namespace, sb->namespace) == 0 &&
+		    strcmp(o->uid, sb->uid) == 0 && o->attempt == sb->attempt) {
+			char holder[65];
+			memcpy(holder, o->id, sizeof(holder));
+			pthread_mutex_unlock(&m->lock);
+			return err_set(err, -EEXIST,
+				       "pod sandbox name \"%s_%s_%s_%u\" is reserved by sandbox %s",
+				       sb->name, sb->namespace, sb->uid, sb->attempt, holder);
+		}
+	}
+	int r = table_add(m, sb);
+	if (r == 0) {
+		pthread_mutex_lock(&sb->op);
+		sb->refs++; /* the caller's until the end of its call: a rollback
+			     * or a concurrent remove drops only the table's */
+	}
+	pthread_mutex_unlock(&m->lock);
+	return r;
+}
+
+/* Undo a failed creation; what cannot be undone stays visible (NOTREADY)
+ * so that stop/remove, or the kubelet's garbage collection, finish it. */
+static void roll_back(struct sandbox_mgr *m, const struct cric_call *call, struct sandbox *sb)
+{
+	struct cric_err rb;
+	int k = release_all(m, call, sb, &rb);
+	pthread_mutex_lock(&m->lock);
+	if (k == 0) {
+		table_remove_locked(m, sb);
+	} else {
+		sb->state = SB_NOTREADY;
+		log_error("rollback incomplete, sandbox kept as NOTREADY: %s", rb.msg);
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (k == 0)
+		record_delete(m, sb->id);
+	else
+		record_save(m, sb);
+}
+
 int sandbox_run(struct sandbox_mgr *m, const struct cric_call *call,
 		const Runtime__V1__RunPodSandboxRequest *req, char id[65], struct cric_err *err)
 {
@@ -505,59 +586,10 @@ int sandbox_run(struct sandbox_mgr *m, const struct cric_call *call,
 					  .cgroup_root = m->cgroup_root };
 	if ((r = pod_plan_make(&env, req, newid, p, err)) < 0)
 		return r;
-
-	struct sandbox *sb = sandbox_alloc();
+	struct sandbox *sb = sandbox_from_plan(m, newid, req, p);
 	if (!sb)
 		return -ENOMEM;
-	const Runtime__V1__PodSandboxMetadata *md = req->config->metadata;
-	memcpy(sb->id, newid, sizeof(sb->id));
-	snprintf(sb->name, sizeof(sb->name), "%s", md->name);
-	snprintf(sb->namespace, sizeof(sb->namespace), "%s", md->namespace_);
-	snprintf(sb->uid, sizeof(sb->uid), "%s", md->uid);
-	sb->attempt = md->attempt;
-	sb->state = SB_CREATING;
-	sb->created_at = now_unix_ns();
-	snprintf(sb->handler, sizeof(sb->handler), "%s", p->handler->name);
-	sb->host_network = p->net_mode == RUNTIME__V1__NAMESPACE_MODE__NODE;
-	sb->host_ipc = p->ipc_mode == RUNTIME__V1__NAMESPACE_MODE__NODE;
-	sb->pid_mode = p->pid_mode;
-	snprintf(sb->cgroup, sizeof(sb->cgroup), "%s", p->cgroup);
-	snprintf(sb->cgroup_parent, sizeof(sb->cgroup_parent), "%s",
-		 req->config->linux ? req->config->linux->cgroup_parent : "");
-	snprintf(sb->dir, sizeof(sb->dir), "%s/%s", m->sandboxes_dir, sb->id);
-	snprintf(sb->ipc_pin, sizeof(sb->ipc_pin), "%s/ipc", sb->dir);
-	snprintf(sb->uts_pin, sizeof(sb->uts_pin), "%s/uts", sb->dir);
-	sb->config_len = protobuf_c_message_get_packed_size(&req->config->base);
-	if (!(sb->config = malloc(sb->config_len ? sb->config_len : 1))) {
-		sandbox_free(sb);
-		return -ENOMEM;
-	}
-	protobuf_c_message_pack(&req->config->base, sb->config);
-
-	/* Reserve the name: the kubelet relies on a second RunPodSandbox for
-	 * the same pod attempt failing while the first one exists. */
-	pthread_mutex_lock(&m->lock);
-	for (size_t i = 0; i < m->n; i++) {
-		struct sandbox *o = m->items[i];
-		if (strcmp(o->name, sb->name) == 0 && strcmp(o->namespace, sb->namespace) == 0 &&
-		    strcmp(o->uid, sb->uid) == 0 && o->attempt == sb->attempt) {
-			char holder[65];
-			memcpy(holder, o->id, sizeof(holder));
-			pthread_mutex_unlock(&m->lock);
-			sandbox_free(sb);
-			return err_set(err, -EEXIST,
-				       "pod sandbox name \"%s_%s_%s_%u\" is reserved by sandbox %s",
-				       md->name, md->namespace_, md->uid, md->attempt, holder);
-		}
-	}
-	pthread_mutex_lock(&sb->op);
-	r = table_add(m, sb);
-	if (r == 0)
-		sb->refs++; /* ours until the end of this call: a rollback or a
-			     * concurrent remove drops only the table's */
-	pthread_mutex_unlock(&m->lock);
-	if (r < 0) {
-		pthread_mutex_unlock(&sb->op);
+	if ((r = reserve(m, sb, err)) < 0) {
 		sandbox_free(sb);
 		return r;
 	}
@@ -570,44 +602,25 @@ int sandbox_run(struct sandbox_mgr *m, const struct cric_call *call,
 		err_set(err, r, "save the pod's record: %s", strerror(-r));
 	else
 		r = create(m, call, sb, p, err);
-
 	if (r == 0) {
 		pthread_mutex_lock(&m->lock);
 		sb->state = SB_READY;
 		pthread_mutex_unlock(&m->lock);
-		r = record_save(m, sb);
-		if (r < 0)
+		if ((r = record_save(m, sb)) < 0)
 			err_set(err, r, "save the pod's record: %s", strerror(-r));
 	}
 	if (r < 0) {
 		log_warning("run pod sandbox failed, rolling back: %s", err ? err->msg : "");
-		struct cric_err rb;
-		int k = release_all(m, call, sb, &rb);
-		pthread_mutex_lock(&m->lock);
-		if (k == 0) {
-			table_remove_locked(m, sb);
-		} else {
-			/* Keep it visible (NOTREADY) so that stop/remove, or the
-			 * kubelet's garbage collection, finish the job. */
-			sb->state = SB_NOTREADY;
-			log_error("rollback incomplete, sandbox kept as NOTREADY: %s", rb.msg);
-		}
-		pthread_mutex_unlock(&m->lock);
-		if (k == 0)
-			record_delete(m, newid);
-		else
-			record_save(m, sb);
-		pthread_mutex_unlock(&sb->op);
-		put(m, sb);
-		log_set_pod(NULL);
-		return r;
+		roll_back(m, call, sb);
+	} else {
+		memcpy(id, sb->id, 65);
+		log_info("pod sandbox ready%s%s", sb->ips[0] ? ", ip " : "",
+			 sb->ips[0] ? sb->ips[0] : "");
 	}
-	memcpy(id, sb->id, 65);
-	log_info("pod sandbox ready%s%s", sb->ips[0] ? ", ip " : "", sb->ips[0] ? sb->ips[0] : "");
 	pthread_mutex_unlock(&sb->op);
 	put(m, sb);
 	log_set_pod(NULL);
-	return 0;
+	return r;
 }
 
 /* ---- Stop / Remove ---- */
