@@ -4,7 +4,7 @@
 #   make check-asan    the same, built with AddressSanitizer + UBSan in build-asan/
 #   make demo          start a suite under /tmp/cric-demo and show it answering
 #   make install       PREFIX=/usr/local DESTDIR= (binaries, units, config, CNI config)
-#   make format-check  clang-format;  make lint  cppcheck
+#   make format-check  clang-format;  make lint  clang's static analyzer
 
 VERSION := 0.1.0
 GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null)

@@ -834,8 +834,9 @@ int layer_fs_usage(struct layer_store *ls, struct fs_usage *images, struct fs_us
 			       strerror(errno));
 	struct du_usage a, b;
 	int r = du_measure(dfd, "containers", &a, err);
-	if (r == 0)
-		r = du_measure(ls->containers_fd, NULL, &b, err);
+	if (r < 0)
+		return err_prefix(err, r, "measure the store");
+	r = du_measure(ls->containers_fd, NULL, &b, err);
 	if (r < 0)
 		return err_prefix(err, r, "measure the store");
 	snprintf(images->mountpoint, sizeof(images->mountpoint), "%s", ls->dir);
