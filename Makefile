@@ -32,8 +32,9 @@ endif
 CPPFLAGS += -D_GNU_SOURCE -Ulinux -I. -I$(BUILD)/gen
 # Messages are bounded on purpose (snprintf into fixed buffers truncates), so
 # -Wformat-truncation is off; everything else is an error.
-CFLAGS += -std=gnu11 $(OPTFLAGS) -Wall -Wextra -Werror -Wshadow -Wformat=2 \
-	-Wno-format-truncation -Wno-missing-field-initializers -fstack-protector-strong -MMD -MP
+WARNFLAGS := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-truncation \
+	-Wno-missing-field-initializers
+CFLAGS += -std=gnu11 $(OPTFLAGS) $(WARNFLAGS) -fstack-protector-strong -MMD -MP
 GRPC_CFLAGS := $(shell pkg-config --cflags grpc)
 GRPC_LIBS := $(shell pkg-config --libs grpc)
 # --as-needed: each binary keeps only the libraries it uses.
@@ -128,22 +129,38 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIBCOMMON) $(foreach d,$(DAEMONS),$(call lib_
 
 # Fuzzers (libFuzzer, clang): every parser has one; `make fuzz` builds them
 # and runs each for FUZZ_SECONDS over its corpus in tests/fuzz/corpus/<name>/.
+# Their objects are built in this make, with their own rules, under
+# build-fuzz/ (clang, libFuzzer + ASan + UBSan): ordinary prerequisites, each
+# built once however many fuzzers link it and however high -j is. The
+# generated code is shared with $(BUILD) (it does not depend on the compiler).
 FUZZ_SECONDS ?= 20
+FUZZ_BUILD := build-fuzz
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz-*.c)
-FUZZERS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
+FUZZERS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
+FUZZ_COMMON_O := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(COMMON_SRC)) \
+	$(patsubst $(BUILD)/gen/%.c,$(FUZZ_BUILD)/obj/gen/%.o,$(GEN_C))
+FUZZ_LIBCOMMON := $(FUZZ_BUILD)/libcric-common.a
 # Every daemon's library objects (all but main.o): the parsers live there.
-FUZZ_LIB_O := $(patsubst %.c,build-fuzz/obj/%.o,$(filter-out %/main.c,\
+FUZZ_LIB_O := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(filter-out %/main.c,\
 	$(wildcard imaged/*.c stored/*.c netd/*.c runtimed/*.c monitord/*.c)))
-FUZZ_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -g -O1 -fsanitize=fuzzer,address,undefined \
-	-Ulinux -D_GNU_SOURCE -I. -Ibuild-fuzz/gen
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined \
+	$(WARNFLAGS) -Wno-unknown-warning-option -fstack-protector-strong -MMD -MP
 fuzz: $(FUZZERS)
-	@set -e; for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p build-fuzz/corpus/$$n; \
-		echo "== $$n"; $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 -artifact_prefix=build-fuzz/$$n- \
-		build-fuzz/corpus/$$n tests/fuzz/corpus/$$n; done
-build-fuzz/%: tests/fuzz/%.c FORCE
-	$(MAKE) BUILD=build-fuzz CC=clang OPTFLAGS="-g -O1 -fsanitize=fuzzer-no-link,address,undefined -Wno-unknown-warning-option" \
-		SANLDFLAGS= build-fuzz/libcric-common.a $(FUZZ_LIB_O)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_O) build-fuzz/libcric-common.a $(LIBS)
+	@set -e; for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p $(FUZZ_BUILD)/corpus/$$n; \
+		echo "== $$n"; $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 -artifact_prefix=$(FUZZ_BUILD)/$$n- \
+		$(FUZZ_BUILD)/corpus/$$n tests/fuzz/corpus/$$n; done
+$(FUZZ_BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c $(GEN_H)
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) $(FUZZ_CFLAGS) -c -o $@ $<
+$(FUZZ_BUILD)/obj/%.o: %.c | $(GEN_H) $(VERSION_H)
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) $(FUZZ_CFLAGS) -c -o $@ $<
+$(FUZZ_LIBCOMMON): $(FUZZ_COMMON_O)
+	@rm -f $@
+	$(AR) rcs $@ $^
+$(FUZZERS): $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIB_O) $(FUZZ_LIBCOMMON) | $(GEN_H) $(VERSION_H)
+	clang $(CPPFLAGS) $(filter-out -fsanitize=%,$(FUZZ_CFLAGS)) -fsanitize=fuzzer,address,undefined \
+		-o $@ $< $(FUZZ_LIB_O) $(FUZZ_LIBCOMMON) $(LIBS)
 
 pyproto: $(BUILD)/py/.stamp
 $(BUILD)/py/.stamp: $(PROTOS)
@@ -221,6 +238,7 @@ lint: $(GEN_H) $(VERSION_H)
 		echo "$$out"; ! echo "$$out" | grep -q 'warning:'
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan $(FUZZ_BUILD)
 
--include $(shell find $(BUILD)/obj $(BUILD)/tests $(BUILD)/tools -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/tests $(BUILD)/tools $(FUZZ_BUILD)/obj -name '*.d' 2>/dev/null) \
+	$(wildcard $(FUZZ_BUILD)/*.d)
