@@ -108,9 +108,10 @@ static inline void sleep_ms(long ms)
 		;
 }
 
-/* A check that once caught a bug in the code under test: report what
- * happened and fail (a regression must never pass or be skipped). */
-#define KNOWN_BUG(...)                                                                             \
+/* Fail the test as a regression: for a check that once caught a bug in the
+ * code under test, report what happened (file:line and the message) and
+ * fail (a regression must never pass or be skipped). */
+#define FAIL_REGRESSION(...)                                                                       \
 	do {                                                                                       \
 		print_message("REGRESSION (%s:%d): ", __FILE__, __LINE__);                         \
 		print_message(__VA_ARGS__);                                                        \
