@@ -146,6 +146,34 @@ class Suite:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=30)
 
 
+# Under CI=true every prerequisite of every test must be there: a skip
+# (pytest.skip, a skipif mark) is reported as a failure that says why it
+# would have skipped, so a machine missing something fails instead of
+# passing with less tested.
+IN_CI = os.environ.get("CI") == "true"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if IN_CI and rep.skipped and not hasattr(rep, "wasxfail"):
+        if isinstance(rep.longrepr, tuple):  # (file, line, "Skipped: <reason>")
+            where = f"{rep.longrepr[0]}:{rep.longrepr[1]}: "
+            why = rep.longrepr[2]
+        else:
+            where, why = "", str(rep.longrepr)
+        rep.outcome = "failed"
+        rep.longrepr = f"{where}{why}\n(CI=true: a missing prerequisite is a failure, not a skip)"
+
+
+def skip_unless_ready(missing, what):
+    """A module's pytestmark: skip its tests when missing() names a missing
+    prerequisite of `what`, saying which."""
+    why = missing()
+    return pytest.mark.skipif(why is not None, reason=f"{what}: {why}")
+
+
 def sanitized(daemon):
     """True when the daemon's binary was built with AddressSanitizer (make
     check-asan), which cannot run under valgrind."""

@@ -16,11 +16,11 @@ import threading
 import grpc
 import pytest
 
-from conftest import BUILD, api, wait_for
+from conftest import BUILD, api, skip_unless_ready, wait_for
 import imageutil as iu
 from imageutil import Layer, Registry, SlowProxy, busybox_layer, tar_layer
 
-pytestmark = pytest.mark.skipif(iu.missing() is not None, reason=iu.missing() or "")
+pytestmark = skip_unless_ready(iu.missing, "image pulls from a local registry")
 
 CRIC_CALL = os.path.join(BUILD, "tools", "cric-call")
 
@@ -186,7 +186,7 @@ def test_multi_arch_index_selects_this_host(suite, reg, bb_layer, flavour):
     import platform
     host = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine())
     if host is None:
-        pytest.skip("test written for amd64 and arm64 hosts")
+        pytest.skip(f"test written for amd64 and arm64 hosts, not {os.uname().machine}")
     entries, ids = [], {}
     for plat in ("linux/arm/v7", "linux/arm64", "linux/amd64", "linux/s390x"):
         parts = plat.split("/")
@@ -726,7 +726,7 @@ def _host_arch():
 def test_pull_by_index_digest_is_found_by_that_digest(suite, reg, bb_layer):
     host = _host_arch()
     if host is None:
-        pytest.skip("test written for amd64 and arm64 hosts")
+        pytest.skip(f"test written for amd64 and arm64 hosts, not {os.uname().machine}")
     entries, mds = [], {}
     for arch in ("amd64", "arm64"):
         marker = Layer(tar_layer([("arch", "f", arch.encode())]))
@@ -828,7 +828,7 @@ def test_remove_racing_pull_never_leaves_a_record_without_layers(suite, reg, bb_
 def test_image_for_another_platform_is_refused(suite, reg, bb_layer):
     host = _host_arch()
     if host is None:
-        pytest.skip("test written for amd64 and arm64 hosts")
+        pytest.skip(f"test written for amd64 and arm64 hosts, not {os.uname().machine}")
     other = "s390x"
     # A single manifest whose config says s390x.
     reg.push_image("test/foreign", "single", [bb_layer], arch=other)

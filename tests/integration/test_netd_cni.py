@@ -15,12 +15,11 @@ import os
 import secrets
 import time
 
-import pytest
-
+from conftest import skip_unless_ready
 from netutil import (GATEWAY, NETD_CALL, PREFIX, fetch, free_port, host_addresses, host_veth,
                      in_pod, link_exists, missing, pin_of, ping, run, serve_in_netns)
 
-pytestmark = pytest.mark.skipif(missing() is not None, reason=missing() or "")
+pytestmark = skip_unless_ready(missing, "netd with the real CNI plugins")
 
 
 # ---------------------------------------------------------------------------

@@ -1330,10 +1330,8 @@ static void test_corpus(void **state)
 	snprintf(here, sizeof(here), "%s", __FILE__);
 	snprintf(dir, sizeof(dir), "%s/../fuzz/corpus/fuzz-manifest", dirname(here));
 	DIR *d = opendir(dir);
-	if (!d) {
-		print_message("no corpus at %s: skipped\n", dir);
-		skip();
-	}
+	if (!d)
+		SKIP_MISSING("no corpus at %s", dir);
 	struct dirent *de;
 	int files = 0;
 	while ((de = readdir(d))) {

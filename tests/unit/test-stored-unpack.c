@@ -1,6 +1,6 @@
 /* stored/unpack.h: layer import. Archives are built here with libarchive's
  * writer (tar; gzip and zstd filters). Runs as root (owners, devices,
- * whiteouts, overlay mounts); skips otherwise.
+ * whiteouts, overlay mounts); skips otherwise (fails under CI=true).
  *
  * Every hostile layer is unpacked into <tmp>/layer next to a canary tree
  * <tmp>/canary; a full listing of the canary (types, modes, owners, sizes,
@@ -38,14 +38,8 @@
 #include "stored/unpack.h"
 #include "testutil.h"
 
-#define REQUIRE_ROOT()                                                                             \
-	do {                                                                                       \
-		if (geteuid() != 0) {                                                              \
-			print_message("SKIP: needs root (owners, devices, trusted xattrs, "        \
-				      "mounts)\n");                                                \
-			skip();                                                                    \
-		}                                                                                  \
-	} while (0)
+/* What the unpack tests need root for. */
+#define UNPACK_NEEDS "owners, devices, trusted xattrs, mounts"
 
 /* ---- archive builder ---- */
 
@@ -533,7 +527,7 @@ static const unsigned char cap_net_raw[20] = { 0x01, 0x00, 0x00, 0x02, 0x00, 0x2
 
 static void test_normal_layer(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	const struct tent ents[] = {
 		{ 'd', "./", .mode = 0755 },
@@ -628,7 +622,7 @@ static void test_normal_layer(void **state)
  * be taken back); the parent, with every capability, checks the result. */
 static void test_special_bits_with_stored_caps(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	const struct tent ents[] = {
 		{ 'f', "usr/bin/chage", "chage", .mode = 02755, .gid = 42 },
@@ -692,7 +686,7 @@ static void test_special_bits_with_stored_caps(void **state)
 /* Re-applying entries over existing ones: the last one wins, dirs merge. */
 static void test_replace_and_merge(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	const struct tent ents[] = {
 		{ 'f', "a", "first" },
@@ -737,7 +731,7 @@ static void sha256sum(const char *path, char out[BLOB_DIGEST_BUF])
 
 static void test_diff_id(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	/* Several read blocks' worth, a long pax name, many small files. */
 	size_t big_n = 3 * 1024 * 1024 + 17;
@@ -837,7 +831,7 @@ static void *feed(void *arg)
 /* A pipe works as input (stream, no seeking), and gives the same diff_id. */
 static void test_pipe_input(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	const struct tent ents[] = { { 'f', "a", "aaa" }, { 'd', "b" }, { 'f', "b/c", "ccc" } };
 	build_tar(fx->tarball, F_ZSTD, ents, ARRAY_SIZE(ents));
@@ -864,7 +858,7 @@ static void test_pipe_input(void **state)
 /* Not a layer at all. */
 static void test_bad_streams(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	struct cric_err err = { "" };
 	struct unpack_result res;
@@ -925,7 +919,7 @@ static bool exists(const char *dir, const char *rel)
 
 static void test_whiteouts_overlay(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	const struct tent lower[] = {
 		{ 'f', "a/keep", "keep" },     { 'f', "a/gone", "gone" },
@@ -993,7 +987,7 @@ static void test_whiteouts_overlay(void **state)
 
 static void test_hostile_dotdot(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	const struct tent ents[] = { { 'f', "ok", "fine" }, { 'f', "../canary/passwd", "pwned" } };
 	expect_hostile(fx, ents, ARRAY_SIZE(ents), F_NONE, NULL, -EINVAL, "../canary/passwd",
@@ -1002,7 +996,7 @@ static void test_hostile_dotdot(void **state)
 
 static void test_hostile_dotdot_inner(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	const struct tent ents[] = { { 'd', "a/b" }, { 'f', "a/b/../../../canary/pwned", "x" } };
 	expect_hostile(fx, ents, ARRAY_SIZE(ents), F_GZIP, NULL, -EINVAL,
@@ -1013,7 +1007,7 @@ static void test_hostile_dotdot_inner(void **state)
  * they point at; nothing is written anywhere. */
 static void test_hostile_absolute(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	char abs[PATH_MAX];
 	snprintf(abs, sizeof(abs), "%s/pwned", fx->canary);
@@ -1026,7 +1020,7 @@ static void test_hostile_absolute(void **state)
 
 static void test_hostile_symlink_to_root(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	char through[PATH_MAX];
 	snprintf(through, sizeof(through), "root%s/passwd", fx->canary);
@@ -1037,7 +1031,7 @@ static void test_hostile_symlink_to_root(void **state)
 
 static void test_hostile_symlink_then_file(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	const struct tent ents[] = {
 		{ 'l', "d", fx->canary },
@@ -1050,7 +1044,7 @@ static void test_hostile_symlink_then_file(void **state)
 /* Also as a directory entry, and deeper: "d/sub/x" with d a symlink. */
 static void test_hostile_symlink_then_dir(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	const struct tent ents[] = {
 		{ 'l', "d", fx->canary },
@@ -1062,7 +1056,7 @@ static void test_hostile_symlink_then_dir(void **state)
 
 static void test_hostile_symlink_dotdot_chain(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	const struct tent ents[] = {
 		{ 'l', "up", ".." },
@@ -1085,7 +1079,7 @@ static void test_hostile_symlink_dotdot_chain(void **state)
 
 static void test_hostile_hardlink_outside_absolute(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	char target[PATH_MAX];
 	snprintf(target, sizeof(target), "%s/passwd", fx->canary);
@@ -1096,7 +1090,7 @@ static void test_hostile_hardlink_outside_absolute(void **state)
 
 static void test_hostile_hardlink_outside_dotdot(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	const struct tent ents[] = { { 'h', "passwd", "../canary/passwd" } };
 	expect_hostile(fx, ents, ARRAY_SIZE(ents), F_GZIP, NULL, -EINVAL, "passwd",
@@ -1105,7 +1099,7 @@ static void test_hostile_hardlink_outside_dotdot(void **state)
 
 static void test_hostile_hardlink_through_symlink(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	const struct tent ents[] = {
 		{ 'l', "c", fx->canary },
@@ -1117,7 +1111,7 @@ static void test_hostile_hardlink_through_symlink(void **state)
 
 static void test_hostile_hardlink_to_dir(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	const struct tent ents[] = { { 'd', "dir" }, { 'h', "x", "dir" } };
 	expect_hostile(fx, ents, ARRAY_SIZE(ents), F_NONE, NULL, -EPERM, "x", "is a directory");
@@ -1129,7 +1123,7 @@ static void test_hostile_hardlink_to_dir(void **state)
  * is not followed either; a directory entry replaces it instead. */
 static void test_hostile_preexisting_symlink(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	char p[PATH_MAX];
 	assert_int_equal(symlink(fx->canary, tpath(p, fx->layer, "etc")), 0);
@@ -1153,7 +1147,7 @@ static void test_hostile_preexisting_symlink(void **state)
 /* A directory replaced by a symlink mid-layer, then used as a parent. */
 static void test_hostile_symlink_replaces_dir(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	const struct tent ents[] = {
 		{ 'd', "d" },
@@ -1169,7 +1163,7 @@ static void test_hostile_symlink_replaces_dir(void **state)
 /* A mount point inside the layer dir is not crossed. */
 static void test_hostile_mount_inside(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	char p[PATH_MAX];
 	assert_int_equal(mkdir(tpath(p, fx->layer, "mnt"), 0755), 0);
@@ -1199,7 +1193,7 @@ static void test_hostile_mount_inside(void **state)
 
 static void test_hostile_device(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	const struct tent ents[] = { { 'd', "dev" }, { 'c', "dev/mem", .major = 1, .minor = 1 } };
 	expect_hostile(fx, ents, ARRAY_SIZE(ents), F_NONE, NULL, -EPERM, "dev/mem",
@@ -1210,7 +1204,7 @@ static void test_hostile_device(void **state)
 
 static void test_hostile_long_name(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	char name[300];
 	memset(name, 'a', 256);
@@ -1224,7 +1218,7 @@ static void test_hostile_long_name(void **state)
 
 static void test_hostile_long_path(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	char *path = malloc(8192);
 	assert_non_null(path);
@@ -1247,7 +1241,7 @@ static void test_hostile_long_path(void **state)
 
 static void test_hostile_entry_bomb(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	static struct tent ents[300];
 	static char names[300][16];
@@ -1263,7 +1257,7 @@ static void test_hostile_entry_bomb(void **state)
 
 static void test_hostile_size_bomb(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	/* 256 MiB of zeros compress to ~250 KiB; the limit is 1 MiB. */
 	const struct tent ents[] = { { 'z', "bomb", .size = 256ULL << 20 } };
@@ -1306,7 +1300,7 @@ static void test_hostile_size_bomb(void **state)
 
 static void test_hostile_whiteout_names(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	const struct tent dotdot[] = { { 'f', ".wh...", "" } };
 	expect_hostile(fx, dotdot, 1, F_NONE, NULL, -EINVAL, ".wh...", "whiteout of an invalid");
@@ -1322,7 +1316,7 @@ static void test_hostile_whiteout_names(void **state)
 
 static void test_hostile_whiteout_through_symlink(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	const struct tent ents[] = { { 'l', "c", fx->canary }, { 'f', "c/.wh.passwd", "" } };
 	expect_hostile(fx, ents, ARRAY_SIZE(ents), F_NONE, NULL, -ELOOP, "c/.wh.passwd",
@@ -1335,7 +1329,7 @@ static void test_hostile_whiteout_through_symlink(void **state)
 /* Owner and mode of a symlink entry apply to the link, never its target. */
 static void test_hostile_symlink_meta(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	char *before = snapshot(fx);
 	char target[PATH_MAX];
@@ -1363,7 +1357,7 @@ static void test_hostile_symlink_meta(void **state)
  * One 4000-byte path, repeated as a directory entry (each one a merge). */
 static void test_hostile_dir_records_bomb(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	char path[4100];
 	size_t o = 0;
@@ -1385,7 +1379,7 @@ static void test_hostile_dir_records_bomb(void **state)
 
 static void test_hostile_parent_is_file(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	const struct tent ents[] = { { 'f', "f", "x" }, { 'f', "f/x", "y" } };
 	expect_hostile(fx, ents, ARRAY_SIZE(ents), F_NONE, NULL, -ENOTDIR, "f/x",
@@ -1394,7 +1388,7 @@ static void test_hostile_parent_is_file(void **state)
 
 static void test_hostile_overlay_xattr(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	const struct tent ents[] = {
 		{ 'd', "d", .xname = { "trusted.overlay.redirect" }, .xval = { "/etc" } },
@@ -1409,7 +1403,7 @@ static void test_hostile_overlay_xattr(void **state)
 
 static void test_hostile_ids(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	/* 4294967295 is (uid_t)-1: "leave the owner unchanged" to chown. */
 	const struct tent ents[] = { { 'f', "f", "x", .uid = 4294967295LL } };
@@ -1421,7 +1415,7 @@ static void test_hostile_ids(void **state)
 /* Names with control characters are quoted, not written raw into messages. */
 static void test_hostile_name_escaped(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	const struct tent ents[] = { { 'f', "\x1b[31mred\n/../x\xff", "x" } };
 	binary_names = true;
@@ -1435,7 +1429,7 @@ static void test_hostile_name_escaped(void **state)
  * overlay the file is in a directory of layer 2 that covers the link. */
 static void test_symlink_across_layers(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	char *before = snapshot(fx);
 	const struct tent l1[] = { { 'l', "lib", fx->canary } };
@@ -1462,7 +1456,7 @@ static void test_symlink_across_layers(void **state)
 
 static void test_remove_tree(void **state)
 {
-	REQUIRE_ROOT();
+	REQUIRE_ROOT(UNPACK_NEEDS);
 	struct fx *fx = *state;
 	char *before = snapshot(fx);
 	struct cric_err err = { "" };

@@ -12,6 +12,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +108,42 @@ static inline void sleep_ms(long ms)
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }
+
+/* True under CI=true: there every prerequisite of every test must be met. */
+static inline bool test_in_ci(void)
+{
+	const char *ci = getenv("CI");
+	return ci && strcmp(ci, "true") == 0;
+}
+
+/* A prerequisite of this test is missing: say which and skip the test; under
+ * CI=true fail it instead (a CI machine that lacks one is broken, and a
+ * skipped test there would hide it). */
+#define SKIP_MISSING(...)                                                                          \
+	do {                                                                                       \
+		if (test_in_ci()) {                                                                \
+			print_message("MISSING PREREQUISITE (%s:%d, a failure under CI=true): ",   \
+				      __FILE__, __LINE__);                                         \
+			print_message(__VA_ARGS__);                                                \
+			print_message("\n");                                                       \
+			fail();                                                                    \
+		}                                                                                  \
+		print_message("SKIP: ");                                                           \
+		print_message(__VA_ARGS__);                                                        \
+		print_message("\n");                                                               \
+		skip();                                                                            \
+	} while (0)
+
+/* Skip (under CI=true: fail) unless cond holds; the message says what is
+ * missing. */
+#define REQUIRE(cond, ...)                                                                         \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			SKIP_MISSING(__VA_ARGS__);                                                 \
+	} while (0)
+
+/* why: what the test needs root for. */
+#define REQUIRE_ROOT(why) REQUIRE(geteuid() == 0, "needs root (%s)", why)
 
 /* Fail the test as a regression: for a check that once caught a bug in the
  * code under test, report what happened (file:line and the message) and
