@@ -191,6 +191,37 @@ def wait_for(pred, timeout=10.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def socket_inodes(pid):
+    """Inodes of the sockets process pid has open (as /proc/<pid>/fd names them)."""
+    inodes = set()
+    fd_dir = f"/proc/{pid}/fd"
+    for fd in os.listdir(fd_dir):
+        try:
+            link = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:  # closed meanwhile
+            continue
+        if link.startswith("socket:[") and link.endswith("]"):
+            inodes.add(link[len("socket:["):-1])
+    return inodes
+
+
+def unix_bytes_unread(receiver_pid, sender_pid):
+    """Bytes sender_pid has sent on its unix stream connections to receiver_pid
+    that receiver_pid has not read yet: the sum of the receiver's Recv-Q that
+    `ss -x` reports for each. For a frozen (SIGSTOP) receiver, a growing
+    figure is a request that has reached its socket."""
+    mine, theirs = socket_inodes(receiver_pid), socket_inodes(sender_pid)
+    r = subprocess.run(["ss", "-x", "-H", "-n"], capture_output=True, text=True, timeout=10,
+                       check=True)
+    total = 0
+    for line in r.stdout.splitlines():
+        # u_str ESTAB <recv-q> <send-q> <local path or *> <inode> <peer or *> <peer inode>
+        f = line.split()
+        if len(f) >= 8 and f[-3] in mine and f[-1] in theirs:
+            total += int(f[2])
+    return total
+
+
 def running_pids_under(root):
     """PIDs of live cric processes whose command line names this root."""
     out = []

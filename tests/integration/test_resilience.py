@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 
-from conftest import api, pid_running, wait_for
+from conftest import api, pid_running, unix_bytes_unread, wait_for
 
 
 def test_kill9_runtimed_unavailable_then_recovers_without_gateway_restart(suite):
@@ -42,9 +42,13 @@ def test_kill9_runtimed_unavailable_then_recovers_without_gateway_restart(suite)
 
 def test_call_in_flight_when_daemon_dies_fails_fast(suite):
     # imaged frozen: a call to it is in flight (received, never answered).
+    suite.cri.call("ListImages", api.ListImagesRequest())  # the gateway is connected to imaged
     suite.kill("imaged", signal.SIGSTOP)
+    imaged, gateway = suite.pid("imaged"), suite.pid("gateway")
+    unread = unix_bytes_unread(imaged, gateway)
     fut = suite.cri.future("ListImages", api.ListImagesRequest(), timeout=30)
-    time.sleep(0.3)  # let the request reach the frozen daemon's socket
+    wait_for(lambda: unix_bytes_unread(imaged, gateway) > unread,
+             what="the request to reach the frozen imaged's socket")
     assert not fut.done()
     start = time.monotonic()
     suite.kill("imaged", signal.SIGKILL)
@@ -109,10 +113,15 @@ def test_slow_daemon_does_not_block_other_calls(suite):
 
 def test_slow_call_inside_a_daemon_does_not_block_its_other_calls(suite):
     # Status in runtimed waits on a frozen netd; Version in runtimed does not.
+    suite.cri.status()  # runtimed is connected to netd
     suite.kill("netd", signal.SIGSTOP)
     try:
+        netd, runtimed = suite.pid("netd"), suite.pid("runtimed")
+        unread = unix_bytes_unread(netd, runtimed)
         slow = suite.cri.future("Status", api.StatusRequest(), api.StatusResponse, timeout=20)
-        time.sleep(0.2)
+        # Status is inside runtimed, waiting: its call has reached netd's socket.
+        wait_for(lambda: unix_bytes_unread(netd, runtimed) > unread,
+                 what="runtimed's call to reach the frozen netd's socket")
         for _ in range(20):
             assert suite.cri.version(timeout=5).runtime_name == "cric"
         assert not slow.done()
