@@ -1,6 +1,8 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +10,9 @@
 #include <unistd.h>
 
 static const char *log_ident = "cric";
-static int log_level = LOG_INFO;
+/* Set on SIGHUP by the signal thread, read by every thread that logs: atomic.
+ * Relaxed is enough, the level guards nothing else. */
+static atomic_int log_level = LOG_INFO;
 static int log_timestamps = 1;
 static _Thread_local struct log_ctx log_tctx;
 
@@ -37,18 +41,18 @@ int log_set_level_name(const char *name)
 	int prio = log_level_from_name(name);
 	if (prio < 0)
 		return prio;
-	log_level = prio;
+	log_set_level(prio);
 	return 0;
 }
 
 void log_set_level(int prio)
 {
-	log_level = prio;
+	atomic_store_explicit(&log_level, prio, memory_order_relaxed);
 }
 
-int log_get_level(void)
+static bool log_enabled(int prio)
 {
-	return log_level;
+	return prio <= atomic_load_explicit(&log_level, memory_order_relaxed);
 }
 
 void log_set_pod(const char *pod_id)
@@ -80,7 +84,7 @@ static size_t append(char *buf, size_t size, size_t n, const char *fmt, ...)
 
 void log_vmsg(int prio, const char *fmt, va_list ap)
 {
-	if (prio > log_level)
+	if (!log_enabled(prio))
 		return;
 	int saved = errno;
 	char buf[4096];
@@ -132,7 +136,7 @@ void log_msg(int prio, const char *fmt, ...)
 
 int log_errno(int prio, int r, const char *fmt, ...)
 {
-	if (prio <= log_level) {
+	if (log_enabled(prio)) {
 		char msg[2048];
 		va_list ap;
 		va_start(ap, fmt);

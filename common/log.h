@@ -21,8 +21,8 @@ void log_open(const char *ident);
 /* "debug", "info", "notice", "warning", "error" -> LOG_*; -EINVAL if unknown. */
 int log_level_from_name(const char *name);
 int log_set_level_name(const char *name);
+/* May be called while other threads log (SIGHUP): the level is atomic. */
 void log_set_level(int prio);
-int log_get_level(void);
 
 struct log_ctx {
 	const char *method;
