@@ -104,7 +104,6 @@ int routes_build(struct route_table *t)
 			r->daemon = o ? o->daemon : services[s].fallback;
 			r->server_streaming = o ? o->streaming : false;
 			r->input = md->input;
-			r->output = md->output;
 			if (!o)
 				log_warning("no owner declared for %s, routing it to %s", r->path,
 					    daemon_names[r->daemon]);

@@ -17,7 +17,6 @@ struct route {
 	enum daemon_id daemon;
 	bool server_streaming;
 	const ProtobufCMessageDescriptor *input;
-	const ProtobufCMessageDescriptor *output;
 };
 
 struct route_table {

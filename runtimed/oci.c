@@ -146,25 +146,6 @@ int oci_run_detached(const struct oci_handler *h, const char *id, const char *bu
 	return 0;
 }
 
-int oci_kill(const struct oci_handler *h, const char *id, int sig, struct cric_err *err)
-{
-	char signum[16];
-	snprintf(signum, sizeof(signum), "%d", sig);
-	const char *args[] = { "kill", id, signum, NULL };
-	int status = 0;
-	char msg[1024];
-	int r = invoke(h, args, false, NULL, &status, msg, sizeof(msg), err);
-	if (r < 0)
-		return r;
-	if (exited_ok(status))
-		return 0;
-	if (says_not_found(msg))
-		return err_set(err, -ENOENT, "%s kill %s: %s", h->name, id, msg);
-	if (strstr(msg, "not running") || strstr(msg, "process already finished"))
-		return 0;
-	return err_set(err, -EIO, "%s kill %s: %s", h->name, id, msg);
-}
-
 int oci_delete(const struct oci_handler *h, const char *id, struct cric_err *err)
 {
 	const char *args[] = { "delete", "--force", id, NULL };

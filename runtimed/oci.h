@@ -27,8 +27,6 @@ struct oci_handler {
  * pid in *pid. runc's log goes to <bundle>/runc.log. */
 int oci_run_detached(const struct oci_handler *h, const char *id, const char *bundle, pid_t *pid,
 		     struct cric_err *err);
-/* Send sig to the container's init. -ENOENT if runc does not know id. */
-int oci_kill(const struct oci_handler *h, const char *id, int sig, struct cric_err *err);
 /* runc delete --force: idempotent (an unknown id is fine). */
 int oci_delete(const struct oci_handler *h, const char *id, struct cric_err *err);
 
