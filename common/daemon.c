@@ -145,7 +145,11 @@ static void reload(void *arg)
 	struct cric_err err = { { 0 } };
 	struct cric_config *cfg = daemon_reload_begin(&st->args);
 	if (cfg) {
-		if (st->desc->reload && st->desc->reload(st->userdata, cfg, &err) < 0)
+		if (!st->desc->reload)
+			log_info("log level reloaded from \"%s\" (the rest of the configuration "
+				 "applies at the next start)",
+				 cfg->config_file);
+		else if (st->desc->reload(st->userdata, cfg, &err) < 0)
 			log_error("reload: %s; keeping the running configuration", err.msg);
 		else
 			log_info("configuration reloaded from \"%s\"", cfg->config_file);

@@ -6,7 +6,8 @@
  * threaded, checks the table of desc->services (service.h), calls desc->init
  * to build the daemon's manager, serves desc->services on
  * <ipc_dir>/<name>.sock, notifies systemd (READY=1), and then waits for
- * signals: SIGHUP reloads the config (log level, then desc->reload), SIGTERM
+ * signals: SIGHUP reloads the config (log level, then desc->reload if the
+ * daemon has one: without it only the log level changes), SIGTERM
  * and SIGINT stop gracefully (requests in progress finish, desc->done runs).
  * Returns the process exit status.
  */

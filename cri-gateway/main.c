@@ -16,7 +16,8 @@ static void reload(void *arg)
 {
 	struct cric_config *cfg = daemon_reload_begin(arg);
 	if (cfg) {
-		log_info("configuration reloaded from \"%s\" (log level; sockets need a restart)",
+		log_info("log level reloaded from \"%s\" (sockets and the rest of the "
+			 "configuration apply at the next start)",
 			 cfg->config_file);
 		config_free(cfg);
 	}

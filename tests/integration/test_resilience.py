@@ -166,10 +166,14 @@ def test_sighup_reloads_config(suite):
     suite.cri.version()
     wait_for(lambda: "done: OK" in suite.log("runtimed"), what="debug logging after reload")
 
+    # The gateway (and imaged, monitord) reload only the log level, and say so.
     os.kill(suite.pid("gateway"), signal.SIGHUP)
-    wait_for(lambda: "configuration reloaded" in suite.log("gateway"), what="gateway reload")
+    wait_for(lambda: "log level reloaded" in suite.log("gateway"), what="gateway reload")
     suite.cri.version()
     wait_for(lambda: "Version req=" in suite.log("gateway"), what="gateway debug logging")
+    os.kill(suite.pid("imaged"), signal.SIGHUP)
+    wait_for(lambda: "log level reloaded" in suite.log("imaged"), what="imaged reload")
+    assert "configuration reloaded" not in suite.log("imaged")
 
     # A broken config on reload keeps the running one.
     with open(suite.config, "w") as f:
