@@ -1,7 +1,7 @@
 /* cric-monitord: per-container monitors, exec/attach/port-forward, streaming
  * server, stats and events. Needs root to enter containers; keeps what it was
  * given. It owns its share of the CRI RuntimeService (cri-gateway/routes.c),
- * all of which answers UNIMPLEMENTED until its issues land. */
+ * none of which is implemented yet: each answers UNIMPLEMENTED. */
 #include "common/daemon.h"
 #include "common/macro.h"
 

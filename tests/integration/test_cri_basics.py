@@ -83,7 +83,7 @@ def test_runtime_config_reports_cgroup_driver(suite):
 
 
 # Every method is routed to its owner (DESIGN.md), which answers UNIMPLEMENTED
-# until its issue lands: the message names the daemon that answered.
+# until it implements it: the message names the daemon that answered.
 ROUTES = [
     ("CreateContainer", api.CreateContainerRequest(), "runtimed"),
     ("ListContainers", api.ListContainersRequest(), "runtimed"),

@@ -1,4 +1,4 @@
-"""The CRI ImageService (issue 3) through the gateway socket, against Debian's
+"""The CRI ImageService through the gateway socket, against Debian's
 docker-registry on loopback with images built and pushed by the tests
 (imageutil): pulls by tag, digest and short name (default registry,
 mirrors), multi-arch indexes, Docker and OCI media types, gzip, zstd and

@@ -1,4 +1,4 @@
-"""netd's pod networks with the real CNI plugins (issue 4, netd's half).
+"""netd's pod networks with the real CNI plugins.
 
 netd's internal methods (cric.netd.SetupPodNetwork, TeardownPodNetwork,
 PodNetworkStatus) are called directly over nng with the cric-call test tool,

@@ -1,4 +1,4 @@
-"""Pod sandboxes through the CRI socket (issue 4): RunPodSandbox,
+"""Pod sandboxes through the CRI socket: RunPodSandbox,
 StopPodSandbox, RemovePodSandbox, PodSandboxStatus, ListPodSandbox and
 UpdateRuntimeConfig, with real runc, real namespaces and cgroups, and the
 real bridge + host-local + portmap plugins on the test's own network
