@@ -96,6 +96,7 @@ def test_200_concurrent_versions(suite):
 
 def test_slow_daemon_does_not_block_other_calls(suite):
     # imaged stops answering; its call waits, everything else goes on.
+    suite.cri.call("ListImages", api.ListImagesRequest())  # the gateway is connected to imaged
     suite.kill("imaged", signal.SIGSTOP)
     try:
         slow = suite.cri.future("ListImages", api.ListImagesRequest(), timeout=3)
