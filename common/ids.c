@@ -53,13 +53,17 @@ bool token_chars_ok(const char *s, size_t n, const char *extra)
 
 bool id_is_safe_token(const char *s, size_t max)
 {
-	size_t n = s ? strnlen(s, max + 1) : 0;
+	if (!s)
+		return false;
+	size_t n = strnlen(s, max + 1);
 	return n <= max && token_chars_ok(s, n, "_.-") && s[0] != '.';
 }
 
 bool k8s_name_is_valid(const char *s, size_t max)
 {
-	size_t n = s ? strnlen(s, max + 1) : 0;
+	if (!s)
+		return false;
+	size_t n = strnlen(s, max + 1);
 	return n <= max && token_chars_ok(s, n, "._-") && token_chars_ok(s, 1, "");
 }
 

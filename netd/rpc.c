@@ -188,6 +188,8 @@ static int pod_network_status(void *ud, const struct cric_call *call, const Prot
 		r = pods_status(n->pods, &s.rt, req->pod_id, req->check, &net, &checked, err);
 	if (r < 0)
 		return r;
+	if (!net) /* pods_status() fills it on success */
+		return err_set(err, -EIO, "pod %s: no network status", req->pod_id);
 	_cleanup_pb_ Cric__Netd__PodNetworkStatusResponse *resp =
 	    pb_new(&cric__netd__pod_network_status_response__descriptor);
 	if (!resp || !(resp->network = network_to_pb(net)))

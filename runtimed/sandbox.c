@@ -657,12 +657,12 @@ int sandbox_stop(struct sandbox_mgr *m, const struct cric_call *call, const char
 int sandbox_remove(struct sandbox_mgr *m, const struct cric_call *call, const char *id,
 		   struct cric_err *err)
 {
-	struct sandbox *sb;
+	struct sandbox *sb = NULL;
 	int r = lookup(m, id, &sb, err);
 	if (r == -ENOENT)
 		return 0; /* CRI: removing an unknown sandbox succeeds */
-	if (r < 0)
-		return r;
+	if (r < 0 || !sb) /* lookup() fills sb on success */
+		return r < 0 ? r : -EIO;
 	pthread_mutex_lock(&sb->op);
 	if (!sb->removed) {
 		log_set_pod(sb->id);
