@@ -21,35 +21,8 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "stored/du.h"
+#include "stored/layers-int.h"
 #include "stored/unpack.h"
-
-#define REFS_MAX_BYTES (64 * 1024 * 1024)
-#define MIN_U64(a, b)  ((a) < (b) ? (a) : (b))
-#define HEX(d)         ((d) + 7) /* "sha256:<hex>" -> "<hex>" */
-
-/* An import in progress: from import_begin() to import_end_locked() it
- * holds its chain (collection skips it, so a layer found present or just
- * published cannot go before the import's lease holds it) and its blob (no
- * collection removes a blob an import is reading). */
-struct import {
-	char chain[BLOB_DIGEST_BUF];
-	char blob[BLOB_DIGEST_BUF];
-};
-
-struct layer_store {
-	pthread_mutex_t lock; /* refs, imports, and publishing/removing layers */
-	pthread_cond_t changed;
-	json_t *refs;
-	char *dir, *layers_dir, *containers_dir, *rootfs_dir, *refs_path;
-	int layers_fd, containers_fd;
-	struct blob_store *blobs;
-	struct import *importing;
-	size_t n_importing, cap_importing;
-	struct layer_limits limits;
-	/* lease -> [tar bytes, entries] its imports unpacked (in memory: a
-	 * restart of stored starts the count of a pull in progress again). */
-	json_t *lease_usage;
-};
 
 /* ---- ids ---- */
 
@@ -154,7 +127,7 @@ static int import_charge(struct layer_store *ls, const char *lease, const struct
 
 /* ---- refs ---- */
 
-static int refs_save(struct layer_store *ls, struct cric_err *err)
+int refs_save(struct layer_store *ls, struct cric_err *err)
 {
 	int r = json_save_atomic(ls->refs_path, ls->refs, 0600);
 	if (r < 0)
@@ -162,7 +135,7 @@ static int refs_save(struct layer_store *ls, struct cric_err *err)
 	return 0;
 }
 
-static json_t *refs_section(struct layer_store *ls, const char *name)
+json_t *refs_section(struct layer_store *ls, const char *name)
 {
 	json_t *s = json_object_get(ls->refs, name);
 	if (!json_is_object(s)) {
@@ -204,7 +177,7 @@ static char *meta_name(const char *chain)
 	return asprintf(&s, "%s.json", HEX(chain)) < 0 ? NULL : s;
 }
 
-static json_t *meta_load(struct layer_store *ls, const char *chain)
+json_t *meta_load(struct layer_store *ls, const char *chain)
 {
 	_cleanup_free_ char *name = meta_name(chain);
 	_cleanup_free_ char *path = name ? path_join(ls->layers_dir, name) : NULL;
@@ -320,7 +293,7 @@ static int remove_layer(struct layer_store *ls, const char *hex, json_t *users,
  * its chain). With the lock held. One pass
  * over the records for the blob counts, one for the victims: linear in the
  * number of layers. */
-static unsigned collect(struct layer_store *ls)
+unsigned collect(struct layer_store *ls)
 {
 	_cleanup_json_ json_t *held = held_chains(ls);
 	_cleanup_json_ json_t *victims = json_array();
@@ -671,155 +644,6 @@ int layer_sync_images(struct layer_store *ls, char *const *ids, size_t n, unsign
 	return r;
 }
 
-/* ---- root filesystems ---- */
-
-static int mount_rootfs(struct layer_store *ls, const char *cid, const json_t *layers,
-			struct cric_err *err)
-{
-	char opts[4096];
-	size_t o = (size_t)snprintf(opts, sizeof(opts), "lowerdir=");
-	/* Top layer first. */
-	for (size_t i = json_array_size(layers); i-- > 0;) {
-		const char *c = json_string_value(json_array_get(layers, i));
-		o += (size_t)snprintf(opts + o, sizeof(opts) > o ? sizeof(opts) - o : 0, "%s%s/%s",
-				      i + 1 == json_array_size(layers) ? "" : ":", ls->layers_dir,
-				      HEX(c));
-	}
-	if (json_array_size(layers) == 0)
-		o += (size_t)snprintf(opts + o, sizeof(opts) - o, "%s/empty", ls->layers_dir);
-	o += (size_t)snprintf(opts + o, sizeof(opts) > o ? sizeof(opts) - o : 0,
-			      ",upperdir=%s/%s/upper,workdir=%s/%s/work", ls->containers_dir, cid,
-			      ls->containers_dir, cid);
-	if (o >= sizeof(opts))
-		return err_set(err, -E2BIG,
-			       "the image has too many layers for one overlay mount (%zu)",
-			       json_array_size(layers));
-	char target[PATH_MAX];
-	snprintf(target, sizeof(target), "%s/%s", ls->rootfs_dir, cid);
-	if (mount("overlay", target, "overlay", MS_NODEV, opts) < 0)
-		return err_set(err, negative_errno(), "mount the overlay on \"%s\": %s", target,
-			       strerror(errno));
-	return 0;
-}
-
-static bool is_mountpoint(const char *path)
-{
-	struct stat a, b;
-	char parent[PATH_MAX];
-	snprintf(parent, sizeof(parent), "%s/..", path);
-	return stat(path, &a) == 0 && stat(parent, &b) == 0 && a.st_dev != b.st_dev;
-}
-
-static int rootfs_dirs(struct layer_store *ls, const char *cid, struct cric_err *err)
-{
-	char p[PATH_MAX];
-	const char *sub[] = { "", "/upper", "/work" };
-	for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
-		snprintf(p, sizeof(p), "%s/%s%s", ls->containers_dir, cid, sub[i]);
-		if (mkdir(p, 0755) < 0 && errno != EEXIST)
-			return err_set(err, negative_errno(), "create \"%s\": %s", p,
-				       strerror(errno));
-	}
-	snprintf(p, sizeof(p), "%s/%s", ls->rootfs_dir, cid);
-	if (mkdir(p, 0755) < 0 && errno != EEXIST)
-		return err_set(err, negative_errno(), "create \"%s\": %s", p, strerror(errno));
-	return 0;
-}
-
-int layer_create_rootfs(struct layer_store *ls, const char *container_id, const char *chain_id,
-			char **path, struct cric_err *err)
-{
-	if (!id_is_valid(container_id))
-		return err_set(err, -EINVAL, "invalid container id");
-	int r;
-	if (chain_id && *chain_id && (r = blob_digest_check(chain_id, err)) < 0)
-		return err_prefix(err, r, "chain_id");
-	char target[PATH_MAX];
-	snprintf(target, sizeof(target), "%s/%s", ls->rootfs_dir, container_id);
-	pthread_mutex_lock(&ls->lock);
-	json_t *rootfs = refs_section(ls, "rootfs");
-	json_t *cur = json_object_get(rootfs, container_id);
-	if (cur) {
-		const char *c = json_string_value(json_object_get(cur, "chain"));
-		r = c && strcmp(c, chain_id ? chain_id : "") == 0
-			? 0
-			: err_set(err, -EEXIST,
-				  "container %s has a root filesystem of another image",
-				  container_id);
-		if (r == 0 && !is_mountpoint(target))
-			r = mount_rootfs(ls, container_id, json_object_get(cur, "layers"), err);
-		pthread_mutex_unlock(&ls->lock);
-		if (r == 0 && !(*path = strdup(target)))
-			r = -ENOMEM;
-		return r;
-	}
-	/* The chain, base first. */
-	json_t *layers = json_array();
-	r = layers ? 0 : -ENOMEM;
-	char c[BLOB_DIGEST_BUF];
-	snprintf(c, sizeof(c), "%s", chain_id ? chain_id : "");
-	while (r == 0 && c[0]) {
-		_cleanup_json_ json_t *m = meta_load(ls, c);
-		if (!m) {
-			r = err_set(err, -ENOENT, "layer %s is not present", c);
-			break;
-		}
-		json_array_insert_new(layers, 0, json_string(c));
-		if (json_array_size(layers) > 512)
-			r = err_set(err, -E2BIG, "layer chain too long");
-		snprintf(c, sizeof(c), "%s", json_string_value(json_object_get(m, "parent")));
-	}
-	if (r == 0)
-		r = rootfs_dirs(ls, container_id, err);
-	if (r == 0) {
-		json_object_set_new(
-		    rootfs, container_id,
-		    json_pack("{s:s, s:O}", "chain", chain_id ? chain_id : "", "layers", layers));
-		r = refs_save(ls, err);
-	}
-	if (r == 0 && (r = mount_rootfs(ls, container_id, layers, err)) < 0) {
-		json_object_del(rootfs, container_id);
-		refs_save(ls, NULL);
-	}
-	pthread_mutex_unlock(&ls->lock);
-	json_decref(layers);
-	if (r < 0) {
-		rmdir(target);
-		unpack_remove_tree(ls->containers_fd, container_id, NULL);
-		return r;
-	}
-	log_info("root filesystem of container %s mounted on %s", container_id, target);
-	return (*path = strdup(target)) ? 0 : -ENOMEM;
-}
-
-/* Unmount and remove a container's directories. With the lock held. */
-static int teardown_rootfs(struct layer_store *ls, const char *cid, struct cric_err *err)
-{
-	char target[PATH_MAX];
-	snprintf(target, sizeof(target), "%s/%s", ls->rootfs_dir, cid);
-	for (int i = 0; i < 16 && umount2(target, MNT_DETACH | UMOUNT_NOFOLLOW) == 0; i++)
-		;
-	if (rmdir(target) < 0 && errno != ENOENT)
-		return err_set(err, negative_errno(), "remove \"%s\": %s", target, strerror(errno));
-	int r = unpack_remove_tree(ls->containers_fd, cid, err);
-	return r == -ENOENT ? 0 : r;
-}
-
-int layer_remove_rootfs(struct layer_store *ls, const char *container_id, struct cric_err *err)
-{
-	if (!id_is_valid(container_id))
-		return err_set(err, -EINVAL, "invalid container id");
-	pthread_mutex_lock(&ls->lock);
-	int r = teardown_rootfs(ls, container_id, err);
-	if (r == 0 && json_object_get(refs_section(ls, "rootfs"), container_id)) {
-		json_object_del(refs_section(ls, "rootfs"), container_id);
-		if ((r = refs_save(ls, err)) == 0)
-			collect(ls);
-	}
-	pthread_mutex_unlock(&ls->lock);
-	return r;
-}
-
 /* ---- usage (du) ---- */
 
 /* Without the store's lock: a walk of a large store takes seconds and must
@@ -877,42 +701,6 @@ static void clean_layers(struct layer_store *ls)
 }
 
 /* Mount what refs.json says is mounted; unmount and remove the rest. */
-static void reconcile_rootfs(struct layer_store *ls)
-{
-	json_t *rootfs = refs_section(ls, "rootfs");
-	const char *cid;
-	json_t *v;
-	json_object_foreach (rootfs, cid, v) {
-		char target[PATH_MAX];
-		snprintf(target, sizeof(target), "%s/%s", ls->rootfs_dir, cid);
-		struct cric_err e;
-		if (!id_is_valid(cid) || is_mountpoint(target))
-			continue;
-		if (rootfs_dirs(ls, cid, &e) < 0 ||
-		    mount_rootfs(ls, cid, json_object_get(v, "layers"), &e) < 0)
-			log_error("container %s: mount its root filesystem again: %s", cid, e.msg);
-		else
-			log_notice("container %s: root filesystem mounted again", cid);
-	}
-	const char *dirs[] = { ls->rootfs_dir, ls->containers_dir };
-	for (size_t k = 0; k < ARRAY_SIZE(dirs); k++) {
-		_cleanup_closedir_ DIR *d = opendir(dirs[k]);
-		struct dirent *de;
-		char victims[256][65];
-		size_t nv = 0;
-		while (d && nv < ARRAY_SIZE(victims) && (de = readdir(d)))
-			if (de->d_name[0] != '.' && !json_object_get(rootfs, de->d_name))
-				snprintf(victims[nv++], 65, "%.64s", de->d_name);
-		for (size_t i = 0; i < nv; i++) {
-			struct cric_err e;
-			log_notice("removing the root filesystem of unknown container %s",
-				   victims[i]);
-			if (teardown_rootfs(ls, victims[i], &e) < 0)
-				log_error("%s", e.msg);
-		}
-	}
-}
-
 int layer_store_open(const char *state_dir, const char *run_dir, struct layer_store **ret,
 		     struct cric_err *err)
 {
@@ -975,7 +763,7 @@ int layer_store_open(const char *state_dir, const char *run_dir, struct layer_st
 	}
 	pthread_mutex_lock(&ls->lock);
 	clean_layers(ls);
-	reconcile_rootfs(ls);
+	rootfs_reconcile(ls);
 	pthread_mutex_unlock(&ls->lock);
 	*ret = ls;
 	return 0;

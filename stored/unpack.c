@@ -21,41 +21,16 @@
 
 #include "common/cleanup.h"
 #include "common/macro.h"
-
-#ifndef SYS_fchmodat2
-#define SYS_fchmodat2 452
-#endif
-
-#define RESOLVE_STRICT                                                                             \
-	(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)
-
-#define WH_PREFIX      ".wh."
-#define WH_META_PREFIX ".wh..wh."
-#define WH_OPAQUE      ".wh..wh..opq"
-#define OPAQUE_XATTR   "trusted.overlay.opaque"
-#define READ_BLOCK     (128 * 1024)
-#define QUOTE_MAX      200 /* bytes of a name shown in a message */
-#define QUOTE_BUF      (QUOTE_MAX * 4 + 4)
-#define MAX_DIR_MEMORY (128u << 20) /* pending directory metadata */
-#define MAX_XATTRS     128          /* per entry (each may be reported twice) */
+#include "stored/rmtree.h"
+#include "stored/unpack-int.h"
 
 /* ---- small helpers ---- */
 
 /* openat2 beneath dirfd, no symlink anywhere, no magic link, no mount
  * crossing. Returns an fd or a negative errno. */
-static int openat2_strict(int dirfd, const char *path, int flags)
-{
-	struct open_how how = {
-		.flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
-		.resolve = RESOLVE_STRICT,
-	};
-	int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
-	return fd < 0 ? -errno : fd;
-}
-
 /* Quote a name from the archive: printable ASCII as is, anything else as
  * \xNN (messages stay one line of valid UTF-8), at most QUOTE_MAX bytes. */
-static const char *quote(const char *s, char out[QUOTE_BUF])
+const char *quote(const char *s, char out[QUOTE_BUF])
 {
 	size_t o = 0, i = 0;
 	if (!s)
@@ -135,41 +110,6 @@ static void split_path(char *path, const char **parent, const char **name)
 	}
 }
 
-/* ---- state of one import ---- */
-
-struct deferred_dir {
-	char *path; /* normalised, "" for the root */
-	mode_t mode;
-	struct timespec times[2];
-};
-
-struct unpack_ctx {
-	struct unpack_opts opts;
-	struct cric_err *err;
-	int root_fd;
-
-	struct archive *decomp; /* filters + "raw" format: the uncompressed stream */
-	struct archive *tar;    /* tar reader fed from decomp through read_cb() */
-	bool decomp_eof;
-	struct blob_hash *hash;
-	int cb_r; /* error raised inside read_cb(), err already filled */
-
-	uint64_t entries, tar_bytes, declared_bytes, file_bytes, xattrs_skipped;
-	bool in_entry;         /* between an entry's header and the next header */
-	char qname[QUOTE_BUF]; /* the current entry's name, quoted */
-
-	/* The last parent dir opened: entries usually come grouped by dir. Any
-	 * removal marks it stale (the fd is kept until the next lookup, as the
-	 * current entry may still be using it). */
-	int parent_fd;
-	bool parent_valid;
-	char parent_path[PATH_MAX];
-
-	struct deferred_dir *dirs;
-	size_t n_dirs, cap_dirs;
-	size_t dirs_bytes; /* memory they hold, bounded by MAX_DIR_MEMORY */
-};
-
 static void ctx_done(struct unpack_ctx *c)
 {
 	archive_read_freep(&c->tar);
@@ -188,7 +128,7 @@ static void ctx_done(struct unpack_ctx *c)
 
 /* Fail the current entry: 'entry #N "name": <what>' (just <what> between
  * entries, while a header is read). */
-_printf_(3, 4) static int entry_fail(struct unpack_ctx *c, int r, const char *fmt, ...)
+int entry_fail(struct unpack_ctx *c, int r, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -284,163 +224,14 @@ static int drain(struct unpack_ctx *c)
 	return (int)n;
 }
 
-/* ---- metadata ---- */
-
-/* The entry's numeric owner. Callers start from (uid_t)-1, chown's "leave
- * unchanged", which is never used: an error returns first. */
-static int entry_owner(struct unpack_ctx *c, struct archive_entry *e, uid_t *uid, gid_t *gid)
-{
-	la_int64_t u = archive_entry_uid(e), g = archive_entry_gid(e);
-	/* (uid_t)-1 would mean "leave unchanged" to chown: refused too. */
-	if (u < 0 || u >= (la_int64_t)UINT32_MAX || g < 0 || g >= (la_int64_t)UINT32_MAX)
-		return entry_fail(c, -EINVAL, "uid %lld / gid %lld out of range", (long long)u,
-				  (long long)g);
-	*uid = (uid_t)u;
-	*gid = (gid_t)g;
-	return 0;
-}
-
-static void entry_times(struct archive_entry *e, struct timespec ts[2])
-{
-	if (archive_entry_mtime_is_set(e)) {
-		ts[1].tv_sec = archive_entry_mtime(e);
-		ts[1].tv_nsec = archive_entry_mtime_nsec(e);
-	} else {
-		ts[1].tv_sec = 0;
-		ts[1].tv_nsec = UTIME_OMIT;
-	}
-	if (archive_entry_atime_is_set(e)) {
-		ts[0].tv_sec = archive_entry_atime(e);
-		ts[0].tv_nsec = archive_entry_atime_nsec(e);
-	} else {
-		ts[0] = ts[1];
-	}
-	for (int i = 0; i < 2; i++)
-		if (ts[i].tv_nsec != UTIME_OMIT && (ts[i].tv_nsec < 0 || ts[i].tv_nsec > 999999999))
-			ts[i].tv_nsec = 0;
-}
-
-enum xattr_policy { XATTR_APPLY, XATTR_SKIP, XATTR_REJECT };
-
-static enum xattr_policy xattr_policy(const char *name)
-{
-	/* What overlayfs reads from its layers is ours to set, not the image's. */
-	if (strncmp(name, "trusted.overlay.", 16) == 0 || strncmp(name, "user.overlay.", 13) == 0)
-		return XATTR_REJECT;
-	if (strncmp(name, "user.", 5) == 0 || strcmp(name, "security.capability") == 0)
-		return XATTR_APPLY;
-	return XATTR_SKIP;
-}
-
-/* Apply the entry's xattrs to fd (a regular file or a directory), or with
- * fd < 0 only check them and count them as skipped (other file types). */
-static int apply_xattrs(struct unpack_ctx *c, int fd, struct archive_entry *e)
-{
-	int n = archive_entry_xattr_reset(e);
-	if (n <= 0)
-		return 0;
-	if (n > MAX_XATTRS)
-		return entry_fail(c, -E2BIG, "more than %d xattrs", MAX_XATTRS);
-	/* libarchive reports an xattr twice when the archive carries both its
-	 * LIBARCHIVE.xattr and the SCHILY.xattr form: each name counts once. */
-	const char *seen[MAX_XATTRS];
-	int n_seen = 0;
-	const char *name;
-	const void *value;
-	size_t size;
-	while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
-		char q[QUOTE_BUF];
-		if (!name || !*name)
-			return entry_fail(c, -EINVAL, "xattr with an empty name");
-		bool dup = false;
-		for (int i = 0; i < n_seen && !dup; i++)
-			dup = strcmp(seen[i], name) == 0;
-		if (!dup && n_seen < MAX_XATTRS)
-			seen[n_seen++] = name;
-		switch (xattr_policy(name)) {
-		case XATTR_REJECT:
-			return entry_fail(c, -EPERM, "xattr \"%s\" is reserved for overlayfs",
-					  quote(name, q));
-		case XATTR_SKIP:
-			c->xattrs_skipped += !dup;
-			continue;
-		case XATTR_APPLY:
-			break;
-		}
-		if (fd < 0) {
-			c->xattrs_skipped += !dup;
-			continue;
-		}
-		/* A repeated name is set again: the last value wins. */
-		if (fsetxattr(fd, name, value, size, 0) < 0)
-			return entry_fail(c, -errno, "set xattr \"%s\": %m", quote(name, q));
-	}
-	return 0;
-}
-
-/* Owner, mode, xattrs, times of a regular file, in the order that keeps
- * them: chown clears setuid/setgid and file capabilities, so it goes first. */
-static int apply_meta_fd(struct unpack_ctx *c, int fd, struct archive_entry *e)
-{
-	uid_t uid = (uid_t)-1;
-	gid_t gid = (gid_t)-1;
-	int r = entry_owner(c, e, &uid, &gid);
-	if (r < 0)
-		return r;
-	if (fchown(fd, uid, gid) < 0)
-		return entry_fail(c, -errno, "chown: %m");
-	if (fchmod(fd, archive_entry_perm(e) & 07777) < 0)
-		return entry_fail(c, -errno, "chmod: %m");
-	r = apply_xattrs(c, fd, e);
-	if (r < 0)
-		return r;
-	struct timespec ts[2];
-	entry_times(e, ts);
-	if (futimens(fd, ts) < 0)
-		return entry_fail(c, -errno, "set times: %m");
-	return 0;
-}
-
-/* The same for a name in dfd that is not opened (symlink, FIFO, device):
- * nothing here follows a symlink. */
-static int apply_meta_at(struct unpack_ctx *c, int dfd, const char *name, struct archive_entry *e,
-			 bool is_symlink)
-{
-	uid_t uid = (uid_t)-1;
-	gid_t gid = (gid_t)-1;
-	int r = entry_owner(c, e, &uid, &gid);
-	if (r < 0)
-		return r;
-	if (fchownat(dfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
-		return entry_fail(c, -errno, "chown: %m");
-	if (!is_symlink) {
-		mode_t mode = archive_entry_perm(e) & 07777;
-		r = (int)syscall(SYS_fchmodat2, dfd, name, mode, AT_SYMLINK_NOFOLLOW);
-		if (r < 0 && errno == ENOSYS) /* before Linux 6.6: glibc's O_PATH emulation */
-			r = fchmodat(dfd, name, mode, AT_SYMLINK_NOFOLLOW);
-		if (r < 0)
-			return entry_fail(c, -errno, "chmod: %m");
-	}
-	r = apply_xattrs(c, -1, e);
-	if (r < 0)
-		return r;
-	struct timespec ts[2];
-	entry_times(e, ts);
-	if (utimensat(dfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
-		return entry_fail(c, -errno, "set times: %m");
-	return 0;
-}
-
 /* ---- the tree ---- */
-
-static int remove_tree_at(int dir_fd, const char *name);
 
 /* Remove what exists at name (st from fstatat NOFOLLOW): a directory with
  * its contents, anything else unlinked. */
 static int remove_existing(struct unpack_ctx *c, int dfd, const char *name, const struct stat *st)
 {
 	c->parent_valid = false;
-	int r = S_ISDIR(st->st_mode) ? remove_tree_at(dfd, name) : 0;
+	int r = S_ISDIR(st->st_mode) ? rmtree_at(dfd, name) : 0;
 	if (!S_ISDIR(st->st_mode) && unlinkat(dfd, name, 0) < 0)
 		r = -errno;
 	if (r < 0)
@@ -1046,189 +837,6 @@ int unpack_layer(int in_fd, int layer_fd, const struct unpack_opts *opts, struct
 	return 0;
 }
 
-/* ---- safe recursive removal ---- */
-
-struct rm_frame {
-	dev_t dev;
-	ino_t ino;
-	char *name;     /* in the parent frame's directory */
-	char **subdirs; /* still to visit */
-	size_t n, i;
-};
-
-static void rm_frame_done(struct rm_frame *f)
-{
-	free(f->name);
-	for (size_t i = f->i; i < f->n; i++)
-		free(f->subdirs[i]);
-	free(f->subdirs);
-	memset(f, 0, sizeof(*f));
-}
-
-/* Unlink every non-directory of fd; collect the names of its directories. */
-static int rm_scan(int fd, struct rm_frame *f)
-{
-	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return -errno;
-	DIR *d = fdopendir(dfd);
-	if (!d) {
-		int r = -errno;
-		close(dfd);
-		return r;
-	}
-	int r = 0;
-	size_t cap = 0;
-	struct dirent *de;
-	while ((errno = 0, de = readdir(d))) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		bool is_dir = de->d_type == DT_DIR;
-		if (de->d_type == DT_UNKNOWN) {
-			struct stat st;
-			if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-				if (errno == ENOENT)
-					continue;
-				r = -errno;
-				break;
-			}
-			is_dir = S_ISDIR(st.st_mode);
-		}
-		if (!is_dir) {
-			if (unlinkat(fd, de->d_name, 0) < 0 && errno != ENOENT) {
-				r = -errno;
-				break;
-			}
-			continue;
-		}
-		if (f->n == cap) {
-			cap = cap ? cap * 2 : 8;
-			char **v = realloc(f->subdirs, cap * sizeof(*v));
-			if (!v) {
-				r = -ENOMEM;
-				break;
-			}
-			f->subdirs = v;
-		}
-		f->subdirs[f->n] = strdup(de->d_name);
-		if (!f->subdirs[f->n]) {
-			r = -ENOMEM;
-			break;
-		}
-		f->n++;
-	}
-	if (r == 0 && errno)
-		r = -errno;
-	closedir(d);
-	return r;
-}
-
-struct rm_stack {
-	struct rm_frame *v;
-	size_t n, cap;
-};
-
-static void rm_stack_done(struct rm_stack *s)
-{
-	for (size_t i = 0; i < s->n; i++)
-		rm_frame_done(&s->v[i]);
-	free(s->v);
-}
-
-static int rm_push(struct rm_stack *s, int fd, const char *name)
-{
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 16;
-		struct rm_frame *v = realloc(s->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		s->v = v;
-		s->cap = cap;
-	}
-	struct rm_frame *f = &s->v[s->n];
-	memset(f, 0, sizeof(*f));
-	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	f->dev = st.st_dev;
-	f->ino = st.st_ino;
-	f->name = strdup(name);
-	if (!f->name)
-		return -ENOMEM;
-	s->n++;
-	return rm_scan(fd, f);
-}
-
-/* Walk down one directory at a time and back up through ".", checked against
- * the dev/ino remembered on the way down: one or two fds at any depth. */
-static int remove_tree_at(int dir_fd, const char *name)
-{
-	struct stat st;
-	if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
-	if (!S_ISDIR(st.st_mode))
-		return unlinkat(dir_fd, name, 0) < 0 ? -errno : 0;
-
-	_cleanup_(rm_stack_done) struct rm_stack s = { 0 };
-	_cleanup_close_ int cur = openat2_strict(dir_fd, name, O_RDONLY | O_DIRECTORY);
-	if (cur < 0)
-		return cur;
-	int r = rm_push(&s, cur, name);
-	while (r == 0) {
-		struct rm_frame *f = &s.v[s.n - 1];
-		if (f->i < f->n) {
-			_cleanup_free_ char *sub = f->subdirs[f->i++];
-			int child = openat2_strict(cur, sub, O_RDONLY | O_DIRECTORY);
-			if (child == -ENOENT)
-				continue;
-			if (child == -ENOTDIR || child == -ELOOP) { /* replaced meanwhile */
-				if (unlinkat(cur, sub, 0) < 0 && errno != ENOENT)
-					r = -errno;
-				continue;
-			}
-			if (child < 0) {
-				r = child; /* -EXDEV: a mount point, left alone */
-				break;
-			}
-			closep(&cur);
-			cur = child;
-			r = rm_push(&s, cur, sub);
-			continue;
-		}
-		if (s.n == 1)
-			break;
-		_cleanup_close_ int up =
-		    openat(cur, "..", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (up < 0) {
-			r = -errno;
-			break;
-		}
-		struct stat ust;
-		if (fstat(up, &ust) < 0) {
-			r = -errno;
-			break;
-		}
-		const struct rm_frame *parent = &s.v[s.n - 2];
-		if (ust.st_dev != parent->dev || ust.st_ino != parent->ino) {
-			r = -ESTALE; /* moved while we walked it */
-			break;
-		}
-		if (unlinkat(up, f->name, AT_REMOVEDIR) < 0) {
-			r = -errno;
-			break;
-		}
-		rm_frame_done(f);
-		s.n--;
-		closep(&cur);
-		cur = TAKE_FD(up);
-	}
-	if (r < 0)
-		return r;
-	closep(&cur);
-	cur = -1;
-	return unlinkat(dir_fd, name, AT_REMOVEDIR) < 0 ? -errno : 0;
-}
-
 int unpack_remove_tree(int dir_fd, const char *name, struct cric_err *err)
 {
 	char q[QUOTE_BUF];
@@ -1236,7 +844,7 @@ int unpack_remove_tree(int dir_fd, const char *name, struct cric_err *err)
 	    strcmp(name, "..") == 0)
 		return err_set(err, -EINVAL, "remove tree \"%s\": not a plain name",
 			       quote(name, q));
-	int r = remove_tree_at(dir_fd, name);
+	int r = rmtree_at(dir_fd, name);
 	if (r < 0)
 		return err_set(err, r, "remove tree \"%s\": %s", quote(name, q),
 			       r == -EXDEV ? "a mount point is inside it" : strerror(-r));
