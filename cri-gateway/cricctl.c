@@ -366,6 +366,31 @@ static void usage(void)
 	       "          stop-pod ID | rm-pod ID\n");
 }
 
+/* The commands that speak CRI; args are what follows the command's name. */
+static int run_cri_command(struct ctl *c, const char *cmd, int n, char **args)
+{
+	if (strcmp(cmd, "version") == 0)
+		return cmd_version(c);
+	if (strcmp(cmd, "status") == 0)
+		return cmd_status(c, n > 0 && strcmp(args[0], "-v") == 0);
+	if (strcmp(cmd, "runtime-config") == 0)
+		return cmd_runtime_config(c);
+	if (strcmp(cmd, "wait") == 0)
+		return cmd_wait(c, n > 0 ? atoi(args[0]) : 10);
+	if (strcmp(cmd, "pods") == 0)
+		return cmd_pods(c);
+	if (strcmp(cmd, "run-pod") == 0 && n > 0)
+		return cmd_run_pod(c, args[0], n > 1 ? args[1] : "default");
+	if (strcmp(cmd, "stop-pod") == 0 && n > 0)
+		return cmd_pod_call(c, "StopPodSandbox", args[0]);
+	if (strcmp(cmd, "rm-pod") == 0 && n > 0)
+		return cmd_pod_call(c, "RemovePodSandbox", args[0]);
+	if (strcmp(cmd, "remove-all") == 0)
+		return cmd_remove_all(c);
+	usage();
+	return 2;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -428,30 +453,7 @@ int main(int argc, char **argv)
 	grpc_channel_credentials_release(creds);
 	c.cq = grpc_completion_queue_create_for_pluck(NULL);
 
-	int rc;
-	if (strcmp(cmd, "version") == 0)
-		rc = cmd_version(&c);
-	else if (strcmp(cmd, "status") == 0)
-		rc = cmd_status(&c, optind + 1 < argc && strcmp(argv[optind + 1], "-v") == 0);
-	else if (strcmp(cmd, "runtime-config") == 0)
-		rc = cmd_runtime_config(&c);
-	else if (strcmp(cmd, "wait") == 0)
-		rc = cmd_wait(&c, optind + 1 < argc ? atoi(argv[optind + 1]) : 10);
-	else if (strcmp(cmd, "pods") == 0)
-		rc = cmd_pods(&c);
-	else if (strcmp(cmd, "run-pod") == 0 && optind + 1 < argc)
-		rc = cmd_run_pod(&c, argv[optind + 1],
-				 optind + 2 < argc ? argv[optind + 2] : "default");
-	else if (strcmp(cmd, "stop-pod") == 0 && optind + 1 < argc)
-		rc = cmd_pod_call(&c, "StopPodSandbox", argv[optind + 1]);
-	else if (strcmp(cmd, "rm-pod") == 0 && optind + 1 < argc)
-		rc = cmd_pod_call(&c, "RemovePodSandbox", argv[optind + 1]);
-	else if (strcmp(cmd, "remove-all") == 0)
-		rc = cmd_remove_all(&c);
-	else {
-		usage();
-		rc = 2;
-	}
+	int rc = run_cri_command(&c, cmd, argc - optind - 1, argv + optind + 1);
 	grpc_completion_queue_shutdown(c.cq);
 	while (grpc_completion_queue_pluck(c.cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
 		   .type != GRPC_QUEUE_SHUTDOWN)

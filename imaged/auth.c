@@ -292,6 +292,36 @@ int auth_token_parse(const void *data, size_t len, char **ret_token, long *ret_t
 	return 0;
 }
 
+/* The token request: a GET of the realm with service and scope, or, with
+ * a refresh token, an OAuth2 POST of it (*post, a secret: wiped by the
+ * caller). */
+static int token_request(CURL *curl, const struct auth_challenge *ch, const char *scope,
+			 const char *refresh_token, char **url, char **post)
+{
+	_cleanup_free_ char *esc_service = curl_easy_escape(curl, ch->service, 0);
+	_cleanup_free_ char *esc_scope = curl_easy_escape(curl, scope, 0);
+	if (!esc_service || !esc_scope)
+		return -ENOMEM;
+	if (!refresh_token) {
+		const char *sep = strchr(ch->realm, '?') ? "&" : "?";
+		return asprintf(url, "%s%sservice=%s%s%s", ch->realm, sep, esc_service,
+				scope[0] ? "&scope=" : "", scope[0] ? esc_scope : "") < 0
+			   ? -ENOMEM
+			   : 0;
+	}
+	_cleanup_free_ char *esc_tok = curl_easy_escape(curl, refresh_token, 0);
+	if (!esc_tok)
+		return -ENOMEM;
+	int n = asprintf(post,
+			 "grant_type=refresh_token&client_id=cric&service=%s&scope=%s"
+			 "&refresh_token=%s",
+			 esc_service, esc_scope, esc_tok);
+	OPENSSL_cleanse(esc_tok, strlen(esc_tok));
+	if (n < 0)
+		return -ENOMEM;
+	return (*url = strdup(ch->realm)) ? 0 : -ENOMEM;
+}
+
 int auth_token_fetch(const struct auth_challenge *ch, const char *scope,
 		     const struct registry_creds *creds, const struct auth_fetch_opts *opts,
 		     char **ret_token, long *ret_ttl, struct cric_err *err)
@@ -319,30 +349,9 @@ int auth_token_fetch(const struct auth_challenge *ch, const char *scope,
 	curl = curl_easy_init();
 	if (!curl)
 		return -ENOMEM;
-	_cleanup_free_ char *esc_service = curl_easy_escape(curl, ch->service, 0);
-	_cleanup_free_ char *esc_scope = curl_easy_escape(curl, scope, 0);
-	if (!esc_service || !esc_scope)
-		return -ENOMEM;
-
-	if (refresh) {
-		_cleanup_free_ char *esc_tok = curl_easy_escape(curl, creds->identity_token, 0);
-		if (!esc_tok)
-			return -ENOMEM;
-		if (asprintf(&post,
-			     "grant_type=refresh_token&client_id=cric&service=%s&scope=%s"
-			     "&refresh_token=%s",
-			     esc_service, esc_scope, esc_tok) < 0)
-			return -ENOMEM;
-		OPENSSL_cleanse(esc_tok, strlen(esc_tok));
-		url = strdup(ch->realm);
-		if (!url)
-			return -ENOMEM;
-	} else {
-		const char *sep = strchr(ch->realm, '?') ? "&" : "?";
-		if (asprintf(&url, "%s%sservice=%s%s%s", ch->realm, sep, esc_service,
-			     scope[0] ? "&scope=" : "", scope[0] ? esc_scope : "") < 0)
-			return -ENOMEM;
-	}
+	if ((r = token_request(curl, ch, scope, refresh ? creds->identity_token : NULL, &url,
+			       &post)) < 0)
+		return r;
 
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);

@@ -239,6 +239,48 @@ static bool is_domain_candidate(const char *first, size_t n)
 	       memchr(first, ':', n) || has_upper(first, n);
 }
 
+/* The registry that completes short names: docker.io when none (or the
+ * legacy index.docker.io), and one that reads back as a registry. */
+static int default_domain_check(const char **dd, struct cric_err *err)
+{
+	char q[QUOTE_MAX + 4];
+	if (!*dd || streq(*dd, DOCKER_LEGACY_DOMAIN))
+		*dd = DOCKER_DOMAIN;
+	size_t n = strlen(*dd);
+	if (n >= IMAGE_REF_NAME_MAX || !domain_ok(*dd, n))
+		return err_set(err, -EINVAL, "invalid default registry \"%s\"", quote(*dd, n, q));
+	/* Else "<default>/x:tag" would not read back as the same name. */
+	if (!is_domain_candidate(*dd, n) || has_upper(*dd, n))
+		return err_set(
+		    err, -EINVAL,
+		    "invalid default registry \"%s\": a registry needs a '.' or a ':port' "
+		    "(or is localhost)",
+		    quote(*dd, n, q));
+	return 0;
+}
+
+/* The repository path (lowercase components) and the tag, if any, of the
+ * reference s. */
+static int path_tag_check(const char *s, const char *path, size_t path_len, const char *tag,
+			  size_t tag_len, struct cric_err *err)
+{
+	char q[QUOTE_MAX + 4];
+	if (has_upper(path, path_len))
+		return invalid(err, s, "repository name \"%s\" must be lowercase",
+			       quote(path, path_len, q));
+	if (!path_ok(path, path_len))
+		return invalid(err, s,
+			       "invalid repository name \"%s\" (components of [a-z0-9] joined "
+			       "by '.', '_', '__' or '-', separated by '/')",
+			       quote(path, path_len, q));
+	if (tag && !tag_ok(tag, tag_len))
+		return invalid(err, s,
+			       "invalid tag \"%s\" ([A-Za-z0-9_] then up to 127 of "
+			       "[A-Za-z0-9_.-])",
+			       quote(tag, tag_len, q));
+	return 0;
+}
+
 int image_ref_parse(const char *s, const char *default_domain, struct image_ref *ret,
 		    struct cric_err *err)
 {
@@ -253,21 +295,10 @@ int image_ref_parse(const char *s, const char *default_domain, struct image_ref 
 			       "cannot specify 64-byte hexadecimal strings (an image id is not a "
 			       "reference)");
 
-	if (!default_domain)
-		default_domain = DOCKER_DOMAIN;
-	if (streq(default_domain, DOCKER_LEGACY_DOMAIN))
-		default_domain = DOCKER_DOMAIN;
+	int r = default_domain_check(&default_domain, err);
+	if (r < 0)
+		return r;
 	size_t ddlen = strlen(default_domain);
-	if (ddlen >= IMAGE_REF_NAME_MAX || !domain_ok(default_domain, ddlen))
-		return err_set(err, -EINVAL, "invalid default registry \"%s\"",
-			       quote(default_domain, ddlen, q));
-	/* Else "<default>/x:tag" would not read back as the same name. */
-	if (!is_domain_candidate(default_domain, ddlen) || has_upper(default_domain, ddlen))
-		return err_set(
-		    err, -EINVAL,
-		    "invalid default registry \"%s\": a registry needs a '.' or a ':port' "
-		    "(or is localhost)",
-		    quote(default_domain, ddlen, q));
 
 	/* name [":" tag] ["@" digest] */
 	const char *at = strchr(s, '@');
@@ -309,19 +340,8 @@ int image_ref_parse(const char *s, const char *default_domain, struct image_ref 
 	size_t tag_len = colon ? rest_len - path_len - 1 : 0;
 	if (path_len == 0)
 		return invalid(err, s, "no repository name");
-	if (has_upper(rest, path_len))
-		return invalid(err, s, "repository name \"%s\" must be lowercase",
-			       quote(rest, path_len, q));
-	if (!path_ok(rest, path_len))
-		return invalid(err, s,
-			       "invalid repository name \"%s\" (components of [a-z0-9] joined "
-			       "by '.', '_', '__' or '-', separated by '/')",
-			       quote(rest, path_len, q));
-	if (tag && !tag_ok(tag, tag_len))
-		return invalid(err, s,
-			       "invalid tag \"%s\" ([A-Za-z0-9_] then up to 127 of "
-			       "[A-Za-z0-9_.-])",
-			       quote(tag, tag_len, q));
+	if ((r = path_tag_check(s, rest, path_len, tag, tag_len, err)) < 0)
+		return r;
 
 	bool official = domain_len == strlen(DOCKER_DOMAIN) &&
 			strncmp(domain, DOCKER_DOMAIN, domain_len) == 0 &&
@@ -331,21 +351,21 @@ int image_ref_parse(const char *s, const char *default_domain, struct image_ref 
 		return invalid(err, s, "repository name longer than %d characters",
 			       IMAGE_REF_NAME_MAX);
 
-	struct image_ref r;
-	memset(&r, 0, sizeof(r));
-	snprintf(r.domain, sizeof(r.domain), "%.*s", (int)domain_len, domain);
-	snprintf(r.path, sizeof(r.path), "%s%.*s", official ? OFFICIAL_PREFIX : "", (int)path_len,
-		 rest);
+	struct image_ref out;
+	memset(&out, 0, sizeof(out));
+	snprintf(out.domain, sizeof(out.domain), "%.*s", (int)domain_len, domain);
+	snprintf(out.path, sizeof(out.path), "%s%.*s", official ? OFFICIAL_PREFIX : "",
+		 (int)path_len, rest);
 	if (tag)
-		snprintf(r.tag, sizeof(r.tag), "%.*s", (int)tag_len, tag);
+		snprintf(out.tag, sizeof(out.tag), "%.*s", (int)tag_len, tag);
 	else if (!digest)
-		snprintf(r.tag, sizeof(r.tag), "%s", DEFAULT_TAG);
+		snprintf(out.tag, sizeof(out.tag), "%s", DEFAULT_TAG);
 	if (digest)
-		snprintf(r.digest, sizeof(r.digest), "%s", digest);
-	snprintf(r.name, sizeof(r.name), "%s/%s", r.domain, r.path);
-	snprintf(r.string, sizeof(r.string), "%s%s%s%s%s", r.name, r.tag[0] ? ":" : "", r.tag,
-		 r.digest[0] ? "@" : "", r.digest);
-	*ret = r;
+		snprintf(out.digest, sizeof(out.digest), "%s", digest);
+	snprintf(out.name, sizeof(out.name), "%s/%s", out.domain, out.path);
+	snprintf(out.string, sizeof(out.string), "%s%s%s%s%s", out.name, out.tag[0] ? ":" : "",
+		 out.tag, out.digest[0] ? "@" : "", out.digest);
+	*ret = out;
 	return 0;
 }
 

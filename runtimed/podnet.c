@@ -47,6 +47,42 @@ static int parse_quantity(const char *s, uint64_t *ret)
 	return -EINVAL;
 }
 
+/* The kubernetes.io/{ingress,egress}-bandwidth annotations into bw;
+ * *shaped when either is there. */
+static int bandwidth_of(const Runtime__V1__PodSandboxConfig *cfg, Cric__Netd__NetdBandwidth *bw,
+			bool *shaped, struct cric_err *err)
+{
+	for (size_t i = 0; i < cfg->n_annotations; i++) {
+		const char *k = cfg->annotations[i]->key, *v = cfg->annotations[i]->value;
+		uint64_t *dst =
+		    strcmp(k, "kubernetes.io/ingress-bandwidth") == 0  ? &bw->ingress_rate
+		    : strcmp(k, "kubernetes.io/egress-bandwidth") == 0 ? &bw->egress_rate
+								       : NULL;
+		if (!dst)
+			continue;
+		if (parse_quantity(v, dst) < 0)
+			return err_set(err, -EINVAL, "annotation %s: invalid quantity \"%.40s\"", k,
+				       v);
+		*shaped = true;
+	}
+	return 0;
+}
+
+/* What netd made for the pod, into its sandbox. */
+static int adopt_network(struct sandbox_mgr *m, struct sandbox *sb,
+			 const Cric__Netd__NetdPodNetwork *n, struct cric_err *err)
+{
+	if (!n || strlen(n->netns_path) >= sizeof(sb->netns))
+		return err_set(err, -EIO, "netd answered without a network");
+	pthread_mutex_lock(&m->lock);
+	snprintf(sb->netns, sizeof(sb->netns), "%s", n->netns_path);
+	for (size_t i = 0; i < n->n_ips && i < SANDBOX_MAX_IPS; i++)
+		sb->ips[i] = strdup(n->ips[i]);
+	sb->cni_result = strdup(n->cni_result_json);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
 int podnet_setup(struct sandbox_mgr *m, const struct cric_call *call, struct sandbox *sb,
 		 const struct pod_plan *p, struct cric_err *err)
 {
@@ -86,18 +122,12 @@ int podnet_setup(struct sandbox_mgr *m, const struct cric_call *call, struct san
 	}
 
 	Cric__Netd__NetdBandwidth bw = CRIC__NETD__NETD_BANDWIDTH__INIT;
-	for (size_t i = 0; i < cfg->n_annotations; i++) {
-		const char *k = cfg->annotations[i]->key, *v = cfg->annotations[i]->value;
-		uint64_t *dst = strcmp(k, "kubernetes.io/ingress-bandwidth") == 0 ? &bw.ingress_rate
-				: strcmp(k, "kubernetes.io/egress-bandwidth") == 0 ? &bw.egress_rate
-										   : NULL;
-		if (!dst)
-			continue;
-		if (parse_quantity(v, dst) < 0)
-			return err_set(err, -EINVAL, "annotation %s: invalid quantity \"%.40s\"", k,
-				       v);
+	bool shaped = false;
+	int r = bandwidth_of(cfg, &bw, &shaped, err);
+	if (r < 0)
+		return r;
+	if (shaped)
 		req.bandwidth = &bw;
-	}
 
 	Cric__Netd__NetdIPRange ranges[MAX_POD_CIDRS], *rp[MAX_POD_CIDRS];
 	pthread_mutex_lock(&m->lock);
@@ -118,22 +148,12 @@ int podnet_setup(struct sandbox_mgr *m, const struct cric_call *call, struct san
 	_cleanup_free_ char *msg = NULL;
 	unsigned code = cric_call(m->netd, CRIC_NETD(setup_pod_network), call->request_id,
 				  deadline_in_ms(NETD_CNI_CAP_MS), &req.base, &out, &msg);
-	if (code != CODE_OK) {
-		int r = errno_from_grpc_code(code);
-		return err_set(err, r, "pod network: %s", msg ? msg : grpc_code_name(code));
-	}
+	if (code != CODE_OK)
+		return err_set(err, errno_from_grpc_code(code), "pod network: %s",
+			       msg ? msg : grpc_code_name(code));
 	_cleanup_pb_ Cric__Netd__SetupPodNetworkResponse *resp =
 	    (Cric__Netd__SetupPodNetworkResponse *)out;
-	const Cric__Netd__NetdPodNetwork *n = resp->network;
-	if (!n || strlen(n->netns_path) >= sizeof(sb->netns))
-		return err_set(err, -EIO, "netd answered without a network");
-	pthread_mutex_lock(&m->lock);
-	snprintf(sb->netns, sizeof(sb->netns), "%s", n->netns_path);
-	for (size_t i = 0; i < n->n_ips && i < SANDBOX_MAX_IPS; i++)
-		sb->ips[i] = strdup(n->ips[i]);
-	sb->cni_result = strdup(n->cni_result_json);
-	pthread_mutex_unlock(&m->lock);
-	return 0;
+	return adopt_network(m, sb, resp->network, err);
 }
 
 int podnet_teardown(struct sandbox_mgr *m, const struct cric_call *call, struct sandbox *sb,
