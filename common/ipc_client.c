@@ -19,11 +19,12 @@
  * connection (the dialer retries every 20-250 ms): a restarting daemon is
  * bridged, a dead one is reported UNAVAILABLE long before any deadline. */
 #define CONNECT_GRACE_MS 1000
-/* A dialer that has not connected for this long is replaced at the next
- * call: nng 1.5.2's dialer gives up for good when a handshake is cut in a
- * certain way (bug #1518, client side: the server closes before our header
- * is written, EPIPE taken for "closed"); a healthy one retries every
- * 100-250 ms and loses nothing by being replaced. */
+/* nng 1.5.2's dialer gives up for good when a handshake is cut in a certain
+ * way (bug #1518, client side: the server dies or closes before our header
+ * is written, EPIPE taken for "closed"). A call made while unconnected
+ * replaces a dialer whose statistics show such an error, or that has not
+ * connected for this long; a healthy one retries every 100-250 ms and loses
+ * nothing by being replaced. */
 #define REDIAL_AFTER_MS 1000
 
 /* A call in flight. Two kinds of reference keep it alive: the operation
@@ -127,28 +128,47 @@ static int dial(struct cric_client *c)
 	return rv;
 }
 
-/* Replace a dialer that has gone without a connection for too long. */
+/* True when the dialer has met an error nng files under "other" since it
+ * was made: NNG_ECLOSED (which stops it for good) is one, so it may be
+ * dead. Others there (ENOENT: no socket file yet) leave it retrying, and
+ * replacing it then costs nothing. With dial_lock held. */
+static bool dialer_may_be_dead(struct cric_client *c)
+{
+	nng_stat *all = NULL;
+	if (nng_dialer_id(c->dialer) <= 0)
+		return true;
+	if (nng_stats_get(&all) != 0)
+		return false;
+	nng_stat *ds = nng_stat_find_dialer(all, c->dialer);
+	nng_stat *other = ds ? nng_stat_find(ds, "other") : NULL;
+	bool r = other && nng_stat_value(other) > 0;
+	nng_stats_free(all);
+	return r;
+}
+
+/* Replace a dialer that may have given up: one with an "other" error
+ * behind it, or one that has gone REDIAL_AFTER_MS without a connection. */
 static void redial_if_stuck(struct cric_client *c)
 {
 	int64_t now = mono_ms();
 	pthread_mutex_lock(&c->lock);
 	int64_t since =
 	    c->unconnected_since_ms > c->dialed_ms ? c->unconnected_since_ms : c->dialed_ms;
-	bool stuck = c->pipes <= 0 && !c->closing && now - since >= REDIAL_AFTER_MS;
-	if (stuck)
-		c->dialed_ms = now; /* one caller replaces it */
+	bool unconnected = c->pipes <= 0 && !c->closing;
 	pthread_mutex_unlock(&c->lock);
-	if (!stuck)
+	if (!unconnected)
 		return;
 	pthread_mutex_lock(&c->dial_lock);
-	log_debug("%s: no connection for %lld ms, dialling %s again", c->name,
-		  (long long)(now - since), c->url);
-	if (nng_dialer_id(c->dialer) > 0)
-		nng_dialer_close(c->dialer);
-	int rv = dial(c);
-	if (rv != 0)
-		log_warning("%s: dial %s: %s, retrying at the next call", c->name, c->url,
-			    nng_strerror(rv));
+	if (now - since >= REDIAL_AFTER_MS || dialer_may_be_dead(c)) {
+		log_debug("%s: no connection for %lld ms, dialling %s again", c->name,
+			  (long long)(now - since), c->url);
+		if (nng_dialer_id(c->dialer) > 0)
+			nng_dialer_close(c->dialer);
+		int rv = dial(c);
+		if (rv != 0)
+			log_warning("%s: dial %s: %s, retrying at the next call", c->name, c->url,
+				    nng_strerror(rv));
+	}
 	pthread_mutex_unlock(&c->dial_lock);
 }
 
