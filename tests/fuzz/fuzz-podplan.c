@@ -5,10 +5,12 @@
  * sysctl paths relative to /proc/sys. Refusals are -EINVAL (or -ENOPKG: a
  * pid=POD pod without the infra binary) and say why. */
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fsutil.h"
 #include "runtimed/podplan.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -41,9 +43,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (!p->handler || p->cgroup[0] != '/' || strstr(p->cgroup, "/../") ||
 			    strlen(p->hostname) > HOSTNAME_MAX || p->n_sysctls > MAX_SYSCTLS)
 				abort();
+			/* ".." inside a component ("a..b") is a name like any
+			 * other; a component that is "..", or "." or empty, is
+			 * not. */
 			for (size_t i = 0; i < p->n_sysctls; i++)
-				if (p->sysctls[i].path[0] == '/' ||
-				    strstr(p->sysctls[i].path, ".."))
+				if (!path_is_clean(p->sysctls[i].path, false, PATH_MAX))
 					abort();
 		} else if ((r != -EINVAL && r != -ENOPKG) || !err.msg[0]) {
 			abort(); /* refusals are INVALID_ARGUMENT (or no infra), and say why */
