@@ -5,8 +5,9 @@
  * (gRPC status code, message, payload bytes). See proto/cric/internal.proto.
  *
  * Client (struct cric_client): one req socket dialing one daemon, with
- * automatic reconnect (and a new dialer when one has gone a second without a
- * connection: nng 1.5.2's can give up for good). Calls are independent nng contexts, so any number
+ * automatic reconnect (and a watcher thread that replaces a dialer which has
+ * stopped trying while there is no connection: nng 1.5.2's can give up for
+ * good). Calls are independent nng contexts, so any number
  * may be in flight and none waits behind another. Contract:
  *   - no connection to the daemon right now: the call waits up to one second
  *     for the (re)connection, then completes with CODE_UNAVAILABLE; it is
@@ -78,8 +79,9 @@ int cric_client_open(const char *name, const char *url, struct cric_client **ret
 void cric_client_close(struct cric_client *c);
 bool cric_client_connected(struct cric_client *c);
 /* Fault injection for tests: close the client's dialer, as nng 1.5.2 stops
- * its own for good when a handshake is cut (bug #1518, client side). A call
- * made after REDIAL_AFTER_MS without a connection dials again. */
+ * its own for good when a handshake is cut (bug #1518, client side). The
+ * client's watcher replaces a dialer that has stopped trying within about
+ * DIALER_QUIET_MS (600 ms) while it has no connection. */
 void cric_client_kill_dialer(struct cric_client *c);
 const char *cric_client_name(const struct cric_client *c);
 

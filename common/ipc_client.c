@@ -21,11 +21,12 @@
 #define CONNECT_GRACE_MS 1000
 /* nng 1.5.2's dialer gives up for good when a handshake is cut in a certain
  * way (bug #1518, client side: the server dies or closes before our header
- * is written, EPIPE taken for "closed"). A call made while unconnected
- * replaces a dialer whose statistics show such an error, or that has not
- * connected for this long; a healthy one retries every 100-250 ms and loses
- * nothing by being replaced. */
-#define REDIAL_AFTER_MS 1000
+ * is written, EPIPE taken for "closed"). A healthy dialer of an unconnected
+ * client attempts a connection at least every 250 ms, and each attempt
+ * moves one of its statistics; a watcher replaces one whose statistics have
+ * not moved for DIALER_QUIET_MS. Only a dialer that has stopped trying is
+ * replaced: one in the middle of connecting is never cut. */
+#define DIALER_QUIET_MS 600
 
 /* A call in flight. Two kinds of reference keep it alive: the operation
  * under way (dropped when the final callback has run) and, briefly, the
@@ -58,16 +59,10 @@ struct cric_client {
 	struct pending *done;  /* finished calls, freed off nng's threads */
 	unsigned active;       /* calls not yet on the done list */
 	bool closing;
-	int64_t unconnected_since_ms; /* monotonic; with no pipe */
-	int64_t dialed_ms;            /* monotonic; the dialer's start */
+	pthread_cond_t unconnected; /* the watcher waits on it (with lock) */
+	pthread_t watcher;
+	bool watcher_started;
 };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void drain_done(struct cric_client *c);
 
@@ -85,7 +80,7 @@ static void pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 		 * resend them to whoever comes next, at the deadline. */
 		if (c->pipes <= 0) {
 			c->pipes = 0;
-			c->unconnected_since_ms = mono_ms();
+			pthread_cond_signal(&c->unconnected);
 			for (struct pending *q = c->calls; q; q = q->next) {
 				q->lost = true;
 				nng_aio_abort(q->aio, NNG_ECONNRESET);
@@ -106,7 +101,7 @@ static int dial(struct cric_client *c)
 	 * asked to back off from 100 ms to 250 ms. (Measured with nng 1.5.2:
 	 * ~20 attempts/s, ~1.5% CPU, while a peer's socket refuses; bounded,
 	 * but a candidate for our own backoff.) nng 1.5.2 may never free a
-	 * dialer that gave up (see REDIAL_AFTER_MS): known and bounded, so
+	 * dialer that gave up (see DIALER_QUIET_MS): known and bounded, so
 	 * LeakSanitizer takes its allocations as reachable. */
 	if (__lsan_disable)
 		__lsan_disable();
@@ -119,57 +114,79 @@ static int dial(struct cric_client *c)
 	}
 	if (__lsan_enable)
 		__lsan_enable();
-	if (rv == 0) {
+	if (rv == 0)
 		c->dialer = d;
-		pthread_mutex_lock(&c->lock);
-		c->dialed_ms = mono_ms();
-		pthread_mutex_unlock(&c->lock);
-	}
 	return rv;
 }
 
-/* True when the dialer has met an error nng files under "other" since it
- * was made: NNG_ECLOSED (which stops it for good) is one, so it may be
- * dead. Others there (ENOENT: no socket file yet) leave it retrying, and
- * replacing it then costs nothing. With dial_lock held. */
-static bool dialer_may_be_dead(struct cric_client *c)
+/* The sum of the dialer's connection statistics (attempts that connected,
+ * were refused, failed...); -1 when it has none (closed). With dial_lock
+ * held. */
+static int64_t dialer_activity(struct cric_client *c)
 {
+	static const char *const names[] = { "connect", "refused", "disconnect", "canceled",
+					     "other",   "timeout", "proto",      "auth",
+					     "oom",     "reject" };
 	nng_stat *all = NULL;
-	if (nng_dialer_id(c->dialer) <= 0)
-		return true;
-	if (nng_stats_get(&all) != 0)
-		return false;
+	if (nng_dialer_id(c->dialer) <= 0 || nng_stats_get(&all) != 0)
+		return -1;
 	nng_stat *ds = nng_stat_find_dialer(all, c->dialer);
-	nng_stat *other = ds ? nng_stat_find(ds, "other") : NULL;
-	bool r = other && nng_stat_value(other) > 0;
+	int64_t sum = ds ? 0 : -1;
+	for (size_t i = 0; ds && i < ARRAY_SIZE(names); i++) {
+		nng_stat *st = nng_stat_find(ds, names[i]);
+		if (st)
+			sum += (int64_t)nng_stat_value(st);
+	}
 	nng_stats_free(all);
-	return r;
+	return sum;
 }
 
-/* Replace a dialer that may have given up: one with an "other" error
- * behind it, or one that has gone REDIAL_AFTER_MS without a connection. */
-static void redial_if_stuck(struct cric_client *c)
+/* While the client has no connection, replace a dialer that has stopped
+ * trying (see DIALER_QUIET_MS). */
+static void *watch_dialer(void *arg)
 {
-	int64_t now = mono_ms();
+	struct cric_client *c = arg;
 	pthread_mutex_lock(&c->lock);
-	int64_t since =
-	    c->unconnected_since_ms > c->dialed_ms ? c->unconnected_since_ms : c->dialed_ms;
-	bool unconnected = c->pipes <= 0 && !c->closing;
-	pthread_mutex_unlock(&c->lock);
-	if (!unconnected)
-		return;
-	pthread_mutex_lock(&c->dial_lock);
-	if (now - since >= REDIAL_AFTER_MS || dialer_may_be_dead(c)) {
-		log_debug("%s: no connection for %lld ms, dialling %s again", c->name,
-			  (long long)(now - since), c->url);
-		if (nng_dialer_id(c->dialer) > 0)
-			nng_dialer_close(c->dialer);
-		int rv = dial(c);
-		if (rv != 0)
-			log_warning("%s: dial %s: %s, retrying at the next call", c->name, c->url,
-				    nng_strerror(rv));
+	while (!c->closing) {
+		if (c->pipes > 0) {
+			pthread_cond_wait(&c->unconnected, &c->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&c->lock);
+		pthread_mutex_lock(&c->dial_lock);
+		int64_t before = dialer_activity(c);
+		pthread_mutex_unlock(&c->dial_lock);
+
+		pthread_mutex_lock(&c->lock);
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += (long)(DIALER_QUIET_MS % 1000) * 1000000L;
+		until.tv_sec += DIALER_QUIET_MS / 1000 + until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		while (!c->closing && c->pipes <= 0 &&
+		       pthread_cond_timedwait(&c->unconnected, &c->lock, &until) == 0)
+			;
+		if (c->closing || c->pipes > 0)
+			continue;
+		pthread_mutex_unlock(&c->lock);
+
+		pthread_mutex_lock(&c->dial_lock);
+		int64_t after = dialer_activity(c);
+		if (after < 0 || after == before) {
+			log_debug("%s: the dialer of %s stopped trying, dialling again", c->name,
+				  c->url);
+			if (nng_dialer_id(c->dialer) > 0)
+				nng_dialer_close(c->dialer);
+			int rv = dial(c);
+			if (rv != 0)
+				log_warning("%s: dial %s: %s, retrying", c->name, c->url,
+					    nng_strerror(rv));
+		}
+		pthread_mutex_unlock(&c->dial_lock);
+		pthread_mutex_lock(&c->lock);
 	}
-	pthread_mutex_unlock(&c->dial_lock);
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
 }
 
 void cric_client_kill_dialer(struct cric_client *c)
@@ -188,7 +205,7 @@ int cric_client_open(const char *name, const char *url, struct cric_client **ret
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->dial_lock, NULL);
 	pthread_cond_init(&c->idle, NULL);
-	c->unconnected_since_ms = mono_ms();
+	pthread_cond_init(&c->unconnected, NULL);
 	c->name = strdup(name);
 	c->url = strdup(url);
 	if (!c->name || !c->url) {
@@ -212,6 +229,11 @@ int cric_client_open(const char *name, const char *url, struct cric_client **ret
 		cric_client_close(c);
 		return err_set(err, -EINVAL, "%s: dial %s: %s", name, url, nng_strerror(rv));
 	}
+	if (pthread_create(&c->watcher, NULL, watch_dialer, c) != 0) {
+		cric_client_close(c);
+		return err_set(err, -EAGAIN, "%s: start the dialer's watcher", name);
+	}
+	c->watcher_started = true;
 	*ret = c;
 	return 0;
 }
@@ -228,13 +250,17 @@ void cric_client_close(struct cric_client *c)
 		nng_aio_abort(q->aio, NNG_ECLOSED);
 	while (c->active > 0)
 		pthread_cond_wait(&c->idle, &c->lock);
+	pthread_cond_broadcast(&c->unconnected);
 	pthread_mutex_unlock(&c->lock);
+	if (c->watcher_started)
+		pthread_join(c->watcher, NULL);
 	drain_done(c);
 	if (nng_socket_id(c->sock) > 0)
 		nng_close(c->sock);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->dial_lock);
 	pthread_cond_destroy(&c->idle);
+	pthread_cond_destroy(&c->unconnected);
 	free(c->name);
 	free(c->url);
 	free(c);
@@ -383,7 +409,6 @@ int cric_client_call_async(struct cric_client *c, const char *method, const char
 			   void *arg)
 {
 	drain_done(c);
-	redial_if_stuck(c);
 	char rid[IPC_REQUEST_ID_MAX + 1];
 	if (!request_id || !*request_id) {
 		int r = id_random_hex(rid, sizeof(rid), 8);
