@@ -245,10 +245,13 @@ def abort_handshake(path, how):
 
 
 def health_call(suite, daemon, timeout_s=1):
+    """cric.Health from a new client, which calls again through UNAVAILABLE
+    (a connection cut when a wedged listener is replaced) until timeout_s,
+    as callers do: a client closed mid-redial is one more aborted handshake."""
     import json
     import subprocess
     r = subprocess.run([CRIC_CALL, "--root", suite.root, "--timeout", str(timeout_s),
-                        "--daemon", daemon, "cric.Health"],
+                        "--retry-unavailable", "--daemon", daemon, "cric.Health"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
@@ -266,14 +269,12 @@ def test_aborted_handshakes_never_cut_a_daemon_off(suite):
         for how in range(5):
             for _ in range(10):
                 abort_handshake(path, how)
-            end = time.monotonic() + 1.0
-            while True:
-                got = health_call(suite, daemon)
-                if got["code"] == 0 or got.get("codeName") != "UNAVAILABLE" \
-                        or time.monotonic() >= end:
-                    break
-            assert got["code"] == 0 and time.monotonic() < end + 0.5, \
-                f"{daemon} after handshake kind {how}: {got}"
+            start = time.monotonic()
+            got = health_call(suite, daemon)
+            took = time.monotonic() - start
+            # (the process's own start-up is counted in, with a margin for it)
+            assert got["code"] == 0 and took < 1.5, \
+                f"{daemon} after handshake kind {how}: {got} in {took:.2f} s"
             assert got["response"]["daemon"] == daemon
     # The CRI socket (grpc) shrugs off the same.
     for how in range(5):

@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: cric-call [--root DIR] [--config FILE] [--timeout SECONDS] [--daemon NAME] "
-		"METHOD [JSON]\n"
+		"[--retry-unavailable] METHOD [JSON]\n"
 		"       cric-call --list\n");
 }
 
@@ -71,13 +72,17 @@ int main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "daemon", required_argument, NULL, 'd' },
 		{ "list", no_argument, NULL, 'l' },
+		{ "retry-unavailable", no_argument, NULL, 'u' },
 		{ 0 },
 	};
 	const char *root = NULL, *config = NULL, *health_daemon = "netd";
 	long timeout_s = 120;
+	bool retry = false;
 	int c;
-	while ((c = getopt_long(argc, argv, "r:c:t:d:l", opts, NULL)) != -1) {
-		if (c == 'l')
+	while ((c = getopt_long(argc, argv, "r:c:t:d:lu", opts, NULL)) != -1) {
+		if (c == 'u')
+			retry = true;
+		else if (c == 'l')
 			return list_methods();
 		else if (c == 'd')
 			health_daemon = optarg;
@@ -137,8 +142,16 @@ int main(int argc, char **argv)
 	}
 	_cleanup_pb_ ProtobufCMessage *resp = NULL;
 	_cleanup_free_ char *msg = NULL;
-	unsigned code =
-	    cric_call(client, mref, NULL, deadline_in_ms(timeout_s * 1000), req, &resp, &msg);
+	/* --retry-unavailable: call again on the same client, as a caller does
+	 * through a daemon's restart, until the timeout. */
+	int64_t deadline = deadline_in_ms(timeout_s * 1000);
+	unsigned code;
+	for (;;) {
+		code = cric_call(client, mref, NULL, deadline, req, &resp, &msg);
+		if (!retry || code != CODE_UNAVAILABLE || now_unix_ns() >= deadline)
+			break;
+		free(TAKE_PTR(msg));
+	}
 	cric_client_close(client);
 
 	_cleanup_json_ json_t *outdoc =
