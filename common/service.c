@@ -14,6 +14,8 @@ const ProtobufCServiceDescriptor *const cric_internal_services[] = {
 	&cric__health__descriptor,
 	&cric__netd__netd__descriptor,
 	&cric__stored__stored__descriptor,
+	&cric__imaged__imaged__descriptor,
+	&cric__monitord__monitord__descriptor,
 };
 const size_t cric_n_internal_services = ARRAY_SIZE(cric_internal_services);
 

@@ -39,6 +39,8 @@
 #include "ipc.h"
 #include "proto/cri/api.pb-c.h"
 #include "proto/cric/health.pb-c.h"
+#include "proto/cric/imaged.pb-c.h"
+#include "proto/cric/monitord.pb-c.h"
 #include "proto/cric/netd.pb-c.h"
 #include "proto/cric/stored.pb-c.h"
 
@@ -59,6 +61,9 @@ struct cric_method_ref {
 #define CRIC_HEALTH(m) CRIC_METHOD_REF(cric__health__descriptor, Cric__Health, m)
 #define CRIC_NETD(m)   CRIC_METHOD_REF(cric__netd__netd__descriptor, Cric__Netd__Netd, m)
 #define CRIC_STORED(m) CRIC_METHOD_REF(cric__stored__stored__descriptor, Cric__Stored__Stored, m)
+#define CRIC_IMAGED(m) CRIC_METHOD_REF(cric__imaged__imaged__descriptor, Cric__Imaged__Imaged, m)
+#define CRIC_MONITORD(m)                                                                           \
+	CRIC_METHOD_REF(cric__monitord__monitord__descriptor, Cric__Monitord__Monitord, m)
 #define CRI_RUNTIME(m)                                                                             \
 	CRIC_METHOD_REF(runtime__v1__runtime_service__descriptor, Runtime__V1__RuntimeService, m)
 #define CRI_IMAGE(m)                                                                               \
