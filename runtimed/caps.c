@@ -90,7 +90,7 @@ static int parse_list(char *const *names, size_t n, const char *what, bool allow
 			a = true;
 			continue;
 		}
-		int c;
+		int c = 0;
 		int r = ctr_caps_from_name(names[i], &c, err);
 		if (r < 0)
 			return err_prefix(err, r, "%s", what);

@@ -48,6 +48,13 @@
  *    file with inheritable file capabilities would otherwise gain them).
  *  - ambient: add_ambient_capabilities (empty unless asked, as in both peers).
  * Every list is in capability-number order, names "CAP_..." in upper case.
+ *
+ * Use: at start-up, grantable = ctr_caps_host_grantable() and defaults =
+ * ctr_caps_mask_from_names(configured names or ctr_caps_default_names);
+ * per container, ctr_caps_resolve() with the request's
+ * linux.security_context.capabilities, privileged and whether the resolved
+ * uid is 0, then process.capabilities = ctr_caps_to_oci(&caps), and
+ * caps.bounding for the seccomp profile (seccomp-default.h).
  */
 #pragma once
 

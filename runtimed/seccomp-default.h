@@ -31,6 +31,14 @@
  * Syscall names this libseccomp may not know yet (newer kernels) are listed
  * in ctr_seccomp_newer_syscalls; runc skips names its libseccomp cannot
  * resolve, so they cost nothing on an older stack.
+ *
+ * Use (the container spec builder), after ctr_caps_resolve():
+ *     r = ctr_seccomp_kind(sc->seccomp, sc->seccomp_profile_path,
+ *                          sc->privileged, &kind, &ref, err);
+ *     RUNTIME_DEFAULT: ctr_seccomp_default(caps.bounding, NULL, &j, err),
+ *                      then set it as linux.seccomp;
+ *     UNCONFINED:      no linux.seccomp at all;
+ *     LOCALHOST:       the Localhost profile loader (refuse until it exists).
  */
 #pragma once
 
