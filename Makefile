@@ -134,6 +134,12 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIBCOMMON) $(foreach d,$(DAEMONS),$(call lib_
 		$(foreach d,$(DAEMONS),$(if $(findstring test-$(d)-,$*),$(call lib_objs_for,$(d)))) \
 		$(LIBCOMMON) $(LIBS) -lcmocka
 
+# The gateway's routing table alone (its other objects need grpc).
+$(BUILD)/tests/test-gateway-routes: tests/unit/test-gateway-routes.c $(BUILD)/obj/cri-gateway/routes.o $(LIBCOMMON) | $(GEN_H) $(VERSION_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/cri-gateway/routes.o \
+		$(LIBCOMMON) $(LIBS) -lcmocka
+
 # Fuzzers (libFuzzer, clang): every parser has one; `make fuzz` builds them
 # and runs each for FUZZ_SECONDS over its corpus in tests/fuzz/corpus/<name>/.
 # Their objects are built in this make, with their own rules, under

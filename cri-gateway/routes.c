@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/macro.h"
 #include "common/service.h"
 
 const char *const daemon_names[D_COUNT] = {
@@ -14,63 +15,83 @@ const char *const daemon_names[D_COUNT] = {
 };
 
 struct owner {
-	const char *method;
+	struct cric_method_ref method; /* a misspelt method does not compile */
 	enum daemon_id daemon;
 	bool streaming;
 };
 
-/* Owners per DESIGN.md. A method of the proto missing here goes to the
- * service's default owner (and answers UNIMPLEMENTED there). */
+/* Owners per DESIGN.md, one line per CRI method (tests/unit/
+ * test-gateway-routes.c checks that each has exactly one). A method of the
+ * proto missing here goes to the service's default owner (and answers
+ * UNIMPLEMENTED there). */
 static const struct owner owners[] = {
-	{ "Version", D_RUNTIMED, false },
-	{ "Status", D_RUNTIMED, false },
-	{ "RuntimeConfig", D_RUNTIMED, false },
-	{ "UpdateRuntimeConfig", D_RUNTIMED, false },
-	{ "RunPodSandbox", D_RUNTIMED, false },
-	{ "StopPodSandbox", D_RUNTIMED, false },
-	{ "RemovePodSandbox", D_RUNTIMED, false },
-	{ "PodSandboxStatus", D_RUNTIMED, false },
-	{ "ListPodSandbox", D_RUNTIMED, false },
-	{ "CreateContainer", D_RUNTIMED, false },
-	{ "StartContainer", D_RUNTIMED, false },
-	{ "StopContainer", D_RUNTIMED, false },
-	{ "RemoveContainer", D_RUNTIMED, false },
-	{ "ListContainers", D_RUNTIMED, false },
-	{ "ContainerStatus", D_RUNTIMED, false },
-	{ "UpdateContainerResources", D_RUNTIMED, false },
-	{ "UpdatePodSandboxResources", D_RUNTIMED, false },
-	{ "CheckpointContainer", D_RUNTIMED, false },
-	{ "StreamPodSandboxes", D_RUNTIMED, true },
-	{ "StreamContainers", D_RUNTIMED, true },
-	{ "ReopenContainerLog", D_MONITORD, false },
-	{ "ExecSync", D_MONITORD, false },
-	{ "Exec", D_MONITORD, false },
-	{ "Attach", D_MONITORD, false },
-	{ "PortForward", D_MONITORD, false },
-	{ "ContainerStats", D_MONITORD, false },
-	{ "ListContainerStats", D_MONITORD, false },
-	{ "PodSandboxStats", D_MONITORD, false },
-	{ "ListPodSandboxStats", D_MONITORD, false },
-	{ "ListMetricDescriptors", D_MONITORD, false },
-	{ "ListPodSandboxMetrics", D_MONITORD, false },
-	{ "GetContainerEvents", D_MONITORD, true },
-	{ "StreamContainerStats", D_MONITORD, true },
-	{ "StreamPodSandboxStats", D_MONITORD, true },
-	{ "StreamPodSandboxMetrics", D_MONITORD, true },
-	{ "ListImages", D_IMAGED, false },
-	{ "ImageStatus", D_IMAGED, false },
-	{ "PullImage", D_IMAGED, false },
-	{ "RemoveImage", D_IMAGED, false },
-	{ "StreamImages", D_IMAGED, true },
-	{ "ImageFsInfo", D_STORED, false },
+	{ CRI_RUNTIME(version), D_RUNTIMED, false },
+	{ CRI_RUNTIME(status), D_RUNTIMED, false },
+	{ CRI_RUNTIME(runtime_config), D_RUNTIMED, false },
+	{ CRI_RUNTIME(update_runtime_config), D_RUNTIMED, false },
+	{ CRI_RUNTIME(run_pod_sandbox), D_RUNTIMED, false },
+	{ CRI_RUNTIME(stop_pod_sandbox), D_RUNTIMED, false },
+	{ CRI_RUNTIME(remove_pod_sandbox), D_RUNTIMED, false },
+	{ CRI_RUNTIME(pod_sandbox_status), D_RUNTIMED, false },
+	{ CRI_RUNTIME(list_pod_sandbox), D_RUNTIMED, false },
+	{ CRI_RUNTIME(create_container), D_RUNTIMED, false },
+	{ CRI_RUNTIME(start_container), D_RUNTIMED, false },
+	{ CRI_RUNTIME(stop_container), D_RUNTIMED, false },
+	{ CRI_RUNTIME(remove_container), D_RUNTIMED, false },
+	{ CRI_RUNTIME(list_containers), D_RUNTIMED, false },
+	{ CRI_RUNTIME(container_status), D_RUNTIMED, false },
+	{ CRI_RUNTIME(update_container_resources), D_RUNTIMED, false },
+	{ CRI_RUNTIME(update_pod_sandbox_resources), D_RUNTIMED, false },
+	{ CRI_RUNTIME(checkpoint_container), D_RUNTIMED, false },
+	{ CRI_RUNTIME(stream_pod_sandboxes), D_RUNTIMED, true },
+	{ CRI_RUNTIME(stream_containers), D_RUNTIMED, true },
+	{ CRI_RUNTIME(reopen_container_log), D_MONITORD, false },
+	{ CRI_RUNTIME(exec_sync), D_MONITORD, false },
+	{ CRI_RUNTIME(exec), D_MONITORD, false },
+	{ CRI_RUNTIME(attach), D_MONITORD, false },
+	{ CRI_RUNTIME(port_forward), D_MONITORD, false },
+	{ CRI_RUNTIME(container_stats), D_MONITORD, false },
+	{ CRI_RUNTIME(list_container_stats), D_MONITORD, false },
+	{ CRI_RUNTIME(pod_sandbox_stats), D_MONITORD, false },
+	{ CRI_RUNTIME(list_pod_sandbox_stats), D_MONITORD, false },
+	{ CRI_RUNTIME(list_metric_descriptors), D_MONITORD, false },
+	{ CRI_RUNTIME(list_pod_sandbox_metrics), D_MONITORD, false },
+	{ CRI_RUNTIME(get_container_events), D_MONITORD, true },
+	{ CRI_RUNTIME(stream_container_stats), D_MONITORD, true },
+	{ CRI_RUNTIME(stream_pod_sandbox_stats), D_MONITORD, true },
+	{ CRI_RUNTIME(stream_pod_sandbox_metrics), D_MONITORD, true },
+	{ CRI_IMAGE(list_images), D_IMAGED, false },
+	{ CRI_IMAGE(image_status), D_IMAGED, false },
+	{ CRI_IMAGE(pull_image), D_IMAGED, false },
+	{ CRI_IMAGE(remove_image), D_IMAGED, false },
+	{ CRI_IMAGE(stream_images), D_IMAGED, true },
+	{ CRI_IMAGE(image_fs_info), D_STORED, false },
 };
 
-static const struct owner *find_owner(const char *method)
+static bool same_method(struct cric_method_ref a, struct cric_method_ref b)
 {
-	for (size_t i = 0; i < sizeof(owners) / sizeof(owners[0]); i++)
-		if (strcmp(owners[i].method, method) == 0)
+	return a.service == b.service && a.index == b.index;
+}
+
+static const struct owner *find_owner(struct cric_method_ref m)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(owners); i++)
+		if (same_method(owners[i].method, m))
 			return &owners[i];
 	return NULL;
+}
+
+size_t routes_owner_count(struct cric_method_ref m)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(owners); i++)
+		n += same_method(owners[i].method, m);
+	return n;
+}
+
+size_t routes_n_owners(void)
+{
+	return ARRAY_SIZE(owners);
 }
 
 int routes_build(struct route_table *t)
@@ -94,7 +115,7 @@ int routes_build(struct route_table *t)
 		for (unsigned m = 0; m < svc->n_methods; m++) {
 			const ProtobufCMethodDescriptor *md = &svc->methods[m];
 			struct route *r = &t->routes[t->n++];
-			const struct owner *o = find_owner(md->name);
+			const struct owner *o = find_owner((struct cric_method_ref){ svc, m });
 			/* The name the daemons' tables give it (common/service.c). */
 			if (cric_method_name((struct cric_method_ref){ svc, m }, r->path,
 					     sizeof(r->path)) < 0) {

@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "common/service.h"
+
 enum daemon_id { D_IMAGED, D_STORED, D_NETD, D_RUNTIMED, D_MONITORD, D_COUNT };
 
 extern const char *const daemon_names[D_COUNT];
@@ -28,3 +30,7 @@ int routes_build(struct route_table *t);
 void routes_free(struct route_table *t);
 /* Lookup by full gRPC path; NULL if unknown. */
 const struct route *route_find(const struct route_table *t, const char *path);
+/* How many owner lines name method m (exactly one for every CRI method),
+ * and how many lines there are: for the tests. */
+size_t routes_owner_count(struct cric_method_ref m);
+size_t routes_n_owners(void);
