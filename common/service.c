@@ -91,6 +91,14 @@ unsigned cric_call(struct cric_client *c, struct cric_method_ref m, const char *
 	return cric_client_call_pb(c, name, request_id, deadline_ns, req, md->output, out, message);
 }
 
+int64_t cric_deadline(int64_t caller_deadline_ns, uint32_t cap_ms)
+{
+	int64_t cap = cap_ms ? deadline_in_ms(cap_ms) : 0;
+	if (caller_deadline_ns <= 0)
+		return cap;
+	return cap && cap < caller_deadline_ns ? cap : caller_deadline_ns;
+}
+
 /* ---- server ---- */
 
 static int check_service(const char *daemon, const struct cric_service *s, size_t *n_entries,

@@ -95,6 +95,14 @@ unsigned cric_call(struct cric_client *c, struct cric_method_ref m, const char *
 		   int64_t deadline_ns, const ProtobufCMessage *req, ProtobufCMessage **out,
 		   char **message);
 
+/* The deadline of an internal call (and of every blocking wait) made while
+ * serving a call: the earlier of the caller's deadline caller_deadline_ns
+ * (absolute, 0: none) and now + cap_ms (0: no cap); 0 when neither bounds
+ * it. A creation, which keeps going past its caller's deadline so that the
+ * caller's retry finds it (runtimed/names.h), passes 0 for the caller's:
+ * only the cap bounds it. */
+int64_t cric_deadline(int64_t caller_deadline_ns, uint32_t cap_ms);
+
 /* Deadline caps of internal methods whose callers have no deadline of their
  * own: the server's table line (.cap_ms) and its callers use the same one. */
 #define HEALTH_CAP_MS        5000             /* a probe: cricctl health */

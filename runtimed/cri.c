@@ -139,75 +139,6 @@ static int update_runtime_config(void *ud, const struct cric_call *call, const P
 	return *out ? 0 : -ENOMEM;
 }
 
-static int run_pod_sandbox(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
-			   ProtobufCMessage **out, struct cric_err *err)
-{
-	char id[65];
-	int r = sandbox_run(runtimed_sandboxes(ud), call,
-			    (const Runtime__V1__RunPodSandboxRequest *)in, id, err);
-	if (r < 0)
-		return r;
-	_cleanup_pb_ Runtime__V1__RunPodSandboxResponse *resp =
-	    pb_new(&runtime__v1__run_pod_sandbox_response__descriptor);
-	if (!resp || pb_set_str(&resp->pod_sandbox_id, id) < 0)
-		return -ENOMEM;
-	*out = &TAKE_PTR(resp)->base;
-	return 0;
-}
-
-static int stop_pod_sandbox(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
-			    ProtobufCMessage **out, struct cric_err *err)
-{
-	const Runtime__V1__StopPodSandboxRequest *req =
-	    (const Runtime__V1__StopPodSandboxRequest *)in;
-	int r = sandbox_stop(runtimed_sandboxes(ud), call, req->pod_sandbox_id, err);
-	if (r < 0)
-		return r;
-	*out = pb_new(&runtime__v1__stop_pod_sandbox_response__descriptor);
-	return *out ? 0 : -ENOMEM;
-}
-
-static int remove_pod_sandbox(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
-			      ProtobufCMessage **out, struct cric_err *err)
-{
-	const Runtime__V1__RemovePodSandboxRequest *req =
-	    (const Runtime__V1__RemovePodSandboxRequest *)in;
-	int r = sandbox_remove(runtimed_sandboxes(ud), call, req->pod_sandbox_id, err);
-	if (r < 0)
-		return r;
-	*out = pb_new(&runtime__v1__remove_pod_sandbox_response__descriptor);
-	return *out ? 0 : -ENOMEM;
-}
-
-static int pod_sandbox_status(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
-			      ProtobufCMessage **out, struct cric_err *err)
-{
-	(void)call;
-	const Runtime__V1__PodSandboxStatusRequest *req =
-	    (const Runtime__V1__PodSandboxStatusRequest *)in;
-	Runtime__V1__PodSandboxStatusResponse *resp = NULL;
-	int r =
-	    sandbox_status(runtimed_sandboxes(ud), req->pod_sandbox_id, req->verbose, &resp, err);
-	if (r < 0)
-		return r;
-	*out = &resp->base;
-	return 0;
-}
-
-static int list_pod_sandbox(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
-			    ProtobufCMessage **out, struct cric_err *err)
-{
-	(void)call;
-	const Runtime__V1__ListPodSandboxRequest *req =
-	    (const Runtime__V1__ListPodSandboxRequest *)in;
-	Runtime__V1__ListPodSandboxResponse *resp = NULL;
-	int r = sandbox_list(runtimed_sandboxes(ud), req->filter, &resp, err);
-	if (r < 0)
-		return r;
-	*out = &resp->base;
-	return 0;
-}
-
 /* What runtimed answers of the CRI RuntimeService (cri-gateway/routes.c
  * routes the rest of its share here too: UNIMPLEMENTED until it lands). */
 static const struct cric_handler runtime_lines[] = {
@@ -215,11 +146,11 @@ static const struct cric_handler runtime_lines[] = {
 	{ CRI_RUNTIME(status), status, .callers = CALLER_GATEWAY },
 	{ CRI_RUNTIME(runtime_config), runtime_config, .callers = CALLER_GATEWAY },
 	{ CRI_RUNTIME(update_runtime_config), update_runtime_config, .callers = CALLER_GATEWAY },
-	{ CRI_RUNTIME(run_pod_sandbox), run_pod_sandbox, .callers = CALLER_GATEWAY },
-	{ CRI_RUNTIME(stop_pod_sandbox), stop_pod_sandbox, .callers = CALLER_GATEWAY },
-	{ CRI_RUNTIME(remove_pod_sandbox), remove_pod_sandbox, .callers = CALLER_GATEWAY },
-	{ CRI_RUNTIME(pod_sandbox_status), pod_sandbox_status, .callers = CALLER_GATEWAY },
-	{ CRI_RUNTIME(list_pod_sandbox), list_pod_sandbox, .callers = CALLER_GATEWAY },
+	{ CRI_RUNTIME(run_pod_sandbox), cri_run_pod_sandbox, .callers = CALLER_GATEWAY },
+	{ CRI_RUNTIME(stop_pod_sandbox), cri_stop_pod_sandbox, .callers = CALLER_GATEWAY },
+	{ CRI_RUNTIME(remove_pod_sandbox), cri_remove_pod_sandbox, .callers = CALLER_GATEWAY },
+	{ CRI_RUNTIME(pod_sandbox_status), cri_pod_sandbox_status, .callers = CALLER_GATEWAY },
+	{ CRI_RUNTIME(list_pod_sandbox), cri_list_pod_sandbox, .callers = CALLER_GATEWAY },
 };
 
 const struct cric_service runtimed_services[] = {

@@ -1,6 +1,20 @@
+/* runtimed's CRI adapter: cri.c (the runtime's own calls and the method
+ * table) and cri-sandbox.c (the pod calls). */
 #pragma once
 #include "common/service.h"
 
 /* The CRI methods runtimed serves, for its main.c. */
 extern const struct cric_service runtimed_services[];
 extern const size_t runtimed_n_services;
+
+/* cri-sandbox.c: the pod calls, as cric_handler_fn. */
+int cri_run_pod_sandbox(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			ProtobufCMessage **out, struct cric_err *err);
+int cri_stop_pod_sandbox(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			 ProtobufCMessage **out, struct cric_err *err);
+int cri_remove_pod_sandbox(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			   ProtobufCMessage **out, struct cric_err *err);
+int cri_pod_sandbox_status(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			   ProtobufCMessage **out, struct cric_err *err);
+int cri_list_pod_sandbox(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			 ProtobufCMessage **out, struct cric_err *err);

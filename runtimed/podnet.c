@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "common/fsutil.h"
+#include "common/ids.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "common/pbutil.h"
@@ -14,58 +16,14 @@
 #include "proto/cric/netd.pb-c.h"
 #include "sandbox-int.h"
 
-/* "10M", "1Gi", "500k" (the kubelet's bandwidth annotations) -> bits/s. */
-static int parse_quantity(const char *s, uint64_t *ret)
+bool podnet_netns_path_ok(const char *pin_dir, const char *path)
 {
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	static const struct {
-		const char *sfx;
-		uint64_t mul;
-	} units[] = {
-		{ "", 1 },
-		{ "k", 1000ULL },
-		{ "M", 1000ULL * 1000 },
-		{ "G", 1000ULL * 1000 * 1000 },
-		{ "T", 1000ULL * 1000 * 1000 * 1000 },
-		{ "Ki", 1024ULL },
-		{ "Mi", 1024ULL * 1024 },
-		{ "Gi", 1024ULL * 1024 * 1024 },
-		{ "Ti", 1024ULL * 1024 * 1024 * 1024 },
-	};
-	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
-		if (strcmp(end, units[i].sfx) == 0) {
-			if (v > UINT64_MAX / units[i].mul)
-				return -ERANGE;
-			*ret = v * units[i].mul;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
-/* The kubernetes.io/{ingress,egress}-bandwidth annotations into bw;
- * *shaped when either is there. */
-static int bandwidth_of(const Runtime__V1__PodSandboxConfig *cfg, Cric__Netd__NetdBandwidth *bw,
-			bool *shaped, struct cric_err *err)
-{
-	for (size_t i = 0; i < cfg->n_annotations; i++) {
-		const char *k = cfg->annotations[i]->key, *v = cfg->annotations[i]->value;
-		uint64_t *dst =
-		    strcmp(k, "kubernetes.io/ingress-bandwidth") == 0  ? &bw->ingress_rate
-		    : strcmp(k, "kubernetes.io/egress-bandwidth") == 0 ? &bw->egress_rate
-								       : NULL;
-		if (!dst)
-			continue;
-		if (parse_quantity(v, dst) < 0)
-			return err_set(err, -EINVAL, "annotation %s: invalid quantity \"%.40s\"", k,
-				       v);
-		*shaped = true;
-	}
-	return 0;
+	size_t n = strlen(pin_dir);
+	if (n == 0 || pin_dir[0] != '/' || strncmp(path, pin_dir, n) != 0 || path[n] != '/')
+		return false;
+	const char *name = path + n + 1;
+	return strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
+	       id_is_safe_token(name, NAME_MAX) && path_is_clean(path, true, PATH_MAX - 1);
 }
 
 /* What netd made for the pod, into its sandbox. */
@@ -74,6 +32,10 @@ static int adopt_network(struct sandbox_mgr *m, struct sandbox *sb,
 {
 	if (!n || strlen(n->netns_path) >= sizeof(sb->netns))
 		return err_set(err, -EIO, "netd answered without a network");
+	if (!podnet_netns_path_ok(m->netd_pin_dir, n->netns_path))
+		return err_set(err, -EIO,
+			       "netd answered a network namespace \"%.200s\" outside \"%s\"",
+			       n->netns_path, m->netd_pin_dir);
 	pthread_mutex_lock(&m->lock);
 	snprintf(sb->netns, sizeof(sb->netns), "%s", n->netns_path);
 	for (size_t i = 0; i < n->n_ips && i < SANDBOX_MAX_IPS; i++)
@@ -86,47 +48,39 @@ static int adopt_network(struct sandbox_mgr *m, struct sandbox *sb,
 int podnet_setup(struct sandbox_mgr *m, const struct cric_call *call, struct sandbox *sb,
 		 const struct pod_plan *p, struct cric_err *err)
 {
-	const Runtime__V1__PodSandboxConfig *cfg = p->cfg;
 	Cric__Netd__SetupPodNetworkRequest req = CRIC__NETD__SETUP_POD_NETWORK_REQUEST__INIT;
 	req.pod_id = sb->id;
 	req.name = sb->name;
 	req.namespace_ = sb->namespace;
 	req.uid = sb->uid;
 
-	Cric__Netd__NetdPortMapping pms[128], *pmp[128];
-	if (cfg->n_port_mappings > ARRAY_SIZE(pms))
-		return err_set(err, -EINVAL, "more than %zu port_mappings", ARRAY_SIZE(pms));
-	for (size_t i = 0; i < cfg->n_port_mappings; i++) {
-		const Runtime__V1__PortMapping *pm = cfg->port_mappings[i];
+	Cric__Netd__NetdPortMapping pms[MAX_PORT_MAPPINGS], *pmp[MAX_PORT_MAPPINGS];
+	for (size_t i = 0; i < p->n_ports; i++) {
 		cric__netd__netd_port_mapping__init(&pms[i]);
-		pms[i].protocol = pm->protocol == RUNTIME__V1__PROTOCOL__UDP    ? "udp"
-				  : pm->protocol == RUNTIME__V1__PROTOCOL__SCTP ? "sctp"
-										: "tcp";
-		pms[i].container_port = pm->container_port;
-		pms[i].host_port = pm->host_port;
-		pms[i].host_ip = pm->host_ip;
+		pms[i].protocol = (char *)p->ports[i].protocol;
+		pms[i].container_port = p->ports[i].container_port;
+		pms[i].host_port = p->ports[i].host_port;
+		pms[i].host_ip = (char *)p->ports[i].host_ip;
 		pmp[i] = &pms[i];
 	}
-	req.n_port_mappings = cfg->n_port_mappings;
+	req.n_port_mappings = p->n_ports;
 	req.port_mappings = pmp;
 
 	Cric__Netd__NetdDNS dns = CRIC__NETD__NETD_DNS__INIT;
-	if (cfg->dns_config) {
-		dns.n_servers = cfg->dns_config->n_servers;
-		dns.servers = cfg->dns_config->servers;
-		dns.n_searches = cfg->dns_config->n_searches;
-		dns.searches = cfg->dns_config->searches;
-		dns.n_options = cfg->dns_config->n_options;
-		dns.options = cfg->dns_config->options;
+	if (p->has_dns) {
+		dns.n_servers = p->n_dns_servers;
+		dns.servers = (char **)p->dns_servers;
+		dns.n_searches = p->n_dns_searches;
+		dns.searches = (char **)p->dns_searches;
+		dns.n_options = p->n_dns_options;
+		dns.options = (char **)p->dns_options;
 		req.dns = &dns;
 	}
 
 	Cric__Netd__NetdBandwidth bw = CRIC__NETD__NETD_BANDWIDTH__INIT;
-	bool shaped = false;
-	int r = bandwidth_of(cfg, &bw, &shaped, err);
-	if (r < 0)
-		return r;
-	if (shaped)
+	bw.ingress_rate = p->ingress_rate;
+	bw.egress_rate = p->egress_rate;
+	if (p->shaped)
 		req.bandwidth = &bw;
 
 	Cric__Netd__NetdIPRange ranges[MAX_POD_CIDRS], *rp[MAX_POD_CIDRS];
@@ -146,8 +100,9 @@ int podnet_setup(struct sandbox_mgr *m, const struct cric_call *call, struct san
 
 	ProtobufCMessage *out = NULL;
 	_cleanup_free_ char *msg = NULL;
+	/* A creation: it keeps going past its caller's deadline. */
 	unsigned code = cric_call(m->netd, CRIC_NETD(setup_pod_network), call->request_id,
-				  deadline_in_ms(NETD_CNI_CAP_MS), &req.base, &out, &msg);
+				  cric_deadline(0, NETD_CNI_CAP_MS), &req.base, &out, &msg);
 	if (code != CODE_OK)
 		return err_set(err, errno_from_grpc_code(code), "pod network: %s",
 			       msg ? msg : grpc_code_name(code));
@@ -163,13 +118,37 @@ int podnet_teardown(struct sandbox_mgr *m, const struct cric_call *call, struct 
 	req.pod_id = sb->id;
 	ProtobufCMessage *out = NULL;
 	_cleanup_free_ char *msg = NULL;
-	unsigned code =
-	    cric_call(m->netd, CRIC_NETD(teardown_pod_network), call ? call->request_id : NULL,
-		      deadline_in_ms(NETD_CNI_CAP_MS), &req.base, &out, &msg);
+	unsigned code = cric_call(
+	    m->netd, CRIC_NETD(teardown_pod_network), call ? call->request_id : NULL,
+	    cric_deadline(call ? call->deadline_ns : 0, NETD_CNI_CAP_MS), &req.base, &out, &msg);
 	if (out)
 		protobuf_c_message_free_unpacked(out, NULL);
 	if (code != CODE_OK)
 		return err_set(err, errno_from_grpc_code(code), "tear down the pod network: %s",
 			       msg ? msg : grpc_code_name(code));
+	return 0;
+}
+
+int podnet_status(struct sandbox_mgr *m, const struct cric_call *call, const char *pod_id,
+		  char *netns, size_t size, struct cric_err *err)
+{
+	Cric__Netd__PodNetworkStatusRequest req = CRIC__NETD__POD_NETWORK_STATUS_REQUEST__INIT;
+	req.pod_id = (char *)pod_id;
+	ProtobufCMessage *out = NULL;
+	_cleanup_free_ char *msg = NULL;
+	unsigned code = cric_call(
+	    m->netd, CRIC_NETD(pod_network_status), call ? call->request_id : NULL,
+	    cric_deadline(call ? call->deadline_ns : 0, NETD_STATUS_CAP_MS), &req.base, &out, &msg);
+	if (code != CODE_OK)
+		return err_set(err, errno_from_grpc_code(code), "pod network status: %s",
+			       msg ? msg : grpc_code_name(code));
+	_cleanup_pb_ Cric__Netd__PodNetworkStatusResponse *resp =
+	    (Cric__Netd__PodNetworkStatusResponse *)out;
+	const Cric__Netd__NetdPodNetwork *n = resp->network;
+	if (!n || !podnet_netns_path_ok(m->netd_pin_dir, n->netns_path) ||
+	    strlen(n->netns_path) >= size)
+		return err_set(err, -EIO, "netd answered a network namespace outside \"%s\"",
+			       m->netd_pin_dir);
+	snprintf(netns, size, "%s", n->netns_present ? n->netns_path : "");
 	return 0;
 }

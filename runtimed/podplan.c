@@ -3,11 +3,18 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/fsutil.h"
 #include "common/ids.h"
 #include "common/macro.h"
+#include "sandbox.h"
+
+/* sandbox.h's namespace modes are the CRI's values. */
+_Static_assert((int)POD_NS_POD == (int)RUNTIME__V1__NAMESPACE_MODE__POD, "POD");
+_Static_assert((int)POD_NS_CONTAINER == (int)RUNTIME__V1__NAMESPACE_MODE__CONTAINER, "CONTAINER");
+_Static_assert((int)POD_NS_NODE == (int)RUNTIME__V1__NAMESPACE_MODE__NODE, "NODE");
 
 /* RFC 1123 host name: labels of [a-z0-9-] (any case), dots between. */
 static bool hostname_ok(const char *s)
@@ -222,6 +229,94 @@ static int plan_cgroup(const struct pod_plan_env *env, const Runtime__V1__LinuxP
 	return 0;
 }
 
+/* "10M", "1Gi", "500k" (the kubelet's bandwidth annotations) -> bits/s. */
+static int parse_quantity(const char *s, uint64_t *ret)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *s == '-')
+		return -EINVAL;
+	static const struct {
+		const char *sfx;
+		uint64_t mul;
+	} units[] = {
+		{ "", 1 },
+		{ "k", 1000ULL },
+		{ "M", 1000ULL * 1000 },
+		{ "G", 1000ULL * 1000 * 1000 },
+		{ "T", 1000ULL * 1000 * 1000 * 1000 },
+		{ "Ki", 1024ULL },
+		{ "Mi", 1024ULL * 1024 },
+		{ "Gi", 1024ULL * 1024 * 1024 },
+		{ "Ti", 1024ULL * 1024 * 1024 * 1024 },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		if (strcmp(end, units[i].sfx) == 0) {
+			if (v > UINT64_MAX / units[i].mul)
+				return -ERANGE;
+			*ret = v * units[i].mul;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* What netd gets: the port mappings (netd checks each) and the bandwidth
+ * annotations. */
+static int plan_network(const Runtime__V1__PodSandboxConfig *cfg, struct pod_plan *p,
+			struct cric_err *err)
+{
+	if (cfg->n_port_mappings > MAX_PORT_MAPPINGS)
+		return err_set(err, -EINVAL, "more than %d port_mappings", MAX_PORT_MAPPINGS);
+	for (size_t i = 0; i < cfg->n_port_mappings; i++) {
+		const Runtime__V1__PortMapping *pm = cfg->port_mappings[i];
+		p->ports[i].protocol = pm->protocol == RUNTIME__V1__PROTOCOL__UDP    ? "udp"
+				       : pm->protocol == RUNTIME__V1__PROTOCOL__SCTP ? "sctp"
+										     : "tcp";
+		p->ports[i].container_port = pm->container_port;
+		p->ports[i].host_port = pm->host_port;
+		p->ports[i].host_ip = pm->host_ip;
+	}
+	p->n_ports = cfg->n_port_mappings;
+	for (size_t i = 0; i < cfg->n_annotations; i++) {
+		const char *k = cfg->annotations[i]->key, *v = cfg->annotations[i]->value;
+		uint64_t *dst = strcmp(k, "kubernetes.io/ingress-bandwidth") == 0 ? &p->ingress_rate
+				: strcmp(k, "kubernetes.io/egress-bandwidth") == 0 ? &p->egress_rate
+										   : NULL;
+		if (!dst)
+			continue;
+		if (parse_quantity(v, dst) < 0)
+			return err_set(err, -EINVAL, "annotation %s: invalid quantity \"%.40s\"", k,
+				       v);
+		p->shaped = true;
+	}
+	return 0;
+}
+
+/* The request's plain fields, for sandbox.c. */
+static void plan_plain(const Runtime__V1__PodSandboxConfig *cfg, const char *id, struct pod_plan *p)
+{
+	const Runtime__V1__PodSandboxMetadata *md = cfg->metadata;
+	snprintf(p->id, sizeof(p->id), "%s", id);
+	p->name = md->name;
+	p->namespace_ = md->namespace_;
+	p->uid = md->uid;
+	p->attempt = md->attempt;
+	p->log_directory = cfg->log_directory ? cfg->log_directory : "";
+	p->cgroup_parent = cfg->linux && cfg->linux->cgroup_parent ? cfg->linux->cgroup_parent : "";
+	const Runtime__V1__DNSConfig *dns = cfg->dns_config;
+	p->has_dns = dns != NULL;
+	if (dns) {
+		p->dns_servers = dns->servers;
+		p->n_dns_servers = dns->n_servers;
+		p->dns_searches = dns->searches;
+		p->n_dns_searches = dns->n_searches;
+		p->dns_options = dns->options;
+		p->n_dns_options = dns->n_options;
+	}
+}
+
 int pod_plan_make(const struct pod_plan_env *env, const Runtime__V1__RunPodSandboxRequest *req,
 		  const char *id, struct pod_plan *p, struct cric_err *err)
 {
@@ -239,7 +334,9 @@ int pod_plan_make(const struct pod_plan_env *env, const Runtime__V1__RunPodSandb
 		return err_set(err, -EINVAL, "unknown runtime handler \"%.100s\"",
 			       req->runtime_handler);
 	if ((r = plan_namespaces(env, cfg, p, err)) < 0 || (r = plan_host(cfg, id, p, err)) < 0 ||
-	    (r = plan_dns(cfg, err)) < 0 || (r = plan_sysctls(cfg->linux, p, err)) < 0)
+	    (r = plan_dns(cfg, err)) < 0 || (r = plan_sysctls(cfg->linux, p, err)) < 0 ||
+	    (r = plan_network(cfg, p, err)) < 0)
 		return r;
+	plan_plain(cfg, id, p);
 	return plan_cgroup(env, cfg->linux, id, p, err);
 }

@@ -1,10 +1,14 @@
 /* RunPodSandbox's request checked and turned into a plan, before anything
- * is created: pure (no I/O, no state), so it is unit-tested and fuzzed
- * alone. Every refusal is -EINVAL with err naming the field. */
+ * is created: pure (no I/O, no state, no allocation), so it is unit-tested
+ * and fuzzed alone. Every refusal is -EINVAL with err naming the field.
+ *
+ * The plan is where CRI types stop: sandbox.c reads only its plain fields
+ * (strings point into the request), never cfg. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cgroup.h"
 #include "common/error.h"
@@ -12,11 +16,12 @@
 #include "proto/cri/api.pb-c.h"
 #include "sysctl.h"
 
-#define MAX_SYSCTLS      64
-#define MAX_DNS_SERVERS  16
-#define MAX_DNS_SEARCHES 32
-#define MAX_DNS_OPTIONS  32
-#define HOSTNAME_MAX     63
+#define MAX_SYSCTLS       64
+#define MAX_DNS_SERVERS   16
+#define MAX_DNS_SEARCHES  32
+#define MAX_DNS_OPTIONS   32
+#define HOSTNAME_MAX      63
+#define MAX_PORT_MAPPINGS 128
 
 /* What the plan depends on besides the request. */
 struct pod_plan_env {
@@ -28,11 +33,32 @@ struct pod_plan_env {
 	const char *cgroup_root;   /* parent of pods that name none */
 };
 
+struct pod_port {
+	const char *protocol; /* "tcp", "udp" or "sctp" */
+	int32_t container_port, host_port;
+	const char *host_ip;
+};
+
 struct pod_plan {
-	const Runtime__V1__PodSandboxConfig *cfg;
+	const Runtime__V1__PodSandboxConfig *cfg; /* for the adapter only */
+	char id[65];
+	const char *name, *namespace_, *uid;
+	uint32_t attempt;
 	const struct oci_handler *handler;
 	char hostname[HOSTNAME_MAX + 1];
-	int net_mode, ipc_mode, pid_mode;
+	const char *log_directory;        /* "" when none */
+	const char *cgroup_parent;        /* as given, "" when none */
+	int net_mode, ipc_mode, pid_mode; /* enum pod_ns_mode */
+	/* resolv.conf; has_dns false: the node's */
+	bool has_dns;
+	char *const *dns_servers, *const *dns_searches, *const *dns_options;
+	size_t n_dns_servers, n_dns_searches, n_dns_options;
+	struct pod_port ports[MAX_PORT_MAPPINGS];
+	size_t n_ports;
+	/* kubernetes.io/{ingress,egress}-bandwidth, bits/s; shaped when
+	 * either is there */
+	uint64_t ingress_rate, egress_rate;
+	bool shaped;
 	struct {
 		char path[SYSCTL_NAME_MAX];
 		const char *value;

@@ -151,6 +151,9 @@ int runtimed_new(const struct cric_config *cfg, struct runtimed **ret, struct cr
 	_cleanup_free_ char *run = path_join(cfg->run_dir, "runtimed");
 	if (r == 0 && (!state || !run))
 		r = -ENOMEM;
+	_cleanup_free_ char *netd_run = path_join(cfg->run_dir, "netd");
+	if (r == 0 && !netd_run)
+		r = -ENOMEM;
 	_cleanup_free_ char *url = r == 0 ? config_ipc_url(cfg, "netd") : NULL;
 	if (r == 0)
 		r = url ? cric_client_open("netd", url, &rt->netd, err) : -ENOMEM;
@@ -165,6 +168,7 @@ int runtimed_new(const struct cric_config *cfg, struct runtimed **ret, struct cr
 			.n_handlers = rt->n_handlers,
 			.default_handler = rt->default_handler,
 			.netd = rt->netd,
+			.netd_run_dir = netd_run,
 		};
 		r = sandbox_mgr_new(&sc, &rt->sandboxes, err);
 	}
@@ -231,9 +235,7 @@ void runtimed_status(struct runtimed *rt, const struct cric_call *call, struct r
 		}
 	}
 
-	int64_t deadline = deadline_in_ms(NETD_STATUS_CAP_MS);
-	if (call->deadline_ns > 0 && call->deadline_ns < deadline)
-		deadline = call->deadline_ns;
+	int64_t deadline = cric_deadline(call->deadline_ns, NETD_STATUS_CAP_MS);
 
 	Cric__Netd__NetworkStatusRequest req = CRIC__NETD__NETWORK_STATUS_REQUEST__INIT;
 	ProtobufCMessage *out = NULL;

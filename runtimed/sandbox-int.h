@@ -1,7 +1,8 @@
 /* What the files of runtimed's pod half share (sandbox.c: records, the
- * table, run/stop/remove, recovery; infra.c: the infra process;
- * sbstatus.c: status and list): the sandbox and manager structs and the
- * table's reference rules. Internal to runtimed.
+ * table, run/stop/remove; recover.c: recovery at start-up; infra.c: the
+ * infra process; podnet.c: the netd client; sbstatus.c: snapshots): the
+ * sandbox and manager structs and the table's reference rules. Internal to
+ * runtimed; no CRI types.
  *
  * References: the table holds one per sandbox; lookup() hands out another,
  * dropped by put(). A sandbox's fields are read and written under
@@ -40,7 +41,7 @@ struct sandbox {
 	size_t config_len;
 	char handler[64];
 	bool host_network, host_ipc;
-	int pid_mode;   /* Runtime__V1__NamespaceMode */
+	int pid_mode;   /* enum pod_ns_mode */
 	bool net_setup; /* netd holds state for it */
 	char netns[PATH_MAX];
 	char *ips[SANDBOX_MAX_IPS + 1];
@@ -52,6 +53,7 @@ struct sandbox {
 	char cgroup_parent[CGROUP_PATH_MAX]; /* as given (systemd slices) */
 	char **cgroup_created;
 	char dir[PATH_MAX];
+	char log_directory[PATH_MAX];
 
 	pthread_mutex_t op; /* one lifecycle call at a time */
 	unsigned refs;
@@ -72,6 +74,9 @@ struct sandbox_mgr {
 	char default_handler[64];
 	struct cric_client *netd;
 	char *pod_cidrs[MAX_POD_CIDRS + 1];
+	char *netd_pin_dir; /* <netd run dir>/netns: where pod netns live */
+	sandbox_hook_fn on_pod_stop, on_pod_remove;
+	void *hooks_userdata;
 };
 
 /* sandbox.c */
@@ -90,14 +95,40 @@ struct oci_handler *find_handler(struct sandbox_mgr *m, const char *name);
 int lookup(struct sandbox_mgr *m, const char *id, struct sandbox **ret, struct cric_err *err);
 /* Drop a reference lookup() gave. */
 void put(struct sandbox_mgr *m, struct sandbox *sb);
+/* Put sb in the table (the table's reference); with the lock held or
+ * before any worker runs. */
+int table_add(struct sandbox_mgr *m, struct sandbox *sb);
+/* sb's record written (-errno); with its op lock held. */
+int record_save(struct sandbox_mgr *m, struct sandbox *sb);
+int record_delete(struct sandbox_mgr *m, const char *id);
+/* Undo everything the sandbox holds (infra, network, pins, cgroups,
+ * directory); idempotent; call NULL at start-up. */
+int release_all(struct sandbox_mgr *m, const struct cric_call *call, struct sandbox *sb,
+		struct cric_err *err);
 
-/* podnet.c: the pod's network namespace and CNI setup from netd (ADD), and
- * their teardown (DEL from netd's cache; idempotent). */
+/* recover.c: at start-up, every record back into the table; creations a
+ * killed runtimed left half-made are rolled back, and pods whose network
+ * netd no longer has (a reboot) are NOTREADY. */
+void recover(struct sandbox_mgr *m);
+
+/* podnet.c: the pod's network namespace and CNI setup from netd (ADD: a
+ * creation, bounded by netd's cap only), and their teardown (DEL from
+ * netd's cache; idempotent; bounded by call's deadline and the cap; call
+ * NULL at start-up). */
 struct pod_plan;
 int podnet_setup(struct sandbox_mgr *m, const struct cric_call *call, struct sandbox *sb,
 		 const struct pod_plan *p, struct cric_err *err);
 int podnet_teardown(struct sandbox_mgr *m, const struct cric_call *call, struct sandbox *sb,
 		    struct cric_err *err);
+/* Whether netd has the pod's network, and in which namespace: 0 with the
+ * netns path (checked to lie in netd's pin directory) in netns, -ENOENT
+ * when netd knows no network of the pod, another -errno when it could
+ * not say (down: err says). */
+int podnet_status(struct sandbox_mgr *m, const struct cric_call *call, const char *pod_id,
+		  char *netns, size_t size, struct cric_err *err);
+/* Whether path is a network namespace netd may have pinned: an absolute,
+ * clean path of one component directly under pin_dir. Pure. */
+bool podnet_netns_path_ok(const char *pin_dir, const char *path);
 
 /* infra.c: the static cric-pause infra of pods sharing a PID namespace,
  * run by the OCI runtime from a read-only root holding only it. */

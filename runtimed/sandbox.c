@@ -25,10 +25,6 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "common/nspin.h"
-#include "common/pbjson.h"
-#include "common/pbutil.h"
-#include "common/service.h"
-#include "proto/cric/netd.pb-c.h"
 #include "podplan.h"
 #include "records.h"
 #include "sysctl.h"
@@ -89,7 +85,7 @@ json_t *sandbox_to_record(const struct sandbox *sb)
 		return NULL;
 	return json_pack(
 	    "{s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:s, s:b, s:b, s:i, s:b, s:s, s:o, s:s?,"
-	    " s:s, s:s, s:I, s:I, s:s, s:s, s:o, s:s}",
+	    " s:s, s:s, s:I, s:I, s:s, s:s, s:o, s:s, s:s}",
 	    "id", sb->id, "name", sb->name, "namespace", sb->namespace, "uid", sb->uid, "attempt",
 	    (json_int_t)sb->attempt, "state", state_name(sb->state), "created_at",
 	    (json_int_t)sb->created_at, "config", cfg, "handler", sb->handler, "host_network",
@@ -98,17 +94,17 @@ json_t *sandbox_to_record(const struct sandbox *sb)
 	    sb->cni_result, "ipc_pin", sb->ipc_pin, "uts_pin", sb->uts_pin, "infra_pid",
 	    (json_int_t)sb->infra_pid, "infra_start", (json_int_t)sb->infra_start, "cgroup",
 	    sb->cgroup, "cgroup_parent", sb->cgroup_parent, "cgroup_created",
-	    json_from_strv(sb->cgroup_created), "dir", sb->dir);
+	    json_from_strv(sb->cgroup_created), "dir", sb->dir, "log_directory", sb->log_directory);
 }
 
 /* Called with the sandbox's op lock held (fields do not change under us). */
-static int record_save(struct sandbox_mgr *m, struct sandbox *sb)
+int record_save(struct sandbox_mgr *m, struct sandbox *sb)
 {
 	_cleanup_json_ json_t *doc = sandbox_to_record(sb);
 	return doc ? record_store_save(m->records, sb->id, doc) : -ENOMEM;
 }
 
-static int record_delete(struct sandbox_mgr *m, const char *id)
+int record_delete(struct sandbox_mgr *m, const char *id)
 {
 	return record_store_delete(m->records, id);
 }
@@ -140,6 +136,8 @@ int sandbox_from_record(const json_t *doc, struct sandbox **ret)
 	    copy_str(sb->cgroup, sizeof(sb->cgroup), doc, "cgroup") < 0 ||
 	    copy_str(sb->cgroup_parent, sizeof(sb->cgroup_parent), doc, "cgroup_parent") < 0 ||
 	    copy_str(sb->dir, sizeof(sb->dir), doc, "dir") < 0 || !state || !cfg ||
+	    (json_object_get(doc, "log_directory") &&
+	     copy_str(sb->log_directory, sizeof(sb->log_directory), doc, "log_directory") < 0) ||
 	    base64_decode(cfg, RECORD_MAX_BYTES, &sb->config, &sb->config_len) < 0)
 		return -EINVAL;
 	sb->state = strcmp(state, "ready") == 0      ? SB_READY
@@ -170,7 +168,7 @@ int sandbox_from_record(const json_t *doc, struct sandbox **ret)
 
 /* ---- the table ---- */
 
-static int table_add(struct sandbox_mgr *m, struct sandbox *sb)
+int table_add(struct sandbox_mgr *m, struct sandbox *sb)
 {
 	if (m->n == m->cap) {
 		size_t ncap = m->cap ? m->cap * 2 : 64;
@@ -256,6 +254,21 @@ static int write_in(const char *dir, const char *name, const char *text)
 	return write_file_atomic(path, text, strlen(text), 0644);
 }
 
+/* "<key> w1 w2...\n" at buf + o when there are words; the new offset
+ * (size or more when it did not fit). */
+static size_t append_words(char *buf, size_t size, size_t o, const char *key, char *const *words,
+			   size_t n)
+{
+	if (n == 0 || o >= size)
+		return o;
+	o += (size_t)snprintf(buf + o, size - o, "%s", key);
+	for (size_t i = 0; i < n && o < size; i++)
+		o += (size_t)snprintf(buf + o, size - o, " %s", words[i]);
+	if (o < size)
+		o += (size_t)snprintf(buf + o, size - o, "\n");
+	return o;
+}
+
 static int write_pod_files(struct sandbox *sb, const struct pod_plan *p, struct cric_err *err)
 {
 	char buf[16384];
@@ -277,28 +290,13 @@ static int write_pod_files(struct sandbox *sb, const struct pod_plan *p, struct 
 	if ((r = write_in(sb->dir, "hosts", buf)) < 0)
 		return err_set(err, r, "write hosts: %s", strerror(-r));
 
-	const Runtime__V1__DNSConfig *dns = p->cfg->dns_config;
-	if (dns) {
+	if (p->has_dns) {
 		o = (size_t)snprintf(buf, sizeof(buf), "# written by cric for pod %s\n", sb->id);
-		for (size_t i = 0; i < dns->n_servers && o < sizeof(buf); i++)
+		for (size_t i = 0; i < p->n_dns_servers && o < sizeof(buf); i++)
 			o += (size_t)snprintf(buf + o, sizeof(buf) - o, "nameserver %s\n",
-					      dns->servers[i]);
-		if (dns->n_searches > 0 && o < sizeof(buf)) {
-			o += (size_t)snprintf(buf + o, sizeof(buf) - o, "search");
-			for (size_t i = 0; i < dns->n_searches && o < sizeof(buf); i++)
-				o += (size_t)snprintf(buf + o, sizeof(buf) - o, " %s",
-						      dns->searches[i]);
-			if (o < sizeof(buf))
-				o += (size_t)snprintf(buf + o, sizeof(buf) - o, "\n");
-		}
-		if (dns->n_options > 0 && o < sizeof(buf)) {
-			o += (size_t)snprintf(buf + o, sizeof(buf) - o, "options");
-			for (size_t i = 0; i < dns->n_options && o < sizeof(buf); i++)
-				o += (size_t)snprintf(buf + o, sizeof(buf) - o, " %s",
-						      dns->options[i]);
-			if (o < sizeof(buf))
-				o += (size_t)snprintf(buf + o, sizeof(buf) - o, "\n");
-		}
+					      p->dns_servers[i]);
+		o = append_words(buf, sizeof(buf), o, "search", p->dns_searches, p->n_dns_searches);
+		o = append_words(buf, sizeof(buf), o, "options", p->dns_options, p->n_dns_options);
 		if (o >= sizeof(buf))
 			return err_set(err, -EINVAL,
 				       "dns_config makes a resolv.conf over %zu bytes",
@@ -374,7 +372,7 @@ static int release_runtime(struct sandbox_mgr *m, const struct cric_call *call, 
 			   struct cric_err *err)
 {
 	int r;
-	if (sb->pid_mode == RUNTIME__V1__NAMESPACE_MODE__POD && (r = infra_stop(m, sb, err)) < 0)
+	if (sb->pid_mode == POD_NS_POD && (r = infra_stop(m, sb, err)) < 0)
 		return r;
 	if (sb->net_setup) {
 		if ((r = podnet_teardown(m, call, sb, err)) < 0)
@@ -388,8 +386,8 @@ static int release_runtime(struct sandbox_mgr *m, const struct cric_call *call, 
 	return 0;
 }
 
-static int release_all(struct sandbox_mgr *m, const struct cric_call *call, struct sandbox *sb,
-		       struct cric_err *err)
+int release_all(struct sandbox_mgr *m, const struct cric_call *call, struct sandbox *sb,
+		struct cric_err *err)
 {
 	int r = release_runtime(m, call, sb, err);
 	if (r < 0)
@@ -479,7 +477,7 @@ static int create(struct sandbox_mgr *m, const struct cric_call *call, struct sa
 	}
 	if ((r = write_pod_files(sb, p, err)) < 0)
 		return r;
-	if (sb->pid_mode == RUNTIME__V1__NAMESPACE_MODE__POD) {
+	if (sb->pid_mode == POD_NS_POD) {
 		const struct oci_handler *h = find_handler(m, sb->handler);
 		if ((r = infra_start(m, sb, h, err)) < 0)
 			return r;
@@ -488,35 +486,34 @@ static int create(struct sandbox_mgr *m, const struct cric_call *call, struct sa
 }
 
 /* A sandbox in state CREATING from the plan, not yet in the table. */
-static struct sandbox *sandbox_from_plan(struct sandbox_mgr *m, const char *id,
-					 const Runtime__V1__RunPodSandboxRequest *req,
-					 const struct pod_plan *p)
+static struct sandbox *sandbox_from_plan(struct sandbox_mgr *m, const struct pod_plan *p,
+					 const void *config, size_t config_len)
 {
 	_cleanup_(sandbox_freep) struct sandbox *sb = sandbox_alloc();
 	if (!sb)
 		return NULL;
-	const Runtime__V1__PodSandboxMetadata *md = req->config->metadata;
-	snprintf(sb->id, sizeof(sb->id), "%s", id);
-	snprintf(sb->name, sizeof(sb->name), "%s", md->name);
-	snprintf(sb->namespace, sizeof(sb->namespace), "%s", md->namespace_);
-	snprintf(sb->uid, sizeof(sb->uid), "%s", md->uid);
-	sb->attempt = md->attempt;
+	snprintf(sb->id, sizeof(sb->id), "%s", p->id);
+	snprintf(sb->name, sizeof(sb->name), "%s", p->name);
+	snprintf(sb->namespace, sizeof(sb->namespace), "%s", p->namespace_);
+	snprintf(sb->uid, sizeof(sb->uid), "%s", p->uid);
+	sb->attempt = p->attempt;
 	sb->state = SB_CREATING;
 	sb->created_at = now_unix_ns();
 	snprintf(sb->handler, sizeof(sb->handler), "%s", p->handler->name);
-	sb->host_network = p->net_mode == RUNTIME__V1__NAMESPACE_MODE__NODE;
-	sb->host_ipc = p->ipc_mode == RUNTIME__V1__NAMESPACE_MODE__NODE;
+	sb->host_network = p->net_mode == POD_NS_NODE;
+	sb->host_ipc = p->ipc_mode == POD_NS_NODE;
 	sb->pid_mode = p->pid_mode;
 	snprintf(sb->cgroup, sizeof(sb->cgroup), "%s", p->cgroup);
-	snprintf(sb->cgroup_parent, sizeof(sb->cgroup_parent), "%s",
-		 req->config->linux ? req->config->linux->cgroup_parent : "");
+	snprintf(sb->cgroup_parent, sizeof(sb->cgroup_parent), "%s", p->cgroup_parent);
+	snprintf(sb->log_directory, sizeof(sb->log_directory), "%s", p->log_directory);
 	snprintf(sb->dir, sizeof(sb->dir), "%s/%s", m->sandboxes_dir, sb->id);
 	snprintf(sb->ipc_pin, sizeof(sb->ipc_pin), "%s/ipc", sb->dir);
 	snprintf(sb->uts_pin, sizeof(sb->uts_pin), "%s/uts", sb->dir);
-	sb->config_len = protobuf_c_message_get_packed_size(&req->config->base);
-	if (!(sb->config = malloc(sb->config_len ? sb->config_len : 1)))
+	sb->config_len = config_len;
+	if (!(sb->config = malloc(config_len ? config_len : 1)))
 		return NULL;
-	protobuf_c_message_pack(&req->config->base, sb->config);
+	if (config_len)
+		memcpy(sb->config, config, config_len);
 	return TAKE_PTR(sb);
 }
 
@@ -568,25 +565,21 @@ static void roll_back(struct sandbox_mgr *m, const struct cric_call *call, struc
 		record_save(m, sb);
 }
 
-int sandbox_run(struct sandbox_mgr *m, const struct cric_call *call,
-		const Runtime__V1__RunPodSandboxRequest *req, char id[65], struct cric_err *err)
+void sandbox_plan_env(struct sandbox_mgr *m, struct pod_plan_env *env)
 {
-	char newid[65];
-	int r = id_random_hex(newid, sizeof(newid), 32);
-	if (r < 0)
-		return err_set(err, r, "make an id: %s", strerror(-r));
-	_cleanup_free_ struct pod_plan *p = calloc(1, sizeof(*p));
-	if (!p)
-		return -ENOMEM;
-	const struct pod_plan_env env = { .handlers = m->handlers,
-					  .n_handlers = m->n_handlers,
-					  .default_handler = m->default_handler,
-					  .have_pause = m->have_pause,
-					  .cgroup_driver = m->cgroup_driver,
-					  .cgroup_root = m->cgroup_root };
-	if ((r = pod_plan_make(&env, req, newid, p, err)) < 0)
-		return r;
-	struct sandbox *sb = sandbox_from_plan(m, newid, req, p);
+	*env = (struct pod_plan_env){ .handlers = m->handlers,
+				      .n_handlers = m->n_handlers,
+				      .default_handler = m->default_handler,
+				      .have_pause = m->have_pause,
+				      .cgroup_driver = m->cgroup_driver,
+				      .cgroup_root = m->cgroup_root };
+}
+
+int sandbox_run(struct sandbox_mgr *m, const struct cric_call *call, const struct pod_plan *p,
+		const void *config, size_t config_len, char id[65], struct cric_err *err)
+{
+	int r;
+	struct sandbox *sb = sandbox_from_plan(m, p, config, config_len);
 	if (!sb)
 		return -ENOMEM;
 	if ((r = reserve(m, sb, err)) < 0) {
@@ -637,7 +630,9 @@ int sandbox_stop(struct sandbox_mgr *m, const struct cric_call *call, const char
 	pthread_mutex_lock(&sb->op);
 	if (!sb->removed) {
 		log_set_pod(sb->id);
-		r = release_runtime(m, call, sb, err);
+		r = m->on_pod_stop ? m->on_pod_stop(m->hooks_userdata, sb->id, call, err) : 0;
+		if (r == 0)
+			r = release_runtime(m, call, sb, err);
 		pthread_mutex_lock(&m->lock);
 		if (r == 0)
 			sb->state = SB_NOTREADY;
@@ -666,7 +661,9 @@ int sandbox_remove(struct sandbox_mgr *m, const struct cric_call *call, const ch
 	pthread_mutex_lock(&sb->op);
 	if (!sb->removed) {
 		log_set_pod(sb->id);
-		r = release_all(m, call, sb, err);
+		r = m->on_pod_remove ? m->on_pod_remove(m->hooks_userdata, sb->id, call, err) : 0;
+		if (r == 0)
+			r = release_all(m, call, sb, err);
 		if (r == 0)
 			r = record_delete(m, sb->id);
 		pthread_mutex_lock(&m->lock);
@@ -753,62 +750,6 @@ int sandbox_set_pod_cidr(struct sandbox_mgr *m, const char *cidrs, struct cric_e
 
 /* ---- start-up ---- */
 
-struct recovery {
-	struct sandbox_mgr *m;
-	size_t kept, rolled;
-};
-
-/* One record found at start-up: a half-made sandbox is rolled back, the
- * others go back into the table. */
-static void recover_one(void *userdata, const char *id, json_t *doc)
-{
-	struct recovery *rc = userdata;
-	struct sandbox_mgr *m = rc->m;
-	struct sandbox *sb = NULL;
-	int r = sandbox_from_record(doc, &sb);
-	if (r == 0 && strcmp(sb->id, id) != 0)
-		r = -EINVAL;
-	if (r < 0) {
-		log_error_errno(r, "sandbox record %s unreadable, ignored", id);
-		sandbox_free(sb);
-		return;
-	}
-	if (sb->state == SB_CREATING) {
-		struct cric_err e;
-		log_set_pod(sb->id);
-		r = release_all(m, NULL, sb, &e);
-		log_set_pod(NULL);
-		if (r == 0) {
-			record_delete(m, sb->id);
-			log_notice("sandbox %s: rolled back a creation interrupted by a restart",
-				   sb->id);
-			sandbox_free(sb);
-			rc->rolled++;
-			return;
-		}
-		log_error("sandbox %s: rollback of an interrupted creation failed, kept as "
-			  "NOTREADY: %s",
-			  sb->id, e.msg);
-		sb->state = SB_NOTREADY;
-		record_save(m, sb);
-	}
-	if (table_add(m, sb) < 0) {
-		sandbox_free(sb);
-		return;
-	}
-	sb->refs = 1;
-	rc->kept++;
-}
-
-/* Roll back sandboxes a killed runtimed left half-made. */
-static void recover(struct sandbox_mgr *m)
-{
-	struct recovery rc = { .m = m };
-	record_store_load_all(m->records, RECORD_MAX_BYTES, recover_one, &rc);
-	log_info("%zu pod sandboxes recovered, %zu interrupted creations rolled back", rc.kept,
-		 rc.rolled);
-}
-
 int sandbox_mgr_new(const struct sandbox_mgr_config *cfg, struct sandbox_mgr **ret,
 		    struct cric_err *err)
 {
@@ -817,6 +758,9 @@ int sandbox_mgr_new(const struct sandbox_mgr_config *cfg, struct sandbox_mgr **r
 		return -ENOMEM;
 	pthread_mutex_init(&m->lock, NULL);
 	m->netd = cfg->netd;
+	m->on_pod_stop = cfg->on_pod_stop;
+	m->on_pod_remove = cfg->on_pod_remove;
+	m->hooks_userdata = cfg->hooks_userdata;
 	snprintf(m->cgroup_driver, sizeof(m->cgroup_driver), "%s", cfg->cgroup_driver);
 	snprintf(m->default_handler, sizeof(m->default_handler), "%s", cfg->default_handler);
 	int r = cgroup_resolve_parent("cgroupfs", cfg->cgroup_root, m->cgroup_root,
@@ -830,9 +774,10 @@ int sandbox_mgr_new(const struct sandbox_mgr_config *cfg, struct sandbox_mgr **r
 	m->pause_rootfs = path_join(cfg->run_dir, "pause-rootfs");
 	m->network_file = path_join(cfg->state_dir, "network.json");
 	m->runtimes_dir = path_join(cfg->run_dir, "runtimes");
+	m->netd_pin_dir = path_join(cfg->netd_run_dir ? cfg->netd_run_dir : "", "netns");
 	m->handlers = calloc(cfg->n_handlers ? cfg->n_handlers : 1, sizeof(*m->handlers));
 	if (!records_dir || !m->sandboxes_dir || !m->pause_rootfs || !m->network_file ||
-	    !m->runtimes_dir || !m->handlers) {
+	    !m->runtimes_dir || !m->netd_pin_dir || !m->handlers) {
 		sandbox_mgr_free(m);
 		return -ENOMEM;
 	}
@@ -888,6 +833,7 @@ struct sandbox_mgr *sandbox_mgr_free(struct sandbox_mgr *m)
 	free(m->pause_rootfs);
 	free(m->network_file);
 	free(m->runtimes_dir);
+	free(m->netd_pin_dir);
 	free(m->handlers);
 	strv_clear(m->pod_cidrs, MAX_POD_CIDRS);
 	pthread_mutex_destroy(&m->lock);

@@ -1,4 +1,6 @@
-/* Pod sandboxes: the CRI pod half of runtimed.
+/* Pod sandboxes: the pod half of runtimed, in its own terms (no CRI types:
+ * runtimed/cri-sandbox.c turns CRI requests into these calls and snapshots
+ * into CRI replies).
  *
  * A sandbox is a set of pinned namespaces (network from netd with its CNI
  * setup; IPC and UTS pinned here), a pod cgroup, the pod's hostname, hosts
@@ -9,22 +11,39 @@
  * restart either a sandbox to keep or a half-made one to roll back.
  *
  * Lifecycle calls on one sandbox are serialised; calls on different
- * sandboxes run in parallel. Every function may be called from any worker.
+ * sandboxes run in parallel. Every function may be called from any worker
+ * and may block (runc, netd).
  */
 #pragma once
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cgroup.h"
 #include "common/error.h"
+#include "common/ids.h"
 #include "common/ipc.h"
 #include "oci.h"
-#include "proto/cri/api.pb-c.h"
 
 #define SANDBOX_MAX_IPS 8
 
+/* How a pod holds a namespace (the CRI's NamespaceMode values). */
+enum pod_ns_mode { POD_NS_POD = 0, POD_NS_CONTAINER = 1, POD_NS_NODE = 2 };
+
 struct sandbox_mgr;
+struct pod_plan; /* podplan.h */
+
+/* What the pod's containers must be done with before the pod's own
+ * resources go: StopPodSandbox calls on_pod_stop (stop every container of
+ * pod_id), RemovePodSandbox on_pod_remove (remove them), each with the
+ * pod's lifecycle lock held (no other call on the pod runs meanwhile; the
+ * hook must not call sandbox_stop/remove itself) and the caller's call (its
+ * deadline). A failure fails the pod's call with the hook's err, nothing of
+ * the pod touched: the kubelet retries. NULL: nothing to do. */
+typedef int (*sandbox_hook_fn)(void *userdata, const char *pod_id, const struct cric_call *call,
+			       struct cric_err *err);
 
 struct sandbox_mgr_config {
 	const char *state_dir; /* <state_dir>/runtimed */
@@ -36,6 +55,12 @@ struct sandbox_mgr_config {
 	size_t n_handlers;
 	const char *default_handler;
 	struct cric_client *netd;
+	/* netd's volatile directory (<run_dir>/netd): the network namespaces
+	 * it pins lie under <netd_run_dir>/netns, and runtimed takes no other
+	 * netns path from netd. */
+	const char *netd_run_dir;
+	sandbox_hook_fn on_pod_stop, on_pod_remove;
+	void *hooks_userdata;
 };
 
 int sandbox_mgr_new(const struct sandbox_mgr_config *cfg, struct sandbox_mgr **ret,
@@ -46,14 +71,63 @@ struct sandbox_mgr *sandbox_mgr_free(struct sandbox_mgr *m);
  * runtimeConfig.ipRanges for later pods; persisted. */
 int sandbox_set_pod_cidr(struct sandbox_mgr *m, const char *cidrs, struct cric_err *err);
 
-/* The CRI calls. Ids may be unique prefixes (as crictl gives them). */
-int sandbox_run(struct sandbox_mgr *m, const struct cric_call *call,
-		const Runtime__V1__RunPodSandboxRequest *req, char id[65], struct cric_err *err);
+/* What a RunPodSandbox's plan is made against (handlers, infra, cgroups);
+ * env's strings point into m, which outlives it. */
+struct pod_plan_env;
+void sandbox_plan_env(struct sandbox_mgr *m, struct pod_plan_env *env);
+
+/* Create the pod p plans (p->id is the new pod's id). config/config_len:
+ * the pod's configuration as the caller received it, kept opaque with the
+ * pod (snapshots hand it back). On success id is the pod's id. */
+int sandbox_run(struct sandbox_mgr *m, const struct cric_call *call, const struct pod_plan *p,
+		const void *config, size_t config_len, char id[65], struct cric_err *err);
+/* Ids may be unique prefixes (as crictl gives them); an unknown id
+ * succeeds (the CRI's idempotence). */
 int sandbox_stop(struct sandbox_mgr *m, const struct cric_call *call, const char *id,
 		 struct cric_err *err);
 int sandbox_remove(struct sandbox_mgr *m, const struct cric_call *call, const char *id,
 		   struct cric_err *err);
-int sandbox_status(struct sandbox_mgr *m, const char *id, bool verbose,
-		   Runtime__V1__PodSandboxStatusResponse **ret, struct cric_err *err);
-int sandbox_list(struct sandbox_mgr *m, const Runtime__V1__PodSandboxFilter *filter,
-		 Runtime__V1__ListPodSandboxResponse **ret, struct cric_err *err);
+
+/* A pod as of now, detached from the manager (it stays valid after the pod
+ * goes). state is live: a READY pod whose infra died is NOTREADY. */
+enum sandbox_state { SANDBOX_READY, SANDBOX_NOTREADY };
+
+struct sandbox_snapshot {
+	char id[65];
+	char name[POD_NAME_MAX + 1];
+	char namespace[POD_NAMESPACE_MAX + 1];
+	char uid[POD_UID_MAX + 1];
+	uint32_t attempt;
+	enum sandbox_state state;
+	int64_t created_at; /* ns since the epoch */
+	char handler[64];
+	enum pod_ns_mode net_mode, ipc_mode, pid_mode;
+	char *ips[SANDBOX_MAX_IPS + 1]; /* the first is the pod's IP */
+	/* The pinned namespaces ("" for the node's). */
+	char netns[PATH_MAX], ipc_ns[PATH_MAX], uts_ns[PATH_MAX];
+	pid_t infra_pid; /* 0 without an infra */
+	char cgroup[CGROUP_PATH_MAX];
+	char cgroup_parent[CGROUP_PATH_MAX]; /* as given (systemd slices) */
+	/* The pod's directory: hostname, hosts, resolv.conf for containers. */
+	char dir[PATH_MAX];
+	char log_directory[PATH_MAX]; /* "" when none */
+	char *cni_result;             /* JSON, or NULL */
+	/* The configuration given to sandbox_run (the CRI adapter's packed
+	 * PodSandboxConfig: labels, annotations, security context). */
+	uint8_t *config;
+	size_t config_len;
+};
+
+struct sandbox_snapshot *sandbox_snapshot_free(struct sandbox_snapshot *s);
+void sandbox_snapshots_free(struct sandbox_snapshot **v, size_t n);
+
+/* The pod id (a unique prefix) names, after any lifecycle call in progress
+ * on it; its network as netd has it (asked within call's deadline: a pod
+ * whose network namespace is gone is NOTREADY from then on). -ENOENT, or
+ * -EINVAL for a bad or ambiguous id. */
+int sandbox_get(struct sandbox_mgr *m, const struct cric_call *call, const char *id,
+		struct sandbox_snapshot **ret, struct cric_err *err);
+/* Every pod (pods being created are not listed), or with id_filter (a
+ * unique prefix) only that one; none when it matches none. */
+int sandbox_list(struct sandbox_mgr *m, const char *id_filter, struct sandbox_snapshot ***ret,
+		 size_t *n, struct cric_err *err);

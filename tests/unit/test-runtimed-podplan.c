@@ -259,12 +259,84 @@ static void test_refusals(void **state)
 	assert_non_null(strstr(msg, "negative"));
 }
 
+/* What sandbox.c and netd get from the plan: plain fields, no CRI type. */
+static void test_plain_fields(void **state)
+{
+	(void)state;
+	struct req q;
+	req_init(&q);
+	struct pod_plan p;
+	char msg[512];
+	struct pod_plan_env e = env(false, "cgroupfs");
+	q.md.attempt = 2;
+	q.cfg.log_directory = "/var/log/pods/default_web_8a5d-uid";
+	q.lx.cgroup_parent = "/kubepods";
+	char *servers[] = { "198.18.0.10" };
+	q.dns.servers = servers;
+	q.dns.n_servers = 1;
+	q.cfg.dns_config = &q.dns;
+	Runtime__V1__PortMapping pm[2], *pmp[2] = { &pm[0], &pm[1] };
+	for (size_t i = 0; i < 2; i++)
+		runtime__v1__port_mapping__init(&pm[i]);
+	pm[0].container_port = 80;
+	pm[0].host_port = 8080;
+	pm[1].protocol = RUNTIME__V1__PROTOCOL__UDP;
+	pm[1].container_port = 53;
+	pm[1].host_ip = "198.18.0.1";
+	q.cfg.port_mappings = pmp;
+	q.cfg.n_port_mappings = 2;
+	Runtime__V1__PodSandboxConfig__AnnotationsEntry an[2], *anp[2] = { &an[0], &an[1] };
+	for (size_t i = 0; i < 2; i++)
+		runtime__v1__pod_sandbox_config__annotations_entry__init(&an[i]);
+	an[0].key = "kubernetes.io/ingress-bandwidth";
+	an[0].value = "10M";
+	an[1].key = "kubernetes.io/egress-bandwidth";
+	an[1].value = "1Ki";
+	q.cfg.annotations = anp;
+	q.cfg.n_annotations = 2;
+	assert_int_equal(plan(&q, &e, &p, msg), 0);
+	assert_string_equal(p.id, ID);
+	assert_string_equal(p.name, "web");
+	assert_string_equal(p.namespace_, "default");
+	assert_string_equal(p.uid, "8a5d-uid");
+	assert_int_equal(p.attempt, 2);
+	assert_string_equal(p.log_directory, "/var/log/pods/default_web_8a5d-uid");
+	assert_string_equal(p.cgroup_parent, "/kubepods");
+	assert_true(p.has_dns);
+	assert_int_equal(p.n_dns_servers, 1);
+	assert_string_equal(p.dns_servers[0], "198.18.0.10");
+	assert_int_equal(p.n_ports, 2);
+	assert_string_equal(p.ports[0].protocol, "tcp");
+	assert_int_equal(p.ports[0].host_port, 8080);
+	assert_string_equal(p.ports[1].protocol, "udp");
+	assert_string_equal(p.ports[1].host_ip, "198.18.0.1");
+	assert_true(p.shaped);
+	assert_true(p.ingress_rate == 10000000ULL);
+	assert_true(p.egress_rate == 1024ULL);
+
+	/* A quantity that is not one is refused before anything is made. */
+	an[1].value = "-1";
+	assert_int_equal(plan(&q, &e, &p, msg), -EINVAL);
+	assert_non_null(strstr(msg, "kubernetes.io/egress-bandwidth"));
+	an[1].value = "1Q";
+	assert_int_equal(plan(&q, &e, &p, msg), -EINVAL);
+	/* No DNS config, no ports, no annotations: the node's resolver. */
+	req_init(&q);
+	assert_int_equal(plan(&q, &e, &p, msg), 0);
+	assert_false(p.has_dns);
+	assert_false(p.shaped);
+	assert_int_equal(p.n_ports, 0);
+	assert_string_equal(p.log_directory, "");
+	assert_string_equal(p.cgroup_parent, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_limits_and_sysctls),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_plain_fields),
 	};
 	return cmocka_run_group_tests_name("runtimed-podplan", tests, NULL, NULL);
 }

@@ -124,6 +124,7 @@ static void test_sandbox_round_trip(void **state)
 	sb->cgroup_created[0] = strdup("/cric");
 	sb->cgroup_created[1] = strdup("/cric/pod-x");
 	snprintf(sb->dir, sizeof(sb->dir), "/run/x/%s", ID1);
+	snprintf(sb->log_directory, sizeof(sb->log_directory), "/var/log/pods/default_web_u-1");
 
 	json_t *doc = sandbox_to_record(sb);
 	assert_non_null(doc);
@@ -157,10 +158,21 @@ static void test_sandbox_round_trip(void **state)
 	assert_string_equal(back->cgroup_created[1], "/cric/pod-x");
 	assert_null(back->cgroup_created[2]);
 	assert_string_equal(back->dir, sb->dir);
+	assert_string_equal(back->log_directory, sb->log_directory);
 	sandbox_free(back);
 
+	/* A record written before log_directory was kept reads as none. */
+	json_t *old = json_deep_copy(doc);
+	json_object_del(old, "log_directory");
+	assert_int_equal(sandbox_from_record(old, &back), 0);
+	assert_string_equal(back->log_directory, "");
+	sandbox_free(back);
+	json_decref(old);
+
 	/* A record that is not one is refused, whatever is wrong with it. */
-	static const char *const spoil[] = { "id", "name", "config", "state", "dir" };
+	static const char *const spoil[] = {
+		"id", "name", "config", "state", "dir", "log_directory"
+	};
 	for (size_t i = 0; i < sizeof(spoil) / sizeof(spoil[0]); i++) {
 		json_t *bad = json_deep_copy(doc);
 		json_object_set_new(bad, spoil[i], json_integer(7));
@@ -177,11 +189,44 @@ static void test_sandbox_round_trip(void **state)
 	sandbox_free(sb);
 }
 
+/* netd's answers name a network namespace: runtimed takes only one pinned
+ * directly in netd's pin directory (it hands it to runc and setns()). */
+static void test_netns_path_check(void **state)
+{
+	(void)state;
+	const char *pins = "/run/cric/netd/netns";
+	assert_true(podnet_netns_path_ok(pins, "/run/cric/netd/netns/" ID1));
+	assert_true(podnet_netns_path_ok(pins, "/run/cric/netd/netns/cni-1234"));
+	static const char *const bad[] = {
+		"",
+		"/run/cric/netd/netns",
+		"/run/cric/netd/netns/",
+		"/run/cric/netd/netns/.",
+		"/run/cric/netd/netns/..",
+		"/run/cric/netd/netns/../../../proc/1/ns/net",
+		"/run/cric/netd/netns/a/b",
+		"/run/cric/netd/netnsX/a",
+		"/run/cric/netd/netns//a",
+		"/proc/1/ns/net",
+		"/var/run/netns/x",
+		"run/cric/netd/netns/a",
+		"/run/cric/netd/netns/a\nb",
+		"/run/cric/netd/netns/a b",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (podnet_netns_path_ok(pins, bad[i]))
+			fail_msg("\"%s\" accepted", bad[i]);
+	/* No pin directory configured: nothing is accepted. */
+	assert_false(podnet_netns_path_ok("", "/a"));
+	assert_false(podnet_netns_path_ok("relative", "relative/a"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_store),
 		cmocka_unit_test(test_sandbox_round_trip),
+		cmocka_unit_test(test_netns_path_check),
 	};
 	return cmocka_run_group_tests_name("runtimed-records", tests, NULL, NULL);
 }

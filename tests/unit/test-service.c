@@ -267,6 +267,24 @@ static void test_partial_cri_service(void **state)
 	cric_method_table_done(&t);
 }
 
+/* An internal call ends at the earlier of the caller's deadline and the
+ * method's cap; a creation (no caller's deadline) at the cap alone. */
+static void test_deadline(void **state)
+{
+	(void)state;
+	int64_t now = now_unix_ns(), s = 1000000000LL;
+	assert_true(cric_deadline(0, 0) == 0);
+	int64_t d = cric_deadline(0, 5000);
+	assert_true(d >= now + 5 * s && d < now + 6 * s);
+	/* The caller's is earlier: it wins. */
+	assert_true(cric_deadline(now + 2 * s, 5000) == now + 2 * s);
+	/* The cap is earlier: it wins. */
+	d = cric_deadline(now + 60 * s, 5000);
+	assert_true(d >= now + 5 * s && d < now + 6 * s);
+	/* No cap: the caller's. */
+	assert_true(cric_deadline(now + 60 * s, 0) == now + 60 * s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -277,6 +295,7 @@ int main(void)
 		cmocka_unit_test(test_complete_table),
 		cmocka_unit_test(test_bad_tables_are_refused),
 		cmocka_unit_test(test_partial_cri_service),
+		cmocka_unit_test(test_deadline),
 	};
 	return cmocka_run_group_tests_name("service", tests, NULL, NULL);
 }
