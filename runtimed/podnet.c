@@ -1,5 +1,7 @@
 /* The pod's network through netd (its internal service): the network
- * namespace and CNI ADD at creation, DEL at teardown; see sandbox-int.h. */
+ * namespace and CNI ADD at creation, DEL at teardown, its status; and the
+ * pod CIDRs handed to netd; see sandbox-int.h. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,4 +153,69 @@ int podnet_status(struct sandbox_mgr *m, const struct cric_call *call, const cha
 			       m->netd_pin_dir);
 	snprintf(netns, size, "%s", n->netns_present ? n->netns_path : "");
 	return 0;
+}
+
+/* ---- pod CIDR ---- */
+
+static int parse_cidr(const char *s)
+{
+	char buf[64];
+	const char *slash = strchr(s, '/');
+	if (!slash || (size_t)(slash - s) >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, s, (size_t)(slash - s));
+	buf[slash - s] = '\0';
+	unsigned char a[16];
+	int fam = inet_pton(AF_INET, buf, a) == 1 ? 4 : inet_pton(AF_INET6, buf, a) == 1 ? 6 : 0;
+	char *end;
+	long bits = strtol(slash + 1, &end, 10);
+	if (!fam || *end || end == slash + 1 || bits < 0 || bits > (fam == 4 ? 32 : 128))
+		return -EINVAL;
+	return 0;
+}
+
+int pod_cidrs_set_locked(struct sandbox_mgr *m, const char *cidrs, struct cric_err *err)
+{
+	char *new[MAX_POD_CIDRS + 1] = { 0 };
+	_cleanup_free_ char *copy = strdup(cidrs);
+	if (!copy)
+		return -ENOMEM;
+	size_t n = 0;
+	char *save = NULL;
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		while (*t == ' ')
+			t++;
+		if (!*t)
+			continue;
+		if (n == MAX_POD_CIDRS || parse_cidr(t) < 0 || strlen(t) >= 64) {
+			strv_clear(new, MAX_POD_CIDRS);
+			return err_set(err, -EINVAL,
+				       "pod_cidr \"%.200s\": at most %d CIDRs, like "
+				       "198.18.0.0/24",
+				       cidrs, MAX_POD_CIDRS);
+		}
+		if (!(new[n++] = strdup(t))) {
+			strv_clear(new, MAX_POD_CIDRS);
+			return -ENOMEM;
+		}
+	}
+	strv_clear(m->pod_cidrs, MAX_POD_CIDRS);
+	memcpy(m->pod_cidrs, new, sizeof(new));
+	return 0;
+}
+
+int sandbox_set_pod_cidr(struct sandbox_mgr *m, const char *cidrs, struct cric_err *err)
+{
+	pthread_mutex_lock(&m->lock);
+	int r = pod_cidrs_set_locked(m, cidrs, err);
+	if (r == 0) {
+		_cleanup_json_ json_t *doc = json_pack("{s:s}", "pod_cidr", cidrs);
+		r = doc ? json_save_atomic(m->network_file, doc, 0600) : -ENOMEM;
+		if (r < 0)
+			err_set(err, r, "save \"%s\": %s", m->network_file, strerror(-r));
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (r == 0)
+		log_info("pod CIDR set to \"%s\"", cidrs);
+	return r;
 }

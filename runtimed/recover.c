@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "names.h"
 #include "records.h"
 #include "sandbox-int.h"
 
@@ -75,13 +76,24 @@ static void recover_one(void *userdata, const char *id, json_t *doc)
 		sandbox_free(sb);
 		return;
 	}
-	if (sb->state == SB_CREATING && roll_back_interrupted(m, sb) == 0) {
+	bool broken = sb->state == SB_CREATING;
+	if (broken && roll_back_interrupted(m, sb) == 0) {
 		sandbox_free(sb);
 		rc->rolled++;
 		return;
 	}
 	check_network(rc, sb);
-	if (table_add(m, sb) < 0) {
+	/* Its name is its own again: a retry is answered with it, or (a
+	 * creation that could not be undone) refused until it is removed. */
+	char key[NAME_KEY_MAX + 1];
+	sandbox_name_key(sb, key, sizeof(key));
+	int k = name_hold(m->names, key, sb->id, !broken);
+	if (k == 0 && (k = table_add(m, sb)) < 0)
+		name_release(m->names, key, sb->id);
+	if (k < 0) {
+		log_error("sandbox %s: cannot take it back (its name is taken or out of memory), "
+			  "ignored",
+			  sb->id);
 		sandbox_free(sb);
 		return;
 	}

@@ -19,6 +19,7 @@
 #include "cgroup.h"
 #include "common/ids.h"
 #include "common/macro.h"
+#include "names.h"
 #include "oci.h"
 #include "sandbox.h"
 
@@ -65,6 +66,7 @@ struct sandbox_mgr {
 	struct sandbox **items;
 	size_t n, cap;
 	struct record_store *records; /* <state_dir>/sandboxes */
+	struct name_table *names;     /* pods' names: names.h */
 	char *sandboxes_dir, *pause_rootfs, *network_file, *runtimes_dir;
 	char cgroup_driver[16];
 	char cgroup_root[CGROUP_PATH_MAX];
@@ -93,8 +95,12 @@ struct oci_handler *find_handler(struct sandbox_mgr *m, const char *name);
 /* Find by id or unique prefix, with a reference. -ENOENT, or -EINVAL when
  * the prefix is ambiguous. Sandboxes being created are not visible. */
 int lookup(struct sandbox_mgr *m, const char *id, struct sandbox **ret, struct cric_err *err);
+/* Free the first max strings of v (NULL-terminated before), NULLing them. */
+void strv_clear(char **v, size_t max);
 /* Drop a reference lookup() gave. */
 void put(struct sandbox_mgr *m, struct sandbox *sb);
+/* The key of sb's name in m->names. */
+void sandbox_name_key(const struct sandbox *sb, char *buf, size_t size);
 /* Put sb in the table (the table's reference); with the lock held or
  * before any worker runs. */
 int table_add(struct sandbox_mgr *m, struct sandbox *sb);
@@ -126,9 +132,18 @@ int podnet_teardown(struct sandbox_mgr *m, const struct cric_call *call, struct 
  * not say (down: err says). */
 int podnet_status(struct sandbox_mgr *m, const struct cric_call *call, const char *pod_id,
 		  char *netns, size_t size, struct cric_err *err);
+/* Parse cidrs ("a/b[,c/d]", at most MAX_POD_CIDRS) into m->pod_cidrs;
+ * with m->lock held. */
+int pod_cidrs_set_locked(struct sandbox_mgr *m, const char *cidrs, struct cric_err *err);
 /* Whether path is a network namespace netd may have pinned: an absolute,
  * clean path of one component directly under pin_dir. Pure. */
 bool podnet_netns_path_ok(const char *pin_dir, const char *path);
+
+/* podfiles.c: the pod's hostname, hosts (with its IPs) and resolv.conf
+ * (the plan's DNS config, or the node's) written into sb->dir; and rm -rf
+ * of a pod directory that never crosses into a mount. */
+int podfiles_write(struct sandbox *sb, const struct pod_plan *p, struct cric_err *err);
+int podfiles_remove(const char *dir, struct cric_err *err);
 
 /* infra.c: the static cric-pause infra of pods sharing a PID namespace,
  * run by the OCI runtime from a read-only root holding only it. */

@@ -1,6 +1,5 @@
 #include "sandbox-int.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +25,7 @@
 #include "common/macro.h"
 #include "common/nspin.h"
 #include "podplan.h"
+#include "names.h"
 #include "records.h"
 #include "sysctl.h"
 
@@ -36,7 +36,7 @@ const char *state_name(enum sb_state s)
 	return s == SB_CREATING ? "creating" : s == SB_READY ? "ready" : "notready";
 }
 
-static void strv_clear(char **v, size_t max)
+void strv_clear(char **v, size_t max)
 {
 	for (size_t i = 0; i < max && v[i]; i++) {
 		free(v[i]);
@@ -244,97 +244,6 @@ void put(struct sandbox_mgr *m, struct sandbox *sb)
 	pthread_mutex_unlock(&m->lock);
 }
 
-/* ---- pod files ---- */
-
-static int write_in(const char *dir, const char *name, const char *text)
-{
-	_cleanup_free_ char *path = path_join(dir, name);
-	if (!path)
-		return -ENOMEM;
-	return write_file_atomic(path, text, strlen(text), 0644);
-}
-
-/* "<key> w1 w2...\n" at buf + o when there are words; the new offset
- * (size or more when it did not fit). */
-static size_t append_words(char *buf, size_t size, size_t o, const char *key, char *const *words,
-			   size_t n)
-{
-	if (n == 0 || o >= size)
-		return o;
-	o += (size_t)snprintf(buf + o, size - o, "%s", key);
-	for (size_t i = 0; i < n && o < size; i++)
-		o += (size_t)snprintf(buf + o, size - o, " %s", words[i]);
-	if (o < size)
-		o += (size_t)snprintf(buf + o, size - o, "\n");
-	return o;
-}
-
-static int write_pod_files(struct sandbox *sb, const struct pod_plan *p, struct cric_err *err)
-{
-	char buf[16384];
-	int r;
-	snprintf(buf, sizeof(buf), "%s\n", p->hostname);
-	if ((r = write_in(sb->dir, "hostname", buf)) < 0)
-		return err_set(err, r, "write hostname: %s", strerror(-r));
-
-	size_t o = (size_t)snprintf(buf, sizeof(buf),
-				    "127.0.0.1\tlocalhost\n"
-				    "::1\tlocalhost ip6-localhost ip6-loopback\n"
-				    "fe00::0\tip6-localnet\n"
-				    "fe00::0\tip6-mcastprefix\n"
-				    "fe00::1\tip6-allnodes\n"
-				    "fe00::2\tip6-allrouters\n");
-	for (size_t i = 0; i < SANDBOX_MAX_IPS && sb->ips[i] && o < sizeof(buf); i++)
-		o +=
-		    (size_t)snprintf(buf + o, sizeof(buf) - o, "%s\t%s\n", sb->ips[i], p->hostname);
-	if ((r = write_in(sb->dir, "hosts", buf)) < 0)
-		return err_set(err, r, "write hosts: %s", strerror(-r));
-
-	if (p->has_dns) {
-		o = (size_t)snprintf(buf, sizeof(buf), "# written by cric for pod %s\n", sb->id);
-		for (size_t i = 0; i < p->n_dns_servers && o < sizeof(buf); i++)
-			o += (size_t)snprintf(buf + o, sizeof(buf) - o, "nameserver %s\n",
-					      p->dns_servers[i]);
-		o = append_words(buf, sizeof(buf), o, "search", p->dns_searches, p->n_dns_searches);
-		o = append_words(buf, sizeof(buf), o, "options", p->dns_options, p->n_dns_options);
-		if (o >= sizeof(buf))
-			return err_set(err, -EINVAL,
-				       "dns_config makes a resolv.conf over %zu bytes",
-				       sizeof(buf));
-		r = write_in(sb->dir, "resolv.conf", buf);
-	} else {
-		/* No DNS config: the node's resolver, as the kubelet does for
-		 * "Default" DNS policy. */
-		_cleanup_free_ char *host = NULL;
-		size_t len;
-		r = read_file("/etc/resolv.conf", 64 * 1024, &host, &len);
-		r = write_in(sb->dir, "resolv.conf", r == 0 ? host : "");
-	}
-	if (r < 0)
-		return err_set(err, r, "write resolv.conf: %s", strerror(-r));
-	return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (flag == FTW_DP)
-		return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
-	return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
-}
-
-/* rm -rf of the pod's own directory; never crosses into a mount (the pins
- * are unmounted first, FTW_MOUNT guards against any left). */
-static int remove_dir(const char *dir, struct cric_err *err)
-{
-	if (!*dir)
-		return 0;
-	if (nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0 && errno != ENOENT)
-		return err_set(err, negative_errno(), "remove \"%s\": %s", dir, strerror(errno));
-	return 0;
-}
-
 /* ---- namespaces ---- */
 
 struct ns_setup {
@@ -394,7 +303,7 @@ int release_all(struct sandbox_mgr *m, const struct cric_call *call, struct sand
 		return r;
 	if ((r = cgroup_remove_created(sb->cgroup_created, err)) < 0)
 		return r;
-	return remove_dir(sb->dir, err);
+	return podfiles_remove(sb->dir, err);
 }
 
 /* ---- RunPodSandbox ---- */
@@ -475,7 +384,7 @@ static int create(struct sandbox_mgr *m, const struct cric_call *call, struct sa
 		if ((r = nspin_run_in(CLONE_NEWNET, sb->netns, apply_sysctls, &s, err)) < 0)
 			return err_prefix(err, r, "network namespace");
 	}
-	if ((r = write_pod_files(sb, p, err)) < 0)
+	if ((r = podfiles_write(sb, p, err)) < 0)
 		return r;
 	if (sb->pid_mode == POD_NS_POD) {
 		const struct oci_handler *h = find_handler(m, sb->handler);
@@ -517,24 +426,17 @@ static struct sandbox *sandbox_from_plan(struct sandbox_mgr *m, const struct pod
 	return TAKE_PTR(sb);
 }
 
-/* Reserve the pod's name (the kubelet relies on a second RunPodSandbox for
- * the same pod attempt failing while the first one exists) and put sb in
- * the table, with its op lock held and a reference for the caller. */
-static int reserve(struct sandbox_mgr *m, struct sandbox *sb, struct cric_err *err)
+void sandbox_name_key(const struct sandbox *sb, char *buf, size_t size)
+{
+	/* '/' is in none of the three (common/ids.h): no two pods share a key. */
+	snprintf(buf, size, "%s/%s/%s/%u", sb->name, sb->namespace, sb->uid, sb->attempt);
+}
+
+/* Put sb, whose name the caller holds, in the table, with its op lock held
+ * and a reference for the caller. */
+static int enter(struct sandbox_mgr *m, struct sandbox *sb)
 {
 	pthread_mutex_lock(&m->lock);
-	for (size_t i = 0; i < m->n; i++) {
-		struct sandbox *o = m->items[i];
-		if (strcmp(o->name, sb->name) == 0 && strcmp(o->namespace, sb->namespace) == 0 &&
-		    strcmp(o->uid, sb->uid) == 0 && o->attempt == sb->attempt) {
-			char holder[65];
-			memcpy(holder, o->id, sizeof(holder));
-			pthread_mutex_unlock(&m->lock);
-			return err_set(err, -EEXIST,
-				       "pod sandbox name \"%s_%s_%s_%u\" is reserved by sandbox %s",
-				       sb->name, sb->namespace, sb->uid, sb->attempt, holder);
-		}
-	}
 	int r = table_add(m, sb);
 	if (r == 0) {
 		pthread_mutex_lock(&sb->op);
@@ -546,8 +448,9 @@ static int reserve(struct sandbox_mgr *m, struct sandbox *sb, struct cric_err *e
 }
 
 /* Undo a failed creation; what cannot be undone stays visible (NOTREADY)
- * so that stop/remove, or the kubelet's garbage collection, finish it. */
-static void roll_back(struct sandbox_mgr *m, const struct cric_call *call, struct sandbox *sb)
+ * so that stop/remove, or the kubelet's garbage collection, finish it.
+ * Returns whether it was kept. */
+static bool roll_back(struct sandbox_mgr *m, const struct cric_call *call, struct sandbox *sb)
 {
 	struct cric_err rb;
 	int k = release_all(m, call, sb, &rb);
@@ -563,6 +466,7 @@ static void roll_back(struct sandbox_mgr *m, const struct cric_call *call, struc
 		record_delete(m, sb->id);
 	else
 		record_save(m, sb);
+	return k != 0;
 }
 
 void sandbox_plan_env(struct sandbox_mgr *m, struct pod_plan_env *env)
@@ -575,18 +479,21 @@ void sandbox_plan_env(struct sandbox_mgr *m, struct pod_plan_env *env)
 				      .cgroup_root = m->cgroup_root };
 }
 
-int sandbox_run(struct sandbox_mgr *m, const struct cric_call *call, const struct pod_plan *p,
-		const void *config, size_t config_len, char id[65], struct cric_err *err)
+/* Create sb, whose name the caller reserved, to the end: made, or rolled
+ * back (the name then freed, or held by what could not be undone). call
+ * has no deadline: the creation goes on past its caller's. */
+static int create_reserved(struct sandbox_mgr *m, const struct cric_call *call,
+			   const struct pod_plan *p, struct sandbox *sb, char id[65],
+			   struct cric_err *err)
 {
-	int r;
-	struct sandbox *sb = sandbox_from_plan(m, p, config, config_len);
-	if (!sb)
-		return -ENOMEM;
-	if ((r = reserve(m, sb, err)) < 0) {
+	char key[NAME_KEY_MAX + 1];
+	sandbox_name_key(sb, key, sizeof(key));
+	int r = enter(m, sb);
+	if (r < 0) {
+		name_created(m->names, key, sb->id, false, false);
 		sandbox_free(sb);
 		return r;
 	}
-
 	log_set_pod(sb->id);
 	log_info("run pod sandbox %s_%s (uid %s, attempt %u, handler %s)", sb->name, sb->namespace,
 		 sb->uid, sb->attempt, sb->handler);
@@ -604,16 +511,56 @@ int sandbox_run(struct sandbox_mgr *m, const struct cric_call *call, const struc
 	}
 	if (r < 0) {
 		log_warning("run pod sandbox failed, rolling back: %s", err ? err->msg : "");
-		roll_back(m, call, sb);
+		bool kept = roll_back(m, call, sb);
+		name_created(m->names, key, sb->id, false, kept);
 	} else {
 		memcpy(id, sb->id, 65);
 		log_info("pod sandbox ready%s%s", sb->ips[0] ? ", ip " : "",
 			 sb->ips[0] ? sb->ips[0] : "");
+		name_created(m->names, key, sb->id, true, false);
 	}
 	pthread_mutex_unlock(&sb->op);
 	put(m, sb);
 	log_set_pod(NULL);
 	return r;
+}
+
+int sandbox_run(struct sandbox_mgr *m, const struct cric_call *call, const struct pod_plan *p,
+		const void *config, size_t config_len, char id[65], struct cric_err *err)
+{
+	struct sandbox *sb = sandbox_from_plan(m, p, config, config_len);
+	if (!sb)
+		return -ENOMEM;
+	char key[NAME_KEY_MAX + 1], holder[65];
+	sandbox_name_key(sb, key, sizeof(key));
+	enum name_reservation res;
+	/* A retry of a creation in progress waits for it, within its own
+	 * deadline. */
+	int r = name_reserve(m->names, key, sb->id, call ? call->deadline_ns : 0, &res, holder);
+	if (r < 0 || res != NAME_NEW) {
+		if (r == -ETIMEDOUT)
+			err_set(err, r,
+				"pod sandbox %s_%s_%s_%u is still being created (as %s) by an "
+				"earlier call",
+				sb->name, sb->namespace, sb->uid, sb->attempt, holder);
+		else if (r < 0)
+			err_set(err, r, "reserve the pod's name: %s", strerror(-r));
+		else if (res == NAME_HELD)
+			r = err_set(err, -EEXIST,
+				    "pod sandbox name \"%s_%s_%s_%u\" is reserved by sandbox %s",
+				    sb->name, sb->namespace, sb->uid, sb->attempt, holder);
+		else
+			memcpy(id, holder, 65); /* made by an earlier call: its answer */
+		if (r == 0)
+			log_info("run pod sandbox %s_%s (uid %s, attempt %u): a retry, answered "
+				 "with sandbox %s",
+				 sb->name, sb->namespace, sb->uid, sb->attempt, holder);
+		sandbox_free(sb);
+		return r;
+	}
+	struct cric_call creation = call ? *call : (struct cric_call){ 0 };
+	creation.deadline_ns = 0;
+	return create_reserved(m, &creation, p, sb, id, err);
 }
 
 /* ---- Stop / Remove ---- */
@@ -666,85 +613,24 @@ int sandbox_remove(struct sandbox_mgr *m, const struct cric_call *call, const ch
 			r = release_all(m, call, sb, err);
 		if (r == 0)
 			r = record_delete(m, sb->id);
+		char key[NAME_KEY_MAX + 1];
+		sandbox_name_key(sb, key, sizeof(key));
 		pthread_mutex_lock(&m->lock);
 		if (r == 0)
 			table_remove_locked(m, sb);
 		else
 			sb->state = SB_NOTREADY;
 		pthread_mutex_unlock(&m->lock);
-		if (r < 0)
+		if (r < 0) {
 			record_save(m, sb);
-		else
+		} else {
+			name_release(m->names, key, sb->id);
 			log_info("pod sandbox removed");
+		}
 		log_set_pod(NULL);
 	}
 	pthread_mutex_unlock(&sb->op);
 	put(m, sb);
-	return r;
-}
-
-/* ---- pod CIDR ---- */
-
-static int parse_cidr(const char *s)
-{
-	char buf[64];
-	const char *slash = strchr(s, '/');
-	if (!slash || (size_t)(slash - s) >= sizeof(buf))
-		return -EINVAL;
-	memcpy(buf, s, (size_t)(slash - s));
-	buf[slash - s] = '\0';
-	unsigned char a[16];
-	int fam = inet_pton(AF_INET, buf, a) == 1 ? 4 : inet_pton(AF_INET6, buf, a) == 1 ? 6 : 0;
-	char *end;
-	long bits = strtol(slash + 1, &end, 10);
-	if (!fam || *end || end == slash + 1 || bits < 0 || bits > (fam == 4 ? 32 : 128))
-		return -EINVAL;
-	return 0;
-}
-
-static int set_cidrs_locked(struct sandbox_mgr *m, const char *cidrs, struct cric_err *err)
-{
-	char *new[MAX_POD_CIDRS + 1] = { 0 };
-	_cleanup_free_ char *copy = strdup(cidrs);
-	if (!copy)
-		return -ENOMEM;
-	size_t n = 0;
-	char *save = NULL;
-	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		while (*t == ' ')
-			t++;
-		if (!*t)
-			continue;
-		if (n == MAX_POD_CIDRS || parse_cidr(t) < 0 || strlen(t) >= 64) {
-			strv_clear(new, MAX_POD_CIDRS);
-			return err_set(err, -EINVAL,
-				       "pod_cidr \"%.200s\": at most %d CIDRs, like "
-				       "198.18.0.0/24",
-				       cidrs, MAX_POD_CIDRS);
-		}
-		if (!(new[n++] = strdup(t))) {
-			strv_clear(new, MAX_POD_CIDRS);
-			return -ENOMEM;
-		}
-	}
-	strv_clear(m->pod_cidrs, MAX_POD_CIDRS);
-	memcpy(m->pod_cidrs, new, sizeof(new));
-	return 0;
-}
-
-int sandbox_set_pod_cidr(struct sandbox_mgr *m, const char *cidrs, struct cric_err *err)
-{
-	pthread_mutex_lock(&m->lock);
-	int r = set_cidrs_locked(m, cidrs, err);
-	if (r == 0) {
-		_cleanup_json_ json_t *doc = json_pack("{s:s}", "pod_cidr", cidrs);
-		r = doc ? json_save_atomic(m->network_file, doc, 0600) : -ENOMEM;
-		if (r < 0)
-			err_set(err, r, "save \"%s\": %s", m->network_file, strerror(-r));
-	}
-	pthread_mutex_unlock(&m->lock);
-	if (r == 0)
-		log_info("pod CIDR set to \"%s\"", cidrs);
 	return r;
 }
 
@@ -797,7 +683,8 @@ int sandbox_mgr_new(const struct sandbox_mgr_config *cfg, struct sandbox_mgr **r
 	/* What a kill -9 mid-write left, before anything reads a record (the
 	 * record store sweeps its own directory). */
 	(void)sweep_atomic_temps(cfg->state_dir, "runtimed state");
-	if ((r = record_store_open(records_dir, "pod records", &m->records, err)) < 0) {
+	if ((r = name_table_new(&m->names)) < 0 ||
+	    (r = record_store_open(records_dir, "pod records", &m->records, err)) < 0) {
 		sandbox_mgr_free(m);
 		return r;
 	}
@@ -813,7 +700,7 @@ int sandbox_mgr_new(const struct sandbox_mgr_config *cfg, struct sandbox_mgr **r
 	if (json_load_path(m->network_file, 64 * 1024, &net, perr, sizeof(perr)) == 0) {
 		const char *c = json_string_value(json_object_get(net, "pod_cidr"));
 		struct cric_err e;
-		if (c && set_cidrs_locked(m, c, &e) < 0)
+		if (c && pod_cidrs_set_locked(m, c, &e) < 0)
 			log_warning("stored pod CIDR ignored: %s", e.msg);
 	}
 	recover(m);
@@ -829,6 +716,7 @@ struct sandbox_mgr *sandbox_mgr_free(struct sandbox_mgr *m)
 		sandbox_free(m->items[i]);
 	free(m->items);
 	record_store_free(m->records);
+	name_table_free(m->names);
 	free(m->sandboxes_dir);
 	free(m->pause_rootfs);
 	free(m->network_file);

@@ -353,8 +353,10 @@ def test_bad_input_duplicates_and_idempotence(pods):
 
     cfg = pods.config(name="twin")
     first = pods.run(cfg)
-    code, msg = grpc_error(pods.run, cfg)
-    assert code == grpc.StatusCode.ALREADY_EXISTS and first in msg
+    # The same pod attempt again is the kubelet's retry after a deadline:
+    # answered with the pod made, never "name is reserved".
+    assert pods.run(cfg) == first
+    assert [p.id for p in pods.list()] == [first]
     # Another attempt of the same pod is a different sandbox.
     cfg2 = pods.config(name="twin", attempt=1)
     second = pods.run(cfg2)
@@ -654,6 +656,108 @@ def test_kill9_runtimed_mid_run_rolls_the_pod_back(pods, tmp_path):
     assert "rolled back" in pods.suite.log("runtimed")
     # The name is free: the kubelet's retry succeeds.
     pods.run(config=pods.config(name="halfway", pid=POD))
+
+
+# A CNI plugin that logs each call and holds ADD for a while; fails ADD
+# when its config says so.
+LOGGING_SLOW_PLUGIN = """#!/usr/bin/python3
+import json, os, sys, time
+conf = json.load(sys.stdin)
+cmd = os.environ.get("CNI_COMMAND")
+with open(conf["log"], "a") as f:
+    f.write(cmd + "\\n")
+if cmd == "ADD":
+    time.sleep(conf["sleep"])
+    if conf.get("fail"):
+        print(json.dumps({"cniVersion": conf["cniVersion"], "code": 7, "msg": "slow fails"}))
+        sys.exit(1)
+    json.dump(conf.get("prevResult") or {"cniVersion": conf["cniVersion"]}, sys.stdout)
+"""
+
+
+def slow_network(pods, tmp_path, sleep, fail=False):
+    """The test network with the logging slow plugin chained last; returns
+    the file its calls are logged to."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    (bindir / "slow").write_text(LOGGING_SLOW_PLUGIN)
+    (bindir / "slow").chmod(0o755)
+    pods.suite.write_config({"cni": {"bin_dirs": [str(bindir), "/usr/lib/cni"]}})
+    pods.suite.kill("netd")
+    pods.suite.up()
+    log = tmp_path / "calls"
+    doc = pods.net.conflist()
+    doc["plugins"].append({"type": "slow", "log": str(log), "sleep": sleep, "fail": fail})
+    pods.net.write_conf(doc)
+    return log
+
+
+def cni_calls(log):
+    return log.read_text().split() if log.exists() else []
+
+
+def run_with_deadline(pods, config, seconds):
+    return grpc_error(pods.cri.call, "RunPodSandbox", api.RunPodSandboxRequest(config=config),
+                      api.RunPodSandboxResponse, timeout=seconds)
+
+
+def test_run_retried_by_name_gets_the_creation_in_progress(pods, tmp_path):
+    """The kubelet gives RunPodSandbox a deadline and, when it passes,
+    retries the same pod attempt (with a request that is not byte-identical).
+    The first creation keeps going; the retry waits for it and gets its id;
+    nothing is made twice. (Before: the retry got ALREADY_EXISTS "is
+    reserved" while the first creation ran and after it.)"""
+    before = pods.counts()
+    log = slow_network(pods, tmp_path, sleep=4)
+    cfg = pods.config(name="slow", pid=POD)
+    code, _ = run_with_deadline(pods, cfg, 1.5)
+    assert code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert cni_calls(log) == ["ADD"]
+    # A retry whose own deadline passes while the creation runs.
+    code, msg = run_with_deadline(pods, cfg, 0.5)
+    assert code == grpc.StatusCode.DEADLINE_EXCEEDED, msg
+    # The kubelet's retry: same name, namespace, uid and attempt.
+    retry = pods.config(name="slow", pid=POD, annotations={"retry": "1"})
+    t0 = time.monotonic()
+    pod = pods.run(retry)
+    assert time.monotonic() - t0 < 10
+    assert [p.id for p in pods.list()] == [pod]
+    assert pods.status(pod).status.state == READY
+    # The first request's labels and annotations: its creation made the pod.
+    assert "retry" not in pods.status(pod).status.annotations
+    # And once made, a retry gets it at once.
+    assert pods.run(cfg) == pod
+    assert cni_calls(log) == ["ADD"]
+    now = pods.counts()
+    for what in ("pins", "records", "sandbox_dirs", "infra_processes", "veths", "leases"):
+        assert now[what] == before[what] + 1, (what, before, now)
+    pods.stop(pod)
+    pods.remove(pod)
+    assert pods.counts() == before
+
+
+def test_run_retried_after_a_failed_creation_starts_anew(pods, tmp_path):
+    """Only a creation that fails rolls back: a retry waiting for it then
+    creates the pod anew (and gets the new one's id)."""
+    before = pods.counts()
+    log = slow_network(pods, tmp_path, sleep=3, fail=True)
+    cfg = pods.config(name="flaky")
+    code, _ = run_with_deadline(pods, cfg, 1)
+    assert code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert cni_calls(log) == ["ADD"]
+    # The network is fixed while the first creation still fails.
+    doc = pods.net.conflist()
+    doc["plugins"].append({"type": "slow", "log": str(log), "sleep": 0})
+    pods.net.write_conf(doc)
+    pod = pods.run(cfg)
+    calls = cni_calls(log)
+    assert calls[0] == "ADD" and calls[-1] == "ADD" and calls.count("ADD") == 2, calls
+    assert "rolling back" in pods.suite.log("runtimed")
+    assert [p.id for p in pods.list()] == [pod]
+    assert pods.status(pod).status.state == READY
+    pods.stop(pod)
+    pods.remove(pod)
+    assert pods.counts() == before
 
 
 def test_pod_whose_network_went_with_a_reboot_is_notready(pods):
