@@ -343,6 +343,14 @@ char *config_ipc_url(const struct cric_config *c, const char *daemon)
 	return url;
 }
 
+char *config_staging_dir(const struct cric_config *c)
+{
+	char *dir = NULL;
+	if (asprintf(&dir, "%s/imaged/staging", c->state_dir) < 0)
+		return NULL;
+	return dir;
+}
+
 int config_bad_key(const struct cric_config *c, const char *section, const char *key,
 		   const char *want, struct cric_err *err)
 {

@@ -52,3 +52,8 @@ int config_bad_key(const struct cric_config *c, const char *section, const char 
 
 /* "<ipc_dir>/<daemon>.sock" as an nng URL "ipc:///..."; malloc'd. */
 char *config_ipc_url(const struct cric_config *c, const char *daemon);
+
+/* imaged's staging dir, "<state_dir>/imaged/staging", where it downloads
+ * blobs for stored to import: imaged creates it, stored finds it here (never
+ * from a caller); malloc'd. */
+char *config_staging_dir(const struct cric_config *c);

@@ -93,7 +93,7 @@ int imaged_new(const struct cric_config *cfg, struct imaged **ret, struct cric_e
 	struct pull_config pc;
 	_cleanup_free_ char *state = path_join(cfg->state_dir, "imaged");
 	_cleanup_free_ char *images = state ? path_join(state, "images") : NULL;
-	_cleanup_free_ char *staging = state ? path_join(state, "staging") : NULL;
+	_cleanup_free_ char *staging = config_staging_dir(cfg);
 	_cleanup_free_ char *url = config_ipc_url(cfg, "stored");
 	int r = state && images && staging && url ? 0 : -ENOMEM;
 	if (r == 0 && (r = pull_config_load(cfg, &pc, err)) < 0)

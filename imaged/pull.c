@@ -395,7 +395,6 @@ static int import_layer(struct puller *p, const struct cric_call *call, const ch
 			const char *lease, struct cric_err *err)
 {
 	Cric__Stored__ImportLayerRequest req = CRIC__STORED__IMPORT_LAYER_REQUEST__INIT;
-	req.staging_dir = p->staging;
 	req.file = (char *)file;
 	req.blob_digest = (char *)blob;
 	req.diff_id = (char *)diff_id;

@@ -29,6 +29,7 @@ struct layer_store {
 	pthread_cond_t changed;
 	json_t *refs;
 	char *dir, *layers_dir, *containers_dir, *rootfs_dir, *refs_path;
+	char *staging_dir; /* imaged's, from the configuration; NULL: none */
 	int layers_fd, containers_fd;
 	struct blob_store *blobs;
 	struct import *importing;

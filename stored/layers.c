@@ -397,8 +397,54 @@ static int unpack_blob(struct layer_store *ls, const char *blob, const char *tmp
 
 /* What one import unpacks. */
 struct import_job {
-	const char *staging_dir, *file, *blob, *diff_id, *parent, *chain, *lease;
+	const char *file, *blob, *diff_id, *parent, *chain, *lease;
 };
+
+/* Open name, a plain name of a regular file in imaged's staging dir (found
+ * from our configuration, never from the caller), for reading. Nothing but
+ * a regular file is opened for reading: a symlink is refused by O_NOFOLLOW;
+ * a FIFO or device is refused after an fstatat() that opens nothing, and
+ * should the name be swapped to one between that and the open, O_NONBLOCK
+ * keeps the open from hanging and the fstat() refuses it before any read. */
+static int open_staging_file(struct layer_store *ls, const char *name, int *ret_fd,
+			     struct cric_err *err)
+{
+	if (!name || !id_is_safe_token(name, NAME_MAX))
+		return err_set(err, -EINVAL,
+			       "file must be a plain name in imaged's staging dir "
+			       "(1..%d characters of [A-Za-z0-9_.-], no leading '.')",
+			       NAME_MAX);
+	if (!ls->staging_dir)
+		return err_set(err, -ENOPKG, "no staging dir configured");
+	_cleanup_close_ int dfd = open(ls->staging_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return err_set(err, errno == ENOENT ? -ENOPKG : negative_errno(),
+			       "open staging dir \"%s\": %s", ls->staging_dir, strerror(errno));
+	struct stat st;
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return err_set(err, negative_errno(), "staging file \"%s\": %s", name,
+			       strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return err_set(err, -EINVAL, "staging file \"%s\" is not a regular file", name);
+	_cleanup_close_ int fd =
+	    openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return err_set(err, errno == ELOOP ? -EINVAL : negative_errno(),
+			       "staging file \"%s\": %s", name,
+			       errno == ELOOP ? "a symbolic link" : strerror(errno));
+	struct stat st2;
+	if (fstat(fd, &st2) < 0)
+		return err_set(err, negative_errno(), "staging file \"%s\": fstat: %s", name,
+			       strerror(errno));
+	if (!S_ISREG(st2.st_mode) || st2.st_dev != st.st_dev || st2.st_ino != st.st_ino)
+		return err_set(err, -EINVAL, "staging file \"%s\" changed while opened", name);
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+		return err_set(err, negative_errno(), "staging file \"%s\": fcntl: %s", name,
+			       strerror(errno));
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
 
 /* Take the blob from the staging file, unpack it into tmpname, check it,
  * publish it as the chain's layer with its record. On failure tmpname (if
@@ -408,26 +454,24 @@ static int import_unpack(struct layer_store *ls, const struct import_job *j, cha
 			 size_t tmpsize, bool *blob_was_there, uint64_t *unpacked,
 			 struct cric_err *err)
 {
-	if (!j->staging_dir || j->staging_dir[0] != '/' || !j->file || !*j->file ||
-	    strchr(j->file, '/') || strcmp(j->file, ".") == 0 || strcmp(j->file, "..") == 0)
+	if (!j->file || !*j->file)
 		return err_set(err, -EINVAL, "layer %s is not present and no file was given",
 			       j->chain);
-	_cleanup_close_ int sdir =
-	    open(j->staging_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (sdir < 0)
-		return err_set(err, negative_errno(), "open staging dir \"%s\": %s", j->staging_dir,
-			       strerror(errno));
+	_cleanup_close_ int in = -1;
+	int r = open_staging_file(ls, j->file, &in, err);
+	if (r < 0)
+		return err_prefix(err, r, "layer %s", j->blob);
 	struct unpack_opts opts = { .allow_devices = false };
 	pthread_mutex_lock(&ls->lock);
 	struct limit_keys keys = { "stored.max_layer_bytes", "stored.max_layer_entries" };
-	int r = import_limits(ls, j->lease, &opts, &keys, err);
+	r = import_limits(ls, j->lease, &opts, &keys, err);
 	pthread_mutex_unlock(&ls->lock);
 	if (r < 0)
 		return err_prefix(err, r, "layer %s", j->blob);
 	struct blob_info bi;
 	*blob_was_there = blob_stat(ls->blobs, j->blob, &bi, NULL) == 0;
-	if ((r = blob_import_at(ls->blobs, j->blob, sdir, j->file, NULL, err)) < 0)
-		return r;
+	if ((r = blob_import_fd(ls->blobs, j->blob, in, NULL, err)) < 0)
+		return err_prefix(err, r, "staging file \"%s\"", j->file);
 	char rnd[17];
 	id_random_hex(rnd, sizeof(rnd), 8);
 	snprintf(tmpname, tmpsize, ".tmp-%.64s-%s", HEX(j->chain), rnd);
@@ -473,9 +517,9 @@ static int import_unpack(struct layer_store *ls, const struct import_job *j, cha
 	return 0;
 }
 
-int layer_import(struct layer_store *ls, const char *staging_dir, const char *file,
-		 const char *blob_digest, const char *diff_id, const char *parent,
-		 const char *lease, char chain_id[BLOB_DIGEST_BUF], uint64_t *size, bool *already,
+int layer_import(struct layer_store *ls, const char *file, const char *blob_digest,
+		 const char *diff_id, const char *parent, const char *lease,
+		 char chain_id[BLOB_DIGEST_BUF], uint64_t *size, bool *already,
 		 struct cric_err *err)
 {
 	int r;
@@ -499,8 +543,7 @@ int layer_import(struct layer_store *ls, const char *staging_dir, const char *fi
 	char tmpname[128] = "";
 	bool blob_was_there = true;
 	if (!present) {
-		struct import_job job = { .staging_dir = staging_dir,
-					  .file = file,
+		struct import_job job = { .file = file,
 					  .blob = blob_digest,
 					  .diff_id = diff_id,
 					  .parent = parent,
@@ -701,8 +744,8 @@ static void clean_layers(struct layer_store *ls)
 }
 
 /* Mount what refs.json says is mounted; unmount and remove the rest. */
-int layer_store_open(const char *state_dir, const char *run_dir, struct layer_store **ret,
-		     struct cric_err *err)
+int layer_store_open(const char *state_dir, const char *run_dir, const char *staging_dir,
+		     struct layer_store **ret, struct cric_err *err)
 {
 	struct layer_store *ls = calloc(1, sizeof(*ls));
 	if (!ls)
@@ -713,6 +756,7 @@ int layer_store_open(const char *state_dir, const char *run_dir, struct layer_st
 	layer_limits_default(&ls->limits);
 	ls->lease_usage = json_object();
 	ls->dir = strdup(state_dir);
+	ls->staging_dir = staging_dir ? strdup(staging_dir) : NULL;
 	ls->layers_dir = path_join(state_dir, "layers");
 	ls->containers_dir = path_join(state_dir, "containers");
 	ls->rootfs_dir = path_join(run_dir, "rootfs");
@@ -720,8 +764,8 @@ int layer_store_open(const char *state_dir, const char *run_dir, struct layer_st
 	_cleanup_free_ char *blobs_dir = path_join(state_dir, "blobs");
 	_cleanup_free_ char *empty = ls->layers_dir ? path_join(ls->layers_dir, "empty") : NULL;
 	int r = 0;
-	if (!ls->lease_usage || !ls->dir || !ls->layers_dir || !ls->containers_dir ||
-	    !ls->rootfs_dir || !ls->refs_path || !blobs_dir || !empty)
+	if (!ls->lease_usage || !ls->dir || (staging_dir && !ls->staging_dir) || !ls->layers_dir ||
+	    !ls->containers_dir || !ls->rootfs_dir || !ls->refs_path || !blobs_dir || !empty)
 		r = -ENOMEM;
 	const char *dirs[] = { blobs_dir, ls->layers_dir, ls->containers_dir, ls->rootfs_dir,
 			       empty };
@@ -781,6 +825,7 @@ struct layer_store *layer_store_free(struct layer_store *ls)
 	if (ls->containers_fd >= 0)
 		close(ls->containers_fd);
 	free(ls->dir);
+	free(ls->staging_dir);
 	free(ls->layers_dir);
 	free(ls->containers_dir);
 	free(ls->rootfs_dir);

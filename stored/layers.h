@@ -55,13 +55,20 @@ void layer_limits_default(struct layer_limits *l);
 /* Applies to imports that start afterwards. */
 void layer_store_set_limits(struct layer_store *ls, const struct layer_limits *l);
 
-int layer_store_open(const char *state_dir, const char *run_dir, struct layer_store **ret,
-		     struct cric_err *err);
+/* staging_dir: imaged's (config_staging_dir()), where layer_import() takes
+ * its files from; it need not exist yet; NULL: imports of absent layers
+ * fail. */
+int layer_store_open(const char *state_dir, const char *run_dir, const char *staging_dir,
+		     struct layer_store **ret, struct cric_err *err);
 struct layer_store *layer_store_free(struct layer_store *ls);
 
-int layer_import(struct layer_store *ls, const char *staging_dir, const char *file,
-		 const char *blob_digest, const char *diff_id, const char *parent,
-		 const char *lease, char chain_id[BLOB_DIGEST_BUF], uint64_t *size, bool *already,
+/* Import the layer blob_digest from file, a plain name of a regular file in
+ * the staging dir (see stored.proto's ImportLayer): -EINVAL for any other
+ * name, a symlink, FIFO or device (none opened for reading); -ENOPKG while
+ * the staging dir does not exist. A layer already present takes no file. */
+int layer_import(struct layer_store *ls, const char *file, const char *blob_digest,
+		 const char *diff_id, const char *parent, const char *lease,
+		 char chain_id[BLOB_DIGEST_BUF], uint64_t *size, bool *already,
 		 struct cric_err *err);
 int layer_status(struct layer_store *ls, char *const *chains, size_t n, const char *lease,
 		 bool *present, struct cric_err *err);

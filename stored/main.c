@@ -18,10 +18,11 @@ static int init(const struct cric_config *cfg, void **userdata, struct cric_err 
 		return r;
 	_cleanup_free_ char *state = path_join(cfg->state_dir, "stored");
 	_cleanup_free_ char *run = path_join(cfg->run_dir, "stored");
-	if (!state || !run)
+	_cleanup_free_ char *staging = config_staging_dir(cfg);
+	if (!state || !run || !staging)
 		return -ENOMEM;
 	struct layer_store *ls;
-	r = layer_store_open(state, run, &ls, err);
+	r = layer_store_open(state, run, staging, &ls, err);
 	if (r < 0)
 		return r;
 	layer_store_set_limits(ls, &limits);

@@ -19,8 +19,8 @@ static int import_layer(void *ud, const struct cric_call *call, const ProtobufCM
 	char chain[BLOB_DIGEST_BUF];
 	uint64_t size = 0;
 	bool already = false;
-	int r = layer_import(ud, req->staging_dir, req->file, req->blob_digest, req->diff_id,
-			     req->parent_chain_id, req->lease, chain, &size, &already, err);
+	int r = layer_import(ud, req->file, req->blob_digest, req->diff_id, req->parent_chain_id,
+			     req->lease, chain, &size, &already, err);
 	if (r < 0)
 		return r;
 	_cleanup_pb_ Cric__Stored__ImportLayerResponse *resp =

@@ -6,12 +6,16 @@ plain layers, token and basic auth, corrupt content, a registry going away
 mid-pull, hostile layers, whiteouts in an overlay mount, concurrency,
 kill -9 of imaged and stored, and ImageFsInfo against du.
 """
+import ctypes
 import json
 import os
 import secrets
 import shutil
+import stat
+import struct
 import subprocess
 import threading
+import time
 
 import grpc
 import pytest
@@ -332,6 +336,84 @@ def test_whiteouts_and_opaque_dirs_in_the_overlay(suite, reg):
     with open("/proc/self/mountinfo") as f:
         assert root not in f.read()
     assert layers_on_disk(suite) == []
+
+
+class OpenWatch:
+    """The names opened in a directory (inotify IN_OPEN, through libc)."""
+    IN_OPEN, IN_NONBLOCK, IN_CLOEXEC = 0x20, 0o4000, 0o2000000
+
+    def __init__(self, path):
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = self.libc.inotify_init1(self.IN_NONBLOCK | self.IN_CLOEXEC)
+        assert self.fd >= 0, os.strerror(ctypes.get_errno())
+        assert self.libc.inotify_add_watch(self.fd, path.encode(), self.IN_OPEN) >= 0
+
+    def opened(self):
+        names = []
+        while True:
+            try:
+                buf = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return names
+            off = 0
+            while off < len(buf):
+                _, mask, _, n = struct.unpack_from("iIII", buf, off)
+                name = buf[off + 16:off + 16 + n].rstrip(b"\0").decode()
+                if name and mask & self.IN_OPEN:
+                    names.append(name)
+                off += 16 + n
+
+    def close(self):
+        os.close(self.fd)
+
+
+def test_import_layer_takes_only_plain_names_in_imageds_staging_dir(suite, tmp_path):
+    """stored's ImportLayer, called as imaged calls it: the staging dir is
+    stored's own configuration, the file a plain name of a regular file in
+    it. A relative path out of it, an absolute path, symlinks (to a valid
+    blob, to /etc/shadow), a FIFO and a device fail, promptly, with nothing
+    opened in the staging dir and nothing imported."""
+    staging = os.path.join(suite.root, "var/lib/cric/imaged/staging")
+    assert os.path.isdir(staging)
+    layer = Layer(tar_layer([("f", "f", b"content\n")]))
+    # The valid blob outside the staging dir, reachable as "../blob",
+    # by absolute path and through a symlink.
+    outside = os.path.join(os.path.dirname(staging), "blob")
+    with open(outside, "wb") as f:
+        f.write(layer.blob)
+    os.symlink(outside, os.path.join(staging, "link"))
+    os.symlink("/etc/shadow", os.path.join(staging, "shadow"))
+    os.mkfifo(os.path.join(staging, "fifo"))
+    os.mknod(os.path.join(staging, "null"), 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    req = {"blob_digest": layer.digest, "diff_id": layer.diff_id, "lease": "names-test"}
+    watch = OpenWatch(staging)
+    try:
+        for name in ("../blob", outside, "/etc/shadow", "link", "shadow", "fifo", "null",
+                     ".", "..", "x" * 256):
+            t0 = time.monotonic()
+            r = cric_call(suite, "cric.stored.ImportLayer", dict(req, file=name))
+            assert r["codeName"] in ("INVALID_ARGUMENT", "FAILED_PRECONDITION"), (name, r)
+            assert time.monotonic() - t0 < 10, name
+        assert watch.opened() == []
+        assert blobs_on_disk(suite) == [] and layers_on_disk(suite) == []
+        # The proto has no staging_dir any more: a caller cannot name one.
+        r = subprocess.run([CRIC_CALL, "--root", suite.root, "cric.stored.ImportLayer",
+                            json.dumps(dict(req, staging_dir="/etc", file="shadow"))],
+                           capture_output=True, text=True, timeout=90)
+        assert r.returncode != 0 or json.loads(r.stdout)["code"] != 0, r.stdout
+        assert watch.opened() == []
+        # The plain name of a regular file is imported (and is all that is opened).
+        shutil.copy(outside, os.path.join(staging, "good"))
+        assert watch.opened() == ["good"]  # the copy's own open
+        r = cric_call(suite, "cric.stored.ImportLayer", dict(req, file="good"))
+        assert r["code"] == 0, r
+        assert r["response"]["chain_id"] == layer.diff_id
+        assert watch.opened() == ["good"]
+        assert blobs_on_disk(suite) == [layer.digest[7:]]
+    finally:
+        watch.close()
+        cric_call(suite, "cric.stored.DropLease", {"lease": "names-test"})
+    assert layers_on_disk(suite) == [] and blobs_on_disk(suite) == []
 
 
 # security.capability v2: cap_net_raw permitted + effective (as setcap writes

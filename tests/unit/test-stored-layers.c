@@ -12,6 +12,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "common/digest.h"
 #include "stored/layers.h"
@@ -80,14 +82,14 @@ static void test_import_commit_release(void **state)
 
 	struct layer_store *ls;
 	struct cric_err err;
-	assert_int_equal(layer_store_open(state_dir, run_dir, &ls, &err), 0);
+	assert_int_equal(layer_store_open(state_dir, run_dir, staging, &ls, &err), 0);
 
 	/* A diff_id that does not match: nothing is kept. */
 	char chain[BLOB_DIGEST_BUF];
 	uint64_t size;
 	bool already;
 	assert_int_equal(
-	    layer_import(ls, staging, "l1", blob, D_A, "", "lease-1", chain, &size, &already, &err),
+	    layer_import(ls, "l1", blob, D_A, "", "lease-1", chain, &size, &already, &err),
 	    -EBADMSG);
 	assert_non_null(strstr(err.msg, "the image config says"));
 	char layers[PATH_MAX], blobs[PATH_MAX];
@@ -97,17 +99,16 @@ static void test_import_commit_release(void **state)
 	assert_int_equal(dir_count(blobs), 0);
 	/* A blob digest that does not match its content. */
 	assert_int_equal(
-	    layer_import(ls, staging, "l1", D_B, diff, "", "lease-1", chain, &size, &already, &err),
+	    layer_import(ls, "l1", D_B, diff, "", "lease-1", chain, &size, &already, &err),
 	    -EBADMSG);
 	assert_int_equal(dir_count(blobs), 0);
 	/* Paths are names in the staging dir, nothing else. */
-	assert_int_equal(layer_import(ls, staging, "../l1", blob, diff, "", "lease-1", chain, &size,
-				      &already, &err),
-			 -EINVAL);
+	assert_int_equal(
+	    layer_import(ls, "../l1", blob, diff, "", "lease-1", chain, &size, &already, &err),
+	    -EINVAL);
 
-	assert_int_equal(layer_import(ls, staging, "l1", blob, diff, "", "lease-1", chain, &size,
-				      &already, &err),
-			 0);
+	assert_int_equal(
+	    layer_import(ls, "l1", blob, diff, "", "lease-1", chain, &size, &already, &err), 0);
 	assert_string_equal(chain, diff); /* a base layer's chain id is its diff_id */
 	assert_false(already);
 	char x[PATH_MAX];
@@ -115,8 +116,7 @@ static void test_import_commit_release(void **state)
 	assert_int_equal(access(x, F_OK), 0);
 	/* Again: already there, no file needed. */
 	assert_int_equal(
-	    layer_import(ls, staging, "", blob, diff, "", "lease-2", chain, &size, &already, &err),
-	    0);
+	    layer_import(ls, "", blob, diff, "", "lease-2", chain, &size, &already, &err), 0);
 	assert_true(already);
 
 	char *chains[] = { chain, NULL };
@@ -133,7 +133,7 @@ static void test_import_commit_release(void **state)
 	assert_int_equal(mkdir(junk, 0700), 0);
 	snprintf(junk, sizeof(junk), "%s/%064d", layers, 0);
 	assert_int_equal(mkdir(junk, 0700), 0);
-	assert_int_equal(layer_store_open(state_dir, run_dir, &ls, &err), 0);
+	assert_int_equal(layer_store_open(state_dir, run_dir, staging, &ls, &err), 0);
 	assert_int_equal(access(junk, F_OK), -1);
 	assert_int_equal(access(x, F_OK), 0);
 
@@ -143,6 +143,112 @@ static void test_import_commit_release(void **state)
 	assert_int_equal(access(x, F_OK), -1);
 	assert_int_equal(dir_count(blobs), 0);
 	assert_int_equal(layer_release_image(ls, D_A, &removed, &err), 0); /* idempotent */
+	layer_store_free(ls);
+	tmpdir_remove(dir);
+}
+
+/* Names of opened children of the watched dir, from its pending inotify
+ * events, ';'-separated. */
+static void opened_names(int ino, char *out, size_t outlen)
+{
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	out[0] = '\0';
+	size_t o = 0;
+	for (;;) {
+		ssize_t n = read(ino, buf, sizeof(buf));
+		if (n <= 0)
+			return;
+		for (char *q = buf; q < buf + n;) {
+			struct inotify_event *ev = (struct inotify_event *)q;
+			if (ev->len && (ev->mask & IN_OPEN))
+				o += (size_t)snprintf(out + o, outlen - o, "%s;", ev->name);
+			q += sizeof(*ev) + ev->len;
+		}
+	}
+}
+
+/* ImportLayer takes a plain name of a regular file in the staging dir stored
+ * was configured with, nothing else: other names, absolute paths, symlinks
+ * (even to a valid blob), FIFOs and devices fail with EINVAL without being
+ * opened (inotify sees every open in the staging dir) or hanging, and
+ * nothing is imported. A missing staging dir is a failed precondition. */
+static void test_import_takes_only_plain_staging_names(void **state)
+{
+	(void)state;
+	REQUIRE_ROOT("layers are unpacked with their owners; mknod");
+	char *dir = tmpdir_make("names");
+	char state_dir[PATH_MAX], run_dir[PATH_MAX], staging[PATH_MAX], p[PATH_MAX],
+	    q[PATH_MAX + 64];
+	tpath(state_dir, dir, "state");
+	tpath(run_dir, dir, "run");
+	tpath(staging, dir, "staging");
+	char diff[BLOB_DIGEST_BUF], blob[BLOB_DIGEST_BUF];
+	struct layer_store *ls;
+	struct cric_err err;
+	char chain[BLOB_DIGEST_BUF];
+	uint64_t size;
+	bool already;
+
+	/* Configured, but imaged has not made it yet; and none configured. */
+	assert_int_equal(layer_store_open(state_dir, run_dir, staging, &ls, &err), 0);
+	assert_int_equal(layer_import(ls, "l", D_A, D_B, "", "lease", chain, &size, &already, &err),
+			 -ENOPKG);
+	layer_store_free(ls);
+	assert_int_equal(layer_store_open(state_dir, run_dir, NULL, &ls, &err), 0);
+	assert_int_equal(layer_import(ls, "l", D_A, D_B, "", "lease", chain, &size, &already, &err),
+			 -ENOPKG);
+	layer_store_free(ls);
+
+	assert_int_equal(mkdir(staging, 0700), 0);
+	make_layer(staging, "l", diff, blob);
+	/* The valid blob outside the staging dir, and links to it inside. */
+	snprintf(q, sizeof(q), "cp '%s/l' '%s/outside'", staging, dir);
+	assert_int_equal(system(q), 0);
+	assert_int_equal(symlink(tpath(p, dir, "outside"), tpath(q, staging, "link")), 0);
+	assert_int_equal(symlink("l", tpath(p, staging, "rel-link")), 0);
+	assert_int_equal(symlink("/etc/shadow", tpath(p, staging, "shadow")), 0);
+	assert_int_equal(mkfifo(tpath(p, staging, "fifo"), 0600), 0);
+	assert_int_equal(mknod(tpath(p, staging, "null"), S_IFCHR | 0600, makedev(1, 3)), 0);
+	assert_int_equal(mkdir(tpath(p, staging, "sub"), 0700), 0);
+	char abs_outside[PATH_MAX], abs_inside[PATH_MAX], long_name[NAME_MAX + 2];
+	tpath(abs_outside, dir, "outside");
+	tpath(abs_inside, staging, "l");
+	memset(long_name, 'a', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	const char *bad[] = { "../outside", abs_outside, abs_inside, "/etc/shadow", "./l",
+			      ".",          "..",        ".l",       "sub/../l",    "l\n",
+			      long_name,    "link",      "rel-link", "shadow",      "fifo",
+			      "null",       "sub" };
+
+	assert_int_equal(layer_store_open(state_dir, run_dir, staging, &ls, &err), 0);
+	int ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	assert_true(ino >= 0);
+	assert_true(inotify_add_watch(ino, staging, IN_OPEN) >= 0);
+	alarm(20); /* a FIFO opened for reading would hang here */
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		err.msg[0] = '\0';
+		int r =
+		    layer_import(ls, bad[i], blob, diff, "", "lease", chain, &size, &already, &err);
+		if (r != -EINVAL)
+			fail_msg("\"%s\": %d (%s), not -EINVAL", bad[i], r, err.msg);
+	}
+	alarm(0);
+	char opened[4096];
+	opened_names(ino, opened, sizeof(opened));
+	assert_string_equal(opened, "");
+	char layers[PATH_MAX], blobs[PATH_MAX];
+	snprintf(layers, sizeof(layers), "%s/layers", state_dir);
+	snprintf(blobs, sizeof(blobs), "%s/blobs/sha256", state_dir);
+	assert_int_equal(dir_count(layers), 1); /* "empty" */
+	assert_int_equal(dir_count(blobs), 0);
+
+	/* The plain name works, and is the only thing opened. */
+	assert_int_equal(
+	    layer_import(ls, "l", blob, diff, "", "lease", chain, &size, &already, &err), 0);
+	opened_names(ino, opened, sizeof(opened));
+	assert_string_equal(opened, "l;");
+	assert_int_equal(dir_count(blobs), 1);
+	close(ino);
 	layer_store_free(ls);
 	tmpdir_remove(dir);
 }
@@ -164,7 +270,7 @@ static void test_collect_many_sharing_a_blob(void **state)
 	make_layer(staging, "l", diff, blob);
 	struct layer_store *ls;
 	struct cric_err err;
-	assert_int_equal(layer_store_open(state_dir, run_dir, &ls, &err), 0);
+	assert_int_equal(layer_store_open(state_dir, run_dir, staging, &ls, &err), 0);
 
 	enum { N = 300 };
 	static char chains[N][BLOB_DIGEST_BUF];
@@ -173,8 +279,8 @@ static void test_collect_many_sharing_a_blob(void **state)
 	for (size_t i = 0; i < N; i++) {
 		uint64_t size;
 		bool already;
-		assert_int_equal(layer_import(ls, staging, "l", blob, diff, parent, "lease",
-					      chains[i], &size, &already, &err),
+		assert_int_equal(layer_import(ls, "l", blob, diff, parent, "lease", chains[i],
+					      &size, &already, &err),
 				 0);
 		assert_false(already);
 		parent = list[i] = chains[i];
@@ -226,7 +332,7 @@ static void test_fs_usage_deep_and_hardlinks(void **state)
 	tpath(run_dir, dir, "run");
 	struct layer_store *ls;
 	struct cric_err err = { "" };
-	assert_int_equal(layer_store_open(state_dir, run_dir, &ls, &err), 0);
+	assert_int_equal(layer_store_open(state_dir, run_dir, NULL, &ls, &err), 0);
 	struct fs_usage img0, ctr0, img, ctr;
 	assert_int_equal(layer_fs_usage(ls, &img0, &ctr0, &err), 0);
 
@@ -324,7 +430,7 @@ static void test_fs_usage_does_not_block_the_store(void **state)
 	tpath(run_dir, dir, "run");
 	struct layer_store *ls;
 	struct cric_err err = { "" };
-	assert_int_equal(layer_store_open(state_dir, run_dir, &ls, &err), 0);
+	assert_int_equal(layer_store_open(state_dir, run_dir, NULL, &ls, &err), 0);
 	assert_int_equal(mkdir(tpath(m, state_dir, "m"), 0755), 0);
 	/* Four files of 25000 names each (ext4 allows 65000 links). */
 	for (int i = 0; i < 100000; i++) {
@@ -369,6 +475,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_chain_id),
 		cmocka_unit_test(test_import_commit_release),
+		cmocka_unit_test(test_import_takes_only_plain_staging_names),
 		cmocka_unit_test(test_collect_many_sharing_a_blob),
 		cmocka_unit_test(test_fs_usage_deep_and_hardlinks),
 		cmocka_unit_test(test_fs_usage_does_not_block_the_store),
