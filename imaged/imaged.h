@@ -5,8 +5,11 @@
  *   "default_registry": "docker.io"       for short names ("busybox")
  *   "registries": {"<domain>": {"mirrors": ["host:port", ...], "insecure": false}}
  *   "credentials_file": ""                 docker config.json ("auths")
- *   "max_concurrent_downloads": 3          blobs at once, over all pulls
- *   "pull_progress_timeout_seconds": 60    a pull with no byte for this long fails
+ *   "max_concurrent_downloads": 3          blobs at once, over all pulls (one
+ *                                          registry: all but one of them)
+ *   "pull_progress_timeout_seconds": 300   a request that takes longer than this
+ *   "pull_progress_min_bytes": 1048576     to receive the next this many bytes
+ *                                          fails the pull (pull.h, registry.h)
  *   "pinned_images": []                    references reported pinned (never collected)
  */
 #pragma once

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -29,13 +30,23 @@
 #define CONFIG_CACHE          8
 #define MAX_WORKERS           16
 #define DEFAULT_MAX_DOWNLOADS 3
-#define DEFAULT_PROGRESS_SEC  60
+#define DEFAULT_PROGRESS_SEC  REGISTRY_DEFAULT_PROGRESS_TIMEOUT
+#define DEFAULT_PROGRESS_MIN  REGISTRY_DEFAULT_PROGRESS_MIN_BYTES
+#define MAX_PROGRESS_MIN      (1u << 30)
 
+/* A download of one blob from one registry, shared by the pulls that need
+ * it (keyed by both: a slow registry's download is never waited for by a
+ * pull from another). */
 struct inflight {
+	char domain[IMAGE_REF_NAME_MAX + 1];
 	char digest[IMAGE_DIGEST_LEN + 1];
 	unsigned waiters;
 	bool done;
+	bool stalled; /* failed for want of progress (not its caller's deadline) */
 	int r;
+	enum { INFLIGHT_QUEUED, INFLIGHT_DOWNLOADING, INFLIGHT_IMPORTING } phase;
+	uint64_t received, mark_bytes;
+	int64_t mark_ns; /* CLOCK_MONOTONIC: the phase began or mark_bytes came */
 	struct inflight *next;
 };
 
@@ -51,10 +62,12 @@ struct puller {
 	struct registry_client *reg;
 	struct cric_client *stored;
 	struct image_store *images;
-	pthread_mutex_t lock; /* inflight, downloads, config cache */
-	pthread_cond_t changed;
+	pthread_mutex_t lock;   /* inflight, downloads, config cache */
+	pthread_cond_t changed; /* on CLOCK_MONOTONIC */
 	struct inflight *inflight;
 	unsigned downloads;
+	char (*slot_domain)[IMAGE_REF_NAME_MAX + 1]; /* max_downloads slots, "" free */
+	int64_t slots_mark_ns;                       /* a slot was freed or a download progressed */
 	struct cached_config configs[CONFIG_CACHE];
 	unsigned next_config;
 	pthread_mutex_t commit; /* stored commit/release + record change */
@@ -85,6 +98,7 @@ int pull_config_load(const struct cric_config *cfg, struct pull_config *pc, stru
 		 IMAGE_REF_DEFAULT_DOMAIN);
 	pc->max_downloads = DEFAULT_MAX_DOWNLOADS;
 	pc->progress_timeout_sec = DEFAULT_PROGRESS_SEC;
+	pc->progress_min_bytes = DEFAULT_PROGRESS_MIN;
 	const json_t *sec = json_object_get(cfg->doc, "imaged");
 	if (!sec)
 		return 0;
@@ -116,6 +130,13 @@ int pull_config_load(const struct cric_config *cfg, struct pull_config *pc, stru
 			return bad(cfg, "pull_progress_timeout_seconds",
 				   "an integer from 1 to 3600", err);
 		pc->progress_timeout_sec = (unsigned)json_integer_value(v);
+	}
+	if ((v = json_object_get(sec, "pull_progress_min_bytes"))) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > MAX_PROGRESS_MIN)
+			return bad(cfg, "pull_progress_min_bytes", "an integer from 1 to 2^30",
+				   err);
+		pc->progress_min_bytes = (uint64_t)json_integer_value(v);
 	}
 	const json_t *regs = json_object_get(sec, "registries");
 	if (regs && !json_is_object(regs))
@@ -201,21 +222,54 @@ static bool creds_empty(const struct registry_creds *c)
 		      (!c->registry_token || !*c->registry_token));
 }
 
+/* ---- time ---- */
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* A call's deadline (absolute CLOCK_REALTIME, 0: none) on CLOCK_MONOTONIC. */
+static int64_t mono_deadline(const struct cric_call *call)
+{
+	if (!call || call->deadline_ns <= 0)
+		return INT64_MAX;
+	return mono_ns() + (call->deadline_ns - now_unix_ns());
+}
+
+static int64_t progress_ns(const struct puller *p)
+{
+	return (int64_t)p->cfg.progress_timeout_sec * 1000000000LL;
+}
+
+/* Wait on p->changed (p->lock held) until woken or until (monotonic). */
+static void wait_until(struct puller *p, int64_t until)
+{
+	struct timespec ts = { .tv_sec = until / 1000000000LL, .tv_nsec = until % 1000000000LL };
+	pthread_cond_timedwait(&p->changed, &p->lock, &ts);
+}
+
 /* ---- dedup of downloads ---- */
 
-static struct inflight *inflight_begin(struct puller *p, const char *digest, bool *owner)
+static struct inflight *inflight_begin(struct puller *p, const char *domain, const char *digest,
+				       bool *owner)
 {
 	pthread_mutex_lock(&p->lock);
 	/* A finished download stays listed until its waiters have read its
 	 * result, but is no longer in flight: a new one starts. */
 	struct inflight *f = p->inflight;
-	while (f && (f->done || strcmp(f->digest, digest) != 0))
+	while (f && (f->done || strcmp(f->digest, digest) != 0 || strcmp(f->domain, domain) != 0))
 		f = f->next;
 	if (f) {
 		f->waiters++;
 		*owner = false;
 	} else if ((f = calloc(1, sizeof(*f)))) {
+		snprintf(f->domain, sizeof(f->domain), "%s", domain);
 		snprintf(f->digest, sizeof(f->digest), "%s", digest);
+		f->phase = INFLIGHT_QUEUED;
+		f->mark_ns = mono_ns();
 		f->next = p->inflight;
 		p->inflight = f;
 		*owner = true;
@@ -246,16 +300,91 @@ static void inflight_finish(struct puller *p, struct inflight *f, int r)
 	pthread_mutex_unlock(&p->lock);
 }
 
-static int inflight_wait(struct puller *p, struct inflight *f)
+static void inflight_phase(struct puller *p, struct inflight *f, int phase)
 {
 	pthread_mutex_lock(&p->lock);
-	while (!f->done)
-		pthread_cond_wait(&p->changed, &p->lock);
-	int r = f->r;
-	if (--f->waiters == 0)
+	f->phase = phase;
+	f->mark_ns = mono_ns();
+	f->mark_bytes = f->received;
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Wait for another pull's download f: 0 when it succeeded; -EAGAIN when it
+ * failed for its own reasons (the caller may fetch it itself); -ETIMEDOUT
+ * (err set) when it stalled (no progress_min_bytes within
+ * progress_timeout_sec while downloading: the same rule as our own
+ * downloads) or our caller's deadline passed. Waits while the other pull
+ * queues for a slot or imports are bounded by that pull's own limits and
+ * our deadline. Once *cancel (may be NULL) is nonzero: -ECANCELED. */
+static int inflight_wait(struct puller *p, struct inflight *f, const struct cric_call *call,
+			 const int *cancel, struct cric_err *err)
+{
+	int64_t until = mono_deadline(call);
+	int r = 0;
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		if (cancel && __atomic_load_n(cancel, __ATOMIC_ACQUIRE)) {
+			r = err_set(err, -ECANCELED, "blob %s: cancelled", f->digest);
+			break;
+		}
+		if (f->done) {
+			r = f->r == 0 ? 0 : f->stalled ? -ETIMEDOUT : -EAGAIN;
+			if (r == -ETIMEDOUT)
+				err_set(err, r,
+					"registry \"%s\": blob %s stalled (fewer than %" PRIu64
+					" bytes in %u s) in a concurrent pull's download",
+					f->domain, f->digest, p->cfg.progress_min_bytes,
+					p->cfg.progress_timeout_sec);
+			break;
+		}
+		int64_t now = mono_ns();
+		if (now >= until) {
+			r = err_set(
+			    err, -ETIMEDOUT,
+			    "registry \"%s\": blob %s: the caller's deadline passed while a "
+			    "concurrent pull downloaded it",
+			    f->domain, f->digest);
+			break;
+		}
+		bool downloading = f->phase == INFLIGHT_DOWNLOADING;
+		if (downloading && now - f->mark_ns >= progress_ns(p)) {
+			r = err_set(err, -ETIMEDOUT,
+				    "registry \"%s\": blob %s stalled: fewer than %" PRIu64
+				    " bytes in %u s in a concurrent pull's download, %" PRIu64
+				    " received",
+				    f->domain, f->digest, p->cfg.progress_min_bytes,
+				    p->cfg.progress_timeout_sec, f->received);
+			break;
+		}
+		int64_t wake = (downloading ? f->mark_ns : now) + progress_ns(p);
+		wait_until(p, wake < until ? wake : until);
+	}
+	if (--f->waiters == 0 && f->done)
 		inflight_unlink(p, f);
 	pthread_mutex_unlock(&p->lock);
 	return r;
+}
+
+struct fetch_progress {
+	struct puller *p;
+	struct inflight *f;
+};
+
+/* The owner's download advanced to total bytes (registry_progress_fn). */
+static void inflight_progress(void *userdata, uint64_t total)
+{
+	const struct fetch_progress *fp = userdata;
+	struct puller *p = fp->p;
+	struct inflight *f = fp->f;
+	pthread_mutex_lock(&p->lock);
+	f->received = total;
+	if (f->mark_bytes > total) /* the server ignored Range: from 0 again */
+		f->mark_bytes = total;
+	if (total - f->mark_bytes >= p->cfg.progress_min_bytes) {
+		f->mark_bytes = total;
+		f->mark_ns = p->slots_mark_ns = mono_ns();
+	}
+	pthread_mutex_unlock(&p->lock);
 }
 
 /* ---- downloads ---- */
@@ -266,24 +395,84 @@ struct endpoint {
 	bool mirror;
 };
 
-static void download_slot(struct puller *p, bool take)
+/* One registry may hold all but one slot (when there are several): a slow
+ * registry cannot take every slot from the others. */
+static int slot_find(struct puller *p, const char *domain)
+{
+	unsigned max = p->cfg.max_downloads, per_registry = max > 1 ? max - 1 : 1, mine = 0;
+	int free_slot = -1;
+	for (unsigned i = 0; i < max; i++) {
+		if (!p->slot_domain[i][0])
+			free_slot = free_slot < 0 ? (int)i : free_slot;
+		else if (strcmp(p->slot_domain[i], domain) == 0)
+			mine++;
+	}
+	return mine < per_registry ? free_slot : -1;
+}
+
+/* Take a download slot for a blob from domain. The wait ends at the
+ * caller's deadline, or when for twice the progress timeout no slot was
+ * freed and no download progressed (a holder that makes no progress loses
+ * its slot within one timeout, so this is a backstop), or once *cancel
+ * (may be NULL) is nonzero. The slot's index. */
+static int download_slot_take(struct puller *p, const struct cric_call *call, const int *cancel,
+			      const char *domain, const char *digest, struct cric_err *err)
+{
+	int64_t until = mono_deadline(call);
+	pthread_mutex_lock(&p->lock);
+	int64_t start = mono_ns();
+	int r;
+	for (;;) {
+		if (cancel && __atomic_load_n(cancel, __ATOMIC_ACQUIRE)) {
+			r = err_set(err, -ECANCELED, "blob %s: cancelled", digest);
+			break;
+		}
+		if ((r = slot_find(p, domain)) >= 0) {
+			snprintf(p->slot_domain[r], sizeof(p->slot_domain[r]), "%s", domain);
+			p->downloads++;
+			break;
+		}
+		int64_t now = mono_ns();
+		int64_t idle = start > p->slots_mark_ns ? start : p->slots_mark_ns;
+		if (now >= until) {
+			r = err_set(
+			    err, -ETIMEDOUT,
+			    "registry \"%s\": blob %s: the caller's deadline passed waiting "
+			    "for a download slot",
+			    domain, digest);
+			break;
+		}
+		if (now - idle >= 2 * progress_ns(p)) {
+			r = err_set(err, -ETIMEDOUT,
+				    "registry \"%s\": blob %s: no download slot came free in %u s",
+				    domain, digest, 2 * p->cfg.progress_timeout_sec);
+			break;
+		}
+		int64_t wake = idle + 2 * progress_ns(p);
+		wait_until(p, wake < until ? wake : until);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+static void download_slot_release(struct puller *p, int slot)
 {
 	pthread_mutex_lock(&p->lock);
-	if (take) {
-		while (p->downloads >= p->cfg.max_downloads)
-			pthread_cond_wait(&p->changed, &p->lock);
-		p->downloads++;
-	} else {
-		p->downloads--;
-		pthread_cond_broadcast(&p->changed);
-	}
+	p->slot_domain[slot][0] = '\0';
+	p->downloads--;
+	p->slots_mark_ns = mono_ns();
+	pthread_cond_broadcast(&p->changed);
 	pthread_mutex_unlock(&p->lock);
 }
 
-/* Fetch a blob into a new staging file; its name into name. */
-static int fetch_to_staging(struct puller *p, const struct endpoint *ep, const char *digest,
-			    int64_t size, char name[128], struct cric_err *err)
+/* Fetch f's blob into a new staging file; its name into name. Bounded by
+ * progress and by the caller's deadline; stopped once *cancel (may be
+ * NULL) is nonzero. */
+static int fetch_to_staging(struct puller *p, const struct cric_call *call, const int *cancel,
+			    const struct endpoint *ep, struct inflight *f, int64_t size,
+			    char name[128], struct cric_err *err)
 {
+	const char *digest = f->digest;
 	char rnd[17];
 	id_random_hex(rnd, sizeof(rnd), 8);
 	snprintf(name, 128, "%.64s-%s", digest + 7, rnd);
@@ -293,14 +482,33 @@ static int fetch_to_staging(struct puller *p, const struct endpoint *ep, const c
 	    open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return err_set(err, negative_errno(), "create \"%s\": %s", path, strerror(errno));
-	download_slot(p, true);
+	int slot = download_slot_take(p, call, cancel, ep->ref.domain, digest, err);
+	if (slot < 0) {
+		unlink(path);
+		return slot;
+	}
+	inflight_phase(p, f, INFLIGHT_DOWNLOADING);
+	struct fetch_progress fp = { .p = p, .f = f };
+	const struct registry_blob_opts bo = {
+		.progress = inflight_progress,
+		.userdata = &fp,
+		.deadline_ns = call ? call->deadline_ns : 0,
+		.cancel = cancel,
+	};
 	uint64_t got = 0;
 	unsigned resumes = 0;
-	int r = registry_fetch_blob(p->reg, &ep->ref, digest, fd, size, ep->creds, NULL, &got,
+	int r = registry_fetch_blob(p->reg, &ep->ref, digest, fd, size, ep->creds, &bo, &got,
 				    &resumes, err);
-	download_slot(p, false);
+	download_slot_release(p, slot);
+	inflight_phase(p, f, INFLIGHT_IMPORTING);
 	if (r < 0) {
 		unlink(path);
+		if (r == -ETIMEDOUT &&
+		    (!call || call->deadline_ns <= 0 || now_unix_ns() < call->deadline_ns)) {
+			pthread_mutex_lock(&p->lock);
+			f->stalled = true;
+			pthread_mutex_unlock(&p->lock);
+		}
 		return r; /* the message names the registry and the blob */
 	}
 	log_info("downloaded %s from %s: %" PRIu64 " bytes%s", digest, ep->ref.domain, got,
@@ -310,8 +518,8 @@ static int fetch_to_staging(struct puller *p, const struct endpoint *ep, const c
 
 /* The config blob, from the cache or the registry (once for concurrent
  * pulls of one image). */
-static int get_config(struct puller *p, const struct endpoint *ep, const struct descriptor *d,
-		      char **data, size_t *len, struct cric_err *err)
+static int get_config(struct puller *p, const struct cric_call *call, const struct endpoint *ep,
+		      const struct descriptor *d, char **data, size_t *len, struct cric_err *err)
 {
 	for (;;) {
 		pthread_mutex_lock(&p->lock);
@@ -329,23 +537,19 @@ static int get_config(struct puller *p, const struct endpoint *ep, const struct 
 		}
 		pthread_mutex_unlock(&p->lock);
 		bool owner;
-		struct inflight *f = inflight_begin(p, d->digest, &owner);
+		struct inflight *f = inflight_begin(p, ep->ref.domain, d->digest, &owner);
 		if (!f)
 			return -ENOMEM;
 		if (!owner) {
-			if (inflight_wait(p, f) == 0)
-				continue; /* now in the cache */
-			/* The other pull failed: try ourselves. */
-			f = inflight_begin(p, d->digest, &owner);
-			if (!f)
-				return -ENOMEM;
-			if (!owner) {
-				inflight_wait(p, f);
-				continue;
-			}
+			/* Then in the cache, or the other pull failed for its own
+			 * reasons: look again (and fetch it if nobody does). */
+			int r = inflight_wait(p, f, call, NULL, err);
+			if (r == -ETIMEDOUT)
+				return r;
+			continue;
 		}
 		char name[128];
-		int r = fetch_to_staging(p, ep, d->digest, d->size, name, err);
+		int r = fetch_to_staging(p, call, NULL, ep, f, d->size, name, err);
 		if (r == 0) {
 			char path[PATH_MAX + 128];
 			snprintf(path, sizeof(path), "%s/%s", p->staging, name);
@@ -429,6 +633,7 @@ struct pull_job {
 	size_t next;
 	int r;
 	struct cric_err err;
+	int failed; /* atomic: r < 0, the other layers' waits and downloads stop */
 };
 
 static int pull_layer(struct pull_job *j, size_t i, struct cric_err *err)
@@ -438,28 +643,33 @@ static int pull_layer(struct pull_job *j, size_t i, struct cric_err *err)
 	const char *parent = i > 0 ? j->chains[i - 1] : "";
 	const char *diff = j->cfg->diff_ids[i];
 	bool owner;
-	struct inflight *f = inflight_begin(p, d->digest, &owner);
+	const char *domain = j->ep->ref.domain;
+	struct inflight *f = inflight_begin(p, domain, d->digest, &owner);
 	if (!f)
 		return -ENOMEM;
-	/* Another pull is downloading this blob: wait, then take the layer it
-	 * imported (same chain), or fetch it ourselves. Until our lease holds
-	 * it, the layer may be collected (its image removed): then try again,
-	 * as the owner if nobody else is fetching it by now. Each round waits
-	 * for a download another pull finished: no spinning. */
+	/* Another pull is downloading this blob from the same registry: wait,
+	 * then take the layer it imported (same chain), or fetch it ourselves.
+	 * Until our lease holds it, the layer may be collected (its image
+	 * removed): then try again, as the owner if nobody else is fetching it
+	 * by now. Each round waits for a download another pull finished: no
+	 * spinning. A download that stalls fails us too (the same registry
+	 * would stall ours), as does our caller's deadline. */
 	while (!owner) {
-		int r = inflight_wait(p, f);
+		int r = inflight_wait(p, f, j->call, &j->failed, err);
+		if (r == -ETIMEDOUT || r == -ECANCELED)
+			return r;
 		if (r == 0 &&
 		    import_layer(p, j->call, "", d->digest, diff, parent, j->lease, NULL) == 0) {
 			log_info("%s: layer %zu/%zu %s shared with a concurrent pull", j->what,
 				 i + 1, j->man->n_layers, d->digest);
 			return 0;
 		}
-		f = inflight_begin(p, d->digest, &owner);
+		f = inflight_begin(p, domain, d->digest, &owner);
 		if (!f)
 			return -ENOMEM;
 	}
 	char name[128];
-	int r = fetch_to_staging(p, j->ep, d->digest, d->size, name, err);
+	int r = fetch_to_staging(p, j->call, &j->failed, j->ep, f, d->size, name, err);
 	if (r == 0) {
 		r = import_layer(p, j->call, name, d->digest, diff, parent, j->lease, err);
 		char path[PATH_MAX + 128];
@@ -496,6 +706,11 @@ static void *layer_worker(void *arg)
 				j->err = e;
 			}
 			pthread_mutex_unlock(&j->lock);
+			/* Wake this pull's other workers from their waits. */
+			__atomic_store_n(&j->failed, 1, __ATOMIC_RELEASE);
+			pthread_mutex_lock(&j->p->lock);
+			pthread_cond_broadcast(&j->p->changed);
+			pthread_mutex_unlock(&j->p->lock);
 			return NULL;
 		}
 	}
@@ -642,7 +857,7 @@ static int pull_resolve(struct pull *pl, struct cric_err *err)
 		pl->man_digest = pl->child->digest;
 	}
 	const struct descriptor *cd = &pl->man->config;
-	if ((r = get_config(pl->p, pl->ep, cd, &pl->cfg_data, &pl->cfg_len, err)) < 0)
+	if ((r = get_config(pl->p, pl->call, pl->ep, cd, &pl->cfg_data, &pl->cfg_len, err)) < 0)
 		return r;
 	if ((r = image_config_parse(pl->cfg_data, pl->cfg_len, pl->man, &pl->cfg, err)) < 0)
 		return err_prefix(err, r, "config %s", cd->digest);
@@ -842,11 +1057,21 @@ int puller_new(const struct pull_config *pc, const char *staging_dir, struct cri
 	snprintf(p->staging, sizeof(p->staging), "%s", staging_dir);
 	p->stored = stored;
 	p->images = images;
+	p->slot_domain = calloc(pc->max_downloads ?: 1, sizeof(*p->slot_domain));
+	if (!p->slot_domain) {
+		free(p);
+		return -ENOMEM;
+	}
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->changed, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->changed, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&p->commit, NULL);
 	int r = mkdir_p(staging_dir, 0700);
 	if (r < 0) {
+		free(p->slot_domain);
 		free(p);
 		return err_set(err, r, "create \"%s\": %s", staging_dir, strerror(-r));
 	}
@@ -858,11 +1083,13 @@ int puller_new(const struct pull_config *pc, const char *staging_dir, struct cri
 			insecure[ni++] = pc->registries[i].domain;
 	insecure[ni] = NULL;
 	const struct registry_client_opts o = {
-		.low_speed_time_sec = pc->progress_timeout_sec,
+		.progress_timeout_sec = pc->progress_timeout_sec,
+		.progress_min_bytes = pc->progress_min_bytes,
 		.insecure = insecure,
 		.user_agent = "cric/" CRIC_VERSION,
 	};
 	if ((r = registry_client_new(&o, &p->reg, err)) < 0) {
+		free(p->slot_domain);
 		free(p);
 		return r;
 	}
@@ -886,6 +1113,7 @@ struct puller *puller_free(struct puller *p)
 	pthread_cond_destroy(&p->changed);
 	pthread_mutex_destroy(&p->commit);
 	pull_config_done(&p->cfg);
+	free(p->slot_domain);
 	free(p);
 	return NULL;
 }

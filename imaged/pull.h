@@ -10,13 +10,24 @@
  *  4. the config blob is fetched and verified, its diff_ids give the layer
  *     chain ids; stored says which layers it already has;
  *  5. missing layers download in parallel (at most max_downloads at once
- *     over all pulls) into the staging dir, each verified while it streams;
- *     a blob another pull is already downloading is waited for, not fetched
- *     twice; each downloaded blob goes to stored (ImportLayer), which checks
+ *     over all pulls, one registry at most max_downloads - 1 of them when
+ *     that is more than 0) into the staging dir, each verified while it
+ *     streams; a blob another pull is already downloading from the same
+ *     registry is waited for, not fetched twice; each downloaded blob goes
+ *     to stored (ImportLayer, by its name in the staging dir), which checks
  *     it again and unpacks it; the layers are held by a lease meanwhile;
  *  6. stored commits the image's layers; the record is written.
  * A failure anywhere drops the lease (stored removes what only it held),
  * and removes the staging files: nothing half-pulled stays.
+ *
+ * Bounds: a pull is bounded by progress, not by a fixed time: every
+ * request must receive progress_min_bytes within progress_timeout_sec, and
+ * the next as many within as long again (registry.h); a wait for another
+ * pull's download of the blob gives up by the same rule, a wait for a
+ * download slot when for twice that time no slot came free and no download
+ * progressed; all of them, and the downloads, end at the caller's deadline
+ * (call->deadline_ns: the gateway's, capped by max_request_seconds). Those
+ * failures are -ETIMEDOUT (DEADLINE_EXCEEDED) naming the registry and blob.
  *
  * Thread-safety: pulls run concurrently. */
 #pragma once
@@ -43,7 +54,8 @@ struct pull_config {
 	size_t n_registries;
 	char *credentials_file; /* docker config.json format, may be NULL */
 	unsigned max_downloads;
-	unsigned progress_timeout_sec;
+	unsigned progress_timeout_sec; /* with progress_min_bytes: registry.h */
+	uint64_t progress_min_bytes;
 };
 
 /* Parse the "imaged" section of the config. */

@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,8 @@
 
 struct registry_client {
 	unsigned connect_timeout_sec;
-	unsigned low_speed_time_sec;
+	unsigned progress_timeout_sec;
+	uint64_t progress_min_bytes;
 	unsigned max_retries;
 	unsigned retry_delay_ms;
 	char **insecure;
@@ -92,7 +94,8 @@ int registry_client_new(const struct registry_client_opts *opts, struct registry
 	if (!c)
 		return -ENOMEM;
 	c->connect_timeout_sec = opts->connect_timeout_sec ?: REGISTRY_DEFAULT_CONNECT_TIMEOUT;
-	c->low_speed_time_sec = opts->low_speed_time_sec ?: REGISTRY_DEFAULT_LOW_SPEED_TIME;
+	c->progress_timeout_sec = opts->progress_timeout_sec ?: REGISTRY_DEFAULT_PROGRESS_TIMEOUT;
+	c->progress_min_bytes = opts->progress_min_bytes ?: REGISTRY_DEFAULT_PROGRESS_MIN_BYTES;
 	c->max_retries =
 	    opts->max_retries < 0 ? REGISTRY_DEFAULT_RETRIES : (unsigned)opts->max_retries;
 	c->retry_delay_ms = opts->retry_delay_ms ?: 100;
@@ -202,7 +205,65 @@ struct xfer {
 
 	/* why the write callback stopped the transfer */
 	int stop;
+
+	/* progress (see registry.h): body bytes received over all responses,
+	 * and when (CLOCK_MONOTONIC) the last progress_min_bytes of them were
+	 * complete; past deadline_ns (CLOCK_REALTIME, 0: none) the caller no
+	 * longer waits. */
+	const char *what; /* "blob sha256:...", for messages */
+	uint64_t received, mark_bytes;
+	int64_t mark_ns, deadline_ns;
+	const int *cancel;
+	enum { STOPPED_NOT, STOPPED_STALLED, STOPPED_DEADLINE, STOPPED_CANCELLED } stopped;
 };
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int64_t real_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* libcurl's progress callback (at least once a second, and as data moves):
+ * a transfer that took longer than progress_timeout_sec to receive the
+ * next progress_min_bytes, or whose caller's deadline passed, stops. */
+struct xfer_progress {
+	struct xfer *x;
+	const struct registry_client *c;
+};
+
+static int on_xferinfo(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	const struct xfer_progress *xp = userdata;
+	struct xfer *x = xp->x;
+	int64_t now = mono_ns();
+	if (x->received - x->mark_bytes >= xp->c->progress_min_bytes) {
+		x->mark_bytes = x->received;
+		x->mark_ns = now;
+	}
+	if (x->cancel && __atomic_load_n(x->cancel, __ATOMIC_ACQUIRE)) {
+		x->stopped = STOPPED_CANCELLED;
+		return 1;
+	}
+	if (x->deadline_ns > 0 && real_ns() >= x->deadline_ns) {
+		x->stopped = STOPPED_DEADLINE;
+		return 1;
+	}
+	if (now - x->mark_ns >= (int64_t)xp->c->progress_timeout_sec * 1000000000LL) {
+		x->stopped = STOPPED_STALLED;
+		return 1;
+	}
+	return 0;
+}
 
 static void xfer_reset_response(struct xfer *x)
 {
@@ -325,6 +386,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 	struct xfer *x = userdata;
 	size_t n = size * nmemb;
 
+	x->received += n;
 	if (x->status == 200 || x->status == 206)
 		return x->sink == SINK_FILE ? sink_file(x, ptr, n) : sink_memory(x, ptr, n);
 	if (x->status >= 400) {
@@ -403,6 +465,7 @@ static CURLcode perform(struct registry_client *c, struct xfer *x, const struct 
 	_cleanup_curl_ CURL *curl = curl_easy_init();
 	_cleanup_curl_slist_ struct curl_slist *hdrs = NULL;
 	char accept[1024];
+	struct xfer_progress xp = { .x = x, .c = c };
 
 	if (!curl)
 		return CURLE_OUT_OF_MEMORY;
@@ -429,8 +492,9 @@ static CURLcode perform(struct registry_client *c, struct xfer *x, const struct 
 	/* Credentials go to the registry's host only, never to a redirect target. */
 	curl_easy_setopt(curl, CURLOPT_UNRESTRICTED_AUTH, 0L);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, (long)c->connect_timeout_sec);
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, (long)c->low_speed_time_sec);
+	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_xferinfo);
+	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &xp);
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, c->user_agent);
 	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(curl, CURLOPT_HEADERDATA, x);
@@ -450,6 +514,9 @@ static CURLcode perform(struct registry_client *c, struct xfer *x, const struct 
 	}
 	xfer_reset_response(x);
 	x->stop = 0;
+	x->stopped = STOPPED_NOT;
+	x->mark_bytes = x->received;
+	x->mark_ns = mono_ns();
 	return curl_easy_perform(curl);
 }
 
@@ -481,7 +548,7 @@ static int answer_challenge(struct registry_client *c, const struct xfer *x, str
 
 	struct auth_fetch_opts fo = {
 		.connect_timeout_sec = c->connect_timeout_sec,
-		.low_speed_time_sec = c->low_speed_time_sec,
+		.low_speed_time_sec = c->progress_timeout_sec,
 		.allow_http = x->insecure,
 		.ca_file = c->ca_file,
 	};
@@ -508,6 +575,21 @@ static int request(struct registry_client *c, struct xfer *x, struct session *s,
 {
 	for (;;) {
 		CURLcode cc = perform(c, x, s, range);
+		if (x->stopped == STOPPED_STALLED)
+			return err_set(err, -ETIMEDOUT,
+				       "registry \"%s\": %s stalled: fewer than %" PRIu64
+				       " bytes in %u s (pull_progress_timeout_seconds), %" PRIu64
+				       " received",
+				       s->domain, x->what, c->progress_min_bytes,
+				       c->progress_timeout_sec, x->received);
+		if (x->stopped == STOPPED_CANCELLED)
+			return err_set(err, -ECANCELED, "registry \"%s\": %s: cancelled", s->domain,
+				       x->what);
+		if (x->stopped == STOPPED_DEADLINE)
+			return err_set(err, -ETIMEDOUT,
+				       "registry \"%s\": %s: the caller's deadline passed, %" PRIu64
+				       " bytes received",
+				       s->domain, x->what, x->received);
 		if (x->stop)
 			return x->stop;
 		if (cc != CURLE_OK)
@@ -655,6 +737,7 @@ int registry_fetch_manifest(struct registry_client *c, const struct image_ref *r
 	if (!x)
 		return -ENOMEM;
 	x->sink = SINK_MEMORY;
+	x->what = what;
 	x->mem.max = MANIFEST_MAX_BYTES;
 	x->accept = accept ?: MANIFEST_ACCEPT;
 	r = build_url(c, &s, x, ref->path, "manifests", reference);
@@ -740,6 +823,9 @@ int registry_fetch_blob(struct registry_client *c, const struct image_ref *ref, 
 	if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
 		return err_set(err, -EIO, "sha256 failed");
 	x->sink = SINK_FILE;
+	x->what = what;
+	x->deadline_ns = opts ? opts->deadline_ns : 0;
+	x->cancel = opts ? opts->cancel : NULL;
 	x->fd = out_fd;
 	x->md = md;
 	x->bopts = opts;
@@ -757,6 +843,8 @@ int registry_fetch_blob(struct registry_client *c, const struct image_ref *ref, 
 			break;
 		if (r == 0)
 			return status_error(x, &s, what, err);
+		if (x->stopped != STOPPED_NOT)
+			return r; /* request() said why */
 		if (r == -EBADMSG)
 			return err_set(err, r, "registry \"%s\": %s: larger than %llu bytes",
 				       s.domain, what, (unsigned long long)x->limit);

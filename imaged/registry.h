@@ -28,7 +28,8 @@
  *  -EACCES     refused (401 after authenticating, 403, or bad credentials)
  *  -EBADMSG    content does not match its digest or size
  *  -E2BIG      a manifest over MANIFEST_MAX_BYTES
- *  -ETIMEDOUT  no progress for low_speed_time_sec, or connect timeout
+ *  -ETIMEDOUT  no progress (below), the caller's deadline passed
+ *              (registry_blob_opts.deadline_ns), or the connect timeout
  *  -ECONNREFUSED, -ECONNRESET, -EHOSTUNREACH, -EIO: transport failures
  *  -EPROTO     anything else the registry answered that makes no sense
  */
@@ -44,18 +45,29 @@
 #include "imaged/reference.h"
 
 #define REGISTRY_DEFAULT_CONNECT_TIMEOUT 30 /* seconds */
-#define REGISTRY_DEFAULT_LOW_SPEED_TIME  60 /* seconds without a byte */
-#define REGISTRY_DEFAULT_RETRIES         3  /* blob resumes after a dropped connection */
-#define REGISTRY_MAX_REDIRECTS           5
+#define REGISTRY_DEFAULT_PROGRESS_TIMEOUT                                                          \
+	300 /* seconds: containerd's image_pull_progress_timeout */
+#define REGISTRY_DEFAULT_PROGRESS_MIN_BYTES (1u << 20)
+#define REGISTRY_DEFAULT_RETRIES            3 /* blob resumes after a dropped connection */
+#define REGISTRY_MAX_REDIRECTS              5
 
+/* Progress: every request (manifest, blob, from its first byte on the wire
+ * to its last, across a redirect) must receive progress_min_bytes of body
+ * within progress_timeout_sec, then the next progress_min_bytes within
+ * progress_timeout_sec of that, and so on; a registry that trickles (say 2
+ * bytes every half second) or stalls fails with -ETIMEDOUT naming the
+ * registry and the blob or manifest. A response shorter than
+ * progress_min_bytes must be complete within progress_timeout_sec. A
+ * stalled blob is not resumed. */
 struct registry_client_opts {
-	unsigned connect_timeout_sec; /* 0: default */
-	unsigned low_speed_time_sec;  /* 0: default */
-	int max_retries;              /* < 0: default; 0: no resume */
-	unsigned retry_delay_ms;      /* before the first resume, doubling; 0: 100 */
-	const char *const *insecure;  /* NULL-terminated domains ("reg.local:5000") */
-	const char *ca_file;          /* NULL: the system's CAs */
-	const char *user_agent;       /* NULL: "cric" */
+	unsigned connect_timeout_sec;  /* 0: default */
+	unsigned progress_timeout_sec; /* 0: default */
+	uint64_t progress_min_bytes;   /* 0: default */
+	int max_retries;               /* < 0: default; 0: no resume */
+	unsigned retry_delay_ms;       /* before the first resume, doubling; 0: 100 */
+	const char *const *insecure;   /* NULL-terminated domains ("reg.local:5000") */
+	const char *ca_file;           /* NULL: the system's CAs */
+	const char *user_agent;        /* NULL: "cric" */
 };
 
 struct registry_client;
@@ -97,6 +109,10 @@ typedef void (*registry_progress_fn)(void *userdata, uint64_t total);
 struct registry_blob_opts {
 	registry_progress_fn progress; /* may be NULL */
 	void *userdata;
+	int64_t deadline_ns; /* absolute CLOCK_REALTIME, 0: none: the fetch stops
+				there with -ETIMEDOUT (the caller no longer waits) */
+	const int *cancel;   /* may be NULL; once nonzero (read atomically, at least
+				once a second) the fetch stops with -ECANCELED */
 };
 
 /* GET /v2/<ref->path>/blobs/<digest> into out_fd (an empty regular file opened

@@ -287,6 +287,8 @@ SLOW_PROXY = r"""
 import sys, time, urllib.request, urllib.error
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 port, upstream, rate, marker = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+chunk, interval = int(sys.argv[5]), float(sys.argv[6])
+only = set(sys.argv[7].split(",")) if len(sys.argv) > 7 else None
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def log_message(self, *a):
@@ -299,7 +301,8 @@ class H(BaseHTTPRequestHandler):
             r = urllib.request.urlopen(req, timeout=30)
         except urllib.error.HTTPError as e:
             r = e
-        body_slow = "/blobs/" in self.path and not head
+        body_slow = "/blobs/" in self.path and not head and (
+            only is None or self.path.rsplit("/", 1)[-1] in only)
         self.send_response(r.status if hasattr(r, "status") else r.code)
         for k, v in r.headers.items():
             if k.lower() not in ("connection", "transfer-encoding"):
@@ -313,13 +316,16 @@ class H(BaseHTTPRequestHandler):
                 time.sleep(120)
                 return
         while True:
-            chunk = r.read(rate // 10 if body_slow else 65536)
-            if not chunk:
+            data = r.read(chunk if body_slow else 65536)
+            if not data:
                 break
-            self.wfile.write(chunk)
-            self.wfile.flush()
+            try:
+                self.wfile.write(data)
+                self.wfile.flush()
+            except OSError:
+                return
             if body_slow:
-                time.sleep(0.1)
+                time.sleep(interval)
     def do_GET(self):
         self.handle_one(False)
     def do_HEAD(self):
@@ -330,13 +336,19 @@ ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
 
 class SlowProxy:
     """Serves a registry's content at `rate` bytes/s for blobs (touching
-    `marker` when a blob download starts), so tests can act mid-pull."""
+    `marker` when a blob download starts), so tests can act mid-pull; or,
+    with chunk and interval, `chunk` bytes every `interval` seconds (a
+    trickle: 2 bytes every 0.5 s); `only` (digests) limits the slowness to
+    those blobs."""
 
-    def __init__(self, tmp, upstream, rate=256 * 1024, port=None):
+    def __init__(self, tmp, upstream, rate=256 * 1024, port=None, chunk=None, interval=0.1,
+                 only=None):
         self.port = port or free_port()
         self.marker = os.path.join(str(tmp), f"blob-started-{self.port}")
         self.args = [PYTHON, "-c", SLOW_PROXY, str(self.port), f"http://{upstream}",
-                     str(rate), self.marker]
+                     str(rate), self.marker, str(chunk or rate // 10), str(interval)]
+        if only:
+            self.args.append(",".join(only))
         self.proc = None
 
     @property

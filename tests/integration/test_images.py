@@ -740,6 +740,111 @@ def test_a_stalled_download_fails_with_deadline_exceeded(suite, reg, tmp_path):
     assert pull(suite, f"{reg.host}/test/stall:1") == cd
 
 
+def _pull_outcome(suite, ref, timeout=120):
+    """(image id or None, grpc code or None, details, seconds taken)."""
+    t0 = time.monotonic()
+    try:
+        return pull(suite, ref, timeout=timeout), None, "", time.monotonic() - t0
+    except grpc.RpcError as e:
+        return None, e.code(), e.details(), time.monotonic() - t0
+
+
+def _in_threads(fns):
+    out = [None] * len(fns)
+
+    def run(i):
+        out[i] = fns[i]()
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(len(fns))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return out
+
+
+def test_a_trickling_registry_fails_on_progress_while_others_pull(suite, reg, tmp_path):
+    """A registry sending a layer 2 bytes every half second (never silent
+    for long) fails its pulls with DEADLINE_EXCEEDED within the progress
+    timeout, naming the registry and the blob, both the pull downloading it
+    and the one waiting for that download; pulls from a healthy registry at
+    the same time complete; afterwards every slot is free."""
+    slow = Layer(tar_layer([("t", "f", os.urandom(50000))]))
+    reg.push_image("test/trickle", "1", [slow])
+    healthy = []
+    for i in range(4):
+        layer = Layer(tar_layer([(f"h{i}", "f", os.urandom(100000))]))
+        healthy.append((f"{reg.host}/test/ok{i}:1", reg.push_image(f"test/ok{i}", "1",
+                                                                   [layer])[2]))
+    configure(suite, {"pull_progress_timeout_seconds": 2})
+    proxy = SlowProxy(tmp_path, reg.host, chunk=2, interval=0.5, only=[slow.digest]).start()
+    try:
+        trickled = f"{proxy.host}/test/trickle:1"
+        out = _in_threads([lambda: _pull_outcome(suite, trickled)] * 2 +
+                          [lambda r=r: _pull_outcome(suite, r) for r, _ in healthy[:3]])
+        for _, code, msg, took in out[:2]:
+            assert code == grpc.StatusCode.DEADLINE_EXCEEDED, msg
+            assert proxy.host in msg and slow.digest in msg and "stalled" in msg, msg
+            assert took < 2 + 6, (took, msg)
+        assert [o[0] for o in out[2:]] == [cd for _, cd in healthy[:3]], out[2:]
+        # No slot is left held: a fourth image (one slot) pulls at once.
+        got, code, msg, took = _pull_outcome(suite, healthy[3][0])
+        assert got == healthy[3][1], msg
+        assert took < 10
+        assert staging_files(suite) == []
+    finally:
+        proxy.stop()
+
+
+def test_a_slow_registry_cannot_hold_every_slot_nor_shared_downloads(suite, reg, tmp_path):
+    """A registry trickling all three layers of an image takes at most two of
+    the three download slots, and its downloads are shared only with pulls
+    from itself: the same image from a healthy registry pulls promptly
+    while the trickling pull still runs (its timeout is 15 s), which then
+    fails on progress."""
+    layers = [Layer(tar_layer([(f"s{i}", "f", os.urandom(30000))])) for i in range(3)]
+    _, _, cd = reg.push_image("test/shared", "1", layers)
+    configure(suite, {"pull_progress_timeout_seconds": 15, "max_concurrent_downloads": 3})
+    proxy = SlowProxy(tmp_path, reg.host, chunk=2, interval=0.5,
+                      only=[x.digest for x in layers]).start()
+    try:
+        t0 = time.monotonic()
+        fut = suite.cri.future("PullImage",
+                               api.PullImageRequest(image=spec(f"{proxy.host}/test/shared:1")),
+                               api.PullImageResponse, timeout=120)
+        wait_for(proxy.started, timeout=30, what="the trickled download to start")
+        got, code, msg, took = _pull_outcome(suite, f"{reg.host}/test/shared:1")
+        assert got == cd, msg
+        assert took < 8, took
+        assert not fut.done()
+        with pytest.raises(grpc.RpcError) as e:
+            fut.result()
+        assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, e.value.details()
+        assert proxy.host in e.value.details()
+        assert time.monotonic() - t0 < 15 + 10
+    finally:
+        proxy.stop()
+    assert staging_files(suite) == []
+
+
+def test_a_pull_stops_at_its_callers_deadline(suite, reg, tmp_path):
+    """crictl sets a deadline on PullImage: past it nobody waits for the
+    pull, and imaged stops it (here a trickle that counts as progress at a
+    floor of one byte)."""
+    slow = Layer(tar_layer([("d", "f", os.urandom(20000))]))
+    reg.push_image("test/deadline", "1", [slow])
+    configure(suite, {"pull_progress_timeout_seconds": 60, "pull_progress_min_bytes": 1})
+    proxy = SlowProxy(tmp_path, reg.host, chunk=2, interval=0.5, only=[slow.digest]).start()
+    try:
+        code, msg = grpc_error(pull, suite, f"{proxy.host}/test/deadline:1", timeout=3)
+        assert code == grpc.StatusCode.DEADLINE_EXCEEDED, msg
+        wait_for(lambda: "the caller's deadline passed" in suite.log("imaged"), timeout=10,
+                 what="imaged to stop the pull")
+        wait_for(lambda: staging_files(suite) == [], timeout=10, what="staging to empty")
+    finally:
+        proxy.stop()
+    assert pull(suite, f"{reg.host}/test/deadline:1")
+
+
 def test_annotations_are_kept(suite, reg, bb_layer):
     _, _, cd = reg.push_image("test/ann", "1", [bb_layer])
     req = api.PullImageRequest(image=api.ImageSpec(image=f"{reg.host}/test/ann:1",

@@ -14,6 +14,10 @@ secrets it needs. No network beyond loopback.
       behind Basic auth (any credentials), redirecting GET /v2/*/blobs/* to
       http://localhost:PORT/storage (another host name): what blob storage
       does. Each /storage request appends "storage auth=yes|no" to LOG.
+  registry-fixture.py trickle PORT FILE
+      serve a registry on 127.0.0.1:PORT whose only blob is FILE's content,
+      sent 2 bytes every half second (the right Content-Length, the right
+      bytes): a registry that holds a download without stalling outright.
 """
 import base64
 import datetime
@@ -141,6 +145,35 @@ def serve_redirect(port, path, log):
     ThreadingHTTPServer(("127.0.0.1", int(port)), Handler).serve_forever()
 
 
+def serve_trickle(port, path):
+    with open(path, "rb") as f:
+        body = f.read()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            if "/blobs/" not in self.path:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                for i in range(0, len(body), 2):
+                    self.wfile.write(body[i:i + 2])
+                    self.wfile.flush()
+                    time.sleep(0.5)
+            except OSError:
+                pass
+
+    ThreadingHTTPServer(("127.0.0.1", int(port)), Handler).serve_forever()
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "certgen":
@@ -157,6 +190,8 @@ def main():
         serve_tokens(*sys.argv[2:10])
     elif cmd == "redirect":
         serve_redirect(*sys.argv[2:5])
+    elif cmd == "trickle":
+        serve_trickle(*sys.argv[2:4])
     else:
         sys.exit(f"unknown command {cmd!r}")
 

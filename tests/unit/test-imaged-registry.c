@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/macro.h"
@@ -396,7 +397,7 @@ static struct registry_client *client(unsigned low_speed)
 {
 	struct registry_client *c = NULL;
 	struct registry_client_opts o = { .max_retries = -1,
-					  .low_speed_time_sec = low_speed,
+					  .progress_timeout_sec = low_speed,
 					  .connect_timeout_sec = 5,
 					  .retry_delay_ms = 20 };
 	struct cric_err err = { "" };
@@ -1072,6 +1073,72 @@ static void test_low_speed_timeout(void **state)
 			 -ECONNREFUSED);
 }
 
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A registry that trickles a blob (2 bytes every 0.5 s: never silent for
+ * long) fails the fetch once it is late for progress_min_bytes, with a
+ * message naming the registry and the blob; a caller's deadline stops a
+ * fetch that still makes progress by that measure. */
+static void test_trickle_and_deadline(void **state)
+{
+	struct fx *fx = *state;
+	char data[PATH_MAX], out[PATH_MAX], port[16], slog[PATH_MAX];
+	char content[4096];
+	memset(content, 'z', sizeof(content));
+	char digest[IMAGE_DIGEST_LEN + 1];
+	sha256_digest(content, sizeof(content), digest);
+	write_bytes(tpath(data, fx->dir, "trickle.data"), content, sizeof(content), 0644);
+	int p = free_port();
+	snprintf(port, sizeof(port), "%d", p);
+	char *argv[] = { PYTHON, fx->fixture, (char *)"trickle", port, data, NULL };
+	pid_t pid = spawn(argv, tpath(slog, fx->dir, "trickle-server.log"));
+	wait_listening(pid, p);
+	struct image_ref ref;
+	ref_for(p, REPO ":v1", &ref);
+
+	_cleanup_(registry_client_freep) struct registry_client *c = client(2);
+	struct cric_err err = { "" };
+	_cleanup_close_ int fd = tmpfile_fd("trickled", out);
+	double t0 = mono_s();
+	int r =
+	    registry_fetch_blob(c, &ref, digest, fd, sizeof(content), NULL, NULL, NULL, NULL, &err);
+	double took = mono_s() - t0;
+	assert_int_equal(r, -ETIMEDOUT);
+	assert_true(took >= 1.9 && took < 6);
+	assert_non_null(strstr(err.msg, "stalled"));
+	assert_non_null(strstr(err.msg, digest));
+	assert_non_null(strstr(err.msg, ref.domain));
+
+	/* 4 bytes in 2 s are progress at a floor of 4 bytes: only the
+	 * caller's deadline (3.5 s away) ends it. */
+	struct registry_client *c4 = NULL;
+	struct registry_client_opts o = { .max_retries = -1,
+					  .progress_timeout_sec = 2,
+					  .progress_min_bytes = 2,
+					  .connect_timeout_sec = 5 };
+	assert_int_equal(registry_client_new(&o, &c4, &err), 0);
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	struct registry_blob_opts bo = {
+		.deadline_ns = now.tv_sec * 1000000000LL + now.tv_nsec + 3500000000LL,
+	};
+	assert_int_equal(ftruncate(fd, 0), 0);
+	t0 = mono_s();
+	r = registry_fetch_blob(c4, &ref, digest, fd, sizeof(content), NULL, &bo, NULL, NULL, &err);
+	took = mono_s() - t0;
+	registry_client_free(c4);
+	stop(&pid);
+	assert_int_equal(r, -ETIMEDOUT);
+	assert_true(took >= 3.4 && took < 6);
+	assert_non_null(strstr(err.msg, "deadline"));
+	assert_non_null(strstr(err.msg, digest));
+}
+
 /* NULL if the live tests can run, else why not. */
 static const char *missing_prerequisite(void)
 {
@@ -1108,6 +1175,7 @@ int main(void)
 		cmocka_unit_test(test_token_auth),
 		cmocka_unit_test(test_basic_auth),
 		cmocka_unit_test(test_redirect),
+		cmocka_unit_test(test_trickle_and_deadline),
 		cmocka_unit_test(test_blob_resume),
 		cmocka_unit_test(test_blob_registry_down),
 	};
