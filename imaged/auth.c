@@ -358,8 +358,10 @@ int auth_token_fetch(const struct auth_challenge *ch, const char *scope,
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, opts->allow_http ? "http,https" : "https");
 	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, opts->connect_timeout_sec);
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, opts->low_speed_time_sec);
+	/* A token response is at most AUTH_TOKEN_MAX bytes, less than a
+	 * pull's progress_min_bytes: the whole of it must come within the
+	 * progress timeout (registry.h), a trickle cannot hold the pull. */
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT, opts->low_speed_time_sec);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, body_write);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
 	if (opts->ca_file)

@@ -101,9 +101,9 @@ int auth_token_parse(const void *data, size_t len, char **ret_token, long *ret_t
 
 struct auth_fetch_opts {
 	long connect_timeout_sec;
-	long low_speed_time_sec;
-	bool allow_http;     /* the realm may be plain http (insecure registries) */
-	const char *ca_file; /* NULL: the system's CAs */
+	long low_speed_time_sec; /* the whole request, connect included */
+	bool allow_http;         /* the realm may be plain http (insecure registries) */
+	const char *ca_file;     /* NULL: the system's CAs */
 };
 
 /* Get a token from ch's realm (ch->scheme must be Bearer) for scope (NULL: the

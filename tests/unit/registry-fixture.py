@@ -18,6 +18,8 @@ secrets it needs. No network beyond loopback.
       serve a registry on 127.0.0.1:PORT whose only blob is FILE's content,
       sent 2 bytes every half second (the right Content-Length, the right
       bytes): a registry that holds a download without stalling outright.
+      Its manifests want a bearer token from its own /token, which trickles
+      the same way.
 """
 import base64
 import datetime
@@ -156,16 +158,27 @@ def serve_trickle(port, path):
             pass
 
         def do_GET(self):
-            if "/blobs/" not in self.path:
+            data = body
+            if "/manifests/" in self.path:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate",
+                                 f'Bearer realm="http://127.0.0.1:{port}/token",'
+                                 'service="trickle"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if self.path.startswith("/token"):
+                data = json.dumps({"token": "t" * 200, "expires_in": 300}).encode()
+            elif "/blobs/" not in self.path:
                 self.send_error(404)
                 return
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             try:
-                for i in range(0, len(body), 2):
-                    self.wfile.write(body[i:i + 2])
+                for i in range(0, len(data), 2):
+                    self.wfile.write(data[i:i + 2])
                     self.wfile.flush()
                     time.sleep(0.5)
             except OSError:

@@ -1114,6 +1114,14 @@ static void test_trickle_and_deadline(void **state)
 	assert_non_null(strstr(err.msg, digest));
 	assert_non_null(strstr(err.msg, ref.domain));
 
+	/* A token endpoint that trickles holds the pull no longer. */
+	struct registry_manifest *m = NULL;
+	t0 = mono_s();
+	r = registry_fetch_manifest(c, &ref, NULL, NULL, NULL, &m, &err);
+	took = mono_s() - t0;
+	assert_int_equal(r, -ETIMEDOUT);
+	assert_true(took >= 1.9 && took < 6);
+
 	/* 4 bytes in 2 s are progress at a floor of 4 bytes: only the
 	 * caller's deadline (3.5 s away) ends it. */
 	struct registry_client *c4 = NULL;
