@@ -33,6 +33,7 @@
 #define DEFAULT_PROGRESS_SEC  REGISTRY_DEFAULT_PROGRESS_TIMEOUT
 #define DEFAULT_PROGRESS_MIN  REGISTRY_DEFAULT_PROGRESS_MIN_BYTES
 #define MAX_PROGRESS_MIN      (1u << 30)
+#define PULL_CAP_SLACK_NS     (5 * 1000000000LL)
 
 /* A download of one blob from one registry, shared by the pulls that need
  * it (keyed by both: a slow registry's download is never waited for by a
@@ -99,6 +100,7 @@ int pull_config_load(const struct cric_config *cfg, struct pull_config *pc, stru
 	pc->max_downloads = DEFAULT_MAX_DOWNLOADS;
 	pc->progress_timeout_sec = DEFAULT_PROGRESS_SEC;
 	pc->progress_min_bytes = DEFAULT_PROGRESS_MIN;
+	pc->max_request_seconds = cfg->max_request_seconds;
 	const json_t *sec = json_object_get(cfg->doc, "imaged");
 	if (!sec)
 		return 0;
@@ -984,11 +986,28 @@ static int pull_commit(struct pull *pl, const char *annotations, char id[IMAGE_D
 	return 0;
 }
 
+/* The deadline a pull stops at: the caller's (crictl sets one). The kubelet
+ * sets none on PullImage, and the gateway then caps the call at
+ * max_request_seconds: that cap only ends the gateway's wait; the pull runs
+ * on, bounded by progress, so that an image too big to pull within the cap
+ * still completes (the kubelet's retry joins its downloads, or finds the
+ * image). A deadline within a few seconds of the cap is taken as the cap. */
+static int64_t pull_deadline(const struct puller *p, const struct cric_call *call)
+{
+	if (!call || call->deadline_ns <= 0)
+		return 0;
+	int64_t left = call->deadline_ns - now_unix_ns();
+	int64_t cap = (int64_t)p->cfg.max_request_seconds * 1000000000LL;
+	return left < cap - PULL_CAP_SLACK_NS ? call->deadline_ns : 0;
+}
+
 int pull_image(struct puller *p, const struct cric_call *call, const char *reference,
 	       const struct registry_creds *creds, const char *annotations,
 	       char id[IMAGE_DIGEST_LEN + 1], struct cric_err *err)
 {
-	_cleanup_(pull_done) struct pull pl = { .p = p, .call = call };
+	struct cric_call c = call ? *call : (struct cric_call){ 0 };
+	c.deadline_ns = pull_deadline(p, call);
+	_cleanup_(pull_done) struct pull pl = { .p = p, .call = &c };
 	int r = image_ref_parse(reference, p->cfg.default_registry, &pl.ref, err);
 	if (r < 0)
 		return r;

@@ -26,8 +26,9 @@
  * pull's download of the blob gives up by the same rule, a wait for a
  * download slot when for twice that time no slot came free and no download
  * progressed; all of them, and the downloads, end at the caller's deadline
- * (call->deadline_ns: the gateway's, capped by max_request_seconds). Those
- * failures are -ETIMEDOUT (DEADLINE_EXCEEDED) naming the registry and blob.
+ * (crictl sets one; the kubelet none, and the gateway's max_request_seconds
+ * cap on such a call does not stop the pull). Those failures are
+ * -ETIMEDOUT (DEADLINE_EXCEEDED) naming the registry and blob.
  *
  * Thread-safety: pulls run concurrently. */
 #pragma once
@@ -56,6 +57,7 @@ struct pull_config {
 	unsigned max_downloads;
 	unsigned progress_timeout_sec; /* with progress_min_bytes: registry.h */
 	uint64_t progress_min_bytes;
+	unsigned max_request_seconds; /* the suite's, see pull_image() */
 };
 
 /* Parse the "imaged" section of the config. */

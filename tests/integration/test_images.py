@@ -845,6 +845,31 @@ def test_a_pull_stops_at_its_callers_deadline(suite, reg, tmp_path):
     assert pull(suite, f"{reg.host}/test/deadline:1")
 
 
+def test_the_gateways_cap_does_not_stop_a_pull(suite, reg, tmp_path):
+    """The kubelet sets no deadline on PullImage; the gateway caps such a
+    call at max_request_seconds and answers DEADLINE_EXCEEDED then, but the
+    pull runs on (bounded by progress) and completes: an image too big for
+    the cap is pulled all the same."""
+    slow = Layer(tar_layer([("c", "f", os.urandom(20000))]), "none")
+    _, _, cd = reg.push_image("test/capped", "1", [slow])
+    suite.write_config({"max_request_seconds": 2,
+                        "imaged": {"pull_progress_timeout_seconds": 60,
+                                   "pull_progress_min_bytes": 1}})
+    suite.kill("gateway")
+    suite.kill("imaged")
+    suite.up()
+    proxy = SlowProxy(tmp_path, reg.host, chunk=2000, interval=0.5, only=[slow.digest]).start()
+    try:
+        ref = f"{proxy.host}/test/capped:1"
+        code, msg = grpc_error(pull, suite, ref, timeout=None)
+        assert code == grpc.StatusCode.DEADLINE_EXCEEDED, msg
+        wait_for(lambda: len(images(suite, ref)) == 1, timeout=30,
+                 what="the pull to complete after the gateway's answer")
+        assert images(suite, ref)[0].id == cd
+    finally:
+        proxy.stop()
+
+
 def test_annotations_are_kept(suite, reg, bb_layer):
     _, _, cd = reg.push_image("test/ann", "1", [bb_layer])
     req = api.PullImageRequest(image=api.ImageSpec(image=f"{reg.host}/test/ann:1",
