@@ -1002,9 +1002,13 @@ static void test_dead_dialer_is_replaced(void **state)
 	unsigned code = call_echo(f, "first", &msg);
 	free(msg);
 	assert_true(code == CODE_UNAVAILABLE || code == CODE_OK);
-	/* ... after which a call dials again and gets through. */
-	if (code != CODE_OK)
-		assert_int_equal(call_echo(f, "second", NULL), CODE_OK);
+	/* ... after which calls dial again and get through: the watcher
+	 * replaces the dead dialer within its quiet time, which a loaded
+	 * machine stretches, so allow a few more grace periods (a dialer never
+	 * replaced fails every one of them). */
+	for (int i = 0; i < 10 && code != CODE_OK; i++)
+		code = call_echo(f, "again", NULL);
+	assert_int_equal(code, CODE_OK);
 	assert_true(cric_client_connected(f->cli));
 }
 
