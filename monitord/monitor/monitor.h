@@ -1,0 +1,40 @@
+/* cric-monitor: one small process per container (libc and the kernel only).
+ *
+ * monitord starts it with posix_spawn (own session, stdin/stdout on
+ * /dev/null, stderr on <dir>/monitor.log, fd 3 the sync pipe); it forks once
+ * more and the first process exits at once, so monitord is never its parent
+ * (monitord reaps that first process). The monitor then:
+ *   - writes "pid <its pid>\n" on the sync fd;
+ *   - joins <hierarchy>/<cgroup parent> in every mounted cgroup hierarchy,
+ *     lowers its oom_score_adj as far as the host lets it, becomes a child
+ *     subreaper;
+ *   - opens the log (mkdir -p of its directory), listens on <dir>/ctl.sock;
+ *   - runs `<runtime> --root <root> create --bundle <bundle> --pid-file
+ *     <dir>/container.pid [--console-socket <dir>/console.sock] <id>`;
+ *   - writes <dir>/monitor.pid, then "ok <init pid>\n" on the sync fd, or
+ *     "error <runtime's stderr>\n" (and exits, leaving nothing);
+ *   - writes the container's stdout and stderr to the log (logfmt.h), answers
+ *     the control socket, reaps every orphan, and when the container's init
+ *     exits: drains the pipes, reads the OOM kill counter of the container's
+ *     cgroup, writes <dir>/exit atomically and exits.
+ *
+ * The exit file is one JSON line:
+ *   {"exit_code":N,"finished_at":NS,"oom_killed":B,"pid":P}
+ * exit_code is 128+signal for a signalled init. SIGTERM to the monitor kills
+ * the container's init (SIGKILL) and ends as above (exit code 137).
+ *
+ * Control socket (unix stream, 0600): one command line per connection, one
+ * answer line: "reopen\n" -> "ok\n" once the log file is open anew (it
+ * exists), or "error <why>\n" (the container is no longer running).
+ */
+#pragma once
+
+#define MONITOR_PID_FILE       "monitor.pid"
+#define MONITOR_CONTAINER_PID  "container.pid"
+#define MONITOR_EXIT_FILE      "exit"
+#define MONITOR_CTL_SOCKET     "ctl.sock"
+#define MONITOR_CONSOLE_SOCKET "console.sock"
+#define MONITOR_LOG_FILE       "monitor.log"
+#define MONITOR_SYNC_FD        3
+/* The longest runc create may take before the monitor gives up. */
+#define MONITOR_CREATE_TIMEOUT_MS (4 * 60 * 1000)
