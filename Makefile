@@ -59,7 +59,8 @@ COMMON_SRC := $(wildcard common/*.c)
 COMMON_O := $(patsubst %.c,$(BUILD)/obj/%.o,$(COMMON_SRC))
 LIBCOMMON := $(BUILD)/libcric-common.a
 
-BINS := $(addprefix $(BUILD)/bin/cric-,$(DAEMONS)) $(BUILD)/bin/cricctl $(BUILD)/bin/cric-pause
+BINS := $(addprefix $(BUILD)/bin/cric-,$(DAEMONS)) $(BUILD)/bin/cricctl $(BUILD)/bin/cric-pause \
+	$(BUILD)/bin/cric-monitor
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test-*.c))
 
@@ -112,6 +113,17 @@ $(BUILD)/bin/cric-pause: runtimed/pause/pause.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -Os -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2 -Wall -Wextra -Werror -static -s -o $@ $<
 
+# The per-container monitor: libc and the kernel only, static (one small
+# process per container: no shared library to map), never sanitized, built
+# with the daemons. Its pure parts (logfmt.c) are also linked into the unit
+# tests (test-monitor-*) and the fuzzers, from monitord/monitor/.
+MONITOR_SRC := monitord/monitor/cric-monitor.c monitord/monitor/logfmt.c
+MONITOR_LIB_O := $(BUILD)/obj/monitord/monitor/logfmt.o
+$(BUILD)/bin/cric-monitor: $(MONITOR_SRC) $(wildcard monitord/monitor/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Os -D_GNU_SOURCE -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2 $(WARNFLAGS) \
+		-fstack-protector-strong -static -s -o $@ $(MONITOR_SRC)
+
 CRICCTL_O := $(BUILD)/obj/cri-gateway/cricctl.o $(BUILD)/obj/cri-gateway/routes.o
 $(BUILD)/bin/cricctl: $(CRICCTL_O) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
@@ -128,10 +140,12 @@ $(BUILD)/tools/%: tests/tools/%.c $(LIBCOMMON) | $(GEN_H) $(VERSION_H)
 # Unit tests link the common library; test-<daemon>-*.c also get that
 # daemon's objects except main.o (its library part).
 lib_objs_for = $(filter-out %/main.o,$($(1)_O))
-$(BUILD)/tests/%: tests/unit/%.c $(LIBCOMMON) $(foreach d,$(DAEMONS),$(call lib_objs_for,$(d))) | $(GEN_H) $(VERSION_H)
+$(BUILD)/tests/%: tests/unit/%.c $(LIBCOMMON) $(foreach d,$(DAEMONS),$(call lib_objs_for,$(d))) \
+		$(MONITOR_LIB_O) | $(GEN_H) $(VERSION_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
 		$(foreach d,$(DAEMONS),$(if $(findstring test-$(d)-,$*),$(call lib_objs_for,$(d)))) \
+		$(if $(findstring test-monitor-,$*),$(MONITOR_LIB_O)) \
 		$(LIBCOMMON) $(LIBS) -lcmocka
 
 # The gateway's routing table alone (its other objects need grpc).
@@ -155,7 +169,7 @@ FUZZ_COMMON_O := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(COMMON_SRC)) \
 FUZZ_LIBCOMMON := $(FUZZ_BUILD)/libcric-common.a
 # Every daemon's library objects (all but main.o): the parsers live there.
 FUZZ_LIB_O := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(filter-out %/main.c,\
-	$(wildcard imaged/*.c stored/*.c netd/*.c runtimed/*.c monitord/*.c)))
+	$(wildcard imaged/*.c stored/*.c netd/*.c runtimed/*.c monitord/*.c) monitord/monitor/logfmt.c))
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined -U_FORTIFY_SOURCE \
 	$(WARNFLAGS) -Wno-unknown-warning-option -fstack-protector-strong -MMD -MP
 fuzz: $(FUZZERS)
