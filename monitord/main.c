@@ -1,22 +1,36 @@
-/* cric-monitord: per-container monitors, exec/attach/port-forward, streaming
- * server, stats and events. Needs root to enter containers; keeps what it was
- * given. It owns its share of the CRI RuntimeService (cri-gateway/routes.c),
- * none of which is implemented yet: each answers UNIMPLEMENTED. */
+/* cric-monitord: per-container monitors (cric.monitord.Monitord), and later
+ * exec/attach/port-forward, the streaming server, stats and events. Needs
+ * root to enter containers; keeps what it was given. Its share of the CRI
+ * RuntimeService (cri-gateway/routes.c) answers UNIMPLEMENTED for now. The
+ * manager is monitors.h, the adapter rpc.c. */
 #include "common/daemon.h"
-#include "common/macro.h"
+#include "monitors.h"
+#include "rpc.h"
 
-static const struct cric_service services[] = {
-	{ &runtime__v1__runtime_service__descriptor, NULL, 0, .partial = true },
-};
+static int init(const struct cric_config *cfg, void **userdata, struct cric_err *err)
+{
+	struct monitors *m;
+	int r = monitors_open(cfg, &m, err);
+	if (r < 0)
+		return r;
+	*userdata = m;
+	return 0;
+}
 
-static const struct cric_daemon_desc desc = {
-	.name = "monitord",
-	.all_caps = true,
-	.services = services,
-	.n_services = ARRAY_SIZE(services),
-};
+static void done(void *userdata)
+{
+	monitors_free(userdata);
+}
 
 int main(int argc, char **argv)
 {
+	const struct cric_daemon_desc desc = {
+		.name = "monitord",
+		.all_caps = true,
+		.services = monitord_services,
+		.n_services = monitord_n_services,
+		.init = init,
+		.done = done,
+	};
 	return daemon_main(&desc, argc, argv);
 }

@@ -1,0 +1,135 @@
+/* monitord's adapter: its internal service (proto/cric/monitord.proto)
+ * turned into calls on the manager (monitors.h). */
+#include <errno.h>
+#include <stdio.h>
+
+#include "common/cleanup.h"
+#include "common/ids.h"
+#include "common/log.h"
+#include "common/pbutil.h"
+#include "common/service.h"
+#include "monitors.h"
+#include "rpc.h"
+
+/* Log lines of this call name the container (a valid id only: it is
+ * input); copied, the dispatcher logs after the request is freed. */
+static void log_container(const struct cric_call *call, const char *id)
+{
+	static _Thread_local char cid[65];
+	snprintf(cid, sizeof(cid), "%s", id_is_valid(id) ? id : "");
+	const struct log_ctx ctx = { .method = call->method,
+				     .request_id = call->request_id,
+				     .container_id = cid[0] ? cid : NULL };
+	log_ctx_set(&ctx);
+}
+
+static int create_monitor(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			  ProtobufCMessage **out, struct cric_err *err)
+{
+	const Cric__Monitord__CreateMonitorRequest *req = (const void *)in;
+	log_container(call, req->container_id);
+	const struct monitor_spec spec = {
+		.id = req->container_id,
+		.bundle = req->bundle,
+		.runtime_path = req->runtime_path,
+		.runtime_root = req->runtime_root,
+		.log_path = req->log_path,
+		.cgroup_parent = req->cgroup_parent,
+		.tty = req->tty,
+		.open_stdin = req->stdin,
+		.stdin_once = req->stdin_once,
+		.log_size_max = req->log_size_max,
+	};
+	int64_t deadline = deadline_in_ms(MONITORD_CREATE_CAP_MS);
+	if (call->deadline_ns > 0 && call->deadline_ns < deadline)
+		deadline = call->deadline_ns;
+	pid_t pid = 0, mpid = 0;
+	int r = monitors_create(ud, &spec, deadline, &pid, &mpid, err);
+	if (r < 0)
+		return r;
+	_cleanup_pb_ Cric__Monitord__CreateMonitorResponse *resp =
+	    pb_new(&cric__monitord__create_monitor_response__descriptor);
+	if (!resp)
+		return -ENOMEM;
+	resp->pid = pid;
+	resp->monitor_pid = mpid;
+	log_info("monitor %d created container init %d", (int)mpid, (int)pid);
+	*out = &TAKE_PTR(resp)->base;
+	return 0;
+}
+
+static int reopen_log(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+		      ProtobufCMessage **out, struct cric_err *err)
+{
+	const Cric__Monitord__ReopenLogRequest *req = (const void *)in;
+	log_container(call, req->container_id);
+	int r = monitors_reopen_log(ud, req->container_id, err);
+	if (r < 0)
+		return r;
+	ProtobufCMessage *resp = pb_new(&cric__monitord__reopen_log_response__descriptor);
+	if (!resp)
+		return -ENOMEM;
+	*out = resp;
+	return 0;
+}
+
+static int monitor_status(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			  ProtobufCMessage **out, struct cric_err *err)
+{
+	const Cric__Monitord__MonitorStatusRequest *req = (const void *)in;
+	log_container(call, req->container_id);
+	if (!id_is_valid(req->container_id))
+		return err_set(err, -EINVAL, "container_id must be 64 lowercase hex digits");
+	struct monitor_status st;
+	int r = monitors_status(ud, req->container_id, &st, err);
+	if (r < 0)
+		return r;
+	_cleanup_pb_ Cric__Monitord__MonitorStatusResponse *resp =
+	    pb_new(&cric__monitord__monitor_status_response__descriptor);
+	if (!resp)
+		return -ENOMEM;
+	resp->monitor_alive = st.alive;
+	resp->exited = st.exited;
+	resp->exit_code = st.exit_code;
+	resp->finished_at = st.finished_at;
+	resp->oom_killed = st.oom_killed;
+	if (st.message && pb_set_str(&resp->message, st.message) < 0)
+		return -ENOMEM;
+	*out = &TAKE_PTR(resp)->base;
+	return 0;
+}
+
+static int remove_monitor(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			  ProtobufCMessage **out, struct cric_err *err)
+{
+	const Cric__Monitord__RemoveMonitorRequest *req = (const void *)in;
+	log_container(call, req->container_id);
+	int r = monitors_remove(ud, req->container_id, err);
+	if (r < 0)
+		return r;
+	ProtobufCMessage *resp = pb_new(&cric__monitord__remove_monitor_response__descriptor);
+	if (!resp)
+		return -ENOMEM;
+	*out = resp;
+	return 0;
+}
+
+/* runtimed calls them for its containers; the integration tests through
+ * cric-call. */
+static const struct cric_handler monitord_lines[] = {
+	{ CRIC_MONITORD(create_monitor), create_monitor, .callers = CALLER_RUNTIMED | CALLER_ADMIN,
+	  .cap_ms = MONITORD_CREATE_CAP_MS },
+	{ CRIC_MONITORD(reopen_log), reopen_log, .callers = CALLER_RUNTIMED | CALLER_ADMIN,
+	  .cap_ms = MONITORD_CALL_CAP_MS },
+	{ CRIC_MONITORD(monitor_status), monitor_status, .callers = CALLER_RUNTIMED | CALLER_ADMIN,
+	  .cap_ms = MONITORD_CALL_CAP_MS },
+	{ CRIC_MONITORD(remove_monitor), remove_monitor, .callers = CALLER_RUNTIMED | CALLER_ADMIN,
+	  .cap_ms = MONITORD_REMOVE_CAP_MS },
+};
+
+const struct cric_service monitord_services[] = {
+	{ &cric__monitord__monitord__descriptor, monitord_lines, ARRAY_SIZE(monitord_lines) },
+	{ &runtime__v1__runtime_service__descriptor, NULL, 0, .partial = true },
+};
+
+const size_t monitord_n_services = ARRAY_SIZE(monitord_services);
