@@ -440,13 +440,16 @@ int monitors_create(struct monitors *m, const struct monitor_spec *s, int64_t de
 static int ctl_command(const struct monitors *m, const char *id, const char *cmd, char *reply,
 		       size_t size)
 {
-	_cleanup_free_ char *path = mon_path(m, id, MONITOR_CTL_SOCKET);
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (!path)
+	/* Through an O_PATH fd of the directory: sun_path has 108 bytes, a
+	 * run dir under a long root needs more. */
+	_cleanup_free_ char *dir = mon_path(m, id, NULL);
+	if (!dir)
 		return -ENOMEM;
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
+	_cleanup_close_ int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return negative_errno();
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", dfd, MONITOR_CTL_SOCKET);
 	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return negative_errno();

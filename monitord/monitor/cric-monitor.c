@@ -357,8 +357,11 @@ static int log_emit(void *arg, const struct iovec *iov, int n)
 
 /* ---- sockets ---- */
 
-static int listen_unix(const char *path)
+/* name is relative to the monitor's directory, its working directory:
+ * sun_path has 108 bytes, a directory under a long root more. */
+static int listen_unix(const char *name)
 {
+	const char *path = name;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
@@ -412,7 +415,9 @@ static int spawn_runtime(struct monitor *m, int in, int out, int err)
 {
 	char pidfile[PATH_MAX], console[PATH_MAX];
 	path_in_dir(m, MONITOR_CONTAINER_PID, pidfile, sizeof(pidfile));
-	path_in_dir(m, MONITOR_CONSOLE_SOCKET, console, sizeof(console));
+	/* runc resolves it from the bundle: reach our directory through our
+	 * working directory, in few bytes. */
+	snprintf(console, sizeof(console), "/proc/%d/cwd/%s", (int)getpid(), MONITOR_CONSOLE_SOCKET);
 	char *argv[16];
 	int a = 0;
 	argv[a++] = (char *)m->runtime;
@@ -588,9 +593,7 @@ static int create_container(struct monitor *m)
 	int io[3];
 	int r = make_stdio(m, io);
 	if (r == 0 && m->tty) {
-		char console[PATH_MAX];
-		path_in_dir(m, MONITOR_CONSOLE_SOCKET, console, sizeof(console));
-		m->console_fd = listen_unix(console);
+		m->console_fd = listen_unix(MONITOR_CONSOLE_SOCKET);
 		r = m->console_fd < 0 ? m->console_fd : 0;
 	}
 	if (r == 0)
@@ -823,8 +826,9 @@ static int start(struct monitor *m)
 			 strerror(-r));
 		fail(m, "open the log", r);
 	}
-	path_in_dir(m, MONITOR_CTL_SOCKET, path, sizeof(path));
-	if ((m->ctl_fd = listen_unix(path)) < 0)
+	if (chdir(m->dir) < 0)
+		fail(m, "enter the monitor's directory", -errno);
+	if ((m->ctl_fd = listen_unix(MONITOR_CTL_SOCKET)) < 0)
 		fail(m, "listen on the control socket", m->ctl_fd);
 	if ((r = create_container(m)) < 0)
 		fail(m, "create the container", r);

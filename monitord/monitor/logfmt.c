@@ -61,8 +61,9 @@ int logfmt_feed(struct logfmt_stream *s, const char *data, size_t n, const struc
 			s->len = 0;
 			data += k + 1;
 			n -= k + 1;
-		} else if (n >= room) {
-			/* A full part and no '\n' in it. */
+		} else if (n > room) {
+			/* A full part, and more than it without a '\n'. (A part
+			 * that just fills the buffer waits: a '\n' may follow.) */
 			r = emit_record(s, now, 'P', s->buf, s->len, data, room, emit, arg);
 			s->len = 0;
 			data += room;
