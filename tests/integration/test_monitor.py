@@ -371,3 +371,17 @@ def monitors_of(root):
                 and pid_running(int(p)):
             out.append(int(p))
     return out
+
+
+def test_monitor_footprint(env):
+    """PSS per monitor with several running (the binary's pages are shared
+    between them, as on a node): the issue aims at <= 300 KB."""
+    n = 8
+    mons = []
+    for _ in range(n):
+        cid, _, resp = env.create("exec sleep 60")
+        assert env.runc("start", cid).returncode == 0
+        mons.append(resp["monitor_pid"])
+    per = sum(pss_kb(p) for p in mons) / n
+    print(f"PSS per monitor with {n} running: {per:.0f} kB")
+    assert per <= 300
