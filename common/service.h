@@ -105,14 +105,14 @@ int64_t cric_deadline(int64_t caller_deadline_ns, uint32_t cap_ms);
 
 /* Deadline caps of internal methods whose callers have no deadline of their
  * own: the server's table line (.cap_ms) and its callers use the same one. */
-#define HEALTH_CAP_MS        5000             /* a probe: cricctl health */
-#define NETD_STATUS_CAP_MS   3000             /* NetworkStatus: Status must stay fast */
-#define NETD_CNI_CAP_MS      (5 * 60 * 1000)  /* a CNI chain; netd bounds each plugin run */
-#define STORED_IMPORT_CAP_MS (30 * 60 * 1000) /* a pull's calls: unpacking a big layer */
-#define STORED_SYNC_CAP_MS   60000            /* SyncImages at imaged's start */
-#define MONITORD_CREATE_CAP_MS (2 * 60 * 1000) /* CreateMonitor: runc create */
-#define MONITORD_CALL_CAP_MS   10000           /* ReopenLog, MonitorStatus */
-#define MONITORD_REMOVE_CAP_MS 30000           /* RemoveMonitor: stops the container */
+#define HEALTH_CAP_MS          5000             /* a probe: cricctl health */
+#define NETD_STATUS_CAP_MS     3000             /* NetworkStatus: Status must stay fast */
+#define NETD_CNI_CAP_MS        (5 * 60 * 1000)  /* a CNI chain; netd bounds each plugin run */
+#define STORED_IMPORT_CAP_MS   (30 * 60 * 1000) /* a pull's calls: unpacking a big layer */
+#define STORED_SYNC_CAP_MS     60000            /* SyncImages at imaged's start */
+#define MONITORD_CREATE_CAP_MS (2 * 60 * 1000)  /* CreateMonitor: runc create */
+#define MONITORD_CALL_CAP_MS   10000            /* ReopenLog, MonitorStatus */
+#define MONITORD_REMOVE_CAP_MS 30000            /* RemoveMonitor: stops the container */
 
 /* ---- server ---- */
 

@@ -281,8 +281,8 @@ static char *container_cgroup(const char *bundle)
 	char why[256];
 	if (!path || json_load_path(path, 4 << 20, &doc, why, sizeof(why)) < 0)
 		return strdup("");
-	const char *cg = json_string_value(json_object_get(json_object_get(doc, "linux"),
-							   "cgroupsPath"));
+	const char *cg =
+	    json_string_value(json_object_get(json_object_get(doc, "linux"), "cgroupsPath"));
 	char *ret = strdup(cg && cg[0] == '/' && path_is_clean(cg, true, 1024) ? cg : "");
 	json_decref(doc);
 	return ret;
@@ -343,8 +343,7 @@ static int spawn_monitor(struct monitors *m, const struct monitor_spec *s, const
 }
 
 /* Read the monitor's report lines until "ok"/"error" or the deadline. */
-static int read_report(int fd, int64_t deadline_ns, pid_t *mpid, pid_t *pid,
-		       struct cric_err *err)
+static int read_report(int fd, int64_t deadline_ns, pid_t *mpid, pid_t *pid, struct cric_err *err)
 {
 	char buf[8192];
 	size_t len = 0;
@@ -418,7 +417,7 @@ int monitors_create(struct monitors *m, const struct monitor_spec *s, int64_t de
 	if (r < 0)
 		return r;
 	id_lock(m, s->id);
-	struct monitor_status st;
+	struct monitor_status st = { 0 };
 	r = status_locked(m, s->id, &st, NULL);
 	if (r == 0 && st.alive && !st.exited && st.pid > 0) {
 		/* A replay of a create that worked. */
@@ -427,7 +426,10 @@ int monitors_create(struct monitors *m, const struct monitor_spec *s, int64_t de
 	} else if (r == 0) {
 		r = err_set(err, -EEXIST,
 			    "container %s already has a monitor record (%s): remove it first",
-			    s->id, st.exited ? "exited" : st.alive ? "being created" : "died");
+			    s->id,
+			    st.exited  ? "exited"
+			    : st.alive ? "being created"
+				       : "died");
 	} else {
 		r = create_locked(m, s, deadline_ns, pid, monitor_pid, err);
 	}
@@ -474,7 +476,7 @@ static int ctl_command(const struct monitors *m, const char *id, const char *cmd
 
 static int reopen_locked(struct monitors *m, const char *id, struct cric_err *err)
 {
-	struct monitor_status st;
+	struct monitor_status st = { 0 };
 	int r = status_locked(m, id, &st, err);
 	if (r < 0)
 		return r;
@@ -546,7 +548,7 @@ static void adopt(struct monitors *m)
 	while (d && (e = readdir(d))) {
 		if (e->d_name[0] == '.')
 			continue;
-		struct monitor_status st;
+		struct monitor_status st = { 0 };
 		if (!id_is_valid(e->d_name) || status_locked(m, e->d_name, &st, NULL) < 0) {
 			log_warning("\"%s/%s\" is not a monitor's directory, ignoring", m->dir,
 				    e->d_name);
@@ -576,8 +578,7 @@ static int runtime_settings(struct monitors *m, const struct cric_config *cfg)
 		return -ENOMEM;
 	const char *name;
 	const json_t *h;
-	json_object_foreach((json_t *)rts, name, h)
-	{
+	json_object_foreach ((json_t *)rts, name, h) {
 		const char *p = json_string_value(json_object_get(h, "path"));
 		const char *root = json_string_value(json_object_get(h, "root"));
 		if (p && p[0] == '/' && !(m->runtime_paths[np++] = strdup(p)))
@@ -606,7 +607,8 @@ int monitors_open(const struct cric_config *cfg, struct monitors **ret, struct c
 		return -ENOMEM;
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->idle, NULL);
-	const json_t *bin = json_object_get(json_object_get(cfg->doc, "monitord"), "monitor_binary");
+	const json_t *bin =
+	    json_object_get(json_object_get(cfg->doc, "monitord"), "monitor_binary");
 	int r = 0;
 	if (bin && (!json_is_string(bin) || json_string_value(bin)[0] != '/'))
 		r = config_bad_key(cfg, "monitord", "monitor_binary", "an absolute path", err);

@@ -33,10 +33,10 @@
 #define MONITORS_BUSY_MAX 256
 
 struct monitors {
-	char *dir;           /* <run_dir>/monitord */
-	char *monitor_bin;   /* cric-monitor */
-	char *runtimed_dir;  /* <run_dir>/runtimed: bundles lie under it */
-	char *runtimes_dir;  /* <run_dir>/runtimed/runtimes: default roots */
+	char *dir;            /* <run_dir>/monitord */
+	char *monitor_bin;    /* cric-monitor */
+	char *runtimed_dir;   /* <run_dir>/runtimed: bundles lie under it */
+	char *runtimes_dir;   /* <run_dir>/runtimed/runtimes: default roots */
 	char **runtime_paths; /* configured runtime binaries */
 	char **runtime_roots; /* configured runtime roots */
 	pthread_mutex_t lock; /* guards busy */

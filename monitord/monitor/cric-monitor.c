@@ -106,9 +106,10 @@ static void path_in_dir(const struct monitor *m, const char *name, char *buf, si
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: cric-monitor --id ID --bundle DIR --runtime PATH --runtime-root DIR "
-			"--log-path FILE --dir DIR --cgroup-parent PATH [--cgroup-path PATH] "
-			"[--tty] [--stdin] [--log-size-max BYTES]\n");
+	fprintf(stderr,
+		"usage: cric-monitor --id ID --bundle DIR --runtime PATH --runtime-root DIR "
+		"--log-path FILE --dir DIR --cgroup-parent PATH [--cgroup-path PATH] "
+		"[--tty] [--stdin] [--log-size-max BYTES]\n");
 }
 
 static int parse_args(struct monitor *m, int argc, char **argv)
@@ -130,18 +131,41 @@ static int parse_args(struct monitor *m, int argc, char **argv)
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'i': m->id = optarg; break;
-		case 'b': m->bundle = optarg; break;
-		case 'r': m->runtime = optarg; break;
-		case 'R': m->runtime_root = optarg; break;
-		case 'l': m->log_path = optarg; break;
-		case 'd': m->dir = optarg; break;
-		case 'c': m->cgroup_parent = optarg; break;
-		case 'C': m->cgroup_path = optarg; break;
-		case 't': m->tty = true; break;
-		case 's': m->open_stdin = true; break;
-		case 'm': m->log_size_max = strtoull(optarg, NULL, 10); break;
-		default: return -1;
+		case 'i':
+			m->id = optarg;
+			break;
+		case 'b':
+			m->bundle = optarg;
+			break;
+		case 'r':
+			m->runtime = optarg;
+			break;
+		case 'R':
+			m->runtime_root = optarg;
+			break;
+		case 'l':
+			m->log_path = optarg;
+			break;
+		case 'd':
+			m->dir = optarg;
+			break;
+		case 'c':
+			m->cgroup_parent = optarg;
+			break;
+		case 'C':
+			m->cgroup_path = optarg;
+			break;
+		case 't':
+			m->tty = true;
+			break;
+		case 's':
+			m->open_stdin = true;
+			break;
+		case 'm':
+			m->log_size_max = strtoull(optarg, NULL, 10);
+			break;
+		default:
+			return -1;
 		}
 	}
 	if (optind != argc || !m->id || !m->bundle || !m->runtime || !m->runtime_root ||
@@ -297,6 +321,8 @@ static int mkdir_parents(const char *path)
 
 static int log_open(struct monitor *m)
 {
+	if (!m->log_path)
+		return -EINVAL;
 	int r = mkdir_parents(m->log_path);
 	if (r < 0)
 		return r;
@@ -417,7 +443,8 @@ static int spawn_runtime(struct monitor *m, int in, int out, int err)
 	path_in_dir(m, MONITOR_CONTAINER_PID, pidfile, sizeof(pidfile));
 	/* runc resolves it from the bundle: reach our directory through our
 	 * working directory, in few bytes. */
-	snprintf(console, sizeof(console), "/proc/%d/cwd/%s", (int)getpid(), MONITOR_CONSOLE_SOCKET);
+	snprintf(console, sizeof(console), "/proc/%d/cwd/%s", (int)getpid(),
+		 MONITOR_CONSOLE_SOCKET);
 	char *argv[16];
 	int a = 0;
 	argv[a++] = (char *)m->runtime;
@@ -853,14 +880,20 @@ static int start(struct monitor *m)
 int main(int argc, char **argv)
 {
 	static struct monitor m = {
-		.sync_fd = MONITOR_SYNC_FD, .log_fd = -1, .sig_fd = -1, .ctl_fd = -1,
-		.console_fd = -1, .out_fd = -1, .err_fd = -1, .in_fd = -1,
+		.sync_fd = MONITOR_SYNC_FD,
+		.log_fd = -1,
+		.sig_fd = -1,
+		.ctl_fd = -1,
+		.console_fd = -1,
+		.out_fd = -1,
+		.err_fd = -1,
+		.in_fd = -1,
 	};
 	/* Nothing but stdio and the sync pipe, whatever the spawner leaked. */
 	close_range(MONITOR_SYNC_FD + 1, ~0U, 0);
 	if (fcntl(MONITOR_SYNC_FD, F_SETFD, FD_CLOEXEC) < 0)
 		m.sync_fd = -1;
-	if (parse_args(&m, argc, argv) < 0) {
+	if (parse_args(&m, argc, argv) < 0 || !m.dir || !m.log_path) {
 		usage();
 		sync_say(&m, "error bad arguments");
 		return 2;

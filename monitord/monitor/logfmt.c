@@ -24,8 +24,8 @@ size_t logfmt_timestamp(const struct timespec *ts, char *buf, size_t size)
 
 /* One record: a's bytes, then b's (the buffered start and the rest). */
 static int emit_record(const struct logfmt_stream *s, const struct timespec *now, char tag,
-		       const char *a, size_t alen, const char *b, size_t blen,
-		       logfmt_emit_fn emit, void *arg)
+		       const char *a, size_t alen, const char *b, size_t blen, logfmt_emit_fn emit,
+		       void *arg)
 {
 	char head[LOGFMT_HEADER_MAX];
 	char ts[LOGFMT_TS_LEN + 1];
