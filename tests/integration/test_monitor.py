@@ -88,7 +88,7 @@ class Env:
         assert out["code"] == 0, out
         return out.get("response", {})
 
-    def bundle(self, script):
+    def bundle(self, script, tty=False):
         cid = secrets.token_hex(32)
         b = os.path.join(self.bundles, cid)
         os.makedirs(os.path.join(b, "rootfs/bin"))
@@ -97,7 +97,7 @@ class Env:
             os.symlink("busybox", os.path.join(b, "rootfs/bin", t))
         config = {
             "ociVersion": "1.0.2",
-            "process": {"terminal": False, "user": {"uid": 0, "gid": 0},
+            "process": {"terminal": tty, "user": {"uid": 0, "gid": 0},
                         "args": ["/bin/sh", "-c", script], "env": ["PATH=/bin"], "cwd": "/",
                         "noNewPrivileges": True,
                         "capabilities": {k: [] for k in ("bounding", "effective", "permitted")}},
@@ -111,6 +111,13 @@ class Env:
         }
         with open(os.path.join(b, "config.json"), "w") as f:
             json.dump(config, f)
+        if tty:
+            config["mounts"].append({"destination": "/dev/pts", "type": "devpts",
+                                     "source": "devpts",
+                                     "options": ["nosuid", "noexec", "newinstance",
+                                                 "ptmxmode=0666", "mode=0620"]})
+            with open(os.path.join(b, "config.json"), "w") as f:
+                json.dump(config, f)
         self.ids.append(cid)
         return cid, b
 
@@ -385,3 +392,19 @@ def test_monitor_footprint(env):
     per = sum(pss_kb(p) for p in mons) / n
     print(f"PSS per monitor with {n} running: {per:.0f} kB")
     assert per <= 300
+
+
+def test_tty_container_logs_its_terminal(env):
+    """tty: runc hands the pty master over the console socket; what the
+    container writes on its terminal is logged as stdout."""
+    cid, b = env.bundle("echo on the terminal; [ -t 1 ] && echo is a tty; exit 7", tty=True)
+    req = env.request(cid, b, {"tty": True})
+    env.ok("CreateMonitor", req)
+    assert not os.path.exists(os.path.join(env.mon_dir(cid), "console.sock"))
+    assert env.runc("start", cid).returncode == 0
+    wait_for(lambda: env.status(cid).get("exited"), what="the exit record")
+    assert env.status(cid)["exit_code"] == 7
+    with open(req["log_path"], "rb") as f:
+        recs = parse_log(f.read())
+    # The terminal turns "\n" into "\r\n": the content keeps the "\r".
+    assert join_lines(recs, "stdout") == [b"on the terminal\r", b"is a tty\r"]
