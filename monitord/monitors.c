@@ -423,15 +423,20 @@ int monitors_create(struct monitors *m, const struct monitor_spec *s, int64_t de
 		/* A replay of a create that worked. */
 		*pid = st.pid;
 		*monitor_pid = st.monitor_pid;
-	} else if (r == 0) {
-		r = err_set(err, -EEXIST,
-			    "container %s already has a monitor record (%s): remove it first",
-			    s->id,
-			    st.exited  ? "exited"
-			    : st.alive ? "being created"
-				       : "died");
+	} else if (r == 0 && st.alive && !st.exited) {
+		/* Started by a monitord that died before it answered. */
+		r = err_set(err, -EAGAIN, "container %s: its monitor is still creating it, retry",
+			    s->id);
+	} else if (r == 0 && st.exited) {
+		r = err_set(err, -EEXIST, "container %s has exited: remove its monitor first",
+			    s->id);
 	} else {
-		r = create_locked(m, s, deadline_ns, pid, monitor_pid, err);
+		/* None, or the leftover of one that died (runc refuses a
+		 * container that still exists). */
+		if (r == 0 && (r = remove_dir(m, s->id)) < 0)
+			r = err_set(err, r, "container %s: remove its dead monitor's files", s->id);
+		else
+			r = create_locked(m, s, deadline_ns, pid, monitor_pid, err);
 	}
 	id_unlock(m, s->id);
 	return r;

@@ -73,11 +73,13 @@ void monitors_free(struct monitors *m);
 /* Start the monitor, which creates the container; answers once it is
  * created (*pid its init, *monitor_pid the monitor) or fails leaving no
  * monitor and no directory. deadline_ns: absolute, CLOCK_REALTIME. A
- * monitor already running for the id answers its pids (a replay); a dead
- * one's record: -EEXIST. */
+ * monitor already running the created container answers its pids (a
+ * replay); one still creating it (started by a monitord that died before it
+ * answered): -EAGAIN (UNAVAILABLE: retry); an exit record: -EEXIST; the
+ * files of a monitor that died are replaced. */
 int monitors_create(struct monitors *m, const struct monitor_spec *spec, int64_t deadline_ns,
 		    pid_t *pid, pid_t *monitor_pid, struct cric_err *err);
-/* -ENOENT: no such monitor; -ESRCH (FAILED_PRECONDITION): the container is
+/* -ENOENT: no such monitor; -EBUSY (FAILED_PRECONDITION): the container is
  * not running; no file is created then. */
 int monitors_reopen_log(struct monitors *m, const char *id, struct cric_err *err);
 int monitors_status(struct monitors *m, const char *id, struct monitor_status *st,

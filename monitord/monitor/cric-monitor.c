@@ -855,6 +855,11 @@ static int start(struct monitor *m)
 	}
 	if (chdir(m->dir) < 0)
 		fail(m, "enter the monitor's directory", -errno);
+	/* First: a monitord restarted meanwhile sees a monitor at work. */
+	char pid[32];
+	snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if ((r = write_file_atomic(m, MONITOR_PID_FILE, pid)) < 0)
+		fail(m, "write the pid file", r);
 	if ((m->ctl_fd = listen_unix(MONITOR_CTL_SOCKET)) < 0)
 		fail(m, "listen on the control socket", m->ctl_fd);
 	if ((r = create_container(m)) < 0)
@@ -868,12 +873,6 @@ static int start(struct monitor *m)
 		unlink(path);
 	}
 	fcntl(m->out_fd, F_SETFL, O_NONBLOCK);
-	char pid[32];
-	snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-	if ((r = write_file_atomic(m, MONITOR_PID_FILE, pid)) < 0) {
-		kill(m->init_pid, SIGKILL);
-		fail(m, "write the pid file", r);
-	}
 	return 0;
 }
 

@@ -408,3 +408,26 @@ def test_tty_container_logs_its_terminal(env):
         recs = parse_log(f.read())
     # The terminal turns "\n" into "\r\n": the content keeps the "\r".
     assert join_lines(recs, "stdout") == [b"on the terminal\r", b"is a tty\r"]
+
+
+def test_exit_while_monitord_is_down_and_replay(env):
+    """A create replayed answers the same pids; a container that exits while
+    monitord is down is reported, with its code, after the restart."""
+    cid, b = env.bundle("read line; exit 5")
+    req = env.request(cid, b, {"stdin": True})
+    first = env.ok("CreateMonitor", req)
+    assert env.ok("CreateMonitor", req) == first
+    assert env.runc("start", cid).returncode == 0
+    env.suite.kill("monitord")
+    before = time.time_ns()
+    # The container blocks reading the stdin its monitor holds open (a
+    # pipe, not /dev/null: it would exit 5 at once); killed here.
+    os.kill(first["pid"], 9)
+    wait_for(lambda: os.path.exists(os.path.join(env.mon_dir(cid), "exit")),
+             what="the exit record while monitord is down")
+    env.suite.up()
+    st = env.status(cid)
+    assert st["exited"] and st["exit_code"] == 137 and not st.get("monitor_alive")
+    assert int(st["finished_at"]) >= before
+    out = env.call("CreateMonitor", req)
+    assert out["code"] == 6, out  # ALREADY_EXISTS: remove it first
