@@ -88,7 +88,7 @@ class Env:
         assert out["code"] == 0, out
         return out.get("response", {})
 
-    def bundle(self, script, tty=False):
+    def bundle(self, script, tty=False, memory=0):
         cid = secrets.token_hex(32)
         b = os.path.join(self.bundles, cid)
         os.makedirs(os.path.join(b, "rootfs/bin"))
@@ -111,6 +111,10 @@ class Env:
         }
         with open(os.path.join(b, "config.json"), "w") as f:
             json.dump(config, f)
+        if memory:
+            config["linux"]["resources"] = {"memory": {"limit": memory}}
+            with open(os.path.join(b, "config.json"), "w") as f:
+                json.dump(config, f)
         if tty:
             config["mounts"].append({"destination": "/dev/pts", "type": "devpts",
                                      "source": "devpts",
@@ -431,3 +435,28 @@ def test_exit_while_monitord_is_down_and_replay(env):
     assert int(st["finished_at"]) >= before
     out = env.call("CreateMonitor", req)
     assert out["code"] == 6, out  # ALREADY_EXISTS: remove it first
+
+
+def test_oom_kill_is_recorded(env):
+    """The cgroup's OOM killer ends the init: 137 and oom_killed."""
+    cid, b = env.bundle("x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
+                        memory=16 << 20)
+    env.ok("CreateMonitor", env.request(cid, b))
+    assert env.runc("start", cid).returncode == 0
+    wait_for(lambda: env.status(cid).get("exited"), timeout=30, what="the exit record")
+    st = env.status(cid)
+    assert st["exit_code"] == 137 and st.get("oom_killed"), st
+
+
+def test_log_size_cap(env):
+    """log_size_max bounds the file (it starts over past the cap)."""
+    cid, b = env.bundle("i=0; while [ $i -lt 300 ]; do echo line-$i; i=$((i+1)); done")
+    req = env.request(cid, b, {"log_size_max": 2000})
+    env.ok("CreateMonitor", req)
+    assert env.runc("start", cid).returncode == 0
+    wait_for(lambda: env.status(cid).get("exited"), what="the exit record")
+    size = os.path.getsize(req["log_path"])
+    assert 0 < size <= 2000
+    with open(req["log_path"], "rb") as f:
+        last = join_lines(parse_log(f.read()), "stdout")
+    assert last[-1] == b"line-299"
