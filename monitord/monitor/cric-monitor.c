@@ -722,11 +722,13 @@ static void answer_control(struct monitor *m)
 		int r = m->init_done ? -ESRCH : log_open(m);
 		if (r == -ESRCH)
 			reply = "error the container is not running\n";
-		else if (r < 0)
-			reply = buf, snprintf(buf, sizeof(buf), "error open \"%s\": %s\n",
-					      m->log_path, strerror(-r));
-		else
+		else if (r < 0) {
+			snprintf(buf, sizeof(buf), "error open \"%s\": %s\n", m->log_path,
+				 strerror(-r));
+			reply = buf;
+		} else {
 			reply = "ok\n";
+		}
 	}
 	write_all(c, reply, strlen(reply));
 	close(c);
@@ -742,8 +744,12 @@ static void run(struct monitor *m)
 				       { m->ctl_fd, POLLIN, 0 },
 				       { m->out_fd, POLLIN, 0 },
 				       { m->err_fd, POLLIN, 0 } };
-		if (poll(p, 4, -1) < 0 && errno != EINTR)
-			break;
+		if (poll(p, 4, -1) < 0 && errno != EINTR) {
+			/* Cannot happen with valid fds; never spin. */
+			say("poll: %s", strerror(errno));
+			sleep(1);
+			continue;
+		}
 		if (p[2].revents && !pump(m, m->out_fd, &m->out, false))
 			close_stream(&m->out_fd);
 		if (p[3].revents && !pump(m, m->err_fd, &m->err, false))

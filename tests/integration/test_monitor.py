@@ -460,3 +460,22 @@ def test_log_size_cap(env):
     with open(req["log_path"], "rb") as f:
         last = join_lines(parse_log(f.read()), "stdout")
     assert last[-1] == b"line-299"
+
+
+def test_killed_monitor_is_reported(env):
+    """A monitor killed under its container: MonitorStatus says so; a
+    create for the id replaces its files (runc refuses the container that
+    still exists); RemoveMonitor cleans up."""
+    cid, b = env.bundle("exec sleep 60")
+    req = env.request(cid, b)
+    resp = env.ok("CreateMonitor", req)
+    os.kill(resp["monitor_pid"], 9)
+    wait_for(lambda: not pid_running(resp["monitor_pid"]), what="the monitor to die")
+    st = env.status(cid)
+    assert not st.get("monitor_alive") and not st.get("exited")
+    assert st["message"] == "monitor died"
+    out = env.call("CreateMonitor", req)
+    assert out["code"] != 0 and "exists" in out["message"], out
+    assert not os.path.exists(env.mon_dir(cid))
+    assert env.runc("delete", "--force", cid).returncode == 0
+    env.ok("RemoveMonitor", {"container_id": cid})
