@@ -520,28 +520,44 @@ static int fetch_to_staging(struct puller *p, const struct cric_call *call, cons
 
 /* The config blob, from the cache or the registry (once for concurrent
  * pulls of one image). */
+/* The cached copy of config digest into *data: 1, 0 when not cached, or
+ * -ENOMEM. */
+static int cached_config(struct puller *p, const char *digest, char **data, size_t *len)
+{
+	int r = 0;
+	pthread_mutex_lock(&p->lock);
+	for (unsigned i = 0; i < CONFIG_CACHE; i++) {
+		struct cached_config *c = &p->configs[i];
+		if (c->data && strcmp(c->digest, digest) == 0) {
+			*data = malloc(c->len + 1);
+			if (*data) {
+				memcpy(*data, c->data, c->len + 1);
+				*len = c->len;
+			}
+			r = *data ? 1 : -ENOMEM;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
 static int get_config(struct puller *p, const struct cric_call *call, const struct endpoint *ep,
 		      const struct descriptor *d, char **data, size_t *len, struct cric_err *err)
 {
 	for (;;) {
-		pthread_mutex_lock(&p->lock);
-		for (unsigned i = 0; i < CONFIG_CACHE; i++) {
-			struct cached_config *c = &p->configs[i];
-			if (c->data && strcmp(c->digest, d->digest) == 0) {
-				*data = malloc(c->len + 1);
-				if (*data) {
-					memcpy(*data, c->data, c->len + 1);
-					*len = c->len;
-				}
-				pthread_mutex_unlock(&p->lock);
-				return *data ? 0 : -ENOMEM;
-			}
-		}
-		pthread_mutex_unlock(&p->lock);
+		int hit = cached_config(p, d->digest, data, len);
+		if (hit != 0)
+			return hit < 0 ? hit : 0;
 		bool owner;
 		struct inflight *f = inflight_begin(p, ep->ref.domain, d->digest, &owner);
 		if (!f)
 			return -ENOMEM;
+		/* A download that finished since we looked has cached it. */
+		if (owner && (hit = cached_config(p, d->digest, data, len)) != 0) {
+			inflight_finish(p, f, hit < 0 ? hit : 0);
+			return hit < 0 ? hit : 0;
+		}
 		if (!owner) {
 			/* Then in the cache, or the other pull failed for its own
 			 * reasons: look again (and fetch it if nobody does). */
@@ -669,6 +685,12 @@ static int pull_layer(struct pull_job *j, size_t i, struct cric_err *err)
 		f = inflight_begin(p, domain, d->digest, &owner);
 		if (!f)
 			return -ENOMEM;
+	}
+	/* A pull that finished this blob between our LayerStatus and
+	 * inflight_begin() left the layer in stored: take it from there. */
+	if (import_layer(p, j->call, "", d->digest, diff, parent, j->lease, NULL) == 0) {
+		inflight_finish(p, f, 0);
+		return 0;
 	}
 	char name[128];
 	int r = fetch_to_staging(p, j->call, &j->failed, j->ep, f, d->size, name, err);
