@@ -12,6 +12,7 @@
 #include "common/service.h"
 #include "imaged/cri.h"
 #include "imaged/imaged.h"
+#include "imaged/rpc.h"
 
 static int strv_pb(char *const *v, char ***out, size_t *n)
 {
@@ -214,7 +215,6 @@ static int remove_image(void *ud, const struct cric_call *call, const ProtobufCM
 	return *out ? 0 : -ENOMEM;
 }
 
-/* imaged serves CRI calls only (no other daemon calls it yet). */
 static const struct cric_handler image_lines[] = {
 	{ CRI_IMAGE(pull_image), pull_image_m, .callers = CALLER_GATEWAY },
 	{ CRI_IMAGE(list_images), list_images, .callers = CALLER_GATEWAY },
@@ -225,6 +225,8 @@ static const struct cric_handler image_lines[] = {
 const struct cric_service imaged_services[] = {
 	{ &runtime__v1__image_service__descriptor, image_lines, ARRAY_SIZE(image_lines),
 	  .partial = true },
+	/* 1: imaged_n_rpc_lines (a static initialiser needs a constant). */
+	{ &cric__imaged__imaged__descriptor, imaged_rpc_lines, 1 },
 };
 
 const size_t imaged_n_services = ARRAY_SIZE(imaged_services);
