@@ -37,8 +37,8 @@ static int resolve_image(void *ud, const struct cric_call *call, const ProtobufC
 	if (!req->image || !*req->image)
 		return err_set(err, -EINVAL, "image is required");
 	bool bad = false;
-	struct image *img = image_store_find(d->images, req->image,
-					     puller_default_registry(d->puller), &bad, err);
+	struct image *img =
+	    image_store_find(d->images, req->image, puller_default_registry(d->puller), &bad, err);
 	if (bad)
 		return -EINVAL;
 	if (!img)
@@ -46,11 +46,12 @@ static int resolve_image(void *ud, const struct cric_call *call, const ProtobufC
 	_cleanup_pb_ Cric__Imaged__ResolveImageResponse *resp =
 	    pb_new(&cric__imaged__resolve_image_response__descriptor);
 	int r = resp ? 0 : -ENOMEM;
-	if (r == 0 && (pb_set_str(&resp->id, img->id) < 0 ||
-		       strv_pb_copy(img->repo_tags, &resp->repo_tags, &resp->n_repo_tags) < 0 ||
-		       strv_pb_copy(img->repo_digests, &resp->repo_digests, &resp->n_repo_digests) < 0 ||
-		       strv_pb_copy(img->chain_ids, &resp->chain_ids, &resp->n_chain_ids) < 0 ||
-		       pb_set_str(&resp->config, img->config ? img->config : "{}") < 0))
+	if (r == 0 &&
+	    (pb_set_str(&resp->id, img->id) < 0 ||
+	     strv_pb_copy(img->repo_tags, &resp->repo_tags, &resp->n_repo_tags) < 0 ||
+	     strv_pb_copy(img->repo_digests, &resp->repo_digests, &resp->n_repo_digests) < 0 ||
+	     strv_pb_copy(img->chain_ids, &resp->chain_ids, &resp->n_chain_ids) < 0 ||
+	     pb_set_str(&resp->config, img->config ? img->config : "{}") < 0))
 		r = -ENOMEM;
 	image_free(img);
 	if (r < 0)
