@@ -11,6 +11,7 @@
 #include "cric_version.h"
 #include "common/macro.h"
 #include "common/service.h"
+#include "cri-container.h"
 #include "runtime.h"
 
 static int version(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
@@ -151,6 +152,12 @@ static const struct cric_handler runtime_lines[] = {
 	{ CRI_RUNTIME(remove_pod_sandbox), cri_remove_pod_sandbox, .callers = CALLER_GATEWAY },
 	{ CRI_RUNTIME(pod_sandbox_status), cri_pod_sandbox_status, .callers = CALLER_GATEWAY },
 	{ CRI_RUNTIME(list_pod_sandbox), cri_list_pod_sandbox, .callers = CALLER_GATEWAY },
+	{ CRI_RUNTIME(create_container), cri_create_container, .callers = CALLER_GATEWAY },
+	{ CRI_RUNTIME(start_container), cri_start_container, .callers = CALLER_GATEWAY },
+	{ CRI_RUNTIME(stop_container), cri_stop_container, .callers = CALLER_GATEWAY },
+	{ CRI_RUNTIME(remove_container), cri_remove_container, .callers = CALLER_GATEWAY },
+	{ CRI_RUNTIME(container_status), cri_container_status, .callers = CALLER_GATEWAY },
+	{ CRI_RUNTIME(list_containers), cri_list_containers, .callers = CALLER_GATEWAY },
 };
 
 const struct cric_service runtimed_services[] = {

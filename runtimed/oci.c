@@ -146,6 +146,22 @@ int oci_run_detached(const struct oci_handler *h, const char *id, const char *bu
 	return 0;
 }
 
+int oci_start(const struct oci_handler *h, const char *id, const char *bundle, struct cric_err *err)
+{
+	_cleanup_free_ char *log_path = path_join(bundle, "runc-start.log");
+	if (!log_path)
+		return -ENOMEM;
+	const char *args[] = { "start", id, NULL };
+	int status = 0;
+	char msg[1024];
+	int r = invoke(h, args, true, log_path, &status, msg, sizeof(msg), err);
+	if (r < 0)
+		return r;
+	if (!exited_ok(status))
+		return err_set(err, -EIO, "%s start: %s", h->name, msg[0] ? msg : "failed");
+	return 0;
+}
+
 int oci_delete(const struct oci_handler *h, const char *id, struct cric_err *err)
 {
 	const char *args[] = { "delete", "--force", id, NULL };

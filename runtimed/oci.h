@@ -27,6 +27,10 @@ struct oci_handler {
  * pid in *pid. runc's log goes to <bundle>/runc.log. */
 int oci_run_detached(const struct oci_handler *h, const char *id, const char *bundle, pid_t *pid,
 		     struct cric_err *err);
+/* runc start: run the created container's process. runc's log goes to
+ * <bundle>/runc-start.log. */
+int oci_start(const struct oci_handler *h, const char *id, const char *bundle,
+	      struct cric_err *err);
 /* runc delete --force: idempotent (an unknown id is fine). */
 int oci_delete(const struct oci_handler *h, const char *id, struct cric_err *err);
 

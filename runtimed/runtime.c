@@ -25,6 +25,8 @@ struct runtimed {
 	size_t n_handlers;
 	char default_handler[64];
 	struct sandbox_mgr *sandboxes;
+	struct cric_client *imaged, *stored, *monitord;
+	struct ctr_mgr *containers;
 };
 
 static const char *const runc_candidates[] = {
@@ -122,6 +124,54 @@ static int string_key(const struct cric_config *cfg, const char *key, const char
 	return 0;
 }
 
+static int open_client(const struct cric_config *cfg, const char *daemon, struct cric_client **ret,
+		       struct cric_err *err)
+{
+	_cleanup_free_ char *url = config_ipc_url(cfg, daemon);
+	return url ? cric_client_open(daemon, url, ret, err) : -ENOMEM;
+}
+
+/* The containers: imaged, stored and monitord's clients, the manager. */
+static int open_container_half(struct runtimed *rt, const struct cric_config *cfg,
+			       const char *state, const char *run, struct cric_err *err)
+{
+	int r = open_client(cfg, "imaged", &rt->imaged, err);
+	if (r == 0)
+		r = open_client(cfg, "stored", &rt->stored, err);
+	if (r == 0)
+		r = open_client(cfg, "monitord", &rt->monitord, err);
+	if (r < 0)
+		return r;
+	const struct ctr_mgr_config cc = {
+		.state_dir = state,
+		.run_dir = run,
+		.sandboxes = rt->sandboxes,
+		.imaged = rt->imaged,
+		.stored = rt->stored,
+		.monitord = rt->monitord,
+		.handlers = rt->handlers,
+		.n_handlers = rt->n_handlers,
+		.default_handler = rt->default_handler,
+	};
+	return ctr_mgr_new(&cc, &rt->containers, err);
+}
+
+/* The pod's containers go before the pod (the container manager is made
+ * after the pods': none yet, nothing to do). */
+static int pod_stop_hook(void *ud, const char *pod_id, const struct cric_call *call,
+			 struct cric_err *err)
+{
+	struct runtimed *rt = ud;
+	return rt->containers ? ctr_stop_pod(rt->containers, call, pod_id, err) : 0;
+}
+
+static int pod_remove_hook(void *ud, const char *pod_id, const struct cric_call *call,
+			   struct cric_err *err)
+{
+	struct runtimed *rt = ud;
+	return rt->containers ? ctr_remove_pod(rt->containers, call, pod_id, err) : 0;
+}
+
 int runtimed_new(const struct cric_config *cfg, struct runtimed **ret, struct cric_err *err)
 {
 	struct runtimed *rt = calloc(1, sizeof(*rt));
@@ -169,9 +219,14 @@ int runtimed_new(const struct cric_config *cfg, struct runtimed **ret, struct cr
 			.default_handler = rt->default_handler,
 			.netd = rt->netd,
 			.netd_run_dir = netd_run,
+			.on_pod_stop = pod_stop_hook,
+			.on_pod_remove = pod_remove_hook,
+			.hooks_userdata = rt,
 		};
 		r = sandbox_mgr_new(&sc, &rt->sandboxes, err);
 	}
+	if (r == 0)
+		r = open_container_half(rt, cfg, state, run, err);
 	if (r < 0) {
 		runtimed_free(rt);
 		return r;
@@ -191,11 +246,20 @@ struct sandbox_mgr *runtimed_sandboxes(struct runtimed *rt)
 	return rt->sandboxes;
 }
 
+struct ctr_mgr *runtimed_containers(struct runtimed *rt)
+{
+	return rt->containers;
+}
+
 struct runtimed *runtimed_free(struct runtimed *rt)
 {
 	if (!rt)
 		return NULL;
+	ctr_mgr_free(rt->containers);
 	sandbox_mgr_free(rt->sandboxes);
+	cric_client_close(rt->monitord);
+	cric_client_close(rt->stored);
+	cric_client_close(rt->imaged);
 	cric_client_close(rt->netd);
 	pthread_mutex_destroy(&rt->lock);
 	free(rt);

@@ -19,6 +19,7 @@
 #include "common/config.h"
 #include "common/ipc.h"
 #include "oci.h"
+#include "container.h"
 #include "sandbox.h"
 
 #define RUNTIME_NAME        "cric"
@@ -52,3 +53,4 @@ void runtimed_cgroup_manager(struct runtimed *rt, char *buf, size_t size);
 /* The configured handlers (names), for StatusResponse.runtime_handlers. */
 size_t runtimed_handlers(struct runtimed *rt, const struct oci_handler **ret);
 struct sandbox_mgr *runtimed_sandboxes(struct runtimed *rt);
+struct ctr_mgr *runtimed_containers(struct runtimed *rt);

@@ -1,0 +1,88 @@
+/* What the files of runtimed's container half share (container.c: the
+ * table, records, create, recovery; ctrlife.c: start, stop, remove, status,
+ * list). Internal to runtimed.
+ *
+ * References: the table holds one per container; ctr_lookup() hands out
+ * another, dropped by ctr_put(). A container's fields are read and written
+ * under m->lock; its lifecycle calls are serialised by its own op mutex. */
+#pragma once
+
+#include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
+
+#include "common/service.h"
+#include "container.h"
+#include "records.h"
+
+#define CTR_RECORD_MAX (4 * 1024 * 1024)
+/* Internal calls of a creation go on past the caller's deadline (its retry
+ * by name takes the result); bounded by this. */
+#define CTR_CALL_CAP_MS (4 * 60 * 1000)
+
+struct container {
+	char id[65], pod_id[65];
+	char name[1024]; /* the reservation key */
+	enum ctr_state state;
+	int64_t created_at, started_at, finished_at;
+	int32_t exit_code;
+	char reason[32], message[512];
+	uint8_t *config; /* the packed ContainerConfig */
+	size_t config_len;
+	char image_id[80];
+	char *image_ref;
+	char log_path[PATH_MAX];
+	char bundle[PATH_MAX];
+	char handler[64];
+	pid_t pid;
+	unsigned long long pid_start;
+	uint32_t uid, gid;
+	int stop_signal;
+	bool rootfs_made, monitor_made;
+
+	pthread_mutex_t op;
+	unsigned refs;
+	bool removed;
+	bool orphaned; /* created after its caller's deadline: for the retry */
+};
+
+struct ctr_mgr {
+	pthread_mutex_t lock;   /* the table and every container's fields */
+	pthread_cond_t created; /* a creation finished (either way) */
+	struct container **items;
+	size_t n, cap;
+	struct record_store *records;
+	char *bundles_dir;
+	struct sandbox_mgr *sandboxes;
+	struct cric_client *imaged, *stored, *monitord;
+	struct oci_handler *handlers;
+	size_t n_handlers;
+	char default_handler[64];
+	uint64_t caps_defaults, caps_grantable; /* caps.h */
+	pthread_t recover_thread;               /* rolls back half-made creations */
+	bool recovering;
+};
+
+/* container.c */
+void container_free(struct container *c);
+int ctr_record_save(struct ctr_mgr *m, struct container *c);
+int ctr_lookup(struct ctr_mgr *m, const char *id, struct container **ret, struct cric_err *err);
+void ctr_put(struct ctr_mgr *m, struct container *c);
+const struct oci_handler *ctr_handler(struct ctr_mgr *m, const char *name);
+/* Take apart what exists of c (monitor, runc state, rootfs, bundle) and
+ * its record; with the op lock held. */
+int ctr_teardown(struct ctr_mgr *m, const struct cric_call *call, struct container *c,
+		 struct cric_err *err);
+void ctr_table_remove(struct ctr_mgr *m, struct container *c);
+/* An internal call bounded by cap_ms (service.h's caps, CTR_CALL_CAP_MS);
+ * its code mapped to an errno. */
+int ctr_call(struct cric_client *c, struct cric_method_ref meth, uint32_t cap_ms,
+	     const struct cric_call *call, const ProtobufCMessage *req, ProtobufCMessage **out,
+	     struct cric_err *err);
+
+/* ctrlife.c */
+/* Ask the monitor whether a running container exited; with the op lock. */
+void ctr_refresh(struct ctr_mgr *m, const struct cric_call *call, struct container *c);
+int ctr_hook_stop(void *ud, const struct cric_call *call, const char *pod_id, struct cric_err *err);
+int ctr_hook_remove(void *ud, const struct cric_call *call, const char *pod_id,
+		    struct cric_err *err);

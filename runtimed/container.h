@@ -1,0 +1,109 @@
+/* Containers: the CRI container half of runtimed.
+ *
+ * A container is an image's root filesystem from stored, an OCI bundle
+ * (<run_dir>/runtimed/containers/<id>/config.json, ctrplan.h) and a
+ * monitor from monitord that runs `runc create` and holds the container's
+ * stdio, log and exit record. Its record (<state_dir>/runtimed/containers/
+ * <id>.json, records.h) is written before anything is created and after
+ * every change: a runtimed killed mid-creation rolls the half-made
+ * container back when it starts again; created, running and exited ones
+ * are kept.
+ *
+ * Names: "<name>_<pod name>_<pod ns>_<pod uid>_<attempt>" is held by one
+ * container at a time (a second one: -EEXIST naming the holder). A
+ * creation that finished after its caller's deadline is handed to the
+ * caller's retry by name (the kubelet retries creations that timed out);
+ * a retry while the creation runs waits for it.
+ *
+ * Limits decided here (documented for the operator):
+ *  - RLIMIT_NOFILE: soft = hard = min(1048576, runtimed's own hard limit):
+ *    what the peers give (containerd, CRI-O through runc's default),
+ *    bounded by what runc can set without CAP_SYS_RESOURCE.
+ *  - oom_score_adj: the request's, clamped to what the host grants
+ *    (oci_oom_score_adj()), logged when clamped.
+ *
+ * Lifecycle calls on one container are serialised; calls on different
+ * containers run in parallel. Every function may be called from any
+ * worker thread. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+#include "common/ipc.h"
+#include "ctrplan.h"
+#include "oci.h"
+#include "proto/cri/api.pb-c.h"
+#include "sandbox.h"
+
+struct ctr_mgr;
+
+struct ctr_mgr_config {
+	const char *state_dir; /* <state_dir>/runtimed */
+	const char *run_dir;   /* <run_dir>/runtimed */
+	struct sandbox_mgr *sandboxes;
+	struct cric_client *imaged, *stored, *monitord;
+	const struct oci_handler *handlers;
+	size_t n_handlers;
+	const char *default_handler;
+};
+
+/* Opens the records and rolls back half-made creations. */
+int ctr_mgr_new(const struct ctr_mgr_config *cfg, struct ctr_mgr **ret, struct cric_err *err);
+struct ctr_mgr *ctr_mgr_free(struct ctr_mgr *m);
+
+enum ctr_state { CTR_CREATING, CTR_CREATED, CTR_RUNNING, CTR_EXITED };
+
+/* A copy of what a container is, for status and list (ctr_info_free()). */
+struct ctr_info {
+	char id[65], pod_id[65];
+	enum ctr_state state;
+	int64_t created_at, started_at, finished_at; /* unix ns */
+	int32_t exit_code;
+	char reason[32];
+	char message[512];
+	char image_id[80];
+	char *image_ref;                      /* digest-qualified when known */
+	Runtime__V1__ContainerConfig *config; /* as the caller sent it */
+	char log_path[4096];                  /* absolute, "" for none */
+	pid_t pid;
+	uint32_t uid, gid;
+	int stop_signal;
+	char *spec; /* config.json, verbose only */
+};
+void ctr_info_free(struct ctr_info *c);
+
+/* The CRI calls. Ids may be unique prefixes. */
+int ctr_create(struct ctr_mgr *m, const struct cric_call *call,
+	       const Runtime__V1__CreateContainerRequest *req, char id[65], struct cric_err *err);
+int ctr_start(struct ctr_mgr *m, const struct cric_call *call, const char *id,
+	      struct cric_err *err);
+/* The stop signal, SIGKILL after timeout_s (0: at once); returns once the
+ * process is gone. Unknown or stopped: 0. */
+int ctr_stop(struct ctr_mgr *m, const struct cric_call *call, const char *id, int64_t timeout_s,
+	     struct cric_err *err);
+/* Idempotent: unknown is 0. */
+int ctr_remove(struct ctr_mgr *m, const struct cric_call *call, const char *id,
+	       struct cric_err *err);
+int ctr_get(struct ctr_mgr *m, const struct cric_call *call, const char *id, bool verbose,
+	    struct ctr_info **ret, struct cric_err *err);
+/* Every container (not those being created), NULL-terminated. */
+int ctr_list(struct ctr_mgr *m, const struct cric_call *call, struct ctr_info ***ret,
+	     struct cric_err *err);
+void ctr_info_list_free(struct ctr_info **l);
+
+/* The pod's hooks (sandbox.h's on_pod_stop / on_pod_remove): stop what
+ * still runs of pod_id's containers (at once: the kubelet gave them their
+ * grace period already), or remove them all. */
+int ctr_stop_pod(struct ctr_mgr *m, const struct cric_call *call, const char *pod_id,
+		 struct cric_err *err);
+int ctr_remove_pod(struct ctr_mgr *m, const struct cric_call *call, const char *pod_id,
+		   struct cric_err *err);
+
+/* ctruser.c: the user of spec resolved against <rootfs>/etc/passwd and
+ * /etc/group, read beneath rootfs (openat2 RESOLVE_IN_ROOT: no link leads
+ * out of it). */
+int ctr_user_read(const char *rootfs, const struct ctr_user_spec *spec, struct ctr_user *ret,
+		  struct cric_err *err);

@@ -1,0 +1,242 @@
+/* IPC adapter: CRI container calls <-> the container manager (container.h).
+ * Translation only. */
+#include "cri-container.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "common/pbutil.h"
+#include "container.h"
+#include "runtime.h"
+
+int cri_create_container(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			 ProtobufCMessage **out, struct cric_err *err)
+{
+	const Runtime__V1__CreateContainerRequest *req = (const void *)in;
+	char id[65];
+	int r = ctr_create(runtimed_containers(ud), call, req, id, err);
+	if (r < 0)
+		return r;
+	_cleanup_pb_ Runtime__V1__CreateContainerResponse *resp =
+	    pb_new(&runtime__v1__create_container_response__descriptor);
+	if (!resp || pb_set_str(&resp->container_id, id) < 0)
+		return -ENOMEM;
+	*out = &TAKE_PTR(resp)->base;
+	return 0;
+}
+
+int cri_start_container(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			ProtobufCMessage **out, struct cric_err *err)
+{
+	const Runtime__V1__StartContainerRequest *req = (const void *)in;
+	int r = ctr_start(runtimed_containers(ud), call, req->container_id, err);
+	if (r < 0)
+		return r;
+	*out = pb_new(&runtime__v1__start_container_response__descriptor);
+	return *out ? 0 : -ENOMEM;
+}
+
+int cri_stop_container(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+		       ProtobufCMessage **out, struct cric_err *err)
+{
+	const Runtime__V1__StopContainerRequest *req = (const void *)in;
+	int r = ctr_stop(runtimed_containers(ud), call, req->container_id, req->timeout, err);
+	if (r < 0)
+		return r;
+	*out = pb_new(&runtime__v1__stop_container_response__descriptor);
+	return *out ? 0 : -ENOMEM;
+}
+
+int cri_remove_container(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			 ProtobufCMessage **out, struct cric_err *err)
+{
+	const Runtime__V1__RemoveContainerRequest *req = (const void *)in;
+	int r = ctr_remove(runtimed_containers(ud), call, req->container_id, err);
+	if (r < 0)
+		return r;
+	*out = pb_new(&runtime__v1__remove_container_response__descriptor);
+	return *out ? 0 : -ENOMEM;
+}
+
+static Runtime__V1__ContainerState state_pb(enum ctr_state s)
+{
+	switch (s) {
+	case CTR_CREATED:
+		return RUNTIME__V1__CONTAINER_STATE__CONTAINER_CREATED;
+	case CTR_RUNNING:
+		return RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING;
+	case CTR_EXITED:
+		return RUNTIME__V1__CONTAINER_STATE__CONTAINER_EXITED;
+	default:
+		return RUNTIME__V1__CONTAINER_STATE__CONTAINER_UNKNOWN;
+	}
+}
+
+/* The CRI Signal enum value of signal number sig (0 when it has none). */
+static Runtime__V1__Signal signal_pb(int sig)
+{
+	const char *a = sig > 0 && sig < 32 ? sigabbrev_np(sig) : NULL;
+	char name[32];
+	if (!a)
+		return RUNTIME__V1__SIGNAL__RUNTIME_DEFAULT;
+	snprintf(name, sizeof(name), "SIG%s", a);
+	const ProtobufCEnumValue *v =
+	    protobuf_c_enum_descriptor_get_value_by_name(&runtime__v1__signal__descriptor, name);
+	return v ? (Runtime__V1__Signal)v->value : RUNTIME__V1__SIGNAL__RUNTIME_DEFAULT;
+}
+
+static int user_pb(const struct ctr_info *i, Runtime__V1__ContainerUser **ret)
+{
+	_cleanup_pb_ Runtime__V1__ContainerUser *u =
+	    pb_new(&runtime__v1__container_user__descriptor);
+	if (!u || !(u->linux = pb_new(&runtime__v1__linux_container_user__descriptor)))
+		return -ENOMEM;
+	u->linux->uid = i->uid;
+	u->linux->gid = i->gid;
+	*ret = TAKE_PTR(u);
+	return 0;
+}
+
+static int info_json(const struct ctr_info *i, char **ret)
+{
+	json_t *spec = i->spec ? json_loads(i->spec, 0, NULL) : NULL;
+	_cleanup_json_ json_t *doc = json_pack("{s:i, s:s, s:o*}", "pid", (int)i->pid, "sandboxID",
+					       i->pod_id, "runtimeSpec", spec);
+	*ret = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int status_pb(struct ctr_info *i, bool verbose, Runtime__V1__ContainerStatusResponse **ret)
+{
+	_cleanup_pb_ Runtime__V1__ContainerStatusResponse *resp =
+	    pb_new(&runtime__v1__container_status_response__descriptor);
+	Runtime__V1__ContainerStatus *s =
+	    resp ? pb_new(&runtime__v1__container_status__descriptor) : NULL;
+	if (!s)
+		return -ENOMEM;
+	resp->status = s;
+	Runtime__V1__ContainerConfig *cfg = i->config;
+	/* What the caller sent moves over as it is (exact mounts). */
+	s->metadata = TAKE_PTR(cfg->metadata);
+	s->image = TAKE_PTR(cfg->image);
+	s->mounts = TAKE_PTR(cfg->mounts);
+	s->n_mounts = cfg->n_mounts;
+	cfg->n_mounts = 0;
+	if (pb_set_str(&s->id, i->id) < 0 || pb_set_str(&s->image_ref, i->image_ref) < 0 ||
+	    pb_set_str(&s->image_id, i->image_id) < 0 || pb_set_str(&s->reason, i->reason) < 0 ||
+	    pb_set_str(&s->message, i->message) < 0 || pb_set_str(&s->log_path, i->log_path) < 0 ||
+	    pb_map_copy(&s->base, "labels", &cfg->base, "labels") < 0 ||
+	    pb_map_copy(&s->base, "annotations", &cfg->base, "annotations") < 0 ||
+	    user_pb(i, &s->user) < 0)
+		return -ENOMEM;
+	s->state = state_pb(i->state);
+	s->created_at = i->created_at;
+	s->started_at = i->started_at;
+	s->finished_at = i->finished_at;
+	s->exit_code = i->exit_code;
+	s->stop_signal = signal_pb(i->stop_signal);
+	if (verbose) {
+		_cleanup_free_ char *info = NULL;
+		if (info_json(i, &info) < 0 || pb_map_add(&resp->base, "info", "info", info) < 0)
+			return -ENOMEM;
+	}
+	*ret = TAKE_PTR(resp);
+	return 0;
+}
+
+int cri_container_status(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			 ProtobufCMessage **out, struct cric_err *err)
+{
+	const Runtime__V1__ContainerStatusRequest *req = (const void *)in;
+	struct ctr_info *i = NULL;
+	int r = ctr_get(runtimed_containers(ud), call, req->container_id, req->verbose, &i, err);
+	if (r < 0)
+		return r;
+	Runtime__V1__ContainerStatusResponse *resp = NULL;
+	r = status_pb(i, req->verbose, &resp);
+	ctr_info_free(i);
+	if (r < 0)
+		return r;
+	*out = &resp->base;
+	return 0;
+}
+
+static bool labels_match(const Runtime__V1__ContainerFilter *f,
+			 const Runtime__V1__ContainerConfig *c)
+{
+	for (size_t k = 0; k < f->n_label_selector; k++) {
+		bool found = false;
+		for (size_t j = 0; j < c->n_labels && !found; j++)
+			found = strcmp(c->labels[j]->key, f->label_selector[k]->key) == 0 &&
+				strcmp(c->labels[j]->value, f->label_selector[k]->value) == 0;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+static bool matches(const Runtime__V1__ContainerFilter *f, const struct ctr_info *i)
+{
+	if (!f)
+		return true;
+	if (f->id && *f->id && strncmp(i->id, f->id, strlen(f->id)) != 0)
+		return false;
+	if (f->pod_sandbox_id && *f->pod_sandbox_id &&
+	    strncmp(i->pod_id, f->pod_sandbox_id, strlen(f->pod_sandbox_id)) != 0)
+		return false;
+	if (f->state && f->state->state != state_pb(i->state))
+		return false;
+	return labels_match(f, i->config);
+}
+
+static Runtime__V1__Container *container_pb(struct ctr_info *i)
+{
+	_cleanup_pb_ Runtime__V1__Container *c = pb_new(&runtime__v1__container__descriptor);
+	if (!c)
+		return NULL;
+	c->metadata = TAKE_PTR(i->config->metadata);
+	c->image = TAKE_PTR(i->config->image);
+	if (pb_set_str(&c->id, i->id) < 0 || pb_set_str(&c->pod_sandbox_id, i->pod_id) < 0 ||
+	    pb_set_str(&c->image_ref, i->image_ref) < 0 ||
+	    pb_set_str(&c->image_id, i->image_id) < 0 ||
+	    pb_map_copy(&c->base, "labels", &i->config->base, "labels") < 0 ||
+	    pb_map_copy(&c->base, "annotations", &i->config->base, "annotations") < 0)
+		return NULL;
+	c->state = state_pb(i->state);
+	c->created_at = i->created_at;
+	return TAKE_PTR(c);
+}
+
+int cri_list_containers(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			ProtobufCMessage **out, struct cric_err *err)
+{
+	const Runtime__V1__ListContainersRequest *req = (const void *)in;
+	struct ctr_info **l = NULL;
+	int r = ctr_list(runtimed_containers(ud), call, &l, err);
+	if (r < 0)
+		return r;
+	size_t n = 0;
+	while (l[n])
+		n++;
+	_cleanup_pb_ Runtime__V1__ListContainersResponse *resp =
+	    pb_new(&runtime__v1__list_containers_response__descriptor);
+	if (!resp || !(resp->containers = calloc(n + 1, sizeof(*resp->containers))))
+		r = -ENOMEM;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (!matches(req->filter, l[i]))
+			continue;
+		if (!(resp->containers[resp->n_containers] = container_pb(l[i])))
+			r = -ENOMEM;
+		else
+			resp->n_containers++;
+	}
+	ctr_info_list_free(l);
+	if (r < 0)
+		return r;
+	*out = &TAKE_PTR(resp)->base;
+	return 0;
+}

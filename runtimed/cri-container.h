@@ -1,0 +1,18 @@
+/* runtimed's CRI adapter for containers (cri-container.c): translation
+ * only; the lines are listed in cri.c's table. */
+#pragma once
+
+#include "common/service.h"
+
+int cri_create_container(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			 ProtobufCMessage **out, struct cric_err *err);
+int cri_start_container(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			ProtobufCMessage **out, struct cric_err *err);
+int cri_stop_container(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+		       ProtobufCMessage **out, struct cric_err *err);
+int cri_remove_container(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			 ProtobufCMessage **out, struct cric_err *err);
+int cri_container_status(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			 ProtobufCMessage **out, struct cric_err *err);
+int cri_list_containers(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			ProtobufCMessage **out, struct cric_err *err);

@@ -1,0 +1,396 @@
+/* Containers after creation: start, stop, remove, status, list, and the
+ * pod hooks; see container.h and container-int.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "common/macro.h"
+#include "container-int.h"
+
+static const char *const state_words[] = { "being created", "created", "running", "exited" };
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- exit status, from the monitor ---- */
+
+static void set_exited(struct ctr_mgr *m, struct container *c, int32_t code, int64_t at, bool oom,
+		       const char *message)
+{
+	pthread_mutex_lock(&m->lock);
+	c->state = CTR_EXITED;
+	c->exit_code = code;
+	c->finished_at = at ? at : now_ns();
+	snprintf(c->reason, sizeof(c->reason), "%s",
+		 oom         ? "OOMKilled"
+		 : code == 0 ? "Completed"
+			     : "Error");
+	snprintf(c->message, sizeof(c->message), "%s", message ? message : "");
+	pthread_mutex_unlock(&m->lock);
+	int r = ctr_record_save(m, c);
+	if (r < 0)
+		log_warning_errno(r, "save the record of container %s, ignoring", c->id);
+}
+
+void ctr_refresh(struct ctr_mgr *m, const struct cric_call *call, struct container *c)
+{
+	if (c->state != CTR_RUNNING)
+		return;
+	Cric__Monitord__MonitorStatusRequest req = CRIC__MONITORD__MONITOR_STATUS_REQUEST__INIT;
+	req.container_id = c->id;
+	ProtobufCMessage *out = NULL;
+	struct cric_err e;
+	if (ctr_call(m->monitord, CRIC_MONITORD(monitor_status), MONITORD_CALL_CAP_MS, call,
+		     &req.base, &out, &e) < 0) {
+		log_warning("status of container %s: %s, ignoring", c->id, e.msg);
+		return;
+	}
+	_cleanup_pb_ Cric__Monitord__MonitorStatusResponse *st = (void *)out;
+	if (st->exited)
+		set_exited(m, c, st->exit_code, st->finished_at, st->oom_killed, st->message);
+	else if (!st->monitor_alive && !proc_alive(c->pid, c->pid_start))
+		/* Gone without an exit record: say so, never invent a code. */
+		set_exited(m, c, 255, 0, false,
+			   *st->message ? st->message : "the container's monitor died");
+}
+
+/* ---- Start ---- */
+
+/* The kubelet links /var/log/containers/ to the log file right after
+ * StartContainer, only if it exists. */
+static int ensure_log_file(const char *path, struct cric_err *err)
+{
+	if (!*path || access(path, F_OK) == 0)
+		return 0;
+	_cleanup_free_ char *dir = strdup(path);
+	if (!dir)
+		return -ENOMEM;
+	*strrchr(dir, '/') = '\0';
+	int r = mkdir_p(dir, 0755);
+	_cleanup_close_ int fd =
+	    r < 0 ? -1 : open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd < 0)
+		return err_set(err, r < 0 ? r : negative_errno(), "create the log file \"%s\": %s",
+			       path, strerror(r < 0 ? -r : errno));
+	return 0;
+}
+
+int ctr_start(struct ctr_mgr *m, const struct cric_call *call, const char *id, struct cric_err *err)
+{
+	(void)call;
+	struct container *c = NULL;
+	int r = ctr_lookup(m, id, &c, err);
+	if (r < 0 || !c)
+		return r < 0 ? r : -EIO;
+	pthread_mutex_lock(&c->op);
+	const struct oci_handler *h = ctr_handler(m, c->handler);
+	if (c->removed || c->state != CTR_CREATED) {
+		r = err_set(err, -EBUSY, "container %s is %s, not created", c->id,
+			    c->removed ? "removed" : state_words[c->state]);
+	} else if (!h) {
+		r = err_set(err, -ENOPKG, "runtime handler \"%s\" is not configured", c->handler);
+	} else {
+		int64_t t0 = now_ns();
+		r = oci_start(h, c->id, c->bundle, err);
+		if (r == 0) {
+			pthread_mutex_lock(&m->lock);
+			c->state = CTR_RUNNING;
+			c->started_at = t0;
+			pthread_mutex_unlock(&m->lock);
+			int k = ctr_record_save(m, c);
+			if (k < 0)
+				r = err_set(err, k, "save the container's record: %s",
+					    strerror(-k));
+		}
+		if (r == 0)
+			r = ensure_log_file(c->log_path, err);
+		if (r == 0)
+			log_info("container %s started", c->id);
+	}
+	pthread_mutex_unlock(&c->op);
+	ctr_put(m, c);
+	return r;
+}
+
+/* ---- Stop ---- */
+
+/* Send sig to the process (pid, start) and wait up to timeout_ms for it to
+ * exit: 0 gone, -ETIMEDOUT, -errno. */
+static int signal_wait(pid_t pid, unsigned long long start, int sig, int timeout_ms)
+{
+	if (!proc_alive(pid, start))
+		return 0;
+	_cleanup_close_ int fd = pidfd_open(pid, 0);
+	if (fd < 0)
+		return errno == ESRCH ? 0 : negative_errno();
+	if (!proc_alive(pid, start))
+		return 0;
+	if (pidfd_send_signal(fd, sig, NULL, 0) < 0 && errno != ESRCH)
+		return negative_errno();
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int r;
+	do
+		r = poll(&p, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return negative_errno();
+	return r == 0 ? -ETIMEDOUT : 0;
+}
+
+/* With the op lock held. */
+static int stop_locked(struct ctr_mgr *m, const struct cric_call *call, struct container *c,
+		       int64_t timeout_s, struct cric_err *err)
+{
+	ctr_refresh(m, call, c);
+	if (c->state != CTR_RUNNING && c->state != CTR_CREATED)
+		return 0;
+	int r = -ETIMEDOUT;
+	if (timeout_s > 0) {
+		int ms = timeout_s > 24 * 3600 ? 24 * 3600 * 1000 : (int)timeout_s * 1000;
+		r = signal_wait(c->pid, c->pid_start, c->stop_signal, ms);
+	}
+	if (r == -ETIMEDOUT)
+		r = signal_wait(c->pid, c->pid_start, SIGKILL, 10000);
+	if (r < 0)
+		return err_set(err, r, "stop container %s: %s", c->id, strerror(-r));
+	/* The monitor reaps it and writes the exit record: wait for it
+	 * (briefly: it is the monitor's next step). */
+	for (int i = 0; i < 100 && c->state == CTR_RUNNING; i++) {
+		ctr_refresh(m, call, c);
+		if (c->state == CTR_RUNNING)
+			usleep(20 * 1000);
+	}
+	if (c->state == CTR_CREATED || c->state == CTR_RUNNING)
+		set_exited(m, c, 128 + SIGKILL, 0, false,
+			   "stopped; the monitor left no exit record");
+	return 0;
+}
+
+int ctr_stop(struct ctr_mgr *m, const struct cric_call *call, const char *id, int64_t timeout_s,
+	     struct cric_err *err)
+{
+	struct container *c = NULL;
+	int r = ctr_lookup(m, id, &c, err);
+	if (r == -ENOENT)
+		return 0; /* CRI: stopping an unknown container succeeds */
+	if (r < 0 || !c)
+		return r < 0 ? r : -EIO;
+	pthread_mutex_lock(&c->op);
+	if (!c->removed)
+		r = stop_locked(m, call, c, timeout_s, err);
+	if (r == 0)
+		log_info("container %s stopped", c->id);
+	pthread_mutex_unlock(&c->op);
+	ctr_put(m, c);
+	return r;
+}
+
+/* ---- Remove ---- */
+
+static int remove_locked(struct ctr_mgr *m, const struct cric_call *call, struct container *c,
+			 struct cric_err *err)
+{
+	if (c->removed)
+		return 0;
+	int r = ctr_teardown(m, call, c, err);
+	if (r < 0)
+		return r;
+	ctr_table_remove(m, c);
+	log_info("container %s removed", c->id);
+	return 0;
+}
+
+int ctr_remove(struct ctr_mgr *m, const struct cric_call *call, const char *id,
+	       struct cric_err *err)
+{
+	struct container *c = NULL;
+	int r = ctr_lookup(m, id, &c, err);
+	if (r == -ENOENT)
+		return 0; /* CRI: removing an unknown container succeeds */
+	if (r < 0 || !c)
+		return r < 0 ? r : -EIO;
+	pthread_mutex_lock(&c->op);
+	r = remove_locked(m, call, c, err);
+	pthread_mutex_unlock(&c->op);
+	ctr_put(m, c);
+	return r;
+}
+
+/* ---- Status / List ---- */
+
+void ctr_info_free(struct ctr_info *i)
+{
+	if (!i)
+		return;
+	if (i->config)
+		protobuf_c_message_free_unpacked(&i->config->base, NULL);
+	free(i->image_ref);
+	free(i->spec);
+	free(i);
+}
+
+void ctr_info_list_free(struct ctr_info **l)
+{
+	for (size_t i = 0; l && l[i]; i++)
+		ctr_info_free(l[i]);
+	free(l);
+}
+
+/* With the op lock held. */
+static struct ctr_info *info_of(struct ctr_mgr *m, struct container *c, bool verbose)
+{
+	struct ctr_info *i = calloc(1, sizeof(*i));
+	if (!i)
+		return NULL;
+	pthread_mutex_lock(&m->lock);
+	memcpy(i->id, c->id, sizeof(i->id));
+	memcpy(i->pod_id, c->pod_id, sizeof(i->pod_id));
+	i->state = c->state;
+	i->created_at = c->created_at;
+	i->started_at = c->started_at;
+	i->finished_at = c->finished_at;
+	i->exit_code = c->exit_code;
+	snprintf(i->reason, sizeof(i->reason), "%s", c->reason);
+	snprintf(i->message, sizeof(i->message), "%s", c->message);
+	snprintf(i->image_id, sizeof(i->image_id), "%s", c->image_id);
+	snprintf(i->log_path, sizeof(i->log_path), "%s", c->log_path);
+	i->image_ref = strdup(c->image_ref ? c->image_ref : "");
+	i->pid = c->state == CTR_RUNNING ? c->pid : 0;
+	i->uid = c->uid;
+	i->gid = c->gid;
+	i->stop_signal = c->stop_signal;
+	i->config = runtime__v1__container_config__unpack(NULL, c->config_len, c->config);
+	pthread_mutex_unlock(&m->lock);
+	size_t len;
+	_cleanup_free_ char *path = verbose ? path_join(c->bundle, "config.json") : NULL;
+	if (path && read_file(path, CTR_RECORD_MAX, &i->spec, &len) < 0)
+		i->spec = NULL;
+	if (!i->image_ref || !i->config) {
+		ctr_info_free(i);
+		return NULL;
+	}
+	return i;
+}
+
+int ctr_get(struct ctr_mgr *m, const struct cric_call *call, const char *id, bool verbose,
+	    struct ctr_info **ret, struct cric_err *err)
+{
+	struct container *c = NULL;
+	int r = ctr_lookup(m, id, &c, err);
+	if (r < 0 || !c)
+		return r < 0 ? r : -EIO;
+	pthread_mutex_lock(&c->op);
+	ctr_refresh(m, call, c);
+	*ret = info_of(m, c, verbose);
+	pthread_mutex_unlock(&c->op);
+	ctr_put(m, c);
+	return *ret ? 0 : -ENOMEM;
+}
+
+/* The containers (not being created) matching pod_id (NULL: all), each
+ * with a reference; NULL-terminated. */
+static struct container **collect(struct ctr_mgr *m, const char *pod_id)
+{
+	pthread_mutex_lock(&m->lock);
+	struct container **v = calloc(m->n + 1, sizeof(*v));
+	size_t k = 0;
+	for (size_t i = 0; v && i < m->n; i++) {
+		struct container *c = m->items[i];
+		if (c->state == CTR_CREATING || (pod_id && strcmp(c->pod_id, pod_id) != 0))
+			continue;
+		c->refs++;
+		v[k++] = c;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return v;
+}
+
+int ctr_list(struct ctr_mgr *m, const struct cric_call *call, struct ctr_info ***ret,
+	     struct cric_err *err)
+{
+	(void)err;
+	struct container **v = collect(m, NULL);
+	if (!v)
+		return -ENOMEM;
+	size_t n = 0;
+	while (v[n])
+		n++;
+	struct ctr_info **l = calloc(n + 1, sizeof(*l));
+	size_t k = 0;
+	int r = l ? 0 : -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct container *c = v[i];
+		pthread_mutex_lock(&c->op);
+		if (r == 0 && !c->removed) {
+			ctr_refresh(m, call, c);
+			if (!(l[k++] = info_of(m, c, false)))
+				r = -ENOMEM;
+		}
+		pthread_mutex_unlock(&c->op);
+		ctr_put(m, c);
+	}
+	free(v);
+	if (r < 0) {
+		ctr_info_list_free(l);
+		return r;
+	}
+	*ret = l;
+	return 0;
+}
+
+/* ---- the pod's hooks ---- */
+
+static int each_of_pod(struct ctr_mgr *m, const struct cric_call *call, const char *pod_id,
+		       bool remove, struct cric_err *err)
+{
+	struct container **v = collect(m, pod_id);
+	if (!v)
+		return -ENOMEM;
+	int r = 0;
+	for (size_t i = 0; v[i]; i++) {
+		struct container *c = v[i];
+		pthread_mutex_lock(&c->op);
+		/* The kubelet stopped them with their grace period already:
+		 * what still runs is killed at once. */
+		int k = c->removed ? 0
+			: remove   ? remove_locked(m, call, c, err)
+				   : stop_locked(m, call, c, 0, err);
+		if (k < 0 && r == 0)
+			r = err_prefix(err, k, "container %s", c->id);
+		pthread_mutex_unlock(&c->op);
+		ctr_put(m, c);
+		/* The rest keep their references until released here. */
+		for (size_t j = i + 1; r < 0 && v[j]; j++)
+			ctr_put(m, v[j]);
+		if (r < 0)
+			break;
+	}
+	free(v);
+	return r;
+}
+
+int ctr_stop_pod(struct ctr_mgr *m, const struct cric_call *call, const char *pod_id,
+		 struct cric_err *err)
+{
+	return each_of_pod(m, call, pod_id, false, err);
+}
+
+int ctr_remove_pod(struct ctr_mgr *m, const struct cric_call *call, const char *pod_id,
+		   struct cric_err *err)
+{
+	return each_of_pod(m, call, pod_id, true, err);
+}

@@ -1,0 +1,117 @@
+/* CreateContainer's request checked and turned into an OCI runtime spec
+ * (config.json), before anything is created: pure (no I/O, no state), so it
+ * is unit-tested alone. What needs the file system (the user's passwd and
+ * group entries beneath the rootfs, host paths of mounts, the host's
+ * limits) is looked up by the caller and handed in.
+ *
+ * Every refusal is -EINVAL with err naming the field, or -EOPNOTSUPP for
+ * what the request may ask but runtimed does not do yet (privileged
+ * containers, devices, Localhost seccomp profiles): an honest
+ * refusal, never a silently weaker container. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "caps.h"
+#include "common/error.h"
+#include "proto/cri/api.pb-c.h"
+
+#define CTR_NAME_MAX       253
+#define CTR_MAX_ARGS       4096
+#define CTR_MAX_ENV        4096
+#define CTR_MAX_MOUNTS     256
+#define CTR_MAX_GROUPS     64
+#define CTR_MAX_PATHS      256 /* masked / readonly paths */
+#define CTR_MAX_LABELS     1024
+#define CTR_DEFAULT_PATH   "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define CTR_DEFAULT_NOFILE 1048576
+
+/* What of the pod the container needs (a snapshot taken under the pod's
+ * lock; the strings must outlive the plan). */
+struct ctr_pod {
+	const char *id, *name, *namespace, *uid;
+	const char *hostname;
+	const char *dir; /* holds hostname, hosts, resolv.conf */
+	const char *log_directory;
+	bool host_network, host_ipc;
+	int pid_mode;    /* Runtime__V1__NamespaceMode of the pod */
+	pid_t infra_pid; /* pid_mode POD: the infra, whose pid ns is joined */
+	const char *netns, *ipc_pin, *uts_pin;
+	const char *cgroup;        /* cgroupfs path of the pod */
+	const char *cgroup_parent; /* as given (systemd slice) */
+	bool systemd_cgroup;
+};
+
+/* The checks that need nothing but the request and the pod: metadata,
+ * log path. name gets the name reservation key
+ * "<name>_<pod name>_<pod ns>_<pod uid>_<attempt>"; log_path the absolute
+ * log file ("" when the kubelet asked for none). */
+int ctr_plan_check(const Runtime__V1__ContainerConfig *cfg, const struct ctr_pod *pod, char *name,
+		   size_t name_size, char *log_path, size_t log_size, struct cric_err *err);
+
+/* The user the process runs as, before it is looked up: from run_as_user /
+ * run_as_username / run_as_group, else the image config's User ("name",
+ * "uid", "name:group", "uid:gid"; "" is root). */
+struct ctr_user_spec {
+	bool has_uid;
+	uint32_t uid;
+	char name[256]; /* when !has_uid */
+	bool has_gid;
+	uint32_t gid;
+	char group[256];   /* when a group was named and !has_gid */
+	bool gid_override; /* run_as_group: the gid whatever passwd says */
+};
+int ctr_plan_user(const Runtime__V1__ContainerConfig *cfg, const json_t *image_config,
+		  struct ctr_user_spec *ret, struct cric_err *err);
+
+/* The user as resolved against the container's /etc/passwd and /etc/group
+ * (ctruser.c): uid, gid, the additional groups (image groups the user is a
+ * member of, not yet the supplemental ones), HOME when passwd has it. */
+struct ctr_user {
+	uint32_t uid, gid;
+	uint32_t groups[CTR_MAX_GROUPS];
+	size_t n_groups;
+	char home[256];
+};
+
+/* The parts of /etc/passwd and /etc/group that matter, parsed from their
+ * text (pure: ctruser.c reads the files). passwd/group may be NULL (no
+ * such file). A named user or group that is not there: -EINVAL. */
+int ctr_user_lookup(const struct ctr_user_spec *spec, const char *passwd, const char *group,
+		    struct ctr_user *ret, struct cric_err *err);
+
+/* Everything else the spec depends on. */
+struct ctr_plan_in {
+	const char *id;
+	const Runtime__V1__ContainerConfig *cfg;
+	const struct ctr_pod *pod;
+	const json_t *image_config; /* the image's config blob, parsed */
+	const char *rootfs;
+	const struct ctr_user *user;
+	/* host_paths[i]: cfg->mounts[i]'s host path as it is to be mounted
+	 * (symlinks resolved, created if missing): the caller's I/O. */
+	char *const *host_paths;
+	uint64_t nofile;   /* RLIMIT_NOFILE soft = hard (see container.h) */
+	int oom_score_adj; /* already clamped to what the host grants */
+	/* namespace_options.pid TARGET: the target container's init (0: the
+	 * caller found none running in the pod). */
+	pid_t target_pid;
+	/* caps.h: the default set and what the host can grant. */
+	uint64_t caps_defaults, caps_grantable;
+};
+
+/* The OCI runtime spec of the container. */
+int ctr_plan_spec(const struct ctr_plan_in *in, json_t **ret, struct cric_err *err);
+
+/* The process args by Kubernetes' rule over the image's Entrypoint/Cmd,
+ * as a JSON array (for tests and the spec). */
+int ctr_plan_args(const Runtime__V1__ContainerConfig *cfg, const json_t *image_config, json_t **ret,
+		  struct cric_err *err);
+
+/* The stop signal: the request's, else the image's StopSignal, else
+ * SIGTERM. -EINVAL for one that is not a signal here. */
+int ctr_plan_stop_signal(const Runtime__V1__ContainerConfig *cfg, const json_t *image_config);

@@ -1,0 +1,52 @@
+/* A pod as the container half sees it; see podsnap.h. */
+#include "podsnap.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "common/fsutil.h"
+
+static void copy(char *dst, size_t size, const char *src)
+{
+	snprintf(dst, size, "%s", src ? src : "");
+}
+
+int pod_snapshot_get(struct sandbox_mgr *m, const struct cric_call *call, const char *id,
+		     struct pod_snapshot *ret, struct cric_err *err)
+{
+	struct sandbox_snapshot *sb = NULL;
+	int r = sandbox_get(m, call, id, &sb, err);
+	if (r < 0 || !sb)
+		return r < 0 ? r : -EIO;
+	struct pod_snapshot s = { 0 };
+	copy(s.id, sizeof(s.id), sb->id);
+	copy(s.name, sizeof(s.name), sb->name);
+	copy(s.namespace, sizeof(s.namespace), sb->namespace);
+	copy(s.uid, sizeof(s.uid), sb->uid);
+	s.ready = sb->state == SANDBOX_READY;
+	copy(s.dir, sizeof(s.dir), sb->dir);
+	copy(s.log_directory, sizeof(s.log_directory), sb->log_directory);
+	s.host_network = sb->net_mode == POD_NS_NODE;
+	s.host_ipc = sb->ipc_mode == POD_NS_NODE;
+	s.pid_mode = (int)sb->pid_mode;
+	s.infra_pid = sb->infra_pid;
+	copy(s.netns, sizeof(s.netns), sb->netns);
+	copy(s.ipc_pin, sizeof(s.ipc_pin), sb->ipc_ns);
+	copy(s.uts_pin, sizeof(s.uts_pin), sb->uts_ns);
+	copy(s.cgroup, sizeof(s.cgroup), sb->cgroup);
+	copy(s.cgroup_parent, sizeof(s.cgroup_parent), sb->cgroup_parent);
+	copy(s.handler, sizeof(s.handler), sb->handler);
+	sandbox_snapshot_free(sb);
+	/* The hostname the pod's UTS namespace got (podplan.c's choice). */
+	_cleanup_free_ char *path = path_join(s.dir, "hostname");
+	_cleanup_free_ char *hn = NULL;
+	size_t len;
+	if (path && read_file(path, 256, &hn, &len) == 0) {
+		hn[strcspn(hn, "\n")] = '\0';
+		copy(s.hostname, sizeof(s.hostname), hn);
+	}
+	*ret = s;
+	return 0;
+}

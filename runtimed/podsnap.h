@@ -1,0 +1,31 @@
+/* What the container half needs of a pod, from the pod's snapshot
+ * (sandbox.h) at the time of a CreateContainer. */
+#pragma once
+
+#include <limits.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "cgroup.h"
+#include "common/error.h"
+#include "common/ipc.h"
+#include "sandbox.h"
+
+struct pod_snapshot {
+	char id[65];
+	char name[254], namespace[254], uid[254];
+	bool ready;
+	char hostname[64];
+	char dir[PATH_MAX];
+	char log_directory[PATH_MAX];
+	bool host_network, host_ipc;
+	int pid_mode;
+	pid_t infra_pid;
+	char netns[PATH_MAX], ipc_pin[PATH_MAX], uts_pin[PATH_MAX];
+	char cgroup[CGROUP_PATH_MAX], cgroup_parent[CGROUP_PATH_MAX];
+	char handler[64];
+};
+
+/* The pod id names (id or unique prefix): -ENOENT, -EINVAL (ambiguous). */
+int pod_snapshot_get(struct sandbox_mgr *m, const struct cric_call *call, const char *id,
+		     struct pod_snapshot *ret, struct cric_err *err);
