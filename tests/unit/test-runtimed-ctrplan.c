@@ -1,0 +1,555 @@
+/* runtimed/ctrplan.h: CreateContainer's request checked and planned into an
+ * OCI spec with no I/O: Kubernetes' command/args rule, env, users from
+ * passwd/group text, capabilities, namespaces, mounts, refusals. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/macro.h"
+#include "runtimed/ctrplan.h"
+
+#define ID  "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define POD "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+
+static const struct ctr_pod pod = {
+	.id = POD,
+	.name = "web",
+	.namespace = "default",
+	.uid = "u-1",
+	.hostname = "web",
+	.dir = "/run/cric/pod",
+	.log_directory = "/var/log/pods/default_web_u-1",
+	.pid_mode = RUNTIME__V1__NAMESPACE_MODE__CONTAINER,
+	.netns = "/run/netns/x",
+	.ipc_pin = "/run/ipc",
+	.uts_pin = "/run/uts",
+	.cgroup = "/cric/pod-x",
+	.cgroup_parent = "",
+};
+
+struct req {
+	Runtime__V1__ContainerConfig cfg;
+	Runtime__V1__ContainerMetadata md;
+	Runtime__V1__ImageSpec img;
+	Runtime__V1__LinuxContainerConfig lx;
+	Runtime__V1__LinuxContainerSecurityContext sc;
+	Runtime__V1__NamespaceOption ns;
+	Runtime__V1__Capability caps;
+	Runtime__V1__Int64Value uid, gid;
+};
+
+static void req_init(struct req *q)
+{
+	memset(q, 0, sizeof(*q));
+	runtime__v1__container_config__init(&q->cfg);
+	runtime__v1__container_metadata__init(&q->md);
+	runtime__v1__image_spec__init(&q->img);
+	runtime__v1__linux_container_config__init(&q->lx);
+	runtime__v1__linux_container_security_context__init(&q->sc);
+	runtime__v1__namespace_option__init(&q->ns);
+	runtime__v1__capability__init(&q->caps);
+	runtime__v1__int64_value__init(&q->uid);
+	runtime__v1__int64_value__init(&q->gid);
+	q->md.name = "app";
+	q->md.attempt = 2;
+	q->img.image = "busybox";
+	q->cfg.metadata = &q->md;
+	q->cfg.image = &q->img;
+	q->cfg.linux = &q->lx;
+	q->lx.security_context = &q->sc;
+	q->sc.namespace_options = &q->ns;
+	q->ns.pid = RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
+}
+
+static json_t *image(const char *json)
+{
+	json_t *j = json_loads(json, 0, NULL);
+	assert_non_null(j);
+	return j;
+}
+
+#define ALL_CAPS ((UINT64_C(1) << 41) - 1)
+
+static uint64_t defaults(void)
+{
+	uint64_t m = 0;
+	assert_int_equal(ctr_caps_mask_from_names(ctr_caps_default_names, ctr_caps_n_default_names,
+						  "defaults", &m, NULL),
+			 0);
+	return m;
+}
+
+static const struct ctr_user root_user = { .uid = 0, .gid = 0, .home = "/root" };
+
+static int spec(struct req *q, const json_t *img, const struct ctr_user *u, json_t **ret, char *msg)
+{
+	struct cric_err err = { { 0 } };
+	const struct ctr_plan_in in = { .id = ID,
+					.cfg = &q->cfg,
+					.pod = &pod,
+					.image_config = img,
+					.rootfs = "/rootfs",
+					.user = u ? u : &root_user,
+					.nofile = 1024,
+					.oom_score_adj = 0,
+					.caps_defaults = defaults(),
+					.caps_grantable = ALL_CAPS };
+	int r = ctr_plan_spec(&in, ret, &err);
+	if (r < 0 && !msg)
+		print_message("ctr_plan_spec: %s\n", err.msg);
+	if (msg)
+		strcpy(msg, err.msg);
+	return r;
+}
+
+static const char *args_of(struct req *q, const char *img_json)
+{
+	static char buf[1024];
+	json_t *img = image(img_json);
+	json_t *a = NULL;
+	struct cric_err err = { { 0 } };
+	int r = ctr_plan_args(&q->cfg, img, &a, &err);
+	json_decref(img);
+	if (r < 0) {
+		snprintf(buf, sizeof(buf), "error: %s", err.msg);
+		return buf;
+	}
+	char *s = json_dumps(a, JSON_COMPACT);
+	snprintf(buf, sizeof(buf), "%s", s);
+	free(s);
+	json_decref(a);
+	return buf;
+}
+
+static void test_check(void **state)
+{
+	(void)state;
+	struct req q;
+	req_init(&q);
+	char name[512], log[4096];
+	struct cric_err err;
+	q.cfg.log_path = "app/2.log";
+	assert_int_equal(ctr_plan_check(&q.cfg, &pod, name, sizeof(name), log, sizeof(log), &err),
+			 0);
+	assert_string_equal(name, "app_web_default_u-1_2");
+	assert_string_equal(log, "/var/log/pods/default_web_u-1/app/2.log");
+	const char *bad[] = { "/etc/x.log", "../x.log", "app/../../x", "a//b" };
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		q.cfg.log_path = (char *)bad[i];
+		assert_int_equal(
+		    ctr_plan_check(&q.cfg, &pod, name, sizeof(name), log, sizeof(log), &err),
+		    -EINVAL);
+		assert_non_null(strstr(err.msg, "log_path"));
+	}
+	q.cfg.log_path = "";
+	q.md.name = "";
+	assert_int_equal(ctr_plan_check(&q.cfg, &pod, name, sizeof(name), log, sizeof(log), &err),
+			 -EINVAL);
+	q.md.name = "Bad Name";
+	assert_int_equal(ctr_plan_check(&q.cfg, &pod, name, sizeof(name), log, sizeof(log), &err),
+			 -EINVAL);
+}
+
+static void test_args(void **state)
+{
+	(void)state;
+	struct req q;
+	req_init(&q);
+	const char *img = "{\"config\":{\"Entrypoint\":[\"/ep\"],\"Cmd\":[\"c1\",\"c2\"]}}";
+	assert_string_equal(args_of(&q, img), "[\"/ep\",\"c1\",\"c2\"]");
+	char *cmd[] = { "/bin/sh", "-c" }, *args[] = { "echo hi" };
+	q.cfg.command = cmd;
+	q.cfg.n_command = 2;
+	/* command replaces the Entrypoint and drops the Cmd */
+	assert_string_equal(args_of(&q, img), "[\"/bin/sh\",\"-c\"]");
+	q.cfg.args = args;
+	q.cfg.n_args = 1;
+	assert_string_equal(args_of(&q, img), "[\"/bin/sh\",\"-c\",\"echo hi\"]");
+	/* args alone replace the Cmd */
+	q.cfg.n_command = 0;
+	assert_string_equal(args_of(&q, img), "[\"/ep\",\"echo hi\"]");
+	q.cfg.n_args = 0;
+	assert_string_equal(args_of(&q, "{\"config\":{}}"), "error: no command specified");
+	assert_string_equal(args_of(&q, "{}"), "error: no command specified");
+}
+
+static const char *env_value(json_t *s, const char *key)
+{
+	size_t i;
+	json_t *e;
+	json_array_foreach (json_object_get(json_object_get(s, "process"), "env"), i, e) {
+		const char *v = json_string_value(e);
+		if (strncmp(v, key, strlen(key)) == 0 && v[strlen(key)] == '=')
+			return v + strlen(key) + 1;
+	}
+	return NULL;
+}
+
+static void test_env(void **state)
+{
+	(void)state;
+	struct req q;
+	req_init(&q);
+	Runtime__V1__KeyValue kv[2], *kvp[2] = { &kv[0], &kv[1] };
+	for (int i = 0; i < 2; i++)
+		runtime__v1__key_value__init(&kv[i]);
+	kv[0].key = "A";
+	kv[0].value = "from-cri";
+	kv[1].key = "B";
+	kv[1].value = "new";
+	q.cfg.envs = kvp;
+	q.cfg.n_envs = 2;
+	json_t *img = image("{\"config\":{\"Cmd\":[\"x\"],\"Env\":[\"A=img\",\"C=keep\"]}}");
+	json_t *s = NULL;
+	assert_int_equal(spec(&q, img, NULL, &s, NULL), 0);
+	assert_string_equal(env_value(s, "A"), "from-cri");
+	assert_string_equal(env_value(s, "B"), "new");
+	assert_string_equal(env_value(s, "C"), "keep");
+	assert_string_equal(env_value(s, "PATH"), CTR_DEFAULT_PATH);
+	assert_string_equal(env_value(s, "HOSTNAME"), "web");
+	assert_string_equal(env_value(s, "HOME"), "/root");
+	assert_null(env_value(s, "TERM"));
+	json_decref(s);
+	q.cfg.tty = true;
+	kv[1].key = "PATH";
+	kv[1].value = "/mine";
+	assert_int_equal(spec(&q, img, NULL, &s, NULL), 0);
+	assert_string_equal(env_value(s, "TERM"), "xterm");
+	assert_string_equal(env_value(s, "PATH"), "/mine");
+	json_decref(s);
+	kv[1].key = "BAD=NAME";
+	char msg[1024];
+	assert_int_equal(spec(&q, img, NULL, &s, msg), -EINVAL);
+	assert_non_null(strstr(msg, "envs[1]"));
+	json_decref(img);
+}
+
+static const char passwd[] = "root:x:0:0:root:/root:/bin/sh\n"
+			     "# comment\n"
+			     "app:x:1000:1001:app:/home/app:/bin/sh\n"
+			     "nobody:x:65534:65534::/nonexistent:/bin/false\n";
+static const char group[] = "root:x:0:\n"
+			    "appgrp:x:1001:\n"
+			    "video:x:44:app,other\n"
+			    "audio:x:29:other\n"
+			    "wheel:x:10:app\n";
+
+static void user_of(struct req *q, const char *img_json, int want_r, struct ctr_user *u)
+{
+	json_t *img = image(img_json);
+	struct ctr_user_spec s;
+	struct cric_err err;
+	int r = ctr_plan_user(&q->cfg, img, &s, &err);
+	if (r == 0)
+		r = ctr_user_lookup(&s, passwd, group, u, &err);
+	json_decref(img);
+	assert_int_equal(r, want_r);
+}
+
+static void test_users(void **state)
+{
+	(void)state;
+	struct req q;
+	req_init(&q);
+	struct ctr_user u;
+	user_of(&q, "{}", 0, &u);
+	assert_int_equal(u.uid, 0);
+	assert_string_equal(u.home, "/root");
+	/* The image's User in its four forms. */
+	user_of(&q, "{\"config\":{\"User\":\"app\"}}", 0, &u);
+	assert_int_equal(u.uid, 1000);
+	assert_int_equal(u.gid, 1001);
+	assert_int_equal(u.n_groups, 2); /* video, wheel */
+	assert_int_equal(u.groups[0], 44);
+	assert_int_equal(u.groups[1], 10);
+	user_of(&q, "{\"config\":{\"User\":\"1000\"}}", 0, &u);
+	assert_int_equal(u.gid, 1001);
+	user_of(&q, "{\"config\":{\"User\":\"app:audio\"}}", 0, &u);
+	assert_int_equal(u.gid, 29);
+	user_of(&q, "{\"config\":{\"User\":\"4242:4343\"}}", 0, &u);
+	assert_int_equal(u.uid, 4242);
+	assert_int_equal(u.gid, 4343);
+	assert_string_equal(u.home, "");
+	user_of(&q, "{\"config\":{\"User\":\"ghost\"}}", -EINVAL, &u);
+	user_of(&q, "{\"config\":{\"User\":\"app:nogroup\"}}", -EINVAL, &u);
+	/* run_as_user beats the image; run_as_group overrides the gid. */
+	q.sc.run_as_user = &q.uid;
+	q.uid.value = 65534;
+	user_of(&q, "{\"config\":{\"User\":\"app\"}}", 0, &u);
+	assert_int_equal(u.uid, 65534);
+	assert_int_equal(u.gid, 65534);
+	q.sc.run_as_group = &q.gid;
+	q.gid.value = 7;
+	user_of(&q, "{}", 0, &u);
+	assert_int_equal(u.gid, 7);
+	q.sc.run_as_user = NULL;
+	q.sc.run_as_username = "app";
+	user_of(&q, "{}", 0, &u);
+	assert_int_equal(u.uid, 1000);
+	assert_int_equal(u.gid, 7);
+	/* run_as_group alone is refused. */
+	q.sc.run_as_username = "";
+	user_of(&q, "{}", -EINVAL, &u);
+	q.sc.run_as_group = NULL;
+	q.sc.run_as_user = &q.uid;
+	q.uid.value = -1;
+	user_of(&q, "{}", -EINVAL, &u);
+}
+
+static bool has_cap(json_t *s, const char *set, const char *cap)
+{
+	json_t *a =
+	    json_object_get(json_object_get(json_object_get(s, "process"), "capabilities"), set);
+	size_t i;
+	json_t *e;
+	json_array_foreach (a, i, e)
+		if (strcmp(json_string_value(e), cap) == 0)
+			return true;
+	return false;
+}
+
+static size_t n_caps(json_t *s, const char *set)
+{
+	return json_array_size(
+	    json_object_get(json_object_get(json_object_get(s, "process"), "capabilities"), set));
+}
+
+static void test_caps(void **state)
+{
+	(void)state;
+	struct req q;
+	req_init(&q);
+	json_t *img = image("{\"config\":{\"Cmd\":[\"x\"]}}");
+	json_t *s = NULL;
+	assert_int_equal(spec(&q, img, NULL, &s, NULL), 0);
+	assert_int_equal(n_caps(s, "bounding"), 9);
+	assert_true(has_cap(s, "effective", "CAP_KILL"));
+	assert_false(has_cap(s, "bounding", "CAP_NET_RAW"));
+	json_decref(s);
+	char *add[] = { "NET_ADMIN", "cap_sys_time" }, *drop[] = { "CAP_KILL" };
+	q.sc.capabilities = &q.caps;
+	q.caps.add_capabilities = add;
+	q.caps.n_add_capabilities = 2;
+	q.caps.drop_capabilities = drop;
+	q.caps.n_drop_capabilities = 1;
+	assert_int_equal(spec(&q, img, NULL, &s, NULL), 0);
+	assert_true(has_cap(s, "bounding", "CAP_NET_ADMIN"));
+	assert_true(has_cap(s, "permitted", "CAP_SYS_TIME"));
+	assert_false(has_cap(s, "bounding", "CAP_KILL"));
+	assert_int_equal(n_caps(s, "bounding"), 10);
+	json_decref(s);
+	/* drop ALL, add one back */
+	char *all[] = { "ALL" }, *one[] = { "NET_BIND_SERVICE" };
+	q.caps.drop_capabilities = all;
+	q.caps.add_capabilities = one;
+	q.caps.n_add_capabilities = 1;
+	assert_int_equal(spec(&q, img, NULL, &s, NULL), 0);
+	assert_int_equal(n_caps(s, "bounding"), 1);
+	json_decref(s);
+	/* a non-root user: bounding only */
+	struct ctr_user app = { .uid = 1000, .gid = 1000 };
+	q.caps.n_drop_capabilities = 0;
+	assert_int_equal(spec(&q, img, &app, &s, NULL), 0);
+	assert_int_equal(n_caps(s, "bounding"), 9);
+	assert_int_equal(n_caps(s, "effective"), 0);
+	json_decref(s);
+	char *unknown[] = { "NET_BOGUS" }, *num[] = { "12" };
+	char msg[1024];
+	q.caps.add_capabilities = unknown;
+	assert_int_equal(spec(&q, img, NULL, &s, msg), -EINVAL);
+	assert_non_null(strstr(msg, "NET_BOGUS"));
+	q.caps.add_capabilities = num;
+	assert_int_equal(spec(&q, img, NULL, &s, msg), -EINVAL);
+	json_decref(img);
+}
+
+static json_t *find_ns(json_t *s, const char *type)
+{
+	size_t i;
+	json_t *e;
+	json_array_foreach (json_object_get(json_object_get(s, "linux"), "namespaces"), i, e)
+		if (strcmp(json_string_value(json_object_get(e, "type")), type) == 0)
+			return e;
+	return NULL;
+}
+
+static json_t *find_mount(json_t *s, const char *dst)
+{
+	size_t i;
+	json_t *e;
+	json_array_foreach (json_object_get(s, "mounts"), i, e)
+		if (strcmp(json_string_value(json_object_get(e, "destination")), dst) == 0)
+			return e;
+	return NULL;
+}
+
+static void test_spec_shape(void **state)
+{
+	(void)state;
+	struct req q;
+	req_init(&q);
+	Runtime__V1__Mount m[2], *mp[2] = { &m[0], &m[1] };
+	for (int i = 0; i < 2; i++)
+		runtime__v1__mount__init(&m[i]);
+	m[0].container_path = "/data";
+	m[0].readonly = true;
+	m[1].container_path = "/etc/hosts";
+	char *hp[] = { "/srv/data", "/var/lib/kubelet/hosts", NULL };
+	q.cfg.mounts = mp;
+	q.cfg.n_mounts = 2;
+	q.sc.readonly_rootfs = true;
+	char *masked[] = { "/proc/kcore" };
+	q.sc.masked_paths = masked;
+	q.sc.n_masked_paths = 1;
+	json_t *img = image("{\"config\":{\"Cmd\":[\"x\"],\"WorkingDir\":\"/w\"}}");
+	struct cric_err err;
+	const struct ctr_plan_in in = { .id = ID,
+					.cfg = &q.cfg,
+					.pod = &pod,
+					.image_config = img,
+					.rootfs = "/rootfs",
+					.user = &root_user,
+					.host_paths = hp,
+					.nofile = 4096 };
+	json_t *s = NULL;
+	assert_int_equal(ctr_plan_spec(&in, &s, &err), 0);
+	assert_true(json_is_true(json_object_get(json_object_get(s, "root"), "readonly")));
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(s, "process"), "cwd")), "/w");
+	json_t *d = find_mount(s, "/data");
+	assert_non_null(d);
+	assert_string_equal(json_string_value(json_object_get(d, "source")), "/srv/data");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(d, "options"), 2)),
+			    "ro");
+	/* the kubelet's own /etc/hosts replaces the pod's */
+	json_t *h = find_mount(s, "/etc/hosts");
+	assert_string_equal(json_string_value(json_object_get(h, "source")),
+			    "/var/lib/kubelet/hosts");
+	assert_string_equal(
+	    json_string_value(json_object_get(find_mount(s, "/etc/resolv.conf"), "source")),
+	    "/run/cric/pod/resolv.conf");
+	assert_string_equal(json_string_value(json_object_get(find_ns(s, "network"), "path")),
+			    "/run/netns/x");
+	assert_null(json_object_get(find_ns(s, "pid"), "path"));
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(s, "linux"), "cgroupsPath")),
+	    "/cric/pod-x/cric-" ID);
+	assert_int_equal(
+	    json_array_size(json_object_get(json_object_get(s, "linux"), "maskedPaths")), 1);
+	json_decref(s);
+	/* pid POD joins the infra's namespace; without an infra it is refused */
+	q.ns.pid = RUNTIME__V1__NAMESPACE_MODE__POD;
+	char msg[1024];
+	assert_int_equal(spec(&q, img, NULL, &s, msg), -EINVAL);
+	struct ctr_pod p2 = pod;
+	p2.infra_pid = 4242;
+	const struct ctr_plan_in in2 = { .id = ID,
+					 .cfg = &q.cfg,
+					 .pod = &p2,
+					 .image_config = img,
+					 .rootfs = "/rootfs",
+					 .user = &root_user,
+					 .host_paths = hp };
+	assert_int_equal(ctr_plan_spec(&in2, &s, &err), 0);
+	assert_string_equal(json_string_value(json_object_get(find_ns(s, "pid"), "path")),
+			    "/proc/4242/ns/pid");
+	json_decref(s);
+	q.ns.pid = RUNTIME__V1__NAMESPACE_MODE__NODE;
+	assert_int_equal(ctr_plan_spec(&in2, &s, &err), 0);
+	assert_null(find_ns(s, "pid"));
+	json_decref(s);
+	q.ns.pid = RUNTIME__V1__NAMESPACE_MODE__TARGET;
+	struct ctr_plan_in in3 = in2;
+	in3.target_pid = 777;
+	assert_int_equal(ctr_plan_spec(&in3, &s, &err), 0);
+	assert_string_equal(json_string_value(json_object_get(find_ns(s, "pid"), "path")),
+			    "/proc/777/ns/pid");
+	json_decref(s);
+	json_decref(img);
+}
+
+static void test_refusals(void **state)
+{
+	(void)state;
+	struct req q;
+	req_init(&q);
+	json_t *img = image("{\"config\":{\"Cmd\":[\"x\"]}}");
+	json_t *s = NULL;
+	char msg[1024];
+	q.sc.privileged = true;
+	assert_int_equal(spec(&q, img, NULL, &s, msg), -EOPNOTSUPP);
+	q.sc.privileged = false;
+	Runtime__V1__SecurityProfile sp;
+	runtime__v1__security_profile__init(&sp);
+	q.sc.seccomp = &sp; /* present and empty: RuntimeDefault */
+	assert_int_equal(spec(&q, img, NULL, &s, msg), 0);
+	json_t *sec = json_object_get(json_object_get(s, "linux"), "seccomp");
+	assert_string_equal(json_string_value(json_object_get(sec, "defaultAction")),
+			    "SCMP_ACT_ERRNO");
+	json_decref(s);
+	sp.profile_type = RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Unconfined;
+	assert_int_equal(spec(&q, img, NULL, &s, msg), 0);
+	assert_null(json_object_get(json_object_get(s, "linux"), "seccomp"));
+	json_decref(s);
+	sp.profile_type = RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Localhost;
+	sp.localhost_ref = "/etc/profile.json";
+	assert_int_equal(spec(&q, img, NULL, &s, msg), -EOPNOTSUPP);
+	q.sc.seccomp = NULL;
+	q.ns.pid = RUNTIME__V1__NAMESPACE_MODE__TARGET; /* no running target */
+	assert_int_equal(spec(&q, img, NULL, &s, msg), -EINVAL);
+	assert_non_null(strstr(msg, "target_id"));
+	q.ns.pid = RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
+	q.cfg.working_dir = "relative";
+	assert_int_equal(spec(&q, img, NULL, &s, msg), -EINVAL);
+	q.cfg.working_dir = NULL;
+	Runtime__V1__Mount m, *mp = &m;
+	runtime__v1__mount__init(&m);
+	m.container_path = "/a/../b";
+	char *hp[] = { "/srv", NULL };
+	q.cfg.mounts = &mp;
+	q.cfg.n_mounts = 1;
+	struct cric_err err;
+	const struct ctr_plan_in in = { .id = ID,
+					.cfg = &q.cfg,
+					.pod = &pod,
+					.image_config = img,
+					.rootfs = "/r",
+					.user = &root_user,
+					.host_paths = hp };
+	assert_int_equal(ctr_plan_spec(&in, &s, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "mounts[0].container_path"));
+	json_decref(img);
+}
+
+static void test_stop_signal(void **state)
+{
+	(void)state;
+	struct req q;
+	req_init(&q);
+	json_t *img = image("{\"config\":{\"StopSignal\":\"SIGQUIT\"}}");
+	assert_int_equal(ctr_plan_stop_signal(&q.cfg, img), SIGQUIT);
+	q.cfg.stop_signal = RUNTIME__V1__SIGNAL__SIGUSR1;
+	assert_int_equal(ctr_plan_stop_signal(&q.cfg, img), SIGUSR1);
+	json_decref(img);
+	q.cfg.stop_signal = 0;
+	img = image("{}");
+	assert_int_equal(ctr_plan_stop_signal(&q.cfg, img), SIGTERM);
+	json_decref(img);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_check),    cmocka_unit_test(test_args),
+		cmocka_unit_test(test_env),      cmocka_unit_test(test_users),
+		cmocka_unit_test(test_caps),     cmocka_unit_test(test_spec_shape),
+		cmocka_unit_test(test_refusals), cmocka_unit_test(test_stop_signal),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
