@@ -85,9 +85,8 @@ def test_runtime_config_reports_cgroup_driver(suite):
 # Every method is routed to its owner (DESIGN.md), which answers UNIMPLEMENTED
 # until it implements it: the message names the daemon that answered.
 ROUTES = [
-    ("CreateContainer", api.CreateContainerRequest(), "runtimed"),
-    ("ListContainers", api.ListContainersRequest(), "runtimed"),
-    ("ContainerStatus", api.ContainerStatusRequest(), "runtimed"),
+    ("UpdateContainerResources", api.UpdateContainerResourcesRequest(), "runtimed"),
+    ("CheckpointContainer", api.CheckpointContainerRequest(), "runtimed"),
     ("ExecSync", api.ExecSyncRequest(), "monitord"),
     ("ContainerStats", api.ContainerStatsRequest(), "monitord"),
     ("ListPodSandboxStats", api.ListPodSandboxStatsRequest(), "monitord"),
@@ -101,6 +100,18 @@ def test_unimplemented_calls_reach_their_owner(suite, method, req, owner):
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert f"cric's {owner}" in e.value.details()
     assert method in e.value.details()
+
+
+def test_container_calls_are_answered_by_runtimed(suite):
+    with pytest.raises(grpc.RpcError) as e:
+        suite.cri.call("CreateContainer", api.CreateContainerRequest())
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "pod sandbox id" in e.value.details()
+    assert len(suite.cri.call("ListContainers", api.ListContainersRequest(),
+                              api.ListContainersResponse).containers) == 0
+    with pytest.raises(grpc.RpcError) as e:
+        suite.cri.call("ContainerStatus", api.ContainerStatusRequest(container_id="ab" * 32))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 def test_image_calls_are_answered_by_their_daemons(suite):
