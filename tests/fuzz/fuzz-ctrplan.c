@@ -40,10 +40,18 @@ static void plan(const Runtime__V1__ContainerConfig *cfg, const json_t *img)
 {
 	static const struct ctr_pod pod = {
 		.id = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210",
-		.name = "web", .namespace = "default", .uid = "u", .hostname = "web",
-		.dir = "/run/pod", .log_directory = "/var/log/pods/x", .infra_pid = 42,
-		.netns = "/run/netns/x", .ipc_pin = "/run/ipc", .uts_pin = "/run/uts",
-		.cgroup = "/cric/pod", .cgroup_parent = "",
+		.name = "web",
+		.namespace = "default",
+		.uid = "u",
+		.hostname = "web",
+		.dir = "/run/pod",
+		.log_directory = "/var/log/pods/x",
+		.infra_pid = 42,
+		.netns = "/run/netns/x",
+		.ipc_pin = "/run/ipc",
+		.uts_pin = "/run/uts",
+		.cgroup = "/cric/pod",
+		.cgroup_parent = "",
 	};
 	char name[1024], log[PATH_MAX];
 	struct cric_err err = { { 0 } };
@@ -53,8 +61,8 @@ static void plan(const Runtime__V1__ContainerConfig *cfg, const json_t *img)
 			abort();
 		return;
 	}
-	if (log[0] && (strncmp(log, "/var/log/pods/x/", 16) != 0 ||
-		       !path_is_clean(log, true, PATH_MAX)))
+	if (log[0] &&
+	    (strncmp(log, "/var/log/pods/x/", 16) != 0 || !path_is_clean(log, true, PATH_MAX)))
 		abort();
 	struct ctr_user_spec us;
 	struct ctr_user u;
@@ -64,10 +72,16 @@ static void plan(const Runtime__V1__ContainerConfig *cfg, const json_t *img)
 	char *paths[CTR_MAX_MOUNTS + 1] = { 0 };
 	for (size_t i = 0; i < cfg->n_mounts && i < CTR_MAX_MOUNTS; i++)
 		paths[i] = "/srv/host";
-	const struct ctr_plan_in in = { .id = pod.id, .cfg = cfg, .pod = &pod,
-					.image_config = img, .rootfs = "/rootfs", .user = &u,
-					.host_paths = paths, .nofile = 1024,
-					.caps_defaults = 0x20fb, .caps_grantable = (1ULL << 41) - 1 };
+	const struct ctr_plan_in in = { .id = pod.id,
+					.cfg = cfg,
+					.pod = &pod,
+					.image_config = img,
+					.rootfs = "/rootfs",
+					.user = &u,
+					.host_paths = paths,
+					.nofile = 1024,
+					.caps_defaults = 0x20fb,
+					.caps_grantable = (1ULL << 41) - 1 };
 	json_t *s = NULL;
 	r = ctr_plan_spec(&in, &s, &err);
 	if (r == 0)
