@@ -40,7 +40,8 @@ def registry(tmp_path_factory):
     bb = Layer(busybox_layer())
     etc = Layer(tar_layer([("bin", "d"), ("bin/id", "l", "busybox"),
                            ("bin/sleep", "l", "busybox"), ("bin/true", "l", "busybox"),
-                           ("bin/cat", "l", "busybox"),
+                           ("bin/cat", "l", "busybox"), ("bin/head", "l", "busybox"),
+                           ("bin/tr", "l", "busybox"),
                            ("etc", "d"), ("etc/passwd", "f", PASSWD),
                            ("etc/group", "f", GROUP), ("home", "d"),
                            ("home/app", "d"), ("w", "d")]))
@@ -79,7 +80,7 @@ class Ctrs:
 
     def config(self, name="c", image="test/ctr:1", command=(), args=(), envs=None,
                log_path=None, attempt=0, labels=None, annotations=None, mounts=(),
-               security=None, working_dir=""):
+               security=None, working_dir="", resources=None):
         return api.ContainerConfig(
             metadata=api.ContainerMetadata(name=name, attempt=attempt),
             image=api.ImageSpec(image=self.image(image)), command=list(command),
@@ -88,7 +89,7 @@ class Ctrs:
             log_path=log_path if log_path is not None else f"{name}/{attempt}.log",
             labels=labels or {}, annotations=annotations or {}, mounts=list(mounts),
             working_dir=working_dir,
-            linux=api.LinuxContainerConfig(security_context=security or
+            linux=api.LinuxContainerConfig(resources=resources, security_context=security or
                                            api.LinuxContainerSecurityContext(
                                                namespace_options=api.NamespaceOption(
                                                    pid=api.CONTAINER))))
@@ -407,3 +408,19 @@ def test_target_pid_namespace_joins_another_container(ctrs):
             namespace_options=api.NamespaceOption(pid=api.TARGET, target_id="f" * 64))))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "target_id" in msg
     ctrs.remove(target)
+
+
+def test_memory_limit_and_oom_killed(ctrs):
+    pod_id, pod_cfg = monitors_ready(ctrs)
+    if pod_id is None:
+        pytest.skip(f"monitord does not run monitors yet: {pod_cfg}")
+    res = api.LinuxContainerResources(memory_limit_in_bytes=16 << 20, cpu_shares=256)
+    cid = ctrs.create(pod_id, pod_cfg, ctrs.config(
+        name="hog", resources=res,
+        args=["x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived"]))
+    spec = json.loads(ctrs.status(cid, verbose=True).info["info"])["runtimeSpec"]
+    assert spec["linux"]["resources"]["memory"]["limit"] == 16 << 20
+    ctrs.start(cid)
+    s = ctrs.wait_exit(cid, timeout=30)
+    assert (s.exit_code, s.reason) == (137, "OOMKilled"), (s.exit_code, s.reason)
+    ctrs.remove(cid)
