@@ -60,7 +60,7 @@ COMMON_O := $(patsubst %.c,$(BUILD)/obj/%.o,$(COMMON_SRC))
 LIBCOMMON := $(BUILD)/libcric-common.a
 
 BINS := $(addprefix $(BUILD)/bin/cric-,$(DAEMONS)) $(BUILD)/bin/cricctl $(BUILD)/bin/cric-pause \
-	$(BUILD)/bin/cric-monitor
+	$(BUILD)/bin/cric-monitor $(BUILD)/bin/cric-exec
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test-*.c))
 
@@ -123,6 +123,13 @@ $(BUILD)/bin/cric-monitor: $(MONITOR_SRC) $(wildcard monitord/monitor/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -Os -D_GNU_SOURCE -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2 $(WARNFLAGS) \
 		-fstack-protector-strong -static -s -o $@ $(MONITOR_SRC)
+
+# monitord's ExecSync helper (a child subreaper around one runc exec):
+# libc and the kernel only, static, never sanitized, built with the daemons.
+$(BUILD)/bin/cric-exec: monitord/exec/cric-exec.c monitord/exec/exec.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Os -D_GNU_SOURCE -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2 $(WARNFLAGS) \
+		-fstack-protector-strong -static -s -o $@ $<
 
 CRICCTL_O := $(BUILD)/obj/cri-gateway/cricctl.o $(BUILD)/obj/cri-gateway/routes.o
 $(BUILD)/bin/cricctl: $(CRICCTL_O) $(LIBCOMMON)

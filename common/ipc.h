@@ -65,6 +65,10 @@ bool unix_socket_is_stale(const char *path);
 int64_t now_unix_ns(void);
 /* Absolute deadline `ms` milliseconds from now. */
 int64_t deadline_in_ms(int64_t ms);
+/* A deadline that never comes: a call that may run as long as it runs
+ * (ExecSync with timeout 0 and no gRPC deadline: the kubelet's lifecycle
+ * hooks). Carried as is in the envelope. */
+#define IPC_NO_DEADLINE INT64_MAX
 
 /* ---- client ---- */
 
@@ -86,7 +90,7 @@ void cric_client_kill_dialer(struct cric_client *c);
 const char *cric_client_name(const struct cric_client *c);
 
 /* Start a call. deadline_ns is absolute CLOCK_REALTIME, 0 for none (then
- * max_ms applies). request_id may be NULL (one is generated). On success the
+ * a 10 minute cap applies), IPC_NO_DEADLINE for none at all. request_id may be NULL (one is generated). On success the
  * callback owns nothing; it must take what it needs out of res (it is cleared
  * after the callback returns). */
 int cric_client_call_async(struct cric_client *c, const char *method, const char *request_id,

@@ -281,6 +281,8 @@ const char *cric_client_name(const struct cric_client *c)
 
 static nng_duration remaining_ms(int64_t deadline_ns)
 {
+	if (deadline_ns == IPC_NO_DEADLINE)
+		return NNG_DURATION_INFINITE;
 	int64_t left = (deadline_ns - now_unix_ns()) / 1000000;
 	if (left <= 0)
 		return 1;
@@ -329,7 +331,7 @@ static void pending_start(struct pending *p, bool recv)
 {
 	atomic_fetch_add(&p->refs, 1);
 	nng_duration timeout = remaining_ms(p->deadline_ns);
-	if (!recv && p->unconnected && timeout > CONNECT_GRACE_MS)
+	if (!recv && p->unconnected && (timeout < 0 || timeout > CONNECT_GRACE_MS))
 		timeout = CONNECT_GRACE_MS;
 	nng_aio_set_timeout(p->aio, timeout);
 	if (recv)

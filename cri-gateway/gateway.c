@@ -142,13 +142,16 @@ static void daemon_answered(void *arg, struct cric_result *res)
 	finish(c, res->code, res->message, res->payload, res->len);
 }
 
+/* The client's deadline, capped by max_request_seconds; for an uncapped
+ * route (routes.h) the client's deadline as is, or none. */
 static int64_t call_deadline_ns(struct gw_call *c)
 {
 	gpr_timespec d = gpr_convert_clock_type(c->details.deadline, GPR_CLOCK_REALTIME);
+	bool none = gpr_time_cmp(d, gpr_inf_future(GPR_CLOCK_REALTIME)) == 0;
+	int64_t ns = none ? IPC_NO_DEADLINE : d.tv_sec * 1000000000LL + d.tv_nsec;
+	if (c->route->uncapped)
+		return ns;
 	int64_t cap = deadline_in_ms((int64_t)c->gw->max_request_seconds * 1000);
-	if (gpr_time_cmp(d, gpr_inf_future(GPR_CLOCK_REALTIME)) == 0)
-		return cap;
-	int64_t ns = d.tv_sec * 1000000000LL + d.tv_nsec;
 	return ns < cap ? ns : cap;
 }
 

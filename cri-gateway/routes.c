@@ -73,6 +73,14 @@ static bool same_method(struct cric_method_ref a, struct cric_method_ref b)
 	return a.service == b.service && a.index == b.index;
 }
 
+/* Methods that bound themselves and may legitimately run longer than any
+ * cap: ExecSync has its own timeout, and with timeout 0 (the kubelet's
+ * lifecycle hooks, sent without a gRPC deadline) none at all. */
+static bool is_uncapped(struct cric_method_ref m)
+{
+	return same_method(m, CRI_RUNTIME(exec_sync));
+}
+
 static const struct owner *find_owner(struct cric_method_ref m)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(owners); i++)
@@ -125,6 +133,7 @@ int routes_build(struct route_table *t)
 			r->daemon = o ? o->daemon : services[s].fallback;
 			r->server_streaming = o ? o->streaming : false;
 			r->input = md->input;
+			r->uncapped = is_uncapped((struct cric_method_ref){ svc, m });
 			if (!o)
 				log_warning("no owner declared for %s, routing it to %s", r->path,
 					    daemon_names[r->daemon]);

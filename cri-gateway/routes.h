@@ -18,6 +18,9 @@ struct route {
 	char path[160]; /* "/runtime.v1.RuntimeService/Version" */
 	enum daemon_id daemon;
 	bool server_streaming;
+	/* Forwarded with the client's deadline, or none without one: never
+	 * capped by max_request_seconds (the method bounds itself). */
+	bool uncapped;
 	const ProtobufCMessageDescriptor *input;
 };
 

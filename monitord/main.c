@@ -4,6 +4,7 @@
  * RuntimeService (cri-gateway/routes.c) answers UNIMPLEMENTED for now. The
  * manager is monitors.h, the adapter rpc.c. */
 #include "common/daemon.h"
+#include "execsync.h"
 #include "monitors.h"
 #include "rpc.h"
 
@@ -13,13 +14,19 @@ static int init(const struct cric_config *cfg, void **userdata, struct cric_err 
 	int r = monitors_open(cfg, &m, err);
 	if (r < 0)
 		return r;
+	if ((r = execsync_open(cfg, &m->exec, err)) < 0) {
+		monitors_free(m);
+		return r;
+	}
 	*userdata = m;
 	return 0;
 }
 
 static void done(void *userdata)
 {
-	monitors_free(userdata);
+	struct monitors *m = userdata;
+	execsync_free(m->exec);
+	monitors_free(m);
 }
 
 int main(int argc, char **argv)

@@ -42,6 +42,7 @@ struct monitors {
 	pthread_mutex_t lock; /* guards busy */
 	pthread_cond_t idle;
 	char busy[MONITORS_BUSY_MAX][65];
+	struct execsync *exec; /* ExecSync's settings (execsync.h) */
 };
 
 struct monitor_spec {

@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/pbutil.h"
 #include "common/service.h"
+#include "execsync.h"
 #include "monitors.h"
 #include "rpc.h"
 
@@ -114,6 +115,40 @@ static int remove_monitor(void *ud, const struct cric_call *call, const Protobuf
 	return 0;
 }
 
+static int exec_sync(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+		     ProtobufCMessage **out, struct cric_err *err)
+{
+	struct monitors *m = ud;
+	const Runtime__V1__ExecSyncRequest *req = (const void *)in;
+	log_container(call, req->container_id);
+	const struct execsync_req x = { .id = req->container_id,
+					.cmd = req->cmd,
+					.n_cmd = req->n_cmd,
+					.timeout_s = req->timeout,
+					.deadline_ns = call->deadline_ns };
+	struct execsync_result res = { 0 };
+	int r = execsync_run(m->exec, m, &x, &res, err);
+	if (r < 0)
+		return r;
+	_cleanup_pb_ Runtime__V1__ExecSyncResponse *resp =
+	    pb_new(&runtime__v1__exec_sync_response__descriptor);
+	if (!resp) {
+		execsync_result_done(&res);
+		return -ENOMEM;
+	}
+	resp->stdout.data = (uint8_t *)TAKE_PTR(res.out);
+	resp->stdout.len = res.out_len;
+	resp->stderr.data = (uint8_t *)TAKE_PTR(res.err);
+	resp->stderr.len = res.err_len;
+	resp->exit_code = res.exit_code;
+	*out = &TAKE_PTR(resp)->base;
+	return 0;
+}
+
+static const struct cric_handler cri_lines[] = {
+	{ CRI_RUNTIME(exec_sync), exec_sync, .callers = CALLER_GATEWAY | CALLER_ADMIN },
+};
+
 /* runtimed calls them for its containers; the integration tests through
  * cric-call. */
 static const struct cric_handler monitord_lines[] = {
@@ -129,7 +164,8 @@ static const struct cric_handler monitord_lines[] = {
 
 const struct cric_service monitord_services[] = {
 	{ &cric__monitord__monitord__descriptor, monitord_lines, ARRAY_SIZE(monitord_lines) },
-	{ &runtime__v1__runtime_service__descriptor, NULL, 0, .partial = true },
+	{ &runtime__v1__runtime_service__descriptor, cri_lines, ARRAY_SIZE(cri_lines),
+	  .partial = true },
 };
 
 const size_t monitord_n_services = ARRAY_SIZE(monitord_services);
