@@ -90,9 +90,10 @@ void cric_client_kill_dialer(struct cric_client *c);
 const char *cric_client_name(const struct cric_client *c);
 
 /* Start a call. deadline_ns is absolute CLOCK_REALTIME, 0 for none (then
- * a 10 minute cap applies), IPC_NO_DEADLINE for none at all. request_id may be NULL (one is generated). On success the
- * callback owns nothing; it must take what it needs out of res (it is cleared
- * after the callback returns). */
+ * a 10 minute cap applies), IPC_NO_DEADLINE for none at all. request_id
+ * may be NULL (one is generated). On success the callback owns nothing; it
+ * must take what it needs out of res (it is cleared after the callback
+ * returns). */
 int cric_client_call_async(struct cric_client *c, const char *method, const char *request_id,
 			   int64_t deadline_ns, const void *payload, size_t len, cric_client_cb cb,
 			   void *arg);

@@ -118,8 +118,7 @@ static bool is_hex(const char *s)
 }
 
 /* The full id of a container id or unique prefix with a monitor. */
-static int resolve_id(const struct monitors *m, const char *id, char full[65],
-		      struct cric_err *err)
+static int resolve_id(const struct monitors *m, const char *id, char full[65], struct cric_err *err)
 {
 	size_t n = strlen(id);
 	if (n == 0 || n > 64 || !is_hex(id))
@@ -336,8 +335,8 @@ static int set_nonblock(int fd)
 }
 
 /* Start the helper with argv, collect its outputs and report. */
-static int run_helper(const struct execsync *x, char **argv, int64_t timeout_ms,
-		      struct run *run, struct cric_err *err)
+static int run_helper(const struct execsync *x, char **argv, int64_t timeout_ms, struct run *run,
+		      struct cric_err *err)
 {
 	int p[3][2] = { { -1, -1 }, { -1, -1 }, { -1, -1 } };
 	for (int i = 0; i < 3; i++)
@@ -372,22 +371,33 @@ static int run_helper(const struct execsync *x, char **argv, int64_t timeout_ms,
 	return 0;
 }
 
-static int exec_run(const struct execsync *x, const struct execsync_req *req,
-		       const char *id, const struct runtime_args *ra, int64_t timeout_ms,
-		       struct execsync_result *res, struct cric_err *err)
+static int exec_run(const struct execsync *x, const struct monitors *m,
+		    const struct execsync_req *req, const char *id, const struct runtime_args *ra,
+		    int64_t timeout_ms, struct execsync_result *res, struct cric_err *err)
 {
-	char tmo[32];
+	char tmo[32], rnd[17];
 	snprintf(tmo, sizeof(tmo), "%lld", (long long)timeout_ms);
-	_cleanup_free_ char **argv = calloc(req->n_cmd + 12, sizeof(char *));
+	int r = id_random_hex(rnd, sizeof(rnd), 8);
+	if (r < 0)
+		return r;
+	/* The exec'd process's pid, for the helper: in the monitor's
+	 * directory (removed with it), one per call. */
+	_cleanup_free_ char *pid_file = NULL;
+	if (asprintf(&pid_file, "%s/%s/exec-%s.pid", m->dir, id, rnd) < 0)
+		return -ENOMEM;
+	_cleanup_free_ char **argv = calloc(req->n_cmd + 16, sizeof(char *));
 	if (!argv)
 		return -ENOMEM;
 	size_t a = 0;
 	argv[a++] = x->helper;
 	argv[a++] = tmo;
+	argv[a++] = pid_file;
 	argv[a++] = (char *)ra->runtime;
 	argv[a++] = "--root";
 	argv[a++] = (char *)ra->root;
 	argv[a++] = "exec";
+	argv[a++] = "--pid-file";
+	argv[a++] = pid_file;
 	if (ra->tty) {
 		argv[a++] = "--env";
 		argv[a++] = "TERM=xterm";
@@ -398,9 +408,10 @@ static int exec_run(const struct execsync *x, const struct execsync_req *req,
 	argv[a] = NULL;
 
 	struct run run = { .out.fd = -1, .err.fd = -1, .rep.fd = -1 };
-	int r = run_helper(x, argv, timeout_ms, &run, err);
+	r = run_helper(x, argv, timeout_ms, &run, err);
 	if (r < 0) {
 		run_done(&run);
+		unlink(pid_file);
 		return r;
 	}
 	/* The report: "exit <status>", "timeout" or "error <why>". */
@@ -477,7 +488,7 @@ int execsync_run(const struct execsync *x, struct monitors *m, const struct exec
 		if (timeout_ms == 0 || left < timeout_ms)
 			timeout_ms = left;
 	}
-	r = exec_run(x, req, id, &ra, timeout_ms, res, err);
+	r = exec_run(x, m, req, id, &ra, timeout_ms, res, err);
 	free(ra.buf);
 	return r;
 }

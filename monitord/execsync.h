@@ -1,19 +1,21 @@
 /* ExecSync: run a command in a running container and answer its output and
  * exit code (CRI RuntimeService.ExecSync).
  *
- * The command runs as `<runtime> --root <root> exec [--env TERM=xterm] <id>
- * <cmd...>`, with the runtime and root the container's monitor was started
+ * The command runs as `<runtime> --root <root> exec --pid-file <file>
+ * [--env TERM=xterm] <id> <cmd...>`, with the runtime and root the container's monitor was started
  * with (read from its command line: /proc/<monitor pid>/cmdline of a
  * process that runs the monitor binary), under cric-exec
  * (monitord/exec/cric-exec.c), a short-lived child of monitord that is a
  * child subreaper: monitord is threaded and reaps only the pid it spawned,
  * the helper reaps everything the runtime leaves on the host's side. The
- * runtime runs in a session of its own; the exec'd process inherits it
- * inside the container (runc exec without a tty keeps its session), and so
- * does whatever it starts. When the command ends, or at the timeout, every
- * process of that session (and every descendant of one) is killed with
+ * runtime runs in a session of its own; runc makes the exec'd process the
+ * leader of another one inside the container, which whatever it starts
+ * inherits. When the command ends, or at the timeout, every process of
+ * those sessions (and every descendant of one) is killed with
  * SIGKILL and reaped before the call answers: a probe leaves nothing
- * behind, background children included. A process that left the session
+ * behind, background children included (runc exec itself would wait for
+ * a background child holding the exec's stdout: `sh -c 'daemon &'` would
+ * otherwise run into the timeout, or forever with timeout 0). A process that left the session
  * on purpose (setsid(), a daemon) is not followed, as with every peer
  * runtime. Processes orphaned inside the container's pid namespace become
  * the children of the container's init, which reaps them (as for any

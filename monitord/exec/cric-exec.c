@@ -4,14 +4,17 @@
  * spawned). libc and the kernel only; see monitord/execsync.h for the
  * contract with monitord. Usage:
  *
- *   cric-exec <timeout ms, 0 for none> <runtime> <runtime args...>
+ *   cric-exec <timeout ms, 0 for none> <pid file> <runtime> <args...>
  *
  * fd 0-2 are the exec's stdio (monitord's pipes); fd 3 (EXEC_REPORT_FD) is
- * the report pipe. The runtime runs in a session of its own (so does
- * everything the exec'd command starts, inside the container's pid
- * namespace too, unless it calls setsid() itself). Then:
- *   - the runtime exits: what is left of its session is killed, and the
- *     report is "exit <wait status>\n";
+ * the report pipe. The runtime runs in a session of its own; runc makes
+ * the exec'd process the leader of another, inside the container, which
+ * everything it starts inherits unless it calls setsid() itself. Then:
+ *   - the exec'd process exits (its pid is in <pid file>, which the
+ *     runtime's args make it write: runc exec --pid-file): what is left of
+ *     the session but the runtime is killed (runc waits for every holder of
+ *     the exec's stdio, a background child too, before it answers), then
+ *     the runtime exits and the report is "exit <its wait status>\n";
  *   - the timeout passes, or monitord closes the report pipe (it gave up or
  *     died): the session is killed and the report is "timeout\n";
  *   - it cannot start the runtime: "error <why>\n".
@@ -41,8 +44,11 @@
 
 #include "exec.h"
 
-#define MAX_PROCS 4096
+#define MAX_PROCS   4096
 #define KILL_ROUNDS 200 /* x 5 ms: the session's processes die or we give up */
+/* After the exec'd process ended and its session was killed, the runtime
+ * gets this long to answer its status before it is killed too. */
+#define RUNTIME_GRACE_MS 5000
 
 struct proc {
 	pid_t pid, ppid, pgrp, sid;
@@ -95,11 +101,12 @@ static bool read_proc(const char *name, struct proc *p)
 	return true;
 }
 
-/* SIGKILL every live process of the exec: in the runtime's session or
- * process group, or a descendant of one that is (the exec'd process of a
- * tty exec makes a session of its own, its parent is the runtime). Pids as
- * the host sees them (/proc is the host's). Returns how many were live. */
-static int kill_session(pid_t leader)
+/* SIGKILL every live process of the exec but spare: in the runtime's
+ * session or process group, in the exec'd process's (runc makes it a
+ * session leader inside the container), or a descendant of one that is.
+ * Pids as the host sees them (/proc is the host's); a session's id cannot
+ * be reused while a member lives. Returns how many were live. */
+static int kill_session(pid_t leader, pid_t main_pid, pid_t spare)
 {
 	static struct proc ps[MAX_PROCS];
 	static bool ours[MAX_PROCS];
@@ -116,7 +123,8 @@ static int kill_session(pid_t leader)
 	}
 	closedir(d);
 	for (int i = 0; i < n; i++)
-		ours[i] = ps[i].pid == leader || ps[i].sid == leader || ps[i].pgrp == leader;
+		ours[i] = ps[i].pid == leader || ps[i].sid == leader || ps[i].pgrp == leader ||
+			  (main_pid > 0 && (ps[i].sid == main_pid || ps[i].pgrp == main_pid));
 	/* Descendants of ours, to a fixed point. */
 	for (bool more = true; more;) {
 		more = false;
@@ -132,8 +140,8 @@ static int kill_session(pid_t leader)
 	}
 	int live = 0;
 	for (int i = 0; i < n; i++) {
-		if (!ours[i] || ps[i].pid == getpid() || ps[i].pid <= 1 || ps[i].state == 'Z' ||
-		    ps[i].state == 'X')
+		if (!ours[i] || ps[i].pid == getpid() || ps[i].pid == spare || ps[i].pid <= 1 ||
+		    ps[i].state == 'Z' || ps[i].state == 'X')
 			continue;
 		kill(ps[i].pid, SIGKILL);
 		live++;
@@ -144,9 +152,9 @@ static int kill_session(pid_t leader)
 /* Kill the session until nothing of it lives, reaping what becomes ours
  * meanwhile (the leader stays unreaped until the end: its pid, the session
  * id, cannot be reused while we look). */
-static void kill_all(pid_t leader)
+static void kill_all(pid_t leader, pid_t main_pid, pid_t spare)
 {
-	for (int i = 0; i < KILL_ROUNDS && kill_session(leader) > 0; i++) {
+	for (int i = 0; i < KILL_ROUNDS && kill_session(leader, main_pid, spare) > 0; i++) {
 		struct timespec ts = { 0, 5 * 1000000L };
 		nanosleep(&ts, NULL);
 	}
@@ -158,25 +166,41 @@ static void reap_all(void)
 		;
 }
 
-int main(int argc, char **argv)
+/* The exec'd process's pid (as the host sees it), once the runtime has
+ * written it; 0 until then. */
+static pid_t read_pid_file(const char *path)
 {
-	if (argc < 3) {
-		fprintf(stderr, "usage: cric-exec TIMEOUT_MS RUNTIME [ARGS...]\n");
-		return 2;
-	}
-	char *end;
-	long long timeout_ms = strtoll(argv[1], &end, 10);
-	if (*end || timeout_ms < 0) {
-		report("error bad timeout \"%s\"\n", argv[1]);
-		return 2;
-	}
-	signal(SIGPIPE, SIG_IGN);
-	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
-		report("error PR_SET_CHILD_SUBREAPER: %s\n", strerror(errno));
-		return 1;
-	}
-	/* The runtime gets default signals and an empty mask, its own session,
-	 * our stdio; not the report fd. */
+	char buf[32];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	long v = strtol(buf, NULL, 10);
+	return v > 1 && v < INT_MAX ? (pid_t)v : 0;
+}
+
+static int pidfd_open_(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static bool runtime_exited(pid_t runtime)
+{
+	siginfo_t si = { 0 };
+	/* WNOWAIT: the runtime stays a zombie, its pid (the session's id)
+	 * taken, until the session is gone. */
+	return waitid(P_PID, (id_t)runtime, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+	       si.si_pid == runtime;
+}
+
+/* Start the runtime in a session of its own, with default signals, an
+ * empty mask, our stdio and not the report fd. */
+static int start_runtime(char **argv, pid_t *pid)
+{
 	posix_spawnattr_t at;
 	posix_spawn_file_actions_t fa;
 	sigset_t none, all;
@@ -189,13 +213,35 @@ int main(int argc, char **argv)
 	posix_spawnattr_setsigdefault(&at, &all);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addclose(&fa, EXEC_REPORT_FD);
-	pid_t runtime;
 	char *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL };
-	int r = posix_spawn(&runtime, argv[2], &fa, &at, argv + 2, env);
+	int r = posix_spawn(pid, argv[0], &fa, &at, argv, env);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 4) {
+		fprintf(stderr, "usage: cric-exec TIMEOUT_MS PID_FILE RUNTIME [ARGS...]\n");
+		return 2;
+	}
+	char *end;
+	long long timeout_ms = strtoll(argv[1], &end, 10);
+	const char *pid_file = argv[2];
+	if (*end || timeout_ms < 0) {
+		report("error bad timeout \"%s\"\n", argv[1]);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
+		report("error PR_SET_CHILD_SUBREAPER: %s\n", strerror(errno));
+		return 1;
+	}
+	pid_t runtime;
+	int r = start_runtime(argv + 3, &runtime);
 	if (r != 0) {
-		report("error start \"%s\": %s\n", argv[2], strerror(r));
+		report("error start \"%s\": %s\n", argv[3], strerror(r));
 		return 1;
 	}
 	/* Our copies of the exec's stdio: only the exec may hold them, so
@@ -205,38 +251,57 @@ int main(int argc, char **argv)
 		if (null >= 0)
 			dup2(null, fd);
 
-	int pidfd = (int)syscall(SYS_pidfd_open, runtime, 0);
+	int runtime_fd = pidfd_open_(runtime), main_fd = -1;
+	pid_t main_pid = 0;
+	bool main_done = false, timed_out = false;
 	int64_t until = timeout_ms > 0 ? mono_ms() + timeout_ms : INT64_MAX;
-	int status = 0;
-	bool timed_out = false;
+	int64_t rest_until = INT64_MAX;
 	for (;;) {
-		struct pollfd p[2] = { { EXEC_REPORT_FD, 0, 0 }, { pidfd, POLLIN, 0 } };
-		int64_t left = until == INT64_MAX ? 1000 : until - mono_ms();
-		if (left <= 0) {
+		if (!main_pid && (main_pid = read_pid_file(pid_file)) > 0) {
+			main_fd = pidfd_open_(main_pid);
+			main_done = main_fd < 0;
+		}
+		/* The exec'd process has ended: what it left in the session
+		 * goes (the runtime waits for every holder of its stdio),
+		 * then the runtime answers its exit status. */
+		if (main_done && rest_until == INT64_MAX) {
+			kill_all(runtime, main_pid, runtime);
+			rest_until = mono_ms() + RUNTIME_GRACE_MS;
+		}
+		int64_t now = mono_ms();
+		if (now >= until) {
 			timed_out = true;
 			break;
 		}
-		/* Without a pidfd (old kernel) look every 10 ms. */
-		int wait_ms = pidfd < 0 ? 10 : left > 1000 ? 1000 : (int)left;
-		int k = poll(p, pidfd < 0 ? 1 : 2, wait_ms);
-		if (k < 0 && errno != EINTR)
-			wait_ms = 10;
+		if (now >= rest_until)
+			break;
+		struct pollfd p[3] = { { EXEC_REPORT_FD, 0, 0 },
+				       { runtime_fd, POLLIN, 0 },
+				       { main_done ? -1 : main_fd, POLLIN, 0 } };
+		int64_t end_at = until < rest_until ? until : rest_until;
+		int64_t left = end_at == INT64_MAX ? 1000 : end_at - now;
+		/* Look for the pid file (and, without pidfds, for the exit)
+		 * every 5 ms until the runtime has written it. */
+		int wait_ms = (!main_pid || runtime_fd < 0) && left > 5 ? 5
+			      : left > 1000                             ? 1000
+									: (int)left;
+		if (poll(p, 3, wait_ms) < 0 && errno != EINTR)
+			return 1;
 		if (p[0].revents & (POLLERR | POLLHUP)) {
 			timed_out = true; /* monitord gave up */
 			break;
 		}
-		siginfo_t si = { 0 };
-		/* WNOWAIT: the runtime stays a zombie, its pid (the session's
-		 * id) taken, until the session is gone. */
-		if (waitid(P_PID, (id_t)runtime, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-		    si.si_pid == runtime) {
+		if (p[2].revents)
+			main_done = true;
+		if (runtime_exited(runtime))
 			break;
-		}
 	}
-	kill_all(runtime);
+	kill_all(runtime, main_pid, 0);
+	int status = 0;
 	while (waitpid(runtime, &status, 0) < 0 && errno == EINTR)
 		;
 	reap_all();
+	unlink(pid_file);
 	if (timed_out)
 		report("timeout\n");
 	else
