@@ -131,6 +131,9 @@ $(BUILD)/bin/cric-exec: monitord/exec/cric-exec.c monitord/exec/exec.h
 	$(CC) -std=gnu11 -Os -D_GNU_SOURCE -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2 $(WARNFLAGS) \
 		-fstack-protector-strong -static -s -o $@ $<
 
+# Its unit test runs it.
+$(BUILD)/tests/test-monitord-execsync: $(BUILD)/bin/cric-exec
+
 CRICCTL_O := $(BUILD)/obj/cri-gateway/cricctl.o $(BUILD)/obj/cri-gateway/routes.o
 $(BUILD)/bin/cricctl: $(CRICCTL_O) $(LIBCOMMON)
 	@mkdir -p $(dir $@)

@@ -97,14 +97,15 @@ void execsync_fit(size_t *out_len, size_t *err_len, size_t max)
 {
 	if (*out_len + *err_len <= max)
 		return;
-	size_t half = max / 2;
-	if (*out_len >= *err_len) {
-		size_t keep = max - (*err_len < half ? *err_len : half);
-		if (*out_len > keep)
-			*out_len = keep;
-	}
-	if (*out_len + *err_len > max)
+	size_t half_out = max / 2, half_err = max - max / 2;
+	if (*out_len <= half_out) {
 		*err_len = max - *out_len;
+	} else if (*err_len <= half_err) {
+		*out_len = max - *err_len;
+	} else {
+		*out_len = half_out;
+		*err_len = half_err;
+	}
 }
 
 /* ---- the container ---- */

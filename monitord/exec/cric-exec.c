@@ -160,10 +160,33 @@ static void kill_all(pid_t leader, pid_t main_pid, pid_t spare)
 	}
 }
 
+/* Reap every child; one that does not end (an orphan that made a session
+ * of its own, reparented to us: with runc only the runtime's own processes
+ * live on the host's side) is ours to kill. */
 static void reap_all(void)
 {
-	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
-		;
+	for (;;) {
+		pid_t r = waitpid(-1, NULL, WNOHANG);
+		if (r > 0 || (r < 0 && errno == EINTR))
+			continue;
+		if (r < 0)
+			return; /* ECHILD: none left */
+		static struct proc ps[MAX_PROCS];
+		int n = 0;
+		DIR *d = opendir("/proc");
+		struct dirent *e;
+		while (d && (e = readdir(d)) && n < MAX_PROCS)
+			if (e->d_name[0] >= '1' && e->d_name[0] <= '9' &&
+			    read_proc(e->d_name, &ps[n]))
+				n++;
+		if (d)
+			closedir(d);
+		for (int i = 0; i < n; i++)
+			if (ps[i].ppid == getpid() && ps[i].state != 'Z')
+				kill(ps[i].pid, SIGKILL);
+		struct timespec ts = { 0, 5 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
 }
 
 /* The exec'd process's pid (as the host sees it), once the runtime has
