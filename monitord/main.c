@@ -1,8 +1,9 @@
-/* cric-monitord: per-container monitors (cric.monitord.Monitord), and later
- * exec/attach/port-forward, the streaming server, stats and events. Needs
- * root to enter containers; keeps what it was given. Its share of the CRI
- * RuntimeService (cri-gateway/routes.c) answers UNIMPLEMENTED for now. The
- * manager is monitors.h, the adapter rpc.c. */
+/* cric-monitord: per-container monitors (cric.monitord.Monitord), ExecSync,
+ * and later exec/attach/port-forward, the streaming server, stats and
+ * events. Needs root to enter containers; keeps what it was given. Of its
+ * share of the CRI RuntimeService (cri-gateway/routes.c) ExecSync is served
+ * (execsync.h), the rest answers UNIMPLEMENTED for now. The manager is
+ * monitors.h, the adapter rpc.c. */
 #include "common/daemon.h"
 #include "execsync.h"
 #include "monitors.h"
