@@ -93,7 +93,7 @@ def cmdline(pid):
 
 def left_in_cgroup(env, cid, init):
     """Live processes of the container's cgroup (memory hierarchy) but its
-    init and the init's own `sleep 0.2`."""
+    init and the init's own `sleep 0.2` (or the fork about to exec it)."""
     mp = [m for m in cgroup_mounts() if os.path.exists(os.path.join(m, "memory.usage_in_bytes"))
           or os.path.basename(m) == "unified"][0]
     path = os.path.join(mp + env.cgroup, f"ctr-{cid[:12]}", "cgroup.procs")
@@ -102,7 +102,9 @@ def left_in_cgroup(env, cid, init):
     out = []
     for p in pids:
         s = stat(p)
-        if p == init or not s or s[0] == "Z" or (s[1] == init and cmdline(p) == [b"sleep", b"0.2"]):
+        # (the init's `sleep 0.2`, or its fork about to become one)
+        if p == init or not s or s[0] == "Z" or \
+                (s[1] == init and cmdline(p) in ([b"sleep", b"0.2"], cmdline(init))):
             continue
         out.append((p, cmdline(p)))
     return out
