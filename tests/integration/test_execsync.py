@@ -289,3 +289,17 @@ def test_monitord_killed_mid_exec(env):
              what="the exec killed by its helper")
     env.suite.up()
     assert exec_sync(env, cid, ["echo", "back"]).stdout == b"back\n"
+
+
+def test_tty_container(env):
+    """A tty container's exec gets TERM=xterm, and no terminal: its stdout
+    and stderr stay apart (what a probe reads). Without tty: no TERM."""
+    cid, b = env.bundle(INIT, tty=True)
+    env.ok("CreateMonitor", env.request(cid, b, {"tty": True}))
+    assert env.runc("start", cid).returncode == 0
+    script = "echo TERM=$TERM; [ -t 1 ] || echo no terminal; echo err >&2"
+    r = exec_sync(env, cid, ["sh", "-c", script], timeout=10)
+    assert (r.stdout, r.stderr, r.exit_code) == (b"TERM=xterm\nno terminal\n", b"err\n", 0)
+    plain, _ = running(env)
+    r = exec_sync(env, plain, ["sh", "-c", script], timeout=10)
+    assert r.stdout == b"TERM=\nno terminal\n"
