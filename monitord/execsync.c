@@ -476,6 +476,19 @@ int execsync_run(const struct execsync *x, struct monitors *m, const struct exec
 		return err_set(err, r == -ESRCH || r == -ENOENT ? -EBUSY : r,
 			       "container %s is not running (its monitor is gone)", id);
 	}
+	/* Created but not started: runc would run the command all the same,
+	 * the CRI says not running. runc (and crun) keep the start fifo in
+	 * the container's state directory until it is started. */
+	_cleanup_free_ char *fifo = NULL;
+	if (asprintf(&fifo, "%s/%s/exec.fifo", ra.root, id) < 0) {
+		free(ra.buf);
+		return -ENOMEM;
+	}
+	if (access(fifo, F_OK) == 0) {
+		free(ra.buf);
+		return err_set(err, -EBUSY, "container %s is not running (created, not started)",
+			       id);
+	}
 	/* The timeout, bounded by the caller's deadline. */
 	int64_t timeout_ms = req->timeout_s > 0 ? req->timeout_s * 1000 : 0;
 	if (req->timeout_s > INT32_MAX)

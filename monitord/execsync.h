@@ -40,7 +40,8 @@
  * stderr stay apart, which is what a probe reads).
  *
  * Errors: unknown id -ENOENT; malformed id or empty command -EINVAL; the
- * container not running (exited, monitor gone) -EBUSY
+ * container not running (created but not started: runc's exec.fifo still
+ * in its state directory; exited; monitor gone) -EBUSY
  * (FAILED_PRECONDITION). A runtime that cannot exec (no such command...)
  * answers its own exit code and stderr, as its CLI does.
  *

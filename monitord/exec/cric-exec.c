@@ -319,7 +319,12 @@ int main(int argc, char **argv)
 		if (runtime_exited(runtime))
 			break;
 	}
-	kill_all(runtime, main_pid, 0);
+	/* Once the exec'd process had ended and its session was emptied,
+	 * nothing in it could start anything more: one scan of /proc saved. */
+	if (timed_out || rest_until == INT64_MAX)
+		kill_all(runtime, main_pid, 0);
+	else
+		kill(runtime, SIGKILL); /* past its grace, or a no-op on its zombie */
 	int status = 0;
 	while (waitpid(runtime, &status, 0) < 0 && errno == EINTR)
 		;

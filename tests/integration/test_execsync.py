@@ -303,3 +303,12 @@ def test_tty_container(env):
     plain, _ = running(env)
     r = exec_sync(env, plain, ["sh", "-c", script], timeout=10)
     assert r.stdout == b"TERM=\nno terminal\n"
+
+
+def test_created_not_started(env):
+    """Created, not started: not running for the CRI (runc would exec)."""
+    cid, _, _ = env.create(INIT)
+    code, msg = exec_error(env, cid, ["echo", "hi"], timeout=10)
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and "not started" in msg, msg
+    assert env.runc("start", cid).returncode == 0
+    assert exec_sync(env, cid, ["echo", "hi"], timeout=10).stdout == b"hi\n"
