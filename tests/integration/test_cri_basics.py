@@ -87,7 +87,7 @@ def test_runtime_config_reports_cgroup_driver(suite):
 ROUTES = [
     ("UpdateContainerResources", api.UpdateContainerResourcesRequest(), "runtimed"),
     ("CheckpointContainer", api.CheckpointContainerRequest(), "runtimed"),
-    ("ExecSync", api.ExecSyncRequest(), "monitord"),
+    ("PortForward", api.PortForwardRequest(), "monitord"),
     ("ContainerStats", api.ContainerStatsRequest(), "monitord"),
     ("ListPodSandboxStats", api.ListPodSandboxStatsRequest(), "monitord"),
 ]
