@@ -248,7 +248,16 @@ install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/cric/cric.d \
 		$(DESTDIR)$(SYSCONFDIR)/cni/net.d
 	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
-	install -m 0755 deploy/cric-up deploy/cric-down $(DESTDIR)$(BINDIR)/
+	install -m 0755 deploy/cric-up deploy/cric-down deploy/cric-users $(DESTDIR)$(BINDIR)/
+	install -d $(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
+	install -m 0644 deploy/sysusers.d/cric.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/cric.conf
+	install -m 0644 deploy/tmpfiles.d/cric.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/cric.conf
+	# The users: systemd-sysusers where it runs, else useradd (deploy/cric-users).
+	if [ -z "$(DESTDIR)" ]; then \
+		if [ -d /run/systemd/system ] && command -v systemd-sysusers >/dev/null; then \
+			systemd-sysusers $(PREFIX)/lib/sysusers.d/cric.conf && \
+			systemd-tmpfiles --create $(PREFIX)/lib/tmpfiles.d/cric.conf; \
+		else deploy/cric-users; fi; fi
 	for u in deploy/systemd/*.service deploy/systemd/*.target; do \
 		sed 's|/usr/local/bin/|$(BINDIR)/|g' $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u); \
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$u); done

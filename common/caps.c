@@ -2,7 +2,9 @@
 
 #include <errno.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/prctl.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 
@@ -50,5 +52,26 @@ int caps_restrict(const cap_value_t *keep, size_t n, bool all, bool no_new_privs
 		return err_set(err, -errno, "apply capabilities: %s", strerror(errno));
 	if (no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return err_set(err, -errno, "set no_new_privs: %s", strerror(errno));
+	return 0;
+}
+
+int caps_become_user(uid_t uid, gid_t gid, gid_t group, struct cric_err *err)
+{
+	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+		return err_set(err, -errno, "keep capabilities across setuid: %s", strerror(errno));
+	gid_t groups[1] = { group };
+	if (setgroups(group != (gid_t)-1 ? 1 : 0, groups) < 0)
+		return err_set(err, -errno, "set supplementary groups: %s", strerror(errno));
+	if (setresgid(gid, gid, gid) < 0)
+		return err_set(err, -errno, "set group %ld: %s", (long)gid, strerror(errno));
+	if (setresuid(uid, uid, uid) < 0)
+		return err_set(err, -errno, "set user %ld: %s", (long)uid, strerror(errno));
+	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+		return err_set(err, -errno, "reset keep-capabilities: %s", strerror(errno));
+	/* setresuid() emptied the effective set: raise what is permitted for
+	 * long enough for caps_restrict() to drop the bounding set. */
+	_cleanup_cap_ cap_t cur = cap_get_proc();
+	if (!cur || cap_fill(cur, CAP_EFFECTIVE, CAP_PERMITTED) < 0 || cap_set_proc(cur) < 0)
+		return err_set(err, -errno, "raise capabilities: %s", strerror(errno));
 	return 0;
 }

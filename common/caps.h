@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/capability.h>
+#include <sys/types.h>
 
 #include "error.h"
 
@@ -15,3 +16,10 @@
  * PR_SET_NO_NEW_PRIVS as well. */
 int caps_restrict(const cap_value_t *keep, size_t n, bool all, bool no_new_privs,
 		  struct cric_err *err);
+
+/* Become uid with primary group gid and the one supplementary group group
+ * ((gid_t)-1: none), keeping the capabilities for the caps_restrict() call
+ * that must follow (it drops the bounding set, which needs CAP_SETPCAP,
+ * and then the rest: a non-root process keeps none). Needs root; call it
+ * before any thread exists, like caps_restrict(). */
+int caps_become_user(uid_t uid, gid_t gid, gid_t group, struct cric_err *err);

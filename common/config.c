@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,12 +34,13 @@ static json_t *config_defaults(const char *root)
 	_cleanup_free_ char *cni = prefixed(root, "/etc/cni/net.d");
 	if (!state || !run || !cni)
 		return NULL;
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:s,"
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:s,"
 			 " s:{s:s, s:[s,s]}}",
 			 "state_dir", state, "run_dir", run, "ipc_dir", "", "cri_socket", "",
-			 "log_level", "info", "service_user", "", "workers", 16,
-			 "max_request_seconds", 600, "cgroup_manager", "cgroupfs", "cni",
-			 "conf_dir", cni, "bin_dirs", "/usr/lib/cni", "/opt/cni/bin");
+			 "log_level", "info", "gateway_user", "cric-gateway", "imaged_user",
+			 "cric-imaged", "group", "cric", "workers", 16, "max_request_seconds", 600,
+			 "cgroup_manager", "cgroupfs", "cni", "conf_dir", cni, "bin_dirs",
+			 "/usr/lib/cni", "/opt/cni/bin");
 }
 
 /* The top-level keys of the suite's config and their JSON types: the one
@@ -52,7 +54,9 @@ static const struct {
 	{ "ipc_dir", JSON_STRING },
 	{ "cri_socket", JSON_STRING },
 	{ "log_level", JSON_STRING },
-	{ "service_user", JSON_STRING },
+	{ "gateway_user", JSON_STRING },
+	{ "imaged_user", JSON_STRING },
+	{ "group", JSON_STRING },
 	{ "cgroup_manager", JSON_STRING },
 	{ "workers", JSON_INTEGER },
 	{ "max_request_seconds", JSON_INTEGER },
@@ -153,25 +157,72 @@ static int get_uint(json_t *doc, const char *key, unsigned min, unsigned max, un
 	return 0;
 }
 
-static int resolve_user(const char *name, uid_t *ret, struct cric_err *err)
+/* A user by name or number into *uid and its primary group *gid; both -1
+ * when name is empty or no such user exists (the daemon that needs it
+ * says so when it starts). */
+static int resolve_user(const char *key, const char *name, uid_t *uid, gid_t *gid,
+			struct cric_err *err)
 {
-	if (!name || !*name) {
-		*ret = (uid_t)-1;
+	*uid = (uid_t)-1;
+	*gid = (gid_t)-1;
+	if (!name || !*name)
 		return 0;
-	}
+	struct passwd pw, *res = NULL;
+	char buf[4096];
 	char *end;
 	errno = 0;
 	unsigned long v = strtoul(name, &end, 10);
-	if (name[0] >= '0' && name[0] <= '9' && errno == 0 && *end == '\0' && v < UINT_MAX) {
-		*ret = (uid_t)v;
-		return 0;
+	bool numeric = name[0] >= '0' && name[0] <= '9' && errno == 0 && *end == '\0';
+	if (numeric && v >= UINT_MAX)
+		return err_set(err, -EINVAL, "config: %s \"%s\" is not a valid uid", key, name);
+	if (numeric ? getpwuid_r((uid_t)v, &pw, buf, sizeof(buf), &res) != 0
+		    : getpwnam_r(name, &pw, buf, sizeof(buf), &res) != 0)
+		res = NULL;
+	if (numeric) {
+		*uid = (uid_t)v;
+		*gid = res ? res->pw_gid : (gid_t)v;
+	} else if (res) {
+		*uid = res->pw_uid;
+		*gid = res->pw_gid;
 	}
-	struct passwd pw, *res = NULL;
-	char buf[4096];
-	if (getpwnam_r(name, &pw, buf, sizeof(buf), &res) != 0 || !res)
-		return err_set(err, -ENOENT, "config: service_user \"%s\" not found", name);
-	*ret = pw.pw_uid;
+	if (*uid == 0)
+		return err_set(err, -EINVAL,
+			       "config: %s must not be root (\"\" runs the daemon as root)", key);
 	return 0;
+}
+
+static int resolve_group(const char *name, gid_t *ret)
+{
+	*ret = (gid_t)-1;
+	if (!name || !*name)
+		return 0;
+	struct group gr, *res = NULL;
+	char buf[16384];
+	if (getgrnam_r(name, &gr, buf, sizeof(buf), &res) == 0 && res)
+		*ret = res->gr_gid;
+	return 0;
+}
+
+bool config_daemon_user(const struct cric_config *c, const char *daemon, uid_t *uid, gid_t *gid)
+{
+	if (strcmp(daemon, "gateway") == 0 && *c->gateway_user) {
+		*uid = c->gateway_uid;
+		*gid = c->gateway_gid;
+		return true;
+	}
+	if (strcmp(daemon, "imaged") == 0 && *c->imaged_user) {
+		*uid = c->imaged_uid;
+		*gid = c->imaged_gid;
+		return true;
+	}
+	return false;
+}
+
+uid_t config_daemon_peer_uid(const struct cric_config *c, const char *daemon)
+{
+	uid_t uid;
+	gid_t gid;
+	return config_daemon_user(c, daemon, &uid, &gid) ? uid : (uid_t)-1;
 }
 
 static int parse_cni(struct cric_config *c, struct cric_err *err)
@@ -265,7 +316,6 @@ int config_load(const char *root, const char *config_file, struct cric_config **
 	if (r < 0)
 		return r;
 
-	_cleanup_free_ char *user = NULL;
 	const struct {
 		const char *key;
 		char **field;
@@ -275,7 +325,9 @@ int config_load(const char *root, const char *config_file, struct cric_config **
 		{ "ipc_dir", &c->ipc_dir },
 		{ "cri_socket", &c->cri_socket },
 		{ "log_level", &c->log_level },
-		{ "service_user", &user },
+		{ "gateway_user", &c->gateway_user },
+		{ "imaged_user", &c->imaged_user },
+		{ "group", &c->group },
 		{ "cgroup_manager", &c->cgroup_manager },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(strings); i++)
@@ -286,7 +338,12 @@ int config_load(const char *root, const char *config_file, struct cric_config **
 	if ((r = get_uint(c->doc, "max_request_seconds", 1, 86400, &c->max_request_seconds, err)) <
 	    0)
 		return r;
-	if ((r = parse_cni(c, err)) < 0 || (r = resolve_user(user, &c->service_uid, err)) < 0)
+	if ((r = parse_cni(c, err)) < 0 ||
+	    (r = resolve_user("gateway_user", c->gateway_user, &c->gateway_uid, &c->gateway_gid,
+			      err)) < 0 ||
+	    (r = resolve_user("imaged_user", c->imaged_user, &c->imaged_uid, &c->imaged_gid, err)) <
+		0 ||
+	    (r = resolve_group(c->group, &c->group_gid)) < 0)
 		return r;
 	if ((r = derive_path(&c->ipc_dir, c->run_dir, "ipc")) < 0 ||
 	    (r = derive_path(&c->cri_socket, c->run_dir, "cric.sock")) < 0)
@@ -328,6 +385,9 @@ struct cric_config *config_free(struct cric_config *c)
 	free(c->cri_socket);
 	free(c->log_level);
 	free(c->cgroup_manager);
+	free(c->gateway_user);
+	free(c->imaged_user);
+	free(c->group);
 	free(c->cni_conf_dir);
 	strv_free(c->cni_bin_dirs);
 	json_decref(c->doc);

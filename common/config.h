@@ -30,7 +30,18 @@ struct cric_config {
 	char *ipc_dir;     /* internal nng sockets */
 	char *cri_socket;  /* the CRI gRPC socket path */
 	char *log_level;
-	uid_t service_uid;            /* besides root, who may call the daemons; -1: none */
+	/* The users the unprivileged daemons run as and the group that may
+	 * reach the daemons' sockets (peer.h). "" runs that daemon as root
+	 * (development). A user or group that does not exist leaves its id
+	 * -1: the daemon that must become it refuses to start. */
+	char *gateway_user; /* default "cric-gateway" */
+	char *imaged_user;  /* default "cric-imaged" */
+	char *group;        /* default "cric" */
+	uid_t gateway_uid;  /* -1: none */
+	gid_t gateway_gid;  /* its primary group */
+	uid_t imaged_uid;
+	gid_t imaged_gid;
+	gid_t group_gid;
 	unsigned workers;             /* request workers per daemon */
 	unsigned max_request_seconds; /* cap on a call without deadline */
 	char *cgroup_manager;         /* "cgroupfs" or "systemd" */
@@ -49,6 +60,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct cric_config *, config_free)
  * config "<file>": "<section>.<key>" must be <want>. Returns -EINVAL. */
 int config_bad_key(const struct cric_config *c, const char *section, const char *key,
 		   const char *want, struct cric_err *err);
+
+/* The user a daemon runs as: for "gateway" and "imaged" their configured
+ * user (uid and primary gid, (uid_t)-1 when none exists), true; for the others (root)
+ * false. */
+bool config_daemon_user(const struct cric_config *c, const char *daemon, uid_t *uid, gid_t *gid);
+/* The uid a client of daemon accepts as the listener besides root: the
+ * daemon's user, or (uid_t)-1 for a root daemon. */
+uid_t config_daemon_peer_uid(const struct cric_config *c, const char *daemon);
 
 /* "<ipc_dir>/<daemon>.sock" as an nng URL "ipc:///..."; malloc'd. */
 char *config_ipc_url(const struct cric_config *c, const char *daemon);

@@ -2,9 +2,13 @@
 
 #include <getopt.h>
 #include <signal.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
-#include <sys/prctl.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <systemd/sd-daemon.h>
 
 #include "caps.h"
@@ -158,25 +162,109 @@ static void reload(void *arg)
 	daemon_reload_done();
 }
 
-static int make_dirs(const struct cric_config *cfg, const char *name, struct cric_err *err)
+/* mkdir -p path, then (as root) make it exactly mode uid:gid. */
+static int own_dir(const char *path, mode_t mode, uid_t uid, gid_t gid, bool tree,
+		   struct cric_err *err)
 {
+	int r = mkdir_p(path, mode);
+	if (r < 0)
+		return err_set(err, r, "create \"%s\": %s", path, strerror(-r));
+	if (geteuid() != 0)
+		return 0;
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return err_set(err, -errno, "stat \"%s\": %m", path);
+	/* A daemon that ran as root before leaves files its user must own. */
+	if (tree && (st.st_uid != uid || st.st_gid != gid))
+		r = chown_tree(path, uid, gid);
+	else if (st.st_uid != uid || st.st_gid != gid)
+		r = lchown(path, uid, gid) < 0 ? -errno : 0;
+	if (r == 0 && (st.st_mode & 07777) != mode && chmod(path, mode) < 0)
+		r = -errno;
+	if (r < 0)
+		return err_set(err, r, "give \"%s\" to %ld:%ld mode %04o: %s", path, (long)uid,
+			       (long)gid, (unsigned)mode, strerror(-r));
+	return 0;
+}
+
+/* As root: link (the daemon's well-known socket path) -> target. A live
+ * socket there is another daemon's: refused. */
+static int place_link(const char *link, const char *target, struct cric_err *err)
+{
+	char cur[PATH_MAX];
+	ssize_t n = readlink(link, cur, sizeof(cur) - 1);
+	if (n > 0) {
+		cur[n] = '\0';
+		if (strcmp(cur, target) == 0)
+			return 0;
+	}
+	struct stat st;
+	if (lstat(link, &st) == 0) {
+		if (S_ISSOCK(st.st_mode) && !unix_socket_is_stale(link))
+			return err_set(err, -EADDRINUSE, "\"%s\" is in use", link);
+		if (!S_ISSOCK(st.st_mode) && !S_ISLNK(st.st_mode))
+			return err_set(err, -EEXIST, "\"%s\" exists and is not a socket", link);
+		if (unlink(link) < 0 && errno != ENOENT)
+			return err_set(err, -errno, "remove \"%s\": %m", link);
+	}
+	if (symlink(target, link) < 0)
+		return err_set(err, -errno, "link \"%s\" to \"%s\": %m", link, target);
+	return 0;
+}
+
+int daemon_identity_setup(const struct cric_config *cfg, const char *name, const char *sock_name,
+			  const char *public_path, bool for_group, struct daemon_identity *ret,
+			  struct cric_err *err)
+{
+	struct daemon_identity id = { .uid = 0, .gid = 0, .group = cfg->group_gid };
+	id.as_user = config_daemon_user(cfg, name, &id.uid, &id.gid);
+	if (id.as_user && id.uid == (uid_t)-1)
+		return err_set(err, -ENOENT,
+			       "the user cric-%s runs as, \"%s\", does not exist: create it "
+			       "(deploy/install-deps, make install) or set \"%s_user\": \"\" "
+			       "to run it as root",
+			       name,
+			       strcmp(name, "gateway") == 0 ? cfg->gateway_user : cfg->imaged_user,
+			       name);
+	uid_t euid = geteuid();
+	if (euid != 0 && (!id.as_user || euid != id.uid))
+		return err_set(err, -EPERM,
+			       "cric-%s must be started as root%s (running as uid %ld)", name,
+			       id.as_user ? " or as its user" : "", (long)euid);
+
 	_cleanup_free_ char *state = path_join(cfg->state_dir, name);
 	_cleanup_free_ char *run = path_join(cfg->run_dir, name);
 	if (!state || !run)
 		return -ENOMEM;
-	const struct {
-		const char *path;
-		mode_t mode;
-	} dirs[] = {
-		{ state, 0700 },
-		{ run, 0700 },
-		{ cfg->ipc_dir, 0755 },
-	};
-	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
-		int r = mkdir_p(dirs[i].path, dirs[i].mode);
-		if (r < 0)
-			return err_set(err, r, "create \"%s\": %s", dirs[i].path, strerror(-r));
+	gid_t group = id.group != (gid_t)-1 ? id.group : 0;
+	/* Set-group-ID: the sockets made there are group cric's. */
+	int r = own_dir(cfg->ipc_dir, id.group != (gid_t)-1 ? 02750 : 0755, 0, group, false, err);
+	if (r == 0)
+		r = own_dir(state, 0700, id.uid, id.gid, id.as_user, err);
+	if (r == 0)
+		r = own_dir(run, id.as_user && for_group ? 02750 : 0700, id.uid,
+			    !id.as_user ? 0
+			    : for_group ? group
+					: id.gid,
+			    id.as_user, err);
+	if (r < 0)
+		return r;
+
+	const char *listen = public_path;
+	char path[PATH_MAX];
+	if (id.as_user) {
+		if (snprintf(path, sizeof(path), "%s/%s", run, sock_name) >= (int)sizeof(path))
+			return -ENAMETOOLONG;
+		listen = path;
+		if (euid == 0 && (r = place_link(public_path, path, err)) < 0)
+			return r;
 	}
+	if (strlen(listen) >= sizeof(id.listen_path))
+		return err_set(err, -ENAMETOOLONG, "socket path \"%s\" too long", listen);
+	snprintf(id.listen_path, sizeof(id.listen_path), "%s", listen);
+	if (id.as_user && euid == 0 && (r = caps_become_user(id.uid, id.gid, id.group, err)) < 0)
+		return r;
+	*ret = id;
 	return 0;
 }
 
@@ -202,7 +290,19 @@ int daemon_main(const struct cric_daemon_desc *desc, int argc, char **argv)
 	cric_method_table_done(&table);
 
 	daemon_block_signals();
-	if ((r = make_dirs(cfg, desc->name, &err)) < 0 ||
+	struct daemon_identity id;
+	_cleanup_free_ char *public_path = NULL;
+	if (asprintf(&public_path, "%s/%s.sock", cfg->ipc_dir, desc->name) < 0) {
+		log_error("out of memory");
+		return 1;
+	}
+	_cleanup_free_ char *sock_name = NULL;
+	if (asprintf(&sock_name, "%s.sock", desc->name) < 0) {
+		log_error("out of memory");
+		return 1;
+	}
+	if ((r = daemon_identity_setup(cfg, desc->name, sock_name, public_path, true, &id, &err)) <
+		0 ||
 	    (r = caps_restrict(desc->caps, desc->n_caps, desc->all_caps, desc->no_new_privs,
 			       &err)) < 0) {
 		log_error("%s", err.msg);
@@ -213,12 +313,16 @@ int daemon_main(const struct cric_daemon_desc *desc, int argc, char **argv)
 		return 1;
 	}
 
-	_cleanup_free_ char *url = config_ipc_url(cfg, desc->name);
+	_cleanup_free_ char *url = NULL;
+	if (asprintf(&url, "ipc://%s", id.listen_path) < 0)
+		url = NULL;
 	struct cric_server_config scfg = {
 		.daemon = desc->name,
 		.version = CRIC_VERSION,
 		.url = url,
-		.allowed_uid = cfg->service_uid,
+		.ids = { .gateway_uid = cfg->gateway_uid,
+			 .imaged_uid = cfg->imaged_uid,
+			 .group_gid = cfg->group_gid },
 		.workers = cfg->workers,
 		.services = desc->services,
 		.n_services = desc->n_services,
@@ -231,8 +335,8 @@ int daemon_main(const struct cric_daemon_desc *desc, int argc, char **argv)
 		return 1;
 	}
 
-	log_info("cric %s %s ready on %s (%u workers)", desc->name, CRIC_VERSION, url,
-		 cfg->workers);
+	log_info("cric %s %s ready on %s (%u workers, uid %ld)", desc->name, CRIC_VERSION, url,
+		 cfg->workers, (long)geteuid());
 	sd_notifyf(0, "READY=1\nSTATUS=serving on %s\nMAINPID=%d", url, (int)getpid());
 
 	daemon_wait_signals(reload, &st);

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <sys/types.h>
 #include <sys/capability.h>
 
 #include "config.h"
@@ -40,6 +41,30 @@ struct cric_daemon_desc {
 };
 
 int daemon_main(const struct cric_daemon_desc *desc, int argc, char **argv);
+
+/* How a daemon runs. cri-gateway and imaged run as their own users
+ * (config: gateway_user, imaged_user); the others as root. A daemon started
+ * as root sets up what its user needs and becomes it; one started as its
+ * user (systemd's User=) finds that done by the units and tmpfiles.d. */
+struct daemon_identity {
+	bool as_user;
+	uid_t uid;
+	gid_t gid;
+	gid_t group; /* group cric, supplementary; (gid_t)-1 none */
+	/* Where the daemon listens: for a root daemon public_path; for one
+	 * that runs as its user <run_dir>/<name>/<sock_name>, and public_path
+	 * (in a directory only root may write) is a root-made symlink to it. */
+	char listen_path[108];
+};
+
+/* Create the daemon's directories: ipc_dir (0750 root:cric), its state dir
+ * (0700) and run dir (0700; 0750 in group cric for a daemon that runs as
+ * its user, whose socket lives there), owned by the daemon's user; put the
+ * link at public_path; become the user. Call before any thread exists, then
+ * caps_restrict(). */
+int daemon_identity_setup(const struct cric_config *cfg, const char *name, const char *sock_name,
+			  const char *public_path, bool for_group, struct daemon_identity *ret,
+			  struct cric_err *err);
 
 /* Parsed command line shared with cri-gateway's own main. */
 struct daemon_args {

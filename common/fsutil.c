@@ -292,3 +292,47 @@ char **strv_from_json(const json_t *a)
 			return strv_free(v);
 	return v;
 }
+
+static int chown_at(int dfd, uid_t uid, gid_t gid, int depth)
+{
+	if (fchown(dfd, uid, gid) < 0)
+		return -errno;
+	if (depth > 64)
+		return -ELOOP;
+	int fd = dup(dfd);
+	if (fd < 0)
+		return -errno;
+	_cleanup_(closedirp) DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		struct stat st;
+		if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue; /* gone meanwhile */
+		if (S_ISDIR(st.st_mode)) {
+			_cleanup_close_ int sub =
+			    openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub < 0)
+				return -errno;
+			int r = chown_at(sub, uid, gid, depth + 1);
+			if (r < 0)
+				return r;
+		} else if (fchownat(dfd, e->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+int chown_tree(const char *path, uid_t uid, gid_t gid)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	return chown_at(fd, uid, gid, 0);
+}

@@ -58,3 +58,6 @@ static inline void closedirp(DIR **d)
 		closedir(*d);
 }
 #define _cleanup_closedir_ __attribute__((cleanup(closedirp)))
+
+/* Give path and everything below it (not following symlinks) to uid:gid. */
+int chown_tree(const char *path, uid_t uid, gid_t gid);

@@ -22,11 +22,19 @@
  * returned 0), including when the client is closed.
  *
  * Server (struct cric_server): a rep socket listening on ipc:// with a socket
- * file of mode 0600, a pool of worker threads each with its own context
- * (a slow handler holds one worker; the others keep serving), a check of the
- * peer's uid on every new connection (root or the configured service user,
- * others are dropped), and "cric.Health" answered for every daemon. What it
- * serves is a list of services with one line per method (service.h).
+ * file of mode 0660 in group cric, a pool of worker threads each with its own
+ * context (a slow handler holds one worker; the others keep serving), a
+ * check of the peer on every new connection (root, a daemon's user or a
+ * member of group cric; others are dropped), and on every request, before
+ * any work, the caller (peer.h) against the method's line: callers it does
+ * not name get PERMISSION_DENIED. "cric.Health" is answered for every
+ * daemon, to anyone who got through. What it serves is a list of services
+ * with one line per method (service.h).
+ *
+ * The client checks the listener before it sends anything: the peer of its
+ * connection must be root, or the user the daemon runs as (imaged, the
+ * gateway); another listener is disconnected, so that a process that took
+ * a daemon's socket path never sees a request.
  *
  * The calls here take the method's name on the wire as a string: daemons
  * call through cric_call() (service.h), which derives the name and the
@@ -75,9 +83,14 @@ int64_t deadline_in_ms(int64_t ms);
 struct cric_client;
 typedef void (*cric_client_cb)(void *arg, struct cric_result *res);
 
-/* name is the peer daemon's name, for messages ("runtimed"). */
+/* name is the peer daemon's name, for messages ("runtimed"). The listener
+ * must be root. */
 int cric_client_open(const char *name, const char *url, struct cric_client **ret,
 		     struct cric_err *err);
+/* The same for a daemon that runs as peer_uid (root is accepted as well:
+ * that daemon may be configured to stay root); (uid_t)-1: root only. */
+int cric_client_open_peer(const char *name, const char *url, uid_t peer_uid,
+			  struct cric_client **ret, struct cric_err *err);
 /* Aborts calls in flight (their callbacks run with CODE_UNAVAILABLE), waits
  * for their callbacks, frees. Accepts NULL. */
 void cric_client_close(struct cric_client *c);
@@ -118,10 +131,14 @@ struct cric_call {
 	const char *method;
 	const char *request_id;
 	int64_t deadline_ns; /* absolute, 0 for none */
-	/* The method's line in the daemon's table (service.h), not enforced
-	 * yet: who may call it (enum cric_caller bits), its deadline cap. */
+	/* The method's line in the daemon's table (service.h): who may call
+	 * it (enum cric_caller bits, checked before the handler runs), its
+	 * deadline cap (not enforced yet). */
 	unsigned callers;
 	uint32_t cap_ms;
+	unsigned caller; /* who called: one enum cric_caller bit */
+	uid_t peer_uid;
+	pid_t peer_pid;
 };
 
 /* A handler returns 0 with *resp set to a heap-built message (freed by the
@@ -132,12 +149,22 @@ typedef int (*cric_handler_fn)(void *userdata, const struct cric_call *call,
 			       const ProtobufCMessage *req, ProtobufCMessage **resp,
 			       struct cric_err *err);
 
+/* The identities the suite's daemons run as (peer.h). */
+struct cric_identities {
+	uid_t gateway_uid;   /* (uid_t)-1: the gateway runs as root */
+	uid_t imaged_uid;    /* (uid_t)-1: imaged runs as root */
+	gid_t group_gid;     /* group cric, may reach the sockets; (gid_t)-1: none */
+	const char *bin_dir; /* the suite's binaries; NULL: the server's own dir */
+};
+
 struct cric_service;
 struct cric_server_config {
 	const char *daemon;
 	const char *version;
 	const char *url;
-	uid_t allowed_uid; /* besides root; (uid_t)-1 for none */
+	/* Who is who. The socket file is made mode 0660, group ids.group_gid
+	 * (when set). */
+	struct cric_identities ids;
 	unsigned workers;
 	const struct cric_service *services; /* service.h; cric.Health is added */
 	size_t n_services;

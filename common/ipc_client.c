@@ -48,6 +48,7 @@ struct pending {
 
 struct cric_client {
 	nng_socket sock;
+	uid_t peer_uid; /* the listener's user besides root; -1 none */
 	char *name;
 	char *url;
 	pthread_mutex_t dial_lock; /* dialer; taken without lock held */
@@ -65,6 +66,22 @@ struct cric_client {
 };
 
 static void drain_done(struct cric_client *c);
+
+/* Before anything is sent on a new connection: the listener must be root
+ * or the daemon's user. Another is a process that took the daemon's socket
+ * path; it gets no request. */
+static void pipe_check_listener(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	(void)ev;
+	struct cric_client *c = arg;
+	uint64_t uid = (uint64_t)-1;
+	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) == 0 &&
+	    (uid == 0 || (c->peer_uid != (uid_t)-1 && uid == c->peer_uid)))
+		return;
+	log_warning("%s: the listener on %s is uid %lld, not %s's user: disconnecting", c->name,
+		    c->url, uid == (uint64_t)-1 ? -1LL : (long long)uid, c->name);
+	nng_pipe_close(p);
+}
 
 static void pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
@@ -199,9 +216,16 @@ void cric_client_kill_dialer(struct cric_client *c)
 int cric_client_open(const char *name, const char *url, struct cric_client **ret,
 		     struct cric_err *err)
 {
+	return cric_client_open_peer(name, url, (uid_t)-1, ret, err);
+}
+
+int cric_client_open_peer(const char *name, const char *url, uid_t peer_uid,
+			  struct cric_client **ret, struct cric_err *err)
+{
 	struct cric_client *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
+	c->peer_uid = peer_uid;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->dial_lock, NULL);
 	pthread_cond_init(&c->idle, NULL);
@@ -222,6 +246,7 @@ int cric_client_open(const char *name, const char *url, struct cric_client **ret
 	/* No resend: a lost connection fails the call (pipe_event). */
 	nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, IPC_MAX_MESSAGE + 4096);
+	nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_PRE, pipe_check_listener, c);
 	nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, pipe_event, c);
 	nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_event, c);
 	rv = dial(c);

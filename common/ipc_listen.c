@@ -24,6 +24,7 @@ struct ipc_listener {
 	char *path;
 	char *daemon;
 	mode_t mode;
+	gid_t gid;
 	uint64_t errors_seen; /* the listener's "other" counter when last read */
 	atomic_uint added;    /* pipes that reached the socket, ever */
 	atomic_uint recoveries;
@@ -69,6 +70,18 @@ static int listen_now(struct ipc_listener *l, struct cric_err *err)
 			nng_listener_close(nl);
 		return err_set(err, rv == NNG_EADDRINUSE ? -EADDRINUSE : -EIO,
 			       "listen on ipc://%s: %s", l->path, nng_strerror(rv));
+	}
+	/* The group after the mode: the file is never open to a group it
+	 * should not be. The daemons' socket directories are set-group-ID, so
+	 * the file has it already (root daemons without CAP_CHOWN could not
+	 * give it). */
+	struct stat st;
+	if (l->gid != (gid_t)-1 && lstat(l->path, &st) == 0 && st.st_gid != l->gid &&
+	    lchown(l->path, (uid_t)-1, l->gid) < 0) {
+		int r = -errno;
+		nng_listener_close(nl);
+		return err_set(err, r, "listen on ipc://%s: give the socket to group %ld: %s",
+			       l->path, (long)l->gid, strerror(-r));
 	}
 	l->nl = nl;
 	l->errors_seen = 0; /* a new listener counts from zero */
@@ -191,7 +204,7 @@ static bool path_is_live(const char *path)
 	return fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
 }
 
-struct ipc_listener *ipc_listener_new(nng_socket sock, const char *path, mode_t mode,
+struct ipc_listener *ipc_listener_new(nng_socket sock, const char *path, mode_t mode, gid_t gid,
 				      const char *daemon)
 {
 	struct ipc_listener *l = calloc(1, sizeof(*l));
@@ -199,6 +212,7 @@ struct ipc_listener *ipc_listener_new(nng_socket sock, const char *path, mode_t 
 		return NULL;
 	l->sock = sock;
 	l->mode = mode;
+	l->gid = gid;
 	l->wake_fd = -1;
 	l->path = strdup(path);
 	l->daemon = strdup(daemon);

@@ -38,9 +38,10 @@
 struct ipc_listener;
 
 /* A listener for sock on path (a filesystem path, not a URL), socket file
- * of the given mode; daemon names it in logs. NULL on OOM. Make it before
- * the socket's pipe callbacks can see a pipe, start it after. */
-struct ipc_listener *ipc_listener_new(nng_socket sock, const char *path, mode_t mode,
+ * of the given mode and group (gid (gid_t)-1: the process's); daemon names
+ * it in logs. NULL on OOM. Make it before the socket's pipe callbacks can
+ * see a pipe, start it after. */
+struct ipc_listener *ipc_listener_new(nng_socket sock, const char *path, mode_t mode, gid_t gid,
 				      const char *daemon);
 /* Start listening and the guard. A live listener already at path:
  * -EADDRINUSE; anything at path that is not a socket: -EEXIST, left alone.

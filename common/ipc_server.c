@@ -1,6 +1,9 @@
 /* nng rep server with a worker pool; see ipc.h for the contract. */
 #include <errno.h>
+#include <limits.h>
+#include <grp.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +17,7 @@
 #include "ipc.h"
 #include "ipc_listen.h"
 #include "log.h"
+#include "peer.h"
 #include "service.h"
 
 struct worker {
@@ -25,6 +29,7 @@ struct worker {
 
 struct cric_server {
 	struct cric_server_config cfg;
+	char bin_dir[PATH_MAX];         /* cfg.ids.bin_dir points here */
 	struct cric_method_table table; /* cfg's services and cric.Health */
 	char *daemon;
 	char *version;
@@ -36,23 +41,64 @@ struct cric_server {
 	int64_t started_ns;
 };
 
+/* True when uid is a member of group gid (primary or supplementary). */
+static bool user_in_group(uid_t uid, gid_t gid)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) != 0 || !res)
+		return false;
+	if (res->pw_gid == gid)
+		return true;
+	gid_t groups[256];
+	int n = (int)ARRAY_SIZE(groups);
+	if (getgrouplist(res->pw_name, res->pw_gid, groups, &n) < 0)
+		return false;
+	for (int i = 0; i < n; i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
+/* Who may connect at all: root, the daemons' users, members of group cric
+ * (the socket's permissions say the same; this holds when they are
+ * loosened by mistake). */
 static void pipe_check_peer(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	(void)ev;
 	struct cric_server *s = arg;
+	const struct cric_identities *ids = &s->cfg.ids;
 	ipc_listener_pipe_added(s->listener);
-	uint64_t uid = (uint64_t)-1;
-	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) != 0) {
+	uint64_t uid = (uint64_t)-1, gid = (uint64_t)-1;
+	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) != 0 ||
+	    nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_GID, &gid) != 0) {
 		log_warning("connection without peer credentials, dropping it");
 		nng_pipe_close(p);
 		return;
 	}
-	if (uid == 0 || (s->cfg.allowed_uid != (uid_t)-1 && uid == s->cfg.allowed_uid))
+	if (uid == 0 || uid == ids->gateway_uid || uid == ids->imaged_uid ||
+	    (ids->group_gid != (gid_t)-1 &&
+	     (gid == ids->group_gid || user_in_group((uid_t)uid, ids->group_gid))))
 		return;
-	log_warning("connection from uid %llu refused: only root and the service user "
-		    "may call %s",
+	log_warning("connection from uid %llu refused: only root, the daemons' users and group "
+		    "cric may call %s",
 		    (unsigned long long)uid, s->daemon);
 	nng_pipe_close(p);
+}
+
+/* The caller of a request received on pipe p. */
+static void request_peer(struct cric_server *s, nng_pipe p, struct cric_peer *ret)
+{
+	uint64_t uid = (uint64_t)-1, gid = (uint64_t)-1, pid = 0;
+	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) != 0 ||
+	    nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_GID, &gid) != 0) {
+		memset(ret, 0, sizeof(*ret));
+		ret->uid = (uid_t)-1;
+		return; /* caller 0: nobody */
+	}
+	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_PID, &pid) != 0)
+		pid = 0;
+	peer_identify(&s->cfg.ids, (uid_t)uid, (gid_t)gid, (pid_t)pid, ret);
 }
 
 static int health(void *userdata, const struct cric_call *call, const ProtobufCMessage *req,
@@ -80,7 +126,7 @@ static int health(void *userdata, const struct cric_call *call, const ProtobufCM
 
 /* Asked by cricctl health (cric-up waits on it) and cric-call. */
 static const struct cric_handler health_line[] = {
-	{ CRIC_HEALTH(health), health, .callers = CALLER_ADMIN, .cap_ms = HEALTH_CAP_MS },
+	{ CRIC_HEALTH(health), health, .callers = CALLER_ANY, .cap_ms = HEALTH_CAP_MS },
 };
 
 static int table_build(const struct cric_server_config *cfg, struct cric_method_table *ret,
@@ -97,8 +143,8 @@ static int table_build(const struct cric_server_config *cfg, struct cric_method_
 }
 
 /* Run one request; returns the packed Reply (never NULL unless OOM). */
-static int dispatch(struct cric_server *s, const uint8_t *data, size_t len, uint8_t **ret,
-		    size_t *ret_len)
+static int dispatch(struct cric_server *s, const struct cric_peer *peer, const uint8_t *data,
+		    size_t len, uint8_t **ret, size_t *ret_len)
 {
 	struct cric_err err = { { 0 } };
 	struct cric_envelope env;
@@ -127,6 +173,17 @@ static int dispatch(struct cric_server *s, const uint8_t *data, size_t len, uint
 		if (asprintf(&msg, "%s is not implemented by cric's %s yet", env.method,
 			     s->daemon) < 0)
 			msg = NULL;
+	} else if (!(m->handler->callers & peer->caller)) {
+		code = CODE_PERMISSION_DENIED;
+		log_warning("refused: %s may not be called by uid %ld pid %ld exe \"%s\" comm "
+			    "\"%s\" (%s)",
+			    env.method, peer->uid == (uid_t)-1 ? -1L : (long)peer->uid,
+			    (long)peer->pid, peer->exe[0] ? peer->exe : "?",
+			    peer->comm[0] ? peer->comm : "?", caller_name(peer->caller));
+		if (asprintf(&msg, "%s may not be called by %s (uid %ld)", env.method,
+			     caller_name(peer->caller),
+			     peer->uid == (uid_t)-1 ? -1L : (long)peer->uid) < 0)
+			msg = NULL;
 	} else if (env.deadline_ns > 0 && env.deadline_ns <= now_unix_ns()) {
 		code = CODE_DEADLINE_EXCEEDED;
 		msg = strdup("deadline passed before the request was handled");
@@ -144,7 +201,10 @@ static int dispatch(struct cric_server *s, const uint8_t *data, size_t len, uint
 						  .request_id = env.request_id,
 						  .deadline_ns = env.deadline_ns,
 						  .callers = m->handler->callers,
-						  .cap_ms = m->handler->cap_ms };
+						  .cap_ms = m->handler->cap_ms,
+						  .caller = peer->caller,
+						  .peer_uid = peer->uid,
+						  .peer_pid = peer->pid };
 			ProtobufCMessage *resp = NULL;
 			r = m->handler->fn(userdata, &call, in, &resp, &err);
 			protobuf_c_message_free_unpacked(in, NULL);
@@ -186,7 +246,9 @@ static void *worker(void *arg)
 		nng_msg *msg = nng_aio_get_msg(w->aio);
 		uint8_t *out = NULL;
 		size_t out_len = 0;
-		int r = dispatch(s, nng_msg_body(msg), nng_msg_len(msg), &out, &out_len);
+		struct cric_peer peer;
+		request_peer(s, nng_msg_get_pipe(msg), &peer);
+		int r = dispatch(s, &peer, nng_msg_body(msg), nng_msg_len(msg), &out, &out_len);
 		nng_msg_free(msg);
 		if (r < 0)
 			continue; /* out of memory: the caller times out */
@@ -230,6 +292,13 @@ int cric_server_start(const struct cric_server_config *cfg, struct cric_server *
 		return -ENOMEM;
 	}
 	s->cfg = *cfg;
+	if (!cfg->ids.bin_dir) {
+		if (self_bin_dir(s->bin_dir, sizeof(s->bin_dir)) < 0)
+			s->bin_dir[0] = '\0';
+	} else {
+		snprintf(s->bin_dir, sizeof(s->bin_dir), "%s", cfg->ids.bin_dir);
+	}
+	s->cfg.ids.bin_dir = s->bin_dir;
 	s->table = table;
 	s->daemon = strdup(cfg->daemon);
 	s->version = strdup(cfg->version);
@@ -250,7 +319,8 @@ int cric_server_start(const struct cric_server_config *cfg, struct cric_server *
 		server_free(s);
 		return err_set(err, -EINVAL, "listen on %s: only ipc:// URLs are served", cfg->url);
 	}
-	s->listener = ipc_listener_new(s->sock, cfg->url + 6, 0600, cfg->daemon);
+	s->listener =
+	    ipc_listener_new(s->sock, cfg->url + 6, 0660, cfg->ids.group_gid, cfg->daemon);
 	if (!s->listener) {
 		nng_close(s->sock);
 		server_free(s);

@@ -116,9 +116,11 @@ int64_t cric_deadline(int64_t caller_deadline_ns, uint32_t cap_ms);
 
 /* ---- server ---- */
 
-/* The daemons (and root's tools) that may call a method. Declared per
- * method, carried into the server; not enforced yet (peer credentials do not
- * tell the daemons apart until each runs as its own user). */
+/* The daemons (and root's tools) that may call a method, declared per
+ * method and checked by the server on every request before any work: the
+ * caller comes from the peer credentials of the socket (peer.h). A call
+ * from a caller the line does not name is answered PERMISSION_DENIED and
+ * logged with the peer's uid, pid and executable. */
 enum cric_caller {
 	CALLER_GATEWAY = 1u << 0,
 	CALLER_IMAGED = 1u << 1,
@@ -126,14 +128,16 @@ enum cric_caller {
 	CALLER_NETD = 1u << 3,
 	CALLER_RUNTIMED = 1u << 4,
 	CALLER_MONITORD = 1u << 5,
-	CALLER_ADMIN = 1u << 6, /* root's tools: cricctl, cric-call */
+	CALLER_ADMIN = 1u << 6,  /* root's tools (cricctl, cric-call), root unidentified */
+	CALLER_MEMBER = 1u << 7, /* any other member of group cric */
+	CALLER_ANY = (1u << 8) - 1,
 };
 
 /* One method a daemon serves. */
 struct cric_handler {
 	struct cric_method_ref method;
 	cric_handler_fn fn; /* NULL: answers UNIMPLEMENTED */
-	unsigned callers;   /* enum cric_caller bits */
+	unsigned callers;   /* enum cric_caller bits; 0: nobody may call it */
 	/* The longest the method may take: callers that have no deadline of
 	 * their own use it (not enforced by the server yet). 0: the server's
 	 * max_request_seconds. */

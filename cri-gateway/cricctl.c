@@ -204,7 +204,9 @@ static int cmd_health(struct ctl *c)
 		_cleanup_free_ char *url = config_ipc_url(c->cfg, daemon_names[d]);
 		struct cric_client *cl = NULL;
 		struct cric_err err = { { 0 } };
-		if (!url || cric_client_open(daemon_names[d], url, &cl, &err) < 0) {
+		if (!url || cric_client_open_peer(daemon_names[d], url,
+						  config_daemon_peer_uid(c->cfg, daemon_names[d]),
+						  &cl, &err) < 0) {
 			printf("%-9s error: %s\n", daemon_names[d], err.msg);
 			rc = 1;
 			continue;

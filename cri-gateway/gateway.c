@@ -313,12 +313,16 @@ static int bind_socket(struct gateway *gw, const char *path, struct cric_err *er
 
 /* The peers' clients, the grpc server and its completion queue thread, the
  * socket, the first pending accepts. On failure the caller stops gw. */
-static int gateway_setup(struct gateway *gw, const struct cric_config *cfg, struct cric_err *err)
+static int gateway_setup(struct gateway *gw, const struct cric_config *cfg, const char *listen_path,
+			 struct cric_err *err)
 {
 	int r = routes_build(&gw->routes);
 	for (int d = 0; r == 0 && d < D_COUNT; d++) {
 		_cleanup_free_ char *url = config_ipc_url(cfg, daemon_names[d]);
-		r = url ? cric_client_open(daemon_names[d], url, &gw->clients[d], err) : -ENOMEM;
+		r = url ? cric_client_open_peer(daemon_names[d], url,
+						config_daemon_peer_uid(cfg, daemon_names[d]),
+						&gw->clients[d], err)
+			: -ENOMEM;
 	}
 	if (r < 0)
 		return r;
@@ -338,18 +342,19 @@ static int gateway_setup(struct gateway *gw, const struct cric_config *cfg, stru
 	if (pthread_create(&gw->cq_thread, NULL, cq_loop, gw) != 0)
 		return err_set(err, -EAGAIN, "cannot start the completion queue thread");
 	gw->cq_thread_started = true;
-	if ((r = bind_socket(gw, cfg->cri_socket, err)) < 0)
+	if ((r = bind_socket(gw, listen_path, err)) < 0)
 		return r;
 	grpc_server_start(gw->server);
-	if (chmod(cfg->cri_socket, 0660) < 0)
-		return err_set(err, -errno, "chmod \"%s\": %s", cfg->cri_socket, strerror(errno));
+	if (chmod(listen_path, 0660) < 0)
+		return err_set(err, -errno, "chmod \"%s\": %s", listen_path, strerror(errno));
 	for (int i = 0; i < PENDING_ACCEPTS; i++)
 		if ((r = accept_one(gw)) < 0)
 			return err_set(err, r, "cannot accept calls");
 	return 0;
 }
 
-int gateway_start(const struct cric_config *cfg, struct gateway **ret, struct cric_err *err)
+int gateway_start(const struct cric_config *cfg, const char *listen_path, struct gateway **ret,
+		  struct cric_err *err)
 {
 	struct gateway *gw = calloc(1, sizeof(*gw));
 	if (!gw)
@@ -358,7 +363,7 @@ int gateway_start(const struct cric_config *cfg, struct gateway **ret, struct cr
 	pthread_cond_init(&gw->cond, NULL);
 	gw->max_request_seconds = cfg->max_request_seconds;
 	gw->shutdown_tag.kind = TAG_SHUTDOWN;
-	int r = gateway_setup(gw, cfg, err);
+	int r = gateway_setup(gw, cfg, listen_path, err);
 	if (r < 0) {
 		gateway_stop(gw);
 		return r;

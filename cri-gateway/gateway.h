@@ -21,6 +21,9 @@ struct gateway;
 
 /* Bind the CRI socket (mode 0660) and connect to the daemons (reconnecting
  * in the background). Fails if another gateway serves the socket. */
-int gateway_start(const struct cric_config *cfg, struct gateway **ret, struct cric_err *err);
+/* Serve CRI on the unix socket at listen_path (cfg->cri_socket, or where
+ * that link points). */
+int gateway_start(const struct cric_config *cfg, const char *listen_path, struct gateway **ret,
+		  struct cric_err *err);
 /* Stop accepting, cancel calls in flight, free. Accepts NULL. */
 void gateway_stop(struct gateway *gw);

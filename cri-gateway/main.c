@@ -35,19 +35,22 @@ int main(int argc, char **argv)
 		return r;
 
 	daemon_block_signals();
-	if ((r = mkdir_p(cfg->run_dir, 0755)) < 0) {
-		log_error_errno(r, "create \"%s\"", cfg->run_dir);
-		return 1;
-	}
-	/* Before grpc_init(): capabilities are per thread. */
-	if ((r = caps_restrict(NULL, 0, false, true, &err)) < 0) {
+	/* As its own user (config gateway_user): the CRI socket is made in
+	 * <run_dir>/gateway (0700: only root, i.e. the kubelet, reaches it;
+	 * not group cric, which holds imaged), and cri_socket is root's link
+	 * to it. Before grpc_init(): credentials and capabilities are per
+	 * thread. */
+	struct daemon_identity id;
+	if ((r = daemon_identity_setup(cfg, "gateway", "cric.sock", cfg->cri_socket, false, &id,
+				       &err)) < 0 ||
+	    (r = caps_restrict(NULL, 0, false, true, &err)) < 0) {
 		log_error("%s", err.msg);
 		return 1;
 	}
 
 	grpc_init();
 	struct gateway *gw = NULL;
-	if ((r = gateway_start(cfg, &gw, &err)) < 0) {
+	if ((r = gateway_start(cfg, id.listen_path, &gw, &err)) < 0) {
 		log_error("%s", err.msg);
 		grpc_shutdown();
 		return 1;

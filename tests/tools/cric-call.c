@@ -136,7 +136,8 @@ int main(int argc, char **argv)
 	const char *daemon = strncmp(pkg, "cric.", 5) == 0 ? pkg + 5 : health_daemon;
 	_cleanup_free_ char *url = config_ipc_url(cfg, daemon);
 	struct cric_client *client = NULL;
-	if (!url || cric_client_open(daemon, url, &client, &err) < 0) {
+	if (!url || cric_client_open_peer(daemon, url, config_daemon_peer_uid(cfg, daemon), &client,
+					  &err) < 0) {
 		fprintf(stderr, "cric-call: %s\n", err.msg);
 		return 2;
 	}

@@ -99,7 +99,9 @@ static void load_fails(const char *root, const char *content, int want, ...)
 static void check_builtin_values(const struct cric_config *c)
 {
 	assert_string_equal(c->log_level, "info");
-	assert_int_equal(c->service_uid, (uid_t)-1);
+	assert_string_equal(c->gateway_user, "cric-gateway");
+	assert_string_equal(c->imaged_user, "cric-imaged");
+	assert_string_equal(c->group, "cric");
 	assert_int_equal(c->workers, 16);
 	assert_int_equal(c->max_request_seconds, 600);
 	assert_string_equal(c->cgroup_manager, "cgroupfs");
@@ -186,20 +188,19 @@ static void test_main_file_merge(void **state)
 	char conf[PATH_MAX];
 	snprintf(conf, sizeof(conf), "%s/cni-conf", root);
 	char *content = NULL;
-	assert_true(
-	    asprintf(&content,
-		     "{\"workers\": 4, \"log_level\": \"debug\", \"service_user\": \"1234\","
-		     " \"cgroup_manager\": \"systemd\", \"max_request_seconds\": 30,"
-		     " \"cni\": {\"conf_dir\": \"%s\"},"
-		     " \"imaged\": {\"registry_mirrors\": [\"m\"]}}",
-		     conf) > 0);
+	assert_true(asprintf(&content,
+			     "{\"workers\": 4, \"log_level\": \"debug\", \"imaged_user\": \"1234\","
+			     " \"cgroup_manager\": \"systemd\", \"max_request_seconds\": 30,"
+			     " \"cni\": {\"conf_dir\": \"%s\"},"
+			     " \"imaged\": {\"registry_mirrors\": [\"m\"]}}",
+			     conf) > 0);
 	put(root, "etc/cric/cric.json", content);
 	free(content);
 
 	struct cric_config *c = load_ok(root, NULL);
 	assert_int_equal(c->workers, 4);
 	assert_string_equal(c->log_level, "debug");
-	assert_int_equal(c->service_uid, 1234);
+	assert_int_equal(c->imaged_uid, 1234);
 	assert_string_equal(c->cgroup_manager, "systemd");
 	assert_int_equal(c->max_request_seconds, 30);
 	assert_string_equal(c->cni_conf_dir, conf);
@@ -389,7 +390,9 @@ static void test_wrong_types(void **state)
 		{ "{\"ipc_dir\": []}", "ipc_dir" },
 		{ "{\"cri_socket\": {}}", "cri_socket" },
 		{ "{\"log_level\": 1}", "log_level" },
-		{ "{\"service_user\": true}", "service_user" },
+		{ "{\"gateway_user\": true}", "gateway_user" },
+		{ "{\"imaged_user\": 7}", "imaged_user" },
+		{ "{\"group\": []}", "group" },
 		{ "{\"cgroup_manager\": 0}", "cgroup_manager" },
 		{ "{\"workers\": \"4\"}", "workers" },
 		{ "{\"workers\": 4.0}", "workers" },
@@ -533,23 +536,41 @@ static void test_derived_paths(void **state)
 	load_fails(root, j, -EINVAL, "ipc_dir", NULL);
 }
 
-static void test_service_user(void **state)
+/* The daemons' users: by name or number, "" for root, never root itself;
+ * one that does not exist loads (its id -1): the daemon that must become it
+ * refuses to start, naming it. */
+static void test_daemon_users(void **state)
 {
 	const char *root = *state;
-	put(root, "etc/cric/cric.json", "{\"service_user\": \"root\"}");
+	put(root, "etc/cric/cric.json",
+	    "{\"gateway_user\": \"nobody\", \"imaged_user\": \"4321\", \"group\": \"root\"}");
 	struct cric_config *c = load_ok(root, NULL);
-	assert_int_equal(c->service_uid, 0);
+	assert_int_equal(c->gateway_uid, 65534);
+	assert_int_equal(c->imaged_uid, 4321);
+	assert_int_equal(c->imaged_gid, 4321); /* no such user: its number */
+	assert_int_equal(c->group_gid, 0);
+	uid_t uid;
+	gid_t gid;
+	assert_true(config_daemon_user(c, "gateway", &uid, &gid));
+	assert_int_equal(uid, 65534);
+	assert_false(config_daemon_user(c, "runtimed", &uid, &gid));
+	assert_int_equal(config_daemon_peer_uid(c, "imaged"), 4321);
+	assert_int_equal(config_daemon_peer_uid(c, "netd"), (uid_t)-1);
 	config_free(c);
-	put(root, "etc/cric/cric.json", "{\"service_user\": \"0\"}");
+
+	put(root, "etc/cric/cric.json",
+	    "{\"gateway_user\": \"\", \"imaged_user\": \"no-such-user-cric-test\", "
+	    "\"group\": \"no-such-group-cric-test\"}");
 	c = load_ok(root, NULL);
-	assert_int_equal(c->service_uid, 0);
+	assert_false(config_daemon_user(c, "gateway", &uid, &gid));
+	assert_int_equal(c->gateway_uid, (uid_t)-1);
+	assert_true(config_daemon_user(c, "imaged", &uid, &gid));
+	assert_int_equal(uid, (uid_t)-1);
+	assert_int_equal(c->group_gid, (gid_t)-1);
 	config_free(c);
-	put(root, "etc/cric/cric.json", "{\"service_user\": \"\"}");
-	c = load_ok(root, NULL);
-	assert_int_equal(c->service_uid, (uid_t)-1);
-	config_free(c);
-	load_fails(root, "{\"service_user\": \"no-such-user-cric-test\"}", -ENOENT,
-		   "no-such-user-cric-test", NULL);
+
+	load_fails(root, "{\"imaged_user\": \"root\"}", -EINVAL, "imaged_user", NULL);
+	load_fails(root, "{\"gateway_user\": \"0\"}", -EINVAL, "gateway_user", NULL);
 }
 
 static void test_unknown_keys_ignored(void **state)
@@ -584,7 +605,7 @@ int main(void)
 		T(test_enums),
 		T(test_relative_root),
 		T(test_derived_paths),
-		T(test_service_user),
+		T(test_daemon_users),
 		T(test_unknown_keys_ignored),
 	};
 #undef T

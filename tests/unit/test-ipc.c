@@ -157,9 +157,11 @@ static const ProtobufCServiceDescriptor test_service = {
 	test_methods_by_name,
 };
 static const struct cric_handler test_lines[] = {
-	{ { &test_service, 0 }, h_echo },      { { &test_service, 1 }, h_fail },
-	{ { &test_service, 2 }, h_fail_bare }, { { &test_service, 3 }, h_slow },
-	{ { &test_service, 4 }, NULL }, /* declared, not implemented */
+	{ { &test_service, 0 }, h_echo, CALLER_ANY },
+	{ { &test_service, 1 }, h_fail, CALLER_ANY },
+	{ { &test_service, 2 }, h_fail_bare, CALLER_ANY },
+	{ { &test_service, 3 }, h_slow, CALLER_ANY },
+	{ { &test_service, 4 }, NULL, CALLER_ANY }, /* declared, not implemented */
 };
 static const struct cric_service services[] = {
 	{ &test_service, test_lines, sizeof(test_lines) / sizeof(test_lines[0]) },
@@ -173,7 +175,7 @@ static int start_server(struct fixture *f, struct cric_server **ret, struct cric
 		.daemon = "testd",
 		.version = "1.2.3",
 		.url = f->url,
-		.allowed_uid = getuid() == 0 ? (uid_t)-1 : getuid(),
+		.ids = { (uid_t)-1, getuid() == 0 ? (uid_t)-1 : getuid(), (gid_t)-1, NULL },
 		.workers = 4,
 		.services = services,
 		.n_services = 1,
@@ -772,7 +774,7 @@ static void test_socket_file(void **state)
 	struct stat st;
 	assert_int_equal(stat(f->url + strlen("ipc://"), &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
-	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(st.st_mode & 0777, 0660);
 	assert_false(unix_socket_is_stale(f->url + strlen("ipc://")));
 
 	/* A second server on the same live URL is refused. */
@@ -837,7 +839,7 @@ static void test_regular_file_not_replaced(void **state)
 		.daemon = "x",
 		.version = "0",
 		.url = url,
-		.allowed_uid = (uid_t)-1,
+		.ids = { (uid_t)-1, (uid_t)-1, (gid_t)-1, NULL },
 		.workers = 1,
 	};
 	struct cric_server *s = NULL;
@@ -870,7 +872,7 @@ static void test_bad_urls(void **state)
 		.daemon = "x",
 		.version = "0",
 		.url = url,
-		.allowed_uid = (uid_t)-1,
+		.ids = { (uid_t)-1, (uid_t)-1, (gid_t)-1, NULL },
 		.workers = 1,
 	};
 	struct cric_server *s = (struct cric_server *)0x1;
@@ -965,12 +967,12 @@ static void test_aborted_handshakes(void **state)
 				assert_int_equal(call_echo(f, name, NULL), CODE_OK);
 		}
 	}
-	/* The path stays usable by stat(2) and mode 0600, and the server's
+	/* The path stays usable by stat(2) and mode 0660, and the server's
 	 * stop leaves nothing in the directory. */
 	struct stat st;
 	assert_int_equal(stat(path, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
-	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(st.st_mode & 0777, 0660);
 	cric_client_close(f->cli);
 	f->cli = NULL;
 	cric_server_stop(f->srv);
@@ -1041,7 +1043,7 @@ static void test_stop_right_after_reply(void **state)
 			.daemon = "raced",
 			.version = "0",
 			.url = url,
-			.allowed_uid = getuid() == 0 ? (uid_t)-1 : getuid(),
+			.ids = { (uid_t)-1, getuid() == 0 ? (uid_t)-1 : getuid(), (gid_t)-1, NULL },
 			.workers = 4,
 		};
 		struct cric_server *s = NULL;
