@@ -218,6 +218,10 @@ int daemon_identity_setup(const struct cric_config *cfg, const char *name, const
 {
 	struct daemon_identity id = { .uid = 0, .gid = 0, .group = cfg->group_gid };
 	id.as_user = config_daemon_user(cfg, name, &id.uid, &id.gid);
+	/* Primary group cric, as the units' Group=cric: what the daemon makes
+	 * is the group's (its own dirs decide who reaches it). */
+	if (id.as_user && id.group != (gid_t)-1)
+		id.gid = id.group;
 	if (id.as_user && id.uid == (uid_t)-1)
 		return err_set(err, -ENOENT,
 			       "the user cric-%s runs as, \"%s\", does not exist: create it "
@@ -237,8 +241,15 @@ int daemon_identity_setup(const struct cric_config *cfg, const char *name, const
 	if (!state || !run)
 		return -ENOMEM;
 	gid_t group = id.group != (gid_t)-1 ? id.group : 0;
-	/* Set-group-ID: the sockets made there are group cric's. */
+	/* Set-group-ID: the sockets made there are group cric's. netd has no
+	 * CAP_CHOWN: when it made the directory first, the next daemon that
+	 * has it (stored, runtimed, monitord, or the gateway and imaged while
+	 * still root) fixes it. */
 	int r = own_dir(cfg->ipc_dir, id.group != (gid_t)-1 ? 02750 : 0755, 0, group, false, err);
+	if (r == -EPERM) {
+		log_warning("%s, leaving it to a daemon that may", err->msg);
+		r = 0;
+	}
 	if (r == 0)
 		r = own_dir(state, 0700, id.uid, id.gid, id.as_user, err);
 	if (r == 0)

@@ -78,10 +78,19 @@ static int listen_now(struct ipc_listener *l, struct cric_err *err)
 	struct stat st;
 	if (l->gid != (gid_t)-1 && lstat(l->path, &st) == 0 && st.st_gid != l->gid &&
 	    lchown(l->path, (uid_t)-1, l->gid) < 0) {
-		int r = -errno;
-		nng_listener_close(nl);
-		return err_set(err, r, "listen on ipc://%s: give the socket to group %ld: %s",
-			       l->path, (long)l->gid, strerror(-r));
+		/* Only a daemon without CAP_CHOWN (netd), in an ipc directory
+		 * that was not set-group-ID yet: its socket stays root's. */
+		if (errno == EPERM) {
+			log_warning("%s: cannot give \"%s\" to group %ld (no CAP_CHOWN): only root "
+				    "may call it until it restarts",
+				    l->daemon, l->path, (long)l->gid);
+		} else {
+			int r = -errno;
+			nng_listener_close(nl);
+			return err_set(err, r,
+				       "listen on ipc://%s: give the socket to group %ld: %s",
+				       l->path, (long)l->gid, strerror(-r));
+		}
 	}
 	l->nl = nl;
 	l->errors_seen = 0; /* a new listener counts from zero */

@@ -156,10 +156,24 @@ def test_unknown_method_is_unimplemented(suite):
 
 
 def test_cri_socket_mode(suite):
-    assert oct(os.stat(suite.socket).st_mode & 0o777) == "0o660"
+    """The CRI socket is the gateway's, in a directory only it (and root) may
+    enter; the internal sockets are 0660 in group cric, in a directory only
+    root may write; imaged's is its own, behind root's link."""
+    import grp
+    import pwd
+    cric = grp.getgrnam("cric").gr_gid
+    gw, im = pwd.getpwnam("cric-gateway").pw_uid, pwd.getpwnam("cric-imaged").pw_uid
+    st = os.stat(suite.socket)
+    assert oct(st.st_mode & 0o777) == "0o660" and st.st_uid == gw
+    gwdir = os.stat(os.path.dirname(os.path.realpath(suite.socket)))
+    assert gwdir.st_uid == gw and gwdir.st_mode & 0o777 == 0o700
+    assert os.lstat(suite.socket).st_uid == 0  # root's link
+    ipc = os.stat(suite.ipc_dir)
+    assert (ipc.st_uid, ipc.st_gid, ipc.st_mode & 0o7777) == (0, cric, 0o2750)
     for d in ["imaged", "stored", "netd", "runtimed", "monitord"]:
         st = os.stat(os.path.join(suite.ipc_dir, d + ".sock"))
-        assert st.st_mode & 0o777 == 0o600, d
+        assert st.st_mode & 0o777 == 0o660 and st.st_gid == cric, d
+        assert st.st_uid == (im if d == "imaged" else 0), d
 
 
 def test_cricctl_against_the_suite(suite):

@@ -9,6 +9,7 @@ kill -9 of imaged and stored, and ImageFsInfo against du.
 import ctypes
 import json
 import os
+import pwd
 import secrets
 import shutil
 import stat
@@ -283,10 +284,15 @@ def test_auth(suite, tmp_path, bb_layer, kind):
         remove(suite, cd)
         assert pull(suite, ref, auth=api.AuthConfig(auth=iu.auth_b64())) == cd
         remove(suite, cd)
-        # The credentials file.
-        creds = tmp_path / "config.json"
-        creds.write_text(json.dumps({"auths": {authed.host: {"auth": iu.auth_b64()}}}))
-        configure(suite, {"credentials_file": str(creds)})
+        # The credentials file: imaged runs as cric-imaged, so the file is
+        # that user's to read (and nobody else's).
+        creds = os.path.join(suite.root, "etc/cric/registry-auth.json")
+        os.makedirs(os.path.dirname(creds), exist_ok=True)
+        with open(creds, "w") as f:
+            f.write(json.dumps({"auths": {authed.host: {"auth": iu.auth_b64()}}}))
+        os.chmod(creds, 0o600)
+        os.chown(creds, pwd.getpwnam("cric-imaged").pw_uid, -1)
+        configure(suite, {"credentials_file": creds})
         assert pull(suite, ref) == cd
         if kind == "token":
             with open(authed.token_log) as f:

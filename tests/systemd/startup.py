@@ -5,8 +5,8 @@ usage: tests/systemd/startup.py BIN_DIR
 
 PID 1 is not systemd on the test machines, so the units are never run here.
 This checks the part of their contract that the daemons must honour under the
-unit's own restrictions: with the unit's CapabilityBoundingSet= and
-NoNewPrivileges= applied (through setpriv(1)) each daemon must send READY=1
+unit's own restrictions: with the unit's CapabilityBoundingSet=,
+NoNewPrivileges= and User=/Group= applied (through setpriv(1)) each daemon must send READY=1
 on $NOTIFY_SOCKET (Type=notify), survive SIGHUP (ExecReload=; if it sends
 RELOADING=1, READY=1 must follow), and exit 0 on SIGTERM. Daemons run with --root under a
 temporary directory, which is removed afterwards.
@@ -14,7 +14,9 @@ temporary directory, which is removed afterwards.
 Exit status: 0 all passed, 1 a daemon failed, 2 usage, 77 skipped.
 """
 
+import grp
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -30,9 +32,11 @@ TIMEOUT = 10.0
 
 
 def unit_settings(path):
-    """CapabilityBoundingSet= (None if unset) and NoNewPrivileges= of a unit."""
+    """CapabilityBoundingSet= (None if unset), NoNewPrivileges=, User= and
+    Group= (None if unset) of a unit."""
     caps = None
     nnp = False
+    user = group = None
     with open(path, encoding="utf-8") as f:
         for line in f:
             m = re.match(r"\s*(\w+)\s*=(.*)$", line)
@@ -45,7 +49,11 @@ def unit_settings(path):
                 caps = [] if value == "" else (caps or []) + value.split()
             elif key == "NoNewPrivileges":
                 nnp = value.lower() in ("yes", "true", "on", "1")
-    return caps, nnp
+            elif key == "User":
+                user = value
+            elif key == "Group":
+                group = value
+    return caps, nnp, user, group
 
 
 def wait_for(sock, proc, want, deadline):
@@ -67,19 +75,32 @@ def wait_for(sock, proc, want, deadline):
 
 
 def check(daemon, binary, tmp):
-    caps, nnp = unit_settings(os.path.join(UNIT_DIR, f"cric-{daemon}.service"))
+    caps, nnp, user, group = unit_settings(os.path.join(UNIT_DIR, f"cric-{daemon}.service"))
     cmd = ["setpriv"]
+    root = os.path.join(tmp, daemon)
+    os.mkdir(root)
+    notify_path = os.path.join(tmp, f"{daemon}.notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(notify_path)
+    if user is not None:
+        # User=/Group= as systemd applies them (the user's groups too); the
+        # directories systemd would make for it (State/RuntimeDirectory=)
+        # are its whole --root here.
+        try:
+            pw = pwd.getpwnam(user)
+            gid = grp.getgrnam(group).gr_gid if group else pw.pw_gid
+        except KeyError as e:
+            sock.close()
+            return f"User={user}/Group={group} does not exist ({e}): run deploy/cric-users"
+        cmd += [f"--reuid={pw.pw_uid}", f"--regid={gid}", "--init-groups"]
+        os.chown(root, pw.pw_uid, gid)
+        os.chown(notify_path, pw.pw_uid, gid)
     if caps is not None:
         cmd.append("--bounding-set=" + ",".join(["-all"] + ["+" + c.lower().removeprefix("cap_") for c in caps]))
     if nnp:
         cmd.append("--no-new-privs")
-    root = os.path.join(tmp, daemon)
-    os.mkdir(root)
     cmd += ["--", binary, "--root", root]
 
-    notify_path = os.path.join(tmp, f"{daemon}.notify")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(notify_path)
     env = dict(os.environ, NOTIFY_SOCKET=notify_path)
     log_path = os.path.join(tmp, f"{daemon}.log")
     with open(log_path, "wb") as log:
@@ -127,6 +148,7 @@ def main():
     bin_dir = os.path.abspath(sys.argv[1])
     passed = failed = 0
     with tempfile.TemporaryDirectory(prefix="cric-startup.") as tmp:
+        os.chmod(tmp, 0o711)  # the daemons' users walk into their roots
         for d in DAEMONS:
             binary = os.path.join(bin_dir, f"cric-{d}")
             if not os.access(binary, os.X_OK):
