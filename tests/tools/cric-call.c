@@ -7,7 +7,9 @@
  *   cric-call [--root DIR] [--config FILE] [--timeout SECONDS] [--daemon NAME] METHOD [JSON]
  *   cric-call --list
  *
- * --daemon names the daemon for cric.Health (default netd). --list prints
+ * --daemon names the daemon for cric.Health (default netd) and for a CRI
+ * method ("/runtime.v1.RuntimeService/StopPodSandbox", default runtimed:
+ * daemons take those from the gateway only, which tests check). --list prints
  * every method, one a line: its name, request type and response type.
  *
  * JSON (default "{}") is the request message with proto field names
@@ -45,6 +47,11 @@ static int find_method(const char *name, struct cric_method_ref *ret)
 	for (size_t i = 0; i < cric_n_internal_services; i++)
 		if (cric_method_find(cric_internal_services[i], name, ret) == 0)
 			return 0;
+	/* A CRI method as the gateway forwards it: for testing who a daemon
+	 * takes it from (it takes it from the gateway only). */
+	if (cric_method_find(&runtime__v1__runtime_service__descriptor, name, ret) == 0 ||
+	    cric_method_find(&runtime__v1__image_service__descriptor, name, ret) == 0)
+		return 0;
 	return -ENOENT;
 }
 
@@ -75,7 +82,7 @@ int main(int argc, char **argv)
 		{ "retry-unavailable", no_argument, NULL, 'u' },
 		{ 0 },
 	};
-	const char *root = NULL, *config = NULL, *health_daemon = "netd";
+	const char *root = NULL, *config = NULL, *health_daemon = NULL;
 	long timeout_s = 120;
 	bool retry = false;
 	int c;
@@ -130,10 +137,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	/* A service of package "cric.<daemon>"; Health goes to netd unless
-	 * --daemon says. */
+	/* A service of package "cric.<daemon>"; Health goes to netd and a CRI
+	 * method to runtimed unless --daemon says. */
 	const char *pkg = mref.service->package;
-	const char *daemon = strncmp(pkg, "cric.", 5) == 0 ? pkg + 5 : health_daemon;
+	const char *daemon = strncmp(pkg, "cric.", 5) == 0 ? pkg + 5
+			     : health_daemon               ? health_daemon
+			     : strcmp(pkg, "cric") == 0    ? "netd"
+							   : "runtimed";
 	_cleanup_free_ char *url = config_ipc_url(cfg, daemon);
 	struct cric_client *client = NULL;
 	if (!url || cric_client_open_peer(daemon, url, config_daemon_peer_uid(cfg, daemon), &client,
