@@ -213,9 +213,10 @@ static int place_link(const char *link, const char *target, struct cric_err *err
 }
 
 int daemon_identity_setup(const struct cric_config *cfg, const char *name, const char *sock_name,
-			  const char *public_path, bool for_group, struct daemon_identity *ret,
+			  const char *public_path, unsigned flags, struct daemon_identity *ret,
 			  struct cric_err *err)
 {
+	bool for_group = flags & DAEMON_SOCKET_FOR_GROUP;
 	struct daemon_identity id = { .uid = 0, .gid = 0, .group = cfg->group_gid };
 	id.as_user = config_daemon_user(cfg, name, &id.uid, &id.gid);
 	/* Primary group cric, as the units' Group=cric: what the daemon makes
@@ -250,14 +251,11 @@ int daemon_identity_setup(const struct cric_config *cfg, const char *name, const
 		log_warning("%s, leaving it to a daemon that may", err->msg);
 		r = 0;
 	}
-	if (r == 0)
+	if (r == 0 && !(flags & DAEMON_NO_STATE))
 		r = own_dir(state, 0700, id.uid, id.gid, id.as_user, err);
 	if (r == 0)
-		r = own_dir(run, id.as_user && for_group ? 02750 : 0700, id.uid,
-			    !id.as_user ? 0
-			    : for_group ? group
-					: id.gid,
-			    id.as_user, err);
+		r = own_dir(run, id.as_user && for_group ? 02750 : 0700, id.uid, id.gid, id.as_user,
+			    err);
 	if (r < 0)
 		return r;
 
@@ -312,8 +310,8 @@ int daemon_main(const struct cric_daemon_desc *desc, int argc, char **argv)
 		log_error("out of memory");
 		return 1;
 	}
-	if ((r = daemon_identity_setup(cfg, desc->name, sock_name, public_path, true, &id, &err)) <
-		0 ||
+	if ((r = daemon_identity_setup(cfg, desc->name, sock_name, public_path,
+				       DAEMON_SOCKET_FOR_GROUP, &id, &err)) < 0 ||
 	    (r = caps_restrict(desc->caps, desc->n_caps, desc->all_caps, desc->no_new_privs,
 			       &err)) < 0) {
 		log_error("%s", err.msg);

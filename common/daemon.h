@@ -57,13 +57,23 @@ struct daemon_identity {
 	char listen_path[108];
 };
 
-/* Create the daemon's directories: ipc_dir (0750 root:cric), its state dir
- * (0700) and run dir (0700; 0750 in group cric for a daemon that runs as
- * its user, whose socket lives there), owned by the daemon's user; put the
- * link at public_path; become the user. Call before any thread exists, then
- * caps_restrict(). */
+enum {
+	/* Group cric may call the daemon: its socket directory (when it runs
+	 * as its user) is 02750 in group cric, else 0700. Not the gateway,
+	 * whose CRI socket is root's (the kubelet's) only: group cric holds
+	 * imaged. */
+	DAEMON_SOCKET_FOR_GROUP = 1 << 0,
+	/* It keeps no state: no <state_dir>/<name> (the gateway; its unit has
+	 * no StateDirectory= and a read-only /var). */
+	DAEMON_NO_STATE = 1 << 1,
+};
+
+/* Create the daemon's directories: ipc_dir (02750 root:cric), its state dir
+ * (0700) and run dir (0700, or see DAEMON_SOCKET_FOR_GROUP), owned by the
+ * daemon's user; put the link at public_path; become the user. Call before
+ * any thread exists, then caps_restrict(). */
 int daemon_identity_setup(const struct cric_config *cfg, const char *name, const char *sock_name,
-			  const char *public_path, bool for_group, struct daemon_identity *ret,
+			  const char *public_path, unsigned flags, struct daemon_identity *ret,
 			  struct cric_err *err);
 
 /* Parsed command line shared with cri-gateway's own main. */

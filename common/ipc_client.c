@@ -56,6 +56,7 @@ struct cric_client {
 	pthread_mutex_t lock;
 	pthread_cond_t idle;
 	int pipes;
+	uint32_t pipe_ids[8];  /* the pipes counted in pipes; 0: free */
 	struct pending *calls; /* calls whose callback has not run yet */
 	struct pending *done;  /* finished calls, freed off nng's threads */
 	unsigned active;       /* calls not yet on the done list */
@@ -83,14 +84,33 @@ static void pipe_check_listener(nng_pipe p, nng_pipe_ev ev, void *arg)
 	nng_pipe_close(p);
 }
 
+/* nng runs REM_POST for every pipe that saw ADD_PRE, also one closed
+ * before ADD_POST (refused by pipe_check_listener, or cut by a dialer
+ * being replaced): only pipes that were added count. */
+static bool pipe_forget(struct cric_client *c, uint32_t id)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(c->pipe_ids); i++)
+		if (c->pipe_ids[i] == id) {
+			c->pipe_ids[i] = 0;
+			return true;
+		}
+	return false;
+}
+
 static void pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
-	(void)p;
 	struct cric_client *c = arg;
+	uint32_t id = (uint32_t)nng_pipe_id(p);
 	pthread_mutex_lock(&c->lock);
 	if (ev == NNG_PIPE_EV_ADD_POST) {
-		c->pipes++;
-	} else if (ev == NNG_PIPE_EV_REM_POST) {
+		/* One dialer, so one pipe, two while a dialer is replaced. */
+		for (size_t i = 0; i < ARRAY_SIZE(c->pipe_ids); i++)
+			if (c->pipe_ids[i] == 0) {
+				c->pipe_ids[i] = id;
+				c->pipes++;
+				break;
+			}
+	} else if (ev == NNG_PIPE_EV_REM_POST && pipe_forget(c, id)) {
 		c->pipes--;
 		/* One pipe per daemon: when it is gone, so is the daemon that
 		 * held our requests. Fail them now instead of letting req

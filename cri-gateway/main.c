@@ -41,8 +41,8 @@ int main(int argc, char **argv)
 	 * to it. Before grpc_init(): credentials and capabilities are per
 	 * thread. */
 	struct daemon_identity id;
-	if ((r = daemon_identity_setup(cfg, "gateway", "cric.sock", cfg->cri_socket, false, &id,
-				       &err)) < 0 ||
+	if ((r = daemon_identity_setup(cfg, "gateway", "cric.sock", cfg->cri_socket,
+				       DAEMON_NO_STATE, &id, &err)) < 0 ||
 	    (r = caps_restrict(NULL, 0, false, true, &err)) < 0) {
 		log_error("%s", err.msg);
 		return 1;
