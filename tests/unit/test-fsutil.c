@@ -529,6 +529,48 @@ static void test_path_is_clean(void **state)
 	assert_false(path_is_clean("/abcd", true, 5));
 }
 
+/* chown_tree: everything below, and never through a symlink (a daemon that
+ * ran as root before leaves its files to its user; a link there must not
+ * give the user the file it points to). */
+static void test_chown_tree(void **state)
+{
+	const char *dir = *state;
+	if (geteuid() != 0)
+		skip(); /* chown to another user */
+	char top[PATH_MAX], sub[PATH_MAX], f[PATH_MAX], g[PATH_MAX], link[PATH_MAX],
+	    target[PATH_MAX];
+	snprintf(top, sizeof(top), "%s/state", dir);
+	snprintf(sub, sizeof(sub), "%s/state/a/b", dir);
+	snprintf(f, sizeof(f), "%s/state/file", dir);
+	snprintf(g, sizeof(g), "%s/state/a/b/deep", dir);
+	snprintf(link, sizeof(link), "%s/state/a/link", dir);
+	snprintf(target, sizeof(target), "%s/outside", dir);
+	assert_int_equal(mkdir_p(sub, 0700), 0);
+	write_text(f, "x");
+	write_text(g, "y");
+	write_text(target, "not theirs");
+	assert_int_equal(symlink(target, link), 0);
+
+	assert_int_equal(chown_tree(top, 65534, 65533), 0);
+	const char *const mine[] = { top, sub, f, g, link };
+	struct stat st;
+	for (size_t i = 0; i < ARRAY_SIZE(mine); i++) {
+		assert_int_equal(lstat(mine[i], &st), 0);
+		if (st.st_uid != 65534 || st.st_gid != 65533)
+			fail_msg("\"%s\" is %u:%u", mine[i], st.st_uid, st.st_gid);
+	}
+	assert_int_equal(stat(target, &st), 0);
+	assert_int_equal(st.st_uid, 0);
+	/* a symlink as the top is refused, not followed */
+	char top_link[PATH_MAX];
+	snprintf(top_link, sizeof(top_link), "%s/toplink", dir);
+	assert_int_equal(symlink(target, top_link), 0);
+	assert_int_equal(chown_tree(top_link, 65534, 65533), -ENOTDIR);
+	assert_int_equal(chown_tree(target, 65534, 65533), -ENOTDIR);
+	assert_int_equal(stat(target, &st), 0);
+	assert_int_equal(st.st_uid, 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
@@ -550,6 +592,7 @@ int main(void)
 		T(test_path_join),
 		T(test_path_is_clean),
 		T(test_sweep_atomic_temps),
+		T(test_chown_tree),
 	};
 #undef T
 	return cmocka_run_group_tests_name("fsutil", tests, NULL, NULL);
