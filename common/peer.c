@@ -55,9 +55,7 @@ const char *caller_name(unsigned caller)
 	return "nobody";
 }
 
-/* Field 22 of /proc/<pid>/stat (start time, clock ticks since boot); 0 when
- * the process is gone. */
-static unsigned long long start_time(pid_t pid)
+unsigned long long peer_start_time(pid_t pid)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
@@ -73,7 +71,8 @@ static unsigned long long start_time(pid_t pid)
 	if (!p)
 		return 0;
 	p++;
-	for (int field = 2; field < 22; field++) {
+	/* p is at the space before field 3 (state); field 22 is 19 on */
+	for (int field = 3; field < 22; field++) {
 		p = strchr(p + 1, ' ');
 		if (!p)
 			return 0;
@@ -91,12 +90,12 @@ void peer_identify(const struct cric_identities *ids, uid_t uid, gid_t gid, pid_
 	if (pid > 0) {
 		char path[64], exe[sizeof(ret->exe)], comm[sizeof(ret->comm) + 1] = "";
 		snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
-		unsigned long long before = start_time(pid);
+		unsigned long long before = peer_start_time(pid);
 		ssize_t n = before ? readlink(path, exe, sizeof(exe) - 1) : -1;
 		snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
 		_cleanup_close_ int fd = before ? open(path, O_RDONLY | O_CLOEXEC) : -1;
 		ssize_t c = fd >= 0 ? read(fd, comm, sizeof(comm) - 1) : -1;
-		if (before && start_time(pid) == before) {
+		if (before && peer_start_time(pid) == before) {
 			if (n > 0 && (size_t)n < sizeof(exe) - 1) {
 				exe[n] = '\0';
 				memcpy(ret->exe, exe, (size_t)n + 1);

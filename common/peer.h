@@ -53,6 +53,10 @@ unsigned caller_from_creds(const struct cric_identities *ids, uid_t uid, const c
 void peer_identify(const struct cric_identities *ids, uid_t uid, gid_t gid, pid_t pid,
 		   struct cric_peer *ret);
 
+/* Field 22 of /proc/<pid>/stat (the start time, in clock ticks since
+ * boot); 0 when the process is gone. */
+unsigned long long peer_start_time(pid_t pid);
+
 /* "gateway", "imaged", ..., "admin", "member", "nobody". */
 const char *caller_name(unsigned caller);
 

@@ -145,6 +145,32 @@ static void test_identify_a_live_process(void **state)
 	tmpdir_remove(dir);
 }
 
+/* The start time is field 22 of /proc/<pid>/stat, counted after the
+ * command name (which may hold spaces and parentheses); it does not change
+ * while the process runs and its memory does (field 23, vsize, does). */
+static void test_start_time(void **state)
+{
+	(void)state;
+	FILE *f = fopen("/proc/self/stat", "r");
+	assert_non_null(f);
+	char buf[1024];
+	assert_non_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	char *p = strrchr(buf, ')') + 2; /* field 3 */
+	for (int field = 3; field < 22; field++)
+		p = strchr(p, ' ') + 1;
+	unsigned long long want = strtoull(p, NULL, 10);
+	assert_true(want > 0);
+	assert_true(peer_start_time(getpid()) == want);
+	void *big = malloc(64 << 20);
+	assert_non_null(big);
+	memset(big, 1, 64 << 20);
+	assert_true(peer_start_time(getpid()) == want);
+	free(big);
+	assert_true(peer_start_time(0) == 0);
+	assert_true(peer_start_time(INT32_MAX) == 0);
+}
+
 static int h_status(void *userdata, const struct cric_call *call, const ProtobufCMessage *req,
 		    ProtobufCMessage **resp, struct cric_err *err)
 {
@@ -247,6 +273,7 @@ int main(void)
 		cmocka_unit_test(test_unprivileged_peers_by_uid),
 		cmocka_unit_test(test_root_peers_by_executable),
 		cmocka_unit_test(test_caller_names),
+		cmocka_unit_test(test_start_time),
 		cmocka_unit_test(test_identify_a_live_process),
 		cmocka_unit_test(test_server_enforces_callers),
 	};
