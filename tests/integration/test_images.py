@@ -110,9 +110,15 @@ def configure(suite, imaged):
     suite.up()
 
 
-def cric_call(suite, method, req):
-    r = subprocess.run([CRIC_CALL, "--root", suite.root, "--timeout", "60", method,
-                        json.dumps(req)], capture_output=True, text=True, timeout=90)
+# stored takes its image-import methods from imaged only: a test calling them
+# "as imaged calls them" runs cric-call as imaged's user.
+AS_IMAGED = ["setpriv", "--reuid=cric-imaged", "--regid=cric", "--init-groups"]
+
+
+def cric_call(suite, method, req, as_imaged=False):
+    r = subprocess.run([*(AS_IMAGED if as_imaged else []), CRIC_CALL, "--root", suite.root,
+                        "--timeout", "60", method, json.dumps(req)],
+                       capture_output=True, text=True, timeout=90, cwd="/")
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
@@ -397,28 +403,30 @@ def test_import_layer_takes_only_plain_names_in_imageds_staging_dir(suite, tmp_p
         for name in ("../blob", outside, "/etc/shadow", "link", "shadow", "fifo", "null",
                      ".", "..", "x" * 256):
             t0 = time.monotonic()
-            r = cric_call(suite, "cric.stored.ImportLayer", dict(req, file=name))
+            r = cric_call(suite, "cric.stored.ImportLayer", dict(req, file=name),
+                          as_imaged=True)
             assert r["codeName"] in ("INVALID_ARGUMENT", "FAILED_PRECONDITION"), (name, r)
             assert time.monotonic() - t0 < 10, name
         assert watch.opened() == []
         assert blobs_on_disk(suite) == [] and layers_on_disk(suite) == []
         # The proto has no staging_dir any more: a caller cannot name one.
-        r = subprocess.run([CRIC_CALL, "--root", suite.root, "cric.stored.ImportLayer",
+        r = subprocess.run([*AS_IMAGED, CRIC_CALL, "--root", suite.root,
+                            "cric.stored.ImportLayer",
                             json.dumps(dict(req, staging_dir="/etc", file="shadow"))],
-                           capture_output=True, text=True, timeout=90)
+                           capture_output=True, text=True, timeout=90, cwd="/")
         assert r.returncode != 0 or json.loads(r.stdout)["code"] != 0, r.stdout
         assert watch.opened() == []
         # The plain name of a regular file is imported (and is all that is opened).
         shutil.copy(outside, os.path.join(staging, "good"))
         assert watch.opened() == ["good"]  # the copy's own open
-        r = cric_call(suite, "cric.stored.ImportLayer", dict(req, file="good"))
+        r = cric_call(suite, "cric.stored.ImportLayer", dict(req, file="good"), as_imaged=True)
         assert r["code"] == 0, r
         assert r["response"]["chain_id"] == layer.diff_id
         assert watch.opened() == ["good"]
         assert blobs_on_disk(suite) == [layer.digest[7:]]
     finally:
         watch.close()
-        cric_call(suite, "cric.stored.DropLease", {"lease": "names-test"})
+        cric_call(suite, "cric.stored.DropLease", {"lease": "names-test"}, as_imaged=True)
     assert layers_on_disk(suite) == [] and blobs_on_disk(suite) == []
 
 
