@@ -128,7 +128,10 @@ static int open_client(const struct cric_config *cfg, const char *daemon, struct
 		       struct cric_err *err)
 {
 	_cleanup_free_ char *url = config_ipc_url(cfg, daemon);
-	return url ? cric_client_open(daemon, url, ret, err) : -ENOMEM;
+	/* imaged runs as its own user: its listener is that user, not root. */
+	return url ? cric_client_open_peer(daemon, url, config_daemon_peer_uid(cfg, daemon), ret,
+					   err)
+		   : -ENOMEM;
 }
 
 /* The containers: imaged, stored and monitord's clients, the manager. */
