@@ -265,6 +265,14 @@ def test_create_start_logs_and_exit_codes(ctrs):
     assert ctrs.counts() == before
 
 
+def armed(ctrs, name):
+    """Wait until the container's shell has set its trap (it logs "armed"
+    after): a signal sent before would meet the default action."""
+    log = os.path.join(ctrs.logs, f"{name}/0.log")
+    wait_for(lambda: os.path.exists(log) and "armed" in open(log).read(), 20,
+             f"{name}'s trap")
+
+
 def test_stop_with_timeout_and_remove_running(ctrs):
     pod_id, pod_cfg = monitors_ready(ctrs)
     if pod_id is None:
@@ -272,8 +280,9 @@ def test_stop_with_timeout_and_remove_running(ctrs):
     before = ctrs.counts()
     # Ignores SIGTERM: StopContainer returns after its timeout, not long after.
     stubborn = ctrs.create(pod_id, pod_cfg, ctrs.config(
-        name="stubborn", args=["trap '' TERM; while :; do sleep 0.1; done"]))
+        name="stubborn", args=["trap '' TERM; echo armed; while :; do sleep 0.1; done"]))
     ctrs.start(stubborn)
+    armed(ctrs, "stubborn")
     assert ctrs.status(stubborn).status.state == RUNNING
     t0 = time.monotonic()
     ctrs.stop(stubborn, timeout=2)
@@ -284,8 +293,9 @@ def test_stop_with_timeout_and_remove_running(ctrs):
     # Polite: SIGTERM ends it well before its timeout (a handler: PID 1 of
     # its pid namespace gets no signal it does not handle).
     polite = ctrs.create(pod_id, pod_cfg, ctrs.config(
-        name="polite", args=["trap 'exit 143' TERM; while :; do sleep 0.1; done"]))
+        name="polite", args=["trap 'exit 143' TERM; echo armed; while :; do sleep 0.1; done"]))
     ctrs.start(polite)
+    armed(ctrs, "polite")
     t0 = time.monotonic()
     ctrs.stop(polite, timeout=30)
     assert time.monotonic() - t0 < 5
