@@ -200,7 +200,29 @@ static int plan_sysctls(const Runtime__V1__LinuxPodSandboxConfig *lx, struct pod
 		p->sysctls[i].value = v;
 		p->n_sysctls++;
 	}
-
+	if (p->net_mode == RUNTIME__V1__NAMESPACE_MODE__NODE)
+		return 0;
+	/* Ping without NET_RAW and low ports without NET_BIND_SERVICE, in the
+	 * pod's own network namespace, as CRI-O and containerd do; the pod's
+	 * own values win. */
+	static const struct {
+		const char *path, *value;
+	} defaults[] = {
+		{ "net/ipv4/ping_group_range", "0 2147483647" },
+		{ "net/ipv4/ip_unprivileged_port_start", "0" },
+	};
+	for (size_t d = 0; d < ARRAY_SIZE(defaults); d++) {
+		bool given = false;
+		for (size_t i = 0; i < p->n_sysctls && !given; i++)
+			given = strcmp(p->sysctls[i].path, defaults[d].path) == 0;
+		if (given)
+			continue;
+		snprintf(p->sysctls[p->n_sysctls].path, sizeof(p->sysctls[0].path), "%s",
+			 defaults[d].path);
+		p->sysctls[p->n_sysctls].value = defaults[d].value;
+		p->sysctls[p->n_sysctls].ns = SYSCTL_NS_NET;
+		p->n_sysctls++;
+	}
 	return 0;
 }
 

@@ -63,7 +63,7 @@ struct pod_plan {
 		char path[SYSCTL_NAME_MAX];
 		const char *value;
 		enum sysctl_ns ns;
-	} sysctls[MAX_SYSCTLS];
+	} sysctls[MAX_SYSCTLS + 2]; /* the pod's, then the defaults it leaves */
 	size_t n_sysctls;
 	char cgroup[CGROUP_PATH_MAX];
 	struct cgroup_limits limits;

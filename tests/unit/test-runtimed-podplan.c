@@ -125,10 +125,29 @@ static void test_limits_and_sysctls(void **state)
 	assert_int_equal(p.limits.cpu_shares, 512);
 	assert_int_equal(p.limits.memory_limit, 64 << 20);
 	assert_string_equal(p.limits.cpuset_cpus, "0-1");
-	assert_int_equal(p.n_sysctls, 2);
+	/* The pod's two, then the ping default it did not set (its own
+	 * ip_unprivileged_port_start wins). */
+	assert_int_equal(p.n_sysctls, 3);
 	assert_string_equal(p.sysctls[0].path, "net/ipv4/ip_unprivileged_port_start");
 	assert_int_equal(p.sysctls[0].ns, SYSCTL_NS_NET);
+	assert_string_equal(p.sysctls[0].value, "0");
 	assert_string_equal(p.sysctls[1].value, "1");
+	assert_string_equal(p.sysctls[2].path, "net/ipv4/ping_group_range");
+	assert_string_equal(p.sysctls[2].value, "0 2147483647");
+	assert_int_equal(p.sysctls[2].ns, SYSCTL_NS_NET);
+
+	/* None given: both defaults; a host-network pod gets none. */
+	q.lx.n_sysctls = 0;
+	assert_int_equal(plan(&q, &e, &p, NULL), 0);
+	assert_int_equal(p.n_sysctls, 2);
+	assert_string_equal(p.sysctls[0].path, "net/ipv4/ping_group_range");
+	assert_string_equal(p.sysctls[1].path, "net/ipv4/ip_unprivileged_port_start");
+	assert_string_equal(p.sysctls[1].value, "0");
+	q.ns.network = RUNTIME__V1__NAMESPACE_MODE__NODE;
+	assert_int_equal(plan(&q, &e, &p, NULL), 0);
+	assert_int_equal(p.n_sysctls, 0);
+	q.ns.network = RUNTIME__V1__NAMESPACE_MODE__POD;
+	q.lx.n_sysctls = 2;
 
 	/* A net sysctl on a host-network pod is refused, naming it. */
 	q.ns.network = RUNTIME__V1__NAMESPACE_MODE__NODE;
