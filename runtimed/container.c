@@ -397,6 +397,7 @@ static int write_bundle(struct ctr_mgr *m, struct container *c, struct create_ct
 		.log_directory = x->pod.log_directory,
 		.host_network = x->pod.host_network,
 		.host_ipc = x->pod.host_ipc,
+		.privileged = x->pod.privileged,
 		.pid_mode = x->pod.pid_mode,
 		.infra_pid = x->pod.infra_pid,
 		.netns = x->pod.netns,
@@ -406,6 +407,12 @@ static int write_bundle(struct ctr_mgr *m, struct container *c, struct create_ct
 		.cgroup_parent = x->pod.cgroup_parent,
 		.systemd_cgroup = x->h->systemd_cgroup,
 	};
+	const Runtime__V1__LinuxContainerSecurityContext *sc =
+	    x->cfg->linux ? x->cfg->linux->security_context : NULL;
+	_cleanup_free_ struct ctr_device *devs = NULL;
+	size_t n_devs = 0;
+	if (sc && sc->privileged && (r = ctr_host_devices("/dev", &devs, &n_devs, err)) < 0)
+		return r;
 	const struct ctr_plan_in in = {
 		.id = c->id,
 		.cfg = x->cfg,
@@ -418,6 +425,8 @@ static int write_bundle(struct ctr_mgr *m, struct container *c, struct create_ct
 		.target_pid = target_pid(m, x),
 		.caps_defaults = m->caps_defaults,
 		.caps_grantable = m->caps_grantable,
+		.host_devices = devs,
+		.n_host_devices = n_devs,
 		.oom_score_adj = oci_oom_score_adj(oom < -1000  ? -1000
 						   : oom > 1000 ? 1000
 								: (int)oom),

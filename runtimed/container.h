@@ -107,3 +107,8 @@ int ctr_remove_pod(struct ctr_mgr *m, const struct cric_call *call, const char *
  * out of it). */
 int ctr_user_read(const char *rootfs, const struct ctr_user_spec *spec, struct ctr_user *ret,
 		  struct cric_err *err);
+
+/* ctrdevices.c: every character and block device under dir ("/dev"),
+ * as a privileged container gets them; at most CTR_MAX_DEVICES. *ret is
+ * the caller's to free. */
+int ctr_host_devices(const char *dir, struct ctr_device **ret, size_t *n, struct cric_err *err);

@@ -276,9 +276,18 @@ static bool cri_mounts_target(const Runtime__V1__ContainerConfig *cfg, const cha
 	return false;
 }
 
+static bool privileged(const struct ctr_plan_in *in)
+{
+	const Runtime__V1__LinuxContainerSecurityContext *sc =
+	    in->cfg->linux ? in->cfg->linux->security_context : NULL;
+	return sc && sc->privileged;
+}
+
 static int base_mounts(const struct ctr_plan_in *in, json_t *ms)
 {
 	const struct ctr_pod *pod = in->pod;
+	/* /sys and the cgroup fs: read-write for a privileged container. */
+	const char *sys_rw = privileged(in) ? "rw" : "ro";
 	int r = 0;
 	r |= json_array_append_new(
 	    ms, mnt("/proc", "proc", "proc", json_pack("[s,s,s]", "nosuid", "noexec", "nodev")));
@@ -295,10 +304,10 @@ static int base_mounts(const struct ctr_plan_in *in, json_t *ms)
 					   json_pack("[s,s,s]", "nosuid", "noexec", "nodev")));
 	r |= json_array_append_new(ms,
 				   mnt("/sys", "sysfs", "sysfs",
-				       json_pack("[s,s,s,s]", "nosuid", "noexec", "nodev", "ro")));
+				       json_pack("[s,s,s,s]", "nosuid", "noexec", "nodev", sys_rw)));
 	r |= json_array_append_new(
 	    ms, mnt("/sys/fs/cgroup", "cgroup", "cgroup",
-		    json_pack("[s,s,s,s,s]", "nosuid", "noexec", "nodev", "relatime", "ro")));
+		    json_pack("[s,s,s,s,s]", "nosuid", "noexec", "nodev", "relatime", sys_rw)));
 	static const char *const files[] = { "hostname", "hosts", "resolv.conf" };
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
 		char dst[64], src[PATH_MAX];
@@ -438,6 +447,10 @@ static int plan_resources(const struct ctr_plan_in *in, json_t **ret, struct cri
 	_cleanup_json_ json_t *r = json_object();
 	if (!r)
 		return -ENOMEM;
+	if (privileged(in) &&
+	    json_object_set_new(r, "devices", json_pack("[{s:b, s:s}]", "allow", 1, "access",
+							"rwm")) < 0)
+		return -ENOMEM;
 	if (!res) {
 		*ret = TAKE_PTR(r);
 		return 0;
@@ -474,6 +487,25 @@ static int plan_resources(const struct ctr_plan_in *in, json_t **ret, struct cri
 
 /* ---- the spec ---- */
 
+/* A privileged container's linux.devices: the host's nodes at their paths. */
+static json_t *plan_devices(const struct ctr_plan_in *in)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; a && privileged(in) && i < in->n_host_devices; i++) {
+		const struct ctr_device *d = &in->host_devices[i];
+		char type[2] = { d->type, '\0' };
+		if (json_array_append_new(
+			a, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "path", d->path, "type",
+				     type, "major", (json_int_t)d->major, "minor",
+				     (json_int_t)d->minor, "fileMode", (json_int_t)d->mode, "uid",
+				     (json_int_t)d->uid, "gid", (json_int_t)d->gid)) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
 static int check_security(const struct ctr_plan_in *in, struct cric_err *err)
 {
 	const Runtime__V1__ContainerConfig *cfg = in->cfg;
@@ -483,8 +515,10 @@ static int check_security(const struct ctr_plan_in *in, struct cric_err *err)
 		return err_set(err, -EOPNOTSUPP, "devices are not supported yet");
 	if (!sc)
 		return 0;
-	if (sc->privileged)
-		return err_set(err, -EOPNOTSUPP, "privileged containers are not supported yet");
+	if (sc->privileged && !in->pod->privileged)
+		return err_set(err, -EINVAL,
+			       "privileged: a privileged container needs a privileged pod "
+			       "(linux.security_context.privileged of PodSandboxConfig)");
 	if (sc->n_masked_paths > CTR_MAX_PATHS || sc->n_readonly_paths > CTR_MAX_PATHS)
 		return err_set(err, -E2BIG, "masked_paths/readonly_paths: more than %d",
 			       CTR_MAX_PATHS);
@@ -615,18 +649,24 @@ static int plan_linux(const struct ctr_plan_in *in, const struct ctr_caps *cp, j
 	else
 		snprintf(cgpath, sizeof(cgpath), "%s/cric-%s", in->pod->cgroup, in->id);
 	/* The lists the kubelet sends are the lists used; a direct client that
-	 * sends none gets none (proto3 cannot tell empty from absent). */
+	 * sends none gets none (proto3 cannot tell empty from absent). A
+	 * privileged container gets none (the kubelet sends its defaults
+	 * anyway; the peers drop them). */
+	bool priv = privileged(in);
 	json_t *seccomp = NULL;
 	if ((r = plan_seccomp(in, cp, &seccomp, err)) < 0) {
 		json_decref(ns);
 		json_decref(res);
 		return r;
 	}
-	*ret = json_pack(
-	    "{s:o, s:s, s:o, s:o, s:o, s:o*}", "namespaces", ns, "cgroupsPath", cgpath, "resources",
-	    res, "maskedPaths", strs(sc ? sc->masked_paths : NULL, sc ? sc->n_masked_paths : 0),
-	    "readonlyPaths", strs(sc ? sc->readonly_paths : NULL, sc ? sc->n_readonly_paths : 0),
-	    "seccomp", seccomp);
+	*ret = json_pack("{s:o, s:s, s:o, s:o, s:o, s:o, s:o*}", "namespaces", ns, "cgroupsPath",
+			 cgpath, "resources", res, "devices", plan_devices(in), "maskedPaths",
+			 strs(sc && !priv ? sc->masked_paths : NULL,
+			      sc && !priv ? sc->n_masked_paths : 0),
+			 "readonlyPaths",
+			 strs(sc && !priv ? sc->readonly_paths : NULL,
+			      sc && !priv ? sc->n_readonly_paths : 0),
+			 "seccomp", seccomp);
 	return *ret ? 0 : -ENOMEM;
 }
 

@@ -5,9 +5,14 @@
  * limits) is looked up by the caller and handed in.
  *
  * Every refusal is -EINVAL with err naming the field, or -EOPNOTSUPP for
- * what the request may ask but runtimed does not do yet (privileged
- * containers, devices, Localhost seccomp profiles): an honest
- * refusal, never a silently weaker container. */
+ * what the request may ask but runtimed does not do yet (devices,
+ * Localhost seccomp profiles): an honest refusal, never a silently weaker
+ * container.
+ *
+ * A privileged container (only in a privileged pod, else -EINVAL) gets
+ * every capability the host can grant, every host device node with an
+ * allow-all device rule, /sys and the cgroup fs read-write, no masked or
+ * read-only paths and no seccomp filter, as runc-based peers give it. */
 #pragma once
 
 #include <jansson.h>
@@ -26,6 +31,7 @@
 #define CTR_MAX_MOUNTS     256
 #define CTR_MAX_GROUPS     64
 #define CTR_MAX_PATHS      256 /* masked / readonly paths */
+#define CTR_MAX_DEVICES    4096 /* host devices of a privileged container */
 #define CTR_MAX_LABELS     1024
 #define CTR_DEFAULT_PATH   "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define CTR_DEFAULT_NOFILE 1048576
@@ -38,6 +44,7 @@ struct ctr_pod {
 	const char *dir; /* holds hostname, hosts, resolv.conf */
 	const char *log_directory;
 	bool host_network, host_ipc;
+	bool privileged; /* linux.security_context.privileged of the pod */
 	int pid_mode;    /* Runtime__V1__NamespaceMode of the pod */
 	pid_t infra_pid; /* pid_mode POD: the infra, whose pid ns is joined */
 	const char *netns, *ipc_pin, *uts_pin;
@@ -84,6 +91,16 @@ struct ctr_user {
 int ctr_user_lookup(const struct ctr_user_spec *spec, const char *passwd, const char *group,
 		    struct ctr_user *ret, struct cric_err *err);
 
+/* A host device node, as a privileged container gets it (ctr_host_devices
+ * in container.h finds them). */
+struct ctr_device {
+	char path[128];
+	char type; /* 'c' or 'b' */
+	int64_t major, minor;
+	uint32_t mode; /* permission bits */
+	uint32_t uid, gid;
+};
+
 /* Everything else the spec depends on. */
 struct ctr_plan_in {
 	const char *id;
@@ -102,6 +119,9 @@ struct ctr_plan_in {
 	pid_t target_pid;
 	/* caps.h: the default set and what the host can grant. */
 	uint64_t caps_defaults, caps_grantable;
+	/* For a privileged container: the host's device nodes. */
+	const struct ctr_device *host_devices;
+	size_t n_host_devices;
 };
 
 /* The OCI runtime spec of the container. */

@@ -7,6 +7,7 @@
 
 #include "common/cleanup.h"
 #include "common/fsutil.h"
+#include "proto/cri/api.pb-c.h"
 
 static void copy(char *dst, size_t size, const char *src)
 {
@@ -38,6 +39,11 @@ int pod_snapshot_get(struct sandbox_mgr *m, const struct cric_call *call, const 
 	copy(s.cgroup, sizeof(s.cgroup), sb->cgroup);
 	copy(s.cgroup_parent, sizeof(s.cgroup_parent), sb->cgroup_parent);
 	copy(s.handler, sizeof(s.handler), sb->handler);
+	/* The config is the CRI adapter's packed PodSandboxConfig. */
+	_cleanup_pb_ Runtime__V1__PodSandboxConfig *cfg =
+	    runtime__v1__pod_sandbox_config__unpack(NULL, sb->config_len, sb->config);
+	s.privileged = cfg && cfg->linux && cfg->linux->security_context &&
+		       cfg->linux->security_context->privileged;
 	sandbox_snapshot_free(sb);
 	/* The hostname the pod's UTS namespace got (podplan.c's choice). */
 	_cleanup_free_ char *path = path_join(s.dir, "hostname");

@@ -19,6 +19,7 @@ struct pod_snapshot {
 	char dir[PATH_MAX];
 	char log_directory[PATH_MAX];
 	bool host_network, host_ipc;
+	bool privileged; /* linux.security_context.privileged of its config */
 	int pid_mode;
 	pid_t infra_pid;
 	char netns[PATH_MAX], ipc_pin[PATH_MAX], uts_pin[PATH_MAX];

@@ -482,8 +482,9 @@ static void test_refusals(void **state)
 	json_t *img = image("{\"config\":{\"Cmd\":[\"x\"]}}");
 	json_t *s = NULL;
 	char msg[1024];
-	q.sc.privileged = true;
-	assert_int_equal(spec(&q, img, NULL, &s, msg), -EOPNOTSUPP);
+	q.sc.privileged = true; /* in a pod that is not privileged */
+	assert_int_equal(spec(&q, img, NULL, &s, msg), -EINVAL);
+	assert_non_null(strstr(msg, "privileged pod"));
 	q.sc.privileged = false;
 	Runtime__V1__SecurityProfile sp;
 	runtime__v1__security_profile__init(&sp);
@@ -527,6 +528,95 @@ static void test_refusals(void **state)
 	json_decref(img);
 }
 
+static const char *mount_opt(json_t *s, const char *dst, const char *opt)
+{
+	json_t *o = json_object_get(find_mount(s, dst), "options");
+	for (size_t i = 0; i < json_array_size(o); i++)
+		if (strcmp(json_string_value(json_array_get(o, i)), opt) == 0)
+			return opt;
+	return NULL;
+}
+
+static void test_privileged(void **state)
+{
+	(void)state;
+	struct req q;
+	req_init(&q);
+	json_t *img = image("{\"config\":{\"Cmd\":[\"x\"]}}");
+	char *masked[] = { "/proc/kcore" }, *ro[] = { "/proc/sys" };
+	q.sc.masked_paths = masked;
+	q.sc.n_masked_paths = 1;
+	q.sc.readonly_paths = ro;
+	q.sc.n_readonly_paths = 1;
+	Runtime__V1__SecurityProfile sp;
+	runtime__v1__security_profile__init(&sp); /* RuntimeDefault */
+	q.sc.seccomp = &sp;
+	const struct ctr_device devs[] = {
+		{ .path = "/dev/kmsg", .type = 'c', .major = 1, .minor = 11, .mode = 0644 },
+		{ .path = "/dev/loop0", .type = 'b', .major = 7, .minor = 0, .mode = 0660,
+		  .gid = 6 },
+	};
+	struct ctr_pod ppod = pod;
+	ppod.privileged = true;
+	struct cric_err err;
+	struct ctr_plan_in in = { .id = ID,
+				  .cfg = &q.cfg,
+				  .pod = &ppod,
+				  .image_config = img,
+				  .rootfs = "/r",
+				  .user = &root_user,
+				  .caps_defaults = defaults(),
+				  .caps_grantable = ALL_CAPS & ~(UINT64_C(1) << 24),
+				  .host_devices = devs,
+				  .n_host_devices = 2 };
+	/* Not privileged in a privileged pod: the usual container, no host
+	 * devices, read-only /sys, the lists as given, seccomp on. */
+	json_t *s = NULL;
+	assert_int_equal(ctr_plan_spec(&in, &s, &err), 0);
+	json_t *lx = json_object_get(s, "linux");
+	assert_int_equal(json_array_size(json_object_get(lx, "devices")), 0);
+	assert_null(json_object_get(json_object_get(lx, "resources"), "devices"));
+	assert_non_null(mount_opt(s, "/sys", "ro"));
+	assert_non_null(mount_opt(s, "/sys/fs/cgroup", "ro"));
+	assert_int_equal(json_array_size(json_object_get(lx, "maskedPaths")), 1);
+	assert_non_null(json_object_get(lx, "seccomp"));
+	json_decref(s);
+
+	q.sc.privileged = true;
+	assert_int_equal(ctr_plan_spec(&in, &s, &err), 0);
+	lx = json_object_get(s, "linux");
+	json_t *dv = json_object_get(lx, "devices");
+	assert_int_equal(json_array_size(dv), 2);
+	json_t *d = json_array_get(dv, 1);
+	assert_string_equal(json_string_value(json_object_get(d, "path")), "/dev/loop0");
+	assert_string_equal(json_string_value(json_object_get(d, "type")), "b");
+	assert_int_equal(json_integer_value(json_object_get(d, "major")), 7);
+	assert_int_equal(json_integer_value(json_object_get(d, "fileMode")), 0660);
+	assert_int_equal(json_integer_value(json_object_get(d, "gid")), 6);
+	json_t *rule = json_array_get(json_object_get(json_object_get(lx, "resources"), "devices"), 0);
+	assert_true(json_is_true(json_object_get(rule, "allow")));
+	assert_string_equal(json_string_value(json_object_get(rule, "access")), "rwm");
+	assert_null(json_object_get(rule, "type")); /* every device */
+	assert_non_null(mount_opt(s, "/sys", "rw"));
+	assert_null(mount_opt(s, "/sys", "ro"));
+	assert_non_null(mount_opt(s, "/sys/fs/cgroup", "rw"));
+	assert_int_equal(json_array_size(json_object_get(lx, "maskedPaths")), 0);
+	assert_int_equal(json_array_size(json_object_get(lx, "readonlyPaths")), 0);
+	assert_null(json_object_get(lx, "seccomp"));
+	/* every capability the host grants, in every set */
+	json_t *caps = json_object_get(json_object_get(s, "process"), "capabilities");
+	const char *sets[] = { "bounding", "effective", "permitted" };
+	for (size_t i = 0; i < 3; i++) {
+		json_t *set = json_object_get(caps, sets[i]);
+		assert_int_equal(json_array_size(set), 40);
+		for (size_t k = 0; k < json_array_size(set); k++)
+			assert_string_not_equal(json_string_value(json_array_get(set, k)),
+						"CAP_SYS_RESOURCE");
+	}
+	json_decref(s);
+	json_decref(img);
+}
+
 static void test_stop_signal(void **state)
 {
 	(void)state;
@@ -549,7 +639,8 @@ int main(void)
 		cmocka_unit_test(test_check),    cmocka_unit_test(test_args),
 		cmocka_unit_test(test_env),      cmocka_unit_test(test_users),
 		cmocka_unit_test(test_caps),     cmocka_unit_test(test_spec_shape),
-		cmocka_unit_test(test_refusals), cmocka_unit_test(test_stop_signal),
+		cmocka_unit_test(test_refusals), cmocka_unit_test(test_privileged),
+		cmocka_unit_test(test_stop_signal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
