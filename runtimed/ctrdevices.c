@@ -27,8 +27,8 @@ struct dev_list {
  * or no devices worth giving; the console is the container's own too. */
 static bool skipped(const char *name, bool dir)
 {
-	static const char *const dirs[] = { "pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts",
-					    ".udev" };
+	static const char *const dirs[] = { "pts",  "shm",         "fd",   "mqueue",
+					    ".lxc", ".lxd-mounts", ".udev" };
 	if (!dir)
 		return strcmp(name, "console") == 0;
 	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)

@@ -297,14 +297,20 @@ static int base_mounts(const struct ctr_plan_in *in, json_t *ms)
 	r |= json_array_append_new(ms, mnt("/dev/pts", "devpts", "devpts",
 					   json_pack("[s,s,s,s,s]", "nosuid", "noexec",
 						     "newinstance", "ptmxmode=0666", "mode=0620")));
-	r |= json_array_append_new(ms, mnt("/dev/shm", "tmpfs", "shm",
-					   json_pack("[s,s,s,s,s]", "nosuid", "noexec", "nodev",
-						     "mode=1777", "size=65536k")));
+	/* The pod's own /dev/shm (podfiles.c), or the node's for host IPC;
+	 * unless the kubelet mounts one. */
+	char shm[PATH_MAX];
+	snprintf(shm, sizeof(shm), "%s/shm", pod->dir);
+	if (!cri_mounts_target(in->cfg, "/dev/shm"))
+		r |= json_array_append_new(ms,
+					   mnt("/dev/shm", "bind", pod->host_ipc ? "/dev/shm" : shm,
+					       json_pack("[s,s,s,s,s]", "rbind", "rprivate",
+							 "nosuid", "noexec", "nodev")));
 	r |= json_array_append_new(ms, mnt("/dev/mqueue", "mqueue", "mqueue",
 					   json_pack("[s,s,s]", "nosuid", "noexec", "nodev")));
-	r |= json_array_append_new(ms,
-				   mnt("/sys", "sysfs", "sysfs",
-				       json_pack("[s,s,s,s]", "nosuid", "noexec", "nodev", sys_rw)));
+	r |= json_array_append_new(
+	    ms, mnt("/sys", "sysfs", "sysfs",
+		    json_pack("[s,s,s,s]", "nosuid", "noexec", "nodev", sys_rw)));
 	r |= json_array_append_new(
 	    ms, mnt("/sys/fs/cgroup", "cgroup", "cgroup",
 		    json_pack("[s,s,s,s,s]", "nosuid", "noexec", "nodev", "relatime", sys_rw)));
@@ -448,8 +454,8 @@ static int plan_resources(const struct ctr_plan_in *in, json_t **ret, struct cri
 	if (!r)
 		return -ENOMEM;
 	if (privileged(in) &&
-	    json_object_set_new(r, "devices", json_pack("[{s:b, s:s}]", "allow", 1, "access",
-							"rwm")) < 0)
+	    json_object_set_new(r, "devices",
+				json_pack("[{s:b, s:s}]", "allow", 1, "access", "rwm")) < 0)
 		return -ENOMEM;
 	if (!res) {
 		*ret = TAKE_PTR(r);
@@ -659,14 +665,13 @@ static int plan_linux(const struct ctr_plan_in *in, const struct ctr_caps *cp, j
 		json_decref(res);
 		return r;
 	}
-	*ret = json_pack("{s:o, s:s, s:o, s:o, s:o, s:o, s:o*}", "namespaces", ns, "cgroupsPath",
-			 cgpath, "resources", res, "devices", plan_devices(in), "maskedPaths",
-			 strs(sc && !priv ? sc->masked_paths : NULL,
-			      sc && !priv ? sc->n_masked_paths : 0),
-			 "readonlyPaths",
-			 strs(sc && !priv ? sc->readonly_paths : NULL,
-			      sc && !priv ? sc->n_readonly_paths : 0),
-			 "seccomp", seccomp);
+	*ret = json_pack(
+	    "{s:o, s:s, s:o, s:o, s:o, s:o, s:o*}", "namespaces", ns, "cgroupsPath", cgpath,
+	    "resources", res, "devices", plan_devices(in), "maskedPaths",
+	    strs(sc && !priv ? sc->masked_paths : NULL, sc && !priv ? sc->n_masked_paths : 0),
+	    "readonlyPaths",
+	    strs(sc && !priv ? sc->readonly_paths : NULL, sc && !priv ? sc->n_readonly_paths : 0),
+	    "seccomp", seccomp);
 	return *ret ? 0 : -ENOMEM;
 }
 

@@ -30,7 +30,7 @@
 #define CTR_MAX_ENV        4096
 #define CTR_MAX_MOUNTS     256
 #define CTR_MAX_GROUPS     64
-#define CTR_MAX_PATHS      256 /* masked / readonly paths */
+#define CTR_MAX_PATHS      256  /* masked / readonly paths */
 #define CTR_MAX_DEVICES    4096 /* host devices of a privileged container */
 #define CTR_MAX_LABELS     1024
 #define CTR_DEFAULT_PATH   "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

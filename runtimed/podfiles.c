@@ -1,11 +1,13 @@
 /* The pod's own files in its directory: hostname, hosts and resolv.conf
- * (bound into its containers), and the directory's removal; see
- * sandbox-int.h. */
+ * (bound into its containers), its /dev/shm, and the directory's removal;
+ * see sandbox-int.h. */
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <inttypes.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -81,6 +83,41 @@ int podfiles_write(struct sandbox *sb, const struct pod_plan *p, struct cric_err
 	if (r < 0)
 		return err_set(err, r, "write resolv.conf: %s", strerror(-r));
 	return 0;
+}
+
+int podfiles_shm_mount(const char *dir, uint64_t size, struct cric_err *err)
+{
+	_cleanup_free_ char *path = path_join(dir, "shm");
+	if (!path)
+		return -ENOMEM;
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		return err_set(err, negative_errno(), "create \"%s\": %s", path, strerror(errno));
+	char opts[64];
+	snprintf(opts, sizeof(opts), "mode=1777,size=%" PRIu64, size);
+	if (mount("shm", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) < 0)
+		return err_set(err, negative_errno(), "mount the pod's /dev/shm on \"%s\": %s",
+			       path, strerror(errno));
+	return 0;
+}
+
+int podfiles_shm_unmount(const char *dir, struct cric_err *err)
+{
+	if (!*dir)
+		return 0;
+	_cleanup_free_ char *path = path_join(dir, "shm");
+	if (!path)
+		return -ENOMEM;
+	/* Every layer (a mount interrupted by a kill could be retried over
+	 * an earlier one); EINVAL: not a mount point any more. */
+	for (int i = 0; i < 16; i++) {
+		if (umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW) == 0)
+			continue;
+		if (errno == EINVAL || errno == ENOENT)
+			return 0;
+		return err_set(err, negative_errno(), "unmount the pod's /dev/shm \"%s\": %s", path,
+			       strerror(errno));
+	}
+	return err_set(err, -EBUSY, "unmount the pod's /dev/shm \"%s\": still mounted", path);
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)

@@ -200,6 +200,10 @@ int runtimed_new(const struct cric_config *cfg, struct runtimed **ret, struct cr
 		r = string_key(cfg, "pause_binary", pause_default, pause, sizeof(pause), err);
 	if (r == 0)
 		r = string_key(cfg, "cgroup_root", "/cric", cgroot, sizeof(cgroot), err);
+	/* Each pod's /dev/shm, bytes (the peers' 64 MiB by default). */
+	const json_t *shm = json_object_get(json_object_get(cfg->doc, "runtimed"), "shm_size");
+	if (r == 0 && shm && (!json_is_integer(shm) || json_integer_value(shm) < 4096))
+		r = bad_key(cfg, "shm_size", "a size in bytes of at least 4096", err);
 	_cleanup_free_ char *state = path_join(cfg->state_dir, "runtimed");
 	_cleanup_free_ char *run = path_join(cfg->run_dir, "runtimed");
 	if (r == 0 && (!state || !run))
@@ -217,6 +221,7 @@ int runtimed_new(const struct cric_config *cfg, struct runtimed **ret, struct cr
 			.cgroup_driver = rt->cgroup_manager,
 			.cgroup_root = cgroot,
 			.pause_binary = pause,
+			.shm_size = shm ? (uint64_t)json_integer_value(shm) : 0,
 			.handlers = rt->handlers,
 			.n_handlers = rt->n_handlers,
 			.default_handler = rt->default_handler,

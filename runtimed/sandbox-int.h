@@ -68,6 +68,7 @@ struct sandbox_mgr {
 	struct record_store *records; /* <state_dir>/sandboxes */
 	struct name_table *names;     /* pods' names: names.h */
 	char *sandboxes_dir, *pause_rootfs, *network_file, *runtimes_dir;
+	uint64_t shm_size; /* bytes of each pod's /dev/shm */
 	char cgroup_driver[16];
 	char cgroup_root[CGROUP_PATH_MAX];
 	bool have_pause;
@@ -144,6 +145,11 @@ bool podnet_netns_path_ok(const char *pin_dir, const char *path);
  * of a pod directory that never crosses into a mount. */
 int podfiles_write(struct sandbox *sb, const struct pod_plan *p, struct cric_err *err);
 int podfiles_remove(const char *dir, struct cric_err *err);
+/* The pod's /dev/shm: a tmpfs of size bytes at <dir>/shm, bound into every
+ * container of a pod with its own IPC namespace; unmounted (every layer,
+ * idempotent) before the directory goes. */
+int podfiles_shm_mount(const char *dir, uint64_t size, struct cric_err *err);
+int podfiles_shm_unmount(const char *dir, struct cric_err *err);
 
 /* infra.c: the static cric-pause infra of pods sharing a PID namespace,
  * run by the OCI runtime from a read-only root holding only it. */

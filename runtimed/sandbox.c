@@ -292,7 +292,7 @@ static int release_runtime(struct sandbox_mgr *m, const struct cric_call *call, 
 	}
 	if ((r = nspin_remove(sb->ipc_pin, err)) < 0 || (r = nspin_remove(sb->uts_pin, err)) < 0)
 		return r;
-	return 0;
+	return podfiles_shm_unmount(sb->dir, err);
 }
 
 int release_all(struct sandbox_mgr *m, const struct cric_call *call, struct sandbox *sb,
@@ -365,6 +365,8 @@ static int create(struct sandbox_mgr *m, const struct cric_call *call, struct sa
 		return r;
 
 	if (!sb->host_ipc) {
+		if ((r = podfiles_shm_mount(sb->dir, m->shm_size, err)) < 0)
+			return r;
 		struct ns_setup s = { p, SYSCTL_NS_IPC };
 		if ((r = nspin_create(CLONE_NEWIPC, sb->ipc_pin, apply_sysctls, &s, err)) < 0)
 			return err_prefix(err, r, "IPC namespace");
@@ -647,6 +649,7 @@ int sandbox_mgr_new(const struct sandbox_mgr_config *cfg, struct sandbox_mgr **r
 	m->on_pod_stop = cfg->on_pod_stop;
 	m->on_pod_remove = cfg->on_pod_remove;
 	m->hooks_userdata = cfg->hooks_userdata;
+	m->shm_size = cfg->shm_size ? cfg->shm_size : SANDBOX_SHM_SIZE;
 	snprintf(m->cgroup_driver, sizeof(m->cgroup_driver), "%s", cfg->cgroup_driver);
 	snprintf(m->default_handler, sizeof(m->default_handler), "%s", cfg->default_handler);
 	int r = cgroup_resolve_parent("cgroupfs", cfg->cgroup_root, m->cgroup_root,

@@ -45,12 +45,15 @@ struct pod_plan; /* podplan.h */
 typedef int (*sandbox_hook_fn)(void *userdata, const char *pod_id, const struct cric_call *call,
 			       struct cric_err *err);
 
+#define SANDBOX_SHM_SIZE (UINT64_C(64) << 20) /* the peers' default */
+
 struct sandbox_mgr_config {
 	const char *state_dir; /* <state_dir>/runtimed */
 	const char *run_dir;   /* <run_dir>/runtimed */
 	const char *cgroup_driver;
 	const char *cgroup_root;  /* parent of pods without cgroup_parent */
 	const char *pause_binary; /* "" when there is none */
+	uint64_t shm_size;        /* each pod's /dev/shm, bytes (0: 64 MiB) */
 	const struct oci_handler *handlers;
 	size_t n_handlers;
 	const char *default_handler;

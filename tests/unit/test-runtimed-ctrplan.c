@@ -442,6 +442,20 @@ static void test_spec_shape(void **state)
 	    "/cric/pod-x/cric-" ID);
 	assert_int_equal(
 	    json_array_size(json_object_get(json_object_get(s, "linux"), "maskedPaths")), 1);
+	/* the pod's /dev/shm, bound */
+	assert_string_equal(json_string_value(json_object_get(find_mount(s, "/dev/shm"), "source")),
+			    "/run/cric/pod/shm");
+	assert_string_equal(json_string_value(json_object_get(find_mount(s, "/dev/shm"), "type")),
+			    "bind");
+	json_decref(s);
+	/* host IPC: the node's /dev/shm */
+	struct ctr_pod hpod = pod;
+	hpod.host_ipc = true;
+	struct ctr_plan_in hin = in;
+	hin.pod = &hpod;
+	assert_int_equal(ctr_plan_spec(&hin, &s, &err), 0);
+	assert_string_equal(json_string_value(json_object_get(find_mount(s, "/dev/shm"), "source")),
+			    "/dev/shm");
 	json_decref(s);
 	/* pid POD joins the infra's namespace; without an infra it is refused */
 	q.ns.pid = RUNTIME__V1__NAMESPACE_MODE__POD;
@@ -553,7 +567,11 @@ static void test_privileged(void **state)
 	q.sc.seccomp = &sp;
 	const struct ctr_device devs[] = {
 		{ .path = "/dev/kmsg", .type = 'c', .major = 1, .minor = 11, .mode = 0644 },
-		{ .path = "/dev/loop0", .type = 'b', .major = 7, .minor = 0, .mode = 0660,
+		{ .path = "/dev/loop0",
+		  .type = 'b',
+		  .major = 7,
+		  .minor = 0,
+		  .mode = 0660,
 		  .gid = 6 },
 	};
 	struct ctr_pod ppod = pod;
@@ -593,7 +611,8 @@ static void test_privileged(void **state)
 	assert_int_equal(json_integer_value(json_object_get(d, "major")), 7);
 	assert_int_equal(json_integer_value(json_object_get(d, "fileMode")), 0660);
 	assert_int_equal(json_integer_value(json_object_get(d, "gid")), 6);
-	json_t *rule = json_array_get(json_object_get(json_object_get(lx, "resources"), "devices"), 0);
+	json_t *rule =
+	    json_array_get(json_object_get(json_object_get(lx, "resources"), "devices"), 0);
 	assert_true(json_is_true(json_object_get(rule, "allow")));
 	assert_string_equal(json_string_value(json_object_get(rule, "access")), "rwm");
 	assert_null(json_object_get(rule, "type")); /* every device */
@@ -636,10 +655,10 @@ static void test_stop_signal(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_check),    cmocka_unit_test(test_args),
-		cmocka_unit_test(test_env),      cmocka_unit_test(test_users),
-		cmocka_unit_test(test_caps),     cmocka_unit_test(test_spec_shape),
-		cmocka_unit_test(test_refusals), cmocka_unit_test(test_privileged),
+		cmocka_unit_test(test_check),       cmocka_unit_test(test_args),
+		cmocka_unit_test(test_env),         cmocka_unit_test(test_users),
+		cmocka_unit_test(test_caps),        cmocka_unit_test(test_spec_shape),
+		cmocka_unit_test(test_refusals),    cmocka_unit_test(test_privileged),
 		cmocka_unit_test(test_stop_signal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
