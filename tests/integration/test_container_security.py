@@ -68,7 +68,7 @@ def mount_opts(lines, target):
 
 PROBE = (f"{BB} grep -E '^(CapEff|Seccomp):' /proc/self/status; "
          f"{BB} cat /proc/mounts; "
-         f"if [ -c /proc/kcore ]; then echo kcore:masked; else echo kcore:real; fi; "
+         f"if [ -c /proc/keys ]; then echo keys:masked; else echo keys:real; fi; "
          f"for d in /dev/kmsg /dev/loop-control /dev/null; do "
          f"  [ -c $d ] && echo dev:$d; done; true")
 
@@ -98,7 +98,7 @@ def test_privileged_containers(ctrs):
     assert int(status_field(out, "CapEff"), 16) != host_grantable()
     assert status_field(out, "Seccomp") == "2"
     assert "ro" in mount_opts(out, "/sys")
-    assert "kcore:masked" in out
+    assert "keys:masked" in out
     assert "dev:/dev/kmsg" not in out and "dev:/dev/null" in out
 
     out = run(ctrs, ppod, ppod_cfg, "priv", PROBE, security(privileged=True))
@@ -108,7 +108,7 @@ def test_privileged_containers(ctrs):
     cg = [line.split() for line in out if len(line.split()) > 3 and
           line.split()[1].startswith("/sys/fs/cgroup")]
     assert cg and all("rw" in f[3].split(",") for f in cg), cg
-    assert "kcore:real" in out
+    assert "keys:real" in out
     host = [d for d in ("/dev/kmsg", "/dev/loop-control") if os.path.exists(d)]
     assert host and all(f"dev:{d}" in out for d in host), out
     assert "dev:/dev/null" in out
