@@ -117,7 +117,7 @@ $(BUILD)/bin/cric-pause: runtimed/pause/pause.c
 # process per container: no shared library to map), never sanitized, built
 # with the daemons. Its pure parts (logfmt.c) are also linked into the unit
 # tests (test-monitor-*) and the fuzzers, from monitord/monitor/.
-MONITOR_SRC := monitord/monitor/cric-monitor.c monitord/monitor/logfmt.c
+MONITOR_SRC := monitord/monitor/cric-monitor.c monitord/monitor/create.c monitord/monitor/logfmt.c
 MONITOR_LIB_O := $(BUILD)/obj/monitord/monitor/logfmt.o
 $(BUILD)/bin/cric-monitor: $(MONITOR_SRC) $(wildcard monitord/monitor/*.h)
 	@mkdir -p $(dir $@)
