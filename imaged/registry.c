@@ -20,8 +20,7 @@
 #include "imaged/manifest.h"
 #include "imaged/registry.h"
 #include "imaged/membuf.h"
-
-#define ERRBODY_MAX 4096
+#include "imaged/xfer.h"
 
 struct registry_client {
 	unsigned connect_timeout_sec;
@@ -169,237 +168,6 @@ bool registry_is_insecure(const struct registry_client *c, const char *domain)
 	return domain_is_loopback(domain);
 }
 
-/* --- one transfer --- */
-
-enum sink {
-	SINK_MEMORY,
-	SINK_FILE,
-};
-
-struct xfer {
-	/* request */
-	char url[2048];
-	const char *accept;
-	bool insecure;
-
-	/* response headers, reset at each status line (redirects, 401s) */
-	long status;
-	char content_type[256];
-	char docker_digest[IMAGE_DIGEST_LEN + 2];
-	char www_authenticate[2048];
-	int64_t range_start; /* Content-Range's first byte, -1 if none */
-	bool started;        /* body bytes of this response were seen */
-
-	/* body of a non-2xx response, for the message */
-	char errbody[ERRBODY_MAX + 1];
-	size_t errlen;
-
-	enum sink sink;
-	/* SINK_MEMORY */
-	struct membuf mem;
-	/* SINK_FILE */
-	int fd;
-	uint64_t off, limit;
-	EVP_MD_CTX *md;
-	const struct registry_blob_opts *bopts;
-
-	/* why the write callback stopped the transfer */
-	int stop;
-
-	/* progress (see registry.h): body bytes received over all responses,
-	 * and when (CLOCK_MONOTONIC) the last progress_min_bytes of them were
-	 * complete; past deadline_ns (CLOCK_REALTIME, 0: none) the caller no
-	 * longer waits. */
-	const char *what; /* "blob sha256:...", for messages */
-	uint64_t received, mark_bytes;
-	int64_t mark_ns, deadline_ns;
-	const int *cancel;
-	enum { STOPPED_NOT, STOPPED_STALLED, STOPPED_DEADLINE, STOPPED_CANCELLED } stopped;
-};
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static int64_t real_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-/* libcurl's progress callback (at least once a second, and as data moves):
- * a transfer that took longer than progress_timeout_sec to receive the
- * next progress_min_bytes, or whose caller's deadline passed, stops. */
-struct xfer_progress {
-	struct xfer *x;
-	const struct registry_client *c;
-};
-
-static int on_xferinfo(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-		       curl_off_t ulnow)
-{
-	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-	const struct xfer_progress *xp = userdata;
-	struct xfer *x = xp->x;
-	int64_t now = mono_ns();
-	if (x->received - x->mark_bytes >= xp->c->progress_min_bytes) {
-		x->mark_bytes = x->received;
-		x->mark_ns = now;
-	}
-	if (x->cancel && __atomic_load_n(x->cancel, __ATOMIC_ACQUIRE)) {
-		x->stopped = STOPPED_CANCELLED;
-		return 1;
-	}
-	if (x->deadline_ns > 0 && real_ns() >= x->deadline_ns) {
-		x->stopped = STOPPED_DEADLINE;
-		return 1;
-	}
-	if (now - x->mark_ns >= (int64_t)xp->c->progress_timeout_sec * 1000000000LL) {
-		x->stopped = STOPPED_STALLED;
-		return 1;
-	}
-	return 0;
-}
-
-static void xfer_reset_response(struct xfer *x)
-{
-	x->status = 0;
-	x->content_type[0] = '\0';
-	x->docker_digest[0] = '\0';
-	x->www_authenticate[0] = '\0';
-	x->range_start = -1;
-	x->started = false;
-	x->errlen = 0;
-	x->errbody[0] = '\0';
-}
-
-static void copy_header_value(char *dst, size_t n, const char *v, size_t vlen)
-{
-	if (vlen >= n)
-		vlen = n - 1;
-	memcpy(dst, v, vlen);
-	dst[vlen] = '\0';
-}
-
-static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	struct xfer *x = userdata;
-	size_t n = size * nmemb, len = n;
-
-	while (len > 0 && (ptr[len - 1] == '\r' || ptr[len - 1] == '\n'))
-		len--;
-	if (len >= 5 && strncmp(ptr, "HTTP/", 5) == 0) {
-		xfer_reset_response(x);
-		const char *sp = memchr(ptr, ' ', len);
-		if (sp)
-			x->status = strtol(sp + 1, NULL, 10);
-		return n;
-	}
-	const char *colon = memchr(ptr, ':', len);
-	if (!colon)
-		return n;
-	size_t klen = (size_t)(colon - ptr);
-	const char *v = colon + 1;
-	while (v < ptr + len && (*v == ' ' || *v == '\t'))
-		v++;
-	size_t vlen = (size_t)(ptr + len - v);
-
-#define IS(name) (klen == strlen(name) && strncasecmp(ptr, name, klen) == 0)
-	if (IS("Content-Type"))
-		copy_header_value(x->content_type, sizeof(x->content_type), v, vlen);
-	else if (IS("Docker-Content-Digest"))
-		copy_header_value(x->docker_digest, sizeof(x->docker_digest), v, vlen);
-	else if (IS("WWW-Authenticate") && !x->www_authenticate[0])
-		copy_header_value(x->www_authenticate, sizeof(x->www_authenticate), v, vlen);
-	else if (IS("Content-Range")) {
-		char tmp[128];
-		copy_header_value(tmp, sizeof(tmp), v, vlen);
-		unsigned long long start;
-		if (sscanf(tmp, "bytes %llu-", &start) == 1)
-			x->range_start = (int64_t)start;
-	}
-#undef IS
-	return n;
-}
-
-static size_t sink_memory(struct xfer *x, const char *ptr, size_t n)
-{
-	int r = membuf_append(&x->mem, ptr, n);
-	if (r < 0) {
-		x->stop = r;
-		return 0;
-	}
-	return n;
-}
-
-static size_t sink_file(struct xfer *x, const char *ptr, size_t n)
-{
-	if (!x->started) {
-		x->started = true;
-		if (x->status == 206 && x->range_start != (int64_t)x->off) {
-			x->stop = -EPROTO;
-			return 0;
-		}
-		if (x->status == 200 && x->off > 0) {
-			/* The server ignored Range: start over. */
-			if (EVP_DigestInit_ex(x->md, EVP_sha256(), NULL) != 1) {
-				x->stop = -EIO;
-				return 0;
-			}
-			if (ftruncate(x->fd, 0) < 0) {
-				x->stop = -errno;
-				return 0;
-			}
-			x->off = 0;
-		}
-	}
-	if (x->off + n > x->limit) {
-		x->stop = -EBADMSG;
-		return 0;
-	}
-	for (size_t done = 0; done < n;) {
-		ssize_t w = pwrite(x->fd, ptr + done, n - done, (off_t)(x->off + done));
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			x->stop = w < 0 ? -errno : -EIO;
-			return 0;
-		}
-		done += (size_t)w;
-	}
-	if (EVP_DigestUpdate(x->md, ptr, n) != 1) {
-		x->stop = -EIO;
-		return 0;
-	}
-	x->off += n;
-	if (x->bopts && x->bopts->progress)
-		x->bopts->progress(x->bopts->userdata, x->off);
-	return n;
-}
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	struct xfer *x = userdata;
-	size_t n = size * nmemb;
-
-	x->received += n;
-	if (x->status == 200 || x->status == 206)
-		return x->sink == SINK_FILE ? sink_file(x, ptr, n) : sink_memory(x, ptr, n);
-	if (x->status >= 400) {
-		size_t k = n;
-		if (k > ERRBODY_MAX - x->errlen)
-			k = ERRBODY_MAX - x->errlen;
-		memcpy(x->errbody + x->errlen, ptr, k);
-		x->errlen += k;
-		x->errbody[x->errlen] = '\0';
-	}
-	return n; /* redirects, informational responses: discarded */
-}
-
 enum authn_kind {
 	AUTHN_NONE,
 	AUTHN_BASIC,
@@ -465,7 +233,9 @@ static CURLcode perform(struct registry_client *c, struct xfer *x, const struct 
 	_cleanup_curl_ CURL *curl = curl_easy_init();
 	_cleanup_curl_slist_ struct curl_slist *hdrs = NULL;
 	char accept[1024];
-	struct xfer_progress xp = { .x = x, .c = c };
+	struct xfer_progress xp = { .x = x,
+				    .progress_timeout_sec = c->progress_timeout_sec,
+				    .progress_min_bytes = c->progress_min_bytes };
 
 	if (!curl)
 		return CURLE_OUT_OF_MEMORY;
@@ -493,12 +263,12 @@ static CURLcode perform(struct registry_client *c, struct xfer *x, const struct 
 	curl_easy_setopt(curl, CURLOPT_UNRESTRICTED_AUTH, 0L);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, (long)c->connect_timeout_sec);
 	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_xferinfo);
+	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, xfer_on_progress);
 	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &xp);
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, c->user_agent);
-	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, xfer_on_header);
 	curl_easy_setopt(curl, CURLOPT_HEADERDATA, x);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, xfer_on_body);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, x);
 	if (hdrs)
 		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
@@ -516,7 +286,7 @@ static CURLcode perform(struct registry_client *c, struct xfer *x, const struct 
 	x->stop = 0;
 	x->stopped = STOPPED_NOT;
 	x->mark_bytes = x->received;
-	x->mark_ns = mono_ns();
+	x->mark_ns = xfer_mono_ns();
 	return curl_easy_perform(curl);
 }
 
