@@ -563,6 +563,61 @@ static void sleep_ms(unsigned ms)
 		;
 }
 
+/* Request the blob into x->fd from x->off on, resuming after a dropped
+ * connection (at most max_retries times, backing off): 0 once a 200 or
+ * 206 response completed. */
+static int fetch_resuming(struct registry_client *c, struct xfer *x, struct session *s,
+			  const char *what, unsigned *resumes, struct cric_err *err)
+{
+	unsigned delay = c->retry_delay_ms;
+	for (;;) {
+		char range[64];
+		snprintf(range, sizeof(range), "Range: bytes=%llu-", (unsigned long long)x->off);
+		int r = request(c, x, s, x->off > 0 ? range : NULL, err);
+		if (r == 0 && (x->status == 200 || x->status == 206))
+			return 0;
+		if (r == 0)
+			return status_error(x, s, what, err);
+		if (x->stopped != STOPPED_NOT)
+			return r; /* request() said why */
+		if (r == -EBADMSG)
+			return err_set(err, r, "registry \"%s\": %s: larger than %llu bytes",
+				       s->domain, what, (unsigned long long)x->limit);
+		if (r == -EPROTO && x->stop == -EPROTO)
+			return err_set(err, r, "registry \"%s\": %s: wrong Content-Range on resume",
+				       s->domain, what);
+		if (x->stop)
+			return err_set(err, r, "registry \"%s\": %s: write: %s", s->domain, what,
+				       strerror(-r));
+		if (!retryable(r) || *resumes >= c->max_retries)
+			return r;
+		(*resumes)++;
+		sleep_ms(delay);
+		if (delay < 5000)
+			delay *= 2;
+	}
+}
+
+/* The fetched blob has the expected size (when known) and digest. */
+static int blob_verify(const struct xfer *x, const struct session *s, const char *what,
+		       const char *digest, int64_t expected_size, struct cric_err *err)
+{
+	unsigned char buf[EVP_MAX_MD_SIZE];
+	unsigned n = 0;
+	char got[IMAGE_DIGEST_LEN + 1];
+	if (EVP_DigestFinal_ex(x->md, buf, &n) != 1)
+		return err_set(err, -EIO, "sha256 failed");
+	digest_hex(buf, n, got);
+	if (expected_size >= 0 && x->off != (uint64_t)expected_size)
+		return err_set(err, -EBADMSG, "registry \"%s\": %s: got %llu bytes, expected %lld",
+			       s->domain, what, (unsigned long long)x->off,
+			       (long long)expected_size);
+	if (strcmp(got, digest) != 0)
+		return err_set(err, -EBADMSG, "registry \"%s\": %s: content has digest %s",
+			       s->domain, what, got);
+	return 0;
+}
+
 int registry_fetch_blob(struct registry_client *c, const struct image_ref *ref, const char *digest,
 			int out_fd, int64_t expected_size, const struct registry_creds *creds,
 			const struct registry_blob_opts *opts, uint64_t *ret_size,
@@ -572,7 +627,7 @@ int registry_fetch_blob(struct registry_client *c, const struct image_ref *ref, 
 	_cleanup_xfer_ struct xfer *x = NULL;
 	_cleanup_evp_md_ctx_ EVP_MD_CTX *md = NULL;
 	char what[IMAGE_DIGEST_LEN + 16];
-	unsigned resumes = 0, delay;
+	unsigned resumes = 0;
 	int r;
 
 	r = image_digest_validate(digest, err);
@@ -604,47 +659,12 @@ int registry_fetch_blob(struct registry_client *c, const struct image_ref *ref, 
 	if (r < 0)
 		return err_set(err, r, "registry \"%s\": URL too long", s.domain);
 
-	delay = c->retry_delay_ms;
-	for (;;) {
-		char range[64];
-		snprintf(range, sizeof(range), "Range: bytes=%llu-", (unsigned long long)x->off);
-		r = request(c, x, &s, x->off > 0 ? range : NULL, err);
-		if (r == 0 && (x->status == 200 || x->status == 206))
-			break;
-		if (r == 0)
-			return status_error(x, &s, what, err);
-		if (x->stopped != STOPPED_NOT)
-			return r; /* request() said why */
-		if (r == -EBADMSG)
-			return err_set(err, r, "registry \"%s\": %s: larger than %llu bytes",
-				       s.domain, what, (unsigned long long)x->limit);
-		if (r == -EPROTO && x->stop == -EPROTO)
-			return err_set(err, r, "registry \"%s\": %s: wrong Content-Range on resume",
-				       s.domain, what);
-		if (x->stop)
-			return err_set(err, r, "registry \"%s\": %s: write: %s", s.domain, what,
-				       strerror(-r));
-		if (!retryable(r) || resumes >= c->max_retries)
-			return r;
-		resumes++;
-		sleep_ms(delay);
-		if (delay < 5000)
-			delay *= 2;
-	}
-
-	unsigned char buf[EVP_MAX_MD_SIZE];
-	unsigned n = 0;
-	char got[IMAGE_DIGEST_LEN + 1];
-	if (EVP_DigestFinal_ex(md, buf, &n) != 1)
-		return err_set(err, -EIO, "sha256 failed");
-	digest_hex(buf, n, got);
-	if (expected_size >= 0 && x->off != (uint64_t)expected_size)
-		return err_set(err, -EBADMSG, "registry \"%s\": %s: got %llu bytes, expected %lld",
-			       s.domain, what, (unsigned long long)x->off,
-			       (long long)expected_size);
-	if (strcmp(got, digest) != 0)
-		return err_set(err, -EBADMSG, "registry \"%s\": %s: content has digest %s",
-			       s.domain, what, got);
+	r = fetch_resuming(c, x, &s, what, &resumes, err);
+	if (r < 0)
+		return r;
+	r = blob_verify(x, &s, what, digest, expected_size, err);
+	if (r < 0)
+		return r;
 	if (ret_size)
 		*ret_size = x->off;
 	if (ret_resumes)
