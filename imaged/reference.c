@@ -281,10 +281,74 @@ static int path_tag_check(const char *s, const char *path, size_t path_len, cons
 	return 0;
 }
 
+/* A reference's parts, pointing into the string parsed. */
+struct ref_parts {
+	const char *domain, *path, *tag, *digest; /* tag, digest: NULL if none */
+	size_t domain_len, path_len, tag_len;
+};
+
+/* The domain of name (the first name_len bytes of s): its first element
+ * when that looks like one, else default_domain; the rest into *rest. */
+static int split_domain(const char *s, size_t name_len, const char *default_domain,
+			struct ref_parts *p, const char **rest, size_t *rest_len,
+			struct cric_err *err)
+{
+	char q[QUOTE_MAX + 4];
+	p->domain = default_domain;
+	p->domain_len = strlen(default_domain);
+	*rest = s;
+	*rest_len = name_len;
+	const char *slash = memchr(s, '/', name_len);
+	if (!slash || !is_domain_candidate(s, (size_t)(slash - s)))
+		return 0;
+	p->domain = s;
+	p->domain_len = (size_t)(slash - s);
+	*rest = slash + 1;
+	*rest_len = name_len - p->domain_len - 1;
+	if (p->domain_len == strlen(DOCKER_LEGACY_DOMAIN) &&
+	    strncmp(p->domain, DOCKER_LEGACY_DOMAIN, p->domain_len) == 0) {
+		p->domain = DOCKER_DOMAIN;
+		p->domain_len = strlen(DOCKER_DOMAIN);
+	}
+	if (!domain_ok(p->domain, p->domain_len))
+		return invalid(err, s, "invalid registry domain \"%s\"",
+			       quote(p->domain, p->domain_len, q));
+	return 0;
+}
+
+/* The normalised reference of s from its parts. */
+static int ref_assemble(const char *s, const struct ref_parts *p, struct image_ref *ret,
+			struct cric_err *err)
+{
+	bool official = p->domain_len == strlen(DOCKER_DOMAIN) &&
+			strncmp(p->domain, DOCKER_DOMAIN, p->domain_len) == 0 &&
+			!memchr(p->path, '/', p->path_len);
+	size_t full = p->domain_len + 1 + (official ? strlen(OFFICIAL_PREFIX) : 0) + p->path_len;
+	if (full > IMAGE_REF_NAME_MAX)
+		return invalid(err, s, "repository name longer than %d characters",
+			       IMAGE_REF_NAME_MAX);
+
+	struct image_ref out;
+	memset(&out, 0, sizeof(out));
+	snprintf(out.domain, sizeof(out.domain), "%.*s", (int)p->domain_len, p->domain);
+	snprintf(out.path, sizeof(out.path), "%s%.*s", official ? OFFICIAL_PREFIX : "",
+		 (int)p->path_len, p->path);
+	if (p->tag)
+		snprintf(out.tag, sizeof(out.tag), "%.*s", (int)p->tag_len, p->tag);
+	else if (!p->digest)
+		snprintf(out.tag, sizeof(out.tag), "%s", DEFAULT_TAG);
+	if (p->digest)
+		snprintf(out.digest, sizeof(out.digest), "%s", p->digest);
+	snprintf(out.name, sizeof(out.name), "%s/%s", out.domain, out.path);
+	snprintf(out.string, sizeof(out.string), "%s%s%s%s%s", out.name, out.tag[0] ? ":" : "",
+		 out.tag, out.digest[0] ? "@" : "", out.digest);
+	*ret = out;
+	return 0;
+}
+
 int image_ref_parse(const char *s, const char *default_domain, struct image_ref *ret,
 		    struct cric_err *err)
 {
-	char q[QUOTE_MAX + 4];
 	if (!s || !*s)
 		return invalid(err, "", "empty reference");
 	size_t len = strlen(s);
@@ -298,75 +362,38 @@ int image_ref_parse(const char *s, const char *default_domain, struct image_ref 
 	int r = default_domain_check(&default_domain, err);
 	if (r < 0)
 		return r;
-	size_t ddlen = strlen(default_domain);
 
 	/* name [":" tag] ["@" digest] */
+	struct ref_parts p = { 0 };
 	const char *at = strchr(s, '@');
 	size_t name_len = at ? (size_t)(at - s) : len;
-	const char *digest = at ? at + 1 : NULL;
-	if (digest) {
+	p.digest = at ? at + 1 : NULL;
+	if (p.digest) {
 		struct cric_err derr;
-		if (strchr(digest, '@'))
+		if (strchr(p.digest, '@'))
 			return invalid(err, s, "more than one '@'");
-		if (image_digest_validate(digest, &derr) < 0)
+		if (image_digest_validate(p.digest, &derr) < 0)
 			return invalid(err, s, "%s", derr.msg);
 	}
 	if (name_len == 0)
 		return invalid(err, s, "no repository name");
 
-	/* Where the domain ends: only a first element that looks like one. */
-	const char *domain = default_domain, *rest = s;
-	size_t domain_len = ddlen, rest_len = name_len;
-	const char *slash = memchr(s, '/', name_len);
-	if (slash && is_domain_candidate(s, (size_t)(slash - s))) {
-		domain = s;
-		domain_len = (size_t)(slash - s);
-		rest = slash + 1;
-		rest_len = name_len - domain_len - 1;
-		if (domain_len == strlen(DOCKER_LEGACY_DOMAIN) &&
-		    strncmp(domain, DOCKER_LEGACY_DOMAIN, domain_len) == 0) {
-			domain = DOCKER_DOMAIN;
-			domain_len = strlen(DOCKER_DOMAIN);
-		}
-		if (!domain_ok(domain, domain_len))
-			return invalid(err, s, "invalid registry domain \"%s\"",
-				       quote(domain, domain_len, q));
-	}
+	const char *rest;
+	size_t rest_len;
+	if ((r = split_domain(s, name_len, default_domain, &p, &rest, &rest_len, err)) < 0)
+		return r;
 
 	/* The path holds no ':', so the first one starts the tag. */
 	const char *colon = memchr(rest, ':', rest_len);
-	size_t path_len = colon ? (size_t)(colon - rest) : rest_len;
-	const char *tag = colon ? colon + 1 : NULL;
-	size_t tag_len = colon ? rest_len - path_len - 1 : 0;
-	if (path_len == 0)
+	p.path = rest;
+	p.path_len = colon ? (size_t)(colon - rest) : rest_len;
+	p.tag = colon ? colon + 1 : NULL;
+	p.tag_len = colon ? rest_len - p.path_len - 1 : 0;
+	if (p.path_len == 0)
 		return invalid(err, s, "no repository name");
-	if ((r = path_tag_check(s, rest, path_len, tag, tag_len, err)) < 0)
+	if ((r = path_tag_check(s, p.path, p.path_len, p.tag, p.tag_len, err)) < 0)
 		return r;
-
-	bool official = domain_len == strlen(DOCKER_DOMAIN) &&
-			strncmp(domain, DOCKER_DOMAIN, domain_len) == 0 &&
-			!memchr(rest, '/', path_len);
-	size_t full = domain_len + 1 + (official ? strlen(OFFICIAL_PREFIX) : 0) + path_len;
-	if (full > IMAGE_REF_NAME_MAX)
-		return invalid(err, s, "repository name longer than %d characters",
-			       IMAGE_REF_NAME_MAX);
-
-	struct image_ref out;
-	memset(&out, 0, sizeof(out));
-	snprintf(out.domain, sizeof(out.domain), "%.*s", (int)domain_len, domain);
-	snprintf(out.path, sizeof(out.path), "%s%.*s", official ? OFFICIAL_PREFIX : "",
-		 (int)path_len, rest);
-	if (tag)
-		snprintf(out.tag, sizeof(out.tag), "%.*s", (int)tag_len, tag);
-	else if (!digest)
-		snprintf(out.tag, sizeof(out.tag), "%s", DEFAULT_TAG);
-	if (digest)
-		snprintf(out.digest, sizeof(out.digest), "%s", digest);
-	snprintf(out.name, sizeof(out.name), "%s/%s", out.domain, out.path);
-	snprintf(out.string, sizeof(out.string), "%s%s%s%s%s", out.name, out.tag[0] ? ":" : "",
-		 out.tag, out.digest[0] ? "@" : "", out.digest);
-	*ret = out;
-	return 0;
+	return ref_assemble(s, &p, ret, err);
 }
 
 int image_ref_repo_tag(const struct image_ref *r, char buf[static IMAGE_REF_STRING_MAX + 1])
