@@ -322,6 +322,66 @@ static int token_request(CURL *curl, const struct auth_challenge *ch, const char
 	return (*url = strdup(ch->realm)) ? 0 : -ENOMEM;
 }
 
+/* The token request's options: url, the body into b, and the credentials:
+ * post (a refresh token's form) or user and pass (NULL: anonymous). */
+static void token_setopts(CURL *curl, const char *url, const struct auth_fetch_opts *opts,
+			  struct body *b, const char *post, const char *user, const char *pass)
+{
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, opts->allow_http ? "http,https" : "https");
+	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, opts->connect_timeout_sec);
+	/* A token response is at most AUTH_TOKEN_MAX bytes, less than a
+	 * pull's progress_min_bytes: the whole of it must come within the
+	 * progress timeout (registry.h), a trickle cannot hold the pull. */
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT, opts->low_speed_time_sec);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, body_write);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, b);
+	if (opts->ca_file)
+		curl_easy_setopt(curl, CURLOPT_CAINFO, opts->ca_file);
+	if (post)
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, post);
+	else if (user) {
+		curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		curl_easy_setopt(curl, CURLOPT_USERNAME, user);
+		curl_easy_setopt(curl, CURLOPT_PASSWORD, pass);
+	}
+}
+
+/* The token server's answer to a performed request (cr): the token and its
+ * lifetime. Frees (and wipes) b's data. */
+static int token_answer(CURL *curl, CURLcode cr, const struct auth_challenge *ch, struct body *b,
+			bool with_creds, char **ret_token, long *ret_ttl, struct cric_err *err)
+{
+	if (cr != CURLE_OK) {
+		free(b->mem.data);
+		if (b->too_big)
+			return err_set(err, -EPROTO, "token response over %d bytes",
+				       AUTH_TOKEN_MAX);
+		return err_set(err, registry_curl_errno(cr), "token server \"%s\": %s", ch->realm,
+			       curl_easy_strerror(cr));
+	}
+	long status = 0;
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status == 401 || status == 403) {
+		free(b->mem.data);
+		return err_set(err, -EACCES, "token server \"%s\" refused the %s (HTTP %ld)",
+			       ch->realm, with_creds ? "credentials" : "anonymous request", status);
+	}
+	if (status != 200) {
+		free(b->mem.data);
+		return err_set(err, -EPROTO, "token server \"%s\": HTTP %ld", ch->realm, status);
+	}
+	int r = auth_token_parse(b->mem.data, b->mem.len, ret_token, ret_ttl, err);
+	if (b->mem.data)
+		OPENSSL_cleanse(b->mem.data, b->mem.len);
+	free(b->mem.data);
+	if (r < 0)
+		return err_prefix(err, r, "token server \"%s\"", ch->realm);
+	return 0;
+}
+
 int auth_token_fetch(const struct auth_challenge *ch, const char *scope,
 		     const struct registry_creds *creds, const struct auth_fetch_opts *opts,
 		     char **ret_token, long *ret_ttl, struct cric_err *err)
@@ -352,59 +412,13 @@ int auth_token_fetch(const struct auth_challenge *ch, const char *scope,
 	if ((r = token_request(curl, ch, scope, refresh ? creds->identity_token : NULL, &url,
 			       &post)) < 0)
 		return r;
-
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, opts->allow_http ? "http,https" : "https");
-	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, opts->connect_timeout_sec);
-	/* A token response is at most AUTH_TOKEN_MAX bytes, less than a
-	 * pull's progress_min_bytes: the whole of it must come within the
-	 * progress timeout (registry.h), a trickle cannot hold the pull. */
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT, opts->low_speed_time_sec);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, body_write);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
-	if (opts->ca_file)
-		curl_easy_setopt(curl, CURLOPT_CAINFO, opts->ca_file);
-	if (refresh)
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, post);
-	else if (have_basic) {
-		curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-		curl_easy_setopt(curl, CURLOPT_USERNAME, user);
-		curl_easy_setopt(curl, CURLOPT_PASSWORD, pass);
-	}
+	token_setopts(curl, url, opts, &b, refresh ? post : NULL, have_basic ? user : NULL, pass);
 
 	CURLcode cr = curl_easy_perform(curl);
 	OPENSSL_cleanse(pass, sizeof(pass));
 	if (post)
 		OPENSSL_cleanse(post, strlen(post));
-	if (cr != CURLE_OK) {
-		free(b.mem.data);
-		if (b.too_big)
-			return err_set(err, -EPROTO, "token response over %d bytes",
-				       AUTH_TOKEN_MAX);
-		return err_set(err, registry_curl_errno(cr), "token server \"%s\": %s", ch->realm,
-			       curl_easy_strerror(cr));
-	}
-	long status = 0;
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-	if (status == 401 || status == 403) {
-		free(b.mem.data);
-		return err_set(err, -EACCES, "token server \"%s\" refused the %s (HTTP %ld)",
-			       ch->realm,
-			       have_basic || refresh ? "credentials" : "anonymous request", status);
-	}
-	if (status != 200) {
-		free(b.mem.data);
-		return err_set(err, -EPROTO, "token server \"%s\": HTTP %ld", ch->realm, status);
-	}
-	r = auth_token_parse(b.mem.data, b.mem.len, ret_token, ret_ttl, err);
-	if (b.mem.data)
-		OPENSSL_cleanse(b.mem.data, b.mem.len);
-	free(b.mem.data);
-	if (r < 0)
-		return err_prefix(err, r, "token server \"%s\"", ch->realm);
-	return 0;
+	return token_answer(curl, cr, ch, &b, have_basic || refresh, ret_token, ret_ttl, err);
 }
 
 /* --- cache --- */
