@@ -308,17 +308,11 @@ static int run_loop(struct run *r, unsigned timeout_ms, struct cric_err *err)
 	}
 }
 
-int spawn_run(const struct spawn_req *x, struct spawn_result *res, struct cric_err *err)
+/* Start x's process with its stdio (pipes, or /dev/null when quiet) into
+ * r: its pid, our ends of the pipes, its pidfd. */
+static int run_start(const struct spawn_req *x, struct run *r, struct cric_err *err)
 {
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, errp[2] = { -1, -1 };
-	struct run r = {
-		.pid = -1,
-		.pidfd = -1,
-		.input = x->input,
-		.input_left = x->input_len,
-		.out = { .max = SPAWN_OUTPUT_MAX },
-		.errout = { .max = SPAWN_STDERR_MAX, .keep_going = true },
-	};
 	int k = 0;
 
 	if (x->quiet) {
@@ -327,27 +321,71 @@ int spawn_run(const struct spawn_req *x, struct spawn_result *res, struct cric_e
 			return err_set(err, negative_errno(), "open /dev/null: %s",
 				       strerror(errno));
 		in[0] = out[1] = errp[1] = null;
-		k = spawn(x, null, null, null, &r.pid, err);
+		k = spawn(x, null, null, null, &r->pid, err);
 		close(null);
 		in[0] = out[1] = errp[1] = -1;
-		r.input_left = 0;
+		r->input_left = 0;
 	} else if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 ||
 		   pipe2(errp, O_CLOEXEC) < 0) {
 		k = err_set(err, negative_errno(), "pipe: %s", strerror(errno));
 		goto close_pipes;
 	} else {
-		k = spawn(x, in[0], out[1], errp[1], &r.pid, err);
+		k = spawn(x, in[0], out[1], errp[1], &r->pid, err);
 	}
 	close_fd(&in[0]);
 	close_fd(&out[1]);
 	close_fd(&errp[1]);
 	if (k < 0)
 		goto close_pipes;
-	r.in_w = in[1];
-	r.out_r = out[0];
-	r.err_r = errp[0];
-	in[1] = out[0] = errp[0] = -1;
-	r.pidfd = pidfd_open(r.pid, 0); /* -1: fall back to polling waitpid */
+	r->in_w = in[1];
+	r->out_r = out[0];
+	r->err_r = errp[0];
+	r->pidfd = pidfd_open(r->pid, 0); /* -1: fall back to polling waitpid */
+	return 0;
+
+close_pipes:
+	close_fd(&in[0]);
+	close_fd(&in[1]);
+	close_fd(&out[0]);
+	close_fd(&out[1]);
+	close_fd(&errp[0]);
+	close_fd(&errp[1]);
+	return k;
+}
+
+/* A finished run's status and output into res (which then owns them). */
+static int run_result(struct run *r, struct spawn_result *res)
+{
+	res->status = r->status;
+	res->out = r->out.data ? r->out.data : strdup("");
+	res->out_len = r->out.len;
+	res->errout = r->errout.data ? r->errout.data : strdup("");
+	if (!res->out || !res->errout) {
+		free(res->out);
+		free(res->errout);
+		return -ENOMEM;
+	}
+	res->out[res->out_len] = '\0';
+	res->errout[r->errout.len] = '\0';
+	return 0;
+}
+
+int spawn_run(const struct spawn_req *x, struct spawn_result *res, struct cric_err *err)
+{
+	struct run r = {
+		.pid = -1,
+		.pidfd = -1,
+		.in_w = -1,
+		.out_r = -1,
+		.err_r = -1,
+		.input = x->input,
+		.input_left = x->input_len,
+		.out = { .max = SPAWN_OUTPUT_MAX },
+		.errout = { .max = SPAWN_STDERR_MAX, .keep_going = true },
+	};
+	int k = run_start(x, &r, err);
+	if (k < 0)
+		return k;
 	if (!x->quiet && ((k = set_nonblock(r.in_w)) < 0 || (k = set_nonblock(r.out_r)) < 0 ||
 			  (k = set_nonblock(r.err_r)) < 0)) {
 		err_set(err, k, "fcntl: %s", strerror(-k));
@@ -362,34 +400,12 @@ int spawn_run(const struct spawn_req *x, struct spawn_result *res, struct cric_e
 	close_fd(&r.err_r);
 	close_fd(&r.pidfd);
 	run_reap(&r);
-	if (k < 0)
-		goto free_output;
-
-	res->status = r.status;
-	res->out = r.out.data ? r.out.data : strdup("");
-	res->out_len = r.out.len;
-	res->errout = r.errout.data ? r.errout.data : strdup("");
-	if (!res->out || !res->errout) {
-		free(res->out);
-		free(res->errout);
-		return -ENOMEM;
+	if (k < 0) {
+		outbuf_free(&r.out);
+		outbuf_free(&r.errout);
+		return k;
 	}
-	res->out[res->out_len] = '\0';
-	res->errout[r.errout.len] = '\0';
-	return 0;
-
-free_output:
-	outbuf_free(&r.out);
-	outbuf_free(&r.errout);
-	return k;
-close_pipes:
-	close_fd(&in[0]);
-	close_fd(&in[1]);
-	close_fd(&out[0]);
-	close_fd(&out[1]);
-	close_fd(&errp[0]);
-	close_fd(&errp[1]);
-	return k;
+	return run_result(&r, res);
 }
 
 void spawn_result_done(struct spawn_result *res)
