@@ -112,6 +112,45 @@ static void close_stack(DIR **stack, size_t depth)
 	free(stack);
 }
 
+/* Open the directory name in d (found at depth) for reading into *ret;
+ * *ret stays NULL when it is gone or no longer a directory. */
+static int open_subdir(DIR *d, const char *name, size_t depth, DIR **ret, struct cric_err *err)
+{
+	int cfd =
+	    openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+	if (cfd < 0 && errno == EPERM) /* O_NOATIME on a file we do not own */
+		cfd = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (cfd < 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return 0;
+		return err_set(err, -errno, "open \"%s\" at depth %zu: %m", name, depth);
+	}
+	DIR *c = fdopendir(cfd);
+	if (!c) {
+		int r = err_set(err, -errno, "read \"%s\" at depth %zu: %m", name, depth);
+		close(cfd);
+		return r;
+	}
+	*ret = c;
+	return 0;
+}
+
+/* Push c on the stack of open directories (growing it), or close it. */
+static int stack_push(DIR ***stack, size_t *cap, size_t *depth, DIR *c)
+{
+	if (*depth == *cap) {
+		DIR **n = realloc(*stack, *cap * 2 * sizeof(**stack));
+		if (!n) {
+			closedir(c);
+			return -ENOMEM;
+		}
+		*stack = n;
+		*cap *= 2;
+	}
+	(*stack)[(*depth)++] = c;
+	return 0;
+}
+
 /* Depth first, one open DIR per level (stack[0] is the top). */
 static int walk_tree(struct walk *w, int dir_fd, const char *skip, struct cric_err *err)
 {
@@ -169,34 +208,13 @@ static int walk_tree(struct walk *w, int dir_fd, const char *skip, struct cric_e
 				    DU_MAX_DEPTH);
 			break;
 		}
-		int cfd = openat(dirfd(d), de->d_name,
-				 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
-		if (cfd < 0 && errno == EPERM) /* O_NOATIME on a file we do not own */
-			cfd = openat(dirfd(d), de->d_name,
-				     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (cfd < 0) {
-			if (errno == ENOENT || errno == ENOTDIR) /* gone or replaced */
-				continue;
-			r = err_set(err, -errno, "open \"%s\" at depth %zu: %m", de->d_name, depth);
+		DIR *c = NULL;
+		if ((r = open_subdir(d, de->d_name, depth, &c, err)) < 0)
 			break;
-		}
-		DIR *c = fdopendir(cfd);
-		if (!c) {
-			r = err_set(err, -errno, "read \"%s\" at depth %zu: %m", de->d_name, depth);
-			close(cfd);
+		if (!c) /* gone or replaced */
+			continue;
+		if ((r = stack_push(&stack, &cap, &depth, c)) < 0)
 			break;
-		}
-		if (depth == cap) {
-			DIR **n = realloc(stack, cap * 2 * sizeof(*stack));
-			if (!n) {
-				closedir(c);
-				r = -ENOMEM;
-				break;
-			}
-			stack = n;
-			cap *= 2;
-		}
-		stack[depth++] = c;
 	}
 	close_stack(stack, depth);
 	return r;
