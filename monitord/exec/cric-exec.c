@@ -243,6 +243,68 @@ static int start_runtime(char **argv, pid_t *pid)
 	return r;
 }
 
+/* Watch the runtime until the exec ends: 1 when timeout_ms passed (0:
+ * none) or monitord gave up, 0 when the runtime exited or its grace after
+ * the exec'd process ended ran out, -1 when poll failed. *main_pid gets the
+ * exec'd process (0 if the runtime never wrote its pid file); *emptied
+ * whether its session was emptied after it ended. */
+static int watch_exec(pid_t runtime, const char *pid_file, long long timeout_ms, pid_t *main_pid,
+		      bool *emptied)
+{
+	int runtime_fd = pidfd_open_(runtime), main_fd = -1;
+	bool main_done = false;
+	int64_t until = timeout_ms > 0 ? mono_ms() + timeout_ms : INT64_MAX;
+	int64_t rest_until = INT64_MAX;
+	int ret;
+	*main_pid = 0;
+	for (;;) {
+		if (!*main_pid && (*main_pid = read_pid_file(pid_file)) > 0) {
+			main_fd = pidfd_open_(*main_pid);
+			main_done = main_fd < 0;
+		}
+		/* The exec'd process has ended: what it left in the session
+		 * goes (the runtime waits for every holder of its stdio),
+		 * then the runtime answers its exit status. */
+		if (main_done && rest_until == INT64_MAX) {
+			kill_all(runtime, *main_pid, runtime);
+			rest_until = mono_ms() + RUNTIME_GRACE_MS;
+		}
+		int64_t now = mono_ms();
+		if (now >= until) {
+			ret = 1;
+			break;
+		}
+		if (now >= rest_until) {
+			ret = 0;
+			break;
+		}
+		struct pollfd p[3] = { { EXEC_REPORT_FD, 0, 0 },
+				       { runtime_fd, POLLIN, 0 },
+				       { main_done ? -1 : main_fd, POLLIN, 0 } };
+		int64_t end_at = until < rest_until ? until : rest_until;
+		int64_t left = end_at == INT64_MAX ? 1000 : end_at - now;
+		/* Look for the pid file (and, without pidfds, for the exit)
+		 * every 5 ms until the runtime has written it. */
+		int wait_ms = (!*main_pid || runtime_fd < 0) && left > 5 ? 5
+			      : left > 1000                              ? 1000
+									 : (int)left;
+		if (poll(p, 3, wait_ms) < 0 && errno != EINTR)
+			return -1;
+		if (p[0].revents & (POLLERR | POLLHUP)) {
+			ret = 1; /* monitord gave up */
+			break;
+		}
+		if (p[2].revents)
+			main_done = true;
+		if (runtime_exited(runtime)) {
+			ret = 0;
+			break;
+		}
+	}
+	*emptied = rest_until != INT64_MAX;
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
@@ -274,54 +336,14 @@ int main(int argc, char **argv)
 		if (null >= 0)
 			dup2(null, fd);
 
-	int runtime_fd = pidfd_open_(runtime), main_fd = -1;
-	pid_t main_pid = 0;
-	bool main_done = false, timed_out = false;
-	int64_t until = timeout_ms > 0 ? mono_ms() + timeout_ms : INT64_MAX;
-	int64_t rest_until = INT64_MAX;
-	for (;;) {
-		if (!main_pid && (main_pid = read_pid_file(pid_file)) > 0) {
-			main_fd = pidfd_open_(main_pid);
-			main_done = main_fd < 0;
-		}
-		/* The exec'd process has ended: what it left in the session
-		 * goes (the runtime waits for every holder of its stdio),
-		 * then the runtime answers its exit status. */
-		if (main_done && rest_until == INT64_MAX) {
-			kill_all(runtime, main_pid, runtime);
-			rest_until = mono_ms() + RUNTIME_GRACE_MS;
-		}
-		int64_t now = mono_ms();
-		if (now >= until) {
-			timed_out = true;
-			break;
-		}
-		if (now >= rest_until)
-			break;
-		struct pollfd p[3] = { { EXEC_REPORT_FD, 0, 0 },
-				       { runtime_fd, POLLIN, 0 },
-				       { main_done ? -1 : main_fd, POLLIN, 0 } };
-		int64_t end_at = until < rest_until ? until : rest_until;
-		int64_t left = end_at == INT64_MAX ? 1000 : end_at - now;
-		/* Look for the pid file (and, without pidfds, for the exit)
-		 * every 5 ms until the runtime has written it. */
-		int wait_ms = (!main_pid || runtime_fd < 0) && left > 5 ? 5
-			      : left > 1000                             ? 1000
-									: (int)left;
-		if (poll(p, 3, wait_ms) < 0 && errno != EINTR)
-			return 1;
-		if (p[0].revents & (POLLERR | POLLHUP)) {
-			timed_out = true; /* monitord gave up */
-			break;
-		}
-		if (p[2].revents)
-			main_done = true;
-		if (runtime_exited(runtime))
-			break;
-	}
+	pid_t main_pid;
+	bool emptied;
+	int timed_out = watch_exec(runtime, pid_file, timeout_ms, &main_pid, &emptied);
+	if (timed_out < 0)
+		return 1;
 	/* Once the exec'd process had ended and its session was emptied,
 	 * nothing in it could start anything more: one scan of /proc saved. */
-	if (timed_out || rest_until == INT64_MAX)
+	if (timed_out || !emptied)
 		kill_all(runtime, main_pid, 0);
 	else
 		kill(runtime, SIGKILL); /* past its grace, or a no-op on its zombie */
