@@ -2,7 +2,7 @@
 #   make               build the six daemons and cricctl into $(BUILD)/bin
 #   make check         unit tests (cmocka), unit-file checks, integration tests (pytest)
 #   make check-asan    the same, built with AddressSanitizer + UBSan in build-asan/
-#   make demo          start a suite under /tmp/cric-demo and show it answering
+#   make demo          start a suite under /tmp/cric-demo, pull an image, run it
 #   make install       PREFIX=/usr/local DESTDIR= (binaries, units, config, CNI config)
 #   make format-check  clang-format;  make lint  clang's static analyzer
 
@@ -229,19 +229,21 @@ check-asan:
 bench: all pyproto
 	CRIC_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/bench/bench.py --json $(BUILD)/bench.json $(BENCH_ARGS)
 
-# --- demo: start a suite under DEMO_ROOT and show it answering CRI ---
+# --- demo: start a suite under DEMO_ROOT, pull an image and run it ---
+# deploy/cric-demo: a loopback registry, an image from busybox-static, a pod
+# labelled cric-demo=true (an earlier demo's is replaced, no other pod is
+# touched), a container's log lines, an ExecSync, the lists.
 DEMO_ROOT ?= /tmp/cric-demo
-demo: all
-	deploy/cric-up --root $(DEMO_ROOT) --default-cni
+demo: all pyproto
+	@CRIC_BIN_DIR=$(abspath $(BUILD))/bin deploy/cric-up --root $(DEMO_ROOT) --default-cni
 	$(BUILD)/bin/cricctl --root $(DEMO_ROOT) version
-	$(BUILD)/bin/cricctl --root $(DEMO_ROOT) status -v
-	$(BUILD)/bin/cricctl --root $(DEMO_ROOT) runtime-config
+	$(BUILD)/bin/cricctl --root $(DEMO_ROOT) status
 	$(BUILD)/bin/cricctl --root $(DEMO_ROOT) health
-	$(BUILD)/bin/cricctl --root $(DEMO_ROOT) remove-all
-	$(BUILD)/bin/cricctl --root $(DEMO_ROOT) run-pod demo
-	$(BUILD)/bin/cricctl --root $(DEMO_ROOT) pods
-	@echo "cric is running under $(DEMO_ROOT); logs in $(DEMO_ROOT)/var/log/cric/."
-	@echo "Stop it (and its pods) with: deploy/cric-down --all --root $(DEMO_ROOT)"
+	$(PYTHON) deploy/cric-demo --root $(DEMO_ROOT) --build $(BUILD) \
+		--socket "$$($(BUILD)/bin/cricctl --root $(DEMO_ROOT) socket)"
+	@echo "cric is running under $(DEMO_ROOT): CRI socket unix://$$($(BUILD)/bin/cricctl --root $(DEMO_ROOT) socket),"
+	@echo "  daemon logs in $(DEMO_ROOT)/var/log/cric/, the container's in $(DEMO_ROOT)/var/log/pods/."
+	@echo "Stop it (its pods, containers and daemons) with: deploy/cric-down --all --root $(DEMO_ROOT)"
 
 # --- install ---
 install: all
