@@ -57,8 +57,10 @@ def free_port():
 
 
 def port_free(port):
-    """True when nothing holds port on 127.0.0.1."""
+    """True when nothing listens on port of 127.0.0.1 (a closed listener's
+    TIME_WAIT connections do not count: the registry reuses the address)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True
