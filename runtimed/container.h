@@ -94,6 +94,14 @@ int ctr_list(struct ctr_mgr *m, const struct cric_call *call, struct ctr_info **
 	     struct cric_err *err);
 void ctr_info_list_free(struct ctr_info **l);
 
+/* UpdateContainerResources (ctrupdate.c, ctrres.h): res checked (-EINVAL,
+ * nothing changed), merged onto the container's resources, applied with
+ * `runc update` to a created or running container, then recorded (what
+ * ContainerStatus reports). runc's refusal leaves the record as it was; an
+ * exited container's record alone changes. */
+int ctr_update_resources(struct ctr_mgr *m, const struct cric_call *call, const char *id,
+			 const Runtime__V1__LinuxContainerResources *res, struct cric_err *err);
+
 /* The pod's hooks (sandbox.h's on_pod_stop / on_pod_remove): stop what
  * still runs of pod_id's containers (at once: the kubelet gave them their
  * grace period already), or remove them all. */

@@ -62,6 +62,21 @@ int cri_remove_container(void *ud, const struct cric_call *call, const ProtobufC
 	return *out ? 0 : -ENOMEM;
 }
 
+int cri_update_container_resources(void *ud, const struct cric_call *call,
+				   const ProtobufCMessage *in, ProtobufCMessage **out,
+				   struct cric_err *err)
+{
+	const Runtime__V1__UpdateContainerResourcesRequest *req = (const void *)in;
+	if (req->windows)
+		return err_set(err, -EINVAL, "windows resources on a Linux runtime");
+	int r = ctr_update_resources(runtimed_containers(ud), call, req->container_id, req->linux,
+				     err);
+	if (r < 0)
+		return r;
+	*out = pb_new(&runtime__v1__update_container_resources_response__descriptor);
+	return *out ? 0 : -ENOMEM;
+}
+
 static Runtime__V1__ContainerState state_pb(enum ctr_state s)
 {
 	switch (s) {
@@ -133,6 +148,12 @@ static int status_pb(struct ctr_info *i, bool verbose, Runtime__V1__ContainerSta
 	    pb_map_copy(&s->base, "annotations", &cfg->base, "annotations") < 0 ||
 	    user_pb(i, &s->user) < 0)
 		return -ENOMEM;
+	/* As created, then as updated (UpdateContainerResources). */
+	if (cfg->linux && cfg->linux->resources) {
+		if (!(s->resources = pb_new(&runtime__v1__container_resources__descriptor)))
+			return -ENOMEM;
+		s->resources->linux = TAKE_PTR(cfg->linux->resources);
+	}
 	s->state = state_pb(i->state);
 	s->created_at = i->created_at;
 	s->started_at = i->started_at;

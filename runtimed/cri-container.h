@@ -12,6 +12,9 @@ int cri_stop_container(void *ud, const struct cric_call *call, const ProtobufCMe
 		       ProtobufCMessage **out, struct cric_err *err);
 int cri_remove_container(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
 			 ProtobufCMessage **out, struct cric_err *err);
+int cri_update_container_resources(void *ud, const struct cric_call *call,
+				   const ProtobufCMessage *in, ProtobufCMessage **out,
+				   struct cric_err *err);
 int cri_container_status(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
 			 ProtobufCMessage **out, struct cric_err *err);
 int cri_list_containers(void *ud, const struct cric_call *call, const ProtobufCMessage *in,

@@ -51,7 +51,11 @@ static Runtime__V1__RuntimeHandler *handler(const char *name)
 	if (!h || pb_set_str(&h->name, name) < 0 ||
 	    !(h->features = pb_new(&runtime__v1__runtime_handler_features__descriptor)))
 		return NULL;
-	/* Neither recursive read-only mounts nor user namespaces yet: say so. */
+	/* Neither recursive read-only mounts (CreateContainer refuses them)
+	 * nor user namespaces yet: both false, the kubelet then refuses the
+	 * pods that need them. */
+	h->features->recursive_read_only_mounts = false;
+	h->features->user_namespaces = false;
 	return TAKE_PTR(h);
 }
 
@@ -75,6 +79,8 @@ static int status(void *ud, const struct cric_call *call, const ProtobufCMessage
 	    !(s->status->conditions[s->status->n_conditions++] = condition(
 		  "NetworkReady", st.network_ready, st.network_reason, st.network_message)))
 		return -ENOMEM;
+	/* Containers apply supplemental_groups_policy (Merge and Strict). */
+	s->features->supplemental_groups_policy = true;
 	/* "" is the default handler, listed by name as well. */
 	const struct oci_handler *hs;
 	size_t nh = runtimed_handlers(ud, &hs);
@@ -158,6 +164,8 @@ static const struct cric_handler runtime_lines[] = {
 	{ CRI_RUNTIME(remove_container), cri_remove_container, .callers = CALLER_GATEWAY },
 	{ CRI_RUNTIME(container_status), cri_container_status, .callers = CALLER_GATEWAY },
 	{ CRI_RUNTIME(list_containers), cri_list_containers, .callers = CALLER_GATEWAY },
+	{ CRI_RUNTIME(update_container_resources), cri_update_container_resources,
+	  .callers = CALLER_GATEWAY },
 };
 
 const struct cric_service runtimed_services[] = {

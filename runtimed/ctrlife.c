@@ -354,33 +354,100 @@ int ctr_list(struct ctr_mgr *m, const struct cric_call *call, struct ctr_info **
 
 /* ---- the pod's hooks ---- */
 
-static int each_of_pod(struct ctr_mgr *m, const struct cric_call *call, const char *pod_id,
-		       bool remove, struct cric_err *err)
+/* Stopping or removing a pod's containers runs on this many threads at
+ * most (each mostly waits: on runc, on the monitor, on a process to die). */
+#define POD_HOOK_THREADS 4
+/* A creation of the pod still running is waited for up to this long (it is
+ * bounded by CTR_CALL_CAP_MS itself). */
+#define POD_HOOK_CREATE_WAIT_MS (CTR_CALL_CAP_MS + 10000)
+
+/* Wait until no container of pod_id is being created: a creation that
+ * passed its pod check before the pod stopped ends, then is stopped or
+ * removed with the rest. */
+static void wait_creations(struct ctr_mgr *m, const char *pod_id)
 {
-	struct container **v = collect(m, pod_id);
-	if (!v)
-		return -ENOMEM;
-	int r = 0;
-	for (size_t i = 0; v[i]; i++) {
-		struct container *c = v[i];
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += POD_HOOK_CREATE_WAIT_MS / 1000;
+	pthread_mutex_lock(&m->lock);
+	for (;;) {
+		bool busy = false;
+		for (size_t i = 0; i < m->n && !busy; i++)
+			busy = m->items[i]->state == CTR_CREATING &&
+			       strcmp(m->items[i]->pod_id, pod_id) == 0;
+		if (!busy || pthread_cond_timedwait(&m->created, &m->lock, &until) == ETIMEDOUT)
+			break;
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+struct pod_hook {
+	struct ctr_mgr *m;
+	const struct cric_call *call;
+	struct container **v; /* each with a reference, dropped by its worker */
+	bool remove;
+	pthread_mutex_t lock; /* next, r, err */
+	size_t next;
+	int r;
+	struct cric_err *err;
+};
+
+static void *pod_hook_worker(void *arg)
+{
+	struct pod_hook *x = arg;
+	for (;;) {
+		pthread_mutex_lock(&x->lock);
+		struct container *c = x->v[x->next];
+		if (c)
+			x->next++;
+		pthread_mutex_unlock(&x->lock);
+		if (!c)
+			return NULL;
+		struct cric_err e = { 0 };
 		pthread_mutex_lock(&c->op);
 		/* The kubelet stopped them with their grace period already:
 		 * what still runs is killed at once. */
 		int k = c->removed ? 0
-			: remove   ? remove_locked(m, call, c, err)
-				   : stop_locked(m, call, c, 0, err);
-		if (k < 0 && r == 0)
-			r = err_prefix(err, k, "container %s", c->id);
+			: x->remove ? remove_locked(x->m, x->call, c, &e)
+				    : stop_locked(x->m, x->call, c, 0, &e);
 		pthread_mutex_unlock(&c->op);
-		ctr_put(m, c);
-		/* The rest keep their references until released here. */
-		for (size_t j = i + 1; r < 0 && v[j]; j++)
-			ctr_put(m, v[j]);
-		if (r < 0)
-			break;
+		pthread_mutex_lock(&x->lock);
+		if (k < 0 && x->r == 0) {
+			x->r = k;
+			if (x->err)
+				err_set(x->err, k, "container %s: %s", c->id, e.msg);
+		}
+		pthread_mutex_unlock(&x->lock);
+		ctr_put(x->m, c);
 	}
+}
+
+/* Every container of the pod, on up to POD_HOOK_THREADS threads; the first
+ * error is returned, the others are still tried. */
+static int each_of_pod(struct ctr_mgr *m, const struct cric_call *call, const char *pod_id,
+		       bool remove, struct cric_err *err)
+{
+	wait_creations(m, pod_id);
+	struct container **v = collect(m, pod_id);
+	if (!v)
+		return -ENOMEM;
+	struct pod_hook x = { .m = m, .call = call, .v = v, .remove = remove, .err = err };
+	pthread_mutex_init(&x.lock, NULL);
+	size_t n = 0;
+	while (v[n])
+		n++;
+	pthread_t t[POD_HOOK_THREADS];
+	size_t nt = 0;
+	/* This thread works too: a failed pthread_create only slows it down. */
+	while (nt < n - (n > 0) && nt < ARRAY_SIZE(t) - 1 &&
+	       pthread_create(&t[nt], NULL, pod_hook_worker, &x) == 0)
+		nt++;
+	pod_hook_worker(&x);
+	for (size_t i = 0; i < nt; i++)
+		pthread_join(t[i], NULL);
+	pthread_mutex_destroy(&x.lock);
 	free(v);
-	return r;
+	return x.r;
 }
 
 int ctr_stop_pod(struct ctr_mgr *m, const struct cric_call *call, const char *pod_id,

@@ -162,6 +162,34 @@ int oci_start(const struct oci_handler *h, const char *id, const char *bundle, s
 	return 0;
 }
 
+int oci_update(const struct oci_handler *h, const char *id, const char *bundle,
+	       const json_t *resources, struct cric_err *err)
+{
+	_cleanup_free_ char *path = path_join(bundle, "update.json");
+	_cleanup_free_ char *log_path = path_join(bundle, "runc-update.log");
+	_cleanup_free_ char *doc = json_dumps(resources, JSON_COMPACT);
+	if (!path || !log_path || !doc)
+		return -ENOMEM;
+	int r = write_file_atomic(path, doc, strlen(doc), 0600);
+	if (r < 0)
+		return err_set(err, r, "write \"%s\": %s", path, strerror(-r));
+	unlink(log_path);
+	const char *args[] = { "update", "-r", path, id, NULL };
+	int status = 0;
+	char msg[1024];
+	r = invoke(h, args, false, log_path, &status, msg, sizeof(msg), err);
+	unlink(path);
+	if (r < 0)
+		return r;
+	if (exited_ok(status))
+		return 0;
+	/* The kernel refuses a memory limit below the usage it cannot reclaim. */
+	r = strstr(msg, "current usage") || strstr(msg, "device or resource busy") ? -EBUSY
+	    : strstr(msg, "invalid argument")					   ? -EINVAL
+										   : -EIO;
+	return err_set(err, r, "%s update: %s", h->name, msg[0] ? msg : "failed");
+}
+
 int oci_delete(const struct oci_handler *h, const char *id, struct cric_err *err)
 {
 	const char *args[] = { "delete", "--force", id, NULL };

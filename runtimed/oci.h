@@ -7,6 +7,7 @@
  * Errors carry runc's own message. */
 #pragma once
 
+#include <jansson.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <sys/types.h>
@@ -31,6 +32,12 @@ int oci_run_detached(const struct oci_handler *h, const char *id, const char *bu
  * <bundle>/runc-start.log. */
 int oci_start(const struct oci_handler *h, const char *id, const char *bundle,
 	      struct cric_err *err);
+/* runc update -r <bundle>/update.json: set the container's cgroup limits
+ * to resources (an OCI linux.resources object). runc's refusal (say, a
+ * memory limit below what the container uses: -EBUSY) carries its
+ * message. */
+int oci_update(const struct oci_handler *h, const char *id, const char *bundle,
+	       const json_t *resources, struct cric_err *err);
 /* runc delete --force: idempotent (an unknown id is fine). */
 int oci_delete(const struct oci_handler *h, const char *id, struct cric_err *err);
 
