@@ -11,6 +11,7 @@
 #include "common/cleanup.h"
 #include "common/pbutil.h"
 #include "container.h"
+#include "ctrres.h"
 #include "runtime.h"
 
 int cri_create_container(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
@@ -69,11 +70,29 @@ int cri_update_container_resources(void *ud, const struct cric_call *call,
 	const Runtime__V1__UpdateContainerResourcesRequest *req = (const void *)in;
 	if (req->windows)
 		return err_set(err, -EINVAL, "windows resources on a Linux runtime");
-	int r = ctr_update_resources(runtimed_containers(ud), call, req->container_id, req->linux,
-				     err);
+	int r =
+	    ctr_update_resources(runtimed_containers(ud), call, req->container_id, req->linux, err);
 	if (r < 0)
 		return r;
 	*out = pb_new(&runtime__v1__update_container_resources_response__descriptor);
+	return *out ? 0 : -ENOMEM;
+}
+
+int cri_update_pod_sandbox_resources(void *ud, const struct cric_call *call,
+				     const ProtobufCMessage *in, ProtobufCMessage **out,
+				     struct cric_err *err)
+{
+	(void)call;
+	const Runtime__V1__UpdatePodSandboxResourcesRequest *req = (const void *)in;
+	int r = ctr_res_check(req->overhead, false, err);
+	if (r == 0)
+		r = ctr_res_check(req->resources, false, err);
+	if (r == 0)
+		r = sandbox_update_resources(runtimed_sandboxes(ud), req->pod_sandbox_id,
+					     req->overhead, req->resources, err);
+	if (r < 0)
+		return r;
+	*out = pb_new(&runtime__v1__update_pod_sandbox_resources_response__descriptor);
 	return *out ? 0 : -ENOMEM;
 }
 

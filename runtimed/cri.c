@@ -166,6 +166,8 @@ static const struct cric_handler runtime_lines[] = {
 	{ CRI_RUNTIME(list_containers), cri_list_containers, .callers = CALLER_GATEWAY },
 	{ CRI_RUNTIME(update_container_resources), cri_update_container_resources,
 	  .callers = CALLER_GATEWAY },
+	{ CRI_RUNTIME(update_pod_sandbox_resources), cri_update_pod_sandbox_resources,
+	  .callers = CALLER_GATEWAY },
 };
 
 const struct cric_service runtimed_services[] = {

@@ -407,7 +407,7 @@ static void *pod_hook_worker(void *arg)
 		pthread_mutex_lock(&c->op);
 		/* The kubelet stopped them with their grace period already:
 		 * what still runs is killed at once. */
-		int k = c->removed ? 0
+		int k = c->removed  ? 0
 			: x->remove ? remove_locked(x->m, x->call, c, &e)
 				    : stop_locked(x->m, x->call, c, 0, &e);
 		pthread_mutex_unlock(&c->op);

@@ -66,8 +66,8 @@ int ctr_res_check(const Runtime__V1__LinuxContainerResources *r, bool cgroup_v2,
 {
 	if (!r)
 		return 0;
-	if (r->cpu_period < 0 || (r->cpu_period > 0 && (r->cpu_period < 1000 ||
-							 r->cpu_period > 1000000)))
+	if (r->cpu_period < 0 ||
+	    (r->cpu_period > 0 && (r->cpu_period < 1000 || r->cpu_period > 1000000)))
 		return err_set(err, -EINVAL,
 			       "cpu_period %lld: 0 (unchanged) or 1000..1000000 microseconds",
 			       (long long)r->cpu_period);
@@ -172,8 +172,8 @@ json_t *ctr_res_oci(const Runtime__V1__LinuxContainerResources *r)
 {
 	_cleanup_json_ json_t *o = json_object();
 	json_t *cpu = json_object(), *mem = json_object(), *uni = json_object();
-	if (!o || json_object_set_new(o, "cpu", cpu) < 0 || json_object_set_new(o, "memory", mem) < 0 ||
-	    json_object_set_new(o, "unified", uni) < 0)
+	if (!o || json_object_set_new(o, "cpu", cpu) < 0 ||
+	    json_object_set_new(o, "memory", mem) < 0 || json_object_set_new(o, "unified", uni) < 0)
 		return NULL;
 	if (r->cpu_shares > 0)
 		json_object_set_new(cpu, "shares", json_integer(r->cpu_shares));

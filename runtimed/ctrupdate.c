@@ -52,7 +52,8 @@ static int update_locked(struct ctr_mgr *m, const struct cric_call *call, struct
 	    runtime__v1__container_config__unpack(NULL, c->config_len, c->config);
 	pthread_mutex_unlock(&m->lock);
 	if (!cfg)
-		return err_set(err, -EIO, "container %s: its recorded config does not parse", c->id);
+		return err_set(err, -EIO, "container %s: its recorded config does not parse",
+			       c->id);
 	Runtime__V1__LinuxContainerResources *merged = NULL;
 	int r = ctr_res_merge(cfg->linux ? cfg->linux->resources : NULL, upd, &merged);
 	if (r < 0)
@@ -62,8 +63,8 @@ static int update_locked(struct ctr_mgr *m, const struct cric_call *call, struct
 	if (c->state == CTR_CREATED || c->state == CTR_RUNNING) {
 		const struct oci_handler *h = ctr_handler(m, c->handler);
 		_cleanup_json_ json_t *oci = ctr_res_oci(merged);
-		r = !h ? err_set(err, -ENOPKG, "runtime handler \"%s\" is not configured",
-				 c->handler)
+		r = !h     ? err_set(err, -ENOPKG, "runtime handler \"%s\" is not configured",
+				     c->handler)
 		    : !oci ? -ENOMEM
 			   : oci_update(h, c->id, c->bundle, oci, err);
 		if (r < 0) {

@@ -185,7 +185,7 @@ int oci_update(const struct oci_handler *h, const char *id, const char *bundle,
 		return 0;
 	/* The kernel refuses a memory limit below the usage it cannot reclaim. */
 	r = strstr(msg, "current usage") || strstr(msg, "device or resource busy") ? -EBUSY
-	    : strstr(msg, "invalid argument")					   ? -EINVAL
+	    : strstr(msg, "invalid argument")                                      ? -EINVAL
 										   : -EIO;
 	return err_set(err, r, "%s update: %s", h->name, msg[0] ? msg : "failed");
 }

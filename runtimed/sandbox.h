@@ -23,6 +23,7 @@
 
 #include "cgroup.h"
 #include "common/error.h"
+#include "proto/cri/api.pb-c.h"
 #include "common/ids.h"
 #include "common/ipc.h"
 #include "oci.h"
@@ -86,6 +87,14 @@ int sandbox_run(struct sandbox_mgr *m, const struct cric_call *call, const struc
 		const void *config, size_t config_len, char id[65], struct cric_err *err);
 /* Ids may be unique prefixes (as crictl gives them); an unknown id
  * succeeds (the CRI's idempotence). */
+/* UpdatePodSandboxResources (sbupdate.c): the pod's overhead and resources
+ * (each when given) replace those of its stored config, which verbose
+ * PodSandboxStatus shows. Recorded only: the kubelet has set the pod's
+ * cgroup itself (as the peer runtimes, best effort). Unknown: -ENOENT. */
+int sandbox_update_resources(struct sandbox_mgr *m, const char *id,
+			     const Runtime__V1__LinuxContainerResources *overhead,
+			     const Runtime__V1__LinuxContainerResources *resources,
+			     struct cric_err *err);
 int sandbox_stop(struct sandbox_mgr *m, const struct cric_call *call, const char *id,
 		 struct cric_err *err);
 int sandbox_remove(struct sandbox_mgr *m, const struct cric_call *call, const char *id,

@@ -165,8 +165,9 @@ def test_update_pod_sandbox_resources(ctrs):
     res = api.LinuxContainerResources(cpu_shares=1024, memory_limit_in_bytes=256 << 20)
     ctrs.cri.call("UpdatePodSandboxResources", api.UpdatePodSandboxResourcesRequest(
         pod_sandbox_id=pod_id, resources=res), api.UpdatePodSandboxResourcesResponse)
-    info = json.loads(ctrs.pods.status(pod_id, verbose=True).info["info"])
-    assert info["resources"]["memory_limit_in_bytes"] == 256 << 20
+    cfg = ctrs.pods.info(pod_id)["config"]
+    assert cfg["linux"]["resources"]["memory_limit_in_bytes"] == 256 << 20
+    assert cfg["linux"]["resources"]["cpu_shares"] == 1024
     code, msg = grpc_error(ctrs.cri.call, "UpdatePodSandboxResources",
                            api.UpdatePodSandboxResourcesRequest(
                                pod_sandbox_id=pod_id, resources=api.LinuxContainerResources(
