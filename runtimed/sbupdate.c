@@ -42,7 +42,8 @@ static int update_locked(struct sandbox_mgr *m, struct sandbox *sb,
 	if (!cfg)
 		return err_set(err, -EIO, "pod sandbox %s: its stored config does not decode",
 			       sb->id);
-	if (!cfg->linux && !(cfg->linux = pb_new(&runtime__v1__linux_pod_sandbox_config__descriptor)))
+	if (!cfg->linux &&
+	    !(cfg->linux = pb_new(&runtime__v1__linux_pod_sandbox_config__descriptor)))
 		return -ENOMEM;
 	if (replace(&cfg->linux->overhead, overhead) < 0 ||
 	    replace(&cfg->linux->resources, resources) < 0)

@@ -18,7 +18,7 @@ static void test_cpuset_syntax(void **state)
 {
 	(void)state;
 	const char *good[] = { "0", "0-3", "0,2,4", "0-1,3,5-7", "8191" };
-	const char *bad[] = { "",  "-1",   "3-1", "0,,1", "0-", "1,0",
+	const char *bad[] = { "",  "-1",   "3-1", "0,,1", "0-",   "1,0",
 			      "a", "0-3a", "0 1", "8192", "0,1,", "99999999999999999999" };
 	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
 		assert_true(ctr_cpuset_valid(good[i]));
