@@ -68,6 +68,15 @@ static int update_locked(struct ctr_mgr *m, const struct cric_call *call, struct
 		    : !oci ? -ENOMEM
 			   : oci_update(h, c->id, c->bundle, oci, err);
 		if (r < 0) {
+			/* runc may have written some files before the one the
+			 * kernel refused: put back what the container had. */
+			const Runtime__V1__LinuxContainerResources *was =
+			    cfg->linux ? cfg->linux->resources : NULL;
+			_cleanup_json_ json_t *back = h && was ? ctr_res_oci(was) : NULL;
+			struct cric_err e2;
+			if (back && oci_update(h, c->id, c->bundle, back, &e2) < 0)
+				log_warning("container %s: restore its resources: %s, ignoring",
+					    c->id, e2.msg);
 			protobuf_c_message_free_unpacked(&merged->base, NULL);
 			return r;
 		}

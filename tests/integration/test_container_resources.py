@@ -129,6 +129,13 @@ def test_invalid_updates_are_refused_and_change_nothing(ctrs):
         assert code == grpc.StatusCode.INVALID_ARGUMENT and "cgroup v2" in msg, msg
     assert limits(pid) == applied
     assert ctrs.status(cid).status.resources.linux == shown
+    # Well-formed but refused by the kernel through runc (no such CPUs):
+    # runc's message, and neither the cgroup nor the record changed.
+    code, msg = grpc_error(update, ctrs, cid, memory_limit_in_bytes=32 << 20,
+                           cpuset_cpus="0-4000")
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "update" in msg, (code, msg)
+    assert limits(pid) == applied
+    assert ctrs.status(cid).status.resources.linux == shown
     code, msg = grpc_error(update, ctrs, "f" * 64, cpu_shares=2)
     assert code == grpc.StatusCode.NOT_FOUND
     ctrs.remove(cid)
