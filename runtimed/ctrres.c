@@ -137,8 +137,8 @@ int ctr_res_merge(const Runtime__V1__LinuxContainerResources *old,
 			m->cpu_quota = upd->cpu_quota;
 		if (upd->cpu_shares)
 			m->cpu_shares = upd->cpu_shares;
-		if (upd->oom_score_adj)
-			m->oom_score_adj = upd->oom_score_adj;
+		/* oom_score_adj: checked, never merged: runc update cannot
+		 * change it, and status shows what is in effect. */
 		if (upd->memory_limit_in_bytes) {
 			if (!upd->memory_swap_limit_in_bytes && m->memory_swap_limit_in_bytes &&
 			    m->memory_swap_limit_in_bytes == m->memory_limit_in_bytes)

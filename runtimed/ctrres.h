@@ -4,7 +4,9 @@
  * (tests/unit/test-runtimed-ctrres.c).
  *
  * Merging follows containerd: a field the update leaves at zero (or empty)
- * keeps its current value; unified keys are merged by name. */
+ * keeps its current value; unified keys are merged by name. oom_score_adj
+ * is checked but keeps its value from creation: `runc update` cannot change
+ * it (containerd records it unapplied; we report what is in effect). */
 #pragma once
 
 #include <jansson.h>

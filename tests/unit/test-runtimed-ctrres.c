@@ -106,6 +106,7 @@ static void test_merge_and_oci(void **state)
 	upd.cpu_quota = 20000;
 	upd.memory_limit_in_bytes = 128 << 20;
 	upd.cpuset_cpus = "";
+	upd.oom_score_adj = 500;
 
 	_cleanup_pb_ Runtime__V1__LinuxContainerResources *m = NULL;
 	assert_int_equal(ctr_res_merge(&old, &upd, &m), 0);
@@ -116,6 +117,7 @@ static void test_merge_and_oci(void **state)
 	/* No swap allowed before (swap == memory): none after either. */
 	assert_int_equal(m->memory_swap_limit_in_bytes, 128 << 20);
 	assert_string_equal(m->cpuset_cpus, "0");
+	assert_int_equal(m->oom_score_adj, 0); /* as created: runc cannot change it */
 
 	_cleanup_json_ json_t *oci = ctr_res_oci(m);
 	assert_non_null(oci);
