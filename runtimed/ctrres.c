@@ -108,9 +108,20 @@ int ctr_res_check(const Runtime__V1__LinuxContainerResources *r, bool cgroup_v2,
 	return 0;
 }
 
+/* *dst (a string of an unpacked or pb_new message) becomes a copy of v. */
+static int replace_str(char **dst, const char *v)
+{
+	char *old = *dst;
+	if (pb_set_str(dst, v) < 0)
+		return -ENOMEM;
+	if (old && old != protobuf_c_empty_string)
+		free(old);
+	return 0;
+}
+
 static int set_str(char **dst, const char *upd)
 {
-	return upd && *upd ? pb_set_str(dst, upd) : 0;
+	return upd && *upd ? replace_str(dst, upd) : 0;
 }
 
 int ctr_res_merge(const Runtime__V1__LinuxContainerResources *old,
@@ -156,7 +167,7 @@ int ctr_res_merge(const Runtime__V1__LinuxContainerResources *old,
 				if (strcmp(m->unified[j]->key, upd->unified[i]->key) != 0)
 					continue;
 				found = true;
-				if (pb_set_str(&m->unified[j]->value, upd->unified[i]->value) < 0)
+				if (replace_str(&m->unified[j]->value, upd->unified[i]->value) < 0)
 					return -ENOMEM;
 			}
 			if (!found && pb_map_add(&m->base, "unified", upd->unified[i]->key,
