@@ -15,7 +15,7 @@ import threading
 import grpc
 import pytest
 
-from conftest import api
+from conftest import api, wait_for
 from test_containers import (  # noqa: F401  (fixtures)
     CREATED, EXITED, RUNNING, Ctrs, ctrs, grpc_error, monitors_ready, registry)
 
@@ -147,10 +147,15 @@ def test_memory_below_usage_is_runcs_refusal_and_changes_nothing(ctrs):
     pod_id, pod_cfg, cid, pid = running(ctrs, name="holder", resources=res, args=[
         "x=$(head -c 40000000 /dev/zero | tr '\\0' a); echo held; sleep 600"])
     log = os.path.join(ctrs.logs, "holder/0.log")
-    from conftest import wait_for
     wait_for(lambda: os.path.exists(log) and "held" in open(log).read(), 20, "the holder")
     applied = limits(pid)
-    code, msg = grpc_error(update, ctrs, cid, memory_limit_in_bytes=4 << 20)
+    d = cgroup_dir(pid, "memory")
+    usage = read(d, "memory.usage_in_bytes" if not v2(d) else "memory.current")
+    try:
+        update(ctrs, cid, memory_limit_in_bytes=4 << 20)
+        code, msg = None, f"accepted: usage {usage}, now {limits(pid)}"
+    except grpc.RpcError as e:
+        code, msg = e.code(), e.details()
     assert code == grpc.StatusCode.FAILED_PRECONDITION and "update" in msg, (code, msg)
     assert limits(pid) == applied
     assert ctrs.status(cid).status.resources.linux.memory_limit_in_bytes == 128 << 20
