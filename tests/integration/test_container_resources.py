@@ -233,6 +233,7 @@ def test_pod_stop_waits_for_a_creation_in_flight(ctrs):
     pod_id, pod_cfg = monitors_ready(ctrs)
     if pod_id is None:
         pytest.skip(f"monitord does not run monitors yet: {pod_cfg}")
+    records = ctrs.counts()["records"]
     outcome = {}
 
     def create():
@@ -240,16 +241,16 @@ def test_pod_stop_waits_for_a_creation_in_flight(ctrs):
             outcome["id"] = ctrs.create(pod_id, pod_cfg, ctrs.config(name="late",
                                                                      args=["sleep 600"]))
         except grpc.RpcError as e:
-            outcome["code"] = e.code()
+            outcome["error"] = (e.code(), e.details())
     t = threading.Thread(target=create)
     t.start()
+    # Its record is written first: from then on the creation is in flight.
+    wait_for(lambda: ctrs.counts()["records"] > records or not t.is_alive(), 30,
+             "the creation's record")
     ctrs.pods.stop(pod_id)
     t.join(60)
-    # Either the creation came first (and was stopped with the pod) or the
-    # pod was no longer ready: never a container left created in a stopped pod.
-    if "id" in outcome:
-        assert ctrs.status(outcome["id"]).status.state == EXITED
-    else:
-        assert outcome["code"] == grpc.StatusCode.FAILED_PRECONDITION, outcome
+    assert "id" in outcome, outcome
+    # Stopped with the pod, never left created in a stopped pod.
+    assert ctrs.status(outcome["id"]).status.state == EXITED
     ctrs.pods.remove(pod_id)
     assert len(ctrs.list()) == 0
