@@ -183,9 +183,10 @@ int oci_update(const struct oci_handler *h, const char *id, const char *bundle,
 		return r;
 	if (exited_ok(status))
 		return 0;
-	/* The kernel refuses a memory limit below the usage it cannot reclaim. */
+	/* The kernel refuses a memory limit below the usage it cannot reclaim
+	 * (EBUSY), values it cannot take (EINVAL, ERANGE: CPUs it lacks). */
 	r = strstr(msg, "current usage") || strstr(msg, "device or resource busy") ? -EBUSY
-	    : strstr(msg, "invalid argument")                                      ? -EINVAL
+	    : strstr(msg, "invalid argument") || strstr(msg, "out of range")       ? -EINVAL
 										   : -EIO;
 	return err_set(err, r, "%s update: %s", h->name, msg[0] ? msg : "failed");
 }

@@ -143,9 +143,10 @@ def test_invalid_updates_are_refused_and_change_nothing(ctrs):
 
 def test_memory_below_usage_is_runcs_refusal_and_changes_nothing(ctrs):
     res = api.LinuxContainerResources(memory_limit_in_bytes=128 << 20)
-    # Holds ~40 MB of anonymous memory (no swap on the host: it cannot go).
+    # Holds ~40 MB of shared memory, charged to its cgroup (no swap on
+    # the host: it cannot be reclaimed).
     pod_id, pod_cfg, cid, pid = running(ctrs, name="holder", resources=res, args=[
-        "x=$(head -c 40000000 /dev/zero | tr '\\0' a); echo held; sleep 600"])
+        "head -c 40000000 /dev/zero > /dev/shm/hold; echo held; sleep 600"])
     log = os.path.join(ctrs.logs, "holder/0.log")
     wait_for(lambda: os.path.exists(log) and "held" in open(log).read(), 20, "the holder")
     applied = limits(pid)
