@@ -78,6 +78,57 @@ int cri_update_container_resources(void *ud, const struct cric_call *call,
 	return *out ? 0 : -ENOMEM;
 }
 
+/* A copy of src into *dst (freeing what was there); src NULL: unchanged. */
+static int replace_resources(Runtime__V1__LinuxContainerResources **dst,
+			     const Runtime__V1__LinuxContainerResources *src)
+{
+	if (!src)
+		return 0;
+	size_t len = protobuf_c_message_get_packed_size(&src->base);
+	_cleanup_free_ uint8_t *buf = malloc(len ? len : 1);
+	if (!buf)
+		return -ENOMEM;
+	protobuf_c_message_pack(&src->base, buf);
+	Runtime__V1__LinuxContainerResources *copy =
+	    runtime__v1__linux_container_resources__unpack(NULL, len, buf);
+	if (!copy)
+		return -ENOMEM;
+	if (*dst)
+		protobuf_c_message_free_unpacked(&(*dst)->base, NULL);
+	*dst = copy;
+	return 0;
+}
+
+/* sandbox_config_edit_fn: the request's overhead and resources (each when
+ * given) replace those of the pod's stored PodSandboxConfig. */
+static int edit_pod_resources(void *userdata, const void *config, size_t len, void **out,
+			      size_t *out_len, struct cric_err *err)
+{
+	const Runtime__V1__UpdatePodSandboxResourcesRequest *req = userdata;
+	_cleanup_pb_ Runtime__V1__PodSandboxConfig *cfg =
+	    runtime__v1__pod_sandbox_config__unpack(NULL, len, config);
+	if (!cfg)
+		return err_set(err, -EIO, "pod sandbox %s: its stored config does not decode",
+			       req->pod_sandbox_id);
+	if (!cfg->linux &&
+	    !(cfg->linux = pb_new(&runtime__v1__linux_pod_sandbox_config__descriptor)))
+		return -ENOMEM;
+	if (replace_resources(&cfg->linux->overhead, req->overhead) < 0 ||
+	    replace_resources(&cfg->linux->resources, req->resources) < 0)
+		return -ENOMEM;
+	size_t n = protobuf_c_message_get_packed_size(&cfg->base);
+	uint8_t *buf = malloc(n ? n : 1);
+	if (!buf)
+		return -ENOMEM;
+	protobuf_c_message_pack(&cfg->base, buf);
+	*out = buf;
+	*out_len = n;
+	return 0;
+}
+
+/* UpdatePodSandboxResources: recorded only (the kubelet has set the pod's
+ * cgroup itself; as the peer runtimes, best effort); verbose
+ * PodSandboxStatus shows the values. */
 int cri_update_pod_sandbox_resources(void *ud, const struct cric_call *call,
 				     const ProtobufCMessage *in, ProtobufCMessage **out,
 				     struct cric_err *err)
@@ -88,8 +139,8 @@ int cri_update_pod_sandbox_resources(void *ud, const struct cric_call *call,
 	if (r == 0)
 		r = ctr_res_check(req->resources, false, err);
 	if (r == 0)
-		r = sandbox_update_resources(runtimed_sandboxes(ud), req->pod_sandbox_id,
-					     req->overhead, req->resources, err);
+		r = sandbox_edit_config(runtimed_sandboxes(ud), req->pod_sandbox_id,
+					edit_pod_resources, (void *)req, err);
 	if (r < 0)
 		return r;
 	*out = pb_new(&runtime__v1__update_pod_sandbox_resources_response__descriptor);

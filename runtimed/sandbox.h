@@ -23,7 +23,6 @@
 
 #include "cgroup.h"
 #include "common/error.h"
-#include "proto/cri/api.pb-c.h"
 #include "common/ids.h"
 #include "common/ipc.h"
 #include "oci.h"
@@ -87,14 +86,17 @@ int sandbox_run(struct sandbox_mgr *m, const struct cric_call *call, const struc
 		const void *config, size_t config_len, char id[65], struct cric_err *err);
 /* Ids may be unique prefixes (as crictl gives them); an unknown id
  * succeeds (the CRI's idempotence). */
-/* UpdatePodSandboxResources (sbupdate.c): the pod's overhead and resources
- * (each when given) replace those of its stored config, which verbose
- * PodSandboxStatus shows. Recorded only: the kubelet has set the pod's
- * cgroup itself (as the peer runtimes, best effort). Unknown: -ENOENT. */
-int sandbox_update_resources(struct sandbox_mgr *m, const char *id,
-			     const Runtime__V1__LinuxContainerResources *overhead,
-			     const Runtime__V1__LinuxContainerResources *resources,
-			     struct cric_err *err);
+/* Replace the pod's stored config (the bytes sandbox_run was given, which
+ * snapshots hand back) by what edit makes of it: edit gets the current
+ * bytes and returns new ones in *out (malloc'd; taken over) or an error.
+ * Serialised with the pod's other calls; the record is saved before the
+ * new config is visible, and on failure the old one stays (sbupdate.c:
+ * UpdatePodSandboxResources records the pod's resources this way).
+ * Unknown or removed pod: -ENOENT. */
+typedef int (*sandbox_config_edit_fn)(void *userdata, const void *config, size_t len, void **out,
+				      size_t *out_len, struct cric_err *err);
+int sandbox_edit_config(struct sandbox_mgr *m, const char *id, sandbox_config_edit_fn edit,
+			void *userdata, struct cric_err *err);
 int sandbox_stop(struct sandbox_mgr *m, const struct cric_call *call, const char *id,
 		 struct cric_err *err);
 int sandbox_remove(struct sandbox_mgr *m, const struct cric_call *call, const char *id,
