@@ -20,7 +20,7 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/macro.h"
-#include "stored/du.h"
+#include "common/du.h"
 #include "stored/layers-int.h"
 #include "stored/unpack.h"
 

@@ -84,6 +84,9 @@ int layer_drop_lease(struct layer_store *ls, const char *lease, struct cric_err 
 int layer_create_rootfs(struct layer_store *ls, const char *container_id, const char *chain_id,
 			char **path, struct cric_err *err);
 int layer_remove_rootfs(struct layer_store *ls, const char *container_id, struct cric_err *err);
+/* The container's writable layer (its overlay upperdir); malloc'd, NULL on
+ * OOM. container_id must be valid. */
+char *layer_upper_dir(const struct layer_store *ls, const char *container_id);
 
 struct fs_usage {
 	char mountpoint[4096];

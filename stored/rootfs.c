@@ -202,3 +202,9 @@ void rootfs_reconcile(struct layer_store *ls)
 		}
 	}
 }
+
+char *layer_upper_dir(const struct layer_store *ls, const char *container_id)
+{
+	char *p = NULL;
+	return asprintf(&p, "%s/%s/upper", ls->containers_dir, container_id) < 0 ? NULL : p;
+}

@@ -131,7 +131,9 @@ static int create_rootfs(void *ud, const struct cric_call *call, const ProtobufC
 		return r;
 	_cleanup_pb_ Cric__Stored__CreateRootfsResponse *resp =
 	    pb_new(&cric__stored__create_rootfs_response__descriptor);
-	if (!resp || pb_set_str(&resp->path, path) < 0)
+	_cleanup_free_ char *upper = layer_upper_dir(ud, req->container_id);
+	if (!resp || !upper || pb_set_str(&resp->path, path) < 0 ||
+	    pb_set_str(&resp->upper_dir, upper) < 0)
 		return -ENOMEM;
 	*out = &TAKE_PTR(resp)->base;
 	return 0;
