@@ -62,3 +62,17 @@ int pb_map_copy(ProtobufCMessage *dst, const char *dst_field, const ProtobufCMes
 			       *MEMBER(arr[i], v->offset, char *));
 	return r;
 }
+
+void pb_map_clear(ProtobufCMessage *msg, const char *field)
+{
+	const ProtobufCFieldDescriptor *f, *k, *v;
+	if (map_field(msg->descriptor, field, &f, &k, &v) < 0)
+		return;
+	size_t *n = MEMBER(msg, f->quantifier_offset, size_t);
+	ProtobufCMessage ***arr = MEMBER(msg, f->offset, ProtobufCMessage **);
+	for (size_t i = 0; i < *n; i++)
+		protobuf_c_message_free_unpacked((*arr)[i], NULL);
+	free(*arr);
+	*arr = NULL;
+	*n = 0;
+}

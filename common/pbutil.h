@@ -32,6 +32,9 @@ static inline int pb_set_str(char **field, const char *value)
 /* Append key => value to msg's map field named field. 0, -ENOMEM, or
  * -EINVAL when field is not such a map. */
 int pb_map_add(ProtobufCMessage *msg, const char *field, const char *key, const char *value);
+/* Free the entries of msg's map field (of a message on the stack whose
+ * map was filled with pb_map_add/pb_map_copy) and empty it. */
+void pb_map_clear(ProtobufCMessage *msg, const char *field);
 /* Append every entry of src's map field src_field to dst's dst_field. */
 int pb_map_copy(ProtobufCMessage *dst, const char *dst_field, const ProtobufCMessage *src,
 		const char *src_field);

@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "monitor/monitor.h"
+#include "stats.h"
 
 #define STOP_GRACE_MS 10000
 #define CTL_TIMEOUT_S 5
@@ -265,6 +266,10 @@ int monitors_check_spec(const struct monitors *m, const struct monitor_spec *s,
 	if (!path_is_clean(s->log_path, true, PATH_MAX) || strcmp(s->log_path, "/") == 0)
 		return err_set(err, -EINVAL, "log_path \"%s\" must be a clean absolute path",
 			       s->log_path);
+	const char *upper = json_string_value(json_object_get(s->attrs, "upper_dir"));
+	if (upper && upper[0] && !path_is_clean(upper, true, PATH_MAX))
+		return err_set(err, -EINVAL, "upper_dir \"%s\" must be a clean absolute path",
+			       upper);
 	if (!cgroup_parent_ok(s->cgroup_parent))
 		return err_set(err, -EINVAL,
 			       "cgroup_parent \"%s\" must be a clean cgroup path (not the root)",
@@ -375,6 +380,17 @@ static int read_report(int fd, int64_t deadline_ns, pid_t *mpid, pid_t *pid, str
 	}
 }
 
+/* What stats report of the container (stats.h), with its cgroup. */
+static int write_attrs(const struct monitor_spec *s, const char *dir)
+{
+	_cleanup_json_ json_t *doc = s->attrs ? json_deep_copy(s->attrs) : json_object();
+	_cleanup_free_ char *cg = container_cgroup(s->bundle);
+	_cleanup_free_ char *path = path_join(dir, STATS_ATTRS_FILE);
+	if (!doc || !cg || !path || json_object_set_new(doc, "cgroup", json_string(cg)) < 0)
+		return -ENOMEM;
+	return json_save_atomic(path, doc, 0600);
+}
+
 static int create_locked(struct monitors *m, const struct monitor_spec *s, int64_t deadline_ns,
 			 pid_t *pid, pid_t *mpid, struct cric_err *err)
 {
@@ -383,12 +399,18 @@ static int create_locked(struct monitors *m, const struct monitor_spec *s, int64
 		return -ENOMEM;
 	if (mkdir(dir, 0700) < 0)
 		return err_set(err, negative_errno(), "create \"%s\": %s", dir, strerror(errno));
+	int r = write_attrs(s, dir);
+	if (r < 0) {
+		remove_dir(m, s->id);
+		return err_set(err, r, "write the container's %s: %s", STATS_ATTRS_FILE,
+			       strerror(-r));
+	}
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return negative_errno();
 	_cleanup_close_ int sync_r = p[0];
 	pid_t child = 0;
-	int r = spawn_monitor(m, s, dir, p[1], &child);
+	r = spawn_monitor(m, s, dir, p[1], &child);
 	close(p[1]);
 	if (r < 0) {
 		remove_dir(m, s->id);
@@ -510,6 +532,29 @@ int monitors_reopen_log(struct monitors *m, const char *id, struct cric_err *err
 	return r;
 }
 
+int monitors_resolve(const struct monitors *m, const char *prefix, char id[65],
+		     struct cric_err *err)
+{
+	size_t n = strlen(prefix);
+	if (n == 0 || n > 64 || strspn(prefix, "0123456789abcdef") != n)
+		return err_set(err, -EINVAL, "container_id \"%.80s\" is not an id or id prefix",
+			       prefix);
+	_cleanup_closedir_ DIR *d = opendir(m->dir);
+	if (!d)
+		return err_set(err, negative_errno(), "read \"%s\": %s", m->dir, strerror(errno));
+	unsigned found = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (id_is_valid(e->d_name) && strncmp(e->d_name, prefix, n) == 0 && found++ == 0)
+			snprintf(id, 65, "%s", e->d_name);
+	if (found == 0)
+		return err_set(err, -ENOENT, "container %s not found", prefix);
+	if (found > 1)
+		return err_set(err, -EINVAL, "container id prefix %s is ambiguous (%u containers)",
+			       prefix, found);
+	return 0;
+}
+
 int monitors_remove(struct monitors *m, const char *id, struct cric_err *err)
 {
 	if (!id_is_valid(id))
@@ -532,6 +577,7 @@ void monitors_free(struct monitors *m)
 {
 	if (!m)
 		return;
+	stats_free(m->stats);
 	free(m->dir);
 	free(m->monitor_bin);
 	free(m->runtimed_dir);
@@ -630,6 +676,8 @@ int monitors_open(const struct cric_config *cfg, struct monitors **ret, struct c
 			    strerror(errno));
 	if (r == 0 && (r = mkdir_p(m->dir, 0700)) < 0)
 		r = err_set(err, r, "create \"%s\": %s", m->dir, strerror(-r));
+	if (r == 0)
+		r = stats_open(m->dir, &m->stats, err);
 	if (r < 0) {
 		monitors_free(m);
 		return r;

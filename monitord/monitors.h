@@ -22,6 +22,7 @@
  */
 #pragma once
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -39,6 +40,7 @@ struct monitors {
 	char *runtimes_dir;   /* <run_dir>/runtimed/runtimes: default roots */
 	char **runtime_paths; /* configured runtime binaries */
 	char **runtime_roots; /* configured runtime roots */
+	struct stats *stats;  /* stats.h */
 	pthread_mutex_t lock; /* guards busy */
 	pthread_cond_t idle;
 	char busy[MONITORS_BUSY_MAX][65];
@@ -54,6 +56,10 @@ struct monitor_spec {
 	const char *cgroup_parent;
 	bool tty, open_stdin, stdin_once;
 	uint64_t log_size_max;
+	/* For stats (stats.h): pod_sandbox_id, name, attempt, labels,
+	 * annotations, upper_dir; saved as attrs.json with the container's
+	 * cgroup. NULL: none. */
+	const json_t *attrs;
 };
 
 struct monitor_status {
@@ -85,6 +91,11 @@ int monitors_create(struct monitors *m, const struct monitor_spec *spec, int64_t
 int monitors_reopen_log(struct monitors *m, const char *id, struct cric_err *err);
 int monitors_status(struct monitors *m, const char *id, struct monitor_status *st,
 		    struct cric_err *err);
+/* The container whose monitor's id is prefix or starts with it (the CRI
+ * accepts unique prefixes). -EINVAL: not hex, or more than one; -ENOENT:
+ * none. */
+int monitors_resolve(const struct monitors *m, const char *prefix, char id[65],
+		     struct cric_err *err);
 /* Stop the monitor (it kills the container's init if it still runs), wait
  * for it, remove its directory. Unknown ids succeed. */
 int monitors_remove(struct monitors *m, const char *id, struct cric_err *err);

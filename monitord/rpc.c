@@ -11,6 +11,7 @@
 #include "execsync.h"
 #include "monitors.h"
 #include "rpc.h"
+#include "stats.h"
 
 /* Log lines of this call name the container (a valid id only: it is
  * input); copied, the dispatcher logs after the request is freed. */
@@ -24,11 +25,33 @@ static void log_container(const struct cric_call *call, const char *id)
 	log_ctx_set(&ctx);
 }
 
+/* What the request says for stats (stats.h). */
+static json_t *monitor_attrs(const Cric__Monitord__CreateMonitorRequest *req)
+{
+	_cleanup_json_ json_t *labels = json_object(), *annotations = json_object();
+	if (!labels || !annotations)
+		return NULL;
+	for (size_t i = 0; i < req->n_labels; i++)
+		if (json_object_set_new(labels, req->labels[i]->key,
+					json_string(req->labels[i]->value)) < 0)
+			return NULL;
+	for (size_t i = 0; i < req->n_annotations; i++)
+		if (json_object_set_new(annotations, req->annotations[i]->key,
+					json_string(req->annotations[i]->value)) < 0)
+			return NULL;
+	return json_pack("{s:s, s:s, s:I, s:O, s:O, s:s}", "pod_sandbox_id", req->pod_sandbox_id,
+			 "name", req->name, "attempt", (json_int_t)req->attempt, "labels", labels,
+			 "annotations", annotations, "upper_dir", req->upper_dir);
+}
+
 static int create_monitor(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
 			  ProtobufCMessage **out, struct cric_err *err)
 {
 	const Cric__Monitord__CreateMonitorRequest *req = (const void *)in;
 	log_container(call, req->container_id);
+	_cleanup_json_ json_t *attrs = monitor_attrs(req);
+	if (!attrs)
+		return err_set(err, -EINVAL, "labels, annotations and names must be UTF-8");
 	const struct monitor_spec spec = {
 		.id = req->container_id,
 		.bundle = req->bundle,
@@ -40,6 +63,7 @@ static int create_monitor(void *ud, const struct cric_call *call, const Protobuf
 		.open_stdin = req->stdin,
 		.stdin_once = req->stdin_once,
 		.log_size_max = req->log_size_max,
+		.attrs = attrs,
 	};
 	int64_t deadline = deadline_in_ms(MONITORD_CREATE_CAP_MS);
 	if (call->deadline_ns > 0 && call->deadline_ns < deadline)
@@ -145,8 +169,73 @@ static int exec_sync(void *ud, const struct cric_call *call, const ProtobufCMess
 	return 0;
 }
 
+/* CRI ReopenContainerLog: the kubelet renamed the log just before; when
+ * this returns the monitor writes to a new file at the same path. */
+static int cri_reopen_log(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			  ProtobufCMessage **out, struct cric_err *err)
+{
+	const Runtime__V1__ReopenContainerLogRequest *req = (const void *)in;
+	char id[65];
+	int r = monitors_resolve(ud, req->container_id, id, err);
+	if (r < 0)
+		return r;
+	log_container(call, id);
+	if ((r = monitors_reopen_log(ud, id, err)) < 0)
+		return r;
+	ProtobufCMessage *resp = pb_new(&runtime__v1__reopen_container_log_response__descriptor);
+	if (!resp)
+		return -ENOMEM;
+	*out = resp;
+	return 0;
+}
+
+static int cri_container_stats(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			       ProtobufCMessage **out, struct cric_err *err)
+{
+	struct monitors *m = ud;
+	const Runtime__V1__ContainerStatsRequest *req = (const void *)in;
+	char id[65];
+	int r = monitors_resolve(m, req->container_id, id, err);
+	if (r < 0)
+		return r;
+	log_container(call, id);
+	_cleanup_pb_ Runtime__V1__ContainerStatsResponse *resp =
+	    pb_new(&runtime__v1__container_stats_response__descriptor);
+	if (!resp)
+		return -ENOMEM;
+	if ((r = stats_container(m->stats, id, &resp->stats, err)) < 0)
+		return r;
+	*out = &TAKE_PTR(resp)->base;
+	return 0;
+}
+
+static int cri_list_container_stats(void *ud, const struct cric_call *call,
+				    const ProtobufCMessage *in, ProtobufCMessage **out,
+				    struct cric_err *err)
+{
+	(void)call;
+	struct monitors *m = ud;
+	const Runtime__V1__ListContainerStatsRequest *req = (const void *)in;
+	_cleanup_pb_ Runtime__V1__ListContainerStatsResponse *resp =
+	    pb_new(&runtime__v1__list_container_stats_response__descriptor);
+	if (!resp)
+		return -ENOMEM;
+	int r = stats_list(m->stats, req->filter, resp, err);
+	if (r < 0)
+		return r;
+	*out = &TAKE_PTR(resp)->base;
+	return 0;
+}
+
+/* The CRI methods monitord serves (cri-gateway/routes.c sends them). */
 static const struct cric_handler cri_lines[] = {
 	{ CRI_RUNTIME(exec_sync), exec_sync, .callers = CALLER_GATEWAY | CALLER_ADMIN },
+	{ CRI_RUNTIME(reopen_container_log), cri_reopen_log,
+	  .callers = CALLER_GATEWAY | CALLER_ADMIN, .cap_ms = MONITORD_CALL_CAP_MS },
+	{ CRI_RUNTIME(container_stats), cri_container_stats,
+	  .callers = CALLER_GATEWAY | CALLER_ADMIN, .cap_ms = MONITORD_CALL_CAP_MS },
+	{ CRI_RUNTIME(list_container_stats), cri_list_container_stats,
+	  .callers = CALLER_GATEWAY | CALLER_ADMIN, .cap_ms = MONITORD_CALL_CAP_MS },
 };
 
 /* runtimed calls them for its containers; the integration tests through

@@ -18,6 +18,7 @@
 #include "common/fsutil.h"
 #include "common/ids.h"
 #include "common/log.h"
+#include "common/pbutil.h"
 #include "common/macro.h"
 #include "podsnap.h"
 
@@ -309,7 +310,7 @@ static int resolve_image(struct ctr_mgr *m, const struct cric_call *call, const 
 }
 
 static int make_rootfs(struct ctr_mgr *m, const struct cric_call *call, struct container *c,
-		       const Cric__Imaged__ResolveImageResponse *img, char **path,
+		       const Cric__Imaged__ResolveImageResponse *img, char **path, char **upper,
 		       struct cric_err *err)
 {
 	c->rootfs_made = true; /* from now on, remove it on failure */
@@ -328,7 +329,8 @@ static int make_rootfs(struct ctr_mgr *m, const struct cric_call *call, struct c
 	if (!resp->path || resp->path[0] != '/')
 		return err_set(err, -EIO, "create the root filesystem: stored gave no path");
 	*path = strdup(resp->path);
-	return *path ? 0 : -ENOMEM;
+	*upper = strdup(resp->upper_dir ? resp->upper_dir : "");
+	return *path && *upper ? 0 : -ENOMEM;
 }
 
 struct create_ctx {
@@ -337,6 +339,7 @@ struct create_ctx {
 	struct pod_snapshot pod;
 	const struct oci_handler *h;
 	char log_path[PATH_MAX];
+	const char *upper_dir; /* the writable layer, for monitord's stats */
 };
 
 /* namespace_options.pid TARGET: the target's init, when it is a running
@@ -465,15 +468,29 @@ static int create_monitor(struct ctr_mgr *m, const struct cric_call *call, struc
 	req.stdin = x->cfg->stdin;
 	req.stdin_once = x->cfg->stdin_once;
 	req.cgroup_parent = x->pod.cgroup;
+	req.pod_sandbox_id = c->pod_id;
+	req.name = x->cfg->metadata ? x->cfg->metadata->name : "";
+	req.attempt = x->cfg->metadata ? x->cfg->metadata->attempt : 0;
+	req.upper_dir = (char *)(x->upper_dir ? x->upper_dir : "");
 	ProtobufCMessage *out = NULL;
-	r = ctr_call(m->monitord, CRIC_MONITORD(create_monitor), MONITORD_CREATE_CAP_MS, call,
-		     &req.base, &out, err);
+	r = pb_map_copy(&req.base, "labels", &x->cfg->base, "labels");
+	if (r == 0)
+		r = pb_map_copy(&req.base, "annotations", &x->cfg->base, "annotations");
+	if (r == 0)
+		r = ctr_call(m->monitord, CRIC_MONITORD(create_monitor), MONITORD_CREATE_CAP_MS,
+			     call, &req.base, &out, err);
+	else
+		r = err_set(err, r, "create the container: %s", strerror(-r));
+	pb_map_clear(&req.base, "labels");
+	pb_map_clear(&req.base, "annotations");
 	/* A definite refusal leaves no monitor (monitord's contract); a lost
 	 * answer (deadline, unavailable, internal) may have left one. */
 	if (r < 0 && r != -ETIMEDOUT && r != -EAGAIN && r != -EIO && r != -ECANCELED)
 		c->monitor_made = false;
 	if (r < 0)
 		return err_prefix(err, r, "create the container");
+	if (!out)
+		return -EIO;
 	_cleanup_pb_ Cric__Monitord__CreateMonitorResponse *resp = (void *)out;
 	pthread_mutex_lock(&m->lock);
 	c->pid = resp->pid;
@@ -507,9 +524,10 @@ static int create_steps(struct ctr_mgr *m, const struct cric_call *call, struct 
 	pthread_mutex_unlock(&m->lock);
 	if (!c->image_ref)
 		return -ENOMEM;
-	_cleanup_free_ char *rootfs = NULL;
-	if ((r = make_rootfs(m, call, c, img, &rootfs, err)) < 0)
+	_cleanup_free_ char *rootfs = NULL, *upper = NULL;
+	if ((r = make_rootfs(m, call, c, img, &rootfs, &upper, err)) < 0)
 		return r;
+	x->upper_dir = upper; /* borrowed until create_monitor() returns */
 	if ((r = write_bundle(m, c, x, image_config, rootfs, err)) < 0)
 		return r;
 	return create_monitor(m, call, c, x, err);

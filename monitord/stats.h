@@ -1,0 +1,44 @@
+/* monitord's container stats (CRI ContainerStats, ListContainerStats): one
+ * sampler for every caller.
+ *
+ * The containers are the monitors' directories (monitors.h); what stats
+ * report about each beyond the numbers (pod, name, attempt, labels,
+ * annotations, its cgroup and writable layer) is the container's
+ * attrs.json, written by CreateMonitor from what runtimed sends.
+ *
+ * One cached sample per container: cpu and memory are read from its cgroup
+ * (v1: cpuacct.usage, memory.usage_in_bytes and memory.stat; v2: cpu.stat,
+ * memory.current and memory.stat) when the cached one is older than
+ * STATS_FRESH_MS, so a ListContainerStats and concurrent ContainerStats
+ * read the same one; usage_nano_cores is the rate between the last two
+ * samples (absent until there are two). The writable layer (bytes and
+ * inodes of its upper dir, counted as du does) is measured by a background
+ * thread every STATS_LAYER_PERIOD_S, and at once for a container it has
+ * not measured yet: never a walk per call. fs_id.mountpoint is the mount
+ * point of the file system holding it.
+ *
+ * A container whose cgroup is gone (exited, removed under way) is left out
+ * of ListContainerStats (the kubelet's summary fails on any error); for
+ * ContainerStats it is reported without cpu and memory. */
+#pragma once
+
+#include "common/error.h"
+#include "common/service.h"
+
+#define STATS_FRESH_MS       1000
+#define STATS_LAYER_PERIOD_S 10
+#define STATS_ATTRS_FILE     "attrs.json"
+
+struct monitors;
+struct stats;
+
+int stats_open(const char *monitors_dir, struct stats **ret, struct cric_err *err);
+/* Accepts NULL; stops the background thread. */
+void stats_free(struct stats *s);
+
+/* id: a full id (resolved by the caller). -ENOENT: no such container. */
+int stats_container(struct stats *s, const char *id, Runtime__V1__ContainerStats **ret,
+		    struct cric_err *err);
+/* Every container matching filter (NULL: all), in resp->stats. */
+int stats_list(struct stats *s, const Runtime__V1__ContainerStatsFilter *filter,
+	       Runtime__V1__ListContainerStatsResponse *resp, struct cric_err *err);
