@@ -88,7 +88,7 @@ ROUTES = [
     ("UpdateContainerResources", api.UpdateContainerResourcesRequest(), "runtimed"),
     ("CheckpointContainer", api.CheckpointContainerRequest(), "runtimed"),
     ("PortForward", api.PortForwardRequest(), "monitord"),
-    ("ContainerStats", api.ContainerStatsRequest(), "monitord"),
+    ("PodSandboxStats", api.PodSandboxStatsRequest(), "monitord"),
     ("ListPodSandboxStats", api.ListPodSandboxStatsRequest(), "monitord"),
 ]
 
