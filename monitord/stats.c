@@ -359,8 +359,8 @@ static int build(const struct entry *e, Runtime__V1__ContainerStats **ret)
 			return -ENOMEM;
 		const struct cg_sample *p = &e->prev;
 		if (p->ok && c->mono > p->mono && c->cpu_ns >= p->cpu_ns &&
-		    !(cpu->usage_nano_cores = u64((uint64_t)((double)(c->cpu_ns - p->cpu_ns) *
-							     1e9 / (double)(c->mono - p->mono)))))
+		    !(cpu->usage_nano_cores = u64((uint64_t)((double)(c->cpu_ns - p->cpu_ns) * 1e9 /
+							     (double)(c->mono - p->mono)))))
 			return -ENOMEM;
 		mem->timestamp = c->at;
 		if (!(mem->working_set_bytes = u64(c->working_set)) ||
@@ -419,11 +419,13 @@ static bool matches(const Runtime__V1__ContainerStatsFilter *f, const struct ent
 {
 	if (!f)
 		return true;
-	if (!prefix_of(f->id, e->id) || !prefix_of(f->pod_sandbox_id, attr_str(e, "pod_sandbox_id")))
+	if (!prefix_of(f->id, e->id) ||
+	    !prefix_of(f->pod_sandbox_id, attr_str(e, "pod_sandbox_id")))
 		return false;
 	const json_t *labels = json_object_get(e->attrs, "labels");
 	for (size_t i = 0; i < f->n_label_selector; i++) {
-		const char *v = json_string_value(json_object_get(labels, f->label_selector[i]->key));
+		const char *v =
+		    json_string_value(json_object_get(labels, f->label_selector[i]->key));
 		if (!v || strcmp(v, f->label_selector[i]->value) != 0)
 			return false;
 	}
