@@ -12,6 +12,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import time
 
 import grpc
@@ -380,7 +381,13 @@ def test_create_retried_by_name_after_its_deadline_gets_the_same_id(ctrs):
     before = ctrs.counts()
     # The kubelet's retry is not byte-identical: a new log path per attempt.
     first = ctrs.config(name="retried", args=["sleep 600"], log_path="retried/a.log")
-    code, _ = grpc_error(ctrs.create, pod_id, pod_cfg, first, timeout=0.05)
+    # imaged frozen: the creation waits on ResolveImage past its caller's
+    # deadline (a fast machine would otherwise finish within any short one).
+    ctrs.suite.kill("imaged", signal.SIGSTOP)
+    try:
+        code, _ = grpc_error(ctrs.create, pod_id, pod_cfg, first, timeout=0.5)
+    finally:
+        ctrs.suite.kill("imaged", signal.SIGCONT)
     assert code == grpc.StatusCode.DEADLINE_EXCEEDED
     again = ctrs.config(name="retried", args=["sleep 600"], log_path="retried/b.log")
     cid = ctrs.create(pod_id, pod_cfg, again)
