@@ -336,6 +336,7 @@ int daemon_main(const struct cric_daemon_desc *desc, int argc, char **argv)
 		.services = desc->services,
 		.n_services = desc->n_services,
 		.userdata = st.userdata,
+		.cancelled = desc->cancelled,
 	};
 	if (!url || (r = cric_server_start(&scfg, &server, &err)) < 0) {
 		log_error("%s", url ? err.msg : "out of memory");

@@ -38,6 +38,9 @@ struct cric_daemon_desc {
 	 * freed afterwards). Returning an error keeps the old settings. */
 	int (*reload)(void *userdata, const struct cric_config *cfg, struct cric_err *err);
 	void (*done)(void *userdata);
+	/* A cric.Cancel marked calls cancelled: wake the manager's waits (see
+	 * cric_server_config.cancelled). May be NULL. */
+	void (*cancelled)(void *userdata);
 };
 
 int daemon_main(const struct cric_daemon_desc *desc, int argc, char **argv);

@@ -28,7 +28,10 @@
  * member of group cric; others are dropped), and on every request, before
  * any work, the caller (peer.h) against the method's line: callers it does
  * not name get PERMISSION_DENIED. "cric.Health" is answered for every
- * daemon, to anyone who got through. What it serves is a list of services
+ * daemon, to anyone who got through; "cric.Cancel" (the gateway's, and
+ * root's tools') marks the calls in flight with a request id cancelled
+ * (struct cric_call's cancel): the server keeps, per worker, the request
+ * id of the call it serves. What it serves is a list of services
  * with one line per method (service.h).
  *
  * The client checks the listener before it sends anything: the peer of its
@@ -139,7 +142,18 @@ struct cric_call {
 	unsigned caller; /* who called: one enum cric_caller bit */
 	uid_t peer_uid;
 	pid_t peer_pid;
+	/* Set (atomically, to nonzero) by the server when a cric.Cancel names
+	 * this call's request id: its caller gave up. Owned by the server,
+	 * valid while the handler runs; a copy of the call carries the same
+	 * flag. Read it with cric_call_cancelled(). NULL: never cancelled. */
+	const int *cancel;
 };
+
+/* True once the call's caller cancelled it (cric.Cancel, sent by the
+ * gateway when the CRI client cancelled or went away). Accepts NULL. A
+ * handler that looks stops with -ECANCELED (CANCELLED); one that does not
+ * simply finishes. */
+bool cric_call_cancelled(const struct cric_call *call);
 
 /* A handler returns 0 with *resp set to a heap-built message (freed by the
  * server with protobuf_c_message_free_unpacked, so every string, array and
@@ -169,6 +183,11 @@ struct cric_server_config {
 	const struct cric_service *services; /* service.h; cric.Health is added */
 	size_t n_services;
 	void *userdata;
+	/* Called (on a worker thread, may be NULL) after a cric.Cancel marked
+	 * calls cancelled, with userdata: wakes the daemon's waits so that
+	 * handlers blocked on condition variables look at their flag now. Must
+	 * not block. */
+	void (*cancelled)(void *userdata);
 };
 
 struct cric_server;

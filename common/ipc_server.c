@@ -25,6 +25,11 @@ struct worker {
 	pthread_t thread;
 	nng_ctx ctx;
 	nng_aio *aio;
+	/* The call this worker serves, under the server's calls_lock (the
+	 * in-flight table cric.Cancel looks in): its request id ("" when
+	 * idle) and its cancel flag (atomic; struct cric_call points at it). */
+	char request_id[IPC_REQUEST_ID_MAX + 1];
+	int cancel;
 };
 
 struct cric_server {
@@ -39,7 +44,45 @@ struct cric_server {
 	unsigned n_threads;
 	atomic_bool stopping;
 	int64_t started_ns;
+	pthread_mutex_t calls_lock;
 };
+
+bool cric_call_cancelled(const struct cric_call *call)
+{
+	return call && call->cancel && __atomic_load_n(call->cancel, __ATOMIC_ACQUIRE);
+}
+
+/* Enter worker w's call with request_id in the in-flight table. */
+static void call_begin(struct worker *w, const char *request_id)
+{
+	pthread_mutex_lock(&w->server->calls_lock);
+	snprintf(w->request_id, sizeof(w->request_id), "%s", request_id);
+	__atomic_store_n(&w->cancel, 0, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&w->server->calls_lock);
+}
+
+static void call_end(struct worker *w)
+{
+	pthread_mutex_lock(&w->server->calls_lock);
+	w->request_id[0] = '\0';
+	pthread_mutex_unlock(&w->server->calls_lock);
+}
+
+/* Mark the calls in flight with request_id cancelled; how many. */
+static unsigned calls_cancel(struct cric_server *s, const char *request_id)
+{
+	unsigned n = 0;
+	pthread_mutex_lock(&s->calls_lock);
+	for (unsigned i = 0; i < s->cfg.workers; i++) {
+		struct worker *w = &s->workers[i];
+		if (w->request_id[0] && strcmp(w->request_id, request_id) == 0) {
+			__atomic_store_n(&w->cancel, 1, __ATOMIC_RELEASE);
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&s->calls_lock);
+	return n;
+}
 
 /* True when uid is a member of group gid (primary or supplementary). */
 static bool user_in_group(uid_t uid, gid_t gid)
@@ -124,9 +167,42 @@ static int health(void *userdata, const struct cric_call *call, const ProtobufCM
 	return 0;
 }
 
-/* Asked by cricctl health (cric-up waits on it) and cric-call. */
+static int cancel(void *userdata, const struct cric_call *call, const ProtobufCMessage *req,
+		  ProtobufCMessage **resp, struct cric_err *err)
+{
+	(void)call;
+	struct cric_server *s = userdata;
+	const Cric__CancelRequest *in = (const void *)req;
+	if (!in->request_id || !in->request_id[0])
+		return err_set(err, -EINVAL, "cancel: no request id");
+	if (strlen(in->request_id) > IPC_REQUEST_ID_MAX)
+		return err_set(err, -EINVAL, "cancel: request id longer than %d bytes",
+			       IPC_REQUEST_ID_MAX);
+	unsigned n = calls_cancel(s, in->request_id);
+	if (n > 0) {
+		log_info("cancelled by the caller: request %s (%u call%s)", in->request_id, n,
+			 n == 1 ? "" : "s");
+		if (s->cfg.cancelled)
+			s->cfg.cancelled(s->cfg.userdata);
+	} else {
+		log_debug("cancel of request %s: not in flight, ignoring", in->request_id);
+	}
+	Cric__CancelResponse *out = malloc(sizeof(*out));
+	if (!out)
+		return -ENOMEM;
+	cric__cancel_response__init(out);
+	out->cancelled = n;
+	*resp = &out->base;
+	return 0;
+}
+
+/* Health: asked by cricctl health (cric-up waits on it) and cric-call.
+ * Cancel: the gateway's, for its clients' cancellations; root's tools may
+ * send it too (root can stop any call anyway). */
 static const struct cric_handler health_line[] = {
 	{ CRIC_HEALTH(health), health, .callers = CALLER_ANY, .cap_ms = HEALTH_CAP_MS },
+	{ CRIC_HEALTH(cancel), cancel, .callers = CALLER_GATEWAY | CALLER_ADMIN,
+	  .cap_ms = HEALTH_CAP_MS },
 };
 
 static int table_build(const struct cric_server_config *cfg, struct cric_method_table *ret,
@@ -143,9 +219,10 @@ static int table_build(const struct cric_server_config *cfg, struct cric_method_
 }
 
 /* Run one request; returns the packed Reply (never NULL unless OOM). */
-static int dispatch(struct cric_server *s, const struct cric_peer *peer, const uint8_t *data,
-		    size_t len, uint8_t **ret, size_t *ret_len)
+static int dispatch(struct worker *w, const struct cric_peer *peer, const uint8_t *data, size_t len,
+		    uint8_t **ret, size_t *ret_len)
 {
+	struct cric_server *s = w->server;
 	struct cric_err err = { { 0 } };
 	struct cric_envelope env;
 	int r = envelope_unpack(data, len, &env, &err);
@@ -204,9 +281,12 @@ static int dispatch(struct cric_server *s, const struct cric_peer *peer, const u
 						  .cap_ms = m->handler->cap_ms,
 						  .caller = peer->caller,
 						  .peer_uid = peer->uid,
-						  .peer_pid = peer->pid };
+						  .peer_pid = peer->pid,
+						  .cancel = &w->cancel };
 			ProtobufCMessage *resp = NULL;
+			call_begin(w, env.request_id);
 			r = m->handler->fn(userdata, &call, in, &resp, &err);
+			call_end(w);
 			protobuf_c_message_free_unpacked(in, NULL);
 			if (r < 0) {
 				code = grpc_code_from_errno(r);
@@ -248,7 +328,7 @@ static void *worker(void *arg)
 		size_t out_len = 0;
 		struct cric_peer peer;
 		request_peer(s, nng_msg_get_pipe(msg), &peer);
-		int r = dispatch(s, &peer, nng_msg_body(msg), nng_msg_len(msg), &out, &out_len);
+		int r = dispatch(w, &peer, nng_msg_body(msg), nng_msg_len(msg), &out, &out_len);
 		nng_msg_free(msg);
 		if (r < 0)
 			continue; /* out of memory: the caller times out */
@@ -274,6 +354,7 @@ static void server_free(struct cric_server *s)
 	ipc_listener_free(s->listener);
 	cric_method_table_done(&s->table);
 	free(s->workers);
+	pthread_mutex_destroy(&s->calls_lock);
 	free(s->daemon);
 	free(s->version);
 	free(s);
@@ -292,6 +373,7 @@ int cric_server_start(const struct cric_server_config *cfg, struct cric_server *
 		return -ENOMEM;
 	}
 	s->cfg = *cfg;
+	pthread_mutex_init(&s->calls_lock, NULL);
 	if (!cfg->ids.bin_dir) {
 		if (self_bin_dir(s->bin_dir, sizeof(s->bin_dir)) < 0)
 			s->bin_dir[0] = '\0';

@@ -52,7 +52,11 @@ struct gw_call {
 	grpc_call_details details;
 	grpc_metadata_array request_md;
 	grpc_byte_buffer *recv;
-	int cancelled;
+	int cancelled; /* recv_close_on_server's: the client cancelled or went away */
+	/* On the completion queue's thread only: the client's close came
+	 * (TAG_CLOSE); the request went to its daemon. */
+	bool closed, forwarded;
+	atomic_bool answered; /* the daemon answered (set on nng's thread) */
 	char path[160];
 	char request_id[17];
 	const struct route *route;
@@ -139,6 +143,7 @@ static void finish(struct gw_call *c, unsigned code, const char *message, const 
 static void daemon_answered(void *arg, struct cric_result *res)
 {
 	struct gw_call *c = arg;
+	atomic_store(&c->answered, true);
 	finish(c, res->code, res->message, res->payload, res->len);
 }
 
@@ -155,10 +160,55 @@ static int64_t call_deadline_ns(struct gw_call *c)
 	return ns < cap ? ns : cap;
 }
 
+static void cancel_answered(void *arg, struct cric_result *res)
+{
+	(void)arg;
+	if (res->code != CODE_OK)
+		log_warning("cric.Cancel: %s: %s, ignoring", grpc_code_name(res->code),
+			    res->message ? res->message : "");
+}
+
+/* Tell the daemon serving c that its client cancelled: the daemon marks
+ * the call (by our request id) cancelled, handlers that look stop (ipc.h).
+ * The daemon's answer to c still comes and goes nowhere. */
+static void send_cancel(struct gw_call *c)
+{
+	struct cric_client *cl = c->gw->clients[c->route->daemon];
+	char method[IPC_METHOD_MAX + 1];
+	Cric__CancelRequest req = CRIC__CANCEL_REQUEST__INIT;
+	req.request_id = c->request_id;
+	uint8_t buf[IPC_REQUEST_ID_MAX + 16];
+	size_t len = cric__cancel_request__get_packed_size(&req);
+	if (len > sizeof(buf) || cric_method_name(CRIC_HEALTH(cancel), method, sizeof(method)) < 0)
+		return;
+	cric__cancel_request__pack(&req, buf);
+	log_info("%s req=%s: cancelled by the client, telling %s", c->path, c->request_id,
+		 cric_client_name(cl));
+	int r = cric_client_call_async(cl, method, NULL, deadline_in_ms(HEALTH_CAP_MS), buf, len,
+				       cancel_answered, NULL);
+	if (r < 0)
+		log_warning("%s req=%s: cannot send the cancel to %s: %s, ignoring", c->path,
+			    c->request_id, cric_client_name(cl), strerror(-r));
+}
+
+/* The client's side of c closed: when it cancelled (or went away) while
+ * a daemon still serves the call, tell that daemon. */
+static void closed(struct gw_call *c)
+{
+	c->closed = true;
+	if (c->cancelled && c->forwarded && !atomic_load(&c->answered))
+		send_cancel(c);
+	call_unref(c);
+}
+
 static void received(struct gw_call *c, bool ok)
 {
 	if (!ok) {
 		call_unref(c); /* the client went away before sending */
+		return;
+	}
+	if (c->closed && c->cancelled) {
+		finish(c, CODE_CANCELLED, "cancelled by the client", NULL, 0);
 		return;
 	}
 	c->route = route_find(&c->gw->routes, c->path);
@@ -194,9 +244,11 @@ static void received(struct gw_call *c, bool ok)
 		       NULL, 0);
 	} else {
 		struct cric_client *cl = c->gw->clients[c->route->daemon];
+		c->forwarded = true;
 		int r = cric_client_call_async(cl, c->path, c->request_id, call_deadline_ns(c),
 					       data, len, daemon_answered, c);
 		if (r < 0) {
+			c->forwarded = false;
 			char msg[256];
 			unsigned code = CODE_UNAVAILABLE;
 			if (r == -ENOTCONN)
@@ -274,7 +326,7 @@ static void *cq_loop(void *arg)
 			received(t->call, ev.success);
 			break;
 		case TAG_CLOSE:
-			call_unref(t->call);
+			closed(t->call);
 			break;
 		case TAG_SEND:
 			sent(t->call, ev.success);

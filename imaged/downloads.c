@@ -45,6 +45,27 @@ static void wait_until(struct puller *p, int64_t until)
 	pthread_cond_timedwait(&p->changed, &p->lock, &ts);
 }
 
+void puller_wake(struct puller *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	pthread_cond_broadcast(&p->changed);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* -ECANCELED (err set) once this pull's other layer failed (*cancel, may
+ * be NULL) or its caller cancelled; 0 otherwise. */
+static int check_cancel(const struct cric_call *call, const int *cancel, const char *digest,
+			struct cric_err *err)
+{
+	if (cric_call_cancelled(call))
+		return err_set(err, -ECANCELED, "blob %s: cancelled by the caller", digest);
+	if (cancel && __atomic_load_n(cancel, __ATOMIC_ACQUIRE))
+		return err_set(err, -ECANCELED, "blob %s: cancelled", digest);
+	return 0;
+}
+
 /* ---- dedup of downloads ---- */
 
 struct inflight *inflight_begin(struct puller *p, const char *domain, const char *digest,
@@ -110,10 +131,8 @@ int inflight_wait(struct puller *p, struct inflight *f, const struct cric_call *
 	int r = 0;
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
-		if (cancel && __atomic_load_n(cancel, __ATOMIC_ACQUIRE)) {
-			r = err_set(err, -ECANCELED, "blob %s: cancelled", f->digest);
+		if ((r = check_cancel(call, cancel, f->digest, err)) < 0)
 			break;
-		}
 		if (f->done) {
 			r = f->r == 0 ? 0 : f->stalled ? -ETIMEDOUT : -EAGAIN;
 			if (r == -ETIMEDOUT)
@@ -204,10 +223,8 @@ static int download_slot_take(struct puller *p, const struct cric_call *call, co
 	int64_t start = mono_ns();
 	int r;
 	for (;;) {
-		if (cancel && __atomic_load_n(cancel, __ATOMIC_ACQUIRE)) {
-			r = err_set(err, -ECANCELED, "blob %s: cancelled", digest);
+		if ((r = check_cancel(call, cancel, digest, err)) < 0)
 			break;
-		}
 		if ((r = slot_find(p, domain)) >= 0) {
 			snprintf(p->slot_domain[r], sizeof(p->slot_domain[r]), "%s", domain);
 			p->downloads++;
@@ -272,6 +289,7 @@ int fetch_to_staging(struct puller *p, const struct cric_call *call, const int *
 		.userdata = &fp,
 		.deadline_ns = call ? call->deadline_ns : 0,
 		.cancel = cancel,
+		.caller_cancel = call ? call->cancel : NULL,
 	};
 	uint64_t got = 0;
 	unsigned resumes = 0;

@@ -6,6 +6,7 @@
 #include "common/daemon.h"
 #include "imaged/cri.h"
 #include "imaged/imaged.h"
+#include "imaged/pull.h"
 
 static int init(const struct cric_config *cfg, void **userdata, struct cric_err *err)
 {
@@ -22,6 +23,12 @@ static void done(void *userdata)
 	imaged_free(userdata);
 }
 
+static void cancelled(void *userdata)
+{
+	struct imaged *d = userdata;
+	puller_wake(d->puller);
+}
+
 int main(int argc, char **argv)
 {
 	const struct cric_daemon_desc desc = {
@@ -31,6 +38,7 @@ int main(int argc, char **argv)
 		.n_services = imaged_n_services,
 		.init = init,
 		.done = done,
+		.cancelled = cancelled,
 	};
 	return daemon_main(&desc, argc, argv);
 }

@@ -81,7 +81,8 @@ void inflight_finish(struct puller *p, struct inflight *f, int r);
  * progress_timeout_sec while downloading: the same rule as our own
  * downloads) or our caller's deadline passed. Waits while the other pull
  * queues for a slot or imports are bounded by that pull's own limits and
- * our deadline. Once *cancel (may be NULL) is nonzero: -ECANCELED. */
+ * our deadline. Once *cancel (may be NULL) is nonzero or the caller
+ * cancelled: -ECANCELED. */
 int inflight_wait(struct puller *p, struct inflight *f, const struct cric_call *call,
 		  const int *cancel, struct cric_err *err);
 

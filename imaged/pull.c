@@ -471,6 +471,15 @@ static int pull_layer_status(struct pull *pl, struct cric_err *err)
 	return 0;
 }
 
+/* A pull whose caller cancelled while it resolved stops before it
+ * downloads. */
+static int pull_check_cancel(struct pull *pl, struct cric_err *err)
+{
+	if (cric_call_cancelled(pl->call))
+		return err_set(err, -ECANCELED, "cancelled by the caller");
+	return 0;
+}
+
 /* Download and import what stored lacks, layers in parallel. */
 static int pull_fetch_layers(struct pull *pl, struct cric_err *err)
 {
@@ -583,7 +592,7 @@ int pull_image(struct puller *p, const struct cric_call *call, const char *refer
 
 	log_info("pull %s", pl.ref.string);
 	if ((r = pull_resolve(&pl, err)) < 0 || (r = pull_layer_status(&pl, err)) < 0 ||
-	    (r = pull_fetch_layers(&pl, err)) < 0 ||
+	    (r = pull_check_cancel(&pl, err)) < 0 || (r = pull_fetch_layers(&pl, err)) < 0 ||
 	    (r = pull_commit(&pl, annotations, id, err)) < 0) {
 		err_prefix(err, r, "pull %s", pl.ref.string);
 		log_warning("%s", err ? err->msg : "pull failed");

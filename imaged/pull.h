@@ -28,7 +28,10 @@
  * progressed; all of them, and the downloads, end at the caller's deadline
  * (crictl sets one; the kubelet none, and the gateway's max_request_seconds
  * cap on such a call does not stop the pull). Those failures are
- * -ETIMEDOUT (DEADLINE_EXCEEDED) naming the registry and blob.
+ * -ETIMEDOUT (DEADLINE_EXCEEDED) naming the registry and blob. A pull
+ * whose caller cancelled (cric_call_cancelled(), ipc.h: the CRI client
+ * cancelled or went away) stops within about a second, downloads and waits
+ * alike, with -ECANCELED (CANCELLED), and frees its slots.
  *
  * Thread-safety: pulls run concurrently. */
 #pragma once
@@ -88,4 +91,8 @@ int pull_image(struct puller *p, const struct cric_call *call, const char *refer
 int puller_remove_image(struct puller *p, const struct cric_call *call, const char *spec,
 			bool *found, bool *removed_image, char id[IMAGE_DIGEST_LEN + 1],
 			struct cric_err *err);
+/* Wake the pulls' waits (for a slot, for a concurrent pull's download) so
+ * that they look at their call's cancel flag (ipc.h) now. Never blocks
+ * long; accepts NULL. */
+void puller_wake(struct puller *p);
 const char *puller_default_registry(struct puller *p);

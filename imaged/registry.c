@@ -651,6 +651,7 @@ int registry_fetch_blob(struct registry_client *c, const struct image_ref *ref, 
 	x->what = what;
 	x->deadline_ns = opts ? opts->deadline_ns : 0;
 	x->cancel = opts ? opts->cancel : NULL;
+	x->caller_cancel = opts ? opts->caller_cancel : NULL;
 	x->fd = out_fd;
 	x->md = md;
 	x->bopts = opts;

@@ -109,10 +109,12 @@ typedef void (*registry_progress_fn)(void *userdata, uint64_t total);
 struct registry_blob_opts {
 	registry_progress_fn progress; /* may be NULL */
 	void *userdata;
-	int64_t deadline_ns; /* absolute CLOCK_REALTIME, 0: none: the fetch stops
-				there with -ETIMEDOUT (the caller no longer waits) */
-	const int *cancel;   /* may be NULL; once nonzero (read atomically, at least
-				once a second) the fetch stops with -ECANCELED */
+	int64_t deadline_ns;      /* absolute CLOCK_REALTIME, 0: none: the fetch stops
+				     there with -ETIMEDOUT (the caller no longer waits) */
+	const int *cancel;        /* may be NULL; once nonzero (read atomically, at least
+				     once a second) the fetch stops with -ECANCELED */
+	const int *caller_cancel; /* the same, for the caller's cancellation
+				     (struct cric_call's cancel) */
 };
 
 /* GET /v2/<ref->path>/blobs/<digest> into out_fd (an empty regular file opened

@@ -35,7 +35,8 @@ int xfer_on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_
 		x->mark_bytes = x->received;
 		x->mark_ns = now;
 	}
-	if (x->cancel && __atomic_load_n(x->cancel, __ATOMIC_ACQUIRE)) {
+	if ((x->cancel && __atomic_load_n(x->cancel, __ATOMIC_ACQUIRE)) ||
+	    (x->caller_cancel && __atomic_load_n(x->caller_cancel, __ATOMIC_ACQUIRE))) {
 		x->stopped = STOPPED_CANCELLED;
 		return 1;
 	}

@@ -59,7 +59,7 @@ struct xfer {
 	const char *what; /* "blob sha256:...", for messages */
 	uint64_t received, mark_bytes;
 	int64_t mark_ns, deadline_ns;
-	const int *cancel;
+	const int *cancel, *caller_cancel;
 	enum { STOPPED_NOT, STOPPED_STALLED, STOPPED_DEADLINE, STOPPED_CANCELLED } stopped;
 };
 

@@ -859,6 +859,43 @@ def test_a_pull_stops_at_its_callers_deadline(suite, reg, tmp_path):
     assert pull(suite, f"{reg.host}/test/deadline:1")
 
 
+def test_a_cancelled_pull_stops_and_frees_its_slot(suite, reg, tmp_path):
+    """A client that cancels its PullImage (the kubelet going away, crictl's
+    ^C): the gateway tells imaged, which stops the download within about a
+    second (a trickle that counts as progress: nothing else would stop it
+    for an hour), drops its staging file and frees its one download slot:
+    a pull from a healthy registry right after gets it at once."""
+    slow = Layer(tar_layer([("x", "f", os.urandom(20000))]))
+    reg.push_image("test/cancel", "1", [slow])
+    ok = Layer(tar_layer([("y", "f", os.urandom(50000))]))
+    _, _, ok_id = reg.push_image("test/after-cancel", "1", [ok])
+    configure(suite, {"pull_progress_timeout_seconds": 60, "pull_progress_min_bytes": 1,
+                      "max_concurrent_downloads": 1})
+    proxy = SlowProxy(tmp_path, reg.host, chunk=2, interval=0.5, only=[slow.digest]).start()
+    try:
+        fut = suite.cri.future("PullImage",
+                               api.PullImageRequest(image=spec(f"{proxy.host}/test/cancel:1")),
+                               api.PullImageResponse, timeout=120)
+        wait_for(proxy.started, timeout=30, what="the trickled download to start")
+        wait_for(lambda: len(staging_files(suite)) == 1, timeout=10, what="a staging file")
+        t0 = time.monotonic()
+        assert fut.cancel()
+        wait_for(lambda: f"{slow.digest}: cancelled" in suite.log("imaged"), timeout=10,
+                 what="imaged to stop the cancelled download")
+        took = time.monotonic() - t0
+        assert took < 3, took
+        log = suite.log("imaged")
+        assert "cancelled by the caller: request" in log, log[-2000:]
+        assert "cancelled by the client" in suite.log("gateway")
+        wait_for(lambda: staging_files(suite) == [], timeout=5, what="staging to empty")
+        got, code, msg, took = _pull_outcome(suite, f"{reg.host}/test/after-cancel:1")
+        assert got == ok_id, msg
+        assert took < 10, took
+        assert len(images(suite, f"{proxy.host}/test/cancel:1")) == 0
+    finally:
+        proxy.stop()
+
+
 def test_the_gateways_cap_does_not_stop_a_pull(suite, reg, tmp_path):
     """The kubelet sets no deadline on PullImage; the gateway caps such a
     call at max_request_seconds and answers DEADLINE_EXCEEDED then, but the

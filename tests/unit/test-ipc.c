@@ -53,6 +53,9 @@ struct fixture {
 	char seen_request_id[IPC_REQUEST_ID_MAX + 1];
 	int64_t seen_deadline;
 	char seen_daemon[32];
+	int wait_entered;   /* h_wait_cancel started */
+	int wait_cancelled; /* h_wait_cancel saw its flag */
+	int woken;          /* the server's cancelled hook ran */
 };
 
 /* ---- handlers ---- */
@@ -135,6 +138,40 @@ static int h_slow(void *userdata, const struct cric_call *call, const ProtobufCM
 	return 0;
 }
 
+/* Waits (bounded) until its call is cancelled: -ECANCELED, or -ETIME
+ * when nobody cancelled it within WAIT_MS. The server's cancelled hook
+ * (on_cancelled) wakes it. */
+static int h_wait_cancel(void *userdata, const struct cric_call *call, const ProtobufCMessage *req,
+			 ProtobufCMessage **resp, struct cric_err *err)
+{
+	(void)req;
+	(void)resp;
+	struct fixture *f = userdata;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += WAIT_MS / 1000;
+	pthread_mutex_lock(&f->lock);
+	f->wait_entered++;
+	pthread_cond_broadcast(&f->cond);
+	while (!cric_call_cancelled(call) && pthread_cond_timedwait(&f->cond, &f->lock, &ts) == 0)
+		;
+	bool cancelled = cric_call_cancelled(call);
+	f->wait_cancelled += cancelled;
+	pthread_mutex_unlock(&f->lock);
+	if (!cancelled)
+		return err_set(err, -ETIME, "nobody cancelled");
+	return err_set(err, -ECANCELED, "cancelled");
+}
+
+static void on_cancelled(void *userdata)
+{
+	struct fixture *f = userdata;
+	pthread_mutex_lock(&f->lock);
+	f->woken++;
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->lock);
+}
+
 /* A service of the test's own ("cric.test.Echo" ... on the wire), its
  * descriptor written as protoc-c would generate it. */
 static const ProtobufCMethodDescriptor test_methods[] = {
@@ -144,15 +181,16 @@ static const ProtobufCMethodDescriptor test_methods[] = {
 	{ "FailBare", &cric__health_request__descriptor, &cric__health_response__descriptor },
 	{ "Slow", &cric__health_request__descriptor, &cric__health_response__descriptor },
 	{ "Later", &cric__health_request__descriptor, &cric__health_response__descriptor },
+	{ "WaitCancel", &cric__health_request__descriptor, &cric__health_response__descriptor },
 };
-static const unsigned test_methods_by_name[] = { 0, 1, 2, 4, 3 };
+static const unsigned test_methods_by_name[] = { 0, 1, 2, 4, 3, 5 };
 static const ProtobufCServiceDescriptor test_service = {
 	PROTOBUF_C__SERVICE_DESCRIPTOR_MAGIC,
 	"cric.test.Test",
 	"Test",
 	"Cric__Test__Test",
 	"cric.test",
-	5,
+	6,
 	test_methods,
 	test_methods_by_name,
 };
@@ -162,6 +200,7 @@ static const struct cric_handler test_lines[] = {
 	{ { &test_service, 2 }, h_fail_bare, CALLER_ANY },
 	{ { &test_service, 3 }, h_slow, CALLER_ANY },
 	{ { &test_service, 4 }, NULL, CALLER_ANY }, /* declared, not implemented */
+	{ { &test_service, 5 }, h_wait_cancel, CALLER_ANY },
 };
 static const struct cric_service services[] = {
 	{ &test_service, test_lines, sizeof(test_lines) / sizeof(test_lines[0]) },
@@ -180,6 +219,7 @@ static int start_server(struct fixture *f, struct cric_server **ret, struct cric
 		.services = services,
 		.n_services = 1,
 		.userdata = f,
+		.cancelled = on_cancelled,
 	};
 	return cric_server_start(&cfg, ret, err);
 }
@@ -1098,6 +1138,96 @@ static void test_close_right_after_callback(void **state)
 	tmpdir_remove(dir);
 }
 
+/* cric.Cancel with request_id: the code; *n how many calls it marked. */
+static unsigned call_cancel(struct fixture *f, const char *request_id, unsigned *n)
+{
+	Cric__CancelRequest req = CRIC__CANCEL_REQUEST__INIT;
+	req.request_id = (char *)request_id;
+	ProtobufCMessage *out = NULL;
+	_cleanup_free_ char *msg = NULL;
+	unsigned code =
+	    cric_client_call_pb(f->cli, "cric.Cancel", NULL, deadline_in_ms(5000), &req.base,
+				&cric__cancel_response__descriptor, &out, &msg);
+	*n = out ? ((Cric__CancelResponse *)out)->cancelled : 0;
+	if (out)
+		protobuf_c_message_free_unpacked(out, NULL);
+	return code;
+}
+
+static void start_wait_cancel(struct fixture *f, struct async_call *a, const char *request_id)
+{
+	async_init(a);
+	assert_int_equal(cric_client_call_async(f->cli, "cric.test.WaitCancel", request_id,
+						deadline_in_ms(WAIT_MS), NULL, 0, async_cb, a),
+			 0);
+}
+
+/* Wait (bounded) until n WaitCancel handlers have started. */
+static bool wait_entered(struct fixture *f, int n)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += WAIT_MS / 1000;
+	pthread_mutex_lock(&f->lock);
+	while (f->wait_entered < n && pthread_cond_timedwait(&f->cond, &f->lock, &ts) == 0)
+		;
+	bool ok = f->wait_entered >= n;
+	pthread_mutex_unlock(&f->lock);
+	return ok;
+}
+
+/* The in-flight table: cric.Cancel marks the calls with its request id
+ * (all of them, not others), wakes the daemon (its hook), and the handler
+ * that looks answers CANCELLED at once; a cancel of an unknown or finished
+ * id marks nothing; a cancel without an id is refused. */
+static void test_cancel(void **state)
+{
+	struct fixture *f = *state;
+	struct async_call a, b, other;
+	start_wait_cancel(f, &a, "cancel-me");
+	start_wait_cancel(f, &b, "cancel-me");
+	start_wait_cancel(f, &other, "keep-me");
+	assert_true(wait_entered(f, 3));
+
+	unsigned n = 99;
+	assert_int_equal(call_cancel(f, "nobody", &n), CODE_OK);
+	assert_int_equal(n, 0);
+	pthread_mutex_lock(&f->lock);
+	assert_int_equal(f->woken, 0);
+	pthread_mutex_unlock(&f->lock);
+
+	int64_t t0 = mono_ms();
+	assert_int_equal(call_cancel(f, "cancel-me", &n), CODE_OK);
+	assert_int_equal(n, 2);
+	assert_true(async_wait(&a));
+	assert_true(async_wait(&b));
+	assert_int_equal(a.code, CODE_CANCELLED);
+	assert_int_equal(b.code, CODE_CANCELLED);
+	assert_true(a.done_ms - t0 < 2000);
+	assert_false(async_is_done(&other));
+	pthread_mutex_lock(&f->lock);
+	assert_int_equal(f->woken, 1);
+	assert_int_equal(f->wait_cancelled, 2);
+	pthread_mutex_unlock(&f->lock);
+
+	/* Finished: nothing to mark, nothing woken. */
+	assert_int_equal(call_cancel(f, "cancel-me", &n), CODE_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(call_cancel(f, "", &n), CODE_INVALID_ARGUMENT);
+
+	/* A worker reused for a new call with another id starts uncancelled;
+	 * then the other one goes too. */
+	assert_int_equal(call_echo(f, "after", NULL), CODE_OK);
+	assert_false(async_is_done(&other));
+	assert_int_equal(call_cancel(f, "keep-me", &n), CODE_OK);
+	assert_int_equal(n, 1);
+	assert_true(async_wait(&other));
+	assert_int_equal(other.code, CODE_CANCELLED);
+	async_done(&a);
+	async_done(&b);
+	async_done(&other);
+}
+
 /* ---- each test in a process of its own ---- */
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1122,6 +1252,7 @@ static const struct CMUnitTest tests[] = {
 	T(test_bad_urls),
 	T(test_aborted_handshakes),
 	T(test_dead_dialer_is_replaced),
+	T(test_cancel),
 	cmocka_unit_test(test_stop_right_after_reply),
 	cmocka_unit_test(test_close_right_after_callback),
 };
