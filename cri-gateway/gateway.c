@@ -191,12 +191,22 @@ static void send_cancel(struct gw_call *c)
 			    c->request_id, cric_client_name(cl), strerror(-r));
 }
 
+/* True once the client's own deadline has passed: grpc reports that as a
+ * cancellation too, but the daemon has the deadline and stops by it. */
+static bool client_deadline_passed(struct gw_call *c)
+{
+	gpr_timespec now = gpr_now(GPR_CLOCK_REALTIME);
+	return gpr_time_cmp(now, gpr_convert_clock_type(c->details.deadline, GPR_CLOCK_REALTIME)) >=
+	       0;
+}
+
 /* The client's side of c closed: when it cancelled (or went away) while
  * a daemon still serves the call, tell that daemon. */
 static void closed(struct gw_call *c)
 {
 	c->closed = true;
-	if (c->cancelled && c->forwarded && !atomic_load(&c->answered))
+	if (c->cancelled && c->forwarded && !atomic_load(&c->answered) &&
+	    !client_deadline_passed(c))
 		send_cancel(c);
 	call_unref(c);
 }
