@@ -191,11 +191,16 @@ static void send_cancel(struct gw_call *c)
 			    c->request_id, cric_client_name(cl), strerror(-r));
 }
 
-/* True once the client's own deadline has passed: grpc reports that as a
- * cancellation too, but the daemon has the deadline and stops by it. */
+/* True once the client's own deadline has (about) passed: grpc reports
+ * that as a cancellation too, but the daemon has the deadline and stops by
+ * it. gRPC carries a timeout, not a time: our deadline is the client's
+ * plus the request's transit, so a cancel up to DEADLINE_SKEW_MS before it
+ * counts as the deadline's. */
+#define DEADLINE_SKEW_MS 1000
 static bool client_deadline_passed(struct gw_call *c)
 {
-	gpr_timespec now = gpr_now(GPR_CLOCK_REALTIME);
+	gpr_timespec now = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
+					gpr_time_from_millis(DEADLINE_SKEW_MS, GPR_TIMESPAN));
 	return gpr_time_cmp(now, gpr_convert_clock_type(c->details.deadline, GPR_CLOCK_REALTIME)) >=
 	       0;
 }
