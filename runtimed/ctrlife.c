@@ -128,29 +128,6 @@ int ctr_start(struct ctr_mgr *m, const struct cric_call *call, const char *id, s
 
 /* ---- Stop ---- */
 
-/* Send sig to the process (pid, start) and wait up to timeout_ms for it to
- * exit: 0 gone, -ETIMEDOUT, -errno. */
-static int signal_wait(pid_t pid, unsigned long long start, int sig, int timeout_ms)
-{
-	if (!proc_alive(pid, start))
-		return 0;
-	_cleanup_close_ int fd = pidfd_open(pid, 0);
-	if (fd < 0)
-		return errno == ESRCH ? 0 : negative_errno();
-	if (!proc_alive(pid, start))
-		return 0;
-	if (pidfd_send_signal(fd, sig, NULL, 0) < 0 && errno != ESRCH)
-		return negative_errno();
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	int r;
-	do
-		r = poll(&p, 1, timeout_ms);
-	while (r < 0 && errno == EINTR);
-	if (r < 0)
-		return negative_errno();
-	return r == 0 ? -ETIMEDOUT : 0;
-}
-
 /* With the op lock held. */
 static int stop_locked(struct ctr_mgr *m, const struct cric_call *call, struct container *c,
 		       int64_t timeout_s, struct cric_err *err)
@@ -161,10 +138,10 @@ static int stop_locked(struct ctr_mgr *m, const struct cric_call *call, struct c
 	int r = -ETIMEDOUT;
 	if (timeout_s > 0) {
 		int ms = timeout_s > 24 * 3600 ? 24 * 3600 * 1000 : (int)timeout_s * 1000;
-		r = signal_wait(c->pid, c->pid_start, c->stop_signal, ms);
+		r = proc_signal_wait(c->pid, c->pid_start, c->stop_signal, ms);
 	}
 	if (r == -ETIMEDOUT)
-		r = signal_wait(c->pid, c->pid_start, SIGKILL, 10000);
+		r = proc_kill_wait(c->pid, c->pid_start, 10000);
 	if (r < 0)
 		return err_set(err, r, "stop container %s: %s", c->id, strerror(-r));
 	/* The monitor reaps it and writes the exit record: wait for it

@@ -241,6 +241,11 @@ bool proc_alive(pid_t pid, unsigned long long start_time)
 
 int proc_kill_wait(pid_t pid, unsigned long long start_time, int timeout_ms)
 {
+	return proc_signal_wait(pid, start_time, SIGKILL, timeout_ms);
+}
+
+int proc_signal_wait(pid_t pid, unsigned long long start_time, int sig, int timeout_ms)
+{
 	if (!proc_alive(pid, start_time))
 		return 0;
 	_cleanup_close_ int fd = pidfd_open(pid, 0);
@@ -249,7 +254,7 @@ int proc_kill_wait(pid_t pid, unsigned long long start_time, int timeout_ms)
 	/* The pidfd names one process from now on: is it still the one? */
 	if (!proc_alive(pid, start_time))
 		return 0;
-	if (pidfd_send_signal(fd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
+	if (pidfd_send_signal(fd, sig, NULL, 0) < 0 && errno != ESRCH)
 		return negative_errno();
 	struct pollfd p = { .fd = fd, .events = POLLIN };
 	int r;

@@ -60,3 +60,6 @@ bool proc_alive(pid_t pid, unsigned long long start_time);
  * child). 0 when it is gone, or was already; -ETIMEDOUT; -errno. Through a
  * pidfd, so a reused pid is never signalled. */
 int proc_kill_wait(pid_t pid, unsigned long long start_time, int timeout_ms);
+/* The same with any signal: sent to the process, then up to timeout_ms for
+ * it to exit. */
+int proc_signal_wait(pid_t pid, unsigned long long start_time, int sig, int timeout_ms);
