@@ -25,8 +25,13 @@
  * client attempts a connection at least every 250 ms, and each attempt
  * moves one of its statistics; a watcher replaces one whose statistics have
  * not moved for DIALER_QUIET_MS. Only a dialer that has stopped trying is
- * replaced: one in the middle of connecting is never cut. */
-#define DIALER_QUIET_MS 600
+ * meant to be replaced: a connection in the middle of its handshake moves
+ * no statistic until the handshake ends, and cutting it is the aborted
+ * handshake that wedges the server's listener (bug #1518, server side),
+ * whose recovery cuts every other client's calls. A loaded machine can
+ * hold a handshake for a second or more, so the quiet time is long: a dead
+ * dialer is rare, a slow handshake is not. */
+#define DIALER_QUIET_MS 3000
 
 /* A call in flight. Two kinds of reference keep it alive: the operation
  * under way (dropped when the final callback has run) and, briefly, the

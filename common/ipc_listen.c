@@ -140,14 +140,56 @@ static bool wait_stop(struct ipc_listener *l, int ms)
 	return atomic_load(&l->stopping);
 }
 
-/* True when a pipe reaches the socket within IPC_GUARD_PROBE_MS of our
- * probe's handshake. */
+/* Read nng's 8-byte SP header from the probe within ms; true once read
+ * (or when asked to stop). */
+static bool probe_answered(struct ipc_listener *l, int fd, int ms)
+{
+	uint8_t h[8];
+	size_t got = 0;
+	int64_t end = mono_ms() + ms;
+	while (got < sizeof(h)) {
+		int64_t left = end - mono_ms();
+		if (left <= 0)
+			return false;
+		struct pollfd p[2] = { { .fd = fd, .events = POLLIN },
+				       { .fd = l->wake_fd, .events = POLLIN } };
+		if (poll(p, 2, (int)left) < 0 && errno != EINTR)
+			return false;
+		if (atomic_load(&l->stopping))
+			return true;
+		if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		ssize_t n = recv(fd, h + got, sizeof(h) - got, MSG_DONTWAIT);
+		if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR)))
+			return false;
+		if (n > 0)
+			got += (size_t)n;
+	}
+	return true;
+}
+
+/* True unless the listener is wedged: our probe's handshake completes but
+ * no pipe reaches the socket within IPC_GUARD_PROBE_MS.
+ *
+ * The probe never leaves before nng has written its header: a connection
+ * closed before nng answers it is exactly the aborted handshake that wedges
+ * the listener, so a probe that gave up early would cause what it looks
+ * for. A listener that does not answer within IPC_GUARD_ANSWER_MS is not
+ * wedged by #1518 (the wedge still accepts and answers; this is a stalled
+ * process or machine) and is left alone: listening again cuts every
+ * connection, calls in flight included, so it is done only on proof. */
 static bool listener_alive(struct ipc_listener *l)
 {
 	unsigned before = atomic_load(&l->added);
 	_cleanup_close_ int fd = probe_connect(l->path);
 	if (fd < 0)
 		return false; /* nothing listens where it should */
+	if (!probe_answered(l, fd, IPC_GUARD_ANSWER_MS)) {
+		log_warning("%s: nng did not answer a connection on \"%s\" within %d ms (a "
+			    "stalled process, not nng bug #1518): leaving the listener as it is",
+			    l->daemon, l->path, IPC_GUARD_ANSWER_MS);
+		return true;
+	}
 	int64_t end = mono_ms() + IPC_GUARD_PROBE_MS;
 	while (atomic_load(&l->added) == before) {
 		int64_t left = end - mono_ms();

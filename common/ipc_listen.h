@@ -16,10 +16,13 @@
  * IPC_GUARD_CHECK_MS; the wedge always bumps it, and so does a harmless
  * accept error that nng recovers from after a 100 ms cool-down. When it
  * moved, the guard probes: it connects to its own socket and completes the
- * handshake as a client would. A live listener hands that pipe (or any
- * other) to the socket within IPC_GUARD_PROBE_MS, which the server's
- * ADD_PRE callback reports here; a wedged one never does, and the
- * guard then closes the nng listener and listens again on the same path.
+ * handshake as a client would (and never leaves before nng has answered,
+ * which would be one more aborted handshake). A live listener hands that
+ * pipe (or any other) to the socket, which the server's ADD_PRE callback
+ * reports here; a wedged one never does. Only when none arrives within
+ * IPC_GUARD_PROBE_MS of nng's answer (generous: a loaded machine delays
+ * the callback, and a false verdict cuts every connection) does the guard
+ * close the nng listener and listen again on the same path.
  * Closing cuts the connections of the old listener (established ones too:
  * their calls in flight fail UNAVAILABLE and the clients redial at once); it
  * is the only way to free the clients stuck in it.
@@ -32,8 +35,9 @@
 
 #include "error.h"
 
-#define IPC_GUARD_CHECK_MS 100
-#define IPC_GUARD_PROBE_MS 300
+#define IPC_GUARD_CHECK_MS  100
+#define IPC_GUARD_PROBE_MS  2000
+#define IPC_GUARD_ANSWER_MS 5000
 
 struct ipc_listener;
 
