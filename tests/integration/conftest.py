@@ -97,7 +97,7 @@ class Suite:
     def keep_logs(self):
         """Copy the daemons' logs out of the root (which the fixture deletes)
         to $CRIC_TEST_LOGS (default /tmp/cric-test-logs), and return their
-        tails, for a suite that failed to start."""
+        tails, for a suite that failed to start or a test that failed."""
         if not os.path.isdir(self.log_dir):
             return "(no daemon logs)"
         keep = os.path.join(os.environ.get("CRIC_TEST_LOGS", "/tmp/cric-test-logs"),
@@ -157,6 +157,7 @@ IN_CI = os.environ.get("CI") == "true"
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)  # the suite fixture keeps logs of failures
     if IN_CI and rep.skipped and not hasattr(rep, "wasxfail"):
         if isinstance(rep.longrepr, tuple):  # (file, line, "Skipped: <reason>")
             where = f"{rep.longrepr[0]}:{rep.longrepr[1]}: "
@@ -252,7 +253,7 @@ def suite_root():
 
 
 @pytest.fixture
-def suite(suite_root):
+def suite(suite_root, request):
     """A started suite (empty CNI conf dir: NetworkReady false)."""
     s = Suite(suite_root)
     try:
@@ -261,6 +262,10 @@ def suite(suite_root):
         s.down()  # whatever did start must not outlive the test
         raise
     yield s
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        # The root goes with the test: keep the daemons' story of a failure.
+        print(f"daemon logs of the failed test:\n{s.keep_logs()}", file=sys.stderr)
     r = s.down("--all")
     assert r.returncode == 0, f"cric-down failed:\n{r.stdout}\n{r.stderr}"
     assert running_pids_under(suite_root) == [], "daemons left running after cric-down"
