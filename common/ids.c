@@ -86,3 +86,36 @@ int pod_metadata_validate(const char *name, const char *namespace_, const char *
 				       prefix, f[i].field, f[i].value ? f[i].value : "", f[i].max);
 	return 0;
 }
+
+int id_match_begin(struct id_match *m, const char *what, const char *id, struct cric_err *err)
+{
+	*m = (struct id_match){ .what = what, .want = id };
+	if (!id || !*id)
+		return err_set(err, -EINVAL, "%s id is empty", what);
+	if (!id_is_safe_token(id, 64))
+		return err_set(err, -EINVAL, "invalid %s id \"%.80s\"", what, id);
+	m->len = strlen(id);
+	return 0;
+}
+
+bool id_match_step(struct id_match *m, const char *id, size_t i)
+{
+	if (strncmp(id, m->want, m->len) != 0)
+		return false;
+	m->index = i;
+	if (m->len == 64) {
+		m->matches = 1;
+		return true;
+	}
+	m->matches++;
+	return false;
+}
+
+int id_match_end(const struct id_match *m, struct cric_err *err)
+{
+	if (m->matches == 0)
+		return err_set(err, -ENOENT, "%s \"%s\" not found", m->what, m->want);
+	if (m->matches > 1)
+		return err_set(err, -EINVAL, "%s id prefix \"%s\" is ambiguous", m->what, m->want);
+	return 0;
+}

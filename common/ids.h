@@ -32,3 +32,25 @@ bool k8s_name_is_valid(const char *s, size_t max);
  * e.g. "config.metadata."). -EINVAL or 0. */
 int pod_metadata_validate(const char *name, const char *namespace_, const char *uid,
 			  const char *prefix, struct cric_err *err);
+
+/* Finding an object by id or unique id prefix (as crictl and the kubelet
+ * may give them), over a table the caller walks under its own lock:
+ *
+ *	struct id_match im;
+ *	if (id_match_begin(&im, "container", id, err) < 0) return ...;
+ *	for (i...) if (visible(i) && id_match_step(&im, items[i]->id, i)) break;
+ *	(take a reference on items[im.index] when im.matches == 1)
+ *	r = id_match_end(&im, err); // 0, -ENOENT or -EINVAL (ambiguous)
+ */
+struct id_match {
+	const char *what; /* "container", "pod sandbox": for messages */
+	const char *want;
+	size_t len;
+	size_t index; /* of the match, when matches == 1 */
+	int matches;
+};
+/* -EINVAL (empty or unsafe id) or 0. */
+int id_match_begin(struct id_match *m, const char *what, const char *id, struct cric_err *err);
+/* Offer item i's id; true when it is the full id (stop walking). */
+bool id_match_step(struct id_match *m, const char *id, size_t i);
+int id_match_end(const struct id_match *m, struct cric_err *err);

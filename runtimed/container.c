@@ -174,30 +174,20 @@ void ctr_table_remove(struct ctr_mgr *m, struct container *c)
 
 int ctr_lookup(struct ctr_mgr *m, const char *id, struct container **ret, struct cric_err *err)
 {
-	if (!id || !*id)
-		return err_set(err, -EINVAL, "container id is empty");
-	if (!id_is_safe_token(id, 64))
-		return err_set(err, -EINVAL, "invalid container id \"%.80s\"", id);
-	size_t len = strlen(id);
-	struct container *found = NULL;
-	int matches = 0;
+	struct id_match im;
+	if (id_match_begin(&im, "container", id, err) < 0)
+		return -EINVAL;
 	pthread_mutex_lock(&m->lock);
-	for (size_t i = 0; i < m->n; i++) {
-		struct container *c = m->items[i];
-		if (c->state == CTR_CREATING || strncmp(c->id, id, len) != 0)
-			continue;
-		found = c;
-		matches = len == 64 ? 1 : matches + 1;
-		if (len == 64)
+	for (size_t i = 0; i < m->n; i++)
+		if (m->items[i]->state != CTR_CREATING && id_match_step(&im, m->items[i]->id, i))
 			break;
-	}
-	if (matches == 1)
-		found->refs++;
+	if (im.matches == 1)
+		m->items[im.index]->refs++;
+	struct container *found = im.matches == 1 ? m->items[im.index] : NULL;
 	pthread_mutex_unlock(&m->lock);
-	if (matches == 0)
-		return err_set(err, -ENOENT, "container \"%s\" not found", id);
-	if (matches > 1)
-		return err_set(err, -EINVAL, "container id prefix \"%s\" is ambiguous", id);
+	int r = id_match_end(&im, err);
+	if (r < 0)
+		return r;
 	*ret = found;
 	return 0;
 }

@@ -206,33 +206,20 @@ static void table_remove_locked(struct sandbox_mgr *m, struct sandbox *sb)
  * the prefix is ambiguous. Sandboxes being created are not visible. */
 int lookup(struct sandbox_mgr *m, const char *id, struct sandbox **ret, struct cric_err *err)
 {
-	if (!id || !*id)
-		return err_set(err, -EINVAL, "pod sandbox id is empty");
-	if (!id_is_safe_token(id, 64))
-		return err_set(err, -EINVAL, "invalid pod sandbox id \"%.80s\"", id);
-	size_t len = strlen(id);
-	struct sandbox *found = NULL;
-	int matches = 0;
+	struct id_match im;
+	if (id_match_begin(&im, "pod sandbox", id, err) < 0)
+		return -EINVAL;
 	pthread_mutex_lock(&m->lock);
-	for (size_t i = 0; i < m->n; i++) {
-		struct sandbox *sb = m->items[i];
-		if (sb->state == SB_CREATING || strncmp(sb->id, id, len) != 0)
-			continue;
-		if (len == 64) {
-			found = sb;
-			matches = 1;
+	for (size_t i = 0; i < m->n; i++)
+		if (m->items[i]->state != SB_CREATING && id_match_step(&im, m->items[i]->id, i))
 			break;
-		}
-		found = sb;
-		matches++;
-	}
-	if (matches == 1)
-		found->refs++;
+	if (im.matches == 1)
+		m->items[im.index]->refs++;
+	struct sandbox *found = im.matches == 1 ? m->items[im.index] : NULL;
 	pthread_mutex_unlock(&m->lock);
-	if (matches == 0)
-		return err_set(err, -ENOENT, "pod sandbox \"%s\" not found", id);
-	if (matches > 1)
-		return err_set(err, -EINVAL, "pod sandbox id prefix \"%s\" is ambiguous", id);
+	int r = id_match_end(&im, err);
+	if (r < 0)
+		return r;
 	*ret = found;
 	return 0;
 }

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -169,6 +170,45 @@ static void test_safe_token(void **state)
 	assert_false(id_is_safe_token(t, 64));
 }
 
+/* Walk ids as a manager's lookup does; the index of the match or -errno. */
+static int find(const char *const *ids, size_t n, const char *want, char *msg, size_t msgsz)
+{
+	struct cric_err err = { { 0 } };
+	struct id_match im;
+	int r = id_match_begin(&im, "thing", want, &err);
+	for (size_t i = 0; r == 0 && i < n; i++)
+		if (id_match_step(&im, ids[i], i))
+			break;
+	if (r == 0)
+		r = id_match_end(&im, &err);
+	snprintf(msg, msgsz, "%s", err.msg);
+	return r < 0 ? r : (int)im.index;
+}
+
+static void test_id_match(void **state)
+{
+	(void)state;
+	char full[65], other[65], msg[256];
+	memset(full, 'a', 64);
+	full[64] = '\0';
+	memcpy(other, full, sizeof(full));
+	other[63] = 'b'; /* shares 63 characters with full */
+	const char *ids[] = { "abc0", full, other, "ffff" };
+	assert_int_equal(find(ids, 4, full, msg, sizeof(msg)), 1);
+	assert_int_equal(find(ids, 4, other, msg, sizeof(msg)), 2);
+	assert_int_equal(find(ids, 4, "ff", msg, sizeof(msg)), 3);
+	assert_int_equal(find(ids, 4, "aaaa", msg, sizeof(msg)), -EINVAL);
+	assert_non_null(strstr(msg, "thing id prefix \"aaaa\" is ambiguous"));
+	assert_int_equal(find(ids, 4, "abc0", msg, sizeof(msg)), 0);
+	assert_int_equal(find(ids, 4, "0123", msg, sizeof(msg)), -ENOENT);
+	assert_non_null(strstr(msg, "thing \"0123\" not found"));
+	assert_int_equal(find(ids, 4, "", msg, sizeof(msg)), -EINVAL);
+	assert_non_null(strstr(msg, "thing id is empty"));
+	assert_int_equal(find(ids, 4, "../x", msg, sizeof(msg)), -EINVAL);
+	assert_non_null(strstr(msg, "invalid thing id"));
+	assert_int_equal(find(ids, 0, "ab", msg, sizeof(msg)), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -177,6 +217,7 @@ int main(void)
 		cmocka_unit_test(test_random_hex_bad_sizes),
 		cmocka_unit_test(test_id_is_valid),
 		cmocka_unit_test(test_safe_token),
+		cmocka_unit_test(test_id_match),
 	};
 	return cmocka_run_group_tests_name("ids", tests, NULL, NULL);
 }
