@@ -336,3 +336,14 @@ int chown_tree(const char *path, uid_t uid, gid_t gid)
 		return -errno;
 	return chown_at(fd, uid, gid, 0);
 }
+
+char *path_beside_exe(const char *name)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash = n > 0 ? memrchr(exe, '/', (size_t)n) : NULL;
+	if (!slash)
+		return path_join("/usr/local/bin", name);
+	*slash = '\0';
+	return path_join(exe, name);
+}

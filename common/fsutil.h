@@ -51,6 +51,10 @@ bool path_is_clean(const char *p, bool absolute, size_t max);
 
 /* Join two path parts with exactly one '/'. Returns malloc'd string or NULL. */
 char *path_join(const char *a, const char *b);
+/* The path of the helper program name installed beside the running
+ * executable (/proc/self/exe); "/usr/local/bin/<name>" when that cannot be
+ * read. Malloc'd; NULL when out of memory. */
+char *path_beside_exe(const char *name);
 
 static inline void closedirp(DIR **d)
 {

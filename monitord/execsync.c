@@ -35,17 +35,6 @@
 
 /* ---- open ---- */
 
-static char *helper_beside_us(void)
-{
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0)
-		return strdup("/usr/local/bin/cric-exec");
-	exe[n] = '\0';
-	*strrchr(exe, '/') = '\0';
-	return path_join(exe, "cric-exec");
-}
-
 int execsync_open(const struct cric_config *cfg, struct execsync **ret, struct cric_err *err)
 {
 	_cleanup_free_ struct execsync *x = calloc(1, sizeof(*x));
@@ -64,7 +53,7 @@ int execsync_open(const struct cric_config *cfg, struct execsync **ret, struct c
 	}
 	if (helper && (!json_is_string(helper) || json_string_value(helper)[0] != '/'))
 		return config_bad_key(cfg, "monitord", "exec_helper", "an absolute path", err);
-	x->helper = helper ? strdup(json_string_value(helper)) : helper_beside_us();
+	x->helper = helper ? strdup(json_string_value(helper)) : path_beside_exe("cric-exec");
 	if (!x->helper)
 		return -ENOMEM;
 	if (access(x->helper, X_OK) < 0) {

@@ -640,17 +640,6 @@ static int runtime_settings(struct monitors *m, const struct cric_config *cfg)
 	return 0;
 }
 
-static char *default_monitor_bin(void)
-{
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0)
-		return strdup("/usr/local/bin/cric-monitor");
-	exe[n] = '\0';
-	*strrchr(exe, '/') = '\0';
-	return path_join(exe, "cric-monitor");
-}
-
 int monitors_open(const struct cric_config *cfg, struct monitors **ret, struct cric_err *err)
 {
 	struct monitors *m = calloc(1, sizeof(*m));
@@ -666,7 +655,8 @@ int monitors_open(const struct cric_config *cfg, struct monitors **ret, struct c
 	m->dir = path_join(cfg->run_dir, "monitord");
 	m->runtimed_dir = path_join(cfg->run_dir, "runtimed");
 	m->runtimes_dir = path_join(cfg->run_dir, "runtimed/runtimes");
-	m->monitor_bin = bin && r == 0 ? strdup(json_string_value(bin)) : default_monitor_bin();
+	m->monitor_bin =
+	    bin && r == 0 ? strdup(json_string_value(bin)) : path_beside_exe("cric-monitor");
 	if (r == 0 && (!m->dir || !m->runtimed_dir || !m->runtimes_dir || !m->monitor_bin))
 		r = -ENOMEM;
 	if (r == 0)

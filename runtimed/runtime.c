@@ -188,13 +188,9 @@ int runtimed_new(const struct cric_config *cfg, struct runtimed **ret, struct cr
 	int r = load_handlers(rt, cfg, err);
 
 	/* The infra binary is installed beside cric-runtimed. */
-	char self[PATH_MAX], pause_default[PATH_MAX] = "";
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n > 0) {
-		self[n] = '\0';
-		*strrchr(self, '/') = '\0';
-		snprintf(pause_default, sizeof(pause_default), "%s/cric-pause", self);
-	}
+	_cleanup_free_ char *pause_default = path_beside_exe("cric-pause");
+	if (!pause_default && r == 0)
+		r = err_set(err, -ENOMEM, "out of memory");
 	char pause[PATH_MAX], cgroot[CGROUP_PATH_MAX];
 	if (r == 0)
 		r = string_key(cfg, "pause_binary", pause_default, pause, sizeof(pause), err);

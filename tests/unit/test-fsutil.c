@@ -571,11 +571,28 @@ static void test_chown_tree(void **state)
 	assert_int_equal(st.st_uid, 0);
 }
 
+static void test_path_beside_exe(void **state)
+{
+	(void)state;
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	assert_true(n > 0);
+	exe[n] = '\0';
+	*strrchr(exe, '/') = '\0';
+	char want[PATH_MAX + 16];
+	snprintf(want, sizeof(want), "%s/cric-helper", exe);
+	char *got = path_beside_exe("cric-helper");
+	assert_non_null(got);
+	assert_string_equal(got, want);
+	free(got);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
 	const struct CMUnitTest tests[] = {
 		T(test_mkdir_p_parents_and_leaf_mode),
+		cmocka_unit_test(test_path_beside_exe),
 		T(test_mkdir_p_trailing_slash),
 		T(test_mkdir_p_not_a_directory),
 		T(test_mkdir_p_bad_args),
