@@ -119,6 +119,8 @@ $(BUILD)/bin/cric-pause: runtimed/pause/pause.c
 # tests (test-monitor-*) and the fuzzers, from monitord/monitor/.
 MONITOR_SRC := monitord/monitor/cric-monitor.c monitord/monitor/create.c monitord/monitor/logfmt.c
 MONITOR_LIB_O := $(BUILD)/obj/monitord/monitor/logfmt.o
+# (an object only tests link: make must not delete it as intermediate)
+.SECONDARY: $(MONITOR_LIB_O)
 $(BUILD)/bin/cric-monitor: $(MONITOR_SRC) $(wildcard monitord/monitor/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -Os -D_GNU_SOURCE -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2 $(WARNFLAGS) \
@@ -182,10 +184,16 @@ FUZZ_LIB_O := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(filter-out %/main.c,\
 	$(wildcard imaged/*.c stored/*.c netd/*.c runtimed/*.c monitord/*.c) monitord/monitor/logfmt.c))
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined -U_FORTIFY_SOURCE \
 	$(WARNFLAGS) -Wno-unknown-warning-option -fstack-protector-strong -MMD -MP
+# One line per fuzzer (runs, coverage); its whole output is kept in
+# $(FUZZ_BUILD)/<fuzzer>.log and printed only when it finds something.
 fuzz: $(FUZZERS)
 	@set -e; for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p $(FUZZ_BUILD)/corpus/$$n; \
-		echo "== $$n"; $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 -artifact_prefix=$(FUZZ_BUILD)/$$n- \
-		$(FUZZ_BUILD)/corpus/$$n tests/fuzz/corpus/$$n; done
+		log=$(FUZZ_BUILD)/$$n.log; \
+		if $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 -artifact_prefix=$(FUZZ_BUILD)/$$n- \
+			$(FUZZ_BUILD)/corpus/$$n tests/fuzz/corpus/$$n >$$log 2>&1; then \
+			echo "== $$n: $$(grep -o 'Done [0-9]* runs in [0-9]* second' $$log | tail -n 1)s," \
+				"$$(grep -o 'cov: [0-9]* ft: [0-9]*' $$log | tail -n 1)"; \
+		else echo "== $$n FAILED (whole output: $$log):"; tail -n 80 $$log; exit 1; fi; done
 $(FUZZ_BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c $(GEN_H)
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) $(FUZZ_CFLAGS) -c -o $@ $<
