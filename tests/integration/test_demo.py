@@ -2,11 +2,13 @@
 its output names a running container, the container's log lines and an
 ExecSync answer; a second run replaces only the demo's own pod (a pod of
 someone else survives it); `cric-down --all` then leaves nothing of the
-root (processes, mounts, namespace pins, cgroups, IPAM leases, veths).
+root (processes, mounts, namespace pins, cgroups, IPAM leases, veths, the
+root's own bridge).
 
 Run under `flock /tmp/cric-net.lock` like every suite that creates pods (the
-demo uses the default CNI config: the cric0 bridge).
+demo's network is the root's own bridge, but iptables is the host's).
 """
+import json
 import glob
 import os
 import re
@@ -19,8 +21,13 @@ from netutil import missing as net_missing
 pytestmark = [skip_unless_ready(image_missing, "the demo's loopback registry"),
               skip_unless_ready(net_missing, "the demo's pod network")]
 
-IPAM_DIR = "/var/lib/cni/networks/cric"  # the default CNI config's host-local state
-BRIDGE_PORTS = "/sys/class/net/cric0/brif"
+
+
+def root_network(root):
+    """The bridge and lease directory cric-up --default-cni gave this root."""
+    with open(os.path.join(root, "etc/cni/net.d/10-cric-bridge.conflist")) as f:
+        plugin = json.load(f)["plugins"][0]
+    return plugin["bridge"], os.path.join(plugin["ipam"]["dataDir"], "cric")
 
 
 def make_demo(root):
@@ -54,17 +61,18 @@ def check_output(out):
     assert "deploy/cric-down --all --root" in out, out
 
 
-def ports():
-    return sorted(os.listdir(BRIDGE_PORTS)) if os.path.isdir(BRIDGE_PORTS) else []
-
-
 def test_make_demo_twice_then_cric_down_leaves_nothing(suite_root):
     root = suite_root
-    before = ports()
     try:
         out1 = make_demo(root)
         check_output(out1)
         pod1, ip1 = demo_pod(out1)
+        bridge, leases = root_network(root)
+        # The root's network is its own: bridge, /24 and leases.
+        assert bridge != "cric0" and leases.startswith(root + "/"), (bridge, leases)
+        assert ip1.startswith("198.19.") and int(ip1.split(".")[2]) >= 128, ip1
+        assert os.path.exists(os.path.join(leases, ip1)), os.listdir(leases)
+        assert os.listdir(f"/sys/class/net/{bridge}/brif"), "the pod's veth is not on the bridge"
         other = ctl(root, "run-pod", "other", "someone-else").strip()
 
         out2 = make_demo(root)
@@ -92,5 +100,5 @@ def test_make_demo_twice_then_cric_down_leaves_nothing(suite_root):
         left = glob.glob(f"/sys/fs/cgroup/*/cric/pod-{pod}*")
         assert left == [], left
     for ip in (ip1, ip2):
-        assert not os.path.exists(os.path.join(IPAM_DIR, ip)), f"IPAM lease {ip} left"
-    assert ports() == before, "veths left on cric0"
+        assert not os.path.exists(os.path.join(leases, ip)), f"IPAM lease {ip} left"
+    assert not os.path.exists(f"/sys/class/net/{bridge}"), f"bridge {bridge} left"
