@@ -99,7 +99,7 @@ $(LIBCOMMON): $(COMMON_O) $(GEN_O)
 # --- daemons: each directory's objects + the common library ---
 define daemon_rule
 $(1)_DIR := $(if $(filter gateway,$(1)),cri-gateway,$(1))
-$(1)_SRC := $$(filter-out $$($(1)_DIR)/cricctl.c,$$(wildcard $$($(1)_DIR)/*.c))
+$(1)_SRC := $$(filter-out $$($(1)_DIR)/cricctl%.c,$$(wildcard $$($(1)_DIR)/*.c))
 $(1)_O := $$(patsubst %.c,$(BUILD)/obj/%.o,$$($(1)_SRC))
 $(BUILD)/bin/cric-$(1): $$($(1)_O) $(LIBCOMMON)
 	@mkdir -p $$(dir $$@)
@@ -136,7 +136,8 @@ $(BUILD)/bin/cric-exec: monitord/exec/cric-exec.c monitord/exec/exec.h
 # Its unit test runs it.
 $(BUILD)/tests/test-monitord-execsync: $(BUILD)/bin/cric-exec
 
-CRICCTL_O := $(BUILD)/obj/cri-gateway/cricctl.o $(BUILD)/obj/cri-gateway/routes.o
+CRICCTL_O := $(BUILD)/obj/cri-gateway/cricctl.o $(BUILD)/obj/cri-gateway/cricctl-ctr.o \
+	$(BUILD)/obj/cri-gateway/routes.o
 $(BUILD)/bin/cricctl: $(CRICCTL_O) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(GRPC_LIBS)

@@ -1,15 +1,8 @@
 /* cricctl: a small CRI client for cric's own scripts and for people on a
  * machine without crictl. It speaks the same gRPC protocol as the kubelet,
- * through grpc C core, and asks each daemon's health over nng.
- *
- *   cricctl [--socket PATH | --root DIR] [--timeout SECONDS] COMMAND
- *     version            Version
- *     status [-v]        Status (conditions; -v adds the info map)
- *     runtime-config     RuntimeConfig
- *     wait [SECONDS]     retry Version until it answers (default 10 s)
- *     health             ask every daemon for cric.Health over nng
- *     remove-all         stop and remove every pod and container
- *     socket             print the CRI socket path of this root/config
+ * through grpc C core, and asks each daemon's health over nng. `cricctl
+ * help` lists the commands (the table below); the image and container
+ * commands are in cricctl-ctr.c.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -25,21 +18,15 @@
 #include "common/cleanup.h"
 #include "common/config.h"
 #include "common/ipc.h"
+#include "common/macro.h"
 #include "proto/cri/api.pb-c.h"
 #include "common/service.h"
+#include "cricctl.h"
 #include "routes.h"
 
-struct ctl {
-	grpc_channel *ch;
-	grpc_completion_queue *cq;
-	int timeout_s;
-	const struct cric_config *cfg;
-};
-
-/* One unary call. Returns the gRPC status; *out set on OK. */
-static unsigned cri_call(struct ctl *c, const char *path, const ProtobufCMessage *req,
-			 const ProtobufCMessageDescriptor *out_desc, ProtobufCMessage **out,
-			 char *msg, size_t msglen)
+unsigned cri_call(struct ctl *c, const char *path, const ProtobufCMessage *req,
+		  const ProtobufCMessageDescriptor *out_desc, ProtobufCMessage **out, char *msg,
+		  size_t msglen)
 {
 	*out = NULL;
 	size_t n = protobuf_c_message_get_packed_size(req);
@@ -110,9 +97,15 @@ static unsigned cri_call(struct ctl *c, const char *path, const ProtobufCMessage
 	return (unsigned)status;
 }
 
-static int fail(const char *what, unsigned code, const char *msg)
+int ctl_fail(struct ctl *c, const char *what, unsigned code, const char *msg)
 {
 	fprintf(stderr, "cricctl: %s: %s: %s\n", what, grpc_code_name(code), msg);
+	if (code == CODE_UNAVAILABLE || code == CODE_DEADLINE_EXCEEDED)
+		fprintf(stderr,
+			"cricctl: nothing answered on %s: is cric running there? A suite started "
+			"with `cric-up --root DIR` (make demo: /tmp/cric-demo) is reached with "
+			"--root DIR, any socket with --socket PATH.\n",
+			c->socket);
 	return 1;
 }
 
@@ -125,7 +118,7 @@ static int cmd_version(struct ctl *c)
 	    cri_call(c, "/runtime.v1.RuntimeService/Version", &req.base,
 		     &runtime__v1__version_response__descriptor, &out, msg, sizeof(msg));
 	if (code != CODE_OK)
-		return fail("Version", code, msg);
+		return ctl_fail(c, "Version", code, msg);
 	Runtime__V1__VersionResponse *v = (Runtime__V1__VersionResponse *)out;
 	printf("Version:  %s\nRuntimeName:  %s\nRuntimeVersion:  %s\nRuntimeApiVersion:  %s\n",
 	       v->version, v->runtime_name, v->runtime_version, v->runtime_api_version);
@@ -142,7 +135,7 @@ static int cmd_status(struct ctl *c, bool verbose)
 	unsigned code = cri_call(c, "/runtime.v1.RuntimeService/Status", &req.base,
 				 &runtime__v1__status_response__descriptor, &out, msg, sizeof(msg));
 	if (code != CODE_OK)
-		return fail("Status", code, msg);
+		return ctl_fail(c, "Status", code, msg);
 	Runtime__V1__StatusResponse *s = (Runtime__V1__StatusResponse *)out;
 	for (size_t i = 0; s->status && i < s->status->n_conditions; i++) {
 		Runtime__V1__RuntimeCondition *k = s->status->conditions[i];
@@ -166,7 +159,7 @@ static int cmd_runtime_config(struct ctl *c)
 	    cri_call(c, "/runtime.v1.RuntimeService/RuntimeConfig", &req.base,
 		     &runtime__v1__runtime_config_response__descriptor, &out, msg, sizeof(msg));
 	if (code != CODE_OK)
-		return fail("RuntimeConfig", code, msg);
+		return ctl_fail(c, "RuntimeConfig", code, msg);
 	Runtime__V1__RuntimeConfigResponse *r = (Runtime__V1__RuntimeConfigResponse *)out;
 	printf("cgroup driver: %s\n",
 	       r->linux && r->linux->cgroup_driver == RUNTIME__V1__CGROUP_DRIVER__SYSTEMD
@@ -194,7 +187,7 @@ static int cmd_wait(struct ctl *c, int seconds)
 		struct timespec ts = { 0, 50 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
-	return fail("wait for the CRI socket", code, msg);
+	return ctl_fail(c, "wait for the CRI socket", code, msg);
 }
 
 static int cmd_health(struct ctl *c)
@@ -240,6 +233,18 @@ static int cmd_health(struct ctl *c)
 static int cmd_pod_call(struct ctl *c, const char *what, const char *id)
 {
 	char msg[1024], path[128];
+	/* Stopping or removing an unknown pod succeeds (CRI idempotence); a
+	 * person typing an id wants to know it named nothing. */
+	Runtime__V1__PodSandboxStatusRequest st = RUNTIME__V1__POD_SANDBOX_STATUS_REQUEST__INIT;
+	st.pod_sandbox_id = (char *)id;
+	ProtobufCMessage *o = NULL;
+	if (cri_call(c, "/runtime.v1.RuntimeService/PodSandboxStatus", &st.base,
+		     &runtime__v1__pod_sandbox_status_response__descriptor, &o, msg,
+		     sizeof(msg)) == CODE_NOT_FOUND)
+		fprintf(stderr, "cricctl: no pod \"%s\": nothing to %s\n", id,
+			strcmp(what, "StopPodSandbox") == 0 ? "stop" : "remove");
+	if (o)
+		protobuf_c_message_free_unpacked(o, NULL);
 	ProtobufCMessage *out;
 	Runtime__V1__StopPodSandboxRequest sreq = RUNTIME__V1__STOP_POD_SANDBOX_REQUEST__INIT;
 	Runtime__V1__RemovePodSandboxRequest rreq = RUNTIME__V1__REMOVE_POD_SANDBOX_REQUEST__INIT;
@@ -251,7 +256,7 @@ static int cmd_pod_call(struct ctl *c, const char *what, const char *id)
 				      : &runtime__v1__remove_pod_sandbox_response__descriptor,
 				 &out, msg, sizeof(msg));
 	if (code != CODE_OK)
-		return fail(what, code, msg);
+		return ctl_fail(c, what, code, msg);
 	protobuf_c_message_free_unpacked(out, NULL);
 	return 0;
 }
@@ -271,7 +276,7 @@ static int cmd_remove_all(struct ctl *c)
 		return 0;
 	}
 	if (code != CODE_OK)
-		return fail("ListPodSandbox", code, msg);
+		return ctl_fail(c, "ListPodSandbox", code, msg);
 	int rc = 0;
 	Runtime__V1__ListPodSandboxResponse *l = (Runtime__V1__ListPodSandboxResponse *)out;
 	for (size_t i = 0; i < l->n_items; i++) {
@@ -290,8 +295,10 @@ static int cmd_remove_all(struct ctl *c)
  * and UTS; one PID namespace per container) and print its id. */
 static int cmd_run_pod(struct ctl *c, const char *name, const char *ns)
 {
-	char uid[96], msg[1024];
+	char uid[96], msg[1024], logdir[4096];
 	snprintf(uid, sizeof(uid), "cricctl-%s-%s", ns, name);
+	/* Where the kubelet puts a pod's logs, under this root. */
+	snprintf(logdir, sizeof(logdir), "%s/var/log/pods/%s_%s_%s", c->cfg->root, ns, name, uid);
 	Runtime__V1__PodSandboxMetadata md = RUNTIME__V1__POD_SANDBOX_METADATA__INIT;
 	md.name = (char *)name;
 	md.namespace_ = (char *)ns;
@@ -306,6 +313,7 @@ static int cmd_run_pod(struct ctl *c, const char *name, const char *ns)
 	Runtime__V1__PodSandboxConfig cfg = RUNTIME__V1__POD_SANDBOX_CONFIG__INIT;
 	cfg.metadata = &md;
 	cfg.hostname = (char *)name;
+	cfg.log_directory = logdir;
 	cfg.linux = &lx;
 	Runtime__V1__RunPodSandboxRequest req = RUNTIME__V1__RUN_POD_SANDBOX_REQUEST__INIT;
 	req.config = &cfg;
@@ -314,7 +322,7 @@ static int cmd_run_pod(struct ctl *c, const char *name, const char *ns)
 	    cri_call(c, "/runtime.v1.RuntimeService/RunPodSandbox", &req.base,
 		     &runtime__v1__run_pod_sandbox_response__descriptor, &out, msg, sizeof(msg));
 	if (code != CODE_OK)
-		return fail("RunPodSandbox", code, msg);
+		return ctl_fail(c, "RunPodSandbox", code, msg);
 	printf("%s\n", ((Runtime__V1__RunPodSandboxResponse *)out)->pod_sandbox_id);
 	protobuf_c_message_free_unpacked(out, NULL);
 	return 0;
@@ -330,7 +338,7 @@ static int cmd_pods(struct ctl *c)
 	    cri_call(c, "/runtime.v1.RuntimeService/ListPodSandbox", &lreq.base,
 		     &runtime__v1__list_pod_sandbox_response__descriptor, &out, msg, sizeof(msg));
 	if (code != CODE_OK)
-		return fail("ListPodSandbox", code, msg);
+		return ctl_fail(c, "ListPodSandbox", code, msg);
 	Runtime__V1__ListPodSandboxResponse *l = (Runtime__V1__ListPodSandboxResponse *)out;
 	printf("%-13s %-9s %-16s %s\n", "POD ID", "STATE", "IP", "NAMESPACE/NAME");
 	for (size_t i = 0; i < l->n_items; i++) {
@@ -360,36 +368,134 @@ static int cmd_pods(struct ctl *c)
 	return 0;
 }
 
-static void usage(void)
+static int run_version(struct ctl *c, int n, char **a)
 {
-	printf("Usage: cricctl [--socket PATH | --root DIR] [--timeout SECONDS] COMMAND\n"
-	       "Commands: version | status [-v] | runtime-config | wait [SECONDS] | health |\n"
-	       "          remove-all | socket | pods | run-pod NAME [NAMESPACE] |\n"
-	       "          stop-pod ID | rm-pod ID\n");
+	(void)n, (void)a;
+	return cmd_version(c);
+}
+static int run_status(struct ctl *c, int n, char **a)
+{
+	return cmd_status(c, n > 0 && strcmp(a[0], "-v") == 0);
+}
+static int run_runtime_config(struct ctl *c, int n, char **a)
+{
+	(void)n, (void)a;
+	return cmd_runtime_config(c);
+}
+static int run_wait(struct ctl *c, int n, char **a)
+{
+	return cmd_wait(c, n > 0 ? atoi(a[0]) : 10);
+}
+static int run_pods(struct ctl *c, int n, char **a)
+{
+	(void)n, (void)a;
+	return cmd_pods(c);
+}
+static int run_run_pod(struct ctl *c, int n, char **a)
+{
+	return cmd_run_pod(c, a[0], n > 1 ? a[1] : "default");
+}
+static int run_stop_pod(struct ctl *c, int n, char **a)
+{
+	int rc = 0;
+	for (int i = 0; i < n; i++)
+		rc |= cmd_pod_call(c, "StopPodSandbox", a[i]);
+	return rc;
+}
+static int run_rm_pod(struct ctl *c, int n, char **a)
+{
+	int rc = 0;
+	for (int i = 0; i < n; i++)
+		rc |= cmd_pod_call(c, "RemovePodSandbox", a[i]);
+	return rc;
+}
+static int run_remove_all(struct ctl *c, int n, char **a)
+{
+	(void)n, (void)a;
+	return cmd_remove_all(c);
+}
+
+/* Every command: name, arguments, at least how many, what it does. health
+ * and socket need no CRI channel (main handles them). */
+static const struct command {
+	const char *name, *args;
+	int min_args;
+	const char *what;
+	int (*run)(struct ctl *c, int n, char **args);
+} commands[] = {
+	{ "version", "", 0, "the runtime's name and versions (CRI Version)", run_version },
+	{ "status", "[-v]", 0, "RuntimeReady and NetworkReady, handlers (-v: the info map)",
+	  run_status },
+	{ "runtime-config", "", 0, "the cgroup driver the kubelet must match", run_runtime_config },
+	{ "health", "", 0, "ask each of the six daemons for its health over nng", NULL },
+	{ "wait", "[SECONDS]", 0, "retry Version until the socket answers (default 10 s)",
+	  run_wait },
+	{ "socket", "", 0, "print the CRI socket path of this root or config", NULL },
+	{ "pods", "", 0, "list pods: id, state, IP, namespace/name", run_pods },
+	{ "run-pod", "NAME [NAMESPACE]", 1,
+	  "run a pod with the kubelet's defaults for a plain pod; prints its id", run_run_pod },
+	{ "stop-pod", "ID...", 1, "stop pods (their containers first); an unknown id is said",
+	  run_stop_pod },
+	{ "rm-pod", "ID...", 1, "remove pods and their containers", run_rm_pod },
+	{ "remove-all", "", 0,
+	  "stop and remove EVERY pod and container of this root, whoever made them",
+	  run_remove_all },
+	{ "pull", "IMAGE", 1, "pull an image; prints its id (PullImage's image_ref)", cmd_pull },
+	{ "images", "", 0, "list images: id, size, tags", cmd_images },
+	{ "rmi", "IMAGE...", 1, "remove images (by id, tag or digest)", cmd_rmi },
+	{ "ps", "[-a]", 0, "list running containers (-a: all)", cmd_ps },
+	{ "create", "POD_ID NAME IMAGE [COMMAND ARG...]", 3,
+	  "create a container in a pod (log: NAME/0.log in the pod's log directory); prints "
+	  "its id. Also `create POD_ID CONTAINER.json POD.json` with crictl's files",
+	  cmd_create },
+	{ "start", "ID", 1, "start a created container", cmd_start },
+	{ "stop", "ID [TIMEOUT]", 1, "stop signal, SIGKILL after TIMEOUT seconds (default 10)",
+	  cmd_stop },
+	{ "rm", "ID...", 1, "remove containers (killed first if running)", cmd_rm },
+	{ "logs", "ID", 1, "print a container's log (stdout lines to stdout, stderr to stderr)",
+	  cmd_logs },
+	{ "exec", "ID COMMAND [ARG...]", 2,
+	  "run a command in a running container (ExecSync, timeout --timeout); exits with "
+	  "its exit code",
+	  cmd_exec },
+	{ "call", "SERVICE/METHOD [JSON]", 1,
+	  "any CRI method, e.g. `call RuntimeService/ContainerStatus '{\"container_id\": "
+	  "\"ID\", \"verbose\": true}'`; prints the answer as JSON",
+	  cmd_call },
+	{ "help", "", 0, "this text", NULL },
+};
+
+static void usage(FILE *to)
+{
+	fprintf(to,
+		"Usage: cricctl [--root DIR | --config FILE | --socket PATH] [--timeout SECONDS] "
+		"COMMAND [ARG...]\n"
+		"  --root DIR      the suite started by `cric-up --root DIR` (make demo: "
+		"/tmp/cric-demo)\n"
+		"  --socket PATH   a CRI socket (default: the config's, /run/cric/cric.sock)\n"
+		"  --timeout S     each call's deadline (default 10)\n"
+		"Commands:\n");
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+		fprintf(to, "  %s %s\n      %s\n", commands[i].name, commands[i].args,
+			commands[i].what);
+	}
 }
 
 /* The commands that speak CRI; args are what follows the command's name. */
 static int run_cri_command(struct ctl *c, const char *cmd, int n, char **args)
 {
-	if (strcmp(cmd, "version") == 0)
-		return cmd_version(c);
-	if (strcmp(cmd, "status") == 0)
-		return cmd_status(c, n > 0 && strcmp(args[0], "-v") == 0);
-	if (strcmp(cmd, "runtime-config") == 0)
-		return cmd_runtime_config(c);
-	if (strcmp(cmd, "wait") == 0)
-		return cmd_wait(c, n > 0 ? atoi(args[0]) : 10);
-	if (strcmp(cmd, "pods") == 0)
-		return cmd_pods(c);
-	if (strcmp(cmd, "run-pod") == 0 && n > 0)
-		return cmd_run_pod(c, args[0], n > 1 ? args[1] : "default");
-	if (strcmp(cmd, "stop-pod") == 0 && n > 0)
-		return cmd_pod_call(c, "StopPodSandbox", args[0]);
-	if (strcmp(cmd, "rm-pod") == 0 && n > 0)
-		return cmd_pod_call(c, "RemovePodSandbox", args[0]);
-	if (strcmp(cmd, "remove-all") == 0)
-		return cmd_remove_all(c);
-	usage();
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+		if (strcmp(cmd, commands[i].name) != 0 || !commands[i].run)
+			continue;
+		if (n < commands[i].min_args) {
+			fprintf(stderr, "Usage: cricctl %s %s\n", commands[i].name,
+				commands[i].args);
+			return 2;
+		}
+		return commands[i].run(c, n, args);
+	}
+	fprintf(stderr, "cricctl: unknown command \"%s\"\n", cmd);
+	usage(stderr);
 	return 2;
 }
 
@@ -421,18 +527,22 @@ int main(int argc, char **argv)
 			c.timeout_s = atoi(optarg) > 0 ? atoi(optarg) : 10;
 			break;
 		case 'h':
-			usage();
+			usage(stdout);
 			return 0;
 		default:
-			usage();
+			usage(stderr);
 			return 2;
 		}
 	}
 	if (optind >= argc) {
-		usage();
+		usage(stderr);
 		return 2;
 	}
 	const char *cmd = argv[optind];
+	if (strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
 	struct cric_err err = { { 0 } };
 	_cleanup_(config_freep) struct cric_config *cfg = NULL;
 	if (config_load(root, config, &cfg, &err) < 0) {
@@ -447,8 +557,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
+	c.socket = sock ? sock : cfg->cri_socket;
 	char target[512];
-	snprintf(target, sizeof(target), "unix:%s", sock ? sock : cfg->cri_socket);
+	snprintf(target, sizeof(target), "unix:%s", c.socket);
 	grpc_init();
 	grpc_channel_credentials *creds = grpc_insecure_credentials_create();
 	c.ch = grpc_channel_create(target, creds, NULL);
