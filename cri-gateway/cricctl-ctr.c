@@ -17,9 +17,8 @@
 #define IM "/runtime.v1.ImageService/"
 
 /* One call whose answer the command only checks. */
-static int call_ok(struct ctl *c, const char *method, const char *path,
-		   const ProtobufCMessage *req, const ProtobufCMessageDescriptor *out_desc,
-		   ProtobufCMessage **out)
+static int call_ok(struct ctl *c, const char *method, const char *path, const ProtobufCMessage *req,
+		   const ProtobufCMessageDescriptor *out_desc, ProtobufCMessage **out)
 {
 	char msg[1024];
 	ProtobufCMessage *o = NULL;
@@ -185,8 +184,8 @@ int cmd_create(struct ctl *c, int n, char **args)
 			fprintf(stderr, "cricctl: create POD_ID CONTAINER.json POD.json\n");
 			return 2;
 		}
-		if (read_json_message(args[1], &runtime__v1__container_config__descriptor,
-				      &cfg_m) < 0 ||
+		if (read_json_message(args[1], &runtime__v1__container_config__descriptor, &cfg_m) <
+			0 ||
 		    read_json_message(args[2], &runtime__v1__pod_sandbox_config__descriptor,
 				      &pod_m) < 0)
 			goto out;
@@ -353,8 +352,9 @@ int cmd_call(struct ctl *c, int n, char **args)
 	const ProtobufCMethodDescriptor *m =
 	    svc ? protobuf_c_service_descriptor_get_method_by_name(svc, slash + 1) : NULL;
 	if (!m) {
-		fprintf(stderr, "cricctl: call: \"%s\" is no CRI method (RuntimeService/<Method> "
-				"or ImageService/<Method>, e.g. RuntimeService/ListContainers)\n",
+		fprintf(stderr,
+			"cricctl: call: \"%s\" is no CRI method (RuntimeService/<Method> "
+			"or ImageService/<Method>, e.g. RuntimeService/ListContainers)\n",
 			args[0]);
 		return 2;
 	}
