@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <nng/nng.h>
 #include <protobuf-c/protobuf-c.h>
+#include <seccomp.h>
 #include <sys/capability.h>
 
 #include "macro.h"
@@ -73,3 +74,10 @@ static inline void archive_read_freep(struct archive **a)
 		archive_read_free(*a);
 }
 #define _cleanup_archive_read_ _cleanup_(archive_read_freep)
+
+static inline void seccomp_releasep(scmp_filter_ctx *c)
+{
+	if (*c)
+		seccomp_release(*c);
+}
+#define _cleanup_seccomp_ _cleanup_(seccomp_releasep)
