@@ -1,0 +1,64 @@
+/* Linux security modules: which of AppArmor and SELinux the host runs,
+ * and what a container's or pod's fields ask of them.
+ *
+ * Where the module is absent, Unconfined and RuntimeDefault ask nothing
+ * (there is nothing to apply: both peers run such containers unconfined),
+ * but an explicit AppArmor Localhost profile or an SELinux label cannot be
+ * enforced: -EINVAL naming the field, never a silently weaker container.
+ *
+ * Where AppArmor is present:
+ *  - RuntimeDefault, or no AppArmor field at all on an unprivileged
+ *    container (as containerd and CRI-O do): process.apparmorProfile
+ *    CTR_APPARMOR_DEFAULT, which must be loaded (-ENOPKG otherwise: cric
+ *    does not generate it yet);
+ *  - Localhost: the named profile, which must be loaded (-EINVAL);
+ *  - Unconfined, or a privileged container without a field: none.
+ * Where SELinux is present: selinux_options become process.selinuxLabel
+ * "user:role:type:level" and linux.mountLabel "user:object_r:
+ * container_file_t:level", the parts not given from system_u, system_r,
+ * container_t, s0.
+ *
+ * ctr_lsm_detect() and ctr_lsm_apparmor_loaded() do the I/O; the plans
+ * are pure (the host's modules are handed in, so tests inject them). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/error.h"
+#include "proto/cri/api.pb-c.h"
+
+#define CTR_APPARMOR_DEFAULT "cric-default"
+#define CTR_LSM_LABEL_MAX    256
+
+struct ctr_lsm {
+	bool apparmor, selinux;
+	/* AppArmor's loaded profiles as the kernel lists them ("name (mode)"
+	 * lines of <securityfs>/apparmor/profiles); NULL: none known. */
+	const char *apparmor_profiles;
+};
+
+/* The host's modules (apparmor_profiles left NULL). */
+void ctr_lsm_detect(struct ctr_lsm *lsm);
+
+/* Read the kernel's list of loaded AppArmor profiles: 0 and *ret (free
+ * it), or a negative errno. */
+int ctr_lsm_apparmor_loaded(char **ret);
+
+/* What goes into a container's spec ("" where nothing does). */
+struct ctr_lsm_plan {
+	char apparmor[CTR_LSM_LABEL_MAX];
+	char process_label[CTR_LSM_LABEL_MAX];
+	char mount_label[CTR_LSM_LABEL_MAX];
+};
+
+/* The container's AppArmor (apparmor, or the deprecated apparmor_profile
+ * string "runtime/default", "unconfined", "localhost/<name>") and SELinux
+ * fields. sc may be NULL. */
+int ctr_lsm_plan_container(const Runtime__V1__LinuxContainerSecurityContext *sc,
+			   const struct ctr_lsm *lsm, struct ctr_lsm_plan *ret,
+			   struct cric_err *err);
+
+/* The pod's fields, checked at RunPodSandbox (its infra gets none). */
+int ctr_lsm_check_pod(const Runtime__V1__LinuxSandboxSecurityContext *sc, const struct ctr_lsm *lsm,
+		      struct cric_err *err);
