@@ -13,7 +13,9 @@
 
 #include "common/service.h"
 #include "container.h"
+#include "lsm.h"
 #include "records.h"
+#include "seccomp-profile.h"
 
 #define CTR_RECORD_MAX (4 * 1024 * 1024)
 /* Internal calls of a creation go on past the caller's deadline (its retry
@@ -59,6 +61,8 @@ struct ctr_mgr {
 	size_t n_handlers;
 	char default_handler[64];
 	uint64_t caps_defaults, caps_grantable; /* caps.h */
+	struct ctr_seccomp_host seccomp_host;   /* seccomp-profile.h */
+	struct ctr_lsm lsm;                     /* lsm.h */
 	pthread_t recover_thread;               /* rolls back half-made creations */
 	bool recovering;
 };

@@ -354,6 +354,24 @@ static pid_t target_pid(struct ctr_mgr *m, const struct create_ctx *x)
 	return pid;
 }
 
+/* The files the plan needs of the node: the Localhost seccomp profile the
+ * container gets (if any) and, with AppArmor, its list of loaded profiles. */
+static int read_security_files(struct ctr_mgr *m, const Runtime__V1__ContainerConfig *cfg,
+			       const struct ctr_pod *pod, json_t **profile, char **apparmor,
+			       struct cric_err *err)
+{
+	enum ctr_seccomp_kind kind;
+	const char *ref = NULL;
+	int r = ctr_plan_seccomp(cfg, pod, &kind, &ref, err);
+	if (r < 0)
+		return r;
+	if (kind == CTR_SECCOMP_LOCALHOST && (r = ctr_seccomp_profile_read(ref, profile, err)) < 0)
+		return r;
+	if (m->lsm.apparmor && (r = ctr_lsm_apparmor_loaded(apparmor)) < 0)
+		log_warning("read AppArmor's loaded profiles: %s, ignoring", strerror(-r));
+	return 0;
+}
+
 static int write_bundle(struct ctr_mgr *m, struct container *c, struct create_ctx *x,
 			const json_t *image_config, const char *rootfs, struct cric_err *err)
 {
@@ -399,7 +417,15 @@ static int write_bundle(struct ctr_mgr *m, struct container *c, struct create_ct
 		.cgroup = x->pod.cgroup,
 		.cgroup_parent = x->pod.cgroup_parent,
 		.systemd_cgroup = x->h->systemd_cgroup,
+		.seccomp_kind = (enum ctr_seccomp_kind)x->pod.seccomp_kind,
+		.seccomp_ref = x->pod.seccomp_ref,
 	};
+	_cleanup_json_ json_t *profile = NULL;
+	_cleanup_free_ char *apparmor = NULL;
+	struct ctr_lsm lsm = m->lsm;
+	if ((r = read_security_files(m, x->cfg, &pod, &profile, &apparmor, err)) < 0)
+		return r;
+	lsm.apparmor_profiles = apparmor;
 	const Runtime__V1__LinuxContainerSecurityContext *sc =
 	    x->cfg->linux ? x->cfg->linux->security_context : NULL;
 	_cleanup_free_ struct ctr_device *devs = NULL;
@@ -420,6 +446,9 @@ static int write_bundle(struct ctr_mgr *m, struct container *c, struct create_ct
 		.caps_grantable = m->caps_grantable,
 		.host_devices = devs,
 		.n_host_devices = n_devs,
+		.seccomp_profile = profile,
+		.seccomp_host = &m->seccomp_host,
+		.lsm = &lsm,
 		.oom_score_adj = oci_oom_score_adj(oom < -1000  ? -1000
 						   : oom > 1000 ? 1000
 								: (int)oom),
@@ -737,6 +766,8 @@ int ctr_mgr_new(const struct ctr_mgr_config *cfg, struct ctr_mgr **ret, struct c
 	memcpy(m->handlers, cfg->handlers, cfg->n_handlers * sizeof(*m->handlers));
 	m->n_handlers = cfg->n_handlers;
 	m->caps_grantable = ctr_caps_host_grantable();
+	ctr_seccomp_host_detect(&m->seccomp_host);
+	ctr_lsm_detect(&m->lsm);
 	int r = ctr_caps_mask_from_names(ctr_caps_default_names, ctr_caps_n_default_names,
 					 "default capabilities", &m->caps_defaults, err);
 	if (r == 0)

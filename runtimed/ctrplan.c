@@ -512,6 +512,22 @@ static json_t *plan_devices(const struct ctr_plan_in *in)
 	return a;
 }
 
+/* User namespaces: no handler here maps ids into mounts (runc 1.1 has no
+ * id-mapped mounts), so a POD userns is refused; NODE is the default. */
+static int check_userns(const Runtime__V1__LinuxContainerSecurityContext *sc, struct cric_err *err)
+{
+	const Runtime__V1__UserNamespace *u =
+	    sc->namespace_options ? sc->namespace_options->userns_options : NULL;
+	if (!u || u->mode == RUNTIME__V1__NAMESPACE_MODE__NODE)
+		return 0;
+	if (u->mode == RUNTIME__V1__NAMESPACE_MODE__POD)
+		return err_set(
+		    err, -EINVAL,
+		    "namespace_options.userns_options: user namespaces are not supported "
+		    "by this runtime's handlers (no id-mapped mounts)");
+	return err_set(err, -EINVAL, "namespace_options.userns_options.mode must be POD or NODE");
+}
+
 static int check_security(const struct ctr_plan_in *in, struct cric_err *err)
 {
 	const Runtime__V1__ContainerConfig *cfg = in->cfg;
@@ -536,8 +552,7 @@ static int check_security(const struct ctr_plan_in *in, struct cric_err *err)
 		if (!path_is_clean(sc->readonly_paths[i], true, PATH_MAX))
 			return err_set(err, -EINVAL, "readonly_paths[%zu] is not an absolute path",
 				       i);
-	/* AppArmor: this host has none, and both peers then run unconfined. */
-	return 0;
+	return check_userns(sc, err);
 }
 
 static int plan_cwd(const struct ctr_plan_in *in, const char **ret, struct cric_err *err)
@@ -595,28 +610,40 @@ static json_t *strs(char **v, size_t n)
 	return a;
 }
 
-/* RuntimeDefault (also a present but empty seccomp message), Unconfined;
- * Localhost profiles belong to the security issue. */
-static int plan_seccomp(const struct ctr_plan_in *in, const struct ctr_caps *cp, json_t **ret,
-			struct cric_err *err)
+int ctr_plan_seccomp(const Runtime__V1__ContainerConfig *cfg, const struct ctr_pod *pod,
+		     enum ctr_seccomp_kind *kind, const char **ref, struct cric_err *err)
 {
 	const Runtime__V1__LinuxContainerSecurityContext *sc =
-	    in->cfg->linux ? in->cfg->linux->security_context : NULL;
-	enum ctr_seccomp_kind kind = CTR_SECCOMP_UNCONFINED;
-	const char *ref = NULL;
-	*ret = NULL;
-	/* The deprecated seccomp_profile_path still counts when no message
-	 * is sent (see seccomp-default.h). */
+	    cfg->linux ? cfg->linux->security_context : NULL;
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 	const char *path = sc ? sc->seccomp_profile_path : NULL;
 #pragma GCC diagnostic pop
-	int r = sc ? ctr_seccomp_kind(sc->seccomp, path, sc->privileged, &kind, &ref, err) : 0;
+	if (sc && (sc->seccomp || (path && *path)))
+		return ctr_seccomp_kind(sc->seccomp, path, sc->privileged, kind, ref, err);
+	bool priv = sc && sc->privileged;
+	*kind = priv ? CTR_SECCOMP_UNCONFINED : pod->seccomp_kind;
+	*ref = *kind == CTR_SECCOMP_LOCALHOST ? pod->seccomp_ref : NULL;
+	return 0;
+}
+
+/* RuntimeDefault, Unconfined, or a Localhost file the caller read. */
+static int plan_seccomp(const struct ctr_plan_in *in, const struct ctr_caps *cp, json_t **ret,
+			struct cric_err *err)
+{
+	enum ctr_seccomp_kind kind = CTR_SECCOMP_UNCONFINED;
+	const char *ref = NULL;
+	*ret = NULL;
+	int r = ctr_plan_seccomp(in->cfg, in->pod, &kind, &ref, err);
 	if (r < 0)
 		return r;
-	if (kind == CTR_SECCOMP_LOCALHOST)
-		return err_set(err, -EOPNOTSUPP,
-			       "seccomp Localhost profiles are not supported yet");
+	if (kind == CTR_SECCOMP_LOCALHOST) {
+		if (!in->seccomp_profile)
+			return err_set(err, -EINVAL, "seccomp profile \"%.200s\": not read",
+				       ref ? ref : "");
+		return ctr_seccomp_profile_build(in->seccomp_profile, ref, cp->bounding,
+						 in->seccomp_host, ret, err);
+	}
 	if (kind == CTR_SECCOMP_RUNTIME_DEFAULT)
 		return ctr_seccomp_default(cp->bounding, NULL, ret, err);
 	return 0;
@@ -687,6 +714,26 @@ static json_t *plan_annotations(const struct ctr_plan_in *in)
 	return a;
 }
 
+/* AppArmor and SELinux (lsm.h) into the spec. */
+static int plan_lsm(const struct ctr_plan_in *in, json_t *spec, struct cric_err *err)
+{
+	const struct ctr_lsm none = { 0 };
+	struct ctr_lsm_plan p;
+	int r = ctr_lsm_plan_container(in->cfg->linux ? in->cfg->linux->security_context : NULL,
+				       in->lsm ? in->lsm : &none, &p, err);
+	if (r < 0)
+		return r;
+	json_t *process = json_object_get(spec, "process"), *lx = json_object_get(spec, "linux");
+	if ((p.apparmor[0] &&
+	     json_object_set_new(process, "apparmorProfile", json_string(p.apparmor)) < 0) ||
+	    (p.process_label[0] &&
+	     json_object_set_new(process, "selinuxLabel", json_string(p.process_label)) < 0) ||
+	    (p.mount_label[0] &&
+	     json_object_set_new(lx, "mountLabel", json_string(p.mount_label)) < 0))
+		return err_set(err, -ENOMEM, "build config.json");
+	return 0;
+}
+
 int ctr_plan_spec(const struct ctr_plan_in *in, json_t **ret, struct cric_err *err)
 {
 	const Runtime__V1__LinuxContainerSecurityContext *sc =
@@ -710,11 +757,16 @@ int ctr_plan_spec(const struct ctr_plan_in *in, json_t **ret, struct cric_err *e
 		json_decref(mounts);
 		return r;
 	}
-	*ret = json_pack("{s:s, s:o, s:{s:s, s:b}, s:o, s:o, s:o}", "ociVersion", "1.0.2",
-			 "process", process, "root", "path", in->rootfs, "readonly",
-			 (int)(sc && sc->readonly_rootfs), "mounts", mounts, "linux", lx,
-			 "annotations", plan_annotations(in));
-	return *ret ? 0 : err_set(err, -ENOMEM, "build config.json");
+	_cleanup_json_ json_t *spec = json_pack(
+	    "{s:s, s:o, s:{s:s, s:b}, s:o, s:o, s:o}", "ociVersion", "1.0.2", "process", process,
+	    "root", "path", in->rootfs, "readonly", (int)(sc && sc->readonly_rootfs), "mounts",
+	    mounts, "linux", lx, "annotations", plan_annotations(in));
+	if (!spec)
+		return err_set(err, -ENOMEM, "build config.json");
+	if ((r = plan_lsm(in, spec, err)) < 0)
+		return r;
+	*ret = TAKE_PTR(spec);
+	return 0;
 }
 
 /* A signal name ("SIGTERM", "TERM") or number as its number; 0 if none. */

@@ -5,9 +5,10 @@
  * limits) is looked up by the caller and handed in.
  *
  * Every refusal is -EINVAL with err naming the field, or -EOPNOTSUPP for
- * what the request may ask but runtimed does not do yet (devices,
- * Localhost seccomp profiles): an honest refusal, never a silently weaker
- * container.
+ * what the request may ask but runtimed does not do yet (devices): an
+ * honest refusal, never a silently weaker container. User namespaces
+ * (namespace_options.userns_options mode POD) are refused with -EINVAL:
+ * no handler here can map ids into mounts.
  *
  * A privileged container (only in a privileged pod, else -EINVAL) gets
  * every capability the host can grant, every host device node with an
@@ -23,6 +24,9 @@
 
 #include "caps.h"
 #include "common/error.h"
+#include "lsm.h"
+#include "seccomp-default.h"
+#include "seccomp-profile.h"
 #include "proto/cri/api.pb-c.h"
 
 #define CTR_NAME_MAX       253
@@ -51,6 +55,10 @@ struct ctr_pod {
 	const char *cgroup;        /* cgroupfs path of the pod */
 	const char *cgroup_parent; /* as given (systemd slice) */
 	bool systemd_cgroup;
+	/* The pod's seccomp choice (ctr_seccomp_kind of its security
+	 * context), for containers that make none. */
+	enum ctr_seccomp_kind seccomp_kind;
+	const char *seccomp_ref; /* LOCALHOST: the profile's path */
 };
 
 /* The checks that need nothing but the request and the pod: metadata,
@@ -122,7 +130,19 @@ struct ctr_plan_in {
 	/* For a privileged container: the host's device nodes. */
 	const struct ctr_device *host_devices;
 	size_t n_host_devices;
+	/* Seccomp Localhost: the file ctr_plan_seccomp() named, read by the
+	 * caller (ctr_seccomp_profile_read); the machine to build it for. */
+	const json_t *seccomp_profile;
+	const struct ctr_seccomp_host *seccomp_host;
+	/* The host's AppArmor and SELinux (NULL: neither). */
+	const struct ctr_lsm *lsm;
 };
+
+/* The seccomp profile the container gets: its own choice (the seccomp
+ * message, else a non-empty deprecated seccomp_profile_path), else the
+ * pod's; none for a privileged container. *ref: the Localhost file. */
+int ctr_plan_seccomp(const Runtime__V1__ContainerConfig *cfg, const struct ctr_pod *pod,
+		     enum ctr_seccomp_kind *kind, const char **ref, struct cric_err *err);
 
 /* The OCI runtime spec of the container. */
 int ctr_plan_spec(const struct ctr_plan_in *in, json_t **ret, struct cric_err *err);

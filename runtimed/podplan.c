@@ -10,6 +10,7 @@
 #include "common/ids.h"
 #include "common/macro.h"
 #include "sandbox.h"
+#include "seccomp-default.h"
 
 /* sandbox.h's namespace modes are the CRI's values. */
 _Static_assert((int)POD_NS_POD == (int)RUNTIME__V1__NAMESPACE_MODE__POD, "POD");
@@ -109,6 +110,16 @@ static int plan_namespaces(const struct pod_plan_env *env, const Runtime__V1__Po
 	    p->pid_mode > 3)
 		return err_set(err, -EINVAL,
 			       "namespace_options.pid must be POD, CONTAINER or NODE");
+	/* User namespaces: see ctrplan.h. */
+	const Runtime__V1__UserNamespace *u = nso ? nso->userns_options : NULL;
+	if (u && u->mode == RUNTIME__V1__NAMESPACE_MODE__POD)
+		return err_set(
+		    err, -EINVAL,
+		    "namespace_options.userns_options: user namespaces are not supported "
+		    "by this runtime's handlers (no id-mapped mounts)");
+	if (u && u->mode != RUNTIME__V1__NAMESPACE_MODE__NODE)
+		return err_set(err, -EINVAL,
+			       "namespace_options.userns_options.mode must be POD or NODE");
 	if (p->pid_mode == RUNTIME__V1__NAMESPACE_MODE__POD && !env->have_pause)
 		return err_set(err, -ENOPKG,
 			       "pod shares a PID namespace but the infra binary (cric-pause) is "
@@ -339,6 +350,31 @@ static void plan_plain(const Runtime__V1__PodSandboxConfig *cfg, const char *id,
 	}
 }
 
+/* The pod's seccomp choice (its containers' default) and its AppArmor and
+ * SELinux fields (lsm.h); the infra gets none of them. */
+static int plan_security(const struct pod_plan_env *env, const Runtime__V1__PodSandboxConfig *cfg,
+			 struct cric_err *err)
+{
+	const Runtime__V1__LinuxSandboxSecurityContext *sc =
+	    cfg->linux ? cfg->linux->security_context : NULL;
+	if (!sc)
+		return 0;
+	enum ctr_seccomp_kind kind;
+	const char *ref;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+	int r = ctr_seccomp_kind(sc->seccomp, sc->seccomp_profile_path, false, &kind, &ref, err);
+#pragma GCC diagnostic pop
+	if (r < 0)
+		return err_prefix(err, r, "linux.security_context");
+	if (kind == CTR_SECCOMP_LOCALHOST && (ref[0] != '/' || strlen(ref) >= PATH_MAX))
+		return err_set(err, -EINVAL,
+			       "linux.security_context.seccomp: localhost_ref must be an absolute "
+			       "path");
+	const struct ctr_lsm none = { 0 };
+	return ctr_lsm_check_pod(sc, env->lsm ? env->lsm : &none, err);
+}
+
 int pod_plan_make(const struct pod_plan_env *env, const Runtime__V1__RunPodSandboxRequest *req,
 		  const char *id, struct pod_plan *p, struct cric_err *err)
 {
@@ -357,7 +393,7 @@ int pod_plan_make(const struct pod_plan_env *env, const Runtime__V1__RunPodSandb
 			       req->runtime_handler);
 	if ((r = plan_namespaces(env, cfg, p, err)) < 0 || (r = plan_host(cfg, id, p, err)) < 0 ||
 	    (r = plan_dns(cfg, err)) < 0 || (r = plan_sysctls(cfg->linux, p, err)) < 0 ||
-	    (r = plan_network(cfg, p, err)) < 0)
+	    (r = plan_network(cfg, p, err)) < 0 || (r = plan_security(env, cfg, err)) < 0)
 		return r;
 	plan_plain(cfg, id, p);
 	return plan_cgroup(env, cfg->linux, id, p, err);

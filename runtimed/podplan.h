@@ -12,6 +12,7 @@
 
 #include "cgroup.h"
 #include "common/error.h"
+#include "lsm.h"
 #include "oci.h"
 #include "proto/cri/api.pb-c.h"
 #include "sysctl.h"
@@ -31,6 +32,7 @@ struct pod_plan_env {
 	bool have_pause;           /* an infra binary for pid=POD pods */
 	const char *cgroup_driver; /* "cgroupfs" or "systemd" */
 	const char *cgroup_root;   /* parent of pods that name none */
+	const struct ctr_lsm *lsm; /* AppArmor, SELinux (NULL: neither) */
 };
 
 struct pod_port {

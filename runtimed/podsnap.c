@@ -8,6 +8,7 @@
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "proto/cri/api.pb-c.h"
+#include "seccomp-default.h"
 
 static void copy(char *dst, size_t size, const char *src)
 {
@@ -44,6 +45,19 @@ int pod_snapshot_get(struct sandbox_mgr *m, const struct cric_call *call, const 
 	    runtime__v1__pod_sandbox_config__unpack(NULL, sb->config_len, sb->config);
 	s.privileged = cfg && cfg->linux && cfg->linux->security_context &&
 		       cfg->linux->security_context->privileged;
+	const Runtime__V1__LinuxSandboxSecurityContext *sc =
+	    cfg && cfg->linux ? cfg->linux->security_context : NULL;
+	enum ctr_seccomp_kind kind = CTR_SECCOMP_UNCONFINED;
+	const char *ref = NULL;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+	/* Checked at RunPodSandbox (podplan.c). */
+	if (sc &&
+	    ctr_seccomp_kind(sc->seccomp, sc->seccomp_profile_path, false, &kind, &ref, NULL) < 0)
+		kind = CTR_SECCOMP_UNCONFINED;
+#pragma GCC diagnostic pop
+	s.seccomp_kind = (int)kind;
+	copy(s.seccomp_ref, sizeof(s.seccomp_ref), kind == CTR_SECCOMP_LOCALHOST ? ref : "");
 	sandbox_snapshot_free(sb);
 	/* The hostname the pod's UTS namespace got (podplan.c's choice). */
 	_cleanup_free_ char *path = path_join(s.dir, "hostname");

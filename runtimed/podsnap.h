@@ -25,6 +25,9 @@ struct pod_snapshot {
 	char netns[PATH_MAX], ipc_pin[PATH_MAX], uts_pin[PATH_MAX];
 	char cgroup[CGROUP_PATH_MAX], cgroup_parent[CGROUP_PATH_MAX];
 	char handler[64];
+	/* The pod's seccomp choice (ctrplan.h's struct ctr_pod). */
+	int seccomp_kind;
+	char seccomp_ref[PATH_MAX];
 };
 
 /* The pod id names (id or unique prefix): -ENOENT, -EINVAL (ambiguous). */

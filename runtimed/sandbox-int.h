@@ -19,6 +19,7 @@
 #include "cgroup.h"
 #include "common/ids.h"
 #include "common/macro.h"
+#include "lsm.h"
 #include "names.h"
 #include "oci.h"
 #include "sandbox.h"
@@ -72,6 +73,7 @@ struct sandbox_mgr {
 	char cgroup_driver[16];
 	char cgroup_root[CGROUP_PATH_MAX];
 	bool have_pause;
+	struct ctr_lsm lsm; /* the host's AppArmor and SELinux (lsm.h) */
 	struct oci_handler *handlers;
 	size_t n_handlers;
 	char default_handler[64];

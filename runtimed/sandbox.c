@@ -465,7 +465,8 @@ void sandbox_plan_env(struct sandbox_mgr *m, struct pod_plan_env *env)
 				      .default_handler = m->default_handler,
 				      .have_pause = m->have_pause,
 				      .cgroup_driver = m->cgroup_driver,
-				      .cgroup_root = m->cgroup_root };
+				      .cgroup_root = m->cgroup_root,
+				      .lsm = &m->lsm };
 }
 
 /* Create sb, whose name the caller reserved, to the end: made, or rolled
@@ -678,6 +679,7 @@ int sandbox_mgr_new(const struct sandbox_mgr_config *cfg, struct sandbox_mgr **r
 		sandbox_mgr_free(m);
 		return r;
 	}
+	ctr_lsm_detect(&m->lsm);
 	if (cfg->pause_binary && *cfg->pause_binary) {
 		struct cric_err e;
 		if (infra_prepare_rootfs(m, cfg->pause_binary, &e) == 0)

@@ -514,7 +514,8 @@ static void test_refusals(void **state)
 	json_decref(s);
 	sp.profile_type = RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Localhost;
 	sp.localhost_ref = "/etc/profile.json";
-	assert_int_equal(spec(&q, img, NULL, &s, msg), -EOPNOTSUPP);
+	assert_int_equal(spec(&q, img, NULL, &s, msg), -EINVAL); /* the caller read none */
+	assert_non_null(strstr(msg, "/etc/profile.json"));
 	q.sc.seccomp = NULL;
 	q.ns.pid = RUNTIME__V1__NAMESPACE_MODE__TARGET; /* no running target */
 	assert_int_equal(spec(&q, img, NULL, &s, msg), -EINVAL);
@@ -652,6 +653,116 @@ static void test_stop_signal(void **state)
 	json_decref(img);
 }
 
+/* Seccomp Localhost (the pod's choice unless the container makes one),
+ * user namespaces, AppArmor and SELinux into the spec. */
+static void test_security_fields(void **state)
+{
+	(void)state;
+	struct req q;
+	req_init(&q);
+	json_t *img = image("{\"config\":{\"Cmd\":[\"x\"]}}");
+	json_t *profile =
+	    image("{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": "
+		  "[{\"names\": [\"sethostname\"], \"action\": \"SCMP_ACT_ERRNO\"}]}");
+	struct ctr_pod p = pod;
+	p.seccomp_kind = CTR_SECCOMP_LOCALHOST;
+	p.seccomp_ref = "/var/lib/kubelet/seccomp/pod.json";
+	const struct ctr_seccomp_host host = { "x86_64", 5, 10 };
+	const struct ctr_lsm lsm = { .apparmor = true,
+				     .selinux = true,
+				     .apparmor_profiles = "cric-default (enforce)\n" };
+	struct ctr_plan_in in = { .id = ID,
+				  .cfg = &q.cfg,
+				  .pod = &p,
+				  .image_config = img,
+				  .rootfs = "/rootfs",
+				  .user = &root_user,
+				  .nofile = 1024,
+				  .caps_defaults = defaults(),
+				  .caps_grantable = ALL_CAPS,
+				  .seccomp_profile = profile,
+				  .seccomp_host = &host };
+	enum ctr_seccomp_kind kind;
+	const char *ref = NULL;
+	struct cric_err err = { { 0 } };
+	/* The pod's, the container making no choice. */
+	assert_int_equal(ctr_plan_seccomp(&q.cfg, &p, &kind, &ref, &err), 0);
+	assert_int_equal(kind, CTR_SECCOMP_LOCALHOST);
+	assert_string_equal(ref, p.seccomp_ref);
+	json_t *s = NULL;
+	assert_int_equal(ctr_plan_spec(&in, &s, &err), 0);
+	json_t *sec = json_object_get(json_object_get(s, "linux"), "seccomp");
+	assert_string_equal(json_string_value(json_object_get(sec, "defaultAction")),
+			    "SCMP_ACT_ALLOW");
+	assert_null(json_object_get(json_object_get(s, "process"), "apparmorProfile"));
+	json_decref(s);
+	/* The container's wins, also the deprecated string. */
+	Runtime__V1__SecurityProfile sp;
+	runtime__v1__security_profile__init(&sp);
+	sp.profile_type = RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Unconfined;
+	q.sc.seccomp = &sp;
+	assert_int_equal(ctr_plan_seccomp(&q.cfg, &p, &kind, &ref, &err), 0);
+	assert_int_equal(kind, CTR_SECCOMP_UNCONFINED);
+	q.sc.seccomp = NULL;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+	q.sc.seccomp_profile_path = "localhost//etc/ctr.json";
+	assert_int_equal(ctr_plan_seccomp(&q.cfg, &p, &kind, &ref, &err), 0);
+	assert_int_equal(kind, CTR_SECCOMP_LOCALHOST);
+	assert_string_equal(ref, "/etc/ctr.json");
+	q.sc.seccomp_profile_path = NULL;
+#pragma GCC diagnostic pop
+	/* A privileged container: none, whatever the pod says. */
+	q.sc.privileged = true;
+	assert_int_equal(ctr_plan_seccomp(&q.cfg, &p, &kind, &ref, &err), 0);
+	assert_int_equal(kind, CTR_SECCOMP_UNCONFINED);
+	q.sc.privileged = false;
+
+	/* A bad profile names the file and the field. */
+	json_t *bad = image("{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [1]}");
+	in.seccomp_profile = bad;
+	assert_int_equal(ctr_plan_spec(&in, &s, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "\"/var/lib/kubelet/seccomp/pod.json\": syscalls[0]"));
+	in.seccomp_profile = profile;
+	json_decref(bad);
+
+	/* User namespaces: POD refused naming the field, NODE fine. */
+	Runtime__V1__UserNamespace u;
+	runtime__v1__user_namespace__init(&u);
+	q.ns.userns_options = &u;
+	u.mode = RUNTIME__V1__NAMESPACE_MODE__NODE;
+	assert_int_equal(ctr_plan_spec(&in, &s, &err), 0);
+	json_decref(s);
+	u.mode = RUNTIME__V1__NAMESPACE_MODE__POD;
+	assert_int_equal(ctr_plan_spec(&in, &s, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "namespace_options.userns_options"));
+	q.ns.userns_options = NULL;
+
+	/* With AppArmor and SELinux present. */
+	in.lsm = &lsm;
+	Runtime__V1__SELinuxOption se;
+	runtime__v1__selinux_option__init(&se);
+	se.type = "spc_t";
+	q.sc.selinux_options = &se;
+	assert_int_equal(ctr_plan_spec(&in, &s, &err), 0);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(s, "process"), "apparmorProfile")),
+	    CTR_APPARMOR_DEFAULT);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(s, "process"), "selinuxLabel")),
+	    "system_u:system_r:spc_t:s0");
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(s, "linux"), "mountLabel")),
+	    "system_u:object_r:container_file_t:s0");
+	json_decref(s);
+	/* Without them, the label is refused. */
+	in.lsm = NULL;
+	assert_int_equal(ctr_plan_spec(&in, &s, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "selinux_options"));
+	json_decref(profile);
+	json_decref(img);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -659,7 +770,7 @@ int main(void)
 		cmocka_unit_test(test_env),         cmocka_unit_test(test_users),
 		cmocka_unit_test(test_caps),        cmocka_unit_test(test_spec_shape),
 		cmocka_unit_test(test_refusals),    cmocka_unit_test(test_privileged),
-		cmocka_unit_test(test_stop_signal),
+		cmocka_unit_test(test_stop_signal), cmocka_unit_test(test_security_fields),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -278,6 +278,65 @@ static void test_refusals(void **state)
 	assert_non_null(strstr(msg, "negative"));
 }
 
+/* The pod's security fields: user namespaces refused (no handler here
+ * maps ids into mounts), the seccomp choice checked, AppArmor Localhost
+ * and SELinux labels refused where the host has no such module. */
+static void test_security(void **state)
+{
+	(void)state;
+	struct pod_plan p;
+	char msg[512];
+	struct pod_plan_env e = env(false, "cgroupfs");
+	struct req q;
+	req_init(&q);
+	Runtime__V1__UserNamespace u;
+	runtime__v1__user_namespace__init(&u);
+	q.ns.userns_options = &u;
+	u.mode = RUNTIME__V1__NAMESPACE_MODE__NODE;
+	assert_int_equal(plan(&q, &e, &p, msg), 0);
+	u.mode = RUNTIME__V1__NAMESPACE_MODE__POD;
+	assert_int_equal(plan(&q, &e, &p, msg), -EINVAL);
+	assert_non_null(strstr(msg, "namespace_options.userns_options"));
+	u.mode = RUNTIME__V1__NAMESPACE_MODE__TARGET;
+	assert_int_equal(plan(&q, &e, &p, msg), -EINVAL);
+	assert_non_null(strstr(msg, "userns_options.mode"));
+	q.ns.userns_options = NULL;
+
+	Runtime__V1__SecurityProfile sp;
+	runtime__v1__security_profile__init(&sp);
+	q.sc.seccomp = &sp;
+	sp.profile_type = RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Localhost;
+	sp.localhost_ref = "seccomp/x.json";
+	assert_int_equal(plan(&q, &e, &p, msg), -EINVAL);
+	assert_non_null(strstr(msg, "localhost_ref"));
+	sp.localhost_ref = "/var/lib/kubelet/seccomp/x.json";
+	assert_int_equal(plan(&q, &e, &p, msg), 0);
+	q.sc.seccomp = NULL;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+	q.sc.seccomp_profile_path = "docker/defaults";
+	assert_int_equal(plan(&q, &e, &p, msg), -EINVAL);
+	assert_non_null(strstr(msg, "seccomp_profile_path"));
+	q.sc.seccomp_profile_path = NULL;
+#pragma GCC diagnostic pop
+
+	q.sc.apparmor = &sp;
+	sp.localhost_ref = "my-profile";
+	assert_int_equal(plan(&q, &e, &p, msg), -EINVAL); /* env has no LSM */
+	assert_non_null(strstr(msg, "linux.security_context.apparmor"));
+	sp.profile_type = RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__RuntimeDefault;
+	assert_int_equal(plan(&q, &e, &p, msg), 0);
+	Runtime__V1__SELinuxOption se;
+	runtime__v1__selinux_option__init(&se);
+	se.level = "s0:c1,c2";
+	q.sc.selinux_options = &se;
+	assert_int_equal(plan(&q, &e, &p, msg), -EINVAL);
+	assert_non_null(strstr(msg, "selinux_options"));
+	const struct ctr_lsm selinux = { .selinux = true };
+	e.lsm = &selinux;
+	assert_int_equal(plan(&q, &e, &p, msg), 0);
+}
+
 /* What sandbox.c and netd get from the plan: plain fields, no CRI type. */
 static void test_plain_fields(void **state)
 {
@@ -352,10 +411,9 @@ static void test_plain_fields(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_limits_and_sysctls),
-		cmocka_unit_test(test_refusals),
-		cmocka_unit_test(test_plain_fields),
+		cmocka_unit_test(test_defaults), cmocka_unit_test(test_limits_and_sysctls),
+		cmocka_unit_test(test_refusals), cmocka_unit_test(test_plain_fields),
+		cmocka_unit_test(test_security),
 	};
 	return cmocka_run_group_tests_name("runtimed-podplan", tests, NULL, NULL);
 }
