@@ -113,6 +113,36 @@ static bool exited_ok(int status)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
+bool oci_features_idmap(const json_t *features)
+{
+	const json_t *ext = json_object_get(json_object_get(features, "linux"), "mountExtensions");
+	return json_is_true(json_object_get(json_object_get(ext, "idmap"), "enabled"));
+}
+
+int oci_detect_features(struct oci_handler *h, struct cric_err *err)
+{
+	h->idmap_mounts = false;
+	char *const argv[] = { h->path, "features", NULL };
+	const struct spawn_req x = {
+		.path = h->path,
+		.argv = argv,
+		.env = runc_env,
+		.timeout_ms = 10000,
+	};
+	_cleanup_(spawn_result_done) struct spawn_result res = { 0 };
+	int r = spawn_run(&x, &res, err);
+	if (r < 0)
+		return err_prefix(err, r, "%s features", h->path);
+	if (!exited_ok(res.status))
+		return err_set(err, -EIO, "%s features: %.200s", h->path, res.errout);
+	json_error_t je;
+	_cleanup_json_ json_t *doc = json_loadb(res.out, res.out_len, 0, &je);
+	if (!doc)
+		return err_set(err, -EIO, "%s features: not JSON", h->path);
+	h->idmap_mounts = oci_features_idmap(doc);
+	return 0;
+}
+
 static bool says_not_found(const char *msg)
 {
 	return strstr(msg, "does not exist") || strstr(msg, "not found") ||

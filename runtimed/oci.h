@@ -22,7 +22,17 @@ struct oci_handler {
 	char path[PATH_MAX]; /* the runtime binary */
 	char root[PATH_MAX]; /* its --root */
 	bool systemd_cgroup; /* --systemd-cgroup */
+	/* `features` says it has id-mapped mounts (runc >= 1.2), what a pod
+	 * of its own user namespace needs; found by oci_detect_features(). */
+	bool idmap_mounts;
 };
+
+/* Ask the handler what it supports (`runc features`, which runc 1.1
+ * added) and set what is known of it; a handler that cannot say is taken
+ * to support none of it. -errno with err when it could not be asked. */
+int oci_detect_features(struct oci_handler *h, struct cric_err *err);
+/* From `runc features` JSON: linux.mountExtensions.idmap.enabled. */
+bool oci_features_idmap(const json_t *features);
 
 /* runc run --detach: create and start the container of bundle; its init's
  * pid in *pid. runc's log goes to <bundle>/runc.log. */

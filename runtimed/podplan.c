@@ -113,10 +113,12 @@ static int plan_namespaces(const struct pod_plan_env *env, const Runtime__V1__Po
 	/* User namespaces: see ctrplan.h. */
 	const Runtime__V1__UserNamespace *u = nso ? nso->userns_options : NULL;
 	if (u && u->mode == RUNTIME__V1__NAMESPACE_MODE__POD)
-		return err_set(
-		    err, -EINVAL,
-		    "namespace_options.userns_options: user namespaces are not supported "
-		    "by this runtime's handlers (no id-mapped mounts)");
+		return err_set(err, -EINVAL,
+			       "namespace_options.userns_options: a pod user namespace is not "
+			       "supported by runtime handler \"%s\" (%s)",
+			       p->handler->name,
+			       p->handler->idmap_mounts ? "cric does not map pod ids yet"
+							: "it has no id-mapped mounts");
 	if (u && u->mode != RUNTIME__V1__NAMESPACE_MODE__NODE)
 		return err_set(err, -EINVAL,
 			       "namespace_options.userns_options.mode must be POD or NODE");

@@ -186,6 +186,13 @@ int runtimed_new(const struct cric_config *cfg, struct runtimed **ret, struct cr
 	 * daemon that exits on a bad config must not leave a peer with a
 	 * handshake cut short (see common/ipc_listen.h). */
 	int r = load_handlers(rt, cfg, err);
+	for (size_t i = 0; r == 0 && i < rt->n_handlers; i++) {
+		struct cric_err e;
+		if (oci_detect_features(&rt->handlers[i], &e) < 0)
+			log_warning(
+			    "runtime \"%s\": %s; taking it for one without id-mapped mounts",
+			    rt->handlers[i].name, e.msg);
+	}
 
 	/* The infra binary is installed beside cric-runtimed. */
 	_cleanup_free_ char *pause_default = path_beside_exe("cric-pause");

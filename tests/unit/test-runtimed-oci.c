@@ -102,11 +102,47 @@ static void test_oom_score_adj_clamp(void **state)
 	assert_int_equal(oci_oom_score_adj(5000), 1000);
 }
 
+/* Id-mapped mounts from `runc features`: the JSON of runc 1.1 (none) and
+ * 1.2 (linux.mountExtensions.idmap), and the host's real runc, whose
+ * answer must match its version. */
+static void test_features(void **state)
+{
+	(void)state;
+	json_t *f = json_loads("{\"ociVersionMax\": \"1.0.2-dev\", \"linux\": "
+			       "{\"namespaces\": [\"user\"]}}",
+			       0, NULL);
+	assert_false(oci_features_idmap(f));
+	json_decref(f);
+	f = json_loads("{\"linux\": {\"mountExtensions\": {\"idmap\": {\"enabled\": true}}}}", 0,
+		       NULL);
+	assert_true(oci_features_idmap(f));
+	json_decref(f);
+	assert_false(oci_features_idmap(NULL));
+
+	struct oci_handler h = { .name = "runc", .path = "/usr/sbin/runc" };
+	if (access(h.path, X_OK) != 0)
+		skip();
+	struct cric_err err = { { 0 } };
+	h.idmap_mounts = true;
+	assert_int_equal(oci_detect_features(&h, &err), 0);
+	FILE *v = popen("/usr/sbin/runc --version", "r");
+	assert_non_null(v);
+	int major = 0, minor = 0;
+	assert_int_equal(fscanf(v, "runc version %d.%d", &major, &minor), 2);
+	pclose(v);
+	assert_int_equal(h.idmap_mounts, major > 1 || (major == 1 && minor >= 2));
+
+	struct oci_handler bad = { .name = "x", .path = "/bin/false" };
+	assert_true(oci_detect_features(&bad, &err) < 0);
+	assert_false(bad.idmap_mounts);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_last_error_is_thread_safe),
 		cmocka_unit_test(test_oom_score_adj_clamp),
+		cmocka_unit_test(test_features),
 	};
 	return cmocka_run_group_tests_name("runtimed-oci", tests, NULL, NULL);
 }
