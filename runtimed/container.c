@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/pbutil.h"
 #include "common/macro.h"
+#include "ctrprop.h"
 #include "podsnap.h"
 
 static const char *const state_names[] = { "creating", "created", "running", "exited" };
@@ -391,6 +392,8 @@ static int write_bundle(struct ctr_mgr *m, struct container *c, struct create_ct
 	for (size_t i = 0; i < n; i++)
 		if ((r = host_path(i, x->cfg->mounts[i]->host_path, &paths[i], err)) < 0)
 			return r;
+	if ((r = ctr_check_propagation(x->cfg, paths, err)) < 0)
+		return r;
 	const Runtime__V1__LinuxContainerResources *res =
 	    x->cfg->linux ? x->cfg->linux->resources : NULL;
 	struct rlimit rl = { 0 };
@@ -432,6 +435,12 @@ static int write_bundle(struct ctr_mgr *m, struct container *c, struct create_ct
 	size_t n_devs = 0;
 	if (sc && sc->privileged && (r = ctr_host_devices("/dev", &devs, &n_devs, err)) < 0)
 		return r;
+	_cleanup_free_ struct ctr_device *req_devs = NULL;
+	if ((r = ctr_req_devices(x->cfg, &req_devs, err)) < 0)
+		return r;
+	bool hugetlb = false;
+	if ((r = ctr_res_host_check(res, &hugetlb, err)) < 0)
+		return err_prefix(err, r, "linux.resources");
 	const struct ctr_plan_in in = {
 		.id = c->id,
 		.cfg = x->cfg,
@@ -449,6 +458,8 @@ static int write_bundle(struct ctr_mgr *m, struct container *c, struct create_ct
 		.seccomp_profile = profile,
 		.seccomp_host = &m->seccomp_host,
 		.lsm = &lsm,
+		.req_devices = req_devs,
+		.hugetlb = hugetlb,
 		.oom_score_adj = oci_oom_score_adj(oom < -1000  ? -1000
 						   : oom > 1000 ? 1000
 								: (int)oom),

@@ -120,3 +120,18 @@ int ctr_user_read(const char *rootfs, const struct ctr_user_spec *spec, struct c
  * as a privileged container gets them; at most CTR_MAX_DEVICES. *ret is
  * the caller's to free. */
 int ctr_host_devices(const char *dir, struct ctr_device **ret, size_t *n, struct cric_err *err);
+
+/* ctrupdate.c: ctr_res_check (ctrres.h) with this host's cgroup version,
+ * and the hugepage limits checked against the host: a page size it lacks
+ * is -EINVAL; without a hugetlb controller (*hugetlb false) only a limit
+ * of 0 for pages the host has none of is taken (it holds by itself), else
+ * -ENOPKG. */
+int ctr_res_host_check(const Runtime__V1__LinuxContainerResources *res, bool *hugetlb,
+		       struct cric_err *err);
+
+/* ctrdevices.c: the host node of each of cfg->devices (host_path, symlinks
+ * followed), in order; *ret NULL when there are none, else the caller's
+ * to free. A host_path that is missing or not a character or block device:
+ * -EINVAL naming it (a directory of devices is not expanded). */
+int ctr_req_devices(const Runtime__V1__ContainerConfig *cfg, struct ctr_device **ret,
+		    struct cric_err *err);

@@ -11,6 +11,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "common/macro.h"
 #include "container.h"
@@ -99,5 +100,46 @@ int ctr_host_devices(const char *dir, struct ctr_device **ret, size_t *n, struct
 	}
 	*ret = l.v;
 	*n = l.n;
+	return 0;
+}
+
+int ctr_req_devices(const Runtime__V1__ContainerConfig *cfg, struct ctr_device **ret,
+		    struct cric_err *err)
+{
+	*ret = NULL;
+	if (!cfg->n_devices)
+		return 0;
+	if (cfg->n_devices > CTR_MAX_DEVICES)
+		return err_set(err, -E2BIG, "devices: more than %d", CTR_MAX_DEVICES);
+	_cleanup_free_ struct ctr_device *v = calloc(cfg->n_devices, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_devices; i++) {
+		const char *p = cfg->devices[i]->host_path ? cfg->devices[i]->host_path : "";
+		struct stat st;
+		if (!path_is_clean(p, true, sizeof(v->path) - 1))
+			return err_set(err, -EINVAL,
+				       "devices[%zu].host_path \"%.200s\" must be a clean absolute "
+				       "path",
+				       i, p);
+		/* Symlinks followed: /dev/disk/by-id/... name the node. */
+		if (stat(p, &st) < 0)
+			return err_set(err, -EINVAL, "devices[%zu].host_path \"%s\": %s", i, p,
+				       strerror(errno));
+		if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))
+			return err_set(err, -EINVAL,
+				       "devices[%zu].host_path \"%s\" is not a character or block "
+				       "device",
+				       i, p);
+		struct ctr_device *d = &v[i];
+		snprintf(d->path, sizeof(d->path), "%s", p);
+		d->type = S_ISBLK(st.st_mode) ? 'b' : 'c';
+		d->major = major(st.st_rdev);
+		d->minor = minor(st.st_rdev);
+		d->mode = st.st_mode & 07777;
+		d->uid = st.st_uid;
+		d->gid = st.st_gid;
+	}
+	*ret = TAKE_PTR(v);
 	return 0;
 }

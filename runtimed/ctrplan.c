@@ -464,10 +464,8 @@ static int plan_resources(const struct ctr_plan_in *in, json_t **ret, struct cri
 	if (res->cpu_shares < 0 || res->cpu_quota < -1 || res->cpu_period < 0 ||
 	    res->memory_limit_in_bytes < 0 || res->memory_swap_limit_in_bytes < 0)
 		return err_set(err, -EINVAL, "linux.resources: negative values");
-	if (res->n_hugepage_limits || res->n_unified)
-		return err_set(err, -EOPNOTSUPP,
-			       "linux.resources: hugepage_limits and unified are not supported "
-			       "yet");
+	if (ctr_plan_hugepages_unified(in, res, r) < 0)
+		return -ENOMEM;
 	json_t *cpu = json_object();
 	json_object_set_new(r, "cpu", cpu);
 	if (res->cpu_shares > 0)
@@ -533,8 +531,6 @@ static int check_security(const struct ctr_plan_in *in, struct cric_err *err)
 	const Runtime__V1__ContainerConfig *cfg = in->cfg;
 	const Runtime__V1__LinuxContainerSecurityContext *sc =
 	    cfg->linux ? cfg->linux->security_context : NULL;
-	if (cfg->n_devices || cfg->n_cdi_devices)
-		return err_set(err, -EOPNOTSUPP, "devices are not supported yet");
 	if (!sc)
 		return 0;
 	if (sc->privileged && !in->pod->privileged)
@@ -763,7 +759,7 @@ int ctr_plan_spec(const struct ctr_plan_in *in, json_t **ret, struct cric_err *e
 	    mounts, "linux", lx, "annotations", plan_annotations(in));
 	if (!spec)
 		return err_set(err, -ENOMEM, "build config.json");
-	if ((r = plan_lsm(in, spec, err)) < 0)
+	if ((r = plan_lsm(in, spec, err)) < 0 || (r = ctr_plan_devices_and_cdi(in, spec, err)) < 0)
 		return r;
 	*ret = TAKE_PTR(spec);
 	return 0;

@@ -5,8 +5,8 @@
  * limits) is looked up by the caller and handed in.
  *
  * Every refusal is -EINVAL with err naming the field, or -EOPNOTSUPP for
- * what the request may ask but runtimed does not do yet (devices): an
- * honest refusal, never a silently weaker container. User namespaces
+ * what the request may ask but runtimed does not do yet: an honest
+ * refusal, never a silently weaker container. User namespaces
  * (namespace_options.userns_options mode POD) are refused with -EINVAL:
  * no handler here can map ids into mounts.
  *
@@ -136,6 +136,16 @@ struct ctr_plan_in {
 	const struct ctr_seccomp_host *seccomp_host;
 	/* The host's AppArmor and SELinux (NULL: neither). */
 	const struct ctr_lsm *lsm;
+	/* cfg->devices[i]'s host node, as the caller found it at host_path
+	 * (ctr_req_devices in container.h); NULL when cfg has none. */
+	const struct ctr_device *req_devices;
+	/* CDI_devices resolved from the CDI spec files (cdi.h): the edits to
+	 * make, already checked; NULL when cfg names none. */
+	const json_t *cdi_edits;
+	/* The host has a hugetlb controller: linux.resources hugepage_limits
+	 * go into the spec (without one the caller let through only limits
+	 * of 0 that hold by themselves: ctr_res_host_check in container.h). */
+	bool hugetlb;
 };
 
 /* The seccomp profile the container gets: its own choice (the seccomp
@@ -155,3 +165,14 @@ int ctr_plan_args(const Runtime__V1__ContainerConfig *cfg, const json_t *image_c
 /* The stop signal: the request's, else the image's StopSignal, else
  * SIGTERM. -EINVAL for one that is not a signal here. */
 int ctr_plan_stop_signal(const Runtime__V1__ContainerConfig *cfg, const json_t *image_config);
+
+/* ctrdevplan.c: what ctr_plan_spec adds to the spec it built: the
+ * requested devices (linux.devices and a device cgroup allow rule each),
+ * the CDI edits, and linux.rootfsPropagation matching the mounts (rshared
+ * with a BIDIRECTIONAL mount, else rslave with a HOST_TO_CONTAINER one). */
+int ctr_plan_devices_and_cdi(const struct ctr_plan_in *in, json_t *spec, struct cric_err *err);
+
+/* ctrdevplan.c: linux.resources.hugepageLimits (when in->hugetlb) and
+ * unified of res into oci; checked before (ctr_res_host_check). */
+int ctr_plan_hugepages_unified(const struct ctr_plan_in *in,
+			       const Runtime__V1__LinuxContainerResources *res, json_t *oci);

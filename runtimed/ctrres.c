@@ -50,6 +50,23 @@ bool ctr_cpuset_valid(const char *s)
 	}
 }
 
+bool ctr_hugepage_kb(const char *s, uint64_t *kb)
+{
+	if (!s || !isdigit((unsigned char)*s) || *s == '0' || strlen(s) > 12)
+		return false;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	unsigned long long mul = strcmp(end, "KB") == 0   ? 1
+				 : strcmp(end, "MB") == 0 ? 1024
+				 : strcmp(end, "GB") == 0 ? 1024 * 1024
+							  : 0;
+	if (errno || !mul || v > (1ULL << 30) || (v & (v - 1)))
+		return false;
+	*kb = v * mul;
+	return true;
+}
+
 static bool unified_key_valid(const char *k)
 {
 	const char *dot = strchr(k, '.');
@@ -94,8 +111,22 @@ int ctr_res_check(const Runtime__V1__LinuxContainerResources *r, bool cgroup_v2,
 	if (r->cpuset_mems && *r->cpuset_mems && !ctr_cpuset_valid(r->cpuset_mems))
 		return err_set(err, -EINVAL, "cpuset_mems \"%s\" is not a list like \"0-1\"",
 			       r->cpuset_mems);
-	if (r->n_hugepage_limits > 0)
-		return err_set(err, -EINVAL, "hugepage_limits are not supported");
+	if (r->n_hugepage_limits > 16)
+		return err_set(err, -E2BIG, "hugepage_limits: more than 16");
+	for (size_t i = 0; i < r->n_hugepage_limits; i++) {
+		const char *ps = r->hugepage_limits[i]->page_size;
+		uint64_t kb;
+		if (!ctr_hugepage_kb(ps, &kb))
+			return err_set(err, -EINVAL,
+				       "hugepage_limits[%zu].page_size \"%.40s\" is not a size like "
+				       "\"2MB\" or \"1GB\"",
+				       i, ps ? ps : "");
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(r->hugepage_limits[j]->page_size, ps) == 0)
+				return err_set(err, -EINVAL,
+					       "hugepage_limits[%zu].page_size \"%s\" is given twice",
+					       i, ps);
+	}
 	if (r->n_unified > 0 && !cgroup_v2)
 		return err_set(err, -EINVAL,
 			       "unified (\"%s\"...) needs cgroup v2; this host's cgroups are v1",
@@ -122,6 +153,35 @@ static int replace_str(char **dst, const char *v)
 static int set_str(char **dst, const char *upd)
 {
 	return upd && *upd ? replace_str(dst, upd) : 0;
+}
+
+/* upd's hugepage limits over m's, by page size. */
+static int merge_hugepages(Runtime__V1__LinuxContainerResources *m,
+			   const Runtime__V1__LinuxContainerResources *upd)
+{
+	for (size_t i = 0; i < upd->n_hugepage_limits; i++) {
+		const Runtime__V1__HugepageLimit *u = upd->hugepage_limits[i];
+		size_t j = 0;
+		while (j < m->n_hugepage_limits &&
+		       strcmp(m->hugepage_limits[j]->page_size, u->page_size) != 0)
+			j++;
+		if (j == m->n_hugepage_limits) {
+			Runtime__V1__HugepageLimit **v =
+			    realloc(m->hugepage_limits, (j + 1) * sizeof(*v));
+			if (!v)
+				return -ENOMEM;
+			m->hugepage_limits = v;
+			if (!(v[j] = pb_new(&runtime__v1__hugepage_limit__descriptor)) ||
+			    pb_set_str(&v[j]->page_size, u->page_size) < 0) {
+				if (v[j])
+					protobuf_c_message_free_unpacked(&v[j]->base, NULL);
+				return -ENOMEM;
+			}
+			m->n_hugepage_limits++;
+		}
+		m->hugepage_limits[j]->limit = u->limit;
+	}
+	return 0;
 }
 
 int ctr_res_merge(const Runtime__V1__LinuxContainerResources *old,
@@ -160,6 +220,8 @@ int ctr_res_merge(const Runtime__V1__LinuxContainerResources *old,
 			m->memory_swap_limit_in_bytes = upd->memory_swap_limit_in_bytes;
 		if (set_str(&m->cpuset_cpus, upd->cpuset_cpus) < 0 ||
 		    set_str(&m->cpuset_mems, upd->cpuset_mems) < 0)
+			return -ENOMEM;
+		if (merge_hugepages(m, upd) < 0)
 			return -ENOMEM;
 		for (size_t i = 0; i < upd->n_unified; i++) {
 			bool found = false;

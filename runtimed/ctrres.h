@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "common/error.h"
 #include "proto/cri/api.pb-c.h"
@@ -18,8 +19,12 @@
 /* "0-3,5,7-8": ranges in increasing order, each number below 8192. */
 bool ctr_cpuset_valid(const char *s);
 
+/* A hugepage size as the kubelet names it ("2MB", "1GB", "64KB": a power
+ * of two) in KiB. */
+bool ctr_hugepage_kb(const char *s, uint64_t *kb);
+
 /* -EINVAL with what is wrong: negative or out-of-range numbers, a bad
- * cpuset list, hugepage limits (refused at creation too), unified keys on a
+ * cpuset list, a hugepage size that is not one or given twice, unified keys on a
  * host without cgroup v2 or keys that are not "<controller>.<file>". */
 int ctr_res_check(const Runtime__V1__LinuxContainerResources *r, bool cgroup_v2,
 		  struct cric_err *err);

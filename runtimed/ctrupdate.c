@@ -4,9 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statfs.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/fsutil.h"
 #include "common/log.h"
+#include "common/macro.h"
 #include "common/pbutil.h"
 #include "container-int.h"
 #include "ctrres.h"
@@ -16,6 +20,69 @@ static bool host_cgroup_v2(void)
 {
 	struct statfs fs;
 	return statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC;
+}
+
+/* The hugetlb controller: mounted on v1, enabled at the root on v2. */
+static bool host_hugetlb(bool v2)
+{
+	if (!v2)
+		return access("/sys/fs/cgroup/hugetlb/hugetlb.2MB.limit_in_bytes", F_OK) == 0 ||
+		       access("/sys/fs/cgroup/hugetlb", F_OK) == 0;
+	_cleanup_free_ char *ctl = NULL;
+	size_t len = 0;
+	if (read_file("/sys/fs/cgroup/cgroup.subtree_control", 4096, &ctl, &len) < 0)
+		return false;
+	for (char *t = strtok(ctl, " \n"); t; t = strtok(NULL, " \n"))
+		if (strcmp(t, "hugetlb") == 0)
+			return true;
+	return false;
+}
+
+/* Hugepages of kb KiB the host has or may make (reserved or overcommit). */
+static int host_hugepages(uint64_t kb, uint64_t *n)
+{
+	static const char *const files[] = { "nr_hugepages", "nr_overcommit_hugepages" };
+	*n = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		char path[128];
+		snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%llukB/%s",
+			 (unsigned long long)kb, files[i]);
+		_cleanup_free_ char *text = NULL;
+		size_t len = 0;
+		int r = read_file(path, 64, &text, &len);
+		if (r < 0)
+			return r;
+		*n += strtoull(text, NULL, 10);
+	}
+	return 0;
+}
+
+int ctr_res_host_check(const Runtime__V1__LinuxContainerResources *res, bool *hugetlb,
+		       struct cric_err *err)
+{
+	bool v2 = host_cgroup_v2();
+	*hugetlb = host_hugetlb(v2);
+	int r = ctr_res_check(res, v2, err);
+	for (size_t i = 0; r == 0 && res && i < res->n_hugepage_limits; i++) {
+		const Runtime__V1__HugepageLimit *h = res->hugepage_limits[i];
+		uint64_t kb = 0, n = 0;
+		ctr_hugepage_kb(h->page_size, &kb); /* checked above */
+		if ((r = host_hugepages(kb, &n)) < 0)
+			return err_set(err, -EINVAL,
+				       "hugepage_limits[%zu].page_size \"%s\": this host has no "
+				       "such hugepages",
+				       i, h->page_size);
+		/* Without the controller nothing can hold a container to its
+		 * limit, but a limit of 0 holds by itself where the host has
+		 * no such pages to give (the kubelet sends 0 for every size
+		 * the host knows when the pod asks for none). */
+		if (!*hugetlb && (h->limit || n))
+			return err_set(err, -ENOPKG,
+				       "hugepage_limits[%zu] (%s): this host's cgroups have no "
+				       "hugetlb controller to enforce it",
+				       i, h->page_size);
+	}
+	return r;
 }
 
 /* cfg with its linux.resources replaced by res (taken), packed. */
@@ -106,7 +173,12 @@ static int update_locked(struct ctr_mgr *m, const struct cric_call *call, struct
 int ctr_update_resources(struct ctr_mgr *m, const struct cric_call *call, const char *id,
 			 const Runtime__V1__LinuxContainerResources *res, struct cric_err *err)
 {
-	int r = ctr_res_check(res, host_cgroup_v2(), err);
+	bool hugetlb = false;
+	int r = ctr_res_host_check(res, &hugetlb, err);
+	if (r == 0 && hugetlb && res && res->n_hugepage_limits)
+		r = err_set(err, -EOPNOTSUPP,
+			    "hugepage_limits cannot change on a container (runc update does not "
+			    "apply them)");
 	if (r < 0)
 		return err_prefix(err, r, "update container %s", id);
 	struct container *c = NULL;
