@@ -63,6 +63,7 @@ struct ctr_mgr {
 	uint64_t caps_defaults, caps_grantable; /* caps.h */
 	struct ctr_seccomp_host seccomp_host;   /* seccomp-profile.h */
 	struct ctr_lsm lsm;                     /* lsm.h */
+	char **cdi_dirs;                        /* cdi.h */
 	pthread_t recover_thread;               /* rolls back half-made creations */
 	bool recovering;
 };

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/pbutil.h"
 #include "common/macro.h"
+#include "cdi.h"
 #include "ctrprop.h"
 #include "podsnap.h"
 
@@ -373,6 +374,18 @@ static int read_security_files(struct ctr_mgr *m, const Runtime__V1__ContainerCo
 	return 0;
 }
 
+/* The edits of the container's CDI_devices (cdi.h). */
+static int cdi_edits(struct ctr_mgr *m, const Runtime__V1__ContainerConfig *cfg, json_t **ret,
+		     struct cric_err *err)
+{
+	if (cfg->n_cdi_devices > CDI_MAX_DEVICES)
+		return err_set(err, -E2BIG, "CDI_devices: more than %d", CDI_MAX_DEVICES);
+	char *names[CDI_MAX_DEVICES];
+	for (size_t i = 0; i < cfg->n_cdi_devices; i++)
+		names[i] = cfg->cdi_devices[i]->name ? cfg->cdi_devices[i]->name : "";
+	return cdi_resolve(m->cdi_dirs, names, cfg->n_cdi_devices, ret, err);
+}
+
 static int write_bundle(struct ctr_mgr *m, struct container *c, struct create_ctx *x,
 			const json_t *image_config, const char *rootfs, struct cric_err *err)
 {
@@ -441,6 +454,9 @@ static int write_bundle(struct ctr_mgr *m, struct container *c, struct create_ct
 	bool hugetlb = false;
 	if ((r = ctr_res_host_check(res, &hugetlb, err)) < 0)
 		return err_prefix(err, r, "linux.resources");
+	_cleanup_json_ json_t *cdi = NULL;
+	if (x->cfg->n_cdi_devices && (r = cdi_edits(m, x->cfg, &cdi, err)) < 0)
+		return r;
 	const struct ctr_plan_in in = {
 		.id = c->id,
 		.cfg = x->cfg,
@@ -460,6 +476,7 @@ static int write_bundle(struct ctr_mgr *m, struct container *c, struct create_ct
 		.lsm = &lsm,
 		.req_devices = req_devs,
 		.hugetlb = hugetlb,
+		.cdi_edits = cdi,
 		.oom_score_adj = oci_oom_score_adj(oom < -1000  ? -1000
 						   : oom > 1000 ? 1000
 								: (int)oom),
@@ -776,6 +793,10 @@ int ctr_mgr_new(const struct ctr_mgr_config *cfg, struct ctr_mgr **ret, struct c
 	}
 	memcpy(m->handlers, cfg->handlers, cfg->n_handlers * sizeof(*m->handlers));
 	m->n_handlers = cfg->n_handlers;
+	if (cfg->cdi_dirs && !(m->cdi_dirs = strv_copy(cfg->cdi_dirs))) {
+		ctr_mgr_free(m);
+		return -ENOMEM;
+	}
 	m->caps_grantable = ctr_caps_host_grantable();
 	ctr_seccomp_host_detect(&m->seccomp_host);
 	ctr_lsm_detect(&m->lsm);
@@ -823,6 +844,7 @@ struct ctr_mgr *ctr_mgr_free(struct ctr_mgr *m)
 	record_store_free(m->records);
 	free(m->bundles_dir);
 	free(m->handlers);
+	strv_free(m->cdi_dirs);
 	pthread_cond_destroy(&m->created);
 	pthread_mutex_destroy(&m->lock);
 	free(m);

@@ -48,6 +48,8 @@ struct ctr_mgr_config {
 	const struct oci_handler *handlers;
 	size_t n_handlers;
 	const char *default_handler;
+	/* CDI spec directories, in rising priority (NULL terminated; copied). */
+	char *const *cdi_dirs;
 };
 
 /* Opens the records and rolls back half-made creations. */
