@@ -52,8 +52,8 @@ static json_t *plain_scalar(const char *s, size_t len)
 		if (!errno && !*end)
 			return json_integer(v);
 	}
-	if (strncmp(p, "0x", 2) == 0 && p[2] && strspn(p + 2, "0123456789abcdefABCDEF") ==
-						    strlen(p + 2) && len <= 18) {
+	if (strncmp(p, "0x", 2) == 0 && p[2] &&
+	    strspn(p + 2, "0123456789abcdefABCDEF") == strlen(p + 2) && len <= 18) {
 		long long v = strtoll(s, NULL, 16);
 		return json_integer(v);
 	}
@@ -252,9 +252,9 @@ static int check_node(const json_t *n, const char *w, struct cric_err *err)
 	    (!json_is_string(v) || !abs_path_ok(json_string_value(v))))
 		return BAD("%s.hostPath must be an absolute path", w);
 	if ((v = json_object_get(n, "type")) &&
-	    (!json_is_string(v) || (strcmp(json_string_value(v), "c") != 0 &&
-				    strcmp(json_string_value(v), "b") != 0 &&
-				    strcmp(json_string_value(v), "u") != 0)))
+	    (!json_is_string(v) ||
+	     (strcmp(json_string_value(v), "c") != 0 && strcmp(json_string_value(v), "b") != 0 &&
+	      strcmp(json_string_value(v), "u") != 0)))
 		return BAD("%s.type must be \"c\", \"u\" or \"b\"", w);
 	static const char *const ints[] = { "major", "minor", "fileMode", "uid", "gid" };
 	static const json_int_t max[] = { 4095, 1048575, 07777, UINT32_MAX - 1, UINT32_MAX - 1 };
@@ -286,8 +286,8 @@ static int check_mount(const json_t *m, const char *w, struct cric_err *err)
 
 static bool hook_name_ok(const char *s)
 {
-	static const char *const names[] = { "prestart",	"createRuntime", "createContainer",
-					     "startContainer", "poststart",	"poststop" };
+	static const char *const names[] = { "prestart",       "createRuntime", "createContainer",
+					     "startContainer", "poststart",     "poststop" };
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
 		if (strcmp(s, names[i]) == 0)
 			return true;
@@ -303,8 +303,8 @@ static int check_hook(const json_t *h, const char *w, struct cric_err *err)
 	if (!str(h, "path") || !abs_path_ok(str(h, "path")))
 		return BAD("%s.path must be an absolute path", w);
 	const json_t *t = json_object_get(h, "timeout");
-	if (t && (!json_is_integer(t) || json_integer_value(t) <= 0 ||
-		  json_integer_value(t) > 3600))
+	if (t &&
+	    (!json_is_integer(t) || json_integer_value(t) <= 0 || json_integer_value(t) > 3600))
 		return BAD("%s.timeout must be 1..3600 seconds", w);
 	char what[128];
 	snprintf(what, sizeof(what), "%s.args", w);
@@ -468,8 +468,8 @@ int cdi_edits_for(const json_t *specs, char *const *names, size_t n, json_t **re
 {
 	if (n > CDI_MAX_DEVICES)
 		return err_set(err, -E2BIG, "CDI_devices: more than %d", CDI_MAX_DEVICES);
-	_cleanup_json_ json_t *acc = json_pack("{s:[], s:[], s:[], s:[]}", "env", "deviceNodes",
-					       "mounts", "hooks");
+	_cleanup_json_ json_t *acc =
+	    json_pack("{s:[], s:[], s:[], s:[]}", "env", "deviceNodes", "mounts", "hooks");
 	_cleanup_json_ json_t *applied = json_array(); /* specs whose edits are in */
 	if (!acc || !applied)
 		return -ENOMEM;
@@ -479,8 +479,8 @@ int cdi_edits_for(const json_t *specs, char *const *names, size_t n, json_t **re
 		const json_t *dev = find(specs, name, &spec);
 		if (!dev)
 			return err_set(err, -EINVAL,
-				       "CDI_devices[%zu] \"%.300s\": no CDI spec file provides it", i,
-				       name);
+				       "CDI_devices[%zu] \"%.300s\": no CDI spec file provides it",
+				       i, name);
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(names[j] ? names[j] : "", name) == 0)
 				return err_set(err, -EINVAL,
@@ -497,8 +497,8 @@ int cdi_edits_for(const json_t *specs, char *const *names, size_t n, json_t **re
 		json_t *a;
 		json_array_foreach (applied, k, a)
 			seen |= a == spec;
-		if (!seen && (json_array_append(applied, (json_t *)spec) < 0 ||
-			      add_edits(acc, se) < 0))
+		if (!seen &&
+		    (json_array_append(applied, (json_t *)spec) < 0 || add_edits(acc, se) < 0))
 			return -ENOMEM;
 		if (add_edits(acc, de) < 0)
 			return -ENOMEM;
@@ -584,8 +584,7 @@ static int complete_node(json_t *n, struct cric_err *err)
 	return 0;
 }
 
-int cdi_resolve(char *const *dirs, char *const *names, size_t n, json_t **ret,
-		struct cric_err *err)
+int cdi_resolve(char *const *dirs, char *const *names, size_t n, json_t **ret, struct cric_err *err)
 {
 	if (n > CDI_MAX_DEVICES)
 		return err_set(err, -E2BIG, "CDI_devices: more than %d", CDI_MAX_DEVICES);

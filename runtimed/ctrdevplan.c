@@ -31,9 +31,9 @@ static int rule_add(json_t *resources, char type, int64_t major, int64_t minor, 
 		       !(rules = json_object_get(resources, "devices"))))
 		return -ENOMEM;
 	char t[2] = { type, '\0' };
-	return json_array_append_new(rules, json_pack("{s:b, s:s, s:I, s:I, s:s}", "allow", 1,
-						      "type", t, "major", (json_int_t)major,
-						      "minor", (json_int_t)minor, "access", access));
+	return json_array_append_new(
+	    rules, json_pack("{s:b, s:s, s:I, s:I, s:s}", "allow", 1, "type", t, "major",
+			     (json_int_t)major, "minor", (json_int_t)minor, "access", access));
 }
 
 /* "r", "w", "m" each at most once, in any order; "" means all three. */
@@ -135,11 +135,10 @@ static int cdi_mounts(json_t *mounts, const json_t *add)
 	size_t i;
 	json_t *m;
 	json_array_foreach (add, i, m) {
-		json_t *o = json_pack("{s:O, s:O, s:O, s:O}", "destination",
-				      json_object_get(m, "containerPath"), "source",
-				      json_object_get(m, "hostPath"), "type",
-				      json_object_get(m, "type"), "options",
-				      json_object_get(m, "options"));
+		json_t *o = json_pack(
+		    "{s:O, s:O, s:O, s:O}", "destination", json_object_get(m, "containerPath"),
+		    "source", json_object_get(m, "hostPath"), "type", json_object_get(m, "type"),
+		    "options", json_object_get(m, "options"));
 		if (!o || json_array_append_new(mounts, o) < 0)
 			return -ENOMEM;
 	}

@@ -19,9 +19,8 @@ static bool unescape(const char *s, size_t len, char *out, size_t size)
 	size_t o = 0;
 	for (size_t i = 0; i < len; i++) {
 		char c = s[i];
-		if (c == '\\' && i + 3 < len && s[i + 1] >= '0' &&
-		    s[i + 1] <= '3' && s[i + 2] >= '0' && s[i + 2] <= '7' && s[i + 3] >= '0' &&
-		    s[i + 3] <= '7') {
+		if (c == '\\' && i + 3 < len && s[i + 1] >= '0' && s[i + 1] <= '3' &&
+		    s[i + 2] >= '0' && s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
 			c = (char)((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
 			i += 3;
 		}
@@ -105,7 +104,8 @@ int ctr_check_propagation(const Runtime__V1__ContainerConfig *cfg, char *const *
 			size_t len = 0;
 			int r = read_file("/proc/self/mountinfo", MOUNTINFO_MAX, &text, &len);
 			if (r < 0)
-				return err_set(err, r, "read /proc/self/mountinfo: %s", strerror(-r));
+				return err_set(err, r, "read /proc/self/mountinfo: %s",
+					       strerror(-r));
 		}
 		char mp[4096];
 		int prop = mountinfo_propagation(text, host_paths[i], mp, sizeof(mp));

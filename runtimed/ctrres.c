@@ -117,15 +117,16 @@ int ctr_res_check(const Runtime__V1__LinuxContainerResources *r, bool cgroup_v2,
 		const char *ps = r->hugepage_limits[i]->page_size;
 		uint64_t kb;
 		if (!ctr_hugepage_kb(ps, &kb))
-			return err_set(err, -EINVAL,
-				       "hugepage_limits[%zu].page_size \"%.40s\" is not a size like "
-				       "\"2MB\" or \"1GB\"",
-				       i, ps ? ps : "");
+			return err_set(
+			    err, -EINVAL,
+			    "hugepage_limits[%zu].page_size \"%.40s\" is not a size like "
+			    "\"2MB\" or \"1GB\"",
+			    i, ps ? ps : "");
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(r->hugepage_limits[j]->page_size, ps) == 0)
-				return err_set(err, -EINVAL,
-					       "hugepage_limits[%zu].page_size \"%s\" is given twice",
-					       i, ps);
+				return err_set(
+				    err, -EINVAL,
+				    "hugepage_limits[%zu].page_size \"%s\" is given twice", i, ps);
 	}
 	if (r->n_unified > 0 && !cgroup_v2)
 		return err_set(err, -EINVAL,

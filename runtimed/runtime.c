@@ -147,10 +147,11 @@ static int open_container_half(struct runtimed *rt, const struct cric_config *cf
 		return r;
 	/* CDI spec directories: a later one's devices win (cdi.h). */
 	static char *const cdi_default[] = { "/etc/cdi", "/var/run/cdi", NULL };
-	const json_t *dirs = json_object_get(json_object_get(cfg->doc, "runtimed"), "cdi_spec_dirs");
+	const json_t *dirs =
+	    json_object_get(json_object_get(cfg->doc, "runtimed"), "cdi_spec_dirs");
 	_cleanup_strv_free_ char **cdi_cfg = dirs ? strv_from_json(dirs) : NULL;
-	if (dirs && (!json_is_array(dirs) || !cdi_cfg ||
-		     strv_len(cdi_cfg) != json_array_size(dirs)))
+	if (dirs &&
+	    (!json_is_array(dirs) || !cdi_cfg || strv_len(cdi_cfg) != json_array_size(dirs)))
 		return bad_key(cfg, "cdi_spec_dirs", "a list of absolute paths", err);
 	for (size_t i = 0; cdi_cfg && cdi_cfg[i]; i++)
 		if (cdi_cfg[i][0] != '/')
