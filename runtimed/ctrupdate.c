@@ -49,7 +49,7 @@ static int host_hugepages(uint64_t kb, uint64_t *n)
 			 (unsigned long long)kb, files[i]);
 		_cleanup_free_ char *text = NULL;
 		size_t len = 0;
-		int r = read_file(path, 64, &text, &len);
+		int r = read_file(path, 4096, &text, &len);
 		if (r < 0)
 			return r;
 		*n += strtoull(text, NULL, 10);

@@ -145,8 +145,13 @@ static int open_container_half(struct runtimed *rt, const struct cric_config *cf
 		r = open_client(cfg, "monitord", &rt->monitord, err);
 	if (r < 0)
 		return r;
-	/* CDI spec directories: a later one's devices win (cdi.h). */
-	static char *const cdi_default[] = { "/etc/cdi", "/var/run/cdi", NULL };
+	/* CDI spec directories: a later one's devices win (cdi.h); by
+	 * default /etc/cdi and /var/run/cdi under --root, as the CNI dir. */
+	_cleanup_free_ char *cdi_etc = path_join(*cfg->root ? cfg->root : "/", "etc/cdi");
+	_cleanup_free_ char *cdi_run = path_join(*cfg->root ? cfg->root : "/", "var/run/cdi");
+	if (!cdi_etc || !cdi_run)
+		return -ENOMEM;
+	char *const cdi_default[] = { cdi_etc, cdi_run, NULL };
 	const json_t *dirs =
 	    json_object_get(json_object_get(cfg->doc, "runtimed"), "cdi_spec_dirs");
 	_cleanup_strv_free_ char **cdi_cfg = dirs ? strv_from_json(dirs) : NULL;

@@ -53,8 +53,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		json_t *devs = json_object_get(spec, "devices");
 		for (size_t i = 0; i < json_array_size(devs) && i < 8; i++) {
 			char name[600];
-			snprintf(name, sizeof(name), "%s=%s", kind,
-				 json_string_value(json_object_get(json_array_get(devs, i), "name")));
+			snprintf(
+			    name, sizeof(name), "%s=%s", kind,
+			    json_string_value(json_object_get(json_array_get(devs, i), "name")));
 			char *names[] = { name };
 			json_t *edits = NULL;
 			int r = cdi_edits_for(specs, names, 1, &edits, &err);

@@ -125,10 +125,10 @@ static void test_devices(void **state)
 	/* Empty permissions: all three. */
 	d.permissions = "";
 	assert_int_equal(plan(&q, &in, &s, msg), 0);
-	rules = json_object_get(json_object_get(json_object_get(s, "linux"), "resources"),
-				"devices");
-	assert_string_equal(
-	    json_string_value(json_object_get(json_array_get(rules, 0), "access")), "rwm");
+	rules =
+	    json_object_get(json_object_get(json_object_get(s, "linux"), "resources"), "devices");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(rules, 0), "access")),
+			    "rwm");
 	json_decref(s);
 	/* Refusals name the field. */
 	d.permissions = "rwx";
@@ -182,9 +182,8 @@ static void test_propagation_and_resources(void **state)
 			assert_string_equal(json_string_value(rp), cases[c].root);
 		else
 			assert_null(rp);
-		json_t *opts = json_object_get(find_path(json_object_get(s, "mounts"),
-							 "destination", "/a"),
-					       "options");
+		json_t *opts = json_object_get(
+		    find_path(json_object_get(s, "mounts"), "destination", "/a"), "options");
 		assert_string_equal(json_string_value(json_array_get(opts, 1)), cases[c].opt_a);
 		json_decref(s);
 	}
@@ -216,9 +215,8 @@ static void test_propagation_and_resources(void **state)
 	assert_string_equal(
 	    json_string_value(json_object_get(json_object_get(res, "unified"), "memory.high")),
 	    "1000000");
-	assert_int_equal(json_integer_value(
-			     json_object_get(json_object_get(res, "memory"), "swap")),
-			 1 << 27);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(res, "memory"), "swap")), 1 << 27);
 	json_decref(s);
 	/* Without one (the caller let only limits that hold by themselves
 	 * through): none in the spec. */
@@ -231,13 +229,12 @@ static void test_propagation_and_resources(void **state)
 static void test_mountinfo(void **state)
 {
 	(void)state;
-	const char *mi =
-	    "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
-	    "30 22 0:25 / /srv rw master:7 - tmpfs t rw\n"
-	    "31 30 0:26 / /srv/priv rw - tmpfs t rw\n"
-	    "32 30 0:27 / /srv/with\\040space rw shared:9 master:3 - tmpfs t rw\n"
-	    "bad line\n"
-	    "33 22 0:28 / /srvx rw - tmpfs t rw";
+	const char *mi = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+			 "30 22 0:25 / /srv rw master:7 - tmpfs t rw\n"
+			 "31 30 0:26 / /srv/priv rw - tmpfs t rw\n"
+			 "32 30 0:27 / /srv/with\\040space rw shared:9 master:3 - tmpfs t rw\n"
+			 "bad line\n"
+			 "33 22 0:28 / /srvx rw - tmpfs t rw";
 	char mp[256];
 	assert_int_equal(mountinfo_propagation(mi, "/home/x", mp, sizeof(mp)), MNT_PROP_SHARED);
 	assert_string_equal(mp, "/");
@@ -258,28 +255,28 @@ static void test_mountinfo(void **state)
 			 0);
 }
 
-#define SPEC_JSON                                                                          \
-	"{\"cdiVersion\":\"0.6.0\",\"kind\":\"example.com/dev\","                          \
-	"\"containerEdits\":{\"env\":[\"SPEC=1\"]},"                                       \
-	"\"devices\":[{\"name\":\"a\",\"containerEdits\":{\"env\":[\"A=1\"],"              \
-	"\"deviceNodes\":[{\"path\":\"/dev/cdi-a\",\"hostPath\":\"/dev/null\"}],"          \
-	"\"mounts\":[{\"hostPath\":\"/srv\",\"containerPath\":\"/mnt\"}],"                 \
-	"\"hooks\":[{\"hookName\":\"createContainer\",\"path\":\"/bin/true\"}]}},"         \
+#define SPEC_JSON                                                                                  \
+	"{\"cdiVersion\":\"0.6.0\",\"kind\":\"example.com/dev\","                                  \
+	"\"containerEdits\":{\"env\":[\"SPEC=1\"]},"                                               \
+	"\"devices\":[{\"name\":\"a\",\"containerEdits\":{\"env\":[\"A=1\"],"                      \
+	"\"deviceNodes\":[{\"path\":\"/dev/cdi-a\",\"hostPath\":\"/dev/null\"}],"                  \
+	"\"mounts\":[{\"hostPath\":\"/srv\",\"containerPath\":\"/mnt\"}],"                         \
+	"\"hooks\":[{\"hookName\":\"createContainer\",\"path\":\"/bin/true\"}]}},"                 \
 	"{\"name\":\"b\",\"containerEdits\":{\"env\":[\"B=1\"]}}]}"
 
-#define SPEC_YAML                                                                          \
-	"cdiVersion: 0.6.0\n"                                                              \
-	"kind: example.com/yml\n"                                                          \
-	"devices:\n"                                                                       \
-	"  - name: y0\n"                                                                   \
-	"    containerEdits:\n"                                                            \
-	"      env: [\"Y=yes\"]\n"                                                         \
-	"      deviceNodes:\n"                                                             \
-	"        - path: /dev/cdi-y\n"                                                     \
-	"          hostPath: /dev/null\n"                                                  \
-	"          type: c\n"                                                              \
-	"          major: 1\n"                                                             \
-	"          minor: 3\n"                                                             \
+#define SPEC_YAML                                                                                  \
+	"cdiVersion: 0.6.0\n"                                                                      \
+	"kind: example.com/yml\n"                                                                  \
+	"devices:\n"                                                                               \
+	"  - name: y0\n"                                                                           \
+	"    containerEdits:\n"                                                                    \
+	"      env: [\"Y=yes\"]\n"                                                                 \
+	"      deviceNodes:\n"                                                                     \
+	"        - path: /dev/cdi-y\n"                                                             \
+	"          hostPath: /dev/null\n"                                                          \
+	"          type: c\n"                                                                      \
+	"          major: 1\n"                                                                     \
+	"          minor: 3\n"                                                                     \
 	"          fileMode: 0640\n"
 
 static void bad_spec(const char *text, bool yaml, const char *want)
@@ -300,9 +297,9 @@ static void test_cdi_parse(void **state)
 	json_decref(s);
 	assert_int_equal(cdi_spec_parse(SPEC_YAML, strlen(SPEC_YAML), true, &s, &err), 0);
 	json_t *n = json_array_get(
-	    json_object_get(json_object_get(json_array_get(json_object_get(s, "devices"), 0),
-					    "containerEdits"),
-			    "deviceNodes"),
+	    json_object_get(
+		json_object_get(json_array_get(json_object_get(s, "devices"), 0), "containerEdits"),
+		"deviceNodes"),
 	    0);
 	assert_int_equal(json_integer_value(json_object_get(n, "fileMode")), 0640);
 	assert_string_equal(json_string_value(json_object_get(n, "type")), "c");
@@ -504,9 +501,12 @@ static void test_hugepages(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_devices),	   cmocka_unit_test(test_propagation_and_resources),
-		cmocka_unit_test(test_mountinfo),  cmocka_unit_test(test_cdi_parse),
-		cmocka_unit_test(test_cdi_resolve), cmocka_unit_test(test_hugepages),
+		cmocka_unit_test(test_devices),
+		cmocka_unit_test(test_propagation_and_resources),
+		cmocka_unit_test(test_mountinfo),
+		cmocka_unit_test(test_cdi_parse),
+		cmocka_unit_test(test_cdi_resolve),
+		cmocka_unit_test(test_hugepages),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
