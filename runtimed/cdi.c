@@ -523,7 +523,7 @@ static int by_name(const struct dirent **a, const struct dirent **b)
 }
 
 /* Every spec file of dir that parses, appended to specs. */
-static int load_dir(const char *dir, json_t *specs, size_t *files)
+static int load_dir(const char *dir, json_t *specs, size_t *files, size_t *skipped)
 {
 	struct dirent **ents = NULL;
 	int n = scandir(dir, &ents, NULL, by_name);
@@ -546,9 +546,10 @@ static int load_dir(const char *dir, json_t *specs, size_t *files)
 				err_set(&e, q, "%s", strerror(-q));
 			else
 				q = cdi_spec_parse(text, len, yaml, &spec, &e);
-			if (q < 0)
+			if (q < 0) {
 				log_warning("CDI spec \"%s\": %s, ignoring", path, e.msg);
-			else if (json_array_append_new(specs, spec) < 0)
+				++*skipped;
+			} else if (json_array_append_new(specs, spec) < 0)
 				r = -ENOMEM;
 		}
 		free(ents[i]);
@@ -591,15 +592,20 @@ int cdi_resolve(char *const *dirs, char *const *names, size_t n, json_t **ret, s
 	_cleanup_json_ json_t *specs = json_array();
 	if (!specs)
 		return -ENOMEM;
-	size_t files = 0;
+	size_t files = 0, skipped = 0;
 	for (size_t i = 0; dirs && dirs[i]; i++) {
-		int r = load_dir(dirs[i], specs, &files);
+		int r = load_dir(dirs[i], specs, &files, &skipped);
 		if (r < 0)
 			return err_set(err, r, "read CDI spec directory \"%s\": %s", dirs[i],
 				       strerror(-r));
 	}
 	_cleanup_json_ json_t *edits = NULL;
 	int r = cdi_edits_for(specs, names, n, &edits, err);
+	if (r == -EINVAL && skipped)
+		return err_prefix(err, r,
+				  "%zu CDI spec file(s) were skipped as invalid (runtimed's log "
+				  "names them)",
+				  skipped);
 	if (r < 0)
 		return r;
 	size_t i;
