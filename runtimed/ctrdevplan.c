@@ -112,6 +112,8 @@ static int cdi_nodes(json_t *devices, json_t *resources, const json_t *nodes)
 	json_t *n;
 	json_array_foreach (nodes, i, n) {
 		const char *type = json_string_value(json_object_get(n, "type"));
+		if (!type || !*type)
+			continue; /* cdi_resolve completed every node: not reached */
 		const char *perm = json_string_value(json_object_get(n, "permissions"));
 		json_int_t major = json_integer_value(json_object_get(n, "major"));
 		json_int_t minor = json_integer_value(json_object_get(n, "minor"));
