@@ -113,7 +113,7 @@ static int cdi_nodes(json_t *devices, json_t *resources, const json_t *nodes)
 	json_array_foreach (nodes, i, n) {
 		const char *type = json_string_value(json_object_get(n, "type"));
 		if (!type || !*type)
-			continue; /* cdi_resolve completed every node: not reached */
+			return -EINVAL; /* cdi_resolve completes every node */
 		const char *perm = json_string_value(json_object_get(n, "permissions"));
 		json_int_t major = json_integer_value(json_object_get(n, "major"));
 		json_int_t minor = json_integer_value(json_object_get(n, "minor"));
@@ -200,8 +200,10 @@ int ctr_plan_devices_and_cdi(const struct ctr_plan_in *in, json_t *spec, struct 
 	if (r < 0 || !in->cdi_edits)
 		return r;
 	const json_t *e = in->cdi_edits;
+	if ((r = cdi_nodes(devices, resources, json_object_get(e, "deviceNodes"))) < 0)
+		return err_set(err, r, "CDI_devices: a device node %s",
+			       r == -EINVAL ? "lacks its type" : "could not be added");
 	if (cdi_env(env, json_object_get(e, "env")) < 0 ||
-	    cdi_nodes(devices, resources, json_object_get(e, "deviceNodes")) < 0 ||
 	    cdi_mounts(mounts, json_object_get(e, "mounts")) < 0 ||
 	    cdi_hooks(spec, json_object_get(e, "hooks")) < 0)
 		return -ENOMEM;
