@@ -236,7 +236,8 @@ check-asan:
 # cric against containerd's CRI plugin in the same run (ratios; see
 # tests/bench/bench.py). BENCH_ARGS=--quick for a smoke run.
 bench: all pyproto
-	CRIC_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/bench/bench.py --json $(BUILD)/bench.json $(BENCH_ARGS)
+	CRIC_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/bench/bench.py --json $(BUILD)/bench.json \
+		--markdown $(BUILD)/bench.md $(BENCH_ARGS)
 
 # --- demo: start a suite under DEMO_ROOT, pull an image and run it ---
 # deploy/cric-demo: a loopback registry, an image from busybox-static, a pod

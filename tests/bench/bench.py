@@ -39,10 +39,16 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from conftest import BIN, CRI, DAEMONS, Suite, api, running_pids_under  # noqa: E402
 import imageutil as iu  # noqa: E402
 from netutil import bridge_conflist  # noqa: E402
+from floor import RUNC, Floor, run as floor_cmd  # noqa: E402
 
 CONTAINERD = "/usr/bin/containerd"
 SHIM = "/usr/bin/containerd-shim-runc-v2"
 CNI_BIN = "/usr/lib/cni"
+# The bench's containers run cric's static pause binary under this name:
+# it exits on SIGTERM, and its name tells it from the runtimes' processes.
+WORKLOAD = "sleeper"
+STEPS = ("RunPodSandbox", "CreateContainer", "StartContainer", "StopContainer",
+         "RemoveContainer", "StopPodSandbox", "RemovePodSandbox")
 
 
 def missing():
@@ -111,8 +117,14 @@ class Runtime:
     def pids(self):
         raise NotImplementedError
 
+    def runtime_pids(self):
+        """Its processes but the workload (the bench's containers run
+        WORKLOAD: what they cost is the same under every runtime)."""
+        table = procs()
+        return {p for p in self.pids() if p in table and table[p][1] != WORKLOAD}
+
     def pss_mib(self):
-        return sum(pss_kib(p) for p in self.pids()) / 1024.0
+        return sum(pss_kib(p) for p in self.runtime_pids()) / 1024.0
 
 
 class Cric(Runtime):
@@ -120,6 +132,7 @@ class Cric(Runtime):
 
     def __init__(self, tmp, registry):
         self.root = os.path.join(tmp, "cric")
+        self.logs = os.path.join(self.root, "pod-logs")
         self.suite = Suite(self.root)
         tag = secrets.token_hex(2)
         self.bridge = "cbc" + tag
@@ -127,15 +140,22 @@ class Cric(Runtime):
                    bridge_conflist("bench-cric-" + tag, self.bridge,
                                    os.path.join(self.root, "var/lib/cni/networks"),
                                    "198.19.20.0/24"))
-        self.suite.up()
+        try:
+            self.suite.up()
+        except BaseException:
+            self.stop()
+            raise
         self.cri = self.suite.cri
 
     def pids(self):
-        """The daemons and what they spawned, and the infra processes: runc
-        runs those detached (they are nobody's descendants here), so their
-        pids come from runtimed's pod records."""
+        """The daemons and what they spawned, the infra processes and the
+        monitors (with the containers under them): those run detached
+        (nobody's descendants here); the infras' pids come from runtimed's
+        pod records, the monitors are found by their command line."""
         table = procs()
         roots = {self.suite.pid(d) for d in DAEMONS}
+        roots |= {p for p, (_, comm, cmd) in table.items()
+                  if comm == "cric-monitor" and self.root in cmd}
         records = os.path.join(self.root, "var/lib/cric/runtimed/sandboxes")
         for name in os.listdir(records) if os.path.isdir(records) else ():
             if name.endswith(".json"):
@@ -157,6 +177,7 @@ class Containerd(Runtime):
 
     def __init__(self, tmp, registry, pause_ref):
         self.dir = os.path.join(tmp, "ctd")
+        self.logs = os.path.join(self.dir, "pod-logs")
         os.makedirs(self.dir)
         self.socket = os.path.join(self.dir, "c.sock")
         tag = secrets.token_hex(2)
@@ -264,12 +285,12 @@ def remove_all_pods(rt):
                     timeout=60)
 
 
-def pod_config(name, pid_mode=api.CONTAINER):
+def pod_config(name, pid_mode=api.CONTAINER, log_directory="/tmp"):
     """A pod as the kubelet sends it: pid=CONTAINER unless the pod shares its
     process namespace (shareProcessNamespace: pid=POD)."""
     cfg = api.PodSandboxConfig(
         metadata=api.PodSandboxMetadata(name=name, namespace="bench", uid="uid-" + name),
-        hostname=name[:60], log_directory="/tmp")
+        hostname=name[:60], log_directory=log_directory)
     cfg.linux.security_context.namespace_options.pid = pid_mode
     return cfg
 
@@ -410,17 +431,325 @@ def bench_many(rt, n, calls):
             f"PodSandboxStatus with {n} p50 (ms)": p50(st) * 1e3}
 
 
-SCENARIOS = ("version", "pull", "pods", "many", "shared", "imagefs")
+# ---- containers: per-step life cycle against the floor, footprint, relist,
+# ExecSync. Series are kept as samples (ms) and summarised at the end. ----
+
+def ctr_config(name, image):
+    return api.ContainerConfig(
+        metadata=api.ContainerMetadata(name=name), image=api.ImageSpec(image=image),
+        command=[f"/bin/{WORKLOAD}"], log_path=f"{name}.log",
+        linux=api.LinuxContainerConfig(security_context=api.LinuxContainerSecurityContext(
+            namespace_options=api.NamespaceOption(pid=api.CONTAINER))))
+
+
+def run_pod(rt, name, pid_mode=api.CONTAINER):
+    cfg = pod_config(name, pid_mode, rt.logs)
+    r = rt.cri.call("RunPodSandbox", api.RunPodSandboxRequest(config=cfg),
+                    api.RunPodSandboxResponse, timeout=120)
+    return r.pod_sandbox_id, cfg
+
+
+def create_ctr(rt, pod_id, pod_cfg, name, image):
+    return rt.cri.call("CreateContainer", api.CreateContainerRequest(
+        pod_sandbox_id=pod_id, config=ctr_config(name, image), sandbox_config=pod_cfg),
+        api.CreateContainerResponse, timeout=120).container_id
+
+
+def start_ctr(rt, cid):
+    rt.cri.call("StartContainer", api.StartContainerRequest(container_id=cid), timeout=120)
+
+
+def wait_workload(cid, timeout=30):
+    """Until the workload of container cid (found by its cgroup, named after
+    the id under every runtime and the floor) catches SIGTERM: a signal
+    sent before that to a PID namespace's init without a handler is lost,
+    and the stop would wait out its timeout."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for p, (_, comm, _) in procs().items():
+            if comm != WORKLOAD:
+                continue
+            try:
+                with open(f"/proc/{p}/cgroup") as f:
+                    if cid not in f.read():
+                        continue
+                with open(f"/proc/{p}/status") as f:
+                    caught = [ln for ln in f if ln.startswith("SigCgt:")][0]
+            except (OSError, IndexError):
+                continue
+            if int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)):
+                return
+        time.sleep(0.005)
+    raise RuntimeError(f"the workload of {cid} did not start")
+
+
+def cri_cycle(rt, name, image):
+    """One pod + one container through the seven CRI steps: step -> s."""
+    t = {}
+    pod = {}
+
+    def run():
+        pod["id"], pod["cfg"] = run_pod(rt, name)
+    t["RunPodSandbox"] = timed(run)[0]
+    dt, cid = timed(lambda: create_ctr(rt, pod["id"], pod["cfg"], "c", image))
+    t["CreateContainer"] = dt
+    t["StartContainer"] = timed(lambda: start_ctr(rt, cid))[0]
+    wait_workload(cid)
+    t["StopContainer"] = timed(lambda: rt.cri.call("StopContainer", api.StopContainerRequest(
+        container_id=cid, timeout=10), timeout=120))[0]
+    t["RemoveContainer"] = timed(lambda: rt.cri.call(
+        "RemoveContainer", api.RemoveContainerRequest(container_id=cid), timeout=120))[0]
+    t["StopPodSandbox"] = timed(lambda: rt.cri.call(
+        "StopPodSandbox", api.StopPodSandboxRequest(pod_sandbox_id=pod["id"]), timeout=120))[0]
+    t["RemovePodSandbox"] = timed(lambda: rt.cri.call(
+        "RemovePodSandbox", api.RemovePodSandboxRequest(pod_sandbox_id=pod["id"]),
+        timeout=120))[0]
+    return t
+
+
+def floor_cycle(fl):
+    """The same seven steps done by hand: netns + CNI ADD, runc create,
+    start, kill + wait, delete, CNI DEL, netns del."""
+    t = {}
+    t["RunPodSandbox"] = timed(lambda: (fl.netns_add(), fl.cni_add()))[0]
+    t["CreateContainer"] = timed(fl.create)[0]
+    t["StartContainer"] = timed(fl.start)[0]
+    wait_workload(fl.cid)
+    t["StopContainer"] = timed(fl.stop)[0]
+    t["RemoveContainer"] = timed(fl.delete)[0]
+    t["StopPodSandbox"] = timed(fl.cni_del)[0]
+    t["RemovePodSandbox"] = timed(fl.netns_del)[0]
+    return t
+
+
+def bench_life(runtimes, fl, n, image):
+    """n cycles of each, interleaved (cric, containerd, floor, cric, ...) so
+    drift hits all alike; one untimed cycle each first."""
+    out = {rt.name: {} for rt in runtimes + [fl]}
+    for i in range(n + 1):
+        for rt in runtimes + [fl]:
+            t = floor_cycle(fl) if rt is fl else cri_cycle(rt, f"{rt.name}-life-{i}", image)
+            if i == 0:
+                continue
+            t["pod + container, full cycle"] = sum(t.values())
+            for k, v in t.items():
+                out[rt.name].setdefault(k, []).append(v * 1e3)
+    return out
+
+
+def start_pods(rt, pods, ctrs_per_pod, image, tag):
+    ids = []
+    for i in range(pods):
+        pod_id, cfg = run_pod(rt, f"{rt.name}-{tag}-{i}")
+        for j in range(ctrs_per_pod):
+            start_ctr(rt, create_ctr(rt, pod_id, cfg, f"c{j}", image))
+        ids.append(pod_id)
+    return ids
+
+
+def remove_everything(rt):
+    """Containers stopped and removed, then the pods."""
+    for c in rt.cri.call("ListContainers", api.ListContainersRequest(),
+                         api.ListContainersResponse, timeout=60).containers:
+        rt.cri.call("StopContainer", api.StopContainerRequest(container_id=c.id, timeout=10),
+                    timeout=120)
+        rt.cri.call("RemoveContainer", api.RemoveContainerRequest(container_id=c.id),
+                    timeout=120)
+    remove_all_pods(rt)
+
+
+def bench_footprint(rt, pods, image):
+    """PSS of the runtime's processes (the workload not counted) idle and
+    with `pods` pods of one running container each: the increment per pod."""
+    remove_everything(rt)
+    time.sleep(1)
+    idle = rt.pss_mib()
+    nidle = len(rt.runtime_pids())
+    start_pods(rt, pods, 1, image, "fp")
+    time.sleep(1)
+    busy = rt.pss_mib()
+    nproc = len(rt.runtime_pids())
+    remove_everything(rt)
+    return {f"PSS idle before the {pods} pods (MiB)": idle,
+            f"PSS with {pods} pods × 1 container (MiB)": busy,
+            "PSS per running pod + container (KiB)": (busy - idle) * 1024 / pods,
+            f"processes with {pods} pods (idle: {nidle})": nproc}
+
+
+def bench_exec(rt, calls, image):
+    """ExecSync of `true` in a running container, round trip."""
+    pod_id, cfg = run_pod(rt, f"{rt.name}-exec")
+    cid = create_ctr(rt, pod_id, cfg, "c", image)
+    start_ctr(rt, cid)
+    req = api.ExecSyncRequest(container_id=cid, cmd=["/bin/true"], timeout=10)
+
+    def once():
+        r = rt.cri.call("ExecSync", req, api.ExecSyncResponse, timeout=30)
+        assert r.exit_code == 0, r
+    for _ in range(5):
+        once()
+    lat = [timed(once)[0] * 1e3 for _ in range(calls)]
+    remove_everything(rt)
+    return {"ExecSync `true` (ms)": lat}
+
+
+def floor_exec(fl, calls):
+    """runc exec of `true` in a running floor container."""
+    fl.netns_add()
+    fl.cni_add()
+    fl.create()
+    fl.start()
+    try:
+        run = lambda: floor_cmd(RUNC, "--root", fl.runc_root, "exec", fl.cid,  # noqa: E731
+                                "/bin/true")
+        for _ in range(5):
+            run()
+        lat = [timed(run)[0] * 1e3 for _ in range(calls)]
+    finally:
+        fl.stop()
+        fl.delete()
+        fl.cni_del()
+        fl.netns_del()
+    return {"ExecSync `true` (ms)": lat}
+
+
+def bench_relist(rt, pods, calls, image):
+    """The kubelet's relist (ListPodSandbox + ListContainers, no filter) with
+    `pods` pods of two running containers each, and the status calls."""
+    remove_everything(rt)
+    dt, ids = timed(lambda: start_pods(rt, pods, 2, image, "rl"))
+
+    def relist():
+        p = rt.cri.call("ListPodSandbox", api.ListPodSandboxRequest(),
+                        api.ListPodSandboxResponse, timeout=60).items
+        c = rt.cri.call("ListContainers", api.ListContainersRequest(),
+                        api.ListContainersResponse, timeout=60).containers
+        return len(p), len(c)
+    for _ in range(20):
+        assert relist() == (pods, 2 * pods), "relist lost pods or containers"
+    lat = [timed(relist)[0] * 1e3 for _ in range(calls)]
+    cids = [c.id for c in rt.cri.call("ListContainers", api.ListContainersRequest(),
+                                      api.ListContainersResponse, timeout=60).containers]
+    cst = [timed(lambda: rt.cri.call("ContainerStatus", api.ContainerStatusRequest(
+        container_id=c), api.ContainerStatusResponse, timeout=60))[0] * 1e3 for c in cids]
+    pst = [timed(lambda: rt.cri.call("PodSandboxStatus", api.PodSandboxStatusRequest(
+        pod_sandbox_id=p), api.PodSandboxStatusResponse, timeout=60))[0] * 1e3 for p in ids]
+    remove_everything(rt)
+    k = f"{pods} pods × 2 containers"
+    return {f"relist (ListPodSandbox + ListContainers), {k} (ms)": lat,
+            f"ContainerStatus, {k} (ms)": cst,
+            f"PodSandboxStatus, {k} (ms)": pst,
+            f"set-up of {k}, wall (s)": dt}
+
+
+def burst(rt, calls):
+    """calls CRI calls back to back (Version, ListPodSandbox, ListContainers,
+    ImageFsInfo in turn), then the idle PSS once it settled."""
+    reqs = [("Version", api.VersionRequest(version="v1"), api.VersionResponse),
+            ("ListPodSandbox", api.ListPodSandboxRequest(), api.ListPodSandboxResponse),
+            ("ListContainers", api.ListContainersRequest(), api.ListContainersResponse),
+            ("ImageFsInfo", api.ImageFsInfoRequest(), api.ImageFsInfoResponse)]
+    for i in range(calls):
+        method, req, resp = reqs[i % len(reqs)]
+        rt.cri.call(method, req, resp, timeout=60)
+    time.sleep(2)
+    return {f"PSS idle after a {calls}-call burst (MiB)": rt.pss_mib()}
+
+
+SCENARIOS = ("version", "pull", "pods", "many", "shared", "imagefs",
+             "life", "footprint", "exec", "relist", "burst")
+
+
+def summary(v):
+    """A series of samples -> its figures; a scalar stays as it is."""
+    if not isinstance(v, list):
+        return v
+    xs = sorted(v)
+
+    def pct(q):
+        return xs[min(len(xs) - 1, int(len(xs) * q))]
+    return {"median": statistics.median(xs), "p95": pct(0.95), "p99": pct(0.99),
+            "min": xs[0], "max": xs[-1], "n": len(xs)}
+
+
+def central(v):
+    return v["median"] if isinstance(v, dict) else v
+
+
+def machine():
+    def first(path, key):
+        try:
+            with open(path) as f:
+                for line in f:
+                    if line.startswith(key):
+                        return line.split(":", 1)[1].strip()
+        except OSError:
+            pass
+        return "?"
+
+    def version(*cmd):
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        return (r.stdout or r.stderr).splitlines()[0] if r.returncode == 0 else "?"
+    return [f"CPU: {first('/proc/cpuinfo', 'model name')} × {os.cpu_count()}",
+            f"memory: {first('/proc/meminfo', 'MemTotal')}",
+            f"kernel: {os.uname().release}",
+            f"runc: {version(RUNC, '--version')}",
+            f"containerd: {version(CONTAINERD, '--version')}",
+            f"load average at the end: {os.getloadavg()[0]:.2f}"]
+
+
+def fmt(x):
+    if isinstance(x, float):
+        return f"{x:.3f}" if abs(x) < 10 else f"{x:.1f}"
+    return str(x)
+
+
+def markdown(results, order, argv):
+    names = [n for n in ("cric", "containerd", "floor") if n in results]
+    lines = ["# make bench", "", "`" + " ".join(argv) + "`, " +
+             time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), ""]
+    lines += [f"- {m}" for m in machine()]
+    lines += ["", "Times in ms unless named otherwise; ratios are of medians "
+              "(below 1: cric is faster or smaller). The floor is bare runc and the "
+              "CNI plugins called directly on the same bundle and conflist.", "",
+              "| metric | runtime | median | p95 | p99 | min | max | n "
+              "| ÷ containerd | ÷ floor |",
+              "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    for metric in order:
+        ctd = results.get("containerd", {}).get(metric)
+        flo = results.get("floor", {}).get(metric)
+        for n in names:
+            v = results[n].get(metric)
+            if v is None:
+                continue
+            r_ctd = fmt(central(v) / central(ctd)) if n != "containerd" and ctd else ""
+            r_flo = fmt(central(v) / central(flo)) if n != "floor" and flo else ""
+            if isinstance(v, dict):
+                cells = [fmt(v[k]) for k in ("median", "p95", "p99", "min", "max", "n")]
+            else:
+                cells = [fmt(v), "", "", "", "", ""]
+            lines.append(f"| {metric} | {n} | " + " | ".join(cells) + f" | {r_ctd} | {r_flo} |")
+    return "\n".join(lines) + "\n"
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--markdown", help="write the results as a markdown table here")
     ap.add_argument("--only", action="append", choices=SCENARIOS,
                     help="run only this scenario (repeatable)")
     ap.add_argument("--cric-only", action="store_true",
                     help="measure cric alone (no containerd; no ratios)")
+    ap.add_argument("--iterations", type=int,
+                    help="pod + container life cycles per runtime (default 20; --quick 3)")
+    ap.add_argument("--footprint-pods", type=int, default=10,
+                    help="running pods of one container for the footprint (default 10)")
+    ap.add_argument("--relist-pods", type=int,
+                    help="pods of two containers for the relist (default 30; --quick 5; "
+                    "the issue's figure is 100)")
+    ap.add_argument("--calls", type=int,
+                    help="relists and ExecSyncs timed (default 300; --quick 30)")
     args = ap.parse_args()
     only = set(args.only or SCENARIOS)
     if os.geteuid() != 0:
@@ -431,19 +760,33 @@ def main():
                  "the bench needs (containerd, runc, CNI plugins, docker-registry)")
     q = args.quick
     n_version, n_pods, n_many, rounds = (200, 5, 20, 1) if q else (2000, 20, 100, 5)
+    n_life = args.iterations or (3 if q else 20)
+    n_relist = args.relist_pods or (5 if q else 30)
+    n_calls = args.calls or (30 if q else 300)
 
     tmp = tempfile.mkdtemp(prefix="cb-", dir="/tmp")  # short: socket paths
+    os.chmod(tmp, 0o755)  # cric's daemons run under their own users
     reg = iu.Registry(os.path.join(tmp, "registry")).start()
     runtimes = []
+    fl = None
+    results = {}
     try:
         with open(os.path.join(BIN, "cric-pause"), "rb") as f:
-            pause = iu.Layer(iu.tar_layer([("pause", "f", f.read(), {"mode": 0o755})]))
+            pause_bin = f.read()
+        pause = iu.Layer(iu.tar_layer([("pause", "f", pause_bin, {"mode": 0o755})]))
         reg.push_image("bench/pause", "1", [pause],
                        config_extra={"config": {"Entrypoint": ["/pause"], "User": "65535"}})
         bb = iu.Layer(iu.busybox_layer())
         big = [iu.Layer(iu.tar_layer([(f"f{i}", "f", os.urandom(8 << 20))])) for i in range(4)]
         reg.push_image("bench/busybox", "1", [bb])
         reg.push_image("bench/five", "1", [bb] + big)
+        # The containers' image: busybox (for ExecSync's true) and the
+        # workload, a process that exits on SIGTERM.
+        ctr_layers = [iu.busybox_layer(["true"]),
+                      iu.tar_layer([("bin", "d"), (f"bin/{WORKLOAD}", "f", pause_bin,
+                                                   {"mode": 0o755})])]
+        reg.push_image("bench/ctr", "1", [iu.Layer(t) for t in ctr_layers])
+        ctr_image = f"{reg.host}/bench/ctr:1"
         refs = [("busybox (1 layer, 1 MB)", f"{reg.host}/bench/busybox:1"),
                 ("5 layers, 34 MB", f"{reg.host}/bench/five:1")]
         if "imagefs" in only:
@@ -458,30 +801,67 @@ def main():
             ctd.cri.call("PullImage", api.PullImageRequest(
                 image=api.ImageSpec(image=f"{reg.host}/bench/pause:1")), api.PullImageResponse,
                 timeout=120)
+        results = {rt.name: {} for rt in runtimes}
         for rt in runtimes:
             rt.cri.call("ListImages", api.ListImagesRequest(), api.ListImagesResponse)
+            results[rt.name]["PSS idle, fresh (MiB)"] = rt.pss_mib()
+            results[rt.name]["processes idle, fresh"] = len(rt.runtime_pids())
+        if only & {"life", "footprint", "exec", "relist"}:
+            for rt in runtimes:
+                rt.cri.call("PullImage", api.PullImageRequest(
+                    image=api.ImageSpec(image=ctr_image)), api.PullImageResponse, timeout=120)
+            fl_tag = secrets.token_hex(2)
+            fl = Floor(tmp, ctr_layers, [f"/bin/{WORKLOAD}"],
+                       bridge_conflist("bench-floor-" + fl_tag, "cbf" + fl_tag,
+                                       os.path.join(tmp, "floor-cni"), "198.19.22.0/24"),
+                       CNI_BIN)
+            results["floor"] = {}
 
-        results = {rt.name: {} for rt in runtimes}
+        def each(fn):
+            def per_runtime():
+                for rt in runtimes:
+                    print(f"bench: ... on {rt.name}", file=sys.stderr, flush=True)
+                    results[rt.name].update(fn(rt))
+            return per_runtime
+
+        def life():
+            for name, figures in bench_life(runtimes, fl, n_life, ctr_image).items():
+                results[name].update(figures)
+
+        def exec_():
+            each(lambda rt: bench_exec(rt, n_calls, ctr_image))()
+            results["floor"].update(floor_exec(fl, n_calls))
+
         scenarios = [
-            ("version", "Version", lambda rt: bench_version(rt, n_version)),
-            ("pull", "PullImage", lambda rt: bench_pull(rt, refs, rounds)),
-            ("pods", "pods", lambda rt: bench_pods(rt, n_pods, "(kubelet default)", "pod")),
-            ("many", "many pods", lambda rt: bench_many(rt, n_many, 50 if not q else 10)),
+            ("version", "Version", each(lambda rt: bench_version(rt, n_version))),
+            ("pull", "PullImage", each(lambda rt: bench_pull(rt, refs, rounds))),
+            ("pods", "pods", each(lambda rt: bench_pods(rt, n_pods, "(kubelet default)",
+                                                        "pod"))),
+            ("many", "many pods", each(lambda rt: bench_many(rt, n_many, 50 if not q else 10))),
             # A pod sharing its PID namespace: cric runs an infra process
             # for it (containerd runs its pause container for every pod).
             ("shared", "pods with pid=POD",
-             lambda rt: bench_pods(rt, n_pods, "(pid=POD)", "shared", api.POD)),
+             each(lambda rt: bench_pods(rt, n_pods, "(pid=POD)", "shared", api.POD))),
             ("imagefs", "ImageFsInfo",
-             lambda rt: bench_imagefs(rt, f"{reg.host}/bench/links:1",
-                                      f"{reg.host}/bench/busybox:1", 3 if q else 10)),
+             each(lambda rt: bench_imagefs(rt, f"{reg.host}/bench/links:1",
+                                           f"{reg.host}/bench/busybox:1", 3 if q else 10))),
+            ("life", f"pod + container life cycle × {n_life}, interleaved with the floor",
+             life),
+            ("footprint", f"footprint at {args.footprint_pods} pods",
+             each(lambda rt: bench_footprint(rt, args.footprint_pods, ctr_image))),
+            ("exec", "ExecSync", exec_),
+            ("relist", f"relist at {n_relist} pods × 2 containers",
+             each(lambda rt: bench_relist(rt, n_relist, n_calls, ctr_image))),
+            ("burst", "idle after a burst", each(lambda rt: burst(rt, 4000))),
         ]
         for key, title, fn in scenarios:
             if key not in only:
                 continue
-            for rt in runtimes:
-                print(f"bench: {title} on {rt.name}...", file=sys.stderr, flush=True)
-                results[rt.name].update(fn(rt))
+            print(f"bench: {title}...", file=sys.stderr, flush=True)
+            fn()
     finally:
+        if fl:
+            fl.cleanup()
         for rt in reversed(runtimes):
             try:
                 rt.stop()
@@ -490,20 +870,33 @@ def main():
         reg.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    results.setdefault("containerd", {})
-    width = max(len(k) for k in results["cric"])
-    print(f"\n{'':{width}}  {'cric':>10}  {'containerd':>10}  {'cric/ctd':>8}")
-    for k, v in results["cric"].items():
-        other = results["containerd"].get(k)
-        ratio = f"{v / other:8.2f}" if other else f"{'-':>8}"
-        o = f"{other:10.2f}" if other is not None else f"{'-':>10}"
-        print(f"{k:{width}}  {v:10.2f}  {o}  {ratio}")
-    if not args.cric_only:
-        print("\nratios below 1: cric is faster or smaller; containerd "
-              + subprocess.run([CONTAINERD, "--version"], capture_output=True,
-                               text=True).stdout.split()[2])
+    order = list(STEPS) + ["pod + container, full cycle"]
+    for rt in results.values():
+        order += [k for k in rt if k not in order]
+    results = {n: {k: summary(v) for k, v in figures.items()} for n, figures in results.items()}
+    names = [n for n in ("cric", "containerd", "floor") if n in results]
+    width = max(len(k) for k in order)
+    print(f"\n{'':{width}}" + "".join(f"  {n:>10}" for n in names)
+          + f"  {'cric/ctd':>8}  {'cric/floor':>10}")
+    for k in order:
+        vals = [results[n].get(k) for n in names]
+        if vals[0] is None:
+            continue
+        cells = "".join(f"  {central(v):10.2f}" if v is not None else f"  {'-':>10}"
+                        for v in vals)
+        ratios = ""
+        for other, w in (("containerd", 8), ("floor", 10)):
+            o = results.get(other, {}).get(k)
+            ratios += f"  {central(vals[0]) / central(o):{w}.2f}" if o else f"  {'-':>{w}}"
+        print(f"{k:{width}}{cells}{ratios}")
+    print("\n(medians of series; ratios below 1: cric is faster or smaller)")
     if args.json:
         write_json(args.json, results)
+    if args.markdown:
+        os.makedirs(os.path.dirname(os.path.abspath(args.markdown)), exist_ok=True)
+        with open(args.markdown, "w") as f:
+            f.write(markdown(results, order, ["make", "bench"] + sys.argv[1:]))
+        print(f"bench: the table is in {args.markdown}", file=sys.stderr)
 
 
 if __name__ == "__main__":
