@@ -126,6 +126,15 @@ class Runtime:
     def pss_mib(self):
         return sum(pss_kib(p) for p in self.runtime_pids()) / 1024.0
 
+    def pss_by_process(self, when):
+        """{"PSS <when>, <process name> (MiB)": PSS} for each process name."""
+        table = procs()
+        out = {}
+        for p in self.runtime_pids():
+            key = f"PSS {when}, {table[p][1] if p in table else '?'} (MiB)"
+            out[key] = out.get(key, 0) + pss_kib(p) / 1024.0
+        return dict(sorted(out.items()))
+
 
 class Cric(Runtime):
     name = "cric"
@@ -573,7 +582,8 @@ def bench_footprint(rt, pods, image):
     return {f"PSS idle before the {pods} pods (MiB)": idle,
             f"PSS with {pods} pods × 1 container (MiB)": busy,
             "PSS per running pod + container (KiB)": (busy - idle) * 1024 / pods,
-            f"processes with {pods} pods (idle: {nidle})": nproc}
+            f"processes idle before the {pods} pods": nidle,
+            f"processes with {pods} pods": nproc}
 
 
 def bench_exec(rt, calls, image):
@@ -628,6 +638,12 @@ def bench_relist(rt, pods, calls, image):
     for _ in range(20):
         assert relist() == (pods, 2 * pods), "relist lost pods or containers"
     lat = [timed(relist)[0] * 1e3 for _ in range(calls)]
+    lp = [timed(lambda: rt.cri.call("ListPodSandbox", api.ListPodSandboxRequest(),
+                                    api.ListPodSandboxResponse, timeout=60))[0] * 1e3
+          for _ in range(calls)]
+    lc = [timed(lambda: rt.cri.call("ListContainers", api.ListContainersRequest(),
+                                    api.ListContainersResponse, timeout=60))[0] * 1e3
+          for _ in range(calls)]
     cids = [c.id for c in rt.cri.call("ListContainers", api.ListContainersRequest(),
                                       api.ListContainersResponse, timeout=60).containers]
     cst = [timed(lambda: rt.cri.call("ContainerStatus", api.ContainerStatusRequest(
@@ -637,6 +653,8 @@ def bench_relist(rt, pods, calls, image):
     remove_everything(rt)
     k = f"{pods} pods × 2 containers"
     return {f"relist (ListPodSandbox + ListContainers), {k} (ms)": lat,
+            f"ListPodSandbox alone, {k} (ms)": lp,
+            f"ListContainers alone, {k} (ms)": lc,
             f"ContainerStatus, {k} (ms)": cst,
             f"PodSandboxStatus, {k} (ms)": pst,
             f"set-up of {k}, wall (s)": dt}
@@ -653,7 +671,8 @@ def burst(rt, calls):
         method, req, resp = reqs[i % len(reqs)]
         rt.cri.call(method, req, resp, timeout=60)
     time.sleep(2)
-    return {f"PSS idle after a {calls}-call burst (MiB)": rt.pss_mib()}
+    when = f"idle after a {calls}-call burst"
+    return {f"PSS {when} (MiB)": rt.pss_mib(), **rt.pss_by_process(when)}
 
 
 SCENARIOS = ("version", "pull", "pods", "many", "shared", "imagefs",
@@ -806,6 +825,7 @@ def main():
             rt.cri.call("ListImages", api.ListImagesRequest(), api.ListImagesResponse)
             results[rt.name]["PSS idle, fresh (MiB)"] = rt.pss_mib()
             results[rt.name]["processes idle, fresh"] = len(rt.runtime_pids())
+            results[rt.name].update(rt.pss_by_process("idle, fresh"))
         if only & {"life", "footprint", "exec", "relist"}:
             for rt in runtimes:
                 rt.cri.call("PullImage", api.PullImageRequest(
