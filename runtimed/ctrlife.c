@@ -50,6 +50,12 @@ void ctr_refresh(struct ctr_mgr *m, const struct cric_call *call, struct contain
 {
 	if (c->state != CTR_RUNNING)
 		return;
+	/* Its init still runs (not even a zombie): running, and the monitor
+	 * has nothing to tell yet. A /proc read instead of a monitord round
+	 * trip per running container keeps the kubelet's relist and status
+	 * polls cheap. */
+	if (proc_alive(c->pid, c->pid_start))
+		return;
 	Cric__Monitord__MonitorStatusRequest req = CRIC__MONITORD__MONITOR_STATUS_REQUEST__INIT;
 	req.container_id = c->id;
 	ProtobufCMessage *out = NULL;
