@@ -52,7 +52,7 @@ STEPS = ("RunPodSandbox", "CreateContainer", "StartContainer", "StopContainer",
 
 
 def missing():
-    for path in (CONTAINERD, SHIM, iu.REGISTRY_BIN, "/usr/sbin/runc",
+    for path in (CONTAINERD, SHIM, iu.REGISTRY_BIN, "/usr/sbin/runc", "/usr/sbin/ip",
                  os.path.join(CNI_BIN, "bridge"), os.path.join(BIN, "cric-pause")):
         if not os.access(path, os.X_OK):
             return path
@@ -915,7 +915,7 @@ def main():
     if args.markdown:
         os.makedirs(os.path.dirname(os.path.abspath(args.markdown)), exist_ok=True)
         with open(args.markdown, "w") as f:
-            f.write(markdown(results, order, ["make", "bench"] + sys.argv[1:]))
+            f.write(markdown(results, order, ["tests/bench/bench.py"] + sys.argv[1:]))
         print(f"bench: the table is in {args.markdown}", file=sys.stderr)
 
 
