@@ -439,17 +439,14 @@ static int exec_run(const struct execsync *x, const struct monitors *m,
 	return r;
 }
 
-int execsync_run(const struct execsync *x, struct monitors *m, const struct execsync_req *req,
-		 struct execsync_result *res, struct cric_err *err)
+int execsync_target(struct monitors *m, const char *id_or_prefix, struct exec_target *t,
+		    struct cric_err *err)
 {
-	char id[65];
-	int r = resolve_id(m, req->id, id, err);
+	memset(t, 0, sizeof(*t));
+	int r = resolve_id(m, id_or_prefix, t->id, err);
 	if (r < 0)
 		return r;
-	if (req->n_cmd == 0 || !req->cmd[0][0])
-		return err_set(err, -EINVAL, "cmd must name a command");
-	if (req->timeout_s < 0)
-		return err_set(err, -EINVAL, "timeout must not be negative");
+	const char *id = t->id;
 	struct monitor_status st;
 	r = monitors_status(m, id, &st, err);
 	if (r == -ENOENT)
@@ -478,6 +475,44 @@ int execsync_run(const struct execsync *x, struct monitors *m, const struct exec
 		return err_set(err, -EBUSY, "container %s is not running (created, not started)",
 			       id);
 	}
+	t->buf = ra.buf;
+	t->runtime = ra.runtime;
+	t->root = ra.root;
+	t->tty = ra.tty;
+	return 0;
+}
+
+void exec_target_done(struct exec_target *t)
+{
+	if (!t)
+		return;
+	free(t->buf);
+	t->buf = NULL;
+}
+
+int execsync_run(const struct execsync *x, struct monitors *m, const struct execsync_req *req,
+		 struct execsync_result *res, struct cric_err *err)
+{
+	if (req->n_cmd == 0 || !req->cmd[0][0]) {
+		/* the id first: a malformed one is the first thing to say */
+		char id[65];
+		int r = resolve_id(m, req->id, id, err);
+		if (r < 0)
+			return r;
+		return err_set(err, -EINVAL, "cmd must name a command");
+	}
+	if (req->timeout_s < 0) {
+		char id[65];
+		int r = resolve_id(m, req->id, id, err);
+		if (r < 0)
+			return r;
+		return err_set(err, -EINVAL, "timeout must not be negative");
+	}
+	struct exec_target t;
+	int r = execsync_target(m, req->id, &t, err);
+	if (r < 0)
+		return r;
+	const struct runtime_args ra = { .runtime = t.runtime, .root = t.root, .tty = t.tty };
 	/* The timeout, bounded by the caller's deadline. */
 	int64_t timeout_ms = req->timeout_s > 0 ? req->timeout_s * 1000 : 0;
 	if (req->timeout_s > INT32_MAX)
@@ -485,13 +520,13 @@ int execsync_run(const struct execsync *x, struct monitors *m, const struct exec
 	if (req->deadline_ns > 0 && req->deadline_ns != IPC_NO_DEADLINE) {
 		int64_t left = (req->deadline_ns - now_unix_ns()) / 1000000;
 		if (left <= 0) {
-			free(ra.buf);
+			exec_target_done(&t);
 			return err_set(err, -ETIMEDOUT, "command timed out");
 		}
 		if (timeout_ms == 0 || left < timeout_ms)
 			timeout_ms = left;
 	}
-	r = exec_run(x, m, req, id, &ra, timeout_ms, res, err);
-	free(ra.buf);
+	r = exec_run(x, m, req, t.id, &ra, timeout_ms, res, err);
+	exec_target_done(&t);
 	return r;
 }

@@ -49,6 +49,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -86,6 +87,20 @@ void execsync_free(struct execsync *x);
 int execsync_run(const struct execsync *x, struct monitors *m, const struct execsync_req *req,
 		 struct execsync_result *res, struct cric_err *err);
 void execsync_result_done(struct execsync_result *res);
+
+/* The container an exec (ExecSync, or the streaming server's Exec) may
+ * run in: id_or_prefix resolved to its full id, checked running (the
+ * errors above), and the runtime and root its monitor runs with. Release
+ * with exec_target_done(). */
+struct exec_target {
+	char id[65];
+	char *buf; /* holds runtime and root */
+	const char *runtime, *root;
+	bool tty; /* the container's own */
+};
+int execsync_target(struct monitors *m, const char *id_or_prefix, struct exec_target *t,
+		    struct cric_err *err);
+void exec_target_done(struct exec_target *t);
 
 /* Cut out_len and err_len so that they add up to at most max: the larger
  * is cut first, neither below max / 2. Pure; for the unit tests. */
