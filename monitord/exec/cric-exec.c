@@ -4,7 +4,7 @@
  * spawned). libc and the kernel only; see monitord/execsync.h for the
  * contract with monitord. Usage:
  *
- *   cric-exec <timeout ms, 0 for none> <pid file> <runtime> <args...>
+ *   cric-exec [--detached] <timeout ms, 0 for none> <pid file> <runtime> <args...>
  *
  * fd 0-2 are the exec's stdio (monitord's pipes); fd 3 (EXEC_REPORT_FD) is
  * the report pipe. The runtime runs in a session of its own; runc makes
@@ -22,6 +22,14 @@
  * every child of ours is reaped, so when monitord reads it nothing of the
  * exec remains but zombies of the container's own init (orphans inside
  * the container's pid namespace are its children, never ours).
+ *
+ * --detached (the streaming server's tty execs: `runc exec -d -t
+ * --console-socket`): the runtime starts the process and exits; a runtime
+ * that fails is reported as "exit <its status>"; else the process, now our
+ * child (we are the subreaper it is reparented to), is waited for: when it
+ * exits what is left of its session is killed and the report is "exit <its
+ * wait status>"; the timeout or the report pipe's closing kill its session
+ * and report "timeout".
  */
 #include <dirent.h>
 #include <errno.h>
@@ -305,10 +313,56 @@ static int watch_exec(pid_t runtime, const char *pid_file, long long timeout_ms,
 	return ret;
 }
 
+/* Detached: the runtime has exited 0 after writing the pid file; wait
+ * for the process. Returns the report's status. */
+static int watch_detached(const char *pid_file, long long timeout_ms, int *status)
+{
+	pid_t main_pid = read_pid_file(pid_file);
+	if (main_pid <= 0) {
+		report("error the runtime wrote no pid\n");
+		return -1;
+	}
+	int main_fd = pidfd_open_(main_pid);
+	int64_t until = timeout_ms > 0 ? mono_ms() + timeout_ms : INT64_MAX;
+	int timed_out = 0;
+	for (;;) {
+		siginfo_t si = { 0 };
+		if (waitid(P_PID, (id_t)main_pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ||
+		    si.si_pid == main_pid)
+			break; /* ended (or not ours: ECHILD) */
+		int64_t now = mono_ms();
+		if (now >= until) {
+			timed_out = 1;
+			break;
+		}
+		struct pollfd p[2] = { { EXEC_REPORT_FD, 0, 0 }, { main_fd, POLLIN, 0 } };
+		int64_t left = until == INT64_MAX ? 1000 : until - now;
+		if (main_fd < 0 && left > 50)
+			left = 50;
+		if (poll(p, 2, left > 1000 ? 1000 : (int)left) < 0 && errno != EINTR)
+			return -1;
+		if (p[0].revents & (POLLERR | POLLHUP)) {
+			timed_out = 1; /* monitord gave up */
+			break;
+		}
+	}
+	kill_all(main_pid, main_pid, 0);
+	*status = 255 << 8;
+	while (waitpid(main_pid, status, 0) < 0 && errno == EINTR)
+		;
+	return timed_out;
+}
+
 int main(int argc, char **argv)
 {
+	bool detached = argc > 1 && strcmp(argv[1], "--detached") == 0;
+	if (detached) {
+		argv++;
+		argc--;
+	}
 	if (argc < 4) {
-		fprintf(stderr, "usage: cric-exec TIMEOUT_MS PID_FILE RUNTIME [ARGS...]\n");
+		fprintf(stderr,
+			"usage: cric-exec [--detached] TIMEOUT_MS PID_FILE RUNTIME [ARGS...]\n");
 		return 2;
 	}
 	char *end;
@@ -335,6 +389,41 @@ int main(int argc, char **argv)
 	for (int fd = 0; fd <= 2; fd++)
 		if (null >= 0)
 			dup2(null, fd);
+
+	if (detached) {
+		int status = 0;
+		siginfo_t si = { 0 };
+		/* The runtime: it exits once the process runs (or failed). */
+		struct pollfd p[1] = { { EXEC_REPORT_FD, 0, 0 } };
+		int64_t until = timeout_ms > 0 ? mono_ms() + timeout_ms : INT64_MAX;
+		while (waitid(P_PID, (id_t)runtime, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+		       si.si_pid != runtime) {
+			if (mono_ms() >= until ||
+			    (poll(p, 1, 5) > 0 && (p[0].revents & (POLLERR | POLLHUP)))) {
+				kill_all(runtime, read_pid_file(pid_file), 0);
+				while (waitpid(runtime, NULL, 0) < 0 && errno == EINTR)
+					;
+				reap_all();
+				unlink(pid_file);
+				report("timeout\n");
+				return 0;
+			}
+		}
+		while (waitpid(runtime, &status, 0) < 0 && errno == EINTR)
+			;
+		int timed_out = 0;
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+			timed_out = watch_detached(pid_file, timeout_ms, &status);
+		reap_all();
+		unlink(pid_file);
+		if (timed_out < 0)
+			return 1;
+		if (timed_out)
+			report("timeout\n");
+		else
+			report("exit %d\n", status);
+		return 0;
+	}
 
 	pid_t main_pid;
 	bool emptied;
