@@ -46,7 +46,7 @@ GRPC_CFLAGS := $(shell pkg-config --cflags grpc)
 GRPC_LIBS := $(shell pkg-config --libs grpc)
 # --as-needed: each binary keeps only the libraries it uses.
 LIBS := -Wl,--as-needed -lnng -lprotobuf-c -ljansson -lcap -lseccomp -lsystemd -larchive -lcurl -lcrypto -lyaml \
-	-lpthread -Wl,--no-as-needed
+	-lz -lpthread -Wl,--no-as-needed
 LDFLAGS += $(SANLDFLAGS) -Wl,-z,relro,-z,now
 
 # Every .proto under proto/ (internal messages may live in one file per daemon).
@@ -99,7 +99,7 @@ $(LIBCOMMON): $(COMMON_O) $(GEN_O)
 # --- daemons: each directory's objects + the common library ---
 define daemon_rule
 $(1)_DIR := $(if $(filter gateway,$(1)),cri-gateway,$(1))
-$(1)_SRC := $$(filter-out $$($(1)_DIR)/cricctl%.c,$$(wildcard $$($(1)_DIR)/*.c))
+$(1)_SRC := $$(filter-out $$($(1)_DIR)/cricctl%.c,$$(wildcard $$($(1)_DIR)/*.c $$($(1)_DIR)/stream/*.c))
 $(1)_O := $$(patsubst %.c,$(BUILD)/obj/%.o,$$($(1)_SRC))
 $(BUILD)/bin/cric-$(1): $$($(1)_O) $(LIBCOMMON)
 	@mkdir -p $$(dir $$@)
@@ -182,7 +182,8 @@ FUZZ_COMMON_O := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(COMMON_SRC)) \
 FUZZ_LIBCOMMON := $(FUZZ_BUILD)/libcric-common.a
 # Every daemon's library objects (all but main.o): the parsers live there.
 FUZZ_LIB_O := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(filter-out %/main.c,\
-	$(wildcard imaged/*.c stored/*.c netd/*.c runtimed/*.c monitord/*.c) monitord/monitor/logfmt.c))
+	$(wildcard imaged/*.c stored/*.c netd/*.c runtimed/*.c monitord/*.c monitord/stream/*.c) \
+	monitord/monitor/logfmt.c))
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined -U_FORTIFY_SOURCE \
 	$(WARNFLAGS) -Wno-unknown-warning-option -fstack-protector-strong -MMD -MP
 # One line per fuzzer (runs, coverage); its whole output is kept in
