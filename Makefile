@@ -46,7 +46,7 @@ GRPC_CFLAGS := $(shell pkg-config --cflags grpc)
 GRPC_LIBS := $(shell pkg-config --libs grpc)
 # --as-needed: each binary keeps only the libraries it uses.
 LIBS := -Wl,--as-needed -lnng -lprotobuf-c -ljansson -lcap -lseccomp -lsystemd -larchive -lcurl -lcrypto -lyaml \
-	-lz -lpthread -Wl,--no-as-needed
+	-lmicrohttpd -lz -lpthread -Wl,--no-as-needed
 LDFLAGS += $(SANLDFLAGS) -Wl,-z,relro,-z,now
 
 # Every .proto under proto/ (internal messages may live in one file per daemon).

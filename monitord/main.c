@@ -1,13 +1,14 @@
 /* cric-monitord: per-container monitors (cric.monitord.Monitord), ExecSync,
- * and later exec/attach/port-forward, the streaming server, stats and
- * events. Needs root to enter containers; keeps what it was given. Of its
- * share of the CRI RuntimeService (cri-gateway/routes.c) ExecSync is served
- * (execsync.h), the rest answers UNIMPLEMENTED for now. The manager is
- * monitors.h, the adapter rpc.c. */
+ * Exec through its streaming server (stream/server.h), and later
+ * attach/port-forward, stats and events. Needs root to enter containers; keeps what it was given.
+ * Of its share of the CRI RuntimeService (cri-gateway/routes.c) ExecSync (execsync.h) and Exec
+ * (stream/) are served, the rest answers UNIMPLEMENTED for now. The manager is monitors.h, the
+ * adapter rpc.c. */
 #include "common/daemon.h"
 #include "execsync.h"
 #include "monitors.h"
 #include "rpc.h"
+#include "stream/server.h"
 
 static int init(const struct cric_config *cfg, void **userdata, struct cric_err *err)
 {
@@ -19,6 +20,11 @@ static int init(const struct cric_config *cfg, void **userdata, struct cric_err 
 		monitors_free(m);
 		return r;
 	}
+	if ((r = stream_server_open(cfg, m, m->exec->helper, &m->stream, err)) < 0) {
+		execsync_free(m->exec);
+		monitors_free(m);
+		return r;
+	}
 	*userdata = m;
 	return 0;
 }
@@ -26,6 +32,7 @@ static int init(const struct cric_config *cfg, void **userdata, struct cric_err 
 static void done(void *userdata)
 {
 	struct monitors *m = userdata;
+	stream_server_free(m->stream);
 	execsync_free(m->exec);
 	monitors_free(m);
 }

@@ -44,7 +44,8 @@ struct monitors {
 	pthread_mutex_t lock; /* guards busy */
 	pthread_cond_t idle;
 	char busy[MONITORS_BUSY_MAX][65];
-	struct execsync *exec; /* ExecSync's settings (execsync.h) */
+	struct execsync *exec;        /* ExecSync's settings (execsync.h) */
+	struct stream_server *stream; /* the streaming server (stream/server.h) */
 };
 
 struct monitor_spec {

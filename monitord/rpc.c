@@ -2,6 +2,8 @@
  * turned into calls on the manager (monitors.h). */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "common/cleanup.h"
 #include "common/ids.h"
@@ -12,6 +14,7 @@
 #include "monitors.h"
 #include "rpc.h"
 #include "stats.h"
+#include "stream/server.h"
 
 /* Log lines of this call name the container (a valid id only: it is
  * input); copied, the dispatcher logs after the request is freed. */
@@ -169,6 +172,64 @@ static int exec_sync(void *ud, const struct cric_call *call, const ProtobufCMess
 	return 0;
 }
 
+/* CRI Exec: checked here, run by the streaming server when the client
+ * connects to the URL answered. */
+#define EXEC_ARGS_MAX 4096
+
+static int cri_exec(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+		    ProtobufCMessage **out, struct cric_err *err)
+{
+	struct monitors *m = ud;
+	const Runtime__V1__ExecRequest *req = (const void *)in;
+	log_container(call, req->container_id);
+	if (req->n_cmd == 0 || !req->cmd[0][0])
+		return err_set(err, -EINVAL, "cmd must name a command");
+	if (req->n_cmd > EXEC_ARGS_MAX)
+		return err_set(err, -EINVAL, "cmd has more than %d arguments", EXEC_ARGS_MAX);
+	if (req->tty && req->stderr)
+		return err_set(err, -EINVAL, "tty and stderr cannot both be true");
+	if (!req->stdin && !req->stdout && !req->stderr)
+		return err_set(err, -EINVAL, "one of stdin, stdout and stderr must be true");
+	struct exec_target t;
+	int r = execsync_target(m, req->container_id, &t, err);
+	if (r < 0)
+		return r;
+	exec_target_done(&t);
+	log_container(call, t.id);
+	struct stream_request *sr = calloc(1, sizeof(*sr));
+	if (!sr)
+		return -ENOMEM;
+	sr->kind = STREAM_KIND_EXEC;
+	memcpy(sr->id, t.id, sizeof(sr->id));
+	sr->tty = req->tty;
+	sr->stdin = req->stdin;
+	sr->stdout = req->stdout;
+	sr->stderr = req->stderr;
+	sr->cmd = calloc(req->n_cmd + 1, sizeof(char *));
+	for (size_t i = 0; sr->cmd && i < req->n_cmd; i++)
+		if (!(sr->cmd[i] = strdup(req->cmd[i]))) {
+			stream_request_free(sr);
+			return -ENOMEM;
+		}
+	if (!sr->cmd) {
+		stream_request_free(sr);
+		return -ENOMEM;
+	}
+	_cleanup_pb_ Runtime__V1__ExecResponse *resp =
+	    pb_new(&runtime__v1__exec_response__descriptor);
+	if (!resp) {
+		stream_request_free(sr);
+		return -ENOMEM;
+	}
+	_cleanup_free_ char *url = NULL;
+	if ((r = stream_server_url(m->stream, sr, &url, err)) < 0)
+		return r;
+	if (pb_set_str(&resp->url, url) < 0)
+		return -ENOMEM;
+	*out = &TAKE_PTR(resp)->base;
+	return 0;
+}
+
 /* CRI ReopenContainerLog: the kubelet renamed the log just before; when
  * this returns the monitor writes to a new file at the same path. */
 static int cri_reopen_log(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
@@ -230,6 +291,8 @@ static int cri_list_container_stats(void *ud, const struct cric_call *call,
 /* The CRI methods monitord serves (cri-gateway/routes.c sends them). */
 static const struct cric_handler cri_lines[] = {
 	{ CRI_RUNTIME(exec_sync), exec_sync, .callers = CALLER_GATEWAY | CALLER_ADMIN },
+	{ CRI_RUNTIME(exec), cri_exec, .callers = CALLER_GATEWAY | CALLER_ADMIN,
+	  .cap_ms = MONITORD_CALL_CAP_MS },
 	{ CRI_RUNTIME(reopen_container_log), cri_reopen_log,
 	  .callers = CALLER_GATEWAY | CALLER_ADMIN, .cap_ms = MONITORD_CALL_CAP_MS },
 	{ CRI_RUNTIME(container_stats), cri_container_stats,

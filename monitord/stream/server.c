@@ -1,0 +1,418 @@
+/* The streaming server's HTTP part; see server.h. */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/macro.h"
+#include "session.h"
+
+#define HEADERS_MAX       (16 * 1024)
+#define REQUEST_TIMEOUT_S 30
+#define IDLE_DEFAULT_S    (4 * 3600)
+#define SESSIONS_MAX_DEF  128
+
+struct stream_server {
+	struct MHD_Daemon *mhd;
+	struct tokens tokens;
+	struct monitors *monitors;
+	char *exec_helper;
+	char address[INET6_ADDRSTRLEN];
+	bool v6;
+	uint16_t port;
+	int64_t idle_ms;
+	size_t sessions_max;
+	atomic_size_t sessions;
+	pthread_mutex_t lock; /* with done: sessions reaching 0 */
+	pthread_cond_t done;
+};
+
+/* Per request (MHD's req_cls). */
+struct request {
+	struct stream_server *srv;
+	struct session *session; /* made for the upgrade, until its thread runs it */
+	bool upgraded;
+};
+
+struct session_start {
+	struct session *session;
+	struct MHD_UpgradeResponseHandle *urh;
+	struct stream_server *srv;
+	size_t n_extra;
+	uint8_t extra[];
+};
+
+static const char *const protocols[] = {
+	[PROTO_V4] = "v4.channel.k8s.io",
+	[PROTO_V3] = "v3.channel.k8s.io",
+	[PROTO_V2] = "v2.channel.k8s.io",
+	[PROTO_V1] = "channel.k8s.io",
+};
+
+/* ---- sessions ---- */
+
+static void session_ended(void *ud)
+{
+	struct session_start *st = ud;
+	struct stream_server *srv = st->srv;
+	MHD_upgrade_action(st->urh, MHD_UPGRADE_ACTION_CLOSE);
+	free(st);
+	pthread_mutex_lock(&srv->lock);
+	if (atomic_fetch_sub(&srv->sessions, 1) == 1)
+		pthread_cond_broadcast(&srv->done);
+	pthread_mutex_unlock(&srv->lock);
+}
+
+static void *session_thread(void *ud)
+{
+	struct session_start *st = ud;
+	struct session *s = st->session;
+	s->on_end = session_ended;
+	s->on_end_ud = st;
+	session_run(s, st->extra, st->n_extra);
+	return NULL;
+}
+
+static void on_upgrade(void *cls, struct MHD_Connection *c, void *req_cls, const char *extra_in,
+		       size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+	(void)cls;
+	(void)c;
+	struct request *rq = req_cls;
+	struct stream_server *srv = rq->srv;
+	struct session *s = TAKE_PTR(rq->session);
+	rq->upgraded = true;
+	struct session_start *st = malloc(sizeof(*st) + extra_in_size);
+	int fd = st && s ? fcntl(sock, F_DUPFD_CLOEXEC, 3) : -1;
+	if (fd < 0) {
+		log_warning("streaming: could not start a session: %m");
+		free(st);
+		if (s) {
+			s->fd = -1;
+			s->on_end = NULL;
+			session_run(s, NULL, 0); /* nothing to do: frees it */
+		}
+		MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+		atomic_fetch_sub(&srv->sessions, 1);
+		return;
+	}
+	s->fd = fd;
+	st->session = s;
+	st->urh = urh;
+	st->srv = srv;
+	st->n_extra = extra_in_size;
+	if (extra_in_size)
+		memcpy(st->extra, extra_in, extra_in_size);
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	pthread_t t;
+	int r = pthread_create(&t, &at, session_thread, st);
+	pthread_attr_destroy(&at);
+	if (r != 0) {
+		log_warning("streaming: could not start a session thread: %s", strerror(r));
+		s->client_gone = true;
+		s->on_end = session_ended;
+		s->on_end_ud = st;
+		session_run(s, NULL, 0);
+	}
+}
+
+/* ---- requests ---- */
+
+struct proto_pick {
+	int best; /* the client's first one we speak; -1 none */
+	bool any; /* the client named one */
+};
+
+static enum MHD_Result pick_protocol(void *cls, enum MHD_ValueKind kind, const char *key,
+				     const char *value)
+{
+	(void)kind;
+	struct proto_pick *pp = cls;
+	if (strcasecmp(key, "X-Stream-Protocol-Version") != 0 || !value)
+		return MHD_YES;
+	/* One value a header, or several separated by commas. */
+	char buf[256];
+	snprintf(buf, sizeof(buf), "%s", value);
+	char *save = NULL;
+	for (char *tok = strtok_r(buf, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		pp->any = true;
+		for (int i = 0; i < (int)ARRAY_SIZE(protocols) && pp->best < 0; i++)
+			if (strcmp(tok, protocols[i]) == 0)
+				pp->best = i;
+	}
+	return MHD_YES;
+}
+
+static enum MHD_Result answer(struct MHD_Connection *c, unsigned int code, const char *text)
+{
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, "Content-Type", "text/plain; charset=utf-8");
+	enum MHD_Result r = MHD_queue_response(c, code, resp);
+	MHD_destroy_response(resp);
+	return r;
+}
+
+static bool header_has(struct MHD_Connection *c, const char *name, const char *word)
+{
+	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+	if (!v)
+		return false;
+	size_t n = strlen(word);
+	for (const char *p = v; *p; p++)
+		if (strncasecmp(p, word, n) == 0 && (p == v || p[-1] == ' ' || p[-1] == ',') &&
+		    (p[n] == '\0' || p[n] == ',' || p[n] == ' '))
+			return true;
+	return false;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **req_cls)
+{
+	(void)version;
+	(void)upload_data;
+	struct stream_server *srv = cls;
+	if (!*req_cls) {
+		struct request *rq = calloc(1, sizeof(*rq));
+		if (!rq)
+			return MHD_NO;
+		rq->srv = srv;
+		*req_cls = rq;
+		return MHD_YES; /* the headers are in; the body (none) next */
+	}
+	struct request *rq = *req_cls;
+	if (*upload_data_size) {
+		*upload_data_size = 0; /* a body is read and dropped */
+		return MHD_YES;
+	}
+	if (strcmp(method, "POST") != 0 && strcmp(method, "GET") != 0)
+		return answer(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and POST\n");
+	if (strncmp(url, "/exec/", 6) != 0)
+		return answer(c, MHD_HTTP_NOT_FOUND, "not found\n");
+	if (!header_has(c, "Connection", "upgrade") || !header_has(c, "Upgrade", "SPDY/3.1"))
+		return answer(c, MHD_HTTP_BAD_REQUEST, "an upgrade to SPDY/3.1 is required\n");
+	if (atomic_fetch_add(&srv->sessions, 1) >= srv->sessions_max) {
+		atomic_fetch_sub(&srv->sessions, 1);
+		return answer(c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many streaming sessions\n");
+	}
+	struct stream_request *req = tokens_take(&srv->tokens, url + 6, STREAM_KIND_EXEC);
+	if (!req) {
+		atomic_fetch_sub(&srv->sessions, 1);
+		return answer(c, MHD_HTTP_NOT_FOUND, "unknown or expired token\n");
+	}
+	struct proto_pick pp = { .best = -1 };
+	MHD_get_connection_values(c, MHD_HEADER_KIND, pick_protocol, &pp);
+	if (pp.any && pp.best < 0) {
+		stream_request_free(req);
+		atomic_fetch_sub(&srv->sessions, 1);
+		return answer(c, MHD_HTTP_FORBIDDEN,
+			      "no common X-Stream-Protocol-Version: v4.channel.k8s.io, "
+			      "v3.channel.k8s.io, v2.channel.k8s.io, channel.k8s.io\n");
+	}
+	struct session *s = calloc(1, sizeof(*s));
+	if (!s || spdy_transport_init(s) < 0 || exec_backend_init(s) < 0) {
+		if (s) {
+			s->req = req;
+			s->fd = -1;
+			session_run(s, NULL, 0); /* frees */
+		} else {
+			stream_request_free(req);
+		}
+		atomic_fetch_sub(&srv->sessions, 1);
+		return answer(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+	}
+	s->fd = -1;
+	s->req = req;
+	s->proto = pp.best < 0 ? PROTO_V1 : (enum stream_proto)pp.best;
+	s->idle_ms = srv->idle_ms;
+	s->monitors = srv->monitors;
+	s->exec_helper = srv->exec_helper;
+	rq->session = s;
+	struct MHD_Response *resp = MHD_create_response_for_upgrade(on_upgrade, srv);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "SPDY/3.1");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "Upgrade");
+	if (pp.best >= 0)
+		MHD_add_response_header(resp, "X-Stream-Protocol-Version", protocols[pp.best]);
+	enum MHD_Result r = MHD_queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+	MHD_destroy_response(resp);
+	return r;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	(void)c;
+	(void)toe;
+	struct stream_server *srv = cls;
+	struct request *rq = *req_cls;
+	if (!rq)
+		return;
+	if (rq->session) {
+		/* Answered 101 but never upgraded: the session never ran. */
+		struct session *s = TAKE_PTR(rq->session);
+		s->fd = -1;
+		session_run(s, NULL, 0);
+		atomic_fetch_sub(&srv->sessions, 1);
+	}
+	free(rq);
+	*req_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) _printf_(2, 0);
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	char buf[512];
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	buf[strcspn(buf, "\n")] = '\0';
+	log_info("streaming: http: %s", buf);
+}
+
+/* ---- open ---- */
+
+static int config_of(const struct cric_config *cfg, struct stream_server *srv, struct cric_err *err)
+{
+	const json_t *sec = json_object_get(cfg->doc, "monitord");
+	const json_t *addr = json_object_get(sec, "stream_address");
+	const json_t *port = json_object_get(sec, "stream_port");
+	const json_t *idle = json_object_get(sec, "stream_idle_timeout_s");
+	const json_t *max = json_object_get(sec, "stream_sessions_max");
+	const char *a = "127.0.0.1";
+	if (addr) {
+		if (!json_is_string(addr))
+			return config_bad_key(cfg, "monitord", "stream_address", "an IP address",
+					      err);
+		a = json_string_value(addr);
+	}
+	struct in6_addr tmp;
+	if (inet_pton(AF_INET, a, &tmp) == 1)
+		srv->v6 = false;
+	else if (inet_pton(AF_INET6, a, &tmp) == 1)
+		srv->v6 = true;
+	else
+		return config_bad_key(cfg, "monitord", "stream_address", "an IP address", err);
+	snprintf(srv->address, sizeof(srv->address), "%s", a);
+	if (port && (!json_is_integer(port) || json_integer_value(port) < 0 ||
+		     json_integer_value(port) > 65535))
+		return config_bad_key(cfg, "monitord", "stream_port", "a port (0: ephemeral)", err);
+	srv->port = port ? (uint16_t)json_integer_value(port) : 0;
+	if (idle && (!json_is_integer(idle) || json_integer_value(idle) < 0 ||
+		     json_integer_value(idle) > 365LL * 86400))
+		return config_bad_key(cfg, "monitord", "stream_idle_timeout_s", "seconds (0: none)",
+				      err);
+	srv->idle_ms = (idle ? json_integer_value(idle) : IDLE_DEFAULT_S) * 1000;
+	if (max && (!json_is_integer(max) || json_integer_value(max) < 1 ||
+		    json_integer_value(max) > 4096))
+		return config_bad_key(cfg, "monitord", "stream_sessions_max", "1 to 4096", err);
+	srv->sessions_max = max ? (size_t)json_integer_value(max) : SESSIONS_MAX_DEF;
+	return 0;
+}
+
+int stream_server_open(const struct cric_config *cfg, struct monitors *m, const char *exec_helper,
+		       struct stream_server **ret, struct cric_err *err)
+{
+	struct stream_server *srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return -ENOMEM;
+	pthread_mutex_init(&srv->lock, NULL);
+	pthread_cond_init(&srv->done, NULL);
+	srv->monitors = m;
+	int r = config_of(cfg, srv, err);
+	if (r == 0 && !(srv->exec_helper = strdup(exec_helper)))
+		r = -ENOMEM;
+	if (r == 0)
+		r = tokens_init(&srv->tokens, TOKENS_MAX_DEF, TOKENS_TTL_MS);
+	if (r < 0) {
+		stream_server_free(srv);
+		return r;
+	}
+	struct sockaddr_in sa4 = { .sin_family = AF_INET, .sin_port = htons(srv->port) };
+	struct sockaddr_in6 sa6 = { .sin6_family = AF_INET6, .sin6_port = htons(srv->port) };
+	inet_pton(AF_INET, srv->address, &sa4.sin_addr);
+	inet_pton(AF_INET6, srv->address, &sa6.sin6_addr);
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_UPGRADE |
+			     MHD_USE_ERROR_LOG | (srv->v6 ? MHD_USE_IPv6 : 0);
+	srv->mhd = MHD_start_daemon(
+	    flags, srv->port, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR,
+	    srv->v6 ? (struct sockaddr *)&sa6 : (struct sockaddr *)&sa4,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)srv->sessions_max,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)REQUEST_TIMEOUT_S,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADERS_MAX, MHD_OPTION_NOTIFY_COMPLETED,
+	    on_completed, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+	if (!srv->mhd) {
+		r = err_set(err, -EADDRNOTAVAIL, "streaming server: cannot listen on %s port %u",
+			    srv->address, (unsigned)srv->port);
+		stream_server_free(srv);
+		return r;
+	}
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	if (di)
+		srv->port = di->port;
+	log_info("streaming server on %s port %u", srv->address, (unsigned)srv->port);
+	*ret = srv;
+	return 0;
+}
+
+void stream_server_free(struct stream_server *srv)
+{
+	if (!srv)
+		return;
+	if (atomic_load(&srv->sessions) > 0) {
+		/* monitord is going away and its sessions with it (their
+		 * helpers see their report pipes close and kill the execs):
+		 * the server stays for them until the process ends. */
+		log_info("streaming: %zu sessions still running at exit",
+			 (size_t)atomic_load(&srv->sessions));
+		return;
+	}
+	if (srv->mhd)
+		MHD_stop_daemon(srv->mhd);
+	tokens_done(&srv->tokens);
+	free(srv->exec_helper);
+	free(srv);
+}
+
+uint16_t stream_server_port(const struct stream_server *srv)
+{
+	return srv->port;
+}
+
+int stream_server_url(struct stream_server *srv, struct stream_request *req, char **url,
+		      struct cric_err *err)
+{
+	char token[TOKEN_LEN + 1];
+	const char *kind = req->kind == STREAM_KIND_EXEC     ? "exec"
+			   : req->kind == STREAM_KIND_ATTACH ? "attach"
+							     : "portforward";
+	int r = tokens_put(&srv->tokens, req, token);
+	if (r < 0)
+		stream_request_free(req);
+	if (r == -EAGAIN)
+		return err_set(err, -EAGAIN,
+			       "too many streaming requests outstanding, retry later");
+	if (r < 0)
+		return err_set(err, r, "make a token: %s", strerror(-r));
+	if (asprintf(url, srv->v6 ? "http://[%s]:%u/%s/%s" : "http://%s:%u/%s/%s", srv->address,
+		     (unsigned)srv->port, kind, token) < 0)
+		return -ENOMEM; /* the token stays until it expires */
+	return 0;
+}

@@ -1,0 +1,42 @@
+/* The streaming server: an HTTP/1.1 server (libmicrohttpd, its own polling
+ * thread) at the configured address that takes the URLs Exec (later
+ * Attach, PortForward) hand out, upgrades the connection and runs a
+ * session (session.h) on a thread of its own.
+ *
+ *   POST or GET /exec/<token>   Upgrade: SPDY/3.1 (WebSocket: later)
+ *   X-Stream-Protocol-Version: v4.channel.k8s.io, v3..., v2..., channel.k8s.io
+ *
+ * Answers: 101 with the protocol chosen (the client's first we speak), 404
+ * for an unknown, used or expired token, 403 when no protocol is common
+ * (the token is used), 400 without an upgrade to SPDY/3.1, 503 when
+ * sessions_max sessions run, 405 for other methods.
+ *
+ * Config, section "monitord":
+ *   "stream_address": "127.0.0.1"     an IPv4 or IPv6 address
+ *   "stream_port": 0                  0: ephemeral (the URL has the port)
+ *   "stream_idle_timeout_s": 14400    a session without a byte either way
+ *                                     ends (0: never), the kubelet's 4 h
+ *   "stream_sessions_max": 128        connections, upgraded or not
+ * Limits on the HTTP part: request headers within 16 KiB, 30 s to send
+ * the request. */
+#pragma once
+
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/error.h"
+#include "tokens.h"
+
+struct monitors;
+struct stream_server;
+
+int stream_server_open(const struct cric_config *cfg, struct monitors *m, const char *exec_helper,
+		       struct stream_server **ret, struct cric_err *err);
+/* Stops the HTTP server; running sessions are stopped first. Accepts NULL. */
+void stream_server_free(struct stream_server *srv);
+
+/* Keep req (taken, whatever the outcome) under a new token and answer the URL
+ * (malloc'd) the client connects to. */
+int stream_server_url(struct stream_server *srv, struct stream_request *req, char **url,
+		      struct cric_err *err);
+uint16_t stream_server_port(const struct stream_server *srv);
