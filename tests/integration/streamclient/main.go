@@ -1,0 +1,200 @@
+// streamclient: a remotecommand (exec) client over SPDY/3.1, written for
+// cric's tests on Debian's docker/spdystream alone (Debian packages no
+// Kubernetes client library). It speaks what client-go's remotecommand
+// speaks: an HTTP/1.1 upgrade to SPDY/3.1 with X-Stream-Protocol-Version,
+// then one stream per streamType (error first; stdin, stdout, stderr,
+// resize as asked), stdin copied from our stdin, stdout and stderr to ours,
+// and the status read from the error stream (v4: a metav1.Status as JSON).
+//
+// Output: the command's stdout and stderr on ours; the last line on stderr
+// is "STATUS <the error stream's text>". Exit status: the command's (from
+// the v4 status), 0 on Success, 100 for a protocol error, 101 when the
+// server refused (non-101 answer: its code is printed as "HTTP <code>").
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/spdystream"
+)
+
+type bufConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func fail(code int, format string, a ...interface{}) {
+	fmt.Fprintf(os.Stderr, format+"\n", a...)
+	os.Exit(code)
+}
+
+type status struct {
+	Status  string `json:"status"`
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+	Details *struct {
+		Causes []struct {
+			Reason  string `json:"reason"`
+			Message string `json:"message"`
+		} `json:"causes"`
+	} `json:"details"`
+}
+
+func main() {
+	rawURL := flag.String("url", "", "the URL Exec answered")
+	stdin := flag.Bool("stdin", false, "send our stdin")
+	stdout := flag.Bool("stdout", true, "receive stdout")
+	stderr := flag.Bool("stderr", false, "receive stderr")
+	tty := flag.Bool("tty", false, "open a resize stream")
+	sizes := flag.String("resize", "", "WxH[,WxH...]: resize messages sent at the start")
+	protos := flag.String("protocols", "v4.channel.k8s.io,v3.channel.k8s.io,v2.channel.k8s.io,channel.k8s.io", "offered, in order")
+	garbage := flag.Bool("garbage", false, "after the upgrade, send garbage and wait for the close")
+	hangup := flag.String("hangup-after", "", "close the connection once stdout has shown this text")
+	flag.Parse()
+
+	u, err := url.Parse(*rawURL)
+	if err != nil {
+		fail(100, "url: %v", err)
+	}
+	conn, err := net.DialTimeout("tcp", u.Host, 10*time.Second)
+	if err != nil {
+		fail(100, "dial: %v", err)
+	}
+	req := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n", u.RequestURI(), u.Host)
+	for _, p := range strings.Split(*protos, ",") {
+		if p != "" {
+			req += "X-Stream-Protocol-Version: " + p + "\r\n"
+		}
+	}
+	req += "Content-Length: 0\r\n\r\n"
+	if _, err := conn.Write([]byte(req)); err != nil {
+		fail(100, "write: %v", err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		fail(100, "response: %v", err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		fmt.Fprintf(os.Stderr, "HTTP %d %s\n", resp.StatusCode, strings.TrimSpace(string(body)))
+		os.Exit(101)
+	}
+	fmt.Fprintf(os.Stderr, "PROTOCOL %s\n", resp.Header.Get("X-Stream-Protocol-Version"))
+	bc := &bufConn{Conn: conn, r: br}
+	if *garbage {
+		conn.Write([]byte("\x80\x03\x00\x01\xff\xff\xff\xffthis is not spdy at all"))
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err := io.Copy(io.Discard, bc)
+		if err != nil {
+			fail(100, "not closed: %v", err)
+		}
+		fmt.Fprintf(os.Stderr, "CLOSED\n")
+		os.Exit(0)
+	}
+	sc, err := spdystream.NewConnection(bc, false)
+	if err != nil {
+		fail(100, "spdy: %v", err)
+	}
+	go sc.Serve(spdystream.NoOpStreamHandler)
+
+	open := func(t string) *spdystream.Stream {
+		h := http.Header{}
+		h.Set("streamType", t)
+		s, err := sc.CreateStream(h, nil, false)
+		if err != nil {
+			fail(100, "create %s: %v", t, err)
+		}
+		if err := s.WaitTimeout(30 * time.Second); err != nil {
+			fail(100, "reply to %s: %v", t, err)
+		}
+		return s
+	}
+	errStream := open("error")
+	errStream.Close() // we never write on it
+	var wg sync.WaitGroup
+	if *stdin {
+		s := open("stdin")
+		go func() {
+			io.Copy(s, os.Stdin)
+			s.Close()
+		}()
+	}
+	copyOut := func(s *spdystream.Stream, w io.Writer, watch bool) {
+		defer wg.Done()
+		if !watch || *hangup == "" {
+			io.Copy(w, s)
+			return
+		}
+		buf := make([]byte, 4096)
+		seen := ""
+		for {
+			n, err := s.Read(buf)
+			w.Write(buf[:n])
+			seen += string(buf[:n])
+			if strings.Contains(seen, *hangup) {
+				conn.Close()
+				fmt.Fprintf(os.Stderr, "HUNG UP\n")
+				os.Exit(0)
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+	if *stdout {
+		wg.Add(1)
+		go copyOut(open("stdout"), os.Stdout, true)
+	}
+	if *stderr {
+		wg.Add(1)
+		go copyOut(open("stderr"), os.Stderr, false)
+	}
+	if *tty {
+		s := open("resize")
+		for _, sz := range strings.Split(*sizes, ",") {
+			var w, h int
+			if _, err := fmt.Sscanf(sz, "%dx%d", &w, &h); err == nil {
+				b, _ := json.Marshal(map[string]int{"Width": w, "Height": h})
+				s.Write(b)
+			}
+		}
+	}
+	msg, _ := io.ReadAll(errStream)
+	wg.Wait()
+	fmt.Fprintf(os.Stderr, "STATUS %s\n", string(msg))
+	sc.Close()
+	if len(msg) == 0 {
+		os.Exit(0)
+	}
+	var st status
+	if err := json.Unmarshal(msg, &st); err != nil {
+		os.Exit(1) // v1-v3: the text of an error
+	}
+	if st.Status == "Success" {
+		os.Exit(0)
+	}
+	if st.Reason == "NonZeroExitCode" && st.Details != nil {
+		for _, c := range st.Details.Causes {
+			if c.Reason == "ExitCode" {
+				var code int
+				fmt.Sscanf(c.Message, "%d", &code)
+				os.Exit(code)
+			}
+		}
+	}
+	os.Exit(1)
+}

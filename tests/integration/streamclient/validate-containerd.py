@@ -1,0 +1,112 @@
+#!/usr/bin/python3
+"""Check the test client (streamclient) against Debian's containerd 1.6
+streaming server, the reference the issue names, so that a bug in our
+client is not mistaken for one in cric. Not part of the suite (it needs
+containerd: deploy/install-deps --bench); run it after changing the client:
+
+    flock /tmp/cric-net.lock tests/integration/streamclient/validate-containerd.py
+
+It starts containerd with its CRI plugin (as tests/bench/bench.py does: a
+loopback registry with busybox and a pause image made from cric-pause), runs
+a host-network pod with a busybox container, and runs the same exec cases
+test_stream_exec.py runs against cric. Prints one line per case; exits 1
+when one fails.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "bench"))
+
+from bench import Containerd, pod_config  # noqa: E402
+from conftest import BIN, api  # noqa: E402
+import imageutil as iu  # noqa: E402
+
+
+def build_client(out):
+    env = dict(os.environ, GOPATH="/usr/share/gocode", GO111MODULE="off",
+               GOCACHE=os.path.join(out, "cache"), GOFLAGS="")
+    subprocess.run(["go", "build", "-o", os.path.join(out, "streamclient"), "."], cwd=HERE,
+                   env=env, check=True)
+    return os.path.join(out, "streamclient")
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="cv-", dir="/tmp")
+    client = build_client(tmp)
+    reg = iu.Registry(os.path.join(tmp, "registry")).start()
+    ctd = None
+    failed = 0
+    try:
+        with open(os.path.join(BIN, "cric-pause"), "rb") as f:
+            pause = iu.Layer(iu.tar_layer([("pause", "f", f.read(), {"mode": 0o755})]))
+        reg.push_image("v/pause", "1", [pause],
+                       config_extra={"config": {"Entrypoint": ["/pause"], "User": "65535"}})
+        reg.push_image("v/busybox", "1", [iu.Layer(iu.busybox_layer(("echo", "cat", "sleep", "stty")))])
+        ctd = Containerd(tmp, reg, f"{reg.host}/v/pause:1")
+        cri = ctd.cri
+        image = f"{reg.host}/v/busybox:1"
+        cri.call("PullImage", api.PullImageRequest(image=api.ImageSpec(image=image)),
+                 api.PullImageResponse, timeout=120)
+        cfg = pod_config("validate")
+        cfg.linux.security_context.namespace_options.network = api.NODE
+        cfg.hostname = ""  # a host-network pod keeps the host's
+        pod = cri.call("RunPodSandbox", api.RunPodSandboxRequest(config=cfg),
+                       api.RunPodSandboxResponse, timeout=120).pod_sandbox_id
+        cc = api.ContainerConfig(metadata=api.ContainerMetadata(name="c"),
+                                 image=api.ImageSpec(image=image),
+                                 command=["/bin/sh", "-c", "while :; do sleep 1; done"],
+                                 log_path="c.log")
+        cid = cri.call("CreateContainer", api.CreateContainerRequest(
+            pod_sandbox_id=pod, config=cc, sandbox_config=cfg), api.CreateContainerResponse,
+            timeout=60).container_id
+        cri.call("StartContainer", api.StartContainerRequest(container_id=cid), timeout=60)
+
+        def case(name, cmd, args, want_rc, want_out=None, stdin=None, want_err=None, **kw):
+            nonlocal failed
+            url = cri.call("Exec", api.ExecRequest(container_id=cid, cmd=cmd, **kw),
+                           api.ExecResponse).url
+            r = subprocess.run([client, "-url", url, *args], input=stdin, capture_output=True,
+                               timeout=60)
+            err = r.stderr.decode(errors="replace")
+            ok = r.returncode == want_rc and (want_out is None or want_out in r.stdout) and \
+                (want_err is None or want_err in err)
+            failed += not ok
+            print(f"{'ok  ' if ok else 'FAIL'} {name}: rc {r.returncode} "
+                  f"out {r.stdout[:80]!r} {err.strip().splitlines()[-1:]}")
+
+        case("echo", ["echo", "hello"], [], 0, b"hello\n", stdout=True,
+             want_err='STATUS {"metadata":{},"status":"Success"}')
+        data = os.urandom(300 * 1024)
+        url = cri.call("Exec", api.ExecRequest(container_id=cid, cmd=["cat"], stdin=True,
+                                               stdout=True), api.ExecResponse).url
+        r = subprocess.run([client, "-url", url, "-stdin"], input=data, capture_output=True,
+                           timeout=60)
+        ok = r.returncode == 0 and r.stdout == data
+        failed += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} cat 300 KiB: rc {r.returncode} "
+              f"{len(r.stdout)} bytes back")
+        case("exit 7", ["sh", "-c", "echo out; echo err >&2; exit 7"], ["-stderr"], 7,
+             b"out\n", stdout=True, stderr=True,
+             want_err='"reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode",'
+                      '"message":"7"}]}')
+        case("tty resize", ["sh", "-c", "sleep 0.5; stty size; echo TERM=$TERM"],
+             ["-tty", "-resize", "100x40"], 0, b"40 100", stdout=True, tty=True)
+        case("v2", ["sh", "-c", "exit 3"], ["-protocols", "v2.channel.k8s.io"], 1, None,
+             stdout=True, want_err="PROTOCOL v2.channel.k8s.io")
+        case("no common protocol", ["true"], ["-protocols", "v9.channel.k8s.io"], 101, None,
+             stdout=True, want_err="HTTP 403")
+    finally:
+        if ctd:
+            ctd.stop()
+        reg.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
