@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/capability.h>
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -12,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -37,6 +40,13 @@ struct stream_server {
 	atomic_size_t sessions;
 	pthread_mutex_t lock; /* with done: sessions reaching 0 */
 	pthread_cond_t done;
+	/* The launcher: starts the session threads (the HTTP thread has no
+	 * capabilities to hand down to them). */
+	pthread_t launcher;
+	bool launcher_started, stopping;
+	pthread_mutex_t qlock;
+	pthread_cond_t qcond;
+	struct session_start *queue;
 };
 
 /* Per request (MHD's req_cls). */
@@ -47,6 +57,7 @@ struct request {
 };
 
 struct session_start {
+	struct session_start *next;
 	struct session *session;
 	struct MHD_UpgradeResponseHandle *urh;
 	struct stream_server *srv;
@@ -115,6 +126,17 @@ static void on_upgrade(void *cls, struct MHD_Connection *c, void *req_cls, const
 	st->n_extra = extra_in_size;
 	if (extra_in_size)
 		memcpy(st->extra, extra_in, extra_in_size);
+	pthread_mutex_lock(&srv->qlock);
+	st->next = srv->queue;
+	srv->queue = st;
+	pthread_cond_signal(&srv->qcond);
+	pthread_mutex_unlock(&srv->qlock);
+}
+
+/* Start a session's thread (on the launcher, which has monitord's
+ * privileges: the session runs the runtime). */
+static void launch(struct session_start *st)
+{
 	pthread_attr_t at;
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
@@ -122,12 +144,32 @@ static void on_upgrade(void *cls, struct MHD_Connection *c, void *req_cls, const
 	int r = pthread_create(&t, &at, session_thread, st);
 	pthread_attr_destroy(&at);
 	if (r != 0) {
+		struct session *s = st->session;
 		log_warning("streaming: could not start a session thread: %s", strerror(r));
 		s->client_gone = true;
 		s->on_end = session_ended;
 		s->on_end_ud = st;
 		session_run(s, NULL, 0);
 	}
+}
+
+static void *launcher_thread(void *ud)
+{
+	struct stream_server *srv = ud;
+	pthread_mutex_lock(&srv->qlock);
+	for (;;) {
+		while (!srv->queue && !srv->stopping)
+			pthread_cond_wait(&srv->qcond, &srv->qlock);
+		if (!srv->queue)
+			break;
+		struct session_start *st = srv->queue;
+		srv->queue = st->next;
+		pthread_mutex_unlock(&srv->qlock);
+		launch(st);
+		pthread_mutex_lock(&srv->qlock);
+	}
+	pthread_mutex_unlock(&srv->qlock);
+	return NULL;
 }
 
 /* ---- requests ---- */
@@ -327,6 +369,64 @@ static int config_of(const struct cric_config *cfg, struct stream_server *srv, s
 	return 0;
 }
 
+/* The listening socket, bound here (with monitord's privileges: a port
+ * below 1024 needs them). */
+static int listen_on(struct stream_server *srv)
+{
+	struct sockaddr_in sa4 = { .sin_family = AF_INET, .sin_port = htons(srv->port) };
+	struct sockaddr_in6 sa6 = { .sin6_family = AF_INET6, .sin6_port = htons(srv->port) };
+	inet_pton(AF_INET, srv->address, &sa4.sin_addr);
+	inet_pton(AF_INET6, srv->address, &sa6.sin6_addr);
+	int fd = socket(srv->v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (srv->v6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, srv->v6 ? (struct sockaddr *)&sa6 : (struct sockaddr *)&sa4,
+		 srv->v6 ? sizeof(sa6) : sizeof(sa4)) < 0 ||
+	    listen(fd, 128) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+struct mhd_start {
+	struct stream_server *srv;
+	int fd;
+	int r;
+};
+
+/* Drop every capability of the calling thread (capabilities are per
+ * thread; threads it makes inherit its sets). */
+static int drop_thread_caps(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct d[2];
+	memset(d, 0, sizeof(d));
+	return syscall(SYS_capset, &h, d) < 0 ? -errno : 0;
+}
+
+static void *start_capless(void *ud)
+{
+	struct mhd_start *st = ud;
+	struct stream_server *srv = st->srv;
+	if ((st->r = drop_thread_caps()) < 0)
+		return NULL;
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_UPGRADE |
+			     MHD_USE_ERROR_LOG | (srv->v6 ? MHD_USE_IPv6 : 0);
+	srv->mhd = MHD_start_daemon(
+	    flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	    MHD_OPTION_LISTEN_SOCKET, st->fd, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned int)srv->sessions_max, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned int)REQUEST_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)HEADERS_MAX, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
+	return NULL;
+}
+
 int stream_server_open(const struct cric_config *cfg, struct monitors *m, const char *exec_helper,
 		       struct stream_server **ret, struct cric_err *err)
 {
@@ -335,6 +435,8 @@ int stream_server_open(const struct cric_config *cfg, struct monitors *m, const 
 		return -ENOMEM;
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_cond_init(&srv->done, NULL);
+	pthread_mutex_init(&srv->qlock, NULL);
+	pthread_cond_init(&srv->qcond, NULL);
 	srv->monitors = m;
 	int r = config_of(cfg, srv, err);
 	if (r == 0 && !(srv->exec_helper = strdup(exec_helper)))
@@ -345,22 +447,34 @@ int stream_server_open(const struct cric_config *cfg, struct monitors *m, const 
 		stream_server_free(srv);
 		return r;
 	}
-	struct sockaddr_in sa4 = { .sin_family = AF_INET, .sin_port = htons(srv->port) };
-	struct sockaddr_in6 sa6 = { .sin6_family = AF_INET6, .sin6_port = htons(srv->port) };
-	inet_pton(AF_INET, srv->address, &sa4.sin_addr);
-	inet_pton(AF_INET6, srv->address, &sa6.sin6_addr);
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_UPGRADE |
-			     MHD_USE_ERROR_LOG | (srv->v6 ? MHD_USE_IPv6 : 0);
-	srv->mhd = MHD_start_daemon(
-	    flags, srv->port, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR,
-	    srv->v6 ? (struct sockaddr *)&sa6 : (struct sockaddr *)&sa4,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)srv->sessions_max,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)REQUEST_TIMEOUT_S,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADERS_MAX, MHD_OPTION_NOTIFY_COMPLETED,
-	    on_completed, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+	int fd = listen_on(srv);
+	if (fd < 0) {
+		r = err_set(err, fd, "streaming server: cannot listen on %s port %u: %s",
+			    srv->address, (unsigned)srv->port, strerror(-fd));
+		stream_server_free(srv);
+		return r;
+	}
+	if ((r = pthread_create(&srv->launcher, NULL, launcher_thread, srv)) != 0) {
+		close(fd);
+		stream_server_free(srv);
+		return err_set(err, -r, "streaming server: start a thread: %s", strerror(r));
+	}
+	srv->launcher_started = true;
+	/* MHD's thread is made by a thread of no capabilities, which it
+	 * keeps: the HTTP parsing holds none of monitord's. */
+	struct mhd_start start = { .srv = srv, .fd = fd };
+	pthread_t t;
+	if ((r = pthread_create(&t, NULL, start_capless, &start)) != 0) {
+		close(fd);
+		stream_server_free(srv);
+		return err_set(err, -r, "streaming server: start a thread: %s", strerror(r));
+	}
+	pthread_join(t, NULL);
 	if (!srv->mhd) {
-		r = err_set(err, -EADDRNOTAVAIL, "streaming server: cannot listen on %s port %u",
-			    srv->address, (unsigned)srv->port);
+		close(fd);
+		r = err_set(err, start.r < 0 ? start.r : -EIO, "streaming server: %s",
+			    start.r < 0 ? "could not drop capabilities for the HTTP thread"
+					: "libmicrohttpd did not start");
 		stream_server_free(srv);
 		return r;
 	}
@@ -386,6 +500,13 @@ void stream_server_free(struct stream_server *srv)
 	}
 	if (srv->mhd)
 		MHD_stop_daemon(srv->mhd);
+	if (srv->launcher_started) {
+		pthread_mutex_lock(&srv->qlock);
+		srv->stopping = true;
+		pthread_cond_signal(&srv->qcond);
+		pthread_mutex_unlock(&srv->qlock);
+		pthread_join(srv->launcher, NULL);
+	}
 	tokens_done(&srv->tokens);
 	free(srv->exec_helper);
 	free(srv);

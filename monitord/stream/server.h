@@ -18,7 +18,14 @@
  *                                     ends (0: never), the kubelet's 4 h
  *   "stream_sessions_max": 128        connections, upgraded or not
  * Limits on the HTTP part: request headers within 16 KiB, 30 s to send
- * the request. */
+ * the request.
+ *
+ * Privileges: the listening socket is bound with monitord's; libmicrohttpd's
+ * thread (all the HTTP parsing, the upgrade) is made by a thread that
+ * dropped every capability (capabilities are per thread) and holds none;
+ * it hands each upgraded connection to a launcher thread, which starts the
+ * session's thread with monitord's privileges (a session runs the runtime:
+ * runc exec needs them; its SPDY parsing runs with them too, for now). */
 #pragma once
 
 #include <stdint.h>

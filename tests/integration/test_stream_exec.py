@@ -197,3 +197,17 @@ def test_garbage_closes_that_connection_only(env, client):
     # and the server still serves
     rc, out, err = run(client, exec_url(env, cid, ["echo", "again"]))
     assert (rc, out) == (0, b"again\n"), err
+
+
+def test_http_thread_holds_no_capability(env):
+    """The HTTP server's thread (libmicrohttpd's) runs with no capability
+    (monitord's other threads keep theirs: they run the runtime)."""
+    pid = env.suite.pid("monitord")
+    threads = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/status") as f:
+            st = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+        threads[tid] = (st["Name"], int(st["CapEff"], 16), int(st["CapPrm"], 16))
+    http = [t for t in threads.values() if t[0].startswith("MHD")]
+    assert http and all(eff == 0 and prm == 0 for _, eff, prm in http), threads
+    assert any(eff != 0 for _, eff, _ in threads.values()), threads
