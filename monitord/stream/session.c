@@ -179,21 +179,24 @@ static void finish(struct session *s, int exit_code, const char *failure)
 
 /* ---- the loop ---- */
 
-/* Write what the transport has queued; <0 when the connection broke. */
+/* Write what the transport has queued: 1 if something was written, 0 if
+ * not, <0 when the connection broke. */
 static int flush(struct session *s)
 {
+	int wrote = 0;
 	for (;;) {
 		const uint8_t *p;
 		size_t n;
 		s->tr->pending(s, &p, &n);
 		if (n == 0)
-			return 0;
+			return wrote;
 		ssize_t k = send(s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0)
-			return errno == EAGAIN ? 0 : -errno;
+			return errno == EAGAIN ? wrote : -errno;
 		s->tr->written(s, (size_t)k);
+		wrote = 1;
 	}
 }
 
@@ -263,6 +266,8 @@ void session_run(struct session *s, const uint8_t *extra, size_t n_extra)
 			finish(s, code, NULL);
 		if ((r = flush(s)) < 0)
 			break;
+		if (r > 0)
+			last = mono_ms();
 		if (s->finished && pending_len(s) == 0) {
 			if (!linger_until) {
 				shutdown(s->fd, SHUT_WR);
@@ -325,15 +330,12 @@ void session_run(struct session *s, const uint8_t *extra, size_t n_extra)
 				}
 			}
 		}
-		if (pfd[0].revents & POLLOUT)
-			last = mono_ms();
 		if (nb > 0 && !s->client_gone && !s->finished) {
 			if ((r = s->be->on_poll(s, pfd + 1, nb)) < 0) {
 				char msg[160];
 				snprintf(msg, sizeof(msg), "the command failed: %s", strerror(-r));
 				finish(s, 0, msg);
 			}
-			last = mono_ms();
 		}
 	}
 	if (s->started && !s->finished)

@@ -23,7 +23,7 @@ import grpc
 import pytest
 
 from conftest import REPO, api, wait_for
-from test_execsync import INIT, left_in_cgroup, running
+from test_execsync import INIT, configure, left_in_cgroup, running
 from test_monitor import Env, missing, skip_unless_ready  # noqa: F401
 
 pytestmark = skip_unless_ready(missing, "real runc bundles")
@@ -211,3 +211,20 @@ def test_http_thread_holds_no_capability(env):
     http = [t for t in threads.values() if t[0].startswith("MHD")]
     assert http and all(eff == 0 and prm == 0 for _, eff, prm in http), threads
     assert any(eff != 0 for _, eff, _ in threads.values()), threads
+
+
+def test_idle_session_ends(env, client):
+    """A session with no byte either way for stream_idle_timeout_s ends, and
+    its exec with it."""
+    configure(env.suite, stream_idle_timeout_s=1)
+    cid, init = running(env)
+    url = exec_url(env, cid, ["sh", "-c", "cat; sleep 300"], stdin=True)
+    r = subprocess.Popen([client, "-url", url, "-stdin"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _, err = r.communicate(timeout=60)  # our stdin stays open: only the idle end ends it
+    finally:
+        r.kill()
+    assert "STATUS" in err.decode(), err
+    wait_for(lambda: not left_in_cgroup(env, cid, init), timeout=15,
+             what="the idle session's exec killed")
