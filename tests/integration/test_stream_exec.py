@@ -9,8 +9,11 @@ What is checked: Exec's answers (URL shape, errors), echo, cat echoing
 stdin, `exit 7` as NonZeroExitCode 7 in the v4 status, a tty seeing its
 resize (`stty size`), protocol negotiation (v4 first, v2 text status, none
 in common: 403), tokens single-use and refused when unknown, 20 sessions at
-once, a client hanging up mid-exec leaving no process in the container's
-cgroup, garbage frames closing that connection only.
+once, a client hanging up mid-exec (pipes, tty) leaving no process in the
+container's cgroup, garbage frames closing that connection only, the HTTP
+thread without capabilities, an idle session ended, monitord kill -9 during
+a session (the exec killed, the container unharmed, a new session after the
+restart).
 """
 import json
 import os
@@ -22,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 
-from conftest import REPO, api, wait_for
+from conftest import REPO, api, pid_running, wait_for
 from test_execsync import INIT, configure, left_in_cgroup, running
 from test_monitor import Env, missing, skip_unless_ready  # noqa: F401
 
@@ -228,3 +231,26 @@ def test_idle_session_ends(env, client):
     assert "STATUS" in err.decode(), err
     wait_for(lambda: not left_in_cgroup(env, cid, init), timeout=15,
              what="the idle session's exec killed")
+
+
+def test_monitord_killed_mid_session(env, client):
+    """kill -9 of monitord during a session: the client's connection ends,
+    the exec is killed by its helper, the container runs on, and the
+    restarted monitord serves a new session."""
+    cid, init = running(env)
+    url = exec_url(env, cid, ["sh", "-c", "echo started; sleep 3001"])
+    p = subprocess.Popen([client, "-url", url], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert p.stdout.readline() == b"started\n"
+        env.suite.kill("monitord")
+        p.communicate(timeout=30)  # the connection ends with monitord
+    finally:
+        p.kill()
+    wait_for(lambda: left_in_cgroup(env, cid, init) == [], timeout=15,
+             what="the exec killed by its helper")
+    assert pid_running(init)  # the container runs on
+    env.suite.up()
+    st = env.status(cid)
+    assert st["monitor_alive"] and not st.get("exited"), st
+    rc, out, err = run(client, exec_url(env, cid, ["echo", "back"]))
+    assert (rc, out) == (0, b"back\n"), err
