@@ -45,8 +45,18 @@ struct stream_server {
 	pthread_t launcher;
 	bool launcher_started, stopping;
 	pthread_mutex_t qlock;
-	pthread_cond_t qcond;
+	pthread_cond_t qcond, qdone;
 	struct session_start *queue;
+	struct priv_call *calls;
+};
+
+/* A call a session thread has the launcher make for it. */
+struct priv_call {
+	struct priv_call *next;
+	int (*fn)(void *);
+	void *arg;
+	int r;
+	bool done;
 };
 
 /* Per request (MHD's req_cls). */
@@ -86,12 +96,41 @@ static void session_ended(void *ud)
 	pthread_mutex_unlock(&srv->lock);
 }
 
+static int drop_thread_caps(void);
+
+/* Run fn(arg) on the launcher, with monitord's privileges; a session
+ * thread (which has none) waits for it. */
+static int run_privileged(void *ctx, int (*fn)(void *), void *arg)
+{
+	struct stream_server *srv = ctx;
+	struct priv_call c = { .fn = fn, .arg = arg };
+	pthread_mutex_lock(&srv->qlock);
+	c.next = srv->calls;
+	srv->calls = &c;
+	pthread_cond_signal(&srv->qcond);
+	while (!c.done)
+		pthread_cond_wait(&srv->qdone, &srv->qlock);
+	pthread_mutex_unlock(&srv->qlock);
+	return c.r;
+}
+
 static void *session_thread(void *ud)
 {
 	struct session_start *st = ud;
 	struct session *s = st->session;
 	s->on_end = session_ended;
 	s->on_end_ud = st;
+	s->run_privileged = run_privileged;
+	s->priv_ctx = st->srv;
+	pthread_setname_np(pthread_self(), "cric-session");
+	/* The session (the SPDY parsing, the streams) holds no capability;
+	 * what needs monitord's (the backend's start: runc) runs on the
+	 * launcher. */
+	int r = drop_thread_caps();
+	if (r < 0) {
+		log_warning("streaming: drop a session's capabilities: %s", strerror(-r));
+		s->client_gone = true;
+	}
 	session_run(s, st->extra, st->n_extra);
 	return NULL;
 }
@@ -158,8 +197,19 @@ static void *launcher_thread(void *ud)
 	struct stream_server *srv = ud;
 	pthread_mutex_lock(&srv->qlock);
 	for (;;) {
-		while (!srv->queue && !srv->stopping)
+		while (!srv->queue && !srv->calls && !srv->stopping)
 			pthread_cond_wait(&srv->qcond, &srv->qlock);
+		if (srv->calls) {
+			struct priv_call *c = srv->calls;
+			srv->calls = c->next;
+			pthread_mutex_unlock(&srv->qlock);
+			int r = c->fn(c->arg);
+			pthread_mutex_lock(&srv->qlock);
+			c->r = r;
+			c->done = true;
+			pthread_cond_broadcast(&srv->qdone);
+			continue;
+		}
 		if (!srv->queue)
 			break;
 		struct session_start *st = srv->queue;
@@ -437,6 +487,7 @@ int stream_server_open(const struct cric_config *cfg, struct monitors *m, const 
 	pthread_cond_init(&srv->done, NULL);
 	pthread_mutex_init(&srv->qlock, NULL);
 	pthread_cond_init(&srv->qcond, NULL);
+	pthread_cond_init(&srv->qdone, NULL);
 	srv->monitors = m;
 	int r = config_of(cfg, srv, err);
 	if (r == 0 && !(srv->exec_helper = strdup(exec_helper)))

@@ -24,8 +24,9 @@
  * thread (all the HTTP parsing, the upgrade) is made by a thread that
  * dropped every capability (capabilities are per thread) and holds none;
  * it hands each upgraded connection to a launcher thread, which starts the
- * session's thread with monitord's privileges (a session runs the runtime:
- * runc exec needs them; its SPDY parsing runs with them too, for now). */
+ * session's thread; that thread drops every capability too (the SPDY
+ * parsing, the streams) and has the launcher run the backend's start (the
+ * container check, runc exec under cric-exec) with monitord's. */
 #pragma once
 
 #include <stdint.h>

@@ -217,6 +217,12 @@ static bool all_streams_here(const struct session *s)
 	return have >= s->expected;
 }
 
+static int start_backend(void *arg)
+{
+	struct session *s = arg;
+	return s->be->start(s);
+}
+
 static void release(struct session *s)
 {
 	if (s->be && s->be->free)
@@ -254,7 +260,9 @@ void session_run(struct session *s, const uint8_t *extra, size_t n_extra)
 	while (!s->client_gone) {
 		if (!s->started && !s->finished && all_streams_here(s)) {
 			s->started = true;
-			if ((r = s->be->start(s)) < 0) {
+			r = s->run_privileged ? s->run_privileged(s->priv_ctx, start_backend, s)
+					      : start_backend(s);
+			if (r < 0) {
 				char msg[160];
 				snprintf(msg, sizeof(msg), "could not start the command: %s",
 					 strerror(-r));

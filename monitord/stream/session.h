@@ -133,6 +133,11 @@ struct session {
 	const char *exec_helper;   /* cric-exec */
 	void (*on_end)(void *ud);  /* the server's: release the connection */
 	void *on_end_ud;
+	/* The server's: run fn(arg) with monitord's privileges (the session's
+	 * thread has none) and answer its result; NULL: run it here. The
+	 * backend's start goes through it. */
+	int (*run_privileged)(void *ctx, int (*fn)(void *), void *arg);
+	void *priv_ctx;
 };
 
 /* The body of the session's thread: runs until the end, then closes the

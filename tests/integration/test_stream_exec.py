@@ -202,18 +202,37 @@ def test_garbage_closes_that_connection_only(env, client):
     assert (rc, out) == (0, b"again\n"), err
 
 
-def test_http_thread_holds_no_capability(env):
-    """The HTTP server's thread (libmicrohttpd's) runs with no capability
-    (monitord's other threads keep theirs: they run the runtime)."""
+def monitord_threads(env):
+    """name, CapEff, CapPrm of each of monitord's threads."""
     pid = env.suite.pid("monitord")
-    threads = {}
+    out = []
     for tid in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{tid}/status") as f:
-            st = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
-        threads[tid] = (st["Name"], int(st["CapEff"], 16), int(st["CapPrm"], 16))
-    http = [t for t in threads.values() if t[0].startswith("MHD")]
-    assert http and all(eff == 0 and prm == 0 for _, eff, prm in http), threads
-    assert any(eff != 0 for _, eff, _ in threads.values()), threads
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                st = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+        except FileNotFoundError:
+            continue
+        out.append((st["Name"], int(st["CapEff"], 16), int(st["CapPrm"], 16)))
+    return out
+
+
+def test_http_and_session_threads_hold_no_capability(env, client):
+    """The HTTP server's thread (libmicrohttpd's) and each session's run
+    with no capability; monitord's other threads keep theirs (the launcher
+    runs the runtime for the sessions)."""
+    cid, _ = running(env)
+    url = exec_url(env, cid, ["sh", "-c", "echo started; sleep 3001"])
+    p = subprocess.Popen([client, "-url", url], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert p.stdout.readline() == b"started\n"
+        threads = monitord_threads(env)
+    finally:
+        p.kill()
+        p.wait()
+    for prefix in ("MHD", "cric-session"):
+        named = [t for t in threads if t[0].startswith(prefix)]
+        assert named and all(eff == 0 and prm == 0 for _, eff, prm in named), threads
+    assert any(eff != 0 for _, eff, _ in threads), threads
 
 
 def test_idle_session_ends(env, client):
