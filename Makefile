@@ -117,7 +117,8 @@ $(BUILD)/bin/cric-pause: runtimed/pause/pause.c
 # process per container: no shared library to map), never sanitized, built
 # with the daemons. Its pure parts (logfmt.c) are also linked into the unit
 # tests (test-monitor-*) and the fuzzers, from monitord/monitor/.
-MONITOR_SRC := monitord/monitor/cric-monitor.c monitord/monitor/create.c monitord/monitor/logfmt.c
+MONITOR_SRC := monitord/monitor/cric-monitor.c monitord/monitor/create.c monitord/monitor/logfmt.c \
+	monitord/monitor/attach.c
 MONITOR_LIB_O := $(BUILD)/obj/monitord/monitor/logfmt.o
 # (an object only tests link: make must not delete it as intermediate)
 .SECONDARY: $(MONITOR_LIB_O)
@@ -149,6 +150,12 @@ TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c)
 $(BUILD)/tools/%: tests/tools/%.c $(LIBCOMMON) | $(GEN_H) $(VERSION_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBCOMMON) $(LIBS)
+
+# cric-attach drives monitord's attach client.
+$(BUILD)/tools/cric-attach: tests/tools/cric-attach.c $(BUILD)/obj/monitord/attach.o $(LIBCOMMON) \
+		| $(GEN_H) $(VERSION_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/monitord/attach.o $(LIBCOMMON) $(LIBS)
 
 # Unit tests link the common library; test-<daemon>-*.c also get that
 # daemon's objects except main.o (its library part).

@@ -324,6 +324,8 @@ static int spawn_monitor(struct monitors *m, const struct monitor_spec *s, const
 		argv[a++] = "--tty";
 	if (s->open_stdin)
 		argv[a++] = "--stdin";
+	if (s->open_stdin && s->stdin_once)
+		argv[a++] = "--stdin-once";
 	argv[a] = NULL;
 	char *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL };
 	posix_spawn_file_actions_t fa;

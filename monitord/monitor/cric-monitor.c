@@ -87,7 +87,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: cric-monitor --id ID --bundle DIR --runtime PATH --runtime-root DIR "
 		"--log-path FILE --dir DIR --cgroup-parent PATH [--cgroup-path PATH] "
-		"[--tty] [--stdin] [--log-size-max BYTES]\n");
+		"[--tty] [--stdin [--stdin-once]] [--log-size-max BYTES]\n");
 }
 
 static int parse_args(struct monitor *m, int argc, char **argv)
@@ -104,6 +104,7 @@ static int parse_args(struct monitor *m, int argc, char **argv)
 		{ "tty", no_argument, NULL, 't' },
 		{ "stdin", no_argument, NULL, 's' },
 		{ "log-size-max", required_argument, NULL, 'm' },
+		{ "stdin-once", no_argument, NULL, 'o' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -138,6 +139,9 @@ static int parse_args(struct monitor *m, int argc, char **argv)
 			break;
 		case 's':
 			m->open_stdin = true;
+			break;
+		case 'o':
+			m->stdin_once = true;
 			break;
 		case 'm':
 			m->log_size_max = strtoull(optarg, NULL, 10);
@@ -402,6 +406,8 @@ static bool pump(struct monitor *m, int fd, struct logfmt_stream *s, bool drain)
 		struct timespec now;
 		clock_gettime(CLOCK_REALTIME, &now);
 		logfmt_feed(s, buf, (size_t)n, &now, log_emit, m);
+		attach_output(m, s == &m->err ? MONITOR_ATTACH_STDERR : MONITOR_ATTACH_STDOUT, buf,
+			      (size_t)n);
 		if (!drain)
 			return true;
 	}
@@ -438,6 +444,17 @@ static void answer_control(struct monitor *m)
 		} else {
 			reply = "ok\n";
 		}
+	} else if (n > 0 && (strcmp(cmd, "attach\n") == 0 || strcmp(cmd, "attach stdin\n") == 0)) {
+		const char *why = NULL;
+		if (attach_add(m, c, cmd[6] == ' ', &why) == 0) {
+			/* The answer precedes every frame; it fits an empty
+			 * socket buffer. */
+			if (write_all(c, "ok\n", 3) < 0)
+				say("answer an attacher: %s, ignoring", strerror(errno));
+			return;
+		}
+		snprintf(buf, sizeof(buf), "error %s\n", why);
+		reply = buf;
 	}
 	write_all(c, reply, strlen(reply));
 	close(c);
@@ -449,11 +466,12 @@ static void run(struct monitor *m)
 {
 	bool killed = false;
 	while (!m->init_done) {
-		struct pollfd p[4] = { { m->sig_fd, POLLIN, 0 },
-				       { m->ctl_fd, POLLIN, 0 },
-				       { m->out_fd, POLLIN, 0 },
-				       { m->err_fd, POLLIN, 0 } };
-		if (poll(p, 4, -1) < 0 && errno != EINTR) {
+		struct pollfd p[4 + ATTACH_POLLFDS] = { { m->sig_fd, POLLIN, 0 },
+							{ m->ctl_fd, POLLIN, 0 },
+							{ m->out_fd, POLLIN, 0 },
+							{ m->err_fd, POLLIN, 0 } };
+		int n = 4 + attach_pollfds(m, p + 4);
+		if (poll(p, (nfds_t)n, -1) < 0 && errno != EINTR) {
 			/* Cannot happen with valid fds; never spin. */
 			say("poll: %s", strerror(errno));
 			sleep(1);
@@ -463,6 +481,7 @@ static void run(struct monitor *m)
 			close_stream(&m->out_fd);
 		if (p[3].revents && !pump(m, m->err_fd, &m->err, false))
 			close_stream(&m->err_fd);
+		attach_poll_done(m, p + 4);
 		if (p[1].revents)
 			answer_control(m);
 		if (p[0].revents && read_signals(m) && !killed) {
@@ -527,6 +546,7 @@ static void finish(struct monitor *m)
 		pump(m, m->err_fd, &m->err, true);
 	logfmt_flush(&m->out, &now, log_emit, m);
 	logfmt_flush(&m->err, &now, log_emit, m);
+	attach_finish(m);
 	if (m->log_fd >= 0)
 		fsync(m->log_fd);
 	int st = m->init_status;
@@ -612,6 +632,7 @@ int main(int argc, char **argv)
 		sync_say(&m, "error bad arguments");
 		return 2;
 	}
+	attach_init(&m);
 	logfmt_stream_init(&m.out, "stdout");
 	logfmt_stream_init(&m.err, "stderr");
 	if (detach(&m) < 0) {

@@ -6,15 +6,29 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "logfmt.h"
+#include "monitor.h"
+
+struct pollfd;
+
+/* One attacher (attach.c): a connection of the control socket. */
+struct attacher {
+	int fd; /* -1: a free slot */
+	bool stdin_owner;
+	uint8_t *out; /* frames not yet sent: out[out_off..out_len) */
+	size_t out_off, out_len, out_cap;
+	uint8_t *in; /* frames it sent, not yet acted on (a frame and a header) */
+	size_t in_len;
+};
 
 struct monitor {
 	/* arguments */
 	const char *id, *bundle, *runtime, *runtime_root, *log_path, *dir;
 	const char *cgroup_parent, *cgroup_path;
-	bool tty, open_stdin;
+	bool tty, open_stdin, stdin_once;
 	unsigned long long log_size_max;
 	/* state */
 	int sync_fd, log_fd, sig_fd, ctl_fd, console_fd;
@@ -27,6 +41,11 @@ struct monitor {
 	char errbuf[4096]; /* runc's stderr while it creates */
 	size_t errlen;
 	struct logfmt_stream out, err;
+	/* attachers */
+	struct attacher att[MONITOR_ATTACH_MAX];
+	bool stdin_owned, stdin_closed;
+	uint8_t *stdin_buf; /* stdin not yet taken by the container */
+	size_t stdin_len;
 };
 
 /* A line on stderr (monitor.log), timestamped. */
@@ -44,3 +63,20 @@ bool read_signals(struct monitor *m);
 /* Run the runtime's create; fill init_pid, or return a negative errno with
  * errbuf telling why (the runtime's stderr). */
 int create_container(struct monitor *m);
+
+/* attach.c: attachers (monitor.h states the protocol). */
+void attach_init(struct monitor *m);
+/* Take fd (a control connection that asked to attach): 0, or a negative
+ * errno with why (the fd stays the caller's). */
+int attach_add(struct monitor *m, int fd, bool want_stdin, const char **why);
+/* Output of the container (stream: MONITOR_ATTACH_STDOUT/STDERR) to every
+ * attacher; drops those past their backlog. */
+void attach_output(struct monitor *m, int stream, const void *data, size_t n);
+/* Fill ATTACH_POLLFDS entries of p; after poll, attach_poll_done acts on
+ * them. */
+#define ATTACH_POLLFDS (MONITOR_ATTACH_MAX + 1)
+int attach_pollfds(struct monitor *m, struct pollfd *p);
+void attach_poll_done(struct monitor *m, const struct pollfd *p);
+/* The container exited and its output is drained: send the attachers what
+ * is pending (a second at most), close them. */
+void attach_finish(struct monitor *m);
