@@ -60,7 +60,7 @@ COMMON_O := $(patsubst %.c,$(BUILD)/obj/%.o,$(COMMON_SRC))
 LIBCOMMON := $(BUILD)/libcric-common.a
 
 BINS := $(addprefix $(BUILD)/bin/cric-,$(DAEMONS)) $(BUILD)/bin/cricctl $(BUILD)/bin/cric-pause \
-	$(BUILD)/bin/cric-monitor $(BUILD)/bin/cric-exec
+	$(BUILD)/bin/cric-monitor $(BUILD)/bin/cric-exec $(BUILD)/bin/cric-portfwd
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test-*.c))
 
@@ -137,6 +137,13 @@ $(BUILD)/bin/cric-exec: monitord/exec/cric-exec.c monitord/exec/exec.h
 # Its unit test runs it.
 $(BUILD)/tests/test-monitord-execsync: $(BUILD)/bin/cric-exec
 
+# Port-forward's helper (enters a pod's network namespace, connects, hands
+# the socket back): libc only, static, never sanitized.
+$(BUILD)/bin/cric-portfwd: monitord/portfwd/cric-portfwd.c monitord/portfwd/portfwd.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Os -D_GNU_SOURCE -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2 $(WARNFLAGS) \
+		-fstack-protector-strong -static -s -o $@ $<
+
 CRICCTL_O := $(BUILD)/obj/cri-gateway/cricctl.o $(BUILD)/obj/cri-gateway/cricctl-ctr.o \
 	$(BUILD)/obj/cri-gateway/routes.o
 $(BUILD)/bin/cricctl: $(CRICCTL_O) $(LIBCOMMON)
@@ -156,6 +163,12 @@ $(BUILD)/tools/cric-attach: tests/tools/cric-attach.c $(BUILD)/obj/monitord/atta
 		| $(GEN_H) $(VERSION_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/monitord/attach.o $(LIBCOMMON) $(LIBS)
+
+# cric-fwd drives monitord's port-forward connection (and its helper).
+$(BUILD)/tools/cric-fwd: tests/tools/cric-fwd.c $(BUILD)/obj/monitord/portfwd.o $(LIBCOMMON) \
+		$(BUILD)/bin/cric-portfwd | $(GEN_H) $(VERSION_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/monitord/portfwd.o $(LIBCOMMON) $(LIBS)
 
 # Unit tests link the common library; test-<daemon>-*.c also get that
 # daemon's objects except main.o (its library part).

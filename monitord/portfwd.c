@@ -1,0 +1,132 @@
+/* Port-forward's connection into a pod, through cric-portfwd; see
+ * portfwd.h. */
+#include "monitord/portfwd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/fsutil.h"
+#include "monitord/portfwd/portfwd.h"
+
+/* The helper answers within its connect's timeout; this is for a helper
+ * that hangs anyway. */
+#define ANSWER_TIMEOUT_MS (2 * PORTFWD_CONNECT_TIMEOUT_MS + 1000)
+
+char *portfwd_helper_default(void)
+{
+	return path_beside_exe("cric-portfwd");
+}
+
+static int spawn_helper(const char *helper, const char *netns, uint16_t port, int report_fd,
+			pid_t *pid)
+{
+	char portstr[8];
+	snprintf(portstr, sizeof(portstr), "%u", (unsigned)port);
+	char *argv[] = { (char *)helper,           "--port",      portstr,
+			 netns ? "--netns" : NULL, (char *)netns, NULL };
+	char *env[] = { NULL };
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, all;
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, report_fd, PORTFWD_REPORT_FD);
+	posix_spawn_file_actions_addclosefrom_np(&fa, PORTFWD_REPORT_FD + 1);
+	posix_spawnattr_init(&at);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &all);
+	int r = posix_spawn(pid, helper, &fa, &at, argv, env);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	return -r;
+}
+
+/* The helper's message: the socket, or -errno with why. */
+static int read_answer(int fd, char *why, size_t why_size)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+	int n = poll(&p, 1, ANSWER_TIMEOUT_MS);
+	if (n <= 0) {
+		snprintf(why, why_size, "the port-forward helper did not answer");
+		return n == 0 ? -ETIMEDOUT : -errno;
+	}
+	char text[640];
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct iovec iov = { text, sizeof(text) - 1 };
+	struct msghdr msg = { .msg_iov = &iov,
+			      .msg_iovlen = 1,
+			      .msg_control = u.buf,
+			      .msg_controllen = sizeof(u.buf) };
+	ssize_t got;
+	do
+		got = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+	while (got < 0 && errno == EINTR);
+	if (got < 0) {
+		int r = -errno;
+		snprintf(why, why_size, "read the port-forward helper's answer: %s", strerror(-r));
+		return r;
+	}
+	text[got] = '\0';
+	_cleanup_close_ int sock = -1;
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+	    cm->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(&sock, CMSG_DATA(cm), sizeof(int));
+	if (strcmp(text, "ok") == 0 && sock >= 0 && !(msg.msg_flags & MSG_CTRUNC))
+		return TAKE_FD(sock);
+	int err = 0, off = 0;
+	if (sscanf(text, "error %d %n", &err, &off) == 1 && off > 0 && err > 0 && err < 4096) {
+		snprintf(why, why_size, "%s", text + off);
+		return -err;
+	}
+	snprintf(why, why_size, "the port-forward helper failed%s",
+		 got == 0 ? " without saying why" : "");
+	return -EPROTO;
+}
+
+int portfwd_connect(const char *helper, const char *netns, uint16_t port, char *why,
+		    size_t why_size)
+{
+	if (port == 0 || (netns && netns[0] != '/')) {
+		snprintf(why, why_size, "bad port-forward target: port %u, namespace \"%s\"",
+			 (unsigned)port, netns ? netns : "");
+		return -EINVAL;
+	}
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		int r = -errno;
+		snprintf(why, why_size, "socketpair: %s", strerror(-r));
+		return r;
+	}
+	_cleanup_close_ int ours = sv[0];
+	pid_t pid;
+	int r = spawn_helper(helper, netns, port, sv[1], &pid);
+	close(sv[1]);
+	if (r < 0) {
+		snprintf(why, why_size, "start \"%s\": %s", helper, strerror(-r));
+		return r;
+	}
+	r = read_answer(ours, why, why_size);
+	if (r == -ETIMEDOUT && strstr(why, "did not answer"))
+		kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	return r;
+}
