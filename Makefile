@@ -143,6 +143,8 @@ $(BUILD)/bin/cric-portfwd: monitord/portfwd/cric-portfwd.c monitord/portfwd/port
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -Os -D_GNU_SOURCE -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2 $(WARNFLAGS) \
 		-fstack-protector-strong -static -s -o $@ $<
+# Its unit test runs it.
+$(BUILD)/tests/test-monitord-portfwd: $(BUILD)/bin/cric-portfwd
 
 CRICCTL_O := $(BUILD)/obj/cri-gateway/cricctl.o $(BUILD)/obj/cri-gateway/cricctl-ctr.o \
 	$(BUILD)/obj/cri-gateway/routes.o
