@@ -23,8 +23,11 @@ static int call_ok(struct ctl *c, const char *method, const char *path, const Pr
 	char msg[1024];
 	ProtobufCMessage *o = NULL;
 	unsigned code = cri_call(c, path, req, out_desc, &o, msg, sizeof(msg));
-	if (code != CODE_OK)
-		return ctl_fail(c, method, code, msg);
+	if (code != CODE_OK || !o) {
+		ctl_fail(c, method, code != CODE_OK ? code : CODE_INTERNAL,
+			 code != CODE_OK ? msg : "no answer");
+		return 1;
+	}
 	if (out)
 		*out = o;
 	else
