@@ -41,6 +41,7 @@ struct monitors {
 	char **runtime_paths; /* configured runtime binaries */
 	char **runtime_roots; /* configured runtime roots */
 	struct stats *stats;  /* stats.h */
+	struct pods *pods;    /* pods.h; main.c opens it */
 	pthread_mutex_t lock; /* guards busy */
 	pthread_cond_t idle;
 	char busy[MONITORS_BUSY_MAX][65];

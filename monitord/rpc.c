@@ -12,6 +12,7 @@
 #include "common/service.h"
 #include "execsync.h"
 #include "monitors.h"
+#include "pods.h"
 #include "rpc.h"
 #include "stats.h"
 #include "stream/server.h"
@@ -288,6 +289,71 @@ static int cri_list_container_stats(void *ud, const struct cric_call *call,
 	return 0;
 }
 
+static int cri_pod_sandbox_stats(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+				 ProtobufCMessage **out, struct cric_err *err)
+{
+	struct monitors *m = ud;
+	const Runtime__V1__PodSandboxStatsRequest *req = (const void *)in;
+	if (!req->pod_sandbox_id || !*req->pod_sandbox_id)
+		return err_set(err, -EINVAL, "pod_sandbox_id is required");
+	_cleanup_pb_ Runtime__V1__PodSandboxStatsResponse *resp =
+	    pb_new(&runtime__v1__pod_sandbox_stats_response__descriptor);
+	if (!resp)
+		return -ENOMEM;
+	int r = pods_stats(m->pods, call, req->pod_sandbox_id, &resp->stats, err);
+	if (r < 0)
+		return r;
+	*out = &TAKE_PTR(resp)->base;
+	return 0;
+}
+
+static int cri_list_pod_sandbox_stats(void *ud, const struct cric_call *call,
+				      const ProtobufCMessage *in, ProtobufCMessage **out,
+				      struct cric_err *err)
+{
+	struct monitors *m = ud;
+	const Runtime__V1__ListPodSandboxStatsRequest *req = (const void *)in;
+	_cleanup_pb_ Runtime__V1__ListPodSandboxStatsResponse *resp =
+	    pb_new(&runtime__v1__list_pod_sandbox_stats_response__descriptor);
+	if (!resp)
+		return -ENOMEM;
+	int r = pods_list(m->pods, call, req->filter, resp, err);
+	if (r < 0)
+		return r;
+	*out = &TAKE_PTR(resp)->base;
+	return 0;
+}
+
+static int cri_list_metric_descriptors(void *ud, const struct cric_call *call,
+				       const ProtobufCMessage *in, ProtobufCMessage **out,
+				       struct cric_err *err)
+{
+	(void)ud, (void)call, (void)in, (void)err;
+	_cleanup_pb_ Runtime__V1__ListMetricDescriptorsResponse *resp =
+	    pb_new(&runtime__v1__list_metric_descriptors_response__descriptor);
+	if (!resp || pods_metric_descriptors(resp) < 0)
+		return -ENOMEM;
+	*out = &TAKE_PTR(resp)->base;
+	return 0;
+}
+
+static int cri_list_pod_sandbox_metrics(void *ud, const struct cric_call *call,
+					const ProtobufCMessage *in, ProtobufCMessage **out,
+					struct cric_err *err)
+{
+	(void)in;
+	struct monitors *m = ud;
+	_cleanup_pb_ Runtime__V1__ListPodSandboxMetricsResponse *resp =
+	    pb_new(&runtime__v1__list_pod_sandbox_metrics_response__descriptor);
+	if (!resp)
+		return -ENOMEM;
+	int r = pods_metrics(m->pods, call, resp, err);
+	if (r < 0)
+		return r;
+	*out = &TAKE_PTR(resp)->base;
+	return 0;
+}
+
 /* The CRI methods monitord serves (cri-gateway/routes.c sends them). */
 static const struct cric_handler cri_lines[] = {
 	{ CRI_RUNTIME(exec_sync), exec_sync, .callers = CALLER_GATEWAY | CALLER_ADMIN },
@@ -298,6 +364,14 @@ static const struct cric_handler cri_lines[] = {
 	{ CRI_RUNTIME(container_stats), cri_container_stats,
 	  .callers = CALLER_GATEWAY | CALLER_ADMIN, .cap_ms = MONITORD_CALL_CAP_MS },
 	{ CRI_RUNTIME(list_container_stats), cri_list_container_stats,
+	  .callers = CALLER_GATEWAY | CALLER_ADMIN, .cap_ms = MONITORD_CALL_CAP_MS },
+	{ CRI_RUNTIME(pod_sandbox_stats), cri_pod_sandbox_stats,
+	  .callers = CALLER_GATEWAY | CALLER_ADMIN, .cap_ms = MONITORD_CALL_CAP_MS },
+	{ CRI_RUNTIME(list_pod_sandbox_stats), cri_list_pod_sandbox_stats,
+	  .callers = CALLER_GATEWAY | CALLER_ADMIN, .cap_ms = MONITORD_CALL_CAP_MS },
+	{ CRI_RUNTIME(list_metric_descriptors), cri_list_metric_descriptors,
+	  .callers = CALLER_GATEWAY | CALLER_ADMIN, .cap_ms = MONITORD_CALL_CAP_MS },
+	{ CRI_RUNTIME(list_pod_sandbox_metrics), cri_list_pod_sandbox_metrics,
 	  .callers = CALLER_GATEWAY | CALLER_ADMIN, .cap_ms = MONITORD_CALL_CAP_MS },
 };
 

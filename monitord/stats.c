@@ -24,17 +24,10 @@
 
 #define CGROUP_ROOT "/sys/fs/cgroup"
 
-struct cg_sample {
-	bool ok;
-	int64_t at;   /* unix ns */
-	int64_t mono; /* CLOCK_MONOTONIC ns */
-	uint64_t cpu_ns, mem_usage, working_set, rss, pgfault, pgmajfault;
-};
-
 struct entry {
 	char id[65];
 	json_t *attrs; /* attrs.json; an empty object when absent */
-	struct cg_sample cur, prev;
+	struct stats_cg cur, prev;
 	bool layer_ok;
 	int64_t layer_at;   /* unix ns of the last measurement */
 	int64_t layer_mono; /* CLOCK_MONOTONIC ns it started; 0: never */
@@ -54,7 +47,7 @@ struct stats {
 	pthread_t thread;
 };
 
-static int64_t mono_ns(void)
+int64_t stats_mono_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -87,9 +80,9 @@ static uint64_t stat_key(const char *text, const char *key)
 	return 0;
 }
 
-static void sample_cgroup(const struct stats *s, const char *cg, struct cg_sample *out)
+void stats_sample_cgroup(const struct stats *s, const char *cg, struct stats_cg *out)
 {
-	*out = (struct cg_sample){ .at = now_unix_ns(), .mono = mono_ns() };
+	*out = (struct stats_cg){ .at = now_unix_ns(), .mono = stats_mono_ns() };
 	char path[PATH_MAX];
 	_cleanup_free_ char *mstat = NULL, *cstat = NULL;
 	size_t n;
@@ -126,6 +119,8 @@ static void sample_cgroup(const struct stats *s, const char *cg, struct cg_sampl
 		out->pgmajfault = stat_key(mstat, "total_pgmajfault");
 	}
 	out->ok = true;
+	snprintf(path, sizeof(path), CGROUP_ROOT "%s%s/pids.current", s->v2 ? "" : "/pids", cg);
+	out->procs_ok = read_u64(path, &out->procs) == 0;
 }
 
 static const char *attr_str(const struct entry *e, const char *key)
@@ -137,13 +132,13 @@ static const char *attr_str(const struct entry *e, const char *key)
 /* Refresh e's sample when older than STATS_FRESH_MS. Under s->lock. */
 static void refresh(const struct stats *s, struct entry *e)
 {
-	int64_t now = mono_ns();
+	int64_t now = stats_mono_ns();
 	if (e->cur.mono && now - e->cur.mono < (int64_t)STATS_FRESH_MS * 1000000)
 		return;
 	const char *cg = attr_str(e, "cgroup");
-	struct cg_sample next = { 0 };
+	struct stats_cg next = { 0 };
 	if (cg[0] == '/')
-		sample_cgroup(s, cg, &next);
+		stats_sample_cgroup(s, cg, &next);
 	if (e->cur.ok)
 		e->prev = e->cur;
 	e->cur = next;
@@ -287,7 +282,7 @@ static void *layer_thread(void *arg)
 	const int64_t period = (int64_t)STATS_LAYER_PERIOD_S * 1000000000;
 	pthread_mutex_lock(&s->lock);
 	while (!s->stop) {
-		int64_t now = mono_ns();
+		int64_t now = stats_mono_ns();
 		struct entry *due = NULL;
 		for (size_t i = 0; i < s->n && !due; i++)
 			if (!s->items[i]->layer_mono || now - s->items[i]->layer_mono >= period)
@@ -347,7 +342,7 @@ static int build(const struct entry *e, Runtime__V1__ContainerStats **ret)
 	    add_map(&a->base, "annotations", json_object_get(e->attrs, "annotations")) < 0)
 		return -ENOMEM;
 	a->metadata->attempt = (uint32_t)json_integer_value(json_object_get(e->attrs, "attempt"));
-	const struct cg_sample *c = &e->cur;
+	const struct stats_cg *c = &e->cur;
 	if (c->ok) {
 		Runtime__V1__CpuUsage *cpu = st->cpu = pb_new(&runtime__v1__cpu_usage__descriptor);
 		Runtime__V1__MemoryUsage *mem = st->memory =
@@ -357,7 +352,7 @@ static int build(const struct entry *e, Runtime__V1__ContainerStats **ret)
 		cpu->timestamp = c->at;
 		if (!(cpu->usage_core_nano_seconds = u64(c->cpu_ns)))
 			return -ENOMEM;
-		const struct cg_sample *p = &e->prev;
+		const struct stats_cg *p = &e->prev;
 		if (p->ok && c->mono > p->mono && c->cpu_ns >= p->cpu_ns &&
 		    !(cpu->usage_nano_cores = u64((uint64_t)((double)(c->cpu_ns - p->cpu_ns) * 1e9 /
 							     (double)(c->mono - p->mono)))))
@@ -432,8 +427,9 @@ static bool matches(const Runtime__V1__ContainerStatsFilter *f, const struct ent
 	return true;
 }
 
-int stats_list(struct stats *s, const Runtime__V1__ContainerStatsFilter *f,
-	       Runtime__V1__ListContainerStatsResponse *resp, struct cric_err *err)
+int stats_list_extra(struct stats *s, const Runtime__V1__ContainerStatsFilter *f,
+		     Runtime__V1__ListContainerStatsResponse *resp, struct stats_extra **extra,
+		     struct cric_err *err)
 {
 	_cleanup_closedir_ DIR *d = opendir(s->dir);
 	if (!d)
@@ -464,6 +460,18 @@ int stats_list(struct stats *s, const Runtime__V1__ContainerStatsFilter *f,
 			break;
 		}
 		resp->stats = grown;
+		if (extra) {
+			struct stats_extra *x = realloc(*extra, (resp->n_stats + 1) * sizeof(*x));
+			if (!x) {
+				r = -ENOMEM;
+				break;
+			}
+			*extra = x;
+			x += resp->n_stats;
+			snprintf(x->pod_id, sizeof(x->pod_id), "%s", attr_str(e, "pod_sandbox_id"));
+			x->procs_ok = e->cur.procs_ok;
+			x->procs = e->cur.procs;
+		}
 		if ((r = build(e, &resp->stats[resp->n_stats])) == 0)
 			resp->n_stats++;
 	}
@@ -473,6 +481,12 @@ int stats_list(struct stats *s, const Runtime__V1__ContainerStatsFilter *f,
 			drop(s, i);
 	pthread_mutex_unlock(&s->lock);
 	return r;
+}
+
+int stats_list(struct stats *s, const Runtime__V1__ContainerStatsFilter *f,
+	       Runtime__V1__ListContainerStatsResponse *resp, struct cric_err *err)
+{
+	return stats_list_extra(s, f, resp, NULL, err);
 }
 
 /* ---- open, free ---- */

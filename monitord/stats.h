@@ -22,6 +22,9 @@
  * ContainerStats it is reported without cpu and memory. */
 #pragma once
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "common/error.h"
 #include "common/service.h"
 
@@ -31,6 +34,27 @@
 
 struct monitors;
 struct stats;
+
+/* One reading of a cgroup (pods.h samples the pods' with it too). ok: cpu
+ * and memory were read; procs_ok: pids.current was (the pids controller is
+ * optional). */
+struct stats_cg {
+	bool ok, procs_ok;
+	int64_t at;   /* unix ns */
+	int64_t mono; /* CLOCK_MONOTONIC ns */
+	uint64_t cpu_ns, mem_usage, working_set, rss, pgfault, pgmajfault, procs;
+};
+
+/* Read cg (relative to the hierarchy roots, starting with '/'). */
+void stats_sample_cgroup(const struct stats *s, const char *cg, struct stats_cg *out);
+int64_t stats_mono_ns(void);
+
+/* What the list says of a container beyond its ContainerStats. */
+struct stats_extra {
+	char pod_id[65];
+	bool procs_ok;
+	uint64_t procs;
+};
 
 int stats_open(const char *monitors_dir, struct stats **ret, struct cric_err *err);
 /* Accepts NULL; stops the background thread. */
@@ -42,3 +66,8 @@ int stats_container(struct stats *s, const char *id, Runtime__V1__ContainerStats
 /* Every container matching filter (NULL: all), in resp->stats. */
 int stats_list(struct stats *s, const Runtime__V1__ContainerStatsFilter *filter,
 	       Runtime__V1__ListContainerStatsResponse *resp, struct cric_err *err);
+/* The same, with *extra (malloc'd, one per resp->stats, NULL when there are
+ * none) saying each one's pod and process count. */
+int stats_list_extra(struct stats *s, const Runtime__V1__ContainerStatsFilter *filter,
+		     Runtime__V1__ListContainerStatsResponse *resp, struct stats_extra **extra,
+		     struct cric_err *err);

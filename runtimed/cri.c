@@ -156,8 +156,11 @@ static const struct cric_handler runtime_lines[] = {
 	{ CRI_RUNTIME(run_pod_sandbox), cri_run_pod_sandbox, .callers = CALLER_GATEWAY },
 	{ CRI_RUNTIME(stop_pod_sandbox), cri_stop_pod_sandbox, .callers = CALLER_GATEWAY },
 	{ CRI_RUNTIME(remove_pod_sandbox), cri_remove_pod_sandbox, .callers = CALLER_GATEWAY },
-	{ CRI_RUNTIME(pod_sandbox_status), cri_pod_sandbox_status, .callers = CALLER_GATEWAY },
-	{ CRI_RUNTIME(list_pod_sandbox), cri_list_pod_sandbox, .callers = CALLER_GATEWAY },
+	/* monitord asks for its pod stats (monitord/pods.h). */
+	{ CRI_RUNTIME(pod_sandbox_status), cri_pod_sandbox_status,
+	  .callers = CALLER_GATEWAY | CALLER_MONITORD },
+	{ CRI_RUNTIME(list_pod_sandbox), cri_list_pod_sandbox,
+	  .callers = CALLER_GATEWAY | CALLER_MONITORD },
 	{ CRI_RUNTIME(create_container), cri_create_container, .callers = CALLER_GATEWAY },
 	{ CRI_RUNTIME(start_container), cri_start_container, .callers = CALLER_GATEWAY },
 	{ CRI_RUNTIME(stop_container), cri_stop_container, .callers = CALLER_GATEWAY },
