@@ -22,12 +22,6 @@
 #define PODS_IFACES_MAX  32
 #define PODS_CALL_CAP_MS 5000
 
-struct iface {
-	char name[32];
-	uint64_t rx_bytes, rx_packets, rx_errors, rx_dropped;
-	uint64_t tx_bytes, tx_packets, tx_errors, tx_dropped;
-};
-
 struct pod {
 	char id[65];
 	char cgroup[1024];
@@ -35,7 +29,7 @@ struct pod {
 	struct stats_cg cur;
 	bool net_ok;
 	int64_t net_at;
-	struct iface ifs[PODS_IFACES_MAX];
+	struct pods_iface ifs[PODS_IFACES_MAX];
 	size_t n_ifs;
 	bool seen;
 };
@@ -128,7 +122,7 @@ static struct pod *pod_get(struct pods *p, const char *id)
 
 /* /proc/net/dev: two header lines, then "name: rx_bytes rx_packets errs drop
  * fifo frame compressed multicast tx_bytes tx_packets errs drop ...". */
-static size_t parse_net_dev(const char *text, struct iface *ifs, size_t max)
+size_t pods_parse_net_dev(const char *text, struct pods_iface *ifs, size_t max)
 {
 	size_t n = 0;
 	const char *l = text;
@@ -146,8 +140,8 @@ static size_t parse_net_dev(const char *text, struct iface *ifs, size_t max)
 		if (len == 0 || len >= sizeof(ifs[n].name) ||
 		    (len == 2 && strncmp(l, "lo", 2) == 0))
 			continue;
-		struct iface *f = &ifs[n];
-		*f = (struct iface){ 0 };
+		struct pods_iface *f = &ifs[n];
+		*f = (struct pods_iface){ 0 };
 		memcpy(f->name, l, len);
 		unsigned long long v[12];
 		if (sscanf(colon + 1, "%llu %llu %llu %llu %*u %*u %*u %*u %llu %llu %llu %llu",
@@ -197,7 +191,7 @@ static int read_netns(struct pod *pod)
 	pthread_join(t, NULL);
 	if (nr.r < 0)
 		return nr.r;
-	pod->n_ifs = parse_net_dev(nr.text, pod->ifs, PODS_IFACES_MAX);
+	pod->n_ifs = pods_parse_net_dev(nr.text, pod->ifs, PODS_IFACES_MAX);
 	free(nr.text);
 	return 0;
 }
@@ -231,7 +225,7 @@ static Runtime__V1__UInt64Value *u64(uint64_t v)
 	return w;
 }
 
-static Runtime__V1__NetworkInterfaceUsage *iface_usage(const struct iface *f)
+static Runtime__V1__NetworkInterfaceUsage *iface_usage(const struct pods_iface *f)
 {
 	_cleanup_pb_ Runtime__V1__NetworkInterfaceUsage *u =
 	    pb_new(&runtime__v1__network_interface_usage__descriptor);
@@ -634,7 +628,7 @@ static int pod_metrics(const struct pod *pod, const Runtime__V1__ListContainerSt
 	struct mlist l = { 0 };
 	int r = 0;
 	for (size_t i = 0; pod->net_ok && i < pod->n_ifs && r == 0; i++) {
-		const struct iface *f = &pod->ifs[i];
+		const struct pods_iface *f = &pod->ifs[i];
 		const uint64_t v[] = { f->rx_bytes, f->rx_packets, f->rx_dropped, f->rx_errors,
 				       f->tx_bytes, f->tx_packets, f->tx_dropped, f->tx_errors };
 		for (size_t k = 0; k < ARRAY_SIZE(v) && r == 0; k++)

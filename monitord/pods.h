@@ -50,3 +50,14 @@ int pods_list(struct pods *p, const struct cric_call *call,
 int pods_metric_descriptors(Runtime__V1__ListMetricDescriptorsResponse *resp);
 int pods_metrics(struct pods *p, const struct cric_call *call,
 		 Runtime__V1__ListPodSandboxMetricsResponse *resp, struct cric_err *err);
+
+/* One interface of /proc/net/dev. */
+struct pods_iface {
+	char name[32];
+	uint64_t rx_bytes, rx_packets, rx_errors, rx_dropped;
+	uint64_t tx_bytes, tx_packets, tx_errors, tx_dropped;
+};
+
+/* The interfaces of a /proc/net/dev text (its two header lines first), lo
+ * and malformed lines left out, at most max; returns how many. */
+size_t pods_parse_net_dev(const char *text, struct pods_iface *ifs, size_t max);
