@@ -4,11 +4,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -26,7 +28,7 @@ struct pod {
 	char id[65];
 	char cgroup[1024];
 	char netns[PATH_MAX]; /* "": the host's network */
-	struct stats_cg cur;
+	struct stats_cg cur, prev;
 	bool net_ok;
 	int64_t net_at;
 	struct pods_iface ifs[PODS_IFACES_MAX];
@@ -171,8 +173,19 @@ struct net_read {
 static void *net_thread(void *arg)
 {
 	struct net_read *nr = arg;
-	_cleanup_close_ int fd = open(nr->netns, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
+	/* Non-blocking: the path is runtimed's word, a fifo must not hang us;
+	 * and it must be a namespace before we enter it. */
+	_cleanup_close_ int fd = open(nr->netns, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	struct statfs sfs;
+	if (fd < 0 || fstatfs(fd, &sfs) < 0) {
+		nr->r = negative_errno();
+		return NULL;
+	}
+	if ((unsigned long)sfs.f_type != NSFS_MAGIC) {
+		nr->r = -EINVAL;
+		return NULL;
+	}
+	if (setns(fd, CLONE_NEWNET) < 0) {
 		nr->r = negative_errno();
 		return NULL;
 	}
@@ -202,7 +215,12 @@ static void refresh(struct pods *p, struct pod *pod)
 	int64_t now = stats_mono_ns();
 	if (pod->cur.mono && now - pod->cur.mono < (int64_t)STATS_FRESH_MS * 1000000)
 		return;
-	stats_sample_cgroup(p->stats, pod->cgroup, &pod->cur);
+	struct stats_cg next = { 0 };
+	if (pod->cgroup[0] == '/')
+		stats_sample_cgroup(p->stats, pod->cgroup, &next);
+	if (pod->cur.ok)
+		pod->prev = pod->cur;
+	pod->cur = next;
 	pod->cur.mono = now;
 	pod->net_ok = false;
 	if (pod->netns[0] == '/') {
@@ -267,6 +285,12 @@ static int build_cgroup(const struct pod *pod, Runtime__V1__LinuxPodSandboxStats
 		    pb_new(&runtime__v1__memory_usage__descriptor);
 		if (!cpu || !mem || !(cpu->usage_core_nano_seconds = u64(c->cpu_ns)))
 			return -ENOMEM;
+		/* The rate between the last two samples, as for containers. */
+		const struct stats_cg *p = &pod->prev;
+		if (p->ok && c->mono > p->mono && c->cpu_ns >= p->cpu_ns &&
+		    !(cpu->usage_nano_cores = u64((uint64_t)((double)(c->cpu_ns - p->cpu_ns) * 1e9 /
+							     (double)(c->mono - p->mono)))))
+			return -ENOMEM;
 		cpu->timestamp = mem->timestamp = c->at;
 		if (!(mem->working_set_bytes = u64(c->working_set)) ||
 		    !(mem->usage_bytes = u64(c->mem_usage)) || !(mem->rss_bytes = u64(c->rss)) ||
@@ -280,26 +304,6 @@ static int build_cgroup(const struct pod *pod, Runtime__V1__LinuxPodSandboxStats
 			return -ENOMEM;
 		lx->process->timestamp = c->at;
 	}
-	return 0;
-}
-
-/* The cpu rate of a pod is the sum of its containers' (the kubelet's CRI
- * provider takes usage_nano_cores from here for the pod). */
-static int sum_nano_cores(Runtime__V1__LinuxPodSandboxStats *lx)
-{
-	if (!lx->cpu)
-		return 0;
-	uint64_t sum = 0;
-	bool any = false;
-	for (size_t i = 0; i < lx->n_containers; i++) {
-		const Runtime__V1__CpuUsage *c = lx->containers[i]->cpu;
-		if (c && c->usage_nano_cores) {
-			sum += c->usage_nano_cores->value;
-			any = true;
-		}
-	}
-	if (any && !(lx->cpu->usage_nano_cores = u64(sum)))
-		return -ENOMEM;
 	return 0;
 }
 
@@ -350,8 +354,6 @@ static int build_pod(const struct pod *pod, const struct pod_attrs *a,
 	for (size_t i = 0; i < ctrs->n_stats; i++)
 		if (ctrs->stats[i] && strcmp(extra[i].pod_id, pod->id) == 0)
 			lx->containers[lx->n_containers++] = TAKE_PTR(ctrs->stats[i]);
-	if (sum_nano_cores(lx) < 0)
-		return -ENOMEM;
 	*ret = TAKE_PTR(st);
 	return 0;
 }

@@ -10,10 +10,12 @@
  * verbose info). PodSandboxStats asks PodSandboxStatus each time (it
  * resolves a prefix and answers NOT_FOUND for an unknown pod).
  *
- * One cached sample per pod, as for containers: the pod's cgroup (cpu,
- * memory with the kubelet's working set, pids.current) and its network
+ * One cached sample per pod, as for containers: the pod's cgroup (cpu, its
+ * rate between the last two samples as usage_nano_cores, memory with the
+ * kubelet's working set, pids.current) and its network
  * interfaces (/proc/net/dev of the pod's network namespace, read by a
- * short-lived thread that setns()es into it; lo left out), taken again
+ * short-lived thread that setns()es into it, after checking that the path
+ * runtimed gave is a namespace; lo left out), taken again
  * when older than STATS_FRESH_MS. A host-network pod (no namespace of its
  * own) reports no network, as containerd does. The containers' stats are
  * those of stats_list(): the same samples ListContainerStats answers from.
