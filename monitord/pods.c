@@ -88,11 +88,13 @@ static int pod_status(struct pods *p, const struct cric_call *call, const char *
 	int r = call_runtimed(p, call, CRI_RUNTIME(pod_sandbox_status), &req.base, &out, err);
 	if (r < 0)
 		return r;
-	*ret = (Runtime__V1__PodSandboxStatusResponse *)out;
-	if (!(*ret)->status || !id_is_valid((*ret)->status->id)) {
+	Runtime__V1__PodSandboxStatusResponse *resp = (Runtime__V1__PodSandboxStatusResponse *)out;
+	if (!resp || !resp->status || !id_is_valid(resp->status->id)) {
 		protobuf_c_message_free_unpacked(out, NULL);
-		return err_set(err, -EIO, "runtimed's status of pod %s has no valid id", id);
+		err_set(err, -EIO, "runtimed's status of pod %s has no valid id", id);
+		return -EIO;
 	}
+	*ret = resp;
 	return 0;
 }
 
@@ -452,8 +454,14 @@ static int list_pods(struct pods *p, const struct cric_call *call,
 	req.filter = pf;
 	ProtobufCMessage *out = NULL;
 	int r = call_runtimed(p, call, CRI_RUNTIME(list_pod_sandbox), &req.base, &out, err);
-	if (r < 0)
-		return err_prefix(err, r, "list the pods");
+	if (r < 0) {
+		err_prefix(err, r, "list the pods");
+		return r;
+	}
+	if (!out) {
+		err_set(err, -EIO, "list the pods: no answer");
+		return -EIO;
+	}
 	*ret = (Runtime__V1__ListPodSandboxResponse *)out;
 	return 0;
 }
