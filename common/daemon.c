@@ -352,6 +352,8 @@ int daemon_main(const struct cric_daemon_desc *desc, int argc, char **argv)
 	daemon_wait_signals(reload, &st);
 
 	sd_notify(0, "STOPPING=1");
+	if (desc->stopping)
+		desc->stopping(st.userdata);
 	cric_server_stop(server);
 	if (desc->done)
 		desc->done(st.userdata);

@@ -37,6 +37,9 @@ struct cric_daemon_desc {
 	/* New config after SIGHUP; the daemon copies what it needs (cfg is
 	 * freed afterwards). Returning an error keeps the old settings. */
 	int (*reload)(void *userdata, const struct cric_config *cfg, struct cric_err *err);
+	/* Asked to stop, before the server waits for the handlers in
+	 * progress: end long waits (may be NULL). */
+	void (*stopping)(void *userdata);
 	void (*done)(void *userdata);
 	/* A cric.Cancel marked calls cancelled: wake the manager's waits (see
 	 * cric_server_config.cancelled). May be NULL. */

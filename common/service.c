@@ -16,6 +16,7 @@ const ProtobufCServiceDescriptor *const cric_internal_services[] = {
 	&cric__stored__stored__descriptor,
 	&cric__imaged__imaged__descriptor,
 	&cric__monitord__monitord__descriptor,
+	&cric__runtimed__runtimed__descriptor,
 };
 const size_t cric_n_internal_services = ARRAY_SIZE(cric_internal_services);
 

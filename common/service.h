@@ -42,6 +42,7 @@
 #include "proto/cric/imaged.pb-c.h"
 #include "proto/cric/monitord.pb-c.h"
 #include "proto/cric/netd.pb-c.h"
+#include "proto/cric/runtimed.pb-c.h"
 #include "proto/cric/stored.pb-c.h"
 
 struct cric_method_ref {
@@ -64,6 +65,8 @@ struct cric_method_ref {
 #define CRIC_IMAGED(m) CRIC_METHOD_REF(cric__imaged__imaged__descriptor, Cric__Imaged__Imaged, m)
 #define CRIC_MONITORD(m)                                                                           \
 	CRIC_METHOD_REF(cric__monitord__monitord__descriptor, Cric__Monitord__Monitord, m)
+#define CRIC_RUNTIMED(m)                                                                           \
+	CRIC_METHOD_REF(cric__runtimed__runtimed__descriptor, Cric__Runtimed__Runtimed, m)
 #define CRI_RUNTIME(m)                                                                             \
 	CRIC_METHOD_REF(runtime__v1__runtime_service__descriptor, Runtime__V1__RuntimeService, m)
 #define CRI_IMAGE(m)                                                                               \
@@ -113,6 +116,7 @@ int64_t cric_deadline(int64_t caller_deadline_ns, uint32_t cap_ms);
 #define MONITORD_CREATE_CAP_MS (2 * 60 * 1000)  /* CreateMonitor: runc create */
 #define MONITORD_CALL_CAP_MS   10000            /* ReopenLog, MonitorStatus */
 #define MONITORD_REMOVE_CAP_MS 30000            /* RemoveMonitor: stops the container */
+#define RUNTIMED_WATCH_CAP_MS  15000            /* WatchEvents: a long poll */
 
 /* ---- server ---- */
 

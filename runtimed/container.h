@@ -94,6 +94,9 @@ int ctr_get(struct ctr_mgr *m, const struct cric_call *call, const char *id, boo
 /* Every container (not those being created), NULL-terminated. */
 int ctr_list(struct ctr_mgr *m, const struct cric_call *call, struct ctr_info ***ret,
 	     struct cric_err *err);
+/* The same for the containers of pod pod_id (the full id) only. */
+int ctr_list_pod(struct ctr_mgr *m, const struct cric_call *call, const char *pod_id,
+		 struct ctr_info ***ret, struct cric_err *err);
 void ctr_info_list_free(struct ctr_info **l);
 
 /* UpdateContainerResources (ctrupdate.c, ctrres.h): res checked (-EINVAL,

@@ -10,9 +10,37 @@
 
 #include "common/cleanup.h"
 #include "common/pbutil.h"
+#include "common/log.h"
 #include "container.h"
+#include "cri-events.h"
 #include "ctrres.h"
 #include "runtime.h"
+
+/* Container id (as the caller named it) now, or NULL (logged) when it
+ * cannot be had. */
+static struct ctr_info *info_now(void *ud, const struct cric_call *call, const char *id)
+{
+	struct ctr_info *i = NULL;
+	struct cric_err err = { { 0 } };
+	int r = ctr_get(runtimed_containers(ud), call, id, false, &i, &err);
+	if (r < 0) {
+		if (r != -ENOENT)
+			log_warning("container %s: %s, no event", id,
+				    err.msg[0] ? err.msg : strerror(-r));
+		return NULL;
+	}
+	return i;
+}
+
+/* Send event t of container id (full id). */
+static void event(void *ud, const struct cric_call *call, Runtime__V1__ContainerEventType t,
+		  const char *id)
+{
+	struct ctr_info *i = info_now(ud, call, id);
+	if (i)
+		cri_event_send(ud, call, t, i->id, i->pod_id);
+	ctr_info_free(i);
+}
 
 int cri_create_container(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
 			 ProtobufCMessage **out, struct cric_err *err)
@@ -22,6 +50,7 @@ int cri_create_container(void *ud, const struct cric_call *call, const ProtobufC
 	int r = ctr_create(runtimed_containers(ud), call, req, id, err);
 	if (r < 0)
 		return r;
+	event(ud, call, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_CREATED_EVENT, id);
 	_cleanup_pb_ Runtime__V1__CreateContainerResponse *resp =
 	    pb_new(&runtime__v1__create_container_response__descriptor);
 	if (!resp || pb_set_str(&resp->container_id, id) < 0)
@@ -37,6 +66,8 @@ int cri_start_container(void *ud, const struct cric_call *call, const ProtobufCM
 	int r = ctr_start(runtimed_containers(ud), call, req->container_id, err);
 	if (r < 0)
 		return r;
+	event(ud, call, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STARTED_EVENT,
+	      req->container_id);
 	*out = pb_new(&runtime__v1__start_container_response__descriptor);
 	return *out ? 0 : -ENOMEM;
 }
@@ -45,9 +76,16 @@ int cri_stop_container(void *ud, const struct cric_call *call, const ProtobufCMe
 		       ProtobufCMessage **out, struct cric_err *err)
 {
 	const Runtime__V1__StopContainerRequest *req = (const void *)in;
+	/* A stop of a container that had already stopped is no event. */
+	struct ctr_info *before = info_now(ud, call, req->container_id);
+	bool was_live = before && before->state != CTR_EXITED;
+	ctr_info_free(before);
 	int r = ctr_stop(runtimed_containers(ud), call, req->container_id, req->timeout, err);
 	if (r < 0)
 		return r;
+	if (was_live)
+		event(ud, call, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT,
+		      req->container_id);
 	*out = pb_new(&runtime__v1__stop_container_response__descriptor);
 	return *out ? 0 : -ENOMEM;
 }
@@ -56,7 +94,13 @@ int cri_remove_container(void *ud, const struct cric_call *call, const ProtobufC
 			 ProtobufCMessage **out, struct cric_err *err)
 {
 	const Runtime__V1__RemoveContainerRequest *req = (const void *)in;
+	/* Removing an unknown container succeeds, and is no event. */
+	struct ctr_info *i = info_now(ud, call, req->container_id);
 	int r = ctr_remove(runtimed_containers(ud), call, req->container_id, err);
+	if (r == 0 && i)
+		cri_event_send(ud, call, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT,
+			       i->id, i->pod_id);
+	ctr_info_free(i);
 	if (r < 0)
 		return r;
 	*out = pb_new(&runtime__v1__remove_container_response__descriptor);
@@ -329,5 +373,37 @@ int cri_list_containers(void *ud, const struct cric_call *call, const ProtobufCM
 	if (r < 0)
 		return r;
 	*out = &TAKE_PTR(resp)->base;
+	return 0;
+}
+
+int cri_pod_container_statuses(void *ud, const struct cric_call *call, const char *pod_id,
+			       Runtime__V1__ContainerStatus ***ret, size_t *n, struct cric_err *err)
+{
+	struct ctr_info **l = NULL;
+	int r = ctr_list_pod(runtimed_containers(ud), call, pod_id, &l, err);
+	if (r < 0)
+		return r;
+	size_t k = 0;
+	while (l[k])
+		k++;
+	Runtime__V1__ContainerStatus **v = calloc(k ? k : 1, sizeof(*v));
+	size_t done = 0;
+	for (r = v ? 0 : -ENOMEM; r == 0 && done < k; done++) {
+		Runtime__V1__ContainerStatusResponse *resp = NULL;
+		if ((r = status_pb(l[done], false, &resp)) == 0) {
+			v[done] = TAKE_PTR(resp->status);
+			protobuf_c_message_free_unpacked(&resp->base, NULL);
+		}
+	}
+	ctr_info_list_free(l);
+	if (r < 0) {
+		for (size_t i = 0; v && i < done; i++)
+			if (v[i])
+				protobuf_c_message_free_unpacked(&v[i]->base, NULL);
+		free(v);
+		return r;
+	}
+	*ret = v;
+	*n = k;
 	return 0;
 }

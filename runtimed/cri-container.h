@@ -22,3 +22,8 @@ int cri_container_status(void *ud, const struct cric_call *call, const ProtobufC
 			 ProtobufCMessage **out, struct cric_err *err);
 int cri_list_containers(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
 			ProtobufCMessage **out, struct cric_err *err);
+/* The ContainerStatus of each container of pod pod_id (full id), for
+ * events; *ret a malloc'd array of *n. */
+int cri_pod_container_statuses(void *ud, const struct cric_call *call, const char *pod_id,
+			       Runtime__V1__ContainerStatus ***ret, size_t *n,
+			       struct cric_err *err);

@@ -12,7 +12,10 @@
 #include "common/cleanup.h"
 #include "common/ids.h"
 #include "common/pbjson.h"
+#include "common/log.h"
 #include "common/pbutil.h"
+#include "cri-container.h"
+#include "cri-events.h"
 #include "podplan.h"
 #include "runtime.h"
 #include "sandbox.h"
@@ -43,6 +46,10 @@ int cri_run_pod_sandbox(void *ud, const struct cric_call *call, const ProtobufCM
 	protobuf_c_message_pack(&req->config->base, config);
 	if ((r = sandbox_run(m, call, p, config, len, id, err)) < 0)
 		return r;
+	cri_event_send(ud, call, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_CREATED_EVENT, id,
+		       id);
+	cri_event_send(ud, call, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STARTED_EVENT, id,
+		       id);
 	_cleanup_pb_ Runtime__V1__RunPodSandboxResponse *resp =
 	    pb_new(&runtime__v1__run_pod_sandbox_response__descriptor);
 	if (!resp || pb_set_str(&resp->pod_sandbox_id, id) < 0)
@@ -51,12 +58,100 @@ int cri_run_pod_sandbox(void *ud, const struct cric_call *call, const ProtobufCM
 	return 0;
 }
 
+/* ---- the events of a pod's stop and removal ---- */
+
+/* What the pod and its containers were before a stop or removal: which of
+ * them it stops or removes (so that a repeated call sends nothing), and
+ * for a removal the events themselves, built while the pod still has a
+ * status. */
+struct pod_events {
+	char pod_id[65]; /* "": no pod, no events */
+	bool pod_ready;
+	Runtime__V1__ContainerStatus **ctrs;
+	size_t n;
+	struct pod_event *pod_deleted;
+	struct pod_event **ctr_deleted;
+};
+
+static void pod_events_before(void *ud, const struct cric_call *call, const char *id,
+			      struct pod_events *ev)
+{
+	memset(ev, 0, sizeof(*ev));
+	struct cric_err err = { { 0 } };
+	_cleanup_pb_ Runtime__V1__PodSandboxStatus *st = NULL;
+	if (cri_pod_status_of(ud, call, id, &st, &err) < 0)
+		return; /* not found: nothing to stop or remove, no event */
+	if (cri_pod_container_statuses(ud, call, st->id, &ev->ctrs, &ev->n, &err) < 0) {
+		log_warning("pod %s: %s, no events of its containers", st->id, err.msg);
+		ev->n = 0;
+	}
+	snprintf(ev->pod_id, sizeof(ev->pod_id), "%s", st->id);
+	ev->pod_ready = st->state == RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY;
+}
+
+static void pod_events_stopped(void *ud, const struct cric_call *call, struct pod_events *ev)
+{
+	if (!ev->pod_id[0])
+		return;
+	for (size_t i = 0; i < ev->n; i++)
+		if (ev->ctrs[i]->state == RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING)
+			cri_event_send(ud, call,
+				       RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT,
+				       ev->ctrs[i]->id, ev->pod_id);
+	if (ev->pod_ready)
+		cri_event_send(ud, call, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT,
+			       ev->pod_id, ev->pod_id);
+}
+
+static void pod_events_removed(void *ud, const struct cric_call *call, struct pod_events *ev)
+{
+	(void)call;
+	if (!ev->pod_id[0])
+		return;
+	for (size_t i = 0; ev->ctr_deleted && i < ev->n; i++)
+		cri_event_publish(ud, TAKE_PTR(ev->ctr_deleted[i]));
+	cri_event_publish(ud, TAKE_PTR(ev->pod_deleted));
+}
+
+static void pod_events_done(struct pod_events *ev)
+{
+	for (size_t i = 0; i < ev->n; i++) {
+		if (ev->ctr_deleted)
+			cri_event_free(ev->ctr_deleted[i]);
+		protobuf_c_message_free_unpacked(&ev->ctrs[i]->base, NULL);
+	}
+	free(ev->ctrs);
+	free(ev->ctr_deleted);
+	cri_event_free(ev->pod_deleted);
+}
+
+/* For a removal: the DELETED events, built now (a pod removed without a
+ * stop first, which the kubelet never does, gets no STOPPED events). */
+static void pod_events_build_deleted(void *ud, const struct cric_call *call, struct pod_events *ev)
+{
+	if (!ev->pod_id[0])
+		return;
+	ev->ctr_deleted = calloc(ev->n ? ev->n : 1, sizeof(*ev->ctr_deleted));
+	for (size_t i = 0; ev->ctr_deleted && i < ev->n; i++)
+		ev->ctr_deleted[i] = cri_event_build(
+		    ud, call, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT,
+		    ev->ctrs[i]->id, ev->pod_id);
+	ev->pod_deleted =
+	    cri_event_build(ud, call, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT,
+			    ev->pod_id, ev->pod_id);
+}
+
 int cri_stop_pod_sandbox(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
 			 ProtobufCMessage **out, struct cric_err *err)
 {
 	const Runtime__V1__StopPodSandboxRequest *req =
 	    (const Runtime__V1__StopPodSandboxRequest *)in;
+	struct pod_events ev;
+	pod_events_before(ud, call, req->pod_sandbox_id, &ev);
 	int r = sandbox_stop(runtimed_sandboxes(ud), call, req->pod_sandbox_id, err);
+	if (r == 0)
+		pod_events_stopped(ud, call, &ev);
+	pod_events_done(&ev);
 	if (r < 0)
 		return r;
 	*out = pb_new(&runtime__v1__stop_pod_sandbox_response__descriptor);
@@ -68,7 +163,13 @@ int cri_remove_pod_sandbox(void *ud, const struct cric_call *call, const Protobu
 {
 	const Runtime__V1__RemovePodSandboxRequest *req =
 	    (const Runtime__V1__RemovePodSandboxRequest *)in;
+	struct pod_events ev;
+	pod_events_before(ud, call, req->pod_sandbox_id, &ev);
+	pod_events_build_deleted(ud, call, &ev);
 	int r = sandbox_remove(runtimed_sandboxes(ud), call, req->pod_sandbox_id, err);
+	if (r == 0)
+		pod_events_removed(ud, call, &ev);
+	pod_events_done(&ev);
 	if (r < 0)
 		return r;
 	*out = pb_new(&runtime__v1__remove_pod_sandbox_response__descriptor);
@@ -269,5 +370,22 @@ int cri_list_pod_sandbox(void *ud, const struct cric_call *call, const ProtobufC
 	if (r < 0)
 		return r;
 	*out = &TAKE_PTR(resp)->base;
+	return 0;
+}
+
+int cri_pod_status_of(void *ud, const struct cric_call *call, const char *pod_id,
+		      Runtime__V1__PodSandboxStatus **ret, struct cric_err *err)
+{
+	struct sandbox_snapshot *s = NULL;
+	int r = sandbox_get(runtimed_sandboxes(ud), call, pod_id, &s, err);
+	if (r < 0)
+		return r;
+	Runtime__V1__PodSandboxStatusResponse *resp = NULL;
+	r = build_status(s, false, &resp);
+	sandbox_snapshot_free(s);
+	if (r < 0)
+		return err_set(err, r, "pod sandbox %s: cannot build its status", pod_id);
+	*ret = TAKE_PTR(resp->status);
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
 	return 0;
 }

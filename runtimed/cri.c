@@ -12,6 +12,7 @@
 #include "common/macro.h"
 #include "common/service.h"
 #include "cri-container.h"
+#include "cri-events.h"
 #include "runtime.h"
 
 static int version(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
@@ -173,8 +174,15 @@ static const struct cric_handler runtime_lines[] = {
 	  .callers = CALLER_GATEWAY },
 };
 
+/* runtimed's own service: the gateway's long poll of the events. */
+static const struct cric_handler runtimed_lines[] = {
+	{ CRIC_RUNTIMED(watch_events), cri_watch_events, .callers = CALLER_GATEWAY,
+	  .cap_ms = RUNTIMED_WATCH_CAP_MS },
+};
+
 const struct cric_service runtimed_services[] = {
 	{ &runtime__v1__runtime_service__descriptor, runtime_lines, ARRAY_SIZE(runtime_lines),
 	  .partial = true },
+	{ &cric__runtimed__runtimed__descriptor, runtimed_lines, ARRAY_SIZE(runtimed_lines) },
 };
 const size_t runtimed_n_services = ARRAY_SIZE(runtimed_services);

@@ -305,8 +305,14 @@ static struct container **collect(struct ctr_mgr *m, const char *pod_id)
 int ctr_list(struct ctr_mgr *m, const struct cric_call *call, struct ctr_info ***ret,
 	     struct cric_err *err)
 {
+	return ctr_list_pod(m, call, NULL, ret, err);
+}
+
+int ctr_list_pod(struct ctr_mgr *m, const struct cric_call *call, const char *pod_id,
+		 struct ctr_info ***ret, struct cric_err *err)
+{
 	(void)err;
-	struct container **v = collect(m, NULL);
+	struct container **v = collect(m, pod_id);
 	if (!v)
 		return -ENOMEM;
 	size_t n = 0;

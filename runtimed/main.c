@@ -2,6 +2,7 @@
  * with the capabilities it was given: runc needs them. */
 #include "common/daemon.h"
 #include "cri.h"
+#include "events.h"
 #include "runtime.h"
 
 static int init(const struct cric_config *cfg, void **userdata, struct cric_err *err)
@@ -19,6 +20,17 @@ static int reload(void *userdata, const struct cric_config *cfg, struct cric_err
 	return runtimed_reload(userdata, cfg, err);
 }
 
+/* Long polls (WatchEvents) answer now: the server waits for its handlers. */
+static void stopping(void *userdata)
+{
+	event_log_stop(runtimed_events(userdata));
+}
+
+static void cancelled(void *userdata)
+{
+	event_log_wake(runtimed_events(userdata));
+}
+
 static void done(void *userdata)
 {
 	runtimed_free(userdata);
@@ -33,7 +45,9 @@ int main(int argc, char **argv)
 		.n_services = runtimed_n_services,
 		.init = init,
 		.reload = reload,
+		.stopping = stopping,
 		.done = done,
+		.cancelled = cancelled,
 	};
 	return daemon_main(&desc, argc, argv);
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "events.h"
 #include "common/fsutil.h"
 #include "common/macro.h"
 
@@ -16,6 +17,12 @@
 #include "common/service.h"
 
 /* netd answers NetworkStatus from a directory scan: it is fast or it is stuck. */
+
+/* The events kept for the gateway's long poll: it asks again as soon as it
+ * has an answer, so these cover a gateway that is slow or restarting; a
+ * longer gap is a loss the gateway sees (events.h). */
+#define EVENT_LOG_CAPACITY 1024
+#define EVENT_LOG_BYTES    (16u * 1024 * 1024)
 
 struct runtimed {
 	struct cric_client *netd;
@@ -27,6 +34,7 @@ struct runtimed {
 	struct sandbox_mgr *sandboxes;
 	struct cric_client *imaged, *stored, *monitord;
 	struct ctr_mgr *containers;
+	struct event_log *events;
 };
 
 static const char *const runc_candidates[] = {
@@ -211,6 +219,8 @@ int runtimed_new(const struct cric_config *cfg, struct runtimed **ret, struct cr
 			    "runtime \"%s\": %s; taking it for one without id-mapped mounts",
 			    rt->handlers[i].name, e.msg);
 	}
+	if (r == 0 && (r = event_log_new(EVENT_LOG_CAPACITY, EVENT_LOG_BYTES, &rt->events)) < 0)
+		err_set(err, r, "event log: %s", strerror(-r));
 
 	/* The infra binary is installed beside cric-runtimed. */
 	_cleanup_free_ char *pause_default = path_beside_exe("cric-pause");
@@ -280,6 +290,11 @@ struct ctr_mgr *runtimed_containers(struct runtimed *rt)
 	return rt->containers;
 }
 
+struct event_log *runtimed_events(struct runtimed *rt)
+{
+	return rt->events;
+}
+
 struct runtimed *runtimed_free(struct runtimed *rt)
 {
 	if (!rt)
@@ -290,6 +305,7 @@ struct runtimed *runtimed_free(struct runtimed *rt)
 	cric_client_close(rt->stored);
 	cric_client_close(rt->imaged);
 	cric_client_close(rt->netd);
+	event_log_free(rt->events);
 	pthread_mutex_destroy(&rt->lock);
 	free(rt);
 	return NULL;

@@ -54,3 +54,5 @@ void runtimed_cgroup_manager(struct runtimed *rt, char *buf, size_t size);
 size_t runtimed_handlers(struct runtimed *rt, const struct oci_handler **ret);
 struct sandbox_mgr *runtimed_sandboxes(struct runtimed *rt);
 struct ctr_mgr *runtimed_containers(struct runtimed *rt);
+/* The container events (events.h, cri-events.h). */
+struct event_log *runtimed_events(struct runtimed *rt);

@@ -72,6 +72,7 @@ static void test_refs_name_their_methods(void **state)
 		{ CRIC_MONITORD(reopen_log), "cric.monitord.ReopenLog" },
 		{ CRIC_MONITORD(monitor_status), "cric.monitord.MonitorStatus" },
 		{ CRIC_MONITORD(remove_monitor), "cric.monitord.RemoveMonitor" },
+		{ CRIC_RUNTIMED(watch_events), "cric.runtimed.WatchEvents" },
 		{ CRI_RUNTIME(version), "/runtime.v1.RuntimeService/Version" },
 		{ CRI_RUNTIME(list_pod_sandbox), "/runtime.v1.RuntimeService/ListPodSandbox" },
 		{ CRI_IMAGE(image_fs_info), "/runtime.v1.ImageService/ImageFsInfo" },
