@@ -17,19 +17,13 @@
 #include "common/ids.h"
 #include "common/ipc.h"
 #include "common/log.h"
+#include "cq.h"
+#include "events.h"
 #include "routes.h"
 
 /* grpc_server_request_call slots kept open: new calls never wait for one. */
 #define PENDING_ACCEPTS 32
 #define MAX_MESSAGE     (16 * 1024 * 1024)
-
-enum tag_kind { TAG_NEW, TAG_RECV, TAG_CLOSE, TAG_SEND, TAG_SHUTDOWN };
-
-struct gw_call;
-struct tag {
-	enum tag_kind kind;
-	struct gw_call *call;
-};
 
 struct gateway {
 	grpc_server *server;
@@ -38,6 +32,8 @@ struct gateway {
 	bool cq_thread_started;
 	struct route_table routes;
 	struct cric_client *clients[D_COUNT];
+	struct ev_hub *events;
+	char events_path[IPC_METHOD_MAX + 1]; /* GetContainerEvents */
 	unsigned max_request_seconds;
 	struct tag shutdown_tag;
 	pthread_mutex_t lock;
@@ -65,6 +61,7 @@ struct gw_call {
 	grpc_slice status_details;
 	bool has_status_details;
 	unsigned code;
+	struct ev_sub *sub; /* GetContainerEvents: the hub's subscriber */
 	struct tag t_new, t_recv, t_close, t_send;
 };
 
@@ -94,10 +91,10 @@ static int accept_one(struct gateway *gw)
 	atomic_init(&c->refs, 1);
 	grpc_call_details_init(&c->details);
 	grpc_metadata_array_init(&c->request_md);
-	c->t_new = (struct tag){ TAG_NEW, c };
-	c->t_recv = (struct tag){ TAG_RECV, c };
-	c->t_close = (struct tag){ TAG_CLOSE, c };
-	c->t_send = (struct tag){ TAG_SEND, c };
+	c->t_new = (struct tag){ TAG_NEW, { .call = c } };
+	c->t_recv = (struct tag){ TAG_RECV, { .call = c } };
+	c->t_close = (struct tag){ TAG_CLOSE, { .call = c } };
+	c->t_send = (struct tag){ TAG_SEND, { .call = c } };
 	grpc_call_error e = grpc_server_request_call(gw->server, &c->call, &c->details,
 						     &c->request_md, gw->cq, gw->cq, &c->t_new);
 	if (e != GRPC_CALL_OK) {
@@ -210,10 +207,24 @@ static bool client_deadline_passed(struct gw_call *c)
 static void closed(struct gw_call *c)
 {
 	c->closed = true;
+	if (c->sub)
+		ev_hub_unsubscribe(TAKE_PTR(c->sub));
 	if (c->cancelled && c->forwarded && !atomic_load(&c->answered) &&
 	    !client_deadline_passed(c))
 		send_cancel(c);
 	call_unref(c);
+}
+
+/* GetContainerEvents: the hub streams to c until it closes (closed()). */
+static void subscribe(struct gw_call *c)
+{
+	unsigned code;
+	char msg[256];
+	if (ev_hub_subscribe(c->gw->events, c->call, c->request_id, &c->sub, &code, msg,
+			     sizeof(msg)) < 0)
+		finish(c, code, msg, NULL, 0);
+	else
+		call_unref(c); /* the request's; the close's stays */
 }
 
 static void received(struct gw_call *c, bool ok)
@@ -254,6 +265,8 @@ static void received(struct gw_call *c, bool ok)
 		snprintf(msg, sizeof(msg), "request is not a valid %s message",
 			 c->route->input->name);
 		finish(c, CODE_INVALID_ARGUMENT, msg, NULL, 0);
+	} else if (strcmp(c->path, c->gw->events_path) == 0) {
+		subscribe(c);
 	} else if (c->route->server_streaming) {
 		finish(c, CODE_UNIMPLEMENTED, "streaming calls are not implemented by cric yet",
 		       NULL, 0);
@@ -346,6 +359,9 @@ static void *cq_loop(void *arg)
 		case TAG_SEND:
 			sent(t->call, ev.success);
 			break;
+		case TAG_EVENT_SENT:
+			ev_hub_sent(t->sub, ev.success);
+			break;
 		case TAG_SHUTDOWN:
 			pthread_mutex_lock(&gw->lock);
 			gw->shut_down = true;
@@ -393,6 +409,22 @@ static int gateway_setup(struct gateway *gw, const struct cric_config *cfg, cons
 	}
 	if (r < 0)
 		return r;
+	/* "gateway": {"events_buffer": N}: events kept for the subscribers. */
+	const json_t *eb = json_object_get(json_object_get(cfg->doc, "gateway"), "events_buffer");
+	if (eb && (!json_is_integer(eb) || json_integer_value(eb) < 1 ||
+		   json_integer_value(eb) > 1000000))
+		return config_bad_key(cfg, "gateway", "events_buffer",
+				      "an integer from 1 to 1000000", err);
+	const struct ev_hub_config ec = {
+		.runtimed = gw->clients[D_RUNTIMED],
+		.capacity = eb ? (size_t)json_integer_value(eb) : EVENTS_BUFFER_DEFAULT,
+		.max_bytes = 64u * 1024 * 1024,
+		.keep_ns = EVENTS_KEEP_SECONDS * 1000000000LL,
+	};
+	if ((r = cric_method_name(CRI_RUNTIME(get_container_events), gw->events_path,
+				  sizeof(gw->events_path))) < 0 ||
+	    (r = ev_hub_start(&ec, &gw->events)) < 0)
+		return err_set(err, r, "container events: %s", strerror(-r));
 
 	grpc_arg args[] = {
 		{ .type = GRPC_ARG_INTEGER,
@@ -453,6 +485,8 @@ void gateway_stop(struct gateway *gw)
 			pthread_mutex_unlock(&gw->lock);
 		}
 	}
+	/* The events' long poll ends before runtimed's client goes. */
+	ev_hub_stop(gw->events);
 	/* Calls still waiting for a daemon complete (UNAVAILABLE) here; their
 	 * answers go to cancelled calls and drain through the queue. */
 	for (int d = 0; d < D_COUNT; d++)
@@ -464,6 +498,7 @@ void gateway_stop(struct gateway *gw)
 			pthread_join(gw->cq_thread, NULL);
 		grpc_completion_queue_destroy(gw->cq);
 	}
+	ev_hub_free(gw->events);
 	routes_free(&gw->routes);
 	pthread_mutex_destroy(&gw->lock);
 	pthread_cond_destroy(&gw->cond);

@@ -56,7 +56,7 @@ static const struct owner owners[] = {
 	{ CRI_RUNTIME(list_pod_sandbox_stats), D_MONITORD, false },
 	{ CRI_RUNTIME(list_metric_descriptors), D_MONITORD, false },
 	{ CRI_RUNTIME(list_pod_sandbox_metrics), D_MONITORD, false },
-	{ CRI_RUNTIME(get_container_events), D_MONITORD, true },
+	{ CRI_RUNTIME(get_container_events), D_RUNTIMED, true },
 	{ CRI_RUNTIME(stream_container_stats), D_MONITORD, true },
 	{ CRI_RUNTIME(stream_pod_sandbox_stats), D_MONITORD, true },
 	{ CRI_RUNTIME(stream_pod_sandbox_metrics), D_MONITORD, true },

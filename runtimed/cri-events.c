@@ -118,12 +118,13 @@ int cri_watch_events(void *ud, const struct cric_call *call, const ProtobufCMess
 	const Cric__Runtimed__WatchEventsRequest *req = (const void *)in;
 	struct event_log *l = runtimed_events(ud);
 	size_t max = req->max_events && req->max_events < WATCH_MAX_EVENTS ? req->max_events
-									    : WATCH_MAX_EVENTS;
+									   : WATCH_MAX_EVENTS;
 	int64_t deadline = cric_deadline(call->deadline_ns, RUNTIMED_WATCH_CAP_MS);
 	deadline = deadline ? deadline - WATCH_MARGIN_MS * 1000000LL : now_unix_ns();
 	struct event_copy *v = NULL;
 	size_t n = 0;
-	int r = event_log_read(l, req->epoch, req->after, max, WATCH_MAX_BYTES, deadline, call, &v, &n);
+	int r =
+	    event_log_read(l, req->epoch, req->after, max, WATCH_MAX_BYTES, deadline, call, &v, &n);
 	if (r < 0)
 		return r;
 	_cleanup_pb_ Cric__Runtimed__WatchEventsResponse *resp =

@@ -111,14 +111,16 @@ static size_t first_after(const struct event_log *l, uint64_t epoch, uint64_t af
 }
 
 int event_log_read(struct event_log *l, uint64_t epoch, uint64_t after, size_t max,
-		   size_t max_bytes, int64_t deadline_ns, const struct cric_call *call, struct event_copy **ret, size_t *n)
+		   size_t max_bytes, int64_t deadline_ns, const struct cric_call *call,
+		   struct event_copy **ret, size_t *n)
 {
 	struct timespec ts = { .tv_sec = deadline_ns / 1000000000,
 			       .tv_nsec = deadline_ns % 1000000000 };
 	int r = 0;
 	pthread_mutex_lock(&l->lock);
 	size_t i = first_after(l, epoch, after);
-	while (i == l->count && !l->stopped && !cric_call_cancelled(call) &&
+	/* A reader of another epoch learns ours at once, events or not. */
+	while (epoch == l->epoch && i == l->count && !l->stopped && !cric_call_cancelled(call) &&
 	       pthread_cond_timedwait(&l->cond, &l->lock, &ts) != ETIMEDOUT)
 		i = first_after(l, epoch, after);
 	size_t k = 0, bytes = 0;

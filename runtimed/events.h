@@ -37,14 +37,15 @@ uint64_t event_log_epoch(const struct event_log *l);
 int event_log_publish(struct event_log *l, const void *data, size_t len);
 
 /* The events after `after` (all those held when epoch is not the log's),
- * at most max of them and (beyond the first) max_bytes bytes, oldest first, into a malloc'd array *ret of *n copies (the
- * caller frees each data and the array). When there are none, waits until
+ * at most max of them and (beyond the first) max_bytes bytes, oldest first, into a malloc'd array
+ * *ret of *n copies (the caller frees each data and the array). When there are none (and epoch is
+ * the log's: another epoch is answered at once), waits until
  * one comes, deadline_ns (absolute CLOCK_REALTIME) passes, call is
  * cancelled (checked at each wake, see event_log_wake) or the log stops; then
  * answers 0 with *n == 0. */
 int event_log_read(struct event_log *l, uint64_t epoch, uint64_t after, size_t max,
-		   size_t max_bytes, int64_t deadline_ns, const struct cric_call *call, struct event_copy **ret,
-		   size_t *n);
+		   size_t max_bytes, int64_t deadline_ns, const struct cric_call *call,
+		   struct event_copy **ret, size_t *n);
 
 /* Wake every reader to look at its cancel flag. */
 void event_log_wake(struct event_log *l);

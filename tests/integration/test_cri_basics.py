@@ -126,7 +126,7 @@ def test_image_calls_are_answered_by_their_daemons(suite):
 
 
 def test_streaming_methods_answer_unimplemented(suite):
-    for method in ["GetContainerEvents", "StreamContainers", "StreamPodSandboxes"]:
+    for method in ["StreamContainers", "StreamPodSandboxes"]:
         with pytest.raises(grpc.RpcError) as e:
             list(suite.cri.stream(method, b""))
         assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED, method
