@@ -6,14 +6,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <systemd/sd-journal.h>
 
 static const char *log_ident = "cric";
 /* Set on SIGHUP by the signal thread, read by every thread that logs: atomic.
  * Relaxed is enough, the level guards nothing else. */
 static atomic_int log_level = LOG_INFO;
 static int log_timestamps = 1;
+static int log_journal; /* records go to the journal (sd_journal_sendv) */
 static _Thread_local struct log_ctx log_tctx;
 
 static const char *const level_names[] = {
@@ -26,6 +30,20 @@ void log_open(const char *ident)
 	log_ident = ident;
 	/* Under systemd, stderr connected to the journal: it timestamps itself. */
 	log_timestamps = getenv("JOURNAL_STREAM") == NULL;
+	log_detect_journal();
+}
+
+/* systemd's rule (sd_journal_stream_fd(3), systemd.exec(5)): JOURNAL_STREAM
+ * is "<dev>:<ino>" of the stream it gave us; only if stderr is still that
+ * stream do we talk to the journal directly. */
+void log_detect_journal(void)
+{
+	const char *e = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	log_journal = e && sscanf(e, "%llu:%llu", &dev, &ino) == 2 &&
+		      fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+		      (unsigned long long)st.st_ino == ino;
 }
 
 int log_level_from_name(const char *name)
@@ -60,6 +78,37 @@ void log_set_pod(const char *pod_id)
 	log_tctx.pod_id = pod_id;
 }
 
+/* Copies (input of a call, freed before its dispatcher's last line). */
+static _Thread_local char tl_container[65], tl_pod_name[254], tl_pod_ns[254], tl_image[512];
+
+static const char *keep(char *buf, size_t size, const char *value)
+{
+	if (!value)
+		return NULL;
+	snprintf(buf, size, "%s", value);
+	/* One record per line, one field per line: no control characters. */
+	for (char *p = buf; *p; p++)
+		if ((unsigned char)*p < 0x20)
+			*p = '?';
+	return buf;
+}
+
+void log_set_container(const char *container_id)
+{
+	log_tctx.container_id = keep(tl_container, sizeof(tl_container), container_id);
+}
+
+void log_set_pod_meta(const char *pod_name, const char *pod_namespace)
+{
+	log_tctx.pod_name = keep(tl_pod_name, sizeof(tl_pod_name), pod_name);
+	log_tctx.pod_namespace = keep(tl_pod_ns, sizeof(tl_pod_ns), pod_namespace);
+}
+
+void log_set_image(const char *image)
+{
+	log_tctx.image = keep(tl_image, sizeof(tl_image), image);
+}
+
 void log_ctx_set(const struct log_ctx *ctx)
 {
 	if (ctx)
@@ -82,11 +131,65 @@ static size_t append(char *buf, size_t size, size_t n, const char *fmt, ...)
 	return (size_t)k >= size - n ? size - 1 : n + (size_t)k;
 }
 
+size_t log_journal_fields(int prio, const char *ident, const char *msg, const struct log_ctx *ctx,
+			  char *buf, size_t size, struct iovec *iov)
+{
+	const struct {
+		const char *name, *value;
+	} fields[LOG_JOURNAL_FIELDS - 2] = {
+		{ "MESSAGE", msg },
+		{ "SYSLOG_IDENTIFIER", ident },
+		{ "CRI_METHOD", ctx->method },
+		{ "CRIC_REQUEST", ctx->request_id },
+		{ "POD_ID", ctx->pod_id },
+		{ "POD_NAME", ctx->pod_name },
+		{ "POD_NAMESPACE", ctx->pod_namespace },
+		{ "CONTAINER_ID", ctx->container_id },
+	};
+	size_t n = 0, used = 0;
+	char prio_s[16];
+	snprintf(prio_s, sizeof(prio_s), "%d", prio);
+	const char *extra[][2] = { { "PRIORITY", prio_s }, { "IMAGE", ctx->image } };
+	for (size_t i = 0; i < LOG_JOURNAL_FIELDS; i++) {
+		const char *name = i < 8 ? fields[i].name : extra[i - 8][0];
+		const char *value = i < 8 ? fields[i].value : extra[i - 8][1];
+		if (!value || used >= size)
+			continue;
+		int k = snprintf(buf + used, size - used, "%s=%s", name, value);
+		if (k < 0)
+			continue;
+		size_t len = (size_t)k < size - used ? (size_t)k : size - used - 1;
+		iov[n++] = (struct iovec){ buf + used, len };
+		used += len + 1;
+	}
+	return n;
+}
+
+/* One record to the journal; false when it refused it. */
+static bool journal_send(int prio, const char *msg)
+{
+	char buf[8192];
+	struct iovec iov[LOG_JOURNAL_FIELDS];
+	size_t n = log_journal_fields(prio, log_ident, msg, &log_tctx, buf, sizeof(buf), iov);
+	return sd_journal_sendv(iov, (int)n) >= 0;
+}
+
 void log_vmsg(int prio, const char *fmt, va_list ap)
 {
 	if (!log_enabled(prio))
 		return;
 	int saved = errno;
+	if (log_journal) {
+		char msg[4096];
+		va_list aq;
+		va_copy(aq, ap);
+		vsnprintf(msg, sizeof(msg), fmt, aq);
+		va_end(aq);
+		if (journal_send(prio, msg)) {
+			errno = saved;
+			return;
+		}
+	}
 	char buf[4096];
 	size_t n = append(buf, sizeof(buf), 0, "<%d>", prio);
 
@@ -111,8 +214,13 @@ void log_vmsg(int prio, const char *fmt, va_list ap)
 		n = append(buf, sizeof(buf), n, " req=%s", log_tctx.request_id);
 	if (log_tctx.pod_id)
 		n = append(buf, sizeof(buf), n, " pod=%s", log_tctx.pod_id);
+	if (log_tctx.pod_namespace && log_tctx.pod_name)
+		n = append(buf, sizeof(buf), n, " pod_name=%s/%s", log_tctx.pod_namespace,
+			   log_tctx.pod_name);
 	if (log_tctx.container_id)
 		n = append(buf, sizeof(buf), n, " container=%s", log_tctx.container_id);
+	if (log_tctx.image)
+		n = append(buf, sizeof(buf), n, " image=%s", log_tctx.image);
 
 	/* Keep one record per line: fold embedded newlines. */
 	for (size_t i = 0; i < n; i++)

@@ -202,8 +202,9 @@ static void take_answer(struct ev_hub *h, const struct cric_result *res)
 		if (h->last && e->seq != h->last + 1)
 			close_all(h, CODE_ABORTED, "container events were lost: relist");
 		h->last = e->seq;
-		Runtime__V1__ContainerEventResponse *m = runtime__v1__container_event_response__unpack(
-		    NULL, e->event.len, e->event.data);
+		Runtime__V1__ContainerEventResponse *m =
+		    runtime__v1__container_event_response__unpack(NULL, e->event.len,
+								  e->event.data);
 		if (!m) {
 			log_warning("event %llu from runtimed does not decode, ignoring",
 				    (unsigned long long)e->seq);
@@ -343,8 +344,8 @@ void ev_hub_free(struct ev_hub *h)
 	free(h);
 }
 
-int ev_hub_subscribe(struct ev_hub *h, grpc_call *call, const char *request_id,
-		     struct ev_sub **ret, unsigned *code, char *msg, size_t size)
+int ev_hub_subscribe(struct ev_hub *h, grpc_call *call, const char *request_id, struct ev_sub **ret,
+		     unsigned *code, char *msg, size_t size)
 {
 	struct ev_sub *s = calloc(1, sizeof(*s));
 	if (!s) {

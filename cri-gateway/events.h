@@ -53,8 +53,8 @@ void ev_hub_free(struct ev_hub *h);
  * calls ev_hub_unsubscribe once the call has closed. On failure (-EAGAIN:
  * runtimed is unreachable; -ENOMEM) the caller answers the call with
  * *code and msg. */
-int ev_hub_subscribe(struct ev_hub *h, grpc_call *call, const char *request_id,
-		     struct ev_sub **ret, unsigned *code, char *msg, size_t size);
+int ev_hub_subscribe(struct ev_hub *h, grpc_call *call, const char *request_id, struct ev_sub **ret,
+		     unsigned *code, char *msg, size_t size);
 void ev_hub_unsubscribe(struct ev_sub *s);
 /* The completion of a send (TAG_EVENT_SENT). */
 void ev_hub_sent(struct ev_sub *s, bool ok);

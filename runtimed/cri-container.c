@@ -46,10 +46,16 @@ int cri_create_container(void *ud, const struct cric_call *call, const ProtobufC
 			 ProtobufCMessage **out, struct cric_err *err)
 {
 	const Runtime__V1__CreateContainerRequest *req = (const void *)in;
+	if (req->sandbox_config && req->sandbox_config->metadata)
+		log_set_pod_meta(req->sandbox_config->metadata->name,
+				 req->sandbox_config->metadata->namespace_);
+	if (req->config && req->config->image)
+		log_set_image(req->config->image->image);
 	char id[65];
 	int r = ctr_create(runtimed_containers(ud), call, req, id, err);
 	if (r < 0)
 		return r;
+	log_set_container(id);
 	event(ud, call, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_CREATED_EVENT, id);
 	_cleanup_pb_ Runtime__V1__CreateContainerResponse *resp =
 	    pb_new(&runtime__v1__create_container_response__descriptor);
@@ -63,6 +69,7 @@ int cri_start_container(void *ud, const struct cric_call *call, const ProtobufCM
 			ProtobufCMessage **out, struct cric_err *err)
 {
 	const Runtime__V1__StartContainerRequest *req = (const void *)in;
+	log_set_container(req->container_id);
 	int r = ctr_start(runtimed_containers(ud), call, req->container_id, err);
 	if (r < 0)
 		return r;
@@ -76,6 +83,7 @@ int cri_stop_container(void *ud, const struct cric_call *call, const ProtobufCMe
 		       ProtobufCMessage **out, struct cric_err *err)
 {
 	const Runtime__V1__StopContainerRequest *req = (const void *)in;
+	log_set_container(req->container_id);
 	/* A stop of a container that had already stopped is no event. */
 	struct ctr_info *before = info_now(ud, call, req->container_id);
 	bool was_live = before && before->state != CTR_EXITED;
@@ -94,6 +102,7 @@ int cri_remove_container(void *ud, const struct cric_call *call, const ProtobufC
 			 ProtobufCMessage **out, struct cric_err *err)
 {
 	const Runtime__V1__RemoveContainerRequest *req = (const void *)in;
+	log_set_container(req->container_id);
 	/* Removing an unknown container succeeds, and is no event. */
 	struct ctr_info *i = info_now(ud, call, req->container_id);
 	int r = ctr_remove(runtimed_containers(ud), call, req->container_id, err);

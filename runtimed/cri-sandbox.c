@@ -25,6 +25,8 @@ int cri_run_pod_sandbox(void *ud, const struct cric_call *call, const ProtobufCM
 {
 	const Runtime__V1__RunPodSandboxRequest *req =
 	    (const Runtime__V1__RunPodSandboxRequest *)in;
+	if (req->config && req->config->metadata)
+		log_set_pod_meta(req->config->metadata->name, req->config->metadata->namespace_);
 	struct sandbox_mgr *m = runtimed_sandboxes(ud);
 	char newid[65], id[65];
 	int r = id_random_hex(newid, sizeof(newid), 32);
