@@ -63,12 +63,19 @@ static int64_t mono_ns(void)
 	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* The k-th entry from the oldest (k < capacity). */
+static size_t ring_at(const struct ev_hub *h, size_t k)
+{
+	size_t i = h->head + k;
+	return i >= h->cfg.capacity ? i - h->cfg.capacity : i;
+}
+
 static void drop_oldest(struct ev_hub *h)
 {
 	struct entry *e = &h->ring[h->head];
 	h->bytes -= GRPC_SLICE_LENGTH(e->data);
 	grpc_slice_unref(e->data);
-	h->head = (h->head + 1) % h->cfg.capacity;
+	h->head = ring_at(h, 1);
 	h->count--;
 }
 
@@ -116,7 +123,7 @@ static void kick(struct ev_sub *s)
 		cut(s, CODE_RESOURCE_EXHAUSTED, why);
 		return;
 	}
-	struct entry *e = &h->ring[(h->head + (s->next - oldest_seq(h))) % h->cfg.capacity];
+	struct entry *e = &h->ring[ring_at(h, (size_t)(s->next - oldest_seq(h)))];
 	s->send = grpc_raw_byte_buffer_create(&e->data, 1);
 	grpc_op ops[2];
 	memset(ops, 0, sizeof(ops));
@@ -157,7 +164,7 @@ static void append(struct ev_hub *h, const uint8_t *data, size_t len)
 {
 	while (h->count == h->cfg.capacity || (h->count && h->bytes + len > h->cfg.max_bytes))
 		drop_oldest(h);
-	struct entry *e = &h->ring[(h->head + h->count) % h->cfg.capacity];
+	struct entry *e = &h->ring[ring_at(h, h->count)];
 	e->seq = h->next_seq++;
 	e->at_ns = mono_ns();
 	e->data = grpc_slice_from_copied_buffer((const char *)data, len);
@@ -291,13 +298,13 @@ int ev_hub_start(const struct ev_hub_config *cfg, struct ev_hub **ret)
 	if (!h)
 		return -ENOMEM;
 	h->cfg = *cfg;
+	if (!h->cfg.capacity)
+		h->cfg.capacity = 1;
 	h->next_seq = 1;
-	if (!(h->ring = calloc(cfg->capacity ? cfg->capacity : 1, sizeof(*h->ring)))) {
+	if (!(h->ring = calloc(h->cfg.capacity, sizeof(*h->ring)))) {
 		free(h);
 		return -ENOMEM;
 	}
-	if (!h->cfg.capacity)
-		h->cfg.capacity = 1;
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);

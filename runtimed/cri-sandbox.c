@@ -81,7 +81,7 @@ static void pod_events_before(void *ud, const struct cric_call *call, const char
 	memset(ev, 0, sizeof(*ev));
 	struct cric_err err = { { 0 } };
 	_cleanup_pb_ Runtime__V1__PodSandboxStatus *st = NULL;
-	if (cri_pod_status_of(ud, call, id, &st, &err) < 0)
+	if (cri_pod_status_of(ud, call, id, &st, &err) < 0 || !st)
 		return; /* not found: nothing to stop or remove, no event */
 	if (cri_pod_container_statuses(ud, call, st->id, &ev->ctrs, &ev->n, &err) < 0) {
 		log_warning("pod %s: %s, no events of its containers", st->id, err.msg);

@@ -41,7 +41,8 @@ static char *field(const struct iovec *iov, size_t n, const char *name)
 	for (size_t i = 0; i < n; i++) {
 		const char *p = iov[i].iov_base;
 		if (iov[i].iov_len > k && strncmp(p, name, k) == 0 && p[k] == '=') {
-			snprintf(out, sizeof(out), "%.*s", (int)(iov[i].iov_len - k - 1), p + k + 1);
+			snprintf(out, sizeof(out), "%.*s", (int)(iov[i].iov_len - k - 1),
+				 p + k + 1);
 			return out;
 		}
 	}
