@@ -14,7 +14,10 @@
 
 /* A failed poll is retried after this long (an unreachable runtimed already
  * makes each call wait a second for the connection). */
-#define RETRY_MS 1000
+#define RETRY_MS 200
+/* runtimed unreachable this long closes the streams: a connection that
+ * drops and comes back to the same runtimed (same epoch) loses nothing. */
+#define UNREACHABLE_GRACE_MS 2000
 
 struct entry {
 	uint64_t seq; /* the hub's own numbering, from 1, never reset */
@@ -46,8 +49,9 @@ struct ev_hub {
 	uint64_t next_seq;
 
 	/* runtimed's side */
-	uint64_t epoch, last; /* what we hold of runtimed's numbering */
-	bool synced;          /* the last poll succeeded: streams are whole */
+	uint64_t epoch, last;  /* what we hold of runtimed's numbering */
+	bool synced;           /* streams are whole (polls succeed, or failed only briefly) */
+	int64_t failing_since; /* monotonic ns of the first failed poll in a row; 0: none */
 
 	/* the poll in flight (its callback runs on nng's thread) */
 	bool answered;
@@ -176,8 +180,12 @@ static void append(struct ev_hub *h, const uint8_t *data, size_t len)
 static void take_answer(struct ev_hub *h, const struct cric_result *res)
 {
 	if (res->code != CODE_OK) {
-		/* Our own deadline only: runtimed answers before it. */
-		if (res->code == CODE_DEADLINE_EXCEEDED && h->synced)
+		if (!h->failing_since) {
+			h->failing_since = mono_ns();
+			log_info("container events: cannot ask runtimed: %s: %s",
+				 grpc_code_name(res->code), res->message ? res->message : "");
+		}
+		if (mono_ns() - h->failing_since < UNREACHABLE_GRACE_MS * 1000000LL)
 			return;
 		if (h->synced) {
 			char why[300];
@@ -220,6 +228,7 @@ static void take_answer(struct ev_hub *h, const struct cric_result *res)
 		protobuf_c_message_free_unpacked(&m->base, NULL);
 		append(h, e->event.data, e->event.len);
 	}
+	h->failing_since = 0;
 	if (!h->synced)
 		log_info("container events: following runtimed (epoch %016llx, at %llu)",
 			 (unsigned long long)h->epoch, (unsigned long long)h->last);

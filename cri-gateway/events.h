@@ -13,7 +13,7 @@
  * many are stuck. Order is the order runtimed published in.
  *
  * Never hiding a gap: when runtimed restarts (another epoch), cannot be
- * reached, or its answer skips a sequence number, every stream is closed
+ * reached for 2 s, or its answer skips a sequence number, every stream is closed
  * (UNAVAILABLE for the first two, ABORTED for a loss) and the ring
  * emptied, so that the kubelet relists; a new subscription while runtimed
  * is unreachable is refused with UNAVAILABLE.
