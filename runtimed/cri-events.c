@@ -62,9 +62,13 @@ struct pod_event *cri_event_build(void *ud, const struct cric_call *call,
 	if (r == 0)
 		r = cri_pod_status_of(ud, call, pod_id, &m->pod_sandbox_status, &err);
 	/* The pod's full id: pod_id may be a prefix the caller used. */
-	if (r == 0 && strcmp(container_id, pod_id) == 0 &&
-	    pb_set_str(&m->container_id, m->pod_sandbox_status->id) < 0)
-		r = -ENOMEM;
+	if (r == 0 && strcmp(container_id, pod_id) == 0) {
+		char *given = m->container_id;
+		if (pb_set_str(&m->container_id, m->pod_sandbox_status->id) < 0)
+			r = -ENOMEM;
+		else
+			free(given);
+	}
 	if (r == 0)
 		r = cri_pod_container_statuses(ud, call, m->pod_sandbox_status->id,
 					       &m->containers_statuses, &m->n_containers_statuses,
