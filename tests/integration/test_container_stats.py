@@ -104,6 +104,9 @@ def test_stats_cpu_memory_writable_layer_and_filters(ctrs):
     b = cstats(ctrs, burn)
     used = b.cpu.usage_core_nano_seconds.value - a.cpu.usage_core_nano_seconds.value
     assert used > 0.5 * 10**9, used  # 2.5 s on a shared 2-core host
+    # Over the samples' own interval: about one core (loose: a shared host).
+    rate = used / (b.cpu.timestamp - a.cpu.timestamp)
+    assert 0.3 < rate < 1.2, rate
     assert b.cpu.HasField("usage_nano_cores")
     assert 0.25 * 10**9 < b.cpu.usage_nano_cores.value < 1.2 * 10**9, b.cpu
     # A second call within the freshness window reads the same sample.
@@ -134,6 +137,14 @@ def test_stats_cpu_memory_writable_layer_and_filters(ctrs):
     assert len(lstats(ctrs, label_selector={"app": "s", "role": "x"})) == 0
     listed = {x.attributes.id: x for x in lstats(ctrs, pod_sandbox_id=pod_id)}
     assert listed[hold].memory.working_set_bytes.value >= 50 * MiB
+    assert listed[hold].writable_layer.used_bytes.value >= 10 * MiB
+    assert listed[hold].writable_layer.fs_id.mountpoint == mp
+    # The list's samples say what the burner does too.
+    time.sleep(1.5)
+    c = {x.attributes.id: x for x in lstats(ctrs, id=burn)}[burn]
+    used = c.cpu.usage_core_nano_seconds.value - b.cpu.usage_core_nano_seconds.value
+    assert 0.3 < used / (c.cpu.timestamp - b.cpu.timestamp) < 1.2, (b.cpu, c.cpu)
+    assert listed[burn].memory.working_set_bytes.value < 50 * MiB  # not the holder's
 
     # A removed container vanishes from the list; asked for, NOT_FOUND.
     ctrs.remove(burn)
