@@ -32,23 +32,30 @@ GRACE = 30  # the pod's terminationGracePeriodSeconds
 
 
 class Relister(threading.Thread):
-    """The PLEG: ListPodSandbox + ListContainers every second, each must
-    succeed; and, every few ticks, ListContainerStats as the eviction
-    manager and the summary API ask for it (every 10 s there; every
-    2 s here, a short test)."""
+    """The PLEG: ListPodSandbox + ListContainers every second, then the
+    status of what they listed, each must succeed; and, every other tick,
+    ListContainerStats as the eviction manager and the summary API ask for
+    it (every 10 s there; more often here, a short test)."""
 
     def __init__(self, cri):
         super().__init__(daemon=True)
         self.cri, self.done = cri, threading.Event()
-        self.ticks, self.stats_calls, self.errors = 0, 0, []
+        self.ticks, self.stats_calls, self.gone, self.errors = 0, 0, 0, []
 
     def run(self):
         while not self.done.is_set():
             try:
-                self.cri.call("ListPodSandbox", api.ListPodSandboxRequest(),
-                              api.ListPodSandboxResponse, timeout=5)
-                self.cri.call("ListContainers", api.ListContainersRequest(),
-                              api.ListContainersResponse, timeout=5)
+                pods = self.cri.call("ListPodSandbox", api.ListPodSandboxRequest(),
+                                     api.ListPodSandboxResponse, timeout=5).items
+                ctrs = self.cri.call("ListContainers", api.ListContainersRequest(),
+                                     api.ListContainersResponse, timeout=5).containers
+                # GetPodStatus for what it listed (gone meanwhile: NOT_FOUND).
+                for p in pods:
+                    self.status("PodSandboxStatus", api.PodSandboxStatusRequest(
+                        pod_sandbox_id=p.id, verbose=True), api.PodSandboxStatusResponse)
+                for c in ctrs:
+                    self.status("ContainerStatus", api.ContainerStatusRequest(
+                        container_id=c.id), api.ContainerStatusResponse)
                 if self.ticks % 2 == 0:
                     self.cri.call("ListContainerStats", api.ListContainerStatsRequest(),
                                   api.ListContainerStatsResponse, timeout=5)
@@ -57,6 +64,14 @@ class Relister(threading.Thread):
             except grpc.RpcError as e:
                 self.errors.append((self.ticks, e.code(), e.details()))
             self.done.wait(1.0)
+
+    def status(self, method, req, resp):
+        try:
+            self.cri.call(method, req, resp, timeout=5)
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+            self.gone += 1
 
     def stop(self):
         self.done.set()
