@@ -416,3 +416,41 @@ void spawn_result_done(struct spawn_result *res)
 	free(res->errout);
 	res->out = res->errout = NULL;
 }
+
+int spawn_start(const char *path, char *const argv[], char *const env[], const struct spawn_fd *map,
+		size_t n, bool new_session, int close_above, pid_t *pid)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, all;
+	sigemptyset(&none);
+	sigfillset(&all);
+	int rv = posix_spawn_file_actions_init(&fa);
+	if (rv != 0)
+		return -rv;
+	if ((rv = posix_spawnattr_init(&at)) != 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		return -rv;
+	}
+	for (size_t i = 0; rv == 0 && i < n; i++)
+		rv = map[i].source >= 0
+			 ? posix_spawn_file_actions_adddup2(&fa, map[i].source, map[i].target)
+			 : posix_spawn_file_actions_addopen(&fa, map[i].target, map[i].path,
+							    map[i].flags, 0600);
+	if (rv == 0 && close_above >= 0)
+		rv = posix_spawn_file_actions_addclosefrom_np(&fa, close_above + 1);
+	short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+	if (new_session)
+		flags |= POSIX_SPAWN_SETSID;
+	if (rv == 0)
+		rv = posix_spawnattr_setflags(&at, flags);
+	if (rv == 0)
+		rv = posix_spawnattr_setsigmask(&at, &none);
+	if (rv == 0)
+		rv = posix_spawnattr_setsigdefault(&at, &all);
+	if (rv == 0)
+		rv = posix_spawn(pid, path, &fa, &at, argv, env);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	return -rv;
+}

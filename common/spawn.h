@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "common/error.h"
 
@@ -48,3 +49,20 @@ struct spawn_result {
 int spawn_run(const struct spawn_req *x, struct spawn_result *res, struct cric_err *err);
 
 void spawn_result_done(struct spawn_result *res);
+
+/* A descriptor of a program started by spawn_start(): fd target is a dup of
+ * source (>= 0), or else the file path opened with flags (0600 when made). */
+struct spawn_fd {
+	int target;
+	int source;
+	const char *path;
+	int flags;
+};
+
+/* Start path (argv, and env as the whole environment) without waiting for
+ * it: an empty signal mask and default dispositions (daemons block and
+ * ignore signals their helpers must not inherit), a session of its own
+ * when new_session, the n descriptors of map and, when close_above >= 0,
+ * none above close_above (else only what is not O_CLOEXEC). *pid; -errno. */
+int spawn_start(const char *path, char *const argv[], char *const env[], const struct spawn_fd *map,
+		size_t n, bool new_session, int close_above, pid_t *pid);

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/spawn.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "common/ids.h"
@@ -240,26 +241,14 @@ static void close_fdp(int *fd)
 
 static int spawn_helper(const struct execsync *x, char **argv, const int fds[3], pid_t *pid)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, all;
-	sigemptyset(&none);
-	sigfillset(&all);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&at);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, fds[0], 1);
-	posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
-	posix_spawn_file_actions_adddup2(&fa, fds[2], EXEC_REPORT_FD);
-	posix_spawn_file_actions_addclosefrom_np(&fa, EXEC_REPORT_FD + 1);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &all);
 	char *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL };
-	int r = posix_spawn(pid, x->helper, &fa, &at, argv, env);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	return -r;
+	const struct spawn_fd map[] = {
+		{ 0, -1, "/dev/null", O_RDONLY },
+		{ 1, fds[0], NULL, 0 },
+		{ 2, fds[1], NULL, 0 },
+		{ EXEC_REPORT_FD, fds[2], NULL, 0 },
+	};
+	return spawn_start(x->helper, argv, env, map, ARRAY_SIZE(map), false, EXEC_REPORT_FD, pid);
 }
 
 struct run {

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/spawn.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "common/ids.h"
@@ -328,25 +329,13 @@ static int spawn_monitor(struct monitors *m, const struct monitor_spec *s, const
 		argv[a++] = "--stdin-once";
 	argv[a] = NULL;
 	char *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL };
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, all;
-	sigemptyset(&none);
-	sigfillset(&all);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 2, mlog, O_WRONLY | O_CREAT | O_APPEND, 0600);
-	posix_spawn_file_actions_adddup2(&fa, sync_w, MONITOR_SYNC_FD);
-	posix_spawnattr_init(&at);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-					  POSIX_SPAWN_SETSIGDEF);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &all);
-	int r = posix_spawn(ret, m->monitor_bin, &fa, &at, argv, env);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	return -r;
+	const struct spawn_fd fds[] = {
+		{ 0, -1, "/dev/null", O_RDONLY },
+		{ 1, -1, "/dev/null", O_WRONLY },
+		{ 2, -1, mlog, O_WRONLY | O_CREAT | O_APPEND },
+		{ MONITOR_SYNC_FD, sync_w, NULL, 0 },
+	};
+	return spawn_start(m->monitor_bin, argv, env, fds, ARRAY_SIZE(fds), true, -1, ret);
 }
 
 /* Read the monitor's report lines until "ok"/"error" or the deadline. */

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/spawn.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "monitord/portfwd/portfwd.h"
@@ -35,24 +36,12 @@ static int spawn_helper(const char *helper, const char *netns, uint16_t port, in
 	char *argv[] = { (char *)helper,           "--port",      portstr,
 			 netns ? "--netns" : NULL, (char *)netns, NULL };
 	char *env[] = { NULL };
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, all;
-	sigemptyset(&none);
-	sigfillset(&all);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, report_fd, PORTFWD_REPORT_FD);
-	posix_spawn_file_actions_addclosefrom_np(&fa, PORTFWD_REPORT_FD + 1);
-	posix_spawnattr_init(&at);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &all);
-	int r = posix_spawn(pid, helper, &fa, &at, argv, env);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	return -r;
+	const struct spawn_fd map[] = {
+		{ 0, -1, "/dev/null", O_RDONLY },
+		{ 1, -1, "/dev/null", O_WRONLY },
+		{ PORTFWD_REPORT_FD, report_fd, NULL, 0 },
+	};
+	return spawn_start(helper, argv, env, map, ARRAY_SIZE(map), false, PORTFWD_REPORT_FD, pid);
 }
 
 /* The helper's message: the socket, or -errno with why. */

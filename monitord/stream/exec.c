@@ -28,6 +28,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "common/spawn.h"
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/ids.h"
@@ -148,24 +149,11 @@ static bool be_wants_input(struct session *s)
 
 static int spawn_helper(struct session *s, char **argv, const int fds[4], pid_t *pid)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, all;
-	sigemptyset(&none);
-	sigfillset(&all);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&at);
-	for (int i = 0; i < 4; i++)
-		posix_spawn_file_actions_adddup2(&fa, fds[i], i);
-	posix_spawn_file_actions_addclosefrom_np(&fa, EXEC_REPORT_FD + 1);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &all);
 	char *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL };
-	int r = posix_spawn(pid, s->exec_helper, &fa, &at, argv, env);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	return -r;
+	struct spawn_fd map[4];
+	for (int i = 0; i < 4; i++)
+		map[i] = (struct spawn_fd){ i, fds[i], NULL, 0 };
+	return spawn_start(s->exec_helper, argv, env, map, 4, false, EXEC_REPORT_FD, pid);
 }
 
 static int set_nonblock(int fd)
