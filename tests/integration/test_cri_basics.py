@@ -87,8 +87,6 @@ def test_runtime_config_reports_cgroup_driver(suite):
 ROUTES = [
     ("CheckpointContainer", api.CheckpointContainerRequest(), "runtimed"),
     ("PortForward", api.PortForwardRequest(), "monitord"),
-    ("PodSandboxStats", api.PodSandboxStatsRequest(), "monitord"),
-    ("ListPodSandboxStats", api.ListPodSandboxStatsRequest(), "monitord"),
 ]
 
 
