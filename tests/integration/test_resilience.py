@@ -259,21 +259,24 @@ def health_call(suite, daemon, timeout_s=1):
 
 def test_aborted_handshakes_never_cut_a_daemon_off(suite):
     """Bare connects, half and aborted handshakes against every daemon's
-    socket: within a second after each burst a new client's call to that
-    daemon succeeds (a client caught in the wedged listener is cut when it is
+    socket: soon after each burst a new client's call to that daemon
+    succeeds (a client caught in the wedged listener is cut when it is
     replaced, UNAVAILABLE, and calls again as callers do; DEADLINE_EXCEEDED
     would mean nobody answers new clients any more), and the gateway's own
-    long-lived connections keep serving CRI calls."""
+    long-lived connections keep serving CRI calls. "Soon": the listener's
+    guard takes up to IPC_GUARD_PROBE_MS (2 s, common/ipc_listen.h) to be
+    sure a listener is wedged before it replaces it (a false verdict cuts
+    calls in flight), plus room for a loaded machine."""
     for daemon in ["imaged", "stored", "netd", "runtimed", "monitord"]:
         path = os.path.join(suite.ipc_dir, daemon + ".sock")
         for how in range(5):
             for _ in range(10):
                 abort_handshake(path, how)
             start = time.monotonic()
-            got = health_call(suite, daemon)
+            got = health_call(suite, daemon, timeout_s=6)
             took = time.monotonic() - start
             # (the process's own start-up is counted in, with a margin for it)
-            assert got["code"] == 0 and took < 1.5, \
+            assert got["code"] == 0 and took < 6.5, \
                 f"{daemon} after handshake kind {how}: {got} in {took:.2f} s"
             assert got["response"]["daemon"] == daemon
     # The CRI socket (grpc) shrugs off the same.
