@@ -231,6 +231,46 @@ static int cri_exec(void *ud, const struct cric_call *call, const ProtobufCMessa
 	return 0;
 }
 
+/* CRI Attach: checked here (the container running), joined by the
+ * streaming server to the container's monitor when the client connects. */
+static int cri_attach(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+		      ProtobufCMessage **out, struct cric_err *err)
+{
+	struct monitors *m = ud;
+	const Runtime__V1__AttachRequest *req = (const void *)in;
+	log_container(call, req->container_id);
+	if (req->tty && req->stderr)
+		return err_set(err, -EINVAL, "tty and stderr cannot both be true");
+	if (!req->stdin && !req->stdout && !req->stderr)
+		return err_set(err, -EINVAL, "one of stdin, stdout and stderr must be true");
+	struct exec_target t;
+	int r = execsync_target(m, req->container_id, &t, err);
+	if (r < 0)
+		return r;
+	exec_target_done(&t);
+	log_container(call, t.id);
+	_cleanup_pb_ Runtime__V1__AttachResponse *resp =
+	    pb_new(&runtime__v1__attach_response__descriptor);
+	struct stream_request *sr = calloc(1, sizeof(*sr));
+	if (!resp || !sr) {
+		free(sr);
+		return -ENOMEM;
+	}
+	sr->kind = STREAM_KIND_ATTACH;
+	memcpy(sr->id, t.id, sizeof(sr->id));
+	sr->tty = req->tty;
+	sr->stdin = req->stdin;
+	sr->stdout = req->stdout;
+	sr->stderr = req->stderr;
+	_cleanup_free_ char *url = NULL;
+	if ((r = stream_server_url(m->stream, sr, &url, err)) < 0)
+		return r;
+	if (pb_set_str(&resp->url, url) < 0)
+		return -ENOMEM;
+	*out = &TAKE_PTR(resp)->base;
+	return 0;
+}
+
 /* CRI ReopenContainerLog: the kubelet renamed the log just before; when
  * this returns the monitor writes to a new file at the same path. */
 static int cri_reopen_log(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
@@ -358,6 +398,8 @@ static int cri_list_pod_sandbox_metrics(void *ud, const struct cric_call *call,
 static const struct cric_handler cri_lines[] = {
 	{ CRI_RUNTIME(exec_sync), exec_sync, .callers = CALLER_GATEWAY | CALLER_ADMIN },
 	{ CRI_RUNTIME(exec), cri_exec, .callers = CALLER_GATEWAY | CALLER_ADMIN,
+	  .cap_ms = MONITORD_CALL_CAP_MS },
+	{ CRI_RUNTIME(attach), cri_attach, .callers = CALLER_GATEWAY | CALLER_ADMIN,
 	  .cap_ms = MONITORD_CALL_CAP_MS },
 	{ CRI_RUNTIME(reopen_container_log), cri_reopen_log,
 	  .callers = CALLER_GATEWAY | CALLER_ADMIN, .cap_ms = MONITORD_CALL_CAP_MS },

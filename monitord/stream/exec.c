@@ -84,32 +84,12 @@ static void apply_size(struct exec_be *e)
 		log_warning("streaming: resize the exec's terminal: %m, ignoring");
 }
 
-/* Resize messages: JSON objects {"Width":w,"Height":h}, one after the
- * other; the last complete one wins. */
 static void take_resizes(struct exec_be *e)
 {
-	size_t start = 0;
-	for (;;) {
-		json_error_t jerr;
-		size_t left = e->resize_len - start;
-		if (left == 0)
-			break;
-		json_t *j = json_loadb(e->resize + start, left, JSON_DISABLE_EOF_CHECK, &jerr);
-		if (!j)
-			break; /* incomplete (or garbage: dropped when the buffer fills) */
-		start += jerr.position;
-		json_int_t w = json_integer_value(json_object_get(j, "Width"));
-		json_int_t h = json_integer_value(json_object_get(j, "Height"));
-		json_decref(j);
-		if (w > 0 && h > 0 && w <= 65535 && h <= 65535) {
-			e->width = (unsigned short)w;
-			e->height = (unsigned short)h;
-			e->size_known = true;
-			apply_size(e);
-		}
+	if (session_take_resizes(e->resize, &e->resize_len, &e->width, &e->height)) {
+		e->size_known = true;
+		apply_size(e);
 	}
-	memmove(e->resize, e->resize + start, e->resize_len - start);
-	e->resize_len -= start;
 }
 
 static int be_data(struct session *s, struct stream_chan *c, const uint8_t *p, size_t n)

@@ -296,15 +296,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	}
 	if (strcmp(method, "POST") != 0 && strcmp(method, "GET") != 0)
 		return answer(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and POST\n");
-	if (strncmp(url, "/exec/", 6) != 0)
+	enum stream_kind kind;
+	const char *token;
+	if (strncmp(url, "/exec/", 6) == 0) {
+		kind = STREAM_KIND_EXEC;
+		token = url + 6;
+	} else if (strncmp(url, "/attach/", 8) == 0) {
+		kind = STREAM_KIND_ATTACH;
+		token = url + 8;
+	} else {
 		return answer(c, MHD_HTTP_NOT_FOUND, "not found\n");
+	}
 	if (!header_has(c, "Connection", "upgrade") || !header_has(c, "Upgrade", "SPDY/3.1"))
 		return answer(c, MHD_HTTP_BAD_REQUEST, "an upgrade to SPDY/3.1 is required\n");
 	if (atomic_fetch_add(&srv->sessions, 1) >= srv->sessions_max) {
 		atomic_fetch_sub(&srv->sessions, 1);
 		return answer(c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many streaming sessions\n");
 	}
-	struct stream_request *req = tokens_take(&srv->tokens, url + 6, STREAM_KIND_EXEC);
+	struct stream_request *req = tokens_take(&srv->tokens, token, kind);
 	if (!req) {
 		atomic_fetch_sub(&srv->sessions, 1);
 		return answer(c, MHD_HTTP_NOT_FOUND, "unknown or expired token\n");
@@ -319,7 +328,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			      "v3.channel.k8s.io, v2.channel.k8s.io, channel.k8s.io\n");
 	}
 	struct session *s = calloc(1, sizeof(*s));
-	if (!s || spdy_transport_init(s) < 0 || exec_backend_init(s) < 0) {
+	if (!s || spdy_transport_init(s) < 0 ||
+	    (kind == STREAM_KIND_EXEC ? exec_backend_init(s) : attach_backend_init(s)) < 0) {
 		if (s) {
 			s->req = req;
 			s->fd = -1;

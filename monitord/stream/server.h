@@ -1,9 +1,9 @@
 /* The streaming server: an HTTP/1.1 server (libmicrohttpd, its own polling
- * thread) at the configured address that takes the URLs Exec (later
- * Attach, PortForward) hand out, upgrades the connection and runs a
+ * thread) at the configured address that takes the URLs Exec and Attach
+ * (later PortForward) hand out, upgrades the connection and runs a
  * session (session.h) on a thread of its own.
  *
- *   POST or GET /exec/<token>   Upgrade: SPDY/3.1 (WebSocket: later)
+ *   POST or GET /exec/<token>, /attach/<token>   Upgrade: SPDY/3.1 (WebSocket: later)
  *   X-Stream-Protocol-Version: v4.channel.k8s.io, v3..., v2..., channel.k8s.io
  *
  * Answers: 101 with the protocol chosen (the client's first we speak), 404

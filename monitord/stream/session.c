@@ -119,6 +119,35 @@ int session_send(struct session *s, enum stream_type t, const void *p, size_t n)
 	return s->tr->send(s, c, p, n);
 }
 
+/* ---- resize messages ---- */
+
+bool session_take_resizes(char *buf, size_t *len, unsigned short *width, unsigned short *height)
+{
+	size_t start = 0;
+	bool got = false;
+	for (;;) {
+		json_error_t jerr;
+		size_t left = *len - start;
+		if (left == 0)
+			break;
+		json_t *j = json_loadb(buf + start, left, JSON_DISABLE_EOF_CHECK, &jerr);
+		if (!j)
+			break; /* incomplete (or garbage: dropped when the buffer fills) */
+		start += jerr.position;
+		json_int_t w = json_integer_value(json_object_get(j, "Width"));
+		json_int_t h = json_integer_value(json_object_get(j, "Height"));
+		json_decref(j);
+		if (w > 0 && h > 0 && w <= 65535 && h <= 65535) {
+			*width = (unsigned short)w;
+			*height = (unsigned short)h;
+			got = true;
+		}
+	}
+	memmove(buf, buf + start, *len - start);
+	*len -= start;
+	return got;
+}
+
 /* ---- the status on the error stream ---- */
 
 /* The v4 status (a metav1.Status as JSON), or for older protocols the
@@ -264,7 +293,10 @@ void session_run(struct session *s, const uint8_t *extra, size_t n_extra)
 					      : start_backend(s);
 			if (r < 0) {
 				char msg[160];
-				snprintf(msg, sizeof(msg), "could not start the command: %s",
+				snprintf(msg, sizeof(msg), "%s: %s",
+					 s->req->kind == STREAM_KIND_ATTACH
+					     ? "could not attach to the container"
+					     : "could not start the command",
 					 strerror(-r));
 				finish(s, 0, msg);
 			}

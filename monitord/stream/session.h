@@ -4,7 +4,8 @@
  *
  *   transport  frames streams on the connection: SPDY/3.1 (spdy_transport,
  *              session.c); WebSocket (channel.k8s.io) is the second one.
- *   backend    what the streams are connected to: exec (exec.c).
+ *   backend    what the streams are connected to: exec (exec.c), attach
+ *              (attach.c).
  *   session    the loop that owns the connection's fd and moves bytes
  *              between the two (session_run()).
  *
@@ -149,6 +150,8 @@ void session_run(struct session *s, const uint8_t *extra, size_t n_extra);
 int spdy_transport_init(struct session *s);
 /* Set up the exec backend on s (exec.c). */
 int exec_backend_init(struct session *s);
+/* Set up the attach backend on s (attach.c). */
+int attach_backend_init(struct session *s);
 
 /* ---- for transports ---- */
 
@@ -167,3 +170,7 @@ void session_client_gone(struct session *s);
  * room there (0: none, stop reading). */
 size_t session_room(struct session *s, enum stream_type t);
 int session_send(struct session *s, enum stream_type t, const void *p, size_t n);
+/* Resize messages ({"Width":w,"Height":h} JSON objects, one after the
+ * other) gathered in buf (*len bytes): the complete ones are taken out of
+ * it; true with the last valid size in *width, *height. */
+bool session_take_resizes(char *buf, size_t *len, unsigned short *width, unsigned short *height);

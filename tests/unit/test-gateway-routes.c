@@ -45,6 +45,7 @@ static void test_routes_by_path(void **state)
 		{ "/runtime.v1.RuntimeService/RunPodSandbox", D_RUNTIMED, false },
 		{ "/runtime.v1.RuntimeService/CreateContainer", D_RUNTIMED, false },
 		{ "/runtime.v1.RuntimeService/ExecSync", D_MONITORD, false },
+		{ "/runtime.v1.RuntimeService/Attach", D_MONITORD, false },
 		{ "/runtime.v1.RuntimeService/GetContainerEvents", D_RUNTIMED, true },
 		{ "/runtime.v1.ImageService/PullImage", D_IMAGED, false },
 		{ "/runtime.v1.ImageService/ImageFsInfo", D_STORED, false },
