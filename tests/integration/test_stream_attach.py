@@ -8,7 +8,8 @@ FAILED_PRECONDITION), a container reading stdin and answering on stdout and
 stderr through one attacher, the session ending with a Success status when
 the container exits; two attachers at once (one with stdin, one watching,
 the watcher leaving and the container running on); a tty container seeing
-its resize (`stty size`).
+its resize (`stty size`); monitord kill -9 mid-attach (the container runs
+on, a new attach after the restart).
 """
 import os
 import subprocess
@@ -138,3 +139,26 @@ def test_tty_and_resize(env, client):
         p.kill()
     assert p.returncode == 0, err
     assert b"40 100\r\n" in out, out
+
+
+def test_monitord_killed_mid_attach(env, client):
+    """kill -9 of monitord during an attach: the client's connection ends,
+    the container runs on (its monitor holds its stdio), and the restarted
+    monitord attaches anew, with stdin."""
+    cid, _ = start(env, ECHO)
+    p = subprocess.Popen([client, "-url", attach_url(env, cid, stdin=True), "-stdin"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        p.stdin.write(b"before\n")
+        p.stdin.flush()
+        assert p.stdout.readline() == b"got before\n"
+        env.suite.kill("monitord")
+        p.communicate(timeout=30)  # the connection ends with monitord
+    finally:
+        p.kill()
+    env.suite.up()
+    st = env.status(cid)
+    assert st["monitor_alive"] and not st.get("exited"), st
+    rc, out, err = run(client, attach_url(env, cid, stdin=True), "-stdin",
+                       stdin=b"after\nquit\n")
+    assert (rc, out) == (0, b"got after\ngot quit\n"), err
