@@ -9,7 +9,8 @@ containerd: deploy/install-deps --bench); run it after changing the client:
 It starts containerd with its CRI plugin (as tests/bench/bench.py does: a
 loopback registry with busybox and a pause image made from cric-pause), runs
 a host-network pod with a busybox container, and runs the same exec cases
-test_stream_exec.py runs against cric. Prints one line per case; exits 1
+test_stream_exec.py runs against cric, and one attach case of
+test_stream_attach.py. Prints one line per case; exits 1
 when one fails.
 """
 import os
@@ -100,6 +101,32 @@ def main():
              stdout=True, want_err="PROTOCOL v2.channel.k8s.io")
         case("no common protocol", ["true"], ["-protocols", "v9.channel.k8s.io"], 101, None,
              stdout=True, want_err="HTTP 403")
+        # attach: a container reading its stdin (test_stream_attach.py's)
+        ac = api.ContainerConfig(metadata=api.ContainerMetadata(name="a"),
+                                 image=api.ImageSpec(image=image), stdin=True,
+                                 command=["/bin/sh", "-c", 'while read l; do echo "got $l"; '
+                                          '[ "$l" = quit ] && exit 3; done'],
+                                 log_path="a.log")
+        aid = cri.call("CreateContainer", api.CreateContainerRequest(
+            pod_sandbox_id=pod, config=ac, sandbox_config=cfg), api.CreateContainerResponse,
+            timeout=60).container_id
+        cri.call("StartContainer", api.StartContainerRequest(container_id=aid), timeout=60)
+        url = cri.call("Attach", api.AttachRequest(container_id=aid, stdin=True, stdout=True),
+                       api.AttachResponse).url
+        # containerd ends an attach when the client's stdin ends (cric goes
+        # on until the container exits or the client leaves): stdin is kept
+        # open past the container's exit here (pauses fine outside the suite)
+        feed = subprocess.Popen(["sh", "-c", 'sleep 1; printf "hello\\nquit\\n"; sleep 2'],
+                                stdout=subprocess.PIPE)
+        r = subprocess.run([client, "-url", url, "-stdin"], stdin=feed.stdout,
+                           capture_output=True, timeout=60)
+        feed.wait()
+        err = r.stderr.decode(errors="replace")
+        ok = r.returncode == 0 and r.stdout == b"got hello\ngot quit\n" and \
+            'STATUS {"metadata":{},"status":"Success"}' in err
+        failed += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} attach until exit 3: rc {r.returncode} "
+              f"out {r.stdout[:80]!r} {err.strip().splitlines()[-1:]}")
     finally:
         if ctd:
             ctd.stop()
