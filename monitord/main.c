@@ -18,13 +18,13 @@ static int init(const struct cric_config *cfg, void **userdata, struct cric_err 
 	if (r < 0)
 		return r;
 	if ((r = execsync_open(cfg, &m->exec, err)) < 0 ||
-	    (r = pods_open(cfg, m->stats, &m->pods, err)) < 0) {
+	    (r = podstats_open(cfg, m->stats, &m->pods, err)) < 0) {
 		execsync_free(m->exec);
 		monitors_free(m);
 		return r;
 	}
 	if ((r = stream_server_open(cfg, m, m->exec->helper, &m->stream, err)) < 0) {
-		pods_free(m->pods);
+		podstats_free(m->pods);
 		execsync_free(m->exec);
 		monitors_free(m);
 		return r;
@@ -37,7 +37,7 @@ static void done(void *userdata)
 {
 	struct monitors *m = userdata;
 	stream_server_free(m->stream);
-	pods_free(m->pods);
+	podstats_free(m->pods);
 	execsync_free(m->exec);
 	monitors_free(m);
 }

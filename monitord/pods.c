@@ -126,7 +126,7 @@ static struct pod *pod_get(struct pods *p, const char *id)
 
 /* /proc/net/dev: two header lines, then "name: rx_bytes rx_packets errs drop
  * fifo frame compressed multicast tx_bytes tx_packets errs drop ...". */
-size_t pods_parse_net_dev(const char *text, struct pods_iface *ifs, size_t max)
+size_t podstats_parse_net_dev(const char *text, struct pods_iface *ifs, size_t max)
 {
 	size_t n = 0;
 	const char *l = text;
@@ -206,7 +206,7 @@ static int read_netns(struct pod *pod)
 	pthread_join(t, NULL);
 	if (nr.r < 0)
 		return nr.r;
-	pod->n_ifs = pods_parse_net_dev(nr.text, pod->ifs, PODS_IFACES_MAX);
+	pod->n_ifs = podstats_parse_net_dev(nr.text, pod->ifs, PODS_IFACES_MAX);
 	free(nr.text);
 	return 0;
 }
@@ -373,8 +373,8 @@ static int containers_of(struct pods *p, const char *pod_id,
 	return stats_list_extra(p->stats, &f, *resp, extra, err);
 }
 
-int pods_stats(struct pods *p, const struct cric_call *call, const char *id,
-	       Runtime__V1__PodSandboxStats **ret, struct cric_err *err)
+int podstats_stats(struct pods *p, const struct cric_call *call, const char *id,
+		   Runtime__V1__PodSandboxStats **ret, struct cric_err *err)
 {
 	_cleanup_pb_ Runtime__V1__PodSandboxStatusResponse *status = NULL;
 	int r = pod_status(p, call, id, &status, err);
@@ -533,7 +533,7 @@ static const char *const label_keys[][3] = {
 	[L_DEVICE] = { "id", "name", "device" },
 };
 
-int pods_metric_descriptors(Runtime__V1__ListMetricDescriptorsResponse *resp)
+int podstats_metric_descriptors(Runtime__V1__ListMetricDescriptorsResponse *resp)
 {
 	if (!(resp->descriptors = calloc(ARRAY_SIZE(descs), sizeof(void *))))
 		return -ENOMEM;
@@ -721,22 +721,22 @@ static int collect(struct pods *p, const struct cric_call *call,
 	return r;
 }
 
-int pods_list(struct pods *p, const struct cric_call *call,
-	      const Runtime__V1__PodSandboxStatsFilter *f,
-	      Runtime__V1__ListPodSandboxStatsResponse *resp, struct cric_err *err)
+int podstats_list(struct pods *p, const struct cric_call *call,
+		  const Runtime__V1__PodSandboxStatsFilter *f,
+		  Runtime__V1__ListPodSandboxStatsResponse *resp, struct cric_err *err)
 {
 	return collect(p, call, f, resp, NULL, err);
 }
 
-int pods_metrics(struct pods *p, const struct cric_call *call,
-		 Runtime__V1__ListPodSandboxMetricsResponse *resp, struct cric_err *err)
+int podstats_metrics(struct pods *p, const struct cric_call *call,
+		     Runtime__V1__ListPodSandboxMetricsResponse *resp, struct cric_err *err)
 {
 	return collect(p, call, NULL, NULL, resp, err);
 }
 
 /* ---- open, free ---- */
 
-void pods_free(struct pods *p)
+void podstats_free(struct pods *p)
 {
 	if (!p)
 		return;
@@ -748,8 +748,8 @@ void pods_free(struct pods *p)
 	free(p);
 }
 
-int pods_open(const struct cric_config *cfg, struct stats *stats, struct pods **ret,
-	      struct cric_err *err)
+int podstats_open(const struct cric_config *cfg, struct stats *stats, struct pods **ret,
+		  struct cric_err *err)
 {
 	struct pods *p = calloc(1, sizeof(*p));
 	if (!p)
@@ -762,7 +762,7 @@ int pods_open(const struct cric_config *cfg, struct stats *stats, struct pods **
 					&p->runtimed, err)
 		: -ENOMEM;
 	if (r < 0) {
-		pods_free(p);
+		podstats_free(p);
 		return r;
 	}
 	*ret = p;

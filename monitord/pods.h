@@ -37,21 +37,21 @@ struct cric_config;
 struct pods;
 
 /* Opens the client to runtimed; stats stays the caller's. */
-int pods_open(const struct cric_config *cfg, struct stats *stats, struct pods **ret,
-	      struct cric_err *err);
+int podstats_open(const struct cric_config *cfg, struct stats *stats, struct pods **ret,
+		  struct cric_err *err);
 /* Accepts NULL. */
-void pods_free(struct pods *p);
+void podstats_free(struct pods *p);
 
 /* id: a pod id or unique prefix. -ENOENT: no such pod. */
-int pods_stats(struct pods *p, const struct cric_call *call, const char *id,
-	       Runtime__V1__PodSandboxStats **ret, struct cric_err *err);
+int podstats_stats(struct pods *p, const struct cric_call *call, const char *id,
+		   Runtime__V1__PodSandboxStats **ret, struct cric_err *err);
 /* The READY pods matching filter (NULL: all), in resp->stats. */
-int pods_list(struct pods *p, const struct cric_call *call,
-	      const Runtime__V1__PodSandboxStatsFilter *filter,
-	      Runtime__V1__ListPodSandboxStatsResponse *resp, struct cric_err *err);
-int pods_metric_descriptors(Runtime__V1__ListMetricDescriptorsResponse *resp);
-int pods_metrics(struct pods *p, const struct cric_call *call,
-		 Runtime__V1__ListPodSandboxMetricsResponse *resp, struct cric_err *err);
+int podstats_list(struct pods *p, const struct cric_call *call,
+		  const Runtime__V1__PodSandboxStatsFilter *filter,
+		  Runtime__V1__ListPodSandboxStatsResponse *resp, struct cric_err *err);
+int podstats_metric_descriptors(Runtime__V1__ListMetricDescriptorsResponse *resp);
+int podstats_metrics(struct pods *p, const struct cric_call *call,
+		     Runtime__V1__ListPodSandboxMetricsResponse *resp, struct cric_err *err);
 
 /* One interface of /proc/net/dev. */
 struct pods_iface {
@@ -62,4 +62,4 @@ struct pods_iface {
 
 /* The interfaces of a /proc/net/dev text (its two header lines first), lo
  * and malformed lines left out, at most max; returns how many. */
-size_t pods_parse_net_dev(const char *text, struct pods_iface *ifs, size_t max);
+size_t podstats_parse_net_dev(const char *text, struct pods_iface *ifs, size_t max);

@@ -340,7 +340,7 @@ static int cri_pod_sandbox_stats(void *ud, const struct cric_call *call, const P
 	    pb_new(&runtime__v1__pod_sandbox_stats_response__descriptor);
 	if (!resp)
 		return -ENOMEM;
-	int r = pods_stats(m->pods, call, req->pod_sandbox_id, &resp->stats, err);
+	int r = podstats_stats(m->pods, call, req->pod_sandbox_id, &resp->stats, err);
 	if (r < 0)
 		return r;
 	*out = &TAKE_PTR(resp)->base;
@@ -357,7 +357,7 @@ static int cri_list_pod_sandbox_stats(void *ud, const struct cric_call *call,
 	    pb_new(&runtime__v1__list_pod_sandbox_stats_response__descriptor);
 	if (!resp)
 		return -ENOMEM;
-	int r = pods_list(m->pods, call, req->filter, resp, err);
+	int r = podstats_list(m->pods, call, req->filter, resp, err);
 	if (r < 0)
 		return r;
 	*out = &TAKE_PTR(resp)->base;
@@ -371,7 +371,7 @@ static int cri_list_metric_descriptors(void *ud, const struct cric_call *call,
 	(void)ud, (void)call, (void)in, (void)err;
 	_cleanup_pb_ Runtime__V1__ListMetricDescriptorsResponse *resp =
 	    pb_new(&runtime__v1__list_metric_descriptors_response__descriptor);
-	if (!resp || pods_metric_descriptors(resp) < 0)
+	if (!resp || podstats_metric_descriptors(resp) < 0)
 		return -ENOMEM;
 	*out = &TAKE_PTR(resp)->base;
 	return 0;
@@ -387,7 +387,7 @@ static int cri_list_pod_sandbox_metrics(void *ud, const struct cric_call *call,
 	    pb_new(&runtime__v1__list_pod_sandbox_metrics_response__descriptor);
 	if (!resp)
 		return -ENOMEM;
-	int r = pods_metrics(m->pods, call, resp, err);
+	int r = podstats_metrics(m->pods, call, resp, err);
 	if (r < 0)
 		return r;
 	*out = &TAKE_PTR(resp)->base;

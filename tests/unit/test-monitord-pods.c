@@ -31,7 +31,7 @@ static void test_parse(void **state)
 {
 	(void)state;
 	struct pods_iface ifs[8];
-	size_t n = pods_parse_net_dev(sample, ifs, 8);
+	size_t n = podstats_parse_net_dev(sample, ifs, 8);
 	assert_int_equal(n, 2); /* lo, the short, long and colon-less lines left out */
 	assert_string_equal(ifs[0].name, "eth0");
 	assert_int_equal(ifs[0].rx_bytes, 1234567);
@@ -47,12 +47,12 @@ static void test_parse(void **state)
 	assert_int_equal(ifs[1].rx_bytes, 5);
 	assert_int_equal(ifs[1].tx_dropped, 12);
 	/* At most max. */
-	assert_int_equal(pods_parse_net_dev(sample, ifs, 1), 1);
+	assert_int_equal(podstats_parse_net_dev(sample, ifs, 1), 1);
 	assert_string_equal(ifs[0].name, "eth0");
 	/* Headers only, or less. */
-	assert_int_equal(pods_parse_net_dev("a\nb\n", ifs, 8), 0);
-	assert_int_equal(pods_parse_net_dev("", ifs, 8), 0);
-	assert_int_equal(pods_parse_net_dev("  eth0: 1 2 3 4 0 0 0 0 5 6 7 8\n", ifs, 8), 0);
+	assert_int_equal(podstats_parse_net_dev("a\nb\n", ifs, 8), 0);
+	assert_int_equal(podstats_parse_net_dev("", ifs, 8), 0);
+	assert_int_equal(podstats_parse_net_dev("  eth0: 1 2 3 4 0 0 0 0 5 6 7 8\n", ifs, 8), 0);
 }
 
 /* This process's own namespace: the real file parses. */
@@ -66,7 +66,7 @@ static void test_live(void **state)
 	size_t lines = 0;
 	for (const char *p = text; (p = strchr(p, '\n')); p++)
 		lines++;
-	size_t n = pods_parse_net_dev(text, ifs, 32);
+	size_t n = podstats_parse_net_dev(text, ifs, 32);
 	/* Every line but the headers and lo. */
 	bool has_lo = strstr(text, " lo:") != NULL;
 	assert_true(lines >= 2);
