@@ -23,15 +23,15 @@
  * way (bug #1518, client side: the server dies or closes before our header
  * is written, EPIPE taken for "closed"). A healthy dialer of an unconnected
  * client attempts a connection at least every 250 ms, and each attempt
- * moves one of its statistics; a watcher replaces one whose statistics have
- * not moved for DIALER_QUIET_MS. Only a dialer that has stopped trying is
- * meant to be replaced: a connection in the middle of its handshake moves
- * no statistic until the handshake ends, and cutting it is the aborted
- * handshake that wedges the server's listener (bug #1518, server side),
- * whose recovery cuts every other client's calls. A loaded machine can
- * hold a handshake for a second or more, so the quiet time is long: a dead
- * dialer is rare, a slow handshake is not. */
-#define DIALER_QUIET_MS 3000
+ * moves one of its statistics; a watcher starts a new dialer beside one
+ * whose statistics have not moved for DIALER_QUIET_MS. A dialer in the
+ * middle of a slow handshake moves no statistic either, and cutting it
+ * would be the aborted handshake that wedges the server's listener (bug
+ * #1518, server side, whose recovery cuts every other client's calls): so
+ * the quiet dialer is not closed but kept as c->old_dialer (a slow
+ * handshake then completes and simply adds a pipe), and only the one
+ * before it, quiet for two periods, is closed. */
+#define DIALER_QUIET_MS 600
 
 /* A call in flight. Two kinds of reference keep it alive: the operation
  * under way (dropped when the final callback has run) and, briefly, the
@@ -58,6 +58,7 @@ struct cric_client {
 	char *url;
 	pthread_mutex_t dial_lock; /* dialer; taken without lock held */
 	nng_dialer dialer;
+	nng_dialer old_dialer; /* the one replaced last (see DIALER_QUIET_MS) */
 	pthread_mutex_t lock;
 	pthread_cond_t idle;
 	int pipes;
@@ -217,8 +218,9 @@ static void *watch_dialer(void *arg)
 		if (after < 0 || after == before) {
 			log_debug("%s: the dialer of %s stopped trying, dialling again", c->name,
 				  c->url);
-			if (nng_dialer_id(c->dialer) > 0)
-				nng_dialer_close(c->dialer);
+			if (nng_dialer_id(c->old_dialer) > 0)
+				nng_dialer_close(c->old_dialer);
+			c->old_dialer = c->dialer;
 			int rv = dial(c);
 			if (rv != 0)
 				log_warning("%s: dial %s: %s, retrying", c->name, c->url,
