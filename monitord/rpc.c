@@ -173,6 +173,48 @@ static int exec_sync(void *ud, const struct cric_call *call, const ProtobufCMess
 	return 0;
 }
 
+/* Exec's and Attach's common part: the streams asked (tty and stderr
+ * exclude each other, one at least), the container running, a request of
+ * kind for it into *ret. */
+static int stream_request_new(struct monitors *m, const struct cric_call *call,
+			      enum stream_kind kind, const char *container_id, bool tty, bool in,
+			      bool outp, bool errp, struct stream_request **ret,
+			      struct cric_err *err)
+{
+	if (tty && errp)
+		return err_set(err, -EINVAL, "tty and stderr cannot both be true");
+	if (!in && !outp && !errp)
+		return err_set(err, -EINVAL, "one of stdin, stdout and stderr must be true");
+	struct exec_target t;
+	int r = execsync_target(m, container_id, &t, err);
+	if (r < 0)
+		return r;
+	exec_target_done(&t);
+	log_container(call, t.id);
+	struct stream_request *sr = calloc(1, sizeof(*sr));
+	if (!sr)
+		return -ENOMEM;
+	sr->kind = kind;
+	memcpy(sr->id, t.id, sizeof(sr->id));
+	sr->tty = tty;
+	sr->stdin = in;
+	sr->stdout = outp;
+	sr->stderr = errp;
+	*ret = sr;
+	return 0;
+}
+
+/* The URL the streaming server gives sr (which it takes) into *url_field. */
+static int answer_url(struct monitors *m, struct stream_request *sr, char **url_field,
+		      struct cric_err *err)
+{
+	_cleanup_free_ char *url = NULL;
+	int r = stream_server_url(m->stream, sr, &url, err);
+	if (r < 0)
+		return r;
+	return pb_set_str(url_field, url) < 0 ? -ENOMEM : 0;
+}
+
 /* CRI Exec: checked here, run by the streaming server when the client
  * connects to the URL answered. */
 #define EXEC_ARGS_MAX 4096
@@ -187,46 +229,25 @@ static int cri_exec(void *ud, const struct cric_call *call, const ProtobufCMessa
 		return err_set(err, -EINVAL, "cmd must name a command");
 	if (req->n_cmd > EXEC_ARGS_MAX)
 		return err_set(err, -EINVAL, "cmd has more than %d arguments", EXEC_ARGS_MAX);
-	if (req->tty && req->stderr)
-		return err_set(err, -EINVAL, "tty and stderr cannot both be true");
-	if (!req->stdin && !req->stdout && !req->stderr)
-		return err_set(err, -EINVAL, "one of stdin, stdout and stderr must be true");
-	struct exec_target t;
-	int r = execsync_target(m, req->container_id, &t, err);
-	if (r < 0)
-		return r;
-	exec_target_done(&t);
-	log_container(call, t.id);
-	struct stream_request *sr = calloc(1, sizeof(*sr));
-	if (!sr)
-		return -ENOMEM;
-	sr->kind = STREAM_KIND_EXEC;
-	memcpy(sr->id, t.id, sizeof(sr->id));
-	sr->tty = req->tty;
-	sr->stdin = req->stdin;
-	sr->stdout = req->stdout;
-	sr->stderr = req->stderr;
+	struct stream_request *sr = NULL;
+	int r = stream_request_new(m, call, STREAM_KIND_EXEC, req->container_id, req->tty,
+				   req->stdin, req->stdout, req->stderr, &sr, err);
+	if (r < 0 || !sr)
+		return r < 0 ? r : -EIO;
 	sr->cmd = calloc(req->n_cmd + 1, sizeof(char *));
 	for (size_t i = 0; sr->cmd && i < req->n_cmd; i++)
 		if (!(sr->cmd[i] = strdup(req->cmd[i]))) {
 			stream_request_free(sr);
 			return -ENOMEM;
 		}
-	if (!sr->cmd) {
-		stream_request_free(sr);
-		return -ENOMEM;
-	}
 	_cleanup_pb_ Runtime__V1__ExecResponse *resp =
 	    pb_new(&runtime__v1__exec_response__descriptor);
-	if (!resp) {
+	if (!sr->cmd || !resp) {
 		stream_request_free(sr);
 		return -ENOMEM;
 	}
-	_cleanup_free_ char *url = NULL;
-	if ((r = stream_server_url(m->stream, sr, &url, err)) < 0)
+	if ((r = answer_url(m, sr, &resp->url, err)) < 0)
 		return r;
-	if (pb_set_str(&resp->url, url) < 0)
-		return -ENOMEM;
 	*out = &TAKE_PTR(resp)->base;
 	return 0;
 }
@@ -239,34 +260,19 @@ static int cri_attach(void *ud, const struct cric_call *call, const ProtobufCMes
 	struct monitors *m = ud;
 	const Runtime__V1__AttachRequest *req = (const void *)in;
 	log_container(call, req->container_id);
-	if (req->tty && req->stderr)
-		return err_set(err, -EINVAL, "tty and stderr cannot both be true");
-	if (!req->stdin && !req->stdout && !req->stderr)
-		return err_set(err, -EINVAL, "one of stdin, stdout and stderr must be true");
-	struct exec_target t;
-	int r = execsync_target(m, req->container_id, &t, err);
-	if (r < 0)
-		return r;
-	exec_target_done(&t);
-	log_container(call, t.id);
+	struct stream_request *sr = NULL;
+	int r = stream_request_new(m, call, STREAM_KIND_ATTACH, req->container_id, req->tty,
+				   req->stdin, req->stdout, req->stderr, &sr, err);
+	if (r < 0 || !sr)
+		return r < 0 ? r : -EIO;
 	_cleanup_pb_ Runtime__V1__AttachResponse *resp =
 	    pb_new(&runtime__v1__attach_response__descriptor);
-	struct stream_request *sr = calloc(1, sizeof(*sr));
-	if (!resp || !sr) {
-		free(sr);
+	if (!resp) {
+		stream_request_free(sr);
 		return -ENOMEM;
 	}
-	sr->kind = STREAM_KIND_ATTACH;
-	memcpy(sr->id, t.id, sizeof(sr->id));
-	sr->tty = req->tty;
-	sr->stdin = req->stdin;
-	sr->stdout = req->stdout;
-	sr->stderr = req->stderr;
-	_cleanup_free_ char *url = NULL;
-	if ((r = stream_server_url(m->stream, sr, &url, err)) < 0)
+	if ((r = answer_url(m, sr, &resp->url, err)) < 0)
 		return r;
-	if (pb_set_str(&resp->url, url) < 0)
-		return -ENOMEM;
 	*out = &TAKE_PTR(resp)->base;
 	return 0;
 }
