@@ -196,6 +196,8 @@ $(BUILD)/tests/test-gateway-routes: tests/unit/test-gateway-routes.c $(BUILD)/ob
 # built once however many fuzzers link it and however high -j is. The
 # generated code is shared with $(BUILD) (it does not depend on the compiler).
 FUZZ_SECONDS ?= 20
+# Fuzzers and the analyzer run one process per core.
+JOBS ?= $(shell nproc)
 FUZZ_BUILD := build-fuzz
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz-*.c)
 FUZZERS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
@@ -208,16 +210,11 @@ FUZZ_LIB_O := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(filter-out %/main.c,\
 	monitord/monitor/logfmt.c))
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined -U_FORTIFY_SOURCE \
 	$(WARNFLAGS) -Wno-unknown-warning-option -fstack-protector-strong -MMD -MP
-# One line per fuzzer (runs, coverage); its whole output is kept in
+# One line per fuzzer (runs, coverage), one fuzzer per core at a time
+# (tests/fuzz/run-one); a fuzzer's whole output is kept in
 # $(FUZZ_BUILD)/<fuzzer>.log and printed only when it finds something.
 fuzz: $(FUZZERS)
-	@set -e; for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p $(FUZZ_BUILD)/corpus/$$n; \
-		log=$(FUZZ_BUILD)/$$n.log; \
-		if $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 -artifact_prefix=$(FUZZ_BUILD)/$$n- \
-			$(FUZZ_BUILD)/corpus/$$n tests/fuzz/corpus/$$n >$$log 2>&1; then \
-			echo "== $$n: $$(grep -o 'Done [0-9]* runs in [0-9]* second' $$log | tail -n 1)s," \
-				"$$(grep -o 'cov: [0-9]* ft: [0-9]*' $$log | tail -n 1)"; \
-		else echo "== $$n FAILED (whole output: $$log):"; tail -n 80 $$log; exit 1; fi; done
+	@printf '%s\n' $(FUZZERS) | xargs -P $(JOBS) -n 1 tests/fuzz/run-one $(FUZZ_BUILD) $(FUZZ_SECONDS)
 $(FUZZ_BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c $(GEN_H)
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) $(FUZZ_CFLAGS) -c -o $@ $<
@@ -315,9 +312,9 @@ format-check:
 LINT_SRC = $(shell git ls-files 'common/*.c' 'cri-gateway/*.c' 'imaged/*.c' 'stored/*.c' \
 	'netd/*.c' 'runtimed/*.c' 'monitord/*.c' 2>/dev/null)
 lint: $(GEN_H) $(VERSION_H)
-	@set -e; out=$$(for f in $(LINT_SRC); do clang --analyze -Xanalyzer -analyzer-output=text \
+	@set -e; out=$$(printf '%s\n' $(LINT_SRC) | xargs -P $(JOBS) -I{} tests/lint-one {} \
 		-Xanalyzer -analyzer-disable-checker=unix.Malloc,deadcode.DeadStores \
-		$(CPPFLAGS) $(GRPC_CFLAGS) -std=gnu11 -o /dev/null $$f 2>&1; done); \
+		$(CPPFLAGS) $(GRPC_CFLAGS) -std=gnu11); \
 		echo "$$out"; ! echo "$$out" | grep -q 'warning:'
 
 clean:
