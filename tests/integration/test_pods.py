@@ -473,9 +473,14 @@ def test_log_directory_must_be_a_clean_absolute_path(pods):
     pods.stop(p)
 
 
+# Fewer under a sanitized build (make check-asan): the same code paths, the
+# leak count still exact, a quarter of the time.
+POD_CYCLES = 25 if sanitized("runtimed") else 100
+
+
 def test_hundred_cycles_leave_nothing_behind(pods):
     before = pods.counts()
-    for i in range(100):
+    for i in range(POD_CYCLES):
         p = pods.run(name=f"cycle-{i}", pid=POD if i % 2 else CONTAINER,
                      ports=[(80, 20000 + i)] if i % 10 == 0 else ())
         assert pods.status(p).status.state == READY
