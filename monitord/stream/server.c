@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "session.h"
+#include "websocket.h"
 
 #define HEADERS_MAX       (16 * 1024)
 #define REQUEST_TIMEOUT_S 30
@@ -274,6 +275,111 @@ static bool header_has(struct MHD_Connection *c, const char *name, const char *w
 	return false;
 }
 
+/* ---- WebSocket (RFC 6455 4.2) ---- */
+
+struct ws_protocols {
+	char list[512]; /* every Sec-WebSocket-Protocol header, joined */
+	bool too_long;
+};
+
+static enum MHD_Result gather_ws_protocols(void *cls, enum MHD_ValueKind kind, const char *key,
+					   const char *value)
+{
+	(void)kind;
+	struct ws_protocols *wp = cls;
+	if (strcasecmp(key, "Sec-WebSocket-Protocol") != 0 || !value)
+		return MHD_YES;
+	size_t l = strlen(wp->list);
+	int n = snprintf(wp->list + l, sizeof(wp->list) - l, "%s%s", l ? "," : "", value);
+	if (n < 0 || (size_t)n >= sizeof(wp->list) - l)
+		wp->too_long = true;
+	return MHD_YES;
+}
+
+static enum MHD_Result answer_ws_version(struct MHD_Connection *c)
+{
+	static const char text[] = "only WebSocket version 13\n";
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(sizeof(text) - 1, (void *)text, MHD_RESPMEM_PERSISTENT);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, "Sec-WebSocket-Version", "13");
+	enum MHD_Result r = MHD_queue_response(c, MHD_HTTP_UPGRADE_REQUIRED, resp);
+	MHD_destroy_response(resp);
+	return r;
+}
+
+/* An exec or attach URL asked with Upgrade: websocket: checked as the RFC
+ * and wsstream check it (the token is used only once the handshake is
+ * valid), then answered 101 with the accept key and the subprotocol. */
+static enum MHD_Result websocket_request(struct stream_server *srv, struct request *rq,
+					 struct MHD_Connection *c, const char *method,
+					 enum stream_kind kind, const char *token)
+{
+	if (strcmp(method, "GET") != 0)
+		return answer(c, MHD_HTTP_METHOD_NOT_ALLOWED, "a WebSocket upgrade is a GET\n");
+	if (!header_has(c, "Connection", "upgrade"))
+		return answer(c, MHD_HTTP_BAD_REQUEST, "Connection: Upgrade is required\n");
+	const char *version =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-WebSocket-Version");
+	if (!version || strcmp(version, "13") != 0)
+		return answer_ws_version(c);
+	char accept[WS_ACCEPT_LEN + 1];
+	if (ws_accept_key(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-WebSocket-Key"),
+			  accept) < 0)
+		return answer(c, MHD_HTTP_BAD_REQUEST, "a valid Sec-WebSocket-Key is required\n");
+	struct ws_protocols wp = { .list = "" };
+	MHD_get_connection_values(c, MHD_HEADER_KIND, gather_ws_protocols, &wp);
+	if (wp.too_long)
+		return answer(c, MHD_HTTP_BAD_REQUEST, "Sec-WebSocket-Protocol too long\n");
+	if (atomic_fetch_add(&srv->sessions, 1) >= srv->sessions_max) {
+		atomic_fetch_sub(&srv->sessions, 1);
+		return answer(c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many streaming sessions\n");
+	}
+	struct stream_request *req = tokens_take(&srv->tokens, token, kind);
+	if (!req) {
+		atomic_fetch_sub(&srv->sessions, 1);
+		return answer(c, MHD_HTTP_NOT_FOUND, "unknown or expired token\n");
+	}
+	enum ws_proto proto;
+	if (ws_proto_negotiate(wp.list[0] ? wp.list : NULL, &proto) < 0) {
+		stream_request_free(req);
+		atomic_fetch_sub(&srv->sessions, 1);
+		return answer(c, MHD_HTTP_FORBIDDEN,
+			      "no common Sec-WebSocket-Protocol: v4.channel.k8s.io, "
+			      "v4.base64.channel.k8s.io, channel.k8s.io, base64.channel.k8s.io\n");
+	}
+	struct session *s = calloc(1, sizeof(*s));
+	if (s) {
+		s->fd = -1;
+		s->req = req;
+	}
+	if (!s || ws_transport_init(s, proto) < 0 ||
+	    (kind == STREAM_KIND_EXEC ? exec_backend_init(s) : attach_backend_init(s)) < 0) {
+		if (s)
+			session_run(s, NULL, 0); /* frees */
+		else
+			stream_request_free(req);
+		atomic_fetch_sub(&srv->sessions, 1);
+		return answer(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+	}
+	s->idle_ms = srv->idle_ms;
+	s->monitors = srv->monitors;
+	s->exec_helper = srv->exec_helper;
+	rq->session = s;
+	struct MHD_Response *resp = MHD_create_response_for_upgrade(on_upgrade, srv);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "websocket");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "Upgrade");
+	MHD_add_response_header(resp, "Sec-WebSocket-Accept", accept);
+	if (ws_proto_name(proto))
+		MHD_add_response_header(resp, "Sec-WebSocket-Protocol", ws_proto_name(proto));
+	enum MHD_Result r = MHD_queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+	MHD_destroy_response(resp);
+	return r;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **req_cls)
@@ -307,6 +413,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	} else {
 		return answer(c, MHD_HTTP_NOT_FOUND, "not found\n");
 	}
+	if (header_has(c, "Upgrade", "websocket"))
+		return websocket_request(srv, rq, c, method, kind, token);
 	if (!header_has(c, "Connection", "upgrade") || !header_has(c, "Upgrade", "SPDY/3.1"))
 		return answer(c, MHD_HTTP_BAD_REQUEST, "an upgrade to SPDY/3.1 is required\n");
 	if (atomic_fetch_add(&srv->sessions, 1) >= srv->sessions_max) {

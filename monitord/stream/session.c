@@ -378,6 +378,8 @@ void session_run(struct session *s, const uint8_t *extra, size_t n_extra)
 			}
 		}
 	}
+	if (s->client_gone)
+		(void)flush(s); /* what the transport answered last (a close), if it fits */
 	if (s->started && !s->finished)
 		s->be->stop(s);
 	release(s);
