@@ -13,7 +13,9 @@ text frames, `cat` echoing stdin sent fragmented with a ping between the
 fragments (the pong seen), the client's close answered and its exec killed,
 a tty seeing its resize (`stty size`), two attachers at once, unmasked and
 oversized frames closing that connection only (1002, 1009) while another
-session runs on.
+session runs on; 50 sessions live at once; a client that stops reading
+leaving the process blocked on its full stdout pipe with a bounded amount
+in between, and every byte arriving once it reads.
 """
 import asyncio
 import base64
@@ -302,3 +304,94 @@ def test_handshake_refusals_and_garbage(env):
     assert out[1] == b"survived\n"
     _, code, out = session(exec_url(env, cid, ["echo", "again"]))
     assert out[1] == b"again\n" and code == 1000
+
+
+def test_fifty_concurrent_sessions(env):
+    """50 execs live at once: each says it runs, then waits for a line on
+    stdin, sent only once all 50 have said so."""
+    cid, init = running(env)
+    n = 50
+    urls = [exec_url(env, cid, ["sh", "-c", f"echo up {i}; read x; echo bye $x"], stdin=True)
+            for i in range(n)]
+
+    async def one(i, all_up):
+        async with connect(urls[i]) as conn:
+            out = await drain(conn, {}, until=(1, f"up {i}\n".encode()))
+            all_up.append(i)
+            while len(all_up) < n:
+                await asyncio.sleep(0.05)
+            await conn.send(frame(conn, 0, f"{i}\n".encode()))
+            return await drain(conn, out)
+
+    async def go():
+        all_up = []
+        return await asyncio.wait_for(asyncio.gather(*(one(i, all_up) for i in range(n))), 120)
+    results = asyncio.run(go())
+    for i, out in enumerate(results):
+        assert out[1] == f"up {i}\nbye {i}\n".encode(), out
+        assert json.loads(out[3])["status"] == "Success"
+    wait_for(lambda: not left_in_cgroup(env, cid, init), what="nothing left of the execs")
+
+
+def test_a_client_that_stops_reading_blocks_the_process(env):
+    """A client that reads nothing: monitord buffers a bounded amount (its
+    output buffer, then the socket's), the exec's stdout pipe fills and the
+    process blocks in write; once the client reads, every byte comes."""
+    cid, init = running(env)
+    total = 24 << 20
+    url = exec_url(env, cid, ["head", "-c", str(total), "/dev/zero"])
+    u = urllib.parse.urlsplit(url)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect((u.hostname, u.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall((f"GET {u.path} HTTP/1.1\r\nHost: {u.netloc}\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+               f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {V4}\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+
+    def writer():
+        return next((p for p, cmd in left_in_cgroup(env, cid, init) if cmd[:1] == [b"head"]),
+                    None)
+
+    def blocked():
+        p = writer()
+        try:
+            with open(f"/proc/{p}/wchan") as f:
+                # pipe_write, anon_pipe_write as of Linux 6.x
+                return p if f.read().endswith("pipe_write") else None
+        except (FileNotFoundError, TypeError):
+            return None
+
+    found = []
+    wait_for(lambda: found.append(blocked()) or found[-1], timeout=30,
+             what="head blocked writing its stdout")
+    with open(f"/proc/{found[-1]}/io") as f:
+        wchar = int(dict(ln.split(": ") for ln in f.read().split("\n") if ln)["wchar"])
+    assert wchar < 12 << 20, wchar  # bounded: far from all of it
+    # now read: every byte, then the status
+    data, got, status = b"", 0, None
+    s.settimeout(60)
+    while True:
+        b = s.recv(1 << 20)
+        if not b:
+            break
+        data += b
+        while len(data) >= 2:
+            op, n, hl = data[0] & 0x0f, data[1] & 0x7f, 2
+            if n == 126:
+                n, hl = struct.unpack(">H", data[2:4])[0], 4
+            elif n == 127:
+                n, hl = struct.unpack(">Q", data[2:10])[0], 10
+            if len(data) < hl + n:
+                break
+            payload, data = data[hl:hl + n], data[hl + n:]
+            if op == 0x2 and payload[:1] == b"\x01":
+                got += n - 1
+            elif op == 0x2 and payload[:1] == b"\x03":
+                status = json.loads(payload[1:])
+    s.close()
+    assert got == total and status == {"metadata": {}, "status": "Success"}, (got, status)
