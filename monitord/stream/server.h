@@ -3,13 +3,19 @@
  * (later PortForward) hand out, upgrades the connection and runs a
  * session (session.h) on a thread of its own.
  *
- *   POST or GET /exec/<token>, /attach/<token>   Upgrade: SPDY/3.1 (WebSocket: later)
+ *   POST or GET /exec/<token>, /attach/<token>   Upgrade: SPDY/3.1
  *   X-Stream-Protocol-Version: v4.channel.k8s.io, v3..., v2..., channel.k8s.io
+ * or
+ *   GET /exec/<token>, /attach/<token>   Upgrade: websocket (RFC 6455)
+ *   Sec-WebSocket-Protocol: v4.channel.k8s.io, v4.base64.channel.k8s.io,
+ *   channel.k8s.io, base64.channel.k8s.io (or none: channel.k8s.io)
  *
  * Answers: 101 with the protocol chosen (the client's first we speak), 404
  * for an unknown, used or expired token, 403 when no protocol is common
- * (the token is used), 400 without an upgrade to SPDY/3.1, 503 when
- * sessions_max sessions run, 405 for other methods.
+ * (the token is used), 400 without an upgrade to SPDY/3.1 or WebSocket (or
+ * a WebSocket upgrade without a valid key), 426 for a WebSocket version
+ * but 13, 503 when sessions_max sessions run, 405 for other methods (and a
+ * WebSocket upgrade but with GET).
  *
  * Config, section "monitord":
  *   "stream_address": "127.0.0.1"     an IPv4 or IPv6 address
@@ -24,8 +30,8 @@
  * thread (all the HTTP parsing, the upgrade) is made by a thread that
  * dropped every capability (capabilities are per thread) and holds none;
  * it hands each upgraded connection to a launcher thread, which starts the
- * session's thread; that thread drops every capability too (the SPDY
- * parsing, the streams) and has the launcher run the backend's start (the
+ * session's thread; that thread drops every capability too (the SPDY and
+ * WebSocket parsing, the streams) and has the launcher run the backend's start (the
  * container check, runc exec under cric-exec) with monitord's. */
 #pragma once
 

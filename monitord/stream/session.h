@@ -3,7 +3,7 @@
  * in the same way). Three parts, each behind a small ops table:
  *
  *   transport  frames streams on the connection: SPDY/3.1 (spdy_transport,
- *              session.c); WebSocket (channel.k8s.io) is the second one.
+ *              session.c); WebSocket (channel.k8s.io, websocket.c).
  *   backend    what the streams are connected to: exec (exec.c), attach
  *              (attach.c).
  *   session    the loop that owns the connection's fd and moves bytes
