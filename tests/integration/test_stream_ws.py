@@ -240,18 +240,33 @@ def read_until_closed(s, rest):
     return data
 
 
+def take_frame(data):
+    """(opcode, payload, the rest) of a server's frame at the start of
+    data, or None while data does not hold all of it."""
+    if len(data) < 2:
+        return None
+    op, n, hl = data[0] & 0x0f, data[1] & 0x7f, 2
+    if n == 126:
+        hl = 4
+    elif n == 127:
+        hl = 10
+    if len(data) < hl:
+        return None
+    if n == 126:
+        n = struct.unpack(">H", data[2:4])[0]
+    elif n == 127:
+        n = struct.unpack(">Q", data[2:10])[0]
+    if len(data) < hl + n:
+        return None
+    return op, data[hl:hl + n], data[hl + n:]
+
+
 def close_code(data):
     """The code of the close frame among a server's frames."""
-    while data:
-        op, n = data[0] & 0x0f, data[1] & 0x7f
-        hl = 2
-        if n == 126:
-            n, hl = struct.unpack(">H", data[2:4])[0], 4
-        elif n == 127:
-            n, hl = struct.unpack(">Q", data[2:10])[0], 10
+    while (f := take_frame(data)):
+        op, payload, data = f
         if op == 0x8:
-            return struct.unpack(">H", data[hl:hl + 2])[0]
-        data = data[hl + n:]
+            return struct.unpack(">H", payload[:2])[0]
     return None
 
 
@@ -380,17 +395,10 @@ def test_a_client_that_stops_reading_blocks_the_process(env):
         if not b:
             break
         data += b
-        while len(data) >= 2:
-            op, n, hl = data[0] & 0x0f, data[1] & 0x7f, 2
-            if n == 126:
-                n, hl = struct.unpack(">H", data[2:4])[0], 4
-            elif n == 127:
-                n, hl = struct.unpack(">Q", data[2:10])[0], 10
-            if len(data) < hl + n:
-                break
-            payload, data = data[hl:hl + n], data[hl + n:]
+        while (f := take_frame(data)):
+            op, payload, data = f
             if op == 0x2 and payload[:1] == b"\x01":
-                got += n - 1
+                got += len(payload) - 1
             elif op == 0x2 and payload[:1] == b"\x03":
                 status = json.loads(payload[1:])
     s.close()
