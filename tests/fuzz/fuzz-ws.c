@@ -1,12 +1,55 @@
 /* Fuzz the WebSocket reader and the channel protocols (monitord/ws.c): the
  * first byte picks the subprotocol and the feeding chunk size, the rest is
  * what a client sends. Messages must respect the bounds; every data message
- * goes through the channel decoder, every close through the close parser. */
+ * goes through the channel decoder, every close through the close parser.
+ * Then the same bytes go through a session's WebSocket transport
+ * (monitord/stream/websocket.c) with a backend that counts what reaches it:
+ * an error leaves a close frame queued, and the output stays bounded. */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "monitord/stream/websocket.h"
 #include "monitord/ws.h"
+
+static int count_data(struct session *s, struct stream_chan *c, const uint8_t *p, size_t n)
+{
+	(void)c;
+	(void)p;
+	*(size_t *)s->be_data += n;
+	return 0;
+}
+
+static const struct backend_ops counting = { .data = count_data };
+
+static void through_transport(enum ws_proto p, size_t chunk, const uint8_t *data, size_t size)
+{
+	struct stream_request req = {
+		.kind = STREAM_KIND_EXEC, .stdin = true, .stdout = true, .tty = (chunk & 1) != 0
+	};
+	size_t got = 0;
+	struct session s = { .fd = -1, .req = &req, .be = &counting, .be_data = &got };
+	if (ws_transport_init(&s, p) < 0)
+		abort();
+	int e = 0;
+	for (size_t off = 0; off < size && e >= 0 && !s.client_gone; off += chunk) {
+		size_t k = size - off < chunk ? size - off : chunk;
+		e = s.tr->input(&s, data + off, k);
+		const uint8_t *out;
+		size_t n;
+		s.tr->pending(&s, &out, &n);
+		if (n > SESSION_OUT_MAX + 2 * WS_HEADER_MAX + 2 * WS_CONTROL_MAX + 64)
+			abort();
+		if (e < 0 && (n < 4 || (out[n - 4] & 0x0f) != WS_OP_CLOSE))
+			abort(); /* the close frame (2 bytes of code, no reason) last */
+		/* the client reads half of it */
+		s.tr->written(&s, n / 2);
+	}
+	if (got > size)
+		abort();
+	s.tr->free(&s);
+}
 
 #define MAX_MESSAGE 4096
 
@@ -68,5 +111,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	ws_reader_free(&r);
+	through_transport(p, chunk, data, size);
 	return 0;
 }
