@@ -17,6 +17,7 @@
 #include "ipc.h"
 #include "ipc_listen.h"
 #include "log.h"
+#include "metrics.h"
 #include "peer.h"
 #include "service.h"
 
@@ -196,12 +197,30 @@ static int cancel(void *userdata, const struct cric_call *call, const ProtobufCM
 	return 0;
 }
 
+static int metrics(void *userdata, const struct cric_call *call, const ProtobufCMessage *req,
+		   ProtobufCMessage **resp, struct cric_err *err)
+{
+	(void)call;
+	(void)req;
+	(void)err;
+	struct cric_server *s = userdata;
+	Cric__MetricsResponse *m;
+	int r = metrics_snapshot(s->daemon, s->started_ns, &m);
+	if (r < 0)
+		return r;
+	*resp = &m->base;
+	return 0;
+}
+
 /* Health: asked by cricctl health (cric-up waits on it) and cric-call.
+ * Metrics: monitord's /metrics (and root's tools).
  * Cancel: the gateway's, for its clients' cancellations; root's tools may
  * send it too (root can stop any call anyway). */
 static const struct cric_handler health_line[] = {
 	{ CRIC_HEALTH(health), health, .callers = CALLER_ANY, .cap_ms = HEALTH_CAP_MS },
 	{ CRIC_HEALTH(cancel), cancel, .callers = CALLER_GATEWAY | CALLER_ADMIN,
+	  .cap_ms = HEALTH_CAP_MS },
+	{ CRIC_HEALTH(metrics), metrics, .callers = CALLER_MONITORD | CALLER_ADMIN,
 	  .cap_ms = HEALTH_CAP_MS },
 };
 
