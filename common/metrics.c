@@ -21,9 +21,8 @@ struct metric_series {
 	uint64_t *buckets; /* histogram: n_bounds + 1 counts (not cumulative) */
 };
 
-const double metric_latency_bounds[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+const double metric_latency_bounds[METRIC_N_LATENCY_BOUNDS] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 					 1,     2.5,  5,     10,   30,  60,   300 };
-const size_t metric_n_latency_bounds = ARRAY_SIZE(metric_latency_bounds);
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct metric_family *registry_head;
@@ -389,6 +388,10 @@ static void write_float(FILE *f, double v)
 		return;
 	}
 	char buf[40];
+	if (v > -1e15 && v < 1e15 && v == (double)(long long)v) {
+		fprintf(f, "%.0f", v);
+		return;
+	}
 	for (int prec = 1; prec <= 17; prec++) {
 		snprintf(buf, sizeof(buf), "%.*g", prec, v);
 		if (strtod(buf, NULL) == v)

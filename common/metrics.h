@@ -61,8 +61,8 @@ struct metric_family {
 };
 
 /* Latency buckets in seconds, 5 ms to 5 min: a CRI call, a pull, a start. */
-extern const double metric_latency_bounds[];
-extern const size_t metric_n_latency_bounds;
+#define METRIC_N_LATENCY_BOUNDS 14
+extern const double metric_latency_bounds[METRIC_N_LATENCY_BOUNDS];
 
 /* Label values, one per label name of the family, in order:
  * metric_add(&f, METRIC_VALUES("PullImage", "OK"), 1). NULL for a family

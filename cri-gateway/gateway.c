@@ -17,6 +17,7 @@
 #include "common/ids.h"
 #include "common/ipc.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "cq.h"
 #include "events.h"
 #include "routes.h"
@@ -104,6 +105,37 @@ static int accept_one(struct gateway *gw)
 	return 0;
 }
 
+static struct metric_family cri_requests = {
+	.name = "cric_cri_requests_total",
+	.help = "CRI calls answered, by method and gRPC status code.",
+	.type = METRIC_COUNTER,
+	.labels = { "method", "code" },
+};
+
+static struct metric_family cri_seconds = {
+	.name = "cric_cri_request_duration_seconds",
+	.help = "Time from a CRI call's arrival to its answer, by method.",
+	.type = METRIC_HISTOGRAM,
+	.labels = { "method" },
+	.bounds = metric_latency_bounds,
+	.n_bounds = METRIC_N_LATENCY_BOUNDS,
+};
+
+/* Count an answered call: the method as routed ("unknown" for a path no
+ * route has: a client cannot grow the label set). */
+static void count_call(const struct gw_call *c, unsigned code)
+{
+	const char *method = "unknown";
+	if (c->route) {
+		const char *slash = strrchr(c->route->path, '/');
+		method = slash ? slash + 1 : c->route->path;
+	}
+	gpr_timespec took = gpr_time_sub(gpr_now(GPR_CLOCK_MONOTONIC), c->started);
+	metric_add(&cri_requests, METRIC_VALUES(method, grpc_code_name(code)), 1);
+	metric_observe(&cri_seconds, METRIC_VALUES(method),
+		       (double)gpr_timespec_to_micros(took) / 1e6);
+}
+
 /* Send the answer and the status; consumes the caller's reference. */
 static void finish(struct gw_call *c, unsigned code, const char *message, const uint8_t *payload,
 		   size_t len)
@@ -113,6 +145,7 @@ static void finish(struct gw_call *c, unsigned code, const char *message, const 
 	size_t n = 0;
 
 	c->code = code;
+	count_call(c, code);
 	ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
 	if (code == CODE_OK) {
 		grpc_slice s = grpc_slice_from_copied_buffer((const char *)payload, len);

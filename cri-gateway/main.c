@@ -6,6 +6,7 @@
 #include "common/caps.h"
 #include "common/daemon.h"
 #include "common/fsutil.h"
+#include "common/ipc.h"
 #include "common/log.h"
 #include "gateway.h"
 
@@ -22,6 +23,29 @@ static void reload(void *arg)
 		config_free(cfg);
 	}
 	daemon_reload_done();
+}
+
+/* cric.Health and cric.Metrics (common/ipc_server.c) on an nng socket of
+ * the gateway's own, <run_dir>/gateway/ipc.sock, beside its CRI socket:
+ * monitord's /metrics asks it for the CRI calls' counters. It serves
+ * nothing else (the gateway calls the daemons; none calls it). */
+static int serve_health(const struct cric_config *cfg, struct cric_server **ret,
+			struct cric_err *err)
+{
+	_cleanup_free_ char *dir = path_join(cfg->run_dir, "gateway");
+	_cleanup_free_ char *url = NULL;
+	if (!dir || asprintf(&url, "ipc://%s/ipc.sock", dir) < 0)
+		return err_set(err, -ENOMEM, "out of memory");
+	const struct cric_server_config scfg = {
+		.daemon = "gateway",
+		.version = CRIC_VERSION,
+		.url = url,
+		.ids = { .gateway_uid = cfg->gateway_uid,
+			 .imaged_uid = cfg->imaged_uid,
+			 .group_gid = cfg->group_gid },
+		.workers = 2,
+	};
+	return cric_server_start(&scfg, ret, err);
 }
 
 int main(int argc, char **argv)
@@ -55,12 +79,16 @@ int main(int argc, char **argv)
 		grpc_shutdown();
 		return 1;
 	}
+	struct cric_server *ipc = NULL;
+	if ((r = serve_health(cfg, &ipc, &err)) < 0)
+		log_warning("health and metrics socket: %s, ignoring", err.msg);
 	log_info("cric cri-gateway %s serving CRI on unix://%s", CRIC_VERSION, cfg->cri_socket);
 	sd_notifyf(0, "READY=1\nSTATUS=serving CRI on %s", cfg->cri_socket);
 
 	daemon_wait_signals(reload, &args);
 
 	sd_notify(0, "STOPPING=1");
+	cric_server_stop(ipc);
 	gateway_stop(gw);
 	grpc_shutdown();
 	log_info("stopped");

@@ -22,6 +22,7 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/macro.h"
+#include "common/metrics.h"
 #include "imaged/manifest.h"
 #include "imaged/platform.h"
 #include "imaged/registry.h"
@@ -198,6 +199,38 @@ struct pull_job {
 	int failed; /* atomic: r < 0, the other layers' waits and downloads stop */
 };
 
+static struct metric_family pulls = {
+	.name = "cric_image_pulls_total",
+	.help = "Image pulls finished, by result (ok, or the step that failed: reference, "
+		"resolve, layers, commit, cancelled) and gRPC code.",
+	.type = METRIC_COUNTER,
+	.labels = { "result", "code" },
+};
+
+static struct metric_family pull_seconds = {
+	.name = "cric_image_pull_duration_seconds",
+	.help = "Time an image pull took, successful or not.",
+	.type = METRIC_HISTOGRAM,
+	.labels = { "result" },
+	.bounds = metric_latency_bounds,
+	.n_bounds = METRIC_N_LATENCY_BOUNDS,
+};
+
+static struct metric_family pull_layers_done = {
+	.name = "cric_image_pull_layers_total",
+	.help = "Layers pulls needed, by source: fetched from a registry, shared with a "
+		"concurrent pull, or found in the store.",
+	.type = METRIC_COUNTER,
+	.labels = { "source" },
+};
+
+static struct metric_family pull_bytes = {
+	.name = "cric_image_pull_bytes_total",
+	.help = "Bytes of layers downloaded from registries (compressed, as the manifest sizes "
+		"them) and imported.",
+	.type = METRIC_COUNTER,
+};
+
 static int pull_layer(struct pull_job *j, size_t i, struct cric_err *err)
 {
 	struct puller *p = j->p;
@@ -224,6 +257,7 @@ static int pull_layer(struct pull_job *j, size_t i, struct cric_err *err)
 		    import_layer(p, j->call, "", d->digest, diff, parent, j->lease, NULL) == 0) {
 			log_info("%s: layer %zu/%zu %s shared with a concurrent pull", j->what,
 				 i + 1, j->man->n_layers, d->digest);
+			metric_add(&pull_layers_done, METRIC_VALUES("shared"), 1);
 			return 0;
 		}
 		f = inflight_begin(p, domain, d->digest, &owner);
@@ -246,9 +280,12 @@ static int pull_layer(struct pull_job *j, size_t i, struct cric_err *err)
 		if (r < 0)
 			err_prefix(err, r, "layer %s", d->digest);
 	}
-	if (r == 0)
+	if (r == 0) {
 		log_info("%s: layer %zu/%zu %s (%" PRId64 " bytes) stored", j->what, i + 1,
 			 j->man->n_layers, d->digest, d->size);
+		metric_add(&pull_layers_done, METRIC_VALUES("registry"), 1);
+		metric_add(&pull_bytes, NULL, d->size > 0 ? (double)d->size : 0);
+	}
 	inflight_finish(p, f, r);
 	return r;
 }
@@ -465,9 +502,11 @@ static int pull_layer_status(struct pull *pl, struct cric_err *err)
 	Cric__Stored__LayerStatusResponse *st = (void *)out;
 	if (!st)
 		return err_set(err, -EIO, "stored answered LayerStatus without a message");
+	size_t present = 0;
 	for (size_t i = 0; i < n && i < st->n_present; i++)
-		pl->present[i] = st->present[i];
+		present += (pl->present[i] = st->present[i]);
 	protobuf_c_message_free_unpacked(out, NULL);
+	metric_add(&pull_layers_done, METRIC_VALUES("store"), (double)present);
 	return 0;
 }
 
@@ -576,6 +615,13 @@ static int64_t pull_deadline(const struct puller *p, const struct cric_call *cal
 	return left < cap - PULL_CAP_SLACK_NS ? call->deadline_ns : 0;
 }
 
+static void count_pull(const char *result, int r, const struct timespec *t0)
+{
+	metric_add(&pulls, METRIC_VALUES(result, grpc_code_name(grpc_code_from_errno(r))), 1);
+	metric_observe(&pull_seconds, METRIC_VALUES(strcmp(result, "ok") == 0 ? "ok" : "failed"),
+		       metric_seconds_since(t0));
+}
+
 int pull_image(struct puller *p, const struct cric_call *call, const char *reference,
 	       const struct registry_creds *creds, const char *annotations,
 	       char id[IMAGE_DIGEST_LEN + 1], struct cric_err *err)
@@ -583,21 +629,33 @@ int pull_image(struct puller *p, const struct cric_call *call, const char *refer
 	struct cric_call c = call ? *call : (struct cric_call){ 0 };
 	c.deadline_ns = pull_deadline(p, call);
 	_cleanup_(pull_done) struct pull pl = { .p = p, .call = &c };
+	struct timespec t_parse;
+	clock_gettime(CLOCK_MONOTONIC, &t_parse);
 	int r = image_ref_parse(reference, p->cfg.default_registry, &pl.ref, err);
-	if (r < 0)
+	if (r < 0) {
+		count_pull("reference", r, &t_parse);
 		return r;
+	}
 	pull_endpoints(&pl, creds);
 	snprintf(pl.lease, sizeof(pl.lease), "pull-");
 	id_random_hex(pl.lease + 5, sizeof(pl.lease) - 5, 8);
 
 	log_info("pull %s", pl.ref.string);
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	const char *step = "resolve";
 	if ((r = pull_resolve(&pl, err)) < 0 || (r = pull_layer_status(&pl, err)) < 0 ||
-	    (r = pull_check_cancel(&pl, err)) < 0 || (r = pull_fetch_layers(&pl, err)) < 0 ||
-	    (r = pull_commit(&pl, annotations, id, err)) < 0) {
+	    (step = "cancelled", r = pull_check_cancel(&pl, err)) < 0 ||
+	    (step = "layers", r = pull_fetch_layers(&pl, err)) < 0 ||
+	    (step = "commit", r = pull_commit(&pl, annotations, id, err)) < 0) {
 		err_prefix(err, r, "pull %s", pl.ref.string);
 		log_warning("%s", err ? err->msg : "pull failed");
+		if (r == -ECANCELED)
+			step = "cancelled";
+		count_pull(step, r, &t0);
 		return r;
 	}
+	count_pull("ok", 0, &t0);
 	return 0;
 }
 

@@ -1,11 +1,12 @@
 /* cric-monitord: per-container monitors (cric.monitord.Monitord), ExecSync,
  * Exec through its streaming server (stream/server.h), and later
- * attach/port-forward, stats and events. Needs root to enter containers; keeps what it was given.
+ * attach/port-forward, stats and events, and the suite's /metrics (metrics-http.h). Needs root to enter containers; keeps what it was given.
  * Of its share of the CRI RuntimeService (cri-gateway/routes.c) ExecSync (execsync.h) and Exec
  * (stream/) are served, the rest answers UNIMPLEMENTED for now. The manager is monitors.h, the
  * adapter rpc.c. */
 #include "common/daemon.h"
 #include "execsync.h"
+#include "metrics-http.h"
 #include "monitors.h"
 #include "pods.h"
 #include "rpc.h"
@@ -29,6 +30,13 @@ static int init(const struct cric_config *cfg, void **userdata, struct cric_err 
 		monitors_free(m);
 		return r;
 	}
+	if ((r = metrics_http_open(cfg, &m->metrics, err)) < 0) {
+		stream_server_free(m->stream);
+		podstats_free(m->pods);
+		execsync_free(m->exec);
+		monitors_free(m);
+		return r;
+	}
 	*userdata = m;
 	return 0;
 }
@@ -36,6 +44,7 @@ static int init(const struct cric_config *cfg, void **userdata, struct cric_err 
 static void done(void *userdata)
 {
 	struct monitors *m = userdata;
+	metrics_http_free(m->metrics);
 	stream_server_free(m->stream);
 	podstats_free(m->pods);
 	execsync_free(m->exec);

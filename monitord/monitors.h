@@ -47,6 +47,7 @@ struct monitors {
 	char busy[MONITORS_BUSY_MAX][65];
 	struct execsync *exec;        /* ExecSync's settings (execsync.h) */
 	struct stream_server *stream; /* the streaming server (stream/server.h) */
+	struct metrics_http *metrics; /* /metrics (metrics-http.h); NULL: none */
 };
 
 struct monitor_spec {

@@ -4,10 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/cleanup.h"
 #include "common/ids.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/pbutil.h"
 #include "common/service.h"
 #include "execsync.h"
@@ -400,12 +402,61 @@ static int cri_list_pod_sandbox_metrics(void *ud, const struct cric_call *call,
 	return 0;
 }
 
+/* ---- exec sessions' metrics (common/metrics.h) ---- */
+
+static struct metric_family exec_ops = {
+	.name = "cric_exec_sessions_total",
+	.help = "Exec sessions asked of monitord: ExecSync runs, and Exec and Attach streaming "
+		"URLs handed out, by gRPC code.",
+	.type = METRIC_COUNTER,
+	.labels = { "kind", "code" },
+};
+
+static struct metric_family exec_seconds = {
+	.name = "cric_exec_sync_duration_seconds",
+	.help = "Time an ExecSync took, from the call to the command's end.",
+	.type = METRIC_HISTOGRAM,
+	.bounds = metric_latency_bounds,
+	.n_bounds = METRIC_N_LATENCY_BOUNDS,
+};
+
+static int counted(const char *kind, cric_handler_fn fn, void *ud, const struct cric_call *call,
+		   const ProtobufCMessage *in, ProtobufCMessage **out, struct cric_err *err)
+{
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int r = fn(ud, call, in, out, err);
+	metric_add(&exec_ops,
+		   METRIC_VALUES(kind, grpc_code_name(grpc_code_from_errno(r < 0 ? r : 0))), 1);
+	if (strcmp(kind, "exec_sync") == 0)
+		metric_observe(&exec_seconds, NULL, metric_seconds_since(&t0));
+	return r;
+}
+
+static int counted_exec_sync(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			     ProtobufCMessage **out, struct cric_err *err)
+{
+	return counted("exec_sync", exec_sync, ud, call, in, out, err);
+}
+
+static int counted_exec(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			ProtobufCMessage **out, struct cric_err *err)
+{
+	return counted("exec", cri_exec, ud, call, in, out, err);
+}
+
+static int counted_attach(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			  ProtobufCMessage **out, struct cric_err *err)
+{
+	return counted("attach", cri_attach, ud, call, in, out, err);
+}
+
 /* The CRI methods monitord serves (cri-gateway/routes.c sends them). */
 static const struct cric_handler cri_lines[] = {
-	{ CRI_RUNTIME(exec_sync), exec_sync, .callers = CALLER_GATEWAY | CALLER_ADMIN },
-	{ CRI_RUNTIME(exec), cri_exec, .callers = CALLER_GATEWAY | CALLER_ADMIN,
+	{ CRI_RUNTIME(exec_sync), counted_exec_sync, .callers = CALLER_GATEWAY | CALLER_ADMIN },
+	{ CRI_RUNTIME(exec), counted_exec, .callers = CALLER_GATEWAY | CALLER_ADMIN,
 	  .cap_ms = MONITORD_CALL_CAP_MS },
-	{ CRI_RUNTIME(attach), cri_attach, .callers = CALLER_GATEWAY | CALLER_ADMIN,
+	{ CRI_RUNTIME(attach), counted_attach, .callers = CALLER_GATEWAY | CALLER_ADMIN,
 	  .cap_ms = MONITORD_CALL_CAP_MS },
 	{ CRI_RUNTIME(reopen_container_log), cri_reopen_log,
 	  .callers = CALLER_GATEWAY | CALLER_ADMIN, .cap_ms = MONITORD_CALL_CAP_MS },

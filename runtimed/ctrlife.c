@@ -15,6 +15,7 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "common/macro.h"
+#include "common/metrics.h"
 #include "container-int.h"
 
 static const char *const state_words[] = { "being created", "created", "running", "exited" };
@@ -28,6 +29,14 @@ static int64_t now_ns(void)
 
 /* ---- exit status, from the monitor ---- */
 
+static struct metric_family exits = {
+	.name = "cric_container_exits_total",
+	.help = "Containers runtimed saw exit, by reason (Completed, Error, OOMKilled: the OOM "
+		"kills).",
+	.type = METRIC_COUNTER,
+	.labels = { "reason" },
+};
+
 static void set_exited(struct ctr_mgr *m, struct container *c, int32_t code, int64_t at, bool oom,
 		       const char *message)
 {
@@ -40,6 +49,7 @@ static void set_exited(struct ctr_mgr *m, struct container *c, int32_t code, int
 		 : code == 0 ? "Completed"
 			     : "Error");
 	snprintf(c->message, sizeof(c->message), "%s", message ? message : "");
+	metric_add(&exits, METRIC_VALUES(c->reason), 1);
 	pthread_mutex_unlock(&m->lock);
 	int r = ctr_record_save(m, c);
 	if (r < 0)

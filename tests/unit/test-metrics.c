@@ -92,7 +92,7 @@ static void test_escaping(void **state)
 				  "# TYPE t_calls_total counter\n"));
 	assert_non_null(strstr(p, "t_calls_total{daemon=\"imaged\",method=\"Pull\\\"Image\\\\\\n\","
 				  "code=\"OK\"} 2\n"));
-	assert_non_null(strstr(p, "cric_process_start_time_seconds{daemon=\"imaged\"} 1.5e+09\n"));
+	assert_non_null(strstr(p, "cric_process_start_time_seconds{daemon=\"imaged\"} 1500000000\n"));
 	assert_non_null(strstr(p, "# TYPE cric_process_open_fds gauge\n"));
 	free(p);
 	protobuf_c_message_free_unpacked(&r->base, NULL);
