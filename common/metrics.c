@@ -21,8 +21,9 @@ struct metric_series {
 	uint64_t *buckets; /* histogram: n_bounds + 1 counts (not cumulative) */
 };
 
-const double metric_latency_bounds[METRIC_N_LATENCY_BOUNDS] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-					 1,     2.5,  5,     10,   30,  60,   300 };
+const double metric_latency_bounds[METRIC_N_LATENCY_BOUNDS] = { 0.005, 0.01, 0.025, 0.05, 0.1,
+								0.25,  0.5,  1,     2.5,  5,
+								10,    30,   60,    300 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct metric_family *registry_head;
@@ -195,8 +196,7 @@ static Cric__MetricFamily *family_new(const char *name, const char *help, enum m
 	return f;
 }
 
-static Cric__MetricSample *sample_new(const struct metric_family *mf,
-				      const struct metric_series *s)
+static Cric__MetricSample *sample_new(const struct metric_family *mf, const struct metric_series *s)
 {
 	Cric__MetricSample *out = calloc(1, sizeof(*out));
 	if (!out)
@@ -255,8 +255,8 @@ static Cric__MetricFamily *family_snapshot(const struct metric_family *mf)
 }
 
 /* One process gauge (or counter) without labels. */
-static Cric__MetricFamily *process_family(const char *name, const char *help,
-					  enum metric_type type, double v)
+static Cric__MetricFamily *process_family(const char *name, const char *help, enum metric_type type,
+					  double v)
 {
 	Cric__MetricFamily *f = family_new(name, help, type, 1);
 	struct metric_series s = { .value = v };
@@ -499,7 +499,8 @@ static bool family_ok(const Cric__MetricFamily *fam)
 static bool same_bounds(const Cric__MetricFamily *a, const Cric__MetricFamily *b)
 {
 	return a->n_bounds == b->n_bounds &&
-	       (a->n_bounds == 0 || memcmp(a->bounds, b->bounds, a->n_bounds * sizeof(double)) == 0);
+	       (a->n_bounds == 0 ||
+		memcmp(a->bounds, b->bounds, a->n_bounds * sizeof(double)) == 0);
 }
 
 static const char *type_name(Cric__MetricFamily__Type t)

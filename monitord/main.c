@@ -1,9 +1,9 @@
 /* cric-monitord: per-container monitors (cric.monitord.Monitord), ExecSync,
  * Exec through its streaming server (stream/server.h), and later
- * attach/port-forward, stats and events, and the suite's /metrics (metrics-http.h). Needs root to enter containers; keeps what it was given.
- * Of its share of the CRI RuntimeService (cri-gateway/routes.c) ExecSync (execsync.h) and Exec
- * (stream/) are served, the rest answers UNIMPLEMENTED for now. The manager is monitors.h, the
- * adapter rpc.c. */
+ * attach/port-forward, stats and events, and the suite's /metrics (metrics-http.h). Needs root to
+ * enter containers; keeps what it was given. Of its share of the CRI RuntimeService
+ * (cri-gateway/routes.c) ExecSync (execsync.h) and Exec (stream/) are served, the rest answers
+ * UNIMPLEMENTED for now. The manager is monitors.h, the adapter rpc.c. */
 #include "common/daemon.h"
 #include "execsync.h"
 #include "metrics-http.h"

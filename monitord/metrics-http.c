@@ -22,7 +22,7 @@
 #include "common/metrics.h"
 #include "common/service.h"
 
-#define CONNECTIONS_MAX 16
+#define CONNECTIONS_MAX   16
 #define REQUEST_TIMEOUT_S 30
 
 enum { P_GATEWAY, P_IMAGED, P_STORED, P_NETD, P_RUNTIMED, P_COUNT };
@@ -132,8 +132,8 @@ static void gather(struct metrics_http *mh, Cric__MetricsResponse **answers)
 	for (unsigned i = 0; i < P_COUNT; i++) {
 		answers[i] = NULL;
 		if (g.res[i].code == CODE_OK)
-			answers[i] = cric__metrics_response__unpack(NULL, g.res[i].len,
-								    g.res[i].payload);
+			answers[i] =
+			    cric__metrics_response__unpack(NULL, g.res[i].len, g.res[i].payload);
 		if (g.res[i].code != CODE_OK)
 			log_debug("metrics: %s did not answer: %s", peer_names[i],
 				  g.res[i].message ? g.res[i].message : "(no message)");
@@ -208,8 +208,7 @@ static char *scrape(struct metrics_http *mh, size_t *len)
 static enum MHD_Result answer_text(struct MHD_Connection *conn, unsigned status, char *body,
 				   size_t len, const char *type)
 {
-	struct MHD_Response *r =
-	    MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	if (!r) {
 		free(body);
 		return MHD_NO;
@@ -252,7 +251,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	char *page = scrape(mh, &len);
 	if (!page)
 		return answer_plain(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-	return answer_text(conn, MHD_HTTP_OK, page, len, "text/plain; version=0.0.4; charset=utf-8");
+	return answer_text(conn, MHD_HTTP_OK, page, len,
+			   "text/plain; version=0.0.4; charset=utf-8");
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -293,7 +293,8 @@ static int config_of(const struct cric_config *cfg, struct metrics_http *mh, boo
 	snprintf(mh->address, sizeof(mh->address), "%s", a);
 	if (port && (!json_is_integer(port) || json_integer_value(port) < 0 ||
 		     json_integer_value(port) > 65535))
-		return config_bad_key(cfg, "monitord", "metrics_port", "a port (0: ephemeral)", err);
+		return config_bad_key(cfg, "monitord", "metrics_port", "a port (0: ephemeral)",
+				      err);
 	mh->port = port ? (uint16_t)json_integer_value(port) : METRICS_PORT_DEFAULT;
 	return 0;
 }
@@ -337,14 +338,14 @@ static void *start_capless(void *ud)
 		st->r = -errno;
 		return NULL;
 	}
-	st->mh->mhd = MHD_start_daemon(
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
-		(st->mh->v6 ? MHD_USE_IPv6 : 0),
-	    0, NULL, NULL, on_request, st->mh, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-	    MHD_OPTION_LISTEN_SOCKET, st->fd, MHD_OPTION_CONNECTION_LIMIT,
-	    (unsigned int)CONNECTIONS_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned int)REQUEST_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    (size_t)(16 * 1024), MHD_OPTION_END);
+	st->mh->mhd =
+	    MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+				 (st->mh->v6 ? MHD_USE_IPv6 : 0),
+			     0, NULL, NULL, on_request, st->mh, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+			     NULL, MHD_OPTION_LISTEN_SOCKET, st->fd, MHD_OPTION_CONNECTION_LIMIT,
+			     (unsigned int)CONNECTIONS_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
+			     (unsigned int)REQUEST_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+			     (size_t)(16 * 1024), MHD_OPTION_END);
 	return NULL;
 }
 

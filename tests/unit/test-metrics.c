@@ -92,7 +92,8 @@ static void test_escaping(void **state)
 				  "# TYPE t_calls_total counter\n"));
 	assert_non_null(strstr(p, "t_calls_total{daemon=\"imaged\",method=\"Pull\\\"Image\\\\\\n\","
 				  "code=\"OK\"} 2\n"));
-	assert_non_null(strstr(p, "cric_process_start_time_seconds{daemon=\"imaged\"} 1500000000\n"));
+	assert_non_null(
+	    strstr(p, "cric_process_start_time_seconds{daemon=\"imaged\"} 1500000000\n"));
 	assert_non_null(strstr(p, "# TYPE cric_process_open_fds gauge\n"));
 	free(p);
 	protobuf_c_message_free_unpacked(&r->base, NULL);
@@ -115,13 +116,14 @@ static void test_histogram_shape(void **state)
 	assert_int_equal(f->n_samples, 1);
 	assert_int_equal(f->samples[0]->n_buckets, 4);
 	char *p = page_of(&r, 1);
-	assert_non_null(strstr(p, "# TYPE t_latency_seconds histogram\n"
-				  "t_latency_seconds_bucket{daemon=\"runtimed\",method=\"Run\",le=\"0.1\"} 2\n"
-				  "t_latency_seconds_bucket{daemon=\"runtimed\",method=\"Run\",le=\"1\"} 2\n"
-				  "t_latency_seconds_bucket{daemon=\"runtimed\",method=\"Run\",le=\"2.5\"} 3\n"
-				  "t_latency_seconds_bucket{daemon=\"runtimed\",method=\"Run\",le=\"+Inf\"} 4\n"
-				  "t_latency_seconds_sum{daemon=\"runtimed\",method=\"Run\"} 102.15\n"
-				  "t_latency_seconds_count{daemon=\"runtimed\",method=\"Run\"} 4\n"));
+	assert_non_null(
+	    strstr(p, "# TYPE t_latency_seconds histogram\n"
+		      "t_latency_seconds_bucket{daemon=\"runtimed\",method=\"Run\",le=\"0.1\"} 2\n"
+		      "t_latency_seconds_bucket{daemon=\"runtimed\",method=\"Run\",le=\"1\"} 2\n"
+		      "t_latency_seconds_bucket{daemon=\"runtimed\",method=\"Run\",le=\"2.5\"} 3\n"
+		      "t_latency_seconds_bucket{daemon=\"runtimed\",method=\"Run\",le=\"+Inf\"} 4\n"
+		      "t_latency_seconds_sum{daemon=\"runtimed\",method=\"Run\"} 102.15\n"
+		      "t_latency_seconds_count{daemon=\"runtimed\",method=\"Run\"} 4\n"));
 	free(p);
 	protobuf_c_message_free_unpacked(&r->base, NULL);
 }
@@ -180,7 +182,8 @@ static void test_merge_and_hostile(void **state)
 	assert_null(strstr(first + 1, "# TYPE cric_process_open_fds"));
 	assert_non_null(strstr(p, "cric_process_open_fds{daemon=\"gateway\"} "));
 	assert_non_null(strstr(p, "cric_process_open_fds{daemon=\"imaged\"} "));
-	assert_non_null(strstr(p, "t_latency_seconds_count{daemon=\"gateway\",method=\"Run\"} 4\n"));
+	assert_non_null(
+	    strstr(p, "t_latency_seconds_count{daemon=\"gateway\",method=\"Run\"} 4\n"));
 	assert_null(strstr(p, "t_latency_seconds_count{daemon=\"imaged\""));
 	assert_null(strstr(p, "le=\"OK\""));
 	assert_null(strstr(p, "t level"));
