@@ -140,7 +140,9 @@ static void gather(struct metrics_http *mh, Cric__MetricsResponse **answers)
 		cric_result_clear(&g.res[i]);
 		/* The name is the peer's as we know it, whatever it said. */
 		if (answers[i]) {
-			free(answers[i]->daemon);
+			/* (an empty string unpacks to protobuf-c's static one) */
+			if (answers[i]->daemon != protobuf_c_empty_string)
+				free(answers[i]->daemon);
 			if (!(answers[i]->daemon = strdup(peer_names[i]))) {
 				protobuf_c_message_free_unpacked(&answers[i]->base, NULL);
 				answers[i] = NULL;
@@ -255,6 +257,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			   "text/plain; version=0.0.4; charset=utf-8");
 }
 
+static void mhd_log(void *cls, const char *fmt, va_list ap) _printf_(2, 0);
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	(void)cls;
