@@ -1,8 +1,8 @@
 """Prometheus /metrics (monitord/metrics-http.h) scraped over HTTP from the
 real suite and parsed with an independent parser (prometheus_client's):
 counters move as CRI calls are made (a failing call counted with its code,
-an image pull with its bytes and layers, a pod's run and a container's
-create, start and exit), a daemon that is down shows cric_daemon_up 0
+an image pull with its bytes and layers, a pod's run, containers'
+create, start and exit, an ExecSync), a daemon that is down shows cric_daemon_up 0
 without failing the scrape, and its restart is counted.
 
 test_metrics_pod_life_cycle creates pods: run under `flock /tmp/cric-net.lock`."""
@@ -174,6 +174,12 @@ def test_metrics_pod_life_cycle(ctrs):
         ctrs.cri.call("StartContainer", api.StartContainerRequest(container_id=cid),
                       api.StartContainerResponse)
     code = e.value.code().name
+    sleeper = ctrs.create(pod_id, pod_cfg, ctrs.config(name="sleeper", args=["sleep 60"]))
+    ctrs.cri.call("StartContainer", api.StartContainerRequest(container_id=sleeper),
+                  api.StartContainerResponse)
+    r = ctrs.cri.call("ExecSync", api.ExecSyncRequest(container_id=sleeper, cmd=["true"]),
+                      api.ExecSyncResponse, timeout=30)
+    assert r.exit_code == 0
 
     samples, _ = scrape(s)
     im = dict(daemon="imaged")
@@ -186,9 +192,12 @@ def test_metrics_pod_life_cycle(ctrs):
     assert val(samples, "cric_pod_operation_duration_seconds_count", operation="run", **rt) == 1
     for op in ("create", "start"):
         assert val(samples, "cric_container_operations_total", operation=op, code="OK",
-                   **rt) == 1, op
+                   **rt) == 2, op
     assert val(samples, "cric_container_operations_total", operation="start", code=code,
                **rt) == 1
     assert val(samples, "cric_container_exits_total", reason="Error", **rt) == 1
     assert val(samples, "cric_cri_requests_total", daemon="gateway", method="RunPodSandbox",
                code="OK") == 1
+    mo = dict(daemon="monitord")
+    assert val(samples, "cric_exec_sessions_total", kind="exec_sync", code="OK", **mo) == 1
+    assert val(samples, "cric_exec_sync_duration_seconds_count", **mo) == 1
