@@ -2,7 +2,7 @@
 real suite and parsed with an independent parser (prometheus_client's):
 counters move as CRI calls are made (a failing call counted with its code,
 an image pull with its bytes and layers, a pod's run, containers'
-create, start and exit, an ExecSync), a daemon that is down shows cric_daemon_up 0
+create, start, exit and OOM kill, an ExecSync), a daemon that is down shows cric_daemon_up 0
 without failing the scrape, and its restart is counted.
 
 test_metrics_pod_life_cycle creates pods: run under `flock /tmp/cric-net.lock`."""
@@ -174,6 +174,11 @@ def test_metrics_pod_life_cycle(ctrs):
         ctrs.cri.call("StartContainer", api.StartContainerRequest(container_id=cid),
                       api.StartContainerResponse)
     code = e.value.code().name
+    hog = ctrs.create(pod_id, pod_cfg, ctrs.config(
+        name="hog", resources=api.LinuxContainerResources(memory_limit_in_bytes=16 << 20),
+        args=["x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived"]))
+    ctrs.start(hog)
+    assert ctrs.wait_exit(hog, timeout=30).reason == "OOMKilled"
     sleeper = ctrs.create(pod_id, pod_cfg, ctrs.config(name="sleeper", args=["sleep 60"]))
     ctrs.cri.call("StartContainer", api.StartContainerRequest(container_id=sleeper),
                   api.StartContainerResponse)
@@ -192,10 +197,11 @@ def test_metrics_pod_life_cycle(ctrs):
     assert val(samples, "cric_pod_operation_duration_seconds_count", operation="run", **rt) == 1
     for op in ("create", "start"):
         assert val(samples, "cric_container_operations_total", operation=op, code="OK",
-                   **rt) == 2, op
+                   **rt) == 3, op
     assert val(samples, "cric_container_operations_total", operation="start", code=code,
                **rt) == 1
     assert val(samples, "cric_container_exits_total", reason="Error", **rt) == 1
+    assert val(samples, "cric_container_exits_total", reason="OOMKilled", **rt) == 1
     assert val(samples, "cric_cri_requests_total", daemon="gateway", method="RunPodSandbox",
                code="OK") == 1
     mo = dict(daemon="monitord")
