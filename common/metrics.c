@@ -303,8 +303,49 @@ static double process_cpu_seconds(void)
 	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
+static pthread_mutex_t collectors_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	metric_collect_fn fn;
+	void *arg;
+} collectors[METRIC_COLLECTORS_MAX];
+
+int metric_collector_add(metric_collect_fn fn, void *arg)
+{
+	int r = -ENOSPC;
+	pthread_mutex_lock(&collectors_lock);
+	for (size_t i = 0; r < 0 && i < METRIC_COLLECTORS_MAX; i++)
+		if (!collectors[i].fn) {
+			collectors[i].fn = fn;
+			collectors[i].arg = arg;
+			r = 0;
+		}
+	pthread_mutex_unlock(&collectors_lock);
+	return r;
+}
+
+void metric_collector_remove(metric_collect_fn fn, void *arg)
+{
+	pthread_mutex_lock(&collectors_lock);
+	for (size_t i = 0; i < METRIC_COLLECTORS_MAX; i++)
+		if (collectors[i].fn == fn && collectors[i].arg == arg)
+			collectors[i].fn = NULL;
+	pthread_mutex_unlock(&collectors_lock);
+}
+
+/* Collections run one at a time, outside the registry's lock (they set
+ * gauges). */
+static void collect(void)
+{
+	pthread_mutex_lock(&collectors_lock);
+	for (size_t i = 0; i < METRIC_COLLECTORS_MAX; i++)
+		if (collectors[i].fn)
+			collectors[i].fn(collectors[i].arg);
+	pthread_mutex_unlock(&collectors_lock);
+}
+
 int metrics_snapshot(const char *daemon, int64_t started_ns, Cric__MetricsResponse **ret)
 {
+	collect();
 	Cric__MetricsResponse *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
@@ -516,6 +557,8 @@ static bool written_before(Cric__MetricsResponse *const *answers, size_t a, size
 	const char *name = answers[a]->families[i]->name;
 	for (size_t pa = 0; pa <= a; pa++) {
 		const Cric__MetricsResponse *r = answers[pa];
+		if (!r)
+			continue; /* a daemon that did not answer */
 		size_t end = pa == a ? i : r->n_families;
 		for (size_t pi = 0; pi < end; pi++)
 			if (family_ok(r->families[pi]) && strcmp(r->families[pi]->name, name) == 0)

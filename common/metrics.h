@@ -82,6 +82,17 @@ void metric_observe(struct metric_family *f, const char *const *values, double v
 /* Seconds between two CLOCK_MONOTONIC readings, for metric_observe. */
 double metric_seconds_since(const struct timespec *start);
 
+/* A collector: called by metrics_snapshot() first, on the thread that
+ * answers cric.Metrics, to set gauges that are cheaper read when asked
+ * than kept up to date (runtimed's pods and containers by state). It must
+ * not take long (the scrape waits METRICS_CALL_MS for every daemon). Add
+ * at start-up, remove before arg goes (remove waits for a collection in
+ * progress). At most METRIC_COLLECTORS_MAX: -ENOSPC. */
+#define METRIC_COLLECTORS_MAX 4
+typedef void (*metric_collect_fn)(void *arg);
+int metric_collector_add(metric_collect_fn fn, void *arg);
+void metric_collector_remove(metric_collect_fn fn, void *arg);
+
 /* This process's metrics: every registered family and the process gauges
  * (cric_process_*; started_ns: when the daemon started, unix ns). The
  * answer is heap-built (free it with protobuf_c_message_free_unpacked).

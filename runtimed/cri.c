@@ -212,6 +212,48 @@ COUNTED(start_ctr, ctr_ops, ctr_seconds, "start", cri_start_container)
 COUNTED(stop_ctr, ctr_ops, ctr_seconds, "stop", cri_stop_container)
 COUNTED(remove_ctr, ctr_ops, ctr_seconds, "remove", cri_remove_container)
 
+static struct metric_family pods_now = {
+	.name = "cric_pods",
+	.help = "Pods runtimed has, by state (ready, notready).",
+	.type = METRIC_GAUGE,
+	.labels = { "state" },
+};
+
+static struct metric_family ctrs_now = {
+	.name = "cric_containers",
+	.help = "Containers runtimed has, by state (created, running, exited).",
+	.type = METRIC_GAUGE,
+	.labels = { "state" },
+};
+
+void cri_metrics_collect(void *ud)
+{
+	struct cric_err e;
+	struct sandbox_snapshot **v = NULL;
+	size_t n = 0;
+	double by_pod_state[2] = { 0 };
+	if (sandbox_list(runtimed_sandboxes(ud), NULL, &v, &n, &e) == 0) {
+		for (size_t i = 0; i < n; i++)
+			by_pod_state[v[i]->state == SANDBOX_READY ? 0 : 1]++;
+		sandbox_snapshots_free(v, n);
+		metric_set(&pods_now, METRIC_VALUES("ready"), by_pod_state[0]);
+		metric_set(&pods_now, METRIC_VALUES("notready"), by_pod_state[1]);
+	}
+	/* A container whose process is gone is asked of monitord: bounded by
+	 * MONITORD_CALL_CAP_MS, rare (the next status call would do it). */
+	struct ctr_info **l = NULL;
+	double by_ctr_state[4] = { 0 };
+	if (ctr_list(runtimed_containers(ud), NULL, &l, &e) == 0) {
+		for (size_t i = 0; l[i]; i++)
+			if ((unsigned)l[i]->state < ARRAY_SIZE(by_ctr_state))
+				by_ctr_state[l[i]->state]++;
+		ctr_info_list_free(l);
+		metric_set(&ctrs_now, METRIC_VALUES("created"), by_ctr_state[CTR_CREATED]);
+		metric_set(&ctrs_now, METRIC_VALUES("running"), by_ctr_state[CTR_RUNNING]);
+		metric_set(&ctrs_now, METRIC_VALUES("exited"), by_ctr_state[CTR_EXITED]);
+	}
+}
+
 /* What runtimed answers of the CRI RuntimeService (cri-gateway/routes.c
  * routes the rest of its share here too: UNIMPLEMENTED until it lands). */
 static const struct cric_handler runtime_lines[] = {

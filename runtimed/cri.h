@@ -21,3 +21,7 @@ int cri_list_pod_sandbox(void *ud, const struct cric_call *call, const ProtobufC
 /* The pod's status as PodSandboxStatus answers it (not verbose). */
 int cri_pod_status_of(void *ud, const struct cric_call *call, const char *pod_id,
 		      Runtime__V1__PodSandboxStatus **ret, struct cric_err *err);
+
+/* Set the pods' and containers' gauges by state (a collector of
+ * common/metrics.h; ud: the struct runtimed). */
+void cri_metrics_collect(void *ud);

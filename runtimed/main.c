@@ -1,6 +1,9 @@
 /* cric-runtimed: sandboxes and containers, OCI bundles, runc. Runs as root
  * with the capabilities it was given: runc needs them. */
+#include <string.h>
+
 #include "common/daemon.h"
+#include "common/metrics.h"
 #include "cri.h"
 #include "events.h"
 #include "runtime.h"
@@ -11,6 +14,10 @@ static int init(const struct cric_config *cfg, void **userdata, struct cric_err 
 	int r = runtimed_new(cfg, &rt, err);
 	if (r < 0)
 		return r;
+	if ((r = metric_collector_add(cri_metrics_collect, rt)) < 0) {
+		runtimed_free(rt);
+		return err_set(err, r, "metrics collector: %s", strerror(-r));
+	}
 	*userdata = rt;
 	return 0;
 }
@@ -33,6 +40,7 @@ static void cancelled(void *userdata)
 
 static void done(void *userdata)
 {
+	metric_collector_remove(cri_metrics_collect, userdata);
 	runtimed_free(userdata);
 }
 

@@ -79,9 +79,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (a->daemon != protobuf_c_empty_string)
 		free(a->daemon);
 	a->daemon = strdup("");
-	Cric__MetricsResponse *all[] = { a, b };
+	Cric__MetricsResponse *all[] = { a, NULL, b }; /* NULL: a daemon that did not answer */
 	size_t len = 0;
-	char *page = metrics_format(all, 2, &len);
+	char *page = metrics_format(all, 3, &len);
 	if (!page || strlen(page) != len)
 		abort();
 	char seen[64][256];

@@ -204,6 +204,9 @@ def test_metrics_pod_life_cycle(ctrs):
     assert val(samples, "cric_container_exits_total", reason="OOMKilled", **rt) == 1
     assert val(samples, "cric_cri_requests_total", daemon="gateway", method="RunPodSandbox",
                code="OK") == 1
+    assert val(samples, "cric_pods", state="ready", **rt) == 1
+    assert val(samples, "cric_containers", state="exited", **rt) == 2
+    assert val(samples, "cric_containers", state="running", **rt) == 1
     mo = dict(daemon="monitord")
     assert val(samples, "cric_exec_sessions_total", kind="exec_sync", code="OK", **mo) == 1
     assert val(samples, "cric_exec_sync_duration_seconds_count", **mo) == 1

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,8 +176,14 @@ static void test_merge_and_hostile(void **state)
 	Cric__MetricFamily *g = (Cric__MetricFamily *)family(b, "t_level");
 	free(g->name);
 	g->name = strdup("t level{x=\"1\"} 9\n");
+	/* A family only the answer after a missing one has. */
+	Cric__MetricFamily *u = (Cric__MetricFamily *)family(b, "t_plain_total");
+	free(u->name);
+	u->name = strdup("t_unique_total");
 	Cric__MetricsResponse *both[] = { a, NULL, b };
 	char *p = page_of(both, 3);
+	assert_non_null(
+	    strstr(p, "# TYPE t_unique_total counter\nt_unique_total{daemon=\"imaged\"} 3\n"));
 	const char *first = strstr(p, "# TYPE cric_process_open_fds gauge\n");
 	assert_non_null(first);
 	assert_null(strstr(first + 1, "# TYPE cric_process_open_fds"));
@@ -193,13 +200,45 @@ static void test_merge_and_hostile(void **state)
 	protobuf_c_message_free_unpacked(&b->base, NULL);
 }
 
+static void collect_level(void *arg)
+{
+	int *n = arg;
+	(*n)++;
+	metric_set(&level, METRIC_VALUES("b"), 40 + *n);
+}
+
+/* A collector runs at each snapshot until removed. */
+static void test_collector(void **state)
+{
+	(void)state;
+	int runs = 0;
+	assert_int_equal(metric_collector_add(collect_level, &runs), 0);
+	Cric__MetricsResponse *r = NULL;
+	assert_int_equal(metrics_snapshot("d", 0, &r), 0);
+	assert_int_equal(runs, 1);
+	char *p = page_of(&r, 1);
+	assert_non_null(strstr(p, "t_level{daemon=\"d\",pool=\"b\"} 41\n"));
+	free(p);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	metric_collector_remove(collect_level, &runs);
+	assert_int_equal(metrics_snapshot("d", 0, &r), 0);
+	assert_int_equal(runs, 1);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	for (int i = 0; i < METRIC_COLLECTORS_MAX; i++)
+		assert_int_equal(metric_collector_add(collect_level, &runs), 0);
+	assert_int_equal(metric_collector_add(collect_level, &runs), -ENOSPC);
+	metric_collector_remove(collect_level, &runs); /* every line of it */
+	assert_int_equal(metrics_snapshot("d", 0, &r), 0);
+	assert_int_equal(runs, 1);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_escaping),
-		cmocka_unit_test(test_histogram_shape),
-		cmocka_unit_test(test_bounded_series),
-		cmocka_unit_test(test_merge_and_hostile),
+		cmocka_unit_test(test_escaping),       cmocka_unit_test(test_histogram_shape),
+		cmocka_unit_test(test_bounded_series), cmocka_unit_test(test_merge_and_hostile),
+		cmocka_unit_test(test_collector),
 	};
 	return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
 }
