@@ -41,6 +41,10 @@ struct container {
 	uint32_t uid, gid;
 	int stop_signal;
 	bool rootfs_made, monitor_made;
+	/* Its STOPPED event is due (it left created or running) and not yet
+	 * taken (ctr_take_stopped); not before its STARTED went out
+	 * (start_pending: started, STARTED not yet published). */
+	bool stop_due, start_pending;
 
 	pthread_mutex_t op;
 	unsigned refs;
@@ -64,6 +68,7 @@ struct ctr_mgr {
 	struct ctr_seccomp_host seccomp_host;   /* seccomp-profile.h */
 	struct ctr_lsm lsm;                     /* lsm.h */
 	char **cdi_dirs;                        /* cdi.h */
+	struct exit_watch *exits;               /* exitwatch.h; NULL: none (yet) */
 	pthread_t recover_thread;               /* rolls back half-made creations */
 	bool recovering;
 };

@@ -110,6 +110,29 @@ int ctr_update_resources(struct ctr_mgr *m, const struct cric_call *call, const 
 /* The pod's hooks (sandbox.h's on_pod_stop / on_pod_remove): stop what
  * still runs of pod_id's containers (at once: the kubelet gave them their
  * grace period already), or remove them all. */
+/* ---- exits and their STOPPED events ----
+ *
+ * A container's exit is seen by whichever comes first: the exit watcher,
+ * a stop, a status or list call. Each exit makes one STOPPED event due,
+ * taken once by ctr_take_stopped, which the adapter calls (outside any
+ * container's lock: building an event reads the pod's statuses) after each
+ * call that may have seen an exit. */
+struct exit_watch;
+struct ctr_ref {
+	char id[65], pod_id[65];
+};
+/* Watch the exits of the running containers, now and as they start (w
+ * outlives m's use of it: set it to NULL before freeing it). */
+void ctr_watch_exits(struct ctr_mgr *m, struct exit_watch *w);
+/* The watcher's callback: look at container id now; true when it no longer
+ * runs (or is gone), false to be asked again. */
+bool ctr_exit_check(struct ctr_mgr *m, const char *id);
+/* The STARTED event of id went out (or never will): its STOPPED may go. */
+void ctr_start_published(struct ctr_mgr *m, const char *id);
+/* The containers whose STOPPED is due, their flag cleared: a malloc'd
+ * array (NULL when *n == 0). -ENOMEM leaves every flag as it was. */
+int ctr_take_stopped(struct ctr_mgr *m, struct ctr_ref **ret, size_t *n);
+
 int ctr_stop_pod(struct ctr_mgr *m, const struct cric_call *call, const char *pod_id,
 		 struct cric_err *err);
 int ctr_remove_pod(struct ctr_mgr *m, const struct cric_call *call, const char *pod_id,

@@ -42,6 +42,38 @@ static void event(void *ud, const struct cric_call *call, Runtime__V1__Container
 	ctr_info_free(i);
 }
 
+void cri_stopped_events(void *ud, const struct cric_call *call)
+{
+	pthread_mutex_t *lock = runtimed_stop_events_lock(ud);
+	pthread_mutex_lock(lock);
+	struct ctr_ref *v = NULL;
+	size_t n = 0;
+	int r = ctr_take_stopped(runtimed_containers(ud), &v, &n);
+	if (r < 0)
+		log_warning_errno(r, "STOPPED events, sent at the next call");
+	for (size_t i = 0; i < n; i++)
+		cri_event_send(ud, call, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT,
+			       v[i].id, v[i].pod_id);
+	pthread_mutex_unlock(lock);
+	free(v);
+}
+
+/* Bounds the internal calls made for one exit (the monitor's status, the
+ * event's statuses). */
+#define EXIT_CALL_MS 30000
+
+bool cri_container_exited(void *ud, const char *id)
+{
+	struct cric_call call = {
+		.daemon = "runtimed",
+		.method = "exit",
+		.deadline_ns = deadline_in_ms(EXIT_CALL_MS),
+	};
+	bool done = ctr_exit_check(runtimed_containers(ud), id);
+	cri_stopped_events(ud, &call);
+	return done;
+}
+
 int cri_create_container(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
 			 ProtobufCMessage **out, struct cric_err *err)
 {
@@ -71,10 +103,15 @@ int cri_start_container(void *ud, const struct cric_call *call, const ProtobufCM
 	const Runtime__V1__StartContainerRequest *req = (const void *)in;
 	log_set_container(req->container_id);
 	int r = ctr_start(runtimed_containers(ud), call, req->container_id, err);
+	if (r == 0)
+		event(ud, call, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STARTED_EVENT,
+		      req->container_id);
+	/* It may have exited already: its STOPPED follows its STARTED (or
+	 * goes alone when the start failed half-way). */
+	ctr_start_published(runtimed_containers(ud), req->container_id);
+	cri_stopped_events(ud, call);
 	if (r < 0)
 		return r;
-	event(ud, call, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STARTED_EVENT,
-	      req->container_id);
 	*out = pb_new(&runtime__v1__start_container_response__descriptor);
 	return *out ? 0 : -ENOMEM;
 }
@@ -84,16 +121,12 @@ int cri_stop_container(void *ud, const struct cric_call *call, const ProtobufCMe
 {
 	const Runtime__V1__StopContainerRequest *req = (const void *)in;
 	log_set_container(req->container_id);
-	/* A stop of a container that had already stopped is no event. */
-	struct ctr_info *before = info_now(ud, call, req->container_id);
-	bool was_live = before && before->state != CTR_EXITED;
-	ctr_info_free(before);
+	/* The exit's STOPPED, once, whoever saw it (a stop of a container
+	 * that had already stopped is no event). */
 	int r = ctr_stop(runtimed_containers(ud), call, req->container_id, req->timeout, err);
+	cri_stopped_events(ud, call);
 	if (r < 0)
 		return r;
-	if (was_live)
-		event(ud, call, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT,
-		      req->container_id);
 	*out = pb_new(&runtime__v1__stop_container_response__descriptor);
 	return *out ? 0 : -ENOMEM;
 }
@@ -103,8 +136,10 @@ int cri_remove_container(void *ud, const struct cric_call *call, const ProtobufC
 {
 	const Runtime__V1__RemoveContainerRequest *req = (const void *)in;
 	log_set_container(req->container_id);
-	/* Removing an unknown container succeeds, and is no event. */
+	/* Removing an unknown container succeeds, and is no event. Its
+	 * STOPPED, when due, goes first. */
 	struct ctr_info *i = info_now(ud, call, req->container_id);
+	cri_stopped_events(ud, call);
 	int r = ctr_remove(runtimed_containers(ud), call, req->container_id, err);
 	if (r == 0 && i)
 		cri_event_send(ud, call, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT,
@@ -298,6 +333,7 @@ int cri_container_status(void *ud, const struct cric_call *call, const ProtobufC
 	const Runtime__V1__ContainerStatusRequest *req = (const void *)in;
 	struct ctr_info *i = NULL;
 	int r = ctr_get(runtimed_containers(ud), call, req->container_id, req->verbose, &i, err);
+	cri_stopped_events(ud, call); /* it may have seen an exit */
 	if (r < 0)
 		return r;
 	Runtime__V1__ContainerStatusResponse *resp = NULL;
@@ -361,6 +397,7 @@ int cri_list_containers(void *ud, const struct cric_call *call, const ProtobufCM
 	const Runtime__V1__ListContainersRequest *req = (const void *)in;
 	struct ctr_info **l = NULL;
 	int r = ctr_list(runtimed_containers(ud), call, &l, err);
+	cri_stopped_events(ud, call); /* it may have seen exits */
 	if (r < 0)
 		return r;
 	size_t n = 0;

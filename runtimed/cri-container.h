@@ -27,3 +27,10 @@ int cri_list_containers(void *ud, const struct cric_call *call, const ProtobufCM
 int cri_pod_container_statuses(void *ud, const struct cric_call *call, const char *pod_id,
 			       Runtime__V1__ContainerStatus ***ret, size_t *n,
 			       struct cric_err *err);
+
+/* Publish the STOPPED events due (container.h, ctr_take_stopped); called
+ * after each call that may have seen a container exit, outside any
+ * container's lock. */
+void cri_stopped_events(void *ud, const struct cric_call *call);
+/* The exit watcher's callback (runtime.h, runtimed_watch_exits). */
+bool cri_container_exited(void *ud, const char *id);

@@ -93,13 +93,10 @@ static void pod_events_before(void *ud, const struct cric_call *call, const char
 
 static void pod_events_stopped(void *ud, const struct cric_call *call, struct pod_events *ev)
 {
+	/* Its containers' exits, each once whoever saw it first. */
+	cri_stopped_events(ud, call);
 	if (!ev->pod_id[0])
 		return;
-	for (size_t i = 0; i < ev->n; i++)
-		if (ev->ctrs[i]->state == RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING)
-			cri_event_send(ud, call,
-				       RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT,
-				       ev->ctrs[i]->id, ev->pod_id);
 	if (ev->pod_ready)
 		cri_event_send(ud, call, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT,
 			       ev->pod_id, ev->pod_id);
@@ -166,6 +163,7 @@ int cri_remove_pod_sandbox(void *ud, const struct cric_call *call, const Protobu
 	const Runtime__V1__RemovePodSandboxRequest *req =
 	    (const Runtime__V1__RemovePodSandboxRequest *)in;
 	struct pod_events ev;
+	cri_stopped_events(ud, call); /* before the DELETED events */
 	pod_events_before(ud, call, req->pod_sandbox_id, &ev);
 	pod_events_build_deleted(ud, call, &ev);
 	int r = sandbox_remove(runtimed_sandboxes(ud), call, req->pod_sandbox_id, err);

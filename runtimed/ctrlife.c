@@ -17,6 +17,7 @@
 #include "common/macro.h"
 #include "common/metrics.h"
 #include "container-int.h"
+#include "exitwatch.h"
 
 static const char *const state_words[] = { "being created", "created", "running", "exited" };
 
@@ -41,6 +42,8 @@ static void set_exited(struct ctr_mgr *m, struct container *c, int32_t code, int
 		       const char *message)
 {
 	pthread_mutex_lock(&m->lock);
+	if (c->state == CTR_RUNNING || c->state == CTR_CREATED)
+		c->stop_due = true;
 	c->state = CTR_EXITED;
 	c->exit_code = code;
 	c->finished_at = at ? at : now_ns();
@@ -121,13 +124,21 @@ int ctr_start(struct ctr_mgr *m, const struct cric_call *call, const char *id, s
 		r = err_set(err, -ENOPKG, "runtime handler \"%s\" is not configured", c->handler);
 	} else {
 		int64_t t0 = now_ns();
+		int k;
 		r = oci_start(h, c->id, c->bundle, err);
 		if (r == 0) {
 			pthread_mutex_lock(&m->lock);
 			c->state = CTR_RUNNING;
 			c->started_at = t0;
+			c->start_pending = true;
 			pthread_mutex_unlock(&m->lock);
-			int k = ctr_record_save(m, c);
+			if (m->exits &&
+			    (k = exit_watch_add(m->exits, c->id, c->pid, c->pid_start)) < 0)
+				log_warning_errno(k,
+						  "watch the exit of container %s: its STOPPED "
+						  "event waits for a status call, ignoring",
+						  c->id);
+			k = ctr_record_save(m, c);
 			if (k < 0)
 				r = err_set(err, k, "save the container's record: %s",
 					    strerror(-k));
@@ -202,6 +213,8 @@ static int remove_locked(struct ctr_mgr *m, const struct cric_call *call, struct
 	int r = ctr_teardown(m, call, c, err);
 	if (r < 0)
 		return r;
+	if (m->exits)
+		exit_watch_forget(m->exits, c->id);
 	ctr_table_remove(m, c);
 	log_info("container %s removed", c->id);
 	return 0;
@@ -221,6 +234,94 @@ int ctr_remove(struct ctr_mgr *m, const struct cric_call *call, const char *id,
 	pthread_mutex_unlock(&c->op);
 	ctr_put(m, c);
 	return r;
+}
+
+/* ---- exits ---- */
+
+void ctr_watch_exits(struct ctr_mgr *m, struct exit_watch *w)
+{
+	pthread_mutex_lock(&m->lock);
+	m->exits = w;
+	size_t n = m->n;
+	struct ctr_ref *v = w ? calloc(n ? n : 1, sizeof(*v)) : NULL;
+	pid_t *pid = w ? calloc(n ? n : 1, sizeof(*pid)) : NULL;
+	unsigned long long *start = w ? calloc(n ? n : 1, sizeof(*start)) : NULL;
+	size_t k = 0;
+	for (size_t i = 0; v && pid && start && i < n; i++) {
+		struct container *c = m->items[i];
+		if (c->state != CTR_RUNNING)
+			continue;
+		memcpy(v[k].id, c->id, sizeof(c->id));
+		pid[k] = c->pid;
+		start[k++] = c->pid_start;
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (w && (!v || !pid || !start))
+		log_warning("watch the exits of the running containers: out of memory, "
+			    "their STOPPED events wait for a status call");
+	/* Those that exited while runtimed was down are called back at once:
+	 * their STOPPED goes out now, after the restart. */
+	for (size_t i = 0; i < k; i++) {
+		int r = exit_watch_add(w, v[i].id, pid[i], start[i]);
+		if (r < 0)
+			log_warning_errno(r, "watch the exit of container %s, ignoring", v[i].id);
+	}
+	free(v);
+	free(pid);
+	free(start);
+}
+
+bool ctr_exit_check(struct ctr_mgr *m, const char *id)
+{
+	struct container *c = NULL;
+	struct cric_err err;
+	int r = ctr_lookup(m, id, &c, &err);
+	if (r < 0 || !c)
+		return r == -ENOENT;
+	pthread_mutex_lock(&c->op);
+	if (!c->removed)
+		ctr_refresh(m, NULL, c);
+	bool done = c->removed || c->state != CTR_RUNNING;
+	pthread_mutex_unlock(&c->op);
+	ctr_put(m, c);
+	return done;
+}
+
+void ctr_start_published(struct ctr_mgr *m, const char *id)
+{
+	struct container *c = NULL;
+	if (ctr_lookup(m, id, &c, NULL) < 0 || !c)
+		return;
+	pthread_mutex_lock(&m->lock);
+	c->start_pending = false;
+	pthread_mutex_unlock(&m->lock);
+	ctr_put(m, c);
+}
+
+int ctr_take_stopped(struct ctr_mgr *m, struct ctr_ref **ret, size_t *n)
+{
+	pthread_mutex_lock(&m->lock);
+	size_t k = 0;
+	for (size_t i = 0; i < m->n; i++)
+		k += m->items[i]->stop_due && !m->items[i]->start_pending;
+	struct ctr_ref *v = k ? calloc(k, sizeof(*v)) : NULL;
+	if (k && !v) {
+		pthread_mutex_unlock(&m->lock);
+		return -ENOMEM;
+	}
+	k = 0;
+	for (size_t i = 0; v && i < m->n; i++) {
+		struct container *c = m->items[i];
+		if (!c->stop_due || c->start_pending)
+			continue;
+		c->stop_due = false;
+		memcpy(v[k].id, c->id, sizeof(c->id));
+		memcpy(v[k++].pod_id, c->pod_id, sizeof(c->pod_id));
+	}
+	pthread_mutex_unlock(&m->lock);
+	*ret = v;
+	*n = k;
+	return 0;
 }
 
 /* ---- Status / List ---- */

@@ -4,6 +4,7 @@
 
 #include "common/daemon.h"
 #include "common/metrics.h"
+#include "cri-container.h"
 #include "cri.h"
 #include "events.h"
 #include "runtime.h"
@@ -14,6 +15,10 @@ static int init(const struct cric_config *cfg, void **userdata, struct cric_err 
 	int r = runtimed_new(cfg, &rt, err);
 	if (r < 0)
 		return r;
+	if ((r = runtimed_watch_exits(rt, cri_container_exited, err)) < 0) {
+		runtimed_free(rt);
+		return r;
+	}
 	if ((r = metric_collector_add(cri_metrics_collect, rt)) < 0) {
 		runtimed_free(rt);
 		return err_set(err, r, "metrics collector: %s", strerror(-r));

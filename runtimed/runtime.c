@@ -9,6 +9,7 @@
 
 #include "cgroup.h"
 #include "events.h"
+#include "exitwatch.h"
 #include "common/fsutil.h"
 #include "common/macro.h"
 
@@ -35,6 +36,8 @@ struct runtimed {
 	struct cric_client *imaged, *stored, *monitord;
 	struct ctr_mgr *containers;
 	struct event_log *events;
+	pthread_mutex_t stop_events;
+	struct exit_watch *exits;
 };
 
 static const char *const runc_candidates[] = {
@@ -207,6 +210,7 @@ int runtimed_new(const struct cric_config *cfg, struct runtimed **ret, struct cr
 	if (!rt)
 		return -ENOMEM;
 	pthread_mutex_init(&rt->lock, NULL);
+	pthread_mutex_init(&rt->stop_events, NULL);
 	snprintf(rt->cgroup_manager, sizeof(rt->cgroup_manager), "%s", cfg->cgroup_manager);
 	/* The whole configuration is checked before anyone is dialled: a
 	 * daemon that exits on a bad config must not leave a peer with a
@@ -295,10 +299,29 @@ struct event_log *runtimed_events(struct runtimed *rt)
 	return rt->events;
 }
 
+pthread_mutex_t *runtimed_stop_events_lock(struct runtimed *rt)
+{
+	return &rt->stop_events;
+}
+
+int runtimed_watch_exits(struct runtimed *rt, bool (*fn)(void *ud, const char *id),
+			 struct cric_err *err)
+{
+	int r = exit_watch_new(fn, rt, &rt->exits);
+	if (r < 0)
+		return err_set(err, r, "start the exit watcher: %s", strerror(-r));
+	ctr_watch_exits(rt->containers, rt->exits);
+	return 0;
+}
+
 struct runtimed *runtimed_free(struct runtimed *rt)
 {
 	if (!rt)
 		return NULL;
+	/* Its callbacks use the managers: it goes first. */
+	if (rt->containers)
+		ctr_watch_exits(rt->containers, NULL);
+	exit_watch_free(rt->exits);
 	ctr_mgr_free(rt->containers);
 	sandbox_mgr_free(rt->sandboxes);
 	cric_client_close(rt->monitord);
@@ -306,6 +329,7 @@ struct runtimed *runtimed_free(struct runtimed *rt)
 	cric_client_close(rt->imaged);
 	cric_client_close(rt->netd);
 	event_log_free(rt->events);
+	pthread_mutex_destroy(&rt->stop_events);
 	pthread_mutex_destroy(&rt->lock);
 	free(rt);
 	return NULL;

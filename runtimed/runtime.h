@@ -14,6 +14,7 @@
  * Thread-safety: every function may be called from any worker thread. */
 #pragma once
 
+#include <pthread.h>
 #include <stdbool.h>
 
 #include "common/config.h"
@@ -56,3 +57,10 @@ struct sandbox_mgr *runtimed_sandboxes(struct runtimed *rt);
 struct ctr_mgr *runtimed_containers(struct runtimed *rt);
 /* The container events (events.h, cri-events.h). */
 struct event_log *runtimed_events(struct runtimed *rt);
+/* Held while STOPPED events are taken and published (cri-container.c), so
+ * that a container's DELETED never goes out before its STOPPED. */
+pthread_mutex_t *runtimed_stop_events_lock(struct runtimed *rt);
+/* Start the exit watcher (exitwatch.h): fn(rt, container id) on each exit
+ * of a running container, from now on and for those running now. */
+int runtimed_watch_exits(struct runtimed *rt, bool (*fn)(void *ud, const char *id),
+			 struct cric_err *err);

@@ -174,3 +174,86 @@ def test_runtimed_restart_closes_every_stream_with_an_error(suite):
             s.channel.close()
         return True
     wait_for(subscribed, timeout=30, what="events to be served again")
+
+
+BB = "/bin/busybox"
+
+
+def pid_of(ctrs, cid):
+    import json
+    return json.loads(ctrs.status(cid, verbose=True).info["info"])["pid"]
+
+
+def ctr_events(sub, cid):
+    return [(t, c) for t, c in sub.of(sub.pod) if c == cid]
+
+
+def test_exits_by_itself_or_killed_each_send_one_stopped(ctrs):
+    # No status call after the exits: runtimed must see them itself.
+    a, b = Subscriber(ctrs.suite), Subscriber(ctrs.suite)
+    ctrs.pull()
+    pod, pcfg = ctrs.pod()
+    a.pod = b.pod = pod
+    own = ctrs.create(pod, pcfg, ctrs.config(name="own", command=[BB, "sh", "-c", "exit 3"]))
+    ctrs.start(own)
+    killed = ctrs.create(pod, pcfg, ctrs.config(name="killed", command=[BB, "sleep", "600"]))
+    ctrs.start(killed)
+    os.kill(pid_of(ctrs, killed), 9)
+    want = {c: [(CREATED, c), (STARTED, c), (STOPPED, c)] for c in (own, killed)}
+    wait_for(lambda: all(ctr_events(s, c) == w for s in (a, b) for c, w in want.items()),
+             timeout=20, what="a STOPPED event of each exit for both subscribers")
+    for cid, code in ((own, 3), (killed, 137)):
+        ev = next(e for e in a.events
+                  if e.container_id == cid and e.container_event_type == STOPPED)
+        st = {c.id: c for c in ev.containers_statuses}[cid]
+        assert st.state == api.CONTAINER_EXITED and st.exit_code == code, st
+    # A stop of what already exited sends nothing more: the DELETED
+    # follows the one STOPPED.
+    for cid in (own, killed):
+        ctrs.stop(cid)
+        ctrs.remove(cid)
+    wait_for(lambda: all(len(ctr_events(s, c)) == 4 for s in (a, b) for c in want),
+             what="the DELETED events")
+    for s in (a, b):
+        for c, w in want.items():
+            assert ctr_events(s, c) == w + [(DELETED, c)]
+        s.close()
+
+
+def test_exit_while_runtimed_is_down_is_sent_after_its_restart(suite, ctrs):
+    # The stream open across the restart is closed with an error (the
+    # kubelet relists); the STOPPED of the exit runtimed did not see goes
+    # out once it is back, to those who subscribe then.
+    ctrs.pull()
+    pod, pcfg = ctrs.pod()
+    cid = ctrs.create(pod, pcfg, ctrs.config(name="dies", command=[BB, "sleep", "600"]))
+    ctrs.start(cid)
+    pid = pid_of(ctrs, cid)
+    before = Subscriber(suite)
+    before.pod = pod
+    wait_for(lambda: (STARTED, cid) in ctr_events(before, cid), what="the STARTED event")
+    suite.kill("runtimed")
+    os.kill(pid, 9)
+    assert before.done.wait(30), "the stream stayed open after runtimed died"
+    assert before.error.code() == grpc.StatusCode.UNAVAILABLE, before.error
+    assert (STOPPED, cid) not in ctr_events(before, cid)
+    suite.up()
+    subs = []
+
+    def stopped_seen():
+        # Refused (UNAVAILABLE) until the gateway follows runtimed again.
+        if not subs or subs[-1].done.is_set():
+            subs.append(Subscriber(suite))
+            subs[-1].pod = pod
+        return (STOPPED, cid) in ctr_events(subs[-1], cid)
+    wait_for(stopped_seen, timeout=20, what="the STOPPED event after the restart")
+    after = subs[-1]
+    ev = next(e for e in after.events
+              if e.container_id == cid and e.container_event_type == STOPPED)
+    st = {c.id: c for c in ev.containers_statuses}[cid]
+    assert st.state == api.CONTAINER_EXITED and st.exit_code == 137, st
+    ctrs.stop(cid)
+    ctrs.remove(cid)
+    wait_for(lambda: (DELETED, cid) in ctr_events(after, cid), what="the DELETED event")
+    assert ctr_events(after, cid).count((STOPPED, cid)) == 1
+    after.close()
