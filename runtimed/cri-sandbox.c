@@ -52,6 +52,8 @@ int cri_run_pod_sandbox(void *ud, const struct cric_call *call, const ProtobufCM
 		       id);
 	cri_event_send(ud, call, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STARTED_EVENT, id,
 		       id);
+	/* After its STARTED: the STOPPED of an infra death follows it. */
+	runtimed_watch_pod(ud, id);
 	_cleanup_pb_ Runtime__V1__RunPodSandboxResponse *resp =
 	    pb_new(&runtime__v1__run_pod_sandbox_response__descriptor);
 	if (!resp || pb_set_str(&resp->pod_sandbox_id, id) < 0)
@@ -97,7 +99,8 @@ static void pod_events_stopped(void *ud, const struct cric_call *call, struct po
 	cri_stopped_events(ud, call);
 	if (!ev->pod_id[0])
 		return;
-	if (ev->pod_ready)
+	/* Unless its infra's death sent it already. */
+	if (ev->pod_ready && sandbox_take_stop_event(runtimed_sandboxes(ud), ev->pod_id))
 		cri_event_send(ud, call, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT,
 			       ev->pod_id, ev->pod_id);
 }
@@ -138,6 +141,19 @@ static void pod_events_build_deleted(void *ud, const struct cric_call *call, str
 	ev->pod_deleted =
 	    cri_event_build(ud, call, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT,
 			    ev->pod_id, ev->pod_id);
+}
+
+bool cri_pod_infra_exited(void *ud, const char *id)
+{
+	struct cric_call call = {
+		.daemon = "runtimed",
+		.method = "infra-exit",
+		.deadline_ns = deadline_in_ms(30000),
+	};
+	if (sandbox_infra_exited(runtimed_sandboxes(ud), id))
+		cri_event_send(ud, &call,
+			       RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT, id, id);
+	return true;
 }
 
 int cri_stop_pod_sandbox(void *ud, const struct cric_call *call, const ProtobufCMessage *in,

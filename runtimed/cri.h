@@ -25,3 +25,7 @@ int cri_pod_status_of(void *ud, const struct cric_call *call, const char *pod_id
 /* Set the pods' and containers' gauges by state (a collector of
  * common/metrics.h; ud: the struct runtimed). */
 void cri_metrics_collect(void *ud);
+
+/* The pod exit watcher's callback (runtime.h, runtimed_watch_exits): the
+ * pod's STOPPED when its infra died before any stop. */
+bool cri_pod_infra_exited(void *ud, const char *id);

@@ -21,10 +21,11 @@
 
 struct watch {
 	char key[65];
-	int pidfd;        /* -1: the process is gone, the callback is due */
-	int64_t due_ns;   /* monotonic: when to call back (pidfd == -1) */
-	int retry_ms;     /* the wait before the next call back */
-	uint64_t version; /* bumped by add and forget: a callback's answer for an older one is stale */
+	int pidfd;      /* -1: the process is gone, the callback is due */
+	int64_t due_ns; /* monotonic: when to call back (pidfd == -1) */
+	int retry_ms;   /* the wait before the next call back */
+	uint64_t
+	    version; /* bumped by add and forget: a callback's answer for an older one is stale */
 };
 
 struct exit_watch {
@@ -155,7 +156,8 @@ static void call_back(struct exit_watch *w, const char *key, uint64_t version)
 			drop_locked(w, (size_t)i);
 		} else {
 			e->due_ns = mono_ns() + (int64_t)e->retry_ms * 1000000;
-			e->retry_ms = e->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : e->retry_ms * 2;
+			e->retry_ms =
+			    e->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : e->retry_ms * 2;
 		}
 	}
 	pthread_mutex_unlock(&w->lock);
@@ -187,7 +189,8 @@ static void *run(void *arg)
 		if (n > 0 && (x.fds[0].revents & POLLIN)) {
 			uint64_t v;
 			if (read(w->wake, &v, sizeof(v)) < 0 && errno != EAGAIN)
-				log_warning_errno(-errno, "exit watcher: read its eventfd, ignoring");
+				log_warning_errno(-errno,
+						  "exit watcher: read its eventfd, ignoring");
 		}
 		pthread_mutex_lock(&w->lock);
 		int64_t now = mono_ns();

@@ -15,7 +15,7 @@ static int init(const struct cric_config *cfg, void **userdata, struct cric_err 
 	int r = runtimed_new(cfg, &rt, err);
 	if (r < 0)
 		return r;
-	if ((r = runtimed_watch_exits(rt, cri_container_exited, err)) < 0) {
+	if ((r = runtimed_watch_exits(rt, cri_container_exited, cri_pod_infra_exited, err)) < 0) {
 		runtimed_free(rt);
 		return r;
 	}

@@ -37,7 +37,7 @@ struct runtimed {
 	struct ctr_mgr *containers;
 	struct event_log *events;
 	pthread_mutex_t stop_events;
-	struct exit_watch *exits;
+	struct exit_watch *exits, *pod_exits;
 };
 
 static const char *const runc_candidates[] = {
@@ -304,14 +304,36 @@ pthread_mutex_t *runtimed_stop_events_lock(struct runtimed *rt)
 	return &rt->stop_events;
 }
 
-int runtimed_watch_exits(struct runtimed *rt, bool (*fn)(void *ud, const char *id),
-			 struct cric_err *err)
+static void watch_pods(struct runtimed *rt, const char *id)
 {
-	int r = exit_watch_new(fn, rt, &rt->exits);
+	struct sandbox_infra *v = NULL;
+	size_t n = 0;
+	int r = sandbox_infras(rt->sandboxes, id, &v, &n);
+	if (r < 0)
+		log_warning_errno(r, "watch the pods' infra processes, ignoring");
+	for (size_t i = 0; i < n; i++)
+		if ((r = exit_watch_add(rt->pod_exits, v[i].id, v[i].pid, v[i].start)) < 0)
+			log_warning_errno(r, "watch the infra of pod %s, ignoring", v[i].id);
+	free(v);
+}
+
+int runtimed_watch_exits(struct runtimed *rt, bool (*ctr_fn)(void *ud, const char *id),
+			 bool (*pod_fn)(void *ud, const char *id), struct cric_err *err)
+{
+	int r = exit_watch_new(ctr_fn, rt, &rt->exits);
+	if (r == 0)
+		r = exit_watch_new(pod_fn, rt, &rt->pod_exits);
 	if (r < 0)
 		return err_set(err, r, "start the exit watcher: %s", strerror(-r));
 	ctr_watch_exits(rt->containers, rt->exits);
+	watch_pods(rt, NULL);
 	return 0;
+}
+
+void runtimed_watch_pod(struct runtimed *rt, const char *id)
+{
+	if (rt->pod_exits)
+		watch_pods(rt, id);
 }
 
 struct runtimed *runtimed_free(struct runtimed *rt)
@@ -322,6 +344,7 @@ struct runtimed *runtimed_free(struct runtimed *rt)
 	if (rt->containers)
 		ctr_watch_exits(rt->containers, NULL);
 	exit_watch_free(rt->exits);
+	exit_watch_free(rt->pod_exits);
 	ctr_mgr_free(rt->containers);
 	sandbox_mgr_free(rt->sandboxes);
 	cric_client_close(rt->monitord);

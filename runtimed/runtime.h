@@ -60,7 +60,10 @@ struct event_log *runtimed_events(struct runtimed *rt);
 /* Held while STOPPED events are taken and published (cri-container.c), so
  * that a container's DELETED never goes out before its STOPPED. */
 pthread_mutex_t *runtimed_stop_events_lock(struct runtimed *rt);
-/* Start the exit watcher (exitwatch.h): fn(rt, container id) on each exit
- * of a running container, from now on and for those running now. */
-int runtimed_watch_exits(struct runtimed *rt, bool (*fn)(void *ud, const char *id),
-			 struct cric_err *err);
+/* Start the exit watchers (exitwatch.h): ctr_fn(rt, container id) on each
+ * exit of a running container, pod_fn(rt, pod id) on each death of a ready
+ * pod's infra process, from now on and for those running now. */
+int runtimed_watch_exits(struct runtimed *rt, bool (*ctr_fn)(void *ud, const char *id),
+			 bool (*pod_fn)(void *ud, const char *id), struct cric_err *err);
+/* Watch the infra of pod id (full id), just made ready. */
+void runtimed_watch_pod(struct runtimed *rt, const char *id);

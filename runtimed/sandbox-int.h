@@ -60,6 +60,7 @@ struct sandbox {
 	pthread_mutex_t op; /* one lifecycle call at a time */
 	unsigned refs;
 	bool removed;
+	bool stop_event_taken; /* sandbox_take_stop_event said yes */
 };
 
 struct sandbox_mgr {

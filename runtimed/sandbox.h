@@ -141,6 +141,22 @@ void sandbox_snapshots_free(struct sandbox_snapshot **v, size_t n);
  * -EINVAL for a bad or ambiguous id. */
 int sandbox_get(struct sandbox_mgr *m, const struct cric_call *call, const char *id,
 		struct sandbox_snapshot **ret, struct cric_err *err);
+/* ---- the pod's STOPPED event ----
+ * A pod stops once, by StopPodSandbox or by its infra's death, whichever
+ * comes first: the first caller of sandbox_take_stop_event gets true. */
+bool sandbox_take_stop_event(struct sandbox_mgr *m, const char *id);
+/* After its infra process exited (the exit watcher's word): whether the
+ * pod, ready (not stopped) until now, got its STOPPED due by it (true:
+ * taken; the caller sends it). Waits for a lifecycle call in progress. */
+bool sandbox_infra_exited(struct sandbox_mgr *m, const char *id);
+/* The infra processes of the ready pods (all with id NULL, or that one). */
+struct sandbox_infra {
+	char id[65];
+	pid_t pid;
+	unsigned long long start;
+};
+int sandbox_infras(struct sandbox_mgr *m, const char *id, struct sandbox_infra **ret, size_t *n);
+
 /* Every pod (pods being created are not listed), or with id_filter (a
  * unique prefix) only that one; none when it matches none. */
 int sandbox_list(struct sandbox_mgr *m, const char *id_filter, struct sandbox_snapshot ***ret,

@@ -128,6 +128,62 @@ int sandbox_get(struct sandbox_mgr *m, const struct cric_call *call, const char 
 	return 0;
 }
 
+bool sandbox_take_stop_event(struct sandbox_mgr *m, const char *id)
+{
+	struct sandbox *sb;
+	if (lookup(m, id, &sb, NULL) < 0)
+		return false;
+	pthread_mutex_lock(&m->lock);
+	bool take = !sb->stop_event_taken;
+	sb->stop_event_taken = true;
+	pthread_mutex_unlock(&m->lock);
+	put(m, sb);
+	return take;
+}
+
+bool sandbox_infra_exited(struct sandbox_mgr *m, const char *id)
+{
+	struct sandbox *sb;
+	if (lookup(m, id, &sb, NULL) < 0)
+		return false;
+	/* A stop in progress killed it: the stop sends the event. */
+	pthread_mutex_lock(&sb->op);
+	pthread_mutex_lock(&m->lock);
+	bool take = !sb->removed && sb->state == SB_READY && live_state(sb) == SB_NOTREADY &&
+		    !sb->stop_event_taken;
+	if (take) {
+		sb->stop_event_taken = true;
+		log_notice("pod sandbox %s: its infra process %d exited, now NOTREADY", sb->id,
+			   (int)sb->infra_pid);
+	}
+	pthread_mutex_unlock(&m->lock);
+	pthread_mutex_unlock(&sb->op);
+	put(m, sb);
+	return take;
+}
+
+int sandbox_infras(struct sandbox_mgr *m, const char *id, struct sandbox_infra **ret, size_t *n)
+{
+	pthread_mutex_lock(&m->lock);
+	struct sandbox_infra *v = calloc(m->n ? m->n : 1, sizeof(*v));
+	size_t k = 0;
+	for (size_t i = 0; v && i < m->n; i++) {
+		const struct sandbox *sb = m->items[i];
+		if (sb->removed || sb->state != SB_READY || sb->pid_mode != POD_NS_POD ||
+		    sb->infra_pid <= 0 || (id && strcmp(sb->id, id) != 0))
+			continue;
+		memcpy(v[k].id, sb->id, sizeof(sb->id));
+		v[k].pid = sb->infra_pid;
+		v[k++].start = sb->infra_start;
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (!v)
+		return -ENOMEM;
+	*ret = v;
+	*n = k;
+	return 0;
+}
+
 int sandbox_list(struct sandbox_mgr *m, const char *id_filter, struct sandbox_snapshot ***ret,
 		 size_t *ret_n, struct cric_err *err)
 {

@@ -257,3 +257,20 @@ def test_exit_while_runtimed_is_down_is_sent_after_its_restart(suite, ctrs):
     wait_for(lambda: (DELETED, cid) in ctr_events(after, cid), what="the DELETED event")
     assert ctr_events(after, cid).count((STOPPED, cid)) == 1
     after.close()
+
+
+def test_pod_whose_infra_dies_sends_one_stopped(ctrs):
+    s = Subscriber(ctrs.suite)
+    pod, _ = ctrs.pod(pid=api.POD)
+    s.pod = pod
+    os.kill(ctrs.pods.info(pod)["pid"], 9)
+    wait_for(lambda: (STOPPED, pod) in s.of(pod), timeout=20,
+             what="the pod's STOPPED after its infra died")
+    ev = next(e for e in s.events if e.container_id == pod and e.container_event_type == STOPPED)
+    assert ev.pod_sandbox_status.state == api.SANDBOX_NOTREADY
+    # The kubelet's stop and removal that follow send no second STOPPED.
+    ctrs.pods.stop(pod)
+    ctrs.pods.remove(pod)
+    wait_for(lambda: (DELETED, pod) in s.of(pod), what="the pod's DELETED")
+    assert s.of(pod) == [(CREATED, pod), (STARTED, pod), (STOPPED, pod), (DELETED, pod)]
+    s.close()
