@@ -147,7 +147,7 @@ $(BUILD)/bin/cric-portfwd: monitord/portfwd/cric-portfwd.c monitord/portfwd/port
 $(BUILD)/tests/test-monitord-portfwd: $(BUILD)/bin/cric-portfwd
 
 CRICCTL_O := $(BUILD)/obj/cri-gateway/cricctl.o $(BUILD)/obj/cri-gateway/cricctl-ctr.o \
-	$(BUILD)/obj/cri-gateway/routes.o
+	$(BUILD)/obj/cri-gateway/cricctl-ops.o $(BUILD)/obj/cri-gateway/routes.o
 $(BUILD)/bin/cricctl: $(CRICCTL_O) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(GRPC_LIBS)

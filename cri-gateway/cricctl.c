@@ -462,6 +462,16 @@ static const struct command {
 	  "any CRI method, e.g. `call RuntimeService/ContainerStatus '{\"container_id\": "
 	  "\"ID\", \"verbose\": true}'`; prints the answer as JSON",
 	  cmd_call },
+	{ "events", "[COUNT]", 0,
+	  "follow GetContainerEvents: one line per event (time, type, container id, pod id, "
+	  "namespace/name), the recent ones first; ends after COUNT events, or exit 1 when the "
+	  "stream is closed (relist)",
+	  cmd_events },
+	{ "inspect", "ID", 1,
+	  "a container's or pod's joined view as JSON: CRI status (verbose), runtimed's record, "
+	  "runc state, the monitor's status (container), rootfs mount (container), netd's "
+	  "network (pod)",
+	  cmd_inspect },
 	{ "help", "", 0, "this text", NULL },
 };
 

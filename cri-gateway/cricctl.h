@@ -38,3 +38,6 @@ int cmd_rm(struct ctl *c, int n, char **args);
 int cmd_logs(struct ctl *c, int n, char **args);
 int cmd_exec(struct ctl *c, int n, char **args);
 int cmd_call(struct ctl *c, int n, char **args);
+/* cricctl-ops.c */
+int cmd_events(struct ctl *c, int n, char **args);
+int cmd_inspect(struct ctl *c, int n, char **args);

@@ -105,9 +105,62 @@ def test_cricctl_says_what_a_person_needs_to_know(suite):
     # help names every command and warns about remove-all.
     out = ctl(suite, "help").stdout
     for cmd in ("pull", "images", "rmi", "ps", "create", "start", "stop", "rm", "logs",
-                "exec", "call", "run-pod", "stop-pod", "rm-pod"):
+                "exec", "call", "run-pod", "stop-pod", "rm-pod", "events", "inspect"):
         assert f"\n  {cmd} " in out, (cmd, out)
     assert "EVERY pod and container of this root" in out
     # A socket nobody answers on: the hint names --root and --socket.
     r = ctl(suite, "--socket", os.path.join(suite.root, "nothing.sock"), "version", rc=1)
     assert "UNAVAILABLE" in r.stderr and "--root DIR" in r.stderr, r.stderr
+
+
+def test_cricctl_events_and_inspect(ctrs):  # noqa: F811
+    import subprocess
+    import threading
+    from conftest import BIN
+    suite = ctrs.suite
+    follow = subprocess.Popen([os.path.join(BIN, "cricctl"), "--root", suite.root, "events"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    threading.Thread(target=lambda: lines.extend(follow.stdout), daemon=True).start()
+    try:
+        ctrs.pull()
+        pod, pcfg = ctrs.pod(pid=api.POD)
+        cid = ctrs.create(pod, pcfg, ctrs.config(name="seen",
+                                                 command=["/bin/busybox", "sh", "-c", "exit 2"]))
+        ctrs.start(cid)
+
+        def of(c):
+            return [f[1] for f in (line.split() for line in list(lines)) if f[2] == c]
+        wait_for(lambda: "CONTAINER_STOPPED_EVENT" in of(cid), timeout=20,
+                 what="cricctl events to print the container's exit")
+        assert of(cid) == ["CONTAINER_CREATED_EVENT", "CONTAINER_STARTED_EVENT",
+                           "CONTAINER_STOPPED_EVENT"]
+        assert of(pod) == ["CONTAINER_CREATED_EVENT", "CONTAINER_STARTED_EVENT"]
+        line = next(line for line in lines if cid in line).split()
+        assert line[0].endswith("Z") and line[3] == pod, line
+        assert line[4] == f"default/{pcfg.metadata.name}", line
+    finally:
+        follow.terminate()
+        follow.wait(10)
+    # COUNT events (the recent ones first), then it ends well.
+    r = ctl(suite, "events", "2")
+    assert len(r.stdout.splitlines()) == 2, r.stdout
+
+    v = json.loads(ctl(suite, "inspect", cid[:12]).stdout)
+    assert v["kind"] == "container" and v["status"]["status"]["id"] == cid
+    assert v["status"]["status"]["state"] == "CONTAINER_EXITED"
+    assert isinstance(v["status"]["info"]["info"], dict)  # the verbose info, parsed
+    assert v["record"]["id"] == cid and v["record"]["state"] == "exited", v["record"]
+    assert v["runc"]["id"] == cid and v["runc"]["init_process_pid"] > 0, v["runc"]
+    assert v["monitor"]["exited"] and v["monitor"]["exit_code"] == 2, v["monitor"]
+    assert v["rootfs"]["fstype"] == "overlay", v["rootfs"]
+    assert "upperdir=" in v["rootfs"]["super_options"], v["rootfs"]
+
+    p = json.loads(ctl(suite, "inspect", pod).stdout)
+    assert p["kind"] == "pod" and p["status"]["status"]["id"] == pod
+    assert p["record"]["id"] == pod and p["runc"]["init_process_pid"] > 0, p
+    assert "error" not in p["network"], p["network"]
+    assert p["network"]["network"]["ips"], p["network"]
+
+    r = ctl(suite, "inspect", "0123456789ab", rc=1)
+    assert 'no container or pod "0123456789ab"' in r.stderr, r.stderr
