@@ -137,6 +137,7 @@ struct runtime_args {
 	char *buf; /* the monitor's command line */
 	const char *runtime, *root;
 	bool tty;
+	pid_t init;
 };
 
 /* The runtime and root the monitor of id runs with, from its command line;
@@ -354,8 +355,9 @@ static int exec_run(const struct execsync *x, const struct monitors *m,
 		    const struct execsync_req *req, const char *id, const struct runtime_args *ra,
 		    int64_t timeout_ms, struct execsync_result *res, struct cric_err *err)
 {
-	char tmo[32], rnd[17];
+	char tmo[32], rnd[17], init[16];
 	snprintf(tmo, sizeof(tmo), "%lld", (long long)timeout_ms);
+	snprintf(init, sizeof(init), "%d", (int)ra->init);
 	int r = id_random_hex(rnd, sizeof(rnd), 8);
 	if (r < 0)
 		return r;
@@ -369,6 +371,11 @@ static int exec_run(const struct execsync *x, const struct monitors *m,
 		return -ENOMEM;
 	size_t a = 0;
 	argv[a++] = x->helper;
+	if (ra->init > 1) {
+		/* where to look for what the exec leaves: see cric-exec.c */
+		argv[a++] = "--cgroup-of";
+		argv[a++] = init;
+	}
 	argv[a++] = tmo;
 	argv[a++] = pid_file;
 	argv[a++] = (char *)ra->runtime;
@@ -468,6 +475,7 @@ int execsync_target(struct monitors *m, const char *id_or_prefix, struct exec_ta
 	t->runtime = ra.runtime;
 	t->root = ra.root;
 	t->tty = ra.tty;
+	t->init = st.pid;
 	return 0;
 }
 
@@ -501,7 +509,9 @@ int execsync_run(const struct execsync *x, struct monitors *m, const struct exec
 	int r = execsync_target(m, req->id, &t, err);
 	if (r < 0)
 		return r;
-	const struct runtime_args ra = { .runtime = t.runtime, .root = t.root, .tty = t.tty };
+	const struct runtime_args ra = {
+		.runtime = t.runtime, .root = t.root, .tty = t.tty, .init = t.init
+	};
 	/* The timeout, bounded by the caller's deadline. */
 	int64_t timeout_ms = req->timeout_s > 0 ? req->timeout_s * 1000 : 0;
 	if (req->timeout_s > INT32_MAX)

@@ -96,7 +96,8 @@ struct exec_target {
 	char id[65];
 	char *buf; /* holds runtime and root */
 	const char *runtime, *root;
-	bool tty; /* the container's own */
+	bool tty;   /* the container's own */
+	pid_t init; /* the container's init (cric-exec --cgroup-of) */
 };
 int execsync_target(struct monitors *m, const char *id_or_prefix, struct exec_target *t,
 		    struct cric_err *err);

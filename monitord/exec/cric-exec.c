@@ -4,7 +4,17 @@
  * spawned). libc and the kernel only; see monitord/execsync.h for the
  * contract with monitord. Usage:
  *
- *   cric-exec [--detached] <timeout ms, 0 for none> <pid file> <runtime> <args...>
+ *   cric-exec [--detached] [--cgroup-of <pid>] <timeout ms, 0 for none> <pid file>
+ *             <runtime> <args...>
+ *
+ * --cgroup-of names the container's init: the processes of the exec are
+ * then looked for among the members of its cgroup and our own descendants
+ * (where else could they be: runc puts the exec'd process in the
+ * container's cgroup, and what is left of the runtime's side is reparented
+ * to us), not among every process of the host (a scan of /proc costs
+ * milliseconds per call on a busy node: most of a probe's time). Without
+ * it, or when that cgroup or /proc/<pid>/task/<tid>/children cannot be
+ * read, every process is looked at.
  *
  * fd 0-2 are the exec's stdio (monitord's pipes); fd 3 (EXEC_REPORT_FD) is
  * the report pipe. The runtime runs in a session of its own; runc makes
@@ -109,15 +119,84 @@ static bool read_proc(const char *name, struct proc *p)
 	return true;
 }
 
-/* SIGKILL every live process of the exec but spare: in the runtime's
- * session or process group, in the exec'd process's (runc makes it a
- * session leader inside the container), or a descendant of one that is.
- * Pids as the host sees them (/proc is the host's); a session's id cannot
- * be reused while a member lives. Returns how many were live. */
-static int kill_session(pid_t leader, pid_t main_pid, pid_t spare)
+/* The container's cgroup.procs (from --cgroup-of); NULL: scan all of /proc. */
+static char *cgroup_procs;
+
+/* cgroup.procs of the cgroup pid is in: the unified hierarchy's, else the
+ * first v1 hierarchy's that can be read, under /sys/fs/cgroup. NULL when
+ * none can. */
+static char *find_cgroup_procs(pid_t pid)
 {
-	static struct proc ps[MAX_PROCS];
-	static bool ours[MAX_PROCS];
+	char path[64], line[PATH_MAX];
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return NULL;
+	bool v2 = access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0;
+	char *found = NULL;
+	while (!found && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		/* "<id>:<controllers>:<path>" */
+		char *ctl = strchr(line, ':'), *cg = ctl ? strchr(ctl + 1, ':') : NULL;
+		if (!cg || cg[1] != '/' || strstr(cg, "/.."))
+			continue;
+		*cg++ = '\0';
+		ctl++;
+		if (v2 != (*ctl == '\0'))
+			continue;
+		const char *dir = strncmp(ctl, "name=", 5) == 0 ? ctl + 5 : ctl;
+		char *p = NULL;
+		if (asprintf(&p, "/sys/fs/cgroup%s%s%s/cgroup.procs", v2 ? "" : "/", v2 ? "" : dir,
+			     cg) < 0)
+			break;
+		if (access(p, R_OK) == 0)
+			found = p;
+		else
+			free(p);
+	}
+	fclose(f);
+	return found;
+}
+
+/* Append the pids in file (whitespace-separated) to pids; false when it
+ * cannot be read. */
+static bool read_pids(const char *file, pid_t *pids, int *n, int max)
+{
+	FILE *f = fopen(file, "re");
+	if (!f)
+		return false;
+	long v;
+	while (*n < max && fscanf(f, "%ld", &v) == 1)
+		if (v > 0 && v < INT_MAX)
+			pids[(*n)++] = (pid_t)v;
+	fclose(f);
+	return true;
+}
+
+/* Append the children of every thread of pid; false when the kernel has no
+ * children files (CONFIG_PROC_CHILDREN) or pid is gone. */
+static bool read_children(pid_t pid, pid_t *pids, int *n, int max)
+{
+	char path[96];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return false;
+	bool ok = true;
+	struct dirent *e;
+	while (ok && (e = readdir(d)))
+		if (e->d_name[0] >= '1' && e->d_name[0] <= '9') {
+			snprintf(path, sizeof(path), "/proc/%d/task/%s/children", (int)pid,
+				 e->d_name);
+			ok = read_pids(path, pids, n, max) || errno != ENOENT;
+		}
+	closedir(d);
+	return ok;
+}
+
+/* Every process but ours: what /proc lists. */
+static int all_procs(struct proc *ps)
+{
 	int n = 0;
 	DIR *d = opendir("/proc");
 	if (!d)
@@ -130,6 +209,42 @@ static int kill_session(pid_t leader, pid_t main_pid, pid_t spare)
 			n++;
 	}
 	closedir(d);
+	return n;
+}
+
+/* The processes the exec may have left: the container cgroup's members
+ * and our descendants (with --cgroup-of), else all. */
+static int candidates(struct proc *ps)
+{
+	static pid_t pids[MAX_PROCS];
+	int np = 0, n = 0;
+	if (!cgroup_procs || !read_pids(cgroup_procs, pids, &np, MAX_PROCS / 2))
+		return all_procs(ps);
+	/* Our descendants, breadth first: pids[first..] grows as we go. */
+	int first = np;
+	if (!read_children(getpid(), pids, &np, MAX_PROCS))
+		return all_procs(ps);
+	for (int i = first; i < np; i++)
+		read_children(pids[i], pids, &np, MAX_PROCS); /* gone: no children */
+	for (int i = 0; i < np; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "%d", (int)pids[i]);
+		if (read_proc(name, &ps[n]))
+			n++;
+	}
+	return n;
+}
+
+/* SIGKILL every live process of the exec but spare: in the runtime's
+ * session or process group, in the exec'd process's (runc makes it a
+ * session leader inside the container), or a descendant of one that is.
+ * Pids as the host sees them (/proc is the host's); a session's id cannot
+ * be reused while a member lives. Returns how many were live. */
+static int kill_session(pid_t leader, pid_t main_pid, pid_t spare)
+{
+	static struct proc ps[MAX_PROCS];
+	static bool ours[MAX_PROCS];
+	int n = candidates(ps);
 	for (int i = 0; i < n; i++)
 		ours[i] = ps[i].pid == leader || ps[i].sid == leader || ps[i].pgrp == leader ||
 			  (main_pid > 0 && (ps[i].sid == main_pid || ps[i].pgrp == main_pid));
@@ -360,9 +475,17 @@ int main(int argc, char **argv)
 		argv++;
 		argc--;
 	}
+	if (argc > 2 && strcmp(argv[1], "--cgroup-of") == 0) {
+		long init = strtol(argv[2], NULL, 10);
+		if (init > 1 && init < INT_MAX)
+			cgroup_procs = find_cgroup_procs((pid_t)init);
+		argv += 2;
+		argc -= 2;
+	}
 	if (argc < 4) {
 		fprintf(stderr,
-			"usage: cric-exec [--detached] TIMEOUT_MS PID_FILE RUNTIME [ARGS...]\n");
+			"usage: cric-exec [--detached] [--cgroup-of PID] TIMEOUT_MS PID_FILE "
+			"RUNTIME [ARGS...]\n");
 		return 2;
 	}
 	char *end;
