@@ -22,7 +22,8 @@
  * reports here; a wedged one never does. Only when none arrives within
  * IPC_GUARD_PROBE_MS of nng's answer (generous: a loaded machine delays
  * the callback, and a false verdict cuts every connection) does the guard
- * close the nng listener and listen again on the same path.
+ * close the nng listener and listen again on the same path. The probe's
+ * own close bumps the counter once more: that one is not probed for.
  * Closing cuts the connections of the old listener (established ones too:
  * their calls in flight fail UNAVAILABLE and the clients redial at once); it
  * is the only way to free the clients stuck in it.
@@ -38,6 +39,7 @@
 #define IPC_GUARD_CHECK_MS  100
 #define IPC_GUARD_PROBE_MS  2000
 #define IPC_GUARD_ANSWER_MS 5000
+#define IPC_GUARD_SETTLE_MS 200
 
 struct ipc_listener;
 
