@@ -21,6 +21,7 @@ imagefs); "imagefs" runs no pod, so it does not touch the network and can
 run beside the network tests.
 """
 import argparse
+import concurrent.futures
 import json
 import os
 import secrets
@@ -32,6 +33,8 @@ import sys
 import tempfile
 import threading
 import time
+
+import grpc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
@@ -74,6 +77,33 @@ def pss_kib(pid):
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         pass
     return 0
+
+
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return 0
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pids):
+    """CPU time (user + system, with reaped children's) of pids, in s."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    return total / CLK_TCK
 
 
 def procs():
@@ -126,14 +156,29 @@ class Runtime:
     def pss_mib(self):
         return sum(pss_kib(p) for p in self.runtime_pids()) / 1024.0
 
-    def pss_by_process(self, when):
-        """{"PSS <when>, <process name> (MiB)": PSS} for each process name."""
+    def pss_by_process(self, when, rss=False):
+        """{"PSS <when>, <process name> (MiB)": PSS} for each process name
+        (and RSS likewise with rss)."""
         table = procs()
         out = {}
         for p in self.runtime_pids():
-            key = f"PSS {when}, {table[p][1] if p in table else '?'} (MiB)"
-            out[key] = out.get(key, 0) + pss_kib(p) / 1024.0
+            name = table[p][1] if p in table else "?"
+            kinds = [("PSS", pss_kib)] + ([("RSS", rss_kib)] if rss else [])
+            for kind, f in kinds:
+                key = f"{kind} {when}, {name} (MiB)"
+                out[key] = out.get(key, 0) + f(p) / 1024.0
         return dict(sorted(out.items()))
+
+    def cpu_s(self):
+        return cpu_s(self.runtime_pids())
+
+    def restart(self, what):
+        """Kill -9 `what` (one of self.restartable()) and start it again
+        as it was; the seconds until a CRI call it serves answers."""
+        raise NotImplementedError
+
+    def restartable(self):
+        return []
 
 
 class Cric(Runtime):
@@ -171,6 +216,44 @@ class Cric(Runtime):
                 with open(os.path.join(records, name)) as f:
                     roots.add(json.load(f).get("infra_pid", 0))
         return descendants(roots & set(table), table)
+
+    # A CRI call each daemon serves (or takes part in): it answers once
+    # the daemon is back and the gateway reconnected to it.
+    PROBES = {"gateway": ("Version", api.VersionRequest(), api.VersionResponse),
+              "imaged": ("ListImages", api.ListImagesRequest(), api.ListImagesResponse),
+              "stored": ("ImageFsInfo", api.ImageFsInfoRequest(), api.ImageFsInfoResponse),
+              "netd": ("Status", api.StatusRequest(), api.StatusResponse),
+              "runtimed": ("ListContainers", api.ListContainersRequest(),
+                           api.ListContainersResponse),
+              "monitord": ("ListContainerStats", api.ListContainerStatsRequest(),
+                           api.ListContainerStatsResponse)}
+
+    def restartable(self):
+        return list(self.PROBES)
+
+    def restart(self, what):
+        pid = self.suite.pid(what)
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = [a.decode() for a in f.read().split(b"\0")[:-1]]
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = dict(e.decode().split("=", 1) for e in f.read().split(b"\0") if b"=" in e)
+        self.suite.kill(what)
+        log = os.path.join(self.suite.log_dir, what + ".log")
+        t = time.perf_counter()
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        with open(os.path.join(self.root, "run/cric/pids", what + ".pid"), "w") as f:
+            f.write(f"{proc.pid}\n")
+        method, req, resp = self.PROBES[what]
+        if what == "gateway":
+            dt = wait_answer(self.suite.socket, method, req, resp, t)
+            self.cri.close()
+            self.cri = self.suite.cri = CRI(self.suite.socket)
+        else:
+            dt = wait_answer(self.cri, method, req, resp, t)
+        proc.returncode = 0  # not ours to reap: it runs on as the suite's
+        return dt
 
     def stop(self):
         r = self.suite.down("--all")
@@ -253,6 +336,23 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         if self.cri is None:
             raise RuntimeError(f"containerd's CRI did not answer in 30 s; see {self.log}")
 
+    def restartable(self):
+        return ["containerd"]
+
+    def restart(self, what):
+        self.proc.kill()
+        self.proc.wait()
+        t = time.perf_counter()
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen([CONTAINERD, "--config", self.config],
+                                         stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        dt = wait_answer(self.socket, "ListContainers", api.ListContainersRequest(),
+                         api.ListContainersResponse, t)
+        self.cri.close()
+        self.cri = CRI(self.socket)
+        return dt
+
     def shims(self, table):
         return [p for p, (_, comm, cmd) in table.items()
                 if comm.startswith("containerd-shim") and self.socket in cmd]
@@ -283,6 +383,24 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         for mp in sorted(mps, key=len, reverse=True):
             subprocess.run(["umount", "-l", mp], capture_output=True)
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
+
+
+def wait_answer(cri, method, req, resp, since, limit=60):
+    """Seconds from since until method answers (polled every 5 ms). cri:
+    a client, or a socket path to dial afresh for each try (a grpc channel
+    that found no server backs off for a second or more: it would measure
+    the client, not the server)."""
+    while time.perf_counter() - since < limit:
+        c = CRI(cri) if isinstance(cri, str) else cri
+        try:
+            c.call(method, req, resp, timeout=2)
+            return time.perf_counter() - since
+        except grpc.RpcError:
+            time.sleep(0.005)
+        finally:
+            if c is not cri:
+                c.close()
+    raise RuntimeError(f"{method} did not answer in {limit} s after the restart")
 
 
 def remove_all_pods(rt):
@@ -637,7 +755,10 @@ def bench_relist(rt, pods, calls, image):
         return len(p), len(c)
     for _ in range(20):
         assert relist() == (pods, 2 * pods), "relist lost pods or containers"
+    pids = rt.runtime_pids()
+    c0 = cpu_s(pids)
     lat = [timed(relist)[0] * 1e3 for _ in range(calls)]
+    relist_cpu = (cpu_s(pids) - c0) * 1e3 * 1000 / calls
     lp = [timed(lambda: rt.cri.call("ListPodSandbox", api.ListPodSandboxRequest(),
                                     api.ListPodSandboxResponse, timeout=60))[0] * 1e3
           for _ in range(calls)]
@@ -653,11 +774,121 @@ def bench_relist(rt, pods, calls, image):
     remove_everything(rt)
     k = f"{pods} pods × 2 containers"
     return {f"relist (ListPodSandbox + ListContainers), {k} (ms)": lat,
+            f"runtime CPU per 1000 relists, {k} (ms)": relist_cpu,
             f"ListPodSandbox alone, {k} (ms)": lp,
             f"ListContainers alone, {k} (ms)": lc,
             f"ContainerStatus, {k} (ms)": cst,
             f"PodSandboxStatus, {k} (ms)": pst,
             f"set-up of {k}, wall (s)": dt}
+
+
+# ---- concurrency, restarts, idle CPU, growth ----
+
+def bench_concurrent(rt, pods, image):
+    """pods pods of one container each, all at once (a thread each): wall
+    time until all run, each pod's own time (RunPodSandbox + Create +
+    Start), then all removed at once."""
+    remove_everything(rt)
+    tag = secrets.token_hex(2)
+
+    def up(i):
+        t = time.perf_counter()
+        pod_id, cfg = run_pod(rt, f"{rt.name}-cc{tag}-{i}")
+        cid = create_ctr(rt, pod_id, cfg, "c", image)
+        start_ctr(rt, cid)
+        return time.perf_counter() - t, pod_id, cid
+
+    def down(ids):
+        pod_id, cid = ids
+        t = time.perf_counter()
+        rt.cri.call("StopContainer", api.StopContainerRequest(container_id=cid, timeout=10),
+                    timeout=120)
+        rt.cri.call("RemoveContainer", api.RemoveContainerRequest(container_id=cid),
+                    timeout=120)
+        rt.cri.call("StopPodSandbox", api.StopPodSandboxRequest(pod_sandbox_id=pod_id),
+                    timeout=120)
+        rt.cri.call("RemovePodSandbox", api.RemovePodSandboxRequest(pod_sandbox_id=pod_id),
+                    timeout=120)
+        return time.perf_counter() - t
+
+    with concurrent.futures.ThreadPoolExecutor(pods) as ex:
+        t = time.perf_counter()
+        ups = list(ex.map(up, range(pods)))
+        wall_up = time.perf_counter() - t
+        running = rt.cri.call("ListContainers", api.ListContainersRequest(
+            filter=api.ContainerFilter(state=api.ContainerStateValue(
+                state=api.CONTAINER_RUNNING))), api.ListContainersResponse, timeout=60)
+        assert len(running.containers) == pods, "not all containers run"
+        t = time.perf_counter()
+        downs = list(ex.map(down, [(p, c) for _, p, c in ups]))
+        wall_down = time.perf_counter() - t
+    k = f"{pods} pods at once"
+    return {f"{k}: wall until all run (ms)": wall_up * 1e3,
+            f"{k}: each pod until it runs (ms)": [u[0] * 1e3 for u in ups],
+            f"{k}: wall until all removed (ms)": wall_down * 1e3,
+            f"{k}: each pod until removed (ms)": [d * 1e3 for d in downs]}
+
+
+def bench_restart(rt, pods, image, rounds):
+    """With `pods` pods of one running container: each daemon killed (-9)
+    and started again, rounds times; the time until a CRI call it serves
+    answers (containerd: ListContainers)."""
+    remove_everything(rt)
+    start_pods(rt, pods, 1, image, "rs")
+    out = {}
+    slowest = 0
+    for what in rt.restartable():
+        times = [rt.restart(what) * 1e3 for _ in range(rounds)]
+        out[f"restart of {what} with {pods} pods, until it answers (ms)"] = times
+        slowest = max(slowest, statistics.median(times))
+    out[f"restart with {pods} pods, the slowest daemon's median (ms)"] = slowest
+    n = len(rt.cri.call("ListContainers", api.ListContainersRequest(),
+                        api.ListContainersResponse, timeout=60).containers)
+    assert n == pods, f"{pods - n} containers lost over the restarts"
+    remove_everything(rt)
+    return out
+
+
+def bench_idle_cpu(rt, pods, seconds, image):
+    """CPU time of every runtime process (monitors and shims included, the
+    workload not) over `seconds` with `pods` pods of one running container
+    and no calls."""
+    remove_everything(rt)
+    start_pods(rt, pods, 1, image, "ic")
+    time.sleep(2)
+    table = procs()
+    pids = rt.runtime_pids()
+    c0 = {p: cpu_s([p]) for p in pids}
+    time.sleep(seconds)
+    k = f"idle CPU with {pods} pods"
+    out = {f"{k}, per minute (ms)": 0.0}
+    for p in pids:
+        c1 = cpu_s([p])
+        if c1 < c0[p]:
+            continue  # gone meanwhile
+        used = (c1 - c0[p]) * 1e3 * 60 / seconds
+        out[f"{k}, per minute (ms)"] += used
+        name = f"{k}, {table[p][1] if p in table else '?'}, per minute (ms)"
+        out[name] = out.get(name, 0.0) + used
+    remove_everything(rt)
+    return out
+
+
+def bench_growth(rt, image, few, many):
+    """PSS and RSS of each runtime process after `few` pod + container
+    cycles and after `many`: what work leaves behind."""
+    def cycles(n, first):
+        for i in range(first, first + n):
+            cri_cycle(rt, f"{rt.name}-gr-{i}", image)
+        time.sleep(2)
+    remove_everything(rt)
+    cycles(few, 0)
+    out = {f"PSS after {few} cycles (MiB)": rt.pss_mib()}
+    out.update(rt.pss_by_process(f"after {few} cycles", rss=True))
+    cycles(many - few, few)
+    out[f"PSS after {many} cycles (MiB)"] = rt.pss_mib()
+    out.update(rt.pss_by_process(f"after {many} cycles", rss=True))
+    return out
 
 
 def burst(rt, calls):
@@ -676,7 +907,8 @@ def burst(rt, calls):
 
 
 SCENARIOS = ("version", "pull", "pods", "many", "shared", "imagefs",
-             "life", "footprint", "exec", "relist", "burst")
+             "life", "footprint", "exec", "relist", "concurrent", "restart", "idle",
+             "growth", "burst")
 
 
 def summary(v):
@@ -769,6 +1001,15 @@ def main():
                     "the issue's figure is 100)")
     ap.add_argument("--calls", type=int,
                     help="relists and ExecSyncs timed (default 300; --quick 30)")
+    ap.add_argument("--concurrent", type=int, action="append",
+                    help="pods started at once (repeatable; default 10 and 30; --quick 5)")
+    ap.add_argument("--restart-pods", type=int, default=10,
+                    help="running pods while the daemons restart (default 10)")
+    ap.add_argument("--idle-seconds", type=int,
+                    help="idle CPU measured over this long (default 30; --quick 5)")
+    ap.add_argument("--growth", type=int, nargs=2, metavar=("FEW", "MANY"),
+                    help="pod cycles before the two memory readings (default 10 100; "
+                    "--quick 3 10)")
     args = ap.parse_args()
     only = set(args.only or SCENARIOS)
     if os.geteuid() != 0:
@@ -782,6 +1023,9 @@ def main():
     n_life = args.iterations or (3 if q else 20)
     n_relist = args.relist_pods or (5 if q else 30)
     n_calls = args.calls or (30 if q else 300)
+    n_concurrent = args.concurrent or ([5] if q else [10, 30])
+    n_idle_s = args.idle_seconds or (5 if q else 30)
+    n_growth = args.growth or ((3, 10) if q else (10, 100))
 
     tmp = tempfile.mkdtemp(prefix="cb-", dir="/tmp")  # short: socket paths
     os.chmod(tmp, 0o755)  # cric's daemons run under their own users
@@ -826,7 +1070,8 @@ def main():
             results[rt.name]["PSS idle, fresh (MiB)"] = rt.pss_mib()
             results[rt.name]["processes idle, fresh"] = len(rt.runtime_pids())
             results[rt.name].update(rt.pss_by_process("idle, fresh"))
-        if only & {"life", "footprint", "exec", "relist"}:
+        if only & {"life", "footprint", "exec", "relist", "concurrent", "restart", "idle",
+                   "growth"}:
             for rt in runtimes:
                 rt.cri.call("PullImage", api.PullImageRequest(
                     image=api.ImageSpec(image=ctr_image)), api.PullImageResponse, timeout=120)
@@ -872,6 +1117,16 @@ def main():
             ("exec", "ExecSync", exec_),
             ("relist", f"relist at {n_relist} pods × 2 containers",
              each(lambda rt: bench_relist(rt, n_relist, n_calls, ctr_image))),
+            ("concurrent", f"pods at once: {', '.join(map(str, n_concurrent))}",
+             each(lambda rt: {k: v for n in n_concurrent
+                              for k, v in bench_concurrent(rt, n, ctr_image).items()})),
+            ("restart", f"daemon restarts with {args.restart_pods} pods",
+             each(lambda rt: bench_restart(rt, args.restart_pods, ctr_image,
+                                           2 if q else 3))),
+            ("idle", f"idle CPU over {n_idle_s} s with {args.footprint_pods} pods",
+             each(lambda rt: bench_idle_cpu(rt, args.footprint_pods, n_idle_s, ctr_image))),
+            ("growth", f"memory after {n_growth[0]} and {n_growth[1]} pod cycles",
+             each(lambda rt: bench_growth(rt, ctr_image, *n_growth))),
             ("burst", "idle after a burst", each(lambda rt: burst(rt, 4000))),
         ]
         for key, title, fn in scenarios:
