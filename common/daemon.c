@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -102,6 +103,12 @@ int daemon_prepare(const char *name, const char *ident, int argc, char **argv,
 		   struct daemon_args *a, struct cric_config **ret)
 {
 	struct cric_err err = { { 0 } };
+	/* Before any thread: glibc gives each thread that meets contention an
+	 * arena of its own (up to 8 per core), which keeps what it once held.
+	 * Two bound that; measured with the bench (60 pod cycles, then a
+	 * 4,000-call burst): 35.7 MiB PSS of the six daemons before, 33.0
+	 * after; the calls are short, so the lock is rarely contended. */
+	(void)mallopt(M_ARENA_MAX, 2);
 	log_open(ident);
 	/* The process name scripts look for (cric-up, cric-down), also when a
 	 * wrapper such as valgrind exec'd us under its own. */
