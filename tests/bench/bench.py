@@ -17,8 +17,10 @@ nothing is fetched from the internet.
     tests/bench/bench.py [--quick] [--json FILE] [--only SCENARIO ...]
 
 --only runs some scenarios alone (version, pull, pods, many, shared,
-imagefs); "imagefs" runs no pod, so it does not touch the network and can
-run beside the network tests.
+imagefs, life, footprint, exec, relist, concurrent, restart, idle, growth,
+burst); "imagefs" runs no pod, so it does not touch the network and can
+run beside the network tests. --concurrent, --restart-pods, --idle-seconds,
+--growth, --calls and --iterations shorten a run while iterating.
 """
 import argparse
 import concurrent.futures
