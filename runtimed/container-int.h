@@ -35,6 +35,7 @@ struct container {
 	char *image_ref;
 	char log_path[PATH_MAX];
 	char bundle[PATH_MAX];
+	char upper_dir[PATH_MAX]; /* its writable layer (stored's), "" unknown */
 	char handler[64];
 	pid_t pid;
 	unsigned long long pid_start;
@@ -69,6 +70,8 @@ struct ctr_mgr {
 	struct ctr_lsm lsm;                     /* lsm.h */
 	char **cdi_dirs;                        /* cdi.h */
 	struct exit_watch *exits;               /* exitwatch.h; NULL: none (yet) */
+	char *ckpt_dir;                         /* checkpoints are assembled here (on disk) */
+	char *own_dirs[3];                      /* no checkpoint is written beneath these */
 	pthread_t recover_thread;               /* rolls back half-made creations */
 	bool recovering;
 };
@@ -89,6 +92,9 @@ void ctr_table_remove(struct ctr_mgr *m, struct container *c);
 int ctr_call(struct cric_client *c, struct cric_method_ref meth, uint32_t cap_ms,
 	     const struct cric_call *call, const ProtobufCMessage *req, ProtobufCMessage **out,
 	     struct cric_err *err);
+
+/* ctrcheckpoint.c: the checkpoint work dirs a killed runtimed left. */
+void ctr_checkpoint_sweep(struct ctr_mgr *m);
 
 /* ctrlife.c */
 /* Ask the monitor whether a running container exited; with the op lock. */

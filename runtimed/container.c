@@ -75,6 +75,18 @@ static json_t *to_record(const struct container *c)
 	    "rootfs_made", c->rootfs_made, "monitor_made", c->monitor_made);
 }
 
+/* Fields added since records began: absent in older ones. */
+static json_t *to_record_full(const struct container *c)
+{
+	json_t *doc = to_record(c);
+	if (doc && c->upper_dir[0] &&
+	    json_object_set_new(doc, "upper_dir", json_string(c->upper_dir)) < 0) {
+		json_decref(doc);
+		return NULL;
+	}
+	return doc;
+}
+
 static int copy_str(char *dst, size_t size, const json_t *doc, const char *key)
 {
 	const char *v = json_string_value(json_object_get(doc, key));
@@ -125,6 +137,9 @@ static int from_record(const json_t *doc, struct container **ret)
 	c->stop_signal = (int)num(doc, "stop_signal");
 	c->rootfs_made = json_is_true(json_object_get(doc, "rootfs_made"));
 	c->monitor_made = json_is_true(json_object_get(doc, "monitor_made"));
+	if (json_object_get(doc, "upper_dir") &&
+	    copy_str(c->upper_dir, sizeof(c->upper_dir), doc, "upper_dir") < 0)
+		return -EINVAL;
 	*ret = TAKE_PTR(c);
 	return 0;
 }
@@ -133,7 +148,7 @@ static int from_record(const json_t *doc, struct container **ret)
 int ctr_record_save(struct ctr_mgr *m, struct container *c)
 {
 	pthread_mutex_lock(&m->lock);
-	_cleanup_json_ json_t *doc = to_record(c);
+	_cleanup_json_ json_t *doc = to_record_full(c);
 	pthread_mutex_unlock(&m->lock);
 	return doc ? record_store_save(m->records, c->id, doc) : -ENOMEM;
 }
@@ -575,6 +590,9 @@ static int create_steps(struct ctr_mgr *m, const struct cric_call *call, struct 
 	if ((r = make_rootfs(m, call, c, img, &rootfs, &upper, err)) < 0)
 		return r;
 	x->upper_dir = upper; /* borrowed until create_monitor() returns */
+	pthread_mutex_lock(&m->lock);
+	snprintf(c->upper_dir, sizeof(c->upper_dir), "%s", upper);
+	pthread_mutex_unlock(&m->lock);
 	if ((r = write_bundle(m, c, x, image_config, rootfs, err)) < 0)
 		return r;
 	return create_monitor(m, call, c, x, err);
@@ -786,8 +804,18 @@ int ctr_mgr_new(const struct ctr_mgr_config *cfg, struct ctr_mgr **ret, struct c
 	snprintf(m->default_handler, sizeof(m->default_handler), "%s", cfg->default_handler);
 	_cleanup_free_ char *records_dir = path_join(cfg->state_dir, "containers");
 	m->bundles_dir = path_join(cfg->run_dir, "containers");
+	m->ckpt_dir = path_join(cfg->state_dir, "checkpoints");
+	m->own_dirs[0] = strdup(cfg->state_dir);
+	m->own_dirs[1] = strdup(cfg->run_dir);
+	for (size_t i = 0; i < 2 && m->own_dirs[i]; i++) {
+		/* <root>/runtimed: the whole of cric's root is ours. */
+		char *slash = strrchr(m->own_dirs[i], '/');
+		if (slash && slash != m->own_dirs[i])
+			*slash = '\0';
+	}
 	m->handlers = calloc(cfg->n_handlers ? cfg->n_handlers : 1, sizeof(*m->handlers));
-	if (!records_dir || !m->bundles_dir || !m->handlers) {
+	if (!records_dir || !m->bundles_dir || !m->handlers || !m->ckpt_dir || !m->own_dirs[0] ||
+	    !m->own_dirs[1]) {
 		ctr_mgr_free(m);
 		return -ENOMEM;
 	}
@@ -808,6 +836,7 @@ int ctr_mgr_new(const struct ctr_mgr_config *cfg, struct ctr_mgr **ret, struct c
 		ctr_mgr_free(m);
 		return err_set(err, r, "create \"%s\": %s", m->bundles_dir, strerror(-r));
 	}
+	ctr_checkpoint_sweep(m);
 	if ((r = record_store_open(records_dir, "container records", &m->records, err)) < 0) {
 		ctr_mgr_free(m);
 		return r;
@@ -843,6 +872,9 @@ struct ctr_mgr *ctr_mgr_free(struct ctr_mgr *m)
 	free(m->items);
 	record_store_free(m->records);
 	free(m->bundles_dir);
+	free(m->ckpt_dir);
+	for (size_t i = 0; i < ARRAY_SIZE(m->own_dirs); i++)
+		free(m->own_dirs[i]);
 	free(m->handlers);
 	strv_free(m->cdi_dirs);
 	pthread_cond_destroy(&m->created);

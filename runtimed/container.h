@@ -107,6 +107,18 @@ void ctr_info_list_free(struct ctr_info **l);
 int ctr_update_resources(struct ctr_mgr *m, const struct cric_call *call, const char *id,
 			 const Runtime__V1__LinuxContainerResources *res, struct cric_err *err);
 
+/* CheckpointContainer (ctrcheckpoint.c, checkpoint.h): the running
+ * container id dumped through `runc checkpoint --leave-running` (CRIU)
+ * and written with its spec, config, status and writable layer as a 0600
+ * checkpoint archive at location; it keeps running. location is checked
+ * first (ckpt_location_check(): -EINVAL); unknown: -ENOENT; not running:
+ * -EBUSY; no criu: -ENOPKG. runc gets timeout_s (0: a default) within the
+ * call's deadline: then CRIU is killed, the container thawed, -ETIMEDOUT.
+ * Nothing is left at location on failure. Blocks for the dump and copy;
+ * the container's other lifecycle calls wait for it. */
+int ctr_checkpoint(struct ctr_mgr *m, const struct cric_call *call, const char *id,
+		   const char *location, int64_t timeout_s, struct cric_err *err);
+
 /* The pod's hooks (sandbox.h's on_pod_stop / on_pod_remove): stop what
  * still runs of pod_id's containers (at once: the kubelet gave them their
  * grace period already), or remove them all. */

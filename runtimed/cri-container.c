@@ -166,6 +166,19 @@ int cri_update_container_resources(void *ud, const struct cric_call *call,
 	return *out ? 0 : -ENOMEM;
 }
 
+int cri_checkpoint_container(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			     ProtobufCMessage **out, struct cric_err *err)
+{
+	const Runtime__V1__CheckpointContainerRequest *req = (const void *)in;
+	log_set_container(req->container_id);
+	int r = ctr_checkpoint(runtimed_containers(ud), call, req->container_id, req->location,
+			       req->timeout, err);
+	if (r < 0)
+		return r;
+	*out = pb_new(&runtime__v1__checkpoint_container_response__descriptor);
+	return *out ? 0 : -ENOMEM;
+}
+
 /* A copy of src into *dst (freeing what was there); src NULL: unchanged. */
 static int replace_resources(Runtime__V1__LinuxContainerResources **dst,
 			     const Runtime__V1__LinuxContainerResources *src)

@@ -18,6 +18,8 @@ int cri_update_container_resources(void *ud, const struct cric_call *call,
 int cri_update_pod_sandbox_resources(void *ud, const struct cric_call *call,
 				     const ProtobufCMessage *in, ProtobufCMessage **out,
 				     struct cric_err *err);
+int cri_checkpoint_container(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			     ProtobufCMessage **out, struct cric_err *err);
 int cri_container_status(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
 			 ProtobufCMessage **out, struct cric_err *err);
 int cri_list_containers(void *ud, const struct cric_call *call, const ProtobufCMessage *in,

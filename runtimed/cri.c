@@ -279,6 +279,7 @@ static const struct cric_handler runtime_lines[] = {
 	  .callers = CALLER_GATEWAY },
 	{ CRI_RUNTIME(update_pod_sandbox_resources), cri_update_pod_sandbox_resources,
 	  .callers = CALLER_GATEWAY },
+	{ CRI_RUNTIME(checkpoint_container), cri_checkpoint_container, .callers = CALLER_GATEWAY },
 };
 
 /* runtimed's own service: the gateway's long poll of the events. */

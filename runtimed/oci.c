@@ -72,9 +72,9 @@ int oci_oom_score_adj(int want)
 
 /* Run the runtime with args after "<path> --root <root>" (and its cgroup
  * flag); *status is its exit status; stderr into errbuf. */
-static int invoke(const struct oci_handler *h, const char *const *args, bool quiet,
-		  const char *log_path, int *status, char *errbuf, size_t errsize,
-		  struct cric_err *err)
+static int invoke_for(const struct oci_handler *h, const char *const *args, bool quiet,
+		      const char *log_path, unsigned timeout_ms, int *status, char *errbuf,
+		      size_t errsize, struct cric_err *err)
 {
 	const char *argv[24];
 	size_t n = 0;
@@ -96,7 +96,7 @@ static int invoke(const struct oci_handler *h, const char *const *args, bool qui
 		.path = h->path,
 		.argv = (char *const *)argv,
 		.env = runc_env,
-		.timeout_ms = OCI_TIMEOUT_MS,
+		.timeout_ms = timeout_ms,
 		.quiet = quiet,
 	};
 	_cleanup_(spawn_result_done) struct spawn_result res = { 0 };
@@ -106,6 +106,13 @@ static int invoke(const struct oci_handler *h, const char *const *args, bool qui
 	*status = res.status;
 	oci_last_error(log_path, res.errout, errbuf, errsize);
 	return 0;
+}
+
+static int invoke(const struct oci_handler *h, const char *const *args, bool quiet,
+		  const char *log_path, int *status, char *errbuf, size_t errsize,
+		  struct cric_err *err)
+{
+	return invoke_for(h, args, quiet, log_path, OCI_TIMEOUT_MS, status, errbuf, errsize, err);
 }
 
 static bool exited_ok(int status)
@@ -294,4 +301,94 @@ int proc_signal_wait(pid_t pid, unsigned long long start_time, int sig, int time
 	if (r < 0)
 		return negative_errno();
 	return r == 0 ? -ETIMEDOUT : 0;
+}
+
+bool oci_criu_installed(void)
+{
+	/* runc finds criu on its PATH (runc_env's). */
+	const char *path = runc_env[0] + strlen("PATH=");
+	for (const char *d = path; *d;) {
+		const char *end = strchrnul(d, ':');
+		char exe[PATH_MAX];
+		snprintf(exe, sizeof(exe), "%.*s/criu", (int)(end - d), d);
+		if (access(exe, X_OK) == 0)
+			return true;
+		d = *end ? end + 1 : end;
+	}
+	return false;
+}
+
+/* CRIU's own error lines from its log (what runc's message points at):
+ * the last few "Error" lines, joined; "" when there are none. */
+static void criu_errors(const char *log_path, char *buf, size_t size)
+{
+	buf[0] = '\0';
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	if (read_file(log_path, 8 * 1024 * 1024, &text, &len) < 0)
+		return;
+	const char *lines[3] = { NULL, NULL, NULL };
+	size_t n = 0;
+	for (char *l = strtok(text, "\n"); l; l = strtok(NULL, "\n"))
+		if (strstr(l, "Error (")) {
+			lines[n % 3] = l;
+			n++;
+		}
+	size_t first = n > 3 ? n - 3 : 0;
+	for (size_t i = first; i < n; i++) {
+		const char *l = strstr(lines[i % 3], "Error (");
+		size_t used = strlen(buf);
+		snprintf(buf + used, size - used, "%s%s", used ? "; " : "", l);
+	}
+}
+
+int oci_checkpoint(const struct oci_handler *h, const char *id, const char *work_dir,
+		   unsigned timeout_ms, struct cric_err *err)
+{
+	_cleanup_free_ char *images = path_join(work_dir, "checkpoint");
+	_cleanup_free_ char *log_path = path_join(work_dir, "runc-checkpoint.log");
+	_cleanup_free_ char *dump_log = path_join(work_dir, "dump.log");
+	if (!images || !log_path || !dump_log)
+		return -ENOMEM;
+	if (!oci_criu_installed())
+		return err_set(err, -ENOPKG,
+			       "checkpointing needs CRIU: install the \"criu\" package (criu "
+			       "not found on %s)",
+			       runc_env[0] + strlen("PATH="));
+	/* What CRI-O asks of runc for the kubelet's forensic checkpoints:
+	 * the container goes on running; its established TCP connections,
+	 * file locks and external unix sockets are dumped, not refused. */
+	const char *args[] = { "checkpoint",
+			       "--leave-running",
+			       "--tcp-established",
+			       "--file-locks",
+			       "--ext-unix-sk",
+			       "--image-path",
+			       images,
+			       "--work-path",
+			       work_dir,
+			       id,
+			       NULL };
+	int status = 0;
+	char msg[1024];
+	int r = invoke_for(h, args, false, log_path, timeout_ms, &status, msg, sizeof(msg), err);
+	if (r == -ETIMEDOUT) {
+		/* runc and CRIU are killed; CRIU may have left the container
+		 * frozen: thaw it (an error says it was not). */
+		const char *resume[] = { "resume", id, NULL };
+		int st = 0;
+		char m2[256];
+		invoke(h, resume, false, NULL, &st, m2, sizeof(m2), NULL);
+		return err_set(err, -ETIMEDOUT, "%s checkpoint: not done in %u ms; stopped",
+			       h->name, timeout_ms);
+	}
+	if (r < 0)
+		return r;
+	if (exited_ok(status))
+		return 0;
+	char criu[640];
+	criu_errors(dump_log, criu, sizeof(criu));
+	r = says_not_found(msg) && !criu[0] ? -ENOENT : -EIO;
+	return err_set(err, r, "%s checkpoint: %s%s%s", h->name, msg[0] ? msg : "failed",
+		       criu[0] ? "; CRIU: " : "", criu);
 }

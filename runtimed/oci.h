@@ -48,6 +48,15 @@ int oci_start(const struct oci_handler *h, const char *id, const char *bundle,
  * message. */
 int oci_update(const struct oci_handler *h, const char *id, const char *bundle,
 	       const json_t *resources, struct cric_err *err);
+/* Whether criu, which runc checkpoint runs, is on runc's PATH. */
+bool oci_criu_installed(void);
+/* runc checkpoint --leave-running of the running container id: CRIU's
+ * images into <work_dir>/checkpoint, its log at <work_dir>/dump.log. The
+ * container keeps running. Without criu: -ENOPKG naming the package.
+ * Bounded by timeout_ms: then runc and CRIU are killed, the container is
+ * thawed, -ETIMEDOUT. A refusal carries runc's message and CRIU's errors. */
+int oci_checkpoint(const struct oci_handler *h, const char *id, const char *work_dir,
+		   unsigned timeout_ms, struct cric_err *err);
 /* runc delete --force: idempotent (an unknown id is fine). */
 int oci_delete(const struct oci_handler *h, const char *id, struct cric_err *err);
 

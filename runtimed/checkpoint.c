@@ -1,0 +1,327 @@
+/* Checkpoint archives: see checkpoint.h. */
+#include "checkpoint.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/fsutil.h"
+
+/* Entries of an archive we look into before calling it a checkpoint. */
+#define CKPT_SCAN_MAX 100000
+
+static inline void archive_write_freep(struct archive **a)
+{
+	if (*a)
+		archive_write_free(*a);
+}
+
+static inline void archive_entry_freep(struct archive_entry **e)
+{
+	if (*e)
+		archive_entry_free(*e);
+}
+
+/* path is at or beneath dir (both absolute, resolved). */
+static bool path_within(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	if (n == 1 && dir[0] == '/')
+		return true;
+	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+int ckpt_location_check(const char *location, const char *const *own, struct cric_err *err)
+{
+	if (!location || !*location)
+		return err_set(err, -EINVAL, "location is required");
+	if (!path_is_clean(location, true, PATH_MAX) || strcmp(location, "/") == 0)
+		return err_set(err, -EINVAL,
+			       "location \"%.200s\" is not a clean absolute path of a file",
+			       location);
+	_cleanup_free_ char *dir = strdup(location);
+	if (!dir)
+		return -ENOMEM;
+	char *slash = strrchr(dir, '/');
+	if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	_cleanup_free_ char *real_dir = realpath(dir, NULL);
+	if (!real_dir)
+		return err_set(err, -EINVAL, "location \"%.200s\": its directory: %s", location,
+			       strerror(errno));
+	struct stat st;
+	if (stat(real_dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return err_set(err, -EINVAL, "location \"%.200s\": its directory is not one",
+			       location);
+	/* An existing location may be a symlink; where it points counts too. */
+	_cleanup_free_ char *real_loc = realpath(location, NULL);
+	for (size_t i = 0; own && own[i]; i++) {
+		_cleanup_free_ char *real_own = realpath(own[i], NULL);
+		const char *o = real_own ? real_own : own[i];
+		if (path_within(real_dir, o) || path_within(location, own[i]) ||
+		    (real_loc && path_within(real_loc, o)))
+			return err_set(err, -EINVAL,
+				       "location \"%.200s\" is inside the runtime's own directory "
+				       "\"%s\"",
+				       location, own[i]);
+	}
+	return 0;
+}
+
+/* ---- writing trees into a tar ---- */
+
+/* Drop overlay's own xattrs (trusted.overlay.*: whiteout, opaque,
+ * redirect marks that mean nothing outside this mount). */
+static int strip_overlay_xattrs(struct archive_entry *e)
+{
+	size_t n = (size_t)archive_entry_xattr_reset(e);
+	if (n == 0)
+		return 0;
+	struct kept {
+		char *name;
+		void *value;
+		size_t size;
+	} *keep = calloc(n, sizeof(*keep));
+	if (!keep)
+		return -ENOMEM;
+	size_t k = 0;
+	int r = 0;
+	const char *name;
+	const void *value;
+	size_t size;
+	while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK && k < n) {
+		if (strncmp(name, "trusted.overlay.", 16) == 0)
+			continue;
+		keep[k].name = strdup(name);
+		keep[k].value = malloc(size ? size : 1);
+		keep[k].size = size;
+		if (!keep[k].name || !keep[k].value) {
+			free(keep[k].name);
+			free(keep[k].value);
+			r = -ENOMEM;
+			break;
+		}
+		memcpy(keep[k].value, value, size);
+		k++;
+	}
+	if (r == 0) {
+		archive_entry_xattr_clear(e);
+		for (size_t i = 0; i < k; i++)
+			archive_entry_xattr_add_entry(e, keep[i].name, keep[i].value, keep[i].size);
+	}
+	for (size_t i = 0; i < k; i++) {
+		free(keep[i].name);
+		free(keep[i].value);
+	}
+	free(keep);
+	return r;
+}
+
+struct tree_walk {
+	struct archive *out;
+	/* The rootfs diff: whiteouts go to deleted (not to the tar), overlay
+	 * xattrs are dropped. */
+	bool upper;
+	json_t *deleted;
+};
+
+static int copy_data(struct archive *in, struct archive *out, const char *path,
+		     struct cric_err *err)
+{
+	char buf[64 * 1024];
+	for (;;) {
+		la_ssize_t n = archive_read_data(in, buf, sizeof(buf));
+		if (n == 0)
+			return 0;
+		if (n < 0)
+			return err_set(err, -EIO, "read \"%s\": %s", path, archive_error_string(in));
+		if (archive_write_data(out, buf, (size_t)n) != n)
+			return err_set(err, -EIO, "archive \"%s\": %s", path,
+				       archive_error_string(out));
+	}
+}
+
+/* Every entry under dir into w->out, named relative to dir. */
+static int tar_tree(const char *dir, struct tree_walk *w, struct cric_err *err)
+{
+	_cleanup_archive_read_ struct archive *in = archive_read_disk_new();
+	_cleanup_(archive_entry_freep) struct archive_entry *e = archive_entry_new();
+	if (!in || !e)
+		return -ENOMEM;
+	archive_read_disk_set_symlink_physical(in);
+	if (archive_read_disk_set_behavior(in, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS) != ARCHIVE_OK ||
+	    archive_read_disk_open(in, dir) != ARCHIVE_OK)
+		return err_set(err, -EIO, "read \"%s\": %s", dir, archive_error_string(in));
+	size_t skip = strlen(dir);
+	for (;;) {
+		archive_entry_clear(e);
+		int r = archive_read_next_header2(in, e);
+		if (r == ARCHIVE_EOF)
+			return 0;
+		if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
+			return err_set(err, -EIO, "read \"%s\": %s", dir, archive_error_string(in));
+		const char *path = archive_entry_pathname(e);
+		if (!path || strncmp(path, dir, skip) != 0)
+			return err_set(err, -EIO, "read \"%s\": an entry outside it", dir);
+		const char *rel = path + skip;
+		while (*rel == '/')
+			rel++;
+		mode_t type = archive_entry_filetype(e);
+		if (type == AE_IFDIR && archive_read_disk_descend(in) != ARCHIVE_OK)
+			return err_set(err, -EIO, "read \"%s\": %s", path, archive_error_string(in));
+		if (!*rel)
+			continue; /* dir itself */
+		if (w->upper && type == AE_IFCHR && archive_entry_rdev(e) == makedev(0, 0)) {
+			_cleanup_free_ char *abs = NULL;
+			if (asprintf(&abs, "/%s", rel) < 0)
+				return -ENOMEM;
+			if (json_array_append_new(w->deleted, json_string(abs)) < 0)
+				return -ENOMEM;
+			continue;
+		}
+		if (w->upper && strip_overlay_xattrs(e) < 0)
+			return -ENOMEM;
+		_cleanup_free_ char *name = strdup(rel);
+		if (!name)
+			return -ENOMEM;
+		archive_entry_copy_pathname(e, name);
+		if (archive_write_header(w->out, e) != ARCHIVE_OK)
+			return err_set(err, -EIO, "archive \"%s\": %s", name,
+				       archive_error_string(w->out));
+		if (type == AE_IFREG && archive_entry_size(e) > 0 &&
+		    (r = copy_data(in, w->out, name, err)) < 0)
+			return r;
+	}
+}
+
+static int tar_writer(int fd, const char *what, struct archive **ret, struct cric_err *err)
+{
+	_cleanup_(archive_write_freep) struct archive *a = archive_write_new();
+	if (!a)
+		return -ENOMEM;
+	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
+	    archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
+	    archive_write_open_fd(a, fd) != ARCHIVE_OK)
+		return err_set(err, -EIO, "write \"%s\": %s", what, archive_error_string(a));
+	*ret = TAKE_PTR(a);
+	return 0;
+}
+
+/* Close the tar (its last blocks), then fsync the file. */
+static int tar_finish(struct archive *a, int fd, const char *what, struct cric_err *err)
+{
+	if (archive_write_close(a) != ARCHIVE_OK)
+		return err_set(err, -EIO, "write \"%s\": %s", what, archive_error_string(a));
+	if (fsync(fd) < 0)
+		return err_set(err, negative_errno(), "write \"%s\": %s", what, strerror(errno));
+	return 0;
+}
+
+int ckpt_rootfs_diff(const char *upper, const char *dir, struct cric_err *err)
+{
+	_cleanup_free_ char *tar_path = path_join(dir, CKPT_ROOTFS_DIFF);
+	_cleanup_free_ char *del_path = path_join(dir, CKPT_DELETED_FILES);
+	_cleanup_json_ json_t *deleted = json_array();
+	if (!tar_path || !del_path || !deleted)
+		return -ENOMEM;
+	_cleanup_close_ int fd =
+	    open(tar_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return err_set(err, negative_errno(), "create \"%s\": %s", tar_path,
+			       strerror(errno));
+	_cleanup_(archive_write_freep) struct archive *a = NULL;
+	int r = tar_writer(fd, tar_path, &a, err);
+	if (r < 0)
+		return r;
+	struct tree_walk w = { .out = a, .upper = true, .deleted = deleted };
+	if ((r = tar_tree(upper, &w, err)) < 0)
+		return err_prefix(err, r, "the writable layer");
+	if ((r = tar_finish(a, fd, tar_path, err)) < 0)
+		return r;
+	if ((r = json_save_atomic(del_path, deleted, 0600)) < 0)
+		return err_set(err, r, "write \"%s\": %s", del_path, strerror(-r));
+	return 0;
+}
+
+int ckpt_archive_write(const char *dir, const char *dest, struct cric_err *err)
+{
+	_cleanup_free_ char *tmp = NULL;
+	const char *slash = strrchr(dest, '/');
+	if (!slash || asprintf(&tmp, "%.*s/.%s.XXXXXX", (int)(slash - dest), dest, slash + 1) < 0)
+		return -ENOMEM;
+	struct stat st;
+	if (stat(dest, &st) == 0 && S_ISDIR(st.st_mode))
+		return err_set(err, -EINVAL, "location \"%.200s\" is a directory", dest);
+	_cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return err_set(err, negative_errno(), "create a file beside \"%.200s\": %s", dest,
+			       strerror(errno));
+	int r = fchmod(fd, 0600) < 0 ? negative_errno() : 0;
+	if (r < 0) {
+		err_set(err, r, "chmod \"%s\": %s", tmp, strerror(-r));
+	} else {
+		_cleanup_(archive_write_freep) struct archive *a = NULL;
+		r = tar_writer(fd, dest, &a, err);
+		struct tree_walk w = { .out = a };
+		if (r == 0)
+			r = tar_tree(dir, &w, err);
+		if (r == 0)
+			r = tar_finish(a, fd, dest, err);
+	}
+	if (r == 0 && rename(tmp, dest) < 0)
+		r = err_set(err, negative_errno(), "rename to \"%.200s\": %s", dest,
+			    strerror(errno));
+	if (r < 0)
+		unlink(tmp);
+	return r;
+}
+
+/* "./a/b" and "a/b" alike. */
+static const char *member_name(const char *p)
+{
+	while (p[0] == '.' && p[1] == '/')
+		p += 2;
+	while (*p == '/')
+		p++;
+	return p;
+}
+
+bool ckpt_archive_is_checkpoint(const char *path)
+{
+	if (!path || path[0] != '/')
+		return false;
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return false;
+	_cleanup_archive_read_ struct archive *a = archive_read_new();
+	if (!a || archive_read_support_format_tar(a) != ARCHIVE_OK ||
+	    archive_read_support_filter_all(a) != ARCHIVE_OK ||
+	    archive_read_open_fd(a, fd, 64 * 1024) != ARCHIVE_OK)
+		return false;
+	bool config = false, spec = false, images = false;
+	struct archive_entry *e;
+	for (size_t i = 0; i < CKPT_SCAN_MAX && archive_read_next_header(a, &e) == ARCHIVE_OK;
+	     i++) {
+		const char *name = member_name(archive_entry_pathname(e) ?: "");
+		config |= strcmp(name, CKPT_CONFIG_DUMP) == 0;
+		spec |= strcmp(name, CKPT_SPEC_DUMP) == 0;
+		images |= strncmp(name, CKPT_IMAGES_DIR "/", strlen(CKPT_IMAGES_DIR) + 1) == 0 ||
+			  strcmp(name, CKPT_IMAGES_DIR) == 0;
+		if (config && spec && images)
+			return true;
+	}
+	return false;
+}
