@@ -85,7 +85,6 @@ def test_runtime_config_reports_cgroup_driver(suite):
 # Every method is routed to its owner (DESIGN.md), which answers UNIMPLEMENTED
 # until it implements it: the message names the daemon that answered.
 ROUTES = [
-    ("CheckpointContainer", api.CheckpointContainerRequest(), "runtimed"),
     ("PortForward", api.PortForwardRequest(), "monitord"),
 ]
 

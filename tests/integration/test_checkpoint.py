@@ -1,0 +1,174 @@
+"""CheckpointContainer through the CRI socket: runc checkpoint
+--leave-running (CRIU) of a real running container into a 0600 checkpoint
+archive in checkpointctl's layout, the container going on; the refusals
+(location, state, unknown ids); and what this host's CRIU allows.
+
+CRIU needs kernel support a VM may lack (and Debian 12's CRIU 3.17 cannot
+read the vDSO layout of kernels from 6.13 on, "Unexpected rt vDSO area
+bounds"): the tests that need a working CRIU skip, quoting `criu check`,
+and the failure path is tested instead. Real pods (CNI), registry images,
+monitord's monitors and runc, as in test_containers.py. Pods: run under
+`flock /tmp/cric-net.lock`.
+"""
+import json
+import os
+import shutil
+import stat
+import subprocess
+import tarfile
+
+import grpc
+import pytest
+
+from conftest import api, wait_for
+from test_containers import (  # noqa: F401  (fixtures)
+    CREATED, EXITED, RUNNING, ctrs, grpc_error, monitors_ready, registry)
+
+COUNTER = ("i=0; while :; do i=$((i+1)); echo $i > /w/count.tmp; "
+           "mv /w/count.tmp /w/count; sleep 0.05; done")
+MEMBERS = {"config.dump", "spec.dump", "status.dump", "checkpoint", "rootfs-diff.tar",
+           "deleted.files", "dump.log"}
+
+
+def criu_check():
+    """(None, "") when CRIU works on this host, else (why, its output)."""
+    exe = shutil.which("criu", path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
+                                    "/sbin:/bin")
+    if not exe:
+        return "criu is not installed (Debian package criu)", ""
+    p = subprocess.run([exe, "check"], capture_output=True, text=True, timeout=30)
+    out = (p.stdout + p.stderr).strip()
+    if p.returncode != 0:
+        return f"`criu check` fails on this host (exit {p.returncode})", out
+    return None, out
+
+
+def checkpoint(ctrs, cid, location, timeout=0, deadline=60):
+    ctrs.cri.call("CheckpointContainer", api.CheckpointContainerRequest(
+        container_id=cid, location=location, timeout=timeout),
+        api.CheckpointContainerResponse, timeout=deadline)
+
+
+def counter(ctrs, pod_id, pod_cfg, name="counter"):
+    cid = ctrs.create(pod_id, pod_cfg, ctrs.config(name=name, args=[COUNTER]))
+    ctrs.start(cid)
+    pid = json.loads(ctrs.status(cid, verbose=True).info["info"])["pid"]
+    return cid, pid
+
+
+def count(pid):
+    try:
+        with open(f"/proc/{pid}/root/w/count") as f:
+            return int(f.read().strip() or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def counting(pid, above=0):
+    """Wait for the counter to pass above (it runs, not frozen)."""
+    wait_for(lambda: count(pid) > above, 10, f"the counter to pass {above}")
+    return count(pid)
+
+
+def work_dirs(ctrs):
+    d = os.path.join(ctrs.suite.root, "var/lib/cric/runtimed/checkpoints")
+    return os.listdir(d) if os.path.isdir(d) else []
+
+
+def ready(ctrs):
+    pod_id, pod_cfg = monitors_ready(ctrs)
+    if pod_id is None:
+        pytest.skip(f"monitord does not run monitors yet: {pod_cfg}")
+    return pod_id, pod_cfg
+
+
+def test_refusals_are_clear_and_leave_the_container_running(ctrs, tmp_path):
+    pod_id, pod_cfg = ready(ctrs)
+    cid, pid = counter(ctrs, pod_id, pod_cfg)
+    n = counting(pid)
+    out = str(tmp_path / "c.tar")
+    root = ctrs.suite.root
+    bad_locations = {
+        "": "location is required",
+        "rel/c.tar": "clean absolute path",
+        str(tmp_path) + "/../x/c.tar": "clean absolute path",
+        str(tmp_path / "missing" / "c.tar"): "its directory",
+        os.path.join(root, "var/lib/cric/runtimed/c.tar"): "own directory",
+        os.path.join(root, "run/cric/c.tar"): "own directory",
+    }
+    for loc, why in bad_locations.items():
+        code, msg = grpc_error(checkpoint, ctrs, cid, loc)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, (loc, msg)
+        assert why in msg, (loc, msg)
+    os.symlink(os.path.join(root, "var/lib/cric"), tmp_path / "link")
+    code, msg = grpc_error(checkpoint, ctrs, cid, str(tmp_path / "link" / "c.tar"))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "own directory" in msg
+    code, msg = grpc_error(checkpoint, ctrs, cid, out, timeout=-1)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "negative" in msg
+    code, msg = grpc_error(checkpoint, ctrs, "f" * 64, out)
+    assert code == grpc.StatusCode.NOT_FOUND, msg
+    code, msg = grpc_error(checkpoint, ctrs, "", out)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, msg
+    # Created, not started; then exited: not running.
+    idle = ctrs.create(pod_id, pod_cfg, ctrs.config(name="idle", args=["exit 0"]))
+    code, msg = grpc_error(checkpoint, ctrs, idle, out)
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and "not running" in msg
+    ctrs.start(idle)
+    ctrs.wait_exit(idle)
+    code, msg = grpc_error(checkpoint, ctrs, idle, out)
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and "not running" in msg
+    assert not os.path.exists(out) and os.listdir(tmp_path) == ["link"]
+    assert ctrs.status(cid).status.state == RUNNING
+    counting(pid, n)
+    for c in (cid, idle):
+        ctrs.remove(c)
+
+
+def test_a_criu_that_fails_says_why_and_the_container_runs_on(ctrs, tmp_path):
+    why, out = criu_check()
+    if why is None:
+        pytest.skip("CRIU works here: the checkpoint itself is tested instead")
+    if not shutil.which("criu", path="/usr/sbin:/usr/bin:/sbin:/bin"):
+        pytest.skip(why)
+    pod_id, pod_cfg = ready(ctrs)
+    cid, pid = counter(ctrs, pod_id, pod_cfg)
+    n = counting(pid)
+    loc = str(tmp_path / "c.tar")
+    code, msg = grpc_error(checkpoint, ctrs, cid, loc, timeout=30)
+    assert code == grpc.StatusCode.INTERNAL, msg
+    assert "checkpoint" in msg and "CRIU: Error (" in msg, msg
+    # Nothing half-written, no work dir left; the container was not frozen.
+    assert os.listdir(tmp_path) == [] and work_dirs(ctrs) == []
+    assert ctrs.status(cid).status.state == RUNNING
+    counting(pid, n)
+    ctrs.remove(cid)
+
+
+def test_checkpoint_keeps_running_and_writes_the_archive(ctrs, tmp_path):
+    why, out = criu_check()
+    if why is not None:
+        pytest.skip(f"{why}: {out[-600:]}")
+    pod_id, pod_cfg = ready(ctrs)
+    cid, pid = counter(ctrs, pod_id, pod_cfg)
+    counting(pid, 5)
+    loc = str(tmp_path / "c.tar")
+    checkpoint(ctrs, cid, loc, timeout=60)
+    at = count(pid)
+    assert stat.S_IMODE(os.stat(loc).st_mode) == 0o600
+    with tarfile.open(loc) as t:
+        names = {m.name.rstrip("/") for m in t.getmembers()}
+        config = json.load(t.extractfile("config.dump"))
+        spec = json.load(t.extractfile("spec.dump"))
+        with tarfile.open(fileobj=t.extractfile("rootfs-diff.tar")) as diff:
+            diff_names = {m.name.rstrip("/") for m in diff.getmembers()}
+    assert MEMBERS <= {n.split("/")[0] for n in names}, names
+    assert any(n.startswith("checkpoint/") and n.endswith(".img") for n in names)
+    assert config["id"] == cid and config["name"] == "counter"
+    assert config["rootfsImageName"] == ctrs.image()
+    assert spec["process"]["args"][-1] == COUNTER
+    assert "w/count" in diff_names
+    assert work_dirs(ctrs) == []
+    # It goes on counting.
+    assert ctrs.status(cid).status.state == RUNNING
+    counting(pid, at)
+    ctrs.remove(cid)
