@@ -271,6 +271,8 @@ int monitors_check_spec(const struct monitors *m, const struct monitor_spec *s,
 	if (upper && upper[0] && !path_is_clean(upper, true, PATH_MAX))
 		return err_set(err, -EINVAL, "upper_dir \"%s\" must be a clean absolute path",
 			       upper);
+	if (s->restore && s->tty)
+		return err_set(err, -EOPNOTSUPP, "a container with a tty cannot be restored");
 	if (!cgroup_parent_ok(s->cgroup_parent))
 		return err_set(err, -EINVAL,
 			       "cgroup_parent \"%s\" must be a clean cgroup path (not the root)",
@@ -327,6 +329,8 @@ static int spawn_monitor(struct monitors *m, const struct monitor_spec *s, const
 		argv[a++] = "--stdin";
 	if (s->open_stdin && s->stdin_once)
 		argv[a++] = "--stdin-once";
+	if (s->restore)
+		argv[a++] = "--restore";
 	argv[a] = NULL;
 	char *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL };
 	const struct spawn_fd fds[] = {

@@ -58,6 +58,7 @@ struct monitor_spec {
 	const char *log_path;
 	const char *cgroup_parent;
 	bool tty, open_stdin, stdin_once;
+	bool restore; /* runc restore from <bundle>/restore, not create */
 	uint64_t log_size_max;
 	/* For stats (stats.h): pod_sandbox_id, name, attempt, labels,
 	 * annotations, upper_dir; saved as attrs.json with the container's

@@ -68,6 +68,7 @@ static int create_monitor(void *ud, const struct cric_call *call, const Protobuf
 		.tty = req->tty,
 		.open_stdin = req->stdin,
 		.stdin_once = req->stdin_once,
+		.restore = req->restore,
 		.log_size_max = req->log_size_max,
 		.attrs = attrs,
 	};

@@ -7,10 +7,12 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -146,7 +148,8 @@ static int copy_data(struct archive *in, struct archive *out, const char *path,
 		if (n == 0)
 			return 0;
 		if (n < 0)
-			return err_set(err, -EIO, "read \"%s\": %s", path, archive_error_string(in));
+			return err_set(err, -EIO, "read \"%s\": %s", path,
+				       archive_error_string(in));
 		if (archive_write_data(out, buf, (size_t)n) != n)
 			return err_set(err, -EIO, "archive \"%s\": %s", path,
 				       archive_error_string(out));
@@ -180,7 +183,8 @@ static int tar_tree(const char *dir, struct tree_walk *w, struct cric_err *err)
 			rel++;
 		mode_t type = archive_entry_filetype(e);
 		if (type == AE_IFDIR && archive_read_disk_descend(in) != ARCHIVE_OK)
-			return err_set(err, -EIO, "read \"%s\": %s", path, archive_error_string(in));
+			return err_set(err, -EIO, "read \"%s\": %s", path,
+				       archive_error_string(in));
 		if (!*rel)
 			continue; /* dir itself */
 		if (w->upper && type == AE_IFCHR && archive_entry_rdev(e) == makedev(0, 0)) {
@@ -324,4 +328,221 @@ bool ckpt_archive_is_checkpoint(const char *path)
 			return true;
 	}
 	return false;
+}
+
+/* ---- restore ---- */
+
+/* A member name of ours: clean, relative ("./" and a directory's trailing
+ * "/" allowed), into buf. */
+static bool clean_member(const char *name, char *buf, size_t size)
+{
+	if (name[0] == '/')
+		return false;
+	name = member_name(name);
+	size_t n = strlen(name);
+	while (n > 0 && name[n - 1] == '/')
+		n--;
+	if (n == 0 || n >= size)
+		return false;
+	memcpy(buf, name, n);
+	buf[n] = '\0';
+	return path_is_clean(buf, false, size);
+}
+
+static int extract_to(struct archive *in, struct archive *out, const char *root, bool any_type,
+		      unsigned long long max, struct cric_err *err)
+{
+	struct archive_entry *e;
+	unsigned long long total = 0;
+	for (;;) {
+		int r = archive_read_next_header(in, &e);
+		if (r == ARCHIVE_EOF)
+			return 0;
+		if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
+			return err_set(err, -EINVAL, "read: %s", archive_error_string(in));
+		char rel[PATH_MAX], full[PATH_MAX * 2];
+		const char *name = archive_entry_pathname(e);
+		if (!name || !clean_member(name, rel, sizeof(rel)))
+			return err_set(err, -EINVAL,
+				       "member \"%.200s\" is not a clean relative name",
+				       name ? name : "");
+		mode_t type = archive_entry_filetype(e);
+		if (!any_type && type != AE_IFREG && type != AE_IFDIR)
+			return err_set(err, -EINVAL,
+				       "member \"%.200s\" is neither a file nor a "
+				       "directory",
+				       rel);
+		const char *link = archive_entry_hardlink(e);
+		if (link) {
+			char lrel[PATH_MAX];
+			if (!any_type || !clean_member(link, lrel, sizeof(lrel)))
+				return err_set(err, -EINVAL, "member \"%.200s\": a bad hard link",
+					       rel);
+			snprintf(full, sizeof(full), "%s/%s", root, lrel);
+			archive_entry_copy_hardlink(e, full);
+		}
+		total +=
+		    (unsigned long long)(archive_entry_size(e) > 0 ? archive_entry_size(e) : 0);
+		if (total > max)
+			return err_set(err, -EFBIG, "more than %llu bytes", max);
+		snprintf(full, sizeof(full), "%s/%s", root, rel);
+		archive_entry_copy_pathname(e, full);
+		if (archive_write_header(out, e) != ARCHIVE_OK)
+			return err_set(err, -EIO, "extract \"%.200s\": %s", rel,
+				       archive_error_string(out));
+		for (;;) {
+			const void *buf;
+			size_t len;
+			la_int64_t off;
+			r = archive_read_data_block(in, &buf, &len, &off);
+			if (r == ARCHIVE_EOF)
+				break;
+			if (r != ARCHIVE_OK)
+				return err_set(err, -EINVAL, "read \"%.200s\": %s", rel,
+					       archive_error_string(in));
+			if (archive_write_data_block(out, buf, len, off) != ARCHIVE_OK)
+				return err_set(err, -EIO, "extract \"%.200s\": %s", rel,
+					       archive_error_string(out));
+		}
+		if (archive_write_finish_entry(out) != ARCHIVE_OK)
+			return err_set(err, -EIO, "extract \"%.200s\": %s", rel,
+				       archive_error_string(out));
+	}
+}
+
+/* The tar at path into root (resolved: no symlink in it). */
+static int extract_tar(const char *path, const char *root, bool any_type, unsigned long long max,
+		       struct cric_err *err)
+{
+	_cleanup_free_ char *real = realpath(root, NULL);
+	if (!real)
+		return err_set(err, negative_errno(), "\"%s\": %s", root, strerror(errno));
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return err_set(err, negative_errno(), "open \"%.200s\": %s", path, strerror(errno));
+	_cleanup_archive_read_ struct archive *in = archive_read_new();
+	_cleanup_(archive_write_freep) struct archive *out = archive_write_disk_new();
+	if (!in || !out)
+		return -ENOMEM;
+	int flags = ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+		    ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME;
+	if (any_type)
+		flags |= ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_UNLINK;
+	if (archive_read_support_format_tar(in) != ARCHIVE_OK ||
+	    archive_read_support_filter_all(in) != ARCHIVE_OK ||
+	    archive_write_disk_set_options(out, flags) != ARCHIVE_OK ||
+	    archive_read_open_fd(in, fd, 64 * 1024) != ARCHIVE_OK)
+		return err_set(err, -EINVAL, "read \"%.200s\": %s", path, archive_error_string(in));
+	int r = extract_to(in, out, real, any_type, max, err);
+	if (r == 0 && archive_write_close(out) != ARCHIVE_OK)
+		r = err_set(err, -EIO, "extract: %s", archive_error_string(out));
+	return r < 0 ? err_prefix(err, r, "\"%.200s\"", path) : 0;
+}
+
+int ckpt_archive_extract(const char *path, const char *dir, char **image, struct cric_err *err)
+{
+	int r = extract_tar(path, dir, false, CKPT_EXTRACT_MAX, err);
+	if (r < 0)
+		return r;
+	_cleanup_free_ char *cfg_path = path_join(dir, CKPT_CONFIG_DUMP);
+	if (!cfg_path)
+		return -ENOMEM;
+	json_t *doc = NULL;
+	char why[256];
+	if ((r = json_load_path(cfg_path, 1 << 20, &doc, why, sizeof(why))) < 0)
+		return err_set(err, -EINVAL, "checkpoint \"%.200s\": %s: %s", path,
+			       CKPT_CONFIG_DUMP, why);
+	_cleanup_json_ json_t *config = doc;
+	const char *name = json_string_value(json_object_get(config, "rootfsImageName"));
+	if (!name || !*name)
+		name = json_string_value(json_object_get(config, "rootfsImageRef"));
+	if (!name || !*name || strlen(name) > 4096)
+		return err_set(err, -EINVAL, "checkpoint \"%.200s\": %s names no image", path,
+			       CKPT_CONFIG_DUMP);
+	*image = strdup(name);
+	return *image ? 0 : -ENOMEM;
+}
+
+/* rm -r of name in dirfd, never following a link. */
+static int remove_at(int dirfd, const char *name, int depth)
+{
+	if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT)
+		return 0;
+	if (errno != EISDIR || depth > 256)
+		return negative_errno();
+	_cleanup_close_ int fd =
+	    openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return negative_errno();
+	int dup_fd = dup(fd);
+	DIR *d = dup_fd < 0 ? NULL : fdopendir(dup_fd);
+	if (!d) {
+		if (dup_fd >= 0)
+			close(dup_fd);
+		return -ENOMEM;
+	}
+	int r = 0;
+	for (struct dirent *e; r == 0 && (e = readdir(d));)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, ".."))
+			r = remove_at(fd, e->d_name, depth + 1);
+	closedir(d);
+	if (r == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		r = negative_errno();
+	return r;
+}
+
+/* Remove path (absolute, inside the container) beneath root. */
+static int remove_beneath(int rootfd, const char *path)
+{
+	if (!path_is_clean(path, true, PATH_MAX) || strcmp(path, "/") == 0)
+		return -EINVAL;
+	_cleanup_free_ char *parent = strdup(path);
+	if (!parent)
+		return -ENOMEM;
+	char *slash = strrchr(parent, '/');
+	const char *base = path + (slash - parent) + 1;
+	if (slash == parent)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	struct open_how how = { .flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+				.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+	_cleanup_close_ int fd = (int)syscall(SYS_openat2, rootfd, parent, &how, sizeof(how));
+	if (fd < 0)
+		return errno == ENOENT ? 0 : negative_errno();
+	return remove_at(fd, base, 0);
+}
+
+int ckpt_rootfs_apply(const char *dir, const char *rootfs, struct cric_err *err)
+{
+	_cleanup_free_ char *diff = path_join(dir, CKPT_ROOTFS_DIFF);
+	_cleanup_free_ char *del = path_join(dir, CKPT_DELETED_FILES);
+	if (!diff || !del)
+		return -ENOMEM;
+	int r;
+	if (access(diff, F_OK) == 0 &&
+	    (r = extract_tar(diff, rootfs, true, CKPT_EXTRACT_MAX, err)) < 0)
+		return err_prefix(err, r, "apply the writable layer's changes");
+	if (access(del, F_OK) < 0)
+		return 0;
+	json_t *doc = NULL;
+	char why[256];
+	if ((r = json_load_path(del, 64 << 20, &doc, why, sizeof(why))) < 0)
+		return err_set(err, -EINVAL, "%s: %s", CKPT_DELETED_FILES, why);
+	_cleanup_json_ json_t *list = doc;
+	if (!json_is_array(list))
+		return err_set(err, -EINVAL, "%s is not a list", CKPT_DELETED_FILES);
+	_cleanup_close_ int rootfd = open(rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return err_set(err, negative_errno(), "open \"%s\": %s", rootfs, strerror(errno));
+	size_t i;
+	json_t *v;
+	json_array_foreach (list, i, v) {
+		const char *p = json_string_value(v);
+		if (!p || (r = remove_beneath(rootfd, p)) < 0)
+			return err_set(err, p ? r : -EINVAL, "%s: remove \"%.200s\": %s",
+				       CKPT_DELETED_FILES, p ? p : "(not a string)",
+				       strerror(p ? -r : EINVAL));
+	}
+	return 0;
 }

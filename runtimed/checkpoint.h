@@ -23,13 +23,13 @@
 
 #include "common/error.h"
 
-#define CKPT_CONFIG_DUMP "config.dump"
-#define CKPT_SPEC_DUMP "spec.dump"
-#define CKPT_STATUS_DUMP "status.dump"
-#define CKPT_IMAGES_DIR "checkpoint"
-#define CKPT_ROOTFS_DIFF "rootfs-diff.tar"
+#define CKPT_CONFIG_DUMP   "config.dump"
+#define CKPT_SPEC_DUMP     "spec.dump"
+#define CKPT_STATUS_DUMP   "status.dump"
+#define CKPT_IMAGES_DIR    "checkpoint"
+#define CKPT_ROOTFS_DIFF   "rootfs-diff.tar"
 #define CKPT_DELETED_FILES "deleted.files"
-#define CKPT_DUMP_LOG "dump.log"
+#define CKPT_DUMP_LOG      "dump.log"
 
 /* CheckpointContainerRequest.location: absolute, clean (no "." or ".."
  * component, no "//"), not ending in "/", its directory existing, and
@@ -54,3 +54,21 @@ int ckpt_archive_write(const char *dir, const char *dest, struct cric_err *err);
  * checks of an image reference that is a local path. Reads at most the
  * archive's headers. */
 bool ckpt_archive_is_checkpoint(const char *path);
+
+/* Restore (CreateContainer of a checkpoint archive, then StartContainer). */
+
+/* The archive at path into dir (existing, empty): regular files and
+ * directories only, clean relative names (anything else: -EINVAL naming
+ * it), at most CKPT_EXTRACT_MAX bytes in all (-EFBIG). Modes kept, owned by
+ * us. Then config.dump must be there and name its image: *image, malloc'd
+ * (rootfsImageName, else rootfsImageRef). */
+#define CKPT_EXTRACT_MAX (64ULL << 30)
+int ckpt_archive_extract(const char *path, const char *dir, char **image, struct cric_err *err);
+
+/* dir's rootfs-diff.tar written over rootfs (a container's mounted root
+ * filesystem: its writes land in the writable layer), then each path of
+ * dir's deleted.files removed beneath it (links resolved inside rootfs
+ * only). Names are checked as in ckpt_archive_extract(); links, devices
+ * and hard links are kept; nothing is extracted through a symlink. A
+ * missing rootfs-diff.tar or deleted.files is nothing to apply. */
+int ckpt_rootfs_apply(const char *dir, const char *rootfs, struct cric_err *err);

@@ -46,6 +46,9 @@ struct container {
 	 * taken (ctr_take_stopped); not before its STARTED went out
 	 * (start_pending: started, STARTED not yet published). */
 	bool stop_due, start_pending;
+	/* Created from a checkpoint archive (its content in <bundle>/restore):
+	 * StartContainer restores it; the monitor is made then. */
+	bool restore;
 
 	pthread_mutex_t op;
 	unsigned refs;
@@ -93,8 +96,23 @@ int ctr_call(struct cric_client *c, struct cric_method_ref meth, uint32_t cap_ms
 	     const struct cric_call *call, const ProtobufCMessage *req, ProtobufCMessage **out,
 	     struct cric_err *err);
 
+/* Beneath the bundle: a restore's archive content (monitor.h's
+ * MONITOR_RESTORE_DIR, where the monitor's runc restore reads it). */
+#define CTR_RESTORE_DIR "restore"
 /* ctrcheckpoint.c: the checkpoint work dirs a killed runtimed left. */
 void ctr_checkpoint_sweep(struct ctr_mgr *m);
+/* A creation from a checkpoint archive: its content into <bundle>/restore,
+ * *image the image its config.dump names (malloc'd). */
+int ctr_restore_unpack(struct container *c, const char *archive, char **image,
+		       struct cric_err *err);
+/* StartContainer of a restore: the writable layer's changes applied, then
+ * the monitor made with `runc restore`; with the op lock held. */
+int ctr_restore_start(struct ctr_mgr *m, const struct cric_call *call, struct container *c,
+		      struct cric_err *err);
+/* container.c: monitord's CreateMonitor for c from its record (its config,
+ * pod, handler), with restore set; with the op lock held. */
+int ctr_monitor_restore(struct ctr_mgr *m, const struct cric_call *call, struct container *c,
+			struct cric_err *err);
 
 /* ctrlife.c */
 /* Ask the monitor whether a running container exited; with the op lock. */

@@ -21,6 +21,7 @@
 #include "common/pbutil.h"
 #include "common/macro.h"
 #include "cdi.h"
+#include "checkpoint.h"
 #include "ctrprop.h"
 #include "podsnap.h"
 
@@ -79,8 +80,9 @@ static json_t *to_record(const struct container *c)
 static json_t *to_record_full(const struct container *c)
 {
 	json_t *doc = to_record(c);
-	if (doc && c->upper_dir[0] &&
-	    json_object_set_new(doc, "upper_dir", json_string(c->upper_dir)) < 0) {
+	if (doc && ((c->upper_dir[0] &&
+		     json_object_set_new(doc, "upper_dir", json_string(c->upper_dir)) < 0) ||
+		    (c->restore && json_object_set_new(doc, "restore", json_true()) < 0))) {
 		json_decref(doc);
 		return NULL;
 	}
@@ -137,6 +139,7 @@ static int from_record(const json_t *doc, struct container **ret)
 	c->stop_signal = (int)num(doc, "stop_signal");
 	c->rootfs_made = json_is_true(json_object_get(doc, "rootfs_made"));
 	c->monitor_made = json_is_true(json_object_get(doc, "monitor_made"));
+	c->restore = json_is_true(json_object_get(doc, "restore"));
 	if (json_object_get(doc, "upper_dir") &&
 	    copy_str(c->upper_dir, sizeof(c->upper_dir), doc, "upper_dir") < 0)
 		return -EINVAL;
@@ -347,6 +350,8 @@ struct create_ctx {
 	const struct oci_handler *h;
 	char log_path[PATH_MAX];
 	const char *upper_dir; /* the writable layer, for monitord's stats */
+	const char *archive;   /* the checkpoint archive the image names, or NULL */
+	bool restore;          /* the monitor restores (ctr_monitor_restore()) */
 };
 
 /* namespace_options.pid TARGET: the target's init, when it is a running
@@ -534,6 +539,7 @@ static int create_monitor(struct ctr_mgr *m, const struct cric_call *call, struc
 	req.name = x->cfg->metadata ? x->cfg->metadata->name : "";
 	req.attempt = x->cfg->metadata ? x->cfg->metadata->attempt : 0;
 	req.upper_dir = (char *)(x->upper_dir ? x->upper_dir : "");
+	req.restore = x->restore;
 	ProtobufCMessage *out = NULL;
 	r = pb_map_copy(&req.base, "labels", &x->cfg->base, "labels");
 	if (r == 0)
@@ -566,7 +572,11 @@ static int create_steps(struct ctr_mgr *m, const struct cric_call *call, struct 
 			struct create_ctx *x, struct cric_err *err)
 {
 	_cleanup_pb_ Cric__Imaged__ResolveImageResponse *img = NULL;
-	int r = resolve_image(m, call, x->cfg->image->image, &img, err);
+	_cleanup_free_ char *ckpt_image = NULL;
+	int r = x->archive ? ctr_restore_unpack(c, x->archive, &ckpt_image, err) : 0;
+	if (r < 0)
+		return r;
+	r = resolve_image(m, call, ckpt_image ? ckpt_image : x->cfg->image->image, &img, err);
 	if (r < 0 || !img)
 		return r < 0 ? r : -EIO;
 	_cleanup_json_ json_t *image_config = json_loads(img->config ? img->config : "{}", 0, NULL);
@@ -595,7 +605,26 @@ static int create_steps(struct ctr_mgr *m, const struct cric_call *call, struct 
 	pthread_mutex_unlock(&m->lock);
 	if ((r = write_bundle(m, c, x, image_config, rootfs, err)) < 0)
 		return r;
-	return create_monitor(m, call, c, x, err);
+	/* A restore's monitor runs `runc restore` at StartContainer. */
+	return c->restore ? 0 : create_monitor(m, call, c, x, err);
+}
+
+int ctr_monitor_restore(struct ctr_mgr *m, const struct cric_call *call, struct container *c,
+			struct cric_err *err)
+{
+	_cleanup_pb_ Runtime__V1__ContainerConfig *cfg =
+	    runtime__v1__container_config__unpack(NULL, c->config_len, c->config);
+	if (!cfg)
+		return err_set(err, -EIO, "container %s: its recorded config does not parse",
+			       c->id);
+	struct create_ctx x = { .cfg = cfg, .upper_dir = c->upper_dir, .restore = true };
+	int r = pod_snapshot_get(m->sandboxes, call, c->pod_id, &x.pod, err);
+	if (r < 0)
+		return r;
+	if (!(x.h = ctr_handler(m, c->handler)))
+		return err_set(err, -ENOPKG, "runtime handler \"%s\" is not configured",
+			       c->handler);
+	return create_monitor(m, call, c, &x, err);
 }
 
 /* ---- teardown ---- */
@@ -699,9 +728,18 @@ int ctr_create(struct ctr_mgr *m, const struct cric_call *call,
 	if (!(x.h = ctr_handler(m, x.pod.handler)))
 		return err_set(err, -ENOPKG, "runtime handler \"%s\" is not configured",
 			       x.pod.handler);
+	/* CRI-O's restore: an image that is a local checkpoint archive. */
+	if (x.cfg->image->image[0] == '/' && ckpt_archive_is_checkpoint(x.cfg->image->image)) {
+		if (x.cfg->tty)
+			return err_set(
+			    err, -EOPNOTSUPP,
+			    "a container with a tty cannot be restored from a checkpoint");
+		x.archive = x.cfg->image->image;
+	}
 	struct container *c = container_new(m, &x, name);
 	if (!c)
 		return -ENOMEM;
+	c->restore = x.archive != NULL;
 	c->state = CTR_CREATING;
 	if ((r = reserve(m, c, id, err)) != 0) {
 		container_free(c);

@@ -75,28 +75,29 @@ static int save_json(const char *dir, const char *name, const json_t *doc, struc
 /* config.dump (checkpointctl's ContainerConfig, and the CRI config the
  * container was created from, for a restore), spec.dump, status.dump.
  * With the op lock held: c's fields do not change. */
-static int write_metadata(const struct container *c, const struct oci_handler *h,
-			  const char *dir, struct cric_err *err)
+static int write_metadata(const struct container *c, const struct oci_handler *h, const char *dir,
+			  struct cric_err *err)
 {
 	_cleanup_pb_ Runtime__V1__ContainerConfig *cfg =
 	    runtime__v1__container_config__unpack(NULL, c->config_len, c->config);
 	if (!cfg)
-		return err_set(err, -EIO, "container %s: its recorded config does not parse", c->id);
+		return err_set(err, -EIO, "container %s: its recorded config does not parse",
+			       c->id);
 	char created[48], now[48], started[48];
 	rfc3339(c->created_at, created, sizeof(created));
 	rfc3339(now_unix_ns(), now, sizeof(now));
 	rfc3339(c->started_at, started, sizeof(started));
-	_cleanup_json_ json_t *config = json_pack(
-	    "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o?}", "id", c->id, "name",
-	    cfg->metadata && cfg->metadata->name ? cfg->metadata->name : "", "rootfsImageName",
-	    cfg->image && cfg->image->image ? cfg->image->image : "", "rootfsImageRef",
-	    c->image_id, "runtime", h->name, "createdTime", created, "checkpointedTime", now,
-	    "containerConfig", pb_to_json(&cfg->base));
-	_cleanup_json_ json_t *status = json_pack(
-	    "{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s}", "id", c->id, "podSandboxId", c->pod_id,
-	    "state", "CONTAINER_RUNNING", "createdAt", created, "pid", (json_int_t)c->pid,
-	    "startedAt", started, "imageRef", c->image_ref ? c->image_ref : "", "logPath",
-	    c->log_path);
+	_cleanup_json_ json_t *config =
+	    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o?}", "id", c->id, "name",
+		      cfg->metadata && cfg->metadata->name ? cfg->metadata->name : "",
+		      "rootfsImageName", cfg->image && cfg->image->image ? cfg->image->image : "",
+		      "rootfsImageRef", c->image_id, "runtime", h->name, "createdTime", created,
+		      "checkpointedTime", now, "containerConfig", pb_to_json(&cfg->base));
+	_cleanup_json_ json_t *status =
+	    json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s}", "id", c->id, "podSandboxId",
+		      c->pod_id, "state", "CONTAINER_RUNNING", "createdAt", created, "pid",
+		      (json_int_t)c->pid, "startedAt", started, "imageRef",
+		      c->image_ref ? c->image_ref : "", "logPath", c->log_path);
 	if (!config || !status)
 		return -ENOMEM;
 	_cleanup_free_ char *spec_path = path_join(c->bundle, "config.json");
@@ -122,7 +123,8 @@ static unsigned dump_timeout_ms(const struct cric_call *call, int64_t timeout_s)
 	int64_t ms = timeout_s > 0 ? (timeout_s > 86400 ? 86400000 : timeout_s * 1000)
 				   : CKPT_DEFAULT_TIMEOUT_MS;
 	if (call && call->deadline_ns > 0 && call->deadline_ns != IPC_NO_DEADLINE) {
-		int64_t left = (call->deadline_ns - now_unix_ns()) / 1000000 - CKPT_ARCHIVE_MARGIN_MS;
+		int64_t left =
+		    (call->deadline_ns - now_unix_ns()) / 1000000 - CKPT_ARCHIVE_MARGIN_MS;
 		if (left < ms)
 			ms = left;
 	}
@@ -137,12 +139,14 @@ static int checkpoint_locked(struct ctr_mgr *m, const struct cric_call *call, st
 		return err_set(err, -ENOENT, "container %s is removed", c->id);
 	ctr_refresh(m, call, c);
 	if (c->state != CTR_RUNNING)
-		return err_set(err, -EBUSY, "container %s is not running: only a running one "
-					    "can be checkpointed",
+		return err_set(err, -EBUSY,
+			       "container %s is not running: only a running one "
+			       "can be checkpointed",
 			       c->id);
 	const struct oci_handler *h = ctr_handler(m, c->handler);
 	if (!h)
-		return err_set(err, -ENOPKG, "runtime handler \"%s\" is not configured", c->handler);
+		return err_set(err, -ENOPKG, "runtime handler \"%s\" is not configured",
+			       c->handler);
 	if (!c->upper_dir[0])
 		return err_set(err, -ENOPKG,
 			       "container %s: its writable layer is unknown (created by an older "
@@ -190,4 +194,67 @@ int ctr_checkpoint(struct ctr_mgr *m, const struct cric_call *call, const char *
 	pthread_mutex_unlock(&c->op);
 	ctr_put(m, c);
 	return r;
+}
+
+/* ---- restore ---- */
+
+int ctr_restore_unpack(struct container *c, const char *archive, char **image, struct cric_err *err)
+{
+	_cleanup_free_ char *dir = path_join(c->bundle, CTR_RESTORE_DIR);
+	_cleanup_free_ char *images = dir ? path_join(dir, CKPT_IMAGES_DIR) : NULL;
+	if (!images)
+		return -ENOMEM;
+	if ((mkdir(c->bundle, 0700) < 0 && errno != EEXIST) || mkdir(dir, 0700) < 0)
+		return err_set(err, negative_errno(), "create \"%s\": %s", dir, strerror(errno));
+	int r = ckpt_archive_extract(archive, dir, image, err);
+	if (r < 0)
+		return err_prefix(err, r, "restore from checkpoint \"%.200s\"", archive);
+	struct stat st;
+	if (stat(images, &st) < 0 || !S_ISDIR(st.st_mode))
+		return err_set(err, -EINVAL, "checkpoint \"%.200s\" has no %s/ directory", archive,
+			       CKPT_IMAGES_DIR);
+	log_info("container %s: restore from checkpoint \"%s\" of image \"%s\"", c->id, archive,
+		 *image);
+	return 0;
+}
+
+/* The root filesystem the bundle's config.json names. */
+static int bundle_rootfs(const char *bundle, char **ret, struct cric_err *err)
+{
+	_cleanup_free_ char *path = path_join(bundle, "config.json");
+	if (!path)
+		return -ENOMEM;
+	json_t *doc = NULL;
+	char why[256];
+	int r = json_load_path(path, CTR_RECORD_MAX, &doc, why, sizeof(why));
+	if (r < 0)
+		return err_set(err, r, "read the container's spec: %s", why);
+	_cleanup_json_ json_t *spec = doc;
+	const char *root =
+	    json_string_value(json_object_get(json_object_get(spec, "root"), "path"));
+	if (!root || root[0] != '/')
+		return err_set(err, -EIO, "the container's spec names no absolute root path");
+	*ret = strdup(root);
+	return *ret ? 0 : -ENOMEM;
+}
+
+int ctr_restore_start(struct ctr_mgr *m, const struct cric_call *call, struct container *c,
+		      struct cric_err *err)
+{
+	_cleanup_free_ char *dir = path_join(c->bundle, CTR_RESTORE_DIR);
+	_cleanup_free_ char *images = dir ? path_join(dir, CKPT_IMAGES_DIR) : NULL;
+	_cleanup_free_ char *rootfs = NULL;
+	if (!images)
+		return -ENOMEM;
+	int r = bundle_rootfs(c->bundle, &rootfs, err);
+	if (r == 0)
+		r = ckpt_rootfs_apply(dir, rootfs, err);
+	if (r == 0)
+		r = ctr_monitor_restore(m, call, c, err);
+	if (r < 0)
+		return err_prefix(err, r, "restore");
+	/* CRIU's images are read: free what they hold (the bundle is on
+	 * tmpfs); restore.log stays with the bundle. */
+	rm_tree(images);
+	return 0;
 }

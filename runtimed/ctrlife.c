@@ -110,7 +110,6 @@ static int ensure_log_file(const char *path, struct cric_err *err)
 
 int ctr_start(struct ctr_mgr *m, const struct cric_call *call, const char *id, struct cric_err *err)
 {
-	(void)call;
 	struct container *c = NULL;
 	int r = ctr_lookup(m, id, &c, err);
 	if (r < 0 || !c)
@@ -125,7 +124,8 @@ int ctr_start(struct ctr_mgr *m, const struct cric_call *call, const char *id, s
 	} else {
 		int64_t t0 = now_ns();
 		int k;
-		r = oci_start(h, c->id, c->bundle, err);
+		r = c->restore ? ctr_restore_start(m, call, c, err)
+			       : oci_start(h, c->id, c->bundle, err);
 		if (r == 0) {
 			pthread_mutex_lock(&m->lock);
 			c->state = CTR_RUNNING;

@@ -127,7 +127,8 @@ static int update_locked(struct ctr_mgr *m, const struct cric_call *call, struct
 		return r;
 	/* An exited container has no cgroup left: its record alone changes
 	 * (containerd does the same; its status shows the values). */
-	if (c->state == CTR_CREATED || c->state == CTR_RUNNING) {
+	/* A restore not yet started has no runc container either. */
+	if ((c->state == CTR_CREATED && c->monitor_made) || c->state == CTR_RUNNING) {
 		const struct oci_handler *h = ctr_handler(m, c->handler);
 		_cleanup_json_ json_t *oci = ctr_res_oci(merged);
 		r = !h     ? err_set(err, -ENOPKG, "runtime handler \"%s\" is not configured",

@@ -86,12 +86,29 @@ static int spawn_runtime(struct monitor *m, int in, int out, int err)
 	 * working directory, in few bytes. */
 	snprintf(console, sizeof(console), "/proc/%d/cwd/%s", (int)getpid(),
 		 MONITOR_CONSOLE_SOCKET);
-	char *argv[16];
+	char images[PATH_MAX], work[PATH_MAX];
+	snprintf(work, sizeof(work), "%s/%s", m->bundle, MONITOR_RESTORE_DIR);
+	snprintf(images, sizeof(images), "%s/%s/checkpoint", m->bundle, MONITOR_RESTORE_DIR);
+	char *argv[32];
 	int a = 0;
 	argv[a++] = (char *)m->runtime;
 	argv[a++] = "--root";
 	argv[a++] = (char *)m->runtime_root;
-	argv[a++] = "create";
+	if (m->restore) {
+		/* The container's processes from CRIU's images, running when
+		 * runc returns (--detach: reparented to us, the subreaper);
+		 * the options CRI-O restores with. runc hands CRIU its own
+		 * stdio for the container's (descriptors.json): ours. */
+		const char *const r[] = { "restore",           "--detach",
+					  "--image-path",      images,
+					  "--work-path",       work,
+					  "--tcp-established", "--file-locks",
+					  "--ext-unix-sk" };
+		for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++)
+			argv[a++] = (char *)r[i];
+	} else {
+		argv[a++] = "create";
+	}
 	argv[a++] = "--bundle";
 	argv[a++] = (char *)m->bundle;
 	argv[a++] = "--pid-file";
@@ -275,7 +292,8 @@ int create_container(struct monitor *m)
 	}
 	r = wait_runtime(m);
 	if (r < 0) {
-		snprintf(m->errbuf, sizeof(m->errbuf), "%s create: %s", m->runtime,
+		snprintf(m->errbuf, sizeof(m->errbuf), "%s %s: %s", m->runtime,
+			 m->restore ? "restore" : "create",
 			 r == -ETIMEDOUT ? "timed out" : "interrupted");
 		return r;
 	}

@@ -87,7 +87,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: cric-monitor --id ID --bundle DIR --runtime PATH --runtime-root DIR "
 		"--log-path FILE --dir DIR --cgroup-parent PATH [--cgroup-path PATH] "
-		"[--tty] [--stdin [--stdin-once]] [--log-size-max BYTES]\n");
+		"[--tty] [--stdin [--stdin-once]] [--log-size-max BYTES] [--restore]\n");
 }
 
 static int parse_args(struct monitor *m, int argc, char **argv)
@@ -105,6 +105,7 @@ static int parse_args(struct monitor *m, int argc, char **argv)
 		{ "stdin", no_argument, NULL, 's' },
 		{ "log-size-max", required_argument, NULL, 'm' },
 		{ "stdin-once", no_argument, NULL, 'o' },
+		{ "restore", no_argument, NULL, 'x' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -142,6 +143,9 @@ static int parse_args(struct monitor *m, int argc, char **argv)
 			break;
 		case 'o':
 			m->stdin_once = true;
+			break;
+		case 'x':
+			m->restore = true;
 			break;
 		case 'm':
 			m->log_size_max = strtoull(optarg, NULL, 10);

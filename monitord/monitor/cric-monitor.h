@@ -29,6 +29,7 @@ struct monitor {
 	const char *id, *bundle, *runtime, *runtime_root, *log_path, *dir;
 	const char *cgroup_parent, *cgroup_path;
 	bool tty, open_stdin, stdin_once;
+	bool restore; /* runc restore from <bundle>/MONITOR_RESTORE_DIR, not create */
 	unsigned long long log_size_max;
 	/* state */
 	int sync_fd, log_fd, sig_fd, ctl_fd, console_fd;

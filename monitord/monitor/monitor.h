@@ -11,6 +11,11 @@
  *   - opens the log (mkdir -p of its directory), listens on <dir>/ctl.sock;
  *   - runs `<runtime> --root <root> create --bundle <bundle> --pid-file
  *     <dir>/container.pid [--console-socket <dir>/console.sock] <id>`;
+ *     with --restore instead `<runtime> --root <root> restore --detach
+ *     --image-path <bundle>/restore/checkpoint --work-path <bundle>/restore
+ *     --tcp-established --file-locks --ext-unix-sk --bundle ... <id>` (a
+ *     container from a checkpoint: running when it returns, its stdio the
+ *     monitor's as for create);
  *   - writes <dir>/monitor.pid, then "ok <init pid>\n" on the sync fd, or
  *     "error <runtime's stderr>\n" (and exits, leaving nothing);
  *   - writes the container's stdout and stderr to the log (logfmt.h), answers
@@ -60,6 +65,8 @@
 #define MONITOR_CONSOLE_SOCKET "console.sock"
 #define MONITOR_LOG_FILE       "monitor.log"
 #define MONITOR_SYNC_FD        3
+/* Beneath the bundle: what a restore reads (CRIU's images in checkpoint/). */
+#define MONITOR_RESTORE_DIR "restore"
 
 #define MONITOR_ATTACH_STDIN     0
 #define MONITOR_ATTACH_STDOUT    1

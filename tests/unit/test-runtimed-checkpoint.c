@@ -245,10 +245,14 @@ static void test_archive(void **state)
 	assert_int_equal(st.st_mode & 07777, 0600);
 	struct member m[32];
 	size_t n = read_tar(dest, m, 32);
-	static const char *const want[] = { CKPT_CONFIG_DUMP,   CKPT_SPEC_DUMP,
-					    CKPT_STATUS_DUMP,   CKPT_IMAGES_DIR,
-					    CKPT_ROOTFS_DIFF,   CKPT_DELETED_FILES,
-					    CKPT_DUMP_LOG,      CKPT_IMAGES_DIR "/inventory.img",
+	static const char *const want[] = { CKPT_CONFIG_DUMP,
+					    CKPT_SPEC_DUMP,
+					    CKPT_STATUS_DUMP,
+					    CKPT_IMAGES_DIR,
+					    CKPT_ROOTFS_DIFF,
+					    CKPT_DELETED_FILES,
+					    CKPT_DUMP_LOG,
+					    CKPT_IMAGES_DIR "/inventory.img",
 					    CKPT_IMAGES_DIR "/pages-1.img" };
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		assert_non_null(find(m, n, want[i]));
@@ -306,13 +310,190 @@ static void test_is_checkpoint(void **state)
 	tmpdir_remove(base);
 }
 
+/* A tar at path of raw entries: type 'f' (data), 'l' (symlink to data),
+ * 'd'. */
+struct raw {
+	const char *name;
+	char type;
+	const char *data;
+};
+
+static void write_raw_tar(const char *path, const struct raw *r, size_t n)
+{
+	struct archive *a = archive_write_new();
+	assert_non_null(a);
+	archive_write_set_format_pax_restricted(a);
+	assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
+	for (size_t i = 0; i < n; i++) {
+		struct archive_entry *e = archive_entry_new();
+		archive_entry_set_pathname(e, r[i].name);
+		archive_entry_set_perm(e, 0644);
+		if (r[i].type == 'd') {
+			archive_entry_set_filetype(e, AE_IFDIR);
+		} else if (r[i].type == 'l') {
+			archive_entry_set_filetype(e, AE_IFLNK);
+			archive_entry_set_symlink(e, r[i].data);
+		} else {
+			archive_entry_set_filetype(e, AE_IFREG);
+			archive_entry_set_size(e, (la_int64_t)strlen(r[i].data));
+		}
+		assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+		if (r[i].type == 'f')
+			assert_int_equal(archive_write_data(a, r[i].data, strlen(r[i].data)),
+					 (la_ssize_t)strlen(r[i].data));
+		archive_entry_free(e);
+	}
+	archive_write_close(a);
+	archive_write_free(a);
+}
+
+static bool exists(const char *dir, const char *rel)
+{
+	char p[PATH_MAX];
+	struct stat st;
+	return lstat(tpath(p, dir, rel), &st) == 0;
+}
+
+static void test_extract(void **state)
+{
+	(void)state;
+	char *base = tmpdir_make("ckpt-x");
+	char *work = path_join(base, "work");
+	char *dest = path_join(base, "c.tar");
+	char *out = path_join(base, "out");
+	mkd(base, "work");
+	mkd(base, "out");
+	mkd(work, CKPT_IMAGES_DIR);
+	put(work, CKPT_IMAGES_DIR "/pages-1.img", "PAGES");
+	put(work, CKPT_CONFIG_DUMP, "{\"id\":\"a\",\"rootfsImageName\":\"reg.test/img:1\"}");
+	put(work, CKPT_SPEC_DUMP, "{}");
+	struct cric_err e;
+	assert_int_equal(ckpt_archive_write(work, dest, &e), 0);
+	char *image = NULL;
+	assert_int_equal(ckpt_archive_extract(dest, out, &image, &e), 0);
+	assert_string_equal(image, "reg.test/img:1");
+	free(image);
+	image = NULL;
+	assert_true(exists(out, CKPT_IMAGES_DIR "/pages-1.img"));
+	assert_true(exists(out, CKPT_SPEC_DUMP));
+
+	/* Hostile or broken archives: refused, naming the member. */
+	static const struct {
+		struct raw r[2];
+		size_t n;
+		const char *why;
+	} bad[] = {
+		{ { { "../evil", 'f', "x" } }, 1, "clean relative" },
+		{ { { "/abs", 'f', "x" } }, 1, "clean relative" },
+		{ { { "a/../../b", 'f', "x" } }, 1, "clean relative" },
+		{ { { "lnk", 'l', "/etc" } }, 1, "neither a file" },
+		{ { { "spec.dump", 'f', "{}" } }, 1, "config.dump" },
+		{ { { "config.dump", 'f', "{\"id\":\"a\"}" } }, 1, "names no image" },
+		{ { { "config.dump", 'f', "not json" } }, 1, "config.dump" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *dir = NULL;
+		assert_true(asprintf(&dir, "%s/bad%zu", base, i) > 0);
+		assert_int_equal(mkdir(dir, 0700), 0);
+		write_raw_tar(dest, bad[i].r, bad[i].n);
+		assert_int_equal(ckpt_archive_extract(dest, dir, &image, &e), -EINVAL);
+		assert_null(image);
+		if (!strstr(e.msg, bad[i].why))
+			fail_msg("case %zu: \"%s\" lacks \"%s\"", i, e.msg, bad[i].why);
+		free(dir);
+	}
+	assert_false(exists(base, "evil"));
+	assert_false(exists("/", "abs"));
+	free(out);
+	free(dest);
+	free(work);
+	tmpdir_remove(base);
+}
+
+static void test_apply(void **state)
+{
+	(void)state;
+	char *base = tmpdir_make("ckpt-apply");
+	char *rootfs = path_join(base, "rootfs");
+	char *upper = path_join(base, "upper");
+	char *work = path_join(base, "work");
+	char *outside = path_join(base, "outside");
+	mkd(base, "rootfs/etc");
+	mkd(base, "rootfs/var/old/deep");
+	mkd(base, "upper");
+	mkd(base, "work");
+	mkd(base, "outside");
+	put(rootfs, "etc/group", "root:x:0:\n");
+	put(rootfs, "etc/passwd", "root:x:0:0::/:/bin/sh\n");
+	put(rootfs, "var/old/deep/f", "old");
+	put(outside, "keep", "host file");
+	char p[PATH_MAX];
+	/* Links in the image that point out of it: absolute and relative. */
+	assert_int_equal(symlink("/", tpath(p, rootfs, "escape")), 0);
+	assert_int_equal(symlink(outside, tpath(p, rootfs, "out")), 0);
+
+	/* The checkpointed container's changes: new files, a changed one,
+	 * a symlink, deleted files (whiteouts), one through a link. */
+	make_upper(upper);
+	put(upper, "etc/passwd", "root:x:0:0::/root:/bin/sh\n");
+	assert_int_equal(mknod(tpath(p, upper, "etc/group"), S_IFCHR, makedev(0, 0)), 0);
+	mkd(upper, "var");
+	assert_int_equal(mknod(tpath(p, upper, "var/old"), S_IFCHR, makedev(0, 0)), 0);
+	struct cric_err e;
+	assert_int_equal(ckpt_rootfs_diff(upper, work, &e), 0);
+	/* deleted.files through the links resolves inside rootfs. */
+	char del[PATH_MAX];
+	snprintf(del, sizeof(del),
+		 "[\"/etc/group\", \"/var/old\", \"/out/keep\", "
+		 "\"/escape%s/keep\", \"/etc/gone\", \"/never/was\"]",
+		 outside);
+	put(work, CKPT_DELETED_FILES, del);
+
+	assert_int_equal(ckpt_rootfs_apply(work, rootfs, &e), 0);
+	char *text = NULL;
+	size_t len;
+	assert_int_equal(read_file(tpath(p, rootfs, "etc/new.conf"), 100, &text, &len), 0);
+	assert_string_equal(text, "hello\n");
+	free(text);
+	assert_int_equal(read_file(tpath(p, rootfs, "etc/passwd"), 100, &text, &len), 0);
+	assert_string_equal(text, "root:x:0:0::/root:/bin/sh\n");
+	free(text);
+	assert_true(exists(rootfs, "etc/link"));
+	assert_true(exists(rootfs, "var/lib/app/counter"));
+	assert_false(exists(rootfs, "etc/group"));
+	assert_false(exists(rootfs, "var/old"));
+	assert_true(exists(outside, "keep")); /* the host's file stays */
+
+	/* A diff that writes through a link of the image: refused. */
+	struct raw through[] = { { "out/pwned", 'f', "x" } };
+	write_raw_tar(tpath(p, work, CKPT_ROOTFS_DIFF), through, 1);
+	/* (libarchive with UNLINK replaces such a link by a directory:
+	 * either way nothing lands outside.) */
+	(void)ckpt_rootfs_apply(work, rootfs, &e);
+	assert_false(exists(outside, "pwned"));
+	struct raw dotdot[] = { { "../pwned", 'f', "x" } };
+	write_raw_tar(tpath(p, work, CKPT_ROOTFS_DIFF), dotdot, 1);
+	assert_int_equal(ckpt_rootfs_apply(work, rootfs, &e), -EINVAL);
+	assert_false(exists(base, "pwned"));
+	/* A deleted path that is not clean. */
+	unlink(tpath(p, work, CKPT_ROOTFS_DIFF));
+	put(work, CKPT_DELETED_FILES, "[\"/etc/../..\"]");
+	assert_int_equal(ckpt_rootfs_apply(work, rootfs, &e), -EINVAL);
+	put(work, CKPT_DELETED_FILES, "{}");
+	assert_int_equal(ckpt_rootfs_apply(work, rootfs, &e), -EINVAL);
+	free(outside);
+	free(work);
+	free(upper);
+	free(rootfs);
+	tmpdir_remove(base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_location),
-		cmocka_unit_test(test_rootfs_diff),
-		cmocka_unit_test(test_archive),
-		cmocka_unit_test(test_is_checkpoint),
+		cmocka_unit_test(test_location), cmocka_unit_test(test_rootfs_diff),
+		cmocka_unit_test(test_archive),  cmocka_unit_test(test_is_checkpoint),
+		cmocka_unit_test(test_extract),  cmocka_unit_test(test_apply),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
