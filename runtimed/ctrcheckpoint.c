@@ -131,6 +131,23 @@ static unsigned dump_timeout_ms(const struct cric_call *call, int64_t timeout_s)
 	return ms < 1 ? 1 : (unsigned)ms;
 }
 
+/* CRIU's log of a failed dump, kept with the bundle (removed with the
+ * container) as <bundle>/checkpoint-dump.log, for the operator. */
+static void keep_dump_log(const struct container *c, const char *work)
+{
+	_cleanup_free_ char *from = path_join(work, CKPT_DUMP_LOG);
+	_cleanup_free_ char *to = path_join(c->bundle, "checkpoint-dump.log");
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	if (!from || !to || read_file(from, 16 << 20, &text, &len) < 0)
+		return;
+	int r = write_file_atomic(to, text, len, 0600);
+	if (r < 0)
+		log_warning_errno(r, "keep \"%s\", ignoring", to);
+	else
+		log_info("container %s: CRIU's log of the failed checkpoint is \"%s\"", c->id, to);
+}
+
 /* With the op lock held. */
 static int checkpoint_locked(struct ctr_mgr *m, const struct cric_call *call, struct container *c,
 			     const char *location, int64_t timeout_s, struct cric_err *err)
@@ -162,6 +179,8 @@ static int checkpoint_locked(struct ctr_mgr *m, const struct cric_call *call, st
 		return err_set(err, negative_errno(), "create a directory in \"%s\": %s",
 			       m->ckpt_dir, strerror(errno));
 	r = oci_checkpoint(h, c->id, work, dump_timeout_ms(call, timeout_s), err);
+	if (r < 0)
+		keep_dump_log(c, work);
 	if (r == 0)
 		r = write_metadata(c, h, work, err);
 	if (r == 0)

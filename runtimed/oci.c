@@ -388,6 +388,10 @@ int oci_checkpoint(const struct oci_handler *h, const char *id, const char *work
 		return 0;
 	char criu[640];
 	criu_errors(dump_log, criu, sizeof(criu));
+	/* runc names the work dir's log, which the caller removes: cut it. */
+	char *cut = strstr(msg, "\nlog file:");
+	if (cut)
+		*cut = '\0';
 	r = says_not_found(msg) && !criu[0] ? -ENOENT : -EIO;
 	return err_set(err, r, "%s checkpoint: %s%s%s", h->name, msg[0] ? msg : "failed",
 		       criu[0] ? "; CRIU: " : "", criu);

@@ -139,6 +139,10 @@ def test_a_criu_that_fails_says_why_and_the_container_runs_on(ctrs, tmp_path):
     assert "checkpoint" in msg and "CRIU: Error (" in msg, msg
     # Nothing half-written, no work dir left; the container was not frozen.
     assert os.listdir(tmp_path) == [] and work_dirs(ctrs) == []
+    # CRIU's log is kept with the container for the operator.
+    kept = os.path.join(ctrs.suite.root, "run/cric/runtimed/containers", cid,
+                        "checkpoint-dump.log")
+    assert "Error (" in open(kept).read()
     assert ctrs.status(cid).status.state == RUNNING
     counting(pid, n)
     ctrs.remove(cid)
@@ -172,3 +176,113 @@ def test_checkpoint_keeps_running_and_writes_the_archive(ctrs, tmp_path):
     assert ctrs.status(cid).status.state == RUNNING
     counting(pid, at)
     ctrs.remove(cid)
+
+
+# --- restore: CreateContainer of a checkpoint archive, StartContainer ---
+
+def restore_config(ctrs, archive, name="restored"):
+    cfg = ctrs.config(name=name, args=[COUNTER])
+    cfg.image.image = archive
+    return cfg
+
+
+def tar_bytes(entries):
+    """A tar in memory of (name, bytes) files and (name, None) directories."""
+    import io
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name, data in entries:
+            ti = tarfile.TarInfo(name)
+            if data is None:
+                ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+                t.addfile(ti)
+            else:
+                ti.size, ti.mode = len(data), 0o644
+                t.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def write_archive(path, image, extra=(), diff=None, deleted=()):
+    """A checkpoint archive as the peers write it, with CRIU images that
+    are not real ones."""
+    diff = diff if diff is not None else tar_bytes([("w", None),
+                                                    ("w/from-diff", b"restored\n")])
+    entries = [("config.dump", json.dumps({"id": "0" * 64, "name": "counter",
+                                           "rootfsImageName": image}).encode()),
+               ("spec.dump", b"{}"), ("checkpoint", None),
+               ("checkpoint/inventory.img", b"not a CRIU image"),
+               ("checkpoint/descriptors.json", b'["/dev/null", "pipe:[1]", "pipe:[2]"]'),
+               ("rootfs-diff.tar", diff),
+               ("deleted.files", json.dumps(list(deleted)).encode()),
+               *extra]
+    with open(path, "wb") as f:
+        f.write(tar_bytes(entries))
+    os.chmod(path, 0o600)
+    return str(path)
+
+
+def rootfs_of(ctrs, cid):
+    with open(os.path.join(ctrs.suite.root, "run/cric/runtimed/containers", cid,
+                           "config.json")) as f:
+        return json.load(f)["root"]["path"]
+
+
+def test_restore_creates_from_the_archive_and_starts_through_criu(ctrs, tmp_path):
+    why, out = criu_check()
+    pod_id, pod_cfg = ready(ctrs)
+    before = ctrs.counts()
+    # Refused archives leave nothing.
+    bad = write_archive(tmp_path / "bad.tar", ctrs.image(), extra=[("../up", b"x")])
+    code, msg = grpc_error(ctrs.create, pod_id, pod_cfg, restore_config(ctrs, bad))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "clean relative" in msg, msg
+    missing = write_archive(tmp_path / "missing.tar", ctrs.image("test/none:1"))
+    code, msg = grpc_error(ctrs.create, pod_id, pod_cfg, restore_config(ctrs, missing))
+    assert code == grpc.StatusCode.NOT_FOUND and "test/none:1" in msg, msg
+    assert ctrs.counts() == before
+    # Created from the archive: marked for restore, the image its
+    # config.dump names, the rootfs changes not yet applied.
+    archive = write_archive(tmp_path / "c.tar", ctrs.image(), deleted=["/etc/group"])
+    cid = ctrs.create(pod_id, pod_cfg, restore_config(ctrs, archive))
+    st = ctrs.status(cid).status
+    assert st.state == CREATED and st.image.image == archive
+    root = rootfs_of(ctrs, cid)
+    assert os.path.exists(os.path.join(root, "etc/group"))
+    assert not os.path.exists(os.path.join(root, "w/from-diff"))
+    if why is None:
+        pytest.skip("CRIU works here: these images are not real ones "
+                    "(test_checkpoint_then_restore_into_a_new_pod restores)")
+    # StartContainer: the changes applied, then runc restore, which this
+    # host's CRIU cannot do: a clear error, the container still created.
+    code, msg = grpc_error(ctrs.start, cid)
+    assert code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.FAILED_PRECONDITION), msg
+    assert "restore" in msg, msg
+    with open(os.path.join(root, "w/from-diff")) as f:
+        assert f.read() == "restored\n"
+    assert not os.path.exists(os.path.join(root, "etc/group"))
+    assert ctrs.status(cid).status.state == CREATED
+    ctrs.remove(cid)
+    assert ctrs.counts() == before
+
+
+def test_checkpoint_then_restore_into_a_new_pod(ctrs, tmp_path):
+    why, out = criu_check()
+    if why is not None:
+        pytest.skip(f"{why}: {out[-600:]}")
+    pod_id, pod_cfg = ready(ctrs)
+    cid, pid = counter(ctrs, pod_id, pod_cfg)
+    at = counting(pid, 10)
+    loc = str(tmp_path / "c.tar")
+    checkpoint(ctrs, cid, loc, timeout=60)
+    ctrs.remove(cid)
+    pod2, cfg2 = ctrs.pod(name="restored-pod")
+    new = ctrs.create(pod2, cfg2, restore_config(ctrs, loc, name="counter"))
+    ctrs.start(new)
+    st = ctrs.status(new, verbose=True)
+    assert st.status.state == RUNNING
+    pid2 = json.loads(st.info["info"])["pid"]
+    # It goes on from where it was, not from 0.
+    first = counting(pid2)
+    assert first >= at, (first, at)
+    counting(pid2, first)
+    ctrs.stop(new)
+    ctrs.remove(new)
