@@ -329,7 +329,8 @@ static void criu_errors(const char *log_path, char *buf, size_t size)
 		return;
 	const char *lines[3] = { NULL, NULL, NULL };
 	size_t n = 0;
-	for (char *l = strtok(text, "\n"); l; l = strtok(NULL, "\n"))
+	char *save = NULL;
+	for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
 		if (strstr(l, "Error (")) {
 			lines[n % 3] = l;
 			n++;

@@ -17,6 +17,7 @@
 
 #include "common/fsutil.h"
 #include "runtimed/checkpoint.h"
+#include "runtimed/oci.h"
 
 static void put(const char *dir, const char *rel, const char *text)
 {
@@ -488,12 +489,83 @@ static void test_apply(void **state)
 	tmpdir_remove(base);
 }
 
+/* A runtime that stands in for runc: `checkpoint` either fails as runc
+ * does when CRIU fails (a JSON log error, CRIU's errors in dump.log) or
+ * hangs; every subcommand is noted in <dir>/calls. */
+static char *fake_runtime(const char *dir, bool hang)
+{
+	char *path = path_join(dir, "fake-runc");
+	char script[2048];
+	snprintf(
+	    script, sizeof(script),
+	    "#!/bin/sh\n"
+	    "log=; work=; cmd=\n"
+	    "while [ $# -gt 0 ]; do case \"$1\" in\n"
+	    "  --log) log=$2; shift;; --work-path) work=$2; shift;;\n"
+	    "  --root|--log-format|--image-path) shift;;\n"
+	    "  checkpoint|resume) cmd=$1;; esac; shift; done\n"
+	    "echo $cmd >> %s/calls\n"
+	    "[ \"$cmd\" = resume ] && exit 0\n"
+	    "%s"
+	    "echo '(00.01) Error (criu/a.c:1): first' > $work/dump.log\n"
+	    "echo '(00.02) Warn nothing' >> $work/dump.log\n"
+	    "echo '(00.03) Error (criu/b.c:2): second' >> $work/dump.log\n"
+	    "echo '{\"level\":\"error\",\"msg\":\"criu failed: type DUMP errno 0\\\\nlog file: "
+	    "x\"}' > $log\n"
+	    "exit 1\n",
+	    dir, hang ? "exec sleep 30\n" : "");
+	write_bytes(path, script, strlen(script), 0755);
+	return path;
+}
+
+static void test_oci_checkpoint(void **state)
+{
+	(void)state;
+	char *base = tmpdir_make("ckpt-oci");
+	char *work = path_join(base, "work");
+	mkd(base, "work");
+	struct oci_handler h = { .name = "runc" };
+	char *fake = fake_runtime(base, false);
+	snprintf(h.path, sizeof(h.path), "%s", fake);
+	snprintf(h.root, sizeof(h.root), "%s", base);
+	struct cric_err e;
+	int r = oci_checkpoint(&h, "abc", work, 10000, &e);
+	if (!oci_criu_installed()) {
+		assert_int_equal(r, -ENOPKG);
+		assert_non_null(strstr(e.msg, "\"criu\" package"));
+		print_message("(criu is not installed: the rest needs it)\n");
+	} else {
+		/* runc's message without the log it names, and CRIU's errors. */
+		assert_int_equal(r, -EIO);
+		assert_non_null(strstr(e.msg, "criu failed: type DUMP errno 0; CRIU: Error "
+					      "(criu/a.c:1): first; Error (criu/b.c:2): second"));
+		assert_null(strstr(e.msg, "log file"));
+		/* A dump past its time: killed, the container thawed. */
+		free(fake);
+		fake = fake_runtime(base, true);
+		int64_t t0 = mono_ms();
+		assert_int_equal(oci_checkpoint(&h, "abc", work, 300, &e), -ETIMEDOUT);
+		assert_true(mono_ms() - t0 < 10000);
+		assert_non_null(strstr(e.msg, "not done in 300 ms"));
+		char p[PATH_MAX];
+		char *calls = NULL;
+		size_t len;
+		assert_int_equal(read_file(tpath(p, base, "calls"), 4096, &calls, &len), 0);
+		assert_string_equal(calls, "checkpoint\ncheckpoint\nresume\n");
+		free(calls);
+	}
+	free(fake);
+	free(work);
+	tmpdir_remove(base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_location), cmocka_unit_test(test_rootfs_diff),
-		cmocka_unit_test(test_archive),  cmocka_unit_test(test_is_checkpoint),
-		cmocka_unit_test(test_extract),  cmocka_unit_test(test_apply),
+		cmocka_unit_test(test_location),       cmocka_unit_test(test_rootfs_diff),
+		cmocka_unit_test(test_archive),        cmocka_unit_test(test_is_checkpoint),
+		cmocka_unit_test(test_extract),        cmocka_unit_test(test_apply),
+		cmocka_unit_test(test_oci_checkpoint),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
