@@ -5,8 +5,8 @@ archive in checkpointctl's layout, the container going on; the refusals
 
 CRIU needs kernel support a VM may lack (and Debian 12's CRIU 3.17 cannot
 read the vDSO layout of kernels from 6.13 on, "Unexpected rt vDSO area
-bounds"): the tests that need a working CRIU skip, quoting `criu check`,
-and the failure path is tested instead. Real pods (CNI), registry images,
+bounds"): there the test of the real checkpoint and restore tests the
+failure path instead and warns, quoting `criu check`. Real pods (CNI), registry images,
 monitord's monitors and runc, as in test_containers.py. Pods: run under
 `flock /tmp/cric-net.lock`.
 """
@@ -16,6 +16,7 @@ import shutil
 import stat
 import subprocess
 import tarfile
+import warnings
 
 import grpc
 import pytest
@@ -124,17 +125,18 @@ def test_refusals_are_clear_and_leave_the_container_running(ctrs, tmp_path):
         ctrs.remove(c)
 
 
-def test_a_criu_that_fails_says_why_and_the_container_runs_on(ctrs, tmp_path):
-    why, out = criu_check()
-    if why is None:
-        pytest.skip("CRIU works here: the checkpoint itself is tested instead")
-    if not shutil.which("criu", path="/usr/sbin:/usr/bin:/sbin:/bin"):
-        pytest.skip(why)
+def criu_fails_says_why_and_the_container_runs_on(ctrs, tmp_path):
     pod_id, pod_cfg = ready(ctrs)
     cid, pid = counter(ctrs, pod_id, pod_cfg)
     n = counting(pid)
     loc = str(tmp_path / "c.tar")
     code, msg = grpc_error(checkpoint, ctrs, cid, loc, timeout=30)
+    if not shutil.which("criu", path="/usr/sbin:/usr/bin:/sbin:/bin"):
+        assert code == grpc.StatusCode.FAILED_PRECONDITION and '"criu" package' in msg, msg
+        assert os.listdir(tmp_path) == [] and work_dirs(ctrs) == []
+        assert ctrs.status(cid).status.state == RUNNING
+        ctrs.remove(cid)
+        return
     assert code == grpc.StatusCode.INTERNAL, msg
     assert "checkpoint" in msg and "CRIU: Error (" in msg, msg
     # Nothing half-written, no work dir left; the container was not frozen.
@@ -148,10 +150,7 @@ def test_a_criu_that_fails_says_why_and_the_container_runs_on(ctrs, tmp_path):
     ctrs.remove(cid)
 
 
-def test_checkpoint_keeps_running_and_writes_the_archive(ctrs, tmp_path):
-    why, out = criu_check()
-    if why is not None:
-        pytest.skip(f"{why}: {out[-600:]}")
+def checkpoint_keeps_running_and_writes_the_archive(ctrs, tmp_path):
     pod_id, pod_cfg = ready(ctrs)
     cid, pid = counter(ctrs, pod_id, pod_cfg)
     counting(pid, 5)
@@ -228,7 +227,6 @@ def rootfs_of(ctrs, cid):
 
 
 def test_restore_creates_from_the_archive_and_starts_through_criu(ctrs, tmp_path):
-    why, out = criu_check()
     pod_id, pod_cfg = ready(ctrs)
     before = ctrs.counts()
     # Refused archives leave nothing.
@@ -248,11 +246,9 @@ def test_restore_creates_from_the_archive_and_starts_through_criu(ctrs, tmp_path
     root = rootfs_of(ctrs, cid)
     assert os.path.exists(os.path.join(root, "etc/group"))
     assert not os.path.exists(os.path.join(root, "w/from-diff"))
-    if why is None:
-        pytest.skip("CRIU works here: these images are not real ones "
-                    "(test_checkpoint_then_restore_into_a_new_pod restores)")
-    # StartContainer: the changes applied, then runc restore, which this
-    # host's CRIU cannot do: a clear error, the container still created.
+    # StartContainer: the changes applied, then runc restore, which fails
+    # (these CRIU images are not real ones, and this host's CRIU may not
+    # work at all): a clear error, the container still created.
     code, msg = grpc_error(ctrs.start, cid)
     assert code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.FAILED_PRECONDITION), msg
     assert "restore" in msg, msg
@@ -264,10 +260,7 @@ def test_restore_creates_from_the_archive_and_starts_through_criu(ctrs, tmp_path
     assert ctrs.counts() == before
 
 
-def test_checkpoint_then_restore_into_a_new_pod(ctrs, tmp_path):
-    why, out = criu_check()
-    if why is not None:
-        pytest.skip(f"{why}: {out[-600:]}")
+def checkpoint_then_restore_into_a_new_pod(ctrs, tmp_path):
     pod_id, pod_cfg = ready(ctrs)
     cid, pid = counter(ctrs, pod_id, pod_cfg)
     at = counting(pid, 10)
@@ -286,3 +279,22 @@ def test_checkpoint_then_restore_into_a_new_pod(ctrs, tmp_path):
     counting(pid2, first)
     ctrs.stop(new)
     ctrs.remove(new)
+
+
+def test_checkpoint_and_restore_or_criu_says_why(ctrs, tmp_path):
+    """Where CRIU works: a checkpoint that leaves the counter counting and
+    writes the archive, then a restore into a new pod that counts on from
+    there. Where it cannot (this project's VMs: Debian 12's CRIU 3.17 and
+    kernels from 6.13 on) or is missing: the clear error, nothing left
+    behind, the container running on; a warning says the real path did not
+    run. One test either way, so no host skips it."""
+    why, out = criu_check()
+    if why is not None:
+        warnings.warn(f"CRIU cannot run here ({why}): only its failure path was tested; "
+                      f"`criu check`: {out[-300:]}")
+        criu_fails_says_why_and_the_container_runs_on(ctrs, tmp_path)
+        return
+    for sub in ("one", "two"):
+        (tmp_path / sub).mkdir()
+    checkpoint_keeps_running_and_writes_the_archive(ctrs, tmp_path / "one")
+    checkpoint_then_restore_into_a_new_pod(ctrs, tmp_path / "two")
