@@ -40,6 +40,7 @@
 #include "proto/cri/api.pb-c.h"
 #include "proto/cric/health.pb-c.h"
 #include "proto/cric/imaged.pb-c.h"
+#include "proto/cric/listpage.pb-c.h"
 #include "proto/cric/monitord.pb-c.h"
 #include "proto/cric/netd.pb-c.h"
 #include "proto/cric/runtimed.pb-c.h"

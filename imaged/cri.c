@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "common/listpage.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "common/pbutil.h"
@@ -215,6 +216,16 @@ static int remove_image(void *ud, const struct cric_call *call, const ProtobufCM
 	return *out ? 0 : -ENOMEM;
 }
 
+static const struct listpage_twin list_twins[] = {
+	{ CRI_IMAGE(stream_images), CRI_IMAGE(list_images), list_images },
+};
+
+int imaged_list_page(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+		     ProtobufCMessage **out, struct cric_err *err)
+{
+	return listpage_serve(list_twins, ARRAY_SIZE(list_twins), ud, call, in, out, err);
+}
+
 static const struct cric_handler image_lines[] = {
 	{ CRI_IMAGE(pull_image), pull_image_m, .callers = CALLER_GATEWAY },
 	{ CRI_IMAGE(list_images), list_images, .callers = CALLER_GATEWAY },
@@ -225,8 +236,8 @@ static const struct cric_handler image_lines[] = {
 const struct cric_service imaged_services[] = {
 	{ &runtime__v1__image_service__descriptor, image_lines, ARRAY_SIZE(image_lines),
 	  .partial = true },
-	/* 1: imaged_n_rpc_lines (a static initialiser needs a constant). */
-	{ &cric__imaged__imaged__descriptor, imaged_rpc_lines, 1 },
+	/* 2: imaged_n_rpc_lines (a static initialiser needs a constant). */
+	{ &cric__imaged__imaged__descriptor, imaged_rpc_lines, 2 },
 };
 
 const size_t imaged_n_services = ARRAY_SIZE(imaged_services);

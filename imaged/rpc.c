@@ -8,6 +8,7 @@
 #include "common/macro.h"
 #include "common/pbutil.h"
 #include "common/service.h"
+#include "imaged/cri.h"
 #include "imaged/imaged.h"
 #include "imaged/rpc.h"
 
@@ -62,5 +63,6 @@ static int resolve_image(void *ud, const struct cric_call *call, const ProtobufC
 
 const struct cric_handler imaged_rpc_lines[] = {
 	{ CRIC_IMAGED(resolve_image), resolve_image, .callers = CALLER_RUNTIMED | CALLER_ADMIN },
+	{ CRIC_IMAGED(list_page), imaged_list_page, .callers = CALLER_GATEWAY | CALLER_ADMIN },
 };
 const size_t imaged_n_rpc_lines = ARRAY_SIZE(imaged_rpc_lines);

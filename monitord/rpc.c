@@ -8,6 +8,7 @@
 
 #include "common/cleanup.h"
 #include "common/ids.h"
+#include "common/listpage.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/pbutil.h"
@@ -475,8 +476,24 @@ static const struct cric_handler cri_lines[] = {
 	  .callers = CALLER_GATEWAY | CALLER_ADMIN, .cap_ms = MONITORD_CALL_CAP_MS },
 };
 
+/* The streaming list calls, paged from their List twins (listpage.h). */
+static const struct listpage_twin list_twins[] = {
+	{ CRI_RUNTIME(stream_container_stats), CRI_RUNTIME(list_container_stats),
+	  cri_list_container_stats },
+	{ CRI_RUNTIME(stream_pod_sandbox_stats), CRI_RUNTIME(list_pod_sandbox_stats),
+	  cri_list_pod_sandbox_stats },
+	{ CRI_RUNTIME(stream_pod_sandbox_metrics), CRI_RUNTIME(list_pod_sandbox_metrics),
+	  cri_list_pod_sandbox_metrics },
+};
+
+static int list_page(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+		     ProtobufCMessage **out, struct cric_err *err)
+{
+	return listpage_serve(list_twins, ARRAY_SIZE(list_twins), ud, call, in, out, err);
+}
+
 /* runtimed calls them for its containers; the integration tests through
- * cric-call. */
+ * cric-call; the gateway the pages of the streaming lists. */
 static const struct cric_handler monitord_lines[] = {
 	{ CRIC_MONITORD(create_monitor), create_monitor, .callers = CALLER_RUNTIMED | CALLER_ADMIN,
 	  .cap_ms = MONITORD_CREATE_CAP_MS },
@@ -486,6 +503,8 @@ static const struct cric_handler monitord_lines[] = {
 	  .cap_ms = MONITORD_CALL_CAP_MS },
 	{ CRIC_MONITORD(remove_monitor), remove_monitor, .callers = CALLER_RUNTIMED | CALLER_ADMIN,
 	  .cap_ms = MONITORD_REMOVE_CAP_MS },
+	{ CRIC_MONITORD(list_page), list_page, .callers = CALLER_GATEWAY | CALLER_ADMIN,
+	  .cap_ms = MONITORD_CALL_CAP_MS },
 };
 
 const struct cric_service monitord_services[] = {

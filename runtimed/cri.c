@@ -9,6 +9,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/listpage.h"
 #include "common/pbutil.h"
 #include "cric_version.h"
 #include "common/macro.h"
@@ -282,10 +283,24 @@ static const struct cric_handler runtime_lines[] = {
 	{ CRI_RUNTIME(checkpoint_container), cri_checkpoint_container, .callers = CALLER_GATEWAY },
 };
 
-/* runtimed's own service: the gateway's long poll of the events. */
+/* The streaming list calls, paged from their List twins (listpage.h). */
+static const struct listpage_twin list_twins[] = {
+	{ CRI_RUNTIME(stream_pod_sandboxes), CRI_RUNTIME(list_pod_sandbox), cri_list_pod_sandbox },
+	{ CRI_RUNTIME(stream_containers), CRI_RUNTIME(list_containers), cri_list_containers },
+};
+
+static int list_page(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+		     ProtobufCMessage **out, struct cric_err *err)
+{
+	return listpage_serve(list_twins, ARRAY_SIZE(list_twins), ud, call, in, out, err);
+}
+
+/* runtimed's own service: the gateway's long poll of the events, the pages
+ * of its streaming list calls. */
 static const struct cric_handler runtimed_lines[] = {
 	{ CRIC_RUNTIMED(watch_events), cri_watch_events, .callers = CALLER_GATEWAY,
 	  .cap_ms = RUNTIMED_WATCH_CAP_MS },
+	{ CRIC_RUNTIMED(list_page), list_page, .callers = CALLER_GATEWAY | CALLER_ADMIN },
 };
 
 const struct cric_service runtimed_services[] = {
