@@ -16,10 +16,13 @@
 #include "common/cleanup.h"
 #include "common/ids.h"
 #include "common/ipc.h"
+#include "common/listpage.h"
 #include "common/log.h"
+#include "common/macro.h"
 #include "common/metrics.h"
 #include "cq.h"
 #include "events.h"
+#include "liststream.h"
 #include "routes.h"
 
 /* grpc_server_request_call slots kept open: new calls never wait for one. */
@@ -35,6 +38,10 @@ struct gateway {
 	struct cric_client *clients[D_COUNT];
 	struct ev_hub *events;
 	char events_path[IPC_METHOD_MAX + 1]; /* GetContainerEvents */
+	/* The streaming list calls: each owner's ListPage ("" for a daemon
+	 * that has none), the chunk limits. */
+	char page_methods[D_COUNT][IPC_METHOD_MAX + 1];
+	uint32_t stream_items, stream_bytes;
 	unsigned max_request_seconds;
 	struct tag shutdown_tag;
 	pthread_mutex_t lock;
@@ -62,7 +69,8 @@ struct gw_call {
 	grpc_slice status_details;
 	bool has_status_details;
 	unsigned code;
-	struct ev_sub *sub; /* GetContainerEvents: the hub's subscriber */
+	struct ev_sub *sub;   /* GetContainerEvents: the hub's subscriber */
+	struct ls_stream *ls; /* a streaming list call */
 	struct tag t_new, t_recv, t_close, t_send;
 };
 
@@ -242,6 +250,8 @@ static void closed(struct gw_call *c)
 	c->closed = true;
 	if (c->sub)
 		ev_hub_unsubscribe(TAKE_PTR(c->sub));
+	if (c->ls)
+		ls_close(TAKE_PTR(c->ls));
 	if (c->cancelled && c->forwarded && !atomic_load(&c->answered) &&
 	    !client_deadline_passed(c))
 		send_cancel(c);
@@ -256,6 +266,24 @@ static void subscribe(struct gw_call *c)
 	if (ev_hub_subscribe(c->gw->events, c->call, c->request_id, &c->sub, &code, msg,
 			     sizeof(msg)) < 0)
 		finish(c, code, msg, NULL, 0);
+	else
+		call_unref(c); /* the request's; the close's stays */
+}
+
+/* A streaming list call: liststream.c relays its pages until c closes
+ * (closed()). */
+static void stream_list(struct gw_call *c, const uint8_t *data, size_t len)
+{
+	struct gateway *gw = c->gw;
+	const struct ls_config cfg = {
+		.client = gw->clients[c->route->daemon],
+		.page_method = gw->page_methods[c->route->daemon],
+		.max_items = gw->stream_items,
+		.max_bytes = gw->stream_bytes,
+	};
+	if (ls_start(&cfg, c->call, c->path, c->request_id, call_deadline_ns(c), data, len,
+		     &c->ls) < 0)
+		finish(c, CODE_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
 	else
 		call_unref(c); /* the request's; the close's stays */
 }
@@ -300,6 +328,8 @@ static void received(struct gw_call *c, bool ok)
 		finish(c, CODE_INVALID_ARGUMENT, msg, NULL, 0);
 	} else if (strcmp(c->path, c->gw->events_path) == 0) {
 		subscribe(c);
+	} else if (c->route->server_streaming && c->gw->page_methods[c->route->daemon][0]) {
+		stream_list(c, data, len);
 	} else if (c->route->server_streaming) {
 		finish(c, CODE_UNIMPLEMENTED, "streaming calls are not implemented by cric yet",
 		       NULL, 0);
@@ -395,6 +425,9 @@ static void *cq_loop(void *arg)
 		case TAG_EVENT_SENT:
 			ev_hub_sent(t->sub, ev.success);
 			break;
+		case TAG_LIST_SENT:
+			ls_sent(t->ls, ev.success);
+			break;
 		case TAG_SHUTDOWN:
 			pthread_mutex_lock(&gw->lock);
 			gw->shut_down = true;
@@ -425,6 +458,50 @@ static int bind_socket(struct gateway *gw, const char *path, struct cric_err *er
 	if (port == 0)
 		return err_set(err, -EADDRNOTAVAIL, "cannot listen on \"%s\"", path);
 	return 0;
+}
+
+/* An optional "gateway" integer key within [lo, hi] into *v (left alone
+ * when absent). */
+static int gateway_uint(const struct cric_config *cfg, const char *key, uint32_t lo, uint32_t hi,
+			uint32_t *v, struct cric_err *err)
+{
+	const json_t *j = json_object_get(json_object_get(cfg->doc, "gateway"), key);
+	if (!j)
+		return 0;
+	if (!json_is_integer(j) || json_integer_value(j) < lo || json_integer_value(j) > hi) {
+		char what[80];
+		snprintf(what, sizeof(what), "an integer from %u to %u", lo, hi);
+		return config_bad_key(cfg, "gateway", key, what, err);
+	}
+	*v = (uint32_t)json_integer_value(j);
+	return 0;
+}
+
+/* The streaming list calls: which daemons page them, in chunks of at most
+ * "gateway": {"stream_items": N, "stream_bytes": N} (one item at least). */
+static int stream_setup(struct gateway *gw, const struct cric_config *cfg, struct cric_err *err)
+{
+	const struct {
+		enum daemon_id d;
+		struct cric_method_ref m;
+	} pagers[] = {
+		{ D_RUNTIMED, CRIC_RUNTIMED(list_page) },
+		{ D_MONITORD, CRIC_MONITORD(list_page) },
+		{ D_IMAGED, CRIC_IMAGED(list_page) },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(pagers); i++) {
+		int r = cric_method_name(pagers[i].m, gw->page_methods[pagers[i].d],
+					 sizeof(gw->page_methods[0]));
+		if (r < 0)
+			return err_set(err, r, "streaming lists: %s", strerror(-r));
+	}
+	gw->stream_items = LISTPAGE_ITEMS_DEFAULT;
+	gw->stream_bytes = LISTPAGE_BYTES_DEFAULT;
+	int r = gateway_uint(cfg, "stream_items", 1, LISTPAGE_ITEMS_MAX, &gw->stream_items, err);
+	if (r == 0)
+		r = gateway_uint(cfg, "stream_bytes", LISTPAGE_BYTES_MIN, LISTPAGE_BYTES_MAX,
+				 &gw->stream_bytes, err);
+	return r;
 }
 
 /* The peers' clients, the grpc server and its completion queue thread, the
@@ -458,6 +535,9 @@ static int gateway_setup(struct gateway *gw, const struct cric_config *cfg, cons
 				  sizeof(gw->events_path))) < 0 ||
 	    (r = ev_hub_start(&ec, &gw->events)) < 0)
 		return err_set(err, r, "container events: %s", strerror(-r));
+
+	if ((r = stream_setup(gw, cfg, err)) < 0)
+		return r;
 
 	grpc_arg args[] = {
 		{ .type = GRPC_ARG_INTEGER,
