@@ -37,8 +37,8 @@ int listpage_twin_check(struct cric_method_ref stream, struct cric_method_ref li
 		return err_set(err, -EINVAL, "%s and %s differ", s->input->name, l->input->name);
 	for (unsigned i = 0; i < s->input->n_fields; i++)
 		if (!same_field(&s->input->fields[i], &l->input->fields[i]))
-			return err_set(err, -EINVAL, "%s and %s differ in field %s",
-				       s->input->name, l->input->name, s->input->fields[i].name);
+			return err_set(err, -EINVAL, "%s and %s differ in field %s", s->input->name,
+				       l->input->name, s->input->fields[i].name);
 	const ProtobufCFieldDescriptor *si = items_field(s->output), *li = items_field(l->output);
 	if (s->output->n_fields != 1 || !si || !li || si->descriptor != li->descriptor)
 		return err_set(err, -EINVAL, "%s does not carry the items of %s", s->output->name,
@@ -46,8 +46,7 @@ int listpage_twin_check(struct cric_method_ref stream, struct cric_method_ref li
 	return 0;
 }
 
-static const void *field_at(const ProtobufCMessage *m, const char *name,
-			    ProtobufCType type)
+static const void *field_at(const ProtobufCMessage *m, const char *name, ProtobufCType type)
 {
 	const ProtobufCFieldDescriptor *f =
 	    protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
@@ -102,7 +101,8 @@ int listpage_build(const ProtobufCMessage *list_resp, const ProtobufCMessageDesc
 	if (!lf || !sf || lf->descriptor != sf->descriptor || stream_resp->n_fields != 1)
 		return -EINVAL;
 	max_items = clamp(max_items, LISTPAGE_ITEMS_DEFAULT, 1, LISTPAGE_ITEMS_MAX);
-	max_bytes = clamp(max_bytes, LISTPAGE_BYTES_DEFAULT, LISTPAGE_BYTES_MIN, LISTPAGE_BYTES_MAX);
+	max_bytes =
+	    clamp(max_bytes, LISTPAGE_BYTES_DEFAULT, LISTPAGE_BYTES_MIN, LISTPAGE_BYTES_MAX);
 
 	size_t n = *(const size_t *)((const char *)list_resp + lf->quantifier_offset);
 	ProtobufCMessage *const *all =
@@ -165,8 +165,8 @@ int listpage_serve(const struct listpage_twin *twins, size_t n, void *ud,
 	const Cric__Listpage__ListPageRequest *req = (const void *)in;
 	const struct listpage_twin *t = find_twin(twins, n, req->method);
 	if (!t)
-		return err_set(err, -EOPNOTSUPP, "\"%.64s\" is not a streaming list call served here",
-			       req->method);
+		return err_set(err, -EOPNOTSUPP,
+			       "\"%.64s\" is not a streaming list call served here", req->method);
 	if (strlen(req->after) > CURSOR_MAX)
 		return err_set(err, -EINVAL, "cursor longer than %d bytes", CURSOR_MAX);
 	int r = listpage_twin_check(t->stream, t->list, err);

@@ -89,11 +89,19 @@ static void send_batch(struct ls_stream *s, const uint8_t *page, size_t len, boo
 	}
 }
 
+/* The client went away (cancelled, disconnected, deadline passed). */
+static void gone(struct ls_stream *s)
+{
+	log_info("%s req=%s: client gone after %u message%s", s->path, s->request_id, s->messages,
+		 s->messages == 1 ? "" : "s");
+	unref(s);
+}
+
 static void page_answered(void *arg, struct cric_result *res)
 {
 	struct ls_stream *s = arg;
 	if (atomic_load(&s->gone)) {
-		unref(s);
+		gone(s);
 		return;
 	}
 	if (res->code != CODE_OK) {
@@ -159,9 +167,8 @@ static void ask(struct ls_stream *s)
 	}
 }
 
-int ls_start(const struct ls_config *cfg, grpc_call *call, const char *path,
-	     const char *request_id, int64_t deadline_ns, const uint8_t *req, size_t len,
-	     struct ls_stream **ret)
+int ls_start(const struct ls_config *cfg, grpc_call *call, const char *path, const char *request_id,
+	     int64_t deadline_ns, const uint8_t *req, size_t len, struct ls_stream **ret)
 {
 	struct ls_stream *s = calloc(1, sizeof(*s));
 	if (!s)
@@ -202,11 +209,12 @@ void ls_sent(struct ls_stream *s, bool ok)
 		grpc_byte_buffer_destroy(s->send);
 		s->send = NULL;
 	}
-	if (!ok || s->last || atomic_load(&s->gone)) {
-		if (!ok)
-			log_info("%s req=%s: client gone after %u message%s", s->path,
-				 s->request_id, s->messages, s->messages == 1 ? "" : "s");
+	if (s->last && ok) {
 		unref(s);
+		return;
+	}
+	if (!ok || atomic_load(&s->gone)) {
+		gone(s);
 		return;
 	}
 	ask(s);

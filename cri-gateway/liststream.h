@@ -37,9 +37,8 @@ struct ls_config {
  * list: on success the stream holds its own reference to call and the
  * caller calls ls_close once the call has closed. On failure (-ENOMEM)
  * nothing is sent: the caller answers. */
-int ls_start(const struct ls_config *cfg, grpc_call *call, const char *path,
-	     const char *request_id, int64_t deadline_ns, const uint8_t *req, size_t len,
-	     struct ls_stream **ret);
+int ls_start(const struct ls_config *cfg, grpc_call *call, const char *path, const char *request_id,
+	     int64_t deadline_ns, const uint8_t *req, size_t len, struct ls_stream **ret);
 /* The client's side closed: no further page is asked for. */
 void ls_close(struct ls_stream *s);
 /* The completion of a send (TAG_LIST_SENT). */
