@@ -99,17 +99,19 @@ static size_t walk(Runtime__V1__ListPodSandboxResponse *list, uint32_t items, ui
 		uint8_t *page = NULL;
 		size_t len = 0;
 		char *next = NULL;
-		assert_int_equal(listpage_build(&list->base,
-						&runtime__v1__stream_pod_sandboxes_response__descriptor,
-						after, items, bytes, &page, &len, &next),
-				 0);
+		assert_int_equal(
+		    listpage_build(&list->base,
+				   &runtime__v1__stream_pod_sandboxes_response__descriptor, after,
+				   items, bytes, &page, &len, &next),
+		    0);
 		Runtime__V1__StreamPodSandboxesResponse *r =
 		    runtime__v1__stream_pod_sandboxes_response__unpack(NULL, len, page);
 		assert_non_null(r);
 		if (list->n_items)
 			assert_true(r->n_pod_sandboxes >= 1);
 		assert_true(r->n_pod_sandboxes <= items);
-		assert_true(r->n_pod_sandboxes == 1 || len <= (bytes ? bytes : LISTPAGE_BYTES_DEFAULT));
+		assert_true(r->n_pod_sandboxes == 1 ||
+			    len <= (bytes ? bytes : LISTPAGE_BYTES_DEFAULT));
 		for (size_t i = 0; i < r->n_pod_sandboxes; i++) {
 			assert_true(strcmp(r->pod_sandboxes[i]->id, last) > 0);
 			snprintf(last, sizeof(last), "%s", r->pod_sandboxes[i]->id);
@@ -190,12 +192,13 @@ static void test_serve(void **state)
 	struct cric_call call = { .daemon = "test", .method = "x" };
 	struct cric_err err = { 0 };
 	char method[IPC_METHOD_MAX + 1];
-	assert_int_equal(cric_method_name(CRI_RUNTIME(stream_pod_sandboxes), method, sizeof(method)),
-			 0);
+	assert_int_equal(
+	    cric_method_name(CRI_RUNTIME(stream_pod_sandboxes), method, sizeof(method)), 0);
 
 	Runtime__V1__PodSandboxFilter f = RUNTIME__V1__POD_SANDBOX_FILTER__INIT;
 	f.id = "6";
-	Runtime__V1__StreamPodSandboxesRequest sreq = RUNTIME__V1__STREAM_POD_SANDBOXES_REQUEST__INIT;
+	Runtime__V1__StreamPodSandboxesRequest sreq =
+	    RUNTIME__V1__STREAM_POD_SANDBOXES_REQUEST__INIT;
 	sreq.filter = &f;
 	uint8_t buf[64];
 	size_t blen = runtime__v1__stream_pod_sandboxes_request__pack(&sreq, buf);
@@ -211,7 +214,7 @@ static void test_serve(void **state)
 	assert_string_equal(resp->next, "p03");
 	Runtime__V1__StreamPodSandboxesResponse *page =
 	    runtime__v1__stream_pod_sandboxes_response__unpack(NULL, resp->page.len,
-								resp->page.data);
+							       resp->page.data);
 	assert_int_equal(page->n_pod_sandboxes, 4);
 	protobuf_c_message_free_unpacked(&page->base, NULL);
 	req.after = "p03";
