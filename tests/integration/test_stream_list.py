@@ -5,7 +5,7 @@ real socket, against their List twins.
 
 Many items cheaply and honestly: pods on the host's network (no netns, no
 CNI: the same records and cgroups as any pod) and containers created but not
-started (a real runc create each, through monitord). CI makes 80 pods (30
+started (a real runc create each, through monitord). CI makes 60 pods (30
 under ASan) with two containers each; CRIC_STREAM_SCALE=1 makes the issue's 1,000
 pods and 2,000 containers (several minutes). Chunks are configured small so
 that every stream has many messages.
@@ -30,7 +30,7 @@ from test_pods import NODE, Pods
 pytestmark = [skip_unless_ready(iu.missing, "images from a local registry")]
 
 SCALE = os.environ.get("CRIC_STREAM_SCALE") == "1"
-N_PODS = 1000 if SCALE else (30 if sanitized("runtimed") else 80)
+N_PODS = 1000 if SCALE else (30 if sanitized("runtimed") else 60)
 CTRS_PER_POD = 2
 ITEMS, BYTES = 7, 4096  # gateway.stream_items / stream_bytes for the tests
 
@@ -119,6 +119,13 @@ def many(suite, registry):  # noqa: F811
     print(f"{N_PODS} pods, {len(cids)} containers made in {time.monotonic() - t0:.1f} s")
     yield ctrs, [p for p, _ in made], cids
     t0 = time.monotonic()
+
+    def remove(pod_id):
+        pods.stop(pod_id)
+        pods.remove(pod_id)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(remove, [p for p, _ in made]))
     errors = pods.cleanup()
     print(f"removed in {time.monotonic() - t0:.1f} s")
     assert not errors, errors
