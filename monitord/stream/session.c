@@ -20,7 +20,7 @@
 
 #define READ_CHUNK   16384
 #define LINGER_MS    5000 /* after our last byte, for the client to close */
-#define POLL_FDS_MAX 16
+#define POLL_FDS_MAX (2 + SESSION_PF_CHANS_MAX / 2)
 
 static int64_t mono_ms(void)
 {
@@ -33,7 +33,7 @@ static int64_t mono_ms(void)
 
 static const char *const type_names[ST_N] = {
 	[ST_ERROR] = "error",   [ST_STDIN] = "stdin",   [ST_STDOUT] = "stdout",
-	[ST_STDERR] = "stderr", [ST_RESIZE] = "resize",
+	[ST_STDERR] = "stderr", [ST_RESIZE] = "resize", [ST_DATA] = "data",
 };
 
 static bool type_expected(const struct session *s, enum stream_type t)
@@ -54,32 +54,81 @@ static bool type_expected(const struct session *s, enum stream_type t)
 	}
 }
 
+struct stream_chan *session_chan_add(struct session *s, enum stream_type type, uint32_t handle)
+{
+	if (s->n_chans >= SESSION_PF_CHANS_MAX)
+		return NULL;
+	if (s->n_chans == s->cap_chans) {
+		size_t cap = s->cap_chans ? s->cap_chans * 2 : 4;
+		struct stream_chan **grown = realloc(s->chans, cap * sizeof(*grown));
+		if (!grown)
+			return NULL;
+		s->chans = grown;
+		s->cap_chans = cap;
+	}
+	struct stream_chan *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	*c = (struct stream_chan){ .type = type, .handle = handle };
+	s->chans[s->n_chans++] = c;
+	return c;
+}
+
 struct stream_chan *session_chan_open(struct session *s, const char *type, uint32_t handle)
 {
 	for (int t = 0; t < ST_N; t++) {
-		if (!type || strcasecmp(type, type_names[t]) != 0)
+		if (!type || t == ST_DATA || strcasecmp(type, type_names[t]) != 0)
 			continue;
 		if (s->by_type[t] || s->n_chans >= SESSION_CHANS_MAX || s->started)
 			return NULL;
-		struct stream_chan *c = &s->chans[s->n_chans++];
-		*c = (struct stream_chan){ .type = (enum stream_type)t, .handle = handle };
-		s->by_type[t] = c;
+		struct stream_chan *c = session_chan_add(s, (enum stream_type)t, handle);
+		if (c)
+			s->by_type[t] = c;
 		return c;
 	}
 	return NULL;
 }
 
+struct stream_chan *session_stream_open(struct session *s, const struct stream_hdrs *h,
+					uint32_t handle)
+{
+	if (s->be && s->be->open)
+		return s->be->open(s, h, handle);
+	return session_chan_open(s, h->type, handle);
+}
+
 struct stream_chan *session_chan_find(struct session *s, uint32_t handle)
 {
 	for (size_t i = 0; i < s->n_chans; i++)
-		if (s->chans[i].handle == handle)
-			return &s->chans[i];
+		if (s->chans[i]->handle == handle && !s->chans[i]->removed)
+			return s->chans[i];
 	return NULL;
+}
+
+void session_chan_remove(struct session *s, struct stream_chan *c)
+{
+	if (c->removed)
+		return;
+	(void)session_chan_end(s, c);
+	c->removed = true;
+}
+
+/* Free the removed channels (at the top of the loop: nobody holds them). */
+static void sweep_chans(struct session *s)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < s->n_chans; i++) {
+		if (s->chans[i]->removed)
+			free(s->chans[i]);
+		else
+			s->chans[k++] = s->chans[i];
+	}
+	s->n_chans = k;
 }
 
 int session_chan_data(struct session *s, struct stream_chan *c, const uint8_t *p, size_t n)
 {
-	if (c->type != ST_STDIN && c->type != ST_RESIZE)
+	if (c->type != ST_STDIN && c->type != ST_RESIZE && c->type != ST_DATA)
 		return s->tr->consumed(s, c, n); /* nothing reads it: dropped */
 	int r = s->be->data(s, c, p, n);
 	if (r < 0)
@@ -98,10 +147,21 @@ void session_client_gone(struct session *s)
 	s->client_gone = true;
 }
 
-size_t session_room(struct session *s, enum stream_type t)
+void session_chan_reset(struct session *s, struct stream_chan *c)
 {
-	struct stream_chan *c = s->by_type[t];
-	if (!c || c->local_eof)
+	if (!s->be || !s->be->reset) {
+		session_client_gone(s);
+		return;
+	}
+	if (c) {
+		c->remote_eof = c->local_eof = true; /* the stream is gone */
+		s->be->reset(s, c);
+	}
+}
+
+size_t session_chan_room(struct session *s, struct stream_chan *c)
+{
+	if (!c || c->local_eof || c->removed)
 		return 0;
 	const uint8_t *p;
 	size_t n;
@@ -111,12 +171,29 @@ size_t session_room(struct session *s, enum stream_type t)
 	return s->tr->room(s, c);
 }
 
-int session_send(struct session *s, enum stream_type t, const void *p, size_t n)
+int session_chan_send(struct session *s, struct stream_chan *c, const void *p, size_t n)
 {
-	struct stream_chan *c = s->by_type[t];
-	if (!c || c->local_eof)
+	if (!c || c->local_eof || c->removed)
 		return 0;
 	return s->tr->send(s, c, p, n);
+}
+
+int session_chan_end(struct session *s, struct stream_chan *c)
+{
+	if (c->local_eof)
+		return 0;
+	c->local_eof = true;
+	return s->tr->end(s, c);
+}
+
+size_t session_room(struct session *s, enum stream_type t)
+{
+	return session_chan_room(s, s->by_type[t]);
+}
+
+int session_send(struct session *s, enum stream_type t, const void *p, size_t n)
+{
+	return session_chan_send(s, s->by_type[t], p, n);
 }
 
 /* ---- resize messages ---- */
@@ -199,10 +276,7 @@ static void finish(struct session *s, int exit_code, const char *failure)
 	if (s->by_type[ST_ERROR])
 		(void)send_status(s, exit_code, failure);
 	for (size_t i = 0; i < s->n_chans; i++)
-		if (!s->chans[i].local_eof) {
-			(void)s->tr->end(s, &s->chans[i]);
-			s->chans[i].local_eof = true;
-		}
+		(void)session_chan_end(s, s->chans[i]);
 	(void)s->tr->close(s, failure ? -EIO : 0);
 }
 
@@ -239,6 +313,8 @@ static size_t pending_len(struct session *s)
 
 static bool all_streams_here(const struct session *s)
 {
+	if (s->be->open)
+		return true; /* the backend takes the streams as they come */
 	size_t have = 0;
 	for (int t = 0; t < ST_N; t++)
 		if (s->by_type[t] && type_expected(s, (enum stream_type)t))
@@ -260,6 +336,9 @@ static void release(struct session *s)
 		s->tr->free(s);
 	if (s->fd >= 0)
 		close(s->fd);
+	for (size_t i = 0; i < s->n_chans; i++)
+		free(s->chans[i]);
+	free(s->chans);
 	stream_request_free(s->req);
 	void (*on_end)(void *) = s->on_end;
 	void *ud = s->on_end_ud;
@@ -287,6 +366,7 @@ void session_run(struct session *s, const uint8_t *extra, size_t n_extra)
 	if (n_extra && (r = s->tr->input(s, extra, n_extra)) < 0)
 		s->client_gone = true;
 	while (!s->client_gone) {
+		sweep_chans(s);
 		if (!s->started && !s->finished && all_streams_here(s)) {
 			s->started = true;
 			r = s->run_privileged ? s->run_privileged(s->priv_ctx, start_backend, s)
@@ -296,6 +376,8 @@ void session_run(struct session *s, const uint8_t *extra, size_t n_extra)
 				snprintf(msg, sizeof(msg), "%s: %s",
 					 s->req->kind == STREAM_KIND_ATTACH
 					     ? "could not attach to the container"
+					 : s->req->kind == STREAM_KIND_PORTFORWARD
+					     ? "could not start the port-forward"
 					     : "could not start the command",
 					 strerror(-r));
 				finish(s, 0, msg);
@@ -395,11 +477,17 @@ static struct spdy *spdy_of(struct session *s)
 static int on_syn_stream(void *ud, uint32_t sid, const struct spdy_header *h, size_t n_h)
 {
 	struct session *s = ud;
-	const char *type = NULL;
-	for (size_t i = 0; i < n_h; i++)
+	struct stream_hdrs sh = { 0 };
+	for (size_t i = 0; i < n_h; i++) {
 		if (strcasecmp(h[i].name, "streamtype") == 0)
-			type = h[i].value;
-	struct stream_chan *c = session_chan_open(s, type, sid);
+			sh.type = h[i].value;
+		else if (strcasecmp(h[i].name, "port") == 0)
+			sh.port = h[i].value;
+		else if (strcasecmp(h[i].name, "requestid") == 0)
+			sh.request_id = h[i].value;
+	}
+	const char *type = sh.type;
+	struct stream_chan *c = session_stream_open(s, &sh, sid);
 	if (!c) {
 		log_info("streaming: refusing a stream of type \"%.32s\"", type ? type : "");
 		return spdy_rst(spdy_of(s), sid, SPDY_RST_REFUSED_STREAM);
@@ -411,7 +499,9 @@ static int on_data(void *ud, uint32_t sid, const uint8_t *p, size_t n)
 {
 	struct session *s = ud;
 	struct stream_chan *c = session_chan_find(s, sid);
-	return c ? session_chan_data(s, c, p, n) : 0;
+	/* A stream the backend is done with: its data is dropped, the
+	 * windows open again. */
+	return c ? session_chan_data(s, c, p, n) : spdy_consumed(spdy_of(s), sid, n);
 }
 
 static int on_fin(void *ud, uint32_t sid)
@@ -425,9 +515,9 @@ static int on_fin(void *ud, uint32_t sid)
 
 static int on_rst(void *ud, uint32_t sid, uint32_t status)
 {
-	(void)sid;
 	(void)status;
-	session_client_gone(ud);
+	struct session *s = ud;
+	session_chan_reset(s, session_chan_find(s, sid));
 	return 0;
 }
 

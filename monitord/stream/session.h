@@ -5,7 +5,7 @@
  *   transport  frames streams on the connection: SPDY/3.1 (spdy_transport,
  *              session.c); WebSocket (channel.k8s.io, websocket.c).
  *   backend    what the streams are connected to: exec (exec.c), attach
- *              (attach.c).
+ *              (attach.c), port-forward (portforward.c).
  *   session    the loop that owns the connection's fd and moves bytes
  *              between the two (session_run()).
  *
@@ -21,7 +21,12 @@
  * session counts the ones the request expects (error, plus stdin, stdout,
  * stderr as asked, plus resize with a tty on protocols of v3 and later) and
  * starts the backend when they are all there, or ends the session when
- * they are not within SESSION_STREAMS_WAIT_MS.
+ * they are not within SESSION_STREAMS_WAIT_MS. A backend with an open hook
+ * (port-forward) types the streams itself instead: it is started at once
+ * and takes every stream the client opens, with its headers
+ * (session_stream_open()), up to SESSION_PF_CHANS_MAX at a time; it
+ * removes them when done with them (session_chan_remove()), so that a
+ * session may carry any number of streams one after the other.
  *
  * Bounds: what the backend reads from the process is read only while the
  * transport has room and the connection's output buffer holds less than
@@ -46,7 +51,8 @@
 #define SESSION_STREAMS_WAIT_MS 30000 /* as the kubelet's streamCreationTimeout */
 #define SESSION_OUT_MAX         (256 * 1024)
 #define SESSION_STDIN_MAX       (256 * 1024)
-#define SESSION_CHANS_MAX       8
+#define SESSION_CHANS_MAX       8  /* exec, attach */
+#define SESSION_PF_CHANS_MAX    64 /* port-forward, at a time (SPDY_STREAMS_MAX) */
 
 /* The remotecommand protocol the client and we agreed on. */
 enum stream_proto {
@@ -62,6 +68,7 @@ enum stream_type {
 	ST_STDOUT,
 	ST_STDERR,
 	ST_RESIZE,
+	ST_DATA, /* port-forward's */
 	ST_N,
 };
 
@@ -72,6 +79,15 @@ struct stream_chan {
 	enum stream_type type;
 	uint32_t handle; /* the transport's: SPDY stream id, WebSocket channel */
 	bool remote_eof, local_eof;
+	bool removed; /* session_chan_remove(): freed at the loop's next turn */
+	void *ud;     /* the backend's */
+};
+
+/* What the client said of a stream it opened (SPDY: its headers). */
+struct stream_hdrs {
+	const char *type;       /* streamType */
+	const char *port;       /* port-forward's port */
+	const char *request_id; /* port-forward's requestID */
 };
 
 /* A transport. All called on the session's thread. */
@@ -103,7 +119,14 @@ struct backend_ops {
 	int (*poll_fds)(struct session *s, struct pollfd *p, int max);
 	/* What poll saw on them (the same order). */
 	int (*on_poll)(struct session *s, const struct pollfd *p, int n);
-	/* The client's data on stdin or resize. Takes it all (buffers). */
+	/* Optional (port-forward): the client opened a stream: the backend
+	 * adds it (session_chan_add()) or answers NULL (the transport resets
+	 * it). The backend is started before any stream comes. */
+	struct stream_chan *(*open)(struct session *s, const struct stream_hdrs *h,
+				    uint32_t handle);
+	/* Optional: the client reset c (without: a reset ends the session). */
+	void (*reset)(struct session *s, struct stream_chan *c);
+	/* The client's data on stdin, resize or data. Takes it all (buffers). */
 	int (*data)(struct session *s, struct stream_chan *c, const uint8_t *p, size_t n);
 	/* The client ended its side of c. */
 	void (*eof)(struct session *s, struct stream_chan *c);
@@ -124,15 +147,16 @@ struct session {
 	void *tr_data;
 	const struct backend_ops *be;
 	void *be_data;
-	struct stream_chan chans[SESSION_CHANS_MAX];
-	size_t n_chans;
+	struct stream_chan **chans; /* each malloc'd: pointers stay valid */
+	size_t n_chans, cap_chans;
 	struct stream_chan *by_type[ST_N];
 	size_t expected;
 	bool started, finished, client_gone;
 	int64_t idle_ms;
-	struct monitors *monitors; /* monitord's manager (monitors.h) */
-	const char *exec_helper;   /* cric-exec */
-	void (*on_end)(void *ud);  /* the server's: release the connection */
+	struct monitors *monitors;  /* monitord's manager (monitors.h) */
+	const char *exec_helper;    /* cric-exec */
+	const char *portfwd_helper; /* cric-portfwd */
+	void (*on_end)(void *ud);   /* the server's: release the connection */
 	void *on_end_ud;
 	/* The server's: run fn(arg) with monitord's privileges (the session's
 	 * thread has none) and answer its result; NULL: run it here. The
@@ -152,16 +176,24 @@ int spdy_transport_init(struct session *s);
 int exec_backend_init(struct session *s);
 /* Set up the attach backend on s (attach.c). */
 int attach_backend_init(struct session *s);
+/* Set up the port-forward backend on s (portforward.c). */
+int portforward_backend_init(struct session *s);
 
 /* ---- for transports ---- */
 
 /* The client opened a stream of type (a name of the streamType header);
  * NULL: unknown or duplicate type (the transport resets it). */
 struct stream_chan *session_chan_open(struct session *s, const char *type, uint32_t handle);
+/* The same with all the client said: to the backend's open when it has
+ * one, else session_chan_open(). */
+struct stream_chan *session_stream_open(struct session *s, const struct stream_hdrs *h,
+					uint32_t handle);
 struct stream_chan *session_chan_find(struct session *s, uint32_t handle);
 int session_chan_data(struct session *s, struct stream_chan *c, const uint8_t *p, size_t n);
 void session_chan_eof(struct session *s, struct stream_chan *c);
-/* The client reset c or went away. */
+/* The client reset c (the backend's reset, or the session ends). */
+void session_chan_reset(struct session *s, struct stream_chan *c);
+/* The client went away. */
 void session_client_gone(struct session *s);
 
 /* ---- for backends ---- */
@@ -173,4 +205,16 @@ int session_send(struct session *s, enum stream_type t, const void *p, size_t n)
 /* Resize messages ({"Width":w,"Height":h} JSON objects, one after the
  * other) gathered in buf (*len bytes): the complete ones are taken out of
  * it; true with the last valid size in *width, *height. */
+/* The same on one channel (port-forward's streams have no type of their
+ * own). */
+size_t session_chan_room(struct session *s, struct stream_chan *c);
+int session_chan_send(struct session *s, struct stream_chan *c, const void *p, size_t n);
+/* End our side of c (once). */
+int session_chan_end(struct session *s, struct stream_chan *c);
+/* A new channel of type for the client's stream handle; NULL when
+ * SESSION_PF_CHANS_MAX are open or out of memory. */
+struct stream_chan *session_chan_add(struct session *s, enum stream_type type, uint32_t handle);
+/* Done with c: our side ended if it is not yet; c is freed at the loop's
+ * next turn (a caller up the stack may still hold it) and found no more. */
+void session_chan_remove(struct session *s, struct stream_chan *c);
 bool session_take_resizes(char *buf, size_t *len, unsigned short *width, unsigned short *height);
