@@ -20,6 +20,7 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/macro.h"
+#include "monitord/portfwd.h"
 #include "session.h"
 #include "websocket.h"
 
@@ -33,6 +34,7 @@ struct stream_server {
 	struct tokens tokens;
 	struct monitors *monitors;
 	char *exec_helper;
+	char *portfwd_helper;
 	char address[INET6_ADDRSTRLEN];
 	bool v6;
 	uint16_t port;
@@ -226,9 +228,13 @@ static void *launcher_thread(void *ud)
 /* ---- requests ---- */
 
 struct proto_pick {
+	const char *const *list; /* ours */
+	size_t n;
 	int best; /* the client's first one we speak; -1 none */
 	bool any; /* the client named one */
 };
+
+static const char *const pf_protocols[] = { "portforward.k8s.io" };
 
 static enum MHD_Result pick_protocol(void *cls, enum MHD_ValueKind kind, const char *key,
 				     const char *value)
@@ -243,8 +249,8 @@ static enum MHD_Result pick_protocol(void *cls, enum MHD_ValueKind kind, const c
 	char *save = NULL;
 	for (char *tok = strtok_r(buf, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
 		pp->any = true;
-		for (int i = 0; i < (int)ARRAY_SIZE(protocols) && pp->best < 0; i++)
-			if (strcmp(tok, protocols[i]) == 0)
+		for (int i = 0; i < (int)pp->n && pp->best < 0; i++)
+			if (strcmp(tok, pp->list[i]) == 0)
 				pp->best = i;
 	}
 	return MHD_YES;
@@ -410,9 +416,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	} else if (strncmp(url, "/attach/", 8) == 0) {
 		kind = STREAM_KIND_ATTACH;
 		token = url + 8;
+	} else if (strncmp(url, "/portforward/", 13) == 0) {
+		kind = STREAM_KIND_PORTFORWARD;
+		token = url + 13;
 	} else {
 		return answer(c, MHD_HTTP_NOT_FOUND, "not found\n");
 	}
+	if (header_has(c, "Upgrade", "websocket") && kind == STREAM_KIND_PORTFORWARD)
+		return answer(c, MHD_HTTP_BAD_REQUEST,
+			      "port-forward is served over SPDY/3.1 only, not WebSocket\n");
 	if (header_has(c, "Upgrade", "websocket"))
 		return websocket_request(srv, rq, c, method, kind, token);
 	if (!header_has(c, "Connection", "upgrade") || !header_has(c, "Upgrade", "SPDY/3.1"))
@@ -426,18 +438,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		atomic_fetch_sub(&srv->sessions, 1);
 		return answer(c, MHD_HTTP_NOT_FOUND, "unknown or expired token\n");
 	}
-	struct proto_pick pp = { .best = -1 };
+	bool pf = kind == STREAM_KIND_PORTFORWARD;
+	struct proto_pick pp = { .list = pf ? pf_protocols : protocols,
+				 .n = pf ? ARRAY_SIZE(pf_protocols) : ARRAY_SIZE(protocols),
+				 .best = -1 };
 	MHD_get_connection_values(c, MHD_HEADER_KIND, pick_protocol, &pp);
 	if (pp.any && pp.best < 0) {
 		stream_request_free(req);
 		atomic_fetch_sub(&srv->sessions, 1);
 		return answer(c, MHD_HTTP_FORBIDDEN,
-			      "no common X-Stream-Protocol-Version: v4.channel.k8s.io, "
-			      "v3.channel.k8s.io, v2.channel.k8s.io, channel.k8s.io\n");
+			      pf ? "no common X-Stream-Protocol-Version: portforward.k8s.io\n"
+				 : "no common X-Stream-Protocol-Version: v4.channel.k8s.io, "
+				   "v3.channel.k8s.io, v2.channel.k8s.io, channel.k8s.io\n");
 	}
 	struct session *s = calloc(1, sizeof(*s));
 	if (!s || spdy_transport_init(s) < 0 ||
-	    (kind == STREAM_KIND_EXEC ? exec_backend_init(s) : attach_backend_init(s)) < 0) {
+	    (kind == STREAM_KIND_EXEC     ? exec_backend_init(s)
+	     : kind == STREAM_KIND_ATTACH ? attach_backend_init(s)
+					  : portforward_backend_init(s)) < 0) {
 		if (s) {
 			s->req = req;
 			s->fd = -1;
@@ -450,10 +468,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	}
 	s->fd = -1;
 	s->req = req;
-	s->proto = pp.best < 0 ? PROTO_V1 : (enum stream_proto)pp.best;
+	s->proto = pp.best < 0 || pf ? PROTO_V1 : (enum stream_proto)pp.best;
 	s->idle_ms = srv->idle_ms;
 	s->monitors = srv->monitors;
 	s->exec_helper = srv->exec_helper;
+	s->portfwd_helper = srv->portfwd_helper;
 	rq->session = s;
 	struct MHD_Response *resp = MHD_create_response_for_upgrade(on_upgrade, srv);
 	if (!resp)
@@ -461,7 +480,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "SPDY/3.1");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "Upgrade");
 	if (pp.best >= 0)
-		MHD_add_response_header(resp, "X-Stream-Protocol-Version", protocols[pp.best]);
+		MHD_add_response_header(resp, "X-Stream-Protocol-Version", pp.list[pp.best]);
 	enum MHD_Result r = MHD_queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
 	MHD_destroy_response(resp);
 	return r;
@@ -608,7 +627,8 @@ int stream_server_open(const struct cric_config *cfg, struct monitors *m, const 
 	pthread_cond_init(&srv->qdone, NULL);
 	srv->monitors = m;
 	int r = config_of(cfg, srv, err);
-	if (r == 0 && !(srv->exec_helper = strdup(exec_helper)))
+	if (r == 0 && (!(srv->exec_helper = strdup(exec_helper)) ||
+		       !(srv->portfwd_helper = portfwd_helper_default())))
 		r = -ENOMEM;
 	if (r == 0)
 		r = tokens_init(&srv->tokens, TOKENS_MAX_DEF, TOKENS_TTL_MS);
@@ -678,6 +698,7 @@ void stream_server_free(struct stream_server *srv)
 	}
 	tokens_done(&srv->tokens);
 	free(srv->exec_helper);
+	free(srv->portfwd_helper);
 	free(srv);
 }
 

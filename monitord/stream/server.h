@@ -1,7 +1,7 @@
 /* The streaming server: an HTTP/1.1 server (libmicrohttpd, its own polling
- * thread) at the configured address that takes the URLs Exec and Attach
- * (later PortForward) hand out, upgrades the connection and runs a
- * session (session.h) on a thread of its own.
+ * thread) at the configured address that takes the URLs Exec, Attach and
+ * PortForward hand out, upgrades the connection and runs a session
+ * (session.h) on a thread of its own.
  *
  *   POST or GET /exec/<token>, /attach/<token>   Upgrade: SPDY/3.1
  *   X-Stream-Protocol-Version: v4.channel.k8s.io, v3..., v2..., channel.k8s.io
@@ -9,6 +9,9 @@
  *   GET /exec/<token>, /attach/<token>   Upgrade: websocket (RFC 6455)
  *   Sec-WebSocket-Protocol: v4.channel.k8s.io, v4.base64.channel.k8s.io,
  *   channel.k8s.io, base64.channel.k8s.io (or none: channel.k8s.io)
+ * and
+ *   POST or GET /portforward/<token>             Upgrade: SPDY/3.1
+ *   X-Stream-Protocol-Version: portforward.k8s.io
  *
  * Answers: 101 with the protocol chosen (the client's first we speak), 404
  * for an unknown, used or expired token, 403 when no protocol is common
@@ -31,8 +34,9 @@
  * dropped every capability (capabilities are per thread) and holds none;
  * it hands each upgraded connection to a launcher thread, which starts the
  * session's thread; that thread drops every capability too (the SPDY and
- * WebSocket parsing, the streams) and has the launcher run the backend's start (the
- * container check, runc exec under cric-exec) with monitord's. */
+ * WebSocket parsing, the streams) and has the launcher run the backend's
+ * start (the container check, runc exec under cric-exec) and port-forward's
+ * connects (cric-portfwd, beside monitord's binary) with monitord's. */
 #pragma once
 
 #include <stdint.h>

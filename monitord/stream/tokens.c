@@ -22,6 +22,8 @@ void stream_request_free(struct stream_request *r)
 	for (char **p = r->cmd; p && *p; p++)
 		free(*p);
 	free(r->cmd);
+	free(r->netns);
+	free(r->ports);
 	free(r);
 }
 

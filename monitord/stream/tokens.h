@@ -1,4 +1,4 @@
-/* The streaming server's tokens: what an Exec (later Attach, PortForward)
+/* The streaming server's tokens: what an Exec, Attach or PortForward
  * call asked for, kept under an unguessable token until the client
  * connects to http://<address>:<port>/<kind>/<token>.
  *
@@ -24,9 +24,15 @@ enum stream_kind { STREAM_KIND_EXEC, STREAM_KIND_ATTACH, STREAM_KIND_PORTFORWARD
 /* What a session needs to run: owned by whoever holds it. */
 struct stream_request {
 	enum stream_kind kind;
-	char id[65]; /* the full container id */
+	char id[65]; /* the full container id (port-forward: the pod's) */
 	char **cmd;  /* exec: NULL-terminated */
 	bool tty, stdin, stdout, stderr;
+	/* port-forward: the pod's pinned network namespace (NULL: a
+	 * host-network pod, the host's), the ports the call named (none:
+	 * any). */
+	char *netns;
+	uint16_t *ports;
+	size_t n_ports;
 };
 
 void stream_request_free(struct stream_request *r);
