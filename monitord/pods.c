@@ -400,6 +400,33 @@ int podstats_stats(struct pods *p, const struct cric_call *call, const char *id,
 	return r;
 }
 
+int podstats_forward_target(struct pods *p, const struct cric_call *call, const char *id,
+			    char full[65], char **netns, struct cric_err *err)
+{
+	_cleanup_pb_ Runtime__V1__PodSandboxStatusResponse *status = NULL;
+	int r = pod_status(p, call, id, &status, err);
+	if (r < 0)
+		return r;
+	const Runtime__V1__PodSandboxStatus *st = status->status;
+	if (st->state != RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY)
+		return err_set(err, -EBUSY, "pod sandbox %s is not ready", st->id);
+	const Runtime__V1__NamespaceOption *o =
+	    st->linux && st->linux->namespaces ? st->linux->namespaces->options : NULL;
+	bool host = o && o->network == RUNTIME__V1__NAMESPACE_MODE__NODE;
+	struct pod facts = { 0 };
+	snprintf(facts.id, sizeof(facts.id), "%s", st->id);
+	if ((r = facts_of(status, &facts, err)) < 0)
+		return r;
+	if (!host && facts.netns[0] != '/')
+		return err_set(err, -EIO, "pod %s: runtimed names no network namespace", st->id);
+	char *ns = host ? NULL : strdup(facts.netns);
+	if (!host && !ns)
+		return -ENOMEM;
+	snprintf(full, 65, "%s", st->id);
+	*netns = ns;
+	return 0;
+}
+
 /* Learn the facts of the pods in list that the table has none of (one
  * PodSandboxStatus each, outside the lock). A pod gone meanwhile is left
  * out (its facts stay empty). */

@@ -49,6 +49,12 @@ int podstats_stats(struct pods *p, const struct cric_call *call, const char *id,
 int podstats_list(struct pods *p, const struct cric_call *call,
 		  const Runtime__V1__PodSandboxStatsFilter *filter,
 		  Runtime__V1__ListPodSandboxStatsResponse *resp, struct cric_err *err);
+/* PortForward's target: the pod id (or a unique prefix) names a READY pod
+ * (-ENOENT: no such pod, -EBUSY: not ready): its full id into full and
+ * its pinned network namespace into *netns (malloc'd; NULL for a
+ * host-network pod, whose ports are the host's). */
+int podstats_forward_target(struct pods *p, const struct cric_call *call, const char *id,
+			    char full[65], char **netns, struct cric_err *err);
 int podstats_metric_descriptors(Runtime__V1__ListMetricDescriptorsResponse *resp);
 int podstats_metrics(struct pods *p, const struct cric_call *call,
 		     Runtime__V1__ListPodSandboxMetricsResponse *resp, struct cric_err *err);

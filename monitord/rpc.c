@@ -281,6 +281,52 @@ static int cri_attach(void *ud, const struct cric_call *call, const ProtobufCMes
 	return 0;
 }
 
+/* CRI PortForward: the pod READY and the ports valid here; its network
+ * namespace (from runtimed) kept with the token for the streaming server,
+ * which connects there as the client asks (stream/portforward.c). */
+#define PORTFORWARD_PORTS_MAX 1024
+
+static int cri_port_forward(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			    ProtobufCMessage **out, struct cric_err *err)
+{
+	struct monitors *m = ud;
+	const Runtime__V1__PortForwardRequest *req = (const void *)in;
+	if (!req->pod_sandbox_id || !*req->pod_sandbox_id)
+		return err_set(err, -EINVAL, "pod_sandbox_id is required");
+	if (req->n_port > PORTFORWARD_PORTS_MAX)
+		return err_set(err, -EINVAL, "more than %d ports", PORTFORWARD_PORTS_MAX);
+	for (size_t i = 0; i < req->n_port; i++)
+		if (req->port[i] < 1 || req->port[i] > 65535)
+			return err_set(err, -EINVAL, "port %d is not in 1..65535", req->port[i]);
+	struct stream_request *sr = calloc(1, sizeof(*sr));
+	if (!sr)
+		return -ENOMEM;
+	sr->kind = STREAM_KIND_PORTFORWARD;
+	int r =
+	    podstats_forward_target(m->pods, call, req->pod_sandbox_id, sr->id, &sr->netns, err);
+	if (r < 0) {
+		stream_request_free(sr);
+		return r;
+	}
+	if (req->n_port && !(sr->ports = calloc(req->n_port, sizeof(*sr->ports)))) {
+		stream_request_free(sr);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < req->n_port; i++)
+		sr->ports[i] = (uint16_t)req->port[i];
+	sr->n_ports = req->n_port;
+	_cleanup_pb_ Runtime__V1__PortForwardResponse *resp =
+	    pb_new(&runtime__v1__port_forward_response__descriptor);
+	if (!resp) {
+		stream_request_free(sr);
+		return -ENOMEM;
+	}
+	if ((r = answer_url(m, sr, &resp->url, err)) < 0)
+		return r;
+	*out = &TAKE_PTR(resp)->base;
+	return 0;
+}
+
 /* CRI ReopenContainerLog: the kubelet renamed the log just before; when
  * this returns the monitor writes to a new file at the same path. */
 static int cri_reopen_log(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
@@ -459,6 +505,8 @@ static const struct cric_handler cri_lines[] = {
 	{ CRI_RUNTIME(exec), counted_exec, .callers = CALLER_GATEWAY | CALLER_ADMIN,
 	  .cap_ms = MONITORD_CALL_CAP_MS },
 	{ CRI_RUNTIME(attach), counted_attach, .callers = CALLER_GATEWAY | CALLER_ADMIN,
+	  .cap_ms = MONITORD_CALL_CAP_MS },
+	{ CRI_RUNTIME(port_forward), cri_port_forward, .callers = CALLER_GATEWAY | CALLER_ADMIN,
 	  .cap_ms = MONITORD_CALL_CAP_MS },
 	{ CRI_RUNTIME(reopen_container_log), cri_reopen_log,
 	  .callers = CALLER_GATEWAY | CALLER_ADMIN, .cap_ms = MONITORD_CALL_CAP_MS },
