@@ -10,18 +10,36 @@
 // is "STATUS <the error stream's text>". Exit status: the command's (from
 // the v4 status), 0 on Success, 100 for a protocol error, 101 when the
 // server refused (non-101 answer: its code is printed as "HTTP <code>").
+//
+// With -portforward "PORT:BYTES,PORT:BYTES;PORT:BYTES" it speaks the
+// portforward protocol instead (portforward.k8s.io, as client-go's
+// portforward does): per connection an error stream then a data stream,
+// both with the port and a requestID header; BYTES pseudo-random bytes
+// are sent on data while what comes back is read; once as many came back
+// (an echo server), the data stream is closed (FIN) and its end and the
+// error stream's text are awaited. Connections of a group (separated by
+// commas) run at once, groups (separated by semicolons) one after the
+// other, all in one session. One line per connection:
+//
+//	CONN <n> PORT <p> SENT <bytes> GOT <bytes> MATCH <bool> EOF <bool> ERROR "<text>"
+//
+// Exit status 0 when every connection got its bytes back with no error
+// text, 1 otherwise (100, 101 as above).
 package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"math/rand"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -63,7 +81,16 @@ func main() {
 	protos := flag.String("protocols", "v4.channel.k8s.io,v3.channel.k8s.io,v2.channel.k8s.io,channel.k8s.io", "offered, in order")
 	garbage := flag.Bool("garbage", false, "after the upgrade, send garbage and wait for the close")
 	hangup := flag.String("hangup-after", "", "close the connection once stdout has shown this text")
+	pf := flag.String("portforward", "", "PORT:BYTES,...;...: port-forward connections (see above)")
+	flag.BoolVar(&dataFirst, "data-first", false, "port-forward: open the data stream before the error stream")
 	flag.Parse()
+	if *pf != "" {
+		protosSet := false
+		flag.Visit(func(f *flag.Flag) { protosSet = protosSet || f.Name == "protocols" })
+		if !protosSet {
+			*protos = "portforward.k8s.io"
+		}
+	}
 
 	u, err := url.Parse(*rawURL)
 	if err != nil {
@@ -110,6 +137,11 @@ func main() {
 		fail(100, "spdy: %v", err)
 	}
 	go sc.Serve(spdystream.NoOpStreamHandler)
+	if *pf != "" {
+		code := portForward(sc, *pf)
+		sc.Close()
+		os.Exit(code)
+	}
 
 	open := func(t string) *spdystream.Stream {
 		h := http.Header{}
@@ -197,4 +229,141 @@ func main() {
 		}
 	}
 	os.Exit(1)
+}
+
+// dataFirst: open each connection's data stream first (client-go opens
+// the error stream first; the server must take either order).
+var dataFirst bool
+
+// portForward runs the connections of spec (see the top) and answers the
+// exit status.
+func portForward(sc *spdystream.Connection, spec string) int {
+	code := 0
+	next := 0
+	for _, group := range strings.Split(spec, ";") {
+		items := strings.Split(group, ",")
+		lines := make([]string, len(items))
+		oks := make([]bool, len(items))
+		var wg sync.WaitGroup
+		for i, item := range items {
+			var port, n int
+			if _, err := fmt.Sscanf(item, "%d:%d", &port, &n); err != nil {
+				fail(100, "portforward: bad item %q", item)
+			}
+			wg.Add(1)
+			go func(i, id, port, n int) {
+				defer wg.Done()
+				lines[i], oks[i] = forwardOne(sc, id, port, n)
+			}(i, next, port, n)
+			next++
+		}
+		wg.Wait()
+		for i := range lines {
+			fmt.Println(lines[i])
+			if !oks[i] {
+				code = 1
+			}
+		}
+	}
+	return code
+}
+
+func forwardOne(sc *spdystream.Connection, id, port, n int) (string, bool) {
+	line := func(sent, got int, match, eof bool, errText string) (string, bool) {
+		return fmt.Sprintf("CONN %d PORT %d SENT %d GOT %d MATCH %v EOF %v ERROR %q",
+			id, port, sent, got, match, eof, errText), match && eof && errText == ""
+	}
+	open := func(t string) (*spdystream.Stream, error) {
+		h := http.Header{}
+		h.Set("streamType", t)
+		h.Set("port", strconv.Itoa(port))
+		h.Set("requestID", strconv.Itoa(id))
+		s, err := sc.CreateStream(h, nil, false)
+		if err == nil {
+			err = s.WaitTimeout(30 * time.Second)
+		}
+		return s, err
+	}
+	var es, ds *spdystream.Stream
+	var err error
+	if dataFirst {
+		ds, err = open("data")
+	}
+	if err == nil {
+		es, err = open("error")
+	}
+	if err == nil && !dataFirst {
+		ds, err = open("data")
+	}
+	if err != nil {
+		return line(0, 0, false, false, "open the streams: "+err.Error())
+	}
+	es.Close() // we never write on it
+	errText := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(es)
+		errText <- string(b)
+	}()
+	data := make([]byte, n)
+	rand.New(rand.NewSource(int64(id) + 1)).Read(data)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		for off := 0; off < n; off += 32 * 1024 {
+			end := off + 32*1024
+			if end > n {
+				end = n
+			}
+			if _, err := ds.Write(data[off:end]); err != nil {
+				return
+			}
+		}
+	}()
+	// What comes back, up to as much as was sent; then the FIN and the
+	// end (the rest, if any, counts too).
+	got := make([]byte, 0, n)
+	buf := make([]byte, 64*1024)
+	eof := false
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for len(got) < n {
+			k, err := ds.Read(buf)
+			got = append(got, buf[:k]...)
+			if err != nil {
+				eof = true
+				return
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		return line(n, len(got), false, false, "timed out reading the echo")
+	}
+	<-written
+	ds.Close()
+	if !eof {
+		rest := make(chan bool, 1)
+		go func() {
+			for {
+				k, err := ds.Read(buf)
+				got = append(got, buf[:k]...)
+				if err != nil {
+					rest <- true
+					return
+				}
+			}
+		}()
+		select {
+		case eof = <-rest:
+		case <-time.After(15 * time.Second):
+		}
+	}
+	text := "(no end of the error stream)"
+	select {
+	case text = <-errText:
+	case <-time.After(15 * time.Second):
+	}
+	return line(n, len(got), bytes.Equal(got, data), eof, text)
 }
