@@ -9,12 +9,15 @@ containerd: deploy/install-deps --bench); run it after changing the client:
 It starts containerd with its CRI plugin (as tests/bench/bench.py does: a
 loopback registry with busybox and a pause image made from cric-pause), runs
 a host-network pod with a busybox container, and runs the same exec cases
-test_stream_exec.py runs against cric, and one attach case of
-test_stream_attach.py; then test_stream_ws.py's exec cases over WebSocket
-(and how containerd answers bad handshakes and frames, for information). Prints one line per case; exits 1
-when one fails.
+test_stream_exec.py runs against cric, one attach case of
+test_stream_attach.py, the port-forward cases of test_stream_portforward.py
+(into the host-network pod: an echo server on the host); then
+test_stream_ws.py's exec cases over WebSocket (and how containerd answers
+bad handshakes and frames, for information). Prints one line per case;
+exits 1 when one fails.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +30,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "bench"))
 from bench import Containerd, pod_config  # noqa: E402
 from conftest import BIN, api  # noqa: E402
 import imageutil as iu  # noqa: E402
+from netutil import free_port  # noqa: E402
+from test_portfwd import echo_server  # noqa: E402
 
 
 def build_client(out):
@@ -206,6 +211,32 @@ def main():
         failed += not ok
         print(f"{'ok  ' if ok else 'FAIL'} attach until exit 3: rc {r.returncode} "
               f"out {r.stdout[:80]!r} {err.strip().splitlines()[-1:]}")
+        # port-forward: two connections at once, 10 MiB each way; then a
+        # refused port (its text on the error stream) and the same session
+        # forwarding again
+        port, refused = free_port(), free_port()
+        echo = echo_server("127.0.0.1", port)
+        try:
+            url = cri.call("PortForward", api.PortForwardRequest(pod_sandbox_id=pod, port=[port]),
+                           api.PortForwardResponse).url
+            big = 10 << 20
+            r = subprocess.run([client, "-url", url, "-portforward",
+                                f"{port}:{big},{port}:{big};{refused}:0;{port}:100000"],
+                               capture_output=True, timeout=120)
+        finally:
+            echo.kill()
+            echo.wait()
+        lines = r.stdout.decode(errors="replace").splitlines()
+        err = r.stderr.decode(errors="replace")
+        want = [rf'^CONN 0 PORT {port} SENT {big} GOT {big} MATCH true EOF true ERROR ""$',
+                rf'^CONN 1 PORT {port} SENT {big} GOT {big} MATCH true EOF true ERROR ""$',
+                rf'^CONN 2 PORT {refused} SENT 0 GOT 0 MATCH true EOF true ERROR ".*refused.*"$',
+                r'^CONN 3 PORT \d+ SENT 100000 GOT 100000 MATCH true EOF true ERROR ""$']
+        ok = r.returncode == 1 and "PROTOCOL portforward.k8s.io" in err and \
+            len(lines) == 4 and all(re.match(w, ln) for w, ln in zip(want, lines))
+        failed += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} port-forward: rc {r.returncode} {lines} "
+              f"{err.strip().splitlines()[-1:]}")
         failed += ws_cases(cri, cid)
     finally:
         if ctd:
