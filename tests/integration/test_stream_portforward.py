@@ -12,7 +12,8 @@ connections at once with 10 MiB each way, bytes identical, the client's
 FIN reaching the server (the echo ends, the data stream ends); a refused
 port as text on the error stream, the session still forwarding after it;
 a host-network pod forwarding on the host; tokens single-use; the two
-streams of a connection taken in either order.
+streams of a connection taken in either order; streams for a port not
+asked for (or port 0) reset.
 """
 import os
 import re
@@ -90,6 +91,15 @@ def test_portforward_into_a_pod(pods, client):
         assert f"error forwarding port {refused} to pod {pod}" in res[0][5], res
         assert "Connection refused" in res[0][5], res
         assert res[1] == (port, 100000, 100000, True, True, ""), (res, err)
+
+        # Streams for a port the call did not name, or for port 0: reset
+        # (the session goes on).
+        url = pf_url(pods, pod, [port])
+        rc, out, err = forward(client, url, f"{refused}:10;0:10;{port}:1000")
+        res = conns(out)
+        assert rc == 1 and res[2] == (port, 1000, 1000, True, True, ""), (res, err)
+        for i in (0, 1):
+            assert "Stream reset" in res[i][5], res
     finally:
         server.kill()
         server.wait()
