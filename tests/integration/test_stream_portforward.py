@@ -11,11 +11,10 @@ stopped pod FAILED_PRECONDITION, bad ports INVALID_ARGUMENT); two
 connections at once with 10 MiB each way, bytes identical, the client's
 FIN reaching the server (the echo ends, the data stream ends); a refused
 port as text on the error stream, the session still forwarding after it;
-a host-network pod forwarding on the host; tokens single-use; the two
-streams of a connection taken in either order; streams for a port not
-asked for (or port 0) reset.
+a host-network pod forwarding on the host (16 connections at once);
+tokens single-use; the two streams of a connection taken in either order;
+streams for a port not asked for (or port 0) reset.
 """
-import os
 import re
 
 import grpc
@@ -110,8 +109,10 @@ def test_portforward_in_a_host_network_pod(pods, client):
     port = free_port()
     server = echo_server("127.0.0.1", port)  # on the host
     try:
-        rc, out, err = forward(client, pf_url(pods, pod), f"{port}:300000")
-        assert rc == 0 and conns(out) == {0: (port, 300000, 300000, True, True, "")}, err
+        # 16 connections at once in one session.
+        rc, out, err = forward(client, pf_url(pods, pod), ",".join([f"{port}:300000"] * 16))
+        assert conns(out) == {i: (port, 300000, 300000, True, True, "") for i in range(16)}, err
+        assert rc == 0, err
     finally:
         server.kill()
         server.wait()
