@@ -113,6 +113,16 @@ void session_chan_remove(struct session *s, struct stream_chan *c)
 	c->removed = true;
 }
 
+void session_free_chans(struct session *s)
+{
+	for (size_t i = 0; i < s->n_chans; i++)
+		free(s->chans[i]);
+	free(s->chans);
+	s->chans = NULL;
+	s->n_chans = s->cap_chans = 0;
+	memset(s->by_type, 0, sizeof(s->by_type));
+}
+
 /* Free the removed channels (at the top of the loop: nobody holds them). */
 static void sweep_chans(struct session *s)
 {
@@ -336,9 +346,7 @@ static void release(struct session *s)
 		s->tr->free(s);
 	if (s->fd >= 0)
 		close(s->fd);
-	for (size_t i = 0; i < s->n_chans; i++)
-		free(s->chans[i]);
-	free(s->chans);
+	session_free_chans(s);
 	stream_request_free(s->req);
 	void (*on_end)(void *) = s->on_end;
 	void *ud = s->on_end_ud;

@@ -170,6 +170,10 @@ struct session {
  * calls on_end. extra/n_extra: what the HTTP server read past the request. */
 void session_run(struct session *s, const uint8_t *extra, size_t n_extra);
 
+/* Free s's channels (session_run() does at its end; for sessions built
+ * by hand: tests, fuzzers). */
+void session_free_chans(struct session *s);
+
 /* Set up the SPDY/3.1 transport on s (session.c). */
 int spdy_transport_init(struct session *s);
 /* Set up the exec backend on s (exec.c). */

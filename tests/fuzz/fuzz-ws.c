@@ -49,6 +49,7 @@ static void through_transport(enum ws_proto p, size_t chunk, const uint8_t *data
 	if (got > size)
 		abort();
 	s.tr->free(&s);
+	session_free_chans(&s);
 }
 
 #define MAX_MESSAGE 4096

@@ -68,6 +68,7 @@ static struct session *new_session(enum ws_proto p, bool in, bool out, bool err,
 static void free_session(struct session *s)
 {
 	s->tr->free(s);
+	session_free_chans(s);
 	stream_request_free(s->req);
 	free(s);
 }
