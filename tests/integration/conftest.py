@@ -25,6 +25,11 @@ from proto.cri import api_pb2 as api  # noqa: E402  (generated at test time)
 
 DAEMONS = ["gateway", "imaged", "stored", "netd", "runtimed", "monitord"]
 
+# The daemons of a sanitized build inherit this (tests/integration/lsan.supp
+# says why each suppression is there).
+os.environ.setdefault("LSAN_OPTIONS", "suppressions=" + os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "lsan.supp") + ":print_suppressions=0")
+
 
 def pid_running(pid):
     """True for a live process; a zombie (exited, not yet reaped) is not."""
