@@ -24,7 +24,18 @@
 //	CONN <n> PORT <p> SENT <bytes> GOT <bytes> MATCH <bool> EOF <bool> ERROR "<text>"
 //
 // Exit status 0 when every connection got its bytes back with no error
-// text, 1 otherwise (100, 101 as above).
+// text, 1 otherwise (100, 101 as above). With -one-way the server is a
+// sink instead: it reads to the client's FIN, then answers the count of
+// bytes as decimal text and closes; GOT and MATCH are of that answer.
+// With -timing a line "TIME <n> <ms>" on stderr per connection: from the
+// first byte sent until all came back (one-way: until the count came).
+//
+// With -loop it times exec round trips for make bench (one process, so
+// no Go start-up in the figures): one URL (an Exec answer) per line on
+// stdin, each used as -url with the error and stdout streams alone; per
+// URL one line on stdout, "RT <ms> STATUS <error stream's text>" (ms:
+// from the dial to the status read) or "ERROR <quoted text>"; exit
+// status 1 when one failed.
 package main
 
 import (
@@ -83,6 +94,9 @@ func main() {
 	hangup := flag.String("hangup-after", "", "close the connection once stdout has shown this text")
 	pf := flag.String("portforward", "", "PORT:BYTES,...;...: port-forward connections (see above)")
 	flag.BoolVar(&dataFirst, "data-first", false, "port-forward: open the data stream before the error stream")
+	flag.BoolVar(&oneWay, "one-way", false, "port-forward: send to a sink that answers the count (see above)")
+	flag.BoolVar(&timing, "timing", false, "port-forward: a TIME line per connection on stderr (see above)")
+	loop := flag.Bool("loop", false, "exec round trips, one per URL read from our stdin (see above)")
 	flag.Parse()
 	if *pf != "" {
 		protosSet := false
@@ -92,28 +106,13 @@ func main() {
 		}
 	}
 
-	u, err := url.Parse(*rawURL)
+	if *loop {
+		os.Exit(execLoop(*protos))
+	}
+
+	conn, br, resp, err := upgrade(*rawURL, *protos)
 	if err != nil {
-		fail(100, "url: %v", err)
-	}
-	conn, err := net.DialTimeout("tcp", u.Host, 10*time.Second)
-	if err != nil {
-		fail(100, "dial: %v", err)
-	}
-	req := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n", u.RequestURI(), u.Host)
-	for _, p := range strings.Split(*protos, ",") {
-		if p != "" {
-			req += "X-Stream-Protocol-Version: " + p + "\r\n"
-		}
-	}
-	req += "Content-Length: 0\r\n\r\n"
-	if _, err := conn.Write([]byte(req)); err != nil {
-		fail(100, "write: %v", err)
-	}
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		fail(100, "response: %v", err)
+		fail(100, "%v", err)
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
@@ -231,9 +230,116 @@ func main() {
 	os.Exit(1)
 }
 
+// upgrade dials rawURL's host and asks for SPDY/3.1 offering protos (comma
+// separated): the connection, its reader (it may hold the first frames)
+// and the answer.
+func upgrade(rawURL, protos string) (net.Conn, *bufio.Reader, *http.Response, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("url: %v", err)
+	}
+	conn, err := net.DialTimeout("tcp", u.Host, 10*time.Second)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("dial: %v", err)
+	}
+	req := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n", u.RequestURI(), u.Host)
+	for _, p := range strings.Split(protos, ",") {
+		if p != "" {
+			req += "X-Stream-Protocol-Version: " + p + "\r\n"
+		}
+	}
+	req += "Content-Length: 0\r\n\r\n"
+	if _, err := conn.Write([]byte(req)); err != nil {
+		conn.Close()
+		return nil, nil, nil, fmt.Errorf("write: %v", err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		conn.Close()
+		return nil, nil, nil, fmt.Errorf("response: %v", err)
+	}
+	return conn, br, resp, nil
+}
+
+// execLoop is the -loop mode (see the top): one exec session per URL on
+// our stdin, in this one process. Answers the exit status.
+func execLoop(protos string) int {
+	in := bufio.NewScanner(os.Stdin)
+	code := 0
+	for in.Scan() {
+		u := strings.TrimSpace(in.Text())
+		if u == "" {
+			continue
+		}
+		t := time.Now()
+		st, err := execOnce(u, protos)
+		ms := float64(time.Since(t).Microseconds()) / 1000
+		if err != nil {
+			fmt.Printf("ERROR %q\n", err.Error())
+			code = 1
+			continue
+		}
+		fmt.Printf("RT %.3f STATUS %s\n", ms, st)
+	}
+	return code
+}
+
+// execOnce: upgrade, the error and stdout streams, stdout read to its end,
+// the error stream's text (the status) returned.
+func execOnce(rawURL, protos string) (string, error) {
+	conn, br, resp, err := upgrade(rawURL, protos)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		return "", fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	sc, err := spdystream.NewConnection(&bufConn{Conn: conn, r: br}, false)
+	if err != nil {
+		return "", fmt.Errorf("spdy: %v", err)
+	}
+	go sc.Serve(spdystream.NoOpStreamHandler)
+	defer sc.Close()
+	open := func(t string) (*spdystream.Stream, error) {
+		h := http.Header{}
+		h.Set("streamType", t)
+		s, err := sc.CreateStream(h, nil, false)
+		if err == nil {
+			err = s.WaitTimeout(30 * time.Second)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s stream: %v", t, err)
+		}
+		return s, nil
+	}
+	es, err := open("error")
+	if err != nil {
+		return "", err
+	}
+	es.Close() // we never write on it
+	out, err := open("stdout")
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(io.Discard, out); err != nil {
+		return "", fmt.Errorf("stdout: %v", err)
+	}
+	msg, err := io.ReadAll(es)
+	if err != nil {
+		return "", fmt.Errorf("error stream: %v", err)
+	}
+	return string(msg), nil
+}
+
 // dataFirst: open each connection's data stream first (client-go opens
 // the error stream first; the server must take either order).
 var dataFirst bool
+
+// oneWay, timing: -one-way and -timing (see the top).
+var oneWay, timing bool
 
 // portForward runs the connections of spec (see the top) and answers the
 // exit status.
@@ -306,9 +412,17 @@ func forwardOne(sc *spdystream.Connection, id, port, n int) (string, bool) {
 	}()
 	data := make([]byte, n)
 	rand.New(rand.NewSource(int64(id) + 1)).Read(data)
+	expect := data
+	if oneWay {
+		expect = []byte(strconv.Itoa(n))
+	}
+	start := time.Now()
 	written := make(chan struct{})
 	go func() {
 		defer close(written)
+		if oneWay {
+			defer ds.Close() // the sink answers at our FIN
+		}
 		for off := 0; off < n; off += 32 * 1024 {
 			end := off + 32*1024
 			if end > n {
@@ -321,13 +435,13 @@ func forwardOne(sc *spdystream.Connection, id, port, n int) (string, bool) {
 	}()
 	// What comes back, up to as much as was sent; then the FIN and the
 	// end (the rest, if any, counts too).
-	got := make([]byte, 0, n)
+	got := make([]byte, 0, len(expect))
 	buf := make([]byte, 64*1024)
 	eof := false
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for len(got) < n {
+		for len(got) < len(expect) {
 			k, err := ds.Read(buf)
 			got = append(got, buf[:k]...)
 			if err != nil {
@@ -341,8 +455,13 @@ func forwardOne(sc *spdystream.Connection, id, port, n int) (string, bool) {
 	case <-time.After(60 * time.Second):
 		return line(n, len(got), false, false, "timed out reading the echo")
 	}
+	if timing {
+		fmt.Fprintf(os.Stderr, "TIME %d %.3f\n", id, float64(time.Since(start).Microseconds())/1000)
+	}
 	<-written
-	ds.Close()
+	if !oneWay {
+		ds.Close()
+	}
 	if !eof {
 		rest := make(chan bool, 1)
 		go func() {
@@ -365,5 +484,5 @@ func forwardOne(sc *spdystream.Connection, id, port, n int) (string, bool) {
 	case text = <-errText:
 	case <-time.After(15 * time.Second):
 	}
-	return line(n, len(got), bytes.Equal(got, data), eof, text)
+	return line(n, len(got), bytes.Equal(got, expect), eof, text)
 }
