@@ -25,8 +25,9 @@
 //
 // Exit status 0 when every connection got its bytes back with no error
 // text, 1 otherwise (100, 101 as above). With -one-way the server is a
-// sink instead: it reads to the client's FIN, then answers the count of
-// bytes as decimal text and closes; GOT and MATCH are of that answer.
+// sink instead: once it has read BYTES it answers their count as decimal
+// text (not at the FIN: containerd 1.6 ends the whole connection at the
+// client's FIN, no half-close); GOT and MATCH are of that answer.
 // With -timing a line "TIME <n> <ms>" on stderr per connection: from the
 // first byte sent until all came back (one-way: until the count came).
 //
@@ -420,9 +421,6 @@ func forwardOne(sc *spdystream.Connection, id, port, n int) (string, bool) {
 	written := make(chan struct{})
 	go func() {
 		defer close(written)
-		if oneWay {
-			defer ds.Close() // the sink answers at our FIN
-		}
 		for off := 0; off < n; off += 32 * 1024 {
 			end := off + 32*1024
 			if end > n {
@@ -459,9 +457,7 @@ func forwardOne(sc *spdystream.Connection, id, port, n int) (string, bool) {
 		fmt.Fprintf(os.Stderr, "TIME %d %.3f\n", id, float64(time.Since(start).Microseconds())/1000)
 	}
 	<-written
-	if !oneWay {
-		ds.Close()
-	}
+	ds.Close()
 	if !eof {
 		rest := make(chan bool, 1)
 		go func() {
