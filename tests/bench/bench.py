@@ -18,9 +18,10 @@ nothing is fetched from the internet.
 
 --only runs some scenarios alone (version, pull, pods, many, shared,
 imagefs, life, footprint, exec, relist, concurrent, restart, idle, growth,
-burst); "imagefs" runs no pod, so it does not touch the network and can
+burst, stream); "imagefs" runs no pod, so it does not touch the network and can
 run beside the network tests. --concurrent, --restart-pods, --idle-seconds,
---growth, --calls and --iterations shorten a run while iterating.
+--growth, --calls, --stream-mib, --stream-reps and --iterations shorten a
+run while iterating.
 """
 import argparse
 import concurrent.futures
@@ -43,7 +44,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 from conftest import BIN, CRI, DAEMONS, Suite, api, running_pids_under  # noqa: E402
 import imageutil as iu  # noqa: E402
-from netutil import bridge_conflist  # noqa: E402
+from netutil import bridge_conflist, free_port  # noqa: E402
 from floor import RUNC, Floor, run as floor_cmd  # noqa: E402
 
 CONTAINERD = "/usr/bin/containerd"
@@ -812,6 +813,165 @@ def bench_relist(rt, pods, calls, image):
             f"set-up of {k}, wall (s)": dt}
 
 
+# ---- streaming: exec round trip, port-forward throughput, through
+# tests/integration/streamclient (Go, spdystream: a client that is not
+# ours, as the stream tests use it) ----
+
+STREAM_SRC = os.path.join(HERE, "..", "integration", "streamclient")
+GOPATH = "/usr/share/gocode"
+
+# A TCP server for port-forward: "echo" sends back what it reads; "sink"
+# answers the count as decimal text once it read the bytes expected (not
+# at the FIN: containerd 1.6 closes the whole connection at the client's
+# FIN).
+STREAM_SERVER = """
+import socket, sys, threading
+mode, port, want = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port))
+s.listen()
+print("ready", flush=True)
+def serve(c):
+    n = 0
+    while True:
+        b = c.recv(1 << 20)
+        if not b:
+            break
+        if mode == "echo":
+            c.sendall(b)
+        elif n < want <= n + len(b):
+            c.sendall(str(want).encode())
+        n += len(b)
+    c.close()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
+
+
+def build_streamclient(tmp):
+    """The Go client built as the stream tests build it; None (with why)
+    when golang-go or spdystream is missing."""
+    if not shutil.which("go") or not os.path.isdir(
+            os.path.join(GOPATH, "src/github.com/docker/spdystream")):
+        return None, "golang-go or golang-github-docker-spdystream-dev missing"
+    out = os.path.join(tmp, "go")
+    env = dict(os.environ, GOPATH=GOPATH, GO111MODULE="off", GOCACHE=os.path.join(out, "cache"),
+               GOFLAGS="")
+    r = subprocess.run(["go", "build", "-o", os.path.join(out, "streamclient"), "."],
+                       cwd=STREAM_SRC, env=env, capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        return None, r.stderr.strip()
+    return os.path.join(out, "streamclient"), ""
+
+
+def pod_netns(rt, pod_id):
+    """A path to the pod's network namespace: cric's status says it;
+    containerd's runtime spec names it (else its pause process's)."""
+    info = json.loads(rt.cri.call("PodSandboxStatus", api.PodSandboxStatusRequest(
+        pod_sandbox_id=pod_id, verbose=True), api.PodSandboxStatusResponse,
+        timeout=60).info["info"])
+    if info.get("netns"):
+        return info["netns"]
+    for ns in info.get("runtimeSpec", {}).get("linux", {}).get("namespaces", []):
+        if ns.get("type") == "network" and ns.get("path"):
+            return ns["path"]
+    return f"/proc/{info['pid']}/ns/net"
+
+
+def exec_round_trips(rt, client, cid, calls):
+    """calls exec round trips of `true`: the Exec call (here), then one
+    process of the Go client (-loop) fed each URL on a pipe does the
+    upgrade, the error and stdout streams and reads the v4 status. Timed
+    here from before the Exec call until the client's line for it; the
+    client's own part (dial to status) is its figure."""
+    p = subprocess.Popen([client, "-loop"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    req = api.ExecRequest(container_id=cid, cmd=["/bin/true"], stdout=True)
+    total, session, exec_call = [], [], []
+    try:
+        for _ in range(calls):
+            t = time.perf_counter()
+            url = rt.cri.call("Exec", req, api.ExecResponse, timeout=30).url
+            t1 = time.perf_counter()
+            p.stdin.write(url + "\n")
+            p.stdin.flush()
+            line = p.stdout.readline()
+            t2 = time.perf_counter()
+            if not line.startswith("RT ") or '"status":"Success"' not in line:
+                raise RuntimeError(f"{rt.name}: exec round trip: {line.strip()!r}")
+            total.append((t2 - t) * 1e3)
+            exec_call.append((t1 - t) * 1e3)
+            session.append(float(line.split()[1]))
+    finally:
+        p.stdin.close()
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    return total, exec_call, session
+
+
+def port_forward(rt, client, pod_id, netns, mode, nbytes):
+    """One PortForward session of one connection carrying nbytes to a
+    server of mode (echo or sink) on the pod's loopback: MiB/s."""
+    port = free_port()
+    server = subprocess.Popen(["nsenter", "--net=" + netns, "/usr/bin/python3", "-c",
+                               STREAM_SERVER, mode, str(port), str(nbytes)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        if server.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"{rt.name}: the {mode} server did not start")
+        url = rt.cri.call("PortForward", api.PortForwardRequest(pod_sandbox_id=pod_id,
+                                                                port=[port]),
+                          api.PortForwardResponse, timeout=30).url
+        r = subprocess.run([client, "-url", url, "-portforward", f"{port}:{nbytes}", "-timing"]
+                           + (["-one-way"] if mode == "sink" else []),
+                           capture_output=True, text=True, timeout=300)
+    finally:
+        server.kill()
+        server.wait()
+    ms = [float(ln.split()[2]) for ln in r.stderr.splitlines() if ln.startswith("TIME ")]
+    if r.returncode != 0 or " MATCH true EOF true " not in r.stdout or len(ms) != 1:
+        raise RuntimeError(f"{rt.name}: port-forward ({mode}): rc {r.returncode} "
+                           f"{r.stdout.strip()!r} {r.stderr.strip()[-300:]!r}")
+    return nbytes / (1 << 20) / (ms[0] / 1e3)
+
+
+def bench_stream(rt, client, calls, image, mib, reps):
+    """Exec round trips (Exec call + upgrade + `true` + v4 status) and
+    port-forward throughput (one connection, mib MiB echoed, and mib MiB
+    one way to a sink; reps sessions each) into a pod with a CNI network."""
+    remove_everything(rt)
+    pod_id, cfg = run_pod(rt, f"{rt.name}-stream")
+    cid = create_ctr(rt, pod_id, cfg, "c", image)
+    start_ctr(rt, cid)
+    exec_round_trips(rt, client, cid, 5)  # warm-up, not counted
+    # CPU: the runtime's processes with what they spawned and reaped
+    # (runc exec, cric's port-forward helper), not the client's nor the
+    # servers'.
+    pids = rt.runtime_pids()
+    c0 = cpu_s(pids)
+    total, exec_call, session = exec_round_trips(rt, client, cid, calls)
+    exec_cpu = (cpu_s(pids) - c0) * 1e3 * 1000 / calls
+    netns = pod_netns(rt, pod_id)
+    nbytes = mib << 20
+    c0 = cpu_s(pids)
+    echo = [port_forward(rt, client, pod_id, netns, "echo", nbytes) for _ in range(reps)]
+    echo_cpu = (cpu_s(pids) - c0) * 1e3 / (2 * mib * reps)
+    sink = [port_forward(rt, client, pod_id, netns, "sink", nbytes) for _ in range(reps)]
+    remove_everything(rt)
+    return {"exec round trip: Exec + upgrade + `true` + status (ms)": total,
+            "exec round trip: of which the Exec call (ms)": exec_call,
+            "exec round trip: of which the session, upgrade to status (ms)": session,
+            f"port-forward, {mib} MiB echoed on one connection, each way (MiB/s)": echo,
+            f"port-forward, {mib} MiB one way to a sink (MiB/s)": sink,
+            "CPU per 1000 exec round trips, runc's included (ms)": exec_cpu,
+            "CPU per MiB port-forwarded, echo, both ways counted (ms)": echo_cpu}
+
+
 # ---- concurrency, restarts, idle CPU, growth ----
 
 def bench_concurrent(rt, pods, image):
@@ -938,7 +1098,7 @@ def burst(rt, calls):
 
 SCENARIOS = ("version", "pull", "pods", "many", "shared", "imagefs",
              "life", "footprint", "exec", "relist", "concurrent", "restart", "idle",
-             "growth", "burst")
+             "growth", "burst", "stream")
 
 
 def summary(v):
@@ -1037,6 +1197,10 @@ def main():
                     help="running pods while the daemons restart (default 10)")
     ap.add_argument("--idle-seconds", type=int,
                     help="idle CPU measured over this long (default 30; --quick 5)")
+    ap.add_argument("--stream-mib", type=int,
+                    help="MiB per port-forward connection (default 64; --quick 8)")
+    ap.add_argument("--stream-reps", type=int,
+                    help="port-forward sessions per direction (default 5; --quick 2)")
     ap.add_argument("--growth", type=int, nargs=2, metavar=("FEW", "MANY"),
                     help="pod cycles before the two memory readings (default 10 100; "
                     "--quick 3 10)")
@@ -1056,6 +1220,8 @@ def main():
     n_concurrent = args.concurrent or ([5] if q else [10, 30])
     n_idle_s = args.idle_seconds or (5 if q else 30)
     n_growth = args.growth or ((3, 10) if q else (10, 100))
+    n_stream_mib = args.stream_mib or (8 if q else 64)
+    n_stream_reps = args.stream_reps or (2 if q else 5)
 
     tmp = tempfile.mkdtemp(prefix="cb-", dir="/tmp")  # short: socket paths
     os.chmod(tmp, 0o755)  # cric's daemons run under their own users
@@ -1101,10 +1267,12 @@ def main():
             results[rt.name]["processes idle, fresh"] = len(rt.runtime_pids())
             results[rt.name].update(rt.pss_by_process("idle, fresh"))
         if only & {"life", "footprint", "exec", "relist", "concurrent", "restart", "idle",
-                   "growth"}:
+                   "growth", "stream"}:
             for rt in runtimes:
                 rt.cri.call("PullImage", api.PullImageRequest(
                     image=api.ImageSpec(image=ctr_image)), api.PullImageResponse, timeout=120)
+        if only & {"life", "footprint", "exec", "relist", "concurrent", "restart", "idle",
+                   "growth"}:
             fl_tag = secrets.token_hex(2)
             fl = Floor(tmp, ctr_layers, [f"/bin/{WORKLOAD}"],
                        bridge_conflist("bench-floor-" + fl_tag, "cbf" + fl_tag,
@@ -1122,6 +1290,14 @@ def main():
         def life():
             for name, figures in bench_life(runtimes, fl, n_life, ctr_image).items():
                 results[name].update(figures)
+
+        def stream():
+            client, why = build_streamclient(tmp)
+            if client is None:
+                print(f"bench: stream skipped: {why}", file=sys.stderr)
+                return
+            each(lambda rt: bench_stream(rt, client, n_calls, ctr_image, n_stream_mib,
+                                         n_stream_reps))()
 
         def exec_():
             each(lambda rt: bench_exec(rt, n_calls, ctr_image))()
@@ -1158,6 +1334,7 @@ def main():
             ("growth", f"memory after {n_growth[0]} and {n_growth[1]} pod cycles",
              each(lambda rt: bench_growth(rt, ctr_image, *n_growth))),
             ("burst", "idle after a burst", each(lambda rt: burst(rt, 4000))),
+            ("stream", "streaming: exec round trip, port-forward throughput", stream),
         ]
         for key, title, fn in scenarios:
             if key not in only:
