@@ -318,6 +318,26 @@ static enum MHD_Result answer_ws_version(struct MHD_Connection *c)
 /* An exec or attach URL asked with Upgrade: websocket: checked as the RFC
  * and wsstream check it (the token is used only once the handshake is
  * valid), then answered 101 with the accept key and the subprotocol. */
+/* A session slot and the token's request, for either transport; NULL with
+ * the refusal answered in *refused when there is no slot or no such token
+ * (the slot is given back). */
+static struct stream_request *claim_session(struct stream_server *srv, struct MHD_Connection *c,
+					    const char *token, enum stream_kind kind,
+					    enum MHD_Result *refused)
+{
+	if (atomic_fetch_add(&srv->sessions, 1) >= srv->sessions_max) {
+		atomic_fetch_sub(&srv->sessions, 1);
+		*refused = answer(c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many streaming sessions\n");
+		return NULL;
+	}
+	struct stream_request *req = tokens_take(&srv->tokens, token, kind);
+	if (!req) {
+		atomic_fetch_sub(&srv->sessions, 1);
+		*refused = answer(c, MHD_HTTP_NOT_FOUND, "unknown or expired token\n");
+	}
+	return req;
+}
+
 static enum MHD_Result websocket_request(struct stream_server *srv, struct request *rq,
 					 struct MHD_Connection *c, const char *method,
 					 enum stream_kind kind, const char *token)
@@ -338,15 +358,10 @@ static enum MHD_Result websocket_request(struct stream_server *srv, struct reque
 	MHD_get_connection_values(c, MHD_HEADER_KIND, gather_ws_protocols, &wp);
 	if (wp.too_long)
 		return answer(c, MHD_HTTP_BAD_REQUEST, "Sec-WebSocket-Protocol too long\n");
-	if (atomic_fetch_add(&srv->sessions, 1) >= srv->sessions_max) {
-		atomic_fetch_sub(&srv->sessions, 1);
-		return answer(c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many streaming sessions\n");
-	}
-	struct stream_request *req = tokens_take(&srv->tokens, token, kind);
-	if (!req) {
-		atomic_fetch_sub(&srv->sessions, 1);
-		return answer(c, MHD_HTTP_NOT_FOUND, "unknown or expired token\n");
-	}
+	struct stream_request *req;
+	enum MHD_Result refused;
+	if (!(req = claim_session(srv, c, token, kind, &refused)))
+		return refused;
 	enum ws_proto proto;
 	if (ws_proto_negotiate(wp.list[0] ? wp.list : NULL, &proto) < 0) {
 		stream_request_free(req);
@@ -429,15 +444,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return websocket_request(srv, rq, c, method, kind, token);
 	if (!header_has(c, "Connection", "upgrade") || !header_has(c, "Upgrade", "SPDY/3.1"))
 		return answer(c, MHD_HTTP_BAD_REQUEST, "an upgrade to SPDY/3.1 is required\n");
-	if (atomic_fetch_add(&srv->sessions, 1) >= srv->sessions_max) {
-		atomic_fetch_sub(&srv->sessions, 1);
-		return answer(c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many streaming sessions\n");
-	}
-	struct stream_request *req = tokens_take(&srv->tokens, token, kind);
-	if (!req) {
-		atomic_fetch_sub(&srv->sessions, 1);
-		return answer(c, MHD_HTTP_NOT_FOUND, "unknown or expired token\n");
-	}
+	struct stream_request *req;
+	enum MHD_Result refused;
+	if (!(req = claim_session(srv, c, token, kind, &refused)))
+		return refused;
 	bool pf = kind == STREAM_KIND_PORTFORWARD;
 	struct proto_pick pp = { .list = pf ? pf_protocols : protocols,
 				 .n = pf ? ARRAY_SIZE(pf_protocols) : ARRAY_SIZE(protocols),
