@@ -257,10 +257,13 @@ def suite_root():
     shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture
-def suite(suite_root, request):
-    """A started suite (empty CNI conf dir: NetworkReady false)."""
+def started_suite(suite_root, request, config=None):
+    """A generator for suite fixtures: a Suite under suite_root (with
+    `config` written first, if given) started, yielded, then taken down
+    and checked: no daemon, mount or sanitizer report left."""
     s = Suite(suite_root)
+    if config is not None:
+        s.write_config(config)
     try:
         s.up()
     except BaseException:
@@ -277,6 +280,12 @@ def suite(suite_root, request):
     with open("/proc/self/mountinfo") as f:
         assert suite_root not in f.read(), "mounts left under the suite root"
     assert_no_sanitizer_reports(s)
+
+
+@pytest.fixture
+def suite(suite_root, request):
+    """A started suite (empty CNI conf dir: NetworkReady false)."""
+    yield from started_suite(suite_root, request)
 
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",

@@ -7,14 +7,13 @@ without failing the scrape, and its restart is counted.
 
 test_metrics_pod_life_cycle creates pods: run under `flock /tmp/cric-net.lock`."""
 import re
-import sys
 import urllib.error
 import urllib.request
 
 import grpc
 import pytest
 
-from conftest import Suite, api, assert_no_sanitizer_reports, running_pids_under, wait_for
+from conftest import api, started_suite, wait_for
 from test_containers import Ctrs, ctrs, grpc_error, registry  # noqa: F401 (fixtures)
 
 
@@ -36,21 +35,7 @@ DAEMONS = ["gateway", "imaged", "stored", "netd", "runtimed", "monitord"]
 def suite(suite_root, request):
     """The conftest suite, with /metrics on an ephemeral port (suites run
     side by side: the default port is one machine's)."""
-    s = Suite(suite_root)
-    s.write_config({"monitord": {"metrics_port": 0}})
-    try:
-        s.up()
-    except BaseException:
-        s.down()
-        raise
-    yield s
-    rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed:
-        print(f"daemon logs of the failed test:\n{s.keep_logs()}", file=sys.stderr)
-    r = s.down("--all")
-    assert r.returncode == 0, f"cric-down failed:\n{r.stdout}\n{r.stderr}"
-    assert running_pids_under(suite_root) == [], "daemons left running after cric-down"
-    assert_no_sanitizer_reports(s)
+    yield from started_suite(suite_root, request, {"monitord": {"metrics_port": 0}})
 
 
 def url_of(suite):
