@@ -13,6 +13,7 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "common/macro.h"
+#include "podplan.h"
 #include "sandbox-int.h"
 
 static json_t *bind_ro(const char *dst, const char *src)
@@ -21,8 +22,28 @@ static json_t *bind_ro(const char *dst, const char *src)
 			 "source", src, "options", "rbind", "ro", "nosuid", "nodev", "noexec");
 }
 
+/* The pod's seccomp filter and LSM fields (podplan.h) into doc. */
+static int infra_security_apply(json_t *doc, const struct pod_infra_security *sec)
+{
+	json_t *process = json_object_get(doc, "process");
+	json_t *lx = json_object_get(doc, "linux");
+	if (!sec)
+		return 0;
+	if ((sec->seccomp && json_object_set(lx, "seccomp", sec->seccomp) < 0) ||
+	    (sec->lsm.apparmor[0] &&
+	     json_object_set_new(process, "apparmorProfile", json_string(sec->lsm.apparmor)) < 0) ||
+	    (sec->lsm.process_label[0] &&
+	     json_object_set_new(process, "selinuxLabel", json_string(sec->lsm.process_label)) <
+		 0) ||
+	    (sec->lsm.mount_label[0] &&
+	     json_object_set_new(lx, "mountLabel", json_string(sec->lsm.mount_label)) < 0))
+		return -ENOMEM;
+	return 0;
+}
+
 static int write_infra_bundle(struct sandbox_mgr *m, struct sandbox *sb, const char *bundle,
-			      const struct oci_handler *h, struct cric_err *err)
+			      const struct oci_handler *h, const struct pod_infra_security *sec,
+			      struct cric_err *err)
 {
 	json_t *ns = json_pack("[{s:s}, {s:s}]", "type", "pid", "type", "mount");
 	if (!ns)
@@ -70,7 +91,8 @@ static int write_infra_bundle(struct sandbox_mgr *m, struct sandbox *sb, const c
 	/* As the peers do: the infra is the last thing the OOM killer should
 	 * pick (-998), as far as this host lets us. */
 	if (json_object_set_new(json_object_get(doc, "process"), "oomScoreAdj",
-				json_integer(oci_oom_score_adj(INFRA_OOM_SCORE_ADJ))) < 0)
+				json_integer(oci_oom_score_adj(INFRA_OOM_SCORE_ADJ))) < 0 ||
+	    infra_security_apply(doc, sec) < 0)
 		return err_set(err, -ENOMEM, "build the infra's config.json");
 	/* No hostname: the UTS namespace is the pinned one (or the node's). */
 	if (mkdir(bundle, 0700) < 0 && errno != EEXIST)
@@ -83,12 +105,12 @@ static int write_infra_bundle(struct sandbox_mgr *m, struct sandbox *sb, const c
 }
 
 int infra_start(struct sandbox_mgr *m, struct sandbox *sb, const struct oci_handler *h,
-		struct cric_err *err)
+		const struct pod_infra_security *sec, struct cric_err *err)
 {
 	_cleanup_free_ char *bundle = path_join(sb->dir, "infra");
 	if (!bundle)
 		return -ENOMEM;
-	int r = write_infra_bundle(m, sb, bundle, h, err);
+	int r = write_infra_bundle(m, sb, bundle, h, sec, err);
 	if (r < 0)
 		return r;
 	pid_t pid = 0;

@@ -106,21 +106,19 @@ static int apparmor_kind(const Runtime__V1__SecurityProfile *p, const char *depr
 	return 0;
 }
 
-static int plan_apparmor(const Runtime__V1__LinuxContainerSecurityContext *sc,
-			 const struct ctr_lsm *lsm, char *out, struct cric_err *err)
+/* The profile of a process whose fields are prof (or the deprecated
+ * string) and privileged, named field in messages. */
+static int plan_apparmor(const Runtime__V1__SecurityProfile *prof, const char *deprecated,
+			 bool privileged, const char *field, const struct ctr_lsm *lsm, char *out,
+			 struct cric_err *err)
 {
 	enum aa_kind kind = AA_NONE;
 	const char *name = NULL;
-	const char *field = sc && sc->apparmor ? "apparmor" : "apparmor_profile";
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-	const char *deprecated = sc ? sc->apparmor_profile : NULL;
-#pragma GCC diagnostic pop
-	int r = apparmor_kind(sc ? sc->apparmor : NULL, deprecated, field, &kind, &name, err);
+	int r = apparmor_kind(prof, deprecated, field, &kind, &name, err);
 	if (r < 0)
 		return r;
 	if (kind == AA_NONE)
-		kind = sc && sc->privileged ? AA_UNCONFINED : AA_DEFAULT;
+		kind = privileged ? AA_UNCONFINED : AA_DEFAULT;
 	if (kind == AA_UNCONFINED || (kind == AA_DEFAULT && !lsm->apparmor))
 		return 0;
 	if (kind == AA_LOCALHOST && !lsm->apparmor)
@@ -179,17 +177,16 @@ static const char *or_default(const char *s, const char *dflt)
 	return empty(s) ? dflt : s;
 }
 
-int ctr_lsm_plan_container(const Runtime__V1__LinuxContainerSecurityContext *sc,
-			   const struct ctr_lsm *lsm, struct ctr_lsm_plan *ret,
-			   struct cric_err *err)
+static int plan(const Runtime__V1__SecurityProfile *aa, const char *aa_deprecated, bool privileged,
+		const Runtime__V1__SELinuxOption *o, const char *aa_field, const char *se_field,
+		const struct ctr_lsm *lsm, struct ctr_lsm_plan *ret, struct cric_err *err)
 {
 	struct ctr_lsm_plan p = { { 0 } };
-	int r = plan_apparmor(sc, lsm, p.apparmor, err);
+	int r = plan_apparmor(aa, aa_deprecated, privileged, aa_field, lsm, p.apparmor, err);
 	if (r < 0)
 		return r;
 	bool asked = false;
-	const Runtime__V1__SELinuxOption *o = sc ? sc->selinux_options : NULL;
-	if ((r = selinux_check(o, lsm, "selinux_options", &asked, err)) < 0)
+	if ((r = selinux_check(o, lsm, se_field, &asked, err)) < 0)
 		return r;
 	if (asked && o) {
 		const char *level = or_default(o->level, "s0");
@@ -201,6 +198,27 @@ int ctr_lsm_plan_container(const Runtime__V1__LinuxContainerSecurityContext *sc,
 	}
 	*ret = p;
 	return 0;
+}
+
+int ctr_lsm_plan_container(const Runtime__V1__LinuxContainerSecurityContext *sc,
+			   const struct ctr_lsm *lsm, struct ctr_lsm_plan *ret,
+			   struct cric_err *err)
+{
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+	const char *deprecated = sc ? sc->apparmor_profile : NULL;
+#pragma GCC diagnostic pop
+	const char *field = sc && sc->apparmor ? "apparmor" : "apparmor_profile";
+	return plan(sc ? sc->apparmor : NULL, deprecated, sc && sc->privileged,
+		    sc ? sc->selinux_options : NULL, field, "selinux_options", lsm, ret, err);
+}
+
+int ctr_lsm_plan_pod(const Runtime__V1__LinuxSandboxSecurityContext *sc, const struct ctr_lsm *lsm,
+		     struct ctr_lsm_plan *ret, struct cric_err *err)
+{
+	return plan(sc ? sc->apparmor : NULL, NULL, sc && sc->privileged,
+		    sc ? sc->selinux_options : NULL, "linux.security_context.apparmor",
+		    "linux.security_context.selinux_options", lsm, ret, err);
 }
 
 int ctr_lsm_check_pod(const Runtime__V1__LinuxSandboxSecurityContext *sc, const struct ctr_lsm *lsm,

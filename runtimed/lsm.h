@@ -59,6 +59,13 @@ int ctr_lsm_plan_container(const Runtime__V1__LinuxContainerSecurityContext *sc,
 			   const struct ctr_lsm *lsm, struct ctr_lsm_plan *ret,
 			   struct cric_err *err);
 
-/* The pod's fields, checked at RunPodSandbox (its infra gets none). */
+/* The pod's fields as its infra process gets them (the same rules, with
+ * the field names of linux.security_context; no field on an unprivileged
+ * pod is RuntimeDefault where AppArmor is). sc may be NULL. */
+int ctr_lsm_plan_pod(const Runtime__V1__LinuxSandboxSecurityContext *sc, const struct ctr_lsm *lsm,
+		     struct ctr_lsm_plan *ret, struct cric_err *err);
+
+/* The pod's fields checked without the list of loaded profiles, at
+ * RunPodSandbox before anything is made. */
 int ctr_lsm_check_pod(const Runtime__V1__LinuxSandboxSecurityContext *sc, const struct ctr_lsm *lsm,
 		      struct cric_err *err);

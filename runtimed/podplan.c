@@ -11,6 +11,7 @@
 #include "common/macro.h"
 #include "sandbox.h"
 #include "seccomp-default.h"
+#include "seccomp-profile.h"
 
 /* sandbox.h's namespace modes are the CRI's values. */
 _Static_assert((int)POD_NS_POD == (int)RUNTIME__V1__NAMESPACE_MODE__POD, "POD");
@@ -352,13 +353,16 @@ static void plan_plain(const Runtime__V1__PodSandboxConfig *cfg, const char *id,
 	}
 }
 
-/* The pod's seccomp choice (its containers' default) and its AppArmor and
- * SELinux fields (lsm.h); the infra gets none of them. */
+/* The pod's seccomp choice (its containers' default and its infra's) and
+ * its AppArmor and SELinux fields (lsm.h), checked without I/O. */
 static int plan_security(const struct pod_plan_env *env, const Runtime__V1__PodSandboxConfig *cfg,
-			 struct cric_err *err)
+			 struct pod_plan *p, struct cric_err *err)
 {
 	const Runtime__V1__LinuxSandboxSecurityContext *sc =
 	    cfg->linux ? cfg->linux->security_context : NULL;
+	p->seccomp_kind = CTR_SECCOMP_UNCONFINED;
+	p->seccomp_ref = NULL;
+	p->privileged = sc && sc->privileged;
 	if (!sc)
 		return 0;
 	enum ctr_seccomp_kind kind;
@@ -373,8 +377,52 @@ static int plan_security(const struct pod_plan_env *env, const Runtime__V1__PodS
 		return err_set(err, -EINVAL,
 			       "linux.security_context.seccomp: localhost_ref must be an absolute "
 			       "path");
+	p->seccomp_kind = kind;
+	p->seccomp_ref = kind == CTR_SECCOMP_LOCALHOST ? ref : NULL;
 	const struct ctr_lsm none = { 0 };
 	return ctr_lsm_check_pod(sc, env->lsm ? env->lsm : &none, err);
+}
+
+int pod_plan_infra_security(const struct pod_plan_env *env, const struct pod_plan *p,
+			    const json_t *profile, const char *apparmor_loaded,
+			    struct pod_infra_security *ret, struct cric_err *err)
+{
+	const Runtime__V1__LinuxSandboxSecurityContext *sc =
+	    p->cfg && p->cfg->linux ? p->cfg->linux->security_context : NULL;
+	struct ctr_lsm lsm = env->lsm ? *env->lsm : (struct ctr_lsm){ 0 };
+	lsm.apparmor_profiles = apparmor_loaded;
+	struct pod_infra_security s = { 0 };
+	int r = ctr_lsm_plan_pod(sc, &lsm, &s.lsm, err);
+	if (r < 0)
+		return r;
+	/* A Localhost file is checked even for a privileged pod: its
+	 * containers that choose none get it. */
+	if (p->seccomp_kind == CTR_SECCOMP_LOCALHOST) {
+		if (!profile)
+			return err_set(
+			    err, -EINVAL,
+			    "linux.security_context.seccomp: profile \"%.200s\" not read",
+			    p->seccomp_ref);
+		r = ctr_seccomp_profile_build(profile, p->seccomp_ref, 0, env->seccomp_host,
+					      &s.seccomp, err);
+	} else if (p->seccomp_kind == CTR_SECCOMP_RUNTIME_DEFAULT) {
+		r = ctr_seccomp_default(0, env->seccomp_host ? env->seccomp_host->machine : NULL,
+					&s.seccomp, err);
+	}
+	if (r < 0)
+		return err_prefix(err, r, "linux.security_context.seccomp");
+	if (p->privileged) {
+		json_decref(s.seccomp);
+		s.seccomp = NULL;
+	}
+	*ret = s;
+	return 0;
+}
+
+void pod_infra_security_done(struct pod_infra_security *s)
+{
+	json_decref(s->seccomp);
+	s->seccomp = NULL;
 }
 
 int pod_plan_make(const struct pod_plan_env *env, const Runtime__V1__RunPodSandboxRequest *req,
@@ -395,7 +443,7 @@ int pod_plan_make(const struct pod_plan_env *env, const Runtime__V1__RunPodSandb
 			       req->runtime_handler);
 	if ((r = plan_namespaces(env, cfg, p, err)) < 0 || (r = plan_host(cfg, id, p, err)) < 0 ||
 	    (r = plan_dns(cfg, err)) < 0 || (r = plan_sysctls(cfg->linux, p, err)) < 0 ||
-	    (r = plan_network(cfg, p, err)) < 0 || (r = plan_security(env, cfg, err)) < 0)
+	    (r = plan_network(cfg, p, err)) < 0 || (r = plan_security(env, cfg, p, err)) < 0)
 		return r;
 	plan_plain(cfg, id, p);
 	return plan_cgroup(env, cfg->linux, id, p, err);

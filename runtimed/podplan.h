@@ -15,6 +15,7 @@
 #include "lsm.h"
 #include "oci.h"
 #include "proto/cri/api.pb-c.h"
+#include "seccomp-profile.h"
 #include "sysctl.h"
 
 #define MAX_SYSCTLS       64
@@ -29,10 +30,18 @@ struct pod_plan_env {
 	const struct oci_handler *handlers;
 	size_t n_handlers;
 	const char *default_handler;
-	bool have_pause;           /* an infra binary for pid=POD pods */
-	const char *cgroup_driver; /* "cgroupfs" or "systemd" */
-	const char *cgroup_root;   /* parent of pods that name none */
-	const struct ctr_lsm *lsm; /* AppArmor, SELinux (NULL: neither) */
+	bool have_pause;                             /* an infra binary for pid=POD pods */
+	const char *cgroup_driver;                   /* "cgroupfs" or "systemd" */
+	const char *cgroup_root;                     /* parent of pods that name none */
+	const struct ctr_lsm *lsm;                   /* AppArmor, SELinux (NULL: neither) */
+	const struct ctr_seccomp_host *seccomp_host; /* NULL: this machine's build */
+};
+
+/* The pod's security context as its infra process gets it, as containerd
+ * and CRI-O apply it to their sandbox container. */
+struct pod_infra_security {
+	json_t *seccomp;         /* linux.seccomp (owned), NULL: none */
+	struct ctr_lsm_plan lsm; /* apparmorProfile, selinuxLabel, mountLabel */
 };
 
 struct pod_port {
@@ -70,6 +79,12 @@ struct pod_plan {
 	char cgroup[CGROUP_PATH_MAX];
 	struct cgroup_limits limits;
 	bool has_limits;
+	/* The pod's seccomp choice (enum ctr_seccomp_kind) and Localhost
+	 * file, and whether it is privileged (then its infra gets no filter
+	 * and no AppArmor profile). */
+	int seccomp_kind;
+	const char *seccomp_ref;
+	bool privileged;
 };
 
 /* The handler named name ("" or NULL: the default), or NULL. */
@@ -79,3 +94,17 @@ const struct oci_handler *pod_plan_handler(const struct pod_plan_env *env, const
  * req: keep req alive as long as p). */
 int pod_plan_make(const struct pod_plan_env *env, const Runtime__V1__RunPodSandboxRequest *req,
 		  const char *id, struct pod_plan *p, struct cric_err *err);
+
+/* The infra's seccomp filter and LSM fields for the pod of plan p:
+ * profile is the parsed Localhost file when p->seccomp_kind is Localhost
+ * (ctr_seccomp_profile_read), NULL otherwise; apparmor_loaded the
+ * kernel's list of loaded AppArmor profiles (NULL: none read). The infra
+ * has no capabilities: a Localhost profile is built for an empty bounding
+ * set, RuntimeDefault too. Pure but for libseccomp's compile; every pod
+ * gets it checked, with or without an infra process, so a bad pod
+ * profile is refused before anything is made. ret->seccomp is the
+ * caller's to free (pod_infra_security_done). */
+int pod_plan_infra_security(const struct pod_plan_env *env, const struct pod_plan *p,
+			    const json_t *profile, const char *apparmor_loaded,
+			    struct pod_infra_security *ret, struct cric_err *err);
+void pod_infra_security_done(struct pod_infra_security *s);

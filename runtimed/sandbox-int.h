@@ -23,6 +23,7 @@
 #include "names.h"
 #include "oci.h"
 #include "sandbox.h"
+#include "seccomp-profile.h"
 
 #define RECORD_MAX_BYTES    (4 * 1024 * 1024)
 #define MAX_POD_CIDRS       4
@@ -74,7 +75,8 @@ struct sandbox_mgr {
 	char cgroup_driver[16];
 	char cgroup_root[CGROUP_PATH_MAX];
 	bool have_pause;
-	struct ctr_lsm lsm; /* the host's AppArmor and SELinux (lsm.h) */
+	struct ctr_lsm lsm;                   /* the host's AppArmor and SELinux (lsm.h) */
+	struct ctr_seccomp_host seccomp_host; /* for the infra's filter */
 	struct oci_handler *handlers;
 	size_t n_handlers;
 	char default_handler[64];
@@ -157,6 +159,7 @@ int podfiles_shm_unmount(const char *dir, struct cric_err *err);
 /* infra.c: the static cric-pause infra of pods sharing a PID namespace,
  * run by the OCI runtime from a read-only root holding only it. */
 int infra_prepare_rootfs(struct sandbox_mgr *m, const char *binary, struct cric_err *err);
+struct pod_infra_security; /* podplan.h: its seccomp filter and LSM fields */
 int infra_start(struct sandbox_mgr *m, struct sandbox *sb, const struct oci_handler *h,
-		struct cric_err *err);
+		const struct pod_infra_security *sec, struct cric_err *err);
 int infra_stop(struct sandbox_mgr *m, struct sandbox *sb, struct cric_err *err);

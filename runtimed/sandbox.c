@@ -27,6 +27,7 @@
 #include "podplan.h"
 #include "names.h"
 #include "records.h"
+#include "seccomp-default.h"
 #include "sysctl.h"
 
 /* ---- small helpers ---- */
@@ -329,7 +330,8 @@ static int share_cgroups(struct sandbox_mgr *m, struct sandbox *sb, char *const 
 }
 
 static int create(struct sandbox_mgr *m, const struct cric_call *call, struct sandbox *sb,
-		  const struct pod_plan *p, struct cric_err *err)
+		  const struct pod_plan *p, const struct pod_infra_security *sec,
+		  struct cric_err *err)
 {
 	int r;
 	if (mkdir(sb->dir, 0711) < 0)
@@ -377,7 +379,7 @@ static int create(struct sandbox_mgr *m, const struct cric_call *call, struct sa
 		return r;
 	if (sb->pid_mode == POD_NS_POD) {
 		const struct oci_handler *h = find_handler(m, sb->handler);
-		if ((r = infra_start(m, sb, h, err)) < 0)
+		if ((r = infra_start(m, sb, h, sec, err)) < 0)
 			return r;
 	}
 	return 0;
@@ -466,15 +468,34 @@ void sandbox_plan_env(struct sandbox_mgr *m, struct pod_plan_env *env)
 				      .have_pause = m->have_pause,
 				      .cgroup_driver = m->cgroup_driver,
 				      .cgroup_root = m->cgroup_root,
-				      .lsm = &m->lsm };
+				      .lsm = &m->lsm,
+				      .seccomp_host = &m->seccomp_host };
+}
+
+/* The infra's seccomp filter and LSM fields (podplan.h), with the files
+ * they need read: the pod's Localhost profile, AppArmor's loaded list. */
+static int infra_security(struct sandbox_mgr *m, const struct pod_plan *p,
+			  struct pod_infra_security *ret, struct cric_err *err)
+{
+	_cleanup_json_ json_t *profile = NULL;
+	int r;
+	if (p->seccomp_kind == CTR_SECCOMP_LOCALHOST &&
+	    (r = ctr_seccomp_profile_read(p->seccomp_ref, &profile, err)) < 0)
+		return err_prefix(err, r, "linux.security_context.seccomp");
+	_cleanup_free_ char *loaded = NULL;
+	if (m->lsm.apparmor && (r = ctr_lsm_apparmor_loaded(&loaded)) < 0)
+		log_warning("read AppArmor's loaded profiles: %s, ignoring", strerror(-r));
+	struct pod_plan_env env;
+	sandbox_plan_env(m, &env);
+	return pod_plan_infra_security(&env, p, profile, loaded, ret, err);
 }
 
 /* Create sb, whose name the caller reserved, to the end: made, or rolled
  * back (the name then freed, or held by what could not be undone). call
  * has no deadline: the creation goes on past its caller's. */
 static int create_reserved(struct sandbox_mgr *m, const struct cric_call *call,
-			   const struct pod_plan *p, struct sandbox *sb, char id[65],
-			   struct cric_err *err)
+			   const struct pod_plan *p, const struct pod_infra_security *sec,
+			   struct sandbox *sb, char id[65], struct cric_err *err)
 {
 	char key[NAME_KEY_MAX + 1];
 	sandbox_name_key(sb, key, sizeof(key));
@@ -491,7 +512,7 @@ static int create_reserved(struct sandbox_mgr *m, const struct cric_call *call,
 	if (r < 0)
 		err_set(err, r, "save the pod's record: %s", strerror(-r));
 	else
-		r = create(m, call, sb, p, err);
+		r = create(m, call, sb, p, sec, err);
 	if (r == 0) {
 		pthread_mutex_lock(&m->lock);
 		sb->state = SB_READY;
@@ -518,6 +539,10 @@ static int create_reserved(struct sandbox_mgr *m, const struct cric_call *call,
 int sandbox_run(struct sandbox_mgr *m, const struct cric_call *call, const struct pod_plan *p,
 		const void *config, size_t config_len, char id[65], struct cric_err *err)
 {
+	_cleanup_(pod_infra_security_done) struct pod_infra_security sec = { 0 };
+	int r = infra_security(m, p, &sec, err);
+	if (r < 0)
+		return r;
 	struct sandbox *sb = sandbox_from_plan(m, p, config, config_len);
 	if (!sb)
 		return -ENOMEM;
@@ -526,7 +551,7 @@ int sandbox_run(struct sandbox_mgr *m, const struct cric_call *call, const struc
 	enum name_reservation res;
 	/* A retry of a creation in progress waits for it, within its own
 	 * deadline. */
-	int r = name_reserve(m->names, key, sb->id, call ? call->deadline_ns : 0, &res, holder);
+	r = name_reserve(m->names, key, sb->id, call ? call->deadline_ns : 0, &res, holder);
 	if (r < 0 || res != NAME_NEW) {
 		if (r == -ETIMEDOUT)
 			err_set(err, r,
@@ -550,7 +575,7 @@ int sandbox_run(struct sandbox_mgr *m, const struct cric_call *call, const struc
 	}
 	struct cric_call creation = call ? *call : (struct cric_call){ 0 };
 	creation.deadline_ns = 0;
-	return create_reserved(m, &creation, p, sb, id, err);
+	return create_reserved(m, &creation, p, &sec, sb, id, err);
 }
 
 /* ---- Stop / Remove ---- */
@@ -680,6 +705,7 @@ int sandbox_mgr_new(const struct sandbox_mgr_config *cfg, struct sandbox_mgr **r
 		return r;
 	}
 	ctr_lsm_detect(&m->lsm);
+	ctr_seccomp_host_detect(&m->seccomp_host);
 	if (cfg->pause_binary && *cfg->pause_binary) {
 		struct cric_err e;
 		if (infra_prepare_rootfs(m, cfg->pause_binary, &e) == 0)

@@ -148,6 +148,43 @@ def test_bad_localhost_profiles_are_refused_clearly(ctrs):
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "localhost_ref" in msg, msg
 
 
+def infra_seccomp(ctrs, pod_id):
+    """The Seccomp: line of the pod's infra process."""
+    pid = json.loads(ctrs.pods.status(pod_id, verbose=True).info["info"])["pid"]
+    assert pid > 0
+    with open(f"/proc/{pid}/status") as f:
+        return next(line.split()[1] for line in f if line.startswith("Seccomp:"))
+
+
+def test_pod_seccomp_applies_to_the_infra(ctrs):
+    """The pod's own profile filters its infra (pause) process, as
+    containerd and CRI-O filter their sandbox container; privileged and
+    Unconfined pods' infra runs unfiltered; a bad pod profile is refused
+    at RunPodSandbox, leaking nothing and leaving nothing."""
+    d = profile_dir(ctrs)
+    for prof, privileged, want in ((localhost(os.path.join(d, "block.json")), False, "2"),
+                                   (RUNTIME_DEFAULT, False, "2"), (UNCONFINED, False, "0"),
+                                   (localhost(os.path.join(d, "block.json")), True, "0")):
+        cfg = ctrs.pods.config(pid=api.POD)
+        cfg.linux.security_context.seccomp.CopyFrom(prof)
+        cfg.linux.security_context.privileged = privileged
+        pod = ctrs.pods.run(cfg)
+        assert infra_seccomp(ctrs, pod) == want, (prof, privileged)
+        ctrs.pods.stop(pod)
+        ctrs.pods.remove(pod)
+    pods_before = len(ctrs.pods.list())
+    for pid in (api.POD, api.CONTAINER):  # checked with or without an infra
+        for name, says in (("missing.json", "no such file"), ("bad.json", "not valid JSON"),
+                           ("unknown.json", "syscalls[0].names[0]")):
+            cfg = ctrs.pods.config(pid=pid)
+            cfg.linux.security_context.seccomp.CopyFrom(localhost(os.path.join(d, name)))
+            code, msg = grpc_error(ctrs.pods.run, cfg)
+            assert code == grpc.StatusCode.INVALID_ARGUMENT, (name, code, msg)
+            assert "linux.security_context.seccomp" in msg and says in msg, msg
+            assert SECRET not in msg, msg
+    assert len(ctrs.pods.list()) == pods_before
+
+
 @pytest.mark.skipif(lsm_present(), reason="this host runs AppArmor or SELinux")
 def test_apparmor_and_selinux_on_a_host_without_them(ctrs):
     pod_id, pod_cfg = monitors_ready(ctrs)

@@ -11,6 +11,7 @@
 
 #include "common/macro.h"
 #include "runtimed/podplan.h"
+#include "runtimed/seccomp-default.h"
 
 #define ID "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
@@ -339,6 +340,112 @@ static void test_security(void **state)
 	assert_int_equal(plan(&q, &e, &p, msg), 0);
 }
 
+/* The infra's seccomp filter and LSM fields: the pod's choice, none when
+ * privileged, a Localhost profile built for an empty bounding set. */
+static void test_infra_security(void **state)
+{
+	(void)state;
+	struct pod_plan p;
+	char msg[512];
+	struct cric_err err = { { 0 } };
+	const struct ctr_seccomp_host host = { .machine = "x86_64", 6, 1 };
+	struct pod_plan_env e = env(true, "cgroupfs");
+	e.seccomp_host = &host;
+	struct req q;
+	req_init(&q);
+	struct pod_infra_security s;
+
+	/* No seccomp message: the deprecated "" is Unconfined, as for
+	 * containers; no LSM on the host: nothing at all. */
+	assert_int_equal(plan(&q, &e, &p, msg), 0);
+	assert_int_equal(pod_plan_infra_security(&e, &p, NULL, NULL, &s, &err), 0);
+	assert_null(s.seccomp);
+	assert_string_equal(s.lsm.apparmor, "");
+
+	Runtime__V1__SecurityProfile sp;
+	runtime__v1__security_profile__init(&sp);
+	q.sc.seccomp = &sp; /* RuntimeDefault */
+	assert_int_equal(plan(&q, &e, &p, msg), 0);
+	assert_int_equal(pod_plan_infra_security(&e, &p, NULL, NULL, &s, &err), 0);
+	assert_non_null(s.seccomp);
+	assert_string_equal(json_string_value(json_object_get(s.seccomp, "defaultAction")),
+			    "SCMP_ACT_ERRNO");
+	pod_infra_security_done(&s);
+	assert_null(s.seccomp);
+
+	sp.profile_type = RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Localhost;
+	sp.localhost_ref = "/var/lib/kubelet/seccomp/block.json";
+	assert_int_equal(plan(&q, &e, &p, msg), 0);
+	assert_int_equal(p.seccomp_kind, CTR_SECCOMP_LOCALHOST);
+	/* Not read: refused, never an infra without its filter. */
+	assert_int_equal(pod_plan_infra_security(&e, &p, NULL, NULL, &s, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "linux.security_context.seccomp"));
+	json_t *doc = json_loads("{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": ["
+				 "{\"names\": [\"sethostname\"], \"action\": \"SCMP_ACT_ERRNO\"},"
+				 "{\"names\": [\"reboot\"], \"action\": \"SCMP_ACT_ERRNO\","
+				 " \"includes\": {\"caps\": [\"CAP_SYS_BOOT\"]}}]}",
+				 0, NULL);
+	assert_non_null(doc);
+	assert_int_equal(pod_plan_infra_security(&e, &p, doc, NULL, &s, &err), 0);
+	json_t *rules = json_object_get(s.seccomp, "syscalls");
+	assert_int_equal(json_array_size(rules), 1); /* no CAP_SYS_BOOT in the infra */
+	assert_string_equal(json_string_value(json_array_get(
+				json_object_get(json_array_get(rules, 0), "names"), 0)),
+			    "sethostname");
+	pod_infra_security_done(&s);
+	/* A bad profile is refused naming the field and the file. */
+	json_t *bad = json_loads("{\"defaultAction\": \"SCMP_ACT_NOPE\"}", 0, NULL);
+	assert_int_equal(pod_plan_infra_security(&e, &p, bad, NULL, &s, &err), -EINVAL);
+	if (!strstr(err.msg, "linux.security_context.seccomp") ||
+	    !strstr(err.msg, "/var/lib/kubelet/seccomp/block.json"))
+		fail_msg("%s", err.msg);
+	json_decref(bad);
+	/* Privileged: checked, but the infra gets no filter. */
+	q.sc.privileged = true;
+	assert_int_equal(plan(&q, &e, &p, msg), 0);
+	assert_int_equal(pod_plan_infra_security(&e, &p, doc, NULL, &s, &err), 0);
+	assert_null(s.seccomp);
+	q.sc.privileged = false;
+	json_decref(doc);
+
+	/* AppArmor: RuntimeDefault (or nothing said) is cric-default, which
+	 * must be loaded; Localhost a loaded profile; SELinux labels. */
+	q.sc.seccomp = NULL;
+	const struct ctr_lsm aa = { .apparmor = true };
+	e.lsm = &aa;
+	assert_int_equal(plan(&q, &e, &p, msg), 0);
+	assert_int_equal(pod_plan_infra_security(&e, &p, NULL, "other (enforce)\n", &s, &err),
+			 -ENOPKG);
+	assert_non_null(strstr(err.msg, "\"cric-default\" is not loaded"));
+	assert_int_equal(
+	    pod_plan_infra_security(&e, &p, NULL, "cric-default (enforce)\n", &s, &err), 0);
+	assert_string_equal(s.lsm.apparmor, "cric-default");
+	q.sc.privileged = true;
+	assert_int_equal(plan(&q, &e, &p, msg), 0);
+	assert_int_equal(pod_plan_infra_security(&e, &p, NULL, NULL, &s, &err), 0);
+	assert_string_equal(s.lsm.apparmor, "");
+	q.sc.privileged = false;
+	q.sc.apparmor = &sp;
+	sp.localhost_ref = "k8s-pause";
+	assert_int_equal(plan(&q, &e, &p, msg), 0);
+	assert_int_equal(pod_plan_infra_security(&e, &p, NULL, "x (enforce)\n", &s, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "linux.security_context.apparmor"));
+	assert_int_equal(pod_plan_infra_security(&e, &p, NULL, "k8s-pause (enforce)\n", &s, &err),
+			 0);
+	assert_string_equal(s.lsm.apparmor, "k8s-pause");
+	q.sc.apparmor = NULL;
+	const struct ctr_lsm se_host = { .selinux = true };
+	e.lsm = &se_host;
+	Runtime__V1__SELinuxOption se;
+	runtime__v1__selinux_option__init(&se);
+	se.level = "s0:c1,c2";
+	q.sc.selinux_options = &se;
+	assert_int_equal(plan(&q, &e, &p, msg), 0);
+	assert_int_equal(pod_plan_infra_security(&e, &p, NULL, NULL, &s, &err), 0);
+	assert_string_equal(s.lsm.process_label, "system_u:system_r:container_t:s0:c1,c2");
+	assert_string_equal(s.lsm.mount_label, "system_u:object_r:container_file_t:s0:c1,c2");
+}
+
 /* What sandbox.c and netd get from the plan: plain fields, no CRI type. */
 static void test_plain_fields(void **state)
 {
@@ -415,7 +522,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults), cmocka_unit_test(test_limits_and_sysctls),
 		cmocka_unit_test(test_refusals), cmocka_unit_test(test_plain_fields),
-		cmocka_unit_test(test_security),
+		cmocka_unit_test(test_security), cmocka_unit_test(test_infra_security),
 	};
 	return cmocka_run_group_tests_name("runtimed-podplan", tests, NULL, NULL);
 }
