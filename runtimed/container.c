@@ -469,7 +469,8 @@ static int write_bundle(struct ctr_mgr *m, struct container *c, struct create_ct
 	if (sc && sc->privileged && (r = ctr_host_devices("/dev", &devs, &n_devs, err)) < 0)
 		return r;
 	_cleanup_free_ struct ctr_device *req_devs = NULL;
-	if ((r = ctr_req_devices(x->cfg, &req_devs, err)) < 0)
+	size_t n_req_devs = 0;
+	if ((r = ctr_req_devices(x->cfg, &req_devs, &n_req_devs, err)) < 0)
 		return r;
 	bool hugetlb = false;
 	if ((r = ctr_res_host_check(res, &hugetlb, err)) < 0)
@@ -495,6 +496,7 @@ static int write_bundle(struct ctr_mgr *m, struct container *c, struct create_ct
 		.seccomp_host = &m->seccomp_host,
 		.lsm = &lsm,
 		.req_devices = req_devs,
+		.n_req_devices = n_req_devs,
 		.hugetlb = hugetlb,
 		.cdi_edits = cdi,
 		.oom_score_adj = oci_oom_score_adj(oom < -1000  ? -1000

@@ -169,9 +169,13 @@ int ctr_host_devices(const char *dir, struct ctr_device **ret, size_t *n, struct
 int ctr_res_host_check(const Runtime__V1__LinuxContainerResources *res, bool *hugetlb,
 		       struct cric_err *err);
 
-/* ctrdevices.c: the host node of each of cfg->devices (host_path, symlinks
- * followed), in order; *ret NULL when there are none, else the caller's
- * to free. A host_path that is missing or not a character or block device:
- * -EINVAL naming it (a directory of devices is not expanded). */
-int ctr_req_devices(const Runtime__V1__ContainerConfig *cfg, struct ctr_device **ret,
+/* ctrdevices.c: the host nodes of cfg->devices (host_path, symlinks
+ * followed), in order, *n of them; *ret NULL when cfg has none, else the
+ * caller's to free. A host_path that is a directory gives every character
+ * and block device under it, as runc and containerd walk one (the
+ * directories of ctr_host_devices' walk skipped, symlinks and other files
+ * inside skipped, at most 8 levels deep, CTR_MAX_DEVICES in all: -E2BIG
+ * past it). A host_path that is missing, or neither a device nor a
+ * directory: -EINVAL naming it. */
+int ctr_req_devices(const Runtime__V1__ContainerConfig *cfg, struct ctr_device **ret, size_t *n,
 		    struct cric_err *err);

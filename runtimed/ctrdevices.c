@@ -19,9 +19,12 @@
 
 #define DEV_DEPTH_MAX 8
 
+#define DEV_SEEN_MAX 65536 /* directory entries looked at in one walk */
+
 struct dev_list {
 	struct ctr_device *v;
 	size_t n, cap;
+	size_t seen;
 };
 
 /* Directories that hold the container's own instances (pts, shm, mqueue)
@@ -70,6 +73,8 @@ static int walk(struct dev_list *l, const char *dir, int depth)
 	while ((e = readdir(d))) {
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
+		if (++l->seen > DEV_SEEN_MAX)
+			return -E2BIG;
 		char path[sizeof(l->v->path)];
 		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= sizeof(path))
 			continue; /* longer than runc takes: not a device anyone uses */
@@ -103,43 +108,53 @@ int ctr_host_devices(const char *dir, struct ctr_device **ret, size_t *n, struct
 	return 0;
 }
 
-int ctr_req_devices(const Runtime__V1__ContainerConfig *cfg, struct ctr_device **ret,
+int ctr_req_devices(const Runtime__V1__ContainerConfig *cfg, struct ctr_device **ret, size_t *n,
 		    struct cric_err *err)
 {
 	*ret = NULL;
+	*n = 0;
 	if (!cfg->n_devices)
 		return 0;
 	if (cfg->n_devices > CTR_MAX_DEVICES)
 		return err_set(err, -E2BIG, "devices: more than %d", CTR_MAX_DEVICES);
-	_cleanup_free_ struct ctr_device *v = calloc(cfg->n_devices, sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	for (size_t i = 0; i < cfg->n_devices; i++) {
+	struct dev_list l = { 0 };
+	int r = 0;
+	for (size_t i = 0; i < cfg->n_devices && r == 0; i++) {
 		const char *p = cfg->devices[i]->host_path ? cfg->devices[i]->host_path : "";
 		struct stat st;
-		if (!path_is_clean(p, true, sizeof(v->path) - 1))
-			return err_set(err, -EINVAL,
-				       "devices[%zu].host_path \"%.200s\" must be a clean absolute "
-				       "path",
-				       i, p);
+		size_t first = l.n;
+		if (!path_is_clean(p, true, sizeof(l.v->path) - 1))
+			r = err_set(err, -EINVAL,
+				    "devices[%zu].host_path \"%.200s\" must be a clean absolute "
+				    "path",
+				    i, p);
 		/* Symlinks followed: /dev/disk/by-id/... name the node. */
-		if (stat(p, &st) < 0)
-			return err_set(err, -EINVAL, "devices[%zu].host_path \"%s\": %s", i, p,
-				       strerror(errno));
-		if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))
-			return err_set(err, -EINVAL,
-				       "devices[%zu].host_path \"%s\" is not a character or block "
-				       "device",
-				       i, p);
-		struct ctr_device *d = &v[i];
-		snprintf(d->path, sizeof(d->path), "%s", p);
-		d->type = S_ISBLK(st.st_mode) ? 'b' : 'c';
-		d->major = major(st.st_rdev);
-		d->minor = minor(st.st_rdev);
-		d->mode = st.st_mode & 07777;
-		d->uid = st.st_uid;
-		d->gid = st.st_gid;
+		else if (stat(p, &st) < 0)
+			r = err_set(err, -EINVAL, "devices[%zu].host_path \"%s\": %s", i, p,
+				    strerror(errno));
+		else if (S_ISDIR(st.st_mode) && (r = walk(&l, p, 0)) < 0)
+			r = err_set(err, r, "devices[%zu].host_path \"%s\": %s", i, p,
+				    r == -E2BIG ? "more than 4096 devices or 65536 files under it"
+						: strerror(-r));
+		else if (!S_ISDIR(st.st_mode) && !S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))
+			r = err_set(err, -EINVAL,
+				    "devices[%zu].host_path \"%s\" is not a character or block "
+				    "device or a directory of them",
+				    i, p);
+		else if (!S_ISDIR(st.st_mode))
+			r = add(&l, p, &st);
+		for (size_t k = first; r == 0 && k < l.n; k++) {
+			l.v[k].req = (uint32_t)i;
+			l.v[k].rel = (uint32_t)strlen(p);
+		}
 	}
-	*ret = TAKE_PTR(v);
+	if (r == 0 && !l.v && !(l.v = calloc(1, sizeof(*l.v))))
+		r = -ENOMEM;
+	if (r < 0) {
+		free(l.v);
+		return r;
+	}
+	*ret = l.v;
+	*n = l.n;
 	return 0;
 }

@@ -69,7 +69,21 @@ static int req_devices(const struct ctr_plan_in *in, json_t *devices, json_t *re
 				       i, perm);
 		if (!in->req_devices)
 			return err_set(err, -EINVAL, "devices[%zu].host_path was not found", i);
-		const struct ctr_device *h = &in->req_devices[i];
+	}
+	/* Each node found, at its container path: the one named, or the
+	 * directory's container_path with the node's path under host_path. */
+	for (size_t k = 0; k < in->n_req_devices; k++) {
+		const struct ctr_device *h = &in->req_devices[k];
+		if (h->req >= cfg->n_devices || h->rel > strnlen(h->path, sizeof(h->path)))
+			return err_set(err, -EINVAL, "devices: a host node of no request");
+		const Runtime__V1__Device *d = cfg->devices[h->req];
+		const char *perm = d->permissions ? d->permissions : "";
+		char dst[PATH_MAX];
+		if ((size_t)snprintf(dst, sizeof(dst), "%s%s", d->container_path,
+				     h->path + h->rel) >= sizeof(dst))
+			return err_set(err, -EINVAL,
+				       "devices[%u]: container path of \"%s\" too long", h->req,
+				       h->path);
 		char type[2] = { h->type, '\0' };
 		json_t *dev = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "path", dst, "type",
 					type, "major", (json_int_t)h->major, "minor",

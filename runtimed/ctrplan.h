@@ -100,13 +100,18 @@ int ctr_user_lookup(const struct ctr_user_spec *spec, const char *passwd, const 
 		    struct ctr_user *ret, struct cric_err *err);
 
 /* A host device node, as a privileged container gets it (ctr_host_devices
- * in container.h finds them). */
+ * in container.h finds them), or as one of cfg->devices names it. */
 struct ctr_device {
 	char path[128];
 	char type; /* 'c' or 'b' */
 	int64_t major, minor;
 	uint32_t mode; /* permission bits */
 	uint32_t uid, gid;
+	/* ctr_req_devices: the index in cfg->devices, and where in path the
+	 * part under that host_path begins (a directory's node goes to
+	 * container_path + path + rel; a node named itself has rel at the
+	 * end of path). */
+	uint32_t req, rel;
 };
 
 /* Everything else the spec depends on. */
@@ -136,9 +141,11 @@ struct ctr_plan_in {
 	const struct ctr_seccomp_host *seccomp_host;
 	/* The host's AppArmor and SELinux (NULL: neither). */
 	const struct ctr_lsm *lsm;
-	/* cfg->devices[i]'s host node, as the caller found it at host_path
-	 * (ctr_req_devices in container.h); NULL when cfg has none. */
+	/* The host nodes of cfg->devices, as the caller found them at each
+	 * host_path, a node or a directory of them (ctr_req_devices in
+	 * container.h); NULL when cfg has none. */
 	const struct ctr_device *req_devices;
+	size_t n_req_devices;
 	/* CDI_devices resolved from the CDI spec files (cdi.h): the edits to
 	 * make, already checked; NULL when cfg names none. */
 	const json_t *cdi_edits;

@@ -147,7 +147,8 @@ def test_devices_and_cdi(ctrs):
     code, msg = grpc_error(ctrs.create, pod_id, pod_cfg, bad)
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "devs/missing" in msg, msg
     bad = ctrs.config(name="bad", command=["true"])
-    bad.devices.append(api.Device(host_path=share, container_path="/dev/m"))
+    bad.devices.append(api.Device(host_path=os.path.join(share, "marker"),
+                                  container_path="/dev/m"))
     code, msg = grpc_error(ctrs.create, pod_id, pod_cfg, bad)
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "not a character" in msg, msg
     assert ctrs.counts() == before

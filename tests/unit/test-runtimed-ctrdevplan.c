@@ -13,8 +13,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "runtimed/cdi.h"
+#include "runtimed/container.h"
 #include "runtimed/ctrplan.h"
 #include "runtimed/ctrprop.h"
 #include "runtimed/ctrres.h"
@@ -102,8 +104,8 @@ static void test_devices(void **state)
 	d.permissions = "rw";
 	q.cfg.devices = &dp;
 	q.cfg.n_devices = 1;
-	const struct ctr_device host = { "/dev/null", 'c', 1, 3, 0666, 0, 0 };
-	const struct ctr_plan_in in = { .req_devices = &host };
+	const struct ctr_device host = { "/dev/null", 'c', 1, 3, 0666, 0, 0, 0, 9 };
+	const struct ctr_plan_in in = { .req_devices = &host, .n_req_devices = 1 };
 	json_t *s = NULL;
 	char msg[1024];
 	assert_int_equal(plan(&q, &in, &s, msg), 0);
@@ -142,6 +144,85 @@ static void test_devices(void **state)
 	assert_non_null(strstr(msg, "devices[0].container_path"));
 	d.container_path = "/dev/x";
 	assert_int_equal(plan(&q, NULL, &s, msg), -EINVAL); /* no host node handed in */
+}
+
+/* A directory as host_path: every node under it (not the skipped
+ * directories, symlinks or plain files), at container_path plus its path
+ * under the directory, each with its cgroup rule. */
+static void test_device_directory(void **state)
+{
+	(void)state;
+	REQUIRE_ROOT("mknod");
+	char *dir = tmpdir_make("devdir");
+	char p[PATH_MAX], sub[PATH_MAX];
+	assert_int_equal(mkdir(tpath(sub, dir, "sub"), 0755), 0);
+	assert_int_equal(mkdir(tpath(p, dir, "pts"), 0755), 0);
+	assert_int_equal(mknod(tpath(p, dir, "pts/0"), S_IFCHR | 0600, makedev(240, 9)), 0);
+	assert_int_equal(mknod(tpath(p, dir, "a"), S_IFCHR | 0640, makedev(240, 1)), 0);
+	assert_int_equal(mknod(tpath(p, sub, "b"), S_IFBLK | 0600, makedev(240, 2)), 0);
+	write_text(tpath(p, dir, "plain"), "not a device");
+	char ln[PATH_MAX];
+	assert_int_equal(symlink(tpath(p, dir, "a"), tpath(ln, dir, "link")), 0);
+
+	struct req q;
+	req_init(&q);
+	Runtime__V1__Device d[2], *dp[2] = { &d[0], &d[1] };
+	runtime__v1__device__init(&d[0]);
+	runtime__v1__device__init(&d[1]);
+	d[0].host_path = dir;
+	d[0].container_path = "/dev/grp";
+	d[0].permissions = "r";
+	d[1].host_path = (char *)tpath(p, dir, "a");
+	d[1].container_path = "/dev/one";
+	q.cfg.devices = dp;
+	q.cfg.n_devices = 2;
+	struct cric_err err = { { 0 } };
+	struct ctr_device *found = NULL;
+	size_t n = 0;
+	assert_int_equal(ctr_req_devices(&q.cfg, &found, &n, &err), 0);
+	assert_int_equal(n, 3);
+	const struct ctr_plan_in in = { .req_devices = found, .n_req_devices = n };
+	json_t *s = NULL;
+	char msg[1024];
+	assert_int_equal(plan(&q, &in, &s, msg), 0);
+	json_t *lx = json_object_get(s, "linux");
+	json_t *devs = json_object_get(lx, "devices");
+	json_t *a = find_path(devs, "path", "/dev/grp/a");
+	json_t *b = find_path(devs, "path", "/dev/grp/sub/b");
+	json_t *one = find_path(devs, "path", "/dev/one");
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_non_null(one);
+	assert_null(find_path(devs, "path", "/dev/grp/pts/0"));
+	assert_null(find_path(devs, "path", "/dev/grp/plain"));
+	assert_null(find_path(devs, "path", "/dev/grp/link"));
+	assert_int_equal(json_array_size(devs), 3);
+	assert_string_equal(json_string_value(json_object_get(b, "type")), "b");
+	assert_int_equal(json_integer_value(json_object_get(b, "minor")), 2);
+	assert_int_equal(json_integer_value(json_object_get(a, "fileMode")), 0640);
+	json_t *rules = json_object_get(json_object_get(lx, "resources"), "devices");
+	assert_int_equal(json_array_size(rules), 3);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(rules, 0), "access")),
+			    "r");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(rules, 2), "access")),
+			    "rwm");
+	json_decref(s);
+	free(found);
+
+	/* An empty directory gives nothing (as containerd); a plain file is
+	 * refused naming the field. */
+	d[0].host_path = sub;
+	assert_int_equal(unlink(tpath(p, sub, "b")), 0);
+	q.cfg.n_devices = 1;
+	assert_int_equal(ctr_req_devices(&q.cfg, &found, &n, &err), 0);
+	assert_int_equal(n, 0);
+	assert_non_null(found);
+	free(found);
+	d[0].host_path = (char *)tpath(p, dir, "plain");
+	assert_int_equal(ctr_req_devices(&q.cfg, &found, &n, &err), -EINVAL);
+	if (!strstr(err.msg, "devices[0].host_path") || !strstr(err.msg, "directory"))
+		fail_msg("%s", err.msg);
+	tmpdir_remove(dir);
 }
 
 static void test_propagation_and_resources(void **state)
@@ -502,6 +583,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_devices),
+		cmocka_unit_test(test_device_directory),
 		cmocka_unit_test(test_propagation_and_resources),
 		cmocka_unit_test(test_mountinfo),
 		cmocka_unit_test(test_cdi_parse),
