@@ -463,8 +463,8 @@ static const json_t *find(const json_t *specs, const char *name, const json_t **
 	return found;
 }
 
-int cdi_edits_for(const json_t *specs, char *const *names, size_t n, json_t **ret,
-		  struct cric_err *err)
+int cdi_edits_for(const json_t *specs, char *const *names, char *const *sources, size_t n,
+		  json_t **ret, struct cric_err *err)
 {
 	if (n > CDI_MAX_DEVICES)
 		return err_set(err, -E2BIG, "CDI_devices: more than %d", CDI_MAX_DEVICES);
@@ -477,14 +477,15 @@ int cdi_edits_for(const json_t *specs, char *const *names, size_t n, json_t **re
 		const char *name = names[i] ? names[i] : "";
 		const json_t *spec = NULL;
 		const json_t *dev = find(specs, name, &spec);
+		char field[32];
+		snprintf(field, sizeof(field), "CDI_devices[%zu]", i);
+		const char *src = sources && sources[i] ? sources[i] : field;
 		if (!dev)
-			return err_set(err, -EINVAL,
-				       "CDI_devices[%zu] \"%.300s\": no CDI spec file provides it",
-				       i, name);
+			return err_set(err, -EINVAL, "%s \"%.300s\": no CDI spec file provides it",
+				       src, name);
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(names[j] ? names[j] : "", name) == 0)
-				return err_set(err, -EINVAL,
-					       "CDI_devices[%zu] \"%s\" is named twice", i, name);
+				return err_set(err, -EINVAL, "%s \"%s\" is named twice", src, name);
 		const json_t *se = json_object_get(spec, "containerEdits");
 		const json_t *de = json_object_get(dev, "containerEdits");
 		int r = unsupported(se, name, err);
@@ -585,7 +586,109 @@ static int complete_node(json_t *n, struct cric_err *err)
 	return 0;
 }
 
-int cdi_resolve(char *const *dirs, char *const *names, size_t n, json_t **ret, struct cric_err *err)
+/* "vendor.com/class=name": a kind, '=', a device name. */
+static bool qualified_ok(const char *s)
+{
+	const char *eq = strchr(s, '=');
+	if (!eq || eq - s > 320)
+		return false;
+	char kind[321];
+	memcpy(kind, s, (size_t)(eq - s));
+	kind[eq - s] = '\0';
+	const char *dev = eq + 1;
+	size_t n = strlen(dev);
+	if (!kind_ok(kind) || !n || n > 253 || !isalnum((unsigned char)dev[0]) ||
+	    !isalnum((unsigned char)dev[n - 1]))
+		return false;
+	for (const char *p = dev; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("-_.:", *p))
+			return false;
+	return true;
+}
+
+static bool asked(const struct cdi_request *r, const char *name)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (strcmp(r->names[i], name) == 0)
+			return true;
+	return false;
+}
+
+int cdi_request_collect(char *const *field, size_t n_field, char *const *ann_keys,
+			char *const *ann_values, size_t n_ann, struct cdi_request *ret,
+			struct cric_err *err)
+{
+	ret->n = 0;
+	ret->name_buf = NULL;
+	if (n_field > CDI_MAX_DEVICES)
+		return err_set(err, -E2BIG, "CDI_devices: more than %d", CDI_MAX_DEVICES);
+	for (size_t i = 0; i < n_field; i++) {
+		ret->names[i] = field[i] ? field[i] : "";
+		snprintf(ret->source_buf[i], CDI_SOURCE_MAX, "CDI_devices[%zu]", i);
+		ret->sources[i] = ret->source_buf[i];
+	}
+	ret->n = n_field;
+	/* The annotations' values, copied once and split in place. */
+	size_t total = 0;
+	for (size_t i = 0; i < n_ann; i++)
+		if (strncmp(ann_keys[i], CDI_ANNOTATION_PREFIX, strlen(CDI_ANNOTATION_PREFIX)) == 0)
+			total += strlen(ann_values[i]) + 1;
+	if (!total)
+		return 0;
+	char *buf = malloc(total);
+	if (!buf)
+		return -ENOMEM;
+	ret->name_buf = buf;
+	for (size_t i = 0; i < n_ann; i++) {
+		const char *key = ann_keys[i];
+		if (strncmp(key, CDI_ANNOTATION_PREFIX, strlen(CDI_ANNOTATION_PREFIX)) != 0)
+			continue;
+		size_t len = strlen(ann_values[i]);
+		memcpy(buf, ann_values[i], len + 1);
+		char *save = NULL;
+		for (char *tok = buf;; tok = NULL) {
+			char *name = strtok_r(tok, ",", &save);
+			if (!name)
+				break;
+			if (!qualified_ok(name))
+				return err_set(
+				    err, -EINVAL,
+				    "annotation \"%.200s\": \"%.200s\" is not a "
+				    "fully-qualified CDI device name (vendor.com/class=name)",
+				    key, name);
+			if (asked(ret, name))
+				continue;
+			if (ret->n == CDI_MAX_DEVICES)
+				return err_set(
+				    err, -E2BIG,
+				    "CDI_devices and cdi.k8s.io/ annotations: more than %d "
+				    "devices",
+				    CDI_MAX_DEVICES);
+			ret->names[ret->n] = name;
+			snprintf(ret->source_buf[ret->n], CDI_SOURCE_MAX, "annotation \"%.200s\"",
+				 key);
+			ret->sources[ret->n] = ret->source_buf[ret->n];
+			ret->n++;
+		}
+		/* strtok_r skips empty fields; CDI's parser refuses them. */
+		if (len == 0 || ann_values[i][0] == ',' || ann_values[i][len - 1] == ',' ||
+		    strstr(ann_values[i], ",,"))
+			return err_set(err, -EINVAL,
+				       "annotation \"%.200s\": an empty CDI device name", key);
+		buf += len + 1;
+	}
+	return 0;
+}
+
+void cdi_request_done(struct cdi_request *r)
+{
+	free(r->name_buf);
+	r->name_buf = NULL;
+	r->n = 0;
+}
+
+int cdi_resolve(char *const *dirs, char *const *names, char *const *sources, size_t n, json_t **ret,
+		struct cric_err *err)
 {
 	if (n > CDI_MAX_DEVICES)
 		return err_set(err, -E2BIG, "CDI_devices: more than %d", CDI_MAX_DEVICES);
@@ -600,7 +703,7 @@ int cdi_resolve(char *const *dirs, char *const *names, size_t n, json_t **ret, s
 				       strerror(-r));
 	}
 	_cleanup_json_ json_t *edits = NULL;
-	int r = cdi_edits_for(specs, names, n, &edits, err);
+	int r = cdi_edits_for(specs, names, sources, n, &edits, err);
 	if (r == -EINVAL && skipped)
 		return err_prefix(err, r,
 				  "%zu CDI spec file(s) were skipped as invalid (runtimed's log "

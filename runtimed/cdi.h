@@ -42,15 +42,40 @@ int cdi_spec_parse(const char *text, size_t len, bool yaml, json_t **ret, struct
  * string); the first document only. -EINVAL for what it cannot be. */
 int cdi_yaml_to_json(const char *text, size_t len, json_t **ret, struct cric_err *err);
 
-/* Pure: the edits of the named devices out of specs (an array of parsed
+/* Pure: the edits of the named devices (sources[i] says where names[i]
+ * came from in messages; NULL: "CDI_devices[i]") out of specs (an array of parsed
  * specs, later ones winning for a name): the spec-level edits once per
  * spec, then each device's. Device nodes are left as the spec says
  * (type/major/minor may be missing: cdi_resolve fills them in). */
-int cdi_edits_for(const json_t *specs, char *const *names, size_t n, json_t **ret,
-		  struct cric_err *err);
+int cdi_edits_for(const json_t *specs, char *const *names, char *const *sources, size_t n,
+		  json_t **ret, struct cric_err *err);
+
+/* What a container asks for: its CDI_devices, then the names of its
+ * annotations "cdi.k8s.io/<anything>" (the CDI annotation format the
+ * kubelet's device plugin path and the CDI producer library write: the
+ * value a comma-separated list of fully-qualified names
+ * "vendor.com/class=name"), a name already asked for not again (as
+ * containerd merges the two). names[i] points into the inputs; sources[i]
+ * is where it came from, for messages ("CDI_devices[0]", "annotation
+ * \"cdi.k8s.io/x\""), CDI_SOURCE_MAX bytes each. Both arrays hold
+ * CDI_MAX_DEVICES. Pure. A malformed name in an annotation: -EINVAL
+ * naming the annotation; more than CDI_MAX_DEVICES in all: -E2BIG. */
+#define CDI_ANNOTATION_PREFIX "cdi.k8s.io/"
+#define CDI_SOURCE_MAX        320
+struct cdi_request {
+	char *names[CDI_MAX_DEVICES];
+	char *sources[CDI_MAX_DEVICES];
+	char source_buf[CDI_MAX_DEVICES][CDI_SOURCE_MAX];
+	char *name_buf; /* the annotations' values, split (owned) */
+	size_t n;
+};
+int cdi_request_collect(char *const *field, size_t n_field, char *const *ann_keys,
+			char *const *ann_values, size_t n_ann, struct cdi_request *ret,
+			struct cric_err *err);
+void cdi_request_done(struct cdi_request *r);
 
 /* The edits for names (n of them) from the spec files under dirs (NULL
  * terminated); device nodes without type/major/minor completed from the
  * host node (hostPath, else path), which must exist. */
-int cdi_resolve(char *const *dirs, char *const *names, size_t n, json_t **ret,
+int cdi_resolve(char *const *dirs, char *const *names, char *const *sources, size_t n, json_t **ret,
 		struct cric_err *err);

@@ -394,16 +394,35 @@ static int read_security_files(struct ctr_mgr *m, const Runtime__V1__ContainerCo
 	return 0;
 }
 
-/* The edits of the container's CDI_devices (cdi.h). */
+/* The edits of the container's CDI_devices and cdi.k8s.io/ annotations
+ * (cdi.h); *ret NULL when it asks for none. */
 static int cdi_edits(struct ctr_mgr *m, const Runtime__V1__ContainerConfig *cfg, json_t **ret,
 		     struct cric_err *err)
 {
 	if (cfg->n_cdi_devices > CDI_MAX_DEVICES)
 		return err_set(err, -E2BIG, "CDI_devices: more than %d", CDI_MAX_DEVICES);
-	char *names[CDI_MAX_DEVICES];
+	if (cfg->n_annotations > CTR_MAX_LABELS)
+		return err_set(err, -E2BIG, "annotations: more than %d", CTR_MAX_LABELS);
+	char *field[CDI_MAX_DEVICES];
 	for (size_t i = 0; i < cfg->n_cdi_devices; i++)
-		names[i] = cfg->cdi_devices[i]->name ? cfg->cdi_devices[i]->name : "";
-	return cdi_resolve(m->cdi_dirs, names, cfg->n_cdi_devices, ret, err);
+		field[i] = cfg->cdi_devices[i]->name ? cfg->cdi_devices[i]->name : "";
+	_cleanup_free_ char **keys = calloc(cfg->n_annotations + 1, sizeof(*keys));
+	_cleanup_free_ char **values = calloc(cfg->n_annotations + 1, sizeof(*values));
+	if (!keys || !values)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_annotations; i++) {
+		keys[i] = cfg->annotations[i]->key ? cfg->annotations[i]->key : "";
+		values[i] = cfg->annotations[i]->value ? cfg->annotations[i]->value : "";
+	}
+	_cleanup_free_ struct cdi_request *req = calloc(1, sizeof(*req));
+	if (!req)
+		return -ENOMEM;
+	int r = cdi_request_collect(field, cfg->n_cdi_devices, keys, values, cfg->n_annotations,
+				    req, err);
+	if (r == 0 && req->n)
+		r = cdi_resolve(m->cdi_dirs, req->names, req->sources, req->n, ret, err);
+	cdi_request_done(req);
+	return r;
 }
 
 static int write_bundle(struct ctr_mgr *m, struct container *c, struct create_ctx *x,
@@ -476,7 +495,7 @@ static int write_bundle(struct ctr_mgr *m, struct container *c, struct create_ct
 	if ((r = ctr_res_host_check(res, &hugetlb, err)) < 0)
 		return err_prefix(err, r, "linux.resources");
 	_cleanup_json_ json_t *cdi = NULL;
-	if (x->cfg->n_cdi_devices && (r = cdi_edits(m, x->cfg, &cdi, err)) < 0)
+	if ((r = cdi_edits(m, x->cfg, &cdi, err)) < 0)
 		return r;
 	const struct ctr_plan_in in = {
 		.id = c->id,

@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    json_string_value(json_object_get(json_array_get(devs, i), "name")));
 			char *names[] = { name };
 			json_t *edits = NULL;
-			int r = cdi_edits_for(specs, names, 1, &edits, &err);
+			int r = cdi_edits_for(specs, names, NULL, 1, &edits, &err);
 			if (r == 0)
 				check_edits(edits);
 			else if (r != -EOPNOTSUPP || edits)

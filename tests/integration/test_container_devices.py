@@ -111,28 +111,44 @@ def test_devices_and_cdi(ctrs):
     os.makedirs(os.path.join(root, "var/run/cdi"))
     with open(os.path.join(root, "var/run/cdi/other.json"), "w") as f:
         json.dump({"cdiVersion": "0.6.0", "kind": "cric.test/json", "devices": [
-            {"name": "j", "containerEdits": {"env": ["CDI_JSON=yes"]}}]}, f)
+            {"name": "j", "containerEdits": {"env": ["CDI_JSON=yes"]}},
+            {"name": "k", "containerEdits": {"env": ["CDI_ANNO=yes"]}}]}, f)
+    # A directory of nodes as one device: every node under it, not the
+    # plain file.
+    grp = os.path.join(root, "devs/grp")
+    mknode(os.path.join(grp, "a"), 5)
+    mknode(os.path.join(grp, "sub/b"), 6)
+    with open(os.path.join(grp, "plain"), "w") as f:
+        f.write("not a device\n")
 
     cfg = ctrs.config(name="dev", command=[BB, "sh", "-c", LOOP])
     cfg.devices.append(api.Device(host_path=node0, container_path="/dev/probe0",
                                   permissions="rw"))
+    cfg.devices.append(api.Device(host_path=grp, container_path="/dev/grp", permissions="r"))
     cfg.CDI_devices.extend([api.CDIDevice(name="cric.test/probe=one"),
                             api.CDIDevice(name="cric.test/json=j")])
+    # The device plugin path's annotation, naming one device again (once).
+    cfg.annotations["cdi.k8s.io/cric-test_dev0"] = "cric.test/json=k,cric.test/probe=one"
     cid = ctrs.create(pod_id, pod_cfg, cfg)
     ctrs.start(cid)
     code, out = exec_out(ctrs, cid, (
         "[ -c /dev/probe0 ] && echo probe0:char; "
         "[ -c /dev/cdi-one ] && echo cdi:char; "
-        "echo env:$CDI_ONE:$CDI_SPEC:$CDI_JSON; "
+        "[ -c /dev/grp/a ] && [ -c /dev/grp/sub/b ] && echo grp:chars; "
+        "[ -e /dev/grp/plain ] || echo grp:no-plain; "
+        "echo env:$CDI_ONE:$CDI_SPEC:$CDI_JSON:$CDI_ANNO; "
         f"{BB} cat /cdi-mnt/marker; "
         "(echo x > /cdi-mnt/new) 2>/dev/null || echo cdi-mnt:ro"))
     assert code == 0, out
-    for want in ("probe0:char", "cdi:char", "env:yes:spec-level:yes", "from-cdi-mount",
-                 "cdi-mnt:ro"):
+    for want in ("probe0:char", "cdi:char", "grp:chars", "grp:no-plain",
+                 "env:yes:spec-level:yes:yes", "from-cdi-mount", "cdi-mnt:ro"):
         assert want in out, (want, out)
-    # The device cgroup: probe0 read-write, the CDI node read-only.
+    # The device cgroup: probe0 read-write, the CDI node and the
+    # directory's nodes read-only.
     assert open_errors(ctrs, cid, "< /dev/probe0", "> /dev/probe0", "< /dev/cdi-one",
-                       "> /dev/cdi-one") == ["allowed", "allowed", "allowed", "denied"]
+                       "> /dev/cdi-one", "< /dev/grp/a", "> /dev/grp/a",
+                       "< /dev/grp/sub/b") == ["allowed", "allowed", "allowed", "denied",
+                                               "allowed", "denied", "allowed"]
     gone(ctrs, cid)
 
     # Refusals: INVALID_ARGUMENT naming what is wrong; nothing left.
@@ -141,6 +157,13 @@ def test_devices_and_cdi(ctrs):
     bad.CDI_devices.append(api.CDIDevice(name="cric.test/probe=nope"))
     code, msg = grpc_error(ctrs.create, pod_id, pod_cfg, bad)
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "cric.test/probe=nope" in msg, msg
+    for value, says in (("cric.test/json=j,cric.test/probe=nope", "cric.test/probe=nope"),
+                        ("probe=one", "not a fully-qualified CDI device name")):
+        bad = ctrs.config(name="bad", command=["true"])
+        bad.annotations["cdi.k8s.io/gpu"] = value
+        code, msg = grpc_error(ctrs.create, pod_id, pod_cfg, bad)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, msg
+        assert 'annotation "cdi.k8s.io/gpu"' in msg and says in msg, msg
     bad = ctrs.config(name="bad", command=["true"])
     bad.devices.append(api.Device(host_path=os.path.join(root, "devs/missing"),
                                   container_path="/dev/m", permissions="rw"))

@@ -445,7 +445,7 @@ static void test_cdi_resolve(void **state)
 	char *names[] = { "example.com/dev=a", "example.com/dev=b", "example.com/yml=y0" };
 	json_t *e = NULL;
 	struct cric_err err = { { 0 } };
-	assert_int_equal(cdi_resolve(dirs, names, 3, &e, &err), 0);
+	assert_int_equal(cdi_resolve(dirs, names, NULL, 3, &e, &err), 0);
 	/* The spec's env once, then each device's, in order. */
 	json_t *env = json_object_get(e, "env");
 	assert_int_equal(json_array_size(env), 4);
@@ -497,13 +497,16 @@ static void test_cdi_resolve(void **state)
 
 	/* Unknown names, twice the same, a malformed name: refused naming it. */
 	char *unknown[] = { "example.com/dev=zzz" };
-	assert_int_equal(cdi_resolve(dirs, unknown, 1, &e, &err), -EINVAL);
-	assert_non_null(strstr(err.msg, "example.com/dev=zzz"));
+	assert_int_equal(cdi_resolve(dirs, unknown, NULL, 1, &e, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "CDI_devices[0] \"example.com/dev=zzz\""));
+	char *from[] = { "annotation \"cdi.k8s.io/x\"" };
+	assert_int_equal(cdi_resolve(dirs, unknown, from, 1, &e, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "annotation \"cdi.k8s.io/x\" \"example.com/dev=zzz\""));
 	char *twice[] = { "example.com/dev=b", "example.com/dev=b" };
-	assert_int_equal(cdi_resolve(dirs, twice, 2, &e, &err), -EINVAL);
+	assert_int_equal(cdi_resolve(dirs, twice, NULL, 2, &e, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "twice"));
 	char *noeq[] = { "example.com/dev" };
-	assert_int_equal(cdi_resolve(dirs, noeq, 1, &e, &err), -EINVAL);
+	assert_int_equal(cdi_resolve(dirs, noeq, NULL, 1, &e, &err), -EINVAL);
 	/* A later directory's device of the same name wins; a missing host
 	 * node is an error. */
 	snprintf(path, sizeof(path), "%s/z.json", d2);
@@ -511,16 +514,67 @@ static void test_cdi_resolve(void **state)
 			 "[{\"name\":\"a\",\"containerEdits\":{\"deviceNodes\":"
 			 "[{\"path\":\"/dev/gone\",\"hostPath\":\"/nonexistent/cdi\"}]}}]}");
 	char *a_only[] = { "example.com/dev=a" };
-	assert_int_equal(cdi_resolve(dirs, a_only, 1, &e, &err), -EINVAL);
+	assert_int_equal(cdi_resolve(dirs, a_only, NULL, 1, &e, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "/nonexistent/cdi"));
 	/* Edits cric does not apply: refused, not dropped. */
 	write_text(path, "{\"cdiVersion\":\"0.6.0\",\"kind\":\"example.com/dev\",\"devices\":"
 			 "[{\"name\":\"a\",\"containerEdits\":{\"additionalGids\":[5]}}]}");
-	assert_int_equal(cdi_resolve(dirs, a_only, 1, &e, &err), -EOPNOTSUPP);
+	assert_int_equal(cdi_resolve(dirs, a_only, NULL, 1, &e, &err), -EOPNOTSUPP);
 	assert_non_null(strstr(err.msg, "additionalGids"));
 	tmpdir_remove(dir);
 	free(d1);
 	free(d2);
+}
+
+/* CDI_devices merged with the cdi.k8s.io/ annotations: each name once,
+ * where it came from kept for messages; malformed names refused naming
+ * the annotation. */
+static void test_cdi_annotations(void **state)
+{
+	(void)state;
+	struct cric_err err = { { 0 } };
+	struct cdi_request *r = calloc(1, sizeof(*r));
+	assert_non_null(r);
+	char *field[] = { "example.com/dev=a" };
+	char *keys[] = { "cdi.k8s.io/plugin_dev-1", "io.kubernetes.other", "cdi.k8s.io/z" };
+	char *values[] = { "example.com/dev=a,example.com/dev=b", "not=cdi", "example.com/dev=b" };
+	assert_int_equal(cdi_request_collect(field, 1, keys, values, 3, r, &err), 0);
+	assert_int_equal(r->n, 2);
+	assert_string_equal(r->names[0], "example.com/dev=a");
+	assert_string_equal(r->sources[0], "CDI_devices[0]");
+	assert_string_equal(r->names[1], "example.com/dev=b");
+	assert_string_equal(r->sources[1], "annotation \"cdi.k8s.io/plugin_dev-1\"");
+	cdi_request_done(r);
+	/* No field, no annotation: nothing asked. */
+	assert_int_equal(cdi_request_collect(NULL, 0, keys + 1, values + 1, 1, r, &err), 0);
+	assert_int_equal(r->n, 0);
+	cdi_request_done(r);
+	static char *const bad[] = { "dev=a",
+				     "example.com/dev=",
+				     "example.com/dev=a,,example.com/dev=b",
+				     "",
+				     "example.com/dev=a,",
+				     "EXAMPLE.com/dev=a",
+				     "example.com/dev=a b" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		char *v[] = { bad[i] };
+		assert_int_equal(cdi_request_collect(NULL, 0, keys, v, 1, r, &err), -EINVAL);
+		if (!strstr(err.msg, "annotation \"cdi.k8s.io/plugin_dev-1\""))
+			fail_msg("%s: %s", bad[i], err.msg);
+		cdi_request_done(r);
+	}
+	/* Bounded: CDI_MAX_DEVICES names in all. */
+	size_t len = (CDI_MAX_DEVICES + 1) * 24;
+	char *many = calloc(1, len);
+	assert_non_null(many);
+	for (int i = 0; i <= CDI_MAX_DEVICES; i++)
+		snprintf(many + strlen(many), len - strlen(many), "%sexample.com/dev=d%d",
+			 i ? "," : "", i);
+	char *v[] = { many };
+	assert_int_equal(cdi_request_collect(NULL, 0, keys, v, 1, r, &err), -E2BIG);
+	cdi_request_done(r);
+	free(many);
+	free(r);
 }
 
 static void test_hugepages(void **state)
@@ -588,6 +642,7 @@ int main(void)
 		cmocka_unit_test(test_mountinfo),
 		cmocka_unit_test(test_cdi_parse),
 		cmocka_unit_test(test_cdi_resolve),
+		cmocka_unit_test(test_cdi_annotations),
 		cmocka_unit_test(test_hugepages),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
