@@ -425,6 +425,29 @@ static int cdi_edits(struct ctr_mgr *m, const Runtime__V1__ContainerConfig *cfg,
 	return r;
 }
 
+/* selinux_relabel of the mounts (lsm.h): nothing without SELinux. */
+static int relabel_mounts(const Runtime__V1__ContainerConfig *cfg, char *const *host_paths,
+			  const struct ctr_lsm *lsm, struct cric_err *err)
+{
+	if (!lsm->selinux || !cfg->n_mounts)
+		return 0;
+	struct ctr_lsm_plan lp;
+	int r =
+	    ctr_lsm_plan_container(cfg->linux ? cfg->linux->security_context : NULL, lsm, &lp, err);
+	if (r < 0)
+		return r;
+	_cleanup_free_ struct ctr_relabel *rl = calloc(cfg->n_mounts, sizeof(*rl));
+	size_t n = 0;
+	if (!rl)
+		return -ENOMEM;
+	if ((r = ctr_lsm_plan_relabels(cfg, host_paths, lsm, &lp, rl, &n, err)) < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		if ((r = ctr_lsm_relabel(&rl[i], err)) < 0)
+			return err_prefix(err, r, "mounts: selinux_relabel");
+	return 0;
+}
+
 static int write_bundle(struct ctr_mgr *m, struct container *c, struct create_ctx *x,
 			const json_t *image_config, const char *rootfs, struct cric_err *err)
 {
@@ -524,6 +547,8 @@ static int write_bundle(struct ctr_mgr *m, struct container *c, struct create_ct
 	};
 	_cleanup_json_ json_t *spec = NULL;
 	if ((r = ctr_plan_spec(&in, &spec, err)) < 0)
+		return r;
+	if ((r = relabel_mounts(x->cfg, paths, &lsm, err)) < 0)
 		return r;
 	pthread_mutex_lock(&m->lock);
 	c->uid = user.uid;

@@ -2,8 +2,12 @@
 #include "lsm.h"
 
 #include <errno.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -241,4 +245,103 @@ int ctr_lsm_check_pod(const Runtime__V1__LinuxSandboxSecurityContext *sc, const 
 	bool asked = false;
 	return selinux_check(sc->selinux_options, lsm, "linux.security_context.selinux_options",
 			     &asked, err);
+}
+
+/* Directories of the node no volume may relabel (the peers keep such a
+ * list too): the root and the system trees. */
+static bool relabel_forbidden(const char *p)
+{
+	static const char *const sys[] = { "/",        "/bin",    "/boot",  "/dev",     "/etc",
+					   "/home",    "/lib",    "/lib64", "/opt",     "/proc",
+					   "/root",    "/run",    "/sbin",  "/srv",     "/sys",
+					   "/tmp",     "/usr",    "/var",   "/var/lib", "/var/log",
+					   "/var/run", "/var/tmp" };
+	for (size_t i = 0; i < sizeof(sys) / sizeof(*sys); i++)
+		if (strcmp(p, sys[i]) == 0)
+			return true;
+	return false;
+}
+
+int ctr_lsm_plan_relabels(const Runtime__V1__ContainerConfig *cfg, char *const *host_paths,
+			  const struct ctr_lsm *lsm, const struct ctr_lsm_plan *plan,
+			  struct ctr_relabel *ret, size_t *n, struct cric_err *err)
+{
+	*n = 0;
+	if (!lsm->selinux)
+		return 0;
+	const char *label =
+	    plan && plan->mount_label[0] ? plan->mount_label : CTR_SELINUX_FILE_DEFAULT;
+	size_t k = 0;
+	for (size_t i = 0; i < cfg->n_mounts; i++) {
+		if (!cfg->mounts[i]->selinux_relabel)
+			continue;
+		const char *p = host_paths ? host_paths[i] : NULL;
+		if (!p)
+			return err_set(err, -EINVAL, "mounts[%zu].host_path is required", i);
+		if (relabel_forbidden(p))
+			return err_set(
+			    err, -EINVAL,
+			    "mounts[%zu].selinux_relabel: relabelling the node's \"%s\" is "
+			    "not allowed",
+			    i, p);
+		ret[k].path = p;
+		snprintf(ret[k].label, sizeof(ret[k].label), "%s", label);
+		k++;
+	}
+	*n = k;
+	return 0;
+}
+
+#define RELABEL_DEPTH_MAX 64
+
+static int set_label(const char *path, const char *label)
+{
+	if (lsetxattr(path, "security.selinux", label, strlen(label) + 1, 0) < 0 &&
+	    errno != ENOTSUP)
+		return negative_errno();
+	return 0;
+}
+
+/* path (a directory on device dev) and everything under it. */
+static int relabel_tree(const char *path, dev_t dev, const char *label, int depth)
+{
+	int r = set_label(path, label);
+	if (r < 0)
+		return r;
+	_cleanup_closedir_ DIR *d = opendir(path);
+	if (!d)
+		return negative_errno();
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		_cleanup_free_ char *sub = path_join(path, e->d_name);
+		if (!sub)
+			return -ENOMEM;
+		struct stat st;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue; /* gone meanwhile */
+		if (st.st_dev != dev)
+			continue; /* another filesystem mounted inside: not ours */
+		if (S_ISDIR(st.st_mode))
+			r = depth < RELABEL_DEPTH_MAX ? relabel_tree(sub, dev, label, depth + 1)
+						      : -ELOOP;
+		else
+			r = set_label(sub, label);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int ctr_lsm_relabel(const struct ctr_relabel *rl, struct cric_err *err)
+{
+	struct stat st;
+	int r = lstat(rl->path, &st) < 0 ? negative_errno()
+		: S_ISDIR(st.st_mode)    ? relabel_tree(rl->path, st.st_dev, rl->label, 0)
+					 : set_label(rl->path, rl->label);
+	if (r < 0)
+		return err_set(err, r, "relabel \"%s\" to \"%s\": %s", rl->path, rl->label,
+			       strerror(-r));
+	return 0;
 }

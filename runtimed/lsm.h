@@ -69,3 +69,26 @@ int ctr_lsm_plan_pod(const Runtime__V1__LinuxSandboxSecurityContext *sc, const s
  * RunPodSandbox before anything is made. */
 int ctr_lsm_check_pod(const Runtime__V1__LinuxSandboxSecurityContext *sc, const struct ctr_lsm *lsm,
 		      struct cric_err *err);
+
+/* selinux_relabel of a container's mounts, as containerd and CRI-O do it:
+ * where SELinux is absent, nothing (both peers' relabel is a no-op
+ * there); where it is present, the host path and everything under it get
+ * the container's mount label (plan->mount_label, or
+ * CTR_SELINUX_FILE_DEFAULT when the container asks no label), private to
+ * it as with the "Z" volume option. The node's system directories ("/",
+ * "/usr", "/etc", ...) are never relabelled: -EINVAL naming the mount.
+ * ret has room for cfg->n_mounts; host_paths[i] is mounts[i]'s resolved
+ * host path (ctr_plan_in.host_paths). Pure. */
+#define CTR_SELINUX_FILE_DEFAULT "system_u:object_r:container_file_t:s0"
+struct ctr_relabel {
+	const char *path;
+	char label[CTR_LSM_LABEL_MAX];
+};
+int ctr_lsm_plan_relabels(const Runtime__V1__ContainerConfig *cfg, char *const *host_paths,
+			  const struct ctr_lsm *lsm, const struct ctr_lsm_plan *plan,
+			  struct ctr_relabel *ret, size_t *n, struct cric_err *err);
+
+/* Do one relabel: lsetxattr("security.selinux") on path and every file
+ * under it on the same filesystem, symlinks not followed; a filesystem
+ * without labels (ENOTSUP) is skipped, as the peers do. I/O. */
+int ctr_lsm_relabel(const struct ctr_relabel *rl, struct cric_err *err);

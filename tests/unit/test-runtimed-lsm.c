@@ -8,8 +8,12 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
 
 #include "runtimed/lsm.h"
+#include "testutil.h"
 
 static const struct ctr_lsm none = { 0 };
 static const struct ctr_lsm apparmor = {
@@ -186,13 +190,83 @@ static void test_pod(void **state)
 	assert_int_equal(ctr_lsm_check_pod(&sc, &selinux, &err), 0);
 }
 
+/* selinux_relabel: nothing without SELinux; with it, each asked host path
+ * with the container's mount label (or the default one), never the
+ * node's system directories. */
+static void test_relabel_plan(void **state)
+{
+	(void)state;
+	struct cric_err err = { { 0 } };
+	Runtime__V1__ContainerConfig cfg;
+	runtime__v1__container_config__init(&cfg);
+	Runtime__V1__Mount m[3], *mp[3] = { &m[0], &m[1], &m[2] };
+	for (int i = 0; i < 3; i++)
+		runtime__v1__mount__init(&m[i]);
+	m[0].selinux_relabel = true;
+	m[2].selinux_relabel = true;
+	cfg.mounts = mp;
+	cfg.n_mounts = 3;
+	char *paths[] = { "/var/lib/kubelet/pods/u/volumes/a", "/srv/b", "/srv/c" };
+	struct ctr_relabel rl[3];
+	size_t n = 9;
+	struct ctr_lsm_plan lp = { .mount_label = "system_u:object_r:container_file_t:s0:c1,c2" };
+	assert_int_equal(ctr_lsm_plan_relabels(&cfg, paths, &none, &lp, rl, &n, &err), 0);
+	assert_int_equal(n, 0); /* no SELinux: a no-op, as the peers */
+	assert_int_equal(ctr_lsm_plan_relabels(&cfg, paths, &selinux, &lp, rl, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(rl[0].path, paths[0]);
+	assert_string_equal(rl[0].label, "system_u:object_r:container_file_t:s0:c1,c2");
+	assert_string_equal(rl[1].path, "/srv/c");
+	struct ctr_lsm_plan bare = { { 0 } };
+	assert_int_equal(ctr_lsm_plan_relabels(&cfg, paths, &selinux, &bare, rl, &n, &err), 0);
+	assert_string_equal(rl[1].label, CTR_SELINUX_FILE_DEFAULT);
+	paths[2] = "/usr";
+	assert_int_equal(ctr_lsm_plan_relabels(&cfg, paths, &selinux, &lp, rl, &n, &err), -EINVAL);
+	if (!strstr(err.msg, "mounts[2].selinux_relabel") || !strstr(err.msg, "\"/usr\""))
+		fail_msg("%s", err.msg);
+	paths[2] = "/";
+	assert_int_equal(ctr_lsm_plan_relabels(&cfg, paths, &selinux, &lp, rl, &n, &err), -EINVAL);
+	/* Without SELinux even a system path is left alone (nothing is done). */
+	assert_int_equal(ctr_lsm_plan_relabels(&cfg, paths, &none, &lp, rl, &n, &err), 0);
+}
+
+/* The relabel itself over a temp tree: every file gets the label where
+ * the filesystem keeps security.* attributes (root can set them without
+ * SELinux on ext4/tmpfs); where it keeps none, ENOTSUP is skipped. */
+static void test_relabel_tree(void **state)
+{
+	(void)state;
+	char *dir = tmpdir_make("relabel");
+	char p[PATH_MAX];
+	assert_int_equal(mkdir(tpath(p, dir, "sub"), 0755), 0);
+	write_text(tpath(p, dir, "sub/f"), "x");
+	assert_int_equal(symlink("/etc/passwd", tpath(p, dir, "link")), 0);
+	struct ctr_relabel rl = { .path = dir, .label = "system_u:object_r:container_file_t:s0" };
+	struct cric_err err = { { 0 } };
+	assert_int_equal(ctr_lsm_relabel(&rl, &err), 0);
+	char got[256];
+	ssize_t n = getxattr(tpath(p, dir, "sub/f"), "security.selinux", got, sizeof(got));
+	if (n >= 0) {
+		assert_string_equal(got, rl.label);
+		assert_true(getxattr(dir, "security.selinux", got, sizeof(got)) > 0);
+		/* The symlink's target is not touched. */
+		assert_true(getxattr("/etc/passwd", "security.selinux", got, sizeof(got)) < 0 ||
+			    strcmp(got, rl.label) != 0);
+	} else {
+		assert_true(errno == ENOTSUP || errno == ENODATA);
+	}
+	rl.path = "/nonexistent/cric-relabel";
+	assert_int_equal(ctr_lsm_relabel(&rl, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "/nonexistent/cric-relabel"));
+	tmpdir_remove(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_absent),
-		cmocka_unit_test(test_apparmor),
-		cmocka_unit_test(test_selinux),
-		cmocka_unit_test(test_pod),
+		cmocka_unit_test(test_absent),       cmocka_unit_test(test_apparmor),
+		cmocka_unit_test(test_selinux),      cmocka_unit_test(test_pod),
+		cmocka_unit_test(test_relabel_plan), cmocka_unit_test(test_relabel_tree),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
