@@ -912,6 +912,8 @@ int ctr_mgr_new(const struct ctr_mgr_config *cfg, struct ctr_mgr **ret, struct c
 	m->caps_grantable = ctr_caps_host_grantable();
 	ctr_seccomp_host_detect(&m->seccomp_host);
 	ctr_lsm_detect(&m->lsm);
+	snprintf(m->lsm.default_error, sizeof(m->lsm.default_error), "%s",
+		 cfg->apparmor_default_error ? cfg->apparmor_default_error : "");
 	int r = ctr_caps_mask_from_names(ctr_caps_default_names, ctr_caps_n_default_names,
 					 "default capabilities", &m->caps_defaults, err);
 	if (r == 0)

@@ -50,6 +50,8 @@ struct ctr_mgr_config {
 	const char *default_handler;
 	/* CDI spec directories, in rising priority (NULL terminated; copied). */
 	char *const *cdi_dirs;
+	/* Why cric-default is not loaded (apparmor.h); NULL or "": no reason. */
+	const char *apparmor_default_error;
 };
 
 /* Opens the records and rolls back half-made creations. */

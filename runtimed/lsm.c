@@ -133,7 +133,10 @@ static int plan_apparmor(const Runtime__V1__SecurityProfile *prof, const char *d
 		name = CTR_APPARMOR_DEFAULT;
 	if (!apparmor_has(lsm->apparmor_profiles, name))
 		return err_set(err, kind == AA_DEFAULT ? -ENOPKG : -EINVAL,
-			       "%s: AppArmor profile \"%s\" is not loaded", field, name);
+			       "%s: AppArmor profile \"%s\" is not loaded%s%s%s", field, name,
+			       kind == AA_DEFAULT && lsm->default_error[0] ? " (" : "",
+			       kind == AA_DEFAULT ? lsm->default_error : "",
+			       kind == AA_DEFAULT && lsm->default_error[0] ? ")" : "");
 	snprintf(out, CTR_LSM_LABEL_MAX, "%s", name);
 	return 0;
 }

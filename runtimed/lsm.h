@@ -36,9 +36,12 @@ struct ctr_lsm {
 	/* AppArmor's loaded profiles as the kernel lists them ("name (mode)"
 	 * lines of <securityfs>/apparmor/profiles); NULL: none known. */
 	const char *apparmor_profiles;
+	/* Why CTR_APPARMOR_DEFAULT could not be loaded at start ("": it was,
+	 * or was not tried): apparmor.h. */
+	char default_error[256];
 };
 
-/* The host's modules (apparmor_profiles left NULL). */
+/* The host's modules (apparmor_profiles left NULL, default_error ""). */
 void ctr_lsm_detect(struct ctr_lsm *lsm);
 
 /* Read the kernel's list of loaded AppArmor profiles: 0 and *ret (free

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "apparmor.h"
 #include "cgroup.h"
 #include "events.h"
 #include "exitwatch.h"
@@ -38,6 +39,7 @@ struct runtimed {
 	struct event_log *events;
 	pthread_mutex_t stop_events;
 	struct exit_watch *exits, *pod_exits;
+	char apparmor_default_error[256]; /* apparmor.h: why it is not loaded */
 };
 
 static const char *const runc_candidates[] = {
@@ -184,6 +186,7 @@ static int open_container_half(struct runtimed *rt, const struct cric_config *cf
 		.n_handlers = rt->n_handlers,
 		.default_handler = rt->default_handler,
 		.cdi_dirs = cdi_dirs,
+		.apparmor_default_error = rt->apparmor_default_error,
 	};
 	return ctr_mgr_new(&cc, &rt->containers, err);
 }
@@ -202,6 +205,29 @@ static int pod_remove_hook(void *ud, const char *pod_id, const struct cric_call 
 {
 	struct runtimed *rt = ud;
 	return rt->containers ? ctr_remove_pod(rt->containers, call, pod_id, err) : 0;
+}
+
+/* cric-default into the kernel where AppArmor is on (apparmor.h); a
+ * failure is kept as the reason RuntimeDefault is refused. */
+static void load_apparmor_default(struct runtimed *rt, const char *run_dir)
+{
+	struct ctr_lsm lsm;
+	ctr_lsm_detect(&lsm);
+	if (!ctr_apparmor_should_load(&lsm))
+		return;
+	_cleanup_free_ char *dir = path_join(run_dir, "apparmor");
+	struct cric_err e = { { 0 } };
+	int r = dir ? ctr_apparmor_install(CTR_APPARMOR_PARSER, dir, CTR_APPARMOR_LOAD, &e)
+		    : err_set(&e, -ENOMEM, "out of memory");
+	if (r < 0) {
+		log_warning("AppArmor profile %s not loaded: %s; containers asking for "
+			    "RuntimeDefault will be refused",
+			    CTR_APPARMOR_DEFAULT, e.msg);
+		snprintf(rt->apparmor_default_error, sizeof(rt->apparmor_default_error),
+			 "loading it at start failed: %s", e.msg);
+	} else {
+		log_info("AppArmor profile %s loaded", CTR_APPARMOR_DEFAULT);
+	}
 }
 
 int runtimed_new(const struct cric_config *cfg, struct runtimed **ret, struct cric_err *err)
@@ -249,6 +275,8 @@ int runtimed_new(const struct cric_config *cfg, struct runtimed **ret, struct cr
 	_cleanup_free_ char *url = r == 0 ? config_ipc_url(cfg, "netd") : NULL;
 	if (r == 0)
 		r = url ? cric_client_open("netd", url, &rt->netd, err) : -ENOMEM;
+	if (r == 0)
+		load_apparmor_default(rt, run);
 	if (r == 0) {
 		const struct sandbox_mgr_config sc = {
 			.state_dir = state,
@@ -265,6 +293,7 @@ int runtimed_new(const struct cric_config *cfg, struct runtimed **ret, struct cr
 			.on_pod_stop = pod_stop_hook,
 			.on_pod_remove = pod_remove_hook,
 			.hooks_userdata = rt,
+			.apparmor_default_error = rt->apparmor_default_error,
 		};
 		r = sandbox_mgr_new(&sc, &rt->sandboxes, err);
 	}

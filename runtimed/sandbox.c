@@ -705,6 +705,8 @@ int sandbox_mgr_new(const struct sandbox_mgr_config *cfg, struct sandbox_mgr **r
 		return r;
 	}
 	ctr_lsm_detect(&m->lsm);
+	snprintf(m->lsm.default_error, sizeof(m->lsm.default_error), "%s",
+		 cfg->apparmor_default_error ? cfg->apparmor_default_error : "");
 	ctr_seccomp_host_detect(&m->seccomp_host);
 	if (cfg->pause_binary && *cfg->pause_binary) {
 		struct cric_err e;

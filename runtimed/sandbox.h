@@ -64,6 +64,8 @@ struct sandbox_mgr_config {
 	const char *netd_run_dir;
 	sandbox_hook_fn on_pod_stop, on_pod_remove;
 	void *hooks_userdata;
+	/* Why cric-default is not loaded (apparmor.h); NULL or "": no reason. */
+	const char *apparmor_default_error;
 };
 
 int sandbox_mgr_new(const struct sandbox_mgr_config *cfg, struct sandbox_mgr **ret,

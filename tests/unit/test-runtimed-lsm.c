@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -135,6 +136,18 @@ static void test_apparmor(void **state)
 	aa(&s, RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__RuntimeDefault, NULL);
 	assert_int_equal(plan(&s, &apparmor_bare, &p, msg), -ENOPKG);
 	assert_non_null(strstr(msg, CTR_APPARMOR_DEFAULT));
+	/* ... naming why runtimed could not load it at start. */
+	struct ctr_lsm failed = { .apparmor = true };
+	snprintf(failed.default_error, sizeof(failed.default_error),
+		 "loading it at start failed: /usr/sbin/apparmor_parser: not found");
+	assert_int_equal(plan(&s, &failed, &p, msg), -ENOPKG);
+	if (!strstr(msg, "\"cric-default\" is not loaded (loading it at start failed: "
+			 "/usr/sbin/apparmor_parser: not found)"))
+		fail_msg("%s", msg);
+	/* A Localhost profile's message is not about the default's load. */
+	aa(&s, RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Localhost, "mine");
+	assert_int_equal(plan(&s, &failed, &p, msg), -EINVAL);
+	assert_null(strstr(msg, "start failed"));
 }
 
 static void test_selinux(void **state)
