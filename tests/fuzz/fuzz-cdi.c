@@ -1,5 +1,7 @@
 /* Fuzz the CDI spec parser (runtimed/cdi.c): cdi_spec_parse() on arbitrary
- * bytes as YAML and as JSON, then cdi_edits_for() over what it accepts.
+ * bytes as YAML and as JSON, then cdi_edits_for() over what it accepts;
+ * and the bytes as a cdi.k8s.io/ annotation's value (cdi_request_collect):
+ * every name it takes is a qualified name, each once.
  * An accepted spec must hold what the resolver and the plan rely on: a
  * kind with one '/', devices with names, and edits that the plan can
  * apply without finding a field of the wrong type. */
@@ -35,8 +37,42 @@ static void check_edits(const json_t *e)
 			abort();
 }
 
+static void check_annotation(const uint8_t *data, size_t size)
+{
+	char *value = malloc(size + 1);
+	struct cdi_request *r = malloc(sizeof(*r));
+	if (!value || !r)
+		abort();
+	memcpy(value, data, size);
+	value[size] = '\0';
+	char *field[] = { "example.com/dev=a" };
+	char *keys[] = { "cdi.k8s.io/fuzz", "other" };
+	char *values[] = { value, value };
+	struct cric_err err;
+	int rc = cdi_request_collect(field, 1, keys, values, 2, r, &err);
+	if (rc == 0) {
+		if (r->n < 1 || r->n > CDI_MAX_DEVICES)
+			abort();
+		for (size_t i = 0; i < r->n; i++) {
+			if (!strchr(r->names[i], '=') || !strchr(r->names[i], '/') ||
+			    strchr(r->names[i], ','))
+				abort();
+			for (size_t j = 0; j < i; j++)
+				if (strcmp(r->names[i], r->names[j]) == 0)
+					abort();
+		}
+	} else if (rc != -EINVAL && rc != -E2BIG) {
+		abort();
+	}
+	cdi_request_done(r);
+	free(r);
+	free(value);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	if (size < 64 * 1024)
+		check_annotation(data, size);
 	for (int yaml = 0; yaml <= 1; yaml++) {
 		json_t *spec = NULL;
 		struct cric_err err;
