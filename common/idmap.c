@@ -26,8 +26,8 @@ static int write_map(pid_t pid, const char *which, const struct idmap_range *m,
 	int n = snprintf(line, sizeof(line), "0 %u %u\n", m->host_id, m->length);
 	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0 || write(fd, line, (size_t)n) != n)
-		return err_set(err, negative_errno(), "write %s \"0 %u %u\": %s", which,
-			       m->host_id, m->length, strerror(errno));
+		return err_set(err, negative_errno(), "write %s \"0 %u %u\": %s", which, m->host_id,
+			       m->length, strerror(errno));
 	return 0;
 }
 
@@ -46,8 +46,8 @@ int idmap_userns_open(const struct idmap_range *uid, const struct idmap_range *g
 		return err_set(err, -EINVAL, "id mapping out of range");
 	/* A raw clone: no atfork handlers, nothing of libc's state touched in
 	 * the child, which only waits to be killed (or dies with us). */
-	pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)(CLONE_NEWUSER | SIGCHLD), NULL,
-				   NULL, NULL, NULL);
+	pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)(CLONE_NEWUSER | SIGCHLD), NULL, NULL,
+				   NULL, NULL);
 	if (pid < 0)
 		return err_set(err, negative_errno(), "create a user namespace: %s",
 			       strerror(errno));

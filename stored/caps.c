@@ -12,6 +12,8 @@ const cap_value_t stored_caps[] = {
 	CAP_MKNOD,        /* whiteouts are char devices 0/0 */
 	CAP_DAC_OVERRIDE, /* walk and remove trees of any mode */
 	CAP_SETFCAP,      /* security.capability xattrs (file capabilities) */
+	CAP_SETUID,       /* the id map of a user namespace for id-mapped */
+	CAP_SETGID,       /* layers (user-namespaced pods; common/idmap.h) */
 };
 
 const size_t stored_n_caps = ARRAY_SIZE(stored_caps);

@@ -38,6 +38,9 @@ struct layer_store {
 	/* lease -> [tar bytes, entries] its imports unpacked (in memory: a
 	 * restart of stored starts the count of a pull in progress again). */
 	json_t *lease_usage;
+	/* This kernel id-maps mounts of stored's file system (probed at open):
+	 * what a user-namespaced container's rootfs needs. */
+	bool can_idmap;
 };
 
 /* layers.c */

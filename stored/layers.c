@@ -17,6 +17,7 @@
 #include "common/cleanup.h"
 #include "common/digest.h"
 #include "common/fsutil.h"
+#include "common/idmap.h"
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/macro.h"
@@ -772,6 +773,13 @@ int layer_store_open(const char *state_dir, const char *run_dir, const char *sta
 	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(dirs); i++)
 		if ((r = mkdir_p(dirs[i], 0700)) < 0)
 			err_set(err, r, "create \"%s\": %s", dirs[i], strerror(-r));
+	/* Searchable, not listable: the root of a user-namespaced container
+	 * is no host root, and runc 1.1 reaches its rootfs by path. */
+	const char *walk[] = { run_dir, ls->rootfs_dir };
+	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(walk); i++)
+		if (chmod(walk[i], 0711) < 0)
+			r = err_set(err, negative_errno(), "chmod \"%s\": %s", walk[i],
+				    strerror(errno));
 	if (r == 0 &&
 	    (ls->layers_fd = open(ls->layers_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		r = err_set(err, negative_errno(), "open \"%s\": %s", ls->layers_dir,
@@ -805,6 +813,12 @@ int layer_store_open(const char *state_dir, const char *run_dir, const char *sta
 		layer_store_free(ls);
 		return r;
 	}
+	struct cric_err e;
+	if (idmap_probe(ls->dir, &e) == 0)
+		ls->can_idmap = true;
+	else
+		log_notice("no id-mapped layers on \"%s\" (user-namespaced pods refused): %s",
+			   ls->dir, e.msg);
 	pthread_mutex_lock(&ls->lock);
 	clean_layers(ls);
 	rootfs_reconcile(ls);

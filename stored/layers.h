@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "common/idmap.h"
 #include "stored/blobs.h"
 
 struct layer_store;
@@ -80,9 +81,12 @@ int layer_sync_images(struct layer_store *ls, char *const *ids, size_t n, unsign
 		      unsigned *removed, struct cric_err *err);
 int layer_drop_lease(struct layer_store *ls, const char *lease, struct cric_err *err);
 
-/* *path malloc'd. */
+/* *path malloc'd. uid->length 0: no mapping; else the layers are mounted
+ * id-mapped through uid/gid (whose length is uid's) beneath the overlay
+ * and the upper dir belongs to their host ids (see CreateRootfsRequest). */
 int layer_create_rootfs(struct layer_store *ls, const char *container_id, const char *chain_id,
-			char **path, struct cric_err *err);
+			const struct idmap_range *uid, const struct idmap_range *gid, char **path,
+			struct cric_err *err);
 int layer_remove_rootfs(struct layer_store *ls, const char *container_id, struct cric_err *err);
 /* The container's writable layer (its overlay upperdir); malloc'd, NULL on
  * OOM. container_id must be valid. */

@@ -14,39 +14,129 @@
 
 #include "common/cleanup.h"
 #include "common/fsutil.h"
+#include "common/idmap.h"
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "stored/layers-int.h"
 #include "stored/unpack.h"
 
-static int mount_rootfs(struct layer_store *ls, const char *cid, const json_t *layers,
-			struct cric_err *err)
+/* A user-namespaced container's mapping, as its refs entry records it
+ * ("uid", "gid", "len"); len 0: none. */
+struct rootfs_map {
+	struct idmap_range uid, gid;
+};
+
+static void map_from_entry(const json_t *e, struct rootfs_map *m)
 {
-	char opts[4096];
-	size_t o = (size_t)snprintf(opts, sizeof(opts), "lowerdir=");
-	/* Top layer first. */
-	for (size_t i = json_array_size(layers); i-- > 0;) {
-		const char *c = json_string_value(json_array_get(layers, i));
-		o += (size_t)snprintf(opts + o, sizeof(opts) > o ? sizeof(opts) - o : 0, "%s%s/%s",
-				      i + 1 == json_array_size(layers) ? "" : ":", ls->layers_dir,
-				      HEX(c));
+	m->uid.host_id = (uint32_t)json_integer_value(json_object_get(e, "uid"));
+	m->gid.host_id = (uint32_t)json_integer_value(json_object_get(e, "gid"));
+	m->uid.length = m->gid.length = (uint32_t)json_integer_value(json_object_get(e, "len"));
+}
+
+/* Detach the id-mapped layers of a container (<containers>/<cid>/lower/N).
+ * -EBUSY when one stays mounted: then nothing may remove the tree, which
+ * would reach into the layers through it. */
+static int unmount_lowers(struct layer_store *ls, const char *cid, struct cric_err *err)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/%s/lower", ls->containers_dir, cid);
+	_cleanup_closedir_ DIR *d = opendir(dir);
+	struct dirent *de;
+	int r = 0;
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char p[PATH_MAX + 256];
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		int u = idmap_unmount(p);
+		if (u < 0 && r == 0)
+			r = err_set(err, u, "unmount the id-mapped layer \"%s\": %s", p,
+				    strerror(-u));
 	}
-	if (json_array_size(layers) == 0)
-		o += (size_t)snprintf(opts + o, sizeof(opts) - o, "%s/empty", ls->layers_dir);
+	return r;
+}
+
+/* Mount each layer (base first, top last in layers) id-mapped on
+ * <containers>/<cid>/lower/<i>; *lowers gets their paths for lowerdir,
+ * top first. */
+static int map_lowers(struct layer_store *ls, const char *cid, const json_t *layers,
+		      const struct rootfs_map *m, char *lowers, size_t size, struct cric_err *err)
+{
+	int r = unmount_lowers(ls, cid, err);
+	if (r < 0)
+		return r;
+	_cleanup_close_ int ns = idmap_userns_open(&m->uid, &m->gid, err);
+	if (ns < 0)
+		return err_prefix(err, ns, "id-mapped layers");
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/%s/lower", ls->containers_dir, cid);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return err_set(err, negative_errno(), "create \"%s\": %s", dir, strerror(errno));
+	size_t n = json_array_size(layers), o = 0;
+	lowers[0] = '\0';
+	for (size_t k = 0; k < (n ? n : 1); k++) {
+		size_t i = n ? n - 1 - k : 0; /* top first */
+		char src[PATH_MAX], dst[PATH_MAX + 32];
+		if (n)
+			snprintf(src, sizeof(src), "%s/%s", ls->layers_dir,
+				 HEX(json_string_value(json_array_get(layers, i))));
+		else
+			snprintf(src, sizeof(src), "%s/empty", ls->layers_dir);
+		snprintf(dst, sizeof(dst), "%s/%zu", dir, i);
+		if (mkdir(dst, 0700) < 0 && errno != EEXIST)
+			return err_set(err, negative_errno(), "create \"%s\": %s", dst,
+				       strerror(errno));
+		if ((r = idmap_bind(ns, src, dst, err)) < 0)
+			return r;
+		o += (size_t)snprintf(lowers + o, size > o ? size - o : 0, "%s%s", k ? ":" : "",
+				      dst);
+	}
+	return o < size ? 0 : -E2BIG;
+}
+
+static int mount_rootfs(struct layer_store *ls, const char *cid, const json_t *layers,
+			const struct rootfs_map *m, struct cric_err *err)
+{
+	char opts[8192];
+	size_t o = (size_t)snprintf(opts, sizeof(opts), "lowerdir=");
+	if (m && m->uid.length) {
+		int r = map_lowers(ls, cid, layers, m, opts + o, sizeof(opts) - o, err);
+		if (r == -E2BIG)
+			goto too_many;
+		if (r < 0)
+			return r;
+		o += strlen(opts + o);
+	} else {
+		/* Top layer first. */
+		for (size_t i = json_array_size(layers); i-- > 0;) {
+			const char *c = json_string_value(json_array_get(layers, i));
+			o += (size_t)snprintf(
+			    opts + o, sizeof(opts) > o ? sizeof(opts) - o : 0, "%s%s/%s",
+			    i + 1 == json_array_size(layers) ? "" : ":", ls->layers_dir, HEX(c));
+		}
+		if (json_array_size(layers) == 0)
+			o += (size_t)snprintf(opts + o, sizeof(opts) - o, "%s/empty",
+					      ls->layers_dir);
+	}
 	o += (size_t)snprintf(opts + o, sizeof(opts) > o ? sizeof(opts) - o : 0,
 			      ",upperdir=%s/%s/upper,workdir=%s/%s/work", ls->containers_dir, cid,
 			      ls->containers_dir, cid);
 	if (o >= sizeof(opts))
-		return err_set(err, -E2BIG,
-			       "the image has too many layers for one overlay mount (%zu)",
-			       json_array_size(layers));
+		goto too_many;
 	char target[PATH_MAX];
 	snprintf(target, sizeof(target), "%s/%s", ls->rootfs_dir, cid);
-	if (mount("overlay", target, "overlay", MS_NODEV, opts) < 0)
-		return err_set(err, negative_errno(), "mount the overlay on \"%s\": %s", target,
-			       strerror(errno));
+	if (mount("overlay", target, "overlay", MS_NODEV, opts) < 0) {
+		int r = err_set(err, negative_errno(), "mount the overlay on \"%s\": %s", target,
+				strerror(errno));
+		unmount_lowers(ls, cid, NULL);
+		return r;
+	}
 	return 0;
+too_many:
+	unmount_lowers(ls, cid, NULL);
+	return err_set(err, -E2BIG, "the image has too many layers for one overlay mount (%zu)",
+		       json_array_size(layers));
 }
 
 static bool is_mountpoint(const char *path)
@@ -57,7 +147,8 @@ static bool is_mountpoint(const char *path)
 	return stat(path, &a) == 0 && stat(parent, &b) == 0 && a.st_dev != b.st_dev;
 }
 
-static int rootfs_dirs(struct layer_store *ls, const char *cid, struct cric_err *err)
+static int rootfs_dirs(struct layer_store *ls, const char *cid, const struct rootfs_map *m,
+		       struct cric_err *err)
 {
 	char p[PATH_MAX];
 	const char *sub[] = { "", "/upper", "/work" };
@@ -67,18 +158,52 @@ static int rootfs_dirs(struct layer_store *ls, const char *cid, struct cric_err 
 			return err_set(err, negative_errno(), "create \"%s\": %s", p,
 				       strerror(errno));
 	}
+	/* The container's root directory is its own: what it makes there
+	 * lands on disk as its host ids. */
+	snprintf(p, sizeof(p), "%s/%s/upper", ls->containers_dir, cid);
+	if (m && m->uid.length && chown(p, m->uid.host_id, m->gid.host_id) < 0)
+		return err_set(err, negative_errno(), "chown \"%s\": %s", p, strerror(errno));
 	snprintf(p, sizeof(p), "%s/%s", ls->rootfs_dir, cid);
 	if (mkdir(p, 0755) < 0 && errno != EEXIST)
 		return err_set(err, negative_errno(), "create \"%s\": %s", p, strerror(errno));
 	return 0;
 }
 
+static bool same_map(const json_t *e, const struct rootfs_map *m)
+{
+	struct rootfs_map cur;
+	map_from_entry(e, &cur);
+	return cur.uid.length == m->uid.length &&
+	       (!m->uid.length ||
+		(cur.uid.host_id == m->uid.host_id && cur.gid.host_id == m->gid.host_id));
+}
+
+static int check_map(const struct rootfs_map *m, bool can_map, struct cric_err *err)
+{
+	if (!m->uid.length)
+		return m->uid.host_id || m->gid.host_id
+			   ? err_set(err, -EINVAL, "uid_host/gid_host without id_length")
+			   : 0;
+	if (!m->uid.host_id || !m->gid.host_id)
+		return err_set(err, -EINVAL, "uid_host and gid_host must not be 0 (host root)");
+	if (m->uid.host_id > UINT32_MAX - m->uid.length ||
+	    m->gid.host_id > UINT32_MAX - m->gid.length)
+		return err_set(err, -EINVAL, "the id range passes 2^32-1");
+	if (!can_map)
+		return err_set(err, -ENOPKG, "this kernel cannot id-map stored's file system");
+	return 0;
+}
+
 int layer_create_rootfs(struct layer_store *ls, const char *container_id, const char *chain_id,
-			char **path, struct cric_err *err)
+			const struct idmap_range *uid, const struct idmap_range *gid, char **path,
+			struct cric_err *err)
 {
 	if (!id_is_valid(container_id))
 		return err_set(err, -EINVAL, "invalid container id");
-	int r;
+	const struct rootfs_map map = { .uid = *uid, .gid = { gid->host_id, uid->length } };
+	int r = check_map(&map, ls->can_idmap, err);
+	if (r < 0)
+		return r;
 	if (chain_id && *chain_id && (r = blob_digest_check(chain_id, err)) < 0)
 		return err_prefix(err, r, "chain_id");
 	char target[PATH_MAX];
@@ -88,13 +213,14 @@ int layer_create_rootfs(struct layer_store *ls, const char *container_id, const 
 	json_t *cur = json_object_get(rootfs, container_id);
 	if (cur) {
 		const char *c = json_string_value(json_object_get(cur, "chain"));
-		r = c && strcmp(c, chain_id ? chain_id : "") == 0
+		r = c && strcmp(c, chain_id ? chain_id : "") == 0 && same_map(cur, &map)
 			? 0
 			: err_set(err, -EEXIST,
-				  "container %s has a root filesystem of another image",
+				  "container %s has a root filesystem of another image or mapping",
 				  container_id);
 		if (r == 0 && !is_mountpoint(target))
-			r = mount_rootfs(ls, container_id, json_object_get(cur, "layers"), err);
+			r = mount_rootfs(ls, container_id, json_object_get(cur, "layers"), &map,
+					 err);
 		pthread_mutex_unlock(&ls->lock);
 		if (r == 0 && !(*path = strdup(target)))
 			r = -ENOMEM;
@@ -117,14 +243,25 @@ int layer_create_rootfs(struct layer_store *ls, const char *container_id, const 
 		snprintf(c, sizeof(c), "%s", json_string_value(json_object_get(m, "parent")));
 	}
 	if (r == 0)
-		r = rootfs_dirs(ls, container_id, err);
+		r = rootfs_dirs(ls, container_id, &map, err);
 	if (r == 0) {
-		json_object_set_new(
-		    rootfs, container_id,
-		    json_pack("{s:s, s:O}", "chain", chain_id ? chain_id : "", "layers", layers));
-		r = refs_save(ls, err);
+		json_t *e =
+		    json_pack("{s:s, s:O}", "chain", chain_id ? chain_id : "", "layers", layers);
+		if (e && map.uid.length &&
+		    (json_object_set_new(e, "uid", json_integer(map.uid.host_id)) < 0 ||
+		     json_object_set_new(e, "gid", json_integer(map.gid.host_id)) < 0 ||
+		     json_object_set_new(e, "len", json_integer(map.uid.length)) < 0))
+			r = -ENOMEM;
+		if (r < 0 || !e) {
+			json_decref(e);
+			r = -ENOMEM;
+		} else if (json_object_set_new(rootfs, container_id, e) < 0) {
+			r = -ENOMEM;
+		} else {
+			r = refs_save(ls, err);
+		}
 	}
-	if (r == 0 && (r = mount_rootfs(ls, container_id, layers, err)) < 0) {
+	if (r == 0 && (r = mount_rootfs(ls, container_id, layers, &map, err)) < 0) {
 		json_object_del(rootfs, container_id);
 		refs_save(ls, NULL);
 	}
@@ -132,7 +269,8 @@ int layer_create_rootfs(struct layer_store *ls, const char *container_id, const 
 	json_decref(layers);
 	if (r < 0) {
 		rmdir(target);
-		unpack_remove_tree(ls->containers_fd, container_id, NULL);
+		if (unmount_lowers(ls, container_id, NULL) == 0)
+			unpack_remove_tree(ls->containers_fd, container_id, NULL);
 		return r;
 	}
 	log_info("root filesystem of container %s mounted on %s", container_id, target);
@@ -148,7 +286,9 @@ static int teardown_rootfs(struct layer_store *ls, const char *cid, struct cric_
 		;
 	if (rmdir(target) < 0 && errno != ENOENT)
 		return err_set(err, negative_errno(), "remove \"%s\": %s", target, strerror(errno));
-	int r = unpack_remove_tree(ls->containers_fd, cid, err);
+	int r = unmount_lowers(ls, cid, err);
+	if (r == 0)
+		r = unpack_remove_tree(ls->containers_fd, cid, err);
 	return r == -ENOENT ? 0 : r;
 }
 
@@ -178,8 +318,10 @@ void rootfs_reconcile(struct layer_store *ls)
 		struct cric_err e;
 		if (!id_is_valid(cid) || is_mountpoint(target))
 			continue;
-		if (rootfs_dirs(ls, cid, &e) < 0 ||
-		    mount_rootfs(ls, cid, json_object_get(v, "layers"), &e) < 0)
+		struct rootfs_map map;
+		map_from_entry(v, &map);
+		if (rootfs_dirs(ls, cid, &map, &e) < 0 ||
+		    mount_rootfs(ls, cid, json_object_get(v, "layers"), &map, &e) < 0)
 			log_error("container %s: mount its root filesystem again: %s", cid, e.msg);
 		else
 			log_notice("container %s: root filesystem mounted again", cid);

@@ -126,7 +126,9 @@ static int create_rootfs(void *ud, const struct cric_call *call, const ProtobufC
 	(void)call;
 	const Cric__Stored__CreateRootfsRequest *req = (const void *)in;
 	_cleanup_free_ char *path = NULL;
-	int r = layer_create_rootfs(ud, req->container_id, req->chain_id, &path, err);
+	const struct idmap_range uid = { req->uid_host, req->id_length };
+	const struct idmap_range gid = { req->gid_host, req->id_length };
+	int r = layer_create_rootfs(ud, req->container_id, req->chain_id, &uid, &gid, &path, err);
 	if (r < 0)
 		return r;
 	_cleanup_pb_ Cric__Stored__CreateRootfsResponse *resp =

@@ -46,7 +46,8 @@ def cric_call(suite, method, req, user=None, daemon=None):
 
 # capability numbers (linux/capability.h)
 CAP = {"CHOWN": 0, "DAC_OVERRIDE": 1, "FOWNER": 3, "FSETID": 4, "SETPCAP": 8, "NET_RAW": 13,
-       "NET_ADMIN": 12, "SYS_ADMIN": 21, "MKNOD": 27, "SETFCAP": 31}
+       "NET_ADMIN": 12, "SYS_ADMIN": 21, "MKNOD": 27, "SETFCAP": 31,
+       "SETUID": 7, "SETGID": 6}
 
 
 def mask(*names):
@@ -73,7 +74,7 @@ EXPECTED = {
     "gateway": (mask(), True),
     "imaged": (mask(), True),
     "stored": (mask("SYS_ADMIN", "CHOWN", "FOWNER", "FSETID", "MKNOD", "DAC_OVERRIDE",
-                     "SETFCAP"), True),
+                     "SETFCAP", "SETUID", "SETGID"), True),
     "netd": (mask("NET_ADMIN", "NET_RAW", "SYS_ADMIN"), False),
     "runtimed": (None, False),  # what it was given: runc needs it
     "monitord": (None, False),
