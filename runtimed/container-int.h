@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <pthread.h>
 
+#include "common/idmap.h"
 #include "common/service.h"
 #include "container.h"
 #include "lsm.h"
@@ -113,6 +114,18 @@ int ctr_restore_start(struct ctr_mgr *m, const struct cric_call *call, struct co
  * pod, handler), with restore set; with the op lock held. */
 int ctr_monitor_restore(struct ctr_mgr *m, const struct cric_call *call, struct container *c,
 			struct cric_err *err);
+
+/* ctridmap.c: a container of a user-namespaced pod (its uid/gid map)
+ * cannot use host files as they are: their owners are outside its map.
+ * Each bind mount of spec (but the host's /sys) gets its source mounted
+ * id-mapped on <bundle>/idmap/<n>, and the spec that path instead. runc
+ * create binds them into the container's mount namespace, which keeps
+ * them: ctr_idmap_release() then detaches the host's copies and removes
+ * the dir (idempotent; -EBUSY-like error when one stays mounted: then the
+ * bundle must not be removed, which would reach through it). */
+int ctr_idmap_mounts(const char *bundle, const struct idmap_range *uid,
+		     const struct idmap_range *gid, json_t *spec, struct cric_err *err);
+int ctr_idmap_release(const char *bundle, struct cric_err *err);
 
 /* ctrlife.c */
 /* Ask the monitor whether a running container exited; with the op lock. */

@@ -320,7 +320,8 @@ static int resolve_image(struct ctr_mgr *m, const struct cric_call *call, const 
 }
 
 static int make_rootfs(struct ctr_mgr *m, const struct cric_call *call, struct container *c,
-		       const Cric__Imaged__ResolveImageResponse *img, char **path, char **upper,
+		       const Cric__Imaged__ResolveImageResponse *img,
+		       const struct pod_snapshot *pod, char **path, char **upper,
 		       struct cric_err *err)
 {
 	c->rootfs_made = true; /* from now on, remove it on failure */
@@ -330,6 +331,11 @@ static int make_rootfs(struct ctr_mgr *m, const struct cric_call *call, struct c
 	Cric__Stored__CreateRootfsRequest req = CRIC__STORED__CREATE_ROOTFS_REQUEST__INIT;
 	req.container_id = c->id;
 	req.chain_id = img->n_chain_ids ? img->chain_ids[img->n_chain_ids - 1] : "";
+	if (pod->userns) {
+		req.uid_host = pod->uid_map.host_id;
+		req.gid_host = pod->gid_map.host_id;
+		req.id_length = pod->uid_map.length;
+	}
 	ProtobufCMessage *out = NULL;
 	r = ctr_call(m->stored, CRIC_STORED(create_rootfs), CTR_CALL_CAP_MS, call, &req.base, &out,
 		     err);
@@ -497,6 +503,9 @@ static int write_bundle(struct ctr_mgr *m, struct container *c, struct create_ct
 		.systemd_cgroup = x->h->systemd_cgroup,
 		.seccomp_kind = (enum ctr_seccomp_kind)x->pod.seccomp_kind,
 		.seccomp_ref = x->pod.seccomp_ref,
+		.userns = x->pod.userns,
+		.uid_map = x->pod.uid_map,
+		.gid_map = x->pod.gid_map,
 	};
 	_cleanup_json_ json_t *profile = NULL;
 	_cleanup_free_ char *apparmor = NULL;
@@ -557,6 +566,9 @@ static int write_bundle(struct ctr_mgr *m, struct container *c, struct create_ct
 	if (mkdir(c->bundle, 0700) < 0 && errno != EEXIST)
 		return err_set(err, negative_errno(), "create \"%s\": %s", c->bundle,
 			       strerror(errno));
+	if (pod.userns &&
+	    (r = ctr_idmap_mounts(c->bundle, &pod.uid_map, &pod.gid_map, spec, err)) < 0)
+		return r;
 	_cleanup_free_ char *path = path_join(c->bundle, "config.json");
 	r = path ? json_save_atomic(path, spec, 0600) : -ENOMEM;
 	if (r < 0)
@@ -643,7 +655,7 @@ static int create_steps(struct ctr_mgr *m, const struct cric_call *call, struct 
 	if (!c->image_ref)
 		return -ENOMEM;
 	_cleanup_free_ char *rootfs = NULL, *upper = NULL;
-	if ((r = make_rootfs(m, call, c, img, &rootfs, &upper, err)) < 0)
+	if ((r = make_rootfs(m, call, c, img, &x->pod, &rootfs, &upper, err)) < 0)
 		return r;
 	x->upper_dir = upper; /* borrowed until create_monitor() returns */
 	pthread_mutex_lock(&m->lock);
@@ -652,7 +664,14 @@ static int create_steps(struct ctr_mgr *m, const struct cric_call *call, struct 
 	if ((r = write_bundle(m, c, x, image_config, rootfs, err)) < 0)
 		return r;
 	/* A restore's monitor runs `runc restore` at StartContainer. */
-	return c->restore ? 0 : create_monitor(m, call, c, x, err);
+	if (c->restore)
+		return 0;
+	r = create_monitor(m, call, c, x, err);
+	/* The container holds its id-mapped mounts now (or never will). */
+	struct cric_err e;
+	if (x->pod.userns && ctr_idmap_release(c->bundle, &e) < 0)
+		log_warning("container %s: %s; left for its removal", c->id, e.msg);
+	return r;
 }
 
 int ctr_monitor_restore(struct ctr_mgr *m, const struct cric_call *call, struct container *c,
@@ -670,7 +689,11 @@ int ctr_monitor_restore(struct ctr_mgr *m, const struct cric_call *call, struct 
 	if (!(x.h = ctr_handler(m, c->handler)))
 		return err_set(err, -ENOPKG, "runtime handler \"%s\" is not configured",
 			       c->handler);
-	return create_monitor(m, call, c, &x, err);
+	r = create_monitor(m, call, c, &x, err);
+	struct cric_err e;
+	if (x.pod.userns && ctr_idmap_release(c->bundle, &e) < 0)
+		log_warning("container %s: %s; left for its removal", c->id, e.msg);
+	return r;
 }
 
 /* ---- teardown ---- */
@@ -716,6 +739,9 @@ int ctr_teardown(struct ctr_mgr *m, const struct cric_call *call, struct contain
 			return err_prefix(err, r, "remove the root filesystem");
 		protobuf_c_message_free_unpacked(out, NULL);
 	}
+	/* Never remove through a mount still on the bundle. */
+	if (c->bundle[0] && (r = ctr_idmap_release(c->bundle, err)) < 0)
+		return r;
 	if (c->bundle[0] && nftw(c->bundle, rm_entry, 8, FTW_DEPTH | FTW_PHYS) < 0 &&
 	    errno != ENOENT)
 		return err_set(err, negative_errno(), "remove \"%s\": %s", c->bundle,

@@ -49,18 +49,20 @@ static Runtime__V1__RuntimeCondition *condition(const char *type, bool ok, const
 	return TAKE_PTR(c);
 }
 
-static Runtime__V1__RuntimeHandler *handler(const char *name)
+/* name NULL: the default handler's entry, named "". */
+static Runtime__V1__RuntimeHandler *handler(const char *name, const struct oci_handler *oh)
 {
+	name = name ? name : "";
 	_cleanup_pb_ Runtime__V1__RuntimeHandler *h =
 	    pb_new(&runtime__v1__runtime_handler__descriptor);
 	if (!h || pb_set_str(&h->name, name) < 0 ||
 	    !(h->features = pb_new(&runtime__v1__runtime_handler_features__descriptor)))
 		return NULL;
-	/* Neither recursive read-only mounts (CreateContainer refuses them)
-	 * nor user namespaces yet: both false, the kubelet then refuses the
-	 * pods that need them. */
+	/* No recursive read-only mounts (CreateContainer refuses them): the
+	 * kubelet then refuses the pods that need them. User namespaces where
+	 * they work end to end (oci.h's userns_pods). */
 	h->features->recursive_read_only_mounts = false;
-	h->features->user_namespaces = false;
+	h->features->user_namespaces = oh && oh->userns_pods;
 	return TAKE_PTR(h);
 }
 
@@ -91,10 +93,11 @@ static int status(void *ud, const struct cric_call *call, const ProtobufCMessage
 	size_t nh = runtimed_handlers(ud, &hs);
 	free(s->runtime_handlers);
 	if (!(s->runtime_handlers = calloc(nh + 1, sizeof(*s->runtime_handlers))) ||
-	    !(s->runtime_handlers[s->n_runtime_handlers++] = handler("")))
+	    !(s->runtime_handlers[s->n_runtime_handlers++] =
+		  handler(NULL, runtimed_default_handler(ud))))
 		return -ENOMEM;
 	for (size_t i = 0; i < nh; i++)
-		if (!(s->runtime_handlers[s->n_runtime_handlers++] = handler(hs[i].name)))
+		if (!(s->runtime_handlers[s->n_runtime_handlers++] = handler(hs[i].name, &hs[i])))
 			return -ENOMEM;
 
 	if (req->verbose) {

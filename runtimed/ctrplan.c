@@ -306,11 +306,20 @@ static int base_mounts(const struct ctr_plan_in *in, json_t *ms)
 					   mnt("/dev/shm", "bind", pod->host_ipc ? "/dev/shm" : shm,
 					       json_pack("[s,s,s,s,s]", "rbind", "rprivate",
 							 "nosuid", "noexec", "nodev")));
-	r |= json_array_append_new(ms, mnt("/dev/mqueue", "mqueue", "mqueue",
-					   json_pack("[s,s,s]", "nosuid", "noexec", "nodev")));
-	r |= json_array_append_new(
-	    ms, mnt("/sys", "sysfs", "sysfs",
-		    json_pack("[s,s,s,s]", "nosuid", "noexec", "nodev", sys_rw)));
+	/* In a user namespace (see struct ctr_pod): the host's /sys, no
+	 * mqueue. */
+	if (!pod->userns)
+		r |= json_array_append_new(ms,
+					   mnt("/dev/mqueue", "mqueue", "mqueue",
+					       json_pack("[s,s,s]", "nosuid", "noexec", "nodev")));
+	if (pod->userns)
+		r |= json_array_append_new(ms, mnt("/sys", "bind", "/sys",
+						   json_pack("[s,s,s,s,s,s]", "rbind", "rprivate",
+							     "nosuid", "noexec", "nodev", "ro")));
+	else
+		r |= json_array_append_new(
+		    ms, mnt("/sys", "sysfs", "sysfs",
+			    json_pack("[s,s,s,s]", "nosuid", "noexec", "nodev", sys_rw)));
 	r |= json_array_append_new(
 	    ms, mnt("/sys/fs/cgroup", "cgroup", "cgroup",
 		    json_pack("[s,s,s,s,s]", "nosuid", "noexec", "nodev", "relatime", sys_rw)));
@@ -433,6 +442,10 @@ static int plan_namespaces(const struct ctr_plan_in *in, json_t **ret, struct cr
 	default:
 		return err_set(err, -EINVAL, "namespace_options.pid %d is unknown", pid);
 	}
+	/* A new user namespace of the pod's mapping, made by runc after it
+	 * joined the others. */
+	if (pod->userns && ns_add(ns, "user", NULL) < 0)
+		return -ENOMEM;
 	/* Network, IPC and UTS are the pod's, whatever the container says. */
 	if (r == 0 && !pod->host_network)
 		r = ns_add(ns, "network", pod->netns) | ns_add(ns, "uts", pod->uts_pin);
@@ -510,20 +523,28 @@ static json_t *plan_devices(const struct ctr_plan_in *in)
 	return a;
 }
 
-/* User namespaces: no handler here maps ids into mounts (runc 1.1 has no
- * id-mapped mounts), so a POD userns is refused; NODE is the default. */
-static int check_userns(const Runtime__V1__LinuxContainerSecurityContext *sc, struct cric_err *err)
+/* User namespaces are the pod's: a container says the same or nothing. */
+static int check_userns(const Runtime__V1__LinuxContainerSecurityContext *sc,
+			const struct ctr_pod *pod, struct cric_err *err)
 {
 	const Runtime__V1__UserNamespace *u =
 	    sc->namespace_options ? sc->namespace_options->userns_options : NULL;
-	if (!u || u->mode == RUNTIME__V1__NAMESPACE_MODE__NODE)
+	if (!u)
 		return 0;
-	if (u->mode == RUNTIME__V1__NAMESPACE_MODE__POD)
-		return err_set(
-		    err, -EINVAL,
-		    "namespace_options.userns_options: user namespaces are not supported "
-		    "by this runtime's handlers (no id-mapped mounts)");
-	return err_set(err, -EINVAL, "namespace_options.userns_options.mode must be POD or NODE");
+	if (u->mode == RUNTIME__V1__NAMESPACE_MODE__NODE && pod->userns)
+		return err_set(err, -EINVAL,
+			       "namespace_options.userns_options NODE: the pod has a user "
+			       "namespace of its own (POD)");
+	if (u->mode == RUNTIME__V1__NAMESPACE_MODE__NODE)
+		return 0;
+	if (u->mode != RUNTIME__V1__NAMESPACE_MODE__POD)
+		return err_set(err, -EINVAL,
+			       "namespace_options.userns_options.mode must be POD or NODE");
+	if (!pod->userns)
+		return err_set(err, -EINVAL,
+			       "namespace_options.userns_options POD: the pod has no user "
+			       "namespace (its userns_options were not POD)");
+	return 0;
 }
 
 static int check_security(const struct ctr_plan_in *in, struct cric_err *err)
@@ -548,7 +569,7 @@ static int check_security(const struct ctr_plan_in *in, struct cric_err *err)
 		if (!path_is_clean(sc->readonly_paths[i], true, PATH_MAX))
 			return err_set(err, -EINVAL, "readonly_paths[%zu] is not an absolute path",
 				       i);
-	return check_userns(sc, err);
+	return check_userns(sc, in->pod, err);
 }
 
 static int plan_cwd(const struct ctr_plan_in *in, const char **ret, struct cric_err *err)
@@ -688,9 +709,19 @@ static int plan_linux(const struct ctr_plan_in *in, const struct ctr_caps *cp, j
 		json_decref(res);
 		return r;
 	}
+	const struct ctr_pod *pod = in->pod;
+	json_t *uidm = pod->userns ? json_pack("[{s:i, s:I, s:I}]", "containerID", 0, "hostID",
+					       (json_int_t)pod->uid_map.host_id, "size",
+					       (json_int_t)pod->uid_map.length)
+				   : NULL;
+	json_t *gidm = pod->userns ? json_pack("[{s:i, s:I, s:I}]", "containerID", 0, "hostID",
+					       (json_int_t)pod->gid_map.host_id, "size",
+					       (json_int_t)pod->gid_map.length)
+				   : NULL;
 	*ret = json_pack(
-	    "{s:o, s:s, s:o, s:o, s:o, s:o, s:o*}", "namespaces", ns, "cgroupsPath", cgpath,
-	    "resources", res, "devices", plan_devices(in), "maskedPaths",
+	    "{s:o*, s:o*, s:o, s:s, s:o, s:o, s:o, s:o, s:o*}", "uidMappings", uidm, "gidMappings",
+	    gidm, "namespaces", ns, "cgroupsPath", cgpath, "resources", res, "devices",
+	    plan_devices(in), "maskedPaths",
 	    strs(sc && !priv ? sc->masked_paths : NULL, sc && !priv ? sc->n_masked_paths : 0),
 	    "readonlyPaths",
 	    strs(sc && !priv ? sc->readonly_paths : NULL, sc && !priv ? sc->n_readonly_paths : 0),

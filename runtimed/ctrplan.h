@@ -7,8 +7,10 @@
  * Every refusal is -EINVAL with err naming the field, or -EOPNOTSUPP for
  * what the request may ask but runtimed does not do yet: an honest
  * refusal, never a silently weaker container. User namespaces
- * (namespace_options.userns_options mode POD) are refused with -EINVAL:
- * no handler here can map ids into mounts.
+ * (namespace_options.userns_options mode POD) follow the pod's (struct
+ * ctr_pod.userns): a container of a pod without one asking POD, or of a
+ * pod with one asking NODE, is -EINVAL. The bind sources are id-mapped by
+ * the caller (container.c), not here.
  *
  * A privileged container (only in a privileged pod, else -EINVAL) gets
  * every capability the host can grant, every host device node with an
@@ -24,6 +26,7 @@
 
 #include "caps.h"
 #include "common/error.h"
+#include "common/idmap.h"
 #include "lsm.h"
 #include "seccomp-default.h"
 #include "seccomp-profile.h"
@@ -59,6 +62,14 @@ struct ctr_pod {
 	 * context), for containers that make none. */
 	enum ctr_seccomp_kind seccomp_kind;
 	const char *seccomp_ref; /* LOCALHOST: the profile's path */
+	/* The pod's user namespace mapping (userns_options POD): the
+	 * container gets a user namespace of it (a new one: runc joins the
+	 * pod's network, IPC and UTS namespaces, owned by the host's user
+	 * namespace, before it makes it), /sys bound from the host (sysfs
+	 * cannot be mounted for a network namespace of another user
+	 * namespace), no /dev/mqueue (likewise for IPC). */
+	bool userns;
+	struct idmap_range uid_map, gid_map;
 };
 
 /* The checks that need nothing but the request and the pod: metadata,

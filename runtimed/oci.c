@@ -126,9 +126,21 @@ bool oci_features_idmap(const json_t *features)
 	return json_is_true(json_object_get(json_object_get(ext, "idmap"), "enabled"));
 }
 
+bool oci_features_userns(const json_t *features)
+{
+	const json_t *ns = json_object_get(json_object_get(features, "linux"), "namespaces");
+	size_t i;
+	const json_t *v;
+	json_array_foreach (ns, i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), "user") == 0)
+			return true;
+	return false;
+}
+
 int oci_detect_features(struct oci_handler *h, struct cric_err *err)
 {
 	h->idmap_mounts = false;
+	h->userns = false;
 	char *const argv[] = { h->path, "features", NULL };
 	const struct spawn_req x = {
 		.path = h->path,
@@ -147,6 +159,7 @@ int oci_detect_features(struct oci_handler *h, struct cric_err *err)
 	if (!doc)
 		return err_set(err, -EIO, "%s features: not JSON", h->path);
 	h->idmap_mounts = oci_features_idmap(doc);
+	h->userns = oci_features_userns(doc);
 	return 0;
 }
 

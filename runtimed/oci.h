@@ -25,6 +25,15 @@ struct oci_handler {
 	/* `features` says it has id-mapped mounts (runc >= 1.2), what a pod
 	 * of its own user namespace needs; found by oci_detect_features(). */
 	bool idmap_mounts;
+	/* `features` lists the user namespace: it runs a container in a new
+	 * one with linux.uidMappings/gidMappings (runc 1.1 does). */
+	bool userns;
+	/* Pods of their own user namespace work end to end: userns, and this
+	 * kernel id-maps mounts of cric's file systems (runtimed probes its
+	 * own at start; cric makes the id-mapped mounts itself, so the
+	 * handler's idmap_mounts is not needed). Set by runtimed, reported as
+	 * RuntimeHandlerFeatures.user_namespaces. */
+	bool userns_pods;
 };
 
 /* Ask the handler what it supports (`runc features`, which runc 1.1
@@ -33,6 +42,8 @@ struct oci_handler {
 int oci_detect_features(struct oci_handler *h, struct cric_err *err);
 /* From `runc features` JSON: linux.mountExtensions.idmap.enabled. */
 bool oci_features_idmap(const json_t *features);
+/* From `runc features` JSON: "user" in linux.namespaces. */
+bool oci_features_userns(const json_t *features);
 
 /* runc run --detach: create and start the container of bundle; its init's
  * pid in *pid. runc's log goes to <bundle>/runc.log. */

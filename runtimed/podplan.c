@@ -90,6 +90,81 @@ static bool cpuset_ok(const char *s)
 	return true;
 }
 
+static int check_idmap(const char *field, Runtime__V1__IDMapping *const *m, size_t n,
+		       struct idmap_range *ret, struct cric_err *err)
+{
+	if (n != 1)
+		return err_set(err, -EINVAL,
+			       "namespace_options.userns_options.%s: exactly one mapping, not %zu",
+			       field, n);
+	const Runtime__V1__IDMapping *x = m[0];
+	if (!x)
+		return err_set(err, -EINVAL, "namespace_options.userns_options.%s[0] is empty",
+			       field);
+	if (x->container_id != 0)
+		return err_set(err, -EINVAL,
+			       "namespace_options.userns_options.%s[0].container_id must be 0, "
+			       "not %u",
+			       field, x->container_id);
+	if (x->host_id == 0)
+		return err_set(err, -EINVAL,
+			       "namespace_options.userns_options.%s[0].host_id must not be 0 "
+			       "(the host's root)",
+			       field);
+	if (x->length < POD_USERNS_MIN_IDS)
+		return err_set(err, -EINVAL,
+			       "namespace_options.userns_options.%s[0].length %u is below %u",
+			       field, x->length, POD_USERNS_MIN_IDS);
+	if (x->host_id > UINT32_MAX - x->length)
+		return err_set(err, -EINVAL,
+			       "namespace_options.userns_options.%s[0]: host_id %u + length %u "
+			       "passes 2^32-1",
+			       field, x->host_id, x->length);
+	ret->host_id = x->host_id;
+	ret->length = x->length;
+	return 0;
+}
+
+int pod_plan_userns(const Runtime__V1__UserNamespace *u, struct pod_plan *p, struct cric_err *err)
+{
+	p->userns = false;
+	if (!u || u->mode == RUNTIME__V1__NAMESPACE_MODE__NODE)
+		return 0;
+	if (u->mode != RUNTIME__V1__NAMESPACE_MODE__POD)
+		return err_set(err, -EINVAL,
+			       "namespace_options.userns_options.mode must be POD or NODE");
+	if (!p->handler->userns_pods)
+		return err_set(err, -EINVAL,
+			       "namespace_options.userns_options: a pod user namespace is not "
+			       "supported by runtime handler \"%s\" (%s)",
+			       p->handler->name,
+			       p->handler->userns ? "this kernel cannot id-map cric's mounts"
+						  : "it has no user namespaces");
+	int r = check_idmap("uids", u->uids, u->n_uids, &p->uid_map, err);
+	if (r == 0)
+		r = check_idmap("gids", u->gids, u->n_gids, &p->gid_map, err);
+	if (r < 0)
+		return r;
+	if (p->uid_map.length != p->gid_map.length)
+		return err_set(err, -EINVAL,
+			       "namespace_options.userns_options: uids length %u and gids length "
+			       "%u differ",
+			       p->uid_map.length, p->gid_map.length);
+	if (p->net_mode == RUNTIME__V1__NAMESPACE_MODE__NODE ||
+	    p->ipc_mode == RUNTIME__V1__NAMESPACE_MODE__NODE ||
+	    p->pid_mode == RUNTIME__V1__NAMESPACE_MODE__NODE)
+		return err_set(err, -EINVAL,
+			       "namespace_options.userns_options POD cannot go with a host "
+			       "network, IPC or PID namespace");
+	if (p->pid_mode == RUNTIME__V1__NAMESPACE_MODE__POD)
+		return err_set(err, -EINVAL,
+			       "namespace_options.userns_options POD cannot go with "
+			       "namespace_options.pid POD here (the shared PID namespace is "
+			       "the host user namespace's)");
+	p->userns = true;
+	return 0;
+}
+
 /* The namespace modes: network and IPC are the pod's or the node's, PID
  * the pod's (with the infra), each container's or the node's. */
 static int plan_namespaces(const struct pod_plan_env *env, const Runtime__V1__PodSandboxConfig *cfg,
@@ -111,18 +186,9 @@ static int plan_namespaces(const struct pod_plan_env *env, const Runtime__V1__Po
 	    p->pid_mode > 3)
 		return err_set(err, -EINVAL,
 			       "namespace_options.pid must be POD, CONTAINER or NODE");
-	/* User namespaces: see ctrplan.h. */
-	const Runtime__V1__UserNamespace *u = nso ? nso->userns_options : NULL;
-	if (u && u->mode == RUNTIME__V1__NAMESPACE_MODE__POD)
-		return err_set(err, -EINVAL,
-			       "namespace_options.userns_options: a pod user namespace is not "
-			       "supported by runtime handler \"%s\" (%s)",
-			       p->handler->name,
-			       p->handler->idmap_mounts ? "cric does not map pod ids yet"
-							: "it has no id-mapped mounts");
-	if (u && u->mode != RUNTIME__V1__NAMESPACE_MODE__NODE)
-		return err_set(err, -EINVAL,
-			       "namespace_options.userns_options.mode must be POD or NODE");
+	int r = pod_plan_userns(nso ? nso->userns_options : NULL, p, err);
+	if (r < 0)
+		return r;
 	if (p->pid_mode == RUNTIME__V1__NAMESPACE_MODE__POD && !env->have_pause)
 		return err_set(err, -ENOPKG,
 			       "pod shares a PID namespace but the infra binary (cric-pause) is "

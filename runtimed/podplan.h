@@ -12,6 +12,7 @@
 
 #include "cgroup.h"
 #include "common/error.h"
+#include "common/idmap.h"
 #include "lsm.h"
 #include "oci.h"
 #include "proto/cri/api.pb-c.h"
@@ -60,6 +61,11 @@ struct pod_plan {
 	const char *log_directory;        /* "" when none */
 	const char *cgroup_parent;        /* as given, "" when none */
 	int net_mode, ipc_mode, pid_mode; /* enum pod_ns_mode */
+	/* namespace_options.userns_options mode POD: the pod's containers
+	 * run in user namespaces of this mapping (container ids from 0);
+	 * see pod_plan_userns(). */
+	bool userns;
+	struct idmap_range uid_map, gid_map;
 	/* resolv.conf; has_dns false: the node's */
 	bool has_dns;
 	char *const *dns_servers, *const *dns_searches, *const *dns_options;
@@ -86,6 +92,21 @@ struct pod_plan {
 	const char *seccomp_ref;
 	bool privileged;
 };
+
+/* The smallest id range a pod of its own user namespace gets (the
+ * kubelet's: 65536 ids, container 0 -> host N). */
+#define POD_USERNS_MIN_IDS 65536
+
+/* userns_options of a pod (NULL: none) into p->userns, p->uid_map,
+ * p->gid_map, against the pod's other namespace modes (already in p) and
+ * its handler. Mode NODE: no user namespace. Mode POD: exactly one uid
+ * and one gid mapping, each from container id 0 to a host id above 0, of
+ * the same length, at least POD_USERNS_MIN_IDS and not past 2^32-1; the
+ * network, IPC and PID namespaces must be the pod's (host ones cannot be
+ * entered from a user namespace; a shared PID namespace is the infra's,
+ * which a container's user namespace cannot mount /proc of); the handler
+ * must have userns_pods. -EINVAL naming the field otherwise. */
+int pod_plan_userns(const Runtime__V1__UserNamespace *u, struct pod_plan *p, struct cric_err *err);
 
 /* The handler named name ("" or NULL: the default), or NULL. */
 const struct oci_handler *pod_plan_handler(const struct pod_plan_env *env, const char *name);

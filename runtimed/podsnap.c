@@ -57,6 +57,14 @@ int pod_snapshot_get(struct sandbox_mgr *m, const struct cric_call *call, const 
 		kind = CTR_SECCOMP_UNCONFINED;
 #pragma GCC diagnostic pop
 	s.seccomp_kind = (int)kind;
+	const Runtime__V1__UserNamespace *u =
+	    sc && sc->namespace_options ? sc->namespace_options->userns_options : NULL;
+	if (u && u->mode == RUNTIME__V1__NAMESPACE_MODE__POD && u->n_uids == 1 && u->n_gids == 1 &&
+	    u->uids[0] && u->gids[0]) {
+		s.userns = true;
+		s.uid_map = (struct idmap_range){ u->uids[0]->host_id, u->uids[0]->length };
+		s.gid_map = (struct idmap_range){ u->gids[0]->host_id, u->gids[0]->length };
+	}
 	copy(s.seccomp_ref, sizeof(s.seccomp_ref), kind == CTR_SECCOMP_LOCALHOST ? ref : "");
 	sandbox_snapshot_free(sb);
 	/* The hostname the pod's UTS namespace got (podplan.c's choice). */

@@ -8,6 +8,7 @@
 
 #include "cgroup.h"
 #include "common/error.h"
+#include "common/idmap.h"
 #include "common/ipc.h"
 #include "sandbox.h"
 
@@ -28,6 +29,10 @@ struct pod_snapshot {
 	/* The pod's seccomp choice (ctrplan.h's struct ctr_pod). */
 	int seccomp_kind;
 	char seccomp_ref[PATH_MAX];
+	/* Its own user namespace (userns_options POD, checked at
+	 * RunPodSandbox): the mapping of its containers. */
+	bool userns;
+	struct idmap_range uid_map, gid_map;
 };
 
 /* The pod id names (id or unique prefix): -ENOENT, -EINVAL (ambiguous). */

@@ -12,6 +12,7 @@
 #include "events.h"
 #include "exitwatch.h"
 #include "common/fsutil.h"
+#include "common/idmap.h"
 #include "common/macro.h"
 
 #include "common/cleanup.h"
@@ -230,6 +231,26 @@ static void load_apparmor_default(struct runtimed *rt, const char *run_dir)
 	}
 }
 
+/* Pods of their own user namespace need a handler with user namespaces
+ * and id-mapped mounts of runtimed's files (pod files, bundles) and
+ * volumes, which cric makes itself (common/idmap.h): probed once, on the
+ * run dir where pods' files live. */
+static void probe_userns(struct runtimed *rt, const char *run)
+{
+	struct cric_err e;
+	int r = mkdir_p(run, 0711);
+	bool ok =
+	    (r < 0 ? err_set(&e, r, "create it: %s", strerror(-r)) : idmap_probe(run, &e)) == 0;
+	if (!ok)
+		log_notice("no id-mapped mounts on \"%s\" (user-namespaced pods refused): %s", run,
+			   e.msg);
+	for (size_t i = 0; i < rt->n_handlers; i++) {
+		rt->handlers[i].userns_pods = ok && rt->handlers[i].userns;
+		log_info("runtime handler \"%s\": user-namespaced pods %s", rt->handlers[i].name,
+			 rt->handlers[i].userns_pods ? "supported" : "not supported");
+	}
+}
+
 int runtimed_new(const struct cric_config *cfg, struct runtimed **ret, struct cric_err *err)
 {
 	struct runtimed *rt = calloc(1, sizeof(*rt));
@@ -277,6 +298,8 @@ int runtimed_new(const struct cric_config *cfg, struct runtimed **ret, struct cr
 		r = url ? cric_client_open("netd", url, &rt->netd, err) : -ENOMEM;
 	if (r == 0)
 		load_apparmor_default(rt, run);
+	if (r == 0)
+		probe_userns(rt, run);
 	if (r == 0) {
 		const struct sandbox_mgr_config sc = {
 			.state_dir = state,
@@ -305,6 +328,14 @@ int runtimed_new(const struct cric_config *cfg, struct runtimed **ret, struct cr
 	}
 	*ret = rt;
 	return 0;
+}
+
+const struct oci_handler *runtimed_default_handler(struct runtimed *rt)
+{
+	for (size_t i = 0; i < rt->n_handlers; i++)
+		if (strcmp(rt->handlers[i].name, rt->default_handler) == 0)
+			return &rt->handlers[i];
+	return NULL;
 }
 
 size_t runtimed_handlers(struct runtimed *rt, const struct oci_handler **ret)

@@ -51,6 +51,8 @@ int runtimed_reload(struct runtimed *rt, const struct cric_config *cfg, struct c
 void runtimed_status(struct runtimed *rt, const struct cric_call *call, struct runtime_status *st);
 /* "cgroupfs" or "systemd" */
 void runtimed_cgroup_manager(struct runtimed *rt, char *buf, size_t size);
+/* The default handler ("" in RunPodSandbox), or NULL. */
+const struct oci_handler *runtimed_default_handler(struct runtimed *rt);
 /* The configured handlers (names), for StatusResponse.runtime_handlers. */
 size_t runtimed_handlers(struct runtimed *rt, const struct oci_handler **ret);
 struct sandbox_mgr *runtimed_sandboxes(struct runtimed *rt);

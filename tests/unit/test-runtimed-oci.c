@@ -118,6 +118,13 @@ static void test_features(void **state)
 	assert_true(oci_features_idmap(f));
 	json_decref(f);
 	assert_false(oci_features_idmap(NULL));
+	f = json_loads("{\"linux\": {\"namespaces\": [\"pid\", \"user\"]}}", 0, NULL);
+	assert_true(oci_features_userns(f));
+	json_decref(f);
+	f = json_loads("{\"linux\": {\"namespaces\": [\"pid\", 7]}}", 0, NULL);
+	assert_false(oci_features_userns(f));
+	json_decref(f);
+	assert_false(oci_features_userns(NULL));
 
 	struct oci_handler h = { .name = "runc", .path = "/usr/sbin/runc" };
 	if (access(h.path, X_OK) != 0)
@@ -131,10 +138,12 @@ static void test_features(void **state)
 	assert_int_equal(fscanf(v, "runc version %d.%d", &major, &minor), 2);
 	pclose(v);
 	assert_int_equal(h.idmap_mounts, major > 1 || (major == 1 && minor >= 2));
+	assert_true(h.userns); /* every runc since 1.0 */
 
 	struct oci_handler bad = { .name = "x", .path = "/bin/false" };
 	assert_true(oci_detect_features(&bad, &err) < 0);
 	assert_false(bad.idmap_mounts);
+	assert_false(bad.userns);
 }
 
 int main(void)

@@ -279,8 +279,8 @@ static void test_refusals(void **state)
 	assert_non_null(strstr(msg, "negative"));
 }
 
-/* The pod's security fields: user namespaces refused (no handler here
- * maps ids into mounts), the seccomp choice checked, AppArmor Localhost
+/* The pod's security fields: user namespaces refused by a handler that
+ * cannot (see test_userns for one that can), the seccomp choice checked, AppArmor Localhost
  * and SELinux labels refused where the host has no such module. */
 static void test_security(void **state)
 {
@@ -298,7 +298,7 @@ static void test_security(void **state)
 	u.mode = RUNTIME__V1__NAMESPACE_MODE__POD;
 	assert_int_equal(plan(&q, &e, &p, msg), -EINVAL);
 	assert_non_null(strstr(msg, "namespace_options.userns_options"));
-	if (!strstr(msg, "handler \"runc\" (it has no id-mapped mounts)"))
+	if (!strstr(msg, "handler \"runc\" (it has no user namespaces)"))
 		fail_msg("%s", msg);
 	u.mode = RUNTIME__V1__NAMESPACE_MODE__TARGET;
 	assert_int_equal(plan(&q, &e, &p, msg), -EINVAL);
@@ -517,12 +517,109 @@ static void test_plain_fields(void **state)
 	assert_string_equal(p.cgroup_parent, "");
 }
 
+static Runtime__V1__IDMapping *idm(Runtime__V1__IDMapping *m, uint32_t c, uint32_t h, uint32_t n)
+{
+	runtime__v1__idmapping__init(m);
+	m->container_id = c;
+	m->host_id = h;
+	m->length = n;
+	return m;
+}
+
+/* pod_plan_userns: the kubelet's one range per kind, checked field by
+ * field; host namespaces and a shared PID namespace refused with it. */
+static void test_userns(void **state)
+{
+	(void)state;
+	struct oci_handler h = { .name = "runc", .userns = true, .userns_pods = true };
+	struct pod_plan p = { .handler = &h,
+			      .net_mode = RUNTIME__V1__NAMESPACE_MODE__POD,
+			      .ipc_mode = RUNTIME__V1__NAMESPACE_MODE__POD,
+			      .pid_mode = RUNTIME__V1__NAMESPACE_MODE__CONTAINER };
+	struct cric_err err;
+	Runtime__V1__UserNamespace u;
+	runtime__v1__user_namespace__init(&u);
+	Runtime__V1__IDMapping um, gm, extra;
+	Runtime__V1__IDMapping *uids[2] = { idm(&um, 0, 65536, 65536), &extra };
+	Runtime__V1__IDMapping *gids[1] = { idm(&gm, 0, 131072, 65536) };
+	u.uids = uids;
+	u.n_uids = 1;
+	u.gids = gids;
+	u.n_gids = 1;
+
+	assert_int_equal(pod_plan_userns(NULL, &p, &err), 0);
+	assert_false(p.userns);
+	u.mode = RUNTIME__V1__NAMESPACE_MODE__NODE;
+	assert_int_equal(pod_plan_userns(&u, &p, &err), 0);
+	assert_false(p.userns);
+	u.mode = RUNTIME__V1__NAMESPACE_MODE__POD;
+	assert_int_equal(pod_plan_userns(&u, &p, &err), 0);
+	assert_true(p.userns);
+	assert_int_equal(p.uid_map.host_id, 65536);
+	assert_int_equal(p.uid_map.length, 65536);
+	assert_int_equal(p.gid_map.host_id, 131072);
+
+	const struct {
+		uint32_t c, h, n;
+		const char *want;
+	} bad[] = {
+		{ 1, 65536, 65536, "uids[0].container_id must be 0" },
+		{ 0, 0, 65536, "uids[0].host_id must not be 0" },
+		{ 0, 65536, 1000, "uids[0].length 1000 is below 65536" },
+		{ 0, UINT32_MAX - 1000, 65536, "passes 2^32-1" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		idm(&um, bad[i].c, bad[i].h, bad[i].n);
+		assert_int_equal(pod_plan_userns(&u, &p, &err), -EINVAL);
+		assert_false(p.userns);
+		if (!strstr(err.msg, bad[i].want))
+			fail_msg("case %zu: %s", i, err.msg);
+	}
+	idm(&um, 0, 65536, 65536);
+	/* Two ranges (overlapping or not) are not the kubelet's. */
+	idm(&extra, 100, 70000, 65536);
+	u.n_uids = 2;
+	assert_int_equal(pod_plan_userns(&u, &p, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "userns_options.uids: exactly one mapping, not 2"));
+	u.n_uids = 1;
+	u.n_gids = 0;
+	assert_int_equal(pod_plan_userns(&u, &p, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "userns_options.gids: exactly one mapping, not 0"));
+	u.n_gids = 1;
+	idm(&gm, 0, 131072, 131072);
+	assert_int_equal(pod_plan_userns(&u, &p, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "differ"));
+	idm(&gm, 0, 131072, 65536);
+	u.mode = RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
+	assert_int_equal(pod_plan_userns(&u, &p, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "userns_options.mode"));
+	u.mode = RUNTIME__V1__NAMESPACE_MODE__POD;
+
+	p.net_mode = RUNTIME__V1__NAMESPACE_MODE__NODE;
+	assert_int_equal(pod_plan_userns(&u, &p, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "host network, IPC or PID"));
+	p.net_mode = RUNTIME__V1__NAMESPACE_MODE__POD;
+	p.pid_mode = RUNTIME__V1__NAMESPACE_MODE__POD;
+	assert_int_equal(pod_plan_userns(&u, &p, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "namespace_options.pid POD"));
+	p.pid_mode = RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
+
+	/* A handler (or kernel) that cannot: refused, saying which. */
+	h.userns_pods = false;
+	assert_int_equal(pod_plan_userns(&u, &p, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "cannot id-map"));
+	h.userns = false;
+	assert_int_equal(pod_plan_userns(&u, &p, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "no user namespaces"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults), cmocka_unit_test(test_limits_and_sysctls),
 		cmocka_unit_test(test_refusals), cmocka_unit_test(test_plain_fields),
 		cmocka_unit_test(test_security), cmocka_unit_test(test_infra_security),
+		cmocka_unit_test(test_userns),
 	};
 	return cmocka_run_group_tests_name("runtimed-podplan", tests, NULL, NULL);
 }
