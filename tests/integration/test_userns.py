@@ -13,6 +13,7 @@ Pods: run under `flock /tmp/cric-net.lock` like every suite that makes
 them."""
 import os
 import secrets
+import subprocess
 
 import grpc
 
@@ -157,3 +158,37 @@ def test_bad_mappings_are_invalid_argument(ctrs):
     ctrs.pods.stop(pod_id)
     ctrs.pods.remove(pod_id)
     assert len(ctrs.pods.list()) == pods_before
+
+
+def test_userns_rootfs_mounted_again_after_restart(ctrs):
+    """stored killed and its mounts gone (as after a crash and a cleanup):
+    the restarted stored mounts the id-mapped layers and the overlay again
+    from its refs, and removal still leaves nothing."""
+    root = ctrs.suite.root
+    os.chmod(root, 0o711)
+    before = idmap_mounts(root)
+    pod_cfg = userns_pod(ctrs, userns())
+    pod_id = ctrs.pods.run(pod_cfg)
+    ctrs.pull()
+    cid = ctrs.create(pod_id, pod_cfg, ctrs.config(name="r", command=[BB, "sleep", "600"],
+                                                   security=sc()))
+    ctrs.start(cid)
+    target = os.path.join(root, "run/cric/stored/rootfs", cid)
+    lower = os.path.join(root, "var/lib/cric/stored/containers", cid, "lower")
+
+    def mine():
+        return [m for m in idmap_mounts(root) if cid in m]
+    assert len(mine()) == 3  # the overlay and its two id-mapped layers
+    ctrs.suite.kill("stored")
+    subprocess.run(["umount", "-l", target], check=True)
+    for n in os.listdir(lower):
+        subprocess.run(["umount", "-l", os.path.join(lower, n)], check=True)
+    assert mine() == []
+    ctrs.suite.up()
+    assert len(mine()) == 3, mine()
+    assert host_owner(os.path.join(target, "etc/passwd")) == f"{N}:{N}"
+    ctrs.stop(cid)
+    ctrs.remove(cid)
+    ctrs.pods.stop(pod_id)
+    ctrs.pods.remove(pod_id)
+    assert idmap_mounts(root) == before

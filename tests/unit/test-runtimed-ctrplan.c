@@ -389,6 +389,16 @@ static json_t *find_mount(json_t *s, const char *dst)
 	return NULL;
 }
 
+static bool has_opt(const json_t *opts, const char *o)
+{
+	size_t i;
+	json_t *e;
+	json_array_foreach (opts, i, e)
+		if (strcmp(json_string_value(e), o) == 0)
+			return true;
+	return false;
+}
+
 static void test_spec_shape(void **state)
 {
 	(void)state;
@@ -726,7 +736,8 @@ static void test_security_fields(void **state)
 	in.seccomp_profile = profile;
 	json_decref(bad);
 
-	/* User namespaces: POD refused naming the field, NODE fine. */
+	/* User namespaces are the pod's: NODE fine in a pod without one, POD
+	 * refused there naming the field. */
 	Runtime__V1__UserNamespace u;
 	runtime__v1__user_namespace__init(&u);
 	q.ns.userns_options = &u;
@@ -735,8 +746,42 @@ static void test_security_fields(void **state)
 	json_decref(s);
 	u.mode = RUNTIME__V1__NAMESPACE_MODE__POD;
 	assert_int_equal(ctr_plan_spec(&in, &s, &err), -EINVAL);
-	assert_non_null(strstr(err.msg, "namespace_options.userns_options"));
+	assert_non_null(strstr(err.msg, "namespace_options.userns_options POD: the pod has no"));
+	/* A pod with one: a new user namespace of its map, the host's /sys
+	 * read-only, no mqueue; NODE then refused, nothing said inherits. */
+	p.userns = true;
+	p.uid_map = (struct idmap_range){ 1u << 20, 65536 };
+	p.gid_map = (struct idmap_range){ 2u << 20, 65536 };
+	assert_int_equal(ctr_plan_spec(&in, &s, &err), 0);
+	json_t *lx = json_object_get(s, "linux");
+	json_t *um = json_array_get(json_object_get(lx, "uidMappings"), 0);
+	json_t *gm = json_array_get(json_object_get(lx, "gidMappings"), 0);
+	assert_int_equal(json_integer_value(json_object_get(um, "containerID")), 0);
+	assert_int_equal(json_integer_value(json_object_get(um, "hostID")), 1 << 20);
+	assert_int_equal(json_integer_value(json_object_get(um, "size")), 65536);
+	assert_int_equal(json_integer_value(json_object_get(gm, "hostID")), 2 << 20);
+	size_t i, users = 0;
+	json_t *e;
+	json_array_foreach (json_object_get(lx, "namespaces"), i, e)
+		if (strcmp(json_string_value(json_object_get(e, "type")), "user") == 0) {
+			users++;
+			assert_null(json_object_get(e, "path"));
+		}
+	assert_int_equal(users, 1);
+	json_t *sys = find_mount(s, "/sys");
+	assert_string_equal(json_string_value(json_object_get(sys, "type")), "bind");
+	assert_string_equal(json_string_value(json_object_get(sys, "source")), "/sys");
+	assert_true(has_opt(json_object_get(sys, "options"), "ro"));
+	assert_null(find_mount(s, "/dev/mqueue"));
+	json_decref(s);
+	u.mode = RUNTIME__V1__NAMESPACE_MODE__NODE;
+	assert_int_equal(ctr_plan_spec(&in, &s, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "the pod has a user namespace of its own"));
 	q.ns.userns_options = NULL;
+	assert_int_equal(ctr_plan_spec(&in, &s, &err), 0);
+	assert_non_null(json_object_get(json_object_get(s, "linux"), "uidMappings"));
+	json_decref(s);
+	p.userns = false;
 
 	/* With AppArmor and SELinux present. */
 	in.lsm = &lsm;
