@@ -21,7 +21,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    runtime__v1__run_pod_sandbox_request__unpack(NULL, size, data);
 	if (!req)
 		return 0;
-	static const struct oci_handler handlers[] = { { .name = "runc" }, { .name = "kata" } };
+	/* kata runs pods of their own user namespace: their mappings are
+	 * checked too. */
+	static const struct oci_handler handlers[] = {
+		{ .name = "runc" }, { .name = "kata", .userns = true, .userns_pods = true }
+	};
 	for (int driver = 0; driver < 2; driver++) {
 		const struct pod_plan_env env = {
 			.handlers = handlers,
@@ -49,6 +53,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			for (size_t i = 0; i < p->n_sysctls; i++)
 				if (!path_is_clean(p->sysctls[i].path, false, PATH_MAX))
 					abort();
+			/* A mapping accepted never maps host root nor wraps. */
+			if (p->userns &&
+			    (!p->handler->userns_pods || !p->uid_map.host_id ||
+			     !p->gid_map.host_id || p->uid_map.length < POD_USERNS_MIN_IDS ||
+			     p->uid_map.length != p->gid_map.length ||
+			     p->uid_map.host_id > UINT32_MAX - p->uid_map.length ||
+			     p->gid_map.host_id > UINT32_MAX - p->gid_map.length))
+				abort();
 		} else if ((r != -EINVAL && r != -ENOPKG) || !err.msg[0]) {
 			abort(); /* refusals are INVALID_ARGUMENT (or no infra), and say why */
 		}
