@@ -40,6 +40,11 @@ struct container {
 	char handler[64];
 	pid_t pid;
 	unsigned long long pid_start;
+	/* A pidfd of pid once a status call saw it run (-1: none yet, or
+	 * it exited): polled instead of reading /proc per call. With the op
+	 * lock held; closed by container_free. */
+	int pidfd;
+	pid_t pidfd_pid;
 	uint32_t uid, gid;
 	int stop_signal;
 	bool rootfs_made, monitor_made;

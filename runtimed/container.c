@@ -42,6 +42,7 @@ static struct container *container_alloc(void)
 	pthread_mutex_init(&c->op, NULL);
 	c->refs = 1;
 	c->stop_signal = SIGTERM;
+	c->pidfd = -1;
 	return c;
 }
 
@@ -51,6 +52,8 @@ void container_free(struct container *c)
 		return;
 	free(c->config);
 	free(c->image_ref);
+	if (c->pidfd >= 0)
+		close(c->pidfd);
 	pthread_mutex_destroy(&c->op);
 	free(c);
 }
