@@ -194,25 +194,26 @@ int cri_remove_pod_sandbox(void *ud, const struct cric_call *call, const Protobu
 
 /* ---- snapshots into CRI messages ---- */
 
-static Runtime__V1__PodSandboxConfig *config_of(const struct sandbox_snapshot *s)
+static Runtime__V1__PodSandboxConfig *config_of(const uint8_t *config, size_t len)
 {
-	return runtime__v1__pod_sandbox_config__unpack(NULL, s->config_len, s->config);
+	return runtime__v1__pod_sandbox_config__unpack(NULL, len, config);
 }
 
-static Runtime__V1__PodSandboxState state_of(const struct sandbox_snapshot *s)
+static Runtime__V1__PodSandboxState state_of(enum sandbox_state state)
 {
-	return s->state == SANDBOX_READY ? RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY
-					 : RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_NOTREADY;
+	return state == SANDBOX_READY ? RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY
+				      : RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_NOTREADY;
 }
 
-static Runtime__V1__PodSandboxMetadata *metadata_of(const struct sandbox_snapshot *s)
+static Runtime__V1__PodSandboxMetadata *metadata_of(const char *name, const char *uid,
+						    const char *namespace, uint32_t attempt)
 {
 	_cleanup_pb_ Runtime__V1__PodSandboxMetadata *md =
 	    pb_new(&runtime__v1__pod_sandbox_metadata__descriptor);
-	if (!md || pb_set_str(&md->name, s->name) < 0 || pb_set_str(&md->uid, s->uid) < 0 ||
-	    pb_set_str(&md->namespace_, s->namespace) < 0)
+	if (!md || pb_set_str(&md->name, name) < 0 || pb_set_str(&md->uid, uid) < 0 ||
+	    pb_set_str(&md->namespace_, namespace) < 0)
 		return NULL;
-	md->attempt = s->attempt;
+	md->attempt = attempt;
 	return TAKE_PTR(md);
 }
 
@@ -271,7 +272,7 @@ static int namespaces_of(const struct sandbox_snapshot *s, Runtime__V1__PodSandb
 static int build_status(const struct sandbox_snapshot *s, bool verbose,
 			Runtime__V1__PodSandboxStatusResponse **ret)
 {
-	_cleanup_pb_ Runtime__V1__PodSandboxConfig *cfg = config_of(s);
+	_cleanup_pb_ Runtime__V1__PodSandboxConfig *cfg = config_of(s->config, s->config_len);
 	if (!cfg)
 		return -EIO;
 	_cleanup_pb_ Runtime__V1__PodSandboxStatusResponse *resp =
@@ -280,10 +281,11 @@ static int build_status(const struct sandbox_snapshot *s, bool verbose,
 		return -ENOMEM;
 	Runtime__V1__PodSandboxStatus *st = resp->status;
 	resp->timestamp = now_unix_ns();
-	if (pb_set_str(&st->id, s->id) < 0 || !(st->metadata = metadata_of(s)) ||
+	if (pb_set_str(&st->id, s->id) < 0 ||
+	    !(st->metadata = metadata_of(s->name, s->uid, s->namespace, s->attempt)) ||
 	    pb_set_str(&st->runtime_handler, s->handler) < 0)
 		return -ENOMEM;
-	st->state = state_of(s);
+	st->state = state_of(s->state);
 	st->created_at = s->created_at;
 	if (network_of(s, st) < 0 || namespaces_of(s, st) < 0 ||
 	    pb_map_copy(&st->base, "labels", &cfg->base, "labels") < 0 ||
@@ -334,24 +336,25 @@ static bool labels_match(const Runtime__V1__PodSandboxConfig *cfg,
 	return true;
 }
 
-/* The list entry of s, or NULL (*oom tells why) when the filter drops it. */
-static Runtime__V1__PodSandbox *list_entry(const struct sandbox_snapshot *s,
+/* The list entry of b, or NULL (*oom tells why) when the filter drops it. */
+static Runtime__V1__PodSandbox *list_entry(const struct sandbox_brief *b,
 					   const Runtime__V1__PodSandboxFilter *f, bool *oom)
 {
 	*oom = false;
-	if (f && f->state && f->state->state != state_of(s))
+	if (f && f->state && f->state->state != state_of(b->state))
 		return NULL;
-	_cleanup_pb_ Runtime__V1__PodSandboxConfig *cfg = config_of(s);
+	_cleanup_pb_ Runtime__V1__PodSandboxConfig *cfg = config_of(b->config, b->config_len);
 	if (!cfg || (f && !labels_match(cfg, f->label_selector, f->n_label_selector)))
 		return NULL;
 	_cleanup_pb_ Runtime__V1__PodSandbox *ps = pb_new(&runtime__v1__pod_sandbox__descriptor);
 	*oom = true;
 	if (!ps)
 		return NULL;
-	ps->state = state_of(s);
-	ps->created_at = s->created_at;
-	if (pb_set_str(&ps->id, s->id) < 0 || !(ps->metadata = metadata_of(s)) ||
-	    pb_set_str(&ps->runtime_handler, s->handler) < 0 ||
+	ps->state = state_of(b->state);
+	ps->created_at = b->created_at;
+	if (pb_set_str(&ps->id, b->id) < 0 ||
+	    !(ps->metadata = metadata_of(b->name, b->uid, b->namespace, b->attempt)) ||
+	    pb_set_str(&ps->runtime_handler, b->handler) < 0 ||
 	    pb_map_copy(&ps->base, "labels", &cfg->base, "labels") < 0 ||
 	    pb_map_copy(&ps->base, "annotations", &cfg->base, "annotations") < 0)
 		return NULL;
@@ -365,7 +368,7 @@ int cri_list_pod_sandbox(void *ud, const struct cric_call *call, const ProtobufC
 	(void)call;
 	const Runtime__V1__PodSandboxFilter *f =
 	    ((const Runtime__V1__ListPodSandboxRequest *)in)->filter;
-	struct sandbox_snapshot **v = NULL;
+	struct sandbox_brief *v = NULL;
 	size_t n = 0;
 	int r = sandbox_list(runtimed_sandboxes(ud), f ? f->id : NULL, &v, &n, err);
 	if (r < 0)
@@ -376,13 +379,13 @@ int cri_list_pod_sandbox(void *ud, const struct cric_call *call, const ProtobufC
 		r = -ENOMEM;
 	for (size_t i = 0; i < n && r == 0; i++) {
 		bool oom;
-		Runtime__V1__PodSandbox *ps = list_entry(v[i], f, &oom);
+		Runtime__V1__PodSandbox *ps = list_entry(&v[i], f, &oom);
 		if (ps)
 			resp->items[resp->n_items++] = ps;
 		else if (oom)
 			r = -ENOMEM;
 	}
-	sandbox_snapshots_free(v, n);
+	sandbox_briefs_free(v, n);
 	if (r < 0)
 		return r;
 	*out = &TAKE_PTR(resp)->base;

@@ -233,13 +233,13 @@ static struct metric_family ctrs_now = {
 void cri_metrics_collect(void *ud)
 {
 	struct cric_err e;
-	struct sandbox_snapshot **v = NULL;
+	struct sandbox_brief *v = NULL;
 	size_t n = 0;
 	double by_pod_state[2] = { 0 };
 	if (sandbox_list(runtimed_sandboxes(ud), NULL, &v, &n, &e) == 0) {
 		for (size_t i = 0; i < n; i++)
-			by_pod_state[v[i]->state == SANDBOX_READY ? 0 : 1]++;
-		sandbox_snapshots_free(v, n);
+			by_pod_state[v[i].state == SANDBOX_READY ? 0 : 1]++;
+		sandbox_briefs_free(v, n);
 		metric_set(&pods_now, METRIC_VALUES("ready"), by_pod_state[0]);
 		metric_set(&pods_now, METRIC_VALUES("notready"), by_pod_state[1]);
 	}

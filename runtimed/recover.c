@@ -56,8 +56,10 @@ static void check_network(struct recovery *rc, struct sandbox *sb)
 			  : !*netns                       ? "its network namespace is gone"
 			  : strcmp(netns, sb->netns) != 0 ? "netd moved its network namespace"
 							  : NULL;
-	if (!why)
+	if (!why) {
+		sb->net_confirmed = true;
 		return;
+	}
 	log_notice("sandbox %s: %s, now NOTREADY", sb->id, why);
 	sb->state = SB_NOTREADY;
 	record_save(rc->m, sb);

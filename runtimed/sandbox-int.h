@@ -46,6 +46,11 @@ struct sandbox {
 	bool host_network, host_ipc;
 	int pid_mode;   /* enum pod_ns_mode */
 	bool net_setup; /* netd holds state for it */
+	/* In memory only: netd made its network or answered that it still has
+	 * it, since this runtimed started. Status calls ask netd only until
+	 * then (a network namespace goes with a reboot, which restarts
+	 * runtimed too): one round trip per pod, not per call. */
+	bool net_confirmed;
 	char netns[PATH_MAX];
 	char *ips[SANDBOX_MAX_IPS + 1];
 	char *cni_result;

@@ -371,6 +371,9 @@ static int create(struct sandbox_mgr *m, const struct cric_call *call, struct sa
 			return err_set(err, r, "save the pod's record: %s", strerror(-r));
 		if ((r = podnet_setup(m, call, sb, p, err)) < 0)
 			return r;
+		pthread_mutex_lock(&m->lock);
+		sb->net_confirmed = true;
+		pthread_mutex_unlock(&m->lock);
 		struct ns_setup s = { p, SYSCTL_NS_NET };
 		if ((r = nspin_run_in(CLONE_NEWNET, sb->netns, apply_sysctls, &s, err)) < 0)
 			return err_prefix(err, r, "network namespace");

@@ -138,8 +138,9 @@ struct sandbox_snapshot *sandbox_snapshot_free(struct sandbox_snapshot *s);
 void sandbox_snapshots_free(struct sandbox_snapshot **v, size_t n);
 
 /* The pod id (a unique prefix) names, after any lifecycle call in progress
- * on it; its network as netd has it (asked within call's deadline: a pod
- * whose network namespace is gone is NOTREADY from then on). -ENOENT, or
+ * on it; its network as netd has it (asked within call's deadline, until
+ * netd made or confirmed it once since runtimed started: a pod whose
+ * network namespace is gone is NOTREADY from then on). -ENOENT, or
  * -EINVAL for a bad or ambiguous id. */
 int sandbox_get(struct sandbox_mgr *m, const struct cric_call *call, const char *id,
 		struct sandbox_snapshot **ret, struct cric_err *err);
@@ -159,7 +160,26 @@ struct sandbox_infra {
 };
 int sandbox_infras(struct sandbox_mgr *m, const char *id, struct sandbox_infra **ret, size_t *n);
 
+/* What a list shows of a pod: a snapshot's first fields, a few hundred
+ * bytes (a whole snapshot is 24 KiB of paths: allocating and copying one
+ * per pod was most of a ListPodSandbox's time). */
+struct sandbox_brief {
+	char id[65];
+	char name[POD_NAME_MAX + 1];
+	char namespace[POD_NAMESPACE_MAX + 1];
+	char uid[POD_UID_MAX + 1];
+	uint32_t attempt;
+	enum sandbox_state state;
+	int64_t created_at; /* ns since the epoch */
+	char handler[64];
+	uint8_t *config; /* as in sandbox_snapshot */
+	size_t config_len;
+};
+
 /* Every pod (pods being created are not listed), or with id_filter (a
- * unique prefix) only that one; none when it matches none. */
-int sandbox_list(struct sandbox_mgr *m, const char *id_filter, struct sandbox_snapshot ***ret,
+ * unique prefix) only that one; none when it matches none. *ret is one
+ * array of *n, freed with sandbox_briefs_free. */
+int sandbox_list(struct sandbox_mgr *m, const char *id_filter, struct sandbox_brief **ret,
 		 size_t *n, struct cric_err *err);
+/* Accepts NULL. */
+void sandbox_briefs_free(struct sandbox_brief *v, size_t n);

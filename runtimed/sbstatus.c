@@ -82,17 +82,22 @@ static struct sandbox_snapshot *snapshot_of(const struct sandbox *sb, enum sb_st
 
 /* A READY pod whose network netd no longer has (its namespace gone) is
  * NOTREADY from now on: netd says so, runtimed does not look at its pins.
- * netd unreachable: the state stays. With the op lock held. */
+ * netd unreachable: the state stays. Asked until netd confirmed it once
+ * (net_confirmed). With the op lock held. */
 static void check_network(struct sandbox_mgr *m, const struct cric_call *call, struct sandbox *sb)
 {
-	if (sb->state != SB_READY || sb->host_network || !sb->net_setup)
+	if (sb->state != SB_READY || sb->host_network || !sb->net_setup || sb->net_confirmed)
 		return;
 	char netns[PATH_MAX];
 	int r = podnet_status(m, call, sb->id, netns, sizeof(netns), NULL);
 	if (r < 0 && r != -ENOENT)
 		return;
-	if (r == 0 && strcmp(netns, sb->netns) == 0)
+	if (r == 0 && strcmp(netns, sb->netns) == 0) {
+		pthread_mutex_lock(&m->lock);
+		sb->net_confirmed = true;
+		pthread_mutex_unlock(&m->lock);
 		return;
+	}
 	log_set_pod(sb->id);
 	log_notice("pod sandbox's network namespace is gone, now NOTREADY");
 	log_set_pod(NULL);
@@ -184,7 +189,32 @@ int sandbox_infras(struct sandbox_mgr *m, const char *id, struct sandbox_infra *
 	return 0;
 }
 
-int sandbox_list(struct sandbox_mgr *m, const char *id_filter, struct sandbox_snapshot ***ret,
+void sandbox_briefs_free(struct sandbox_brief *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i].config);
+	free(v);
+}
+
+/* With the lock held. */
+static int brief_of(const struct sandbox *sb, struct sandbox_brief *b)
+{
+	memcpy(b->id, sb->id, sizeof(b->id));
+	memcpy(b->name, sb->name, sizeof(b->name));
+	memcpy(b->namespace, sb->namespace, sizeof(b->namespace));
+	memcpy(b->uid, sb->uid, sizeof(b->uid));
+	b->attempt = sb->attempt;
+	b->state = live_state(sb) == SB_READY ? SANDBOX_READY : SANDBOX_NOTREADY;
+	b->created_at = sb->created_at;
+	memcpy(b->handler, sb->handler, sizeof(b->handler));
+	b->config_len = sb->config_len;
+	if (!(b->config = malloc(sb->config_len ? sb->config_len : 1)))
+		return -ENOMEM;
+	memcpy(b->config, sb->config, sb->config_len);
+	return 0;
+}
+
+int sandbox_list(struct sandbox_mgr *m, const char *id_filter, struct sandbox_brief **ret,
 		 size_t *ret_n, struct cric_err *err)
 {
 	(void)err;
@@ -196,21 +226,20 @@ int sandbox_list(struct sandbox_mgr *m, const char *id_filter, struct sandbox_sn
 		return 0;
 	}
 	pthread_mutex_lock(&m->lock);
-	struct sandbox_snapshot **v = calloc(m->n ? m->n : 1, sizeof(*v));
+	struct sandbox_brief *v = calloc(m->n ? m->n : 1, sizeof(*v));
 	size_t n = 0;
 	int r = v ? 0 : -ENOMEM;
 	for (size_t i = 0; i < m->n && r == 0; i++) {
 		struct sandbox *sb = m->items[i];
 		if (sb->state == SB_CREATING || (only && sb != only))
 			continue;
-		if (!(v[n++] = snapshot_of(sb, live_state(sb))))
-			r = -ENOMEM;
+		r = brief_of(sb, &v[n++]);
 	}
 	pthread_mutex_unlock(&m->lock);
 	if (only)
 		put(m, only);
 	if (r < 0) {
-		sandbox_snapshots_free(v, n);
+		sandbox_briefs_free(v, n);
 		return r;
 	}
 	*ret = v;
