@@ -366,11 +366,17 @@ static int exec_run(const struct execsync *x, const struct monitors *m,
 	_cleanup_free_ char *pid_file = NULL;
 	if (asprintf(&pid_file, "%s/%s/exec-%s.pid", m->dir, id, rnd) < 0)
 		return -ENOMEM;
-	_cleanup_free_ char **argv = calloc(req->n_cmd + 16, sizeof(char *));
+	/* at most 16 arguments of the helper and the runtime, the command, NULL */
+	_cleanup_free_ char **argv = calloc(req->n_cmd + 20, sizeof(char *));
 	if (!argv)
 		return -ENOMEM;
 	size_t a = 0;
 	argv[a++] = x->helper;
+	/* The runtime starts the process and exits; cric-exec, the
+	 * subreaper it is reparented to, waits for it (as containerd's shim
+	 * does): no runtime process lives on beside the exec, whose exit the
+	 * helper would wait for too. */
+	argv[a++] = "--detached";
 	if (ra->init > 1) {
 		/* where to look for what the exec leaves: see cric-exec.c */
 		argv[a++] = "--cgroup-of";
@@ -382,6 +388,7 @@ static int exec_run(const struct execsync *x, const struct monitors *m,
 	argv[a++] = "--root";
 	argv[a++] = (char *)ra->root;
 	argv[a++] = "exec";
+	argv[a++] = "--detach";
 	argv[a++] = "--pid-file";
 	argv[a++] = pid_file;
 	if (ra->tty) {

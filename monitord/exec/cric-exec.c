@@ -516,13 +516,21 @@ int main(int argc, char **argv)
 	if (detached) {
 		int status = 0;
 		siginfo_t si = { 0 };
-		/* The runtime: it exits once the process runs (or failed). */
-		struct pollfd p[1] = { { EXEC_REPORT_FD, 0, 0 } };
+		/* The runtime: it exits once the process runs (or failed).
+		 * Its pidfd wakes us at its exit (without one: a look every
+		 * 5 ms). */
+		int runtime_fd = pidfd_open_(runtime);
+		struct pollfd p[2] = { { EXEC_REPORT_FD, 0, 0 }, { runtime_fd, POLLIN, 0 } };
 		int64_t until = timeout_ms > 0 ? mono_ms() + timeout_ms : INT64_MAX;
 		while (waitid(P_PID, (id_t)runtime, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
 		       si.si_pid != runtime) {
-			if (mono_ms() >= until ||
-			    (poll(p, 1, 5) > 0 && (p[0].revents & (POLLERR | POLLHUP)))) {
+			int64_t left = until == INT64_MAX ? 1000 : until - mono_ms();
+			int wait_ms = runtime_fd < 0 ? 5
+				      : left > 1000  ? 1000
+				      : left < 0     ? 0
+						     : (int)left;
+			if (left <= 0 ||
+			    (poll(p, 2, wait_ms) > 0 && (p[0].revents & (POLLERR | POLLHUP)))) {
 				kill_all(runtime, read_pid_file(pid_file), 0);
 				while (waitpid(runtime, NULL, 0) < 0 && errno == EINTR)
 					;
