@@ -71,7 +71,7 @@ struct ctr_info {
 	char image_id[80];
 	char *image_ref;                      /* digest-qualified when known */
 	Runtime__V1__ContainerConfig *config; /* as the caller sent it */
-	char log_path[4096];                  /* absolute, "" for none */
+	char *log_path;                       /* absolute, "" for none */
 	pid_t pid;
 	uint32_t uid, gid;
 	int stop_signal;

@@ -366,6 +366,7 @@ void ctr_info_free(struct ctr_info *i)
 	if (i->config)
 		protobuf_c_message_free_unpacked(&i->config->base, NULL);
 	free(i->image_ref);
+	free(i->log_path);
 	free(i->spec);
 	free(i);
 }
@@ -394,7 +395,10 @@ static struct ctr_info *info_of(struct ctr_mgr *m, struct container *c, bool ver
 	snprintf(i->reason, sizeof(i->reason), "%s", c->reason);
 	snprintf(i->message, sizeof(i->message), "%s", c->message);
 	snprintf(i->image_id, sizeof(i->image_id), "%s", c->image_id);
-	snprintf(i->log_path, sizeof(i->log_path), "%s", c->log_path);
+	/* A pointer, not a PATH_MAX array: a list takes one ctr_info per
+	 * container, and 200 of 4.9 KiB each grew and trimmed the heap at
+	 * every ListContainers (perf: malloc, page faults). */
+	i->log_path = strdup(c->log_path);
 	i->image_ref = strdup(c->image_ref ? c->image_ref : "");
 	i->pid = c->state == CTR_RUNNING ? c->pid : 0;
 	i->uid = c->uid;
@@ -406,7 +410,7 @@ static struct ctr_info *info_of(struct ctr_mgr *m, struct container *c, bool ver
 	_cleanup_free_ char *path = verbose ? path_join(c->bundle, "config.json") : NULL;
 	if (path && read_file(path, CTR_RECORD_MAX, &i->spec, &len) < 0)
 		i->spec = NULL;
-	if (!i->image_ref || !i->config) {
+	if (!i->image_ref || !i->log_path || !i->config) {
 		ctr_info_free(i);
 		return NULL;
 	}
