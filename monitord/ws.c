@@ -300,7 +300,7 @@ bool ws_proto_is_v4(enum ws_proto p)
 	return p == WS_PROTO_V4 || p == WS_PROTO_V4_BASE64;
 }
 
-int ws_proto_negotiate(const char *header, enum ws_proto *ret)
+int ws_proto_negotiate_among(const char *header, unsigned allowed, enum ws_proto *ret)
 {
 	bool offered = false;
 	for (const char *s = header; s && *s;) {
@@ -310,16 +310,22 @@ int ws_proto_negotiate(const char *header, enum ws_proto *ret)
 			break;
 		offered = true;
 		for (enum ws_proto p = WS_PROTO_CHANNEL; p <= WS_PROTO_V4_BASE64; p++)
-			if (strlen(proto_names[p]) == n && memcmp(proto_names[p], s, n) == 0) {
+			if ((allowed & (1u << p)) && strlen(proto_names[p]) == n &&
+			    memcmp(proto_names[p], s, n) == 0) {
 				*ret = p;
 				return 0;
 			}
 		s += n;
 	}
-	if (offered)
+	if (offered || !(allowed & (1u << WS_PROTO_NONE)))
 		return -EPROTONOSUPPORT;
 	*ret = WS_PROTO_NONE;
 	return 0;
+}
+
+int ws_proto_negotiate(const char *header, enum ws_proto *ret)
+{
+	return ws_proto_negotiate_among(header, WS_PROTOS_ALL, ret);
 }
 
 int ws_channel_decode(enum ws_proto p, const struct ws_message *m, size_t max, uint8_t *channel,
@@ -411,4 +417,27 @@ int ws_port_parse(const char *s, uint16_t *ret)
 		return -EINVAL;
 	*ret = (uint16_t)v;
 	return 0;
+}
+
+int ws_ports_parse(const char *value, uint16_t *ports, size_t max, size_t *n)
+{
+	if (!value || !*value)
+		return -EINVAL;
+	for (const char *p = value;;) {
+		size_t l = strcspn(p, ",");
+		char one[8];
+		if (l == 0 || l >= sizeof(one))
+			return -EINVAL;
+		memcpy(one, p, l);
+		one[l] = '\0';
+		uint16_t port;
+		if (ws_port_parse(one, &port) < 0)
+			return -EINVAL;
+		if (*n >= max)
+			return -E2BIG;
+		ports[(*n)++] = port;
+		if (!p[l])
+			return 0;
+		p += l + 1;
+	}
 }

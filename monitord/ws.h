@@ -151,6 +151,14 @@ enum ws_channel {
  * absent; a comma separated list, the client's order decides, as wsstream
  * does): 0 and *ret, or -EPROTONOSUPPORT when none offered is ours. */
 int ws_proto_negotiate(const char *header, enum ws_proto *ret);
+/* The same among the protocols of the mask allowed (bit 1 << p for each p;
+ * WS_PROTO_NONE's bit for a client that names none): port-forward speaks
+ * WS_PROTOS_PORTFWD only, as the kubelet's. */
+#define WS_PROTOS_ALL                                                                              \
+	((1u << WS_PROTO_NONE) | (1u << WS_PROTO_CHANNEL) | (1u << WS_PROTO_BASE64) |              \
+	 (1u << WS_PROTO_V4) | (1u << WS_PROTO_V4_BASE64))
+#define WS_PROTOS_PORTFWD ((1u << WS_PROTO_NONE) | (1u << WS_PROTO_V4) | (1u << WS_PROTO_V4_BASE64))
+int ws_proto_negotiate_among(const char *header, unsigned allowed, enum ws_proto *ret);
 /* The name to answer in Sec-WebSocket-Protocol; NULL for WS_PROTO_NONE
  * (send no header). */
 const char *ws_proto_name(enum ws_proto p);
@@ -178,3 +186,7 @@ int ws_channel_frame(enum ws_proto p, uint8_t channel, const void *data, size_t 
 size_t ws_portfwd_prefix(uint16_t port, uint8_t out[2]);
 /* The port from a ?port= value ("8080"): 0 or -EINVAL (not 1..65535). */
 int ws_port_parse(const char *s, uint16_t *ret);
+/* One ?port= value: a port or several separated by commas ("80,8080"),
+ * appended to ports[*n..max): 0, -EINVAL (empty, or an element that is not
+ * a port) or -E2BIG (more than max in all). */
+int ws_ports_parse(const char *value, uint16_t *ports, size_t max, size_t *n);

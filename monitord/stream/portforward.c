@@ -25,7 +25,15 @@
  * to the error stream, as the kubelet does, and the pair ends. A pair is
  * done when both directions are: its streams are removed from the session,
  * which carries any number of pairs one after the other, up to
- * PF_PAIRS_MAX at a time. */
+ * PF_PAIRS_MAX at a time.
+ *
+ * Over WebSocket (portforward/websocket.go): the ports are known from the
+ * URL (portforward_backend_init_ws()); at the start one pair per port is
+ * made on channels 2i and 2i+1, whose first frames carry the port (two
+ * bytes, little-endian), and connected at once. WebSocket has no end of
+ * one channel: a pair is done when its connection in the pod ends (or
+ * fails: the error on its error channel), and the session ends, closing
+ * the connection, when the last pair is done, as the kubelet's does. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -40,6 +48,7 @@
 
 #include "common/log.h"
 #include "monitord/portfwd.h"
+#include "monitord/ws.h"
 #include "session.h"
 
 #define PF_PAIRS_MAX   (SESSION_PF_CHANS_MAX / 2)
@@ -64,6 +73,11 @@ struct pf_be {
 	struct pf_pair *pairs[PF_PAIRS_MAX];
 	size_t n;
 	int timer;
+	/* WebSocket: the ports of the connection, one pair each, made at
+	 * start; the session ends when the last pair does. */
+	bool ws;
+	uint16_t ws_ports[PF_PAIRS_MAX];
+	size_t n_ws_ports;
 };
 
 static struct pf_be *be_of(struct session *s)
@@ -180,7 +194,8 @@ static struct stream_chan *be_open(struct session *s, const struct stream_hdrs *
 		snprintf(p->request_id, sizeof(p->request_id), "%s", rid);
 		p->fd = -1;
 		p->slot = -1;
-		p->deadline_ms = mono_ms() + SESSION_STREAMS_WAIT_MS;
+		p->deadline_ms =
+		    mono_ms() + (s->pair_wait_ms > 0 ? s->pair_wait_ms : SESSION_STREAMS_WAIT_MS);
 	} else if ((type == ST_DATA && p->data) || (type == ST_ERROR && p->error)) {
 		log_info("streaming: port-forward: a second %s stream for request \"%s\"",
 			 type == ST_DATA ? "data" : "error", rid);
@@ -245,14 +260,45 @@ static bool be_wants_input(struct session *s)
 	return true;
 }
 
+/* WebSocket: the pair of the i-th port, its channels 2i (data) and 2i+1
+ * (error), the first frame on each the port (two bytes, little-endian). */
+static int ws_pair_open(struct session *s, size_t i)
+{
+	struct pf_be *b = be_of(s);
+	struct pf_pair *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	snprintf(p->request_id, sizeof(p->request_id), "%zu", i);
+	p->port = b->ws_ports[i];
+	p->fd = -1;
+	p->slot = -1;
+	b->pairs[b->n++] = p;
+	p->data = session_chan_add(s, ST_DATA, (uint32_t)(2 * i));
+	p->error = session_chan_add(s, ST_ERROR, (uint32_t)(2 * i + 1));
+	if (!p->data || !p->error)
+		return -ENOMEM; /* the pair is freed with the backend */
+	p->data->ud = p->error->ud = p;
+	uint8_t prefix[2];
+	size_t n = ws_portfwd_prefix(p->port, prefix);
+	int r = session_chan_send(s, p->data, prefix, n);
+	if (r == 0)
+		r = session_chan_send(s, p->error, prefix, n);
+	return r;
+}
+
 static int be_start(struct session *s)
 {
 	struct pf_be *b = be_of(s);
 	b->timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (b->timer < 0)
 		return -errno;
-	log_info("streaming: port-forward session for pod %.12s%s", s->req->id,
-		 s->req->netns ? "" : " (host network)");
+	log_info("streaming: port-forward session for pod %.12s%s%s", s->req->id,
+		 s->req->netns ? "" : " (host network)", b->ws ? " over WebSocket" : "");
+	for (size_t i = 0; b->ws && i < b->n_ws_ports; i++) {
+		int r = ws_pair_open(s, i);
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 
@@ -413,6 +459,13 @@ static int be_on_poll(struct session *s, const struct pollfd *pfd, int n)
 		short rev = p->slot >= 0 && p->slot < n ? pfd[p->slot].revents : 0;
 		if (rev && !pair_pump(s, p, rev))
 			continue;
+		if (b->ws && p->target_eof) {
+			/* No end of one channel in WebSocket: the pair is done
+			 * when the port's connection is (the client's bytes
+			 * still buffered for it have nowhere to go). */
+			pair_close(s, p);
+			continue;
+		}
 		if (p->client_eof && p->len == 0 && !p->shut_wr) {
 			shutdown(p->fd, SHUT_WR);
 			p->shut_wr = true;
@@ -425,9 +478,11 @@ static int be_on_poll(struct session *s, const struct pollfd *pfd, int n)
 
 static bool be_done(struct session *s, int *exit_code)
 {
-	(void)s;
 	(void)exit_code;
-	return false; /* a port-forward ends with its client */
+	/* Over SPDY a port-forward ends with its client; over WebSocket
+	 * with its last pair, as the kubelet's (it closes the connection). */
+	struct pf_be *b = be_of(s);
+	return b->ws && b->n == 0;
 }
 
 static void be_stop(struct session *s)
@@ -471,5 +526,19 @@ int portforward_backend_init(struct session *s)
 	b->timer = -1;
 	s->be = &portforward_backend;
 	s->be_data = b;
+	return 0;
+}
+
+int portforward_backend_init_ws(struct session *s, const uint16_t *ports, size_t n)
+{
+	if (n == 0 || n > PF_PAIRS_MAX)
+		return -EINVAL;
+	int r = portforward_backend_init(s);
+	if (r < 0)
+		return r;
+	struct pf_be *b = be_of(s);
+	b->ws = true;
+	memcpy(b->ws_ports, ports, n * sizeof(*ports));
+	b->n_ws_ports = n;
 	return 0;
 }

@@ -28,6 +28,7 @@
 #define REQUEST_TIMEOUT_S 30
 #define IDLE_DEFAULT_S    (4 * 3600)
 #define SESSIONS_MAX_DEF  128
+#define WS_PF_PORTS_MAX   (SESSION_PF_CHANS_MAX / 2)
 
 struct stream_server {
 	struct MHD_Daemon *mhd;
@@ -315,9 +316,6 @@ static enum MHD_Result answer_ws_version(struct MHD_Connection *c)
 	return r;
 }
 
-/* An exec or attach URL asked with Upgrade: websocket: checked as the RFC
- * and wsstream check it (the token is used only once the handshake is
- * valid), then answered 101 with the accept key and the subprotocol. */
 /* A session slot and the token's request, for either transport; NULL with
  * the refusal answered in *refused when there is no slot or no such token
  * (the slot is given back). */
@@ -338,10 +336,70 @@ static struct stream_request *claim_session(struct stream_server *srv, struct MH
 	return req;
 }
 
+/* Port-forward's ?port= parameters (each one port or several separated by
+ * commas, as the kubelet's NewV4Options reads them). */
+struct query_ports {
+	uint16_t v[WS_PF_PORTS_MAX];
+	size_t n;
+	int error;
+	bool any;
+};
+
+static enum MHD_Result gather_ports(void *cls, enum MHD_ValueKind kind, const char *key,
+				    const char *value)
+{
+	(void)kind;
+	struct query_ports *qp = cls;
+	if (strcmp(key, "port") != 0 || qp->error)
+		return MHD_YES;
+	qp->any = true;
+	qp->error = ws_ports_parse(value, qp->v, ARRAY_SIZE(qp->v), &qp->n);
+	return MHD_YES;
+}
+
+/* The ports a WebSocket port-forward forwards: those of ?port=, each one
+ * the PortForward call named (when it named any); without ?port=, the
+ * call's (as the kubelet's CRI streaming server, which forwards those).
+ * NULL when fine, else why (to answer 400). */
+static const char *pf_ports_of(const struct stream_request *req, enum ws_proto proto,
+			       struct query_ports *qp, char *why, size_t why_size)
+{
+	if (!qp->any) {
+		if (req->n_ports == 0)
+			return "query parameter \"port\" is required: the PortForward call named "
+			       "no port\n";
+		if (req->n_ports > ARRAY_SIZE(qp->v)) {
+			snprintf(why, why_size, "at most %zu ports in one connection\n",
+				 ARRAY_SIZE(qp->v));
+			return why;
+		}
+		memcpy(qp->v, req->ports, req->n_ports * sizeof(*req->ports));
+		qp->n = req->n_ports;
+	}
+	for (size_t i = 0; i < qp->n && req->n_ports; i++) {
+		bool named = false;
+		for (size_t j = 0; j < req->n_ports && !named; j++)
+			named = req->ports[j] == qp->v[i];
+		if (!named) {
+			snprintf(why, why_size, "port %u was not named in the PortForward call\n",
+				 (unsigned)qp->v[i]);
+			return why;
+		}
+	}
+	/* The base64 protocols write the channel as one digit. */
+	if (ws_proto_is_base64(proto) && qp->n > 5)
+		return "at most 5 ports under v4.base64.channel.k8s.io\n";
+	return NULL;
+}
+
+/* A streaming URL asked with Upgrade: websocket: checked as the RFC and
+ * wsstream check it (the token is used only once the handshake is valid),
+ * then answered 101 with the accept key and the subprotocol. */
 static enum MHD_Result websocket_request(struct stream_server *srv, struct request *rq,
 					 struct MHD_Connection *c, const char *method,
 					 enum stream_kind kind, const char *token)
 {
+	bool pf = kind == STREAM_KIND_PORTFORWARD;
 	if (strcmp(method, "GET") != 0)
 		return answer(c, MHD_HTTP_METHOD_NOT_ALLOWED, "a WebSocket upgrade is a GET\n");
 	if (!header_has(c, "Connection", "upgrade"))
@@ -358,17 +416,39 @@ static enum MHD_Result websocket_request(struct stream_server *srv, struct reque
 	MHD_get_connection_values(c, MHD_HEADER_KIND, gather_ws_protocols, &wp);
 	if (wp.too_long)
 		return answer(c, MHD_HTTP_BAD_REQUEST, "Sec-WebSocket-Protocol too long\n");
+	struct query_ports qp = { .n = 0 };
+	if (pf) {
+		MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, gather_ports, &qp);
+		if (qp.error == -E2BIG)
+			return answer(c, MHD_HTTP_BAD_REQUEST,
+				      "too many ports in query parameter \"port\"\n");
+		if (qp.error < 0)
+			return answer(c, MHD_HTTP_BAD_REQUEST,
+				      "query parameter \"port\": ports are 1 to 65535, separated "
+				      "by commas\n");
+	}
 	struct stream_request *req;
 	enum MHD_Result refused;
 	if (!(req = claim_session(srv, c, token, kind, &refused)))
 		return refused;
 	enum ws_proto proto;
-	if (ws_proto_negotiate(wp.list[0] ? wp.list : NULL, &proto) < 0) {
+	if (ws_proto_negotiate_among(wp.list[0] ? wp.list : NULL,
+				     pf ? WS_PROTOS_PORTFWD : WS_PROTOS_ALL, &proto) < 0) {
 		stream_request_free(req);
 		atomic_fetch_sub(&srv->sessions, 1);
 		return answer(c, MHD_HTTP_FORBIDDEN,
-			      "no common Sec-WebSocket-Protocol: v4.channel.k8s.io, "
-			      "v4.base64.channel.k8s.io, channel.k8s.io, base64.channel.k8s.io\n");
+			      pf ? "no common Sec-WebSocket-Protocol: v4.channel.k8s.io, "
+				   "v4.base64.channel.k8s.io (or none)\n"
+				 : "no common Sec-WebSocket-Protocol: v4.channel.k8s.io, "
+				   "v4.base64.channel.k8s.io, channel.k8s.io, "
+				   "base64.channel.k8s.io\n");
+	}
+	char why[96];
+	const char *bad = pf ? pf_ports_of(req, proto, &qp, why, sizeof(why)) : NULL;
+	if (bad) {
+		stream_request_free(req);
+		atomic_fetch_sub(&srv->sessions, 1);
+		return answer(c, MHD_HTTP_BAD_REQUEST, bad);
 	}
 	struct session *s = calloc(1, sizeof(*s));
 	if (s) {
@@ -376,7 +456,9 @@ static enum MHD_Result websocket_request(struct stream_server *srv, struct reque
 		s->req = req;
 	}
 	if (!s || ws_transport_init(s, proto) < 0 ||
-	    (kind == STREAM_KIND_EXEC ? exec_backend_init(s) : attach_backend_init(s)) < 0) {
+	    (kind == STREAM_KIND_EXEC     ? exec_backend_init(s)
+	     : kind == STREAM_KIND_ATTACH ? attach_backend_init(s)
+					  : portforward_backend_init_ws(s, qp.v, qp.n)) < 0) {
 		if (s)
 			session_run(s, NULL, 0); /* frees */
 		else
@@ -387,6 +469,7 @@ static enum MHD_Result websocket_request(struct stream_server *srv, struct reque
 	s->idle_ms = srv->idle_ms;
 	s->monitors = srv->monitors;
 	s->exec_helper = srv->exec_helper;
+	s->portfwd_helper = srv->portfwd_helper;
 	rq->session = s;
 	struct MHD_Response *resp = MHD_create_response_for_upgrade(on_upgrade, srv);
 	if (!resp)
@@ -437,9 +520,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	} else {
 		return answer(c, MHD_HTTP_NOT_FOUND, "not found\n");
 	}
-	if (header_has(c, "Upgrade", "websocket") && kind == STREAM_KIND_PORTFORWARD)
-		return answer(c, MHD_HTTP_BAD_REQUEST,
-			      "port-forward is served over SPDY/3.1 only, not WebSocket\n");
 	if (header_has(c, "Upgrade", "websocket"))
 		return websocket_request(srv, rq, c, method, kind, token);
 	if (!header_has(c, "Connection", "upgrade") || !header_has(c, "Upgrade", "SPDY/3.1"))

@@ -12,6 +12,13 @@
  * and
  *   POST or GET /portforward/<token>             Upgrade: SPDY/3.1
  *   X-Stream-Protocol-Version: portforward.k8s.io
+ * or
+ *   GET /portforward/<token>?port=<p>[&port=...]  Upgrade: websocket
+ *   Sec-WebSocket-Protocol: v4.channel.k8s.io, v4.base64.channel.k8s.io
+ *   (or none: binary), as the kubelet's portforward/websocket.go: ports
+ *   from ?port= (repeated, or separated by commas; each one the call named,
+ *   when it named any; without ?port=, the call's ports), at most 32 (5
+ *   under base64); 400 for a bad port list before the token is taken.
  *
  * Answers: 101 with the protocol chosen (the client's first we speak), 404
  * for an unknown, used or expired token, 403 when no protocol is common

@@ -153,6 +153,9 @@ struct session {
 	size_t expected;
 	bool started, finished, client_gone;
 	int64_t idle_ms;
+	/* Port-forward over SPDY: how long the second stream of a pair may
+	 * keep its first waiting (0: SESSION_STREAMS_WAIT_MS). */
+	int64_t pair_wait_ms;
 	struct monitors *monitors;  /* monitord's manager (monitors.h) */
 	const char *exec_helper;    /* cric-exec */
 	const char *portfwd_helper; /* cric-portfwd */
@@ -182,6 +185,10 @@ int exec_backend_init(struct session *s);
 int attach_backend_init(struct session *s);
 /* Set up the port-forward backend on s (portforward.c). */
 int portforward_backend_init(struct session *s);
+/* The same for a WebSocket connection (portforward.c): one pair for each
+ * of ports[0..n) (1 to SESSION_PF_CHANS_MAX / 2), channels 2i and 2i+1,
+ * made and connected at the start; -EINVAL for a bad n. */
+int portforward_backend_init_ws(struct session *s, const uint16_t *ports, size_t n);
 
 /* ---- for transports ---- */
 

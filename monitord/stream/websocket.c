@@ -276,6 +276,8 @@ int ws_transport_init(struct session *s, enum ws_proto p)
 	int r = ws_reader_init(&t->rd, WS_STREAM_MESSAGE_MAX);
 	if (r < 0)
 		return r;
+	if (s->req->kind == STREAM_KIND_PORTFORWARD)
+		return 0; /* the backend opens its channels and says their ports */
 	/* v4 sends the status as JSON; the others its message, and have the
 	 * resize channel: SPDY's v3. */
 	s->proto = ws_proto_is_v4(p) ? PROTO_V4 : PROTO_V3;

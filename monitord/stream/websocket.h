@@ -20,7 +20,12 @@
  * end of the connection does). Our close at the end is 1000, or 1011 after
  * an internal failure. Data on a channel we do not read, and empty
  * messages, are ignored (as wsstream). Flow control is the TCP
- * connection's. */
+ * connection's.
+ *
+ * Port-forward (only v4.channel.k8s.io, v4.base64.channel.k8s.io or none,
+ * as the kubelet's): no opening message; the backend opens channel 2i
+ * (data) and 2i+1 (error) for the i-th port and sends the port on each
+ * first (portforward.c). */
 #pragma once
 
 #include "monitord/ws.h"
@@ -30,5 +35,7 @@
 
 /* Set up the WebSocket transport on s for the negotiated protocol p: sets
  * s->proto, opens the streams of s->req (set before) and queues the
- * opening message. 0 or -ENOMEM. */
+ * opening message; for a port-forward, none of that (the backend,
+ * portforward_backend_init_ws(), opens the channels of its ports and
+ * sends their first frames). 0 or -ENOMEM. */
 int ws_transport_init(struct session *s, enum ws_proto p);

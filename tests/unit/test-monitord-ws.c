@@ -392,6 +392,37 @@ static void test_portfwd(void **state)
 					   "+80", "80a", "123456", " 80" };
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
 		assert_int_equal(ws_port_parse(bad[i], &port), -EINVAL);
+
+	/* ?port= values: one port or several, appended, bounded. */
+	uint16_t ports[3];
+	size_t n = 0;
+	assert_int_equal(ws_ports_parse("80", ports, 3, &n), 0);
+	assert_int_equal(ws_ports_parse("8080,443", ports, 3, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(ports[0], 80);
+	assert_int_equal(ports[1], 8080);
+	assert_int_equal(ports[2], 443);
+	assert_int_equal(ws_ports_parse("1", ports, 3, &n), -E2BIG);
+	static const char *const badlists[] = { NULL,     "",     ",",     "80,",    ",80",
+						"80,,81", "80,0", "80;81", "80, 81", "1234567" };
+	for (size_t i = 0; i < ARRAY_SIZE(badlists); i++) {
+		n = 0;
+		if (ws_ports_parse(badlists[i], ports, 3, &n) != -EINVAL)
+			fail_msg("\"%s\" accepted", badlists[i] ? badlists[i] : "(null)");
+	}
+
+	/* Port-forward speaks v4 and v4.base64 (or none), not the others. */
+	enum ws_proto p4;
+	assert_int_equal(ws_proto_negotiate_among(NULL, WS_PROTOS_PORTFWD, &p4), 0);
+	assert_int_equal(p4, WS_PROTO_NONE);
+	assert_int_equal(ws_proto_negotiate_among("channel.k8s.io, v4.base64.channel.k8s.io",
+						  WS_PROTOS_PORTFWD, &p4),
+			 0);
+	assert_int_equal(p4, WS_PROTO_V4_BASE64);
+	assert_int_equal(ws_proto_negotiate_among("channel.k8s.io,base64.channel.k8s.io",
+						  WS_PROTOS_PORTFWD, &p4),
+			 -EPROTONOSUPPORT);
+	assert_int_equal(ws_proto_negotiate_among(NULL, 1u << WS_PROTO_V4, &p4), -EPROTONOSUPPORT);
 }
 
 int main(void)
