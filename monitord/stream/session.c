@@ -450,8 +450,12 @@ void session_run(struct session *s, const uint8_t *extra, size_t n_extra)
 					s->client_gone = true;
 			} else {
 				last = mono_ms();
-				if (s->finished)
-					continue; /* the client's goodbyes */
+				if (s->finished) {
+					/* the client's goodbyes */
+					if (s->tr->goodbye && s->tr->goodbye(s, buf, (size_t)k))
+						read_eof = true; /* as good as its EOF */
+					continue;
+				}
 				if ((r = s->tr->input(s, buf, (size_t)k)) < 0) {
 					log_info("streaming: closing a connection: %s",
 						 strerror(-r));

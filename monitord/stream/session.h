@@ -107,6 +107,10 @@ struct transport_ops {
 	void (*written)(struct session *s, size_t n);
 	/* Going away: normal (0) or after an error (<0). */
 	int (*close)(struct session *s, int error);
+	/* Optional: bytes read after the session finished; true when they
+	 * end the client's part (WebSocket: its close frame), so that the
+	 * session need not wait for its EOF. */
+	bool (*goodbye)(struct session *s, const uint8_t *p, size_t n);
 	void (*free)(struct session *s);
 };
 

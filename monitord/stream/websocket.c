@@ -218,6 +218,31 @@ static int t_close(struct session *s, int error)
 	return send_close(tr_of(s), error ? WS_CLOSE_INTERNAL : WS_CLOSE_NORMAL);
 }
 
+/* After our close: the client's messages are dropped until its close
+ * (RFC 6455 7.1.1: then the server closes the connection first). */
+static bool t_goodbye(struct session *s, const uint8_t *p, size_t n)
+{
+	struct ws_tr *t = tr_of(s);
+	for (;;) {
+		struct ws_message m;
+		int r;
+		while ((r = ws_reader_next(&t->rd, &m)) > 0)
+			if (m.opcode == WS_OP_CLOSE)
+				return true;
+		if (r < 0)
+			return true; /* garbage: nothing more to wait for */
+		if (n == 0)
+			return false;
+		size_t k = ws_reader_room(&t->rd);
+		if (k > n)
+			k = n;
+		if (k == 0 || ws_reader_feed(&t->rd, p, k) < 0)
+			return true;
+		p += k;
+		n -= k;
+	}
+}
+
 static void t_free(struct session *s)
 {
 	struct ws_tr *t = tr_of(s);
@@ -238,6 +263,7 @@ static const struct transport_ops ws_transport = {
 	.pending = t_pending,
 	.written = t_written,
 	.close = t_close,
+	.goodbye = t_goodbye,
 	.free = t_free,
 };
 
