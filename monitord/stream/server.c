@@ -13,22 +13,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "monitord/portfwd.h"
 #include "session.h"
 #include "websocket.h"
 
-#define HEADERS_MAX       (16 * 1024)
-#define REQUEST_TIMEOUT_S 30
-#define IDLE_DEFAULT_S    (4 * 3600)
-#define SESSIONS_MAX_DEF  128
-#define WS_PF_PORTS_MAX   (SESSION_PF_CHANS_MAX / 2)
+#define HEADERS_MAX         (16 * 1024)
+#define REQUEST_TIMEOUT_S   30
+#define IDLE_DEFAULT_S      (4 * 3600)
+#define PAIR_WAIT_DEFAULT_S (SESSION_STREAMS_WAIT_MS / 1000)
+#define SESSIONS_MAX_DEF    128
+#define WS_PF_PORTS_MAX     (SESSION_PF_CHANS_MAX / 2)
+#define TLS_FILE_MAX        (1024 * 1024)
 
 struct stream_server {
 	struct MHD_Daemon *mhd;
@@ -40,7 +46,12 @@ struct stream_server {
 	bool v6;
 	uint16_t port;
 	int64_t idle_ms;
+	int64_t pair_wait_ms;
 	size_t sessions_max;
+	/* TLS: the PEM certificate (chain) and key, from the files configured;
+	 * NULL: plain HTTP. */
+	char *tls_cert, *tls_key;
+	size_t tls_key_len;
 	atomic_size_t sessions;
 	pthread_mutex_t lock; /* with done: sessions reaching 0 */
 	pthread_cond_t done;
@@ -75,6 +86,9 @@ struct session_start {
 	struct session *session;
 	struct MHD_UpgradeResponseHandle *urh;
 	struct stream_server *srv;
+	/* TLS: MHD's end of the socket pair it relays through, and the TCP
+	 * connection (both MHD's: valid until the close action). */
+	int app_sock, tcp_fd;
 	size_t n_extra;
 	uint8_t extra[];
 };
@@ -88,10 +102,35 @@ static const char *const protocols[] = {
 
 /* ---- sessions ---- */
 
+/* libmicrohttpd 0.9.75 relays an upgraded TLS connection through a socket
+ * pair, and once the application closes its end it neither ends the TLS
+ * connection nor drops it until the client closes: a client waiting for
+ * the server to close first (WebSocket's rule) would wait forever, and the
+ * connection would hold one of MHD's slots. So the session's end hangs the
+ * TCP connection up itself, once MHD has relayed every byte: our socket
+ * pair end has nothing unread by MHD and the TCP connection nothing
+ * unacknowledged, seen twice 10 ms apart (bounded: 2 s). */
+static void tls_hang_up(const struct session_start *st)
+{
+	int quiet = 0;
+	for (int i = 0; i < 200 && quiet < 2; i++) {
+		int app = 0, tcp = 0;
+		if (ioctl(st->app_sock, SIOCOUTQ, &app) < 0 ||
+		    ioctl(st->tcp_fd, SIOCOUTQ, &tcp) < 0)
+			break;
+		quiet = app == 0 && tcp == 0 ? quiet + 1 : 0;
+		if (quiet < 2)
+			nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+	}
+	shutdown(st->tcp_fd, SHUT_RDWR);
+}
+
 static void session_ended(void *ud)
 {
 	struct session_start *st = ud;
 	struct stream_server *srv = st->srv;
+	if (st->tcp_fd >= 0)
+		tls_hang_up(st);
 	MHD_upgrade_action(st->urh, MHD_UPGRADE_ACTION_CLOSE);
 	free(st);
 	pthread_mutex_lock(&srv->lock);
@@ -143,7 +182,6 @@ static void on_upgrade(void *cls, struct MHD_Connection *c, void *req_cls, const
 		       size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
 {
 	(void)cls;
-	(void)c;
 	struct request *rq = req_cls;
 	struct stream_server *srv = rq->srv;
 	struct session *s = TAKE_PTR(rq->session);
@@ -166,6 +204,14 @@ static void on_upgrade(void *cls, struct MHD_Connection *c, void *req_cls, const
 	st->session = s;
 	st->urh = urh;
 	st->srv = srv;
+	st->app_sock = sock;
+	st->tcp_fd = -1;
+	if (srv->tls_cert) {
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (ci)
+			st->tcp_fd = ci->connect_fd;
+	}
 	st->n_extra = extra_in_size;
 	if (extra_in_size)
 		memcpy(st->extra, extra_in, extra_in_size);
@@ -563,6 +609,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	s->monitors = srv->monitors;
 	s->exec_helper = srv->exec_helper;
 	s->portfwd_helper = srv->portfwd_helper;
+	s->pair_wait_ms = srv->pair_wait_ms;
 	rq->session = s;
 	struct MHD_Response *resp = MHD_create_response_for_upgrade(on_upgrade, srv);
 	if (!resp)
@@ -608,6 +655,43 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- open ---- */
 
+/* stream_tls_cert and stream_tls_key: both or neither; read here (as
+ * monitord, before any thread: the key may be readable by root alone). */
+static int tls_config_of(const struct cric_config *cfg, struct stream_server *srv,
+			 struct cric_err *err)
+{
+	const json_t *sec = json_object_get(cfg->doc, "monitord");
+	const json_t *cert = json_object_get(sec, "stream_tls_cert");
+	const json_t *key = json_object_get(sec, "stream_tls_key");
+	if (cert && (!json_is_string(cert) || !*json_string_value(cert)))
+		return config_bad_key(cfg, "monitord", "stream_tls_cert",
+				      "the path of a PEM certificate", err);
+	if (key && (!json_is_string(key) || !*json_string_value(key)))
+		return config_bad_key(cfg, "monitord", "stream_tls_key",
+				      "the path of a PEM private key", err);
+	if (!cert != !key)
+		return config_bad_key(cfg, "monitord", cert ? "stream_tls_key" : "stream_tls_cert",
+				      cert ? "set with stream_tls_cert" : "set with stream_tls_key",
+				      err);
+	if (!cert)
+		return 0;
+	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+		return err_set(err, -ENOTSUP,
+			       "config \"%s\": \"monitord.stream_tls_cert\" is set but this "
+			       "libmicrohttpd was built without TLS",
+			       cfg->config_file);
+	size_t n;
+	int r = read_file(json_string_value(cert), TLS_FILE_MAX, &srv->tls_cert, &n);
+	if (r < 0)
+		return err_set(err, r, "streaming server: read the TLS certificate \"%s\": %s",
+			       json_string_value(cert), strerror(-r));
+	r = read_file(json_string_value(key), TLS_FILE_MAX, &srv->tls_key, &srv->tls_key_len);
+	if (r < 0)
+		return err_set(err, r, "streaming server: read the TLS key \"%s\": %s",
+			       json_string_value(key), strerror(-r));
+	return 0;
+}
+
 static int config_of(const struct cric_config *cfg, struct stream_server *srv, struct cric_err *err)
 {
 	const json_t *sec = json_object_get(cfg->doc, "monitord");
@@ -643,7 +727,13 @@ static int config_of(const struct cric_config *cfg, struct stream_server *srv, s
 		    json_integer_value(max) > 4096))
 		return config_bad_key(cfg, "monitord", "stream_sessions_max", "1 to 4096", err);
 	srv->sessions_max = max ? (size_t)json_integer_value(max) : SESSIONS_MAX_DEF;
-	return 0;
+	const json_t *pair = json_object_get(sec, "stream_pair_timeout_s");
+	if (pair && (!json_is_integer(pair) || json_integer_value(pair) < 1 ||
+		     json_integer_value(pair) > 3600))
+		return config_bad_key(cfg, "monitord", "stream_pair_timeout_s", "1 to 3600 seconds",
+				      err);
+	srv->pair_wait_ms = (pair ? json_integer_value(pair) : PAIR_WAIT_DEFAULT_S) * 1000;
+	return tls_config_of(cfg, srv, err);
 }
 
 /* The listening socket, bound here (with monitord's privileges: a port
@@ -694,13 +784,17 @@ static void *start_capless(void *ud)
 	if ((st->r = drop_thread_caps()) < 0)
 		return NULL;
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_UPGRADE |
-			     MHD_USE_ERROR_LOG | (srv->v6 ? MHD_USE_IPv6 : 0);
+			     MHD_USE_ERROR_LOG | (srv->v6 ? MHD_USE_IPv6 : 0) |
+			     (srv->tls_cert ? MHD_USE_TLS : 0);
+	/* Without TLS the key options end the list (MHD_OPTION_END). */
 	srv->mhd = MHD_start_daemon(
 	    flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 	    MHD_OPTION_LISTEN_SOCKET, st->fd, MHD_OPTION_CONNECTION_LIMIT,
 	    (unsigned int)srv->sessions_max, MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned int)REQUEST_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    (size_t)HEADERS_MAX, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
+	    (size_t)HEADERS_MAX, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+	    srv->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, srv->tls_cert,
+	    MHD_OPTION_HTTPS_MEM_KEY, srv->tls_key, MHD_OPTION_END);
 	return NULL;
 }
 
@@ -752,15 +846,18 @@ int stream_server_open(const struct cric_config *cfg, struct monitors *m, const 
 	if (!srv->mhd) {
 		close(fd);
 		r = err_set(err, start.r < 0 ? start.r : -EIO, "streaming server: %s",
-			    start.r < 0 ? "could not drop capabilities for the HTTP thread"
-					: "libmicrohttpd did not start");
+			    start.r < 0     ? "could not drop capabilities for the HTTP thread"
+			    : srv->tls_cert ? "libmicrohttpd did not start: is the TLS key the "
+					      "certificate's, both PEM? (see its message above)"
+					    : "libmicrohttpd did not start");
 		stream_server_free(srv);
 		return r;
 	}
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
 	if (di)
 		srv->port = di->port;
-	log_info("streaming server on %s port %u", srv->address, (unsigned)srv->port);
+	log_info("streaming server on %s port %u%s", srv->address, (unsigned)srv->port,
+		 srv->tls_cert ? " (TLS)" : "");
 	*ret = srv;
 	return 0;
 }
@@ -787,6 +884,10 @@ void stream_server_free(struct stream_server *srv)
 		pthread_join(srv->launcher, NULL);
 	}
 	tokens_done(&srv->tokens);
+	if (srv->tls_key)
+		explicit_bzero(srv->tls_key, srv->tls_key_len);
+	free(srv->tls_key);
+	free(srv->tls_cert);
 	free(srv->exec_helper);
 	free(srv->portfwd_helper);
 	free(srv);
@@ -812,8 +913,9 @@ int stream_server_url(struct stream_server *srv, struct stream_request *req, cha
 			       "too many streaming requests outstanding, retry later");
 	if (r < 0)
 		return err_set(err, r, "make a token: %s", strerror(-r));
-	if (asprintf(url, srv->v6 ? "http://[%s]:%u/%s/%s" : "http://%s:%u/%s/%s", srv->address,
-		     (unsigned)srv->port, kind, token) < 0)
+	if (asprintf(url, srv->v6 ? "%s://[%s]:%u/%s/%s" : "%s://%s:%u/%s/%s",
+		     srv->tls_cert ? "https" : "http", srv->address, (unsigned)srv->port, kind,
+		     token) < 0)
 		return -ENOMEM; /* the token stays until it expires */
 	return 0;
 }

@@ -33,6 +33,13 @@
  *   "stream_idle_timeout_s": 14400    a session without a byte either way
  *                                     ends (0: never), the kubelet's 4 h
  *   "stream_sessions_max": 128        connections, upgraded or not
+ *   "stream_pair_timeout_s": 30       port-forward over SPDY: how long a
+ *                                     stream waits for its pair's other
+ *   "stream_tls_cert": "/path.pem"    with "stream_tls_key", both or
+ *   "stream_tls_key": "/path.pem"     neither: the server speaks TLS
+ *                                     (https URLs); read at start, an
+ *                                     unreadable file or a libmicrohttpd
+ *                                     without TLS stops monitord
  * Limits on the HTTP part: request headers within 16 KiB, 30 s to send
  * the request.
  *
