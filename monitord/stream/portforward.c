@@ -8,9 +8,11 @@
  * send it: the error stream's id, the data stream's id minus 2, as the
  * kubelet guesses). A stream of another type, without a valid port, for a
  * port the PortForward call did not name (when it named some), or a second
- * one of a type for a requestID is reset. A pair not complete within
- * SESSION_STREAMS_WAIT_MS gets "timed out waiting for streams" on its error
- * stream (if it has one) and is dropped.
+ * one of a type for a requestID is reset. A pair not complete within the
+ * session's pair_wait_ms (monitord.stream_pair_timeout_s, 30 s as the
+ * kubelet's streamCreationTimeout) gets "timed out waiting for streams" on
+ * its error stream, which ends, while a lone data stream is reset; the
+ * pair is dropped.
  *
  * A complete pair connects to its port in the pod (cric-portfwd, through
  * the session's run_privileged: the session's thread holds no capability;
@@ -425,13 +427,19 @@ static bool pair_pump(struct session *s, struct pf_pair *p, short revents)
 	return true;
 }
 
-/* Its other stream did not come in time (the kubelet's words). */
+/* Its other stream did not come in time (the kubelet's words, on the
+ * error stream, which then ends; a lone data stream is reset: the client
+ * may never end its side, whose slot would stay taken). */
 static void pair_timed_out(struct session *s, struct pf_pair *p)
 {
 	static const char msg[] = "timed out waiting for streams";
 	log_info("streaming: port-forward: request \"%s\" %s", p->request_id, msg);
 	if (p->error)
 		(void)session_chan_send(s, p->error, msg, strlen(msg));
+	if (p->data) {
+		session_chan_cancel(s, p->data);
+		p->data = NULL;
+	}
 	pair_close(s, p);
 }
 

@@ -113,6 +113,17 @@ void session_chan_remove(struct session *s, struct stream_chan *c)
 	c->removed = true;
 }
 
+void session_chan_cancel(struct session *s, struct stream_chan *c)
+{
+	if (c->removed)
+		return;
+	if (s->tr->reset && !(c->local_eof && c->remote_eof)) {
+		(void)s->tr->reset(s, c);
+		c->local_eof = c->remote_eof = true;
+	}
+	session_chan_remove(s, c);
+}
+
 void session_free_chans(struct session *s)
 {
 	for (size_t i = 0; i < s->n_chans; i++)
@@ -584,6 +595,13 @@ static int t_consumed(struct session *s, struct stream_chan *c, size_t n)
 	return spdy_consumed(spdy_of(s), c->handle, n);
 }
 
+static int t_reset(struct session *s, struct stream_chan *c)
+{
+	if (!spdy_stream_open(spdy_of(s), c->handle))
+		return 0;
+	return spdy_rst(spdy_of(s), c->handle, SPDY_RST_CANCEL);
+}
+
 static void t_pending(struct session *s, const uint8_t **p, size_t *n)
 {
 	*p = spdy_of(s)->out;
@@ -615,6 +633,7 @@ static const struct transport_ops spdy_transport = {
 	.send = t_send,
 	.end = t_end,
 	.consumed = t_consumed,
+	.reset = t_reset,
 	.pending = t_pending,
 	.written = t_written,
 	.close = t_close,

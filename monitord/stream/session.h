@@ -107,6 +107,9 @@ struct transport_ops {
 	void (*written)(struct session *s, size_t n);
 	/* Going away: normal (0) or after an error (<0). */
 	int (*close)(struct session *s, int error);
+	/* Optional: reset c, both sides (SPDY: RST_STREAM CANCEL); without,
+	 * c is only ended. */
+	int (*reset)(struct session *s, struct stream_chan *c);
 	/* Optional: bytes read after the session finished; true when they
 	 * end the client's part (WebSocket: its close frame), so that the
 	 * session need not wait for its EOF. */
@@ -232,4 +235,7 @@ struct stream_chan *session_chan_add(struct session *s, enum stream_type type, u
 /* Done with c: our side ended if it is not yet; c is freed at the loop's
  * next turn (a caller up the stack may still hold it) and found no more. */
 void session_chan_remove(struct session *s, struct stream_chan *c);
+/* Done with c, abruptly: reset (both sides gone), then as
+ * session_chan_remove(). */
+void session_chan_cancel(struct session *s, struct stream_chan *c);
 bool session_take_resizes(char *buf, size_t *len, unsigned short *width, unsigned short *height);

@@ -13,14 +13,19 @@ FIN reaching the server (the echo ends, the data stream ends); a refused
 port as text on the error stream, the session still forwarding after it;
 a host-network pod forwarding on the host (16 connections at once);
 tokens single-use; the two streams of a connection taken in either order;
-streams for a port not asked for (or port 0) reset.
+streams for a port not asked for (or port 0) reset; with
+stream_pair_timeout_s at 1 s, a lone data stream reset and a lone error
+stream told "timed out waiting for streams", their SPDY slots freed (64
+lone streams, then pairs, in one session) and no fd left.
 """
+import os
 import re
+import time
 
 import grpc
 import pytest
 
-from conftest import api
+from conftest import api, wait_for
 from netutil import free_port, missing, net  # noqa: F401
 from test_pods import netns_of, pods, skip_unless_ready  # noqa: F401
 from test_portfwd import echo_server
@@ -128,3 +133,41 @@ def test_portforward_refused_calls(pods):
     pods.stop(pod)
     code, msg = code_of(pods, pod, [80])
     assert code == grpc.StatusCode.FAILED_PRECONDITION and "not ready" in msg, msg
+
+
+def monitord_fds(pods):
+    return len(os.listdir(f"/proc/{pods.suite.pid('monitord')}/fd"))
+
+
+def test_portforward_pair_timeout(pods, client):
+    """monitord.stream_pair_timeout_s: a data stream whose error stream
+    never comes is reset, an error stream whose data stream never comes
+    gets "timed out waiting for streams" and ends; the session forwards on
+    after them, and ends leaving no fd behind."""
+    pods.suite.write_config({"monitord": {"stream_pair_timeout_s": 1}})
+    pods.suite.kill("monitord")
+    pods.suite.up()
+    pod = pods.run(name="pftimeout")
+    port = free_port()
+    server = echo_server("127.0.0.1", port, netns_of(pods, pod))
+    try:
+        pf_url(pods, pod)  # the gateway's connection to monitord is up
+        fds = monitord_fds(pods)
+        for kind, want in (("data", " [reset]"), ("error", "timed out waiting for streams")):
+            t0 = time.monotonic()
+            rc, out, err = forward(client, pf_url(pods, pod), f"{port}:{kind},{port}:{kind}")
+            took = time.monotonic() - t0
+            assert conns(out) == {i: (port, 0, 0, False, True, want) for i in (0, 1)}, (out, err)
+            assert 1 <= took < 10, took
+        # In one session: twice 32 lone data streams (the pairs a session
+        # holds at once), reset, leave their slots free for what comes after
+        # them (SPDY's 64 streams would be taken, and the last refused).
+        lone = ",".join([f"{port}:data"] * 32)
+        rc, out, err = forward(client, pf_url(pods, pod), f"{lone};{lone};{port}:1000,{port}:1000")
+        res = conns(out)
+        assert len(res) == 66 and all(res[i][4:] == (True, " [reset]") for i in range(64)), res
+        assert res[64] == res[65] == (port, 1000, 1000, True, True, ""), res
+        wait_for(lambda: monitord_fds(pods) <= fds, timeout=10, what="monitord's fds released")
+    finally:
+        server.kill()
+        server.wait()

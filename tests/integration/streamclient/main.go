@@ -34,6 +34,11 @@
 // An https URL is dialled with TLS, the server's certificate checked
 // against -ca's (or the system's).
 //
+// An item PORT:data (or PORT:error) opens only that stream of its
+// connection and waits (up to 60 s) for the server to end it: its line has
+// EOF true and as ERROR what came on it, with " [reset]" when the server
+// reset it.
+//
 // With -loop it times exec round trips for make bench (one process, so
 // no Go start-up in the figures): one URL (an Exec answer) per line on
 // stdin, each used as -url with the error and stdout streams alone; per
@@ -384,13 +389,18 @@ func portForward(sc *spdystream.Connection, spec string) int {
 		var wg sync.WaitGroup
 		for i, item := range items {
 			var port, n int
+			lone := ""
+			if k := strings.LastIndex(item, ":"); k > 0 && (item[k+1:] == "data" || item[k+1:] == "error") {
+				lone = item[k+1:]
+				item = item[:k] + ":0"
+			}
 			if _, err := fmt.Sscanf(item, "%d:%d", &port, &n); err != nil {
 				fail(100, "portforward: bad item %q", item)
 			}
 			wg.Add(1)
 			go func(i, id, port, n int) {
 				defer wg.Done()
-				lines[i], oks[i] = forwardOne(sc, id, port, n)
+				lines[i], oks[i] = forwardOne(sc, id, port, n, lone)
 			}(i, next, port, n)
 			next++
 		}
@@ -405,7 +415,7 @@ func portForward(sc *spdystream.Connection, spec string) int {
 	return code
 }
 
-func forwardOne(sc *spdystream.Connection, id, port, n int) (string, bool) {
+func forwardOne(sc *spdystream.Connection, id, port, n int, lone string) (string, bool) {
 	line := func(sent, got int, match, eof bool, errText string) (string, bool) {
 		return fmt.Sprintf("CONN %d PORT %d SENT %d GOT %d MATCH %v EOF %v ERROR %q",
 			id, port, sent, got, match, eof, errText), match && eof && errText == ""
@@ -420,6 +430,9 @@ func forwardOne(sc *spdystream.Connection, id, port, n int) (string, bool) {
 			err = s.WaitTimeout(30 * time.Second)
 		}
 		return s, err
+	}
+	if lone != "" {
+		return forwardLone(open, line, lone)
 	}
 	var es, ds *spdystream.Stream
 	var err error
@@ -511,4 +524,29 @@ func forwardOne(sc *spdystream.Connection, id, port, n int) (string, bool) {
 	case <-time.After(15 * time.Second):
 	}
 	return line(n, len(got), bytes.Equal(got, expect), eof, text)
+}
+
+// forwardLone is a -lone connection: one stream, read until the server
+// ends it.
+func forwardLone(open func(string) (*spdystream.Stream, error),
+	line func(int, int, bool, bool, string) (string, bool), lone string) (string, bool) {
+	st, err := open(lone)
+	if err != nil {
+		return line(0, 0, false, false, "open the stream: "+err.Error())
+	}
+	text := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(st)
+		t := string(b)
+		if st.IsFinished() {
+			t += " [reset]"
+		}
+		text <- t
+	}()
+	select {
+	case t := <-text:
+		return line(0, 0, false, true, t)
+	case <-time.After(60 * time.Second):
+		return line(0, 0, false, false, "not ended")
+	}
 }
