@@ -67,6 +67,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	enum ws_proto np = WS_PROTO_NONE;
 	if (hdr && ws_proto_negotiate(hdr, &np) == 0 && np != WS_PROTO_NONE && !ws_proto_name(np))
 		abort();
+	/* ... as port-forward's, and as a ?port= value. */
+	if (hdr && ws_proto_negotiate_among(hdr, WS_PROTOS_PORTFWD, &np) == 0 &&
+	    !(WS_PROTOS_PORTFWD & (1u << np)))
+		abort();
+	uint16_t ports[4];
+	size_t n_ports = 0;
+	int pe = hdr ? ws_ports_parse(hdr, ports, 4, &n_ports) : 0;
+	if (n_ports > 4 || (pe == 0 && n_ports == 0))
+		abort();
+	for (size_t i = 0; i < n_ports; i++)
+		if (ports[i] == 0)
+			abort();
 	free(hdr);
 
 	struct ws_reader r;
