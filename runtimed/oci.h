@@ -32,8 +32,12 @@ struct oci_handler {
 	 * kernel id-maps mounts of cric's file systems (runtimed probes its
 	 * own at start; cric makes the id-mapped mounts itself, so the
 	 * handler's idmap_mounts is not needed). Set by runtimed, reported as
-	 * RuntimeHandlerFeatures.user_namespaces. */
+	 * RuntimeHandlerFeatures.user_namespaces. Only with the config key
+	 * runtimed.userns_pods true: runc 1.1 cannot exec into such a pod. */
 	bool userns_pods;
+	/* The handler and kernel could (userns_pods but for the config key),
+	 * and runtimed.userns_pods is false: said in the refusal. */
+	bool userns_pods_off;
 };
 
 /* Ask the handler what it supports (`runc features`, which runc 1.1

@@ -133,6 +133,14 @@ int pod_plan_userns(const Runtime__V1__UserNamespace *u, struct pod_plan *p, str
 	if (u->mode != RUNTIME__V1__NAMESPACE_MODE__POD)
 		return err_set(err, -EINVAL,
 			       "namespace_options.userns_options.mode must be POD or NODE");
+	if (p->handler->userns_pods_off)
+		return err_set(err, -EINVAL,
+			       "namespace_options.userns_options: pods of their own user "
+			       "namespace are off on this node: exec into them (ExecSync, Exec, "
+			       "exec probes) is not supported by this host's runc (runtime "
+			       "handler \"%s\"); set \"runtimed\": {\"userns_pods\": true} in "
+			       "the cric config to run them without exec",
+			       p->handler->name);
 	if (!p->handler->userns_pods)
 		return err_set(err, -EINVAL,
 			       "namespace_options.userns_options: a pod user namespace is not "

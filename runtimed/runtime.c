@@ -234,8 +234,12 @@ static void load_apparmor_default(struct runtimed *rt, const char *run_dir)
 /* Pods of their own user namespace need a handler with user namespaces
  * and id-mapped mounts of runtimed's files (pod files, bundles) and
  * volumes, which cric makes itself (common/idmap.h): probed once, on the
- * run dir where pods' files live. */
-static void probe_userns(struct runtimed *rt, const char *run)
+ * run dir where pods' files live. Opt-in (runtimed.userns_pods): with
+ * runc 1.1 each container makes its own user namespace after joining the
+ * pod's (host-owned) namespaces, so `runc exec`, which enters the user
+ * namespace first, cannot then enter the IPC namespace (EPERM): no
+ * ExecSync, Exec or exec probes into such a pod. */
+static void probe_userns(struct runtimed *rt, const char *run, bool enabled)
 {
 	struct cric_err e;
 	int r = mkdir_p(run, 0711);
@@ -245,9 +249,13 @@ static void probe_userns(struct runtimed *rt, const char *run)
 		log_notice("no id-mapped mounts on \"%s\" (user-namespaced pods refused): %s", run,
 			   e.msg);
 	for (size_t i = 0; i < rt->n_handlers; i++) {
-		rt->handlers[i].userns_pods = ok && rt->handlers[i].userns;
+		bool can = ok && rt->handlers[i].userns;
+		rt->handlers[i].userns_pods = can && enabled;
+		rt->handlers[i].userns_pods_off = can && !enabled;
 		log_info("runtime handler \"%s\": user-namespaced pods %s", rt->handlers[i].name,
-			 rt->handlers[i].userns_pods ? "supported" : "not supported");
+			 rt->handlers[i].userns_pods ? "supported"
+			 : can ? "off (runtimed.userns_pods is false: no exec into them)"
+			       : "not supported");
 	}
 }
 
@@ -286,6 +294,10 @@ int runtimed_new(const struct cric_config *cfg, struct runtimed **ret, struct cr
 	const json_t *shm = json_object_get(json_object_get(cfg->doc, "runtimed"), "shm_size");
 	if (r == 0 && shm && (!json_is_integer(shm) || json_integer_value(shm) < 4096))
 		r = bad_key(cfg, "shm_size", "a size in bytes of at least 4096", err);
+	/* Pods of their own user namespace, without exec (probe_userns). */
+	const json_t *uns = json_object_get(json_object_get(cfg->doc, "runtimed"), "userns_pods");
+	if (r == 0 && uns && !json_is_boolean(uns))
+		r = bad_key(cfg, "userns_pods", "true or false", err);
 	_cleanup_free_ char *state = path_join(cfg->state_dir, "runtimed");
 	_cleanup_free_ char *run = path_join(cfg->run_dir, "runtimed");
 	if (r == 0 && (!state || !run))
@@ -299,7 +311,7 @@ int runtimed_new(const struct cric_config *cfg, struct runtimed **ret, struct cr
 	if (r == 0)
 		load_apparmor_default(rt, run);
 	if (r == 0)
-		probe_userns(rt, run);
+		probe_userns(rt, run, json_is_true(uns));
 	if (r == 0) {
 		const struct sandbox_mgr_config sc = {
 			.state_dir = state,

@@ -604,8 +604,17 @@ static void test_userns(void **state)
 	assert_non_null(strstr(err.msg, "namespace_options.pid POD"));
 	p.pid_mode = RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
 
-	/* A handler (or kernel) that cannot: refused, saying which. */
+	/* One that could, with runtimed.userns_pods off: refused, saying
+	 * why (no exec) and how to turn it on. */
 	h.userns_pods = false;
+	h.userns_pods_off = true;
+	assert_int_equal(pod_plan_userns(&u, &p, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "exec into them"));
+	assert_non_null(strstr(err.msg, "\"userns_pods\": true"));
+	assert_false(p.userns);
+	h.userns_pods_off = false;
+
+	/* A handler (or kernel) that cannot: refused, saying which. */
 	assert_int_equal(pod_plan_userns(&u, &p, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "cannot id-map"));
 	h.userns = false;
