@@ -9,17 +9,34 @@ files are id-mapped binds. What it writes in its rootfs lands on the host as
 N + its id; in an id-mapped volume as its own id (the map undone, as the
 peers' id-mapped volumes do).
 
+They are opt-in (runtimed.userns_pods, false by default): runc 1.1 joins a
+user namespace before the others, so each container makes its own after
+joining the pod's host-owned namespaces, and `runc exec` cannot follow it
+(it enters the user namespace first, then the IPC namespace: EPERM). This
+suite turns them on; ExecSync into such a container fails at once, with the
+reason. test_security_profiles.py checks the default: refused, saying so.
+
 Pods: run under `flock /tmp/cric-net.lock` like every suite that makes
 them."""
 import os
 import secrets
 import subprocess
+import time
 
 import grpc
+import pytest
 
-from conftest import api
+from conftest import api, started_suite
 from test_containers import grpc_error  # noqa: F401
 from test_containers import ctrs, registry  # noqa: F401  (fixtures)
+
+
+
+@pytest.fixture
+def suite(suite_root, request):
+    """A started suite with pods of their own user namespace turned on."""
+    yield from started_suite(suite_root, request, config={"runtimed": {"userns_pods": True}})
+
 
 BB = "/bin/busybox"
 N = 1 << 20  # the pod's host ids: N .. N+65535
@@ -192,3 +209,34 @@ def test_userns_rootfs_mounted_again_after_restart(ctrs):
     ctrs.pods.stop(pod_id)
     ctrs.pods.remove(pod_id)
     assert idmap_mounts(root) == before
+
+
+def test_exec_into_userns_container_fails_clearly(ctrs):
+    """runc 1.1 cannot exec into a container of a pod user namespace: the
+    ExecSync call fails at once with the reason, it does not hang, and the
+    container keeps running."""
+    root = ctrs.suite.root
+    os.chmod(root, 0o711)
+    pod_cfg = userns_pod(ctrs, userns())
+    pod_id = ctrs.pods.run(pod_cfg)
+    ctrs.pull()
+    cid = ctrs.create(pod_id, pod_cfg, ctrs.config(name="x", command=[BB, "sleep", "600"],
+                                                   security=sc()))
+    ctrs.start(cid)
+    t0 = time.monotonic()
+    r = ctrs.cri.call("ExecSync", api.ExecSyncRequest(
+        container_id=cid, cmd=[BB, "id", "-u"], timeout=10), api.ExecSyncResponse,
+        timeout=30)
+    elapsed = time.monotonic() - t0
+    err = r.stderr.decode(errors="replace")
+    # runc's own words: it entered the user namespace, then the IPC one
+    # refused it. A failed exec (exit 255, as the kubelet takes it), not
+    # a hang until the timeout.
+    assert r.exit_code == 255 and r.stdout == b"", r
+    assert "setns into ipc namespace: Operation not permitted" in err, err
+    assert elapsed < 8, elapsed
+    assert ctrs.status(cid).status.state == api.CONTAINER_RUNNING
+    ctrs.stop(cid)
+    ctrs.remove(cid)
+    ctrs.pods.stop(pod_id)
+    ctrs.pods.remove(pod_id)
