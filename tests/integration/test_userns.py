@@ -240,3 +240,23 @@ def test_exec_into_userns_container_fails_clearly(ctrs):
     ctrs.remove(cid)
     ctrs.pods.stop(pod_id)
     ctrs.pods.remove(pod_id)
+
+
+def test_userns_pods_key_checked_and_turned_off(ctrs):
+    """runtimed.userns_pods of the wrong type stops runtimed at start,
+    naming the key; turned off again, Status no longer claims user
+    namespaces and a pod asking for one is refused, saying how to turn
+    them on."""
+    s = ctrs.suite
+    s.write_config({"runtimed": {"userns_pods": "yes"}})
+    s.kill("runtimed")
+    r = s.up(check=False)
+    assert r.returncode != 0
+    assert '"runtimed.userns_pods" must be true or false' in s.log("runtimed")
+    s.write_config({"runtimed": {"userns_pods": False}})
+    s.up()
+    st = ctrs.cri.call("Status", api.StatusRequest(), api.StatusResponse)
+    assert not any(h.features.user_namespaces for h in st.runtime_handlers), st
+    code, msg = grpc_error(ctrs.pods.run, userns_pod(ctrs, userns()))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, msg
+    assert "not supported by this host's runc" in msg and "userns_pods" in msg, msg
