@@ -16,9 +16,22 @@
 
 #define DEFAULT_CALL_MS (10 * 60 * 1000)
 /* A call made while the daemon is not connected waits this long for the
- * connection (the dialer retries every 20-250 ms): a restarting daemon is
- * bridged, a dead one is reported UNAVAILABLE long before any deadline. */
+ * connection (the dialer retries every 5-250 ms, see RECONNECT_*): a
+ * restarting daemon is bridged, a dead one is reported UNAVAILABLE long
+ * before any deadline. */
 #define CONNECT_GRACE_MS 1000
+/* nng's dialer waits a random time below its current back-off before each
+ * attempt, and doubles the back-off after each failed one, from
+ * NNG_OPT_RECONNMINT (restored when it connects) up to NNG_OPT_RECONNMAXT.
+ * A daemon restarting listens again tens of ms after it died: attempts
+ * then come at most RECONNECT_FAST_MAX_MS apart, so the first call through
+ * waits for the daemon, not for our back-off (a 100-250 ms back-off cost
+ * 60-120 ms per restart). Once the daemon stayed away one DIALER_QUIET_MS
+ * period the watcher raises the ceiling to RECONNECT_SLOW_MAX_MS (about 8
+ * attempts a second, as before), and lowers it again once connected. */
+#define RECONNECT_MIN_MS      5
+#define RECONNECT_FAST_MAX_MS 50
+#define RECONNECT_SLOW_MAX_MS 250
 /* nng 1.5.2's dialer gives up for good when a handshake is cut in a certain
  * way (bug #1518, client side: the server dies or closes before our header
  * is written, EPIPE taken for "closed"). A healthy dialer of an unconnected
@@ -59,6 +72,7 @@ struct cric_client {
 	pthread_mutex_t dial_lock; /* dialer; taken without lock held */
 	nng_dialer dialer;
 	nng_dialer old_dialer; /* the one replaced last (see DIALER_QUIET_MS) */
+	bool dial_slow;        /* dialer's ceiling is RECONNECT_SLOW_MAX_MS */
 	pthread_mutex_t lock;
 	pthread_cond_t idle;
 	int pipes;
@@ -141,9 +155,7 @@ extern void __lsan_enable(void) __attribute__((weak));
 static int dial(struct cric_client *c)
 {
 	/* Non-blocking: the daemon may start after us; the dialer retries,
-	 * asked to back off from 100 ms to 250 ms. (Measured with nng 1.5.2:
-	 * ~20 attempts/s, ~1.5% CPU, while a peer's socket refuses; bounded,
-	 * but a candidate for our own backoff.) nng 1.5.2 may never free a
+	 * backing off as RECONNECT_* say. nng 1.5.2 may never free a
 	 * dialer that gave up (see DIALER_QUIET_MS): known and bounded, so
 	 * LeakSanitizer takes its allocations as reachable. */
 	if (__lsan_disable)
@@ -151,15 +163,27 @@ static int dial(struct cric_client *c)
 	nng_dialer d;
 	int rv = nng_dialer_create(&d, c->sock, c->url);
 	if (rv == 0) {
-		nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, 100);
-		nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, 250);
+		nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, RECONNECT_MIN_MS);
+		nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, RECONNECT_FAST_MAX_MS);
 		rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
 	}
 	if (__lsan_enable)
 		__lsan_enable();
-	if (rv == 0)
+	if (rv == 0) {
 		c->dialer = d;
+		c->dial_slow = false;
+	}
 	return rv;
+}
+
+/* The dialer's back-off ceiling (see RECONNECT_*). With dial_lock. */
+static void dial_pace(struct cric_client *c, bool slow)
+{
+	if (c->dial_slow == slow || nng_dialer_id(c->dialer) <= 0)
+		return;
+	nng_dialer_set_ms(c->dialer, NNG_OPT_RECONNMAXT,
+			  slow ? RECONNECT_SLOW_MAX_MS : RECONNECT_FAST_MAX_MS);
+	c->dial_slow = slow;
 }
 
 /* The sum of the dialer's connection statistics (attempts that connected,
@@ -192,7 +216,14 @@ static void *watch_dialer(void *arg)
 	pthread_mutex_lock(&c->lock);
 	while (!c->closing) {
 		if (c->pipes > 0) {
-			pthread_cond_wait(&c->unconnected, &c->lock);
+			/* Connected: the next loss is answered promptly. */
+			pthread_mutex_unlock(&c->lock);
+			pthread_mutex_lock(&c->dial_lock);
+			dial_pace(c, false);
+			pthread_mutex_unlock(&c->dial_lock);
+			pthread_mutex_lock(&c->lock);
+			while (!c->closing && c->pipes > 0)
+				pthread_cond_wait(&c->unconnected, &c->lock);
 			continue;
 		}
 		pthread_mutex_unlock(&c->lock);
@@ -225,6 +256,9 @@ static void *watch_dialer(void *arg)
 			if (rv != 0)
 				log_warning("%s: dial %s: %s, retrying", c->name, c->url,
 					    nng_strerror(rv));
+		} else {
+			/* Away for a whole period: not restarting, down. */
+			dial_pace(c, true);
 		}
 		pthread_mutex_unlock(&c->dial_lock);
 		pthread_mutex_lock(&c->lock);
