@@ -224,11 +224,11 @@ static int info_json(const struct sandbox_snapshot *s, const Runtime__V1__PodSan
 	if (s->cni_result && *s->cni_result)
 		cni = json_loads(s->cni_result, 0, NULL);
 	_cleanup_json_ json_t *doc = json_pack(
-	    "{s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:o?, s:o?, s:s}", "id", s->id, "pid",
+	    "{s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:o?, s:o?, s:s}", "id", s->brief.id, "pid",
 	    (int)s->infra_pid, "netns", s->netns, "ipc_namespace", s->ipc_ns, "uts_namespace",
-	    s->uts_ns, "cgroup", s->cgroup, "runtime_handler", s->handler, "sandbox_dir", s->dir,
-	    "cni_result", cni, "config", pb_to_json(&cfg->base), "state",
-	    s->state == SANDBOX_READY ? "ready" : "notready");
+	    s->uts_ns, "cgroup", s->cgroup, "runtime_handler", s->brief.handler, "sandbox_dir",
+	    s->dir, "cni_result", cni, "config", pb_to_json(&cfg->base), "state",
+	    s->brief.state == SANDBOX_READY ? "ready" : "notready");
 	if (!doc)
 		return -ENOMEM;
 	*ret = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
@@ -272,7 +272,8 @@ static int namespaces_of(const struct sandbox_snapshot *s, Runtime__V1__PodSandb
 static int build_status(const struct sandbox_snapshot *s, bool verbose,
 			Runtime__V1__PodSandboxStatusResponse **ret)
 {
-	_cleanup_pb_ Runtime__V1__PodSandboxConfig *cfg = config_of(s->config, s->config_len);
+	_cleanup_pb_ Runtime__V1__PodSandboxConfig *cfg =
+	    config_of(s->brief.config, s->brief.config_len);
 	if (!cfg)
 		return -EIO;
 	_cleanup_pb_ Runtime__V1__PodSandboxStatusResponse *resp =
@@ -281,12 +282,13 @@ static int build_status(const struct sandbox_snapshot *s, bool verbose,
 		return -ENOMEM;
 	Runtime__V1__PodSandboxStatus *st = resp->status;
 	resp->timestamp = now_unix_ns();
-	if (pb_set_str(&st->id, s->id) < 0 ||
-	    !(st->metadata = metadata_of(s->name, s->uid, s->namespace, s->attempt)) ||
-	    pb_set_str(&st->runtime_handler, s->handler) < 0)
+	if (pb_set_str(&st->id, s->brief.id) < 0 ||
+	    !(st->metadata =
+		  metadata_of(s->brief.name, s->brief.uid, s->brief.namespace, s->brief.attempt)) ||
+	    pb_set_str(&st->runtime_handler, s->brief.handler) < 0)
 		return -ENOMEM;
-	st->state = state_of(s->state);
-	st->created_at = s->created_at;
+	st->state = state_of(s->brief.state);
+	st->created_at = s->brief.created_at;
 	if (network_of(s, st) < 0 || namespaces_of(s, st) < 0 ||
 	    pb_map_copy(&st->base, "labels", &cfg->base, "labels") < 0 ||
 	    pb_map_copy(&st->base, "annotations", &cfg->base, "annotations") < 0)

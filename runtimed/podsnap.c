@@ -23,11 +23,11 @@ int pod_snapshot_get(struct sandbox_mgr *m, const struct cric_call *call, const 
 	if (r < 0 || !sb)
 		return r < 0 ? r : -EIO;
 	struct pod_snapshot s = { 0 };
-	copy(s.id, sizeof(s.id), sb->id);
-	copy(s.name, sizeof(s.name), sb->name);
-	copy(s.namespace, sizeof(s.namespace), sb->namespace);
-	copy(s.uid, sizeof(s.uid), sb->uid);
-	s.ready = sb->state == SANDBOX_READY;
+	copy(s.id, sizeof(s.id), sb->brief.id);
+	copy(s.name, sizeof(s.name), sb->brief.name);
+	copy(s.namespace, sizeof(s.namespace), sb->brief.namespace);
+	copy(s.uid, sizeof(s.uid), sb->brief.uid);
+	s.ready = sb->brief.state == SANDBOX_READY;
 	copy(s.dir, sizeof(s.dir), sb->dir);
 	copy(s.log_directory, sizeof(s.log_directory), sb->log_directory);
 	s.host_network = sb->net_mode == POD_NS_NODE;
@@ -39,10 +39,10 @@ int pod_snapshot_get(struct sandbox_mgr *m, const struct cric_call *call, const 
 	copy(s.uts_pin, sizeof(s.uts_pin), sb->uts_ns);
 	copy(s.cgroup, sizeof(s.cgroup), sb->cgroup);
 	copy(s.cgroup_parent, sizeof(s.cgroup_parent), sb->cgroup_parent);
-	copy(s.handler, sizeof(s.handler), sb->handler);
+	copy(s.handler, sizeof(s.handler), sb->brief.handler);
 	/* The config is the CRI adapter's packed PodSandboxConfig. */
 	_cleanup_pb_ Runtime__V1__PodSandboxConfig *cfg =
-	    runtime__v1__pod_sandbox_config__unpack(NULL, sb->config_len, sb->config);
+	    runtime__v1__pod_sandbox_config__unpack(NULL, sb->brief.config_len, sb->brief.config);
 	s.privileged = cfg && cfg->linux && cfg->linux->security_context &&
 		       cfg->linux->security_context->privileged;
 	const Runtime__V1__LinuxSandboxSecurityContext *sc =

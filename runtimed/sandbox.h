@@ -104,11 +104,13 @@ int sandbox_stop(struct sandbox_mgr *m, const struct cric_call *call, const char
 int sandbox_remove(struct sandbox_mgr *m, const struct cric_call *call, const char *id,
 		   struct cric_err *err);
 
-/* A pod as of now, detached from the manager (it stays valid after the pod
- * goes). state is live: a READY pod whose infra died is NOTREADY. */
+/* A pod's state is live: a READY pod whose infra died is NOTREADY. */
 enum sandbox_state { SANDBOX_READY, SANDBOX_NOTREADY };
 
-struct sandbox_snapshot {
+/* What a list shows of a pod, a few hundred bytes (a whole snapshot is
+ * 24 KiB of paths: allocating and copying one per pod was most of a
+ * ListPodSandbox's time). A snapshot starts with one. */
+struct sandbox_brief {
 	char id[65];
 	char name[POD_NAME_MAX + 1];
 	char namespace[POD_NAMESPACE_MAX + 1];
@@ -117,6 +119,16 @@ struct sandbox_snapshot {
 	enum sandbox_state state;
 	int64_t created_at; /* ns since the epoch */
 	char handler[64];
+	/* The configuration given to sandbox_run (the CRI adapter's packed
+	 * PodSandboxConfig: labels, annotations, security context). */
+	uint8_t *config;
+	size_t config_len;
+};
+
+/* A pod as of now, detached from the manager (it stays valid after the pod
+ * goes). */
+struct sandbox_snapshot {
+	struct sandbox_brief brief;
 	enum pod_ns_mode net_mode, ipc_mode, pid_mode;
 	char *ips[SANDBOX_MAX_IPS + 1]; /* the first is the pod's IP */
 	/* The pinned namespaces ("" for the node's). */
@@ -128,10 +140,6 @@ struct sandbox_snapshot {
 	char dir[PATH_MAX];
 	char log_directory[PATH_MAX]; /* "" when none */
 	char *cni_result;             /* JSON, or NULL */
-	/* The configuration given to sandbox_run (the CRI adapter's packed
-	 * PodSandboxConfig: labels, annotations, security context). */
-	uint8_t *config;
-	size_t config_len;
 };
 
 struct sandbox_snapshot *sandbox_snapshot_free(struct sandbox_snapshot *s);
@@ -159,22 +167,6 @@ struct sandbox_infra {
 	unsigned long long start;
 };
 int sandbox_infras(struct sandbox_mgr *m, const char *id, struct sandbox_infra **ret, size_t *n);
-
-/* What a list shows of a pod: a snapshot's first fields, a few hundred
- * bytes (a whole snapshot is 24 KiB of paths: allocating and copying one
- * per pod was most of a ListPodSandbox's time). */
-struct sandbox_brief {
-	char id[65];
-	char name[POD_NAME_MAX + 1];
-	char namespace[POD_NAMESPACE_MAX + 1];
-	char uid[POD_UID_MAX + 1];
-	uint32_t attempt;
-	enum sandbox_state state;
-	int64_t created_at; /* ns since the epoch */
-	char handler[64];
-	uint8_t *config; /* as in sandbox_snapshot */
-	size_t config_len;
-};
 
 /* Every pod (pods being created are not listed), or with id_filter (a
  * unique prefix) only that one; none when it matches none. *ret is one

@@ -28,7 +28,7 @@ struct sandbox_snapshot *sandbox_snapshot_free(struct sandbox_snapshot *s)
 	for (size_t i = 0; i < SANDBOX_MAX_IPS && s->ips[i]; i++)
 		free(s->ips[i]);
 	free(s->cni_result);
-	free(s->config);
+	free(s->brief.config);
 	free(s);
 	return NULL;
 }
@@ -41,19 +41,31 @@ void sandbox_snapshots_free(struct sandbox_snapshot **v, size_t n)
 }
 
 /* With the lock held. */
-static struct sandbox_snapshot *snapshot_of(const struct sandbox *sb, enum sb_state st)
+/* With the lock held. */
+static int brief_of(const struct sandbox *sb, struct sandbox_brief *b)
+{
+	memcpy(b->id, sb->id, sizeof(b->id));
+	memcpy(b->name, sb->name, sizeof(b->name));
+	memcpy(b->namespace, sb->namespace, sizeof(b->namespace));
+	memcpy(b->uid, sb->uid, sizeof(b->uid));
+	b->attempt = sb->attempt;
+	b->state = live_state(sb) == SB_READY ? SANDBOX_READY : SANDBOX_NOTREADY;
+	b->created_at = sb->created_at;
+	memcpy(b->handler, sb->handler, sizeof(b->handler));
+	b->config_len = sb->config_len;
+	if (!(b->config = malloc(sb->config_len ? sb->config_len : 1)))
+		return -ENOMEM;
+	memcpy(b->config, sb->config, sb->config_len);
+	return 0;
+}
+
+/* With the lock held. */
+static struct sandbox_snapshot *snapshot_of(const struct sandbox *sb)
 {
 	struct sandbox_snapshot *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
-	memcpy(s->id, sb->id, sizeof(s->id));
-	memcpy(s->name, sb->name, sizeof(s->name));
-	memcpy(s->namespace, sb->namespace, sizeof(s->namespace));
-	memcpy(s->uid, sb->uid, sizeof(s->uid));
-	s->attempt = sb->attempt;
-	s->state = st == SB_READY ? SANDBOX_READY : SANDBOX_NOTREADY;
-	s->created_at = sb->created_at;
-	memcpy(s->handler, sb->handler, sizeof(s->handler));
+	bool oom = brief_of(sb, &s->brief) < 0;
 	s->net_mode = sb->host_network ? POD_NS_NODE : POD_NS_POD;
 	s->ipc_mode = sb->host_ipc ? POD_NS_NODE : POD_NS_POD;
 	s->pid_mode = (enum pod_ns_mode)sb->pid_mode;
@@ -67,16 +79,12 @@ static struct sandbox_snapshot *snapshot_of(const struct sandbox *sb, enum sb_st
 	memcpy(s->cgroup_parent, sb->cgroup_parent, sizeof(s->cgroup_parent));
 	memcpy(s->dir, sb->dir, sizeof(s->dir));
 	memcpy(s->log_directory, sb->log_directory, sizeof(s->log_directory));
-	bool oom = false;
 	for (size_t i = 0; i < SANDBOX_MAX_IPS && sb->ips[i]; i++)
 		oom |= !(s->ips[i] = strdup(sb->ips[i]));
 	if (sb->cni_result)
 		oom |= !(s->cni_result = strdup(sb->cni_result));
-	s->config_len = sb->config_len;
-	oom |= !(s->config = malloc(sb->config_len ? sb->config_len : 1));
 	if (oom)
 		return sandbox_snapshot_free(s);
-	memcpy(s->config, sb->config, sb->config_len);
 	return s;
 }
 
@@ -120,7 +128,7 @@ int sandbox_get(struct sandbox_mgr *m, const struct cric_call *call, const char 
 	if (!sb->removed)
 		check_network(m, call, sb);
 	pthread_mutex_lock(&m->lock);
-	struct sandbox_snapshot *s = sb->removed ? NULL : snapshot_of(sb, live_state(sb));
+	struct sandbox_snapshot *s = sb->removed ? NULL : snapshot_of(sb);
 	bool removed = sb->removed;
 	pthread_mutex_unlock(&m->lock);
 	pthread_mutex_unlock(&sb->op);
@@ -194,24 +202,6 @@ void sandbox_briefs_free(struct sandbox_brief *v, size_t n)
 	for (size_t i = 0; v && i < n; i++)
 		free(v[i].config);
 	free(v);
-}
-
-/* With the lock held. */
-static int brief_of(const struct sandbox *sb, struct sandbox_brief *b)
-{
-	memcpy(b->id, sb->id, sizeof(b->id));
-	memcpy(b->name, sb->name, sizeof(b->name));
-	memcpy(b->namespace, sb->namespace, sizeof(b->namespace));
-	memcpy(b->uid, sb->uid, sizeof(b->uid));
-	b->attempt = sb->attempt;
-	b->state = live_state(sb) == SB_READY ? SANDBOX_READY : SANDBOX_NOTREADY;
-	b->created_at = sb->created_at;
-	memcpy(b->handler, sb->handler, sizeof(b->handler));
-	b->config_len = sb->config_len;
-	if (!(b->config = malloc(sb->config_len ? sb->config_len : 1)))
-		return -ENOMEM;
-	memcpy(b->config, sb->config, sb->config_len);
-	return 0;
 }
 
 int sandbox_list(struct sandbox_mgr *m, const char *id_filter, struct sandbox_brief **ret,
