@@ -147,7 +147,8 @@ int sweep_atomic_temps(const char *dir, const char *what)
 	return n;
 }
 
-int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
+static int write_file_replace(const char *path, const void *data, size_t len, mode_t mode,
+			      bool durable)
 {
 	size_t plen = strlen(path);
 	_cleanup_free_ char *tmp = malloc(plen + 16);
@@ -174,7 +175,7 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
 	}
 	if (r == 0 && fchmod(fd, mode) < 0)
 		r = -errno;
-	if (r == 0 && fsync(fd) < 0)
+	if (r == 0 && durable && fsync(fd) < 0)
 		r = -errno;
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
@@ -184,10 +185,20 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
 		unlink(tmp);
 		return r;
 	}
-	return fsync_parent(path);
+	return durable ? fsync_parent(path) : 0;
 }
 
-int json_save_atomic(const char *path, const json_t *doc, mode_t mode)
+int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+	return write_file_replace(path, data, len, mode, true);
+}
+
+int write_file_volatile(const char *path, const void *data, size_t len, mode_t mode)
+{
+	return write_file_replace(path, data, len, mode, false);
+}
+
+static int json_save(const char *path, const json_t *doc, mode_t mode, bool durable)
 {
 	_cleanup_free_ char *s = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
 	if (!s)
@@ -199,7 +210,17 @@ int json_save_atomic(const char *path, const json_t *doc, mode_t mode)
 	memcpy(line, s, n);
 	line[n] = '\n';
 	line[n + 1] = '\0';
-	return write_file_atomic(path, line, n + 1, mode);
+	return write_file_replace(path, line, n + 1, mode, durable);
+}
+
+int json_save_atomic(const char *path, const json_t *doc, mode_t mode)
+{
+	return json_save(path, doc, mode, true);
+}
+
+int json_save_volatile(const char *path, const json_t *doc, mode_t mode)
+{
+	return json_save(path, doc, mode, false);
 }
 
 int json_load_path(const char *path, size_t max, json_t **ret, char *err, size_t errlen)

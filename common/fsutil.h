@@ -22,6 +22,14 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
 
 /* Same for a JSON document (compact, sorted keys, trailing newline). */
 int json_save_atomic(const char *path, const json_t *doc, mode_t mode);
+
+/* The same without the two fsyncs, for volatile state (under the run dir,
+ * /run/cric: a tmpfs, gone at a reboot): readers still see the old or the
+ * new content, never a mix, and a killed daemon loses nothing (the page
+ * cache outlives it); only a crash of the machine could, and it takes the
+ * whole directory with it. */
+int write_file_volatile(const char *path, const void *data, size_t len, mode_t mode);
+int json_save_volatile(const char *path, const json_t *doc, mode_t mode);
 /* A JSON array of the strings of v (NULL: []); NULL on OOM. */
 json_t *json_from_strv(char *const *v);
 /* The string entries of a JSON array (others skipped; not an array: none)

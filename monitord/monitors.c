@@ -383,7 +383,7 @@ static int write_attrs(const struct monitor_spec *s, const char *dir)
 	_cleanup_free_ char *path = path_join(dir, STATS_ATTRS_FILE);
 	if (!doc || !cg || !path || json_object_set_new(doc, "cgroup", json_string(cg)) < 0)
 		return -ENOMEM;
-	return json_save_atomic(path, doc, 0600);
+	return json_save_volatile(path, doc, 0600); /* the run dir */
 }
 
 static int create_locked(struct monitors *m, const struct monitor_spec *s, int64_t deadline_ns,

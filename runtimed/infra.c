@@ -98,7 +98,7 @@ static int write_infra_bundle(struct sandbox_mgr *m, struct sandbox *sb, const c
 	if (mkdir(bundle, 0700) < 0 && errno != EEXIST)
 		return err_set(err, negative_errno(), "create \"%s\": %s", bundle, strerror(errno));
 	_cleanup_free_ char *path = path_join(bundle, "config.json");
-	int r = path ? json_save_atomic(path, doc, 0600) : -ENOMEM;
+	int r = path ? json_save_volatile(path, doc, 0600) : -ENOMEM; /* in the run dir */
 	if (r < 0)
 		return err_set(err, r, "write \"%s\": %s", path ? path : bundle, strerror(-r));
 	return 0;

@@ -220,7 +220,7 @@ int oci_update(const struct oci_handler *h, const char *id, const char *bundle,
 	_cleanup_free_ char *doc = json_dumps(resources, JSON_COMPACT);
 	if (!path || !log_path || !doc)
 		return -ENOMEM;
-	int r = write_file_atomic(path, doc, strlen(doc), 0600);
+	int r = write_file_volatile(path, doc, strlen(doc), 0600); /* the bundle: run dir */
 	if (r < 0)
 		return err_set(err, r, "write \"%s\": %s", path, strerror(-r));
 	unlink(log_path);

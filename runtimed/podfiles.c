@@ -21,7 +21,8 @@ static int write_in(const char *dir, const char *name, const char *text)
 	_cleanup_free_ char *path = path_join(dir, name);
 	if (!path)
 		return -ENOMEM;
-	return write_file_atomic(path, text, strlen(text), 0644);
+	/* The pod's directory is volatile state (the run dir): no fsync. */
+	return write_file_volatile(path, text, strlen(text), 0644);
 }
 
 /* "<key> w1 w2...\n" at buf + o when there are words; the new offset

@@ -369,6 +369,10 @@ static int log_emit(void *arg, const struct iovec *iov, int n)
 
 /* ---- running ---- */
 
+/* Replace a file of the monitor's directory: temp file, rename. No fsync:
+ * the directory is volatile state (monitord's run dir, a tmpfs gone at a
+ * reboot, with every container); readers see the old or the new file, and
+ * a killed monitor or monitord loses nothing the page cache holds. */
 static int write_file_atomic(const struct monitor *m, const char *name, const char *data)
 {
 	char path[PATH_MAX], tmp[PATH_MAX];
@@ -378,7 +382,7 @@ static int write_file_atomic(const struct monitor *m, const char *name, const ch
 	if (fd < 0)
 		return -errno;
 	int r = write_all(fd, data, strlen(data));
-	if (r == 0 && (fchmod(fd, 0644) < 0 || fsync(fd) < 0))
+	if (r == 0 && fchmod(fd, 0644) < 0)
 		r = -errno;
 	close(fd);
 	if (r == 0 && rename(tmp, path) < 0)
@@ -386,11 +390,6 @@ static int write_file_atomic(const struct monitor *m, const char *name, const ch
 	if (r < 0) {
 		unlink(tmp);
 		return r;
-	}
-	int dfd = open(m->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
 	}
 	return 0;
 }

@@ -333,6 +333,55 @@ static void test_write_atomic_failures(void **state)
 	assert_int_equal(dir_count(sub), 1);
 }
 
+/* The volatile variants (no fsync, for the run dir) replace alike: same
+ * content, exact mode, no temp file left, a failure leaves none either. */
+static void test_write_volatile(void **state)
+{
+	const char *d = *state;
+	char p[PATH_MAX], q[PATH_MAX];
+	write_bytes(tpath(p, d, "f"), "old content", 11, 0666);
+	int rfd = open(p, O_RDONLY | O_CLOEXEC);
+	assert_true(rfd >= 0);
+	mode_t old = umask(077);
+	assert_int_equal(write_file_volatile(p, "new", 3, 0644), 0);
+	umask(old);
+	char *buf = NULL;
+	size_t len = 0;
+	assert_int_equal(read_file(p, 100, &buf, &len), 0);
+	assert_int_equal(len, 3);
+	assert_string_equal(buf, "new");
+	free(buf);
+	assert_int_equal(mode_of(p), 0644);
+	char was[32] = { 0 };
+	assert_int_equal(read(rfd, was, sizeof(was) - 1), 11);
+	assert_string_equal(was, "old content");
+	close(rfd);
+	assert_int_equal(dir_count(d), 1);
+
+	json_t *doc = json_pack("{s:i, s:s}", "b", 2, "a", "x");
+	assert_non_null(doc);
+	assert_int_equal(json_save_volatile(tpath(p, d, "v.json"), doc, 0600), 0);
+	assert_int_equal(json_save_atomic(tpath(q, d, "a.json"), doc, 0600), 0);
+	char *vb = NULL, *ab = NULL;
+	size_t vl = 0, al = 0;
+	assert_int_equal(read_file(p, 4096, &vb, &vl), 0);
+	assert_int_equal(read_file(q, 4096, &ab, &al), 0);
+	assert_string_equal(vb, "{\"a\":\"x\",\"b\":2}\n");
+	assert_string_equal(vb, ab);
+	free(vb);
+	free(ab);
+	assert_int_equal(mode_of(p), 0600);
+	json_decref(doc);
+	assert_int_equal(dir_count(d), 3);
+
+	assert_int_equal(write_file_volatile(tpath(p, d, "nodir/f"), "x", 1, 0644), -ENOENT);
+	char sub[PATH_MAX];
+	assert_int_equal(mkdir(tpath(sub, d, "sub"), 0755), 0);
+	assert_true(write_file_volatile(sub, "x", 1, 0644) < 0);
+	assert_int_equal(dir_count(d), 4);
+	assert_int_equal(dir_count(sub), 0);
+}
+
 /* ---- JSON ---- */
 
 static void test_json_save_load(void **state)
@@ -604,6 +653,7 @@ int main(void)
 		T(test_write_atomic_new),
 		T(test_write_atomic_replaces),
 		T(test_write_atomic_failures),
+		T(test_write_volatile),
 		T(test_json_save_load),
 		T(test_json_load_errors),
 		T(test_path_join),
