@@ -327,10 +327,10 @@ static int make_rootfs(struct ctr_mgr *m, const struct cric_call *call, struct c
 		       const struct pod_snapshot *pod, char **path, char **upper,
 		       struct cric_err *err)
 {
-	c->rootfs_made = true; /* from now on, remove it on failure */
-	int r = ctr_record_save(m, c);
-	if (r < 0)
-		return err_set(err, r, "save the container's record: %s", strerror(-r));
+	/* From now on, remove it on failure. Not saved: the record says
+	 * CREATING, which recovery takes apart whole (recover_one()). */
+	c->rootfs_made = true;
+	int r;
 	Cric__Stored__CreateRootfsRequest req = CRIC__STORED__CREATE_ROOTFS_REQUEST__INIT;
 	req.container_id = c->id;
 	req.chain_id = img->n_chain_ids ? img->chain_ids[img->n_chain_ids - 1] : "";
@@ -572,8 +572,9 @@ static int write_bundle(struct ctr_mgr *m, struct container *c, struct create_ct
 	if (pod.userns &&
 	    (r = ctr_idmap_mounts(c->bundle, &pod.uid_map, &pod.gid_map, spec, err)) < 0)
 		return r;
+	/* The bundle is volatile state (the run dir): no fsync. */
 	_cleanup_free_ char *path = path_join(c->bundle, "config.json");
-	r = path ? json_save_atomic(path, spec, 0600) : -ENOMEM;
+	r = path ? json_save_volatile(path, spec, 0600) : -ENOMEM;
 	if (r < 0)
 		return err_set(err, r, "write the container's config.json: %s", strerror(-r));
 	return 0;
@@ -583,7 +584,9 @@ static int create_monitor(struct ctr_mgr *m, const struct cric_call *call, struc
 			  struct create_ctx *x, struct cric_err *err)
 {
 	c->monitor_made = true;
-	int r = ctr_record_save(m, c);
+	/* A creation's record says CREATING, which recovery takes apart
+	 * whole; a restore's monitor comes later, at StartContainer. */
+	int r = c->state == CTR_CREATING ? 0 : ctr_record_save(m, c);
 	if (r < 0)
 		return err_set(err, r, "save the container's record: %s", strerror(-r));
 	Cric__Monitord__CreateMonitorRequest req = CRIC__MONITORD__CREATE_MONITOR_REQUEST__INIT;
@@ -867,6 +870,11 @@ static void recover_one(void *userdata, const char *id, json_t *doc)
 		return;
 	}
 	if (c->state == CTR_CREATING) {
+		/* Its record is saved once before the first step and once
+		 * after the last: whatever a step may have made is taken
+		 * apart (each teardown step is idempotent). */
+		c->rootfs_made = true;
+		c->monitor_made = !c->restore;
 		struct container **h = realloc(x->half, (x->n_half + 1) * sizeof(*h));
 		if (!h) {
 			container_free(c);
