@@ -79,6 +79,10 @@ static void recover_one(void *userdata, const char *id, json_t *doc)
 		return;
 	}
 	bool broken = sb->state == SB_CREATING;
+	/* Its record is not saved again when its network is asked for:
+	 * netd may hold it (tearing down one netd never made is a no-op). */
+	if (broken && !sb->host_network)
+		sb->net_setup = true;
 	if (broken && roll_back_interrupted(m, sb) == 0) {
 		sandbox_free(sb);
 		rc->rolled++;

@@ -367,8 +367,8 @@ static int create(struct sandbox_mgr *m, const struct cric_call *call, struct sa
 		pthread_mutex_lock(&m->lock);
 		sb->net_setup = true; /* from here on, netd may hold state */
 		pthread_mutex_unlock(&m->lock);
-		if ((r = record_save(m, sb)) < 0)
-			return err_set(err, r, "save the pod's record: %s", strerror(-r));
+		/* Not saved: a CREATING record's network is torn down
+		 * whenever the pod has its own (recover.c). */
 		if ((r = podnet_setup(m, call, sb, p, err)) < 0)
 			return r;
 		pthread_mutex_lock(&m->lock);
