@@ -10,6 +10,9 @@ import json
 import os
 import time
 
+import grpc
+import pytest
+
 from conftest import DAEMONS, api, pid_running, wait_for
 from test_containers import EXITED, RUNNING, Ctrs, ctrs, registry  # noqa: F401 (fixtures)
 
@@ -87,3 +90,57 @@ def test_kill9_each_daemon_then_all_while_containers_run_and_log(ctrs):
     for c in (talk, late):
         ctrs.remove(c)
     assert ctrs.counts() == before
+
+
+# runc, but after `create` it leaves a marker and waits: the monitor (and
+# monitord's CreateMonitor, and runtimed's CreateContainer) wait with it.
+SLOW_CREATE = """#!/bin/sh
+/usr/sbin/runc "$@" || exit $?
+for a in "$@"; do
+    if [ "$a" = create ]; then touch {marker}; sleep 2; fi
+done
+"""
+
+
+def test_kill9_runtimed_mid_create_rolls_the_container_back(ctrs, tmp_path):
+    """runtimed saves a creation's record before its first step and after
+    its last only: restarted, it takes apart all a step may have made (the
+    root filesystem, the monitor, runc's container) and frees the name."""
+    ctrs.pull()
+    marker, wrapper = tmp_path / "created", tmp_path / "slow-runc"
+    wrapper.write_text(SLOW_CREATE.format(marker=marker))
+    wrapper.chmod(0o755)
+    ctrs.suite.write_config({"runtimed": {"runtimes": {"runc": {}, "slow": {
+        "path": str(wrapper)}}}})
+    for d in ("runtimed", "monitord"):  # both check the runtime's path
+        ctrs.suite.kill(d)
+    ctrs.suite.up()
+    before = ctrs.counts()
+    cfg = ctrs.pods.config()
+    cfg.log_directory = ctrs.logs = os.path.join(ctrs.suite.root, "var/log/pods/slow")
+    pod_id = ctrs.pods.run(cfg, handler="slow")
+    fut = ctrs.cri.future("CreateContainer", api.CreateContainerRequest(
+        pod_sandbox_id=pod_id, config=ctrs.config(name="half", args=["sleep 60"]),
+        sandbox_config=cfg), api.CreateContainerResponse, timeout=60)
+    wait_for(marker.exists, 30, "runc create to finish")
+    runc_state = os.path.join(ctrs.suite.root, "run/cric/runtimed/runtimes/slow")
+    [cid] = os.listdir(runc_state)
+    assert ctrs.counts()["rootfs_mounts"] == before["rootfs_mounts"] + 1
+    ctrs.suite.kill("runtimed")
+    with pytest.raises(grpc.RpcError) as e:
+        fut.result()
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    ctrs.suite.up()
+    wait_for(lambda: f"half-made container {cid} rolled back" in ctrs.suite.log("runtimed"),
+             30, "the rollback")
+    assert len(ctrs.cri.call("ListContainers", api.ListContainersRequest(),
+                             api.ListContainersResponse).containers) == 0
+    assert ctrs.counts() == before
+    assert os.listdir(runc_state) == []
+    assert cid not in os.listdir(os.path.join(ctrs.suite.root, "run/cric/monitord"))
+    # The name is free: the kubelet's retry makes the container.
+    c = ctrs.create(pod_id, cfg, ctrs.config(name="half", args=["sleep 60"]))
+    ctrs.start(c)
+    assert ctrs.status(c).status.state == RUNNING
+    ctrs.stop(c)
+    ctrs.remove(c)
