@@ -712,6 +712,52 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 	return r < 0 && errno != ENOENT ? -1 : 0;
 }
 
+static int remove_monitor(struct ctr_mgr *m, const struct cric_call *call, const char *id,
+			  struct cric_err *err)
+{
+	Cric__Monitord__RemoveMonitorRequest req = CRIC__MONITORD__REMOVE_MONITOR_REQUEST__INIT;
+	req.container_id = (char *)id;
+	ProtobufCMessage *out = NULL;
+	int r = ctr_call(m->monitord, CRIC_MONITORD(remove_monitor), MONITORD_REMOVE_CAP_MS, call,
+			 &req.base, &out, err);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return err_prefix(err, r, "remove the monitor");
+	protobuf_c_message_free_unpacked(out, NULL);
+	return 0;
+}
+
+static int remove_rootfs(struct ctr_mgr *m, const struct cric_call *call, const char *id,
+			 struct cric_err *err)
+{
+	Cric__Stored__RemoveRootfsRequest req = CRIC__STORED__REMOVE_ROOTFS_REQUEST__INIT;
+	req.container_id = (char *)id;
+	ProtobufCMessage *out = NULL;
+	int r = ctr_call(m->stored, CRIC_STORED(remove_rootfs), CTR_CALL_CAP_MS, call, &req.base,
+			 &out, err);
+	if (r < 0)
+		return err_prefix(err, r, "remove the root filesystem");
+	protobuf_c_message_free_unpacked(out, NULL);
+	return 0;
+}
+
+/* stored's part of a teardown, on a thread of its own. */
+struct rootfs_job {
+	struct ctr_mgr *m;
+	const struct cric_call *call;
+	const char *id;
+	int r;
+	struct cric_err err;
+};
+
+static void *rootfs_job_run(void *arg)
+{
+	struct rootfs_job *j = arg;
+	j->r = remove_rootfs(j->m, j->call, j->id, &j->err);
+	return NULL;
+}
+
 int ctr_teardown(struct ctr_mgr *m, const struct cric_call *call, struct container *c,
 		 struct cric_err *err)
 {
@@ -719,32 +765,34 @@ int ctr_teardown(struct ctr_mgr *m, const struct cric_call *call, struct contain
 	if (r < 0)
 		return err_set(err, r, "kill the container's process %d: %s", (int)c->pid,
 			       strerror(-r));
-	if (c->monitor_made) {
-		Cric__Monitord__RemoveMonitorRequest req =
-		    CRIC__MONITORD__REMOVE_MONITOR_REQUEST__INIT;
-		req.container_id = c->id;
-		ProtobufCMessage *out = NULL;
-		r = ctr_call(m->monitord, CRIC_MONITORD(remove_monitor), MONITORD_REMOVE_CAP_MS,
-			     call, &req.base, &out, err);
-		if (r == -ENOENT)
-			r = 0;
-		if (r < 0)
-			return err_prefix(err, r, "remove the monitor");
-		protobuf_c_message_free_unpacked(out, NULL);
-		const struct oci_handler *h = ctr_handler(m, c->handler);
-		if (h && (r = oci_delete(h, c->id, err)) < 0)
-			return r;
+	/* runc's delete first: it kills what is left in the container's
+	 * cgroup (an exec's process in a shared PID namespace outlives the
+	 * init), so nothing uses the root filesystem from then on. The
+	 * monitor (the container's init reaped, its exit recorded) and the
+	 * root filesystem then go at once: monitord and stored each wait
+	 * (a process's exit, an unmount and a directory's fsync) while the
+	 * other works. */
+	const struct oci_handler *h = c->monitor_made ? ctr_handler(m, c->handler) : NULL;
+	if (h && (r = oci_delete(h, c->id, err)) < 0)
+		return r;
+	struct rootfs_job job = { .m = m, .call = call, .id = c->id };
+	pthread_t t;
+	bool threaded = c->rootfs_made && c->monitor_made &&
+			pthread_create(&t, NULL, rootfs_job_run, &job) == 0;
+	if (c->monitor_made)
+		r = remove_monitor(m, call, c->id, err);
+	if (threaded) {
+		pthread_join(t, NULL);
+		if (r == 0 && job.r < 0) {
+			if (err)
+				*err = job.err;
+			r = job.r;
+		}
+	} else if (r == 0 && c->rootfs_made) {
+		r = remove_rootfs(m, call, c->id, err);
 	}
-	if (c->rootfs_made) {
-		Cric__Stored__RemoveRootfsRequest req = CRIC__STORED__REMOVE_ROOTFS_REQUEST__INIT;
-		req.container_id = c->id;
-		ProtobufCMessage *out = NULL;
-		r = ctr_call(m->stored, CRIC_STORED(remove_rootfs), CTR_CALL_CAP_MS, call,
-			     &req.base, &out, err);
-		if (r < 0)
-			return err_prefix(err, r, "remove the root filesystem");
-		protobuf_c_message_free_unpacked(out, NULL);
-	}
+	if (r < 0)
+		return r;
 	/* Never remove through a mount still on the bundle. */
 	if (c->bundle[0] && (r = ctr_idmap_release(c->bundle, err)) < 0)
 		return r;
