@@ -1,6 +1,8 @@
 #include "pbutil.h"
 
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* The map field named name of d, with its entry's key and value fields. */
 static int map_field(const ProtobufCMessageDescriptor *d, const char *name,
@@ -75,4 +77,38 @@ void pb_map_clear(ProtobufCMessage *msg, const char *field)
 	free(*arr);
 	*arr = NULL;
 	*n = 0;
+}
+
+static size_t varint(uint8_t *buf, uint64_t v)
+{
+	size_t k = 0;
+	for (; v >= 0x80; v >>= 7)
+		buf[k++] = (uint8_t)(v | 0x80);
+	buf[k++] = (uint8_t)v;
+	return k;
+}
+
+size_t pb_varint_field(uint8_t *buf, unsigned field, uint64_t v)
+{
+	size_t k = varint(buf, (uint64_t)field << 3 | PROTOBUF_C_WIRE_TYPE_VARINT);
+	return k + varint(buf + k, v);
+}
+
+int pb_packed_item(unsigned field, const uint8_t *item, size_t len, const uint8_t *tail,
+		   size_t tail_len, ProtobufCMessageUnknownField *ret)
+{
+	size_t body = len + tail_len;
+	uint8_t *d = malloc(10 + (body ? body : 1));
+	if (!d)
+		return -ENOMEM;
+	size_t k = varint(d, body);
+	if (len)
+		memcpy(d + k, item, len);
+	if (tail_len)
+		memcpy(d + k + len, tail, tail_len);
+	*ret = (ProtobufCMessageUnknownField){ .tag = field,
+					       .wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED,
+					       .len = k + body,
+					       .data = d };
+	return 0;
 }

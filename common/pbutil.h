@@ -38,3 +38,22 @@ void pb_map_clear(ProtobufCMessage *msg, const char *field);
 /* Append every entry of src's map field src_field to dst's dst_field. */
 int pb_map_copy(ProtobufCMessage *dst, const char *dst_field, const ProtobufCMessage *src,
 		const char *src_field);
+
+/* Items of a repeated message field kept packed (a list answered from
+ * entries packed once, not rebuilt per call): *ret becomes an unknown field
+ * of the message that protobuf-c packs as it is, the same bytes on the wire
+ * as the field's item: field's tag, then item and tail (more fields of the
+ * item, after the others: a parser takes fields in any order) as one
+ * length-prefixed value. data is malloc'd (freed with the message by
+ * protobuf_c_message_free_unpacked). -ENOMEM. */
+int pb_packed_item(unsigned field, const uint8_t *item, size_t len, const uint8_t *tail,
+		   size_t tail_len, ProtobufCMessageUnknownField *ret);
+/* Write field as a varint field of value v into buf (PB_VARINT_FIELD_MAX
+ * bytes); its length. */
+#define PB_VARINT_FIELD_MAX 15
+size_t pb_varint_field(uint8_t *buf, unsigned field, uint64_t v);
+/* The number of d's field name (which the caller knows d has). */
+static inline unsigned pb_field_id(const ProtobufCMessageDescriptor *d, const char *name)
+{
+	return protobuf_c_message_descriptor_get_field_by_name(d, name)->id;
+}

@@ -118,11 +118,67 @@ static void test_json_round_trip(void **state)
 	}
 }
 
+/* Items kept packed, appended as unknown fields with a tail field, read
+ * back as the real repeated field by an unpack. */
+static void test_packed_items(void **state)
+{
+	(void)state;
+	Runtime__V1__ListContainersResponse *resp =
+	    pb_new(&runtime__v1__list_containers_response__descriptor);
+	assert_non_null(resp);
+	resp->base.unknown_fields = calloc(2, sizeof(*resp->base.unknown_fields));
+	assert_non_null(resp->base.unknown_fields);
+	const unsigned items = pb_field_id(resp->base.descriptor, "containers");
+	const unsigned state_id = pb_field_id(&runtime__v1__container__descriptor, "state");
+	assert_int_equal(items, 1);
+	assert_int_equal(state_id, 6);
+	for (int i = 0; i < 2; i++) {
+		Runtime__V1__Container c = RUNTIME__V1__CONTAINER__INIT;
+		char id[200]; /* the second one's length needs a 2-byte varint */
+		memset(id, 'a' + i, sizeof(id) - 1);
+		id[i == 0 ? 5 : sizeof(id) - 1] = '\0';
+		c.id = id;
+		c.created_at = 42 + i;
+		uint8_t buf[512];
+		size_t n = protobuf_c_message_pack(&c.base, buf);
+		uint8_t tail[PB_VARINT_FIELD_MAX];
+		size_t t = i ? pb_varint_field(tail, state_id,
+					       RUNTIME__V1__CONTAINER_STATE__CONTAINER_EXITED)
+			     : 0;
+		assert_int_equal(
+		    pb_packed_item(items, buf, n, tail, t, &resp->base.unknown_fields[i]), 0);
+		resp->base.n_unknown_fields++;
+	}
+	size_t n = protobuf_c_message_get_packed_size(&resp->base);
+	uint8_t *wire = malloc(n);
+	assert_non_null(wire);
+	assert_int_equal(protobuf_c_message_pack(&resp->base, wire), n);
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	Runtime__V1__ListContainersResponse *back =
+	    runtime__v1__list_containers_response__unpack(NULL, n, wire);
+	free(wire);
+	assert_non_null(back);
+	assert_int_equal(back->n_containers, 2);
+	assert_int_equal(back->base.n_unknown_fields, 0);
+	assert_string_equal(back->containers[0]->id, "aaaaa");
+	assert_int_equal(strlen(back->containers[1]->id), 199);
+	assert_int_equal(back->containers[0]->state,
+			 RUNTIME__V1__CONTAINER_STATE__CONTAINER_CREATED);
+	assert_int_equal(back->containers[1]->state,
+			 RUNTIME__V1__CONTAINER_STATE__CONTAINER_EXITED);
+	assert_int_equal(back->containers[1]->created_at, 43);
+	protobuf_c_message_free_unpacked(&back->base, NULL);
+
+	uint8_t big[PB_VARINT_FIELD_MAX];
+	assert_int_equal(pb_varint_field(big, 1, UINT64_MAX), 11);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_map_add_and_copy),
 		cmocka_unit_test(test_json_round_trip),
+		cmocka_unit_test(test_packed_items),
 	};
 	return cmocka_run_group_tests_name("pbutil", tests, NULL, NULL);
 }
