@@ -42,9 +42,15 @@ struct container {
 	unsigned long long pid_start;
 	/* A pidfd of pid once a status call saw it run (-1: none yet, or
 	 * it exited): polled instead of reading /proc per call. With the op
-	 * lock held; closed by container_free. */
+	 * lock held, changed with the table lock too (a list polls them all
+	 * under it); closed by container_free. */
 	int pidfd;
 	pid_t pidfd_pid;
+	/* Its ListContainers entry, packed without its state (the ctr_entry_fn
+	 * of its first ctr_list_briefs): made once, not per list. NULL until
+	 * then, and again when what it holds may have changed. */
+	uint8_t *entry;
+	size_t entry_len;
 	uint32_t uid, gid;
 	int stop_signal;
 	bool rootfs_made, monitor_made;

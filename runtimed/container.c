@@ -52,6 +52,7 @@ void container_free(struct container *c)
 		return;
 	free(c->config);
 	free(c->image_ref);
+	free(c->entry);
 	if (c->pidfd >= 0)
 		close(c->pidfd);
 	pthread_mutex_destroy(&c->op);

@@ -101,6 +101,23 @@ int ctr_list_pod(struct ctr_mgr *m, const struct cric_call *call, const char *po
 		 struct ctr_info ***ret, struct cric_err *err);
 void ctr_info_list_free(struct ctr_info **l);
 
+/* ListContainers without unpacking each container's config per call: a
+ * container's entry is packed once by fn (from its ctr_info, with the state
+ * left at its default, CREATED, which is not on the wire) and kept; a list
+ * copies the entries and the current states out. */
+typedef int (*ctr_entry_fn)(struct ctr_info *i, uint8_t **ret, size_t *len);
+struct ctr_brief {
+	char id[65], pod_id[65];
+	enum ctr_state state;
+	uint8_t *entry; /* malloc'd copy */
+	size_t len;
+};
+/* Every container (not those being created), refreshed like ctr_list's;
+ * *ret a malloc'd array of *n (ctr_briefs_free). */
+int ctr_list_briefs(struct ctr_mgr *m, const struct cric_call *call, ctr_entry_fn fn,
+		    struct ctr_brief **ret, size_t *n, struct cric_err *err);
+void ctr_briefs_free(struct ctr_brief *v, size_t n);
+
 /* UpdateContainerResources (ctrupdate.c, ctrres.h): res checked (-EINVAL,
  * nothing changed), merged onto the container's resources, applied with
  * `runc update` to a created or running container, then recorded (what

@@ -435,6 +435,76 @@ int cri_list_containers(void *ud, const struct cric_call *call, const ProtobufCM
 	return 0;
 }
 
+/* The kept ListContainers entry of i (container.h, ctr_entry_fn): its
+ * Container packed with the state at CREATED (0, not on the wire). */
+static int entry_pack(struct ctr_info *i, uint8_t **ret, size_t *len)
+{
+	_cleanup_pb_ Runtime__V1__Container *c = container_pb(i);
+	if (!c)
+		return -ENOMEM;
+	c->state = RUNTIME__V1__CONTAINER_STATE__CONTAINER_CREATED;
+	size_t n = protobuf_c_message_get_packed_size(&c->base);
+	uint8_t *buf = malloc(n ? n : 1);
+	if (!buf)
+		return -ENOMEM;
+	protobuf_c_message_pack(&c->base, buf);
+	*ret = buf;
+	*len = n;
+	return 0;
+}
+
+static bool brief_matches(const Runtime__V1__ContainerFilter *f, const struct ctr_brief *b)
+{
+	if (!f)
+		return true;
+	if (f->id && *f->id && strncmp(b->id, f->id, strlen(f->id)) != 0)
+		return false;
+	if (f->pod_sandbox_id && *f->pod_sandbox_id &&
+	    strncmp(b->pod_id, f->pod_sandbox_id, strlen(f->pod_sandbox_id)) != 0)
+		return false;
+	return !f->state || f->state->state == state_pb(b->state);
+}
+
+int cri_list_containers_packed(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			       ProtobufCMessage **out, struct cric_err *err)
+{
+	const Runtime__V1__ListContainersRequest *req = (const void *)in;
+	/* A label selector needs the configs' labels: the full path. */
+	if (req->filter && req->filter->n_label_selector)
+		return cri_list_containers(ud, call, in, out, err);
+	struct ctr_brief *v = NULL;
+	size_t n = 0;
+	int r = ctr_list_briefs(runtimed_containers(ud), call, entry_pack, &v, &n, err);
+	cri_stopped_events(ud, call); /* it may have seen exits */
+	if (r < 0)
+		return r;
+	const unsigned items_field =
+	    pb_field_id(&runtime__v1__list_containers_response__descriptor, "containers");
+	const unsigned state_field = pb_field_id(&runtime__v1__container__descriptor, "state");
+	_cleanup_pb_ Runtime__V1__ListContainersResponse *resp =
+	    pb_new(&runtime__v1__list_containers_response__descriptor);
+	if (!resp ||
+	    !(resp->base.unknown_fields = calloc(n ? n : 1, sizeof(*resp->base.unknown_fields))))
+		r = -ENOMEM;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (!brief_matches(req->filter, &v[i]))
+			continue;
+		/* The entry's state, left out when CREATED (the default). */
+		uint8_t st[PB_VARINT_FIELD_MAX];
+		Runtime__V1__ContainerState state = state_pb(v[i].state);
+		size_t n_st = state ? pb_varint_field(st, state_field, state) : 0;
+		r = pb_packed_item(items_field, v[i].entry, v[i].len, st, n_st,
+				   &resp->base.unknown_fields[resp->base.n_unknown_fields]);
+		if (r == 0)
+			resp->base.n_unknown_fields++;
+	}
+	ctr_briefs_free(v, n);
+	if (r < 0)
+		return r;
+	*out = &TAKE_PTR(resp)->base;
+	return 0;
+}
+
 int cri_pod_container_statuses(void *ud, const struct cric_call *call, const char *pod_id,
 			       Runtime__V1__ContainerStatus ***ret, size_t *n, struct cric_err *err)
 {

@@ -24,6 +24,12 @@ int cri_container_status(void *ud, const struct cric_call *call, const ProtobufC
 			 ProtobufCMessage **out, struct cric_err *err);
 int cri_list_containers(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
 			ProtobufCMessage **out, struct cric_err *err);
+/* The same answer, from the containers' kept entries (ctr_list_briefs):
+ * the unary ListContainers, whose answer only gets packed. Its items are
+ * the response's unknown fields (the streaming twin pages
+ * cri_list_containers' items). */
+int cri_list_containers_packed(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+			       ProtobufCMessage **out, struct cric_err *err);
 /* The ContainerStatus of each container of pod pod_id (full id), for
  * events; *ret a malloc'd array of *n. */
 int cri_pod_container_statuses(void *ud, const struct cric_call *call, const char *pod_id,

@@ -394,6 +394,67 @@ int cri_list_pod_sandbox(void *ud, const struct cric_call *call, const ProtobufC
 	return 0;
 }
 
+/* The kept ListPodSandbox entry of b (sandbox.h, sandbox_entry_fn): its
+ * PodSandbox packed with the state at READY (0, not on the wire). */
+static int entry_pack(const struct sandbox_brief *b, uint8_t **ret, size_t *len)
+{
+	struct sandbox_brief ready = *b;
+	ready.state = SANDBOX_READY;
+	bool oom;
+	_cleanup_pb_ Runtime__V1__PodSandbox *ps = list_entry(&ready, NULL, &oom);
+	if (!ps)
+		return oom ? -ENOMEM : -EIO; /* a config that does not parse */
+	size_t n = protobuf_c_message_get_packed_size(&ps->base);
+	uint8_t *buf = malloc(n ? n : 1);
+	if (!buf)
+		return -ENOMEM;
+	protobuf_c_message_pack(&ps->base, buf);
+	*ret = buf;
+	*len = n;
+	return 0;
+}
+
+int cri_list_pod_sandbox_packed(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+				ProtobufCMessage **out, struct cric_err *err)
+{
+	const Runtime__V1__PodSandboxFilter *f =
+	    ((const Runtime__V1__ListPodSandboxRequest *)in)->filter;
+	/* A label selector needs the configs' labels: the full path. */
+	if (f && f->n_label_selector)
+		return cri_list_pod_sandbox(ud, call, in, out, err);
+	struct sandbox_entry *v = NULL;
+	size_t n = 0;
+	int r =
+	    sandbox_list_entries(runtimed_sandboxes(ud), f ? f->id : NULL, entry_pack, &v, &n, err);
+	if (r < 0)
+		return r;
+	const unsigned items_field =
+	    pb_field_id(&runtime__v1__list_pod_sandbox_response__descriptor, "items");
+	const unsigned state_field = pb_field_id(&runtime__v1__pod_sandbox__descriptor, "state");
+	_cleanup_pb_ Runtime__V1__ListPodSandboxResponse *resp =
+	    pb_new(&runtime__v1__list_pod_sandbox_response__descriptor);
+	if (!resp ||
+	    !(resp->base.unknown_fields = calloc(n ? n : 1, sizeof(*resp->base.unknown_fields))))
+		r = -ENOMEM;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		Runtime__V1__PodSandboxState state = state_of(v[i].state);
+		if (f && f->state && f->state->state != state)
+			continue;
+		/* The entry's state, left out when READY (the default). */
+		uint8_t st[PB_VARINT_FIELD_MAX];
+		size_t n_st = state ? pb_varint_field(st, state_field, state) : 0;
+		r = pb_packed_item(items_field, v[i].entry, v[i].len, st, n_st,
+				   &resp->base.unknown_fields[resp->base.n_unknown_fields]);
+		if (r == 0)
+			resp->base.n_unknown_fields++;
+	}
+	sandbox_entries_free(v, n);
+	if (r < 0)
+		return r;
+	*out = &TAKE_PTR(resp)->base;
+	return 0;
+}
+
 int cri_pod_status_of(void *ud, const struct cric_call *call, const char *pod_id,
 		      Runtime__V1__PodSandboxStatus **ret, struct cric_err *err)
 {

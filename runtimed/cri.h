@@ -18,6 +18,12 @@ int cri_pod_sandbox_status(void *ud, const struct cric_call *call, const Protobu
 			   ProtobufCMessage **out, struct cric_err *err);
 int cri_list_pod_sandbox(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
 			 ProtobufCMessage **out, struct cric_err *err);
+/* The same answer, from the pods' kept entries (sandbox_list_entries):
+ * the unary ListPodSandbox, whose answer only gets packed (or unpacked by a
+ * caller, as the wire is the same). Its items are the response's unknown
+ * fields (the streaming twin pages cri_list_pod_sandbox's items). */
+int cri_list_pod_sandbox_packed(void *ud, const struct cric_call *call, const ProtobufCMessage *in,
+				ProtobufCMessage **out, struct cric_err *err);
 /* The pod's status as PodSandboxStatus answers it (not verbose). */
 int cri_pod_status_of(void *ud, const struct cric_call *call, const char *pod_id,
 		      Runtime__V1__PodSandboxStatus **ret, struct cric_err *err);

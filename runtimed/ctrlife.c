@@ -59,12 +59,26 @@ static void set_exited(struct ctr_mgr *m, struct container *c, int32_t code, int
 		log_warning_errno(r, "save the record of container %s, ignoring", c->id);
 }
 
+/* Replace c's pidfd by fd (-1: none), closing the old one. With the op
+ * lock held; the change takes the table lock as well, so that a list may
+ * poll every pidfd at once under that lock (poll_alive). */
+static void pidfd_set(struct ctr_mgr *m, struct container *c, int fd)
+{
+	pthread_mutex_lock(&m->lock);
+	int old = c->pidfd;
+	c->pidfd = fd;
+	c->pidfd_pid = c->pid;
+	pthread_mutex_unlock(&m->lock);
+	if (old >= 0)
+		close(old);
+}
+
 /* Whether c's init still runs (not even a zombie). The first look reads
  * /proc (the pid and its start time) and keeps a pidfd of the process; the
  * next ones poll it, a syscall instead of an open, read and parse of
  * /proc/<pid>/stat (that was three quarters of runtimed's CPU time for a
  * ListContainers of 200 running containers). With the op lock held. */
-static bool init_alive(struct container *c)
+static bool init_alive(struct ctr_mgr *m, struct container *c)
 {
 	if (c->pidfd >= 0 && c->pidfd_pid == c->pid) {
 		struct pollfd p = { .fd = c->pidfd, .events = POLLIN };
@@ -72,24 +86,19 @@ static bool init_alive(struct container *c)
 		if (r == 0)
 			return true;
 		if (r > 0 && !(p.revents & POLLNVAL)) {
-			close(c->pidfd);
-			c->pidfd = -1;
+			pidfd_set(m, c, -1);
 			return false; /* it exited */
 		}
 	}
-	if (c->pidfd >= 0)
-		close(c->pidfd);
-	c->pidfd = -1;
+	pidfd_set(m, c, -1);
 	if (!proc_alive(c->pid, c->pid_start))
 		return false;
 	/* The pidfd names one process from now on: is it still the init? */
 	int fd = pidfd_open(c->pid, 0);
-	if (fd >= 0 && proc_alive(c->pid, c->pid_start)) {
-		c->pidfd = fd;
-		c->pidfd_pid = c->pid;
-	} else if (fd >= 0) {
+	if (fd >= 0 && proc_alive(c->pid, c->pid_start))
+		pidfd_set(m, c, fd);
+	else if (fd >= 0)
 		close(fd);
-	}
 	return true;
 }
 
@@ -100,7 +109,7 @@ void ctr_refresh(struct ctr_mgr *m, const struct cric_call *call, struct contain
 	/* Its init still runs: running, and the monitor has nothing to tell
 	 * yet. A pidfd poll instead of a monitord round trip per running
 	 * container keeps the kubelet's relist and status polls cheap. */
-	if (init_alive(c))
+	if (init_alive(m, c))
 		return;
 	Cric__Monitord__MonitorStatusRequest req = CRIC__MONITORD__MONITOR_STATUS_REQUEST__INIT;
 	req.container_id = c->id;
@@ -455,6 +464,48 @@ static struct container **collect(struct ctr_mgr *m, const char *pod_id)
 	return v;
 }
 
+/* Which of the n containers v were seen running at one instant: one poll
+ * of all their pidfds (instead of one per container in ctr_refresh), with
+ * the table lock held so none is closed meanwhile. NULL (all to be
+ * refreshed one by one) without memory. */
+static bool *poll_alive(struct ctr_mgr *m, struct container **v, size_t n)
+{
+	bool *alive = calloc(n ? n : 1, sizeof(*alive));
+	struct pollfd *p = calloc(n ? n : 1, sizeof(*p));
+	size_t *at = calloc(n ? n : 1, sizeof(*at));
+	if (!alive || !p || !at) {
+		free(p);
+		free(at);
+		free(alive);
+		return NULL;
+	}
+	pthread_mutex_lock(&m->lock);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct container *c = v[i];
+		if (c->state != CTR_RUNNING || c->pidfd < 0 || c->pidfd_pid != c->pid)
+			continue;
+		p[k] = (struct pollfd){ .fd = c->pidfd, .events = POLLIN };
+		at[k++] = i;
+	}
+	if (k && poll(p, k, 0) >= 0)
+		for (size_t j = 0; j < k; j++)
+			alive[at[j]] = p[j].revents == 0;
+	pthread_mutex_unlock(&m->lock);
+	free(p);
+	free(at);
+	return alive;
+}
+
+/* ctr_refresh, but skipped for a container poll_alive saw running then
+ * (and still marked running): seen at one instant, as a list is. */
+static void refresh_unless_alive(struct ctr_mgr *m, const struct cric_call *call,
+				 struct container *c, bool alive)
+{
+	if (!alive || c->state != CTR_RUNNING)
+		ctr_refresh(m, call, c);
+}
+
 int ctr_list(struct ctr_mgr *m, const struct cric_call *call, struct ctr_info ***ret,
 	     struct cric_err *err)
 {
@@ -471,6 +522,7 @@ int ctr_list_pod(struct ctr_mgr *m, const struct cric_call *call, const char *po
 	size_t n = 0;
 	while (v[n])
 		n++;
+	_cleanup_free_ bool *alive = poll_alive(m, v, n);
 	struct ctr_info **l = calloc(n + 1, sizeof(*l));
 	size_t k = 0;
 	int r = l ? 0 : -ENOMEM;
@@ -478,7 +530,7 @@ int ctr_list_pod(struct ctr_mgr *m, const struct cric_call *call, const char *po
 		struct container *c = v[i];
 		pthread_mutex_lock(&c->op);
 		if (r == 0 && !c->removed) {
-			ctr_refresh(m, call, c);
+			refresh_unless_alive(m, call, c, alive && alive[i]);
 			if (!(l[k++] = info_of(m, c, false)))
 				r = -ENOMEM;
 		}
@@ -491,6 +543,85 @@ int ctr_list_pod(struct ctr_mgr *m, const struct cric_call *call, const char *po
 		return r;
 	}
 	*ret = l;
+	return 0;
+}
+
+void ctr_briefs_free(struct ctr_brief *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i].entry);
+	free(v);
+}
+
+/* c's kept entry, made by fn first if it has none. With the op lock held. */
+static int entry_of(struct ctr_mgr *m, struct container *c, ctr_entry_fn fn)
+{
+	pthread_mutex_lock(&m->lock);
+	bool made = c->entry != NULL;
+	pthread_mutex_unlock(&m->lock);
+	if (made)
+		return 0;
+	struct ctr_info *i = info_of(m, c, false);
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int r = i ? fn(i, &buf, &len) : -ENOMEM;
+	ctr_info_free(i);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&m->lock);
+	c->entry = buf;
+	c->entry_len = len;
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+int ctr_list_briefs(struct ctr_mgr *m, const struct cric_call *call, ctr_entry_fn fn,
+		    struct ctr_brief **ret, size_t *n, struct cric_err *err)
+{
+	(void)err;
+	struct container **v = collect(m, NULL);
+	if (!v)
+		return -ENOMEM;
+	size_t total = 0;
+	while (v[total])
+		total++;
+	_cleanup_free_ bool *alive = poll_alive(m, v, total);
+	struct ctr_brief *l = calloc(total ? total : 1, sizeof(*l));
+	size_t k = 0;
+	int r = l ? 0 : -ENOMEM;
+	for (size_t i = 0; i < total; i++) {
+		struct container *c = v[i];
+		pthread_mutex_lock(&c->op);
+		if (r == 0 && !c->removed) {
+			refresh_unless_alive(m, call, c, alive && alive[i]);
+			r = entry_of(m, c, fn);
+		}
+		if (r == 0 && !c->removed) {
+			struct ctr_brief *b = &l[k];
+			pthread_mutex_lock(&m->lock);
+			memcpy(b->id, c->id, sizeof(b->id));
+			memcpy(b->pod_id, c->pod_id, sizeof(b->pod_id));
+			b->state = c->state;
+			b->len = c->entry_len;
+			b->entry = malloc(c->entry_len ? c->entry_len : 1);
+			if (b->entry)
+				memcpy(b->entry, c->entry, c->entry_len);
+			pthread_mutex_unlock(&m->lock);
+			if (b->entry)
+				k++;
+			else
+				r = -ENOMEM;
+		}
+		pthread_mutex_unlock(&c->op);
+		ctr_put(m, c);
+	}
+	free(v);
+	if (r < 0) {
+		ctr_briefs_free(l, k);
+		return r;
+	}
+	*ret = l;
+	*n = k;
 	return 0;
 }
 

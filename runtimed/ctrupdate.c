@@ -158,6 +158,8 @@ static int update_locked(struct ctr_mgr *m, const struct cric_call *call, struct
 	size_t old_len = c->config_len;
 	c->config = buf;
 	c->config_len = len;
+	free(c->entry); /* made from the config */
+	c->entry = NULL;
 	pthread_mutex_unlock(&m->lock);
 	if ((r = ctr_record_save(m, c)) < 0) {
 		pthread_mutex_lock(&m->lock);

@@ -42,6 +42,11 @@ struct sandbox {
 	int64_t created_at;
 	uint8_t *config; /* the packed PodSandboxConfig */
 	size_t config_len;
+	/* Its ListPodSandbox entry, packed without its state (the
+	 * sandbox_entry_fn of its first sandbox_list_entries): made once, not
+	 * per list; NULL until then, and again when its config changes. */
+	uint8_t *entry;
+	size_t entry_len;
 	char handler[64];
 	bool host_network, host_ipc;
 	int pid_mode;   /* enum pod_ns_mode */

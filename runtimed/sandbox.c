@@ -50,6 +50,7 @@ void sandbox_free(struct sandbox *sb)
 	if (!sb)
 		return;
 	free(sb->config);
+	free(sb->entry);
 	strv_clear(sb->ips, SANDBOX_MAX_IPS);
 	free(sb->cni_result);
 	strv_free(sb->cgroup_created);

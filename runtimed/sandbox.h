@@ -175,3 +175,19 @@ int sandbox_list(struct sandbox_mgr *m, const char *id_filter, struct sandbox_br
 		 size_t *n, struct cric_err *err);
 /* Accepts NULL. */
 void sandbox_briefs_free(struct sandbox_brief *v, size_t n);
+
+/* ListPodSandbox without unpacking each pod's config per call: a pod's
+ * entry is packed once by fn (from its brief, with the state left at its
+ * default, READY, which is not on the wire) and kept; a list copies the
+ * entries and the current states out. A pod fn fails for (but
+ * -ENOMEM) is left out. As sandbox_list otherwise; *ret is freed with
+ * sandbox_entries_free. */
+typedef int (*sandbox_entry_fn)(const struct sandbox_brief *b, uint8_t **ret, size_t *len);
+struct sandbox_entry {
+	enum sandbox_state state;
+	uint8_t *entry; /* malloc'd copy */
+	size_t len;
+};
+int sandbox_list_entries(struct sandbox_mgr *m, const char *id_filter, sandbox_entry_fn fn,
+			 struct sandbox_entry **ret, size_t *n, struct cric_err *err);
+void sandbox_entries_free(struct sandbox_entry *v, size_t n);

@@ -236,3 +236,69 @@ int sandbox_list(struct sandbox_mgr *m, const char *id_filter, struct sandbox_br
 	*ret_n = n;
 	return 0;
 }
+
+void sandbox_entries_free(struct sandbox_entry *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i].entry);
+	free(v);
+}
+
+/* sb's kept entry, made by fn first if it has none. With the lock held. */
+static int entry_of(struct sandbox *sb, sandbox_entry_fn fn)
+{
+	if (sb->entry)
+		return 0;
+	struct sandbox_brief b = { 0 };
+	int r = brief_of(sb, &b);
+	if (r == 0)
+		r = fn(&b, &sb->entry, &sb->entry_len);
+	free(b.config);
+	return r;
+}
+
+int sandbox_list_entries(struct sandbox_mgr *m, const char *id_filter, sandbox_entry_fn fn,
+			 struct sandbox_entry **ret, size_t *ret_n, struct cric_err *err)
+{
+	(void)err;
+	struct sandbox *only = NULL;
+	if (id_filter && *id_filter && lookup(m, id_filter, &only, NULL) < 0) {
+		*ret = NULL;
+		*ret_n = 0;
+		return 0;
+	}
+	pthread_mutex_lock(&m->lock);
+	struct sandbox_entry *v = calloc(m->n ? m->n : 1, sizeof(*v));
+	size_t n = 0;
+	int r = v ? 0 : -ENOMEM;
+	for (size_t i = 0; i < m->n && r == 0; i++) {
+		struct sandbox *sb = m->items[i];
+		if (sb->state == SB_CREATING || (only && sb != only))
+			continue;
+		if ((r = entry_of(sb, fn)) == -ENOMEM)
+			break;
+		if (r < 0) { /* fn cannot list it (its config): left out */
+			r = 0;
+			continue;
+		}
+		struct sandbox_entry *e = &v[n];
+		e->state = live_state(sb) == SB_READY ? SANDBOX_READY : SANDBOX_NOTREADY;
+		e->len = sb->entry_len;
+		if (!(e->entry = malloc(sb->entry_len ? sb->entry_len : 1))) {
+			r = -ENOMEM;
+			break;
+		}
+		memcpy(e->entry, sb->entry, sb->entry_len);
+		n++;
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (only)
+		put(m, only);
+	if (r < 0) {
+		sandbox_entries_free(v, n);
+		return r;
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}

@@ -30,6 +30,8 @@ static int edit_locked(struct sandbox_mgr *m, struct sandbox *sb, sandbox_config
 	size_t old_len = sb->config_len;
 	sb->config = buf;
 	sb->config_len = len;
+	free(sb->entry); /* made from the config */
+	sb->entry = NULL;
 	pthread_mutex_unlock(&m->lock);
 	r = record_save(m, sb);
 	if (r < 0) {
