@@ -12,6 +12,7 @@
 #include "cleanup.h"
 #include "ids.h"
 #include "ipc.h"
+#include "pbutil.h"
 #include "proto/cric/internal.pb-c.h"
 
 int64_t now_unix_ns(void)
@@ -140,6 +141,41 @@ int reply_pack(unsigned code, const char *message, const void *payload, size_t l
 	return pack_message(&rep.base, ret, ret_len);
 }
 
+/* The payload field's tag and length, before the packed payload, into
+ * buf (NULL: only counted). */
+static size_t payload_prefix(size_t len, uint8_t *buf)
+{
+	uint8_t tmp[PB_VARINT_FIELD_MAX];
+	return pb_len_prefix(buf ? buf : tmp,
+			     pb_field_id(&cric__internal__reply__descriptor, "payload"), len);
+}
+
+size_t reply_packed_size(unsigned code, const char *message, const ProtobufCMessage *payload)
+{
+	Cric__Internal__Reply rep = CRIC__INTERNAL__REPLY__INIT;
+	rep.code = code;
+	rep.message = (char *)(message ? message : "");
+	size_t n = cric__internal__reply__get_packed_size(&rep);
+	size_t len = payload ? protobuf_c_message_get_packed_size(payload) : 0;
+	return len ? n + payload_prefix(len, NULL) + len : n;
+}
+
+void reply_pack_into(unsigned code, const char *message, const ProtobufCMessage *payload,
+		     uint8_t *buf)
+{
+	/* The Reply without its payload (empty bytes are not on the wire),
+	 * then the payload field: the field order of reply_pack's. */
+	Cric__Internal__Reply rep = CRIC__INTERNAL__REPLY__INIT;
+	rep.code = code;
+	rep.message = (char *)(message ? message : "");
+	size_t n = cric__internal__reply__pack(&rep, buf);
+	size_t len = payload ? protobuf_c_message_get_packed_size(payload) : 0;
+	if (len) {
+		n += payload_prefix(len, buf + n);
+		protobuf_c_message_pack(payload, buf + n);
+	}
+}
+
 int reply_unpack(const uint8_t *data, size_t len, struct cric_result *res)
 {
 	_cleanup_pb_ Cric__Internal__Reply *m = cric__internal__reply__unpack(NULL, len, data);
@@ -149,13 +185,11 @@ int reply_unpack(const uint8_t *data, size_t len, struct cric_result *res)
 	if (m->message[0] && !(r.message = strdup(m->message)))
 		return -ENOMEM;
 	if (m->payload.len > 0) {
-		r.payload = malloc(m->payload.len);
-		if (!r.payload) {
-			free(r.message);
-			return -ENOMEM;
-		}
-		memcpy(r.payload, m->payload.data, m->payload.len);
+		/* Taken from the decoded message (the default allocator's
+		 * malloc'd copy): not copied again. */
+		r.payload = TAKE_PTR(m->payload.data);
 		r.len = m->payload.len;
+		m->payload.len = 0;
 	}
 	*res = r;
 	return 0;

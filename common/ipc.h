@@ -215,4 +215,11 @@ int envelope_unpack(const uint8_t *data, size_t len, struct cric_envelope *env,
 void envelope_done(struct cric_envelope *env);
 int reply_pack(unsigned code, const char *message, const void *payload, size_t len, uint8_t **ret,
 	       size_t *ret_len);
+/* The same Reply with the message payload packed straight into buf (no
+ * packed copy of it first): reply_packed_size() bytes, the same as
+ * reply_pack of payload's packed bytes (NULL: none). */
+size_t reply_packed_size(unsigned code, const char *message, const ProtobufCMessage *payload);
+void reply_pack_into(unsigned code, const char *message, const ProtobufCMessage *payload,
+		     uint8_t *buf);
+/* Decode into res (its payload the one copy the decoder makes). */
 int reply_unpack(const uint8_t *data, size_t len, struct cric_result *res);

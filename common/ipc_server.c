@@ -302,9 +302,21 @@ static int table_build(const struct cric_server_config *cfg, struct cric_method_
 	return cric_method_table_build(cfg->daemon, all, cfg->n_services + 1, ret, err);
 }
 
-/* Run one request; returns the packed Reply (never NULL unless OOM). */
+/* The Reply as an nng message, the answer packed straight into it. */
+static int reply_msg(unsigned code, const char *message, const ProtobufCMessage *payload,
+		     nng_msg **ret)
+{
+	nng_msg *m = NULL;
+	if (nng_msg_alloc(&m, reply_packed_size(code, message, payload)) != 0)
+		return -ENOMEM;
+	reply_pack_into(code, message, payload, nng_msg_body(m));
+	*ret = m;
+	return 0;
+}
+
+/* Run one request; returns the Reply (never NULL unless OOM). */
 static int dispatch(struct worker *w, const struct cric_peer *peer, const uint8_t *data, size_t len,
-		    uint8_t **ret, size_t *ret_len)
+		    nng_msg **ret)
 {
 	struct cric_server *s = w->server;
 	struct cric_err err = { { 0 } };
@@ -312,7 +324,7 @@ static int dispatch(struct worker *w, const struct cric_peer *peer, const uint8_
 	int r = envelope_unpack(data, len, &env, &err);
 	if (r < 0) {
 		log_warning("bad request: %s", err.msg);
-		return reply_pack(CODE_INVALID_ARGUMENT, err.msg, NULL, 0, ret, ret_len);
+		return reply_msg(CODE_INVALID_ARGUMENT, err.msg, NULL, ret);
 	}
 	struct log_ctx lctx = { .method = env.method, .request_id = env.request_id };
 	log_ctx_set(&lctx);
@@ -321,8 +333,7 @@ static int dispatch(struct worker *w, const struct cric_peer *peer, const uint8_
 	void *userdata = m && m->method.service == &cric__health__descriptor ? s : s->cfg.userdata;
 	unsigned code = CODE_OK;
 	_cleanup_free_ char *msg = NULL;
-	_cleanup_free_ uint8_t *out = NULL;
-	size_t out_len = 0;
+	_cleanup_pb_ ProtobufCMessage *resp = NULL;
 
 	if (!m) {
 		code = CODE_UNIMPLEMENTED;
@@ -367,7 +378,6 @@ static int dispatch(struct worker *w, const struct cric_peer *peer, const uint8_
 						  .peer_uid = peer->uid,
 						  .peer_pid = peer->pid,
 						  .cancel = &w->cancel };
-			ProtobufCMessage *resp = NULL;
 			call_begin(w, env.request_id);
 			r = m->handler->fn(userdata, &call, in, &resp, &err);
 			call_end(w);
@@ -376,20 +386,14 @@ static int dispatch(struct worker *w, const struct cric_peer *peer, const uint8_
 				code = grpc_code_from_errno(r);
 				msg = strdup(err.msg[0] ? err.msg : strerror(-r));
 				log_info("failed: %s (%s)", msg ? msg : "", grpc_code_name(code));
-			} else {
-				out_len = protobuf_c_message_get_packed_size(resp);
-				out = malloc(out_len ? out_len : 1);
-				if (out)
-					protobuf_c_message_pack(resp, out);
-				else
-					code = CODE_RESOURCE_EXHAUSTED;
-				protobuf_c_message_free_unpacked(resp, NULL);
 			}
 		}
 	}
 	log_debug("done: %s", grpc_code_name(code));
-	r = reply_pack(code, msg, code == CODE_OK ? out : NULL, code == CODE_OK ? out_len : 0, ret,
-		       ret_len);
+	r = reply_msg(code, msg, code == CODE_OK ? resp : NULL, ret);
+	if (r < 0 && code == CODE_OK && resp) /* the answer does not fit in memory */
+		r = reply_msg(CODE_RESOURCE_EXHAUSTED, "out of memory packing the answer", NULL,
+			      ret);
 	envelope_done(&env);
 	log_ctx_set(NULL);
 	return r;
@@ -408,22 +412,13 @@ static void *worker(void *arg)
 		if (rv != 0)
 			continue;
 		nng_msg *msg = nng_aio_get_msg(w->aio);
-		uint8_t *out = NULL;
-		size_t out_len = 0;
+		nng_msg *rep = NULL;
 		struct cric_peer peer;
 		request_peer(s, nng_msg_get_pipe(msg), &peer);
-		int r = dispatch(w, &peer, nng_msg_body(msg), nng_msg_len(msg), &out, &out_len);
+		int r = dispatch(w, &peer, nng_msg_body(msg), nng_msg_len(msg), &rep);
 		nng_msg_free(msg);
 		if (r < 0)
 			continue; /* out of memory: the caller times out */
-		nng_msg *rep = NULL;
-		if (nng_msg_alloc(&rep, 0) != 0 || nng_msg_append(rep, out, out_len) != 0) {
-			free(out);
-			if (rep)
-				nng_msg_free(rep);
-			continue;
-		}
-		free(out);
 		nng_aio_set_msg(w->aio, rep);
 		nng_ctx_send(w->ctx, w->aio);
 		nng_aio_wait(w->aio);

@@ -94,6 +94,12 @@ size_t pb_varint_field(uint8_t *buf, unsigned field, uint64_t v)
 	return k + varint(buf + k, v);
 }
 
+size_t pb_len_prefix(uint8_t *buf, unsigned field, size_t len)
+{
+	size_t k = varint(buf, (uint64_t)field << 3 | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED);
+	return k + varint(buf + k, len);
+}
+
 int pb_packed_item(unsigned field, const uint8_t *item, size_t len, const uint8_t *tail,
 		   size_t tail_len, ProtobufCMessageUnknownField *ret)
 {

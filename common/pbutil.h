@@ -52,6 +52,9 @@ int pb_packed_item(unsigned field, const uint8_t *item, size_t len, const uint8_
  * bytes); its length. */
 #define PB_VARINT_FIELD_MAX 15
 size_t pb_varint_field(uint8_t *buf, unsigned field, uint64_t v);
+/* Write the tag of length-prefixed field and the length len into buf
+ * (PB_VARINT_FIELD_MAX bytes): what goes before len bytes of its value. */
+size_t pb_len_prefix(uint8_t *buf, unsigned field, size_t len);
 /* The number of d's field name (which the caller knows d has). */
 static inline unsigned pb_field_id(const ProtobufCMessageDescriptor *d, const char *name)
 {

@@ -144,8 +144,10 @@ static void count_call(const struct gw_call *c, unsigned code)
 		       (double)gpr_timespec_to_micros(took) / 1e6);
 }
 
-/* Send the answer and the status; consumes the caller's reference. */
-static void finish(struct gw_call *c, unsigned code, const char *message, const uint8_t *payload,
+/* Send the answer and the status; consumes the caller's reference and
+ * payload (malloc'd: grpc frees it once sent, so the daemon's answer is
+ * not copied again). */
+static void finish(struct gw_call *c, unsigned code, const char *message, uint8_t *payload,
 		   size_t len)
 {
 	grpc_op ops[3];
@@ -156,7 +158,8 @@ static void finish(struct gw_call *c, unsigned code, const char *message, const 
 	count_call(c, code);
 	ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
 	if (code == CODE_OK) {
-		grpc_slice s = grpc_slice_from_copied_buffer((const char *)payload, len);
+		grpc_slice s = payload && len ? grpc_slice_new(TAKE_PTR(payload), len, free)
+					      : grpc_empty_slice();
 		c->send = grpc_raw_byte_buffer_create(&s, 1);
 		grpc_slice_unref(s);
 		ops[n].op = GRPC_OP_SEND_MESSAGE;
@@ -164,6 +167,7 @@ static void finish(struct gw_call *c, unsigned code, const char *message, const 
 	}
 	c->status_details = grpc_slice_from_copied_string(message ? message : "");
 	c->has_status_details = true;
+	free(payload); /* an error's: not sent */
 	ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
 	ops[n].data.send_status_from_server.status = (grpc_status_code)code;
 	ops[n].data.send_status_from_server.status_details = &c->status_details;
@@ -182,7 +186,7 @@ static void daemon_answered(void *arg, struct cric_result *res)
 {
 	struct gw_call *c = arg;
 	atomic_store(&c->answered, true);
-	finish(c, res->code, res->message, res->payload, res->len);
+	finish(c, res->code, res->message, TAKE_PTR(res->payload), res->len);
 }
 
 /* The client's deadline, capped by max_request_seconds; for an uncapped

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/ipc.h"
+#include "proto/cric/health.pb-c.h"
 
 /* ---- a tiny protobuf writer, to craft what envelope_pack would refuse ---- */
 
@@ -383,6 +384,55 @@ static void test_reply_round_trip(void **state)
 	}
 }
 
+/* A Reply packed with its answer in place is the same bytes as one packed
+ * from the answer's packed copy, and decodes to it. */
+static void test_reply_pack_into(void **state)
+{
+	(void)state;
+	char big[300]; /* a payload length of two varint bytes */
+	memset(big, 'v', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	Cric__HealthResponse h = CRIC__HEALTH_RESPONSE__INIT;
+	h.daemon = "runtimed";
+	h.version = big;
+	h.pid = 42;
+	Cric__HealthResponse empty = CRIC__HEALTH_RESPONSE__INIT; /* packs to nothing */
+	const struct {
+		unsigned code;
+		const char *message;
+		const ProtobufCMessage *payload;
+	} cases[] = {
+		{ CODE_OK, NULL, &h.base },
+		{ CODE_OK, "", &empty.base },
+		{ CODE_OK, NULL, NULL },
+		{ CODE_NOT_FOUND, "pod \"x\" not found", NULL },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint8_t payload[512];
+		size_t plen =
+		    cases[i].payload ? protobuf_c_message_pack(cases[i].payload, payload) : 0;
+		uint8_t *want = NULL;
+		size_t n = 0;
+		assert_int_equal(
+		    reply_pack(cases[i].code, cases[i].message, payload, plen, &want, &n), 0);
+		assert_int_equal(
+		    reply_packed_size(cases[i].code, cases[i].message, cases[i].payload), n);
+		uint8_t *got = malloc(n ? n : 1);
+		assert_non_null(got);
+		reply_pack_into(cases[i].code, cases[i].message, cases[i].payload, got);
+		assert_memory_equal(got, want, n);
+		struct cric_result res = { 0 };
+		assert_int_equal(reply_unpack(got, n, &res), 0);
+		assert_int_equal(res.code, cases[i].code);
+		assert_int_equal(res.len, plen);
+		if (plen)
+			assert_memory_equal(res.payload, payload, plen);
+		cric_result_clear(&res);
+		free(got);
+		free(want);
+	}
+}
+
 static void test_reply_rejects(void **state)
 {
 	(void)state;
@@ -470,6 +520,7 @@ int main(void)
 		cmocka_unit_test(test_envelope_truncated_and_flipped),
 		cmocka_unit_test(test_envelope_oversized_claims),
 		cmocka_unit_test(test_reply_round_trip),
+		cmocka_unit_test(test_reply_pack_into),
 		cmocka_unit_test(test_reply_rejects),
 		cmocka_unit_test(test_result_helpers),
 	};
