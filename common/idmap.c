@@ -31,23 +31,17 @@ static int write_map(pid_t pid, const char *which, const struct idmap_range *m,
 	return 0;
 }
 
-static void reap(pid_t pid)
-{
-	kill(pid, SIGKILL);
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
-}
-
-int idmap_userns_open(const struct idmap_range *uid, const struct idmap_range *gid,
-		      struct cric_err *err)
+pid_t idmap_userns_child(const struct idmap_range *uid, const struct idmap_range *gid, int flags,
+			 struct cric_err *err)
 {
 	if (!uid->length || !gid->length || uid->host_id > UINT32_MAX - uid->length ||
 	    gid->host_id > UINT32_MAX - gid->length)
 		return err_set(err, -EINVAL, "id mapping out of range");
 	/* A raw clone: no atfork handlers, nothing of libc's state touched in
-	 * the child, which only waits to be killed (or dies with us). */
-	pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)(CLONE_NEWUSER | SIGCHLD), NULL, NULL,
-				   NULL, NULL);
+	 * the child, which only waits to be killed (or dies with us). The
+	 * user namespace is made first: the others of flags are its. */
+	pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)(CLONE_NEWUSER | flags | SIGCHLD),
+				   NULL, NULL, NULL, NULL);
 	if (pid < 0)
 		return err_set(err, negative_errno(), "create a user namespace: %s",
 			       strerror(errno));
@@ -59,17 +53,34 @@ int idmap_userns_open(const struct idmap_range *uid, const struct idmap_range *g
 	int r = write_map(pid, "uid_map", uid, err);
 	if (r == 0)
 		r = write_map(pid, "gid_map", gid, err);
-	int fd = -1;
-	if (r == 0) {
-		char path[64];
-		snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			r = err_set(err, negative_errno(), "open the user namespace: %s",
-				    strerror(errno));
+	if (r < 0) {
+		idmap_child_reap(pid);
+		return r;
 	}
-	reap(pid);
-	return r < 0 ? r : fd;
+	return pid;
+}
+
+void idmap_child_reap(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+int idmap_userns_open(const struct idmap_range *uid, const struct idmap_range *gid,
+		      struct cric_err *err)
+{
+	pid_t pid = idmap_userns_child(uid, gid, 0, err);
+	if (pid < 0)
+		return pid;
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int r = fd < 0
+		    ? err_set(err, negative_errno(), "open the user namespace: %s", strerror(errno))
+		    : fd;
+	idmap_child_reap(pid);
+	return r;
 }
 
 int idmap_bind(int userns_fd, const char *src, const char *dst, struct cric_err *err)

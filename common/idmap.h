@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "error.h"
 
@@ -31,6 +32,17 @@ struct idmap_range {
  * O_CLOEXEC fd, or -errno with err. */
 int idmap_userns_open(const struct idmap_range *uid, const struct idmap_range *gid,
 		      struct cric_err *err);
+
+/* The child behind idmap_userns_open(): a process that only waits, in a
+ * new user namespace of these maps and in new namespaces of flags
+ * (CLONE_NEWNET, CLONE_NEWIPC, ...) owned by that user namespace. Its pid,
+ * for /proc/<pid>/ns/..., or -errno with err. The caller ends it with
+ * idmap_child_reap(); it also dies with the thread that made it. */
+pid_t idmap_userns_child(const struct idmap_range *uid, const struct idmap_range *gid, int flags,
+			 struct cric_err *err);
+
+/* Kill and reap a child of idmap_userns_child(). */
+void idmap_child_reap(pid_t pid);
 
 /* Mount the tree at src (a directory or a file, with the mounts beneath
  * it) id-mapped through userns_fd on dst (which must exist and be of the

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/nsfs.h>
 #include <pthread.h>
 #include <sched.h>
@@ -9,8 +10,13 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "idmap.h"
 #include "macro.h"
 
 static const char *ns_name(int nstype)
@@ -22,6 +28,8 @@ static const char *ns_name(int nstype)
 		return "ipc";
 	case CLONE_NEWUTS:
 		return "uts";
+	case CLONE_NEWUSER:
+		return "user";
 	default:
 		return NULL;
 	}
@@ -142,4 +150,153 @@ bool nspin_is_pinned(const char *pin_path, int nstype)
 		return false;
 	/* Only nsfs files answer NS_GET_NSTYPE. */
 	return ioctl(fd, NS_GET_NSTYPE) == nstype;
+}
+
+/* Pin the namespace of type name of process pid at pin (a new file). */
+static int pin_of(pid_t pid, const char *name, const char *pin, struct cric_err *err)
+{
+	int fd = open(pin, O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return err_set(err, negative_errno(), "create \"%s\": %s", pin, strerror(errno));
+	close(fd);
+	char src[64];
+	snprintf(src, sizeof(src), "/proc/%d/ns/%s", (int)pid, name);
+	if (mount(src, pin, "none", MS_BIND, NULL) < 0) {
+		int r = err_set(err, negative_errno(), "bind-mount the %s namespace on \"%s\": %s",
+				name, pin, strerror(errno));
+		unlink(pin);
+		return r;
+	}
+	return 0;
+}
+
+/* Run setup in the namespace pinned at pin; on failure, unpin it. */
+static int setup_pinned(int nstype, const char *pin, nspin_fn setup, void *userdata,
+			struct cric_err *err)
+{
+	int r = setup ? nspin_run_in(nstype, pin, setup, userdata, err) : 0;
+	if (r < 0) {
+		struct cric_err ignored;
+		nspin_remove(pin, &ignored);
+	}
+	return r;
+}
+
+int nspin_create_userns(const struct idmap_range *uid, const struct idmap_range *gid,
+			const char *user_pin, int nstype, const char *pin, nspin_fn setup,
+			void *userdata, struct cric_err *err)
+{
+	const char *name = ns_name(nstype);
+	if (!name || nstype == CLONE_NEWUSER)
+		return err_set(err, -EINVAL, "unsupported namespace type %#x", nstype);
+	pid_t pid = idmap_userns_child(uid, gid, nstype, err);
+	if (pid < 0)
+		return pid;
+	int r = pin_of(pid, "user", user_pin, err);
+	if (r == 0 && (r = pin_of(pid, name, pin, err)) < 0) {
+		struct cric_err ignored;
+		nspin_remove(user_pin, &ignored);
+	}
+	idmap_child_reap(pid);
+	if (r == 0 && (r = setup_pinned(nstype, pin, setup, userdata, err)) < 0) {
+		struct cric_err ignored;
+		nspin_remove(user_pin, &ignored);
+	}
+	return r;
+}
+
+/* What the child of nspin_create_owned() reports: the step that failed
+ * (0: none) and its errno. */
+struct owned_report {
+	int step, errnum;
+};
+
+int nspin_create_owned(int nstype, const char *user_pin, const char *pin, nspin_fn setup,
+		       void *userdata, struct cric_err *err)
+{
+	const char *name = ns_name(nstype);
+	if (!name || nstype == CLONE_NEWUSER)
+		return err_set(err, -EINVAL, "unsupported namespace type %#x", nstype);
+	_cleanup_close_ int ufd = open(user_pin, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (ufd < 0)
+		return err_set(err, negative_errno(), "open \"%s\": %s", user_pin, strerror(errno));
+	if (ioctl(ufd, NS_GET_NSTYPE) != CLONE_NEWUSER)
+		return err_set(err, -EINVAL, "\"%s\" is not a pinned user namespace", user_pin);
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return err_set(err, negative_errno(), "pipe: %s", strerror(errno));
+	/* A raw clone, as idmap_userns_child(): the child only makes system
+	 * calls. A single-threaded process may join a user namespace; the
+	 * namespace it then unshares is that user namespace's. */
+	pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)SIGCHLD, NULL, NULL, NULL, NULL);
+	if (pid == 0) {
+		struct owned_report rep = { 0, 0 };
+		syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		if (syscall(SYS_setns, ufd, CLONE_NEWUSER) < 0)
+			rep = (struct owned_report){ 1, errno };
+		else if (syscall(SYS_unshare, nstype) < 0)
+			rep = (struct owned_report){ 2, errno };
+		syscall(SYS_write, p[1], &rep, sizeof(rep));
+		if (rep.step)
+			syscall(SYS_exit_group, 1);
+		for (;;)
+			syscall(SYS_pause);
+	}
+	int clone_errno = errno;
+	close(p[1]);
+	_cleanup_close_ int rd = p[0];
+	if (pid < 0)
+		return err_set(err, -clone_errno, "create a process: %s", strerror(clone_errno));
+	struct owned_report rep = { 0, 0 };
+	ssize_t n;
+	while ((n = read(rd, &rep, sizeof(rep))) < 0 && errno == EINTR)
+		;
+	int r = 0;
+	if (n != (ssize_t)sizeof(rep))
+		r = err_set(err, -EIO, "the %s namespace's maker died", name);
+	else if (rep.step == 1)
+		r = err_set(err, -rep.errnum, "join the user namespace \"%s\": %s", user_pin,
+			    strerror(rep.errnum));
+	else if (rep.step)
+		r = err_set(err, -rep.errnum, "unshare(%s) in \"%s\": %s", name, user_pin,
+			    strerror(rep.errnum));
+	if (r == 0)
+		r = pin_of(pid, name, pin, err);
+	idmap_child_reap(pid);
+	return r < 0 ? r : setup_pinned(nstype, pin, setup, userdata, err);
+}
+
+static int nothing(void *userdata, struct cric_err *err)
+{
+	(void)userdata;
+	(void)err;
+	return 0;
+}
+
+static void probe_clean(const char *base, char pins[][PATH_MAX + 16], size_t n)
+{
+	struct cric_err ignored;
+	for (size_t i = n; i-- > 0;)
+		nspin_remove(pins[i], &ignored);
+	rmdir(base);
+}
+
+int nspin_probe_userns(const char *dir, struct cric_err *err)
+{
+	char base[PATH_MAX], pins[3][PATH_MAX + 16];
+	snprintf(base, sizeof(base), "%s/.userns-probe-%d", dir, (int)getpid());
+	static const char *const names[] = { "user", "net", "ipc" };
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		snprintf(pins[i], sizeof(pins[i]), "%s/%s", base, names[i]);
+	probe_clean(base, pins, ARRAY_SIZE(names)); /* a crashed probe's */
+	if (mkdir(base, 0700) < 0)
+		return err_set(err, negative_errno(), "create \"%s\": %s", base, strerror(errno));
+	const struct idmap_range m = { .host_id = 1u << 30, .length = 65536 };
+	int r = nspin_create_userns(&m, &m, pins[0], CLONE_NEWNET, pins[1], nothing, NULL, err);
+	if (r == 0)
+		r = nspin_create_owned(CLONE_NEWIPC, pins[0], pins[2], nothing, NULL, err);
+	probe_clean(base, pins, ARRAY_SIZE(names));
+	if (r == 0 && access(base, F_OK) == 0)
+		r = err_set(err, -EBUSY, "remove \"%s\": it stays", base);
+	return r;
 }

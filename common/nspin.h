@@ -20,6 +20,7 @@
 #include <stdbool.h>
 
 #include "error.h"
+#include "idmap.h"
 
 typedef int (*nspin_fn)(void *userdata, struct cric_err *err);
 
@@ -43,3 +44,29 @@ bool nspin_is_pinned(const char *pin_path, int nstype);
  * pin_path (of type nstype). -ENOENT/-EINVAL if it is not such a pin. */
 int nspin_run_in(int nstype, const char *pin_path, nspin_fn fn, void *userdata,
 		 struct cric_err *err);
+
+/* A pod's own user namespace (uid/gid maps of container 0 -> host ids)
+ * and, owned by it, a new namespace of type nstype (CLONE_NEWNET, ...):
+ * both pinned (user_pin, pin: new files), setup (may be NULL) run inside
+ * the second from a thread of the host user namespace (which may: it has
+ * every capability over a child user namespace). Made by a short-lived
+ * child process (a user namespace cannot be entered or made by a thread
+ * of a multi-threaded process). Writing the maps takes CAP_SETUID and
+ * CAP_SETGID. On failure nothing is left. */
+int nspin_create_userns(const struct idmap_range *uid, const struct idmap_range *gid,
+			const char *user_pin, int nstype, const char *pin, nspin_fn setup,
+			void *userdata, struct cric_err *err);
+
+/* A new namespace of type nstype owned by the user namespace pinned at
+ * user_pin (so that a process of that user namespace may join it), setup
+ * run inside, pinned at pin. Made by a short-lived child process that
+ * joins the user namespace and unshares. On failure nothing is left. */
+int nspin_create_owned(int nstype, const char *user_pin, const char *pin, nspin_fn setup,
+		       void *userdata, struct cric_err *err);
+
+/* Whether this kernel lets us make what a user-namespaced pod needs: a
+ * user namespace with a network namespace of its own (as netd does), an
+ * IPC namespace made inside it (as runtimed does), both joined from this
+ * process. Pins under a scratch directory in dir, all removed. 0 or
+ * -errno with err saying which step failed. */
+int nspin_probe_userns(const char *dir, struct cric_err *err);
