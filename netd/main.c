@@ -1,5 +1,7 @@
 /* cric-netd: pod network namespaces and CNI. Keeps CAP_NET_ADMIN,
- * CAP_NET_RAW and CAP_SYS_ADMIN (the CNI plugins it runs inherit them). The
+ * CAP_NET_RAW and CAP_SYS_ADMIN (the CNI plugins it runs inherit them), and
+ * CAP_SETUID and CAP_SETGID to write the id maps of the user namespaces it
+ * makes for user-namespaced pods (netns.h). The
  * manager is netd.h, the adapter of its internal service rpc.c. */
 #include "common/daemon.h"
 #include "common/macro.h"
@@ -26,7 +28,8 @@ static void done(void *userdata)
 	netd_free(userdata);
 }
 
-static const cap_value_t netd_caps[] = { CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN };
+static const cap_value_t netd_caps[] = { CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN, CAP_SETUID,
+					 CAP_SETGID };
 
 int main(int argc, char **argv)
 {

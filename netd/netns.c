@@ -10,6 +10,7 @@
 
 #include "common/macro.h"
 #include "common/nspin.h"
+#include "podspec.h"
 
 /* Bring "lo" up in the calling thread's network namespace. */
 static int loopback_up(struct cric_err *err)
@@ -37,6 +38,14 @@ static int setup(void *userdata, struct cric_err *err)
 int netns_create(const char *pin_path, struct cric_err *err)
 {
 	return nspin_create(CLONE_NEWNET, pin_path, setup, NULL, err);
+}
+
+int netns_create_userns(const char *user_pin, const char *pin_path, const struct pod_userns *u,
+			struct cric_err *err)
+{
+	const struct idmap_range uid = { .host_id = u->uid_host_id, .length = u->length };
+	const struct idmap_range gid = { .host_id = u->gid_host_id, .length = u->length };
+	return nspin_create_userns(&uid, &gid, user_pin, CLONE_NEWNET, pin_path, setup, NULL, err);
 }
 
 int netns_remove(const char *pin_path, struct cric_err *err)

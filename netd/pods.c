@@ -28,6 +28,7 @@
 struct pods {
 	char *results_dir;
 	char *netns_dir;
+	char *userns_dir;
 	pthread_mutex_t lock;
 	pthread_cond_t changed;
 	char (*busy)[65]; /* ids with a call in progress */
@@ -113,6 +114,23 @@ static char *pin_path(const struct pods *p, const char *id)
 	return path_join(p->netns_dir, id);
 }
 
+/* The pod's own user namespace, for pods that have one. */
+static char *user_pin_path(const struct pods *p, const char *id)
+{
+	return path_join(p->userns_dir, id);
+}
+
+/* Remove both pins of a pod (each idempotent). */
+static int pins_remove(const struct pods *p, const char *id, struct cric_err *err)
+{
+	_cleanup_free_ char *pin = pin_path(p, id);
+	_cleanup_free_ char *upin = user_pin_path(p, id);
+	if (!pin || !upin)
+		return -ENOMEM;
+	int r = netns_remove(pin, err);
+	return r < 0 ? r : netns_remove(upin, err);
+}
+
 static int64_t mono_ms(void)
 {
 	struct timespec ts;
@@ -154,6 +172,15 @@ static int record_validate(const struct pods *p, const char *id, const json_t *r
 		return err_set(err, -EBADMSG, "invalid \"state\"");
 	if (!rec_str(rec, "netns") || strcmp(rec_str(rec, "netns"), pin) != 0)
 		return err_set(err, -EBADMSG, "\"netns\" is not the pod's pin");
+	const json_t *uns = json_object_get(rec, "userns");
+	_cleanup_free_ char *upin = uns ? user_pin_path(p, id) : NULL;
+	if (uns && !upin)
+		return -ENOMEM;
+	if (uns && (!rec_str(uns, "path") || strcmp(rec_str(uns, "path"), upin) != 0 ||
+		    !json_is_integer(json_object_get(uns, "uidHostId")) ||
+		    !json_is_integer(json_object_get(uns, "gidHostId")) ||
+		    !json_is_integer(json_object_get(uns, "length"))))
+		return err_set(err, -EBADMSG, "invalid \"userns\"");
 	if (!rec_str(rec, "ifname") || strcmp(rec_str(rec, "ifname"), POD_IFNAME) != 0)
 		return err_set(err, -EBADMSG, "invalid \"ifname\"");
 	if (!printable(rec_str(rec, "cniArgs"), CNI_ARGS_MAX))
@@ -235,15 +262,30 @@ static int record_remove(const struct pods *p, const char *id, struct cric_err *
 	return 0;
 }
 
-static json_t *record_new(const struct pod_net_spec *spec, const char *pin, const char *cni_args,
-			  json_t *runtime_config, json_t *network, const char *conf_file)
+static json_t *record_new(const struct pods *p, const struct pod_net_spec *spec, const char *pin,
+			  const char *cni_args, json_t *runtime_config, json_t *network,
+			  const char *conf_file)
 {
-	return json_pack("{s:i, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s}, s:s, s:O, s:O, s:s, s:I}",
-			 "version", RECORD_VERSION, "podId", spec->id, "state", "adding", "netns",
-			 pin, "ifname", POD_IFNAME, "pod", "name", spec->name, "namespace",
-			 spec->namespace_, "uid", spec->uid, "cniArgs", cni_args, "runtimeConfig",
-			 runtime_config, "network", network, "confFile", conf_file, "createdAt",
-			 (json_int_t)now_unix_ns());
+	json_t *uns = NULL;
+	if (spec->userns) {
+		_cleanup_free_ char *upin = user_pin_path(p, spec->id);
+		if (!upin || !(uns = json_pack("{s:s, s:I, s:I, s:I}", "path", upin, "uidHostId",
+					       (json_int_t)spec->userns->uid_host_id, "gidHostId",
+					       (json_int_t)spec->userns->gid_host_id, "length",
+					       (json_int_t)spec->userns->length)))
+			return NULL;
+	}
+	json_t *rec = json_pack(
+	    "{s:i, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s}, s:s, s:O, s:O, s:s, s:I}", "version",
+	    RECORD_VERSION, "podId", spec->id, "state", "adding", "netns", pin, "ifname",
+	    POD_IFNAME, "pod", "name", spec->name, "namespace", spec->namespace_, "uid", spec->uid,
+	    "cniArgs", cni_args, "runtimeConfig", runtime_config, "network", network, "confFile",
+	    conf_file, "createdAt", (json_int_t)now_unix_ns());
+	if (rec && uns && json_object_set_new(rec, "userns", uns) < 0)
+		return json_decref(rec), NULL;
+	if (!rec)
+		json_decref(uns);
+	return rec;
 }
 
 static void attachment_of(const char *id, const json_t *rec, bool pinned, struct cni_attachment *a)
@@ -281,7 +323,7 @@ static int undo(const struct pods *p, const struct cni_runtime *rt, const char *
 	if (r < 0)
 		log_warning("pod %s: rolling back network \"%s\": %s, ignoring", id,
 			    network_name(rec), e.msg);
-	r = netns_remove(pin, err);
+	r = pins_remove(p, id, err);
 	if (r < 0)
 		return r;
 	return record_remove(p, id, err);
@@ -294,10 +336,7 @@ static int drop_unreadable(const struct pods *p, const char *id, const char *why
 {
 	log_warning("pod %s: %s; removing its network namespace and record without CNI DEL", id,
 		    why);
-	_cleanup_free_ char *pin = pin_path(p, id);
-	if (!pin)
-		return -ENOMEM;
-	int r = netns_remove(pin, err);
+	int r = pins_remove(p, id, err);
 	return r < 0 ? r : record_remove(p, id, err);
 }
 
@@ -323,11 +362,14 @@ static int network_from_record(const char *id, const json_t *rec, struct pod_net
 			return -ENOMEM;
 	n->netns_path = strdup(rec_str(rec, "netns"));
 	n->netns_present = n->netns_path && netns_is_pinned(n->netns_path);
+	const char *upin = rec_str(json_object_get(rec, "userns"), "path");
+	n->userns_path = strdup(upin ? upin : "");
 	n->result_json = json_dumps(result, JSON_COMPACT | JSON_SORT_KEYS);
 	n->network_name = strdup(network_name(rec));
 	n->cni_version = strdup(rec_str(network, "cniVersion"));
 	n->ifname = strdup(POD_IFNAME);
-	if (!n->netns_path || !n->result_json || !n->network_name || !n->cni_version || !n->ifname)
+	if (!n->netns_path || !n->result_json || !n->network_name || !n->cni_version ||
+	    !n->ifname || !n->userns_path)
 		return -ENOMEM;
 	*ret = TAKE_PTR(n);
 	return 0;
@@ -338,6 +380,7 @@ struct pod_network *pod_network_free(struct pod_network *n)
 	if (!n)
 		return NULL;
 	free(n->netns_path);
+	free(n->userns_path);
 	strv_free(n->ips);
 	free(n->result_json);
 	free(n->network_name);
@@ -369,10 +412,8 @@ static int clear_the_way(struct pods *p, const struct cni_runtime *rt,
 	int r = record_load(p, spec->id, &old, &why);
 	if (r == -EUCLEAN)
 		return drop_unreadable(p, spec->id, why.msg, err);
-	if (r == -ENOENT) {
-		_cleanup_free_ char *pin = pin_path(p, spec->id);
-		return pin ? netns_remove(pin, err) : -ENOMEM;
-	}
+	if (r == -ENOENT)
+		return pins_remove(p, spec->id, err);
 	if (r < 0)
 		return r;
 	if (strcmp(rec_str(old, "state"), "ready") != 0) {
@@ -394,7 +435,14 @@ static int attach(struct pods *p, const struct cni_runtime *rt, const char *id, 
 		  struct cric_err *err)
 {
 	const char *pin = rec_str(rec, "netns");
-	int r = netns_create(pin, err);
+	const json_t *uns = json_object_get(rec, "userns");
+	const struct pod_userns u = {
+		.uid_host_id = (uint32_t)json_integer_value(json_object_get(uns, "uidHostId")),
+		.gid_host_id = (uint32_t)json_integer_value(json_object_get(uns, "gidHostId")),
+		.length = (uint32_t)json_integer_value(json_object_get(uns, "length")),
+	};
+	int r =
+	    uns ? netns_create_userns(rec_str(uns, "path"), pin, &u, err) : netns_create(pin, err);
 	if (r < 0) {
 		struct cric_err ignored;
 		record_remove(p, id, &ignored);
@@ -450,7 +498,7 @@ int pods_setup(struct pods *p, const struct cni_runtime *rt, const char *conf_di
 	_cleanup_free_ char *pin = pin_path(p, spec->id);
 	if (!rc || !cni_args || !pin)
 		return -ENOMEM;
-	_cleanup_json_ json_t *rec = record_new(spec, pin, cni_args, rc, network, conf_file);
+	_cleanup_json_ json_t *rec = record_new(p, spec, pin, cni_args, rc, network, conf_file);
 	if (!rec)
 		return -ENOMEM;
 	if ((r = record_save(p, spec->id, rec, err)) < 0)
@@ -483,11 +531,12 @@ int pods_teardown(struct pods *p, const struct cni_runtime *rt, const char *pod_
 	r = record_load(p, pod_id, &rec, &why);
 	if (r == -ENOENT) {
 		_cleanup_free_ char *pin = pin_path(p, pod_id);
+		_cleanup_free_ char *upin = user_pin_path(p, pod_id);
 		struct stat st;
-		if (!pin)
+		if (!pin || !upin)
 			return -ENOMEM;
-		*was_known = lstat(pin, &st) == 0;
-		return netns_remove(pin, err);
+		*was_known = lstat(pin, &st) == 0 || lstat(upin, &st) == 0;
+		return pins_remove(p, pod_id, err);
 	}
 	*was_known = true;
 	if (r == -EUCLEAN)
@@ -576,20 +625,19 @@ static void reconcile_records(struct pods *p, const struct cni_runtime *rt, size
 	free(list);
 }
 
-static void reconcile_pins(struct pods *p)
+static void reconcile_pins(struct pods *p, const char *dir)
 {
 	struct dirent **list = NULL;
-	int n = scandir(p->netns_dir, &list, NULL, alphasort);
+	int n = scandir(dir, &list, NULL, alphasort);
 	for (int i = 0; i < n; i++) {
 		const char *name = list[i]->d_name;
 		if (strcmp(name, ".") != 0 && strcmp(name, "..") != 0) {
 			_cleanup_free_ char *rec = id_is_valid(name) ? record_path(p, name) : NULL;
-			_cleanup_free_ char *pin = path_join(p->netns_dir, name);
+			_cleanup_free_ char *pin = path_join(dir, name);
 			struct stat st;
 			struct cric_err e = { { 0 } };
 			if (pin && !(rec && stat(rec, &st) == 0)) {
-				log_notice("removing network namespace pin \"%s\": no pod has it",
-					   pin);
+				log_notice("removing namespace pin \"%s\": no pod has it", pin);
 				if (netns_remove(pin, &e) < 0)
 					log_warning("%s, ignoring", e.msg);
 			}
@@ -607,18 +655,21 @@ int pods_open(const char *state_dir, const char *run_dir, const struct cni_runti
 		return -ENOMEM;
 	p->results_dir = path_join(state_dir, "results");
 	p->netns_dir = path_join(run_dir, "netns");
-	if (!p->results_dir || !p->netns_dir) {
+	p->userns_dir = path_join(run_dir, "userns");
+	if (!p->results_dir || !p->netns_dir || !p->userns_dir) {
 		free(p->results_dir);
 		free(p->netns_dir);
+		free(p->userns_dir);
 		return -ENOMEM;
 	}
-	const char *dirs[] = { p->results_dir, p->netns_dir };
+	const char *dirs[] = { p->results_dir, p->netns_dir, p->userns_dir };
 	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
 		int r = mkdir_p(dirs[i], 0700);
 		if (r < 0) {
 			err_set(err, r, "create \"%s\": %s", dirs[i], strerror(-r));
 			free(p->results_dir);
 			free(p->netns_dir);
+			free(p->userns_dir);
 			return r;
 		}
 	}
@@ -627,7 +678,8 @@ int pods_open(const char *state_dir, const char *run_dir, const struct cni_runti
 
 	size_t n_known = 0;
 	reconcile_records(p, rt, &n_known);
-	reconcile_pins(p);
+	reconcile_pins(p, p->netns_dir);
+	reconcile_pins(p, p->userns_dir);
 	log_info("%zu pod network%s known", n_known, n_known == 1 ? "" : "s");
 	*ret = TAKE_PTR(p);
 	return 0;
@@ -639,6 +691,7 @@ struct pods *pods_free(struct pods *p)
 		return NULL;
 	free(p->results_dir);
 	free(p->netns_dir);
+	free(p->userns_dir);
 	free(p->busy);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->changed);

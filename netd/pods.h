@@ -8,6 +8,9 @@
  *       final CNI result. Persistent, so that DEL works with exactly what ADD
  *       was given after netd restarts and after reboots.
  *   <run_dir>/netns/<pod id>            the pinned namespace (netns.h).
+ *   <run_dir>/userns/<pod id>           the pod's own user namespace, which
+ *       owns the network namespace, for pods that ask for one (the record's
+ *       "userns": its path and mapping).
  * Setup writes the record ("adding") before it creates anything, so every
  * namespace and every plugin run has a record to undo it by.
  *
@@ -34,6 +37,7 @@ struct pods;
 struct pod_network {
 	char pod_id[65];
 	char *netns_path;
+	char *userns_path; /* "" when the pod has no user namespace of its own */
 	bool netns_present;
 	char **ips; /* NULL-terminated, primary first; no prefix lengths */
 	char *result_json;

@@ -108,6 +108,17 @@ static int validate_ip_ranges(const struct pod_net_spec *s, struct cric_err *err
 	return 0;
 }
 
+static int validate_userns(const struct pod_userns *u, struct cric_err *err)
+{
+	if (u->length == 0)
+		return err_set(err, -EINVAL, "userns.length must be at least 1");
+	if (u->uid_host_id == 0 || u->gid_host_id == 0)
+		return err_set(err, -EINVAL, "userns host ids must not be 0 (the host's root)");
+	if (u->uid_host_id > UINT32_MAX - u->length || u->gid_host_id > UINT32_MAX - u->length)
+		return err_set(err, -EINVAL, "userns host ids + length pass 2^32-1");
+	return 0;
+}
+
 int pod_net_spec_validate(const struct pod_net_spec *s, struct cric_err *err)
 {
 	if (!id_is_valid(s->id))
@@ -121,6 +132,8 @@ int pod_net_spec_validate(const struct pod_net_spec *s, struct cric_err *err)
 		r = validate_dns(s->dns, err);
 	if (r == 0)
 		r = validate_ip_ranges(s, err);
+	if (r == 0 && s->userns)
+		r = validate_userns(s->userns, err);
 	return r;
 }
 

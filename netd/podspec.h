@@ -51,6 +51,10 @@ struct pod_ip_range {
 	const char *range_start, *range_end, *gateway; /* optional (NULL/"") */
 };
 
+struct pod_userns {
+	uint32_t uid_host_id, gid_host_id, length;
+};
+
 struct pod_net_spec {
 	const char *id; /* 64 lowercase hex */
 	const char *name;
@@ -62,6 +66,9 @@ struct pod_net_spec {
 	const struct pod_dns *dns;             /* NULL: none */
 	const struct pod_ip_range *ip_ranges;
 	size_t n_ip_ranges;
+	/* The pod's own user namespace (NULL: none): container ids
+	 * 0..length-1 are host ids uid_host_id.. and gid_host_id.. */
+	const struct pod_userns *userns;
 };
 
 /* Check every field; -EINVAL with err naming the first bad one. The pod's

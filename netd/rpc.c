@@ -72,6 +72,7 @@ static Cric__Netd__NetdPodNetwork *network_to_pb(const struct pod_network *net)
 	pb->netns_present = net->netns_present;
 	if (pb_set_str(&pb->pod_id, net->pod_id) < 0 ||
 	    pb_set_str(&pb->netns_path, net->netns_path) < 0 ||
+	    pb_set_str(&pb->userns_path, net->userns_path ? net->userns_path : "") < 0 ||
 	    pb_set_str(&pb->cni_result_json, net->result_json) < 0 ||
 	    pb_set_str(&pb->network_name, net->network_name) < 0 ||
 	    pb_set_str(&pb->cni_version, net->cni_version) < 0 ||
@@ -108,6 +109,11 @@ static int setup_pod_network(void *ud, const struct cric_call *call, const Proto
 						   .range_end = r->range_end,
 						   .gateway = r->gateway };
 	}
+	struct pod_userns uns;
+	if (req->userns)
+		uns = (struct pod_userns){ .uid_host_id = req->userns->uid_host_id,
+					   .gid_host_id = req->userns->gid_host_id,
+					   .length = req->userns->length };
 	struct pod_bandwidth bw;
 	if (req->bandwidth)
 		bw = (struct pod_bandwidth){ .ingress_rate = req->bandwidth->ingress_rate,
@@ -133,6 +139,7 @@ static int setup_pod_network(void *ud, const struct cric_call *call, const Proto
 		.dns = req->dns ? &dns : NULL,
 		.ip_ranges = ranges,
 		.n_ip_ranges = req->n_ip_ranges,
+		.userns = req->userns ? &uns : NULL,
 	};
 
 	_cleanup_(netd_settings_done) struct netd_settings s = { 0 };

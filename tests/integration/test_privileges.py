@@ -75,7 +75,7 @@ EXPECTED = {
     "imaged": (mask(), True),
     "stored": (mask("SYS_ADMIN", "CHOWN", "FOWNER", "FSETID", "MKNOD", "DAC_OVERRIDE",
                      "SETFCAP", "SETUID", "SETGID"), True),
-    "netd": (mask("NET_ADMIN", "NET_RAW", "SYS_ADMIN"), False),
+    "netd": (mask("NET_ADMIN", "NET_RAW", "SYS_ADMIN", "SETUID", "SETGID"), False),
     "runtimed": (None, False),  # what it was given: runc needs it
     "monitord": (None, False),
 }

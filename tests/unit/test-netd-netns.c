@@ -1,4 +1,5 @@
-/* netd/netns.h: pinned network namespaces (needs root: skipped
+/* netd/netns.h: pinned network namespaces, also in a pod's own user
+ * namespace (common/nspin.h) (needs root: skipped
  * otherwise, and a failure under CI=true). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,10 +20,14 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <linux/nsfs.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/nspin.h"
 #include "netd/netns.h"
+#include "netd/podspec.h"
 #include "testutil.h"
 
 struct fixture {
@@ -181,6 +186,91 @@ static void test_many_cycles_leave_nothing(void **state)
 	assert_int_equal(dir_count("/proc/self/task"), threads);
 }
 
+static ino_t owner_of(const char *pin)
+{
+	int fd = open(pin, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	int u = ioctl(fd, NS_GET_USERNS);
+	assert_true(u >= 0);
+	struct stat st;
+	assert_int_equal(fstat(u, &st), 0);
+	close(u);
+	close(fd);
+	return st.st_ino;
+}
+
+/* In a child: join the user namespace pinned at user, then the network
+ * and IPC namespaces (what runc and runc exec do), and check the map. */
+static int join_all(const char *user, const char *net, const char *ipc)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int u = open(user, O_RDONLY | O_CLOEXEC), n = open(net, O_RDONLY | O_CLOEXEC),
+		    i = open(ipc, O_RDONLY | O_CLOEXEC);
+		if (u < 0 || n < 0 || i < 0 || setns(u, CLONE_NEWUSER) < 0 ||
+		    setns(n, CLONE_NEWNET) < 0 || setns(i, CLONE_NEWIPC) < 0)
+			_exit(1);
+		char map[128] = "";
+		int fd = open("/proc/self/uid_map", O_RDONLY | O_CLOEXEC);
+		ssize_t len = fd >= 0 ? read(fd, map, sizeof(map) - 1) : -1;
+		unsigned a, b, c;
+		_exit(len > 0 && sscanf(map, "%u %u %u", &a, &b, &c) == 3 && a == 0 &&
+			      b == 1u << 20 && c == 65536
+			  ? 0
+			  : 2);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_userns_pod(void **state)
+{
+	struct fixture *f = *state;
+	need_root();
+	char user[PATH_MAX], ipc[PATH_MAX];
+	tpath(user, f->dir, "user");
+	tpath(ipc, f->dir, "ipc");
+	const struct pod_userns u = { .uid_host_id = 1u << 20,
+				      .gid_host_id = 1u << 20,
+				      .length = 65536 };
+	struct cric_err err = { "untouched" };
+	assert_int_equal(netns_create_userns(user, f->pin, &u, &err), 0);
+	assert_true(nspin_is_pinned(user, CLONE_NEWUSER));
+	assert_true(netns_is_pinned(f->pin));
+	/* The network namespace is the pod's user namespace's, lo up. */
+	assert_true(owner_of(f->pin) == ino_of(user));
+	struct probe p = { .pin = f->pin };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, probe_thread, &p), 0);
+	pthread_join(t, NULL);
+	assert_true(p.flags >= 0 && (p.flags & IFF_UP));
+	/* An IPC namespace made inside it (runtimed's) is its too. */
+	assert_int_equal(nspin_create_owned(CLONE_NEWIPC, user, ipc, NULL, NULL, &err), 0);
+	assert_true(owner_of(ipc) == ino_of(user));
+	/* A process of the user namespace may join both. */
+	assert_int_equal(join_all(user, f->pin, ipc), 0);
+	/* Not a user namespace: refused, nothing made. */
+	char other[PATH_MAX];
+	tpath(other, f->dir, "other");
+	assert_int_equal(nspin_create_owned(CLONE_NEWUTS, f->pin, other, NULL, NULL, &err),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg, "not a pinned user namespace"));
+	assert_int_equal(access(other, F_OK), -1);
+	/* Existing pins are not replaced, and nothing is left by the try. */
+	assert_int_equal(netns_create_userns(user, other, &u, &err), -EEXIST);
+	assert_int_equal(access(other, F_OK), -1);
+	assert_int_equal(nspin_remove(ipc, NULL), 0);
+	assert_int_equal(nspin_remove(user, NULL), 0);
+	assert_int_equal(netns_remove(f->pin, NULL), 0);
+	assert_int_equal(mounts_under(f->dir), 0);
+	/* The start-up probe leaves nothing either. */
+	assert_int_equal(nspin_probe_userns(f->dir, &err), 0);
+	assert_int_equal(mounts_under(f->dir), 0);
+	assert_int_equal(dir_count(f->dir), 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -188,6 +278,7 @@ int main(void)
 		T(test_create_and_remove),
 		T(test_remove_odd_states),
 		T(test_many_cycles_leave_nothing),
+		T(test_userns_pod),
 	};
 #undef T
 	return cmocka_run_group_tests_name("netd-netns", tests, NULL, NULL);
