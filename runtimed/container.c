@@ -510,6 +510,7 @@ static int write_bundle(struct ctr_mgr *m, struct container *c, struct create_ct
 		.userns = x->pod.userns,
 		.uid_map = x->pod.uid_map,
 		.gid_map = x->pod.gid_map,
+		.userns_pin = x->pod.userns_pin,
 	};
 	_cleanup_json_ json_t *profile = NULL;
 	_cleanup_free_ char *apparmor = NULL;

@@ -306,13 +306,14 @@ static int base_mounts(const struct ctr_plan_in *in, json_t *ms)
 					   mnt("/dev/shm", "bind", pod->host_ipc ? "/dev/shm" : shm,
 					       json_pack("[s,s,s,s,s]", "rbind", "rprivate",
 							 "nosuid", "noexec", "nodev")));
-	/* In a user namespace (see struct ctr_pod): the host's /sys, no
-	 * mqueue. */
-	if (!pod->userns)
+	/* In a user namespace that owns none of the pod's (see struct
+	 * ctr_pod): the host's /sys, no mqueue. */
+	bool foreign = pod->userns && !(pod->userns_pin && pod->userns_pin[0]);
+	if (!foreign)
 		r |= json_array_append_new(ms,
 					   mnt("/dev/mqueue", "mqueue", "mqueue",
 					       json_pack("[s,s,s]", "nosuid", "noexec", "nodev")));
-	if (pod->userns)
+	if (foreign)
 		r |= json_array_append_new(ms, mnt("/sys", "bind", "/sys",
 						   json_pack("[s,s,s,s,s,s]", "rbind", "rprivate",
 							     "nosuid", "noexec", "nodev", "ro")));
@@ -442,9 +443,12 @@ static int plan_namespaces(const struct ctr_plan_in *in, json_t **ret, struct cr
 	default:
 		return err_set(err, -EINVAL, "namespace_options.pid %d is unknown", pid);
 	}
-	/* A new user namespace of the pod's mapping, made by runc after it
-	 * joined the others. */
-	if (pod->userns && ns_add(ns, "user", NULL) < 0)
+	/* The pod's user namespace, joined first (runc does), so that the
+	 * pod's namespaces it owns can be joined; or, for a pod whose user
+	 * namespace owns none, a new one that runc makes after it joined the
+	 * others. */
+	if (pod->userns &&
+	    ns_add(ns, "user", pod->userns_pin && pod->userns_pin[0] ? pod->userns_pin : NULL) < 0)
 		return -ENOMEM;
 	/* Network, IPC and UTS are the pod's, whatever the container says. */
 	if (r == 0 && !pod->host_network)

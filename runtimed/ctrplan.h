@@ -62,14 +62,19 @@ struct ctr_pod {
 	 * context), for containers that make none. */
 	enum ctr_seccomp_kind seccomp_kind;
 	const char *seccomp_ref; /* LOCALHOST: the profile's path */
-	/* The pod's user namespace mapping (userns_options POD): the
-	 * container gets a user namespace of it (a new one: runc joins the
-	 * pod's network, IPC and UTS namespaces, owned by the host's user
-	 * namespace, before it makes it), /sys bound from the host (sysfs
-	 * cannot be mounted for a network namespace of another user
-	 * namespace), no /dev/mqueue (likewise for IPC). */
+	/* The pod's user namespace mapping (userns_options POD). With
+	 * userns_pin (netd's pin of the pod's user namespace, which owns its
+	 * network, IPC and UTS namespaces) the container joins it by path
+	 * (runc 1.1 wants the mappings beside the path) and gets sysfs and
+	 * /dev/mqueue of its own. Without (a pod made before the pod's user
+	 * namespace owned the others): a new user namespace of the mapping
+	 * that runc makes after joining the pod's host-owned namespaces, /sys
+	 * bound from the host (sysfs cannot be mounted for a network
+	 * namespace of another user namespace), no /dev/mqueue (likewise for
+	 * IPC), and no exec (runc exec joins the user namespace first). */
 	bool userns;
 	struct idmap_range uid_map, gid_map;
+	const char *userns_pin; /* NULL or "": none */
 };
 
 /* The checks that need nothing but the request and the pod: metadata,

@@ -41,8 +41,29 @@ static int infra_security_apply(json_t *doc, const struct pod_infra_security *se
 	return 0;
 }
 
+/* The pod's own user namespace, joined by path with its maps beside (runc
+ * 1.1 wants both): the pid and mount namespaces runc then makes are its. */
+static int infra_userns(json_t *doc, json_t *ns, const struct sandbox *sb,
+			const struct idmap_range *uid, const struct idmap_range *gid)
+{
+	json_t *lx = json_object_get(doc, "linux");
+	if (json_array_append_new(ns, json_pack("{s:s, s:s}", "type", "user", "path", sb->userns)) <
+		0 ||
+	    json_object_set_new(lx, "uidMappings",
+				json_pack("[{s:i, s:I, s:I}]", "containerID", 0, "hostID",
+					  (json_int_t)uid->host_id, "size",
+					  (json_int_t)uid->length)) < 0 ||
+	    json_object_set_new(lx, "gidMappings",
+				json_pack("[{s:i, s:I, s:I}]", "containerID", 0, "hostID",
+					  (json_int_t)gid->host_id, "size",
+					  (json_int_t)gid->length)) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
 static int write_infra_bundle(struct sandbox_mgr *m, struct sandbox *sb, const char *bundle,
 			      const struct oci_handler *h, const struct pod_infra_security *sec,
+			      const struct idmap_range *uid, const struct idmap_range *gid,
 			      struct cric_err *err)
 {
 	json_t *ns = json_pack("[{s:s}, {s:s}]", "type", "pid", "type", "mount");
@@ -92,7 +113,10 @@ static int write_infra_bundle(struct sandbox_mgr *m, struct sandbox *sb, const c
 	 * pick (-998), as far as this host lets us. */
 	if (json_object_set_new(json_object_get(doc, "process"), "oomScoreAdj",
 				json_integer(oci_oom_score_adj(INFRA_OOM_SCORE_ADJ))) < 0 ||
-	    infra_security_apply(doc, sec) < 0)
+	    infra_security_apply(doc, sec) < 0 ||
+	    (uid && sb->userns[0] &&
+	     infra_userns(doc, json_object_get(json_object_get(doc, "linux"), "namespaces"), sb,
+			  uid, gid) < 0))
 		return err_set(err, -ENOMEM, "build the infra's config.json");
 	/* No hostname: the UTS namespace is the pinned one (or the node's). */
 	if (mkdir(bundle, 0700) < 0 && errno != EEXIST)
@@ -105,12 +129,13 @@ static int write_infra_bundle(struct sandbox_mgr *m, struct sandbox *sb, const c
 }
 
 int infra_start(struct sandbox_mgr *m, struct sandbox *sb, const struct oci_handler *h,
-		const struct pod_infra_security *sec, struct cric_err *err)
+		const struct pod_infra_security *sec, const struct idmap_range *uid,
+		const struct idmap_range *gid, struct cric_err *err)
 {
 	_cleanup_free_ char *bundle = path_join(sb->dir, "infra");
 	if (!bundle)
 		return -ENOMEM;
-	int r = write_infra_bundle(m, sb, bundle, h, sec, err);
+	int r = write_infra_bundle(m, sb, bundle, h, sec, uid, gid, err);
 	if (r < 0)
 		return r;
 	pid_t pid = 0;

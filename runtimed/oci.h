@@ -33,7 +33,7 @@ struct oci_handler {
 	 * own at start; cric makes the id-mapped mounts itself, so the
 	 * handler's idmap_mounts is not needed). Set by runtimed, reported as
 	 * RuntimeHandlerFeatures.user_namespaces. Only with the config key
-	 * runtimed.userns_pods true: runc 1.1 cannot exec into such a pod. */
+	 * runtimed.userns_pods not false. */
 	bool userns_pods;
 	/* The handler and kernel could (userns_pods but for the config key),
 	 * and runtimed.userns_pods is false: said in the refusal. */

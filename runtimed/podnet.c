@@ -28,8 +28,9 @@ bool podnet_netns_path_ok(const char *pin_dir, const char *path)
 	       id_is_safe_token(name, NAME_MAX) && path_is_clean(path, true, PATH_MAX - 1);
 }
 
-/* What netd made for the pod, into its sandbox. */
-static int adopt_network(struct sandbox_mgr *m, struct sandbox *sb,
+/* What netd made for the pod, into its sandbox: with userns, the pod's
+ * user namespace too. */
+static int adopt_network(struct sandbox_mgr *m, struct sandbox *sb, bool userns,
 			 const Cric__Netd__NetdPodNetwork *n, struct cric_err *err)
 {
 	if (!n || strlen(n->netns_path) >= sizeof(sb->netns))
@@ -38,8 +39,15 @@ static int adopt_network(struct sandbox_mgr *m, struct sandbox *sb,
 		return err_set(err, -EIO,
 			       "netd answered a network namespace \"%.200s\" outside \"%s\"",
 			       n->netns_path, m->netd_pin_dir);
+	if (userns && (!n->userns_path || strlen(n->userns_path) >= sizeof(sb->userns) ||
+		       !podnet_netns_path_ok(m->netd_userns_dir, n->userns_path)))
+		return err_set(err, -EIO,
+			       "netd answered a user namespace \"%.200s\" outside \"%s\"",
+			       n->userns_path ? n->userns_path : "", m->netd_userns_dir);
 	pthread_mutex_lock(&m->lock);
 	snprintf(sb->netns, sizeof(sb->netns), "%s", n->netns_path);
+	if (userns)
+		snprintf(sb->userns, sizeof(sb->userns), "%s", n->userns_path);
 	for (size_t i = 0; i < n->n_ips && i < SANDBOX_MAX_IPS; i++)
 		sb->ips[i] = strdup(n->ips[i]);
 	sb->cni_result = strdup(n->cni_result_json);
@@ -100,6 +108,15 @@ int podnet_setup(struct sandbox_mgr *m, const struct cric_call *call, struct san
 	req.n_ip_ranges = nr;
 	req.ip_ranges = rp;
 
+	/* The pod's own user namespace: netd makes the network namespace in
+	 * it (podplan.c checked the two maps are of one length). */
+	Cric__Netd__NetdUserNamespace uns = CRIC__NETD__NETD_USER_NAMESPACE__INIT;
+	uns.uid_host_id = p->uid_map.host_id;
+	uns.gid_host_id = p->gid_map.host_id;
+	uns.length = p->uid_map.length;
+	if (p->userns)
+		req.userns = &uns;
+
 	ProtobufCMessage *out = NULL;
 	_cleanup_free_ char *msg = NULL;
 	/* A creation: it keeps going past its caller's deadline. */
@@ -110,7 +127,7 @@ int podnet_setup(struct sandbox_mgr *m, const struct cric_call *call, struct san
 			       msg ? msg : grpc_code_name(code));
 	_cleanup_pb_ Cric__Netd__SetupPodNetworkResponse *resp =
 	    (Cric__Netd__SetupPodNetworkResponse *)out;
-	return adopt_network(m, sb, resp->network, err);
+	return adopt_network(m, sb, p->userns, resp->network, err);
 }
 
 int podnet_teardown(struct sandbox_mgr *m, const struct cric_call *call, struct sandbox *sb,

@@ -136,10 +136,9 @@ int pod_plan_userns(const Runtime__V1__UserNamespace *u, struct pod_plan *p, str
 	if (p->handler->userns_pods_off)
 		return err_set(err, -EINVAL,
 			       "namespace_options.userns_options: pods of their own user "
-			       "namespace are off on this node: exec into them (ExecSync, Exec, "
-			       "exec probes) is not supported by this host's runc (runtime "
-			       "handler \"%s\"); set \"runtimed\": {\"userns_pods\": true} in "
-			       "the cric config to run them without exec",
+			       "namespace are turned off on this node (runtime handler \"%s\" "
+			       "could run them); set \"runtimed\": {\"userns_pods\": true} in "
+			       "the cric config to turn them on",
 			       p->handler->name);
 	if (!p->handler->userns_pods)
 		return err_set(err, -EINVAL,
@@ -164,11 +163,6 @@ int pod_plan_userns(const Runtime__V1__UserNamespace *u, struct pod_plan *p, str
 		return err_set(err, -EINVAL,
 			       "namespace_options.userns_options POD cannot go with a host "
 			       "network, IPC or PID namespace");
-	if (p->pid_mode == RUNTIME__V1__NAMESPACE_MODE__POD)
-		return err_set(err, -EINVAL,
-			       "namespace_options.userns_options POD cannot go with "
-			       "namespace_options.pid POD here (the shared PID namespace is "
-			       "the host user namespace's)");
 	p->userns = true;
 	return 0;
 }

@@ -37,6 +37,7 @@ int pod_snapshot_get(struct sandbox_mgr *m, const struct cric_call *call, const 
 	copy(s.netns, sizeof(s.netns), sb->netns);
 	copy(s.ipc_pin, sizeof(s.ipc_pin), sb->ipc_ns);
 	copy(s.uts_pin, sizeof(s.uts_pin), sb->uts_ns);
+	copy(s.userns_pin, sizeof(s.userns_pin), sb->userns);
 	copy(s.cgroup, sizeof(s.cgroup), sb->cgroup);
 	copy(s.cgroup_parent, sizeof(s.cgroup_parent), sb->cgroup_parent);
 	copy(s.handler, sizeof(s.handler), sb->brief.handler);

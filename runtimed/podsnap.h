@@ -33,6 +33,7 @@ struct pod_snapshot {
 	 * RunPodSandbox): the mapping of its containers. */
 	bool userns;
 	struct idmap_range uid_map, gid_map;
+	char userns_pin[PATH_MAX]; /* netd's pin of it */
 };
 
 /* The pod id names (id or unique prefix): -ENOENT, -EINVAL (ambiguous). */

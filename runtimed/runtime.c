@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "apparmor.h"
@@ -13,6 +14,7 @@
 #include "exitwatch.h"
 #include "common/fsutil.h"
 #include "common/idmap.h"
+#include "common/nspin.h"
 #include "common/macro.h"
 
 #include "common/cleanup.h"
@@ -231,22 +233,30 @@ static void load_apparmor_default(struct runtimed *rt, const char *run_dir)
 	}
 }
 
-/* Pods of their own user namespace need a handler with user namespaces
- * and id-mapped mounts of runtimed's files (pod files, bundles) and
- * volumes, which cric makes itself (common/idmap.h): probed once, on the
- * run dir where pods' files live. Opt-in (runtimed.userns_pods): with
- * runc 1.1 each container makes its own user namespace after joining the
- * pod's (host-owned) namespaces, so `runc exec`, which enters the user
- * namespace first, cannot then enter the IPC namespace (EPERM): no
- * ExecSync, Exec or exec probes into such a pod. */
+/* Pods of their own user namespace need a handler with user namespaces,
+ * id-mapped mounts of runtimed's files (pod files, bundles) and volumes,
+ * which cric makes itself (common/idmap.h), and namespaces owned by a user
+ * namespace (the pod's network, IPC and UTS namespaces are its, so that
+ * runc, which joins the user namespace first, may join them: also for
+ * `runc exec`): both probed once, on the run dir where pods' files live.
+ * On unless runtimed.userns_pods is false. */
 static void probe_userns(struct runtimed *rt, const char *run, bool enabled)
 {
 	struct cric_err e;
+	/* Searchable by all (not listable): the infra of a user-namespaced
+	 * pod, root of the pod's user namespace, is a host id of its own that
+	 * runc walks to the infra's rootfs and the pod's files. */
 	int r = mkdir_p(run, 0711);
+	if (r == 0 && chmod(run, 0711) < 0)
+		r = negative_errno();
 	bool ok =
 	    (r < 0 ? err_set(&e, r, "create it: %s", strerror(-r)) : idmap_probe(run, &e)) == 0;
 	if (!ok)
 		log_notice("no id-mapped mounts on \"%s\" (user-namespaced pods refused): %s", run,
+			   e.msg);
+	if (ok && !(ok = nspin_probe_userns(run, &e) == 0))
+		log_notice("no namespaces owned by a pod's user namespace (user-namespaced pods "
+			   "refused): %s",
 			   e.msg);
 	for (size_t i = 0; i < rt->n_handlers; i++) {
 		bool can = ok && rt->handlers[i].userns;
@@ -254,8 +264,8 @@ static void probe_userns(struct runtimed *rt, const char *run, bool enabled)
 		rt->handlers[i].userns_pods_off = can && !enabled;
 		log_info("runtime handler \"%s\": user-namespaced pods %s", rt->handlers[i].name,
 			 rt->handlers[i].userns_pods ? "supported"
-			 : can ? "off (runtimed.userns_pods is false: no exec into them)"
-			       : "not supported");
+			 : can                       ? "off (runtimed.userns_pods is false)"
+						     : "not supported");
 	}
 }
 
@@ -294,7 +304,7 @@ int runtimed_new(const struct cric_config *cfg, struct runtimed **ret, struct cr
 	const json_t *shm = json_object_get(json_object_get(cfg->doc, "runtimed"), "shm_size");
 	if (r == 0 && shm && (!json_is_integer(shm) || json_integer_value(shm) < 4096))
 		r = bad_key(cfg, "shm_size", "a size in bytes of at least 4096", err);
-	/* Pods of their own user namespace, without exec (probe_userns). */
+	/* Pods of their own user namespace (probe_userns): on by default. */
 	const json_t *uns = json_object_get(json_object_get(cfg->doc, "runtimed"), "userns_pods");
 	if (r == 0 && uns && !json_is_boolean(uns))
 		r = bad_key(cfg, "userns_pods", "true or false", err);
@@ -311,7 +321,7 @@ int runtimed_new(const struct cric_config *cfg, struct runtimed **ret, struct cr
 	if (r == 0)
 		load_apparmor_default(rt, run);
 	if (r == 0)
-		probe_userns(rt, run, json_is_true(uns));
+		probe_userns(rt, run, !json_is_false(uns));
 	if (r == 0) {
 		const struct sandbox_mgr_config sc = {
 			.state_dir = state,

@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include "cgroup.h"
+#include "common/idmap.h"
 #include "common/ids.h"
 #include "common/macro.h"
 #include "lsm.h"
@@ -60,6 +61,9 @@ struct sandbox {
 	char *ips[SANDBOX_MAX_IPS + 1];
 	char *cni_result;
 	char ipc_pin[PATH_MAX], uts_pin[PATH_MAX];
+	/* The pod's own user namespace, pinned by netd with its netns, which
+	 * it owns (as do the IPC and UTS namespaces); "" for none. */
+	char userns[PATH_MAX];
 	pid_t infra_pid;
 	unsigned long long infra_start;
 	char cgroup[CGROUP_PATH_MAX];
@@ -92,7 +96,8 @@ struct sandbox_mgr {
 	char default_handler[64];
 	struct cric_client *netd;
 	char *pod_cidrs[MAX_POD_CIDRS + 1];
-	char *netd_pin_dir; /* <netd run dir>/netns: where pod netns live */
+	char *netd_pin_dir;    /* <netd run dir>/netns: where pod netns live */
+	char *netd_userns_dir; /* <netd run dir>/userns: pods' user namespaces */
 	sandbox_hook_fn on_pod_stop, on_pod_remove;
 	void *hooks_userdata;
 };
@@ -170,6 +175,9 @@ int podfiles_shm_unmount(const char *dir, struct cric_err *err);
  * run by the OCI runtime from a read-only root holding only it. */
 int infra_prepare_rootfs(struct sandbox_mgr *m, const char *binary, struct cric_err *err);
 struct pod_infra_security; /* podplan.h: its seccomp filter and LSM fields */
+/* uid/gid: the maps of the pod's own user namespace (sb->userns), which
+ * the infra joins; NULL for a pod without one. */
 int infra_start(struct sandbox_mgr *m, struct sandbox *sb, const struct oci_handler *h,
-		const struct pod_infra_security *sec, struct cric_err *err);
+		const struct pod_infra_security *sec, const struct idmap_range *uid,
+		const struct idmap_range *gid, struct cric_err *err);
 int infra_stop(struct sandbox_mgr *m, struct sandbox *sb, struct cric_err *err);

@@ -85,7 +85,7 @@ json_t *sandbox_to_record(const struct sandbox *sb)
 	_cleanup_free_ char *cfg = base64_encode(sb->config, sb->config_len);
 	if (!cfg)
 		return NULL;
-	return json_pack(
+	json_t *doc = json_pack(
 	    "{s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:s, s:b, s:b, s:i, s:b, s:s, s:o, s:s?,"
 	    " s:s, s:s, s:I, s:I, s:s, s:s, s:o, s:s, s:s}",
 	    "id", sb->id, "name", sb->name, "namespace", sb->namespace, "uid", sb->uid, "attempt",
@@ -97,6 +97,10 @@ json_t *sandbox_to_record(const struct sandbox *sb)
 	    (json_int_t)sb->infra_pid, "infra_start", (json_int_t)sb->infra_start, "cgroup",
 	    sb->cgroup, "cgroup_parent", sb->cgroup_parent, "cgroup_created",
 	    json_from_strv(sb->cgroup_created), "dir", sb->dir, "log_directory", sb->log_directory);
+	/* The pod's own user namespace (netd's pin), when it has one. */
+	if (doc && sb->userns[0] && json_object_set_new(doc, "userns", json_string(sb->userns)) < 0)
+		return json_decref(doc), NULL;
+	return doc;
 }
 
 /* Called with the sandbox's op lock held (fields do not change under us). */
@@ -127,7 +131,9 @@ int sandbox_from_record(const json_t *doc, struct sandbox **ret)
 		return -ENOMEM;
 	const char *state = json_string_value(json_object_get(doc, "state"));
 	const char *cfg = json_string_value(json_object_get(doc, "config"));
-	if (copy_str(sb->id, sizeof(sb->id), doc, "id") < 0 || !id_is_valid(sb->id) ||
+	if ((json_object_get(doc, "userns") &&
+	     copy_str(sb->userns, sizeof(sb->userns), doc, "userns") < 0) ||
+	    copy_str(sb->id, sizeof(sb->id), doc, "id") < 0 || !id_is_valid(sb->id) ||
 	    copy_str(sb->name, sizeof(sb->name), doc, "name") < 0 ||
 	    copy_str(sb->namespace, sizeof(sb->namespace), doc, "namespace") < 0 ||
 	    copy_str(sb->uid, sizeof(sb->uid), doc, "uid") < 0 ||
@@ -330,6 +336,28 @@ static int share_cgroups(struct sandbox_mgr *m, struct sandbox *sb, char *const 
 	return 0;
 }
 
+/* The pod's network from netd, and its net sysctls. */
+static int network_up(struct sandbox_mgr *m, const struct cric_call *call, struct sandbox *sb,
+		      const struct pod_plan *p, struct cric_err *err)
+{
+	pthread_mutex_lock(&m->lock);
+	sb->net_setup = true; /* from here on, netd may hold state */
+	pthread_mutex_unlock(&m->lock);
+	/* Not saved: a CREATING record's network is torn down whenever the
+	 * pod has its own (recover.c); the user namespace's pin is saved
+	 * with the READY record and goes with netd's teardown. */
+	int r = podnet_setup(m, call, sb, p, err);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&m->lock);
+	sb->net_confirmed = true;
+	pthread_mutex_unlock(&m->lock);
+	struct ns_setup s = { p, SYSCTL_NS_NET };
+	if ((r = nspin_run_in(CLONE_NEWNET, sb->netns, apply_sysctls, &s, err)) < 0)
+		return err_prefix(err, r, "network namespace");
+	return 0;
+}
+
 static int create(struct sandbox_mgr *m, const struct cric_call *call, struct sandbox *sb,
 		  const struct pod_plan *p, const struct pod_infra_security *sec,
 		  struct cric_err *err)
@@ -354,36 +382,37 @@ static int create(struct sandbox_mgr *m, const struct cric_call *call, struct sa
 	if (p->has_limits && (r = cgroup_apply(sb->cgroup, &p->limits, err)) < 0)
 		return r;
 
+	/* A pod of its own user namespace: netd makes it with the network
+	 * namespace, first, and the IPC and UTS namespaces are made inside it
+	 * (podplan.c: such a pod has its own network and IPC namespaces). */
+	if (p->userns && (r = network_up(m, call, sb, p, err)) < 0)
+		return r;
 	if (!sb->host_ipc) {
 		if ((r = podfiles_shm_mount(sb->dir, m->shm_size, err)) < 0)
 			return r;
 		struct ns_setup s = { p, SYSCTL_NS_IPC };
-		if ((r = nspin_create(CLONE_NEWIPC, sb->ipc_pin, apply_sysctls, &s, err)) < 0)
+		r = p->userns ? nspin_create_owned(CLONE_NEWIPC, sb->userns, sb->ipc_pin,
+						   apply_sysctls, &s, err)
+			      : nspin_create(CLONE_NEWIPC, sb->ipc_pin, apply_sysctls, &s, err);
+		if (r < 0)
 			return err_prefix(err, r, "IPC namespace");
 	}
 	if (!sb->host_network) {
-		if ((r = nspin_create(CLONE_NEWUTS, sb->uts_pin, set_hostname, (void *)p->hostname,
-				      err)) < 0)
+		r = p->userns ? nspin_create_owned(CLONE_NEWUTS, sb->userns, sb->uts_pin,
+						   set_hostname, (void *)p->hostname, err)
+			      : nspin_create(CLONE_NEWUTS, sb->uts_pin, set_hostname,
+					     (void *)p->hostname, err);
+		if (r < 0)
 			return err_prefix(err, r, "UTS namespace");
-		pthread_mutex_lock(&m->lock);
-		sb->net_setup = true; /* from here on, netd may hold state */
-		pthread_mutex_unlock(&m->lock);
-		/* Not saved: a CREATING record's network is torn down
-		 * whenever the pod has its own (recover.c). */
-		if ((r = podnet_setup(m, call, sb, p, err)) < 0)
+		if (!p->userns && (r = network_up(m, call, sb, p, err)) < 0)
 			return r;
-		pthread_mutex_lock(&m->lock);
-		sb->net_confirmed = true;
-		pthread_mutex_unlock(&m->lock);
-		struct ns_setup s = { p, SYSCTL_NS_NET };
-		if ((r = nspin_run_in(CLONE_NEWNET, sb->netns, apply_sysctls, &s, err)) < 0)
-			return err_prefix(err, r, "network namespace");
 	}
 	if ((r = podfiles_write(sb, p, err)) < 0)
 		return r;
 	if (sb->pid_mode == POD_NS_POD) {
 		const struct oci_handler *h = find_handler(m, sb->handler);
-		if ((r = infra_start(m, sb, h, sec, err)) < 0)
+		if ((r = infra_start(m, sb, h, sec, p->userns ? &p->uid_map : NULL,
+				     p->userns ? &p->gid_map : NULL, err)) < 0)
 			return r;
 	}
 	return 0;
@@ -681,9 +710,10 @@ int sandbox_mgr_new(const struct sandbox_mgr_config *cfg, struct sandbox_mgr **r
 	m->network_file = path_join(cfg->state_dir, "network.json");
 	m->runtimes_dir = path_join(cfg->run_dir, "runtimes");
 	m->netd_pin_dir = path_join(cfg->netd_run_dir ? cfg->netd_run_dir : "", "netns");
+	m->netd_userns_dir = path_join(cfg->netd_run_dir ? cfg->netd_run_dir : "", "userns");
 	m->handlers = calloc(cfg->n_handlers ? cfg->n_handlers : 1, sizeof(*m->handlers));
 	if (!records_dir || !m->sandboxes_dir || !m->pause_rootfs || !m->network_file ||
-	    !m->runtimes_dir || !m->netd_pin_dir || !m->handlers) {
+	    !m->runtimes_dir || !m->netd_pin_dir || !m->netd_userns_dir || !m->handlers) {
 		sandbox_mgr_free(m);
 		return -ENOMEM;
 	}
@@ -746,6 +776,7 @@ struct sandbox_mgr *sandbox_mgr_free(struct sandbox_mgr *m)
 	free(m->network_file);
 	free(m->runtimes_dir);
 	free(m->netd_pin_dir);
+	free(m->netd_userns_dir);
 	free(m->handlers);
 	strv_clear(m->pod_cidrs, MAX_POD_CIDRS);
 	pthread_mutex_destroy(&m->lock);

@@ -133,6 +133,8 @@ struct sandbox_snapshot {
 	char *ips[SANDBOX_MAX_IPS + 1]; /* the first is the pod's IP */
 	/* The pinned namespaces ("" for the node's). */
 	char netns[PATH_MAX], ipc_ns[PATH_MAX], uts_ns[PATH_MAX];
+	/* The pod's own user namespace, which owns the three ("" for none). */
+	char userns[PATH_MAX];
 	pid_t infra_pid; /* 0 without an infra */
 	char cgroup[CGROUP_PATH_MAX];
 	char cgroup_parent[CGROUP_PATH_MAX]; /* as given (systemd slices) */

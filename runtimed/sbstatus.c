@@ -70,6 +70,7 @@ static struct sandbox_snapshot *snapshot_of(const struct sandbox *sb)
 	s->ipc_mode = sb->host_ipc ? POD_NS_NODE : POD_NS_POD;
 	s->pid_mode = (enum pod_ns_mode)sb->pid_mode;
 	memcpy(s->netns, sb->netns, sizeof(s->netns));
+	memcpy(s->userns, sb->userns, sizeof(s->userns));
 	if (!sb->host_ipc)
 		memcpy(s->ipc_ns, sb->ipc_pin, sizeof(s->ipc_ns));
 	if (!sb->host_network)

@@ -774,6 +774,26 @@ static void test_security_fields(void **state)
 	assert_true(has_opt(json_object_get(sys, "options"), "ro"));
 	assert_null(find_mount(s, "/dev/mqueue"));
 	json_decref(s);
+	/* A pod whose user namespace owns its others (netd's pin): joined by
+	 * path, the mappings beside it, sysfs and mqueue of its own. */
+	p.userns_pin = "/run/cric/netd/userns/pod";
+	assert_int_equal(ctr_plan_spec(&in, &s, &err), 0);
+	lx = json_object_get(s, "linux");
+	assert_non_null(json_array_get(json_object_get(lx, "uidMappings"), 0));
+	assert_non_null(json_array_get(json_object_get(lx, "gidMappings"), 0));
+	users = 0;
+	json_array_foreach (json_object_get(lx, "namespaces"), i, e)
+		if (strcmp(json_string_value(json_object_get(e, "type")), "user") == 0) {
+			users++;
+			assert_string_equal(json_string_value(json_object_get(e, "path")),
+					    "/run/cric/netd/userns/pod");
+		}
+	assert_int_equal(users, 1);
+	sys = find_mount(s, "/sys");
+	assert_string_equal(json_string_value(json_object_get(sys, "type")), "sysfs");
+	assert_true(has_opt(json_object_get(sys, "options"), "ro"));
+	assert_non_null(find_mount(s, "/dev/mqueue"));
+	json_decref(s);
 	u.mode = RUNTIME__V1__NAMESPACE_MODE__NODE;
 	assert_int_equal(ctr_plan_spec(&in, &s, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "the pod has a user namespace of its own"));
@@ -782,6 +802,7 @@ static void test_security_fields(void **state)
 	assert_non_null(json_object_get(json_object_get(s, "linux"), "uidMappings"));
 	json_decref(s);
 	p.userns = false;
+	p.userns_pin = NULL;
 
 	/* With AppArmor and SELinux present. */
 	in.lsm = &lsm;
