@@ -170,10 +170,10 @@ def test_status_reports_features_honestly(ctrs):
     assert st.runtime_handlers and st.runtime_handlers[0].name == ""
     for h in st.runtime_handlers:
         assert h.features.recursive_read_only_mounts is False
-        # This host could (test_userns.py turns it on), but pods of their
-        # own user namespace are off by default (runtimed.userns_pods: no
-        # exec into them with runc 1.1).
-        assert h.features.user_namespaces is False
+        # This host: runc runs user namespaces, the kernel id-maps the
+        # mounts cric makes and lets a pod's user namespace own its other
+        # namespaces (test_userns.py); on by default.
+        assert h.features.user_namespaces is True
 
 
 def test_update_pod_sandbox_resources(ctrs):

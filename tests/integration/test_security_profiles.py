@@ -237,30 +237,10 @@ def test_apparmor_and_selinux_on_a_host_without_them(ctrs):
     assert len(ctrs.pods.list()) == pods_before
 
 
-def test_user_namespaces_off_by_default(ctrs):
-    # Pods of their own user namespace are opt-in (runtimed.userns_pods;
-    # test_userns.py turns it on): runc 1.1 cannot exec into them. Off,
-    # Status does not claim them and one is refused saying why and how.
-    st = ctrs.cri.call("Status", api.StatusRequest(), api.StatusResponse)
-    assert st.runtime_handlers and not any(h.features.user_namespaces
-                                           for h in st.runtime_handlers), st
-    pods_before = len(ctrs.pods.list())
-    mapping = [api.IDMapping(host_id=1 << 20, container_id=0, length=65536)]
-    cfg = ctrs.pods.config()
-    cfg.linux.security_context.namespace_options.pid = api.CONTAINER
-    cfg.linux.security_context.namespace_options.userns_options.CopyFrom(
-        api.UserNamespace(mode=api.POD, uids=mapping, gids=mapping))
-    code, msg = grpc_error(ctrs.pods.run, cfg)
-    assert code == grpc.StatusCode.INVALID_ARGUMENT, msg
-    assert "namespace_options.userns_options" in msg, msg
-    assert "exec into them" in msg and "not supported by this host's runc" in msg, msg
-    assert '"userns_pods": true' in msg, msg
-    assert len(ctrs.pods.list()) == pods_before
-
-
 def test_user_namespaces_with_host_namespaces_refused(ctrs):
-    # A pod user namespace can work here (test_userns.py, opt-in), but
-    # never with the host's network: refused naming the field, nothing left.
+    # A pod user namespace works here (test_userns.py, which also turns
+    # them off), but never with the host's network: refused naming the
+    # field, nothing left.
     pods_before = len(ctrs.pods.list())
     mapping = [api.IDMapping(host_id=1 << 20, container_id=0, length=65536)]
     cfg = ctrs.pods.config()

@@ -9,15 +9,16 @@ files are id-mapped binds. What it writes in its rootfs lands on the host as
 N + its id; in an id-mapped volume as its own id (the map undone, as the
 peers' id-mapped volumes do).
 
-They are opt-in (runtimed.userns_pods, false by default): runc 1.1 joins a
-user namespace before the others, so each container makes its own after
-joining the pod's host-owned namespaces, and `runc exec` cannot follow it
-(it enters the user namespace first, then the IPC namespace: EPERM). This
-suite turns them on; ExecSync into such a container fails at once, with the
-reason. test_security_profiles.py checks the default: refused, saying so.
+The pod's user namespace is made by netd with the pod's network
+namespace inside it, and runtimed makes the pod's IPC and UTS namespaces
+inside it too: every container (and the infra of a shared PID namespace)
+joins the four by path, so runc 1.1, which joins the user namespace first,
+may join the others; `runc exec` too. The containers get sysfs and
+/dev/mqueue of their own. On by default (runtimed.userns_pods).
 
 Pods: run under `flock /tmp/cric-net.lock` like every suite that makes
 them."""
+import json
 import os
 import secrets
 import subprocess
@@ -26,16 +27,11 @@ import time
 import grpc
 import pytest
 
-from conftest import api, started_suite
+from conftest import api
 from test_containers import grpc_error  # noqa: F401
 from test_containers import ctrs, registry  # noqa: F401  (fixtures)
+from test_stream_ws import session
 
-
-
-@pytest.fixture
-def suite(suite_root, request):
-    """A started suite with pods of their own user namespace turned on."""
-    yield from started_suite(suite_root, request, config={"runtimed": {"userns_pods": True}})
 
 
 BB = "/bin/busybox"
@@ -79,6 +75,9 @@ g=$({BB} cat /proc/self/gid_map); echo gid_map $g
 echo id $({BB} id -u):$({BB} id -g)
 echo image $({BB} stat -c %u:%g /etc/passwd)
 echo hostsys $({BB} stat -c %u:%g /sys/kernel)
+echo net $({BB} ls /sys/class/net)
+echo sysfs $({BB} grep -c ' /sys sysfs ' /proc/self/mounts)
+echo mqueue $({BB} grep -c ' /dev/mqueue mqueue ' /proc/self/mounts)
 echo hosts $({BB} stat -c %u:%g /etc/hosts)
 echo vol $({BB} stat -c %u:%g /vol)
 echo root > /made-by-root && {BB} mkdir /app && echo app > /app/f &&
@@ -126,6 +125,8 @@ def test_userns_pod_end_to_end(ctrs, tmp_path):
     assert out["id"] == "0:0", out                 # root inside
     assert out["image"] == "0:0", out              # an image file of root: root
     assert out["hostsys"] == "65534:65534", out    # the host's root: nobody
+    assert out["net"].split() == ["eth0", "lo"], out  # the pod's sysfs, not the host's
+    assert out["sysfs"] == "1" and out["mqueue"] == "1", out
     assert out["hosts"] == "0:0", out              # the pod's files, mapped
     assert out["vol"] == "0:0", out                # the volume, mapped
     assert out["rootfs"] == "ok" and out["volume"] == "ok", out
@@ -211,43 +212,114 @@ def test_userns_rootfs_mounted_again_after_restart(ctrs):
     assert idmap_mounts(root) == before
 
 
-def test_exec_into_userns_container_fails_clearly(ctrs):
-    """runc 1.1 cannot exec into a container of a pod user namespace: the
-    ExecSync call fails at once with the reason, it does not hang, and the
-    container keeps running."""
+def exec_sync(ctrs, cid, *cmd):
+    r = ctrs.cri.call("ExecSync", api.ExecSyncRequest(
+        container_id=cid, cmd=[BB, *cmd], timeout=10), api.ExecSyncResponse, timeout=30)
+    assert r.exit_code == 0, (cmd, r)
+    return r.stdout.decode().strip()
+
+
+def pins(root, pod_id):
+    """What of the pod is pinned or mounted on the host: netd's pins of
+    its user and network namespaces, runtimed's IPC and UTS pins."""
+    netd = os.path.join(root, "run/cric/netd")
+    files = [os.path.join(netd, d, pod_id) for d in ("userns", "netns")]
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line for line in f if pod_id in line]
+    return [f for f in files if os.path.exists(f)] + mounts
+
+
+def test_exec_into_userns_pod_through_a_netd_restart(ctrs):
+    """ExecSync (and a streaming exec) into two containers of a
+    user-namespaced pod: each is root
+    in the pod's one user namespace (its mapping, not the host's), they
+    share it and the pod's IPC and network namespaces, and see the pod's
+    interfaces in sysfs. netd restarted: the pod and exec still work. Stop
+    and removal leave no pin or mount. Then a pod sharing a PID
+    namespace."""
     root = ctrs.suite.root
     os.chmod(root, 0o711)
     pod_cfg = userns_pod(ctrs, userns())
     pod_id = ctrs.pods.run(pod_cfg)
     ctrs.pull()
-    cid = ctrs.create(pod_id, pod_cfg, ctrs.config(name="x", command=[BB, "sleep", "600"],
-                                                   security=sc()))
-    ctrs.start(cid)
+    cids = []
+    for name in ("a", "b"):
+        cid = ctrs.create(pod_id, pod_cfg, ctrs.config(name=name, command=[BB, "sleep", "600"],
+                                                       security=sc()))
+        ctrs.start(cid)
+        cids.append(cid)
     t0 = time.monotonic()
-    r = ctrs.cri.call("ExecSync", api.ExecSyncRequest(
-        container_id=cid, cmd=[BB, "id", "-u"], timeout=10), api.ExecSyncResponse,
-        timeout=30)
-    elapsed = time.monotonic() - t0
-    err = r.stderr.decode(errors="replace")
-    # runc's own words: it entered the user namespace, then the IPC one
-    # refused it. A failed exec (exit 255, as the kubelet takes it), not
-    # a hang until the timeout.
-    assert r.exit_code == 255 and r.stdout == b"", r
-    assert "setns into ipc namespace: Operation not permitted" in err, err
-    assert elapsed < 8, elapsed
-    assert ctrs.status(cid).status.state == api.CONTAINER_RUNNING
+    assert exec_sync(ctrs, cids[0], "id", "-u") == "0"
+    assert time.monotonic() - t0 < 8
+    assert exec_sync(ctrs, cids[0], "cat", "/proc/self/uid_map").split() == \
+        ["0", str(N), str(LEN)]
+    assert exec_sync(ctrs, cids[0], "ls", "/sys/class/net").split() == ["eth0", "lo"]
+    assert exec_sync(ctrs, cids[0], "test", "-d", "/dev/mqueue") == ""
+    # A streaming exec (the kubelet's kubectl exec path, over WebSocket).
+    url = ctrs.cri.call("Exec", api.ExecRequest(
+        container_id=cids[0], cmd=[BB, "cat", "/proc/self/uid_map"], stdout=True),
+        api.ExecResponse).url
+    _, code, out = session(url)
+    assert code == 1000 and out[1].decode().split() == ["0", str(N), str(LEN)], out
+    assert json.loads(out[3]) == {"metadata": {}, "status": "Success"}, out
+    ns = [{t: exec_sync(ctrs, c, "readlink", f"/proc/self/ns/{t}")
+           for t in ("user", "ipc", "net", "uts")} for c in cids]
+    assert ns[0] == ns[1], ns
+    assert ns[0]["user"] != os.readlink("/proc/self/ns/user"), ns
+    # One IPC namespace: a message queue made in one is seen from the other.
+    exec_sync(ctrs, cids[0], "touch", "/dev/mqueue/q")
+    assert exec_sync(ctrs, cids[1], "ls", "/dev/mqueue") == "q"
+    assert len(pins(root, pod_id)) >= 4  # user, net pins; IPC, UTS mounts
+
+    ctrs.suite.kill("netd")
+    ctrs.suite.up()
+    st = ctrs.cri.call("PodSandboxStatus", api.PodSandboxStatusRequest(pod_sandbox_id=pod_id),
+                       api.PodSandboxStatusResponse)
+    assert st.status.state == api.SANDBOX_READY and st.status.network.ip, st
+    assert exec_sync(ctrs, cids[1], "id", "-u") == "0"
+    assert exec_sync(ctrs, cids[1], "ls", "/sys/class/net").split() == ["eth0", "lo"]
+
+    for cid in cids:
+        ctrs.stop(cid)
+        ctrs.remove(cid)
+    ctrs.pods.stop(pod_id)
+    assert [p for p in pins(root, pod_id) if "/shm" not in p] == [], pins(root, pod_id)
+    ctrs.pods.remove(pod_id)
+    assert pins(root, pod_id) == []
+    # A new pod after the restart, sharing a PID namespace.
+    shares_a_pid_namespace(ctrs)
+
+
+def shares_a_pid_namespace(ctrs):
+    """pid: POD in a user-namespaced pod: the infra joins the pod's user
+    namespace, its PID namespace is the user namespace's, and a container
+    joining it sees the infra as pid 1 and can be exec'd into."""
+    root = ctrs.suite.root
+    pod_cfg = userns_pod(ctrs, userns())
+    pod_cfg.linux.security_context.namespace_options.pid = api.POD
+    pod_id = ctrs.pods.run(pod_cfg)
+    cfg = ctrs.config(name="p", command=[BB, "sleep", "600"], security=sc())
+    cfg.linux.security_context.namespace_options.pid = api.POD
+    cid = ctrs.create(pod_id, pod_cfg, cfg)
+    ctrs.start(cid)
+    assert exec_sync(ctrs, cid, "cat", "/proc/1/cmdline").strip("\0") == "/pause"
+    assert exec_sync(ctrs, cid, "cat", "/proc/self/uid_map").split() == \
+        ["0", str(N), str(LEN)]
     ctrs.stop(cid)
     ctrs.remove(cid)
     ctrs.pods.stop(pod_id)
     ctrs.pods.remove(pod_id)
+    assert pins(root, pod_id) == []
 
 
 def test_userns_pods_key_checked_and_turned_off(ctrs):
-    """runtimed.userns_pods of the wrong type stops runtimed at start,
-    naming the key; turned off again, Status no longer claims user
-    namespaces and a pod asking for one is refused, saying how to turn
-    them on."""
+    """On by default: Status claims user namespaces. runtimed.userns_pods
+    of the wrong type stops runtimed at start, naming the key; turned off,
+    Status no longer claims user namespaces and a pod asking for one is
+    refused, saying how to turn them on."""
     s = ctrs.suite
+    st = ctrs.cri.call("Status", api.StatusRequest(), api.StatusResponse)
+    assert all(h.features.user_namespaces for h in st.runtime_handlers), st
     s.write_config({"runtimed": {"userns_pods": "yes"}})
     s.kill("runtimed")
     r = s.up(check=False)
@@ -259,4 +331,4 @@ def test_userns_pods_key_checked_and_turned_off(ctrs):
     assert not any(h.features.user_namespaces for h in st.runtime_handlers), st
     code, msg = grpc_error(ctrs.pods.run, userns_pod(ctrs, userns()))
     assert code == grpc.StatusCode.INVALID_ARGUMENT, msg
-    assert "not supported by this host's runc" in msg and "userns_pods" in msg, msg
+    assert "turned off" in msg and "userns_pods" in msg, msg
