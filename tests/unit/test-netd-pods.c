@@ -10,16 +10,21 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/nsfs.h>
+#include <sched.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/nspin.h"
 #include "netd/netns.h"
 #include "netd/pods.h"
 #include "testutil.h"
@@ -38,7 +43,7 @@
 struct fixture {
 	char *root;
 	char state[PATH_MAX], run[PATH_MAX], conf[PATH_MAX], bin[PATH_MAX];
-	char results[PATH_MAX], netns[PATH_MAX];
+	char results[PATH_MAX], netns[PATH_MAX], userns[PATH_MAX];
 	char *bins[2];
 	struct cni_runtime rt;
 	struct pods *pods;
@@ -61,6 +66,7 @@ static int setup(void **state)
 	tpath(f->bin, f->root, "bin");
 	tpath(f->results, f->state, "results");
 	tpath(f->netns, f->run, "netns");
+	tpath(f->userns, f->run, "userns");
 	assert_int_equal(mkdir(f->conf, 0755), 0);
 	assert_int_equal(mkdir(f->bin, 0755), 0);
 	fake_cni_install(f->bin, "fakea");
@@ -90,6 +96,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 	pods_free(f->pods);
 	umount_all(f->netns);
+	umount_all(f->userns);
 	tmpdir_remove(f->root);
 	free(f);
 	return 0;
@@ -467,6 +474,80 @@ static void test_parallel_calls(void **state)
 	assert_int_equal(dir_count(f->results), 0);
 }
 
+static ino_t ino_of(const char *path)
+{
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_ino;
+}
+
+/* A pod of its own user namespace: netd pins it beside the network
+ * namespace, which it owns; a replay, a restart and teardown keep both
+ * pins together, and an orphan one goes at start. */
+static void test_userns_pod(void **state)
+{
+	struct fixture *f = *state;
+	need_root();
+	open_pods(f);
+	const struct pod_userns u = { .uid_host_id = 1u << 20,
+				      .gid_host_id = 2u << 20,
+				      .length = 65536 };
+	struct pod_net_spec s = spec_for(ID1, "web");
+	s.userns = &u;
+	struct pod_network *n = NULL;
+	struct cric_err err = { { 0 } };
+	assert_int_equal(pods_setup(f->pods, &f->rt, f->conf, &s, &n, &err), 0);
+	char upin[PATH_MAX], npin[PATH_MAX];
+	tpath(upin, f->userns, ID1);
+	tpath(npin, f->netns, ID1);
+	assert_string_equal(n->userns_path, upin);
+	assert_true(nspin_is_pinned(upin, CLONE_NEWUSER));
+	int fd = open(npin, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	int owner = ioctl(fd, NS_GET_USERNS);
+	assert_true(owner >= 0);
+	struct stat st;
+	assert_int_equal(fstat(owner, &st), 0);
+	assert_true(st.st_ino == ino_of(upin));
+	close(owner);
+	close(fd);
+	pod_network_free(n);
+	/* The replay and a restart answer the same pins. */
+	assert_int_equal(pods_setup(f->pods, &f->rt, f->conf, &s, &n, &err), 0);
+	assert_string_equal(n->userns_path, upin);
+	pod_network_free(n);
+	/* An orphan pair (a crash before the record) goes at start. */
+	char orphan_u[PATH_MAX], orphan_n[PATH_MAX];
+	assert_int_equal(netns_create_userns(tpath(orphan_u, f->userns, ID3),
+					     tpath(orphan_n, f->netns, ID3), &u, NULL),
+			 0);
+	open_pods(f);
+	assert_false(exists(f->userns, ID3));
+	assert_false(exists(f->netns, ID3));
+	assert_int_equal(pods_status(f->pods, &f->rt, ID1, false, &n, NULL, &err), 0);
+	assert_string_equal(n->userns_path, upin);
+	assert_true(n->netns_present);
+	pod_network_free(n);
+	/* A pod without one answers "". */
+	pod_network_free((n = setup_ok(f, ID2, "db")));
+	assert_int_equal(pods_status(f->pods, &f->rt, ID2, false, &n, NULL, &err), 0);
+	assert_string_equal(n->userns_path, "");
+	pod_network_free(n);
+	/* A bad mapping is refused naming it, nothing made. */
+	const struct pod_userns bad = { .uid_host_id = 0, .gid_host_id = 1, .length = 65536 };
+	s = spec_for(ID4, "bad");
+	s.userns = &bad;
+	assert_int_equal(pods_setup(f->pods, &f->rt, f->conf, &s, &n, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "userns"));
+	assert_false(exists(f->userns, ID4));
+	seq(f);
+	assert_int_equal(pods_teardown(f->pods, &f->rt, ID1, NULL, &err), 0);
+	assert_int_equal(pods_teardown(f->pods, &f->rt, ID2, NULL, &err), 0);
+	assert_int_equal(dir_count(f->userns), 0);
+	assert_int_equal(dir_count(f->netns), 0);
+	assert_int_equal(dir_count(f->results), 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -474,7 +555,7 @@ int main(void)
 		T(test_setup_replay_teardown), T(test_failed_add_rolls_back),
 		T(test_not_ready_and_invalid), T(test_teardown_failure_keeps_state),
 		T(test_reconcile_after_crash), T(test_namespace_gone),
-		T(test_parallel_calls),
+		T(test_parallel_calls),        T(test_userns_pod),
 	};
 #undef T
 	log_set_level(LOG_WARNING); /* what pods.c reports as going wrong */
