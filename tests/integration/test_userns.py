@@ -234,7 +234,8 @@ def test_exec_into_userns_pod_through_a_netd_restart(ctrs):
     user-namespaced pod: each is root
     in the pod's one user namespace (its mapping, not the host's), they
     share it and the pod's IPC and network namespaces, and see the pod's
-    interfaces in sysfs. netd restarted: the pod and exec still work. Stop
+    interfaces in sysfs. netd restarted: the pod and exec still work;
+    runtimed restarted: a new container joins the same namespaces. Stop
     and removal leave no pin or mount. Then a pod sharing a PID
     namespace."""
     root = ctrs.suite.root
@@ -278,6 +279,17 @@ def test_exec_into_userns_pod_through_a_netd_restart(ctrs):
     assert st.status.state == api.SANDBOX_READY and st.status.network.ip, st
     assert exec_sync(ctrs, cids[1], "id", "-u") == "0"
     assert exec_sync(ctrs, cids[1], "ls", "/sys/class/net").split() == ["eth0", "lo"]
+    # runtimed restarted: it recovers the pod's user namespace from its
+    # record, so a new container joins the same namespaces and exec works.
+    ctrs.suite.kill("runtimed")
+    ctrs.suite.up()
+    assert exec_sync(ctrs, cids[0], "id", "-u") == "0"
+    cid = ctrs.create(pod_id, pod_cfg, ctrs.config(name="c", command=[BB, "sleep", "600"],
+                                                   security=sc()))
+    ctrs.start(cid)
+    cids.append(cid)
+    assert {t: exec_sync(ctrs, cid, "readlink", f"/proc/self/ns/{t}")
+            for t in ("user", "ipc", "net", "uts")} == ns[0]
 
     for cid in cids:
         ctrs.stop(cid)
