@@ -81,6 +81,9 @@ void spdy_done(struct spdy *s)
 	s->inf_ok = s->def_ok = false;
 	free(s->ctl);
 	free(s->out);
+	free(s->hdr_raw);
+	s->hdr_raw = NULL;
+	s->hdr_store = NULL;
 	s->ctl = NULL;
 	s->out = NULL;
 	s->out_len = s->out_cap = 0;
@@ -345,15 +348,21 @@ static int parse_pairs(const uint8_t *b, size_t n, struct spdy_header *h, size_t
 	return 0;
 }
 
+/* The pairs point into s->hdr_store until the next header block. */
 static int headers_of(struct spdy *s, const uint8_t *in, size_t n, struct spdy_header *h,
-		      size_t *n_h, char *store)
+		      size_t *n_h)
 {
-	static _Thread_local uint8_t raw[SPDY_HEADERS_MAX];
+	if (!s->hdr_raw) {
+		s->hdr_raw = malloc(2 * SPDY_HEADERS_MAX);
+		if (!s->hdr_raw)
+			return -ENOMEM;
+		s->hdr_store = (char *)s->hdr_raw + SPDY_HEADERS_MAX;
+	}
 	size_t len;
-	int r = inflate_block(s, in, n, raw, sizeof(raw), &len);
+	int r = inflate_block(s, in, n, s->hdr_raw, SPDY_HEADERS_MAX, &len);
 	if (r < 0)
 		return r;
-	return parse_pairs(raw, len, h, n_h, store, SPDY_HEADERS_MAX);
+	return parse_pairs(s->hdr_raw, len, h, n_h, s->hdr_store, SPDY_HEADERS_MAX);
 }
 
 static int on_syn_stream(struct spdy *s, uint8_t flags, const uint8_t *p, size_t n)
@@ -363,10 +372,9 @@ static int on_syn_stream(struct spdy *s, uint8_t flags, const uint8_t *p, size_t
 	uint32_t sid = get32(p) & 0x7fffffff;
 	/* The header block must be inflated whatever happens to the stream:
 	 * the compression context is the connection's. */
-	static _Thread_local char store[SPDY_HEADERS_MAX];
 	struct spdy_header h[SPDY_HEADER_PAIRS_MAX];
 	size_t n_h = 0;
-	if (headers_of(s, p + 10, n - 10, h, &n_h, store) < 0)
+	if (headers_of(s, p + 10, n - 10, h, &n_h) < 0)
 		return protocol_error(s);
 	/* Client streams are odd and increase. */
 	if (sid == 0 || !(sid & 1) || sid <= s->last_peer_sid)
@@ -462,10 +470,9 @@ static int on_control(struct spdy *s)
 	case SPDY_HEADERS: {
 		if (n < 4)
 			return protocol_error(s);
-		static _Thread_local char store[SPDY_HEADERS_MAX];
 		struct spdy_header h[SPDY_HEADER_PAIRS_MAX];
 		size_t n_h = 0;
-		if (headers_of(s, p + 4, n - 4, h, &n_h, store) < 0)
+		if (headers_of(s, p + 4, n - 4, h, &n_h) < 0)
 			return protocol_error(s);
 		uint32_t sid = get32(p) & 0x7fffffff;
 		struct spdy_stream *st = find(s, sid);

@@ -113,6 +113,11 @@ struct spdy {
 	uint8_t data_flags;
 	uint8_t *ctl; /* SPDY_CONTROL_MAX */
 	size_t ctl_len;
+	/* An inflated header block and its NUL-ended pairs (SPDY_HEADERS_MAX
+	 * each), at the first block: per connection, not per thread (a
+	 * thread-local buffer costs every thread of monitord its pages). */
+	uint8_t *hdr_raw;
+	char *hdr_store;
 	/* what we send */
 	uint8_t *out;
 	size_t out_len, out_cap;
