@@ -1,7 +1,8 @@
 #include "base64.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
+#include <stdbool.h>
+#include <nettle/base64.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,9 +12,11 @@ char *base64_encode(const void *data, size_t len)
 {
 	if (len > BASE64_MAX_INPUT)
 		return NULL;
-	char *out = malloc(4 * ((len + 2) / 3) + 1);
-	if (out)
-		EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+	char *out = malloc(BASE64_ENCODE_RAW_LENGTH(len) + 1);
+	if (!out)
+		return NULL;
+	base64_encode_raw(out, len, data);
+	out[BASE64_ENCODE_RAW_LENGTH(len)] = '\0';
 	return out;
 }
 
@@ -22,20 +25,19 @@ int base64_decode(const char *s, size_t max, uint8_t **ret, size_t *ret_len)
 	size_t n = strlen(s);
 	if (n % 4 != 0 || n / 4 * 3 > max + 2 || n > BASE64_MAX_INPUT)
 		return -EINVAL;
-	/* The alphabet, then at most two '=' of padding (OpenSSL would take
-	 * blanks and padding anywhere). */
+	/* The alphabet, then at most two '=' of padding (nettle would skip
+	 * blanks). */
 	size_t body = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
 	if (n - body > 2 || strspn(s + body, "=") != n - body)
 		return -EINVAL;
-	uint8_t *out = malloc(n / 4 * 3 + 1);
+	uint8_t *out = malloc(BASE64_DECODE_LENGTH(n) + 1);
 	if (!out)
 		return -ENOMEM;
-	/* EVP_DecodeBlock counts the padding as zero bytes. */
-	int k = EVP_DecodeBlock(out, (const unsigned char *)s, (int)n);
-	size_t len = k < 0 ? 0 : (size_t)k;
-	for (size_t i = n; k >= 0 && i > 0 && s[i - 1] == '=' && len > 0; i--)
-		len--;
-	if (k < 0 || len > max) {
+	struct base64_decode_ctx ctx;
+	base64_decode_init(&ctx);
+	size_t len = BASE64_DECODE_LENGTH(n);
+	bool ok = base64_decode_update(&ctx, &len, out, n, s) && base64_decode_final(&ctx);
+	if (!ok || len > max) {
 		free(out);
 		return -EINVAL;
 	}

@@ -1,4 +1,5 @@
-/* Standard base64 (RFC 4648, with padding), on OpenSSL's block codec. */
+/* Standard base64 (RFC 4648, with padding), on nettle's codec (not OpenSSL's: a daemon
+ * that needs nothing else from libcrypto does not map it). */
 #pragma once
 
 #include <stddef.h>

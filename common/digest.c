@@ -1,13 +1,16 @@
 #include "digest.h"
 
-#include <openssl/sha.h>
+#include <nettle/sha2.h>
 #include <stdio.h>
 #include <string.h>
 
 void digest_sha256(const void *data, size_t len, char out[DIGEST_BUF])
 {
-	unsigned char md[SHA256_DIGEST_LENGTH];
-	SHA256(data, len, md);
+	uint8_t md[SHA256_DIGEST_SIZE];
+	struct sha256_ctx c;
+	sha256_init(&c);
+	sha256_update(&c, len, data);
+	sha256_digest(&c, sizeof(md), md);
 	memcpy(out, "sha256:", 7);
 	for (size_t i = 0; i < sizeof(md); i++)
 		snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);

@@ -1,6 +1,6 @@
 /* WebSocket framing and the Kubernetes channel protocols; see ws.h. */
 #include <errno.h>
-#include <openssl/evp.h>
+#include <nettle/sha1.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -262,11 +262,12 @@ int ws_accept_key(const char *key, char out[WS_ACCEPT_LEN + 1])
 	char buf[24 + sizeof(ws_guid)];
 	memcpy(buf, key, 24);
 	memcpy(buf + 24, ws_guid, sizeof(ws_guid) - 1);
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	if (!EVP_Digest(buf, sizeof(buf) - 1, md, &mdlen, EVP_sha1(), NULL) || mdlen != 20)
-		return -EIO;
-	_cleanup_free_ char *b = base64_encode(md, mdlen);
+	uint8_t md[SHA1_DIGEST_SIZE];
+	struct sha1_ctx c;
+	sha1_init(&c);
+	sha1_update(&c, sizeof(buf) - 1, (const uint8_t *)buf);
+	sha1_digest(&c, sizeof(md), md);
+	_cleanup_free_ char *b = base64_encode(md, sizeof(md));
 	if (!b)
 		return -ENOMEM;
 	if (strlen(b) != WS_ACCEPT_LEN)
