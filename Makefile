@@ -45,7 +45,7 @@ CFLAGS += -std=gnu11 $(OPTFLAGS) $(FORTIFY) $(WARNFLAGS) -fstack-protector-stron
 GRPC_CFLAGS := $(shell pkg-config --cflags grpc)
 GRPC_LIBS := $(shell pkg-config --libs grpc)
 # --as-needed: each binary keeps only the libraries it uses.
-LIBS := -Wl,--as-needed -lnng -lprotobuf-c -ljansson -lcap -lseccomp -lsystemd -larchive -lcurl -lcrypto -lnettle -lyaml \
+LIBS := -Wl,--as-needed -lnng -lprotobuf-c -ljansson -lcap -lseccomp -larchive -lcurl -lcrypto -lnettle -lyaml \
 	-lmicrohttpd -lz -lpthread -Wl,--no-as-needed
 LDFLAGS += $(SANLDFLAGS) -Wl,-z,relro,-z,now
 

@@ -10,11 +10,11 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <systemd/sd-daemon.h>
 
 #include "caps.h"
 #include "fsutil.h"
 #include "log.h"
+#include "sdproto.h"
 
 int daemon_parse_args(const char *name, int argc, char **argv, struct daemon_args *a)
 {
@@ -136,7 +136,7 @@ struct cric_config *daemon_reload_begin(const struct daemon_args *a)
 	struct cric_err err = { { 0 } };
 	struct cric_config *cfg = NULL;
 
-	sd_notify(0, "RELOADING=1");
+	sd_proto_notify("RELOADING=1");
 	if (config_load(a->root, a->config, &cfg, &err) < 0) {
 		log_error("reload: %s; keeping the running configuration", err.msg);
 		return NULL;
@@ -147,7 +147,7 @@ struct cric_config *daemon_reload_begin(const struct daemon_args *a)
 
 void daemon_reload_done(void)
 {
-	sd_notify(0, "READY=1");
+	sd_proto_notify("READY=1");
 }
 
 static void reload(void *arg)
@@ -354,11 +354,11 @@ int daemon_main(const struct cric_daemon_desc *desc, int argc, char **argv)
 
 	log_info("cric %s %s ready on %s (%u workers, uid %ld)", desc->name, CRIC_VERSION, url,
 		 cfg->workers, (long)geteuid());
-	sd_notifyf(0, "READY=1\nSTATUS=serving on %s\nMAINPID=%d", url, (int)getpid());
+	sd_proto_notifyf("READY=1\nSTATUS=serving on %s\nMAINPID=%d", url, (int)getpid());
 
 	daemon_wait_signals(reload, &st);
 
-	sd_notify(0, "STOPPING=1");
+	sd_proto_notify("STOPPING=1");
 	if (desc->stopping)
 		desc->stopping(st.userdata);
 	cric_server_stop(server);

@@ -10,14 +10,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <systemd/sd-journal.h>
+#include "sdproto.h"
 
 static const char *log_ident = "cric";
 /* Set on SIGHUP by the signal thread, read by every thread that logs: atomic.
  * Relaxed is enough, the level guards nothing else. */
 static atomic_int log_level = LOG_INFO;
 static int log_timestamps = 1;
-static int log_journal; /* records go to the journal (sd_journal_sendv) */
+static int log_journal; /* records go to the journal (sd_proto_journal_send) */
 static _Thread_local struct log_ctx log_tctx;
 
 static const char *const level_names[] = {
@@ -171,7 +171,7 @@ static bool journal_send(int prio, const char *msg)
 	char buf[8192];
 	struct iovec iov[LOG_JOURNAL_FIELDS];
 	size_t n = log_journal_fields(prio, log_ident, msg, &log_tctx, buf, sizeof(buf), iov);
-	return sd_journal_sendv(iov, (int)n) >= 0;
+	return sd_proto_journal_send(iov, n, NULL) >= 0;
 }
 
 void log_vmsg(int prio, const char *fmt, va_list ap)

@@ -9,7 +9,7 @@
  *
  * Under journald (JOURNAL_STREAM names our stderr, as systemd sets it for a
  * unit whose output goes to the journal) each record goes to the journal
- * with sd_journal_send instead, the context as fields of its own:
+ * with journald's native protocol instead (sdproto.h), the context as fields of its own:
  * CRI_METHOD, CRIC_REQUEST, POD_ID, POD_NAME, POD_NAMESPACE, CONTAINER_ID,
  * IMAGE (those known), so that `journalctl CONTAINER_ID=<id>` or
  * `journalctl CRIC_REQUEST=<id>` across the units finds one container's or
@@ -17,7 +17,7 @@
  * stderr as a line.
  *
  * Thread-safe: each line is formatted into a buffer and written with a single
- * write(2) (or one sd_journal_sendv).
+ * write(2) (or one datagram to the journal).
  */
 #pragma once
 

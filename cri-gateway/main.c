@@ -1,13 +1,13 @@
 /* cric-gateway: the CRI gRPC endpoint. No capabilities, no network: it only
  * owns the CRI socket and forwards calls to the daemons over nng. */
 #include <grpc/grpc.h>
-#include <systemd/sd-daemon.h>
 
 #include "common/caps.h"
 #include "common/daemon.h"
 #include "common/fsutil.h"
 #include "common/ipc.h"
 #include "common/log.h"
+#include "common/sdproto.h"
 #include "gateway.h"
 
 /* SIGHUP: re-read the config for the log level. The CRI socket, the daemon
@@ -83,11 +83,11 @@ int main(int argc, char **argv)
 	if ((r = serve_health(cfg, &ipc, &err)) < 0)
 		log_warning("health and metrics socket: %s, ignoring", err.msg);
 	log_info("cric cri-gateway %s serving CRI on unix://%s", CRIC_VERSION, cfg->cri_socket);
-	sd_notifyf(0, "READY=1\nSTATUS=serving CRI on %s", cfg->cri_socket);
+	sd_proto_notifyf("READY=1\nSTATUS=serving CRI on %s", cfg->cri_socket);
 
 	daemon_wait_signals(reload, &args);
 
-	sd_notify(0, "STOPPING=1");
+	sd_proto_notify("STOPPING=1");
 	cric_server_stop(ipc);
 	gateway_stop(gw);
 	grpc_shutdown();

@@ -1,5 +1,5 @@
 /* common/log.h: the journal's fields of a record, and the records that go
- * through libsystemd's sd_journal_sendv to a journal socket read here (in
+ * through the journal's native protocol (sdproto.h) to a socket read here (in
  * a private mount namespace, where /run/systemd/journal/socket is ours:
  * journald does not run on these machines). */
 #include <setjmp.h>
@@ -143,7 +143,7 @@ static int journal_child(void)
 	return 0;
 }
 
-static void test_records_reach_the_journal_through_libsystemd(void **state)
+static void test_records_reach_the_journal_socket(void **state)
 {
 	(void)state;
 	if (geteuid() != 0)
@@ -165,7 +165,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fields_of_a_container_story),
 		cmocka_unit_test(test_unknown_fields_are_left_out_and_long_values_cut),
-		cmocka_unit_test(test_records_reach_the_journal_through_libsystemd),
+		cmocka_unit_test(test_records_reach_the_journal_socket),
 	};
 	return cmocka_run_group_tests_name("log", tests, NULL, NULL);
 }
