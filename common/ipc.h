@@ -179,6 +179,9 @@ struct cric_server_config {
 	/* Who is who. The socket file is made mode 0660, group ids.group_gid
 	 * (when set). */
 	struct cric_identities ids;
+	/* At most this many requests are handled at once, each on a worker
+	 * thread of its own; threads start as calls overlap (one waits at
+	 * first), never more than this. */
 	unsigned workers;
 	const struct cric_service *services; /* service.h; cric.Health is added */
 	size_t n_services;

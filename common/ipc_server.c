@@ -41,8 +41,16 @@ struct cric_server {
 	char *version;
 	nng_socket sock;
 	struct ipc_listener *listener;
+	/* cfg.workers slots; the first n_threads run (under spawn_lock).
+	 * Threads start on demand: one at first, another whenever a worker
+	 * takes a request and none is left waiting, up to cfg.workers. A
+	 * worker thread costs its stack pages, its TLS and its malloc cache
+	 * (about 10 KiB idle, more once a deep handler ran on it): a daemon
+	 * serving one call at a time keeps two, not sixteen. */
 	struct worker *workers;
 	unsigned n_threads;
+	pthread_mutex_t spawn_lock;
+	atomic_uint idle; /* workers waiting for a request (or about to) */
 	atomic_bool stopping;
 	int64_t started_ns;
 	pthread_mutex_t calls_lock;
@@ -399,6 +407,47 @@ static int dispatch(struct worker *w, const struct cric_peer *peer, const uint8_
 	return r;
 }
 
+static void *worker(void *arg);
+
+/* Start the next worker thread unless all run or the server stops; it
+ * counts as waiting from here. Threads a worker makes inherit its
+ * credentials, capabilities and namespaces: the daemon's, as handlers
+ * change a thread's only on threads of their own (nspin.h). */
+static int worker_spawn(struct cric_server *s)
+{
+	pthread_mutex_lock(&s->spawn_lock);
+	int r = 0;
+	if (atomic_load(&s->stopping) || s->n_threads == s->cfg.workers)
+		goto unlock;
+	struct worker *w = &s->workers[s->n_threads];
+	w->server = s;
+	if (nng_ctx_open(&w->ctx, s->sock) != 0) {
+		r = -ENOMEM;
+		goto unlock;
+	}
+	if (nng_aio_alloc(&w->aio, NULL, NULL) != 0) {
+		r = -ENOMEM;
+		goto close_ctx;
+	}
+	atomic_fetch_add(&s->idle, 1);
+	int rv = pthread_create(&w->thread, NULL, worker, w);
+	if (rv != 0) {
+		atomic_fetch_sub(&s->idle, 1);
+		r = -rv;
+		goto free_aio;
+	}
+	s->n_threads++;
+	goto unlock;
+free_aio:
+	nng_aio_free(w->aio);
+	w->aio = NULL;
+close_ctx:
+	nng_ctx_close(w->ctx);
+unlock:
+	pthread_mutex_unlock(&s->spawn_lock);
+	return r;
+}
+
 static void *worker(void *arg)
 {
 	struct worker *w = arg;
@@ -411,12 +460,20 @@ static void *worker(void *arg)
 			break;
 		if (rv != 0)
 			continue;
+		/* The last one waiting took this request: another waits
+		 * before it is handled (its handler may wait on a call back). */
+		if (atomic_fetch_sub(&s->idle, 1) == 1) {
+			int r = worker_spawn(s);
+			if (r < 0)
+				log_warning("start another worker: %s, ignoring", strerror(-r));
+		}
 		nng_msg *msg = nng_aio_get_msg(w->aio);
 		nng_msg *rep = NULL;
 		struct cric_peer peer;
 		request_peer(s, nng_msg_get_pipe(msg), &peer);
 		int r = dispatch(w, &peer, nng_msg_body(msg), nng_msg_len(msg), &rep);
 		nng_msg_free(msg);
+		atomic_fetch_add(&s->idle, 1);
 		if (r < 0)
 			continue; /* out of memory: the caller times out */
 		nng_aio_set_msg(w->aio, rep);
@@ -436,6 +493,7 @@ static void server_free(struct cric_server *s)
 	pthread_mutex_destroy(&s->calls_lock);
 	pthread_mutex_destroy(&s->peers_lock);
 	free(s->peers);
+	pthread_mutex_destroy(&s->spawn_lock);
 	free(s->daemon);
 	free(s->version);
 	free(s);
@@ -456,6 +514,7 @@ int cric_server_start(const struct cric_server_config *cfg, struct cric_server *
 	s->cfg = *cfg;
 	pthread_mutex_init(&s->calls_lock, NULL);
 	pthread_mutex_init(&s->peers_lock, NULL);
+	pthread_mutex_init(&s->spawn_lock, NULL);
 	if (!cfg->ids.bin_dir) {
 		if (self_bin_dir(s->bin_dir, sizeof(s->bin_dir)) < 0)
 			s->bin_dir[0] = '\0';
@@ -498,22 +557,10 @@ int cric_server_start(const struct cric_server_config *cfg, struct cric_server *
 		server_free(s);
 		return r;
 	}
-	for (unsigned i = 0; i < cfg->workers; i++) {
-		struct worker *w = &s->workers[i];
-		w->server = s;
-		if (nng_ctx_open(&w->ctx, s->sock) != 0 ||
-		    nng_aio_alloc(&w->aio, NULL, NULL) != 0 ||
-		    pthread_create(&w->thread, NULL, worker, w) != 0) {
-			if (w->aio)
-				nng_aio_free(w->aio);
-			if (nng_ctx_id(w->ctx) > 0)
-				nng_ctx_close(w->ctx);
-			s->n_threads = i;
-			cric_server_stop(s);
-			return err_set(err, -EAGAIN, "start worker threads");
-		}
+	if ((r = worker_spawn(s)) < 0) {
+		cric_server_stop(s);
+		return err_set(err, r, "start a worker thread: %s", strerror(-r));
 	}
-	s->n_threads = cfg->workers;
 	*ret = s;
 	return 0;
 }
@@ -529,9 +576,14 @@ void cric_server_stop(struct cric_server *s)
 	 * being sent) and makes its next operation fail at once. */
 	atomic_store(&s->stopping, true);
 	ipc_listener_stop(s->listener);
-	for (unsigned i = 0; i < s->n_threads; i++)
+	/* No worker starts after this (worker_spawn() looks at stopping
+	 * under the lock). */
+	pthread_mutex_lock(&s->spawn_lock);
+	unsigned n = s->n_threads;
+	pthread_mutex_unlock(&s->spawn_lock);
+	for (unsigned i = 0; i < n; i++)
 		nng_aio_stop(s->workers[i].aio);
-	for (unsigned i = 0; i < s->n_threads; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		pthread_join(s->workers[i].thread, NULL);
 		nng_ctx_close(s->workers[i].ctx);
 		nng_aio_free(s->workers[i].aio);

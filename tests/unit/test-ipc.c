@@ -51,6 +51,7 @@ struct fixture {
 	pthread_cond_t cond;
 	int slow_entered;
 	int slow_left;
+	int left_at_entry[8]; /* slow_left when the nth slow call entered */
 	char seen_request_id[IPC_REQUEST_ID_MAX + 1];
 	int64_t seen_deadline;
 	char seen_daemon[32];
@@ -118,6 +119,8 @@ static int h_slow(void *userdata, const struct cric_call *call, const ProtobufCM
 	(void)err;
 	struct fixture *f = userdata;
 	pthread_mutex_lock(&f->lock);
+	if (f->slow_entered < (int)ARRAY_SIZE(f->left_at_entry))
+		f->left_at_entry[f->slow_entered] = f->slow_left;
 	f->slow_entered++;
 	pthread_cond_broadcast(&f->cond);
 	pthread_mutex_unlock(&f->lock);
@@ -633,6 +636,65 @@ static void test_fast_while_slow(void **state)
 	assert_string_equal(h->daemon, "slow");
 	cric__health_response__free_unpacked(h, NULL);
 	async_done(&slow);
+}
+
+/* Threads of this process without a name of their own (the server's
+ * workers among them; nng names its threads). */
+static int unnamed_threads(void)
+{
+	char self[16] = "", path[64], comm[16];
+	FILE *fp = fopen("/proc/self/comm", "re");
+	assert_non_null(fp);
+	assert_non_null(fgets(self, sizeof(self), fp));
+	fclose(fp);
+	DIR *d = opendir("/proc/self/task");
+	assert_non_null(d);
+	int n = 0;
+	for (struct dirent *e; (e = readdir(d));) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		fp = fopen(path, "re");
+		if (!fp)
+			continue; /* ended meanwhile */
+		if (fgets(comm, sizeof(comm), fp) && strcmp(comm, self) == 0)
+			n++;
+		fclose(fp);
+	}
+	closedir(d);
+	return n;
+}
+
+/* ipc.h: workers start as calls overlap, up to cfg.workers (4 here): one
+ * call at a time leaves at most two, four slow calls run at once, a fifth
+ * waits until one of them is done. */
+static void test_workers_start_as_calls_overlap(void **state)
+{
+	struct fixture *f = *state;
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(call_echo(f, "one by one", NULL), CODE_OK);
+	int before = unnamed_threads();
+	struct async_call slow[5];
+	for (int i = 0; i < 4; i++)
+		start_slow(f, &slow[i], WAIT_MS);
+	assert_true(wait_count(f, &f->slow_entered, 4));
+	/* 4 workers now, 1 or 2 before (the second starts with the first
+	 * call): the one-by-one calls did not start the others. */
+	int grown = unnamed_threads() - before;
+	assert_true(grown >= 2 && grown <= 3);
+	start_slow(f, &slow[4], WAIT_MS);
+	assert_true(wait_count(f, &f->slow_entered, 5));
+	pthread_mutex_lock(&f->lock);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(f->left_at_entry[i], 0);
+	assert_true(f->left_at_entry[4] >= 1);
+	pthread_mutex_unlock(&f->lock);
+	assert_int_equal(unnamed_threads() - before, grown);
+	for (int i = 0; i < 5; i++) {
+		assert_true(async_wait(&slow[i]));
+		assert_int_equal(slow[i].code, CODE_OK);
+		async_done(&slow[i]);
+	}
 }
 
 /* ipc.h: with no connection a call waits up to one second for the
@@ -1244,6 +1306,7 @@ static const struct CMUnitTest tests[] = {
 	T(test_undecodable_payload),
 	T(test_health),
 	T(test_deadline_exceeded),
+	T(test_workers_start_as_calls_overlap),
 	T(test_fast_while_slow),
 	T(test_no_server),
 	T(test_call_bridges_restart),
