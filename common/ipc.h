@@ -199,6 +199,9 @@ int cric_server_start(const struct cric_server_config *cfg, struct cric_server *
 		      struct cric_err *err);
 /* Stop accepting, wait for handlers in progress, free. Accepts NULL. */
 void cric_server_stop(struct cric_server *s);
+/* How many times the server trimmed its heap (malloc_trim) since it
+ * started: it does, a second after every worker came to wait again. */
+unsigned cric_server_trims(struct cric_server *s);
 
 /* ---- envelope codec (exposed for tests and fuzzers) ---- */
 
