@@ -4,15 +4,11 @@
 #include <string.h>
 #include <sys/random.h>
 
-int id_random_hex(char *buf, size_t bufsize, size_t nbytes)
+int random_bytes(void *buf, size_t len)
 {
-	static const char hex[] = "0123456789abcdef";
-	unsigned char raw[64];
-	if (nbytes > sizeof(raw) || bufsize < 2 * nbytes + 1)
-		return -EINVAL;
 	size_t got = 0;
-	while (got < nbytes) {
-		ssize_t n = getrandom(raw + got, nbytes - got, 0);
+	while (got < len) {
+		ssize_t n = getrandom((unsigned char *)buf + got, len - got, 0);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -20,6 +16,18 @@ int id_random_hex(char *buf, size_t bufsize, size_t nbytes)
 		}
 		got += (size_t)n;
 	}
+	return 0;
+}
+
+int id_random_hex(char *buf, size_t bufsize, size_t nbytes)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char raw[64];
+	if (nbytes > sizeof(raw) || bufsize < 2 * nbytes + 1)
+		return -EINVAL;
+	int r = random_bytes(raw, nbytes);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < nbytes; i++) {
 		buf[2 * i] = hex[raw[i] >> 4];
 		buf[2 * i + 1] = hex[raw[i] & 15];

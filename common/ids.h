@@ -12,6 +12,8 @@
 #define POD_NAMESPACE_MAX 63
 #define POD_UID_MAX       128
 
+/* len bytes from the kernel's random source (getrandom(2)); 0 or -errno. */
+int random_bytes(void *buf, size_t len);
 /* Fill buf (size >= 2*nbytes+1) with 2*nbytes random lowercase hex chars. */
 int id_random_hex(char *buf, size_t bufsize, size_t nbytes);
 

@@ -12,10 +12,10 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
-#include <openssl/rand.h>
 
 #include "common/base64.h"
 #include "common/cleanup.h"
+#include "common/ids.h"
 #include "imaged/auth.h"
 #include "imaged/membuf.h"
 #include "imaged/reference.h"
@@ -456,7 +456,11 @@ struct auth_cache *auth_cache_new(void)
 	struct auth_cache *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
-	if (RAND_bytes(c->key, sizeof(c->key)) != 1) {
+	/* The kernel's, not OpenSSL's generator: imaged makes its cache at
+	 * start, and RAND_bytes() would set up OpenSSL's providers and DRBG
+	 * then (190 KiB of heap, heaptrack) for a daemon that may only ever
+	 * pull over plain HTTP. */
+	if (random_bytes(c->key, sizeof(c->key)) < 0) {
 		free(c);
 		return NULL;
 	}

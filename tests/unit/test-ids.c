@@ -95,6 +95,19 @@ static void test_random_hex_bad_sizes(void **state)
 	assert_int_equal(strlen(buf), 128);
 }
 
+/* random_bytes: fills the whole buffer (a 4 KiB one: more than one
+ * getrandom() page), never the same twice, and 0 bytes is fine. */
+static void test_random_bytes(void **state)
+{
+	(void)state;
+	static unsigned char a[4096], b[4096], zero[4096];
+	assert_int_equal(random_bytes(a, sizeof(a)), 0);
+	assert_int_equal(random_bytes(b, sizeof(b)), 0);
+	assert_memory_not_equal(a, b, sizeof(a));
+	assert_memory_not_equal(a + sizeof(a) - 32, zero, 32);
+	assert_int_equal(random_bytes(a, 0), 0);
+}
+
 static void test_id_is_valid(void **state)
 {
 	(void)state;
@@ -215,6 +228,7 @@ int main(void)
 		cmocka_unit_test(test_random_hex_length_and_alphabet),
 		cmocka_unit_test(test_random_hex_unique),
 		cmocka_unit_test(test_random_hex_bad_sizes),
+		cmocka_unit_test(test_random_bytes),
 		cmocka_unit_test(test_id_is_valid),
 		cmocka_unit_test(test_safe_token),
 		cmocka_unit_test(test_id_match),
