@@ -200,8 +200,10 @@ int cric_server_start(const struct cric_server_config *cfg, struct cric_server *
 /* Stop accepting, wait for handlers in progress, free. Accepts NULL. */
 void cric_server_stop(struct cric_server *s);
 /* How many times the server trimmed its heap (malloc_trim) since it
- * started: it does, a second after every worker came to wait again. */
+ * started: it does once no call started or ended for a second. */
 unsigned cric_server_trims(struct cric_server *s);
+/* How many worker threads it started so far (at most cfg.workers). */
+unsigned cric_server_workers(struct cric_server *s);
 
 /* ---- envelope codec (exposed for tests and fuzzers) ---- */
 

@@ -22,7 +22,7 @@
 #include "peer.h"
 #include "service.h"
 
-/* How long every worker waits before the server trims the heap. */
+/* How long no call starts or ends before the server trims the heap. */
 #define IPC_TRIM_AFTER_MS 1000
 
 struct worker {
@@ -55,13 +55,18 @@ struct cric_server {
 	unsigned n_threads;
 	pthread_mutex_t spawn_lock;
 	atomic_uint idle; /* workers waiting for a request (or about to) */
-	/* Once every worker waits again, malloc_trim() a moment later: glibc
-	 * gives back only the top of a heap by itself, so what a burst of
-	 * pods or calls left free in the middle stayed resident (runtimed
-	 * held 10 MiB after 100 pods came and went). trim_armed: the timer
-	 * runs (on nng's task threads). */
+	/* A second after calls stopped starting and ending, malloc_trim():
+	 * glibc gives back only the top of a heap by itself, so what a burst
+	 * of pods or calls left free in the middle stayed resident (runtimed
+	 * held 10 MiB after 100 pods came and went). Quiet, not idle: a long
+	 * poll (the gateway's WatchEvents on runtimed) is always in flight.
+	 * activity counts calls' starts and ends; trim_armed: the timer runs
+	 * (on nng's task threads), trim_mark is activity when it was set
+	 * (written by whoever set trim_armed). */
 	nng_aio *trim_aio;
 	atomic_bool trim_armed;
+	atomic_ullong activity;
+	unsigned long long trim_mark;
 	atomic_uint trims; /* done so far */
 	atomic_bool stopping;
 	int64_t started_ns;
@@ -421,31 +426,37 @@ static int dispatch(struct worker *w, const struct cric_peer *peer, const uint8_
 
 static void *worker(void *arg);
 
-static unsigned worker_count(struct cric_server *s)
-{
-	pthread_mutex_lock(&s->spawn_lock);
-	unsigned n = s->n_threads;
-	pthread_mutex_unlock(&s->spawn_lock);
-	return n;
-}
-
-/* The trim timer fired (or was stopped): trim unless a call is in
- * progress; the worker that ends it arms the timer again. */
-static void trim_when_idle(void *arg)
+/* The trim timer fired (or was stopped): trim if no call started or
+ * ended since it was set, else look again a second later. */
+static void trim_when_quiet(void *arg)
 {
 	struct cric_server *s = arg;
-	atomic_store(&s->trim_armed, false);
-	if (nng_aio_result(s->trim_aio) != 0 || atomic_load(&s->stopping))
+	if (nng_aio_result(s->trim_aio) != 0 || atomic_load(&s->stopping)) {
+		atomic_store(&s->trim_armed, false);
 		return;
-	if (atomic_load(&s->idle) == worker_count(s)) {
-		malloc_trim(0);
-		atomic_fetch_add(&s->trims, 1);
 	}
+	unsigned long long now = atomic_load(&s->activity);
+	if (now != s->trim_mark) {
+		s->trim_mark = now;
+		nng_sleep_aio(IPC_TRIM_AFTER_MS, s->trim_aio);
+		return;
+	}
+	malloc_trim(0);
+	atomic_fetch_add(&s->trims, 1);
+	atomic_store(&s->trim_armed, false);
 }
 
 unsigned cric_server_trims(struct cric_server *s)
 {
 	return atomic_load(&s->trims);
+}
+
+unsigned cric_server_workers(struct cric_server *s)
+{
+	pthread_mutex_lock(&s->spawn_lock);
+	unsigned n = s->n_threads;
+	pthread_mutex_unlock(&s->spawn_lock);
+	return n;
 }
 
 /* Start the next worker thread unless all run or the server stops; it
@@ -501,6 +512,13 @@ static void *worker(void *arg)
 			continue;
 		/* The last one waiting took this request: another waits
 		 * before it is handled (its handler may wait on a call back). */
+		atomic_fetch_add(&s->activity, 1);
+		if (atomic_fetch_sub(&s->idle, 1) == 1) {
+			int r = worker_spawn(s);
+			if (r < 0)
+				log_warning("start another worker: %s, ignoring", strerror(-r));
+		}
+		atomic_fetch_add(&s->activity, 1);
 		if (atomic_fetch_sub(&s->idle, 1) == 1) {
 			int r = worker_spawn(s);
 			if (r < 0)
@@ -512,9 +530,14 @@ static void *worker(void *arg)
 		request_peer(s, nng_msg_get_pipe(msg), &peer);
 		int r = dispatch(w, &peer, nng_msg_body(msg), nng_msg_len(msg), &rep);
 		nng_msg_free(msg);
-		if (atomic_fetch_add(&s->idle, 1) + 1 == worker_count(s) &&
-		    !atomic_exchange(&s->trim_armed, true))
+		/* Waiting again before the reply leaves: the caller's next
+		 * call, sent once it has it, finds this worker counted. */
+		atomic_fetch_add(&s->idle, 1);
+		atomic_fetch_add(&s->activity, 1);
+		if (!atomic_exchange(&s->trim_armed, true)) {
+			s->trim_mark = atomic_load(&s->activity);
 			nng_sleep_aio(IPC_TRIM_AFTER_MS, s->trim_aio);
+		}
 		if (r < 0)
 			continue; /* out of memory: the caller times out */
 		nng_aio_set_msg(w->aio, rep);
@@ -574,7 +597,7 @@ int cric_server_start(const struct cric_server_config *cfg, struct cric_server *
 		server_free(s);
 		return -ENOMEM;
 	}
-	if (nng_aio_alloc(&s->trim_aio, trim_when_idle, s) != 0) {
+	if (nng_aio_alloc(&s->trim_aio, trim_when_quiet, s) != 0) {
 		server_free(s);
 		return -ENOMEM;
 	}
