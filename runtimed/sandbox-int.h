@@ -80,6 +80,11 @@ struct sandbox {
 
 struct sandbox_mgr {
 	pthread_mutex_t lock; /* the table and every sandbox's fields */
+	/* Pod cgroups made, shared and removed one pod at a time: a pod made
+	 * at once with another under a new parent must see the parent's maker
+	 * (share_cgroups), or the parent outlives them both; and a parent is
+	 * not removed between another pod's mkdir of it and of its child. */
+	pthread_mutex_t cgroups;
 	struct sandbox **items;
 	size_t n, cap;
 	struct record_store *records; /* <state_dir>/sandboxes */

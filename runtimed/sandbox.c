@@ -295,7 +295,10 @@ int release_all(struct sandbox_mgr *m, const struct cric_call *call, struct sand
 	int r = release_runtime(m, call, sb, err);
 	if (r < 0)
 		return r;
-	if ((r = cgroup_remove_created(sb->cgroup_created, err)) < 0)
+	pthread_mutex_lock(&m->cgroups);
+	r = cgroup_remove_created(sb->cgroup_created, err);
+	pthread_mutex_unlock(&m->cgroups);
+	if (r < 0)
 		return r;
 	return podfiles_remove(sb->dir, err);
 }
@@ -367,15 +370,17 @@ static int create(struct sandbox_mgr *m, const struct cric_call *call, struct sa
 			       strerror(errno));
 
 	_cleanup_strv_free_ char **created = NULL;
-	if ((r = cgroup_create(sb->cgroup, &created, err)) < 0)
-		return r;
-	pthread_mutex_lock(&m->lock);
-	r = share_cgroups(m, sb, created);
-	pthread_mutex_unlock(&m->lock);
-	if (r < 0) {
-		cgroup_remove_created(created, NULL);
-		return r;
+	pthread_mutex_lock(&m->cgroups);
+	if ((r = cgroup_create(sb->cgroup, &created, err)) == 0) {
+		pthread_mutex_lock(&m->lock);
+		r = share_cgroups(m, sb, created);
+		pthread_mutex_unlock(&m->lock);
+		if (r < 0)
+			cgroup_remove_created(created, NULL);
 	}
+	pthread_mutex_unlock(&m->cgroups);
+	if (r < 0)
+		return r;
 	if ((r = record_save(m, sb)) < 0)
 		return err_set(err, r, "save the pod's record: %s", strerror(-r));
 	if (p->has_limits && (r = cgroup_apply(sb->cgroup, &p->limits, err)) < 0)
@@ -690,6 +695,7 @@ int sandbox_mgr_new(const struct sandbox_mgr_config *cfg, struct sandbox_mgr **r
 	if (!m)
 		return -ENOMEM;
 	pthread_mutex_init(&m->lock, NULL);
+	pthread_mutex_init(&m->cgroups, NULL);
 	m->netd = cfg->netd;
 	m->on_pod_stop = cfg->on_pod_stop;
 	m->on_pod_remove = cfg->on_pod_remove;
@@ -779,6 +785,7 @@ struct sandbox_mgr *sandbox_mgr_free(struct sandbox_mgr *m)
 	free(m->handlers);
 	strv_clear(m->pod_cidrs, MAX_POD_CIDRS);
 	pthread_mutex_destroy(&m->lock);
+	pthread_mutex_destroy(&m->cgroups);
 	free(m);
 	return NULL;
 }
