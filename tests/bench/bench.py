@@ -71,11 +71,15 @@ def write_json(path, doc):
         json.dump(doc, f)
 
 
-def pss_kib(pid):
+def pss_kib(pid, field="Pss:"):
+    """The process's PSS in KiB, or with field="Pss_Anon:" its anonymous
+    part: what no other process shares and no page cache backs (the file
+    part moves with the page cache's folio sizes and with how many other
+    processes map the same libraries)."""
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
-                if line.startswith("Pss:"):
+                if line.startswith(field):
                     return int(line.split()[1])
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         pass
@@ -156,8 +160,8 @@ class Runtime:
         table = procs()
         return {p for p in self.pids() if p in table and table[p][1] != WORKLOAD}
 
-    def pss_mib(self):
-        return sum(pss_kib(p) for p in self.runtime_pids()) / 1024.0
+    def pss_mib(self, field="Pss:"):
+        return sum(pss_kib(p, field) for p in self.runtime_pids()) / 1024.0
 
     def pss_by_process(self, when, rss=False):
         """{"PSS <when>, <process name> (MiB)": PSS} for each process name
@@ -1093,7 +1097,9 @@ def burst(rt, calls):
         rt.cri.call(method, req, resp, timeout=60)
     time.sleep(2)
     when = f"idle after a {calls}-call burst"
-    return {f"PSS {when} (MiB)": rt.pss_mib(), **rt.pss_by_process(when)}
+    return {f"PSS {when} (MiB)": rt.pss_mib(),
+            f"PSS {when}, anonymous (MiB)": rt.pss_mib("Pss_Anon:"),
+            **rt.pss_by_process(when)}
 
 
 SCENARIOS = ("version", "pull", "pods", "many", "shared", "imagefs",
@@ -1264,6 +1270,7 @@ def main():
         for rt in runtimes:
             rt.cri.call("ListImages", api.ListImagesRequest(), api.ListImagesResponse)
             results[rt.name]["PSS idle, fresh (MiB)"] = rt.pss_mib()
+            results[rt.name]["PSS idle, fresh, anonymous (MiB)"] = rt.pss_mib("Pss_Anon:")
             results[rt.name]["processes idle, fresh"] = len(rt.runtime_pids())
             results[rt.name].update(rt.pss_by_process("idle, fresh"))
         if only & {"life", "footprint", "exec", "relist", "concurrent", "restart", "idle",
