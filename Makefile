@@ -41,13 +41,14 @@ CPPFLAGS += -D_GNU_SOURCE -Ulinux -I. -I$(BUILD)/gen
 # -Wformat-truncation is off; everything else is an error.
 WARNFLAGS := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-truncation \
 	-Wno-missing-field-initializers
-CFLAGS += -std=gnu11 $(OPTFLAGS) $(FORTIFY) $(WARNFLAGS) -fstack-protector-strong -MMD -MP
+CFLAGS += -std=gnu11 $(OPTFLAGS) $(FORTIFY) $(WARNFLAGS) -fstack-protector-strong -MMD -MP \
+	-ffunction-sections -fdata-sections
 GRPC_CFLAGS := $(shell pkg-config --cflags grpc)
 GRPC_LIBS := $(shell pkg-config --libs grpc)
 # --as-needed: each binary keeps only the libraries it uses.
 LIBS := -Wl,--as-needed -lnng -lprotobuf-c -ljansson -lcap -lseccomp -larchive -lcurl -lcrypto -lnettle -lyaml \
 	-lmicrohttpd -lz -lpthread -Wl,--no-as-needed
-LDFLAGS += $(SANLDFLAGS) -Wl,-z,relro,-z,now
+LDFLAGS += $(SANLDFLAGS) -Wl,-z,relro,-z,now -Wl,--gc-sections
 
 # Every .proto under proto/ (internal messages may live in one file per daemon).
 PROTOS := $(sort $(wildcard proto/cri/*.proto proto/cric/*.proto))
