@@ -518,12 +518,6 @@ static void *worker(void *arg)
 			if (r < 0)
 				log_warning("start another worker: %s, ignoring", strerror(-r));
 		}
-		atomic_fetch_add(&s->activity, 1);
-		if (atomic_fetch_sub(&s->idle, 1) == 1) {
-			int r = worker_spawn(s);
-			if (r < 0)
-				log_warning("start another worker: %s, ignoring", strerror(-r));
-		}
 		nng_msg *msg = nng_aio_get_msg(w->aio);
 		nng_msg *rep = NULL;
 		struct cric_peer peer;
