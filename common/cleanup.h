@@ -5,7 +5,6 @@
  * libraries does not include their headers. */
 #pragma once
 
-#include <archive.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -14,6 +13,7 @@
 #include <seccomp.h>
 #include <sys/capability.h>
 
+#include "archive-dl.h"
 #include "macro.h"
 
 /* jansson ships json_decrefp() itself (for json_auto_t). */
@@ -71,7 +71,7 @@ static inline void evp_md_ctx_freep(EVP_MD_CTX **c)
 static inline void archive_read_freep(struct archive **a)
 {
 	if (*a)
-		archive_read_free(*a);
+		sym_archive_read_free(*a);
 }
 #define _cleanup_archive_read_ _cleanup_(archive_read_freep)
 

@@ -1,8 +1,6 @@
 /* Checkpoint archives: see checkpoint.h. */
 #include "checkpoint.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -16,8 +14,10 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "common/archive-dl.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
+#include "common/log.h"
 
 /* Entries of an archive we look into before calling it a checkpoint. */
 #define CKPT_SCAN_MAX 100000
@@ -25,13 +25,13 @@
 static inline void archive_write_freep(struct archive **a)
 {
 	if (*a)
-		archive_write_free(*a);
+		sym_archive_write_free(*a);
 }
 
 static inline void archive_entry_freep(struct archive_entry **e)
 {
 	if (*e)
-		archive_entry_free(*e);
+		sym_archive_entry_free(*e);
 }
 
 /* path is at or beneath dir (both absolute, resolved). */
@@ -88,7 +88,7 @@ int ckpt_location_check(const char *location, const char *const *own, struct cri
  * redirect marks that mean nothing outside this mount). */
 static int strip_overlay_xattrs(struct archive_entry *e)
 {
-	size_t n = (size_t)archive_entry_xattr_reset(e);
+	size_t n = (size_t)sym_archive_entry_xattr_reset(e);
 	if (n == 0)
 		return 0;
 	struct kept {
@@ -103,7 +103,7 @@ static int strip_overlay_xattrs(struct archive_entry *e)
 	const char *name;
 	const void *value;
 	size_t size;
-	while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK && k < n) {
+	while (sym_archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK && k < n) {
 		if (strncmp(name, "trusted.overlay.", 16) == 0)
 			continue;
 		keep[k].name = strdup(name);
@@ -119,9 +119,10 @@ static int strip_overlay_xattrs(struct archive_entry *e)
 		k++;
 	}
 	if (r == 0) {
-		archive_entry_xattr_clear(e);
+		sym_archive_entry_xattr_clear(e);
 		for (size_t i = 0; i < k; i++)
-			archive_entry_xattr_add_entry(e, keep[i].name, keep[i].value, keep[i].size);
+			sym_archive_entry_xattr_add_entry(e, keep[i].name, keep[i].value,
+							  keep[i].size);
 	}
 	for (size_t i = 0; i < k; i++) {
 		free(keep[i].name);
@@ -144,50 +145,55 @@ static int copy_data(struct archive *in, struct archive *out, const char *path,
 {
 	char buf[64 * 1024];
 	for (;;) {
-		la_ssize_t n = archive_read_data(in, buf, sizeof(buf));
+		la_ssize_t n = sym_archive_read_data(in, buf, sizeof(buf));
 		if (n == 0)
 			return 0;
 		if (n < 0)
 			return err_set(err, -EIO, "read \"%s\": %s", path,
-				       archive_error_string(in));
-		if (archive_write_data(out, buf, (size_t)n) != n)
+				       sym_archive_error_string(in));
+		if (sym_archive_write_data(out, buf, (size_t)n) != n)
 			return err_set(err, -EIO, "archive \"%s\": %s", path,
-				       archive_error_string(out));
+				       sym_archive_error_string(out));
 	}
 }
 
 /* Every entry under dir into w->out, named relative to dir. */
 static int tar_tree(const char *dir, struct tree_walk *w, struct cric_err *err)
 {
-	_cleanup_archive_read_ struct archive *in = archive_read_disk_new();
-	_cleanup_(archive_entry_freep) struct archive_entry *e = archive_entry_new();
+	int r = archive_dl_load(err);
+	if (r < 0)
+		return r;
+	_cleanup_archive_read_ struct archive *in = sym_archive_read_disk_new();
+	_cleanup_(archive_entry_freep) struct archive_entry *e = sym_archive_entry_new();
 	if (!in || !e)
 		return -ENOMEM;
-	archive_read_disk_set_symlink_physical(in);
-	if (archive_read_disk_set_behavior(in, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS) != ARCHIVE_OK ||
-	    archive_read_disk_open(in, dir) != ARCHIVE_OK)
-		return err_set(err, -EIO, "read \"%s\": %s", dir, archive_error_string(in));
+	sym_archive_read_disk_set_symlink_physical(in);
+	if (sym_archive_read_disk_set_behavior(in, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS) !=
+		ARCHIVE_OK ||
+	    sym_archive_read_disk_open(in, dir) != ARCHIVE_OK)
+		return err_set(err, -EIO, "read \"%s\": %s", dir, sym_archive_error_string(in));
 	size_t skip = strlen(dir);
 	for (;;) {
-		archive_entry_clear(e);
-		int r = archive_read_next_header2(in, e);
+		sym_archive_entry_clear(e);
+		r = sym_archive_read_next_header2(in, e);
 		if (r == ARCHIVE_EOF)
 			return 0;
 		if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
-			return err_set(err, -EIO, "read \"%s\": %s", dir, archive_error_string(in));
-		const char *path = archive_entry_pathname(e);
+			return err_set(err, -EIO, "read \"%s\": %s", dir,
+				       sym_archive_error_string(in));
+		const char *path = sym_archive_entry_pathname(e);
 		if (!path || strncmp(path, dir, skip) != 0)
 			return err_set(err, -EIO, "read \"%s\": an entry outside it", dir);
 		const char *rel = path + skip;
 		while (*rel == '/')
 			rel++;
-		mode_t type = archive_entry_filetype(e);
-		if (type == AE_IFDIR && archive_read_disk_descend(in) != ARCHIVE_OK)
+		mode_t type = sym_archive_entry_filetype(e);
+		if (type == AE_IFDIR && sym_archive_read_disk_descend(in) != ARCHIVE_OK)
 			return err_set(err, -EIO, "read \"%s\": %s", path,
-				       archive_error_string(in));
+				       sym_archive_error_string(in));
 		if (!*rel)
 			continue; /* dir itself */
-		if (w->upper && type == AE_IFCHR && archive_entry_rdev(e) == makedev(0, 0)) {
+		if (w->upper && type == AE_IFCHR && sym_archive_entry_rdev(e) == makedev(0, 0)) {
 			_cleanup_free_ char *abs = NULL;
 			if (asprintf(&abs, "/%s", rel) < 0)
 				return -ENOMEM;
@@ -200,11 +206,11 @@ static int tar_tree(const char *dir, struct tree_walk *w, struct cric_err *err)
 		_cleanup_free_ char *name = strdup(rel);
 		if (!name)
 			return -ENOMEM;
-		archive_entry_copy_pathname(e, name);
-		if (archive_write_header(w->out, e) != ARCHIVE_OK)
+		sym_archive_entry_copy_pathname(e, name);
+		if (sym_archive_write_header(w->out, e) != ARCHIVE_OK)
 			return err_set(err, -EIO, "archive \"%s\": %s", name,
-				       archive_error_string(w->out));
-		if (type == AE_IFREG && archive_entry_size(e) > 0 &&
+				       sym_archive_error_string(w->out));
+		if (type == AE_IFREG && sym_archive_entry_size(e) > 0 &&
 		    (r = copy_data(in, w->out, name, err)) < 0)
 			return r;
 	}
@@ -212,13 +218,16 @@ static int tar_tree(const char *dir, struct tree_walk *w, struct cric_err *err)
 
 static int tar_writer(int fd, const char *what, struct archive **ret, struct cric_err *err)
 {
-	_cleanup_(archive_write_freep) struct archive *a = archive_write_new();
+	int r = archive_dl_load(err);
+	if (r < 0)
+		return r;
+	_cleanup_(archive_write_freep) struct archive *a = sym_archive_write_new();
 	if (!a)
 		return -ENOMEM;
-	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
-	    archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
-	    archive_write_open_fd(a, fd) != ARCHIVE_OK)
-		return err_set(err, -EIO, "write \"%s\": %s", what, archive_error_string(a));
+	if (sym_archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
+	    sym_archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
+	    sym_archive_write_open_fd(a, fd) != ARCHIVE_OK)
+		return err_set(err, -EIO, "write \"%s\": %s", what, sym_archive_error_string(a));
 	*ret = TAKE_PTR(a);
 	return 0;
 }
@@ -226,8 +235,8 @@ static int tar_writer(int fd, const char *what, struct archive **ret, struct cri
 /* Close the tar (its last blocks), then fsync the file. */
 static int tar_finish(struct archive *a, int fd, const char *what, struct cric_err *err)
 {
-	if (archive_write_close(a) != ARCHIVE_OK)
-		return err_set(err, -EIO, "write \"%s\": %s", what, archive_error_string(a));
+	if (sym_archive_write_close(a) != ARCHIVE_OK)
+		return err_set(err, -EIO, "write \"%s\": %s", what, sym_archive_error_string(a));
 	if (fsync(fd) < 0)
 		return err_set(err, negative_errno(), "write \"%s\": %s", what, strerror(errno));
 	return 0;
@@ -310,16 +319,21 @@ bool ckpt_archive_is_checkpoint(const char *path)
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return false;
-	_cleanup_archive_read_ struct archive *a = archive_read_new();
-	if (!a || archive_read_support_format_tar(a) != ARCHIVE_OK ||
-	    archive_read_support_filter_all(a) != ARCHIVE_OK ||
-	    archive_read_open_fd(a, fd, 64 * 1024) != ARCHIVE_OK)
+	struct cric_err err;
+	if (archive_dl_load(&err) < 0) {
+		log_warning("is \"%.200s\" a checkpoint: %s, ignoring", path, err.msg);
+		return false;
+	}
+	_cleanup_archive_read_ struct archive *a = sym_archive_read_new();
+	if (!a || sym_archive_read_support_format_tar(a) != ARCHIVE_OK ||
+	    sym_archive_read_support_filter_all(a) != ARCHIVE_OK ||
+	    sym_archive_read_open_fd(a, fd, 64 * 1024) != ARCHIVE_OK)
 		return false;
 	bool config = false, spec = false, images = false;
 	struct archive_entry *e;
-	for (size_t i = 0; i < CKPT_SCAN_MAX && archive_read_next_header(a, &e) == ARCHIVE_OK;
+	for (size_t i = 0; i < CKPT_SCAN_MAX && sym_archive_read_next_header(a, &e) == ARCHIVE_OK;
 	     i++) {
-		const char *name = member_name(archive_entry_pathname(e) ?: "");
+		const char *name = member_name(sym_archive_entry_pathname(e) ?: "");
 		config |= strcmp(name, CKPT_CONFIG_DUMP) == 0;
 		spec |= strcmp(name, CKPT_SPEC_DUMP) == 0;
 		images |= strncmp(name, CKPT_IMAGES_DIR "/", strlen(CKPT_IMAGES_DIR) + 1) == 0 ||
@@ -355,58 +369,59 @@ static int extract_to(struct archive *in, struct archive *out, const char *root,
 	struct archive_entry *e;
 	unsigned long long total = 0;
 	for (;;) {
-		int r = archive_read_next_header(in, &e);
+		int r = sym_archive_read_next_header(in, &e);
 		if (r == ARCHIVE_EOF)
 			return 0;
 		if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
-			return err_set(err, -EINVAL, "read: %s", archive_error_string(in));
+			return err_set(err, -EINVAL, "read: %s", sym_archive_error_string(in));
 		char rel[PATH_MAX], full[PATH_MAX * 2];
-		const char *name = archive_entry_pathname(e);
+		const char *name = sym_archive_entry_pathname(e);
 		if (!name || !clean_member(name, rel, sizeof(rel)))
 			return err_set(err, -EINVAL,
 				       "member \"%.200s\" is not a clean relative name",
 				       name ? name : "");
-		mode_t type = archive_entry_filetype(e);
+		mode_t type = sym_archive_entry_filetype(e);
 		if (!any_type && type != AE_IFREG && type != AE_IFDIR)
 			return err_set(err, -EINVAL,
 				       "member \"%.200s\" is neither a file nor a "
 				       "directory",
 				       rel);
-		const char *link = archive_entry_hardlink(e);
+		const char *link = sym_archive_entry_hardlink(e);
 		if (link) {
 			char lrel[PATH_MAX];
 			if (!any_type || !clean_member(link, lrel, sizeof(lrel)))
 				return err_set(err, -EINVAL, "member \"%.200s\": a bad hard link",
 					       rel);
 			snprintf(full, sizeof(full), "%s/%s", root, lrel);
-			archive_entry_copy_hardlink(e, full);
+			sym_archive_entry_copy_hardlink(e, full);
 		}
 		total +=
-		    (unsigned long long)(archive_entry_size(e) > 0 ? archive_entry_size(e) : 0);
+		    (unsigned long long)(sym_archive_entry_size(e) > 0 ? sym_archive_entry_size(e)
+								       : 0);
 		if (total > max)
 			return err_set(err, -EFBIG, "more than %llu bytes", max);
 		snprintf(full, sizeof(full), "%s/%s", root, rel);
-		archive_entry_copy_pathname(e, full);
-		if (archive_write_header(out, e) != ARCHIVE_OK)
+		sym_archive_entry_copy_pathname(e, full);
+		if (sym_archive_write_header(out, e) != ARCHIVE_OK)
 			return err_set(err, -EIO, "extract \"%.200s\": %s", rel,
-				       archive_error_string(out));
+				       sym_archive_error_string(out));
 		for (;;) {
 			const void *buf;
 			size_t len;
 			la_int64_t off;
-			r = archive_read_data_block(in, &buf, &len, &off);
+			r = sym_archive_read_data_block(in, &buf, &len, &off);
 			if (r == ARCHIVE_EOF)
 				break;
 			if (r != ARCHIVE_OK)
 				return err_set(err, -EINVAL, "read \"%.200s\": %s", rel,
-					       archive_error_string(in));
-			if (archive_write_data_block(out, buf, len, off) != ARCHIVE_OK)
+					       sym_archive_error_string(in));
+			if (sym_archive_write_data_block(out, buf, len, off) != ARCHIVE_OK)
 				return err_set(err, -EIO, "extract \"%.200s\": %s", rel,
-					       archive_error_string(out));
+					       sym_archive_error_string(out));
 		}
-		if (archive_write_finish_entry(out) != ARCHIVE_OK)
+		if (sym_archive_write_finish_entry(out) != ARCHIVE_OK)
 			return err_set(err, -EIO, "extract \"%.200s\": %s", rel,
-				       archive_error_string(out));
+				       sym_archive_error_string(out));
 	}
 }
 
@@ -420,22 +435,26 @@ static int extract_tar(const char *path, const char *root, bool any_type, unsign
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return err_set(err, negative_errno(), "open \"%.200s\": %s", path, strerror(errno));
-	_cleanup_archive_read_ struct archive *in = archive_read_new();
-	_cleanup_(archive_write_freep) struct archive *out = archive_write_disk_new();
+	int r = archive_dl_load(err);
+	if (r < 0)
+		return r;
+	_cleanup_archive_read_ struct archive *in = sym_archive_read_new();
+	_cleanup_(archive_write_freep) struct archive *out = sym_archive_write_disk_new();
 	if (!in || !out)
 		return -ENOMEM;
 	int flags = ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
 		    ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME;
 	if (any_type)
 		flags |= ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_UNLINK;
-	if (archive_read_support_format_tar(in) != ARCHIVE_OK ||
-	    archive_read_support_filter_all(in) != ARCHIVE_OK ||
-	    archive_write_disk_set_options(out, flags) != ARCHIVE_OK ||
-	    archive_read_open_fd(in, fd, 64 * 1024) != ARCHIVE_OK)
-		return err_set(err, -EINVAL, "read \"%.200s\": %s", path, archive_error_string(in));
-	int r = extract_to(in, out, real, any_type, max, err);
-	if (r == 0 && archive_write_close(out) != ARCHIVE_OK)
-		r = err_set(err, -EIO, "extract: %s", archive_error_string(out));
+	if (sym_archive_read_support_format_tar(in) != ARCHIVE_OK ||
+	    sym_archive_read_support_filter_all(in) != ARCHIVE_OK ||
+	    sym_archive_write_disk_set_options(out, flags) != ARCHIVE_OK ||
+	    sym_archive_read_open_fd(in, fd, 64 * 1024) != ARCHIVE_OK)
+		return err_set(err, -EINVAL, "read \"%.200s\": %s", path,
+			       sym_archive_error_string(in));
+	r = extract_to(in, out, real, any_type, max, err);
+	if (r == 0 && sym_archive_write_close(out) != ARCHIVE_OK)
+		r = err_set(err, -EIO, "extract: %s", sym_archive_error_string(out));
 	return r < 0 ? err_prefix(err, r, "\"%.200s\"", path) : 0;
 }
 

@@ -2,12 +2,10 @@
  * way an entry fails. Internal to stored's unpacker. */
 #pragma once
 
-#include <archive.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <unistd.h>
-#include <archive_entry.h>
 #include <linux/openat2.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -15,6 +13,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 
+#include "common/archive-dl.h"
 #include "common/error.h"
 #include "common/macro.h"
 #include "stored/blobs.h"

@@ -14,7 +14,7 @@
  * unchanged", which is never used: an error returns first. */
 int entry_owner(struct unpack_ctx *c, struct archive_entry *e, uid_t *uid, gid_t *gid)
 {
-	la_int64_t u = archive_entry_uid(e), g = archive_entry_gid(e);
+	la_int64_t u = sym_archive_entry_uid(e), g = sym_archive_entry_gid(e);
 	/* (uid_t)-1 would mean "leave unchanged" to chown: refused too. */
 	if (u < 0 || u >= (la_int64_t)UINT32_MAX || g < 0 || g >= (la_int64_t)UINT32_MAX)
 		return entry_fail(c, -EINVAL, "uid %lld / gid %lld out of range", (long long)u,
@@ -26,16 +26,16 @@ int entry_owner(struct unpack_ctx *c, struct archive_entry *e, uid_t *uid, gid_t
 
 void entry_times(struct archive_entry *e, struct timespec ts[2])
 {
-	if (archive_entry_mtime_is_set(e)) {
-		ts[1].tv_sec = archive_entry_mtime(e);
-		ts[1].tv_nsec = archive_entry_mtime_nsec(e);
+	if (sym_archive_entry_mtime_is_set(e)) {
+		ts[1].tv_sec = sym_archive_entry_mtime(e);
+		ts[1].tv_nsec = sym_archive_entry_mtime_nsec(e);
 	} else {
 		ts[1].tv_sec = 0;
 		ts[1].tv_nsec = UTIME_OMIT;
 	}
-	if (archive_entry_atime_is_set(e)) {
-		ts[0].tv_sec = archive_entry_atime(e);
-		ts[0].tv_nsec = archive_entry_atime_nsec(e);
+	if (sym_archive_entry_atime_is_set(e)) {
+		ts[0].tv_sec = sym_archive_entry_atime(e);
+		ts[0].tv_nsec = sym_archive_entry_atime_nsec(e);
 	} else {
 		ts[0] = ts[1];
 	}
@@ -60,7 +60,7 @@ static enum xattr_policy xattr_policy(const char *name)
  * fd < 0 only check them and count them as skipped (other file types). */
 int apply_xattrs(struct unpack_ctx *c, int fd, struct archive_entry *e)
 {
-	int n = archive_entry_xattr_reset(e);
+	int n = sym_archive_entry_xattr_reset(e);
 	if (n <= 0)
 		return 0;
 	if (n > MAX_XATTRS)
@@ -72,7 +72,7 @@ int apply_xattrs(struct unpack_ctx *c, int fd, struct archive_entry *e)
 	const char *name;
 	const void *value;
 	size_t size;
-	while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
+	while (sym_archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
 		char q[QUOTE_BUF];
 		if (!name || !*name)
 			return entry_fail(c, -EINVAL, "xattr with an empty name");
@@ -113,7 +113,7 @@ int apply_meta_fd(struct unpack_ctx *c, int fd, struct archive_entry *e)
 		return r;
 	if (fchown(fd, uid, gid) < 0)
 		return entry_fail(c, -errno, "chown: %m");
-	if (fchmod(fd, archive_entry_perm(e) & 07777) < 0)
+	if (fchmod(fd, sym_archive_entry_perm(e) & 07777) < 0)
 		return entry_fail(c, -errno, "chmod: %m");
 	r = apply_xattrs(c, fd, e);
 	if (r < 0)
@@ -138,7 +138,7 @@ int apply_meta_at(struct unpack_ctx *c, int dfd, const char *name, struct archiv
 	if (fchownat(dfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
 		return entry_fail(c, -errno, "chown: %m");
 	if (!is_symlink) {
-		mode_t mode = archive_entry_perm(e) & 07777;
+		mode_t mode = sym_archive_entry_perm(e) & 07777;
 		r = (int)syscall(SYS_fchmodat2, dfd, name, mode, AT_SYMLINK_NOFOLLOW);
 		if (r < 0 && errno == ENOSYS) /* before Linux 6.6: glibc's O_PATH emulation */
 			r = fchmodat(dfd, name, mode, AT_SYMLINK_NOFOLLOW);

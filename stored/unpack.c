@@ -1,7 +1,5 @@
 #include "unpack.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +17,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "common/archive-dl.h"
 #include "common/cleanup.h"
 #include "common/macro.h"
 #include "stored/rmtree.h"
@@ -172,14 +171,14 @@ static la_ssize_t pull_block(struct unpack_ctx *c, const void **buf)
 	while (!c->decomp_eof) {
 		size_t size = 0;
 		la_int64_t off = 0;
-		int r = archive_read_data_block(c->decomp, buf, &size, &off);
+		int r = sym_archive_read_data_block(c->decomp, buf, &size, &off);
 		if (r == ARCHIVE_EOF) {
 			c->decomp_eof = true;
 			break;
 		}
 		if (r != ARCHIVE_OK)
 			return entry_fail(c, -EBADMSG, "decompress: %s",
-					  archive_error_string(c->decomp));
+					  sym_archive_error_string(c->decomp));
 		if ((uint64_t)off != c->tar_bytes)
 			return entry_fail(c, -EBADMSG, "decompress: stream out of order");
 		if (size == 0)
@@ -207,7 +206,7 @@ static la_ssize_t read_cb(struct archive *a, void *userdata, const void **buf)
 	la_ssize_t n = pull_block(c, buf);
 	if (n < 0) {
 		c->cb_r = (int)n;
-		archive_set_error(a, (int)-n, "%s", c->err ? c->err->msg : "read failed");
+		sym_archive_set_error(a, (int)-n, "%s", c->err ? c->err->msg : "read failed");
 		return -1;
 	}
 	return n;
@@ -371,7 +370,7 @@ static int defer_dir(struct unpack_ctx *c, const char *path, struct archive_entr
 	d->path = strdup(path);
 	if (!d->path)
 		return entry_fail(c, -ENOMEM, "out of memory");
-	d->mode = archive_entry_perm(e) & 07777;
+	d->mode = sym_archive_entry_perm(e) & 07777;
 	entry_times(e, d->times);
 	c->n_dirs++;
 	return 0;
@@ -456,14 +455,14 @@ static int write_data(struct unpack_ctx *c, int fd, uint64_t size)
 		const void *buf;
 		size_t len;
 		la_int64_t off;
-		int r = archive_read_data_block(c->tar, &buf, &len, &off);
+		int r = sym_archive_read_data_block(c->tar, &buf, &len, &off);
 		if (r == ARCHIVE_EOF)
 			break;
 		if (r != ARCHIVE_OK) {
 			if (c->cb_r < 0)
 				return c->cb_r;
 			return entry_fail(c, -EBADMSG, "read data: %s",
-					  archive_error_string(c->tar));
+					  sym_archive_error_string(c->tar));
 		}
 		if (off < 0 || (uint64_t)off < end || (uint64_t)off + len > size)
 			return entry_fail(c, -EBADMSG, "data block outside the file's size");
@@ -490,7 +489,7 @@ static int write_data(struct unpack_ctx *c, int fd, uint64_t size)
 
 static int extract_file(struct unpack_ctx *c, int dfd, const char *name, struct archive_entry *e)
 {
-	la_int64_t size = archive_entry_size(e);
+	la_int64_t size = sym_archive_entry_size(e);
 	if (size < 0)
 		return entry_fail(c, -EBADMSG, "negative size");
 	/* declared_bytes <= max_bytes always holds: no overflow here. */
@@ -527,7 +526,7 @@ static int extract_file(struct unpack_ctx *c, int dfd, const char *name, struct 
 
 static int extract_symlink(struct unpack_ctx *c, int dfd, const char *name, struct archive_entry *e)
 {
-	const char *target = archive_entry_symlink(e);
+	const char *target = sym_archive_entry_symlink(e);
 	if (!target || !*target)
 		return entry_fail(c, -EINVAL, "symlink with an empty target");
 	if (strlen(target) >= PATH_MAX)
@@ -551,8 +550,9 @@ static int extract_special(struct unpack_ctx *c, int dfd, const char *name, stru
 {
 	if ((type == S_IFCHR || type == S_IFBLK) && !c->opts.allow_devices)
 		return entry_fail(c, -EPERM, "device nodes are not allowed in this layer");
-	dev_t dev =
-	    type == S_IFIFO ? 0 : makedev(archive_entry_rdevmajor(e), archive_entry_rdevminor(e));
+	dev_t dev = type == S_IFIFO
+			? 0
+			: makedev(sym_archive_entry_rdevmajor(e), sym_archive_entry_rdevminor(e));
 	if (mknodat(dfd, name, type | 0600, dev) < 0) {
 		if (errno != EEXIST)
 			return entry_fail(c, -errno, "mknod: %m");
@@ -570,7 +570,7 @@ static int extract_hardlink(struct unpack_ctx *c, int dfd, const char *name,
 			    struct archive_entry *e)
 {
 	char q[QUOTE_BUF], tpath[PATH_MAX];
-	const char *raw = archive_entry_hardlink(e), *why = NULL;
+	const char *raw = sym_archive_entry_hardlink(e), *why = NULL;
 	int r = normalize_path(raw, tpath, &why);
 	if (r < 0)
 		return entry_fail(c, r, "hardlink target \"%s\": %s", quote(raw, q), why);
@@ -632,7 +632,7 @@ static int extract_whiteout(struct unpack_ctx *c, int dfd, const char *name)
 static int apply_entry(struct unpack_ctx *c, struct archive_entry *e)
 {
 	char path[PATH_MAX];
-	const char *raw = archive_entry_pathname(e), *why = NULL;
+	const char *raw = sym_archive_entry_pathname(e), *why = NULL;
 	quote(raw, c->qname);
 	c->in_entry = true;
 	if (c->entries > c->opts.max_entries)
@@ -642,8 +642,8 @@ static int apply_entry(struct unpack_ctx *c, struct archive_entry *e)
 	if (r < 0)
 		return entry_fail(c, r, "%s", why);
 
-	mode_t type = archive_entry_filetype(e);
-	bool hardlink = archive_entry_hardlink(e) != NULL;
+	mode_t type = sym_archive_entry_filetype(e);
+	bool hardlink = sym_archive_entry_hardlink(e) != NULL;
 	if (!path[0]) { /* "/" or "./": the layer root itself */
 		if (type != AE_IFDIR || hardlink)
 			return entry_fail(c, -EINVAL, "only a directory may stand for the root");
@@ -701,29 +701,30 @@ static void locale_guard_done(struct locale_guard *g)
 
 static int open_streams(struct unpack_ctx *c, int in_fd, enum unpack_compression *compression)
 {
-	c->decomp = archive_read_new();
-	c->tar = archive_read_new();
+	c->decomp = sym_archive_read_new();
+	c->tar = sym_archive_read_new();
 	if (!c->decomp || !c->tar)
 		return err_set(c->err, -ENOMEM, "out of memory");
 	/* ARCHIVE_WARN here would mean an external program: refused. */
-	if (archive_read_support_filter_gzip(c->decomp) != ARCHIVE_OK ||
-	    archive_read_support_filter_zstd(c->decomp) != ARCHIVE_OK ||
-	    archive_read_support_format_raw(c->decomp) != ARCHIVE_OK ||
-	    archive_read_support_format_tar(c->tar) != ARCHIVE_OK)
+	if (sym_archive_read_support_filter_gzip(c->decomp) != ARCHIVE_OK ||
+	    sym_archive_read_support_filter_zstd(c->decomp) != ARCHIVE_OK ||
+	    sym_archive_read_support_format_raw(c->decomp) != ARCHIVE_OK ||
+	    sym_archive_read_support_format_tar(c->tar) != ARCHIVE_OK)
 		return err_set(c->err, -EOPNOTSUPP, "libarchive lacks built-in gzip/zstd/tar");
-	if (archive_read_open_fd(c->decomp, in_fd, READ_BLOCK) != ARCHIVE_OK)
+	if (sym_archive_read_open_fd(c->decomp, in_fd, READ_BLOCK) != ARCHIVE_OK)
 		return err_set(c->err, -EBADMSG, "open stream: %s",
-			       archive_error_string(c->decomp));
+			       sym_archive_error_string(c->decomp));
 	struct archive_entry *raw;
-	int r = archive_read_next_header(c->decomp, &raw);
+	int r = sym_archive_read_next_header(c->decomp, &raw);
 	if (r == ARCHIVE_EOF)
 		return err_set(c->err, -EBADMSG, "empty stream");
 	if (r != ARCHIVE_OK)
-		return err_set(c->err, -EBADMSG, "decompress: %s", archive_error_string(c->decomp));
+		return err_set(c->err, -EBADMSG, "decompress: %s",
+			       sym_archive_error_string(c->decomp));
 	/* One compression at most (plus libarchive's pass-through). */
-	if (archive_filter_count(c->decomp) > 2)
+	if (sym_archive_filter_count(c->decomp) > 2)
 		return err_set(c->err, -EBADMSG, "nested compression is not supported");
-	switch (archive_filter_code(c->decomp, 0)) {
+	switch (sym_archive_filter_code(c->decomp, 0)) {
 	case ARCHIVE_FILTER_NONE:
 		*compression = UNPACK_NONE;
 		break;
@@ -735,12 +736,12 @@ static int open_streams(struct unpack_ctx *c, int in_fd, enum unpack_compression
 		break;
 	default:
 		return err_set(c->err, -EBADMSG, "unsupported compression \"%s\"",
-			       archive_filter_name(c->decomp, 0));
+			       sym_archive_filter_name(c->decomp, 0));
 	}
-	if (archive_read_open(c->tar, c, NULL, read_cb, NULL) != ARCHIVE_OK) {
+	if (sym_archive_read_open(c->tar, c, NULL, read_cb, NULL) != ARCHIVE_OK) {
 		if (c->cb_r < 0)
 			return c->cb_r;
-		return err_set(c->err, -EBADMSG, "%s", archive_error_string(c->tar));
+		return err_set(c->err, -EBADMSG, "%s", sym_archive_error_string(c->tar));
 	}
 	return 0;
 }
@@ -750,7 +751,7 @@ static int unpack_entries(struct unpack_ctx *c)
 	for (;;) {
 		struct archive_entry *e;
 		c->in_entry = false;
-		int r = archive_read_next_header(c->tar, &e);
+		int r = sym_archive_read_next_header(c->tar, &e);
 		if (r == ARCHIVE_EOF)
 			return 0;
 		c->entries++;
@@ -761,8 +762,9 @@ static int unpack_entries(struct unpack_ctx *c)
 			char q[QUOTE_BUF];
 			return err_set(c->err, -EBADMSG, "entry #%llu \"%s\": bad tar header: %s",
 				       (unsigned long long)c->entries,
-				       r == ARCHIVE_WARN ? quote(archive_entry_pathname(e), q) : "",
-				       archive_error_string(c->tar));
+				       r == ARCHIVE_WARN ? quote(sym_archive_entry_pathname(e), q)
+							 : "",
+				       sym_archive_error_string(c->tar));
 		}
 		r = apply_entry(c, e);
 		if (r < 0)
@@ -812,6 +814,9 @@ static int unpack(struct unpack_ctx *c, int in_fd, int layer_fd, struct unpack_r
 int unpack_layer(int in_fd, int layer_fd, const struct unpack_opts *opts, struct unpack_result *ret,
 		 struct cric_err *err)
 {
+	int r = archive_dl_load(err);
+	if (r < 0)
+		return err_prefix(err, r, "unpack layer");
 	_cleanup_(locale_guard_done) struct locale_guard lg = { 0 };
 	lg.mine = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
 	if (lg.mine)
@@ -830,7 +835,7 @@ int unpack_layer(int in_fd, int layer_fd, const struct unpack_opts *opts, struct
 		c.opts.max_bytes = UNPACK_DEFAULT_MAX_BYTES;
 
 	struct unpack_result res = { 0 };
-	int r = unpack(&c, in_fd, layer_fd, &res);
+	r = unpack(&c, in_fd, layer_fd, &res);
 	if (r < 0)
 		return err_prefix(err, r, "unpack layer");
 	*ret = res;
