@@ -3,15 +3,12 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <linux/capability.h>
-#include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -21,6 +18,8 @@
 #include "common/macro.h"
 #include "common/metrics.h"
 #include "common/service.h"
+#include "monitord/lazyhttp.h"
+#include "monitord/mhd-dl.h"
 
 #define CONNECTIONS_MAX   16
 #define REQUEST_TIMEOUT_S 30
@@ -30,7 +29,8 @@ static const char *const peer_names[P_COUNT] = { "gateway", "imaged", "stored", 
 						 "runtimed" };
 
 struct metrics_http {
-	struct MHD_Daemon *mhd;
+	struct lazy_http *http; /* the listener, until mhd starts on it */
+	struct MHD_Daemon *mhd; /* set by start_mhd(), on http's thread */
 	struct cric_client *clients[P_COUNT];
 	char method[IPC_METHOD_MAX + 1];
 	char address[INET6_ADDRSTRLEN];
@@ -210,16 +210,17 @@ static char *scrape(struct metrics_http *mh, size_t *len)
 static enum MHD_Result answer_text(struct MHD_Connection *conn, unsigned status, char *body,
 				   size_t len, const char *type)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	struct MHD_Response *r =
+	    sym_MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	if (!r) {
 		free(body);
 		return MHD_NO;
 	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	sym_MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-	enum MHD_Result ret = MHD_queue_response(conn, status, r);
-	MHD_destroy_response(r);
+		sym_MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	enum MHD_Result ret = sym_MHD_queue_response(conn, status, r);
+	sym_MHD_destroy_response(r);
 	return ret;
 }
 
@@ -325,31 +326,23 @@ static int listen_on(const struct metrics_http *mh)
 	return fd;
 }
 
-struct mhd_start {
-	struct metrics_http *mh;
-	int fd;
-	int r;
-};
-
-static void *start_capless(void *ud)
+/* lazyhttp's start: the HTTP server on fd, made on a thread of no
+ * capabilities, which it keeps. */
+static int start_mhd(void *ud, int fd, struct cric_err *err)
 {
-	struct mhd_start *st = ud;
-	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
-	struct __user_cap_data_struct d[2];
-	memset(d, 0, sizeof(d));
-	if (syscall(SYS_capset, &h, d) < 0) {
-		st->r = -errno;
-		return NULL;
-	}
-	st->mh->mhd =
-	    MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
-				 (st->mh->v6 ? MHD_USE_IPv6 : 0),
-			     0, NULL, NULL, on_request, st->mh, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-			     NULL, MHD_OPTION_LISTEN_SOCKET, st->fd, MHD_OPTION_CONNECTION_LIMIT,
-			     (unsigned int)CONNECTIONS_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
-			     (unsigned int)REQUEST_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-			     (size_t)(16 * 1024), MHD_OPTION_END);
-	return NULL;
+	struct metrics_http *mh = ud;
+	int r = mhd_dl_load(err);
+	if (r < 0)
+		return r;
+	mh->mhd = sym_MHD_start_daemon(
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+		(mh->v6 ? MHD_USE_IPv6 : 0),
+	    0, NULL, NULL, on_request, mh, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	    MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned int)CONNECTIONS_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned int)REQUEST_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)(16 * 1024), MHD_OPTION_END);
+	return mh->mhd ? 0 : err_set(err, -EIO, "libmicrohttpd did not start");
 }
 
 /* The clients to the peers (opened here, on a thread with monitord's
@@ -408,25 +401,16 @@ int metrics_http_open(const struct cric_config *cfg, struct metrics_http **ret,
 		metrics_http_free(mh);
 		return 0;
 	}
-	struct mhd_start start = { .mh = mh, .fd = fd };
-	pthread_t t;
-	if ((r = pthread_create(&t, NULL, start_capless, &start)) != 0) {
-		close(fd);
-		metrics_http_free(mh);
-		return err_set(err, -r, "metrics: start a thread: %s", strerror(r));
-	}
-	pthread_join(t, NULL);
-	if (!mh->mhd) {
-		close(fd);
-		log_warning("metrics: %s, ignoring",
-			    start.r < 0 ? "could not drop capabilities for the HTTP thread"
-					: "libmicrohttpd did not start");
+	int port = lazy_http_port(fd);
+	if (port > 0)
+		mh->port = (uint16_t)port;
+	/* Started at the first scrape: no libmicrohttpd until then. */
+	struct cric_err lerr = { { 0 } };
+	if ((r = lazy_http_open(fd, "metrics", false, start_mhd, mh, &mh->http, &lerr)) < 0) {
+		log_warning("metrics: %s, ignoring", lerr.msg[0] ? lerr.msg : strerror(-r));
 		metrics_http_free(mh);
 		return 0;
 	}
-	const union MHD_DaemonInfo *di = MHD_get_daemon_info(mh->mhd, MHD_DAEMON_INFO_BIND_PORT);
-	if (di)
-		mh->port = di->port;
 	log_info("metrics on http://%s%s%s:%u/metrics", mh->v6 ? "[" : "", mh->address,
 		 mh->v6 ? "]" : "", (unsigned)mh->port);
 	*ret = mh;
@@ -437,8 +421,9 @@ void metrics_http_free(struct metrics_http *mh)
 {
 	if (!mh)
 		return;
+	lazy_http_free(mh->http); /* after it, mhd is set or never will be */
 	if (mh->mhd)
-		MHD_stop_daemon(mh->mhd);
+		sym_MHD_stop_daemon(mh->mhd);
 	for (unsigned i = 0; i < P_COUNT; i++)
 		cric_client_close(mh->clients[i]);
 	pthread_mutex_destroy(&mh->lock);

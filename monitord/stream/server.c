@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <linux/capability.h>
 #include <fcntl.h>
-#include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -20,6 +19,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "monitord/lazyhttp.h"
+#include "monitord/mhd-dl.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "common/log.h"
@@ -37,7 +38,8 @@
 #define TLS_FILE_MAX        (1024 * 1024)
 
 struct stream_server {
-	struct MHD_Daemon *mhd;
+	struct lazy_http *http; /* the listener, until mhd starts on it */
+	struct MHD_Daemon *mhd; /* set by start_mhd(), on http's thread */
 	struct tokens tokens;
 	struct monitors *monitors;
 	char *exec_helper;
@@ -131,7 +133,7 @@ static void session_ended(void *ud)
 	struct stream_server *srv = st->srv;
 	if (st->tcp_fd >= 0)
 		tls_hang_up(st);
-	MHD_upgrade_action(st->urh, MHD_UPGRADE_ACTION_CLOSE);
+	sym_MHD_upgrade_action(st->urh, MHD_UPGRADE_ACTION_CLOSE);
 	free(st);
 	pthread_mutex_lock(&srv->lock);
 	if (atomic_fetch_sub(&srv->sessions, 1) == 1)
@@ -196,7 +198,7 @@ static void on_upgrade(void *cls, struct MHD_Connection *c, void *req_cls, const
 			s->on_end = NULL;
 			session_run(s, NULL, 0); /* nothing to do: frees it */
 		}
-		MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+		sym_MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
 		atomic_fetch_sub(&srv->sessions, 1);
 		return;
 	}
@@ -208,7 +210,7 @@ static void on_upgrade(void *cls, struct MHD_Connection *c, void *req_cls, const
 	st->tcp_fd = -1;
 	if (srv->tls_cert) {
 		const union MHD_ConnectionInfo *ci =
-		    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		    sym_MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
 		if (ci)
 			st->tcp_fd = ci->connect_fd;
 	}
@@ -306,18 +308,18 @@ static enum MHD_Result pick_protocol(void *cls, enum MHD_ValueKind kind, const c
 static enum MHD_Result answer(struct MHD_Connection *c, unsigned int code, const char *text)
 {
 	struct MHD_Response *resp =
-	    MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
+	    sym_MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
 	if (!resp)
 		return MHD_NO;
-	MHD_add_response_header(resp, "Content-Type", "text/plain; charset=utf-8");
-	enum MHD_Result r = MHD_queue_response(c, code, resp);
-	MHD_destroy_response(resp);
+	sym_MHD_add_response_header(resp, "Content-Type", "text/plain; charset=utf-8");
+	enum MHD_Result r = sym_MHD_queue_response(c, code, resp);
+	sym_MHD_destroy_response(resp);
 	return r;
 }
 
 static bool header_has(struct MHD_Connection *c, const char *name, const char *word)
 {
-	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+	const char *v = sym_MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
 	if (!v)
 		return false;
 	size_t n = strlen(word);
@@ -352,13 +354,13 @@ static enum MHD_Result gather_ws_protocols(void *cls, enum MHD_ValueKind kind, c
 static enum MHD_Result answer_ws_version(struct MHD_Connection *c)
 {
 	static const char text[] = "only WebSocket version 13\n";
-	struct MHD_Response *resp =
-	    MHD_create_response_from_buffer(sizeof(text) - 1, (void *)text, MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *resp = sym_MHD_create_response_from_buffer(
+	    sizeof(text) - 1, (void *)text, MHD_RESPMEM_PERSISTENT);
 	if (!resp)
 		return MHD_NO;
-	MHD_add_response_header(resp, "Sec-WebSocket-Version", "13");
-	enum MHD_Result r = MHD_queue_response(c, MHD_HTTP_UPGRADE_REQUIRED, resp);
-	MHD_destroy_response(resp);
+	sym_MHD_add_response_header(resp, "Sec-WebSocket-Version", "13");
+	enum MHD_Result r = sym_MHD_queue_response(c, MHD_HTTP_UPGRADE_REQUIRED, resp);
+	sym_MHD_destroy_response(resp);
 	return r;
 }
 
@@ -451,20 +453,20 @@ static enum MHD_Result websocket_request(struct stream_server *srv, struct reque
 	if (!header_has(c, "Connection", "upgrade"))
 		return answer(c, MHD_HTTP_BAD_REQUEST, "Connection: Upgrade is required\n");
 	const char *version =
-	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-WebSocket-Version");
+	    sym_MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-WebSocket-Version");
 	if (!version || strcmp(version, "13") != 0)
 		return answer_ws_version(c);
 	char accept[WS_ACCEPT_LEN + 1];
-	if (ws_accept_key(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-WebSocket-Key"),
+	if (ws_accept_key(sym_MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-WebSocket-Key"),
 			  accept) < 0)
 		return answer(c, MHD_HTTP_BAD_REQUEST, "a valid Sec-WebSocket-Key is required\n");
 	struct ws_protocols wp = { .list = "" };
-	MHD_get_connection_values(c, MHD_HEADER_KIND, gather_ws_protocols, &wp);
+	sym_MHD_get_connection_values(c, MHD_HEADER_KIND, gather_ws_protocols, &wp);
 	if (wp.too_long)
 		return answer(c, MHD_HTTP_BAD_REQUEST, "Sec-WebSocket-Protocol too long\n");
 	struct query_ports qp = { .n = 0 };
 	if (pf) {
-		MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, gather_ports, &qp);
+		sym_MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, gather_ports, &qp);
 		if (qp.error == -E2BIG)
 			return answer(c, MHD_HTTP_BAD_REQUEST,
 				      "too many ports in query parameter \"port\"\n");
@@ -517,16 +519,16 @@ static enum MHD_Result websocket_request(struct stream_server *srv, struct reque
 	s->exec_helper = srv->exec_helper;
 	s->portfwd_helper = srv->portfwd_helper;
 	rq->session = s;
-	struct MHD_Response *resp = MHD_create_response_for_upgrade(on_upgrade, srv);
+	struct MHD_Response *resp = sym_MHD_create_response_for_upgrade(on_upgrade, srv);
 	if (!resp)
 		return MHD_NO;
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "websocket");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "Upgrade");
-	MHD_add_response_header(resp, "Sec-WebSocket-Accept", accept);
+	sym_MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "websocket");
+	sym_MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "Upgrade");
+	sym_MHD_add_response_header(resp, "Sec-WebSocket-Accept", accept);
 	if (ws_proto_name(proto))
-		MHD_add_response_header(resp, "Sec-WebSocket-Protocol", ws_proto_name(proto));
-	enum MHD_Result r = MHD_queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
-	MHD_destroy_response(resp);
+		sym_MHD_add_response_header(resp, "Sec-WebSocket-Protocol", ws_proto_name(proto));
+	enum MHD_Result r = sym_MHD_queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+	sym_MHD_destroy_response(resp);
 	return r;
 }
 
@@ -578,7 +580,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	struct proto_pick pp = { .list = pf ? pf_protocols : protocols,
 				 .n = pf ? ARRAY_SIZE(pf_protocols) : ARRAY_SIZE(protocols),
 				 .best = -1 };
-	MHD_get_connection_values(c, MHD_HEADER_KIND, pick_protocol, &pp);
+	sym_MHD_get_connection_values(c, MHD_HEADER_KIND, pick_protocol, &pp);
 	if (pp.any && pp.best < 0) {
 		stream_request_free(req);
 		atomic_fetch_sub(&srv->sessions, 1);
@@ -611,15 +613,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	s->portfwd_helper = srv->portfwd_helper;
 	s->pair_wait_ms = srv->pair_wait_ms;
 	rq->session = s;
-	struct MHD_Response *resp = MHD_create_response_for_upgrade(on_upgrade, srv);
+	struct MHD_Response *resp = sym_MHD_create_response_for_upgrade(on_upgrade, srv);
 	if (!resp)
 		return MHD_NO;
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "SPDY/3.1");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "Upgrade");
+	sym_MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "SPDY/3.1");
+	sym_MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "Upgrade");
 	if (pp.best >= 0)
-		MHD_add_response_header(resp, "X-Stream-Protocol-Version", pp.list[pp.best]);
-	enum MHD_Result r = MHD_queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
-	MHD_destroy_response(resp);
+		sym_MHD_add_response_header(resp, "X-Stream-Protocol-Version", pp.list[pp.best]);
+	enum MHD_Result r = sym_MHD_queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+	sym_MHD_destroy_response(resp);
 	return r;
 }
 
@@ -675,13 +677,16 @@ static int tls_config_of(const struct cric_config *cfg, struct stream_server *sr
 				      err);
 	if (!cert)
 		return 0;
-	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+	int r = mhd_dl_load(err);
+	if (r < 0)
+		return err_prefix(err, r, "streaming server");
+	if (sym_MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
 		return err_set(err, -ENOTSUP,
 			       "config \"%s\": \"monitord.stream_tls_cert\" is set but this "
 			       "libmicrohttpd was built without TLS",
 			       cfg->config_file);
 	size_t n;
-	int r = read_file(json_string_value(cert), TLS_FILE_MAX, &srv->tls_cert, &n);
+	r = read_file(json_string_value(cert), TLS_FILE_MAX, &srv->tls_cert, &n);
 	if (r < 0)
 		return err_set(err, r, "streaming server: read the TLS certificate \"%s\": %s",
 			       json_string_value(cert), strerror(-r));
@@ -761,12 +766,6 @@ static int listen_on(struct stream_server *srv)
 	return fd;
 }
 
-struct mhd_start {
-	struct stream_server *srv;
-	int fd;
-	int r;
-};
-
 /* Drop every capability of the calling thread (capabilities are per
  * thread; threads it makes inherit its sets). */
 static int drop_thread_caps(void)
@@ -777,25 +776,33 @@ static int drop_thread_caps(void)
 	return syscall(SYS_capset, &h, d) < 0 ? -errno : 0;
 }
 
-static void *start_capless(void *ud)
+/* lazyhttp's start: the HTTP server on fd, made on a thread of no
+ * capabilities, which it keeps: the HTTP parsing holds none of
+ * monitord's. */
+static int start_mhd(void *ud, int fd, struct cric_err *err)
 {
-	struct mhd_start *st = ud;
-	struct stream_server *srv = st->srv;
-	if ((st->r = drop_thread_caps()) < 0)
-		return NULL;
+	struct stream_server *srv = ud;
+	int r = mhd_dl_load(err);
+	if (r < 0)
+		return r;
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_UPGRADE |
 			     MHD_USE_ERROR_LOG | (srv->v6 ? MHD_USE_IPv6 : 0) |
 			     (srv->tls_cert ? MHD_USE_TLS : 0);
 	/* Without TLS the key options end the list (MHD_OPTION_END). */
-	srv->mhd = MHD_start_daemon(
+	srv->mhd = sym_MHD_start_daemon(
 	    flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-	    MHD_OPTION_LISTEN_SOCKET, st->fd, MHD_OPTION_CONNECTION_LIMIT,
+	    MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
 	    (unsigned int)srv->sessions_max, MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned int)REQUEST_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	    (size_t)HEADERS_MAX, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 	    srv->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, srv->tls_cert,
 	    MHD_OPTION_HTTPS_MEM_KEY, srv->tls_key, MHD_OPTION_END);
-	return NULL;
+	if (!srv->mhd)
+		return err_set(err, -EIO, "%s",
+			       srv->tls_cert ? "libmicrohttpd did not start: is the TLS key the "
+					       "certificate's, both PEM? (see its message above)"
+					     : "libmicrohttpd did not start");
+	return 0;
 }
 
 int stream_server_open(const struct cric_config *cfg, struct monitors *m, const char *exec_helper,
@@ -827,35 +834,23 @@ int stream_server_open(const struct cric_config *cfg, struct monitors *m, const 
 		stream_server_free(srv);
 		return r;
 	}
+	int port = lazy_http_port(fd);
+	if (port > 0)
+		srv->port = (uint16_t)port;
 	if ((r = pthread_create(&srv->launcher, NULL, launcher_thread, srv)) != 0) {
 		close(fd);
 		stream_server_free(srv);
 		return err_set(err, -r, "streaming server: start a thread: %s", strerror(r));
 	}
 	srv->launcher_started = true;
-	/* MHD's thread is made by a thread of no capabilities, which it
-	 * keeps: the HTTP parsing holds none of monitord's. */
-	struct mhd_start start = { .srv = srv, .fd = fd };
-	pthread_t t;
-	if ((r = pthread_create(&t, NULL, start_capless, &start)) != 0) {
-		close(fd);
-		stream_server_free(srv);
-		return err_set(err, -r, "streaming server: start a thread: %s", strerror(r));
-	}
-	pthread_join(t, NULL);
-	if (!srv->mhd) {
-		close(fd);
-		r = err_set(err, start.r < 0 ? start.r : -EIO, "streaming server: %s",
-			    start.r < 0     ? "could not drop capabilities for the HTTP thread"
-			    : srv->tls_cert ? "libmicrohttpd did not start: is the TLS key the "
-					      "certificate's, both PEM? (see its message above)"
-					    : "libmicrohttpd did not start");
+	/* Plain HTTP starts at the first connection (no exec, attach or
+	 * port-forward: no libmicrohttpd); TLS now, to report a bad key. */
+	if ((r = lazy_http_open(fd, "streaming server", srv->tls_cert != NULL, start_mhd, srv,
+				&srv->http, err)) < 0) {
+		r = err_prefix(err, r, "streaming server");
 		stream_server_free(srv);
 		return r;
 	}
-	const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
-	if (di)
-		srv->port = di->port;
 	log_info("streaming server on %s port %u%s", srv->address, (unsigned)srv->port,
 		 srv->tls_cert ? " (TLS)" : "");
 	*ret = srv;
@@ -874,8 +869,9 @@ void stream_server_free(struct stream_server *srv)
 			 (size_t)atomic_load(&srv->sessions));
 		return;
 	}
+	lazy_http_free(srv->http); /* after it, mhd is set or never will be */
 	if (srv->mhd)
-		MHD_stop_daemon(srv->mhd);
+		sym_MHD_stop_daemon(srv->mhd);
 	if (srv->launcher_started) {
 		pthread_mutex_lock(&srv->qlock);
 		srv->stopping = true;

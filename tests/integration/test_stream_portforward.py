@@ -20,7 +20,9 @@ lone streams, then pairs, in one session) and no fd left.
 """
 import os
 import re
+import socket
 import time
+import urllib.parse
 
 import grpc
 import pytest
@@ -41,6 +43,16 @@ def pf_url(pods, pod, ports=()):
     return pods.cri.call("PortForward", api.PortForwardRequest(pod_sandbox_id=pod,
                                                                port=list(ports)),
                          api.PortForwardResponse).url
+
+
+def start_stream_server(url):
+    """monitord starts its streaming server at the first connection
+    (monitord/lazyhttp.h), which opens the server's own fds: one plain
+    request first, so that fds counted after it are the sessions' only."""
+    u = urllib.parse.urlsplit(url)
+    with socket.create_connection((u.hostname, u.port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        assert s.recv(1024).startswith(b"HTTP/1.")
 
 
 def conns(out):
@@ -151,7 +163,7 @@ def test_portforward_pair_timeout(pods, client):
     port = free_port()
     server = echo_server("127.0.0.1", port, netns_of(pods, pod))
     try:
-        pf_url(pods, pod)  # the gateway's connection to monitord is up
+        start_stream_server(pf_url(pods, pod))  # and the gateway's connection to monitord is up
         fds = monitord_fds(pods)
         for kind, want in (("data", " [reset]"), ("error", "timed out waiting for streams")):
             t0 = time.monotonic()

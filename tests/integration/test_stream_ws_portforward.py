@@ -30,6 +30,7 @@ from conftest import api, wait_for
 from netutil import free_port, missing, net  # noqa: F401
 from test_pods import netns_of, pods, skip_unless_ready  # noqa: F401
 from test_portfwd import echo_server
+from test_stream_portforward import start_stream_server
 
 try:
     import websockets
@@ -148,7 +149,7 @@ def test_ws_portforward(pods, ws_ok):
     p1, p2, refused = free_port(), free_port(), free_port()
     servers = [echo_server("127.0.0.1", p, netns) for p in (p1, p2)]
     try:
-        pf_url(pods, pod)  # the gateway's connection to monitord is up
+        start_stream_server(pf_url(pods, pod))  # and the gateway's connection to monitord is up
         fds = monitord_fds(pods)
         # Two ports, 1 MiB each way each, bytes identical.
         a, b = os.urandom(1 << 20), os.urandom(1 << 20)
