@@ -30,7 +30,10 @@ void stream_request_free(struct stream_request *r)
 int tokens_init(struct tokens *t, size_t max, int64_t ttl_ms)
 {
 	memset(t, 0, sizeof(*t));
-	t->v = calloc(max ? max : 1, sizeof(*t->v));
+	/* Grown as needed (tokens_put): a table for max (56 KiB for the
+	 * default 1024) is held idle for as long as monitord runs. */
+	t->cap = 4;
+	t->v = calloc(t->cap, sizeof(*t->v));
 	if (!t->v)
 		return -ENOMEM;
 	t->max = max;
@@ -75,6 +78,16 @@ int tokens_put(struct tokens *t, struct stream_request *req, char token[TOKEN_LE
 	if (t->n >= t->max) {
 		pthread_mutex_unlock(&t->lock);
 		return -EAGAIN;
+	}
+	if (t->n == t->cap) {
+		size_t cap = t->cap * 2 < t->max ? t->cap * 2 : t->max;
+		struct token_entry *v = reallocarray(t->v, cap, sizeof(*v));
+		if (!v) {
+			pthread_mutex_unlock(&t->lock);
+			return -ENOMEM;
+		}
+		t->v = v;
+		t->cap = cap;
 	}
 	struct token_entry *e = &t->v[t->n++];
 	memcpy(e->token, tok, sizeof(tok));

@@ -40,6 +40,7 @@ void stream_request_free(struct stream_request *r);
 struct tokens {
 	pthread_mutex_t lock;
 	size_t max, n;
+	size_t cap; /* v's length: grown as tokens are put, up to max */
 	int64_t ttl_ms;
 	struct token_entry {
 		char token[TOKEN_LEN + 1];

@@ -68,6 +68,25 @@ static void test_tokens(void **state)
 	for (int i = 0; i < 8; i++)
 		assert_int_equal(tokens_put(&t, req(STREAM_KIND_EXEC), a), 0);
 	tokens_done(&t);
+
+	/* The table grows as tokens are put, up to max; every one is kept. */
+	enum { MANY = 300 };
+	static char many[MANY][TOKEN_LEN + 1];
+	struct stream_request *rs[MANY];
+	assert_int_equal(tokens_init(&t, MANY, 60000), 0);
+	for (int i = 0; i < MANY; i++)
+		assert_int_equal(tokens_put(&t, rs[i] = req(STREAM_KIND_ATTACH), many[i]), 0);
+	assert_int_equal(t.n, MANY);
+	assert_true(t.cap <= MANY);
+	extra = req(STREAM_KIND_EXEC);
+	assert_int_equal(tokens_put(&t, extra, c), -EAGAIN);
+	stream_request_free(extra);
+	for (int i = MANY - 1; i >= 0; i--) {
+		assert_ptr_equal(tokens_take(&t, many[i], STREAM_KIND_ATTACH), rs[i]);
+		stream_request_free(rs[i]);
+	}
+	assert_int_equal(t.n, 0);
+	tokens_done(&t);
 }
 
 /* ---- a client's frames ---- */
