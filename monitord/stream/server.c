@@ -57,8 +57,9 @@ struct stream_server {
 	atomic_size_t sessions;
 	pthread_mutex_t lock; /* with done: sessions reaching 0 */
 	pthread_cond_t done;
-	/* The launcher: starts the session threads (the HTTP thread has no
-	 * capabilities to hand down to them). */
+	/* The launcher (from the first URL handed out): starts the session
+	 * threads (the HTTP thread has no capabilities to hand down to them);
+	 * launcher_started and stopping under qlock. */
 	pthread_t launcher;
 	bool launcher_started, stopping;
 	pthread_mutex_t qlock;
@@ -837,12 +838,6 @@ int stream_server_open(const struct cric_config *cfg, struct monitors *m, const 
 	int port = lazy_http_port(fd);
 	if (port > 0)
 		srv->port = (uint16_t)port;
-	if ((r = pthread_create(&srv->launcher, NULL, launcher_thread, srv)) != 0) {
-		close(fd);
-		stream_server_free(srv);
-		return err_set(err, -r, "streaming server: start a thread: %s", strerror(r));
-	}
-	srv->launcher_started = true;
 	/* Plain HTTP starts at the first connection (no exec, attach or
 	 * port-forward: no libmicrohttpd); TLS now, to report a bad key. */
 	if ((r = lazy_http_open(fd, "streaming server", srv->tls_cert != NULL, start_mhd, srv,
@@ -872,13 +867,13 @@ void stream_server_free(struct stream_server *srv)
 	lazy_http_free(srv->http); /* after it, mhd is set or never will be */
 	if (srv->mhd)
 		sym_MHD_stop_daemon(srv->mhd);
-	if (srv->launcher_started) {
-		pthread_mutex_lock(&srv->qlock);
-		srv->stopping = true;
-		pthread_cond_signal(&srv->qcond);
-		pthread_mutex_unlock(&srv->qlock);
+	pthread_mutex_lock(&srv->qlock);
+	srv->stopping = true;
+	bool launcher = srv->launcher_started;
+	pthread_cond_signal(&srv->qcond);
+	pthread_mutex_unlock(&srv->qlock);
+	if (launcher)
 		pthread_join(srv->launcher, NULL);
-	}
 	tokens_done(&srv->tokens);
 	if (srv->tls_key)
 		explicit_bzero(srv->tls_key, srv->tls_key_len);
@@ -894,14 +889,35 @@ uint16_t stream_server_port(const struct stream_server *srv)
 	return srv->port;
 }
 
+/* The launcher starts with the first URL handed out, on the worker thread
+ * of that call (monitord's privileges, which it inherits): sessions come
+ * only with a token. */
+static int launcher_start(struct stream_server *srv)
+{
+	pthread_mutex_lock(&srv->qlock);
+	int r = 0;
+	if (!srv->launcher_started && !srv->stopping) {
+		r = -pthread_create(&srv->launcher, NULL, launcher_thread, srv);
+		srv->launcher_started = r == 0;
+	}
+	pthread_mutex_unlock(&srv->qlock);
+	return r;
+}
+
 int stream_server_url(struct stream_server *srv, struct stream_request *req, char **url,
 		      struct cric_err *err)
 {
+	int r = launcher_start(srv);
+	if (r < 0) {
+		stream_request_free(req);
+		return err_set(err, r, "streaming server: start its launcher thread: %s",
+			       strerror(-r));
+	}
 	char token[TOKEN_LEN + 1];
 	const char *kind = req->kind == STREAM_KIND_EXEC     ? "exec"
 			   : req->kind == STREAM_KIND_ATTACH ? "attach"
 							     : "portforward";
-	int r = tokens_put(&srv->tokens, req, token);
+	r = tokens_put(&srv->tokens, req, token);
 	if (r < 0)
 		stream_request_free(req);
 	if (r == -EAGAIN)
