@@ -42,6 +42,10 @@ struct exit_watch {
 	int *grave;
 	size_t ngrave, capgrave;
 	bool stopping;
+	/* Started by the first add: a watcher with nothing to watch (no
+	 * container ran yet; no pod shares a PID namespace, the kubelet's
+	 * default) costs no thread. */
+	bool started;
 	pthread_t thread;
 };
 
@@ -225,12 +229,6 @@ int exit_watch_new(exit_watch_fn fn, void *ud, struct exit_watch **ret)
 	if (w->wake < 0)
 		return -errno;
 	pthread_mutex_init(&w->lock, NULL);
-	int r = pthread_create(&w->thread, NULL, run, w);
-	if (r != 0) {
-		close(w->wake);
-		pthread_mutex_destroy(&w->lock);
-		return -r;
-	}
 	*ret = TAKE_PTR(w);
 	return 0;
 }
@@ -243,7 +241,8 @@ struct exit_watch *exit_watch_free(struct exit_watch *w)
 	w->stopping = true;
 	pthread_mutex_unlock(&w->lock);
 	kick(w);
-	pthread_join(w->thread, NULL);
+	if (w->started)
+		pthread_join(w->thread, NULL);
 	while (w->n)
 		drop_locked(w, w->n - 1);
 	bury_all_locked(w);
@@ -268,6 +267,16 @@ int exit_watch_add(struct exit_watch *w, const char *key, pid_t pid, unsigned lo
 		fd = -1;
 	}
 	pthread_mutex_lock(&w->lock);
+	if (!w->started) {
+		int rv = pthread_create(&w->thread, NULL, run, w);
+		if (rv != 0) {
+			pthread_mutex_unlock(&w->lock);
+			if (fd >= 0)
+				close(fd);
+			return -rv;
+		}
+		w->started = true;
+	}
 	ssize_t i = find_locked(w, key);
 	if (i < 0) {
 		if (w->n == w->cap) {

@@ -9,6 +9,8 @@
  * again a little later (the monitor has not written the exit record yet,
  * monitord does not answer): again after 100 ms, backing off to 2 s.
  *
+ * The thread starts with the first add (from a thread with runtimed's
+ * credentials, capabilities and namespaces, which it inherits).
  * Thread-safety: add/forget from any thread; the callback may call them
  * too. free stops the thread and waits for a callback in progress. */
 #pragma once

@@ -1,6 +1,7 @@
 /* runtimed/exitwatch.h: real child processes watched through pidfds: an
  * exit is called back once, a "not yet" answer is called again, a process
  * already gone is called back at once, a forgotten one never. */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -68,6 +69,42 @@ static void kill_reap(pid_t pid)
 {
 	assert_int_equal(kill(pid, SIGKILL), 0);
 	assert_int_equal(waitpid(pid, NULL, 0), pid);
+}
+
+/* The threads of this process. */
+static size_t threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	assert_non_null(d);
+	size_t n = 0;
+	for (struct dirent *e; (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* No thread until there is something to watch; one from the first add. */
+static void test_thread_starts_at_first_add(void **state)
+{
+	(void)state;
+	struct seen s = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, { { 0 } }, 0, 0 };
+	size_t before = threads();
+	struct exit_watch *w = NULL;
+	assert_int_equal(exit_watch_new(on_exit_cb, &s, &w), 0);
+	assert_int_equal(threads(), before);
+	exit_watch_forget(w, "none");
+	assert_int_equal(threads(), before);
+	pid_t a = sleeper();
+	assert_int_equal(exit_watch_add(w, "a", a, proc_start_time(a)), 0);
+	assert_int_equal(exit_watch_add(w, "b", a, proc_start_time(a)), 0);
+	assert_int_equal(threads(), before + 1);
+	kill_reap(a);
+	assert_int_equal(wait_calls(&s, 2), 2);
+	exit_watch_free(w);
+	assert_int_equal(threads(), before);
+	/* Never started: free has no thread to stop. */
+	assert_int_equal(exit_watch_new(on_exit_cb, &s, &w), 0);
+	exit_watch_free(w);
 }
 
 static void test_exit_called_back_once(void **state)
@@ -160,6 +197,7 @@ static void test_forgotten_is_never_called(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_thread_starts_at_first_add),
 		cmocka_unit_test(test_exit_called_back_once),
 		cmocka_unit_test(test_not_yet_is_asked_again),
 		cmocka_unit_test(test_gone_or_reused_pid_at_once),
