@@ -178,6 +178,8 @@ static struct entry *entry_load(const struct stats *s, const char *id)
 }
 
 /* The entry of id (a monitor's directory), loaded when new. Under s->lock. */
+static void layer_thread_start(struct stats *s);
+
 static struct entry *entry_get(struct stats *s, const char *id)
 {
 	for (size_t i = 0; i < s->n; i++) {
@@ -207,6 +209,7 @@ static struct entry *entry_get(struct stats *s, const char *id)
 	if (e) {
 		s->items[s->n++] = e;
 		pthread_cond_signal(&s->wake); /* measure its layer now */
+		layer_thread_start(s);
 	}
 	return e;
 }
@@ -305,6 +308,23 @@ static void *layer_thread(void *arg)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
+}
+
+/* The layer thread starts with the first container asked about (on that
+ * call's worker: monitord's privileges, which it inherits); a monitord
+ * nobody asks for stats wakes no thread every second. Under s->lock. */
+static void layer_thread_start(struct stats *s)
+{
+	if (s->thread_started || s->stop)
+		return;
+	int r = pthread_create(&s->thread, NULL, layer_thread, s);
+	if (r != 0) {
+		log_warning("start the stats thread: %s; writable layers not measured yet, "
+			    "ignoring",
+			    strerror(r));
+		return;
+	}
+	s->thread_started = true;
 }
 
 /* ---- the answers ---- */
@@ -495,13 +515,13 @@ void stats_free(struct stats *s)
 {
 	if (!s)
 		return;
-	if (s->thread_started) {
-		pthread_mutex_lock(&s->lock);
-		s->stop = true;
-		pthread_cond_broadcast(&s->wake);
-		pthread_mutex_unlock(&s->lock);
+	pthread_mutex_lock(&s->lock);
+	s->stop = true;
+	bool started = s->thread_started;
+	pthread_cond_broadcast(&s->wake);
+	pthread_mutex_unlock(&s->lock);
+	if (started)
 		pthread_join(s->thread, NULL);
-	}
 	for (size_t i = 0; i < s->n; i++)
 		entry_free(s->items[i]);
 	free(s->items);
@@ -513,6 +533,7 @@ void stats_free(struct stats *s)
 
 int stats_open(const char *monitors_dir, struct stats **ret, struct cric_err *err)
 {
+	(void)err; /* (the layer thread starts later: layer_thread_start) */
 	struct stats *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -523,12 +544,6 @@ int stats_open(const char *monitors_dir, struct stats **ret, struct cric_err *er
 		stats_free(s);
 		return -ENOMEM;
 	}
-	int r = pthread_create(&s->thread, NULL, layer_thread, s);
-	if (r != 0) {
-		stats_free(s);
-		return err_set(err, -r, "start the stats thread: %s", strerror(r));
-	}
-	s->thread_started = true;
 	*ret = s;
 	return 0;
 }
