@@ -10,12 +10,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <yaml.h>
 
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "common/macro.h"
+#include "runtimed/yaml-dl.h"
 
 #define YAML_DEPTH_MAX 32
 #define YAML_NODES_MAX 65536
@@ -64,7 +64,7 @@ static int ynode(struct yconv *y, yaml_event_t *ev, int depth, json_t **ret);
 
 static int next(struct yconv *y, yaml_event_t *ev)
 {
-	if (!yaml_parser_parse(&y->p, ev))
+	if (!sym_yaml_parser_parse(&y->p, ev))
 		return err_set(y->err, -EINVAL, "YAML line %zu: %s", y->p.problem_mark.line + 1,
 			       y->p.problem ? y->p.problem : "does not parse");
 	return 0;
@@ -82,17 +82,17 @@ static int ycollection(struct yconv *y, bool map, int depth, json_t **ret)
 		if (r < 0)
 			return r;
 		if (ev.type == (map ? YAML_MAPPING_END_EVENT : YAML_SEQUENCE_END_EVENT)) {
-			yaml_event_delete(&ev);
+			sym_yaml_event_delete(&ev);
 			break;
 		}
 		_cleanup_free_ char *key = NULL;
 		if (map) {
 			if (ev.type != YAML_SCALAR_EVENT) {
-				yaml_event_delete(&ev);
+				sym_yaml_event_delete(&ev);
 				return yerr(y, "a mapping key is not a string");
 			}
 			key = strndup((const char *)ev.data.scalar.value, ev.data.scalar.length);
-			yaml_event_delete(&ev);
+			sym_yaml_event_delete(&ev);
 			if (!key)
 				return -ENOMEM;
 			if ((r = next(y, &ev)) < 0)
@@ -100,7 +100,7 @@ static int ycollection(struct yconv *y, bool map, int depth, json_t **ret)
 		}
 		json_t *v = NULL;
 		r = ynode(y, &ev, depth + 1, &v);
-		yaml_event_delete(&ev);
+		sym_yaml_event_delete(&ev);
 		if (r < 0)
 			return r;
 		if (map && json_object_get(out, key)) {
@@ -143,11 +143,13 @@ static int ynode(struct yconv *y, yaml_event_t *ev, int depth, json_t **ret)
 
 int cdi_yaml_to_json(const char *text, size_t len, json_t **ret, struct cric_err *err)
 {
+	int r = yaml_dl_load(err);
+	if (r < 0)
+		return err_prefix(err, r, "YAML");
 	struct yconv y = { .err = err };
-	if (!yaml_parser_initialize(&y.p))
+	if (!sym_yaml_parser_initialize(&y.p))
 		return -ENOMEM;
-	yaml_parser_set_input_string(&y.p, (const unsigned char *)text, len);
-	int r = 0;
+	sym_yaml_parser_set_input_string(&y.p, (const unsigned char *)text, len);
 	json_t *doc = NULL;
 	/* stream start, document start, the node */
 	for (int want = 0; r == 0 && !doc;) {
@@ -162,9 +164,9 @@ int cdi_yaml_to_json(const char *text, size_t len, json_t **ret, struct cric_err
 			r = ynode(&y, &ev, 0, &doc);
 		else
 			r = yerr(&y, "no document");
-		yaml_event_delete(&ev);
+		sym_yaml_event_delete(&ev);
 	}
-	yaml_parser_delete(&y.p);
+	sym_yaml_parser_delete(&y.p);
 	if (r < 0)
 		return r;
 	*ret = doc;
