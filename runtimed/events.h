@@ -7,7 +7,9 @@
  * drawn at random when it is made: a reader that holds (epoch, seq) sees a
  * restart (another epoch) and a loss (the first event it gets is not
  * seq + 1). The buffer keeps at most `capacity` events and `max_bytes`
- * bytes; the oldest go first. Nothing is replayed from disk.
+ * bytes; the oldest go first. Nothing is replayed from disk. The bytes live
+ * in a mapping of their own, whose pages go back to the kernel as the
+ * events on them go: the log's resident size follows what it holds.
  *
  * Thread-safety: every function may be called from any thread; publish
  * never blocks on a reader. */
@@ -32,8 +34,9 @@ int event_log_new(size_t capacity, size_t max_bytes, struct event_log **ret);
 struct event_log *event_log_free(struct event_log *l);
 uint64_t event_log_epoch(const struct event_log *l);
 
-/* Append a copy of data as the next event. -ENOMEM (the event is lost:
- * the next one gets a seq after it, so readers see the gap). */
+/* Append a copy of data as the next event. -EMSGSIZE for one longer than
+ * max_bytes (the event is lost: the next one gets a seq after it, so readers
+ * see the gap). */
 int event_log_publish(struct event_log *l, const void *data, size_t len);
 
 /* The events after `after` (all those held when epoch is not the log's),
