@@ -290,6 +290,18 @@ int create_container(struct monitor *m)
 		snprintf(m->errbuf, sizeof(m->errbuf), "start %s: %s", m->runtime, strerror(-r));
 		return r;
 	}
+	/* The pod's cgroup, now: the first migration in a cgroup v1 hierarchy
+	 * waits for an RCU grace period (the kernel's cgroup_threadgroup_rwsem),
+	 * which then overlaps the runtime's start instead of preceding it. The
+	 * runtime's own process stays where the monitor was (its init joins the
+	 * container's cgroup); the monitor joins before it reports "ok" and
+	 * runs the container's life in the pod's cgroup, as before. */
+	if ((r = join_cgroups(m)) < 0) {
+		kill(-m->runc_pid, SIGKILL);
+		waitpid(m->runc_pid, NULL, 0);
+		snprintf(m->errbuf, sizeof(m->errbuf), "join the pod's cgroup: %s", strerror(-r));
+		return r;
+	}
 	r = wait_runtime(m);
 	if (r < 0) {
 		snprintf(m->errbuf, sizeof(m->errbuf), "%s %s: %s", m->runtime,

@@ -270,11 +270,13 @@ static void lower_oom_score(void)
 		    hi, first);
 }
 
+int join_cgroups(struct monitor *m)
+{
+	return each_hierarchy(join_one, m);
+}
+
 static int setup_process(struct monitor *m)
 {
-	int r = each_hierarchy(join_one, m);
-	if (r < 0)
-		return r;
 	lower_oom_score();
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		return -errno;

@@ -61,8 +61,12 @@ int listen_unix(const char *name);
 void reap(struct monitor *m);
 /* Drain what signalfd holds and reap; true when asked to stop. */
 bool read_signals(struct monitor *m);
-/* Run the runtime's create; fill init_pid, or return a negative errno with
- * errbuf telling why (the runtime's stderr). */
+/* Join <hierarchy>/<cgroup parent> in every mounted cgroup hierarchy: 0 or
+ * a negative errno (said on stderr). */
+int join_cgroups(struct monitor *m);
+/* Run the runtime's create, joining the cgroups (join_cgroups) while it
+ * runs; fill init_pid, or return a negative errno with errbuf telling why
+ * (the runtime's stderr, or the join's failure). */
 int create_container(struct monitor *m);
 
 /* attach.c: attachers (monitor.h states the protocol). */

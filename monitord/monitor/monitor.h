@@ -5,12 +5,14 @@
  * more and the first process exits at once, so monitord is never its parent
  * (monitord reaps that first process). The monitor then:
  *   - writes "pid <its pid>\n" on the sync fd;
- *   - joins <hierarchy>/<cgroup parent> in every mounted cgroup hierarchy,
- *     lowers its oom_score_adj as far as the host lets it, becomes a child
+ *   - lowers its oom_score_adj as far as the host lets it, becomes a child
  *     subreaper;
  *   - opens the log (mkdir -p of its directory), listens on <dir>/ctl.sock;
  *   - runs `<runtime> --root <root> create --bundle <bundle> --pid-file
- *     <dir>/container.pid [--console-socket <dir>/console.sock] <id>`;
+ *     <dir>/container.pid [--console-socket <dir>/console.sock] <id>`, and
+ *     while it runs joins <hierarchy>/<cgroup parent> in every mounted
+ *     cgroup hierarchy (the runtime's process stays in the monitor's first
+ *     cgroup; the container's init goes to its own);
  *     with --restore instead `<runtime> --root <root> restore --detach
  *     --image-path <bundle>/restore/checkpoint --work-path <bundle>/restore
  *     --tcp-established --file-locks --ext-unix-sk --bundle ... <id>` (a
