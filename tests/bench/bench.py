@@ -1191,7 +1191,8 @@ def main():
     ap.add_argument("--iterations", type=int,
                     help="pod + container life cycles per runtime (default 20; --quick 3)")
     ap.add_argument("--footprint-pods", type=int, default=10,
-                    help="running pods of one container for the footprint (default 10)")
+                    help="running pods of one container for the footprint and for the "
+                    "idle CPU (default 10; the issue's figure is 100)")
     ap.add_argument("--relist-pods", type=int,
                     help="pods of two containers for the relist (default 30; --quick 5; "
                     "the issue's figure is 100)")
