@@ -22,16 +22,19 @@
  * returned 0), including when the client is closed.
  *
  * Server (struct cric_server): a rep socket listening on ipc:// with a socket
- * file of mode 0660 in group cric, a pool of worker threads each with its own
- * context (a slow handler holds one worker; the others keep serving), a
+ * file of mode 0660 in group cric, a few more contexts than workers each
+ * receiving (its callback decodes the envelope on nng's thread as the
+ * request arrives), a pool of worker threads that run the handlers (a slow
+ * handler holds one worker; the others keep serving; a handler declared
+ * nonblocking in service.h runs on the receiving thread instead), a
  * check of the peer on every new connection (root, a daemon's user or a
  * member of group cric; others are dropped), and on every request, before
  * any work, the caller (peer.h) against the method's line: callers it does
  * not name get PERMISSION_DENIED. "cric.Health" is answered for every
  * daemon, to anyone who got through; "cric.Cancel" (the gateway's, and
  * root's tools') marks the calls in flight with a request id cancelled
- * (struct cric_call's cancel): the server keeps, per worker, the request
- * id of the call it serves. What it serves is a list of services
+ * (struct cric_call's cancel): the server keeps the request id of the
+ * call each context serves. What it serves is a list of services
  * with one line per method (service.h).
  *
  * The client checks the listener before it sends anything: the peer of its
@@ -181,12 +184,13 @@ struct cric_server_config {
 	struct cric_identities ids;
 	/* At most this many requests are handled at once, each on a worker
 	 * thread of its own; threads start as calls overlap (one waits at
-	 * first), never more than this. */
+	 * first), never more than this. Nonblocking methods (service.h) are
+	 * answered on nng's thread, outside this count. */
 	unsigned workers;
 	const struct cric_service *services; /* service.h; cric.Health is added */
 	size_t n_services;
 	void *userdata;
-	/* Called (on a worker thread, may be NULL) after a cric.Cancel marked
+	/* Called (on nng's thread that ran cric.Cancel, may be NULL) after it marked
 	 * calls cancelled, with userdata: wakes the daemon's waits so that
 	 * handlers blocked on condition variables look at their flag now. Must
 	 * not block. */

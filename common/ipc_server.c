@@ -25,12 +25,24 @@
 /* How long no call starts or ends before the server trims the heap. */
 #define IPC_TRIM_AFTER_MS 1000
 
-struct worker {
+/* Slots beyond cfg.workers: a request for a method declared nonblocking
+ * (service.h) finds a slot to arrive in while every worker is busy. */
+#define INLINE_SLOTS 2
+
+/* One request at a time, from its arrival to its reply: an nng context
+ * with its receive (whose callback runs on nng's thread, synchronously
+ * with the arrival) and its send (no callback: nng completes it as it
+ * hands the reply to the pipe). A nonblocking method is answered there
+ * and then; any other waits in the work queue for a worker thread. */
+struct slot {
 	struct cric_server *server;
-	pthread_t thread;
 	nng_ctx ctx;
-	nng_aio *aio;
-	/* The call this worker serves, under the server's calls_lock (the
+	nng_aio *recv_aio, *send_aio;
+	struct slot *next; /* in the work queue */
+	struct cric_peer peer;
+	struct cric_envelope env; /* decoded; env.owner NULL when undecodable */
+	const struct cric_route_entry *route;
+	/* The call this slot serves, under the server's calls_lock (the
 	 * in-flight table cric.Cancel looks in): its request id ("" when
 	 * idle) and its cancel flag (atomic; struct cric_call points at it). */
 	char request_id[IPC_REQUEST_ID_MAX + 1];
@@ -45,16 +57,21 @@ struct cric_server {
 	char *version;
 	nng_socket sock;
 	struct ipc_listener *listener;
-	/* cfg.workers slots; the first n_threads run (under spawn_lock).
-	 * Threads start on demand: one at first, another whenever a worker
-	 * takes a request and none is left waiting, up to cfg.workers. A
-	 * worker thread costs its stack pages, its TLS and its malloc cache
-	 * (about 10 KiB idle, more once a deep handler ran on it): a daemon
-	 * serving one call at a time keeps two, not sixteen. */
-	struct worker *workers;
+	/* cfg.workers + INLINE_SLOTS slots, each receiving. */
+	struct slot *slots;
+	unsigned n_slots;
+	/* The work queue (under work_lock): slots whose request waits for a
+	 * worker thread. Threads start on demand: one at first, another
+	 * whenever a request is queued and no thread is free to take it, up
+	 * to cfg.workers. A worker thread costs its stack pages, its TLS and
+	 * its malloc cache (about 10 KiB idle, more once a deep handler ran
+	 * on it): a daemon serving one call at a time keeps one. */
+	pthread_t *threads;
 	unsigned n_threads;
-	pthread_mutex_t spawn_lock;
-	atomic_uint idle; /* workers waiting for a request (or about to) */
+	pthread_mutex_t work_lock;
+	pthread_cond_t work_cond;
+	struct slot *queue, **queue_tail;
+	unsigned idle; /* threads free to take a request, not yet claimed */
 	/* A second after calls stopped starting and ending, malloc_trim():
 	 * glibc gives back only the top of a heap by itself, so what a burst
 	 * of pods or calls left free in the middle stayed resident (runtimed
@@ -89,8 +106,8 @@ bool cric_call_cancelled(const struct cric_call *call)
 	return call && call->cancel && __atomic_load_n(call->cancel, __ATOMIC_ACQUIRE);
 }
 
-/* Enter worker w's call with request_id in the in-flight table. */
-static void call_begin(struct worker *w, const char *request_id)
+/* Enter slot w's call with request_id in the in-flight table. */
+static void call_begin(struct slot *w, const char *request_id)
 {
 	pthread_mutex_lock(&w->server->calls_lock);
 	snprintf(w->request_id, sizeof(w->request_id), "%s", request_id);
@@ -98,7 +115,7 @@ static void call_begin(struct worker *w, const char *request_id)
 	pthread_mutex_unlock(&w->server->calls_lock);
 }
 
-static void call_end(struct worker *w)
+static void call_end(struct slot *w)
 {
 	pthread_mutex_lock(&w->server->calls_lock);
 	w->request_id[0] = '\0';
@@ -110,8 +127,8 @@ static unsigned calls_cancel(struct cric_server *s, const char *request_id)
 {
 	unsigned n = 0;
 	pthread_mutex_lock(&s->calls_lock);
-	for (unsigned i = 0; i < s->cfg.workers; i++) {
-		struct worker *w = &s->workers[i];
+	for (unsigned i = 0; i < s->n_slots; i++) {
+		struct slot *w = &s->slots[i];
 		if (w->request_id[0] && strcmp(w->request_id, request_id) == 0) {
 			__atomic_store_n(&w->cancel, 1, __ATOMIC_RELEASE);
 			n++;
@@ -305,11 +322,15 @@ static int metrics(void *userdata, const struct cric_call *call, const ProtobufC
 /* Health: asked by cricctl health (cric-up waits on it) and cric-call.
  * Metrics: monitord's /metrics (and root's tools).
  * Cancel: the gateway's, for its clients' cancellations; root's tools may
- * send it too (root can stop any call anyway). */
+ * send it too (root can stop any call anyway). Nonblocking, so that it
+ * reaches calls that hold every worker. */
 static const struct cric_handler health_line[] = {
-	{ CRIC_HEALTH(health), health, .callers = CALLER_ANY, .cap_ms = HEALTH_CAP_MS },
+	{ CRIC_HEALTH(health), health, .callers = CALLER_ANY, .cap_ms = HEALTH_CAP_MS,
+	  .nonblocking = true },
 	{ CRIC_HEALTH(cancel), cancel, .callers = CALLER_GATEWAY | CALLER_ADMIN,
-	  .cap_ms = HEALTH_CAP_MS },
+	  .cap_ms = HEALTH_CAP_MS, .nonblocking = true },
+	/* Not nonblocking: runtimed's collector takes container locks and may
+	 * ask monitord. */
 	{ CRIC_HEALTH(metrics), metrics, .callers = CALLER_MONITORD | CALLER_ADMIN,
 	  .cap_ms = HEALTH_CAP_MS },
 };
@@ -339,71 +360,68 @@ static int reply_msg(unsigned code, const char *message, const ProtobufCMessage 
 	return 0;
 }
 
-/* Run one request; returns the Reply (never NULL unless OOM). */
-static int dispatch(struct worker *w, const struct cric_peer *peer, const uint8_t *data, size_t len,
-		    nng_msg **ret)
+/* Run slot w's decoded request; returns the Reply (never NULL unless
+ * OOM). */
+static int dispatch(struct slot *w, nng_msg **ret)
 {
 	struct cric_server *s = w->server;
 	struct cric_err err = { { 0 } };
-	struct cric_envelope env;
-	int r = envelope_unpack(data, len, &env, &err);
-	if (r < 0) {
-		log_warning("bad request: %s", err.msg);
-		return reply_msg(CODE_INVALID_ARGUMENT, err.msg, NULL, ret);
-	}
-	struct log_ctx lctx = { .method = env.method, .request_id = env.request_id };
+	struct cric_envelope *env = &w->env;
+	const struct cric_peer *peer = &w->peer;
+	struct log_ctx lctx = { .method = env->method, .request_id = env->request_id };
 	log_ctx_set(&lctx);
 
-	const struct cric_route_entry *m = cric_method_table_find(&s->table, env.method);
+	const struct cric_route_entry *m = w->route;
 	void *userdata = m && m->method.service == &cric__health__descriptor ? s : s->cfg.userdata;
 	unsigned code = CODE_OK;
 	_cleanup_free_ char *msg = NULL;
 	_cleanup_pb_ ProtobufCMessage *resp = NULL;
+	int r;
 
 	if (!m) {
 		code = CODE_UNIMPLEMENTED;
-		if (asprintf(&msg, "%s is not a method cric's %s serves", env.method, s->daemon) <
+		if (asprintf(&msg, "%s is not a method cric's %s serves", env->method, s->daemon) <
 		    0)
 			msg = NULL;
 	} else if (!m->handler || !m->handler->fn) {
 		code = CODE_UNIMPLEMENTED;
-		if (asprintf(&msg, "%s is not implemented by cric's %s yet", env.method,
+		if (asprintf(&msg, "%s is not implemented by cric's %s yet", env->method,
 			     s->daemon) < 0)
 			msg = NULL;
 	} else if (!(m->handler->callers & peer->caller)) {
 		code = CODE_PERMISSION_DENIED;
 		log_warning("refused: %s may not be called by uid %ld pid %ld exe \"%s\" comm "
 			    "\"%s\" (%s)",
-			    env.method, peer->uid == (uid_t)-1 ? -1L : (long)peer->uid,
+			    env->method, peer->uid == (uid_t)-1 ? -1L : (long)peer->uid,
 			    (long)peer->pid, peer->exe[0] ? peer->exe : "?",
 			    peer->comm[0] ? peer->comm : "?", caller_name(peer->caller));
-		if (asprintf(&msg, "%s may not be called by %s (uid %ld)", env.method,
+		if (asprintf(&msg, "%s may not be called by %s (uid %ld)", env->method,
 			     caller_name(peer->caller),
 			     peer->uid == (uid_t)-1 ? -1L : (long)peer->uid) < 0)
 			msg = NULL;
-	} else if (env.deadline_ns > 0 && env.deadline_ns <= now_unix_ns()) {
+	} else if (env->deadline_ns > 0 && env->deadline_ns <= now_unix_ns()) {
 		code = CODE_DEADLINE_EXCEEDED;
 		msg = strdup("deadline passed before the request was handled");
 	} else {
 		ProtobufCMessage *in =
-		    protobuf_c_message_unpack(m->md->input, NULL, env.len, env.payload);
+		    protobuf_c_message_unpack(m->md->input, NULL, env->len, env->payload);
 		if (!in) {
 			code = CODE_INVALID_ARGUMENT;
-			if (asprintf(&msg, "cannot decode %s request as %s", env.method,
+			if (asprintf(&msg, "cannot decode %s request as %s", env->method,
 				     m->md->input->name) < 0)
 				msg = NULL;
 		} else {
 			struct cric_call call = { .daemon = s->daemon,
-						  .method = env.method,
-						  .request_id = env.request_id,
-						  .deadline_ns = env.deadline_ns,
+						  .method = env->method,
+						  .request_id = env->request_id,
+						  .deadline_ns = env->deadline_ns,
 						  .callers = m->handler->callers,
 						  .cap_ms = m->handler->cap_ms,
 						  .caller = peer->caller,
 						  .peer_uid = peer->uid,
 						  .peer_pid = peer->pid,
 						  .cancel = &w->cancel };
-			call_begin(w, env.request_id);
+			call_begin(w, env->request_id);
 			r = m->handler->fn(userdata, &call, in, &resp, &err);
 			call_end(w);
 			protobuf_c_message_free_unpacked(in, NULL);
@@ -419,7 +437,7 @@ static int dispatch(struct worker *w, const struct cric_peer *peer, const uint8_
 	if (r < 0 && code == CODE_OK && resp) /* the answer does not fit in memory */
 		r = reply_msg(CODE_RESOURCE_EXHAUSTED, "out of memory packing the answer", NULL,
 			      ret);
-	envelope_done(&env);
+	envelope_done(env);
 	log_ctx_set(NULL);
 	return r;
 }
@@ -453,93 +471,142 @@ unsigned cric_server_trims(struct cric_server *s)
 
 unsigned cric_server_workers(struct cric_server *s)
 {
-	pthread_mutex_lock(&s->spawn_lock);
+	pthread_mutex_lock(&s->work_lock);
 	unsigned n = s->n_threads;
-	pthread_mutex_unlock(&s->spawn_lock);
+	pthread_mutex_unlock(&s->work_lock);
 	return n;
 }
 
-/* Start the next worker thread unless all run or the server stops; it
- * counts as waiting from here. Threads a worker makes inherit its
- * credentials, capabilities and namespaces: the daemon's, as handlers
- * change a thread's only on threads of their own (nspin.h). */
+/* Start the next worker thread unless all run or the server stops; it is
+ * claimed from birth (takes the request that made it). With work_lock.
+ * Threads a worker makes inherit its credentials, capabilities and
+ * namespaces: the daemon's, as handlers change a thread's only on threads
+ * of their own (nspin.h). */
 static int worker_spawn(struct cric_server *s)
 {
-	pthread_mutex_lock(&s->spawn_lock);
-	int r = 0;
 	if (atomic_load(&s->stopping) || s->n_threads == s->cfg.workers)
-		goto unlock;
-	struct worker *w = &s->workers[s->n_threads];
-	w->server = s;
-	if (nng_ctx_open(&w->ctx, s->sock) != 0) {
-		r = -ENOMEM;
-		goto unlock;
-	}
-	if (nng_aio_alloc(&w->aio, NULL, NULL) != 0) {
-		r = -ENOMEM;
-		goto close_ctx;
-	}
-	atomic_fetch_add(&s->idle, 1);
-	int rv = pthread_create(&w->thread, NULL, worker, w);
-	if (rv != 0) {
-		atomic_fetch_sub(&s->idle, 1);
-		r = -rv;
-		goto free_aio;
-	}
+		return 0;
+	int rv = pthread_create(&s->threads[s->n_threads], NULL, worker, s);
+	if (rv != 0)
+		return -rv;
 	s->n_threads++;
-	goto unlock;
-free_aio:
-	nng_aio_free(w->aio);
-	w->aio = NULL;
-close_ctx:
-	nng_ctx_close(w->ctx);
-unlock:
-	pthread_mutex_unlock(&s->spawn_lock);
-	return r;
+	return 0;
+}
+
+/* Wait for slot w's next request. */
+static void slot_listen(struct slot *w)
+{
+	if (!atomic_load(&w->server->stopping))
+		nng_ctx_recv(w->ctx, w->recv_aio);
+}
+
+/* Send the Reply (built by dispatch) and take the next request. The send
+ * completes as nng hands the reply to the pipe: at once, or once the reply
+ * before it on the pipe went out. */
+static void slot_reply(struct slot *w, int r, nng_msg *rep)
+{
+	struct cric_server *s = w->server;
+	atomic_fetch_add(&s->activity, 1);
+	if (!atomic_exchange(&s->trim_armed, true)) {
+		s->trim_mark = atomic_load(&s->activity);
+		nng_sleep_aio(IPC_TRIM_AFTER_MS, s->trim_aio);
+	}
+	if (r == 0 && atomic_load(&s->stopping)) {
+		nng_msg_free(rep); /* as before the slots: the caller sees the server go */
+	} else if (r == 0) {       /* else out of memory: the caller times out */
+		nng_aio_set_msg(w->send_aio, rep);
+		nng_ctx_send(w->ctx, w->send_aio);
+		nng_aio_wait(w->send_aio);
+		if (nng_aio_result(w->send_aio) != 0)
+			nng_msg_free(rep);
+	}
+	slot_listen(w);
+}
+
+/* Hand slot w's request to a worker thread: a free one, or a new one. */
+static void queue_work(struct slot *w)
+{
+	struct cric_server *s = w->server;
+	pthread_mutex_lock(&s->work_lock);
+	w->next = NULL;
+	*s->queue_tail = w;
+	s->queue_tail = &w->next;
+	int r = 0;
+	if (s->idle > 0)
+		s->idle--;
+	else
+		r = worker_spawn(s);
+	pthread_cond_signal(&s->work_cond);
+	pthread_mutex_unlock(&s->work_lock);
+	if (r < 0)
+		log_warning("start another worker: %s, ignoring", strerror(-r));
+}
+
+/* A request arrived in slot w (on nng's thread, as it arrived): decode
+ * its envelope; answer it here if its method is nonblocking, else queue
+ * it for a worker. */
+static void slot_received(void *arg)
+{
+	struct slot *w = arg;
+	struct cric_server *s = w->server;
+	int rv = nng_aio_result(w->recv_aio);
+	if (rv != 0) {
+		if (rv != NNG_ECLOSED && rv != NNG_ECANCELED)
+			slot_listen(w);
+		return;
+	}
+	nng_msg *msg = nng_aio_get_msg(w->recv_aio);
+	nng_aio_set_msg(w->recv_aio, NULL);
+	if (atomic_load(&s->stopping)) {
+		nng_msg_free(msg);
+		return;
+	}
+	atomic_fetch_add(&s->activity, 1);
+	request_peer(s, nng_msg_get_pipe(msg), &w->peer);
+	struct cric_err err = { { 0 } };
+	int r = envelope_unpack(nng_msg_body(msg), nng_msg_len(msg), &w->env, &err);
+	nng_msg_free(msg);
+	nng_msg *rep = NULL;
+	if (r < 0) {
+		log_warning("bad request: %s", err.msg);
+		slot_reply(w, reply_msg(CODE_INVALID_ARGUMENT, err.msg, NULL, &rep), rep);
+		return;
+	}
+	w->route = cric_method_table_find(&s->table, w->env.method);
+	if (w->route && w->route->handler && w->route->handler->nonblocking) {
+		r = dispatch(w, &rep);
+		slot_reply(w, r, rep);
+		return;
+	}
+	queue_work(w);
 }
 
 static void *worker(void *arg)
 {
-	struct worker *w = arg;
-	struct cric_server *s = w->server;
+	struct cric_server *s = arg;
+	pthread_mutex_lock(&s->work_lock);
 	for (;;) {
-		nng_ctx_recv(w->ctx, w->aio);
-		nng_aio_wait(w->aio);
-		int rv = nng_aio_result(w->aio);
-		if (atomic_load(&s->stopping) || rv == NNG_ECLOSED)
+		while (!s->queue && !atomic_load(&s->stopping))
+			pthread_cond_wait(&s->work_cond, &s->work_lock);
+		if (atomic_load(&s->stopping))
 			break;
-		if (rv != 0)
-			continue;
-		/* The last one waiting took this request: another waits
-		 * before it is handled (its handler may wait on a call back). */
-		atomic_fetch_add(&s->activity, 1);
-		if (atomic_fetch_sub(&s->idle, 1) == 1) {
-			int r = worker_spawn(s);
-			if (r < 0)
-				log_warning("start another worker: %s, ignoring", strerror(-r));
-		}
-		nng_msg *msg = nng_aio_get_msg(w->aio);
+		struct slot *w = s->queue;
+		s->queue = w->next;
+		if (!s->queue)
+			s->queue_tail = &s->queue;
+		pthread_mutex_unlock(&s->work_lock);
+
 		nng_msg *rep = NULL;
-		struct cric_peer peer;
-		request_peer(s, nng_msg_get_pipe(msg), &peer);
-		int r = dispatch(w, &peer, nng_msg_body(msg), nng_msg_len(msg), &rep);
-		nng_msg_free(msg);
-		/* Waiting again before the reply leaves: the caller's next
-		 * call, sent once it has it, finds this worker counted. */
-		atomic_fetch_add(&s->idle, 1);
-		atomic_fetch_add(&s->activity, 1);
-		if (!atomic_exchange(&s->trim_armed, true)) {
-			s->trim_mark = atomic_load(&s->activity);
-			nng_sleep_aio(IPC_TRIM_AFTER_MS, s->trim_aio);
-		}
-		if (r < 0)
-			continue; /* out of memory: the caller times out */
-		nng_aio_set_msg(w->aio, rep);
-		nng_ctx_send(w->ctx, w->aio);
-		nng_aio_wait(w->aio);
-		if (nng_aio_result(w->aio) != 0)
-			nng_msg_free(rep);
+		int r = dispatch(w, &rep);
+		/* Free again before the reply leaves: the caller's next call,
+		 * sent once it has it, finds this thread counted. */
+		pthread_mutex_lock(&s->work_lock);
+		s->idle++;
+		pthread_mutex_unlock(&s->work_lock);
+		slot_reply(w, r, rep);
+		pthread_mutex_lock(&s->work_lock);
 	}
+	pthread_mutex_unlock(&s->work_lock);
 	return NULL;
 }
 
@@ -549,14 +616,38 @@ static void server_free(struct cric_server *s)
 		nng_aio_free(s->trim_aio); /* waits for its callback */
 	ipc_listener_free(s->listener);
 	cric_method_table_done(&s->table);
-	free(s->workers);
+	free(s->slots);
+	free(s->threads);
 	pthread_mutex_destroy(&s->calls_lock);
 	pthread_mutex_destroy(&s->peers_lock);
 	free(s->peers);
-	pthread_mutex_destroy(&s->spawn_lock);
+	pthread_mutex_destroy(&s->work_lock);
+	pthread_cond_destroy(&s->work_cond);
 	free(s->daemon);
 	free(s->version);
 	free(s);
+}
+
+/* Open cfg.workers + INLINE_SLOTS slots (s->n_slots counts those open). */
+static int slots_open(struct cric_server *s)
+{
+	for (unsigned i = 0; i < s->cfg.workers + INLINE_SLOTS; i++) {
+		struct slot *w = &s->slots[i];
+		w->server = s;
+		if (nng_ctx_open(&w->ctx, s->sock) != 0)
+			return -ENOMEM;
+		if (nng_aio_alloc(&w->recv_aio, slot_received, w) != 0) {
+			nng_ctx_close(w->ctx);
+			return -ENOMEM;
+		}
+		if (nng_aio_alloc(&w->send_aio, NULL, NULL) != 0) {
+			nng_aio_free(w->recv_aio);
+			nng_ctx_close(w->ctx);
+			return -ENOMEM;
+		}
+		s->n_slots++;
+	}
+	return 0;
 }
 
 int cric_server_start(const struct cric_server_config *cfg, struct cric_server **ret,
@@ -574,7 +665,9 @@ int cric_server_start(const struct cric_server_config *cfg, struct cric_server *
 	s->cfg = *cfg;
 	pthread_mutex_init(&s->calls_lock, NULL);
 	pthread_mutex_init(&s->peers_lock, NULL);
-	pthread_mutex_init(&s->spawn_lock, NULL);
+	pthread_mutex_init(&s->work_lock, NULL);
+	pthread_cond_init(&s->work_cond, NULL);
+	s->queue_tail = &s->queue;
 	if (!cfg->ids.bin_dir) {
 		if (self_bin_dir(s->bin_dir, sizeof(s->bin_dir)) < 0)
 			s->bin_dir[0] = '\0';
@@ -585,9 +678,10 @@ int cric_server_start(const struct cric_server_config *cfg, struct cric_server *
 	s->table = table;
 	s->daemon = strdup(cfg->daemon);
 	s->version = strdup(cfg->version);
-	s->workers = calloc(cfg->workers, sizeof(struct worker));
+	s->slots = calloc(cfg->workers + INLINE_SLOTS, sizeof(struct slot));
+	s->threads = calloc(cfg->workers ? cfg->workers : 1, sizeof(pthread_t));
 	s->started_ns = now_unix_ns();
-	if (!s->daemon || !s->version || !s->workers) {
+	if (!s->daemon || !s->version || !s->slots || !s->threads) {
 		server_free(s);
 		return -ENOMEM;
 	}
@@ -621,10 +715,22 @@ int cric_server_start(const struct cric_server_config *cfg, struct cric_server *
 		server_free(s);
 		return r;
 	}
-	if ((r = worker_spawn(s)) < 0) {
+	if ((r = slots_open(s)) < 0) {
+		cric_server_stop(s);
+		return err_set(err, r, "open the request contexts: %s", strerror(-r));
+	}
+	/* One thread waits at first. */
+	pthread_mutex_lock(&s->work_lock);
+	r = worker_spawn(s);
+	if (r == 0)
+		s->idle = 1;
+	pthread_mutex_unlock(&s->work_lock);
+	if (r < 0) {
 		cric_server_stop(s);
 		return err_set(err, r, "start a worker thread: %s", strerror(-r));
 	}
+	for (unsigned i = 0; i < s->n_slots; i++)
+		slot_listen(&s->slots[i]);
 	*ret = s;
 	return 0;
 }
@@ -633,24 +739,33 @@ void cric_server_stop(struct cric_server *s)
 {
 	if (!s)
 		return;
-	/* Quiesce the workers before closing the socket: with nng 1.5.2,
-	 * nng_close() racing context operations that are still completing
-	 * hung about once in a few thousand stops (tests/unit/test-ipc.c).
-	 * nng_aio_stop() aborts a worker's pending receive (or a reply still
-	 * being sent) and makes its next operation fail at once. */
+	/* Quiesce the slots and workers before closing the socket: with nng
+	 * 1.5.2, nng_close() racing context operations that are still
+	 * completing hung about once in a few thousand stops
+	 * (tests/unit/test-ipc.c). nng_aio_stop() aborts a slot's pending
+	 * receive, waits for a callback under way (a nonblocking call being
+	 * answered) and makes the next receive fail at once. */
 	atomic_store(&s->stopping, true);
 	ipc_listener_stop(s->listener);
-	/* No worker starts after this (worker_spawn() looks at stopping
-	 * under the lock). */
-	pthread_mutex_lock(&s->spawn_lock);
+	for (unsigned i = 0; i < s->n_slots; i++)
+		nng_aio_stop(s->slots[i].recv_aio);
+	/* No request is queued and no worker starts after this (the
+	 * callbacks are done; worker_spawn() looks at stopping). The workers
+	 * finish the calls they serve; those still queued are dropped. */
+	pthread_mutex_lock(&s->work_lock);
+	pthread_cond_broadcast(&s->work_cond);
 	unsigned n = s->n_threads;
-	pthread_mutex_unlock(&s->spawn_lock);
+	pthread_mutex_unlock(&s->work_lock);
 	for (unsigned i = 0; i < n; i++)
-		nng_aio_stop(s->workers[i].aio);
-	for (unsigned i = 0; i < n; i++) {
-		pthread_join(s->workers[i].thread, NULL);
-		nng_ctx_close(s->workers[i].ctx);
-		nng_aio_free(s->workers[i].aio);
+		pthread_join(s->threads[i], NULL);
+	for (struct slot *w = s->queue; w; w = w->next)
+		envelope_done(&w->env);
+	for (unsigned i = 0; i < s->n_slots; i++) {
+		struct slot *w = &s->slots[i];
+		nng_aio_stop(w->send_aio);
+		nng_ctx_close(w->ctx);
+		nng_aio_free(w->recv_aio);
+		nng_aio_free(w->send_aio);
 	}
 	/* No worker left to arm the timer again. */
 	if (s->trim_aio)

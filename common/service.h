@@ -147,6 +147,12 @@ struct cric_handler {
 	 * their own use it (not enforced by the server yet). 0: the server's
 	 * max_request_seconds. */
 	uint32_t cap_ms;
+	/* Answered on the thread that received the request (one of nng's),
+	 * not handed to a worker: saves the worker's wake-up per call. Only
+	 * for handlers that never block (no wait for a lock a slow call may
+	 * hold, no call to another daemon, no I/O but memory), as they hold
+	 * one of nng's few threads while they run. */
+	bool nonblocking;
 };
 
 struct cric_service {

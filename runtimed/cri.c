@@ -261,7 +261,7 @@ void cri_metrics_collect(void *ud)
 /* What runtimed answers of the CRI RuntimeService (cri-gateway/routes.c
  * routes the rest of its share here too: UNIMPLEMENTED until it lands). */
 static const struct cric_handler runtime_lines[] = {
-	{ CRI_RUNTIME(version), version, .callers = CALLER_GATEWAY },
+	{ CRI_RUNTIME(version), version, .callers = CALLER_GATEWAY, .nonblocking = true },
 	{ CRI_RUNTIME(status), status, .callers = CALLER_GATEWAY },
 	{ CRI_RUNTIME(runtime_config), runtime_config, .callers = CALLER_GATEWAY },
 	{ CRI_RUNTIME(update_runtime_config), update_runtime_config, .callers = CALLER_GATEWAY },
