@@ -45,6 +45,11 @@
  * handshake then completes and simply adds a pipe), and only the one
  * before it, quiet for two periods, is closed. */
 #define DIALER_QUIET_MS 600
+/* Finished calls kept for the next ones, which reuse their nng context and
+ * aio: opening and closing both for every call took nng's socket and aio
+ * locks, which its task threads contend for (perf: a tenth of the
+ * gateway's time per Version call was threads waiting on a lock). */
+#define SPARE_CALLS 8
 
 /* A call in flight. Two kinds of reference keep it alive: the operation
  * under way (dropped when the final callback has run) and, briefly, the
@@ -78,15 +83,16 @@ struct cric_client {
 	int pipes;
 	uint32_t pipe_ids[8];  /* the pipes counted in pipes; 0: free */
 	struct pending *calls; /* calls whose callback has not run yet */
-	struct pending *done;  /* finished calls, freed off nng's threads */
-	unsigned active;       /* calls not yet on the done list */
+	struct pending *done;  /* finished calls, freed or reused off nng's threads */
+	unsigned n_done;
+	unsigned active; /* calls not yet on the done list */
 	bool closing;
 	pthread_cond_t unconnected; /* the watcher waits on it (with lock) */
 	pthread_t watcher;
 	bool watcher_started;
 };
 
-static void drain_done(struct cric_client *c);
+static void drain_done(struct cric_client *c, unsigned keep);
 
 /* Before anything is sent on a new connection: the listener must be root
  * or the daemon's user. Another is a process that took the daemon's socket
@@ -340,7 +346,7 @@ void cric_client_close(struct cric_client *c)
 	pthread_mutex_unlock(&c->lock);
 	if (c->watcher_started)
 		pthread_join(c->watcher, NULL);
-	drain_done(c);
+	drain_done(c, 0);
 	if (nng_socket_id(c->sock) > 0)
 		nng_close(c->sock);
 	pthread_mutex_destroy(&c->lock);
@@ -387,18 +393,25 @@ static void pending_unref(struct pending *p)
 	pthread_mutex_lock(&c->lock);
 	p->next = c->done;
 	c->done = p;
+	c->n_done++;
 	if (--c->active == 0)
 		pthread_cond_broadcast(&c->idle);
 	pthread_mutex_unlock(&c->lock); /* c may be freed from here on */
 }
 
-/* Free finished calls. Never from a completion callback (nng_aio_free waits
- * for the callback of the aio it frees). */
-static void drain_done(struct cric_client *c)
+/* Free finished calls but the first keep (kept for reuse). Never from a
+ * completion callback (nng_aio_free waits for the callback of the aio it
+ * frees). */
+static void drain_done(struct cric_client *c, unsigned keep)
 {
 	pthread_mutex_lock(&c->lock);
-	struct pending *list = c->done;
-	c->done = NULL;
+	struct pending **tail = &c->done;
+	for (unsigned i = 0; i < keep && *tail; i++)
+		tail = &(*tail)->next;
+	struct pending *list = *tail;
+	*tail = NULL;
+	if (c->n_done > keep)
+		c->n_done = keep;
 	pthread_mutex_unlock(&c->lock);
 	while (list) {
 		struct pending *next = list->next;
@@ -472,6 +485,7 @@ static void pending_cb(void *arg)
 			nng_msg *msg = nng_aio_get_msg(p->aio);
 			if (msg)
 				nng_msg_free(msg);
+			nng_aio_set_msg(p->aio, NULL);
 		}
 		if (rv == NNG_ETIMEDOUT && !p->receiving && p->unconnected &&
 		    now_unix_ns() < p->deadline_ns)
@@ -492,11 +506,49 @@ static void pending_cb(void *arg)
 	pending_finish(p, &res);
 }
 
+/* A call's state: a finished one's, its context and aio reused (a context
+ * starts over with each request it sends), or a new one. */
+static int pending_new(struct cric_client *c, struct pending **ret)
+{
+	pthread_mutex_lock(&c->lock);
+	struct pending *p = c->done;
+	if (p) {
+		c->done = p->next;
+		c->n_done--;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (p) {
+		nng_ctx ctx = p->ctx;
+		nng_aio *aio = p->aio;
+		memset(p, 0, sizeof(*p));
+		p->ctx = ctx;
+		p->aio = aio;
+		p->client = c;
+		*ret = p;
+		return 0;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->client = c;
+	if (nng_ctx_open(&p->ctx, c->sock) != 0) {
+		free(p);
+		return -ENOTCONN; /* socket closed */
+	}
+	if (nng_aio_alloc(&p->aio, pending_cb, p) != 0) {
+		nng_ctx_close(p->ctx);
+		free(p);
+		return -ENOMEM;
+	}
+	*ret = p;
+	return 0;
+}
+
 int cric_client_call_async(struct cric_client *c, const char *method, const char *request_id,
 			   int64_t deadline_ns, const void *payload, size_t len, cric_client_cb cb,
 			   void *arg)
 {
-	drain_done(c);
+	drain_done(c, SPARE_CALLS);
 	char rid[IPC_REQUEST_ID_MAX + 1];
 	if (!request_id || !*request_id) {
 		int r = id_random_hex(rid, sizeof(rid), 8);
@@ -518,20 +570,14 @@ int cric_client_call_async(struct cric_client *c, const char *method, const char
 	if (nng_msg_alloc(&msg, 0) != 0 || nng_msg_append(msg, buf, n) != 0)
 		return -ENOMEM;
 
-	_cleanup_free_ struct pending *p = calloc(1, sizeof(*p));
-	if (!p)
-		return -ENOMEM;
+	struct pending *p;
+	r = pending_new(c, &p);
+	if (r < 0)
+		return r;
 	atomic_init(&p->refs, 1);
-	p->client = c;
 	p->cb = cb;
 	p->arg = arg;
 	p->deadline_ns = deadline_ns;
-	if (nng_ctx_open(&p->ctx, c->sock) != 0)
-		return -ENOTCONN; /* socket closed */
-	if (nng_aio_alloc(&p->aio, pending_cb, p) != 0) {
-		nng_ctx_close(p->ctx);
-		return -ENOMEM;
-	}
 
 	pthread_mutex_lock(&c->lock);
 	p->unconnected = c->pipes <= 0;
@@ -543,7 +589,7 @@ int cric_client_call_async(struct cric_client *c, const char *method, const char
 	pthread_mutex_unlock(&c->lock);
 
 	nng_aio_set_msg(p->aio, TAKE_PTR(msg));
-	pending_start(TAKE_PTR(p), false);
+	pending_start(p, false);
 	return 0;
 }
 
