@@ -46,7 +46,9 @@ CFLAGS += -std=gnu11 $(OPTFLAGS) $(FORTIFY) $(WARNFLAGS) -fstack-protector-stron
 GRPC_CFLAGS := $(shell pkg-config --cflags grpc)
 GRPC_LIBS := $(shell pkg-config --libs grpc)
 # --as-needed: each binary keeps only the libraries it uses.
-LIBS := -Wl,--as-needed -lnng -lprotobuf-c -ljansson -lcap -lseccomp -larchive -lcurl -lcrypto -lnettle -lyaml \
+# No libcurl nor OpenSSL here: only cric-fetch (imaged's transport helper)
+# links libcurl, so that no daemon maps it and its TLS libraries.
+LIBS := -Wl,--as-needed -lnng -lprotobuf-c -ljansson -lcap -lseccomp -larchive -lnettle -lyaml \
 	-lmicrohttpd -lz -lpthread -Wl,--no-as-needed
 LDFLAGS += $(SANLDFLAGS) -Wl,-z,relro,-z,now -Wl,--gc-sections
 
@@ -61,7 +63,7 @@ COMMON_O := $(patsubst %.c,$(BUILD)/obj/%.o,$(COMMON_SRC))
 LIBCOMMON := $(BUILD)/libcric-common.a
 
 BINS := $(addprefix $(BUILD)/bin/cric-,$(DAEMONS)) $(BUILD)/bin/cricctl $(BUILD)/bin/cric-pause \
-	$(BUILD)/bin/cric-monitor $(BUILD)/bin/cric-exec $(BUILD)/bin/cric-portfwd
+	$(BUILD)/bin/cric-monitor $(BUILD)/bin/cric-exec $(BUILD)/bin/cric-portfwd $(BUILD)/bin/cric-fetch
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test-*.c))
 
@@ -147,6 +149,16 @@ $(BUILD)/bin/cric-portfwd: monitord/portfwd/cric-portfwd.c monitord/portfwd/port
 # Its unit test runs it.
 $(BUILD)/tests/test-monitord-portfwd: $(BUILD)/bin/cric-portfwd
 
+# imaged's HTTP(S) transport (imaged/fetch.h): libcurl in a process of its
+# own, started by imaged while it pulls. Built with the daemons' flags (and
+# sanitizers); the frame codec is imaged's own object.
+FETCH_O := $(BUILD)/obj/imaged/fetch/cric-fetch.o $(BUILD)/obj/imaged/fetchwire.o
+$(BUILD)/bin/cric-fetch: $(FETCH_O)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -Wl,--as-needed -lcurl -lpthread -Wl,--no-as-needed
+# The registry's unit test pulls through it (and pushes with libcurl itself).
+$(BUILD)/tests/test-imaged-registry: $(BUILD)/bin/cric-fetch
+
 CRICCTL_O := $(BUILD)/obj/cri-gateway/cricctl.o $(BUILD)/obj/cri-gateway/cricctl-ctr.o \
 	$(BUILD)/obj/cri-gateway/cricctl-ops.o $(BUILD)/obj/cri-gateway/routes.o
 $(BUILD)/bin/cricctl: $(CRICCTL_O) $(LIBCOMMON)
@@ -182,7 +194,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIBCOMMON) $(foreach d,$(DAEMONS),$(call lib_
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
 		$(foreach d,$(DAEMONS),$(if $(findstring test-$(d)-,$*),$(call lib_objs_for,$(d)))) \
 		$(if $(findstring test-monitor-,$*),$(MONITOR_LIB_O)) \
-		$(LIBCOMMON) $(LIBS) -lcmocka
+		$(LIBCOMMON) $(LIBS) -lcmocka $(if $(findstring test-imaged-registry,$*),-lcurl -lcrypto)
 
 # The gateway's routing table alone (its other objects need grpc).
 $(BUILD)/tests/test-gateway-routes: tests/unit/test-gateway-routes.c $(BUILD)/obj/cri-gateway/routes.o $(LIBCOMMON) | $(GEN_H) $(VERSION_H)

@@ -1,13 +1,11 @@
 /* Cleanup wrappers for the third-party types cric uses (jansson, nng,
- * protobuf-c, libcap, libcurl, libarchive, OpenSSL; scmp_filter_ctx joins
+ * protobuf-c, libcap, libarchive; scmp_filter_ctx joins
  * here with the code that uses it): every one in this file, none beside its
  * user. Kept apart from macro.h so that code which needs none of these
  * libraries does not include their headers. */
 #pragma once
 
-#include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <nng/nng.h>
 #include <protobuf-c/protobuf-c.h>
 #include <seccomp.h>
@@ -48,25 +46,6 @@ static inline void cap_freep(cap_t *c)
 		cap_free(*c);
 }
 #define _cleanup_cap_ _cleanup_(cap_freep)
-
-static inline void curl_easy_cleanupp(CURL **c)
-{
-	if (*c)
-		curl_easy_cleanup(*c);
-}
-#define _cleanup_curl_ _cleanup_(curl_easy_cleanupp)
-
-static inline void curl_slist_free_allp(struct curl_slist **l)
-{
-	curl_slist_free_all(*l);
-}
-#define _cleanup_curl_slist_ _cleanup_(curl_slist_free_allp)
-
-static inline void evp_md_ctx_freep(EVP_MD_CTX **c)
-{
-	EVP_MD_CTX_free(*c);
-}
-#define _cleanup_evp_md_ctx_ _cleanup_(evp_md_ctx_freep)
 
 static inline void archive_read_freep(struct archive **a)
 {

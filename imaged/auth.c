@@ -7,16 +7,14 @@
 #include <strings.h>
 #include <time.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/core_names.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
+#include <nettle/hmac.h>
 
 #include "common/base64.h"
 #include "common/cleanup.h"
 #include "common/ids.h"
 #include "imaged/auth.h"
+#include "imaged/fetch.h"
 #include "imaged/membuf.h"
 #include "imaged/reference.h"
 #include "imaged/registry.h"
@@ -127,7 +125,7 @@ struct secret {
 static void secret_wipe(struct secret *s)
 {
 	if (s->p) {
-		OPENSSL_cleanse(s->p, s->n);
+		explicit_bzero(s->p, s->n);
 		free(s->p);
 	}
 }
@@ -173,7 +171,7 @@ int auth_creds_userpass(const struct registry_creds *creds, char user[static AUT
 static void free_secret(char *s)
 {
 	if (s)
-		OPENSSL_cleanse(s, strlen(s));
+		explicit_bzero(s, strlen(s));
 	free(s);
 }
 
@@ -251,16 +249,55 @@ int auth_creds_file_parse(const void *data, size_t len, const char *domain,
 struct body {
 	struct membuf mem;
 	bool too_big;
+	bool started;        /* body bytes of the last response came */
+	long status;         /* of the last status line */
+	int64_t deadline_ns; /* CLOCK_MONOTONIC: the whole request's end */
+	bool timed_out;
 };
 
-static size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int body_header(void *userdata, const char *line, size_t len)
 {
 	struct body *b = userdata;
-	size_t n = size * nmemb;
+	/* A new response (the token server answers at once: no redirects are
+	 * followed, but "100 Continue" may come before the answer). */
+	if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+		b->mem.len = 0;
+		b->status = 0;
+		const char *sp = memchr(line, ' ', len);
+		if (sp && line + len - sp > 3 && isdigit((unsigned char)sp[1]) &&
+		    isdigit((unsigned char)sp[2]) && isdigit((unsigned char)sp[3]))
+			b->status = (sp[1] - '0') * 100 + (sp[2] - '0') * 10 + (sp[3] - '0');
+	}
+	return 0;
+}
+
+static int body_write(void *userdata, const char *ptr, size_t n)
+{
+	struct body *b = userdata;
 	int r = membuf_append(&b->mem, ptr, n);
 	b->too_big |= r == -E2BIG;
-	return r < 0 ? 0 : n;
+	return r < 0 ? -1 : 0;
 }
+
+static int body_tick(void *userdata)
+{
+	struct body *b = userdata;
+	b->timed_out = mono_ns() >= b->deadline_ns;
+	return b->timed_out;
+}
+
+static const struct fetch_ops body_ops = {
+	.header = body_header,
+	.body = body_write,
+	.tick = body_tick,
+};
 
 int auth_token_parse(const void *data, size_t len, char **ret_token, long *ret_ttl,
 		     struct cric_err *err)
@@ -292,14 +329,35 @@ int auth_token_parse(const void *data, size_t len, char **ret_token, long *ret_t
 	return 0;
 }
 
+/* s with every byte but RFC 3986's unreserved ones as %XX (a query value). */
+static char *url_escape(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char *out = malloc(3 * strlen(s) + 1), *p = out;
+	if (!out)
+		return NULL;
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (isalnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+			*p++ = (char)ch;
+		} else {
+			*p++ = '%';
+			*p++ = hex[ch >> 4];
+			*p++ = hex[ch & 15];
+		}
+	}
+	*p = '\0';
+	return out;
+}
+
 /* The token request: a GET of the realm with service and scope, or, with
  * a refresh token, an OAuth2 POST of it (*post, a secret: wiped by the
  * caller). */
-static int token_request(CURL *curl, const struct auth_challenge *ch, const char *scope,
+static int token_request(const struct auth_challenge *ch, const char *scope,
 			 const char *refresh_token, char **url, char **post)
 {
-	_cleanup_free_ char *esc_service = curl_easy_escape(curl, ch->service, 0);
-	_cleanup_free_ char *esc_scope = curl_easy_escape(curl, scope, 0);
+	_cleanup_free_ char *esc_service = url_escape(ch->service);
+	_cleanup_free_ char *esc_scope = url_escape(scope);
 	if (!esc_service || !esc_scope)
 		return -ENOMEM;
 	if (!refresh_token) {
@@ -309,61 +367,39 @@ static int token_request(CURL *curl, const struct auth_challenge *ch, const char
 			   ? -ENOMEM
 			   : 0;
 	}
-	_cleanup_free_ char *esc_tok = curl_easy_escape(curl, refresh_token, 0);
+	_cleanup_free_ char *esc_tok = url_escape(refresh_token);
 	if (!esc_tok)
 		return -ENOMEM;
 	int n = asprintf(post,
 			 "grant_type=refresh_token&client_id=cric&service=%s&scope=%s"
 			 "&refresh_token=%s",
 			 esc_service, esc_scope, esc_tok);
-	OPENSSL_cleanse(esc_tok, strlen(esc_tok));
+	explicit_bzero(esc_tok, strlen(esc_tok));
 	if (n < 0)
 		return -ENOMEM;
 	return (*url = strdup(ch->realm)) ? 0 : -ENOMEM;
 }
 
-/* The token request's options: url, the body into b, and the credentials:
- * post (a refresh token's form) or user and pass (NULL: anonymous). */
-static void token_setopts(CURL *curl, const char *url, const struct auth_fetch_opts *opts,
-			  struct body *b, const char *post, const char *user, const char *pass)
+/* The token server's answer to a performed request (r: fetch_perform()'s
+ * result, done its report): the token and its lifetime. Frees (and wipes)
+ * b's data. */
+static int token_answer(int r, const struct fetch_done *done, const struct auth_challenge *ch,
+			struct body *b, bool with_creds, char **ret_token, long *ret_ttl,
+			struct cric_err *err)
 {
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, opts->allow_http ? "http,https" : "https");
-	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, opts->connect_timeout_sec);
-	/* A token response is at most AUTH_TOKEN_MAX bytes, less than a
-	 * pull's progress_min_bytes: the whole of it must come within the
-	 * progress timeout (registry.h), a trickle cannot hold the pull. */
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT, opts->low_speed_time_sec);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, body_write);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, b);
-	if (opts->ca_file)
-		curl_easy_setopt(curl, CURLOPT_CAINFO, opts->ca_file);
-	if (post)
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, post);
-	else if (user) {
-		curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-		curl_easy_setopt(curl, CURLOPT_USERNAME, user);
-		curl_easy_setopt(curl, CURLOPT_PASSWORD, pass);
-	}
-}
-
-/* The token server's answer to a performed request (cr): the token and its
- * lifetime. Frees (and wipes) b's data. */
-static int token_answer(CURL *curl, CURLcode cr, const struct auth_challenge *ch, struct body *b,
-			bool with_creds, char **ret_token, long *ret_ttl, struct cric_err *err)
-{
-	if (cr != CURLE_OK) {
+	if (r == 0 && done->err < 0)
+		r = err_set(err, done->err, "token server \"%s\": %s", ch->realm, done->msg);
+	else if (r == -ECANCELED && b->too_big)
+		r = err_set(err, -EPROTO, "token response over %d bytes", AUTH_TOKEN_MAX);
+	else if (r == -ECANCELED && b->timed_out)
+		r = err_set(err, -ETIMEDOUT, "token server \"%s\": no answer in time", ch->realm);
+	else if (r < 0)
+		r = err_prefix(err, r, "token server \"%s\"", ch->realm);
+	if (r < 0) {
 		free(b->mem.data);
-		if (b->too_big)
-			return err_set(err, -EPROTO, "token response over %d bytes",
-				       AUTH_TOKEN_MAX);
-		return err_set(err, registry_curl_errno(cr), "token server \"%s\": %s", ch->realm,
-			       curl_easy_strerror(cr));
+		return r;
 	}
-	long status = 0;
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	long status = b->status;
 	if (status == 401 || status == 403) {
 		free(b->mem.data);
 		return err_set(err, -EACCES, "token server \"%s\" refused the %s (HTTP %ld)",
@@ -373,9 +409,9 @@ static int token_answer(CURL *curl, CURLcode cr, const struct auth_challenge *ch
 		free(b->mem.data);
 		return err_set(err, -EPROTO, "token server \"%s\": HTTP %ld", ch->realm, status);
 	}
-	int r = auth_token_parse(b->mem.data, b->mem.len, ret_token, ret_ttl, err);
+	r = auth_token_parse(b->mem.data, b->mem.len, ret_token, ret_ttl, err);
 	if (b->mem.data)
-		OPENSSL_cleanse(b->mem.data, b->mem.len);
+		explicit_bzero(b->mem.data, b->mem.len);
 	free(b->mem.data);
 	if (r < 0)
 		return err_prefix(err, r, "token server \"%s\"", ch->realm);
@@ -387,7 +423,6 @@ int auth_token_fetch(const struct auth_challenge *ch, const char *scope,
 		     char **ret_token, long *ret_ttl, struct cric_err *err)
 {
 	char user[AUTH_USER_MAX + 1] = "", pass[AUTH_PASSWORD_MAX + 1] = "";
-	_cleanup_curl_ CURL *curl = NULL;
 	_cleanup_free_ char *url = NULL, *post = NULL;
 	struct body b = { .mem = { .max = AUTH_TOKEN_MAX } };
 	int r;
@@ -406,19 +441,33 @@ int auth_token_fetch(const struct auth_challenge *ch, const char *scope,
 	bool have_basic = r == 0;
 	bool refresh = creds && creds->identity_token && creds->identity_token[0];
 
-	curl = curl_easy_init();
-	if (!curl)
-		return -ENOMEM;
-	if ((r = token_request(curl, ch, scope, refresh ? creds->identity_token : NULL, &url,
-			       &post)) < 0)
+	if ((r = token_request(ch, scope, refresh ? creds->identity_token : NULL, &url, &post)) < 0)
 		return r;
-	token_setopts(curl, url, opts, &b, refresh ? post : NULL, have_basic ? user : NULL, pass);
-
-	CURLcode cr = curl_easy_perform(curl);
-	OPENSSL_cleanse(pass, sizeof(pass));
+	/* A token response is at most AUTH_TOKEN_MAX bytes, less than a pull's
+	 * progress_min_bytes: the whole of it must come within the progress
+	 * timeout (registry.h), a trickle cannot hold the pull. We keep that
+	 * time ourselves; the helper is told it too. */
+	struct fetch_req rq = {
+		.url = url,
+		.allow_http = opts->allow_http,
+		.max_redirs = -1,
+		.connect_timeout_sec = (unsigned)opts->connect_timeout_sec,
+		.timeout_sec = (unsigned)opts->low_speed_time_sec,
+		.user_agent = opts->user_agent,
+		.ca_file = opts->ca_file,
+		.post = refresh ? post : NULL,
+		.user = !refresh && have_basic ? user : NULL,
+		.pass = !refresh && have_basic ? pass : NULL,
+	};
+	b.deadline_ns = mono_ns() + (int64_t)opts->low_speed_time_sec * 1000000000LL;
+	struct fetch_done done = { 0 };
+	if (!opts->pool)
+		return err_set(err, -EINVAL, "token fetch without a transport");
+	r = fetch_perform(opts->pool, &rq, &body_ops, &b, &done, err);
+	explicit_bzero(pass, sizeof(pass));
 	if (post)
-		OPENSSL_cleanse(post, strlen(post));
-	return token_answer(curl, cr, ch, &b, have_basic || refresh, ret_token, ret_ttl, err);
+		explicit_bzero(post, strlen(post));
+	return token_answer(r, &done, ch, &b, have_basic || refresh, ret_token, ret_ttl, err);
 }
 
 /* --- cache --- */
@@ -445,7 +494,7 @@ static void entry_clear(struct auth_cache_entry *e)
 {
 	free(e->registry);
 	if (e->token)
-		OPENSSL_cleanse(e->token, strlen(e->token));
+		explicit_bzero(e->token, strlen(e->token));
 	free(e->token);
 	free(e->scope);
 	*e = (struct auth_cache_entry){ 0 };
@@ -474,31 +523,20 @@ struct auth_cache *auth_cache_free(struct auth_cache *c)
 		return NULL;
 	for (size_t i = 0; i < AUTH_CACHE_ENTRIES; i++)
 		entry_clear(&c->e[i]);
-	OPENSSL_cleanse(c->key, sizeof(c->key));
+	explicit_bzero(c->key, sizeof(c->key));
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 	return NULL;
 }
 
-static inline void evp_mac_freep(EVP_MAC **m)
-{
-	EVP_MAC_free(*m);
-}
-
-static inline void evp_mac_ctx_freep(EVP_MAC_CTX **m)
-{
-	EVP_MAC_CTX_free(*m);
-}
-
 /* One field of the MAC's input: its length first, so that no two
  * credentials ("a:b" + "c" and "a" + "b:c") read the same. */
-static bool mac_field(EVP_MAC_CTX *ctx, const char *s)
+static void mac_field(struct hmac_sha256_ctx *ctx, const char *s)
 {
 	uint32_t n = (uint32_t)strlen(s);
-	unsigned char len[4] = { (unsigned char)(n >> 24), (unsigned char)(n >> 16),
-				 (unsigned char)(n >> 8), (unsigned char)n };
-	return EVP_MAC_update(ctx, len, sizeof(len)) == 1 &&
-	       EVP_MAC_update(ctx, (const unsigned char *)s, n) == 1;
+	uint8_t len[4] = { (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n };
+	hmac_sha256_update(ctx, sizeof(len), len);
+	hmac_sha256_update(ctx, n, (const uint8_t *)s);
 }
 
 int auth_cache_identity(const struct auth_cache *c, const struct registry_creds *creds,
@@ -518,25 +556,20 @@ int auth_cache_identity(const struct auth_cache *c, const struct registry_creds 
 		kind = r == 0 ? "basic" : "anonymous";
 	}
 
-	_cleanup_(evp_mac_freep) EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	_cleanup_(evp_mac_ctx_freep) EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
-	char digest_name[] = "SHA256";
-	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
-		OSSL_PARAM_construct_end(),
-	};
-	unsigned char md[EVP_MAX_MD_SIZE];
-	size_t mdlen = 0;
-	bool ok =
-	    ctx && EVP_MAC_init(ctx, c->key, sizeof(c->key), params) == 1 && mac_field(ctx, kind);
-	if (ok && strcmp(kind, "refresh-token") == 0)
-		ok = mac_field(ctx, creds->identity_token);
-	else if (ok && strcmp(kind, "basic") == 0)
-		ok = mac_field(ctx, user) && mac_field(ctx, pass);
-	OPENSSL_cleanse(pass, sizeof(pass));
-	if (!ok || EVP_MAC_final(ctx, md, &mdlen, sizeof(md)) != 1 ||
-	    mdlen * 2 != AUTH_IDENTITY_LEN)
-		return err_set(err, -EIO, "HMAC-SHA256 of the credentials failed");
+	struct hmac_sha256_ctx ctx;
+	uint8_t md[SHA256_DIGEST_SIZE];
+	size_t mdlen = sizeof(md);
+	hmac_sha256_set_key(&ctx, sizeof(c->key), c->key);
+	mac_field(&ctx, kind);
+	if (strcmp(kind, "refresh-token") == 0)
+		mac_field(&ctx, creds->identity_token);
+	else if (strcmp(kind, "basic") == 0) {
+		mac_field(&ctx, user);
+		mac_field(&ctx, pass);
+	}
+	explicit_bzero(pass, sizeof(pass));
+	hmac_sha256_digest(&ctx, sizeof(md), md);
+	explicit_bzero(&ctx, sizeof(ctx));
 
 	static const char hex[] = "0123456789abcdef";
 	for (size_t i = 0; i < mdlen; i++) {

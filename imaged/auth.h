@@ -24,6 +24,8 @@
 #include "common/error.h"
 #include "common/macro.h"
 
+struct fetch_pool;
+
 #define AUTH_USER_MAX      255
 #define AUTH_PASSWORD_MAX  4095
 #define AUTH_TOKEN_MAX     (16 * 1024) /* a token response body, and one token */
@@ -104,6 +106,8 @@ struct auth_fetch_opts {
 	long low_speed_time_sec; /* the whole request, connect included */
 	bool allow_http;         /* the realm may be plain http (insecure registries) */
 	const char *ca_file;     /* NULL: the system's CAs */
+	const char *user_agent;  /* may be NULL */
+	struct fetch_pool *pool; /* the transport (fetch.h) */
 };
 
 /* Get a token from ch's realm (ch->scheme must be Bearer) for scope (NULL: the

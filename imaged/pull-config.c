@@ -68,6 +68,18 @@ static int load_settings(const struct cric_config *cfg, const json_t *sec, struc
 				   err);
 		pc->progress_min_bytes = (uint64_t)json_integer_value(v);
 	}
+	if ((v = json_object_get(sec, "fetch_helper"))) {
+		if (!json_is_string(v) || json_string_value(v)[0] != '/')
+			return bad(cfg, "fetch_helper", "an absolute path", err);
+		if (!(pc->fetch_helper = strdup(json_string_value(v))))
+			return -ENOMEM;
+	}
+	if ((v = json_object_get(sec, "fetch_idle_seconds"))) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > 3600)
+			return bad(cfg, "fetch_idle_seconds", "an integer from 1 to 3600", err);
+		pc->fetch_idle_sec = (unsigned)json_integer_value(v);
+	}
 	return 0;
 }
 
@@ -144,6 +156,7 @@ void pull_config_done(struct pull_config *pc)
 			free(pc->registries[i].mirrors[k]);
 	free(pc->registries);
 	free(pc->credentials_file);
+	free(pc->fetch_helper);
 	memset(pc, 0, sizeof(*pc));
 }
 

@@ -13,8 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-
 #include "common/cleanup.h"
 #include "common/digest.h"
 #include "cric_version.h"
@@ -50,7 +48,7 @@ static bool creds_from_file(const char *path, const char *domain, struct auth_fi
 	}
 	struct cric_err err;
 	r = auth_creds_file_parse(data, len, domain, f, &err);
-	OPENSSL_cleanse(data, len);
+	explicit_bzero(data, len);
 	if (r < 0 && r != -ENOENT)
 		log_warning("credentials file \"%s\": %s, ignoring", path, err.msg);
 	return r == 0;
@@ -739,6 +737,8 @@ int puller_new(const struct pull_config *pc, const char *staging_dir, struct cri
 		.progress_min_bytes = pc->progress_min_bytes,
 		.insecure = insecure,
 		.user_agent = "cric/" CRIC_VERSION,
+		.fetch_helper = pc->fetch_helper,
+		.fetch_idle_sec = pc->fetch_idle_sec,
 	};
 	if ((r = registry_client_new(&o, &p->reg, err)) < 0) {
 		free(p->slot_domain);

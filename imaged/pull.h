@@ -61,6 +61,8 @@ struct pull_config {
 	unsigned progress_timeout_sec; /* with progress_min_bytes: registry.h */
 	uint64_t progress_min_bytes;
 	unsigned max_request_seconds; /* the suite's, see pull_image() */
+	char *fetch_helper;           /* the transport helper (fetch.h), NULL: beside us */
+	unsigned fetch_idle_sec;      /* it exits after so long unused */
 };
 
 /* Parse the "imaged" section of the config. */

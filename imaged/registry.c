@@ -1,4 +1,5 @@
-/* Registry HTTP API v2 client: manifests and blobs over libcurl. */
+/* Registry HTTP API v2 client: manifests and blobs over the transport
+ * helper (fetch.h). */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -11,12 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/evp.h>
+#include <nettle/sha2.h>
 
 #include "common/cleanup.h"
 #include "imaged/auth.h"
+#include "imaged/fetch.h"
 #include "imaged/manifest.h"
 #include "imaged/registry.h"
 #include "imaged/membuf.h"
@@ -32,50 +33,10 @@ struct registry_client {
 	char *ca_file;
 	char *user_agent;
 	struct auth_cache *cache;
+	struct fetch_pool *pool;
 };
 
-int registry_curl_errno(int code)
-{
-	switch ((CURLcode)code) {
-	case CURLE_OK:
-		return 0;
-	case CURLE_COULDNT_CONNECT:
-		return -ECONNREFUSED;
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_RESOLVE_PROXY:
-		return -EHOSTUNREACH;
-	case CURLE_OPERATION_TIMEDOUT:
-		return -ETIMEDOUT;
-	case CURLE_PARTIAL_FILE:
-	case CURLE_RECV_ERROR:
-	case CURLE_SEND_ERROR:
-	case CURLE_GOT_NOTHING:
-		return -ECONNRESET;
-	case CURLE_OUT_OF_MEMORY:
-		return -ENOMEM;
-	case CURLE_TOO_MANY_REDIRECTS:
-		return -ELOOP;
-	case CURLE_UNSUPPORTED_PROTOCOL:
-		return -EPROTONOSUPPORT;
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CACERT_BADFILE:
-		return -EPROTO;
-	default:
-		return -EIO;
-	}
-}
-
 /* --- client --- */
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_result;
-
-static void curl_init_once(void)
-{
-	curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 int registry_client_new(const struct registry_client_opts *opts, struct registry_client **ret,
 			struct cric_err *err)
@@ -84,14 +45,14 @@ int registry_client_new(const struct registry_client_opts *opts, struct registry
 	if (!opts)
 		opts = &defaults;
 
-	pthread_once(&curl_once, curl_init_once);
-	if (curl_init_result != CURLE_OK)
-		return err_set(err, -EIO, "initialise libcurl: %s",
-			       curl_easy_strerror(curl_init_result));
-
 	struct registry_client *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
+	int r = fetch_pool_new(opts->fetch_helper, opts->fetch_idle_sec, &c->pool, err);
+	if (r < 0) {
+		free(c);
+		return r;
+	}
 	c->connect_timeout_sec = opts->connect_timeout_sec ?: REGISTRY_DEFAULT_CONNECT_TIMEOUT;
 	c->progress_timeout_sec = opts->progress_timeout_sec ?: REGISTRY_DEFAULT_PROGRESS_TIMEOUT;
 	c->progress_min_bytes = opts->progress_min_bytes ?: REGISTRY_DEFAULT_PROGRESS_MIN_BYTES;
@@ -124,6 +85,7 @@ struct registry_client *registry_client_free(struct registry_client *c)
 	free(c->ca_file);
 	free(c->user_agent);
 	auth_cache_free(c->cache);
+	fetch_pool_free(c->pool);
 	free(c);
 	return NULL;
 }
@@ -192,10 +154,10 @@ struct session {
 static void session_done(struct session *s)
 {
 	if (s->token)
-		OPENSSL_cleanse(s->token, strlen(s->token));
+		explicit_bzero(s->token, strlen(s->token));
 	free(s->token);
 	s->token = NULL;
-	OPENSSL_cleanse(s->pass, sizeof(s->pass));
+	explicit_bzero(s->pass, sizeof(s->pass));
 }
 
 static int session_init(struct registry_client *c, const struct image_ref *ref,
@@ -227,67 +189,58 @@ static int session_init(struct registry_client *c, const struct image_ref *ref,
 	return 0;
 }
 
-static CURLcode perform(struct registry_client *c, struct xfer *x, const struct session *s,
-			const char *range)
-{
-	_cleanup_curl_ CURL *curl = curl_easy_init();
-	_cleanup_curl_slist_ struct curl_slist *hdrs = NULL;
-	char accept[1024];
-	struct xfer_progress xp = { .x = x,
-				    .progress_timeout_sec = c->progress_timeout_sec,
-				    .progress_min_bytes = c->progress_min_bytes };
+static const struct fetch_ops xfer_ops = {
+	.header = xfer_on_header,
+	.body = xfer_on_body,
+	.tick = xfer_on_tick,
+};
 
-	if (!curl)
-		return CURLE_OUT_OF_MEMORY;
+/* One request of x: 0 with x's response recorded; a stop of x's callbacks
+ * (x->stop, x->stopped); or a transport failure (its message in msg). */
+static int perform(struct registry_client *c, struct xfer *x, const struct session *s,
+		   const char *range, char msg[static FETCH_MSG_MAX], struct cric_err *err)
+{
+	char accept[1024];
+	struct fetch_req rq = {
+		.url = x->url,
+		.allow_http = x->insecure,
+		.max_redirs = REGISTRY_MAX_REDIRECTS,
+		.connect_timeout_sec = c->connect_timeout_sec,
+		.user_agent = c->user_agent,
+		.ca_file = c->ca_file,
+	};
+	size_t nh = 0;
 	if (x->accept) {
 		snprintf(accept, sizeof(accept), "Accept: %s", x->accept);
-		struct curl_slist *l = curl_slist_append(hdrs, accept);
-		if (!l)
-			return CURLE_OUT_OF_MEMORY;
-		hdrs = l;
+		rq.headers[nh++] = accept;
 	}
-	if (range) {
-		struct curl_slist *l = curl_slist_append(hdrs, range);
-		if (!l)
-			return CURLE_OUT_OF_MEMORY;
-		hdrs = l;
-	}
-	const char *protos = x->insecure ? "http,https" : "https";
-	curl_easy_setopt(curl, CURLOPT_URL, x->url);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, protos);
-	curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, protos);
-	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(curl, CURLOPT_MAXREDIRS, (long)REGISTRY_MAX_REDIRECTS);
-	/* Credentials go to the registry's host only, never to a redirect target. */
-	curl_easy_setopt(curl, CURLOPT_UNRESTRICTED_AUTH, 0L);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, (long)c->connect_timeout_sec);
-	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, xfer_on_progress);
-	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &xp);
-	curl_easy_setopt(curl, CURLOPT_USERAGENT, c->user_agent);
-	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, xfer_on_header);
-	curl_easy_setopt(curl, CURLOPT_HEADERDATA, x);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, xfer_on_body);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, x);
-	if (hdrs)
-		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
-	if (c->ca_file)
-		curl_easy_setopt(curl, CURLOPT_CAINFO, c->ca_file);
+	if (range)
+		rq.headers[nh++] = range;
 	if (s->kind == AUTHN_BEARER) {
-		curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
-		curl_easy_setopt(curl, CURLOPT_XOAUTH2_BEARER, s->token);
+		rq.bearer = s->token;
 	} else if (s->kind == AUTHN_BASIC) {
-		curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-		curl_easy_setopt(curl, CURLOPT_USERNAME, s->user);
-		curl_easy_setopt(curl, CURLOPT_PASSWORD, s->pass);
+		rq.user = s->user;
+		rq.pass = s->pass;
 	}
 	xfer_reset_response(x);
 	x->stop = 0;
 	x->stopped = STOPPED_NOT;
 	x->mark_bytes = x->received;
 	x->mark_ns = xfer_mono_ns();
-	return curl_easy_perform(curl);
+	x->progress_timeout_sec = c->progress_timeout_sec;
+	x->progress_min_bytes = c->progress_min_bytes;
+	struct fetch_done done;
+	struct cric_err ferr = { "" };
+	int r = fetch_perform(c->pool, &rq, &xfer_ops, x, &done, &ferr);
+	if (r == -ECANCELED)
+		return r; /* x says why */
+	if (r < 0) {
+		snprintf(msg, FETCH_MSG_MAX, "%s", ferr.msg[0] ? ferr.msg : strerror(-r));
+		(void)err;
+		return r;
+	}
+	snprintf(msg, FETCH_MSG_MAX, "%s", done.msg);
+	return done.err;
 }
 
 /* Answer a 401: get a token or pick basic credentials. */
@@ -321,6 +274,8 @@ static int answer_challenge(struct registry_client *c, const struct xfer *x, str
 		.low_speed_time_sec = c->progress_timeout_sec,
 		.allow_http = x->insecure,
 		.ca_file = c->ca_file,
+		.pool = c->pool,
+		.user_agent = c->user_agent,
 	};
 	_cleanup_free_ char *token = NULL;
 	long ttl = 0;
@@ -344,7 +299,8 @@ static int request(struct registry_client *c, struct xfer *x, struct session *s,
 		   struct cric_err *err)
 {
 	for (;;) {
-		CURLcode cc = perform(c, x, s, range);
+		char msg[FETCH_MSG_MAX] = "";
+		int rc = perform(c, x, s, range, msg, err);
 		if (x->stopped == STOPPED_STALLED)
 			return err_set(err, -ETIMEDOUT,
 				       "registry \"%s\": %s stalled: fewer than %" PRIu64
@@ -362,9 +318,8 @@ static int request(struct registry_client *c, struct xfer *x, struct session *s,
 				       s->domain, x->what, x->received);
 		if (x->stop)
 			return x->stop;
-		if (cc != CURLE_OK)
-			return err_set(err, registry_curl_errno(cc), "registry \"%s\": %s",
-				       s->domain, curl_easy_strerror(cc));
+		if (rc < 0)
+			return err_set(err, rc, "registry \"%s\": %s", s->domain, msg);
 		if (x->status != 401)
 			return 0;
 		if (s->answered)
@@ -487,8 +442,6 @@ int registry_fetch_manifest(struct registry_client *c, const struct image_ref *r
 {
 	_cleanup_(session_donep) struct session s = { 0 };
 	_cleanup_xfer_ struct xfer *x = NULL;
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned mdlen = 0;
 	char what[IMAGE_REF_STRING_MAX + 32];
 	int r;
 
@@ -523,10 +476,13 @@ int registry_fetch_manifest(struct registry_client *c, const struct image_ref *r
 	if (x->status != 200)
 		return status_error(x, &s, what, err);
 
-	if (EVP_Digest(x->mem.data ?: "", x->mem.len, md, &mdlen, EVP_sha256(), NULL) != 1)
-		return err_set(err, -EIO, "sha256 failed");
+	uint8_t md[SHA256_DIGEST_SIZE];
+	struct sha256_ctx sha;
+	sha256_init(&sha);
+	sha256_update(&sha, x->mem.len, (const uint8_t *)(x->mem.data ?: ""));
+	sha256_digest(&sha, sizeof(md), md);
 	char digest[IMAGE_DIGEST_LEN + 1];
-	digest_hex(md, mdlen, digest);
+	digest_hex(md, sizeof(md), digest);
 	if (by_digest && strcmp(digest, reference) != 0)
 		return err_set(err, -EBADMSG, "registry \"%s\": %s: content has digest %s",
 			       s.domain, what, digest);
@@ -602,12 +558,11 @@ static int fetch_resuming(struct registry_client *c, struct xfer *x, struct sess
 static int blob_verify(const struct xfer *x, const struct session *s, const char *what,
 		       const char *digest, int64_t expected_size, struct cric_err *err)
 {
-	unsigned char buf[EVP_MAX_MD_SIZE];
-	unsigned n = 0;
+	uint8_t buf[SHA256_DIGEST_SIZE];
 	char got[IMAGE_DIGEST_LEN + 1];
-	if (EVP_DigestFinal_ex(x->md, buf, &n) != 1)
-		return err_set(err, -EIO, "sha256 failed");
-	digest_hex(buf, n, got);
+	struct sha256_ctx md = x->md;
+	sha256_digest(&md, sizeof(buf), buf);
+	digest_hex(buf, sizeof(buf), got);
 	if (expected_size >= 0 && x->off != (uint64_t)expected_size)
 		return err_set(err, -EBADMSG, "registry \"%s\": %s: got %llu bytes, expected %lld",
 			       s->domain, what, (unsigned long long)x->off,
@@ -625,7 +580,6 @@ int registry_fetch_blob(struct registry_client *c, const struct image_ref *ref, 
 {
 	_cleanup_(session_donep) struct session s = { 0 };
 	_cleanup_xfer_ struct xfer *x = NULL;
-	_cleanup_evp_md_ctx_ EVP_MD_CTX *md = NULL;
 	char what[IMAGE_DIGEST_LEN + 16];
 	unsigned resumes = 0;
 	int r;
@@ -642,18 +596,15 @@ int registry_fetch_blob(struct registry_client *c, const struct image_ref *ref, 
 	if (r < 0)
 		return r;
 	x = calloc(1, sizeof(*x));
-	md = EVP_MD_CTX_new();
-	if (!x || !md)
+	if (!x)
 		return -ENOMEM;
-	if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
-		return err_set(err, -EIO, "sha256 failed");
+	sha256_init(&x->md);
 	x->sink = SINK_FILE;
 	x->what = what;
 	x->deadline_ns = opts ? opts->deadline_ns : 0;
 	x->cancel = opts ? opts->cancel : NULL;
 	x->caller_cancel = opts ? opts->caller_cancel : NULL;
 	x->fd = out_fd;
-	x->md = md;
 	x->bopts = opts;
 	x->limit = expected_size >= 0 ? (uint64_t)expected_size : (uint64_t)LAYER_MAX_BYTES;
 	r = build_url(c, &s, x, ref->path, "blobs", digest);

@@ -1,5 +1,6 @@
 /* A client of the Docker Registry HTTP API v2 / OCI distribution spec
- * (libcurl): manifests into memory, blobs streamed into a file.
+ * (libcurl, in the helper process of fetch.h): manifests into memory, blobs
+ * streamed into a file.
  *
  * Transport: https, or plain http for insecure registries only: those named
  * in registry_client_opts.insecure, and loopback ones (localhost,
@@ -17,8 +18,8 @@
  * must equal it too. A blob is hashed while it is written (no second pass)
  * and must match its digest and, when given, its size.
  *
- * Threads: a client may be used from several threads at once (each call uses
- * its own curl handle; the token cache is locked). Every fetch blocks on the
+ * Threads: a client may be used from several threads at once (each request
+ * is a transfer of its own in the helper; the token cache is locked). Every fetch blocks on the
  * network; the progress callback is called from the calling thread. Nothing
  * here logs; secrets never appear in error messages.
  *
@@ -68,6 +69,8 @@ struct registry_client_opts {
 	const char *const *insecure;   /* NULL-terminated domains ("reg.local:5000") */
 	const char *ca_file;           /* NULL: the system's CAs */
 	const char *user_agent;        /* NULL: "cric" */
+	const char *fetch_helper;      /* cric-fetch; NULL: beside our executable */
+	unsigned fetch_idle_sec;       /* the helper exits after so long unused; 0: default */
 };
 
 struct registry_client;
@@ -127,6 +130,3 @@ int registry_fetch_blob(struct registry_client *c, const struct image_ref *ref, 
 			int out_fd, int64_t expected_size, const struct registry_creds *creds,
 			const struct registry_blob_opts *opts, uint64_t *ret_size,
 			unsigned *ret_resumes, struct cric_err *err);
-
-/* A CURLcode as a negative errno (for auth.c). */
-int registry_curl_errno(int curl_code);

@@ -1,4 +1,6 @@
-/* One HTTP transfer of the registry client: libcurl's callbacks (see xfer.h). */
+/* One HTTP transfer of the registry client: the transport's callbacks (see
+ * xfer.h). */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -24,14 +26,11 @@ static int64_t real_ns(void)
 	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-int xfer_on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-		     curl_off_t ulnow)
+int xfer_on_tick(void *userdata)
 {
-	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-	const struct xfer_progress *xp = userdata;
-	struct xfer *x = xp->x;
+	struct xfer *x = userdata;
 	int64_t now = xfer_mono_ns();
-	if (x->received - x->mark_bytes >= xp->progress_min_bytes) {
+	if (x->received - x->mark_bytes >= x->progress_min_bytes) {
 		x->mark_bytes = x->received;
 		x->mark_ns = now;
 	}
@@ -44,11 +43,20 @@ int xfer_on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_
 		x->stopped = STOPPED_DEADLINE;
 		return 1;
 	}
-	if (now - x->mark_ns >= (int64_t)xp->progress_timeout_sec * 1000000000LL) {
+	if (now - x->mark_ns >= (int64_t)x->progress_timeout_sec * 1000000000LL) {
 		x->stopped = STOPPED_STALLED;
 		return 1;
 	}
 	return 0;
+}
+
+/* The 3 digits of a status line's code (not NUL-terminated), 0 if not. */
+static long status_code(const char *p, size_t n)
+{
+	if (n < 3 || !isdigit((unsigned char)p[0]) || !isdigit((unsigned char)p[1]) ||
+	    !isdigit((unsigned char)p[2]) || (n > 3 && p[3] != ' '))
+		return 0;
+	return (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
 }
 
 void xfer_reset_response(struct xfer *x)
@@ -71,10 +79,9 @@ static void copy_header_value(char *dst, size_t n, const char *v, size_t vlen)
 	dst[vlen] = '\0';
 }
 
-size_t xfer_on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
+int xfer_on_header(void *userdata, const char *ptr, size_t len)
 {
 	struct xfer *x = userdata;
-	size_t n = size * nmemb, len = n;
 
 	while (len > 0 && (ptr[len - 1] == '\r' || ptr[len - 1] == '\n'))
 		len--;
@@ -82,12 +89,12 @@ size_t xfer_on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 		xfer_reset_response(x);
 		const char *sp = memchr(ptr, ' ', len);
 		if (sp)
-			x->status = strtol(sp + 1, NULL, 10);
-		return n;
+			x->status = status_code(sp + 1, (size_t)(ptr + len - sp - 1));
+		return 0;
 	}
 	const char *colon = memchr(ptr, ':', len);
 	if (!colon)
-		return n;
+		return 0;
 	size_t klen = (size_t)(colon - ptr);
 	const char *v = colon + 1;
 	while (v < ptr + len && (*v == ' ' || *v == '\t'))
@@ -109,43 +116,40 @@ size_t xfer_on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 			x->range_start = (int64_t)start;
 	}
 #undef IS
-	return n;
+	return 0;
 }
 
-static size_t sink_memory(struct xfer *x, const char *ptr, size_t n)
+static int sink_memory(struct xfer *x, const char *ptr, size_t n)
 {
 	int r = membuf_append(&x->mem, ptr, n);
 	if (r < 0) {
 		x->stop = r;
-		return 0;
+		return -1;
 	}
-	return n;
+	return 0;
 }
 
-static size_t sink_file(struct xfer *x, const char *ptr, size_t n)
+static int sink_file(struct xfer *x, const char *ptr, size_t n)
 {
 	if (!x->started) {
 		x->started = true;
 		if (x->status == 206 && x->range_start != (int64_t)x->off) {
 			x->stop = -EPROTO;
-			return 0;
+			return -1;
 		}
 		if (x->status == 200 && x->off > 0) {
 			/* The server ignored Range: start over. */
-			if (EVP_DigestInit_ex(x->md, EVP_sha256(), NULL) != 1) {
-				x->stop = -EIO;
-				return 0;
-			}
+			sha256_init(&x->md);
 			if (ftruncate(x->fd, 0) < 0) {
 				x->stop = -errno;
-				return 0;
+				return -1;
 			}
 			x->off = 0;
 		}
 	}
 	if (x->off + n > x->limit) {
 		x->stop = -EBADMSG;
-		return 0;
+		return -1;
 	}
 	for (size_t done = 0; done < n;) {
 		ssize_t w = pwrite(x->fd, ptr + done, n - done, (off_t)(x->off + done));
@@ -153,24 +157,20 @@ static size_t sink_file(struct xfer *x, const char *ptr, size_t n)
 			continue;
 		if (w <= 0) {
 			x->stop = w < 0 ? -errno : -EIO;
-			return 0;
+			return -1;
 		}
 		done += (size_t)w;
 	}
-	if (EVP_DigestUpdate(x->md, ptr, n) != 1) {
-		x->stop = -EIO;
-		return 0;
-	}
+	sha256_update(&x->md, n, (const uint8_t *)ptr);
 	x->off += n;
 	if (x->bopts && x->bopts->progress)
 		x->bopts->progress(x->bopts->userdata, x->off);
-	return n;
+	return 0;
 }
 
-size_t xfer_on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+int xfer_on_body(void *userdata, const char *ptr, size_t n)
 {
 	struct xfer *x = userdata;
-	size_t n = size * nmemb;
 
 	x->received += n;
 	if (x->status == 200 || x->status == 206)
@@ -183,5 +183,5 @@ size_t xfer_on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 		x->errlen += k;
 		x->errbody[x->errlen] = '\0';
 	}
-	return n; /* redirects, informational responses: discarded */
+	return 0; /* redirects, informational responses: discarded */
 }

@@ -1,15 +1,15 @@
-/* One HTTP transfer of the registry client (registry.c): what libcurl's
- * callbacks record of a response (headers, a body into memory or into a
- * file being hashed, progress). Internal to imaged/registry.c and
- * imaged/xfer.c. Single threaded: one transfer, one thread. */
+/* One HTTP transfer of the registry client (registry.c): what the
+ * transport's callbacks (fetch.h) record of a response (headers, a body
+ * into memory or into a file being hashed, progress). Internal to
+ * imaged/registry.c and imaged/xfer.c. Single threaded: one transfer, one
+ * thread. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include <curl/curl.h>
-#include <openssl/evp.h>
+#include <nettle/sha2.h>
 
 #include "imaged/membuf.h"
 #include "imaged/reference.h"
@@ -46,7 +46,7 @@ struct xfer {
 	/* SINK_FILE */
 	int fd;
 	uint64_t off, limit;
-	EVP_MD_CTX *md;
+	struct sha256_ctx md;
 	const struct registry_blob_opts *bopts;
 
 	/* why the write callback stopped the transfer */
@@ -60,24 +60,22 @@ struct xfer {
 	uint64_t received, mark_bytes;
 	int64_t mark_ns, deadline_ns;
 	const int *cancel, *caller_cancel;
+	unsigned progress_timeout_sec;
+	uint64_t progress_min_bytes;
 	enum { STOPPED_NOT, STOPPED_STALLED, STOPPED_DEADLINE, STOPPED_CANCELLED } stopped;
 };
 
-/* libcurl's progress callback (at least once a second, and as data moves):
- * a transfer that took longer than progress_timeout_sec to receive the
- * next progress_min_bytes, or whose caller's deadline passed, stops. */
-struct xfer_progress {
-	struct xfer *x;
-	unsigned progress_timeout_sec;
-	uint64_t progress_min_bytes;
-};
-int xfer_on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-		     curl_off_t ulnow);
+/* The transport's tick (at least twice a second, and as data moves): a
+ * transfer that took longer than progress_timeout_sec to receive the next
+ * progress_min_bytes, or whose caller's deadline passed, stops (nonzero).
+ * userdata is the struct xfer; its progress fields below. */
+int xfer_on_tick(void *userdata);
 
 /* CLOCK_MONOTONIC in ns. */
 int64_t xfer_mono_ns(void);
 /* Forget the response headers (a new status line: a redirect, a 401). */
 void xfer_reset_response(struct xfer *x);
-/* libcurl's header and write callbacks; userdata is the struct xfer. */
-size_t xfer_on_header(char *ptr, size_t size, size_t nmemb, void *userdata);
-size_t xfer_on_body(char *ptr, size_t size, size_t nmemb, void *userdata);
+/* The transport's header and body callbacks (fetch.h's fetch_ops);
+ * userdata is the struct xfer. < 0 stops the transfer (x->stop says why). */
+int xfer_on_header(void *userdata, const char *line, size_t len);
+int xfer_on_body(void *userdata, const char *data, size_t len);

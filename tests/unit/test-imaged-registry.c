@@ -393,10 +393,25 @@ static int group_setup(void **state)
 	return 0;
 }
 
+/* build/tests/<this> -> build/bin/cric-fetch, the transport helper. */
+static const char *fetch_helper(void)
+{
+	static char path[PATH_MAX];
+	if (!path[0]) {
+		char exe[PATH_MAX];
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		assert_true(n > 0);
+		exe[n] = '\0';
+		snprintf(path, sizeof(path), "%s/../bin/cric-fetch", dirname(exe));
+	}
+	return path;
+}
+
 static struct registry_client *client(unsigned low_speed)
 {
 	struct registry_client *c = NULL;
 	struct registry_client_opts o = { .max_retries = -1,
+					  .fetch_helper = fetch_helper(),
 					  .progress_timeout_sec = low_speed,
 					  .connect_timeout_sec = 5,
 					  .retry_delay_ms = 20 };
@@ -670,7 +685,7 @@ static void test_insecure(void **state)
 {
 	(void)state;
 	const char *const insecure[] = { "reg.local:5000", NULL };
-	struct registry_client_opts o = { .insecure = insecure };
+	struct registry_client_opts o = { .insecure = insecure, .fetch_helper = fetch_helper() };
 	_cleanup_(registry_client_freep) struct registry_client *c = NULL;
 	assert_int_equal(registry_client_new(&o, &c, NULL), 0);
 	assert_true(registry_is_insecure(c, "localhost"));
@@ -1126,6 +1141,7 @@ static void test_trickle_and_deadline(void **state)
 	 * caller's deadline (3.5 s away) ends it. */
 	struct registry_client *c4 = NULL;
 	struct registry_client_opts o = { .max_retries = -1,
+					  .fetch_helper = fetch_helper(),
 					  .progress_timeout_sec = 2,
 					  .progress_min_bytes = 2,
 					  .connect_timeout_sec = 5 };
