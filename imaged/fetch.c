@@ -232,7 +232,8 @@ static int send_request(int fd, const struct fetch_req *rq)
 	char redirs[16], conn_to[16], to[16];
 	int r = fetch_write_str(fd, FETCH_REQ_URL, rq->url);
 	if (r == 0)
-		r = fetch_write_str(fd, FETCH_REQ_PROTOCOLS, rq->allow_http ? "http,https" : "https");
+		r = fetch_write_str(fd, FETCH_REQ_PROTOCOLS,
+				    rq->allow_http ? "http,https" : "https");
 	if (r == 0 && rq->max_redirs >= 0)
 		r = fetch_write_str(fd, FETCH_REQ_MAX_REDIRS,
 				    fmt_num(redirs, (unsigned)rq->max_redirs));
@@ -285,7 +286,8 @@ static int attempt(int fd, const struct fetch_req *rq, const struct fetch_ops *o
 		if (r == -EBADMSG)
 			return err_set(err, r, "fetch helper: malformed frame");
 		if (r < 0)
-			return r == -ECONNRESET ? r : err_set(err, r, "fetch helper: %s", strerror(-r));
+			return r == -ECONNRESET ? r
+						: err_set(err, r, "fetch helper: %s", strerror(-r));
 		if (r > 0) {
 			*heard = true;
 			switch (f.type) {
@@ -301,8 +303,8 @@ static int attempt(int fd, const struct fetch_req *rq, const struct fetch_ops *o
 						       "fetch helper: malformed result");
 				return 0;
 			default:
-				return err_set(err, -EBADMSG, "fetch helper: unexpected frame %u",
-					       f.type);
+				return err_set(err, -EBADMSG,
+					       "fetch helper: malformed frame (type %u)", f.type);
 			}
 			if (r < 0)
 				return -ECANCELED;

@@ -39,16 +39,16 @@ pid_t fetch_pool_helper_pid(struct fetch_pool *p);
 
 struct fetch_req {
 	const char *url;
-	bool allow_http;          /* http and https, else https only (redirects too) */
-	int max_redirs;           /* < 0: redirects are not followed */
+	bool allow_http; /* http and https, else https only (redirects too) */
+	int max_redirs;  /* < 0: redirects are not followed */
 	unsigned connect_timeout_sec;
-	unsigned timeout_sec;     /* the whole request, 0: none (the callbacks stop it) */
-	const char *user_agent;   /* may be NULL */
-	const char *headers[4];   /* "Name: value", NULL-terminated */
-	const char *ca_file;      /* NULL: the system's */
-	const char *bearer;       /* or user and pass; sent to the URL's host only */
+	unsigned timeout_sec;   /* the whole request, 0: none (the callbacks stop it) */
+	const char *user_agent; /* may be NULL */
+	const char *headers[4]; /* "Name: value", NULL-terminated */
+	const char *ca_file;    /* NULL: the system's */
+	const char *bearer;     /* or user and pass; sent to the URL's host only */
 	const char *user, *pass;
-	const char *post;         /* a form body: POST */
+	const char *post; /* a form body: POST */
 };
 
 /* Called on the caller's thread as the response comes. header gets one

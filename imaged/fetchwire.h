@@ -18,25 +18,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FETCH_FRAME_HDR 5
-#define FETCH_FRAME_MAX (64 * 1024)
-#define FETCH_MSG_MAX   256 /* FETCH_EV_DONE's message, NUL included */
-#define FETCH_MAX_HEADERS 16 /* FETCH_REQ_HEADER frames in one request */
+#define FETCH_FRAME_HDR   5
+#define FETCH_FRAME_MAX   (64 * 1024)
+#define FETCH_MSG_MAX     256 /* FETCH_EV_DONE's message, NUL included */
+#define FETCH_MAX_HEADERS 16  /* FETCH_REQ_HEADER frames in one request */
 
 enum fetch_type {
 	/* request: strings (no NUL inside, none needed at the end) */
 	FETCH_REQ_URL = 1,
-	FETCH_REQ_PROTOCOLS,     /* "https" or "http,https"; also for redirects */
-	FETCH_REQ_MAX_REDIRS,    /* decimal; absent: redirects are not followed */
+	FETCH_REQ_PROTOCOLS,       /* "https" or "http,https"; also for redirects */
+	FETCH_REQ_MAX_REDIRS,      /* decimal; absent: redirects are not followed */
 	FETCH_REQ_CONNECT_TIMEOUT, /* decimal seconds */
-	FETCH_REQ_TIMEOUT,       /* decimal seconds for the whole request; absent: none */
+	FETCH_REQ_TIMEOUT,         /* decimal seconds for the whole request; absent: none */
 	FETCH_REQ_USER_AGENT,
-	FETCH_REQ_HEADER,        /* "Name: value" */
+	FETCH_REQ_HEADER, /* "Name: value" */
 	FETCH_REQ_CA_FILE,
-	FETCH_REQ_BEARER,        /* a bearer token (Authorization, to the URL's host only) */
-	FETCH_REQ_USER,          /* basic credentials, with FETCH_REQ_PASS */
+	FETCH_REQ_BEARER, /* a bearer token (Authorization, to the URL's host only) */
+	FETCH_REQ_USER,   /* basic credentials, with FETCH_REQ_PASS */
 	FETCH_REQ_PASS,
-	FETCH_REQ_POST,          /* a form body: the request is a POST */
+	FETCH_REQ_POST, /* a form body: the request is a POST */
 	FETCH_REQ_END,
 	/* events */
 	FETCH_EV_HEADER = 32,

@@ -27,9 +27,9 @@
 
 #include "imaged/fetchwire.h"
 
-#define CTL_FD              3
-#define REQUEST_TIMEOUT_MS  10000 /* for imaged to send the whole request */
-#define MAX_TRANSFERS       256
+#define CTL_FD             3
+#define REQUEST_TIMEOUT_MS 10000 /* for imaged to send the whole request */
+#define MAX_TRANSFERS      256
 
 static CURLSH *share;
 static pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
@@ -101,8 +101,8 @@ struct request {
 
 static void request_done(struct request *q)
 {
-	char **s[] = { &q->url,	   &q->protocols, &q->user_agent, &q->ca_file,
-		       &q->bearer, &q->user,	  &q->pass,	  &q->post };
+	char **s[] = { &q->url,    &q->protocols, &q->user_agent, &q->ca_file,
+		       &q->bearer, &q->user,      &q->pass,       &q->post };
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
 		if (*s[i])
 			explicit_bzero(*s[i], strlen(*s[i]));
@@ -175,8 +175,8 @@ static int read_request(struct fetch_reader *rd, struct request *q)
 		case FETCH_REQ_HEADER: {
 			char *h = dup_field(&f);
 			struct curl_slist *l = h && q->n_headers < FETCH_MAX_HEADERS
-						       ? curl_slist_append(q->headers, h)
-						       : NULL;
+						   ? curl_slist_append(q->headers, h)
+						   : NULL;
 			free(h);
 			if (!l)
 				return -EBADMSG;
