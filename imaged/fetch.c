@@ -329,7 +329,7 @@ int fetch_perform(struct fetch_pool *p, const struct fetch_req *rq, const struct
 			return r;
 		retire(p, gen);
 		if (heard || tries > 0)
-			return err_set(err, r, "fetch helper exited during the transfer");
+			return err_set(err, r, "the fetch helper (cric-fetch) exited during the transfer");
 	}
 }
 

@@ -214,7 +214,7 @@ static void test_hostile_helper(void **state)
 	setenv("HOSTILE_MODE", "midway", 1);
 	assert_int_equal(fetch_pool_new(path, 5, &p, &err), 0);
 	assert_int_equal(run(p, &s, &d, &err), -ECONNRESET);
-	assert_non_null(strstr(err.msg, "exited during the transfer"));
+	assert_non_null(strstr(err.msg, "cric-fetch) exited during the transfer"));
 	assert_int_equal(s.headers, 1);
 	assert_int_equal(run(p, &s, &d, &err), -ECONNRESET);
 	fetch_pool_free(p);
