@@ -88,8 +88,8 @@ static void *reaper(void *arg)
 	return NULL;
 }
 
-/* Start a helper; p->lock held. */
-static int helper_start(struct fetch_pool *p, struct cric_err *err)
+/* Start a helper, the pool's current one (also in *ret); p->lock held. */
+static int helper_start(struct fetch_pool *p, struct helper **ret, struct cric_err *err)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -145,6 +145,7 @@ static int helper_start(struct fetch_pool *p, struct cric_err *err)
 	h->next = p->all;
 	p->all = h;
 	p->cur = h;
+	*ret = h;
 	return 0;
 }
 
@@ -183,11 +184,16 @@ static int connect_helper(struct fetch_pool *p, unsigned *gen, struct cric_err *
 	pthread_mutex_lock(&p->lock);
 	int r = 0;
 	for (int tries = 0; tries < 2; tries++) {
-		if (!p->cur && (r = helper_start(p, err)) < 0)
+		struct helper *h = p->cur;
+		if (!h && (r = helper_start(p, &h, err)) < 0)
 			break;
-		r = send_fd(p->cur->ctl, sv[1]);
+		if (!h) { /* (helper_start() sets it on success) */
+			r = -EIO;
+			break;
+		}
+		r = send_fd(h->ctl, sv[1]);
 		if (r == 0) {
-			*gen = p->cur->gen;
+			*gen = h->gen;
 			break;
 		}
 		/* It exited (idle) or died: the reaper closes it; start anew. */
@@ -329,7 +335,8 @@ int fetch_perform(struct fetch_pool *p, const struct fetch_req *rq, const struct
 			return r;
 		retire(p, gen);
 		if (heard || tries > 0)
-			return err_set(err, r, "the fetch helper (cric-fetch) exited during the transfer");
+			return err_set(err, r,
+				       "the fetch helper (cric-fetch) exited during the transfer");
 	}
 }
 

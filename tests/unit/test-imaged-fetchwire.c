@@ -165,8 +165,8 @@ static char *hostile_path(void)
 	assert_true(n > 0);
 	exe[n] = '\0';
 	/* build/tests/<this> -> tests/unit/fetch-helpers/ of the tree. */
-	assert_true(asprintf(&p, "%s/../../tests/unit/fetch-helpers/hostile-fetch.py",
-			     dirname(exe)) > 0);
+	assert_true(
+	    asprintf(&p, "%s/../../tests/unit/fetch-helpers/hostile-fetch.py", dirname(exe)) > 0);
 	return p;
 }
 
