@@ -407,10 +407,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: cric-fetch IDLE_SECONDS (started by cric-imaged)\n");
 		return 2;
 	}
-	/* Nothing else of imaged's: only the control socket and stdio. */
+	/* Nothing else of imaged's: only the control socket and stdio (one
+	 * by one where close_range is filtered). */
 	if (close_range(CTL_FD + 1, ~0U, 0) < 0) {
-		perror("cric-fetch: close_range");
-		return 1;
+		long max = sysconf(_SC_OPEN_MAX);
+		for (long fd = CTL_FD + 1; fd < (max > 0 ? max : 65536); fd++)
+			close((int)fd);
 	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
 		perror("cric-fetch: no_new_privs");
