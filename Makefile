@@ -156,8 +156,9 @@ FETCH_O := $(BUILD)/obj/imaged/fetch/cric-fetch.o $(BUILD)/obj/imaged/fetchwire.
 $(BUILD)/bin/cric-fetch: $(FETCH_O)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -Wl,--as-needed -lcurl -lpthread -Wl,--no-as-needed
-# The registry's unit test pulls through it (and pushes with libcurl itself).
-$(BUILD)/tests/test-imaged-registry: $(BUILD)/bin/cric-fetch
+# The registry's unit test pulls through it (and pushes with libcurl itself);
+# the frames' test drives it over TLS.
+$(BUILD)/tests/test-imaged-registry $(BUILD)/tests/test-imaged-fetchwire: $(BUILD)/bin/cric-fetch
 
 CRICCTL_O := $(BUILD)/obj/cri-gateway/cricctl.o $(BUILD)/obj/cri-gateway/cricctl-ctr.o \
 	$(BUILD)/obj/cri-gateway/cricctl-ops.o $(BUILD)/obj/cri-gateway/routes.o

@@ -390,7 +390,7 @@ static void start_transfer(int fd)
 	}
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 256 * 1024);
+	pthread_attr_setstacksize(&attr, 1024 * 1024); /* TLS, curl's resolver */
 	if (pthread_create(&t, &attr, transfer_thread, (void *)(intptr_t)fd) != 0) {
 		close(fd);
 		pthread_mutex_lock(&state_lock);

@@ -240,6 +240,120 @@ static void test_helper_exits_at_once(void **state)
 	assert_non_null(strstr(err.msg, "/nonexistent/cric-fetch"));
 }
 
+/* --- the real helper over TLS --- */
+
+static const char TLS_SERVER[] = "import http.server, os, ssl, sys\n"
+				 "d = sys.argv[1]\n"
+				 "class H(http.server.BaseHTTPRequestHandler):\n"
+				 "    def do_GET(self):\n"
+				 "        body = b'x' * int(self.path[1:])\n"
+				 "        self.send_response(200)\n"
+				 "        self.send_header('Content-Length', str(len(body)))\n"
+				 "        self.end_headers()\n"
+				 "        self.wfile.write(body)\n"
+				 "    def log_message(self, *a):\n"
+				 "        pass\n"
+				 "s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)\n"
+				 "s.handle_error = lambda *a: None\n"
+				 "c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
+				 "c.load_cert_chain(d + '/c.pem', d + '/k.pem')\n"
+				 "s.socket = c.wrap_socket(s.socket, server_side=True)\n"
+				 "open(d + '/port.tmp', 'w').write(str(s.server_address[1]))\n"
+				 "os.rename(d + '/port.tmp', d + '/port')\n"
+				 "s.serve_forever()\n";
+
+static char *real_helper(void)
+{
+	char exe[PATH_MAX], *p = NULL;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	assert_true(n > 0);
+	exe[n] = '\0';
+	assert_true(asprintf(&p, "%s/../bin/cric-fetch", dirname(exe)) > 0);
+	return p;
+}
+
+static int stop_at_first_body(void *u, const char *data, size_t len)
+{
+	(void)u, (void)data, (void)len;
+	return -1;
+}
+
+static void test_tls_with_the_real_helper(void **state)
+{
+	(void)state;
+	char *dir = tmpdir_make("fetch-tls"), cmd[2 * PATH_MAX], path[PATH_MAX];
+	snprintf(cmd, sizeof(cmd),
+		 "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+		 "-addext subjectAltName=IP:127.0.0.1 -keyout %s/k.pem -out %s/c.pem "
+		 ">/dev/null 2>&1",
+		 dir, dir);
+	assert_int_equal(system(cmd), 0);
+	pid_t srv = fork();
+	assert_true(srv >= 0);
+	if (srv == 0) {
+		execl("/usr/bin/python3", "python3", "-c", TLS_SERVER, dir, (char *)NULL);
+		_exit(127);
+	}
+	snprintf(path, sizeof(path), "%s/port", dir);
+	int port = 0;
+	for (int i = 0; i < 500 && !port; i++) {
+		FILE *f = fopen(path, "re");
+		if (f) {
+			assert_int_equal(fscanf(f, "%d", &port), 1);
+			fclose(f);
+		} else {
+			usleep(10000);
+		}
+	}
+	assert_true(port > 0);
+
+	char *helper = real_helper(), url[128], ca[PATH_MAX];
+	struct fetch_pool *p = NULL;
+	struct cric_err err = { "" };
+	struct fetch_done d;
+	struct sink s;
+	snprintf(ca, sizeof(ca), "%s/c.pem", dir);
+	assert_int_equal(fetch_pool_new(helper, 5, &p, &err), 0);
+
+	/* Verified against the CA file given: the body comes whole. */
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/40", port);
+	struct fetch_req rq = {
+		.url = url, .max_redirs = 3, .connect_timeout_sec = 5, .ca_file = ca
+	};
+	s = (struct sink){ 0 };
+	assert_int_equal(fetch_perform(p, &rq, &ops, &s, &d, &err), 0);
+	assert_int_equal(d.err, 0);
+	assert_int_equal(d.status, 200);
+	assert_int_equal(s.len, 40);
+
+	/* Stopped by imaged at the first body bytes (the helper's curl sees
+	 * the socket close), and the next request still works. */
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/10000000", port);
+	const struct fetch_ops stop_ops = { on_header, stop_at_first_body, on_tick };
+	assert_int_equal(fetch_perform(p, &rq, &stop_ops, &s, &d, &err), -ECANCELED);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/7", port);
+	s = (struct sink){ 0 };
+	assert_int_equal(fetch_perform(p, &rq, &ops, &s, &d, &err), 0);
+	assert_int_equal(s.len, 7);
+
+	/* Without the CA: the certificate is refused; http without
+	 * allow_http: not even tried. */
+	rq.ca_file = NULL;
+	assert_int_equal(fetch_perform(p, &rq, &ops, &s, &d, &err), 0);
+	assert_int_equal(d.err, -EPROTO);
+	assert_true(d.msg[0] != '\0');
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/7", port);
+	assert_int_equal(fetch_perform(p, &rq, &ops, &s, &d, &err), 0);
+	assert_int_equal(d.err, -EPROTONOSUPPORT);
+	assert_true(fetch_pool_helper_pid(p) > 0);
+	fetch_pool_free(p);
+
+	kill(srv, SIGKILL);
+	waitpid(srv, NULL, 0);
+	tmpdir_remove(dir);
+	free(helper);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -248,6 +362,7 @@ int main(void)
 		cmocka_unit_test(test_reader),
 		cmocka_unit_test(test_hostile_helper),
 		cmocka_unit_test(test_helper_exits_at_once),
+		cmocka_unit_test(test_tls_with_the_real_helper),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
