@@ -259,6 +259,8 @@ static void setopts(CURL *h, const struct request *q, struct conn *c)
 	curl_easy_setopt(h, CURLOPT_SHARE, share);
 	curl_easy_setopt(h, CURLOPT_URL, q->url);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	/* Fewer, larger writes: each is a frame and a wakeup of imaged. */
+	curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 128L * 1024);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, q->protocols);
 	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, q->protocols);
 	if (q->max_redirs >= 0) {
