@@ -19,6 +19,7 @@
 extern char **environ;
 
 #define HELPER_EXIT_WAIT_MS 5000 /* at fetch_pool_free, then SIGKILL */
+#define FETCH_SOCKET_BUFFER (1024 * 1024)
 
 struct helper {
 	pid_t pid;
@@ -181,6 +182,10 @@ static int connect_helper(struct fetch_pool *p, unsigned *gen, struct cric_err *
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return err_set(err, -errno, "fetch helper: socketpair: %s", strerror(errno));
+	/* Room for the helper to run ahead of us (the kernel caps it at
+	 * wmem_max): fewer wakeups of either side per blob. */
+	int sndbuf = FETCH_SOCKET_BUFFER;
+	(void)setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	pthread_mutex_lock(&p->lock);
 	int r = 0;
 	for (int tries = 0; tries < 2; tries++) {

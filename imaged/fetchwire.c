@@ -93,17 +93,22 @@ int fetch_reader_next(struct fetch_reader *r, int timeout_ms, struct fetch_frame
 			r->end -= r->start;
 			r->start = 0;
 		}
-		struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
-		int p = poll(&pfd, 1, timeout_ms);
-		if (p < 0 && errno == EINTR)
+		/* Read first, wait only when nothing is there: one syscall a
+		 * batch while the peer keeps up. */
+		ssize_t got = recv(r->fd, r->buf + r->end, sizeof(r->buf) - r->end, MSG_DONTWAIT);
+		if (got < 0 && errno == EINTR)
 			continue;
-		if (p < 0)
-			return -errno;
-		if (p == 0)
-			return 0;
-		ssize_t got = recv(r->fd, r->buf + r->end, sizeof(r->buf) - r->end, 0);
-		if (got < 0 && (errno == EINTR || errno == EAGAIN))
+		if (got < 0 && errno == EAGAIN) {
+			struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
+			int p = poll(&pfd, 1, timeout_ms);
+			if (p < 0 && errno == EINTR)
+				continue;
+			if (p < 0)
+				return -errno;
+			if (p == 0)
+				return 0;
 			continue;
+		}
 		if (got < 0)
 			return errno == ECONNRESET || errno == EPIPE ? -ECONNRESET : -errno;
 		if (got == 0)

@@ -76,7 +76,7 @@ int fetch_done_parse(const uint8_t *p, size_t n, struct fetch_done *ret);
 struct fetch_reader {
 	int fd;
 	size_t start, end;
-	uint8_t buf[2 * (FETCH_FRAME_HDR + FETCH_FRAME_MAX)];
+	uint8_t buf[4 * (FETCH_FRAME_HDR + FETCH_FRAME_MAX)];
 };
 void fetch_reader_init(struct fetch_reader *r, int fd);
 /* The next frame (valid until the next call): 1 with *f; 0 when nothing
