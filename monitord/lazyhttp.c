@@ -61,6 +61,9 @@ static bool first_connection(struct lazy_http *l)
 static void *run(void *arg)
 {
 	struct lazy_http *l = arg;
+	/* Named like libmicrohttpd's own threads, which it starts and which
+	 * inherit its empty sets: what faces the network holds nothing. */
+	pthread_setname_np(pthread_self(), "MHD-wait");
 	int r = drop_thread_caps();
 	if (r < 0) {
 		l->r = err_set(&l->err, r, "could not drop capabilities for the HTTP thread");

@@ -99,7 +99,8 @@ def test_capability_sets_exact_on_every_thread(suite, daemon):
         assert st["Gid"].split() == [str(gid)] * 4, f"{daemon} thread {tid} Gid {st['Gid']}"
         if daemon in uids:
             assert st["Groups"].split() == [str(cric)], f"{daemon} Groups {st['Groups']}"
-        # monitord's streaming threads (libmicrohttpd's, the sessions') face
+        # monitord's streaming threads (libmicrohttpd's, the one waiting to
+        # start it at the first connection: MHD-wait, the sessions') face
         # the network and hold no capability at all.
         with open(f"/proc/{pid}/task/{tid}/comm") as f:
             comm = f.read().strip()
