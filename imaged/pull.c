@@ -737,6 +737,7 @@ int puller_new(const struct pull_config *pc, const char *staging_dir, struct cri
 		.progress_min_bytes = pc->progress_min_bytes,
 		.insecure = insecure,
 		.user_agent = "cric/" CRIC_VERSION,
+		.max_retries = -1, /* the default: a dropped blob download resumes */
 		.fetch_helper = pc->fetch_helper,
 		.fetch_idle_sec = pc->fetch_idle_sec,
 	};

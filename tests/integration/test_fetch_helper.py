@@ -1,16 +1,13 @@
 """imaged's registry transport in its helper, cric-fetch (imaged/fetch.h):
 an idle imaged maps no libcurl nor TLS library and has no helper; a pull
 starts one (imaged's user, no capabilities, no_new_privs) that exits once
-idle; a helper killed with -9 mid-blob fails that pull with a clear error
-(imaged resumes no blob: max_retries is 0 there; a transfer that had
-received nothing yet is retried on a new helper) while imaged stays up, and
-the next pull works on a new helper. Against Debian's
+idle; a helper killed with -9 mid-blob costs that pull nothing: the blob
+resumes (a Range request) on a new helper, while imaged stays up. Against Debian's
 docker-registry on loopback, with images built by the tests.
 """
 import os
 import signal
 
-import grpc
 import pytest
 
 from conftest import api, pid_running, skip_unless_ready, wait_for
@@ -123,13 +120,8 @@ def test_helper_killed_mid_blob(suite, reg, tmp_path):
         wait_for(proxy.started, timeout=20, what="a blob download to start")
         [h] = helpers_of(imaged)
         os.kill(h, signal.SIGKILL)
-        # A transfer that had received nothing yet is retried on a new
-        # helper; one cut midway fails the pull, saying why.
-        try:
-            assert fut.result().image_ref == cd
-        except grpc.RpcError as e:
-            assert e.code() == grpc.StatusCode.UNAVAILABLE, e.details()
-            assert "fetch helper (cric-fetch) exited during the transfer" in e.details()
+        # The cut blob resumes from where it stopped on a new helper.
+        assert fut.result().image_ref == cd
         assert suite.pid("imaged") == imaged and pid_running(imaged)
         assert h not in helpers_of(imaged)
         assert pull(suite, ref) == cd
