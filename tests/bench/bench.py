@@ -978,6 +978,29 @@ def bench_stream(rt, client, calls, image, mib, reps):
 
 # ---- concurrency, restarts, idle CPU, growth ----
 
+def wait_workloads_catch_sigterm(n, timeout=10.0):
+    """Until n workload processes handle SIGTERM. A container's process is
+    its PID namespace's init, which the kernel spares signals it has no
+    handler for: one stopped between runc starting it and its sigaction
+    ignores SIGTERM and costs StopContainer its whole grace period, which
+    would time the workload, not the runtime."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ready = 0
+        for pid, (_, comm, _) in procs().items():
+            if comm != WORKLOAD:
+                continue
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    cgt = next(line for line in f if line.startswith("SigCgt:"))
+            except (FileNotFoundError, ProcessLookupError, StopIteration):
+                continue
+            ready += bool(int(cgt.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+        if ready >= n or time.monotonic() > deadline:
+            return ready
+        time.sleep(0.005)
+
+
 def bench_concurrent(rt, pods, image):
     """pods pods of one container each, all at once (a thread each): wall
     time until all run, each pod's own time (RunPodSandbox + Create +
@@ -1013,6 +1036,7 @@ def bench_concurrent(rt, pods, image):
             filter=api.ContainerFilter(state=api.ContainerStateValue(
                 state=api.CONTAINER_RUNNING))), api.ListContainersResponse, timeout=60)
         assert len(running.containers) == pods, "not all containers run"
+        assert wait_workloads_catch_sigterm(pods) >= pods, "workloads not up"
         t = time.perf_counter()
         downs = list(ex.map(down, [(p, c) for _, p, c in ups]))
         wall_down = time.perf_counter() - t
